@@ -1,0 +1,23 @@
+//! The pure domain core of Portcullis.
+//!
+//! Everything here is a rule, not an action: no async, no I/O, no clock reads (the current
+//! time is always a parameter) and no randomness (random bytes are passed in). That keeps every
+//! rule unit-testable and fuzzable, and lets the protocol crates stay thin.
+
+pub mod assertion;
+pub mod audit;
+pub mod client;
+pub mod error;
+pub mod form;
+pub mod ids;
+pub mod scope;
+pub mod secret;
+pub mod token;
+
+pub use error::{CoreError, ErrorCode, OAuthError};
+pub use ids::{ClientId, Kid};
+pub use scope::ScopeSet;
+pub use secret::{Secret, SecretHash};
+
+/// Seconds since the Unix epoch; time always enters the core as a value of this type.
+pub type UnixTime = i64;

@@ -1,0 +1,175 @@
+//! The token request (RFC 6749 §4.4) and the access-token claims (RFC 9068 §2.2).
+
+use crate::form::Form;
+use crate::{ClientId, ErrorCode, OAuthError, ScopeSet, UnixTime};
+use serde::{Deserialize, Serialize};
+
+/// `client_assertion_type` for JWT client authentication (RFC 7523 §2.2).
+pub const JWT_BEARER_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// The grant types this server supports.
+pub const SUPPORTED_GRANT_TYPES: &[&str] = &["client_credentials"];
+
+/// A validated client_credentials token request, before client authentication.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRequest<'a> {
+    pub scope: Option<&'a str>,
+    pub resources: Vec<&'a str>,
+}
+
+/// Checks `grant_type` and extracts what the grant needs. OAuth 2.1 removed the implicit and
+/// password grants; the errors say so and name the replacement, because the caller is usually
+/// a developer porting an old integration.
+pub fn parse_token_request(form: &Form) -> Result<TokenRequest<'_>, OAuthError> {
+    if form.get("response_type").is_some() {
+        return Err(OAuthError::new(
+            ErrorCode::UnsupportedResponseType,
+            "the implicit grant (response_type=token) was removed in OAuth 2.1; machines use grant_type=client_credentials",
+        ));
+    }
+    let grant_type = form.require("grant_type")?;
+    match grant_type {
+        "client_credentials" => {}
+        "password" => {
+            return Err(OAuthError::new(
+                ErrorCode::UnsupportedGrantType,
+                "the resource owner password grant was removed in OAuth 2.1; register a machine client and use grant_type=client_credentials",
+            ))
+        }
+        _ => {
+            return Err(OAuthError::new(
+                ErrorCode::UnsupportedGrantType,
+                "this server supports grant_type=client_credentials",
+            ))
+        }
+    }
+    Ok(TokenRequest { scope: form.get("scope"), resources: form.get_all("resource").collect() })
+}
+
+/// RFC 9068 §2.2 claims of a JWT access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessTokenClaims {
+    pub iss: String,
+    pub sub: String,
+    /// One audience is serialised as a string, several as an array (RFC 7519 §4.1.3).
+    pub aud: Audience,
+    pub exp: UnixTime,
+    pub iat: UnixTime,
+    pub jti: String,
+    pub client_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+}
+
+/// The `aud` claim, which JWT allows as one string or an array.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Audience {
+    pub fn from_vec(mut v: Vec<String>) -> Self {
+        if v.len() == 1 {
+            Self::One(v.remove(0))
+        } else {
+            Self::Many(v)
+        }
+    }
+    pub fn contains(&self, s: &str) -> bool {
+        match self {
+            Self::One(a) => a == s,
+            Self::Many(v) => v.iter().any(|a| a == s),
+        }
+    }
+    pub fn to_vec(&self) -> Vec<String> {
+        match self {
+            Self::One(a) => vec![a.clone()],
+            Self::Many(v) => v.clone(),
+        }
+    }
+}
+
+impl AccessTokenClaims {
+    /// Builds the claims for a client_credentials token: the subject is the client itself
+    /// (RFC 9068 §2.2: "sub ... the client identifier" when no resource owner is involved).
+    pub fn for_client(
+        issuer: &str,
+        client_id: &ClientId,
+        audience: Vec<String>,
+        scopes: &ScopeSet,
+        now: UnixTime,
+        ttl_secs: u32,
+        jti: String,
+    ) -> Self {
+        Self {
+            iss: issuer.to_owned(),
+            sub: client_id.as_str().to_owned(),
+            aud: Audience::from_vec(audience),
+            exp: now + i64::from(ttl_secs),
+            iat: now,
+            jti,
+            client_id: client_id.as_str().to_owned(),
+            scope: (!scopes.is_empty()).then(|| scopes.to_space_delimited()),
+        }
+    }
+
+    /// Whether the token grants `scope`.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scope.as_deref().is_some_and(|s| s.split(' ').any(|t| t == scope))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(body: &str) -> Form {
+        Form::parse(body.as_bytes(), &["resource"]).unwrap()
+    }
+
+    #[test]
+    fn client_credentials_request_is_accepted() {
+        let f = form("grant_type=client_credentials&scope=a&resource=urn:x");
+        let r = parse_token_request(&f).unwrap();
+        assert_eq!(r.scope, Some("a"));
+        assert_eq!(r.resources, ["urn:x"]);
+    }
+
+    #[test]
+    fn removed_grants_say_what_to_use_instead() {
+        let e = parse_token_request(&form("grant_type=password&username=u&password=p")).unwrap_err();
+        assert_eq!(e.code, ErrorCode::UnsupportedGrantType);
+        assert!(e.description.contains("OAuth 2.1"));
+        let e = parse_token_request(&form("response_type=token&client_id=x")).unwrap_err();
+        assert_eq!(e.code, ErrorCode::UnsupportedResponseType);
+        assert!(e.description.contains("client_credentials"));
+    }
+
+    #[test]
+    fn missing_or_unknown_grant_type_is_rejected() {
+        assert_eq!(parse_token_request(&form("scope=a")).unwrap_err().code, ErrorCode::InvalidRequest);
+        assert_eq!(
+            parse_token_request(&form("grant_type=authorization_code")).unwrap_err().code,
+            ErrorCode::UnsupportedGrantType
+        );
+    }
+
+    #[test]
+    fn claims_follow_rfc_9068() {
+        let id = ClientId::parse("c1").unwrap();
+        let c = AccessTokenClaims::for_client("https://as", &id, vec!["urn:a".into()], &ScopeSet::parse("r w").unwrap(), 100, 60, "j".into());
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(json["sub"], "c1");
+        assert_eq!(json["client_id"], "c1");
+        assert_eq!(json["aud"], "urn:a");
+        assert_eq!(json["exp"], 160);
+        assert_eq!(json["scope"], "r w");
+        assert!(c.has_scope("w") && !c.has_scope("x"));
+        let none = AccessTokenClaims::for_client("i", &id, vec!["a".into(), "b".into()], &ScopeSet::default(), 0, 1, "j".into());
+        let json = serde_json::to_value(&none).unwrap();
+        assert!(json.get("scope").is_none());
+        assert_eq!(json["aud"], serde_json::json!(["a", "b"]));
+    }
+}

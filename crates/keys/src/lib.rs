@@ -1,0 +1,36 @@
+//! Key custody: every signature Portcullis makes goes through a [`Signer`].
+//!
+//! Backends sit beside the trait, each testable alone (the rustls `crypto/` layout):
+//! `software/` keeps private keys sealed under a master key (AES-256-GCM envelope
+//! encryption); a PKCS#11 backend follows with the key-custody issue. The JOSE layer
+//! (`jws`, `jwk`, `verify`) is small and ours so that the verifying side always takes the
+//! algorithm from the key, never from the token: `alg: none` and HMAC-keyed-with-a-public-key
+//! cannot be expressed.
+
+pub mod algorithm;
+pub mod error;
+pub mod jwk;
+pub mod jws;
+pub mod keyring;
+pub mod software;
+pub mod verify;
+
+pub use algorithm::Algorithm;
+pub use error::KeyError;
+pub use jwk::{Jwk, JwkSet};
+pub use keyring::KeyRing;
+
+use portcullis_core::Kid;
+
+/// Something that holds a private key and signs with it; the key itself may never leave it.
+pub trait Signer: Send + Sync + std::fmt::Debug {
+    /// The key id published in JWKS and in every JWS header this key signs.
+    fn kid(&self) -> &Kid;
+    /// The one JWS algorithm this key signs with.
+    fn algorithm(&self) -> Algorithm;
+    /// Signs `message`, returning the JWS signature bytes (for ECDSA the fixed-size `r||s`
+    /// form of RFC 7518 §3.4, not DER).
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError>;
+    /// The public half as a JWK with `kid`, `alg` and `use: sig`.
+    fn public_jwk(&self) -> Jwk;
+}

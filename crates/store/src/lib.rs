@@ -1,0 +1,97 @@
+//! Persistence behind the [`Store`] trait, so the protocol crates never know which database
+//! holds their state. SQLite (embedded default, WAL, one file) lives in `sqlite/`; the
+//! PostgreSQL backend follows with its issue and must pass the same conformance suite
+//! (`conformance.rs`). Hot lookups are cached in process (`cache.rs`).
+
+pub mod cache;
+pub mod conformance;
+pub mod error;
+pub mod sqlite;
+
+pub use cache::{ClientCache, RevocationCache};
+pub use error::StoreError;
+
+use async_trait::async_trait;
+use portcullis_core::audit::{AuditEvent, AuditRecord};
+use portcullis_core::client::Client;
+use portcullis_core::{ClientId, Kid, UnixTime};
+
+/// A signing key as stored: the private key sealed under the master key (or, for an HSM
+/// key, only a handle), and its public JWK for publication.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    pub kid: Kid,
+    /// JWS algorithm name (`ES256`, `EdDSA`, `RS256`, ...).
+    pub alg: String,
+    /// Which backend holds the private key: `software` or `pkcs11`.
+    pub backend: String,
+    /// Sealed PKCS#8 (software) or an opaque handle (pkcs11). Never plaintext key material.
+    pub sealed_private: Vec<u8>,
+    /// The public JWK as JSON text.
+    pub public_jwk: String,
+    /// `next` (published, not yet signing), `active` (signing), `retired` (published until
+    /// its tokens expire), `revoked` (withdrawn at once).
+    pub state: String,
+    pub created_at: UnixTime,
+    /// When the key starts signing (`next` keys) or was retired.
+    pub state_changed_at: UnixTime,
+}
+
+/// A revoked access token, remembered until the token would have expired anyway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedToken {
+    pub jti: String,
+    pub client_id: ClientId,
+    pub expires_at: UnixTime,
+}
+
+/// Everything Portcullis persists. Implementations must be safe to share between tasks and,
+/// for networked backends, between nodes.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    /// Cheap round trip for `/readyz`.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// A named server setting (the secret pepper, the bootstrap marker).
+    async fn get_setting(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Stores `value` under `name` unless a value is already there; returns the stored value,
+    /// so concurrent first starts agree on one winner.
+    async fn put_setting_if_absent(&self, name: &str, value: &[u8]) -> Result<Vec<u8>, StoreError>;
+
+    /// Inserts a new client; `StoreError::Conflict` if the id exists.
+    async fn insert_client(&self, client: &Client) -> Result<(), StoreError>;
+    /// Inserts many clients in one transaction (bulk loads, benchmarks); existing ids conflict.
+    async fn insert_clients(&self, clients: &[Client]) -> Result<(), StoreError>;
+    async fn get_client(&self, id: &ClientId) -> Result<Option<Client>, StoreError>;
+    /// Clients ordered by id, strictly after `after`, at most `limit` (keyset pagination).
+    async fn list_clients(&self, after: Option<&ClientId>, limit: u32) -> Result<Vec<Client>, StoreError>;
+    /// Replaces a client; `StoreError::NotFound` if it does not exist.
+    async fn update_client(&self, client: &Client) -> Result<(), StoreError>;
+    /// Deletes a client; false if there was none.
+    async fn delete_client(&self, id: &ClientId) -> Result<bool, StoreError>;
+
+    async fn insert_signing_key(&self, key: &StoredKey) -> Result<(), StoreError>;
+    async fn update_signing_key_state(&self, kid: &Kid, state: &str, at: UnixTime) -> Result<(), StoreError>;
+    async fn list_signing_keys(&self) -> Result<Vec<StoredKey>, StoreError>;
+
+    /// Records a revoked token (idempotent).
+    async fn revoke_token(&self, token: &RevokedToken) -> Result<(), StoreError>;
+    async fn is_token_revoked(&self, jti: &str) -> Result<bool, StoreError>;
+    /// Revocations whose token has not yet expired at `now`.
+    async fn list_revoked_tokens(&self, now: UnixTime) -> Result<Vec<RevokedToken>, StoreError>;
+
+    /// Remembers a client assertion's `jti` until `expires_at`; returns false if it was
+    /// already seen (RFC 7523 §3 item 7: a jti must not be accepted twice).
+    async fn record_assertion_jti(&self, client_id: &ClientId, jti: &str, expires_at: UnixTime) -> Result<bool, StoreError>;
+
+    /// Deletes expired revocations and assertion jtis; returns how many rows went.
+    async fn purge_expired(&self, now: UnixTime) -> Result<u64, StoreError>;
+
+    /// Appends events to the audit hash chain in one transaction, linking them to the last
+    /// stored record (`portcullis_core::audit::link`); returns the new records.
+    async fn append_audit(&self, events: Vec<AuditEvent>) -> Result<Vec<AuditRecord>, StoreError>;
+    /// Audit records with `seq > after_seq`, ascending, at most `limit`.
+    async fn list_audit(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditRecord>, StoreError>;
+    /// Audit records with `seq < before_seq`, descending (newest first), at most `limit`.
+    async fn list_audit_desc(&self, before_seq: i64, limit: u32) -> Result<Vec<AuditRecord>, StoreError>;
+}
