@@ -1,1 +1,48 @@
-//! placeholder
+//! The admin REST API: register and manage machine clients, read and verify the audit chain.
+//!
+//! It exists so that operators and the `portcullis` CLI change server state through one
+//! authenticated, audited, documented door instead of touching the store. The server nests
+//! [`router`] at `/admin/v1`. Every route but `GET /openapi.json` needs a bearer access token
+//! of this server with the `portcullis:admin` scope (`auth.rs`); every failure is an RFC 9457
+//! problem (`errors.rs`); every change is audited (`clients.rs`).
+
+pub mod audit;
+pub mod auth;
+pub mod clients;
+pub mod dto;
+pub mod errors;
+pub mod extract;
+pub mod openapi;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::{middleware, Router};
+use portcullis_oauth::AuthServer;
+
+pub use auth::{AdminCaller, ADMIN_SCOPE};
+pub use errors::{AdminError, Problem, PROBLEM_JSON};
+pub use openapi::AdminApi;
+
+/// The admin API's routes, relative to where the server nests them (`/admin/v1`).
+pub fn router(server: Arc<AuthServer>) -> Router {
+    let protected = Router::new()
+        .route("/clients", post(clients::create_client).get(clients::list_clients))
+        .route(
+            "/clients/{id}",
+            get(clients::get_client).patch(clients::update_client).delete(clients::delete_client),
+        )
+        .route("/clients/{id}/rotate-secret", post(clients::rotate_secret))
+        .route("/audit", get(audit::list_audit))
+        .route("/audit/verify", post(audit::verify_audit))
+        // route_layer: only matched routes authenticate, so an unknown path is a plain 404.
+        .route_layer(middleware::from_fn_with_state(server.clone(), auth::require_admin));
+    Router::new()
+        .route("/openapi.json", get(openapi::openapi_document))
+        .merge(protected)
+        .fallback(|| async { AdminError::NoRoute })
+        .method_not_allowed_fallback(|| async { AdminError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(extract::BODY_LIMIT))
+        .with_state(server)
+}

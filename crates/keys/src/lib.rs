@@ -12,13 +12,17 @@ pub mod error;
 pub mod jwk;
 pub mod jws;
 pub mod keyring;
+pub mod random;
 pub mod software;
 pub mod verify;
 
 pub use algorithm::Algorithm;
 pub use error::KeyError;
 pub use jwk::{Jwk, JwkSet};
+pub use jws::JwtSigner;
 pub use keyring::KeyRing;
+pub use random::random_array;
+pub use verify::{decode, Decoded, VerifyingKey};
 
 use portcullis_core::Kid;
 

@@ -1,1 +1,71 @@
-fn main() {}
+//! `portcullis`: one binary that serves and administers the machine-authentication platform.
+//! Exit codes: 0 ok, 1 failure, 2 usage.
+
+mod bootstrap;
+mod cli;
+mod commands;
+mod config;
+mod health;
+mod http_metrics;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use cli::{BenchCommand, Cli, Command};
+use commands::CommandError;
+use config::Config;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve_command(args),
+        Command::Client(cmd) => commands::client::run(cmd),
+        Command::Audit(cmd) => commands::audit::run(cmd),
+        Command::Bench(BenchCommand::LoadClients { data_dir, count }) => {
+            runtime().and_then(|rt| rt.block_on(commands::bench::load_clients(&data_dir, count)))
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(CommandError::Usage(msg)) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(2)
+        }
+        Err(CommandError::Failed(msg)) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, CommandError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CommandError::Failed(format!("cannot start the runtime: {e}")))
+}
+
+fn serve_command(args: cli::ServeArgs) -> Result<(), CommandError> {
+    let mut config =
+        Config::load(args.config.as_deref(), std::env::vars()).map_err(|e| CommandError::Usage(e.to_string()))?;
+    if let Some(dir) = args.data_dir {
+        config.server.data_dir = dir;
+    }
+    if let Some(listen) = args.listen {
+        config.server.listen = listen;
+    }
+    init_tracing(&config);
+    runtime()?.block_on(serve::run(config)).map_err(CommandError::Failed)
+}
+
+fn init_tracing(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if config.log.format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

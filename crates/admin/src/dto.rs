@@ -1,0 +1,323 @@
+//! The JSON shapes of the admin API, kept apart from the domain types so that the wire
+//! contract (and its OpenAPI schema) changes only on purpose.
+//!
+//! Requests reject unknown fields: a misspelt `scope` silently ignored would register a
+//! client with fewer rights than the operator meant. Responses never contain secret hashes or
+//! sealed secrets; a plaintext secret appears only in the one response that creates it.
+
+use portcullis_core::audit::AuditRecord;
+use portcullis_core::client::{AuthMethod, Client};
+use portcullis_core::{Secret, UnixTime};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::errors::AdminError;
+
+/// The OpenAPI schema of [`AuthMethod`], listing exactly the methods the core knows.
+fn auth_method_schema() -> impl Into<RefOr<Schema>> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(AuthMethod::ALL.map(AuthMethod::as_str)))
+        .description(Some("Token endpoint authentication method (RFC 7591 §2)."))
+}
+
+/// `POST /clients`: register a client.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateClientRequest {
+    /// Human-readable name, 1-200 printable characters.
+    pub name: String,
+    /// Scopes the client may request (RFC 6749 §3.3 scope tokens).
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Audiences (RFC 8707 resource indicators, absolute URIs) it may request tokens for.
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    /// Defaults to `client_secret_basic`.
+    #[serde(default)]
+    #[schema(schema_with = auth_method_schema)]
+    pub auth_method: Option<AuthMethod>,
+    /// The client's public JWK Set (RFC 7517 §5), for `private_key_jwt`.
+    #[schema(value_type = Option<Object>)]
+    pub jwks: Option<serde_json::Value>,
+    /// Where the client's JWK Set is published, for `private_key_jwt`.
+    pub jwks_uri: Option<String>,
+    /// Access-token lifetime in seconds; default 3600, at most 86400.
+    pub token_ttl_secs: Option<u32>,
+    /// A chosen client id; by default one is generated (`c-` + 16 base64url characters).
+    pub client_id: Option<String>,
+    /// Whether the client may obtain tokens; default true.
+    pub enabled: Option<bool>,
+}
+
+/// `PATCH /clients/{id}`: change some settings. Absent fields are left as they are; for
+/// `jwks` and `jwks_uri`, `null` removes the value (RFC 7396 merge-patch semantics).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateClientRequest {
+    pub name: Option<String>,
+    pub scopes: Option<Vec<String>>,
+    pub audiences: Option<Vec<String>>,
+    pub token_ttl_secs: Option<u32>,
+    pub enabled: Option<bool>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Object>)]
+    pub jwks: Option<Option<serde_json::Value>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub jwks_uri: Option<Option<String>>,
+}
+
+/// Distinguishes a field sent as `null` (`Some(None)`) from an absent one (`None`).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// `POST /clients/{id}/rotate-secret`; the body may be omitted.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateSecretRequest {
+    /// How long the previous secret stays valid, in seconds; default 86400 (one day), at most
+    /// 2592000 (30 days); 0 stops it at once.
+    pub overlap_secs: Option<u32>,
+}
+
+/// A client as the admin API shows it: everything but its secret material.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct ClientView {
+    pub client_id: String,
+    pub name: String,
+    #[schema(schema_with = auth_method_schema)]
+    pub auth_method: AuthMethod,
+    pub scopes: Vec<String>,
+    pub audiences: Vec<String>,
+    pub token_ttl_secs: u32,
+    pub enabled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub jwks: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
+    /// Unix seconds.
+    pub created_at: UnixTime,
+    /// Unix seconds.
+    pub updated_at: UnixTime,
+    /// While a rotated-out secret is still accepted: when it stops being accepted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_rotation_deadline: Option<UnixTime>,
+}
+
+impl ClientView {
+    /// The view of `client` at `now` (which decides whether a rotation is still in overlap).
+    pub fn of(client: &Client, now: UnixTime) -> Result<Self, AdminError> {
+        let jwks = match &client.jwks {
+            // Stored JWKS were validated on the way in; one that no longer parses is corrupt.
+            Some(text) => Some(serde_json::from_str(text).map_err(|_| {
+                portcullis_store::StoreError::Corrupt(format!("client {}: stored jwks is not JSON", client.client_id))
+            })?),
+            None => None,
+        };
+        Ok(Self {
+            client_id: client.client_id.to_string(),
+            name: client.name.clone(),
+            auth_method: client.auth_method,
+            scopes: client.scopes.iter().map(str::to_owned).collect(),
+            audiences: client.audiences.clone(),
+            token_ttl_secs: client.token_ttl_secs,
+            enabled: client.enabled,
+            jwks,
+            jwks_uri: client.jwks_uri.clone(),
+            created_at: client.created_at,
+            updated_at: client.updated_at,
+            secret_rotation_deadline: client
+                .secret_hashes
+                .iter()
+                .filter_map(|h| h.expires_at)
+                .filter(|&t| t > now)
+                .max(),
+        })
+    }
+}
+
+fn expose_secret<S: Serializer>(secret: &Secret, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(secret.expose())
+}
+
+fn expose_optional_secret<S: Serializer>(secret: &Option<Secret>, s: S) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(secret) => expose_secret(secret, s),
+        None => s.serialize_none(),
+    }
+}
+
+/// `201` answer to `POST /clients`: the view plus, for secret methods, the secret, shown
+/// this once and never again.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedClient {
+    #[serde(flatten)]
+    pub client: ClientView,
+    /// 256 random bits, base64url. Store it now: the server keeps only its HMAC.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "expose_optional_secret")]
+    #[schema(value_type = Option<String>)]
+    pub client_secret: Option<Secret>,
+}
+
+/// Answer to `POST /clients/{id}/rotate-secret`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RotatedSecret {
+    pub client_id: String,
+    /// The new secret, shown this once.
+    #[serde(serialize_with = "expose_secret")]
+    #[schema(value_type = String)]
+    pub client_secret: Secret,
+    /// Unix time at which the previous secret stops being accepted.
+    pub old_secret_expires_at: UnixTime,
+}
+
+/// One page of clients, ordered by id.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClientPage {
+    pub clients: Vec<ClientView>,
+    /// Pass as `after` to get the next page; `null` on the last page.
+    pub next: Option<String>,
+}
+
+/// `GET /clients` query.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ClientPageQuery {
+    /// Page size, 1-1000; default 50.
+    pub limit: Option<u32>,
+    /// Return clients whose id sorts after this one (the previous page's `next`).
+    pub after: Option<String>,
+}
+
+/// `GET /audit` query.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AuditPageQuery {
+    /// Page size, 1-1000; default 50.
+    pub limit: Option<u32>,
+    /// Return records with a sequence number below this one (the previous page's `next`).
+    pub before: Option<i64>,
+}
+
+/// One audit record: the event, its position in the chain and its chain hashes.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct AuditRecordView {
+    pub seq: i64,
+    /// Unix seconds.
+    pub at: UnixTime,
+    /// Who acted: a client id, `admin:<client_id>`, or `system`.
+    pub actor: String,
+    /// What was done, e.g. `client.created`.
+    pub action: String,
+    /// What it was done to.
+    pub subject: String,
+    /// `success` or `failure`.
+    pub outcome: String,
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
+    /// hex SHA-256 of the previous record.
+    pub prev_hash: String,
+    /// hex SHA-256 of this record.
+    pub hash: String,
+}
+
+impl From<AuditRecord> for AuditRecordView {
+    fn from(r: AuditRecord) -> Self {
+        Self {
+            seq: r.seq,
+            at: r.event.at,
+            actor: r.event.actor,
+            action: r.event.action,
+            subject: r.event.subject,
+            outcome: r.event.outcome,
+            detail: r.event.detail,
+            prev_hash: r.prev_hash,
+            hash: r.hash,
+        }
+    }
+}
+
+/// One page of audit records, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditPage {
+    pub records: Vec<AuditRecordView>,
+    /// Pass as `before` to get older records; `null` when there are none.
+    pub next: Option<i64>,
+}
+
+/// Answer to `POST /audit/verify` when the chain is intact.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChainVerified {
+    /// Always `true`; a broken chain is a 409 problem instead.
+    pub ok: bool,
+    /// How many records were checked.
+    pub records: u64,
+    /// Sequence number of the last record (0 for an empty chain).
+    pub last_seq: i64,
+}
+
+/// Page size rule shared by both list endpoints.
+pub(crate) const DEFAULT_PAGE: u32 = 50;
+pub(crate) const MAX_PAGE: u32 = 1000;
+
+/// Checks a requested page size, so a caller learns about a bad `limit` instead of getting a
+/// silently different page.
+pub(crate) fn page_size(limit: Option<u32>) -> Result<u32, AdminError> {
+    match limit.unwrap_or(DEFAULT_PAGE) {
+        n @ 1..=MAX_PAGE => Ok(n),
+        _ => Err(AdminError::BadRequest(format!("limit must be between 1 and {MAX_PAGE}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patch_tells_null_from_absent() {
+        let p: UpdateClientRequest = serde_json::from_str(r#"{"jwks_uri":null}"#).unwrap();
+        assert_eq!(p.jwks_uri, Some(None));
+        assert!(p.jwks.is_none());
+    }
+
+    #[test]
+    fn created_client_shows_the_secret_but_debug_does_not() {
+        let c = CreatedClient {
+            client: ClientView {
+                client_id: "c1".into(),
+                name: "n".into(),
+                auth_method: AuthMethod::ClientSecretBasic,
+                scopes: vec![],
+                audiences: vec![],
+                token_ttl_secs: 1,
+                enabled: true,
+                jwks: None,
+                jwks_uri: None,
+                created_at: 0,
+                updated_at: 0,
+                secret_rotation_deadline: None,
+            },
+            client_secret: Some(Secret::new("s3cr3t")),
+        };
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(json["client_secret"], "s3cr3t");
+        assert_eq!(json["client_id"], "c1");
+        assert!(json.get("jwks").is_none());
+        assert!(!format!("{c:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn page_size_is_bounded() {
+        assert_eq!(page_size(None).unwrap(), 50);
+        assert_eq!(page_size(Some(1000)).unwrap(), 1000);
+        assert!(page_size(Some(0)).is_err());
+        assert!(page_size(Some(1001)).is_err());
+    }
+}

@@ -1,0 +1,75 @@
+//! The OpenAPI 3.1 document of the admin API, generated from the handlers' `#[utoipa::path]`
+//! annotations so that it cannot drift from the code it describes.
+
+use axum::Json;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::dto::{
+    AuditPage, AuditRecordView, ChainVerified, ClientPage, ClientView, CreateClientRequest,
+    CreatedClient, RotateSecretRequest, RotatedSecret, UpdateClientRequest,
+};
+use crate::errors::Problem;
+
+/// Name of the bearer security scheme in the document.
+const BEARER: &str = "bearer";
+
+/// Registers the bearer scheme that every operation but this document's own requires.
+struct BearerScheme;
+
+impl Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let scheme = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .bearer_format("JWT")
+            .description(Some("An access token of this server carrying the portcullis:admin scope."))
+            .build();
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(BEARER, SecurityScheme::Http(scheme));
+    }
+}
+
+/// The admin API description.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Portcullis admin API",
+        description = "Manage machine clients and read the audit chain. Errors are RFC 9457 problem+json."
+    ),
+    servers((url = "/admin/v1")),
+    paths(
+        crate::clients::create_client,
+        crate::clients::list_clients,
+        crate::clients::get_client,
+        crate::clients::update_client,
+        crate::clients::rotate_secret,
+        crate::clients::delete_client,
+        crate::audit::list_audit,
+        crate::audit::verify_audit,
+        openapi_document,
+    ),
+    components(schemas(
+        CreateClientRequest, UpdateClientRequest, RotateSecretRequest, ClientView, CreatedClient,
+        RotatedSecret, ClientPage, AuditRecordView, AuditPage, ChainVerified, Problem,
+    )),
+    modifiers(&BearerScheme),
+    security((BEARER = [])),
+    tags(
+        (name = "clients", description = "Registered machine clients"),
+        (name = "audit", description = "The audit hash chain"),
+        (name = "meta", description = "This document"),
+    )
+)]
+pub struct AdminApi;
+
+/// This OpenAPI document; needs no token, so tooling can discover the API.
+#[utoipa::path(
+    get, path = "/openapi.json", tag = "meta",
+    security(()),
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json"))
+)]
+pub async fn openapi_document() -> Json<utoipa::openapi::OpenApi> {
+    Json(AdminApi::openapi())
+}

@@ -1,0 +1,149 @@
+//! The shared harness: builds an `AuthServer` on real backends, mints tokens, sends requests.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use axum::Router;
+use portcullis_core::client::Client;
+use portcullis_core::token::{AccessTokenClaims, Audience};
+use portcullis_core::ClientId;
+use portcullis_oauth::{AuthServer, OAuthSettings};
+use serde_json::Value;
+use tower::ServiceExt;
+
+/// Fixed start of the test clock, so deadlines in assertions are exact.
+pub const T0: i64 = 1_700_000_000;
+pub const ISSUER: &str = "https://as.test";
+
+pub struct Harness {
+    pub server: Arc<AuthServer>,
+    pub router: Router,
+    pub clock: Arc<AtomicI64>,
+    pub admin_token: String,
+    _dir: tempfile::TempDir,
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub content_type: Option<String>,
+    pub www_authenticate: Option<String>,
+    pub body: Value,
+}
+
+impl Harness {
+    pub async fn new() -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let (server, clock) = crate::harness::backends::build(dir.path()).await;
+        let server = Arc::new(server);
+        let router = portcullis_admin::router(server.clone());
+        let mut h = Harness { server, router, clock, admin_token: String::new(), _dir: dir };
+        h.admin_token = h.token("admin-cli", Some("portcullis:admin"), 300);
+        h
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.load(Ordering::SeqCst)
+    }
+
+    pub fn advance(&self, secs: i64) {
+        self.clock.fetch_add(secs, Ordering::SeqCst);
+    }
+
+    /// Mints an access token of this server for `client_id`, valid for `ttl` seconds from now
+    /// (negative: already expired).
+    pub fn token(&self, client_id: &str, scope: Option<&str>, ttl: i64) -> String {
+        let now = self.now();
+        let claims = AccessTokenClaims {
+            iss: ISSUER.into(),
+            sub: client_id.into(),
+            aud: Audience::One(ISSUER.into()),
+            exp: now + ttl,
+            iat: now - 1,
+            jti: format!("jti-{client_id}-{ttl}-{}", scope.unwrap_or("")),
+            client_id: client_id.into(),
+            scope: scope.map(str::to_owned),
+        };
+        self.server.keys.active().sign(&claims).unwrap()
+    }
+
+    /// Sends a request with the admin token and, if given, a JSON body.
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.admin_token));
+        let body = match body {
+            Some(v) => {
+                req = req.header(header::CONTENT_TYPE, "application/json");
+                Body::from(v.to_string())
+            }
+            None => Body::empty(),
+        };
+        self.send(req.body(body).unwrap()).await
+    }
+
+    /// Sends an arbitrary request.
+    pub async fn send(&self, req: Request<Body>) -> Reply {
+        let res = self.router.clone().oneshot(req).await.unwrap();
+        let header_text =
+            |name| res.headers().get(name).map(|v: &header::HeaderValue| v.to_str().unwrap().to_owned());
+        let status = res.status();
+        let content_type = header_text(header::CONTENT_TYPE);
+        let www_authenticate = header_text(header::WWW_AUTHENTICATE);
+        let bytes = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap();
+        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
+        Reply { status, content_type, www_authenticate, body }
+    }
+
+    /// The client as stored, for checks on what the API never shows (hashes, sealed secret).
+    pub async fn stored(&self, id: &str) -> Option<Client> {
+        self.server.store.get_client(&ClientId::parse(id).unwrap()).await.unwrap()
+    }
+
+    /// Creates a client from `body` and returns the 201 body.
+    pub async fn create(&self, body: Value) -> Value {
+        let r = self.call(Method::POST, "/clients", Some(body)).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        r.body
+    }
+}
+
+impl Reply {
+    /// Asserts an RFC 9457 problem with `status` and returns its detail.
+    pub fn assert_problem(&self, status: StatusCode) -> &str {
+        assert_eq!(self.status, status, "{}", self.body);
+        assert_eq!(self.content_type.as_deref(), Some("application/problem+json"));
+        assert_eq!(self.body["status"], status.as_u16());
+        assert!(self.body["type"].as_str().unwrap().starts_with("urn:portcullis:problem:"));
+        assert!(self.body["title"].is_string());
+        self.body["detail"].as_str().unwrap()
+    }
+}
+
+pub mod backends {
+    //! The constructors of the real backends, apart so a change in theirs touches one place.
+    use super::*;
+    use portcullis_keys::software::MasterKey;
+    use zeroize::Zeroizing;
+
+    pub async fn build(dir: &std::path::Path) -> (AuthServer, Arc<AtomicI64>) {
+        let store: Arc<dyn portcullis_store::Store> =
+            Arc::new(portcullis_store::sqlite::SqliteStore::open(&dir.join("p.db")).await.unwrap());
+        let master = Arc::new(MasterKey::generate().unwrap());
+        let keys = Arc::new(key_ring(store.clone(), master.clone()).await);
+        let audit = audit_log(store.clone());
+        let settings = OAuthSettings {
+            issuer: ISSUER.into(),
+            rate_per_client: 0,
+            rate_per_address: 0,
+            assertion_algorithms: portcullis_keys::Algorithm::ALL.to_vec(),
+        };
+        let clock = Arc::new(AtomicI64::new(T0));
+        let c = clock.clone();
+        let server = AuthServer::new(settings, store, keys, audit, Zeroizing::new(vec![7u8; 32]), master)
+            .with_clock(move || c.load(Ordering::SeqCst));
+        (server, clock)
+    }
+}

@@ -1,0 +1,174 @@
+//! The public keys of `private_key_jwt` clients (RFC 7523 §2.2), registered inline as a JWK
+//! Set (`jwks`) or published at a URL (`jwks_uri`, RFC 7591 §2).
+//!
+//! Parsing a JWK Set costs more than checking the signature it verifies, so parsed sets are
+//! cached: inline sets keyed by their text (an edited client brings new text, so no stale
+//! entry can be used), fetched sets by URL for five minutes. A `kid` the cached set does not
+//! know triggers one refetch (the client may have rotated its key), at most every
+//! [`MIN_REFETCH_INTERVAL`] per URL so unknown kids cannot turn the server into a fetch
+//! amplifier.
+
+use std::io::Read;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use portcullis_core::client::Client;
+use portcullis_keys::verify::{self, Decoded, VerifyingKey};
+use portcullis_keys::{Algorithm, JwkSet, KeyError};
+
+use crate::AuthServer;
+
+/// How long a fetched JWK Set is trusted before it is fetched again.
+pub const JWKS_URI_TTL: Duration = Duration::from_secs(300);
+/// Shortest interval between two fetches of one URL caused by unknown kids.
+pub const MIN_REFETCH_INTERVAL: Duration = Duration::from_secs(10);
+/// Time allowed for a whole fetch.
+pub const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
+/// Largest JWK Set accepted from a URL.
+pub const MAX_JWKS_BYTES: u64 = 64 * 1024;
+/// Most JWK Sets (inline or fetched) kept parsed.
+const MAX_CACHED_SETS: u64 = 10_000;
+
+/// A parsed JWK Set: the keys usable for assertions, and when it was read.
+pub struct ClientKeys {
+    keys: Vec<VerifyingKey>,
+    fetched_at: Instant,
+}
+
+impl ClientKeys {
+    /// Keeps the keys of `set` that can verify one of `allowed`; others (encryption keys,
+    /// algorithms policy refuses) are skipped rather than failing the whole set.
+    fn parse(text: &str, allowed: &[Algorithm]) -> Result<Self, String> {
+        let set = JwkSet::parse(text).map_err(|e| e.to_string())?;
+        let keys = set.keys.iter().filter_map(|jwk| VerifyingKey::from_jwk(jwk, allowed).ok()).collect();
+        Ok(Self { keys, fetched_at: Instant::now() })
+    }
+}
+
+/// What checking an assertion against one key set found.
+#[derive(Debug, PartialEq, Eq)]
+enum Check {
+    Verified,
+    UnknownKid,
+    Failed,
+}
+
+/// RFC 7515 §4.1.4: with a `kid`, only the keys carrying it are tried; without one, every key
+/// of the header's algorithm (the keys crate's rule).
+fn check(keys: &ClientKeys, decoded: &Decoded) -> Check {
+    match verify::verify_with_any(decoded, &keys.keys) {
+        Ok(_) => Check::Verified,
+        Err(KeyError::UnknownKid) => Check::UnknownKid,
+        Err(_) => Check::Failed,
+    }
+}
+
+/// The parsed key sets of clients, shared by every request.
+#[derive(Clone)]
+pub struct ClientKeyCache {
+    inline: moka::sync::Cache<String, Arc<ClientKeys>>,
+    fetched: moka::sync::Cache<String, Arc<ClientKeys>>,
+    agent: ureq::Agent,
+}
+
+impl std::fmt::Debug for ClientKeyCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientKeyCache").field("fetched", &self.fetched.entry_count()).finish_non_exhaustive()
+    }
+}
+
+impl Default for ClientKeyCache {
+    fn default() -> Self {
+        Self {
+            inline: moka::sync::Cache::builder().max_capacity(MAX_CACHED_SETS).build(),
+            fetched: moka::sync::Cache::builder().max_capacity(MAX_CACHED_SETS).time_to_live(JWKS_URI_TTL).build(),
+            agent: ureq::AgentBuilder::new().timeout(FETCH_TIMEOUT).redirects(2).build(),
+        }
+    }
+}
+
+impl ClientKeyCache {
+    /// The parsed inline set, parsing it on first use.
+    fn inline_keys(&self, text: &str, allowed: &[Algorithm]) -> Result<Arc<ClientKeys>, String> {
+        if let Some(keys) = self.inline.get(text) {
+            return Ok(keys);
+        }
+        let keys = Arc::new(ClientKeys::parse(text, allowed)?);
+        self.inline.insert(text.to_owned(), keys.clone());
+        Ok(keys)
+    }
+
+    /// The set published at `uri`, from the cache or fetched (concurrent callers share one
+    /// fetch). The blocking HTTP client runs on the blocking pool.
+    async fn uri_keys(&self, uri: &str, allowed: &[Algorithm]) -> Result<Arc<ClientKeys>, String> {
+        if let Some(keys) = self.fetched.get(uri) {
+            return Ok(keys);
+        }
+        let cache = self.fetched.clone();
+        let agent = self.agent.clone();
+        let allowed = allowed.to_vec();
+        let uri = uri.to_owned();
+        tokio::task::spawn_blocking(move || {
+            cache
+                .try_get_with(uri.clone(), || fetch(&agent, &uri).and_then(|t| ClientKeys::parse(&t, &allowed).map(Arc::new)))
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+}
+
+/// Fetches a JWK Set: bounded in time ([`FETCH_TIMEOUT`]) and size ([`MAX_JWKS_BYTES`]).
+fn fetch(agent: &ureq::Agent, uri: &str) -> Result<String, String> {
+    let response = agent.get(uri).set("Accept", "application/json").call().map_err(|e| e.to_string())?;
+    let mut body = Vec::new();
+    response
+        .into_reader()
+        .take(MAX_JWKS_BYTES + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| e.to_string())?;
+    if body.len() as u64 > MAX_JWKS_BYTES {
+        return Err(format!("JWK Set is larger than {MAX_JWKS_BYTES} bytes"));
+    }
+    String::from_utf8(body).map_err(|_| "JWK Set is not UTF-8".to_owned())
+}
+
+/// Whether the assertion is signed by one of the client's registered keys. The algorithm
+/// comes from the key, and only `settings.assertion_algorithms` are allowed.
+pub async fn verify_assertion(server: &AuthServer, client: &Client, decoded: &Decoded) -> bool {
+    let allowed = &server.settings.assertion_algorithms;
+    let cache = &server.client_keys;
+    if let Some(text) = client.jwks.as_deref() {
+        return match cache.inline_keys(text, allowed) {
+            Ok(keys) => check(&keys, decoded) == Check::Verified,
+            Err(e) => {
+                tracing::warn!(client_id = %client.client_id, error = %e, "client has an unusable jwks");
+                false
+            }
+        };
+    }
+    let Some(uri) = client.jwks_uri.as_deref() else {
+        return false;
+    };
+    let keys = match cache.uri_keys(uri, allowed).await {
+        Ok(keys) => keys,
+        Err(e) => {
+            tracing::warn!(client_id = %client.client_id, error = %e, "cannot fetch the client's jwks_uri");
+            return false;
+        }
+    };
+    match check(&keys, decoded) {
+        Check::Verified => true,
+        Check::UnknownKid if keys.fetched_at.elapsed() >= MIN_REFETCH_INTERVAL => {
+            cache.fetched.invalidate(uri);
+            match cache.uri_keys(uri, allowed).await {
+                Ok(keys) => check(&keys, decoded) == Check::Verified,
+                Err(e) => {
+                    tracing::warn!(client_id = %client.client_id, error = %e, "cannot refetch the client's jwks_uri");
+                    false
+                }
+            }
+        }
+        Check::UnknownKid | Check::Failed => false,
+    }
+}

@@ -1,0 +1,137 @@
+//! Discovery: the RFC 8414 authorization server metadata and the OpenID Connect Discovery
+//! 1.0 §3 document, so a client needs nothing but the issuer URL.
+//!
+//! Both documents depend only on configuration, so they are encoded once at start-up and
+//! served as shared bytes.
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{header, HeaderValue};
+use axum::response::Response;
+use portcullis_core::client::AuthMethod;
+use portcullis_keys::Algorithm;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+use crate::{AuthServer, OAuthSettings};
+
+/// RFC 7518 §3.2: the HMAC algorithms `client_secret_jwt` assertions may use.
+pub const HMAC_ASSERTION_ALGORITHMS: [&str; 3] = ["HS256", "HS384", "HS512"];
+
+/// The two encoded documents.
+#[derive(Debug, Clone)]
+pub struct Discovery {
+    oauth: Bytes,
+    openid: Bytes,
+}
+
+/// RFC 8414 §2 metadata common to both documents.
+fn metadata(settings: &OAuthSettings) -> serde_json::Map<String, Value> {
+    let issuer = settings.issuer.as_str();
+    let methods: Vec<&str> = AuthMethod::ALL.iter().map(|m| m.as_str()).collect();
+    let mut signing_algs: Vec<&str> = settings.assertion_algorithms.iter().map(|a| a.as_str()).collect();
+    signing_algs.extend(HMAC_ASSERTION_ALGORITHMS);
+    let doc = json!({
+        "issuer": issuer,
+        "token_endpoint": format!("{issuer}/oauth2/token"),
+        "jwks_uri": format!("{issuer}/jwks.json"),
+        "introspection_endpoint": format!("{issuer}/oauth2/introspect"),
+        "revocation_endpoint": format!("{issuer}/oauth2/revoke"),
+        "grant_types_supported": ["client_credentials"],
+        // RFC 8414 §2 makes this REQUIRED; a server without an authorization endpoint
+        // supports no response type.
+        "response_types_supported": [],
+        "token_endpoint_auth_methods_supported": methods,
+        "token_endpoint_auth_signing_alg_values_supported": signing_algs,
+        "introspection_endpoint_auth_methods_supported": methods,
+        "introspection_endpoint_auth_signing_alg_values_supported": signing_algs,
+        "revocation_endpoint_auth_methods_supported": methods,
+        "revocation_endpoint_auth_signing_alg_values_supported": signing_algs,
+        // RFC 9207 §3: no authorization responses are ever sent.
+        "authorization_response_iss_parameter_supported": false,
+    });
+    match doc {
+        Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    }
+}
+
+impl Discovery {
+    /// Encodes both documents; `signing_algorithm` is the algorithm tokens are signed with.
+    pub fn build(settings: &OAuthSettings, signing_algorithm: Algorithm) -> Discovery {
+        let oauth = metadata(settings);
+        let mut openid = oauth.clone();
+        // OpenID Connect Discovery 1.0 §3 makes these REQUIRED; no ID tokens are issued, but
+        // the access tokens' algorithm is the honest answer for relying-party libraries.
+        openid.insert("subject_types_supported".into(), json!(["public"]));
+        openid.insert("id_token_signing_alg_values_supported".into(), json!([signing_algorithm.as_str()]));
+        Discovery {
+            oauth: Bytes::from(Value::Object(oauth).to_string()),
+            openid: Bytes::from(Value::Object(openid).to_string()),
+        }
+    }
+}
+
+/// A metadata response: public and cacheable for five minutes (it only changes on restart).
+fn document(bytes: Bytes) -> Response {
+    let mut response = Response::new(Body::from(bytes));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    response
+}
+
+/// `GET /.well-known/oauth-authorization-server` (RFC 8414 §3).
+pub async fn oauth_metadata(State(server): State<Arc<AuthServer>>) -> Response {
+    document(server.discovery.oauth.clone())
+}
+
+/// `GET /.well-known/openid-configuration` (OpenID Connect Discovery 1.0 §4).
+pub async fn openid_configuration(State(server): State<Arc<AuthServer>>) -> Response {
+    document(server.discovery.openid.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> OAuthSettings {
+        OAuthSettings {
+            issuer: "https://as.example".into(),
+            rate_per_client: 0,
+            rate_per_address: 0,
+            assertion_algorithms: vec![Algorithm::ES256, Algorithm::EdDSA],
+        }
+    }
+
+    fn parse(b: &Bytes) -> Value {
+        serde_json::from_slice(b).unwrap()
+    }
+
+    #[test]
+    fn metadata_lists_every_endpoint_under_the_issuer() {
+        let d = Discovery::build(&settings(), Algorithm::ES256);
+        let v = parse(&d.oauth);
+        assert_eq!(v["issuer"], "https://as.example");
+        assert_eq!(v["token_endpoint"], "https://as.example/oauth2/token");
+        assert_eq!(v["jwks_uri"], "https://as.example/jwks.json");
+        assert_eq!(v["introspection_endpoint"], "https://as.example/oauth2/introspect");
+        assert_eq!(v["revocation_endpoint"], "https://as.example/oauth2/revoke");
+        assert_eq!(v["grant_types_supported"], json!(["client_credentials"]));
+        assert_eq!(v["response_types_supported"], json!([]));
+        assert_eq!(v["token_endpoint_auth_methods_supported"].as_array().unwrap().len(), 4);
+        assert_eq!(
+            v["token_endpoint_auth_signing_alg_values_supported"],
+            json!(["ES256", "EdDSA", "HS256", "HS384", "HS512"])
+        );
+        assert!(v.get("subject_types_supported").is_none());
+    }
+
+    #[test]
+    fn openid_configuration_adds_the_oidc_required_members() {
+        let v = parse(&Discovery::build(&settings(), Algorithm::ES256).openid);
+        assert_eq!(v["subject_types_supported"], json!(["public"]));
+        assert_eq!(v["id_token_signing_alg_values_supported"], json!(["ES256"]));
+        assert_eq!(v["issuer"], "https://as.example");
+    }
+}

@@ -1,0 +1,119 @@
+//! The shared state of the authorization server, built once by the `server` crate.
+
+use std::sync::Arc;
+
+use portcullis_audit::AuditLog;
+use portcullis_core::UnixTime;
+use portcullis_keys::software::MasterKey;
+use portcullis_keys::{Algorithm, KeyRing};
+use portcullis_store::{ClientCache, RevocationCache, Store};
+use zeroize::Zeroizing;
+
+use crate::client_keys::ClientKeyCache;
+use crate::discovery::Discovery;
+use crate::rate_limit::AbuseLimits;
+
+/// Clients kept in memory by default; a hit costs no I/O.
+pub const DEFAULT_CLIENT_CACHE_ENTRIES: u64 = 100_000;
+
+/// Settings of the OAuth endpoints, taken from the server configuration.
+#[derive(Debug, Clone)]
+pub struct OAuthSettings {
+    /// The `iss` of every token and the base of every endpoint URL in discovery
+    /// (e.g. `http://127.0.0.1:8080`), without a trailing slash.
+    pub issuer: String,
+    /// Token requests per second allowed per client id; 0 disables the limit.
+    pub rate_per_client: u32,
+    /// Token requests per second allowed per source address; 0 disables the limit.
+    pub rate_per_address: u32,
+    /// Algorithms accepted in client assertions (`private_key_jwt`).
+    pub assertion_algorithms: Vec<Algorithm>,
+}
+
+/// Everything the OAuth handlers (and the admin API) need. Shared as `Arc<AuthServer>`.
+pub struct AuthServer {
+    pub settings: OAuthSettings,
+    pub store: Arc<dyn Store>,
+    pub clients: ClientCache,
+    pub revocations: RevocationCache,
+    pub keys: Arc<KeyRing>,
+    pub audit: AuditLog,
+    /// The server pepper under which client secrets are HMACed.
+    pub pepper: Zeroizing<Vec<u8>>,
+    /// Unseals `client_secret_jwt` secrets.
+    pub master: Arc<MasterKey>,
+    /// The clock; tests inject their own.
+    pub clock: Arc<dyn Fn() -> UnixTime + Send + Sync>,
+    /// Rate limits and the authentication-failure lock-out.
+    pub(crate) limits: AbuseLimits,
+    /// Parsed JWK Sets of `private_key_jwt` clients.
+    pub(crate) client_keys: ClientKeyCache,
+    /// The discovery documents, encoded once.
+    pub(crate) discovery: Discovery,
+    /// `{issuer}/oauth2/token`, an accepted assertion audience (RFC 7523 §3 item 3).
+    token_endpoint: String,
+}
+
+/// The system clock, in whole seconds since the Unix epoch.
+fn system_clock() -> UnixTime {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+impl AuthServer {
+    /// Builds the server state with default caches and limits and the system clock. The
+    /// revocation cache starts empty: the caller loads it (`revocations.load`) before serving.
+    pub fn new(
+        settings: OAuthSettings,
+        store: Arc<dyn Store>,
+        keys: Arc<KeyRing>,
+        audit: AuditLog,
+        pepper: Zeroizing<Vec<u8>>,
+        master: Arc<MasterKey>,
+    ) -> AuthServer {
+        let mut settings = settings;
+        // The issuer is a URL prefix of every endpoint; a trailing slash would double up.
+        while settings.issuer.ends_with('/') {
+            settings.issuer.pop();
+        }
+        let discovery = Discovery::build(&settings, keys.active().algorithm());
+        AuthServer {
+            limits: AbuseLimits::new(settings.rate_per_client, settings.rate_per_address),
+            client_keys: ClientKeyCache::default(),
+            discovery,
+            token_endpoint: format!("{}/oauth2/token", settings.issuer),
+            settings,
+            store,
+            clients: ClientCache::new(DEFAULT_CLIENT_CACHE_ENTRIES),
+            revocations: RevocationCache::new(),
+            keys,
+            audit,
+            pepper,
+            master,
+            clock: Arc::new(system_clock),
+        }
+    }
+
+    /// Replaces the clock (tests, simulations).
+    pub fn with_clock(mut self, clock: impl Fn() -> UnixTime + Send + Sync + 'static) -> AuthServer {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The token endpoint URL, `{issuer}/oauth2/token`.
+    pub fn token_endpoint(&self) -> &str {
+        &self.token_endpoint
+    }
+
+    /// The current time according to the injected clock.
+    pub fn now(&self) -> UnixTime {
+        (self.clock)()
+    }
+}
+
+impl std::fmt::Debug for AuthServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthServer").field("settings", &self.settings).finish_non_exhaustive()
+    }
+}

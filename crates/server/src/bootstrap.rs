@@ -1,0 +1,194 @@
+//! First-start and every-start preparation of a node: the data directory, the master key,
+//! the store, the secret pepper, the signing key, and (first start only) the bootstrap admin
+//! client whose credential is written to a 0600 file.
+
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use portcullis_core::client::{AuthMethod, Client, DEFAULT_TOKEN_TTL_SECS};
+use portcullis_core::{ClientId, Kid, ScopeSet, Secret, SecretHash, UnixTime};
+use portcullis_keys::software::{self, MasterKey, SoftwareSigner};
+use portcullis_keys::{random::random_array, Algorithm, Jwk, KeyRing, Signer};
+use portcullis_store::sqlite::SqliteStore;
+use portcullis_store::{Store, StoredKey};
+use zeroize::Zeroizing;
+
+use crate::config::Config;
+
+/// The scope that grants the admin API.
+pub const ADMIN_SCOPE: &str = "portcullis:admin";
+/// The client id of the bootstrap admin client.
+pub const BOOTSTRAP_ADMIN_ID: &str = "portcullis-admin";
+const PEPPER_SETTING: &str = "secret_pepper";
+const BOOTSTRAP_SETTING: &str = "bootstrap_admin_created";
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BootstrapError {
+    #[error("data directory {path}: {source}")]
+    DataDir { path: PathBuf, source: std::io::Error },
+    #[error("master key: {0}")]
+    MasterKey(portcullis_keys::KeyError),
+    #[error("signing key: {0}")]
+    SigningKey(portcullis_keys::KeyError),
+    #[error("store: {0}")]
+    Store(#[from] portcullis_store::StoreError),
+    #[error("bootstrap admin credential {path}: {source}")]
+    AdminFile { path: PathBuf, source: std::io::Error },
+}
+
+/// What a started node holds.
+pub struct Node {
+    pub store: Arc<dyn Store>,
+    pub master: Arc<MasterKey>,
+    pub pepper: Zeroizing<Vec<u8>>,
+    pub keys: Arc<KeyRing>,
+    /// Set on the first start: where the bootstrap admin credential was written.
+    pub admin_credential_written: Option<PathBuf>,
+}
+
+/// Current Unix time.
+pub fn unix_now() -> UnixTime {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Prepares everything a node needs, creating what is missing.
+pub async fn prepare(config: &Config, issuer: &str) -> Result<Node, BootstrapError> {
+    let data_dir = &config.server.data_dir;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(data_dir)
+        .map_err(|source| BootstrapError::DataDir { path: data_dir.clone(), source })?;
+    let (master, created) = MasterKey::load_or_create(&config.master_key_file()).map_err(BootstrapError::MasterKey)?;
+    if created {
+        tracing::info!(path = %config.master_key_file().display(), "generated a new master key (mode 0600); back it up: without it the stored keys are useless");
+    }
+    let master = Arc::new(master);
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.sqlite_path()).await?);
+
+    let fresh_pepper = random_array::<32>().map_err(BootstrapError::MasterKey)?;
+    let pepper = Zeroizing::new(store.put_setting_if_absent(PEPPER_SETTING, &fresh_pepper).await?);
+
+    let algorithm = config.signing_algorithm().map_err(|e| BootstrapError::SigningKey(portcullis_keys::KeyError::Malformed(e.to_string())))?;
+    let keys = Arc::new(load_signing_keys(store.as_ref(), &master, algorithm).await?);
+
+    let admin_credential_written = ensure_bootstrap_admin(store.as_ref(), &pepper, config, issuer).await?;
+    Ok(Node { store, master, pepper, keys, admin_credential_written })
+}
+
+/// The AAD that binds a sealed private key to its key id, so sealed blobs cannot be swapped.
+fn key_aad(kid: &Kid) -> Vec<u8> {
+    format!("portcullis-signing-key:{kid}").into_bytes()
+}
+
+/// Loads the active signing key, creating one of `algorithm` if there is none or if the
+/// configured algorithm changed (the previous key then stays published as `retired`, so
+/// tokens it signed keep verifying until they expire).
+async fn load_signing_keys(store: &dyn Store, master: &MasterKey, algorithm: Algorithm) -> Result<KeyRing, BootstrapError> {
+    let now = unix_now();
+    let mut stored = store.list_signing_keys().await?;
+    let active_matches = stored.iter().any(|k| k.state == "active" && k.alg == algorithm.as_str());
+    if !active_matches {
+        for old in stored.iter_mut().filter(|k| k.state == "active") {
+            store.update_signing_key_state(&old.kid, "retired", now).await?;
+            old.state = "retired".into();
+            old.state_changed_at = now;
+        }
+        let (signer, pkcs8) = SoftwareSigner::generate(algorithm).map_err(BootstrapError::SigningKey)?;
+        let kid = signer.kid().clone();
+        let sealed = software::seal(master, &pkcs8, &key_aad(&kid)).map_err(BootstrapError::SigningKey)?;
+        let public = serde_json::to_string(&signer.public_jwk()).unwrap_or_default();
+        let key = StoredKey {
+            kid: kid.clone(),
+            alg: algorithm.as_str().into(),
+            backend: "software".into(),
+            sealed_private: sealed,
+            public_jwk: public,
+            state: "active".into(),
+            created_at: now,
+            state_changed_at: now,
+        };
+        store.insert_signing_key(&key).await?;
+        tracing::info!(%kid, alg = algorithm.as_str(), "created a new access-token signing key");
+        stored.push(key);
+    }
+    let mut active: Option<Arc<dyn Signer>> = None;
+    let mut published = Vec::new();
+    for key in &stored {
+        // A retired key stays published for one maximum token lifetime after retirement.
+        let publish = key.state == "active"
+            || (key.state == "retired" && now - key.state_changed_at < portcullis_core::client::MAX_TOKEN_TTL_SECS as i64);
+        if publish {
+            match serde_json::from_str::<Jwk>(&key.public_jwk) {
+                Ok(jwk) => published.push(jwk),
+                Err(e) => tracing::warn!(kid = %key.kid, error = %e, "stored public key does not parse; not published"),
+            }
+        }
+        if key.state == "active" {
+            let alg = Algorithm::parse(&key.alg).map_err(BootstrapError::SigningKey)?;
+            let pkcs8 = software::open(master, &key.sealed_private, &key_aad(&key.kid)).map_err(BootstrapError::SigningKey)?;
+            let signer = SoftwareSigner::from_pkcs8(alg, key.kid.clone(), &pkcs8).map_err(BootstrapError::SigningKey)?;
+            active = Some(Arc::new(signer));
+        }
+    }
+    let active = active.ok_or_else(|| BootstrapError::SigningKey(portcullis_keys::KeyError::Corrupt("no active signing key".into())))?;
+    Ok(KeyRing::new(active, published))
+}
+
+/// On the very first start, creates the admin client and writes its credential to
+/// `<data_dir>/admin.json` (mode 0600, never overwritten). Returns the path when written.
+async fn ensure_bootstrap_admin(
+    store: &dyn Store,
+    pepper: &[u8],
+    config: &Config,
+    issuer: &str,
+) -> Result<Option<PathBuf>, BootstrapError> {
+    if store.get_setting(BOOTSTRAP_SETTING).await?.is_some() {
+        return Ok(None);
+    }
+    let secret = Secret::from_random_bytes(&random_array::<32>().map_err(BootstrapError::MasterKey)?);
+    let now = unix_now();
+    let client_id = ClientId::parse(BOOTSTRAP_ADMIN_ID).map_err(|e| BootstrapError::Store(portcullis_store::StoreError::Corrupt(e.to_string())))?;
+    let client = Client {
+        client_id: client_id.clone(),
+        name: "bootstrap admin".into(),
+        auth_method: AuthMethod::ClientSecretBasic,
+        scopes: ScopeSet::from_tokens([ADMIN_SCOPE.to_owned()]).unwrap_or_default(),
+        audiences: vec![],
+        token_ttl_secs: DEFAULT_TOKEN_TTL_SECS,
+        enabled: true,
+        secret_hashes: vec![SecretHash::of(pepper, &secret, None)],
+        sealed_secret: None,
+        jwks: None,
+        jwks_uri: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let path = config.server.data_dir.join("admin.json");
+    write_admin_credential(&path, &client_id, &secret, issuer)?;
+    match store.insert_client(&client).await {
+        Ok(()) | Err(portcullis_store::StoreError::Conflict(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    store.put_setting_if_absent(BOOTSTRAP_SETTING, b"1").await?;
+    Ok(Some(path))
+}
+
+fn write_admin_credential(path: &Path, id: &ClientId, secret: &Secret, issuer: &str) -> Result<(), BootstrapError> {
+    let body = serde_json::json!({
+        "client_id": id.as_str(),
+        "client_secret": secret.expose(),
+        "token_endpoint": format!("{issuer}/oauth2/token"),
+        "scope": ADMIN_SCOPE,
+    });
+    let err = |source| BootstrapError::AdminFile { path: path.to_owned(), source };
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(err)?;
+    file.write_all(format!("{body:#}\n").as_bytes()).map_err(err)?;
+    file.sync_all().map_err(err)
+}

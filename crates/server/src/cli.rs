@@ -1,0 +1,175 @@
+//! The command line: `portcullis serve` runs a node; every other subcommand is a client of the
+//! admin API (so it works the same against a remote node).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Portcullis: authentication for machines.
+#[derive(Debug, Parser)]
+#[command(name = "portcullis", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a node (creates ./portcullis-data on first start).
+    Serve(ServeArgs),
+    /// Manage machine clients.
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Read and verify the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Benchmark helpers (load data directly into a stopped node's store).
+    #[command(subcommand, hide = true)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// TOML configuration file; `PORTCULLIS_SECTION__KEY` variables override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Data directory (overrides `[server] data_dir`).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Listen address (overrides `[server] listen`).
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
+}
+
+/// How a CLI command reaches the admin API.
+#[derive(Debug, Clone, Args)]
+pub struct ApiArgs {
+    /// Base URL of a Portcullis node.
+    #[arg(long, env = "PORTCULLIS_SERVER", default_value = "http://127.0.0.1:8080", global = true)]
+    pub server: String,
+    /// Admin credential file (written by the first `serve`).
+    #[arg(long, env = "PORTCULLIS_ADMIN_CREDENTIAL", default_value = "./portcullis-data/admin.json", global = true)]
+    pub admin_credential: PathBuf,
+    /// Print machine-readable JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register a client; prints its secret once.
+    Create {
+        #[command(flatten)]
+        api: ApiArgs,
+        /// Human-readable name.
+        #[arg(long)]
+        name: String,
+        /// Choose the client id (default: generated).
+        #[arg(long)]
+        id: Option<String>,
+        /// Allowed scope (repeatable).
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// Allowed audience / resource indicator URI (repeatable).
+        #[arg(long = "audience")]
+        audiences: Vec<String>,
+        /// client_secret_basic (default), client_secret_post, client_secret_jwt or private_key_jwt.
+        #[arg(long)]
+        auth_method: Option<String>,
+        /// JWK Set file with the client's public keys (private_key_jwt).
+        #[arg(long, conflicts_with = "jwks_uri")]
+        jwks_file: Option<PathBuf>,
+        /// URL of the client's JWK Set (private_key_jwt).
+        #[arg(long)]
+        jwks_uri: Option<String>,
+        /// Access-token lifetime in seconds (default 3600).
+        #[arg(long)]
+        token_ttl: Option<u32>,
+    },
+    /// List clients.
+    List {
+        #[command(flatten)]
+        api: ApiArgs,
+        /// Page size.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// Start after this client id.
+        #[arg(long)]
+        after: Option<String>,
+    },
+    /// Show one client.
+    Show {
+        #[command(flatten)]
+        api: ApiArgs,
+        id: String,
+    },
+    /// Change a client's settings.
+    Update {
+        #[command(flatten)]
+        api: ApiArgs,
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// Replace the allowed scopes (repeatable).
+        #[arg(long = "scope")]
+        scopes: Option<Vec<String>>,
+        /// Replace the allowed audiences (repeatable).
+        #[arg(long = "audience")]
+        audiences: Option<Vec<String>>,
+        #[arg(long)]
+        token_ttl: Option<u32>,
+        #[arg(long, conflicts_with = "disable")]
+        enable: bool,
+        #[arg(long)]
+        disable: bool,
+        #[arg(long)]
+        jwks_file: Option<PathBuf>,
+        #[arg(long)]
+        jwks_uri: Option<String>,
+    },
+    /// Issue a new secret; the old one keeps working for the overlap window.
+    RotateSecret {
+        #[command(flatten)]
+        api: ApiArgs,
+        id: String,
+        /// Seconds the old secret stays valid (default 86400; 0 = stops at once).
+        #[arg(long)]
+        overlap: Option<u32>,
+    },
+    /// Delete a client.
+    Delete {
+        #[command(flatten)]
+        api: ApiArgs,
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Show audit records, newest first.
+    List {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Show records older than this sequence number.
+        #[arg(long)]
+        before: Option<i64>,
+    },
+    /// Prove the hash chain unbroken; exit 1 if a record was edited or removed.
+    Verify {
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Insert COUNT clients with random secrets directly into the store of DATA_DIR.
+    LoadClients {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        count: u64,
+    },
+}

@@ -1,0 +1,58 @@
+//! Hidden benchmark helpers: bulk-load a stopped node's store so latency can be measured with
+//! a million registered clients (docs/benchmarks.md).
+
+use std::path::Path;
+
+use portcullis_core::client::{AuthMethod, Client, DEFAULT_TOKEN_TTL_SECS};
+use portcullis_core::{ClientId, ScopeSet, Secret, SecretHash};
+use portcullis_keys::random::random_array;
+use portcullis_store::sqlite::SqliteStore;
+use portcullis_store::Store;
+
+use super::CommandError;
+use crate::bootstrap::unix_now;
+
+const PEPPER_SETTING: &str = "secret_pepper";
+const BATCH: u64 = 10_000;
+
+/// Inserts `count` clients named `bulk-<n>` with random secrets nobody learns.
+pub async fn load_clients(data_dir: &Path, count: u64) -> Result<(), CommandError> {
+    let fail = |e: String| CommandError::Failed(e);
+    let store = SqliteStore::open(&data_dir.join("portcullis.db")).await.map_err(|e| fail(e.to_string()))?;
+    let pepper = store
+        .get_setting(PEPPER_SETTING)
+        .await
+        .map_err(|e| fail(e.to_string()))?
+        .ok_or_else(|| fail("start the node once first: no pepper in this store".into()))?;
+    let secret = Secret::from_random_bytes(&random_array::<32>().map_err(|e| fail(e.to_string()))?);
+    let hash = SecretHash::of(&pepper, &secret, None);
+    let scopes = ScopeSet::parse("read write").map_err(|e| fail(e.to_string()))?;
+    let now = unix_now();
+    let started = std::time::Instant::now();
+    let mut done = 0;
+    while done < count {
+        let n = BATCH.min(count - done);
+        let batch: Vec<Client> = (done..done + n)
+            .map(|i| Client {
+                client_id: ClientId::parse(format!("bulk-{i:08}")).unwrap_or_else(|_| unreachable!()),
+                name: format!("bulk client {i}"),
+                auth_method: AuthMethod::ClientSecretBasic,
+                scopes: scopes.clone(),
+                audiences: vec![],
+                token_ttl_secs: DEFAULT_TOKEN_TTL_SECS,
+                enabled: true,
+                secret_hashes: vec![hash.clone()],
+                sealed_secret: None,
+                jwks: None,
+                jwks_uri: None,
+                created_at: now,
+                updated_at: now,
+            })
+            .collect();
+        store.insert_clients(&batch).await.map_err(|e| fail(e.to_string()))?;
+        done += n;
+        eprint!("\rloaded {done}/{count}");
+    }
+    eprintln!("\nloaded {count} clients in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}

@@ -1,0 +1,266 @@
+//! The one typed configuration, parsed once at start-up: a TOML file (optional), then
+//! `PORTCULLIS_SECTION__KEY` environment overrides, then command-line flags.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use portcullis_keys::Algorithm;
+use serde::Deserialize;
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config: {0}")]
+    Invalid(String),
+}
+
+/// `[server]`: where and as whom Portcullis listens.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    /// Plain-HTTP listen address. Default `127.0.0.1:8080` (loopback only).
+    pub listen: SocketAddr,
+    /// The `iss` of tokens and base URL of every endpoint. Default `http://<listen>`.
+    pub issuer: Option<String>,
+    /// Where state lives. Default `./portcullis-data`.
+    pub data_dir: PathBuf,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            issuer: None,
+            data_dir: PathBuf::from("portcullis-data"),
+        }
+    }
+}
+
+/// `[store]`: the database.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSection {
+    /// `sqlite:PATH`. Default `sqlite:<data_dir>/portcullis.db`. (PostgreSQL arrives with its issue.)
+    pub url: Option<String>,
+}
+
+/// `[keys]`: signing keys and the master key that seals them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeysSection {
+    /// Algorithm of the access-token signing key. Default `ES256`; `EdDSA`, `ES384`,
+    /// `PS256` and `RS256` by choice. Changing it makes a new key of that algorithm active
+    /// on the next start; the old key stays published until its tokens have expired.
+    pub algorithm: String,
+    /// The master key file (32 random bytes, base64). Default `<data_dir>/master.key`,
+    /// generated on first start with mode 0600.
+    pub master_key_file: Option<PathBuf>,
+    /// Algorithms accepted in `private_key_jwt` client assertions.
+    pub assertion_algorithms: Vec<String>,
+}
+
+impl Default for KeysSection {
+    fn default() -> Self {
+        Self {
+            algorithm: "ES256".into(),
+            master_key_file: None,
+            assertion_algorithms: Algorithm::ALL.iter().map(|a| a.as_str().to_owned()).collect(),
+        }
+    }
+}
+
+/// `[rate_limit]`: abuse limits on `/oauth2/token`, in requests per second; 0 turns one off.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitSection {
+    /// Per client id. Default 1000/s: a client caching its tokens asks once per lifetime.
+    pub per_client: u32,
+    /// Per source address. Default 5000/s: a gateway fronting many devices stays under it.
+    pub per_address: u32,
+}
+
+impl Default for RateLimitSection {
+    fn default() -> Self {
+        Self { per_client: 1000, per_address: 5000 }
+    }
+}
+
+/// `[log]`: diagnostics (never secrets).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    /// `tracing` filter, e.g. `info` or `portcullis=debug`. Default `info`; `RUST_LOG` wins.
+    pub level: String,
+    /// `text` (default) or `json`.
+    pub format: String,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        Self { level: "info".into(), format: "text".into() }
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerSection,
+    pub store: StoreSection,
+    pub keys: KeysSection,
+    pub rate_limit: RateLimitSection,
+    pub log: LogSection,
+}
+
+impl Config {
+    /// Loads `file` (if any), applies environment overrides from `env`, and validates.
+    pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        let mut table = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+                text.parse::<toml::Table>().map_err(|e| ConfigError::Invalid(format!("{}: {e}", path.display())))?
+            }
+            None => toml::Table::new(),
+        };
+        apply_env_overrides(&mut table, env)?;
+        let config: Config =
+            toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.signing_algorithm()?;
+        self.assertion_algorithms()?;
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return Err(ConfigError::Invalid("log.format must be \"text\" or \"json\"".into()));
+        }
+        if let Some(url) = &self.store.url {
+            if !url.starts_with("sqlite:") {
+                return Err(ConfigError::Invalid(
+                    "store.url: only sqlite:PATH is supported in this version (PostgreSQL arrives with its own release)".into(),
+                ));
+            }
+        }
+        if let Some(issuer) = &self.server.issuer {
+            if !(issuer.starts_with("http://") || issuer.starts_with("https://")) || issuer.ends_with('/') {
+                return Err(ConfigError::Invalid("server.issuer must be an http(s) URL without a trailing slash".into()));
+            }
+        }
+        Ok(())
+    }
+
+    /// The access-token signing algorithm.
+    pub fn signing_algorithm(&self) -> Result<Algorithm, ConfigError> {
+        Algorithm::parse(&self.keys.algorithm).map_err(|e| ConfigError::Invalid(format!("keys.algorithm: {e}")))
+    }
+
+    /// Algorithms accepted in client assertions.
+    pub fn assertion_algorithms(&self) -> Result<Vec<Algorithm>, ConfigError> {
+        self.keys
+            .assertion_algorithms
+            .iter()
+            .map(|a| Algorithm::parse(a).map_err(|e| ConfigError::Invalid(format!("keys.assertion_algorithms: {e}"))))
+            .collect()
+    }
+
+    /// The SQLite database path.
+    pub fn sqlite_path(&self) -> PathBuf {
+        match &self.store.url {
+            Some(url) => PathBuf::from(url.trim_start_matches("sqlite:").trim_start_matches("//")),
+            None => self.server.data_dir.join("portcullis.db"),
+        }
+    }
+
+    /// The master key file.
+    pub fn master_key_file(&self) -> PathBuf {
+        self.keys.master_key_file.clone().unwrap_or_else(|| self.server.data_dir.join("master.key"))
+    }
+}
+
+/// `PORTCULLIS_SECTION__KEY=value` sets `[section] key = value`. The value is read as a TOML
+/// value when it parses as one (numbers, booleans, arrays), else as a string.
+fn apply_env_overrides(table: &mut toml::Table, env: impl IntoIterator<Item = (String, String)>) -> Result<(), ConfigError> {
+    let overrides: BTreeMap<(String, String), String> = env
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let rest = k.strip_prefix("PORTCULLIS_")?;
+            let (section, key) = rest.split_once("__")?;
+            Some(((section.to_ascii_lowercase(), key.to_ascii_lowercase()), v))
+        })
+        .collect();
+    for ((section, key), raw) in overrides {
+        let value = format!("v = {raw}")
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or(toml::Value::String(raw));
+        let entry = table.entry(section.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let toml::Value::Table(section_table) = entry else {
+            return Err(ConfigError::Invalid(format!("{section} is not a section")));
+        };
+        section_table.insert(key, value);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_need_no_file() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.signing_algorithm().unwrap(), Algorithm::ES256);
+        assert_eq!(c.rate_limit.per_client, 1000);
+    }
+
+    #[test]
+    fn environment_overrides_file_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.toml");
+        std::fs::write(&path, "[server]\nlisten = \"127.0.0.1:9000\"\n[rate_limit]\nper_client = 5\n").unwrap();
+        let c = Config::load(
+            Some(&path),
+            env(&[
+                ("PORTCULLIS_SERVER__LISTEN", "127.0.0.1:9100"),
+                ("PORTCULLIS_RATE_LIMIT__PER_ADDRESS", "0"),
+                ("PORTCULLIS_KEYS__ALGORITHM", "EdDSA"),
+                ("PORTCULLIS_SERVER", "http://not-a-config-key"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:9100");
+        assert_eq!(c.rate_limit.per_client, 5);
+        assert_eq!(c.rate_limit.per_address, 0);
+        assert_eq!(c.signing_algorithm().unwrap(), Algorithm::EdDSA);
+    }
+
+    #[test]
+    fn bad_settings_are_clear_errors() {
+        for (k, v) in [
+            ("PORTCULLIS_KEYS__ALGORITHM", "none"),
+            ("PORTCULLIS_SERVER__LISTEN", "nowhere"),
+            ("PORTCULLIS_SERVER__NOPE", "1"),
+            ("PORTCULLIS_LOG__FORMAT", "xml"),
+            ("PORTCULLIS_STORE__URL", "mysql://x"),
+            ("PORTCULLIS_SERVER__ISSUER", "https://as/"),
+        ] {
+            assert!(Config::load(None, env(&[(k, v)])).is_err(), "{k}={v} should be rejected");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "[server\n").unwrap();
+        assert!(Config::load(Some(&path), env(&[])).is_err());
+        assert!(Config::load(Some(&dir.path().join("missing.toml")), env(&[])).is_err());
+    }
+}

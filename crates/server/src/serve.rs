@@ -1,0 +1,112 @@
+//! `portcullis serve`: prepares the node, assembles the routers and serves until SIGTERM or
+//! Ctrl-C, then drains in-flight requests and flushes the audit log.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::routing::get;
+use axum::Router;
+use portcullis_audit::AuditLog;
+use portcullis_oauth::{AuthServer, OAuthSettings};
+use portcullis_store::Store;
+
+use crate::bootstrap::{self, unix_now};
+use crate::config::Config;
+use crate::http_metrics;
+
+/// How often expired revocations and assertion ids are purged.
+const PURGE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Runs the server until a shutdown signal.
+pub async fn run(config: Config) -> Result<(), String> {
+    let metrics = http_metrics::install_recorder()?;
+    // Bind first: with `--listen 127.0.0.1:0` the issuer must name the port actually bound.
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let issuer = config.server.issuer.clone().unwrap_or_else(|| format!("http://{local}"));
+
+    let node = bootstrap::prepare(&config, &issuer).await.map_err(|e| e.to_string())?;
+    if let Some(path) = &node.admin_credential_written {
+        tracing::info!(path = %path.display(), "first start: bootstrap admin credential written (mode 0600)");
+    }
+    let audit = AuditLog::start(node.store.clone());
+    let settings = OAuthSettings {
+        issuer: issuer.clone(),
+        rate_per_client: config.rate_limit.per_client,
+        rate_per_address: config.rate_limit.per_address,
+        assertion_algorithms: config.assertion_algorithms().map_err(|e| e.to_string())?,
+    };
+    let server = Arc::new(AuthServer::new(
+        settings,
+        node.store.clone(),
+        node.keys.clone(),
+        audit.clone(),
+        node.pepper,
+        node.master.clone(),
+    ));
+    server.revocations.load(node.store.as_ref(), unix_now()).await.map_err(|e| e.to_string())?;
+
+    let app = router(server.clone(), node.store.clone(), metrics.clone());
+    tracing::info!(addr = %local, %issuer, "portcullis listening");
+    // Tests and scripts wait for this exact line on stdout.
+    println!("portcullis listening on http://{local}");
+
+    let background = tokio::spawn(background_jobs(server.clone(), metrics));
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| format!("server error: {e}"))?;
+    background.abort();
+    audit.shutdown().await;
+    tracing::info!("portcullis stopped");
+    Ok(())
+}
+
+/// The whole HTTP surface of a node.
+pub fn router(server: Arc<AuthServer>, store: Arc<dyn Store>, metrics: metrics_exporter_prometheus::PrometheusHandle) -> Router {
+    let ops = Router::new()
+        .route("/healthz", get(crate::health::healthz))
+        .route("/readyz", get(crate::health::readyz))
+        .with_state(store)
+        .merge(Router::new().route("/metrics", get(http_metrics::render)).with_state(metrics));
+    portcullis_oauth::router(server.clone())
+        .nest("/admin/v1", portcullis_admin::router(server))
+        .merge(ops)
+        .layer(axum::middleware::from_fn(http_metrics::record_request))
+}
+
+/// Periodic housekeeping: purge what has expired, keep histogram windows fresh.
+async fn background_jobs(server: Arc<AuthServer>, metrics: metrics_exporter_prometheus::PrometheusHandle) {
+    let mut tick = tokio::time::interval(PURGE_INTERVAL);
+    loop {
+        tick.tick().await;
+        let now = unix_now();
+        server.revocations.purge(now);
+        if let Err(e) = server.store.purge_expired(now).await {
+            tracing::warn!(error = %e, "purging expired rows failed; will retry");
+        }
+        metrics.run_upkeep();
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal received; draining");
+}

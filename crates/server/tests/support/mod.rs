@@ -1,0 +1,238 @@
+//! The one shared harness of the integration tests: starts the real `portcullis` binary on a
+//! random port with a temporary data directory and speaks HTTP (and the CLI) to it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use base64::Engine;
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
+
+/// A running node.
+pub struct Node {
+    child: Option<Child>,
+    pub base: String,
+    pub data_dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+/// An HTTP answer: status, headers we care about, body parsed as JSON (Null if not JSON).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub text: String,
+    pub json: Value,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+    pub fn error(&self) -> &str {
+        self.json["error"].as_str().unwrap_or("")
+    }
+}
+
+impl Node {
+    /// Starts a node in a fresh temporary data directory.
+    pub fn start() -> Node {
+        Self::start_with_env(&[])
+    }
+
+    /// Starts a node in a fresh temporary data directory with extra environment.
+    pub fn start_with_env(env: &[(&str, &str)]) -> Node {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("data");
+        let mut node = Self::start_in(&dir, env);
+        node._tmp = Some(tmp);
+        node
+    }
+
+    /// Starts a node on `data_dir` (which may hold state from an earlier node).
+    pub fn start_in(data_dir: &Path, env: &[(&str, &str)]) -> Node {
+        std::fs::create_dir_all(data_dir.parent().unwrap_or(data_dir)).ok();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data_dir.with_extension("log"))
+            .expect("log file");
+        let mut cmd = Command::new(BIN);
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .env("RUST_LOG", "info");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn portcullis");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("portcullis listening on ") {
+                    let _ = tx.send(url.to_owned());
+                }
+            }
+        });
+        let base = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                let log = std::fs::read_to_string(data_dir.with_extension("log")).unwrap_or_default();
+                panic!("portcullis did not start; log:\n{log}");
+            }
+        };
+        Node { child: Some(child), base, data_dir: data_dir.to_owned(), _tmp: None }
+    }
+
+    /// Everything the node logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.with_extension("log")).unwrap_or_default()
+    }
+
+    pub fn admin_credential(&self) -> PathBuf {
+        self.data_dir.join("admin.json")
+    }
+
+    /// Runs a CLI subcommand against this node.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        let (first, rest) = args.split_at(args.len().min(2));
+        Command::new(BIN)
+            .args(first)
+            .args(["--server", &self.base, "--admin-credential"])
+            .arg(self.admin_credential())
+            .args(rest)
+            .output()
+            .expect("run portcullis cli")
+    }
+
+    /// Runs a CLI subcommand with `--json`, asserting success, and parses its output.
+    pub fn cli_json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let out = self.cli(&all);
+        assert!(
+            out.status.success(),
+            "portcullis {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    }
+
+    /// Creates a client through the CLI and returns (client_id, client_secret).
+    pub fn create_client(&self, extra: &[&str]) -> (String, String) {
+        let mut args = vec!["client", "create", "--name", "test client"];
+        args.extend_from_slice(extra);
+        let v = self.cli_json(&args);
+        (v["client_id"].as_str().expect("client_id").to_owned(), v["client_secret"].as_str().unwrap_or("").to_owned())
+    }
+
+    /// Sends a request with a raw body.
+    pub fn request(&self, method: &str, path: &str, content_type: Option<&str>, headers: &[(&str, &str)], body: &[u8]) -> Answer {
+        let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build();
+        let mut req = agent.request(method, &format!("{}{path}", self.base));
+        if let Some(ct) = content_type {
+            req = req.set("Content-Type", ct);
+        }
+        for (k, v) in headers {
+            req = req.set(k, v);
+        }
+        let resp = match req.send_bytes(body) {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("{method} {path}: {e}"),
+        };
+        let status = resp.status();
+        let headers = resp.headers_names().into_iter().map(|n| { let v = resp.header(&n).unwrap_or("").to_owned(); (n, v) }).collect();
+        let text = resp.into_string().unwrap_or_default();
+        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Answer { status, headers, text, json }
+    }
+
+    pub fn get(&self, path: &str) -> Answer {
+        self.request("GET", path, None, &[], b"")
+    }
+
+    /// POSTs a form, optionally with HTTP Basic client credentials.
+    pub fn post_form(&self, path: &str, form: &str, basic: Option<(&str, &str)>) -> Answer {
+        let auth = basic.map(|(u, p)| basic_header(u, p));
+        let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+        self.request("POST", path, Some("application/x-www-form-urlencoded"), &headers, form.as_bytes())
+    }
+
+    /// A client_credentials token with client_secret_basic.
+    pub fn token(&self, id: &str, secret: &str, extra_form: &str) -> Answer {
+        self.post_form("/oauth2/token", &format!("grant_type=client_credentials{extra_form}"), Some((id, secret)))
+    }
+
+    /// An access token for the admin API, from the bootstrap credential.
+    pub fn admin_token(&self) -> String {
+        let cred: Value = serde_json::from_str(&std::fs::read_to_string(self.admin_credential()).expect("admin.json")).expect("json");
+        let a = self.token(cred["client_id"].as_str().unwrap(), cred["client_secret"].as_str().unwrap(), "&scope=portcullis:admin");
+        assert_eq!(a.status, 200, "admin token: {}", a.text);
+        a.json["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("child");
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        for _ in 0..200 {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        panic!("portcullis did not stop within 10 s of SIGTERM");
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// `Authorization: Basic` per RFC 6749 §2.3.1 (form-urlencoded id and secret).
+pub fn basic_header(id: &str, secret: &str) -> String {
+    let enc = |s: &str| form_encode(s);
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", enc(id), enc(secret))))
+}
+
+/// application/x-www-form-urlencoded encoding of one value.
+pub fn form_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => (b as char).to_string(),
+            b' ' => "+".into(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The decoded payload of a JWT (no verification: tests verify elsewhere).
+pub fn jwt_payload(token: &str) -> Value {
+    let part = token.split('.').nth(1).expect("payload");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).expect("base64url");
+    serde_json::from_slice(&bytes).expect("json payload")
+}
+
+/// The decoded header of a JWT.
+pub fn jwt_header(token: &str) -> Value {
+    let part = token.split('.').next().expect("header");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).expect("base64url");
+    serde_json::from_slice(&bytes).expect("json header")
+}

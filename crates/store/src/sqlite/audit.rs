@@ -1,0 +1,101 @@
+//! The `audit_log` table: the append-only hash chain of everything that happened.
+
+use portcullis_core::audit::{from_hex, link, AuditEvent, AuditRecord, GENESIS_HASH};
+use sqlx::sqlite::{SqliteArguments, SqliteRow};
+use sqlx::{Arguments, Row, SqlitePool};
+
+use super::bulk_insert::BulkInsert;
+use crate::StoreError;
+
+const COLUMNS: &str = "seq, at, actor, action, subject, outcome, detail, prev_hash, hash";
+
+const INSERT: BulkInsert = BulkInsert { table: "audit_log", columns: COLUMNS, column_count: 9 };
+
+/// Links `events` to the last stored record and inserts them, all in one `BEGIN IMMEDIATE`
+/// transaction: the read of the chain's tail and the insert cannot interleave with another
+/// appender, so two writers can never both link to the same record.
+pub(super) async fn append(
+    pool: &SqlitePool,
+    events: Vec<AuditEvent>,
+) -> Result<Vec<AuditRecord>, StoreError> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let tail: Option<(i64, String)> =
+        sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut *tx)
+            .await?;
+    let (last_seq, last_hash) = match tail {
+        None => (0, GENESIS_HASH),
+        Some((seq, hex)) => {
+            let hash = from_hex(&hex)
+                .ok_or_else(|| StoreError::corrupt_field("audit_log.hash", &seq.to_string()))?;
+            (seq, hash)
+        }
+    };
+    let records = link(last_seq, last_hash, events);
+    INSERT.run(&mut tx, &records, bind_record).await?;
+    tx.commit().await?;
+    Ok(records)
+}
+
+/// Adds every column of `record` in `COLUMNS` order; `detail` is stored as the exact JSON text
+/// the chain hash covered.
+fn bind_record<'a>(args: &mut SqliteArguments<'a>, record: &'a AuditRecord) -> Result<(), StoreError> {
+    let e = &record.event;
+    let bound = (|| {
+        args.add(record.seq)?;
+        args.add(e.at)?;
+        args.add(e.actor.as_str())?;
+        args.add(e.action.as_str())?;
+        args.add(e.subject.as_str())?;
+        args.add(e.outcome.as_str())?;
+        args.add(e.detail.to_string())?;
+        args.add(record.prev_hash.as_str())?;
+        args.add(record.hash.as_str())
+    })();
+    bound.map_err(|_| StoreError::corrupt_field("audit_log row", &record.seq.to_string()))
+}
+
+pub(super) async fn list_ascending(
+    pool: &SqlitePool,
+    after_seq: i64,
+    limit: u32,
+) -> Result<Vec<AuditRecord>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?");
+    let rows = sqlx::query(&sql).bind(after_seq).bind(i64::from(limit)).fetch_all(pool).await?;
+    rows.iter().map(record_from_row).collect()
+}
+
+pub(super) async fn list_descending(
+    pool: &SqlitePool,
+    before_seq: i64,
+    limit: u32,
+) -> Result<Vec<AuditRecord>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM audit_log WHERE seq < ? ORDER BY seq DESC LIMIT ?");
+    let rows = sqlx::query(&sql).bind(before_seq).bind(i64::from(limit)).fetch_all(pool).await?;
+    rows.iter().map(record_from_row).collect()
+}
+
+/// Decodes a record as stored, without judging it: checking the chain is the verifier's job,
+/// and it must see an edited record to report it.
+fn record_from_row(row: &SqliteRow) -> Result<AuditRecord, StoreError> {
+    let seq: i64 = row.try_get("seq")?;
+    let detail: &str = row.try_get("detail")?;
+    let detail = serde_json::from_str(detail)
+        .map_err(|e| StoreError::corrupt_json("audit_log.detail", &seq.to_string(), &e))?;
+    Ok(AuditRecord {
+        seq,
+        event: AuditEvent {
+            at: row.try_get("at")?,
+            actor: row.try_get("actor")?,
+            action: row.try_get("action")?,
+            subject: row.try_get("subject")?,
+            outcome: row.try_get("outcome")?,
+            detail,
+        },
+        prev_hash: row.try_get("prev_hash")?,
+        hash: row.try_get("hash")?,
+    })
+}

@@ -1,0 +1,197 @@
+//! The embedded default backend: one SQLite file in WAL mode, so a single node needs no
+//! database server. Readers run in parallel on a small pool; SQLite itself serializes writers
+//! (write transactions that read first use `BEGIN IMMEDIATE`, so they queue on the busy
+//! timeout instead of failing to upgrade a read lock).
+//!
+//! One file per concern; this one opens the database and wires the [`Store`] methods to them.
+
+mod audit;
+mod bulk_insert;
+mod clients;
+mod keys;
+mod revocations;
+mod settings;
+
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use portcullis_core::audit::{AuditEvent, AuditRecord};
+use portcullis_core::client::Client;
+use portcullis_core::{ClientId, Kid, UnixTime};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::{RevokedToken, Store, StoreError, StoredKey};
+
+/// The schema, compiled into the binary so an upgrade needs no files beside it.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// Enough connections for concurrent reads on a small node; more only adds lock contention,
+/// since SQLite runs one writer at a time anyway.
+const MAX_CONNECTIONS: u32 = 4;
+
+/// How long a writer waits for another writer's lock before giving up with `Unavailable`.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The SQLite implementation of [`Store`]. Cloning shares the pool.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `path` and migrates it to the current
+    /// schema. `synchronous=NORMAL` in WAL mode never corrupts the file; a power cut may lose
+    /// the last transactions, which is the usual trade for an order of magnitude more writes.
+    pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .min_connections(1)
+            .connect_with(options)
+            .await
+            .map_err(|e| {
+                StoreError::Unavailable(format!("cannot open {}: {e}", path.display()))
+            })?;
+        MIGRATOR.run(&pool).await.map_err(|e| StoreError::Migration(e.to_string()))?;
+        Ok(SqliteStore { pool })
+    }
+
+    /// Closes every connection, checkpointing the WAL; later calls fail with `Unavailable`.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn get_setting(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        settings::get(&self.pool, name).await
+    }
+
+    async fn put_setting_if_absent(&self, name: &str, value: &[u8]) -> Result<Vec<u8>, StoreError> {
+        settings::put_if_absent(&self.pool, name, value).await
+    }
+
+    async fn insert_client(&self, client: &Client) -> Result<(), StoreError> {
+        clients::insert_one(&self.pool, client).await
+    }
+
+    async fn insert_clients(&self, clients: &[Client]) -> Result<(), StoreError> {
+        clients::insert_many(&self.pool, clients).await
+    }
+
+    async fn get_client(&self, id: &ClientId) -> Result<Option<Client>, StoreError> {
+        clients::get(&self.pool, id).await
+    }
+
+    async fn list_clients(
+        &self,
+        after: Option<&ClientId>,
+        limit: u32,
+    ) -> Result<Vec<Client>, StoreError> {
+        clients::list(&self.pool, after, limit).await
+    }
+
+    async fn update_client(&self, client: &Client) -> Result<(), StoreError> {
+        clients::update(&self.pool, client).await
+    }
+
+    async fn delete_client(&self, id: &ClientId) -> Result<bool, StoreError> {
+        clients::delete(&self.pool, id).await
+    }
+
+    async fn insert_signing_key(&self, key: &StoredKey) -> Result<(), StoreError> {
+        keys::insert(&self.pool, key).await
+    }
+
+    async fn update_signing_key_state(
+        &self,
+        kid: &Kid,
+        state: &str,
+        at: UnixTime,
+    ) -> Result<(), StoreError> {
+        keys::update_state(&self.pool, kid, state, at).await
+    }
+
+    async fn list_signing_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
+        keys::list(&self.pool).await
+    }
+
+    async fn revoke_token(&self, token: &RevokedToken) -> Result<(), StoreError> {
+        revocations::revoke(&self.pool, token).await
+    }
+
+    async fn is_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+        revocations::is_revoked(&self.pool, jti).await
+    }
+
+    async fn list_revoked_tokens(&self, now: UnixTime) -> Result<Vec<RevokedToken>, StoreError> {
+        revocations::list_unexpired(&self.pool, now).await
+    }
+
+    async fn record_assertion_jti(
+        &self,
+        client_id: &ClientId,
+        jti: &str,
+        expires_at: UnixTime,
+    ) -> Result<bool, StoreError> {
+        revocations::record_assertion_jti(&self.pool, client_id, jti, expires_at).await
+    }
+
+    async fn purge_expired(&self, now: UnixTime) -> Result<u64, StoreError> {
+        revocations::purge_expired(&self.pool, now).await
+    }
+
+    async fn append_audit(&self, events: Vec<AuditEvent>) -> Result<Vec<AuditRecord>, StoreError> {
+        audit::append(&self.pool, events).await
+    }
+
+    async fn list_audit(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditRecord>, StoreError> {
+        audit::list_ascending(&self.pool, after_seq, limit).await
+    }
+
+    async fn list_audit_desc(
+        &self,
+        before_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        audit::list_descending(&self.pool, before_seq, limit).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn open_creates_a_missing_file_and_reopens_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.db");
+        let store = SqliteStore::open(&path).await.unwrap();
+        store.put_setting_if_absent("k", b"v").await.unwrap();
+        store.close().await;
+        let again = SqliteStore::open(&path).await.unwrap();
+        assert_eq!(again.get_setting("k").await.unwrap(), Some(b"v".to_vec()));
+    }
+
+    #[tokio::test]
+    async fn open_of_an_unreachable_path_is_unavailable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("no/such/dir/p.db");
+        assert!(matches!(SqliteStore::open(&path).await, Err(StoreError::Unavailable(_))));
+    }
+}

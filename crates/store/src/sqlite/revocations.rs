@@ -1,0 +1,101 @@
+//! Short-lived "already seen" state: revoked access tokens (RFC 7009) and accepted client
+//! assertion jtis (RFC 7523 §3 item 7). Both are kept only until the token or assertion would
+//! have expired anyway, then purged.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use portcullis_core::{ClientId, UnixTime};
+use sqlx::{Row, SqlitePool};
+
+use crate::{RevokedToken, StoreError};
+
+/// Idempotent: revoking a token twice keeps the first record.
+pub(super) async fn revoke(pool: &SqlitePool, token: &RevokedToken) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO revoked_tokens (jti, client_id, expires_at) VALUES (?, ?, ?) \
+         ON CONFLICT (jti) DO NOTHING",
+    )
+    .bind(token.jti.as_str())
+    .bind(token.client_id.as_str())
+    .bind(token.expires_at)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn is_revoked(pool: &SqlitePool, jti: &str) -> Result<bool, StoreError> {
+    let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM revoked_tokens WHERE jti = ?")
+        .bind(jti)
+        .fetch_optional(pool)
+        .await?;
+    Ok(found.is_some())
+}
+
+/// A token is expired once `now >= exp` (RFC 7519 §4.1.4), so only `expires_at > now` is
+/// still worth remembering.
+pub(super) async fn list_unexpired(
+    pool: &SqlitePool,
+    now: UnixTime,
+) -> Result<Vec<RevokedToken>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT jti, client_id, expires_at FROM revoked_tokens WHERE expires_at > ? ORDER BY jti",
+    )
+    .bind(now)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let jti: String = row.try_get("jti")?;
+            let client_id: String = row.try_get("client_id")?;
+            let client_id = ClientId::parse(client_id)
+                .map_err(|_| StoreError::corrupt_field("revoked_tokens.client_id", &jti))?;
+            Ok(RevokedToken { jti, client_id, expires_at: row.try_get("expires_at")? })
+        })
+        .collect()
+}
+
+/// One statement, so two requests replaying the same assertion at once cannot both win: the
+/// insert succeeds, or it meets the existing row and replaces it only if that row has expired
+/// (a leftover the purge has not reached yet).
+pub(super) async fn record_assertion_jti(
+    pool: &SqlitePool,
+    client_id: &ClientId,
+    jti: &str,
+    expires_at: UnixTime,
+) -> Result<bool, StoreError> {
+    let result = sqlx::query(
+        "INSERT INTO assertion_jtis (client_id, jti, expires_at) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (client_id, jti) DO UPDATE SET expires_at = excluded.expires_at \
+         WHERE assertion_jtis.expires_at <= ?4",
+    )
+    .bind(client_id.as_str())
+    .bind(jti)
+    .bind(expires_at)
+    .bind(now())
+    .execute(pool)
+    .await?;
+    Ok(result.rows_affected() > 0)
+}
+
+pub(super) async fn purge_expired(pool: &SqlitePool, now: UnixTime) -> Result<u64, StoreError> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let tokens = sqlx::query("DELETE FROM revoked_tokens WHERE expires_at <= ?")
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    let jtis = sqlx::query("DELETE FROM assertion_jtis WHERE expires_at <= ?")
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(tokens.rows_affected() + jtis.rows_affected())
+}
+
+/// The trait's `record_assertion_jti` takes no `now`, so the store reads the clock to decide
+/// whether a stored jti is a stale leftover. A clock before 1970 counts as 0, which treats
+/// every stored jti as live: the safe direction (a replay is refused, never accepted).
+fn now() -> UnixTime {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
