@@ -95,9 +95,14 @@ mod tests {
 
     #[test]
     fn none_hmac_and_unknown_names_are_unsupported() {
-        for name in ["none", "None", "HS256", "HS384", "HS512", "es256", "RS384", "", "ES256 "] {
+        for name in [
+            "none", "None", "HS256", "HS384", "HS512", "es256", "RS384", "", "ES256 ",
+        ] {
             assert!(
-                matches!(Algorithm::parse(name), Err(KeyError::UnsupportedAlgorithm(_))),
+                matches!(
+                    Algorithm::parse(name),
+                    Err(KeyError::UnsupportedAlgorithm(_))
+                ),
                 "{name:?} must be rejected"
             );
         }
@@ -105,8 +110,14 @@ mod tests {
 
     #[test]
     fn serde_uses_the_jws_name() {
-        assert_eq!(serde_json::to_string(&Algorithm::PS256).ok().as_deref(), Some("\"PS256\""));
-        assert_eq!(serde_json::from_str::<Algorithm>("\"EdDSA\"").ok(), Some(Algorithm::EdDSA));
+        assert_eq!(
+            serde_json::to_string(&Algorithm::PS256).ok().as_deref(),
+            Some("\"PS256\"")
+        );
+        assert_eq!(
+            serde_json::from_str::<Algorithm>("\"EdDSA\"").ok(),
+            Some(Algorithm::EdDSA)
+        );
         assert!(serde_json::from_str::<Algorithm>("\"none\"").is_err());
     }
 }

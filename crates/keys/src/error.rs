@@ -75,6 +75,9 @@ mod tests {
             KeyError::Malformed("token has 4 segments".into()).to_string(),
             "malformed: token has 4 segments"
         );
-        assert_eq!(KeyError::BadSignature.to_string(), "signature verification failed");
+        assert_eq!(
+            KeyError::BadSignature.to_string(),
+            "signature verification failed"
+        );
     }
 }

@@ -50,22 +50,22 @@ impl Jwk {
     /// The RFC 7638 thumbprint: base64url SHA-256 of the required members, sorted, with no
     /// whitespace (§3.2; OKP members from RFC 8037 §2).
     pub fn thumbprint(&self) -> Result<String, KeyError> {
-        let members: &[(&str, &Option<String>)] = match self.kty.as_str() {
-            "EC" => &[("crv", &self.crv), ("kty", &None), ("x", &self.x), ("y", &self.y)],
-            "OKP" => &[("crv", &self.crv), ("kty", &None), ("x", &self.x)],
-            "RSA" => &[("e", &self.e), ("kty", &None), ("n", &self.n)],
+        let kty = Some(self.kty.as_str());
+        let (crv, x, y) = (self.crv.as_deref(), self.x.as_deref(), self.y.as_deref());
+        let (n, e) = (self.n.as_deref(), self.e.as_deref());
+        // Required members in lexicographic order (RFC 7638 §3.3).
+        let members: Vec<(&str, Option<&str>)> = match self.kty.as_str() {
+            "EC" => vec![("crv", crv), ("kty", kty), ("x", x), ("y", y)],
+            "OKP" => vec![("crv", crv), ("kty", kty), ("x", x)],
+            "RSA" => vec![("e", e), ("kty", kty), ("n", n)],
             other => return Err(KeyError::UnsupportedAlgorithm(crate::error::shorten(other))),
         };
         let mut canonical = String::from("{");
-        for (i, (name, value)) in members.iter().enumerate() {
-            let value = if *name == "kty" {
-                self.kty.as_str()
-            } else {
-                value.as_deref().ok_or_else(|| {
-                    KeyError::Malformed(format!("{} key is missing \"{name}\"", self.kty))
-                })?
-            };
-            if i > 0 {
+        for (name, value) in members {
+            let value = value.ok_or_else(|| {
+                KeyError::Malformed(format!("{} key is missing \"{name}\"", self.kty))
+            })?;
+            if canonical.len() > 1 {
                 canonical.push(',');
             }
             // Member values are JSON strings; `Value`'s Display escapes them infallibly.
@@ -133,9 +133,19 @@ impl Jwk {
 
 /// The raw public members of a key, before base64url encoding.
 pub(crate) enum KeyMembers<'a> {
-    Ec { crv: &'static str, x: &'a [u8], y: &'a [u8] },
-    Okp { crv: &'static str, x: &'a [u8] },
-    Rsa { n: &'a [u8], e: &'a [u8] },
+    Ec {
+        crv: &'static str,
+        x: &'a [u8],
+        y: &'a [u8],
+    },
+    Okp {
+        crv: &'static str,
+        x: &'a [u8],
+    },
+    Rsa {
+        n: &'a [u8],
+        e: &'a [u8],
+    },
 }
 
 /// A JWK Set (RFC 7517 §5).
@@ -163,9 +173,11 @@ struct IncomingJwk {
 
 impl IncomingJwk {
     fn has_private_member(&self) -> bool {
-        [&self.d, &self.p, &self.q, &self.dp, &self.dq, &self.qi, &self.oth, &self.k]
-            .iter()
-            .any(|m| m.is_some())
+        [
+            &self.d, &self.p, &self.q, &self.dp, &self.dq, &self.qi, &self.oth, &self.k,
+        ]
+        .iter()
+        .any(|m| m.is_some())
     }
 }
 
@@ -238,8 +250,11 @@ mod tests {
     #[test]
     fn okp_thumbprint_matches_rfc8037_example() {
         // RFC 8037 Appendix A.3.
-        let jwk = r#"{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#;
-        let thumbprint = serde_json::from_str::<Jwk>(jwk).ok().map(|j| j.thumbprint());
+        let jwk =
+            r#"{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#;
+        let thumbprint = serde_json::from_str::<Jwk>(jwk)
+            .ok()
+            .map(|j| j.thumbprint());
         assert_eq!(
             thumbprint,
             Some(Ok("kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k".to_owned()))
@@ -250,7 +265,10 @@ mod tests {
     fn thumbprint_of_incomplete_or_symmetric_key_is_an_error() {
         let ec_without_y = r#"{"kty":"EC","crv":"P-256","x":"AAAA"}"#;
         let jwk = serde_json::from_str::<Jwk>(ec_without_y).ok();
-        assert!(matches!(jwk.map(|j| j.thumbprint()), Some(Err(KeyError::Malformed(_)))));
+        assert!(matches!(
+            jwk.map(|j| j.thumbprint()),
+            Some(Err(KeyError::Malformed(_)))
+        ));
         let oct = serde_json::from_str::<Jwk>(r#"{"kty":"oct"}"#).ok();
         assert!(matches!(
             oct.map(|j| j.thumbprint()),
@@ -268,7 +286,9 @@ mod tests {
     #[test]
     fn set_with_private_or_symmetric_material_is_rejected() {
         for member in ["d", "p", "q", "dp", "dq", "qi", "oth", "k"] {
-            let json = format!(r#"{{"keys":[{{"kty":"EC","crv":"P-256","x":"AA","y":"AA","{member}":"AA"}}]}}"#);
+            let json = format!(
+                r#"{{"keys":[{{"kty":"EC","crv":"P-256","x":"AA","y":"AA","{member}":"AA"}}]}}"#
+            );
             assert!(
                 matches!(JwkSet::parse(&json), Err(KeyError::Malformed(_))),
                 "member {member} must be rejected"
@@ -293,7 +313,11 @@ mod tests {
             r#"{"keys":[{"crv":"P-256"}]}"#,
             r#"{"keys":[{"kty":"RSA"}]"#,
         ] {
-            assert!(JwkSet::parse(json).is_err(), "{:.60} must be rejected", json);
+            assert!(
+                JwkSet::parse(json).is_err(),
+                "{:.60} must be rejected",
+                json
+            );
         }
     }
 
@@ -301,13 +325,18 @@ mod tests {
     fn serialization_skips_absent_members_and_names_use() {
         let jwk = Jwk::for_signing(
             "OKP",
-            KeyMembers::Okp { crv: "Ed25519", x: &[1, 2, 3] },
+            KeyMembers::Okp {
+                crv: "Ed25519",
+                x: &[1, 2, 3],
+            },
             Some("k1"),
             crate::Algorithm::EdDSA,
         );
         assert_eq!(
             serde_json::to_string(&jwk).ok().as_deref(),
-            Some(r#"{"kty":"OKP","crv":"Ed25519","x":"AQID","kid":"k1","alg":"EdDSA","use":"sig"}"#)
+            Some(
+                r#"{"kty":"OKP","crv":"Ed25519","x":"AQID","kid":"k1","alg":"EdDSA","use":"sig"}"#
+            )
         );
     }
 }

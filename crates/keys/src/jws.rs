@@ -98,19 +98,14 @@ fn rsa_signature_len(jwk: &crate::Jwk) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::software::SoftwareSigner;
-
-    fn signer(alg: Algorithm) -> Arc<dyn Signer> {
-        match SoftwareSigner::generate(alg) {
-            Ok((signer, _pkcs8)) => Arc::new(signer),
-            Err(e) => panic!("generating a {alg} key failed: {e}"),
-        }
-    }
+    use crate::test_keys::generated_signer as signer;
 
     #[test]
     fn header_names_alg_typ_and_kid() {
         let jwt = JwtSigner::new(signer(Algorithm::ES256), "at+jwt");
-        let header = URL_SAFE_NO_PAD.decode(&jwt.encoded_header).unwrap_or_default();
+        let header = URL_SAFE_NO_PAD
+            .decode(&jwt.encoded_header)
+            .unwrap_or_default();
         let expected = format!(
             r#"{{"alg":"ES256","typ":"at+jwt","kid":"{}"}}"#,
             jwt.kid().as_str()
@@ -124,7 +119,9 @@ mod tests {
             let jwt = JwtSigner::new(signer(alg), "at+jwt");
             let claims = br#"{"iss":"https://as.example","sub":"sensor-1","exp":1}"#;
             let token = jwt.sign_claims_json(claims);
-            let Ok(token) = token else { panic!("{alg} signing failed") };
+            let Ok(token) = token else {
+                panic!("{alg} signing failed")
+            };
             assert_eq!(token.len(), token.capacity(), "{alg} reallocated");
             assert_eq!(token.split('.').count(), 3);
         }
@@ -133,8 +130,13 @@ mod tests {
     #[test]
     fn sign_serializes_claims() {
         let jwt = JwtSigner::new(signer(Algorithm::EdDSA), "JWT");
-        let token = jwt.sign(&serde_json::json!({"sub": "a"})).unwrap_or_default();
+        let token = jwt
+            .sign(&serde_json::json!({"sub": "a"}))
+            .unwrap_or_default();
         let payload = token.split('.').nth(1).unwrap_or_default();
-        assert_eq!(URL_SAFE_NO_PAD.decode(payload).ok(), Some(br#"{"sub":"a"}"#.to_vec()));
+        assert_eq!(
+            URL_SAFE_NO_PAD.decode(payload).ok(),
+            Some(br#"{"sub":"a"}"#.to_vec())
+        );
     }
 }

@@ -101,15 +101,8 @@ impl Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::software::SoftwareSigner;
+    use crate::test_keys::generated_signer as signer;
     use crate::verify::decode;
-
-    fn signer(alg: Algorithm) -> Arc<dyn Signer> {
-        match SoftwareSigner::generate(alg) {
-            Ok((signer, _)) => Arc::new(signer),
-            Err(e) => panic!("{e}"),
-        }
-    }
 
     fn published_kids(ring: &KeyRing) -> Vec<String> {
         let set = JwkSet::parse(&ring.jwks_json());
@@ -134,8 +127,13 @@ mod tests {
     #[test]
     fn tokens_from_the_active_signer_verify_with_the_published_key() {
         let ring = KeyRing::new(signer(Algorithm::ES384), Vec::new());
-        let token = ring.active().sign_claims_json(br#"{"sub":"x"}"#).unwrap_or_default();
-        let Ok(decoded) = decode(&token) else { panic!("decode") };
+        let token = ring
+            .active()
+            .sign_claims_json(br#"{"sub":"x"}"#)
+            .unwrap_or_default();
+        let Ok(decoded) = decode(&token) else {
+            panic!("decode")
+        };
         assert_eq!(decoded.header.typ.as_deref(), Some("at+jwt"));
         let kid = decoded.header.kid.clone().unwrap_or_default();
         let key = ring.verifying_key(&kid);
@@ -153,8 +151,14 @@ mod tests {
         ring.replace(Arc::clone(&second), vec![first.public_jwk()]);
 
         assert_eq!(ring.active().kid(), second.kid());
-        assert_eq!(held.kid(), first.kid(), "a held signer is not swapped underneath");
-        let Ok(decoded) = decode(&old_token) else { panic!("decode") };
+        assert_eq!(
+            held.kid(),
+            first.kid(),
+            "a held signer is not swapped underneath"
+        );
+        let Ok(decoded) = decode(&old_token) else {
+            panic!("decode")
+        };
         let key = ring.verifying_key(first.kid().as_str());
         assert!(key.is_some_and(|k| decoded.verify(&k).is_ok()));
         assert!(ring.verifying_key("unknown").is_none());

@@ -16,6 +16,9 @@ pub mod random;
 pub mod software;
 pub mod verify;
 
+#[cfg(test)]
+mod test_keys;
+
 pub use algorithm::Algorithm;
 pub use error::KeyError;
 pub use jwk::{Jwk, JwkSet};

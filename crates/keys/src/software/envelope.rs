@@ -44,7 +44,7 @@ pub fn seal(master: &MasterKey, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>,
     out.extend_from_slice(&data_nonce);
     let body_start = out.len();
     out.extend_from_slice(plaintext);
-    let tag = aes_key(&data_key)?
+    let tag = aes_key(data_key.as_slice())?
         .seal_in_place_separate_tag(
             Nonce::assume_unique_for_key(data_nonce),
             Aad::from(aad),
@@ -65,7 +65,9 @@ pub fn open(master: &MasterKey, sealed: &[u8], aad: &[u8]) -> Result<Zeroizing<V
     }
     let (version, rest) = sealed.split_at(1);
     if version != [VERSION] {
-        return Err(KeyError::Corrupt("sealed key has an unknown version".into()));
+        return Err(KeyError::Corrupt(
+            "sealed key has an unknown version".into(),
+        ));
     }
     let (wrap_nonce, rest) = rest.split_at(NONCE_LEN);
     let (wrapped, rest) = rest.split_at(WRAPPED_KEY_LEN);
@@ -114,7 +116,10 @@ mod tests {
         assert_eq!(sealed.len(), HEADER_LEN + 17 + TAG_LEN);
         assert_eq!(sealed[0], VERSION);
         let opened = open(&key, &sealed, b"kid-1");
-        assert_eq!(opened.ok().map(|p| p.to_vec()), Some(b"private key bytes".to_vec()));
+        assert_eq!(
+            opened.ok().map(|p| p.to_vec()),
+            Some(b"private key bytes".to_vec())
+        );
     }
 
     #[test]
@@ -127,14 +132,20 @@ mod tests {
     #[test]
     fn wrong_master_key_is_reported_as_such() {
         let sealed = seal(&master(), b"secret", b"aad").unwrap_or_default();
-        assert_eq!(open(&master(), &sealed, b"aad").err(), Some(KeyError::WrongMasterKey));
+        assert_eq!(
+            open(&master(), &sealed, b"aad").err(),
+            Some(KeyError::WrongMasterKey)
+        );
     }
 
     #[test]
     fn wrong_aad_fails() {
         let key = master();
         let sealed = seal(&key, b"secret", b"kid-1").unwrap_or_default();
-        assert!(matches!(open(&key, &sealed, b"kid-2"), Err(KeyError::Corrupt(_))));
+        assert!(matches!(
+            open(&key, &sealed, b"kid-2"),
+            Err(KeyError::Corrupt(_))
+        ));
     }
 
     #[test]
@@ -144,7 +155,10 @@ mod tests {
         for i in 0..sealed.len() {
             let mut damaged = sealed.clone();
             damaged[i] ^= 0x01;
-            assert!(open(&key, &damaged, b"aad").is_err(), "flip at byte {i} went unnoticed");
+            assert!(
+                open(&key, &damaged, b"aad").is_err(),
+                "flip at byte {i} went unnoticed"
+            );
         }
     }
 
@@ -155,7 +169,10 @@ mod tests {
         for len in [0, 1, HEADER_LEN, sealed.len() - 1] {
             assert!(open(&key, &sealed[..len], b"aad").is_err(), "length {len}");
         }
-        assert!(matches!(open(&key, &sealed[..10], b"aad"), Err(KeyError::Corrupt(_))));
+        assert!(matches!(
+            open(&key, &sealed[..10], b"aad"),
+            Err(KeyError::Corrupt(_))
+        ));
     }
 
     #[test]

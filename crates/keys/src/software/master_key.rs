@@ -172,7 +172,10 @@ mod tests {
                 matches!(MasterKey::load_or_create(&path), Err(KeyError::Corrupt(_))),
                 "{content:.30?} must be corrupt"
             );
-            assert_eq!(std::fs::read_to_string(&path).ok().as_deref(), Some(content));
+            assert_eq!(
+                std::fs::read_to_string(&path).ok().as_deref(),
+                Some(content)
+            );
         }
     }
 
@@ -189,7 +192,10 @@ mod tests {
     fn missing_directory_is_an_io_error() {
         let dir = temp_dir();
         let path = dir.path().join("no/such/dir/master.key");
-        assert!(matches!(MasterKey::load_or_create(&path), Err(KeyError::Io(_))));
+        assert!(matches!(
+            MasterKey::load_or_create(&path),
+            Err(KeyError::Io(_))
+        ));
     }
 
     #[test]

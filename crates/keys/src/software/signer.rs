@@ -62,7 +62,8 @@ impl SoftwareSigner {
         });
         let key = parse_private_key(alg, &pkcs8)?;
         let thumbprint = public_jwk(&key, None, alg).thumbprint()?;
-        let kid = Kid::parse(thumbprint).map_err(|_| KeyError::Crypto("thumbprint is not a kid"))?;
+        let kid =
+            Kid::parse(thumbprint).map_err(|_| KeyError::Crypto("thumbprint is not a kid"))?;
         Ok((SoftwareSigner::assemble(alg, kid, key), pkcs8))
     }
 
@@ -95,9 +96,15 @@ impl Signer for SoftwareSigner {
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
         let failed = |_| KeyError::Crypto("signing failed");
         match &self.key {
-            PrivateKey::Ed25519(key) => Ok(key.try_sign(message).map_err(failed)?.as_ref().to_vec()),
+            PrivateKey::Ed25519(key) => {
+                Ok(key.try_sign(message).map_err(failed)?.as_ref().to_vec())
+            }
             // The `_FIXED_SIGNING` algorithms emit r||s as RFC 7518 §3.4 requires.
-            PrivateKey::Ecdsa(key) => Ok(key.sign(&self.rng, message).map_err(failed)?.as_ref().to_vec()),
+            PrivateKey::Ecdsa(key) => Ok(key
+                .sign(&self.rng, message)
+                .map_err(failed)?
+                .as_ref()
+                .to_vec()),
             PrivateKey::Rsa(key, padding) => {
                 let mut signature = vec![0u8; key.public_modulus_len()];
                 key.sign(*padding, &self.rng, message, &mut signature)
@@ -157,7 +164,11 @@ fn public_jwk(key: &PrivateKey, kid: Option<&str>, alg: Algorithm) -> Jwk {
             let point = key.public_key().as_ref();
             let coordinates = point.get(1..).unwrap_or_default();
             let (x, y) = coordinates.split_at(coordinates.len() / 2);
-            let crv = if alg == Algorithm::ES384 { "P-384" } else { "P-256" };
+            let crv = if alg == Algorithm::ES384 {
+                "P-384"
+            } else {
+                "P-256"
+            };
             Jwk::for_signing("EC", KeyMembers::Ec { crv, x, y }, kid, alg)
         }
         PrivateKey::Rsa(key, _) => {
@@ -185,7 +196,10 @@ mod tests {
         for alg in Algorithm::ALL {
             let (signer, _) = generate(alg);
             let jwk = signer.public_jwk();
-            assert_eq!(jwk.thumbprint().ok().as_deref(), Some(signer.kid().as_str()));
+            assert_eq!(
+                jwk.thumbprint().ok().as_deref(),
+                Some(signer.kid().as_str())
+            );
             assert_eq!(jwk.kid.as_deref(), Some(signer.kid().as_str()));
             assert_eq!(jwk.alg.as_deref(), Some(alg.as_str()));
             assert_eq!(jwk.use_.as_deref(), Some("sig"));
@@ -197,7 +211,11 @@ mod tests {
         for alg in Algorithm::ALL {
             let (signer, pkcs8) = generate(alg);
             let reloaded = SoftwareSigner::from_pkcs8(alg, signer.kid().clone(), &pkcs8);
-            assert_eq!(reloaded.map(|s| s.public_jwk()).ok(), Some(signer.public_jwk()), "{alg}");
+            assert_eq!(
+                reloaded.map(|s| s.public_jwk()).ok(),
+                Some(signer.public_jwk()),
+                "{alg}"
+            );
         }
     }
 
@@ -238,7 +256,10 @@ mod tests {
             let (signer, _) = generate(alg);
             assert_eq!(
                 format!("{signer:?}"),
-                format!("SoftwareSigner {{ kid: {:?}, algorithm: {alg:?}, .. }}", signer.kid().as_str())
+                format!(
+                    "SoftwareSigner {{ kid: {:?}, algorithm: {alg:?}, .. }}",
+                    signer.kid().as_str()
+                )
             );
         }
     }

@@ -68,8 +68,9 @@ pub fn decode(token: &str) -> Result<Decoded, KeyError> {
 
     let header_json = decode_segment("header", header_b64)?;
     require_json_object("header", &header_json)?;
-    let raw: RawHeader = serde_json::from_slice(&header_json)
-        .map_err(|_| KeyError::Malformed("header must be a JSON object with a string alg".into()))?;
+    let raw: RawHeader = serde_json::from_slice(&header_json).map_err(|_| {
+        KeyError::Malformed("header must be a JSON object with a string alg".into())
+    })?;
     if raw.crit.is_some() {
         return Err(KeyError::Malformed(
             "header has crit; no extensions are understood (RFC 7515 §4.1.11)".into(),

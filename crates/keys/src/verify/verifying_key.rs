@@ -109,7 +109,9 @@ fn parse_ec(
     let y = jwk.decode_member("y", &jwk.y)?;
     // RFC 7518 §6.2.1.2: coordinates are exactly the field size, leading zeros kept.
     if x.len() != coordinate_len || y.len() != coordinate_len {
-        return Err(KeyError::Malformed("EC coordinates have the wrong length".into()));
+        return Err(KeyError::Malformed(
+            "EC coordinates have the wrong length".into(),
+        ));
     }
     // SEC 1 §2.3.3 uncompressed point: 0x04 || x || y.
     let mut point = Vec::with_capacity(1 + 2 * coordinate_len);
@@ -145,7 +147,9 @@ fn parse_rsa(
         ));
     }
     if bits > MAX_RSA_BITS {
-        return Err(KeyError::Malformed("RSA modulus is longer than 8192 bits".into()));
+        return Err(KeyError::Malformed(
+            "RSA modulus is longer than 8192 bits".into(),
+        ));
     }
     RsaPublicKeyComponents { n, e }
         .to_parsed_public_key(params)
@@ -245,7 +249,12 @@ mod tests {
             e: Some("AQAB".into()),
             ..ec_jwk(None)
         };
-        let jwk = Jwk { crv: None, x: None, y: None, ..jwk };
+        let jwk = Jwk {
+            crv: None,
+            x: None,
+            y: None,
+            ..jwk
+        };
         assert!(matches!(
             VerifyingKey::from_jwk(&jwk, &Algorithm::ALL),
             Err(KeyError::Malformed(m)) if m.contains("2048")
