@@ -44,7 +44,10 @@ impl ClientCache {
     /// A cache holding up to `max_entries` clients.
     pub fn new(max_entries: u64) -> Self {
         Self {
-            known: Cache::builder().max_capacity(max_entries).time_to_live(CLIENT_TTL).build(),
+            known: Cache::builder()
+                .max_capacity(max_entries)
+                .time_to_live(CLIENT_TTL)
+                .build(),
             unknown: Cache::builder()
                 .max_capacity(MAX_UNKNOWN_IDS.min(max_entries.max(1)))
                 .time_to_live(UNKNOWN_ID_TTL)
@@ -112,7 +115,10 @@ impl RevocationCache {
     /// revocation inserted while the load ran is kept.
     pub async fn load(&self, store: &dyn Store, now: UnixTime) -> Result<(), StoreError> {
         let revoked = store.list_revoked_tokens(now).await?;
-        let mut set = self.expires_at_by_jti.write().unwrap_or_else(PoisonError::into_inner);
+        let mut set = self
+            .expires_at_by_jti
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         for token in revoked {
             let entry = set.entry(token.jti).or_insert(token.expires_at);
             *entry = (*entry).max(token.expires_at);
@@ -122,7 +128,10 @@ impl RevocationCache {
 
     /// Remembers a revocation until `expires_at`.
     pub fn insert(&self, jti: String, expires_at: UnixTime) {
-        let mut set = self.expires_at_by_jti.write().unwrap_or_else(PoisonError::into_inner);
+        let mut set = self
+            .expires_at_by_jti
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         let entry = set.entry(jti).or_insert(expires_at);
         *entry = (*entry).max(expires_at);
     }
@@ -130,19 +139,28 @@ impl RevocationCache {
     /// Whether `jti` is revoked and the token not yet expired (`now < exp`, RFC 7519 §4.1.4);
     /// an expired token is refused for its expiry anyway.
     pub fn contains(&self, jti: &str, now: UnixTime) -> bool {
-        let set = self.expires_at_by_jti.read().unwrap_or_else(PoisonError::into_inner);
+        let set = self
+            .expires_at_by_jti
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
         set.get(jti).is_some_and(|&expires_at| expires_at > now)
     }
 
     /// Drops revocations of tokens expired at `now`.
     pub fn purge(&self, now: UnixTime) {
-        let mut set = self.expires_at_by_jti.write().unwrap_or_else(PoisonError::into_inner);
+        let mut set = self
+            .expires_at_by_jti
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         set.retain(|_, expires_at| *expires_at > now);
     }
 
     /// How many revocations are held.
     pub fn len(&self) -> usize {
-        self.expires_at_by_jti.read().unwrap_or_else(PoisonError::into_inner).len()
+        self.expires_at_by_jti
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     /// Whether no revocation is held.

@@ -77,12 +77,18 @@ mod tests {
 
     #[test]
     fn missing_row_maps_to_not_found() {
-        assert!(matches!(StoreError::from(sqlx::Error::RowNotFound), StoreError::NotFound));
+        assert!(matches!(
+            StoreError::from(sqlx::Error::RowNotFound),
+            StoreError::NotFound
+        ));
     }
 
     #[test]
     fn closed_pool_maps_to_unavailable() {
-        assert!(matches!(StoreError::from(sqlx::Error::PoolClosed), StoreError::Unavailable(_)));
+        assert!(matches!(
+            StoreError::from(sqlx::Error::PoolClosed),
+            StoreError::Unavailable(_)
+        ));
     }
 
     #[test]

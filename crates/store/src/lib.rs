@@ -64,14 +64,23 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn insert_clients(&self, clients: &[Client]) -> Result<(), StoreError>;
     async fn get_client(&self, id: &ClientId) -> Result<Option<Client>, StoreError>;
     /// Clients ordered by id, strictly after `after`, at most `limit` (keyset pagination).
-    async fn list_clients(&self, after: Option<&ClientId>, limit: u32) -> Result<Vec<Client>, StoreError>;
+    async fn list_clients(
+        &self,
+        after: Option<&ClientId>,
+        limit: u32,
+    ) -> Result<Vec<Client>, StoreError>;
     /// Replaces a client; `StoreError::NotFound` if it does not exist.
     async fn update_client(&self, client: &Client) -> Result<(), StoreError>;
     /// Deletes a client; false if there was none.
     async fn delete_client(&self, id: &ClientId) -> Result<bool, StoreError>;
 
     async fn insert_signing_key(&self, key: &StoredKey) -> Result<(), StoreError>;
-    async fn update_signing_key_state(&self, kid: &Kid, state: &str, at: UnixTime) -> Result<(), StoreError>;
+    async fn update_signing_key_state(
+        &self,
+        kid: &Kid,
+        state: &str,
+        at: UnixTime,
+    ) -> Result<(), StoreError>;
     async fn list_signing_keys(&self) -> Result<Vec<StoredKey>, StoreError>;
 
     /// Records a revoked token (idempotent).
@@ -82,7 +91,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Remembers a client assertion's `jti` until `expires_at`; returns false if it was
     /// already seen (RFC 7523 §3 item 7: a jti must not be accepted twice).
-    async fn record_assertion_jti(&self, client_id: &ClientId, jti: &str, expires_at: UnixTime) -> Result<bool, StoreError>;
+    async fn record_assertion_jti(
+        &self,
+        client_id: &ClientId,
+        jti: &str,
+        expires_at: UnixTime,
+    ) -> Result<bool, StoreError>;
 
     /// Deletes expired revocations and assertion jtis; returns how many rows went.
     async fn purge_expired(&self, now: UnixTime) -> Result<u64, StoreError>;
@@ -93,5 +107,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Audit records with `seq > after_seq`, ascending, at most `limit`.
     async fn list_audit(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditRecord>, StoreError>;
     /// Audit records with `seq < before_seq`, descending (newest first), at most `limit`.
-    async fn list_audit_desc(&self, before_seq: i64, limit: u32) -> Result<Vec<AuditRecord>, StoreError>;
+    async fn list_audit_desc(
+        &self,
+        before_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
 }

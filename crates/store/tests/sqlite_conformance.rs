@@ -6,7 +6,9 @@ use portcullis_store::sqlite::SqliteStore;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_store_passes_the_conformance_suite() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = SqliteStore::open(&dir.path().join("conformance.db")).await.expect("open");
+    let store = SqliteStore::open(&dir.path().join("conformance.db"))
+        .await
+        .expect("open");
     conformance::run_all(&store).await;
 }
 

@@ -9,7 +9,11 @@ use crate::StoreError;
 
 const COLUMNS: &str = "seq, at, actor, action, subject, outcome, detail, prev_hash, hash";
 
-const INSERT: BulkInsert = BulkInsert { table: "audit_log", columns: COLUMNS, column_count: 9 };
+const INSERT: BulkInsert = BulkInsert {
+    table: "audit_log",
+    columns: COLUMNS,
+    column_count: 9,
+};
 
 /// Links `events` to the last stored record and inserts them, all in one `BEGIN IMMEDIATE`
 /// transaction: the read of the chain's tail and the insert cannot interleave with another
@@ -42,7 +46,10 @@ pub(super) async fn append(
 
 /// Adds every column of `record` in `COLUMNS` order; `detail` is stored as the exact JSON text
 /// the chain hash covered.
-fn bind_record<'a>(args: &mut SqliteArguments<'a>, record: &'a AuditRecord) -> Result<(), StoreError> {
+fn bind_record<'a>(
+    args: &mut SqliteArguments<'a>,
+    record: &'a AuditRecord,
+) -> Result<(), StoreError> {
     let e = &record.event;
     let bound = (|| {
         args.add(record.seq)?;
@@ -64,7 +71,11 @@ pub(super) async fn list_ascending(
     limit: u32,
 ) -> Result<Vec<AuditRecord>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?");
-    let rows = sqlx::query(&sql).bind(after_seq).bind(i64::from(limit)).fetch_all(pool).await?;
+    let rows = sqlx::query(&sql)
+        .bind(after_seq)
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await?;
     rows.iter().map(record_from_row).collect()
 }
 
@@ -74,7 +85,11 @@ pub(super) async fn list_descending(
     limit: u32,
 ) -> Result<Vec<AuditRecord>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM audit_log WHERE seq < ? ORDER BY seq DESC LIMIT ?");
-    let rows = sqlx::query(&sql).bind(before_seq).bind(i64::from(limit)).fetch_all(pool).await?;
+    let rows = sqlx::query(&sql)
+        .bind(before_seq)
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await?;
     rows.iter().map(record_from_row).collect()
 }
 

@@ -27,7 +27,10 @@ impl BulkInsert {
     fn sql(&self, rows: usize) -> String {
         let row = format!("({})", vec!["?"; self.column_count].join(", "));
         let values = vec![row; rows].join(", ");
-        format!("INSERT INTO {} ({}) VALUES {values}", self.table, self.columns)
+        format!(
+            "INSERT INTO {} ({}) VALUES {values}",
+            self.table, self.columns
+        )
     }
 
     /// Inserts `items` on `conn`, `bind` adding each item's columns in `columns` order. Every
@@ -62,17 +65,28 @@ impl BulkInsert {
 mod tests {
     use super::*;
 
-    const PAIR: BulkInsert = BulkInsert { table: "t", columns: "a, b", column_count: 2 };
+    const PAIR: BulkInsert = BulkInsert {
+        table: "t",
+        columns: "a, b",
+        column_count: 2,
+    };
 
     #[test]
     fn sql_has_one_placeholder_group_per_row() {
-        assert_eq!(PAIR.sql(3), "INSERT INTO t (a, b) VALUES (?, ?), (?, ?), (?, ?)");
+        assert_eq!(
+            PAIR.sql(3),
+            "INSERT INTO t (a, b) VALUES (?, ?), (?, ?), (?, ?)"
+        );
     }
 
     #[test]
     fn chunks_stay_under_the_parameter_limit() {
         assert!(PAIR.rows_per_statement() * 2 <= MAX_PARAMETERS);
-        let wide = BulkInsert { table: "t", columns: "", column_count: 13 };
+        let wide = BulkInsert {
+            table: "t",
+            columns: "",
+            column_count: 13,
+        };
         assert!(wide.rows_per_statement() * 13 <= MAX_PARAMETERS);
     }
 }

@@ -11,7 +11,11 @@ use crate::StoreError;
 const COLUMNS: &str = "client_id, name, auth_method, scopes, audiences, token_ttl_secs, enabled, \
                        secret_hashes, sealed_secret, jwks, jwks_uri, created_at, updated_at";
 
-const INSERT: BulkInsert = BulkInsert { table: "clients", columns: COLUMNS, column_count: 13 };
+const INSERT: BulkInsert = BulkInsert {
+    table: "clients",
+    columns: COLUMNS,
+    column_count: 13,
+};
 
 /// The JSON text of a client's list-valued columns.
 struct JsonColumns {
@@ -56,7 +60,9 @@ fn bind_client<'a>(args: &mut SqliteArguments<'a>, c: &'a Client) -> Result<(), 
 
 pub(super) async fn insert_one(pool: &SqlitePool, client: &Client) -> Result<(), StoreError> {
     let mut conn = pool.acquire().await?;
-    INSERT.run(&mut conn, std::slice::from_ref(client), bind_client).await
+    INSERT
+        .run(&mut conn, std::slice::from_ref(client), bind_client)
+        .await
 }
 
 /// All or nothing: one transaction, so a conflicting id leaves the table as it was.
@@ -69,7 +75,10 @@ pub(super) async fn insert_many(pool: &SqlitePool, clients: &[Client]) -> Result
 
 pub(super) async fn get(pool: &SqlitePool, id: &ClientId) -> Result<Option<Client>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM clients WHERE client_id = ?");
-    let row = sqlx::query(&sql).bind(id.as_str()).fetch_optional(pool).await?;
+    let row = sqlx::query(&sql)
+        .bind(id.as_str())
+        .fetch_optional(pool)
+        .await?;
     row.as_ref().map(client_from_row).transpose()
 }
 
@@ -84,7 +93,11 @@ pub(super) async fn list(
         format!("SELECT {COLUMNS} FROM clients WHERE client_id > ? ORDER BY client_id LIMIT ?");
     // Ids are never empty, so "" sorts before every one of them.
     let after = after.map_or("", ClientId::as_str);
-    let rows = sqlx::query(&sql).bind(after).bind(i64::from(limit)).fetch_all(pool).await?;
+    let rows = sqlx::query(&sql)
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await?;
     rows.iter().map(client_from_row).collect()
 }
 
@@ -118,16 +131,18 @@ pub(super) async fn update(pool: &SqlitePool, client: &Client) -> Result<(), Sto
 }
 
 pub(super) async fn delete(pool: &SqlitePool, id: &ClientId) -> Result<bool, StoreError> {
-    let result =
-        sqlx::query("DELETE FROM clients WHERE client_id = ?").bind(id.as_str()).execute(pool).await?;
+    let result = sqlx::query("DELETE FROM clients WHERE client_id = ?")
+        .bind(id.as_str())
+        .execute(pool)
+        .await?;
     Ok(result.rows_affected() > 0)
 }
 
 /// Decodes a row, checking every domain rule again: the file may have been edited by hand.
 fn client_from_row(row: &SqliteRow) -> Result<Client, StoreError> {
     let id: String = row.try_get("client_id")?;
-    let client_id =
-        ClientId::parse(id.as_str()).map_err(|_| StoreError::corrupt_field("clients.client_id", &id))?;
+    let client_id = ClientId::parse(id.as_str())
+        .map_err(|_| StoreError::corrupt_field("clients.client_id", &id))?;
     let auth_method: String = row.try_get("auth_method")?;
     let auth_method = AuthMethod::parse(&auth_method)
         .map_err(|_| StoreError::corrupt_field("clients.auth_method", &id))?;

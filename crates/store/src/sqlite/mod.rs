@@ -58,10 +58,11 @@ impl SqliteStore {
             .min_connections(1)
             .connect_with(options)
             .await
-            .map_err(|e| {
-                StoreError::Unavailable(format!("cannot open {}: {e}", path.display()))
-            })?;
-        MIGRATOR.run(&pool).await.map_err(|e| StoreError::Migration(e.to_string()))?;
+            .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Migration(e.to_string()))?;
         Ok(SqliteStore { pool })
     }
 
@@ -192,6 +193,9 @@ mod tests {
     async fn open_of_an_unreachable_path_is_unavailable() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("no/such/dir/p.db");
-        assert!(matches!(SqliteStore::open(&path).await, Err(StoreError::Unavailable(_))));
+        assert!(matches!(
+            SqliteStore::open(&path).await,
+            Err(StoreError::Unavailable(_))
+        ));
     }
 }

@@ -49,7 +49,11 @@ pub(super) async fn list_unexpired(
             let client_id: String = row.try_get("client_id")?;
             let client_id = ClientId::parse(client_id)
                 .map_err(|_| StoreError::corrupt_field("revoked_tokens.client_id", &jti))?;
-            Ok(RevokedToken { jti, client_id, expires_at: row.try_get("expires_at")? })
+            Ok(RevokedToken {
+                jti,
+                client_id,
+                expires_at: row.try_get("expires_at")?,
+            })
         })
         .collect()
 }

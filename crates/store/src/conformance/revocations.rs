@@ -1,0 +1,80 @@
+//! Expiring "already seen" state: revoked tokens and assertion jtis.
+
+use super::{client_id, FAR_FUTURE};
+use crate::{RevokedToken, Store};
+
+/// Revoking twice is harmless; expired revocations leave the list and the purge removes them.
+pub async fn revocation_is_idempotent_listed_until_expiry_and_purged(store: &dyn Store) {
+    let now = 2_000;
+    let live = RevokedToken {
+        jti: "rev-live".into(),
+        client_id: client_id("c"),
+        expires_at: now + 60,
+    };
+    let dead = RevokedToken {
+        jti: "rev-dead".into(),
+        client_id: client_id("c"),
+        expires_at: now,
+    };
+    for token in [&live, &live, &dead] {
+        store
+            .revoke_token(token)
+            .await
+            .expect("revoke is idempotent");
+    }
+    assert!(store.is_token_revoked("rev-live").await.expect("check"));
+    assert!(!store.is_token_revoked("rev-never").await.expect("check"));
+
+    let listed = store.list_revoked_tokens(now).await.expect("list");
+    assert!(listed.contains(&live));
+    assert!(
+        !listed.iter().any(|t| t.jti == "rev-dead"),
+        "expired at now is not listed"
+    );
+
+    assert!(store.purge_expired(now).await.expect("purge") >= 1);
+    assert!(!store.is_token_revoked("rev-dead").await.expect("check"));
+    assert!(store.is_token_revoked("rev-live").await.expect("check"));
+}
+
+/// RFC 7523 §3 item 7: a client may use an assertion jti once until it expires.
+pub async fn assertion_jti_replay_is_refused(store: &dyn Store) {
+    let a = client_id("jti-client-a");
+    let b = client_id("jti-client-b");
+    assert!(store
+        .record_assertion_jti(&a, "jti-1", FAR_FUTURE)
+        .await
+        .expect("first"));
+    assert!(!store
+        .record_assertion_jti(&a, "jti-1", FAR_FUTURE)
+        .await
+        .expect("replay"));
+    assert!(store
+        .record_assertion_jti(&b, "jti-1", FAR_FUTURE)
+        .await
+        .expect("other client"));
+
+    // A row already expired (not purged yet) does not block a new assertion with that jti.
+    assert!(store
+        .record_assertion_jti(&a, "jti-stale", 10)
+        .await
+        .expect("first"));
+    assert!(store
+        .record_assertion_jti(&a, "jti-stale", FAR_FUTURE)
+        .await
+        .expect("replaces"));
+    assert!(!store
+        .record_assertion_jti(&a, "jti-stale", FAR_FUTURE)
+        .await
+        .expect("replay"));
+
+    assert!(store
+        .record_assertion_jti(&a, "jti-purged", 20)
+        .await
+        .expect("first"));
+    assert!(store.purge_expired(30).await.expect("purge") >= 1);
+    assert!(!store
+        .record_assertion_jti(&a, "jti-1", FAR_FUTURE)
+        .await
+        .expect("still live"));
+}

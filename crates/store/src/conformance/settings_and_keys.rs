@@ -1,0 +1,72 @@
+//! Settings written once, and signing keys through their rotation states.
+
+use portcullis_core::Kid;
+
+use crate::{Store, StoreError, StoredKey};
+
+/// The first value stored under a name wins; later puts return it.
+pub async fn setting_put_if_absent_keeps_the_first_value(store: &dyn Store) {
+    assert_eq!(store.get_setting("conf-missing").await.expect("get"), None);
+    let first = store
+        .put_setting_if_absent("conf-pepper", b"first\0\xff")
+        .await
+        .expect("put");
+    assert_eq!(first, b"first\0\xff");
+    let second = store
+        .put_setting_if_absent("conf-pepper", b"second")
+        .await
+        .expect("put");
+    assert_eq!(second, b"first\0\xff", "the first value wins");
+    let stored = store.get_setting("conf-pepper").await.expect("get");
+    assert_eq!(stored.as_deref(), Some(&b"first\0\xff"[..]));
+}
+
+fn stored_key(kid: &str, state: &str, created_at: i64) -> StoredKey {
+    StoredKey {
+        kid: Kid::parse(kid).expect("valid kid"),
+        alg: "ES256".into(),
+        backend: "software".into(),
+        sealed_private: vec![9, 8, 7, 0],
+        public_jwk: format!(r#"{{"kty":"EC","kid":"{kid}"}}"#),
+        state: state.into(),
+        created_at,
+        state_changed_at: created_at,
+    }
+}
+
+/// Keys list oldest first, move between states, and unknown kids are `NotFound`.
+pub async fn signing_keys_are_listed_and_change_state(store: &dyn Store) {
+    let older = stored_key("key-old", "active", 100);
+    let newer = stored_key("key-new", "next", 200);
+    store.insert_signing_key(&newer).await.expect("insert");
+    store.insert_signing_key(&older).await.expect("insert");
+    let dup = store.insert_signing_key(&older).await;
+    assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
+
+    let ours = |keys: Vec<StoredKey>| -> Vec<StoredKey> {
+        keys.into_iter()
+            .filter(|k| k.kid.as_str().starts_with("key-"))
+            .collect()
+    };
+    let listed = ours(store.list_signing_keys().await.expect("list"));
+    assert_eq!(listed, vec![older.clone(), newer.clone()], "oldest first");
+
+    store
+        .update_signing_key_state(&newer.kid, "active", 300)
+        .await
+        .expect("promote");
+    store
+        .update_signing_key_state(&older.kid, "retired", 300)
+        .await
+        .expect("retire");
+    let listed = ours(store.list_signing_keys().await.expect("list"));
+    let states: Vec<(&str, i64)> = listed
+        .iter()
+        .map(|k| (k.state.as_str(), k.state_changed_at))
+        .collect();
+    assert_eq!(states, vec![("retired", 300), ("active", 300)]);
+
+    let missing = Kid::parse("key-missing").expect("valid kid");
+    let result = store.update_signing_key_state(&missing, "active", 1).await;
+    assert!(matches!(result, Err(StoreError::NotFound)), "{result:?}");
+}
