@@ -33,5 +33,8 @@ pub async fn verify_chain(store: &dyn Store) -> Result<ChainReport, AuditError> 
         }
         last_seq = last.seq;
     }
-    Ok(ChainReport { records: verifier.count, last_seq })
+    Ok(ChainReport {
+        records: verifier.count,
+        last_seq,
+    })
 }

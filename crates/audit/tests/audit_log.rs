@@ -1,0 +1,230 @@
+//! The audit writer and chain verification against a real SQLite file.
+
+mod flaky_store;
+
+use std::sync::atomic::AtomicU32;
+use std::sync::Arc;
+use std::time::Instant;
+
+use flaky_store::FlakyStore;
+use portcullis_audit::{verify_chain, AuditError, AuditLog, ChainReport};
+use portcullis_core::audit::{AuditEvent, ChainBreak};
+use portcullis_store::sqlite::SqliteStore;
+use portcullis_store::Store;
+use sqlx::Connection;
+
+fn event(i: usize) -> AuditEvent {
+    AuditEvent {
+        at: 1_700_000_000 + i as i64,
+        actor: "sensor-1".into(),
+        action: "token.issued".into(),
+        subject: format!("jti-{i}"),
+        outcome: "success".into(),
+        detail: serde_json::json!({"scope": "read", "n": i}),
+    }
+}
+
+async fn open_store(dir: &tempfile::TempDir) -> Arc<SqliteStore> {
+    Arc::new(
+        SqliteStore::open(&dir.path().join("audit.db"))
+            .await
+            .expect("open store"),
+    )
+}
+
+async fn stored_subjects(store: &dyn Store) -> Vec<String> {
+    let records = store.list_audit(0, u32::MAX).await.expect("list");
+    records.into_iter().map(|r| r.event.subject).collect()
+}
+
+/// Checks that exactly `subjects` were stored, in that order, in a chain that verifies.
+async fn assert_stored_in_order(store: &dyn Store, subjects: &[String]) {
+    assert_eq!(stored_subjects(store).await, subjects);
+    let report = verify_chain(store).await.expect("chain verifies");
+    assert_eq!(report.records, subjects.len() as u64);
+}
+
+/// Records `n` events, flushes, and returns the events per second it took.
+async fn record_and_flush(log: &AuditLog, n: usize) -> f64 {
+    let started = Instant::now();
+    for i in 0..n {
+        log.record(event(i));
+    }
+    log.flush().await;
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Runs a statement on the database file directly, as someone with disk access could,
+/// dropping the append-only triggers first.
+async fn tamper(dir: &tempfile::TempDir, statement: &str) {
+    let url = format!("sqlite://{}", dir.path().join("audit.db").display());
+    let mut conn = sqlx::SqliteConnection::connect(&url)
+        .await
+        .expect("connect");
+    for trigger in ["audit_log_no_update", "audit_log_no_delete"] {
+        sqlx::query(&format!("DROP TRIGGER IF EXISTS {trigger}"))
+            .execute(&mut conn)
+            .await
+            .expect("drop trigger");
+    }
+    sqlx::query(statement)
+        .execute(&mut conn)
+        .await
+        .expect("tamper");
+    conn.close().await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_recorded_events_are_stored_after_flush_and_verify() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open_store(&dir).await;
+    let log = AuditLog::start(store.clone());
+    let per_second = record_and_flush(&log, 10_000).await;
+    println!("audit append: {per_second:.0} events/s (10 000 events, record to flush)");
+    let report = verify_chain(store.as_ref()).await.expect("chain verifies");
+    assert_eq!(
+        report,
+        ChainReport {
+            records: 10_000,
+            last_seq: 10_000
+        }
+    );
+    log.shutdown().await;
+}
+
+#[tokio::test]
+async fn order_is_preserved_across_batches() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open_store(&dir).await;
+    let log = AuditLog::start(store.clone());
+    // More than one batch's worth, with flushes cutting batches at odd places.
+    let mut expected = Vec::new();
+    for (start, len) in [(0, 5_000), (5_000, 1), (5_001, 4_097)] {
+        for i in start..start + len {
+            log.record(event(i));
+            expected.push(format!("jti-{i}"));
+        }
+        log.flush().await;
+    }
+    assert_stored_in_order(store.as_ref(), &expected).await;
+}
+
+#[tokio::test]
+async fn an_empty_log_verifies() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open_store(&dir).await;
+    let report = verify_chain(store.as_ref()).await.expect("verifies");
+    assert_eq!(
+        report,
+        ChainReport {
+            records: 0,
+            last_seq: 0
+        }
+    );
+}
+
+#[tokio::test]
+async fn edited_record_is_reported_at_its_seq() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open_store(&dir).await;
+    let log = AuditLog::start(store.clone());
+    record_and_flush(&log, 10).await;
+    tamper(
+        &dir,
+        "UPDATE audit_log SET outcome = 'failure' WHERE seq = 5",
+    )
+    .await;
+    let result = verify_chain(store.as_ref()).await;
+    assert!(
+        matches!(
+            result,
+            Err(AuditError::Broken(ChainBreak::Edited { seq: 5 }))
+        ),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
+async fn deleted_middle_record_is_reported_as_a_gap() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open_store(&dir).await;
+    let log = AuditLog::start(store.clone());
+    record_and_flush(&log, 10).await;
+    tamper(&dir, "DELETE FROM audit_log WHERE seq = 5").await;
+    let result = verify_chain(store.as_ref()).await;
+    let gap = ChainBreak::Gap {
+        seq: 6,
+        expected: 5,
+    };
+    assert!(
+        matches!(result, Err(AuditError::Broken(ref b)) if *b == gap),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_store_refuses_to_edit_audit_records() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open_store(&dir).await;
+    let log = AuditLog::start(store.clone());
+    record_and_flush(&log, 3).await;
+    let url = format!("sqlite://{}", dir.path().join("audit.db").display());
+    let mut conn = sqlx::SqliteConnection::connect(&url)
+        .await
+        .expect("connect");
+    let edit = sqlx::query("UPDATE audit_log SET outcome = 'x' WHERE seq = 2")
+        .execute(&mut conn)
+        .await;
+    assert!(edit.is_err(), "the append-only trigger refuses edits");
+    let delete = sqlx::query("DELETE FROM audit_log")
+        .execute(&mut conn)
+        .await;
+    assert!(delete.is_err(), "the append-only trigger refuses deletes");
+}
+
+#[tokio::test]
+async fn failed_appends_are_retried_without_losing_events() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inner = SqliteStore::open(&dir.path().join("audit.db"))
+        .await
+        .expect("open");
+    let store = Arc::new(FlakyStore {
+        inner,
+        failures_left: AtomicU32::new(3),
+    });
+    let log = AuditLog::start(store.clone());
+    record_and_flush(&log, 100).await;
+    let expected: Vec<String> = (0..100).map(|i| format!("jti-{i}")).collect();
+    assert_stored_in_order(store.as_ref(), &expected).await;
+}
+
+#[tokio::test]
+async fn shutdown_stores_everything_and_later_records_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open_store(&dir).await;
+    let log = AuditLog::start(store.clone());
+    let other_handle = log.clone();
+    for i in 0..500 {
+        log.record(event(i));
+    }
+    log.shutdown().await;
+    assert_eq!(stored_subjects(store.as_ref()).await.len(), 500);
+    other_handle.record(event(500));
+    other_handle.flush().await;
+    assert_eq!(stored_subjects(store.as_ref()).await.len(), 500);
+}
+
+/// `cargo test -p portcullis-audit --release -- --ignored --nocapture` for a steadier number.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "throughput measurement, several seconds"]
+async fn sustained_append_throughput() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open_store(&dir).await;
+    let log = AuditLog::start(store.clone());
+    let per_second = record_and_flush(&log, 500_000).await;
+    println!("audit append: {per_second:.0} events/s (500 000 events, record to flush)");
+    let started = Instant::now();
+    let report = verify_chain(store.as_ref()).await.expect("verifies");
+    let verify_rate = report.records as f64 / started.elapsed().as_secs_f64();
+    println!("audit verify: {verify_rate:.0} records/s");
+}
