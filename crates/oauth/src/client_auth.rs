@@ -8,9 +8,10 @@
 //! failure that could tell whether a client exists answers the same `invalid_client`
 //! description, and is counted under a `reason` label only in metrics.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
-use axum::http::HeaderValue;
+use axum::http::{header, HeaderValue};
 use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine;
@@ -19,12 +20,13 @@ use portcullis_core::client::{AuthMethod, Client};
 use portcullis_core::form::Form;
 use portcullis_core::secret::verify_secret;
 use portcullis_core::token::JWT_BEARER_ASSERTION_TYPE;
-use portcullis_core::{ClientId, OAuthError};
+use portcullis_core::{ClientId, ErrorCode, OAuthError};
 use portcullis_keys::verify::{self, Decoded};
 use zeroize::Zeroizing;
 
 use crate::client_keys;
 use crate::error::Error;
+use crate::router::OAuthForm;
 use crate::AuthServer;
 
 /// The one description of every authentication failure that must not reveal whether the
@@ -64,7 +66,8 @@ impl FailureReason {
 
 /// Counts a failure and returns the error the caller sees.
 fn refuse(reason: FailureReason, error: OAuthError) -> Error {
-    metrics::counter!("portcullis_client_auth_failures_total", "reason" => reason.as_str()).increment(1);
+    metrics::counter!("portcullis_client_auth_failures_total", "reason" => reason.as_str())
+        .increment(1);
     Error::OAuth(error)
 }
 
@@ -75,15 +78,25 @@ fn refuse_generic(reason: FailureReason) -> Error {
 /// What a request presented to authenticate its client, not yet checked.
 pub enum Credentials {
     /// `client_secret_basic` or `client_secret_post`.
-    Secret { client_id: ClientId, secret: Zeroizing<Vec<u8>>, method: AuthMethod },
+    Secret {
+        client_id: ClientId,
+        secret: Zeroizing<Vec<u8>>,
+        method: AuthMethod,
+    },
     /// `client_secret_jwt` or `private_key_jwt`: a decoded (unverified) assertion.
-    Assertion { client_id: ClientId, decoded: Box<Decoded>, claims: Box<AssertionClaims> },
+    Assertion {
+        client_id: ClientId,
+        decoded: Box<Decoded>,
+        claims: Box<AssertionClaims>,
+    },
 }
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never the secret or the assertion.
-        f.debug_struct("Credentials").field("client_id", self.client_id()).finish_non_exhaustive()
+        f.debug_struct("Credentials")
+            .field("client_id", self.client_id())
+            .finish_non_exhaustive()
     }
 }
 
@@ -110,21 +123,35 @@ impl Credentials {
             + usize::from(form_secret.is_some())
             + usize::from(assertion.is_some() || assertion_type.is_some());
         if methods > 1 {
-            return Err(Error::invalid_request("use exactly one client authentication method per request"));
+            return Err(Error::invalid_request(
+                "use exactly one client authentication method per request",
+            ));
         }
         if let Some(value) = authorization {
             let (client_id, secret) = parse_basic(value)?;
             // RFC 6749 §2.3.1 allows `client_id` beside Basic only if it names the same client.
             if form_client_id.is_some_and(|id| id != client_id.as_str()) {
-                return Err(Error::invalid_request("client_id in the body does not match the Authorization header"));
+                return Err(Error::invalid_request(
+                    "client_id in the body does not match the Authorization header",
+                ));
             }
-            return Ok(Credentials::Secret { client_id, secret, method: AuthMethod::ClientSecretBasic });
+            return Ok(Credentials::Secret {
+                client_id,
+                secret,
+                method: AuthMethod::ClientSecretBasic,
+            });
         }
         if let Some(secret) = form_secret {
-            let id = form_client_id.ok_or_else(|| Error::invalid_request("client_secret requires client_id"))?;
-            let client_id = ClientId::parse(id).map_err(|_| refuse_generic(FailureReason::UnknownClient))?;
+            let id = form_client_id
+                .ok_or_else(|| Error::invalid_request("client_secret requires client_id"))?;
+            let client_id =
+                ClientId::parse(id).map_err(|_| refuse_generic(FailureReason::UnknownClient))?;
             let secret = Zeroizing::new(secret.as_bytes().to_vec());
-            return Ok(Credentials::Secret { client_id, secret, method: AuthMethod::ClientSecretPost });
+            return Ok(Credentials::Secret {
+                client_id,
+                secret,
+                method: AuthMethod::ClientSecretPost,
+            });
         }
         match (assertion, assertion_type) {
             (Some(assertion), Some(JWT_BEARER_ASSERTION_TYPE)) => read_assertion(assertion, form_client_id),
@@ -140,21 +167,31 @@ impl Credentials {
     /// The client the request claims to be (unverified).
     pub fn client_id(&self) -> &ClientId {
         match self {
-            Credentials::Secret { client_id, .. } | Credentials::Assertion { client_id, .. } => client_id,
+            Credentials::Secret { client_id, .. } | Credentials::Assertion { client_id, .. } => {
+                client_id
+            }
         }
     }
 }
 
 /// Decodes an assertion (RFC 7523 §3) far enough to know whose keys verify it.
 fn read_assertion(assertion: &str, form_client_id: Option<&str>) -> Result<Credentials, Error> {
-    let decoded = verify::decode(assertion).map_err(|_| refuse_generic(FailureReason::BadAssertion))?;
-    let claims: AssertionClaims = decoded.claims_as().map_err(|_| refuse_generic(FailureReason::BadAssertion))?;
-    let client_id = claimed_client_id(&claims).map_err(|_| refuse_generic(FailureReason::BadAssertion))?;
+    let decoded =
+        verify::decode(assertion).map_err(|_| refuse_generic(FailureReason::BadAssertion))?;
+    let claims: AssertionClaims = decoded
+        .claims_as()
+        .map_err(|_| refuse_generic(FailureReason::BadAssertion))?;
+    let client_id =
+        claimed_client_id(&claims).map_err(|_| refuse_generic(FailureReason::BadAssertion))?;
     // RFC 7521 §4.2: `client_id` is optional beside an assertion, but must then agree with it.
     if form_client_id.is_some_and(|id| id != client_id.as_str()) {
         return Err(refuse_generic(FailureReason::BadAssertion));
     }
-    Ok(Credentials::Assertion { client_id, decoded: Box::new(decoded), claims: Box::new(claims) })
+    Ok(Credentials::Assertion {
+        client_id,
+        decoded: Box::new(decoded),
+        claims: Box::new(claims),
+    })
 }
 
 /// Parses `Authorization: Basic ...` (RFC 7617 §2) with the RFC 6749 §2.3.1 twist: client id
@@ -175,10 +212,9 @@ pub fn parse_basic(value: &HeaderValue) -> Result<(ClientId, Zeroizing<Vec<u8>>)
             .decode(encoded.trim())
             .map_err(|_| Error::invalid_request("malformed Basic credentials: not Base64"))?,
     );
-    let colon = decoded
-        .iter()
-        .position(|&b| b == b':')
-        .ok_or_else(|| Error::invalid_request("malformed Basic credentials: no ':' between client_id and secret"))?;
+    let colon = decoded.iter().position(|&b| b == b':').ok_or_else(|| {
+        Error::invalid_request("malformed Basic credentials: no ':' between client_id and secret")
+    })?;
     let id_bytes = form_url_decode(&decoded[..colon]);
     let secret = Zeroizing::new(form_url_decode(&decoded[colon + 1..]));
     let client_id = std::str::from_utf8(&id_bytes)
@@ -200,7 +236,10 @@ fn form_url_decode(input: &[u8]) -> Vec<u8> {
     while let Some(&b) = input.get(i) {
         match b {
             b'+' => out.push(b' '),
-            b'%' => match (input.get(i + 1).copied().and_then(hex), input.get(i + 2).copied().and_then(hex)) {
+            b'%' => match (
+                input.get(i + 1).copied().and_then(hex),
+                input.get(i + 2).copied().and_then(hex),
+            ) {
                 (Some(hi), Some(lo)) => {
                     out.push(hi << 4 | lo);
                     i += 2;
@@ -218,10 +257,17 @@ fn form_url_decode(input: &[u8]) -> Vec<u8> {
 ///
 /// Secret clients cost one cache lookup and one HMAC; only assertions reach the store
 /// (the RFC 7523 §3 item 7 replay check).
-pub async fn authenticate(server: &AuthServer, credentials: Credentials) -> Result<AuthenticatedClient, Error> {
+pub async fn authenticate(
+    server: &AuthServer,
+    credentials: Credentials,
+) -> Result<AuthenticatedClient, Error> {
     let now = server.now();
     match credentials {
-        Credentials::Secret { client_id, secret, method } => {
+        Credentials::Secret {
+            client_id,
+            secret,
+            method,
+        } => {
             let client = load_client(server, &client_id).await?;
             if !client.auth_method.accepts(method) {
                 return Err(refuse_generic(FailureReason::MethodMismatch));
@@ -234,7 +280,11 @@ pub async fn authenticate(server: &AuthServer, credentials: Credentials) -> Resu
             }
             Ok(AuthenticatedClient { client, method })
         }
-        Credentials::Assertion { client_id, decoded, claims } => {
+        Credentials::Assertion {
+            client_id,
+            decoded,
+            claims,
+        } => {
             let client = load_client(server, &client_id).await?;
             // The registered method decides how the signature is checked; an HMAC assertion
             // for a key-holding client (or the reverse) is refused before any verification.
@@ -260,12 +310,46 @@ pub async fn authenticate(server: &AuthServer, credentials: Credentials) -> Resu
             let checked = check_assertion_claims(&claims, &client.client_id, &audiences, now)
                 .map_err(|e| refuse(FailureReason::BadAssertion, e))?;
             // RFC 7523 §3 item 7: a jti is accepted once.
-            if !server.store.record_assertion_jti(&client.client_id, &checked.jti, checked.exp).await? {
-                return Err(refuse(FailureReason::Replay, OAuthError::invalid_client("assertion jti replayed")));
+            if !server
+                .store
+                .record_assertion_jti(&client.client_id, &checked.jti, checked.exp)
+                .await?
+            {
+                return Err(refuse(
+                    FailureReason::Replay,
+                    OAuthError::invalid_client("assertion jti replayed"),
+                ));
             }
             Ok(AuthenticatedClient { client, method })
         }
     }
+}
+
+/// Reads and checks the client credentials of a request; counts an `invalid_client` against
+/// the source address's failure budget. `claimed` receives the client the request claimed
+/// to be, for the refusal's audit record.
+pub(crate) async fn authenticate_request(
+    server: &AuthServer,
+    addr: IpAddr,
+    request: &OAuthForm,
+    claimed: &mut Option<ClientId>,
+) -> Result<AuthenticatedClient, Error> {
+    let result = match Credentials::from_request(
+        request.headers.get(header::AUTHORIZATION),
+        &request.form,
+    ) {
+        Ok(credentials) => {
+            *claimed = Some(credentials.client_id().clone());
+            authenticate(server, credentials).await
+        }
+        Err(e) => Err(e),
+    };
+    if let Err(e) = &result {
+        if e.code() == ErrorCode::InvalidClient {
+            server.limits.record_failure(addr);
+        }
+    }
+    result
 }
 
 /// RFC 7518 §3.2: the HMAC algorithms `client_secret_jwt` uses.
@@ -288,7 +372,11 @@ fn verify_hmac_assertion(server: &AuthServer, client: &Client, decoded: &Decoded
     let Some(sealed) = client.sealed_secret.as_deref() else {
         return false;
     };
-    match portcullis_keys::software::open(&server.master, sealed, client.client_id.as_str().as_bytes()) {
+    match portcullis_keys::software::open(
+        &server.master,
+        sealed,
+        client.client_id.as_str().as_bytes(),
+    ) {
         Ok(secret) => verify::verify_hmac(decoded, &secret).is_ok(),
         Err(e) => {
             tracing::error!(client_id = %client.client_id, error = %e, "cannot unseal a client_secret_jwt secret");
@@ -298,101 +386,5 @@ fn verify_hmac_assertion(server: &AuthServer, client: &Client, decoded: &Decoded
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use base64::engine::general_purpose::STANDARD;
-    use portcullis_core::ErrorCode;
-
-    fn basic(user_pass: &[u8]) -> HeaderValue {
-        HeaderValue::from_str(&format!("Basic {}", STANDARD.encode(user_pass))).unwrap()
-    }
-
-    fn code(e: Error) -> ErrorCode {
-        e.code()
-    }
-
-    fn form(body: &str) -> Form {
-        Form::parse(body.as_bytes(), &["resource"]).unwrap()
-    }
-
-    #[test]
-    fn basic_credentials_are_form_url_decoded() {
-        let (id, secret) = parse_basic(&basic(b"sensor%3A1:s%2Bx+y%25%zz")).unwrap();
-        assert_eq!(id.as_str(), "sensor:1");
-        assert_eq!(&secret[..], b"s+x y%%zz");
-    }
-
-    #[test]
-    fn basic_scheme_is_case_insensitive_and_padding_optional() {
-        let v = HeaderValue::from_static("basic YzE6cw");
-        let (id, secret) = parse_basic(&v).unwrap();
-        assert_eq!((id.as_str(), &secret[..]), ("c1", &b"s"[..]));
-    }
-
-    #[test]
-    fn malformed_basic_headers_are_invalid_request() {
-        assert_eq!(code(parse_basic(&HeaderValue::from_static("Basic !!!notbase64")).unwrap_err()), ErrorCode::InvalidRequest);
-        assert_eq!(code(parse_basic(&basic(b"no-colon-here")).unwrap_err()), ErrorCode::InvalidRequest);
-        assert_eq!(code(parse_basic(&HeaderValue::from_static("Basic")).unwrap_err()), ErrorCode::InvalidRequest);
-    }
-
-    #[test]
-    fn other_schemes_and_bad_client_ids_are_invalid_client() {
-        assert_eq!(code(parse_basic(&HeaderValue::from_static("Bearer abc")).unwrap_err()), ErrorCode::InvalidClient);
-        assert_eq!(code(parse_basic(&basic(b"bad id:secret")).unwrap_err()), ErrorCode::InvalidClient);
-        assert_eq!(code(parse_basic(&basic(b":secret")).unwrap_err()), ErrorCode::InvalidClient);
-    }
-
-    #[test]
-    fn two_methods_at_once_are_invalid_request() {
-        let h = basic(b"c1:s");
-        for body in [
-            "client_secret=s&client_id=c1",
-            "client_assertion=x.y.z&client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-        ] {
-            let e = Credentials::from_request(Some(&h), &form(body)).unwrap_err();
-            assert_eq!(code(e), ErrorCode::InvalidRequest, "{body}");
-        }
-        let e = Credentials::from_request(None, &form("client_id=c1&client_secret=s&client_assertion=x")).unwrap_err();
-        assert_eq!(code(e), ErrorCode::InvalidRequest);
-    }
-
-    #[test]
-    fn basic_with_a_different_body_client_id_is_invalid_request() {
-        let e = Credentials::from_request(Some(&basic(b"c1:s")), &form("client_id=c2")).unwrap_err();
-        assert_eq!(code(e), ErrorCode::InvalidRequest);
-        let ok = Credentials::from_request(Some(&basic(b"c1:s")), &form("client_id=c1")).unwrap();
-        assert_eq!(ok.client_id().as_str(), "c1");
-    }
-
-    #[test]
-    fn post_credentials_are_read_from_the_form() {
-        match Credentials::from_request(None, &form("client_id=c1&client_secret=s3")).unwrap() {
-            Credentials::Secret { client_id, secret, method } => {
-                assert_eq!(client_id.as_str(), "c1");
-                assert_eq!(&secret[..], b"s3");
-                assert_eq!(method, AuthMethod::ClientSecretPost);
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-        assert_eq!(code(Credentials::from_request(None, &form("client_secret=s")).unwrap_err()), ErrorCode::InvalidRequest);
-    }
-
-    #[test]
-    fn missing_or_half_assertions_are_refused() {
-        assert_eq!(code(Credentials::from_request(None, &form("client_id=c1")).unwrap_err()), ErrorCode::InvalidClient);
-        assert_eq!(code(Credentials::from_request(None, &form("client_assertion=x.y.z")).unwrap_err()), ErrorCode::InvalidRequest);
-        assert_eq!(
-            code(Credentials::from_request(None, &form("client_assertion=x.y.z&client_assertion_type=saml")).unwrap_err()),
-            ErrorCode::InvalidClient
-        );
-        let garbage = format!("client_assertion=not-a-jwt&client_assertion_type={JWT_BEARER_ASSERTION_TYPE}");
-        assert_eq!(code(Credentials::from_request(None, &form(&garbage)).unwrap_err()), ErrorCode::InvalidClient);
-    }
-
-    #[test]
-    fn debug_never_shows_the_secret() {
-        let c = Credentials::from_request(None, &form("client_id=c1&client_secret=hunter2")).unwrap();
-        assert!(!format!("{c:?}").contains("hunter2"));
-    }
-}
+#[path = "client_auth_tests.rs"]
+mod tests;

@@ -40,8 +40,15 @@ impl ClientKeys {
     /// algorithms policy refuses) are skipped rather than failing the whole set.
     fn parse(text: &str, allowed: &[Algorithm]) -> Result<Self, String> {
         let set = JwkSet::parse(text).map_err(|e| e.to_string())?;
-        let keys = set.keys.iter().filter_map(|jwk| VerifyingKey::from_jwk(jwk, allowed).ok()).collect();
-        Ok(Self { keys, fetched_at: Instant::now() })
+        let keys = set
+            .keys
+            .iter()
+            .filter_map(|jwk| VerifyingKey::from_jwk(jwk, allowed).ok())
+            .collect();
+        Ok(Self {
+            keys,
+            fetched_at: Instant::now(),
+        })
     }
 }
 
@@ -73,16 +80,26 @@ pub struct ClientKeyCache {
 
 impl std::fmt::Debug for ClientKeyCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientKeyCache").field("fetched", &self.fetched.entry_count()).finish_non_exhaustive()
+        f.debug_struct("ClientKeyCache")
+            .field("fetched", &self.fetched.entry_count())
+            .finish_non_exhaustive()
     }
 }
 
 impl Default for ClientKeyCache {
     fn default() -> Self {
         Self {
-            inline: moka::sync::Cache::builder().max_capacity(MAX_CACHED_SETS).build(),
-            fetched: moka::sync::Cache::builder().max_capacity(MAX_CACHED_SETS).time_to_live(JWKS_URI_TTL).build(),
-            agent: ureq::AgentBuilder::new().timeout(FETCH_TIMEOUT).redirects(2).build(),
+            inline: moka::sync::Cache::builder()
+                .max_capacity(MAX_CACHED_SETS)
+                .build(),
+            fetched: moka::sync::Cache::builder()
+                .max_capacity(MAX_CACHED_SETS)
+                .time_to_live(JWKS_URI_TTL)
+                .build(),
+            agent: ureq::AgentBuilder::new()
+                .timeout(FETCH_TIMEOUT)
+                .redirects(2)
+                .build(),
         }
     }
 }
@@ -110,7 +127,9 @@ impl ClientKeyCache {
         let uri = uri.to_owned();
         tokio::task::spawn_blocking(move || {
             cache
-                .try_get_with(uri.clone(), || fetch(&agent, &uri).and_then(|t| ClientKeys::parse(&t, &allowed).map(Arc::new)))
+                .try_get_with(uri.clone(), || {
+                    fetch(&agent, &uri).and_then(|t| ClientKeys::parse(&t, &allowed).map(Arc::new))
+                })
                 .map_err(|e| e.to_string())
         })
         .await
@@ -120,7 +139,11 @@ impl ClientKeyCache {
 
 /// Fetches a JWK Set: bounded in time ([`FETCH_TIMEOUT`]) and size ([`MAX_JWKS_BYTES`]).
 fn fetch(agent: &ureq::Agent, uri: &str) -> Result<String, String> {
-    let response = agent.get(uri).set("Accept", "application/json").call().map_err(|e| e.to_string())?;
+    let response = agent
+        .get(uri)
+        .set("Accept", "application/json")
+        .call()
+        .map_err(|e| e.to_string())?;
     let mut body = Vec::new();
     response
         .into_reader()

@@ -29,7 +29,11 @@ pub struct Discovery {
 fn metadata(settings: &OAuthSettings) -> serde_json::Map<String, Value> {
     let issuer = settings.issuer.as_str();
     let methods: Vec<&str> = AuthMethod::ALL.iter().map(|m| m.as_str()).collect();
-    let mut signing_algs: Vec<&str> = settings.assertion_algorithms.iter().map(|a| a.as_str()).collect();
+    let mut signing_algs: Vec<&str> = settings
+        .assertion_algorithms
+        .iter()
+        .map(|a| a.as_str())
+        .collect();
     signing_algs.extend(HMAC_ASSERTION_ALGORITHMS);
     let doc = json!({
         "issuer": issuer,
@@ -64,7 +68,10 @@ impl Discovery {
         // OpenID Connect Discovery 1.0 §3 makes these REQUIRED; no ID tokens are issued, but
         // the access tokens' algorithm is the honest answer for relying-party libraries.
         openid.insert("subject_types_supported".into(), json!(["public"]));
-        openid.insert("id_token_signing_alg_values_supported".into(), json!([signing_algorithm.as_str()]));
+        openid.insert(
+            "id_token_signing_alg_values_supported".into(),
+            json!([signing_algorithm.as_str()]),
+        );
         Discovery {
             oauth: Bytes::from(Value::Object(oauth).to_string()),
             openid: Bytes::from(Value::Object(openid).to_string()),
@@ -76,8 +83,14 @@ impl Discovery {
 fn document(bytes: Bytes) -> Response {
     let mut response = Response::new(Body::from(bytes));
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
     response
 }
 
@@ -115,11 +128,20 @@ mod tests {
         assert_eq!(v["issuer"], "https://as.example");
         assert_eq!(v["token_endpoint"], "https://as.example/oauth2/token");
         assert_eq!(v["jwks_uri"], "https://as.example/jwks.json");
-        assert_eq!(v["introspection_endpoint"], "https://as.example/oauth2/introspect");
+        assert_eq!(
+            v["introspection_endpoint"],
+            "https://as.example/oauth2/introspect"
+        );
         assert_eq!(v["revocation_endpoint"], "https://as.example/oauth2/revoke");
         assert_eq!(v["grant_types_supported"], json!(["client_credentials"]));
         assert_eq!(v["response_types_supported"], json!([]));
-        assert_eq!(v["token_endpoint_auth_methods_supported"].as_array().unwrap().len(), 4);
+        assert_eq!(
+            v["token_endpoint_auth_methods_supported"]
+                .as_array()
+                .unwrap()
+                .len(),
+            4
+        );
         assert_eq!(
             v["token_endpoint_auth_signing_alg_values_supported"],
             json!(["ES256", "EdDSA", "HS256", "HS384", "HS512"])

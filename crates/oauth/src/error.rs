@@ -78,7 +78,10 @@ pub(crate) fn json_no_store(status: StatusCode, body: Vec<u8>) -> Response {
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     for (name, value) in NO_STORE {
         headers.insert(name, value);
     }
@@ -87,12 +90,18 @@ pub(crate) fn json_no_store(status: StatusCode, body: Vec<u8>) -> Response {
 
 /// Renders an RFC 6749 §5.2 error body with its status and headers.
 fn render(code: ErrorCode, description: &str, status: StatusCode) -> Response {
-    let body = serde_json::to_vec(&ErrorBody { error: code.as_str(), error_description: description })
-        // Serialising two strings cannot fail; an empty body is still a valid answer.
-        .unwrap_or_default();
+    let body = serde_json::to_vec(&ErrorBody {
+        error: code.as_str(),
+        error_description: description,
+    })
+    // Serialising two strings cannot fail; an empty body is still a valid answer.
+    .unwrap_or_default();
     let mut response = json_no_store(status, body);
     if status == StatusCode::UNAUTHORIZED {
-        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(CLIENT_CHALLENGE));
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(CLIENT_CHALLENGE),
+        );
     }
     response
 }
@@ -108,8 +117,14 @@ impl IntoResponse for Error {
             Error::RateLimited { retry_after_secs } => {
                 let secs = retry_after_secs.max(1);
                 let description = format!("rate limit exceeded; retry after {secs} s");
-                let mut response = render(ErrorCode::SlowDown, &description, StatusCode::TOO_MANY_REQUESTS);
-                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+                let mut response = render(
+                    ErrorCode::SlowDown,
+                    &description,
+                    StatusCode::TOO_MANY_REQUESTS,
+                );
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
                 response
             }
             Error::BodyTooLarge { limit } => render(
@@ -124,7 +139,9 @@ impl IntoResponse for Error {
                     "the server is temporarily unable to handle the request; retry later",
                     StatusCode::SERVICE_UNAVAILABLE,
                 );
-                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
                 response
             }
             Error::Key(e) => {
@@ -147,7 +164,8 @@ mod tests {
 
     #[test]
     fn invalid_client_is_401_with_basic_challenge_and_no_store() {
-        let r = Error::OAuth(OAuthError::invalid_client("client authentication failed")).into_response();
+        let r = Error::OAuth(OAuthError::invalid_client("client authentication failed"))
+            .into_response();
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(r.headers()[header::WWW_AUTHENTICATE], CLIENT_CHALLENGE);
         assert_eq!(r.headers()[header::CACHE_CONTROL], "no-store");
@@ -156,7 +174,10 @@ mod tests {
 
     #[test]
     fn rate_limit_is_429_with_retry_after_of_at_least_one_second() {
-        let r = Error::RateLimited { retry_after_secs: 0 }.into_response();
+        let r = Error::RateLimited {
+            retry_after_secs: 0,
+        }
+        .into_response();
         assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(r.headers()[header::RETRY_AFTER], "1");
     }
@@ -165,6 +186,9 @@ mod tests {
     fn internal_failures_do_not_leak_their_details() {
         let r = Error::Key(KeyError::Corrupt("sealed blob 0xdeadbeef".into())).into_response();
         assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
-        assert_eq!(Error::BodyTooLarge { limit: 1 }.into_response().status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(
+            Error::BodyTooLarge { limit: 1 }.into_response().status(),
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
     }
 }

@@ -2,8 +2,24 @@
 //! introspection (RFC 7662), revocation (RFC 7009), JWKS and discovery (RFC 8414).
 //!
 //! One file per endpoint, each handler thin over rules in `portcullis-core`; client
-//! authentication in `client_auth.rs`; the RFC 6749 §5.2 error edge in `error.rs`.
+//! authentication in `client_auth.rs` (with the keys of `private_key_jwt` clients in
+//! `client_keys.rs`); abuse limits in `rate_limit.rs`; the RFC 6749 §5.2 error edge in
+//! `error.rs`; the routes and shared request extractors in `router.rs`.
 
+pub mod client_auth;
+pub mod client_keys;
+pub mod discovery;
+pub mod error;
+pub mod introspect;
+pub mod jwks;
+pub mod rate_limit;
+pub mod revoke;
+pub mod router;
 pub mod state;
+pub mod token;
 
+pub use client_auth::{AuthenticatedClient, Credentials};
+pub use error::Error;
+pub use introspect::TokenRejection;
+pub use router::router;
 pub use state::{AuthServer, OAuthSettings};

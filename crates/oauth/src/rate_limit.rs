@@ -112,7 +112,9 @@ impl AbuseLimits {
         if let Some(window) = self.failures.get(&limit_key(addr)) {
             if window.count.load(Ordering::Relaxed) >= MAX_AUTH_FAILURES {
                 let left = FAILURE_WINDOW.saturating_sub(window.started.elapsed());
-                return Err(Error::RateLimited { retry_after_secs: whole_seconds(left) });
+                return Err(Error::RateLimited {
+                    retry_after_secs: whole_seconds(left),
+                });
             }
         }
         Ok(())
@@ -123,9 +125,13 @@ impl AbuseLimits {
         self.check_lockout(addr)?;
         self.maybe_retain();
         if let Some(limiter) = &self.per_address {
-            limiter.check_key(&limit_key(addr)).map_err(|not_until| Error::RateLimited {
-                retry_after_secs: whole_seconds(not_until.wait_time_from(DefaultClock::default().now())),
-            })?;
+            limiter
+                .check_key(&limit_key(addr))
+                .map_err(|not_until| Error::RateLimited {
+                    retry_after_secs: whole_seconds(
+                        not_until.wait_time_from(DefaultClock::default().now()),
+                    ),
+                })?;
         }
         Ok(())
     }
@@ -134,18 +140,25 @@ impl AbuseLimits {
     /// so nobody can exhaust another client's budget by sending its id with a wrong secret.
     pub fn check_client(&self, client_id: &ClientId) -> Result<(), Error> {
         if let Some(limiter) = &self.per_client {
-            limiter.check_key(client_id).map_err(|not_until| Error::RateLimited {
-                retry_after_secs: whole_seconds(not_until.wait_time_from(DefaultClock::default().now())),
-            })?;
+            limiter
+                .check_key(client_id)
+                .map_err(|not_until| Error::RateLimited {
+                    retry_after_secs: whole_seconds(
+                        not_until.wait_time_from(DefaultClock::default().now()),
+                    ),
+                })?;
         }
         Ok(())
     }
 
     /// Counts one failed client authentication from `addr`.
     pub fn record_failure(&self, addr: IpAddr) {
-        let window = self
-            .failures
-            .get_with(limit_key(addr), || Arc::new(FailureWindow { started: Instant::now(), count: AtomicU32::new(0) }));
+        let window = self.failures.get_with(limit_key(addr), || {
+            Arc::new(FailureWindow {
+                started: Instant::now(),
+                count: AtomicU32::new(0),
+            })
+        });
         window.count.fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -176,7 +189,10 @@ mod tests {
             Err(Error::RateLimited { retry_after_secs }) => assert!(retry_after_secs >= 1),
             other => panic!("expected a rate limit, got {other:?}"),
         }
-        assert!(limits.check_address(B).is_ok(), "other addresses are unaffected");
+        assert!(
+            limits.check_address(B).is_ok(),
+            "other addresses are unaffected"
+        );
     }
 
     #[test]
@@ -198,7 +214,9 @@ mod tests {
             limits.record_failure(A);
         }
         match limits.check_address(A) {
-            Err(Error::RateLimited { retry_after_secs }) => assert!((1..=60).contains(&retry_after_secs)),
+            Err(Error::RateLimited { retry_after_secs }) => {
+                assert!((1..=60).contains(&retry_after_secs))
+            }
             other => panic!("expected a lock-out, got {other:?}"),
         }
         assert!(limits.check_lockout(B).is_ok());

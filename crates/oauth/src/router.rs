@@ -27,8 +27,14 @@ pub fn router(server: Arc<AuthServer>) -> Router {
         .route("/oauth2/introspect", post(introspect::introspect))
         .route("/oauth2/revoke", post(revoke::revoke))
         .route("/jwks.json", get(jwks::jwks))
-        .route("/.well-known/oauth-authorization-server", get(discovery::oauth_metadata))
-        .route("/.well-known/openid-configuration", get(discovery::openid_configuration))
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(discovery::oauth_metadata),
+        )
+        .route(
+            "/.well-known/openid-configuration",
+            get(discovery::openid_configuration),
+        )
         .with_state(server)
 }
 
@@ -45,7 +51,9 @@ impl<S: Send + Sync> FromRequestParts<S> for SourceAddr {
             parts
                 .extensions
                 .get::<ConnectInfo<SocketAddr>>()
-                .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(addr)| addr.ip()),
+                .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(addr)| {
+                    addr.ip()
+                }),
         ))
     }
 }
@@ -66,7 +74,11 @@ fn is_form_content_type(headers: &HeaderMap) -> bool {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+        .is_some_and(|media| {
+            media
+                .trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
 }
 
 impl<S: Send + Sync> FromRequest<S> for OAuthForm {
@@ -75,9 +87,13 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
     async fn from_request(request: Request, _state: &S) -> Result<Self, Error> {
         let (parts, body) = request.into_parts();
         if !is_form_content_type(&parts.headers) {
-            return Err(Error::invalid_request("Content-Type must be application/x-www-form-urlencoded"));
+            return Err(Error::invalid_request(
+                "Content-Type must be application/x-www-form-urlencoded",
+            ));
         }
-        let too_large = Error::BodyTooLarge { limit: MAX_BODY_BYTES };
+        let too_large = Error::BodyTooLarge {
+            limit: MAX_BODY_BYTES,
+        };
         let declared = parts
             .headers
             .get(header::CONTENT_LENGTH)
@@ -92,7 +108,10 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
             Err(_) => return Err(Error::invalid_request("the request body could not be read")),
         };
         let form = Form::parse(&bytes, &["resource"])?;
-        Ok(OAuthForm { headers: parts.headers, form })
+        Ok(OAuthForm {
+            headers: parts.headers,
+            form,
+        })
     }
 }
 
@@ -103,12 +122,19 @@ mod tests {
 
     #[test]
     fn form_content_type_accepts_parameters_and_any_case() {
-        for ok in ["application/x-www-form-urlencoded", "Application/X-WWW-Form-Urlencoded; charset=UTF-8"] {
+        for ok in [
+            "application/x-www-form-urlencoded",
+            "Application/X-WWW-Form-Urlencoded; charset=UTF-8",
+        ] {
             let mut h = HeaderMap::new();
             h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ok));
             assert!(is_form_content_type(&h), "{ok}");
         }
-        for bad in ["application/json", "multipart/form-data", "application/x-www-form-urlencodedx"] {
+        for bad in [
+            "application/json",
+            "multipart/form-data",
+            "application/x-www-form-urlencodedx",
+        ] {
             let mut h = HeaderMap::new();
             h.insert(header::CONTENT_TYPE, HeaderValue::from_static(bad));
             assert!(!is_form_content_type(&h), "{bad}");

@@ -96,7 +96,10 @@ impl AuthServer {
     }
 
     /// Replaces the clock (tests, simulations).
-    pub fn with_clock(mut self, clock: impl Fn() -> UnixTime + Send + Sync + 'static) -> AuthServer {
+    pub fn with_clock(
+        mut self,
+        clock: impl Fn() -> UnixTime + Send + Sync + 'static,
+    ) -> AuthServer {
         self.clock = Arc::new(clock);
         self
     }
@@ -114,6 +117,8 @@ impl AuthServer {
 
 impl std::fmt::Debug for AuthServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuthServer").field("settings", &self.settings).finish_non_exhaustive()
+        f.debug_struct("AuthServer")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
     }
 }

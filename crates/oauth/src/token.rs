@@ -1,0 +1,136 @@
+//! `POST /oauth2/token`: the client credentials grant (RFC 6749 §4.4) issuing JWT access
+//! tokens (RFC 9068).
+//!
+//! This is the hot path (30 000+ tokens/s on two cores): a cached client, one HMAC for a
+//! secret, one signature, and a non-blocking audit record. No store round trip happens for
+//! secret clients, and the client is shared (`Arc`), never cloned.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use portcullis_core::audit::AuditEvent;
+use portcullis_core::scope::grant_scopes;
+use portcullis_core::token::{parse_token_request, AccessTokenClaims, Audience};
+use portcullis_core::ClientId;
+use serde::Serialize;
+
+use crate::client_auth::{authenticate_request, AuthenticatedClient};
+use crate::error::{json_no_store, Error};
+use crate::router::{OAuthForm, SourceAddr};
+use crate::AuthServer;
+
+/// RFC 6749 §5.1 successful response.
+#[derive(Serialize)]
+struct TokenResponse<'a> {
+    access_token: &'a str,
+    token_type: &'static str,
+    expires_in: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<&'a str>,
+}
+
+/// Counts a request refused by an abuse limit. Not audited: a flood of them is exactly when
+/// the audit log must not be flooded too.
+pub(crate) fn count_rate_limited(endpoint: &'static str) {
+    metrics::counter!("portcullis_rate_limited_total", "endpoint" => endpoint).increment(1);
+}
+
+/// `POST /oauth2/token`.
+pub async fn token(
+    State(server): State<Arc<AuthServer>>,
+    SourceAddr(addr): SourceAddr,
+    request: Result<OAuthForm, Error>,
+) -> Response {
+    if let Err(e) = server.limits.check_address(addr) {
+        count_rate_limited("token");
+        return e.into_response();
+    }
+    let mut claimed = None;
+    match issue_access_token(&server, addr, request, &mut claimed).await {
+        Ok(response) => response,
+        Err(Error::RateLimited { retry_after_secs }) => {
+            count_rate_limited("token");
+            Error::RateLimited { retry_after_secs }.into_response()
+        }
+        Err(e) => {
+            audit_refusal(&server, claimed.as_ref(), &e, addr);
+            e.into_response()
+        }
+    }
+}
+
+/// Parses the request, authenticates the client, narrows scope and audience, and signs.
+async fn issue_access_token(
+    server: &AuthServer,
+    addr: IpAddr,
+    request: Result<OAuthForm, Error>,
+    claimed: &mut Option<ClientId>,
+) -> Result<Response, Error> {
+    let request = request?;
+    // The grant is checked before the client: a removed grant is refused the same way
+    // whoever asks, with a description that says what to use instead.
+    let grant = parse_token_request(&request.form)?;
+    let AuthenticatedClient { client, method } =
+        authenticate_request(server, addr, &request, claimed).await?;
+    server.limits.check_client(&client.client_id)?;
+    let scopes = grant_scopes(grant.scope, &client.scopes)?;
+    let issuer = server.settings.issuer.as_str();
+    let audience = client.select_audience(&grant.resources, issuer)?;
+    let jti = URL_SAFE_NO_PAD.encode(portcullis_keys::random::random_array::<16>()?);
+    let now = server.now();
+    let claims = AccessTokenClaims::for_client(
+        issuer,
+        &client.client_id,
+        audience,
+        &scopes,
+        now,
+        client.token_ttl_secs,
+        jti,
+    );
+    let access_token = server
+        .keys
+        .active()
+        .sign_claims_json(&serde_json::to_vec(&claims)?)?;
+    let body = serde_json::to_vec(&TokenResponse {
+        access_token: &access_token,
+        token_type: "Bearer",
+        expires_in: client.token_ttl_secs,
+        scope: claims.scope.as_deref(),
+    })?;
+
+    metrics::counter!("portcullis_tokens_issued_total", "auth_method" => method.as_str())
+        .increment(1);
+    let AccessTokenClaims {
+        jti, aud, scope, ..
+    } = claims;
+    let aud = match aud {
+        Audience::One(a) => serde_json::Value::String(a),
+        Audience::Many(v) => v.into_iter().map(serde_json::Value::String).collect(),
+    };
+    server.audit.record(AuditEvent {
+        at: now,
+        actor: client.client_id.to_string(),
+        action: "token.issued".to_owned(),
+        subject: jti,
+        outcome: "success".to_owned(),
+        detail: serde_json::json!({ "scope": scope, "aud": aud, "auth_method": method.as_str() }),
+    });
+    Ok(json_no_store(StatusCode::OK, body))
+}
+
+/// Audits a refused token request: the error code and source address, never the credentials.
+fn audit_refusal(server: &AuthServer, claimed: Option<&ClientId>, error: &Error, addr: IpAddr) {
+    server.audit.record(AuditEvent {
+        at: server.now(),
+        actor: claimed.map_or_else(|| "anonymous".to_owned(), ClientId::to_string),
+        action: "token.refused".to_owned(),
+        subject: claimed.map_or_else(|| "-".to_owned(), ClientId::to_string),
+        outcome: "failure".to_owned(),
+        detail: serde_json::json!({ "error": error.code().as_str(), "source": addr.to_string() }),
+    });
+}
