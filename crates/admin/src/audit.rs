@@ -11,7 +11,7 @@ use axum::Json;
 use portcullis_oauth::AuthServer;
 
 use crate::auth::AdminCaller;
-use crate::dto::{page_size, AuditPage, AuditPageQuery, AuditRecordView, ChainVerified};
+use crate::dto::{end_page, page_size, AuditPage, AuditPageQuery, AuditRecordView, ChainVerified};
 use crate::errors::{AdminError, Problem};
 use crate::extract::QueryParams;
 
@@ -32,15 +32,12 @@ pub async fn list_audit(
     let limit = page_size(query.limit)?;
     let before = query.before.unwrap_or(i64::MAX);
     server.audit.flush().await;
-    // One extra row tells whether older records exist, so the last page says `next: null`.
     let mut records = server.store.list_audit_desc(before, limit + 1).await?;
-    let next = if records.len() > limit as usize {
-        records.truncate(limit as usize);
-        records.last().map(|r| r.seq)
-    } else {
-        None
-    };
-    Ok(Json(AuditPage { records: records.into_iter().map(AuditRecordView::from).collect(), next }))
+    let next = end_page(&mut records, limit, |r| r.seq);
+    Ok(Json(AuditPage {
+        records: records.into_iter().map(AuditRecordView::from).collect(),
+        next,
+    }))
 }
 
 /// Check the whole chain: every record linked to the one before and unedited.
@@ -57,5 +54,9 @@ pub async fn verify_audit(
 ) -> Result<Json<ChainVerified>, AdminError> {
     server.audit.flush().await;
     let report = portcullis_audit::verify_chain(server.store.as_ref()).await?;
-    Ok(Json(ChainVerified { ok: true, records: report.records, last_seq: report.last_seq }))
+    Ok(Json(ChainVerified {
+        ok: true,
+        records: report.records,
+        last_seq: report.last_seq,
+    }))
 }

@@ -63,7 +63,9 @@ pub async fn require_admin(
     if !claims.has_scope(ADMIN_SCOPE) {
         return Err(AdminError::InsufficientScope(ADMIN_SCOPE));
     }
-    request.extensions_mut().insert(AdminCaller { client_id: claims.client_id });
+    request.extensions_mut().insert(AdminCaller {
+        client_id: claims.client_id,
+    });
     Ok(next.run(request).await)
 }
 
@@ -73,7 +75,11 @@ impl<S: Send + Sync> FromRequestParts<S> for AdminCaller {
     /// Reads what [`require_admin`] stored; a handler mounted without that middleware
     /// therefore refuses every request instead of running unauthenticated.
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, AdminError> {
-        parts.extensions.get::<AdminCaller>().cloned().ok_or(AdminError::MissingToken)
+        parts
+            .extensions
+            .get::<AdminCaller>()
+            .cloned()
+            .ok_or(AdminError::MissingToken)
     }
 }
 

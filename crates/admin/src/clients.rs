@@ -3,8 +3,8 @@
 //!
 //! Every write goes store first, then cache invalidation, then audit, so a token request that
 //! races a change sees either the old client or the new one, and the audit trail never records
-//! a change that did not happen. Secrets are generated here (never chosen by the caller), shown
-//! once in the response, and stored only as HMACs under the server pepper.
+//! a change that did not happen. Secret handling (generation, sealing, rotation) is in
+//! `secrets.rs`.
 
 use std::sync::Arc;
 
@@ -15,9 +15,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use portcullis_core::audit::AuditEvent;
 use portcullis_core::client::{AuthMethod, Client, DEFAULT_TOKEN_TTL_SECS};
-use portcullis_core::{ClientId, CoreError, ScopeSet, Secret, SecretHash, UnixTime};
+use portcullis_core::{ClientId, CoreError, ScopeSet, SecretHash};
 use portcullis_keys::random::random_array;
-use portcullis_keys::software::seal;
 use portcullis_keys::verify::VerifyingKey;
 use portcullis_keys::{Algorithm, JwkSet};
 use portcullis_oauth::AuthServer;
@@ -25,22 +24,12 @@ use portcullis_store::StoreError;
 
 use crate::auth::AdminCaller;
 use crate::dto::{
-    page_size, ClientPage, ClientPageQuery, ClientView, CreateClientRequest, CreatedClient,
-    RotateSecretRequest, RotatedSecret, UpdateClientRequest,
+    end_page, page_size, ClientPage, ClientPageQuery, ClientView, CreateClientRequest,
+    CreatedClient, UpdateClientRequest,
 };
 use crate::errors::{AdminError, Problem};
 use crate::extract::{ClientIdPath, JsonBody, QueryParams};
-
-/// Default overlap during which a rotated-out secret is still accepted: one day, long enough
-/// for a fleet to pick up the new secret on its next configuration pull.
-pub const DEFAULT_OVERLAP_SECS: u32 = 86_400;
-/// Longest overlap an operator may ask for: 30 days.
-pub const MAX_OVERLAP_SECS: u32 = 30 * 86_400;
-
-/// Draws a fresh 256-bit secret.
-fn generate_secret() -> Result<Secret, AdminError> {
-    Ok(Secret::from_random_bytes(&random_array::<32>()?))
-}
+use crate::secrets::{generate_secret, seal_secret};
 
 /// `c-` + 96 random bits in base64url: unguessable enough that ids leak nothing about how
 /// many clients exist, short enough to type.
@@ -52,7 +41,10 @@ fn generate_client_id() -> Result<ClientId, AdminError> {
 /// Checks a JWK Set sent by an operator and returns its canonical JSON text for storage.
 /// Parsing every key into a [`VerifyingKey`] now means a typo fails registration instead of
 /// every later token request.
-fn validate_jwks(jwks: &serde_json::Value) -> Result<String, AdminError> {
+///
+/// Keys are checked against the configured assertion algorithms, not every algorithm we
+/// know: a key the token endpoint would refuse is better refused now.
+fn validate_jwks(jwks: &serde_json::Value, allowed: &[Algorithm]) -> Result<String, AdminError> {
     let text = serde_json::to_string(jwks)
         .map_err(|_| CoreError::invalid("jwks", "must be a JSON object"))?;
     let set = JwkSet::parse(&text).map_err(|e| CoreError::invalid("jwks", e.to_string()))?;
@@ -60,7 +52,7 @@ fn validate_jwks(jwks: &serde_json::Value) -> Result<String, AdminError> {
         return Err(CoreError::invalid("jwks", "must contain at least one key").into());
     }
     for (i, jwk) in set.keys.iter().enumerate() {
-        VerifyingKey::from_jwk(jwk, &Algorithm::ALL)
+        VerifyingKey::from_jwk(jwk, allowed)
             .map_err(|e| CoreError::invalid("jwks", format!("key {i}: {e}")))?;
     }
     Ok(text)
@@ -70,24 +62,27 @@ fn validate_jwks(jwks: &serde_json::Value) -> Result<String, AdminError> {
 /// it can authenticate with a key when it cannot. (That a `private_key_jwt` client has one is
 /// `Client::validate`'s rule.)
 fn check_key_source(client: &Client) -> Result<(), AdminError> {
-    if client.auth_method != AuthMethod::PrivateKeyJwt && (client.jwks.is_some() || client.jwks_uri.is_some()) {
-        return Err(CoreError::invalid("jwks", "jwks and jwks_uri are only for private_key_jwt clients").into());
+    if client.auth_method != AuthMethod::PrivateKeyJwt
+        && (client.jwks.is_some() || client.jwks_uri.is_some())
+    {
+        return Err(CoreError::invalid(
+            "jwks",
+            "jwks and jwks_uri are only for private_key_jwt clients",
+        )
+        .into());
     }
     Ok(())
 }
 
-/// Seals the secret of a `client_secret_jwt` client under the master key, bound to its id
-/// (as AAD) so a sealed secret copied onto another client does not open.
-fn seal_secret(server: &AuthServer, client: &Client, secret: &Secret) -> Result<Option<Vec<u8>>, AdminError> {
-    if client.auth_method != AuthMethod::ClientSecretJwt {
-        return Ok(None);
-    }
-    Ok(Some(seal(&server.master, secret.expose().as_bytes(), client.client_id.as_str().as_bytes())?))
-}
-
 /// Records an admin change. `changed` lists field names only, never values: values can
 /// include secrets, and the names suffice to find the change.
-fn audit_change(server: &AuthServer, caller: &AdminCaller, action: &str, subject: &ClientId, changed: &[&str]) {
+pub(crate) fn audit_change(
+    server: &AuthServer,
+    caller: &AdminCaller,
+    action: &str,
+    subject: &ClientId,
+    changed: &[&str],
+) {
     server.audit.record(AuditEvent {
         at: server.now(),
         actor: caller.actor(),
@@ -98,8 +93,12 @@ fn audit_change(server: &AuthServer, caller: &AdminCaller, action: &str, subject
     });
 }
 
-async fn load_client(server: &AuthServer, id: &ClientId) -> Result<Client, AdminError> {
-    server.store.get_client(id).await?.ok_or_else(|| AdminError::ClientNotFound(id.to_string()))
+pub(crate) async fn load_client(server: &AuthServer, id: &ClientId) -> Result<Client, AdminError> {
+    server
+        .store
+        .get_client(id)
+        .await?
+        .ok_or_else(|| AdminError::ClientNotFound(id.to_string()))
 }
 
 /// Register a client; for secret methods the answer carries its secret, shown this once.
@@ -133,7 +132,11 @@ pub async fn create_client(
         enabled: request.enabled.unwrap_or(true),
         secret_hashes: Vec::new(),
         sealed_secret: None,
-        jwks: request.jwks.as_ref().map(validate_jwks).transpose()?,
+        jwks: request
+            .jwks
+            .as_ref()
+            .map(|j| validate_jwks(j, &server.settings.assertion_algorithms))
+            .transpose()?,
         jwks_uri: request.jwks_uri,
         created_at: now,
         updated_at: now,
@@ -142,25 +145,50 @@ pub async fn create_client(
     check_key_source(&client)?;
     let secret = if client.auth_method.uses_secret() {
         let secret = generate_secret()?;
-        client.secret_hashes.push(SecretHash::of(&server.pepper, &secret, None));
+        client
+            .secret_hashes
+            .push(SecretHash::of(&server.pepper, &secret, None));
         client.sealed_secret = seal_secret(&server, &client, &secret)?;
         Some(secret)
     } else {
         None
     };
-    server.store.insert_client(&client).await.map_err(|e| match e {
-        StoreError::Conflict(_) => AdminError::ClientExists(client.client_id.to_string()),
-        other => AdminError::Store(other),
-    })?;
+    server
+        .store
+        .insert_client(&client)
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(_) => AdminError::ClientExists(client.client_id.to_string()),
+            other => AdminError::Store(other),
+        })?;
     // A lookup of this id may have cached "no such client" before it existed.
     server.clients.invalidate(&client.client_id);
-    let mut changed = vec!["name", "auth_method", "scopes", "audiences", "token_ttl_secs", "enabled"];
+    let mut changed = vec![
+        "name",
+        "auth_method",
+        "scopes",
+        "audiences",
+        "token_ttl_secs",
+        "enabled",
+    ];
     changed.extend(client.jwks.is_some().then_some("jwks"));
     changed.extend(client.jwks_uri.is_some().then_some("jwks_uri"));
     changed.extend(secret.is_some().then_some("client_secret"));
-    audit_change(&server, &caller, "client.created", &client.client_id, &changed);
+    audit_change(
+        &server,
+        &caller,
+        "client.created",
+        &client.client_id,
+        &changed,
+    );
     let view = ClientView::of(&client, now)?;
-    Ok((StatusCode::CREATED, Json(CreatedClient { client: view, client_secret: secret })))
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedClient {
+            client: view,
+            client_secret: secret,
+        }),
+    ))
 }
 
 /// List clients ordered by id, one page at a time (keyset pagination: stable under inserts).
@@ -179,16 +207,13 @@ pub async fn list_clients(
 ) -> Result<Json<ClientPage>, AdminError> {
     let limit = page_size(query.limit)?;
     let after = query.after.map(ClientId::parse).transpose()?;
-    // One extra row tells whether another page exists, so the last page says `next: null`.
     let mut clients = server.store.list_clients(after.as_ref(), limit + 1).await?;
-    let next = if clients.len() > limit as usize {
-        clients.truncate(limit as usize);
-        clients.last().map(|c| c.client_id.to_string())
-    } else {
-        None
-    };
+    let next = end_page(&mut clients, limit, |c| c.client_id.to_string());
     let now = server.now();
-    let clients = clients.iter().map(|c| ClientView::of(c, now)).collect::<Result<_, _>>()?;
+    let clients = clients
+        .iter()
+        .map(|c| ClientView::of(c, now))
+        .collect::<Result<_, _>>()?;
     Ok(Json(ClientPage { clients, next }))
 }
 
@@ -242,19 +267,33 @@ pub async fn update_client(
         set(&mut client.name, name, "name", &mut changed);
     }
     if let Some(scopes) = request.scopes {
-        set(&mut client.scopes, ScopeSet::from_tokens(scopes)?, "scopes", &mut changed);
+        set(
+            &mut client.scopes,
+            ScopeSet::from_tokens(scopes)?,
+            "scopes",
+            &mut changed,
+        );
     }
     if let Some(audiences) = request.audiences {
         set(&mut client.audiences, audiences, "audiences", &mut changed);
     }
     if let Some(ttl) = request.token_ttl_secs {
-        set(&mut client.token_ttl_secs, ttl, "token_ttl_secs", &mut changed);
+        set(
+            &mut client.token_ttl_secs,
+            ttl,
+            "token_ttl_secs",
+            &mut changed,
+        );
     }
     if let Some(enabled) = request.enabled {
         set(&mut client.enabled, enabled, "enabled", &mut changed);
     }
     if let Some(jwks) = request.jwks {
-        set(&mut client.jwks, jwks.as_ref().map(validate_jwks).transpose()?, "jwks", &mut changed);
+        let jwks = jwks
+            .as_ref()
+            .map(|j| validate_jwks(j, &server.settings.assertion_algorithms))
+            .transpose()?;
+        set(&mut client.jwks, jwks, "jwks", &mut changed);
     }
     if let Some(jwks_uri) = request.jwks_uri {
         set(&mut client.jwks_uri, jwks_uri, "jwks_uri", &mut changed);
@@ -272,81 +311,18 @@ pub async fn update_client(
 
 /// Writes a changed client and drops its cached copy, so the token endpoint sees the change
 /// on its next lookup rather than when the cache entry expires.
-async fn store_update(server: &AuthServer, client: &Client) -> Result<(), AdminError> {
-    server.store.update_client(client).await.map_err(|e| match e {
-        // Deleted between our read and our write.
-        StoreError::NotFound => AdminError::ClientNotFound(client.client_id.to_string()),
-        other => AdminError::Store(other),
-    })?;
+pub(crate) async fn store_update(server: &AuthServer, client: &Client) -> Result<(), AdminError> {
+    server
+        .store
+        .update_client(client)
+        .await
+        .map_err(|e| match e {
+            // Deleted between our read and our write.
+            StoreError::NotFound => AdminError::ClientNotFound(client.client_id.to_string()),
+            other => AdminError::Store(other),
+        })?;
     server.clients.invalidate(&client.client_id);
     Ok(())
-}
-
-/// The hashes to keep after a rotation at `now`: every earlier hash gets a deadline no later
-/// than `now + overlap` (an overlap of 0 thus ends all of them at once), hashes whose
-/// deadline has passed are dropped, and the new hash comes first with no deadline.
-fn rotated_hashes(old: &[SecretHash], new: SecretHash, now: UnixTime, overlap: u32) -> Vec<SecretHash> {
-    let deadline = now + i64::from(overlap);
-    let mut hashes = vec![new];
-    for h in old {
-        let expires_at = h.expires_at.map_or(deadline, |t| t.min(deadline));
-        if expires_at > now {
-            hashes.push(SecretHash { mac: h.mac.clone(), expires_at: Some(expires_at) });
-        }
-    }
-    hashes
-}
-
-/// Issue a new secret; the previous one keeps working for `overlap_secs`.
-///
-/// `client_secret_jwt` clients get no overlap: their assertions are checked against the one
-/// sealed copy of the secret, which is replaced here, so the old secret stops working for JWT
-/// authentication at once. The answer says so (`old_secret_expires_at` = now) rather than
-/// promising an overlap that cannot be honoured.
-#[utoipa::path(
-    post, path = "/clients/{id}/rotate-secret", tag = "clients",
-    params(("id" = String, Path, description = "The client id")),
-    request_body(content = Option<RotateSecretRequest>, description = "May be omitted"),
-    responses(
-        (status = 200, description = "The new secret, shown this once", body = RotatedSecret),
-        (status = 400, description = "Invalid body", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such client", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The client authenticates with a key and has no secret", body = Problem, content_type = "application/problem+json"),
-    )
-)]
-pub async fn rotate_secret(
-    State(server): State<Arc<AuthServer>>,
-    caller: AdminCaller,
-    ClientIdPath(id): ClientIdPath,
-    JsonBody(request): JsonBody<RotateSecretRequest>,
-) -> Result<Json<RotatedSecret>, AdminError> {
-    let mut overlap = request.overlap_secs.unwrap_or(DEFAULT_OVERLAP_SECS);
-    if overlap > MAX_OVERLAP_SECS {
-        return Err(AdminError::BadRequest(format!("overlap_secs must be at most {MAX_OVERLAP_SECS} (30 days)")));
-    }
-    let mut client = load_client(&server, &id).await?;
-    if !client.auth_method.uses_secret() {
-        return Err(AdminError::Conflict(format!(
-            "client '{id}' uses {} and has no secret; update its jwks or jwks_uri instead",
-            client.auth_method.as_str()
-        )));
-    }
-    if client.auth_method == AuthMethod::ClientSecretJwt {
-        overlap = 0;
-    }
-    let now = server.now();
-    let secret = generate_secret()?;
-    let new_hash = SecretHash::of(&server.pepper, &secret, None);
-    client.secret_hashes = rotated_hashes(&client.secret_hashes, new_hash, now, overlap);
-    client.sealed_secret = seal_secret(&server, &client, &secret)?;
-    client.updated_at = now;
-    store_update(&server, &client).await?;
-    audit_change(&server, &caller, "client.secret_rotated", &id, &["client_secret"]);
-    Ok(Json(RotatedSecret {
-        client_id: id.to_string(),
-        client_secret: secret,
-        old_secret_expires_at: now + i64::from(overlap),
-    }))
 }
 
 /// Delete a client; its tokens already issued stay valid until they expire or are revoked.
@@ -375,34 +351,11 @@ pub async fn delete_client(
 mod tests {
     use super::*;
 
-    fn hash(mac: &str, expires_at: Option<UnixTime>) -> SecretHash {
-        SecretHash { mac: mac.into(), expires_at }
-    }
-
     #[test]
-    fn rotation_gives_the_current_hash_a_deadline_and_the_new_one_none() {
-        let out = rotated_hashes(&[hash("old", None)], hash("new", None), 100, 50);
-        assert_eq!(out, vec![hash("new", None), hash("old", Some(150))]);
-    }
-
-    #[test]
-    fn rotation_drops_expired_hashes_and_caps_pending_ones() {
-        let old = [hash("cur", None), hash("prev", Some(500)), hash("dead", Some(90))];
-        let out = rotated_hashes(&old, hash("new", None), 100, 50);
-        assert_eq!(out, vec![hash("new", None), hash("cur", Some(150)), hash("prev", Some(150))]);
-    }
-
-    #[test]
-    fn zero_overlap_leaves_only_the_new_hash() {
-        let out = rotated_hashes(&[hash("cur", None), hash("prev", Some(500))], hash("new", None), 100, 0);
-        assert_eq!(out, vec![hash("new", None)]);
-    }
-
-    #[test]
-    fn generated_ids_and_secrets_have_the_documented_shape() {
+    fn generated_ids_have_the_documented_shape() {
         let id = generate_client_id().unwrap();
         assert!(id.as_str().starts_with("c-"));
         assert_eq!(id.as_str().len(), 18);
-        assert_eq!(generate_secret().unwrap().expose().len(), 43);
+        assert_ne!(generate_client_id().unwrap(), id);
     }
 }

@@ -71,7 +71,9 @@ pub struct UpdateClientRequest {
 }
 
 /// Distinguishes a field sent as `null` (`Some(None)`) from an absent one (`None`).
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
 }
 
@@ -115,7 +117,10 @@ impl ClientView {
         let jwks = match &client.jwks {
             // Stored JWKS were validated on the way in; one that no longer parses is corrupt.
             Some(text) => Some(serde_json::from_str(text).map_err(|_| {
-                portcullis_store::StoreError::Corrupt(format!("client {}: stored jwks is not JSON", client.client_id))
+                portcullis_store::StoreError::Corrupt(format!(
+                    "client {}: stored jwks is not JSON",
+                    client.client_id
+                ))
             })?),
             None => None,
         };
@@ -159,7 +164,10 @@ pub struct CreatedClient {
     #[serde(flatten)]
     pub client: ClientView,
     /// 256 random bits, base64url. Store it now: the server keeps only its HMAC.
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "expose_optional_secret")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "expose_optional_secret"
+    )]
     #[schema(value_type = Option<String>)]
     pub client_secret: Option<Secret>,
 }
@@ -272,8 +280,22 @@ pub(crate) const MAX_PAGE: u32 = 1000;
 pub(crate) fn page_size(limit: Option<u32>) -> Result<u32, AdminError> {
     match limit.unwrap_or(DEFAULT_PAGE) {
         n @ 1..=MAX_PAGE => Ok(n),
-        _ => Err(AdminError::BadRequest(format!("limit must be between 1 and {MAX_PAGE}"))),
+        _ => Err(AdminError::BadRequest(format!(
+            "limit must be between 1 and {MAX_PAGE}"
+        ))),
     }
+}
+
+/// Cuts a page fetched with `limit + 1` rows down to `limit` and returns the cursor of the
+/// next page. The extra row is how we know another page exists, so the last page says
+/// `next: null` instead of sending the caller to an empty one.
+pub(crate) fn end_page<T, K>(rows: &mut Vec<T>, limit: u32, cursor: impl Fn(&T) -> K) -> Option<K> {
+    let limit = limit as usize;
+    if rows.len() <= limit {
+        return None;
+    }
+    rows.truncate(limit);
+    rows.last().map(cursor)
 }
 
 #[cfg(test)]
@@ -311,6 +333,16 @@ mod tests {
         assert_eq!(json["client_id"], "c1");
         assert!(json.get("jwks").is_none());
         assert!(!format!("{c:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn only_an_overfull_page_has_a_next_cursor() {
+        let mut rows = vec![1, 2, 3];
+        assert_eq!(end_page(&mut rows, 2, |r| *r), Some(2));
+        assert_eq!(rows, [1, 2]);
+        let mut rows = vec![1, 2];
+        assert_eq!(end_page(&mut rows, 2, |r| *r), None);
+        assert_eq!(rows, [1, 2]);
     }
 
     #[test]

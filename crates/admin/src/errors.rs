@@ -64,6 +64,9 @@ pub enum AdminError {
     /// The store failed; details go to the log, not to the caller.
     #[error("storage error: {0}")]
     Store(#[from] StoreError),
+    /// The audit log failed in a way this crate does not know by name.
+    #[error("audit log: {0}")]
+    Audit(AuditError),
     /// Sealing a secret or drawing randomness failed.
     #[error("key operation failed: {0}")]
     Keys(#[from] portcullis_keys::KeyError),
@@ -74,6 +77,7 @@ impl From<AuditError> for AdminError {
         match e {
             AuditError::Broken(b) => Self::ChainBroken(b),
             AuditError::Store(s) => Self::Store(s),
+            other => Self::Audit(other),
         }
     }
 }
@@ -96,31 +100,63 @@ impl AdminError {
     /// Status, problem-type slug and title: the whole mapping in one table.
     fn classify(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
-            Self::MissingToken | Self::InvalidToken => {
-                (StatusCode::UNAUTHORIZED, "unauthorized", "Authentication required")
+            Self::MissingToken | Self::InvalidToken => (
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "Authentication required",
+            ),
+            Self::InsufficientScope(_) => {
+                (StatusCode::FORBIDDEN, "forbidden", "Insufficient scope")
             }
-            Self::InsufficientScope(_) => (StatusCode::FORBIDDEN, "forbidden", "Insufficient scope"),
-            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid-request", "Invalid request"),
+            Self::BadRequest(_) => (
+                StatusCode::BAD_REQUEST,
+                "invalid-request",
+                "Invalid request",
+            ),
             Self::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid-value", "Invalid value"),
-            Self::PayloadTooLarge(_) => {
-                (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Request body too large")
-            }
-            Self::ClientNotFound(_) => (StatusCode::NOT_FOUND, "client-not-found", "Client not found"),
-            Self::ClientExists(_) => (StatusCode::CONFLICT, "client-exists", "Client already exists"),
-            Self::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Operation conflicts with the client's state"),
-            Self::ChainBroken(_) => (StatusCode::CONFLICT, "audit-chain-broken", "Audit chain broken"),
+            Self::PayloadTooLarge(_) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                "Request body too large",
+            ),
+            Self::ClientNotFound(_) => (
+                StatusCode::NOT_FOUND,
+                "client-not-found",
+                "Client not found",
+            ),
+            Self::ClientExists(_) => (
+                StatusCode::CONFLICT,
+                "client-exists",
+                "Client already exists",
+            ),
+            Self::Conflict(_) => (
+                StatusCode::CONFLICT,
+                "conflict",
+                "Operation conflicts with the client's state",
+            ),
+            Self::ChainBroken(_) => (
+                StatusCode::CONFLICT,
+                "audit-chain-broken",
+                "Audit chain broken",
+            ),
             Self::NoRoute => (StatusCode::NOT_FOUND, "not-found", "Not found"),
-            Self::MethodNotAllowed => {
-                (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed")
-            }
+            Self::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+            ),
             Self::Store(StoreError::NotFound) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             Self::Store(StoreError::Conflict(_)) => (StatusCode::CONFLICT, "conflict", "Conflict"),
-            Self::Store(StoreError::Unavailable(_)) => {
-                (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Storage unavailable")
-            }
-            Self::Store(_) | Self::Keys(_) => {
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal server error")
-            }
+            Self::Store(StoreError::Unavailable(_)) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Storage unavailable",
+            ),
+            Self::Store(_) | Self::Keys(_) | Self::Audit(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal server error",
+            ),
         }
     }
 
@@ -135,7 +171,7 @@ impl AdminError {
             Self::Store(StoreError::Unavailable(_)) => {
                 "the store is unavailable; retry later".to_owned()
             }
-            Self::Store(_) | Self::Keys(_) => {
+            Self::Store(_) | Self::Keys(_) | Self::Audit(_) => {
                 "the server could not complete the request".to_owned()
             }
             other => other.to_string(),
@@ -170,7 +206,8 @@ impl AdminError {
 impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
         let problem = self.problem();
-        let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status =
+            StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         if status.is_server_error() {
             tracing::error!(error = %self, "admin request failed");
         }
@@ -180,7 +217,10 @@ impl IntoResponse for AdminError {
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if let Some(challenge) = self.challenge() {
-            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
         }
         response
     }
@@ -205,13 +245,22 @@ mod tests {
     fn auth_failures_carry_the_rfc_6750_challenge() {
         let r = AdminError::InvalidToken.into_response();
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-        let challenge = r.headers().get(header::WWW_AUTHENTICATE).and_then(|v| v.to_str().ok());
+        let challenge = r
+            .headers()
+            .get(header::WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok());
         assert!(challenge.is_some_and(|c| c.contains(r#"error="invalid_token""#)));
         let r = AdminError::InsufficientScope("portcullis:admin").into_response();
         assert_eq!(r.status(), StatusCode::FORBIDDEN);
-        let challenge = r.headers().get(header::WWW_AUTHENTICATE).and_then(|v| v.to_str().ok());
+        let challenge = r
+            .headers()
+            .get(header::WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok());
         assert!(challenge.is_some_and(|c| c.contains(r#"error="insufficient_scope""#)));
-        assert_eq!(r.headers().get(header::CONTENT_TYPE).map(|v| v.as_bytes()), Some(PROBLEM_JSON.as_bytes()));
+        assert_eq!(
+            r.headers().get(header::CONTENT_TYPE).map(|v| v.as_bytes()),
+            Some(PROBLEM_JSON.as_bytes())
+        );
     }
 
     #[test]

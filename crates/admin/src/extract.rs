@@ -28,7 +28,8 @@ pub struct JsonBody<T>(pub T);
 fn declared_json(headers: &HeaderMap) -> Result<(), AdminError> {
     let Some(value) = headers.get(CONTENT_TYPE) else {
         return Err(AdminError::BadRequest(
-            "the request has a body but no Content-Type; send Content-Type: application/json".into(),
+            "the request has a body but no Content-Type; send Content-Type: application/json"
+                .into(),
         ));
     };
     let essence = value
@@ -63,19 +64,30 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 
     async fn from_request(request: Request, state: &S) -> Result<Self, AdminError> {
         let content_type_check = declared_json(request.headers());
-        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                AdminError::PayloadTooLarge(BODY_LIMIT)
-            } else {
-                AdminError::BadRequest(format!("the request body could not be read: {}", rejection.body_text()))
-            }
-        })?;
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    AdminError::PayloadTooLarge(BODY_LIMIT)
+                } else {
+                    AdminError::BadRequest(format!(
+                        "the request body could not be read: {}",
+                        rejection.body_text()
+                    ))
+                }
+            })?;
         let text: &[u8] = if bytes.is_empty() {
             b"{}"
         } else {
             content_type_check?;
             &bytes
         };
+        // serde would describe `[1]` as "expected a string"; say what is really wrong.
+        if !text.trim_ascii_start().starts_with(b"{") {
+            return Err(AdminError::BadRequest(
+                "the request body must be a JSON object".into(),
+            ));
+        }
         serde_json::from_slice(text)
             .map(JsonBody)
             .map_err(|e| AdminError::BadRequest(describe_json_error(&e)))
@@ -139,7 +151,7 @@ mod tests {
 
     #[test]
     fn json_errors_say_syntax_or_shape() {
-        let syntax = serde_json::from_str::<u32>("{").unwrap_err();
+        let syntax = serde_json::from_str::<serde_json::Value>("{\"a\" 1}").unwrap_err();
         assert!(describe_json_error(&syntax).contains("not valid JSON"));
         let shape = serde_json::from_str::<u32>("\"x\"").unwrap_err();
         assert!(describe_json_error(&shape).contains("not acceptable"));

@@ -4,7 +4,7 @@
 //! authenticated, audited, documented door instead of touching the store. The server nests
 //! [`router`] at `/admin/v1`. Every route but `GET /openapi.json` needs a bearer access token
 //! of this server with the `portcullis:admin` scope (`auth.rs`); every failure is an RFC 9457
-//! problem (`errors.rs`); every change is audited (`clients.rs`).
+//! problem (`errors.rs`); every change is audited (`clients.rs`, `secrets.rs`).
 
 pub mod audit;
 pub mod auth;
@@ -13,6 +13,7 @@ pub mod dto;
 pub mod errors;
 pub mod extract;
 pub mod openapi;
+pub mod secrets;
 
 use std::sync::Arc;
 
@@ -28,16 +29,24 @@ pub use openapi::AdminApi;
 /// The admin API's routes, relative to where the server nests them (`/admin/v1`).
 pub fn router(server: Arc<AuthServer>) -> Router {
     let protected = Router::new()
-        .route("/clients", post(clients::create_client).get(clients::list_clients))
+        .route(
+            "/clients",
+            post(clients::create_client).get(clients::list_clients),
+        )
         .route(
             "/clients/{id}",
-            get(clients::get_client).patch(clients::update_client).delete(clients::delete_client),
+            get(clients::get_client)
+                .patch(clients::update_client)
+                .delete(clients::delete_client),
         )
-        .route("/clients/{id}/rotate-secret", post(clients::rotate_secret))
+        .route("/clients/{id}/rotate-secret", post(secrets::rotate_secret))
         .route("/audit", get(audit::list_audit))
         .route("/audit/verify", post(audit::verify_audit))
         // route_layer: only matched routes authenticate, so an unknown path is a plain 404.
-        .route_layer(middleware::from_fn_with_state(server.clone(), auth::require_admin));
+        .route_layer(middleware::from_fn_with_state(
+            server.clone(),
+            auth::require_admin,
+        ));
     Router::new()
         .route("/openapi.json", get(openapi::openapi_document))
         .merge(protected)

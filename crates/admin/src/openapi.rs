@@ -11,7 +11,8 @@ use crate::dto::{
 };
 use crate::errors::Problem;
 
-/// Name of the bearer security scheme in the document.
+/// Name of the bearer security scheme in the document (repeated as a literal in the
+/// `#[openapi(security(...))]` attribute, which accepts only literals).
 const BEARER: &str = "bearer";
 
 /// Registers the bearer scheme that every operation but this document's own requires.
@@ -22,7 +23,9 @@ impl Modify for BearerScheme {
         let scheme = HttpBuilder::new()
             .scheme(HttpAuthScheme::Bearer)
             .bearer_format("JWT")
-            .description(Some("An access token of this server carrying the portcullis:admin scope."))
+            .description(Some(
+                "An access token of this server carrying the portcullis:admin scope.",
+            ))
             .build();
         openapi
             .components
@@ -44,7 +47,7 @@ impl Modify for BearerScheme {
         crate::clients::list_clients,
         crate::clients::get_client,
         crate::clients::update_client,
-        crate::clients::rotate_secret,
+        crate::secrets::rotate_secret,
         crate::clients::delete_client,
         crate::audit::list_audit,
         crate::audit::verify_audit,
@@ -55,7 +58,7 @@ impl Modify for BearerScheme {
         RotatedSecret, ClientPage, AuditRecordView, AuditPage, ChainVerified, Problem,
     )),
     modifiers(&BearerScheme),
-    security((BEARER = [])),
+    security(("bearer" = [])),
     tags(
         (name = "clients", description = "Registered machine clients"),
         (name = "audit", description = "The audit hash chain"),

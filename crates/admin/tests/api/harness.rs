@@ -16,12 +16,15 @@ use tower::ServiceExt;
 /// Fixed start of the test clock, so deadlines in assertions are exact.
 pub const T0: i64 = 1_700_000_000;
 pub const ISSUER: &str = "https://as.test";
+const DB_FILE: &str = "portcullis.db";
 
 pub struct Harness {
     pub server: Arc<AuthServer>,
     pub router: Router,
     pub clock: Arc<AtomicI64>,
     pub admin_token: String,
+    /// The SQLite file behind the store, for tests that tamper with it.
+    pub db_path: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -38,7 +41,14 @@ impl Harness {
         let (server, clock) = crate::harness::backends::build(dir.path()).await;
         let server = Arc::new(server);
         let router = portcullis_admin::router(server.clone());
-        let mut h = Harness { server, router, clock, admin_token: String::new(), _dir: dir };
+        let mut h = Harness {
+            server,
+            router,
+            clock,
+            admin_token: String::new(),
+            db_path: dir.path().join(DB_FILE),
+            _dir: dir,
+        };
         h.admin_token = h.token("admin-cli", Some("portcullis:admin"), 300);
         h
     }
@@ -70,10 +80,10 @@ impl Harness {
 
     /// Sends a request with the admin token and, if given, a JSON body.
     pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(header::AUTHORIZATION, format!("Bearer {}", self.admin_token));
+        let mut req = Request::builder().method(method).uri(path).header(
+            header::AUTHORIZATION,
+            format!("Bearer {}", self.admin_token),
+        );
         let body = match body {
             Some(v) => {
                 req = req.header(header::CONTENT_TYPE, "application/json");
@@ -87,19 +97,37 @@ impl Harness {
     /// Sends an arbitrary request.
     pub async fn send(&self, req: Request<Body>) -> Reply {
         let res = self.router.clone().oneshot(req).await.unwrap();
-        let header_text =
-            |name| res.headers().get(name).map(|v: &header::HeaderValue| v.to_str().unwrap().to_owned());
+        let header_text = |name| {
+            res.headers()
+                .get(name)
+                .map(|v: &header::HeaderValue| v.to_str().unwrap().to_owned())
+        };
         let status = res.status();
         let content_type = header_text(header::CONTENT_TYPE);
         let www_authenticate = header_text(header::WWW_AUTHENTICATE);
-        let bytes = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap();
-        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
-        Reply { status, content_type, www_authenticate, body }
+        let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap()
+        };
+        Reply {
+            status,
+            content_type,
+            www_authenticate,
+            body,
+        }
     }
 
     /// The client as stored, for checks on what the API never shows (hashes, sealed secret).
     pub async fn stored(&self, id: &str) -> Option<Client> {
-        self.server.store.get_client(&ClientId::parse(id).unwrap()).await.unwrap()
+        self.server
+            .store
+            .get_client(&ClientId::parse(id).unwrap())
+            .await
+            .unwrap()
     }
 
     /// Creates a client from `body` and returns the 201 body.
@@ -114,9 +142,15 @@ impl Reply {
     /// Asserts an RFC 9457 problem with `status` and returns its detail.
     pub fn assert_problem(&self, status: StatusCode) -> &str {
         assert_eq!(self.status, status, "{}", self.body);
-        assert_eq!(self.content_type.as_deref(), Some("application/problem+json"));
+        assert_eq!(
+            self.content_type.as_deref(),
+            Some("application/problem+json")
+        );
         assert_eq!(self.body["status"], status.as_u16());
-        assert!(self.body["type"].as_str().unwrap().starts_with("urn:portcullis:problem:"));
+        assert!(self.body["type"]
+            .as_str()
+            .unwrap()
+            .starts_with("urn:portcullis:problem:"));
         assert!(self.body["title"].is_string());
         self.body["detail"].as_str().unwrap()
     }
@@ -125,25 +159,39 @@ impl Reply {
 pub mod backends {
     //! The constructors of the real backends, apart so a change in theirs touches one place.
     use super::*;
-    use portcullis_keys::software::MasterKey;
+    use portcullis_audit::AuditLog;
+    use portcullis_keys::software::{MasterKey, SoftwareSigner};
+    use portcullis_keys::{Algorithm, KeyRing};
     use zeroize::Zeroizing;
 
     pub async fn build(dir: &std::path::Path) -> (AuthServer, Arc<AtomicI64>) {
-        let store: Arc<dyn portcullis_store::Store> =
-            Arc::new(portcullis_store::sqlite::SqliteStore::open(&dir.join("p.db")).await.unwrap());
+        let store: Arc<dyn portcullis_store::Store> = Arc::new(
+            portcullis_store::sqlite::SqliteStore::open(&dir.join(DB_FILE))
+                .await
+                .unwrap(),
+        );
         let master = Arc::new(MasterKey::generate().unwrap());
-        let keys = Arc::new(key_ring(store.clone(), master.clone()).await);
-        let audit = audit_log(store.clone());
+        let (signer, _pkcs8) = SoftwareSigner::generate(Algorithm::ES256).unwrap();
+        let keys = Arc::new(KeyRing::new(Arc::new(signer), Vec::new()));
+        let audit = AuditLog::start(store.clone());
         let settings = OAuthSettings {
             issuer: ISSUER.into(),
             rate_per_client: 0,
             rate_per_address: 0,
-            assertion_algorithms: portcullis_keys::Algorithm::ALL.to_vec(),
+            auth_failures_per_minute: 0,
+            assertion_algorithms: Algorithm::ALL.to_vec(),
         };
         let clock = Arc::new(AtomicI64::new(T0));
         let c = clock.clone();
-        let server = AuthServer::new(settings, store, keys, audit, Zeroizing::new(vec![7u8; 32]), master)
-            .with_clock(move || c.load(Ordering::SeqCst));
+        let server = AuthServer::new(
+            settings,
+            store,
+            keys,
+            audit,
+            Zeroizing::new(vec![7u8; 32]),
+            master,
+        )
+        .with_clock(move || c.load(Ordering::SeqCst));
         (server, clock)
     }
 }
