@@ -36,17 +36,32 @@ fn numeric_date(v: &Option<serde_json::Value>, name: &str) -> Result<Option<i64>
         None => Ok(None),
         Some(serde_json::Value::Number(n)) => n
             .as_i64()
-            .or_else(|| n.as_f64().filter(|f| f.is_finite() && f.abs() < 1e15).map(|f| f as i64))
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.is_finite() && f.abs() < 1e15)
+                    .map(|f| f as i64)
+            })
             .map(Some)
-            .ok_or_else(|| OAuthError::invalid_client(format!("client assertion '{name}' is not a NumericDate"))),
-        Some(_) => Err(OAuthError::invalid_client(format!("client assertion '{name}' is not a NumericDate"))),
+            .ok_or_else(|| {
+                OAuthError::invalid_client(format!(
+                    "client assertion '{name}' is not a NumericDate"
+                ))
+            }),
+        Some(_) => Err(OAuthError::invalid_client(format!(
+            "client assertion '{name}' is not a NumericDate"
+        ))),
     }
 }
 
 /// Reads the unverified `iss`/`sub` so the server knows whose keys to check the signature with.
 pub fn claimed_client_id(claims: &AssertionClaims) -> Result<ClientId, OAuthError> {
-    let sub = claims.sub.as_deref().or(claims.iss.as_deref()).ok_or_else(|| OAuthError::invalid_client("client assertion has no 'sub'"))?;
-    ClientId::parse(sub).map_err(|_| OAuthError::invalid_client("client assertion 'sub' is not a valid client_id"))
+    let sub = claims
+        .sub
+        .as_deref()
+        .or(claims.iss.as_deref())
+        .ok_or_else(|| OAuthError::invalid_client("client assertion has no 'sub'"))?;
+    ClientId::parse(sub)
+        .map_err(|_| OAuthError::invalid_client("client assertion 'sub' is not a valid client_id"))
 }
 
 /// RFC 7523 §3: `iss` and `sub` are the client id; `aud` names this server (the token
@@ -58,20 +73,27 @@ pub fn check_assertion_claims(
     accepted_audiences: &[&str],
     now: UnixTime,
 ) -> Result<CheckedAssertion, OAuthError> {
-    if claims.iss.as_deref() != Some(client_id.as_str()) || claims.sub.as_deref() != Some(client_id.as_str()) {
-        return Err(OAuthError::invalid_client("client assertion 'iss' and 'sub' must both be the client_id"));
+    if claims.iss.as_deref() != Some(client_id.as_str())
+        || claims.sub.as_deref() != Some(client_id.as_str())
+    {
+        return Err(OAuthError::invalid_client(
+            "client assertion 'iss' and 'sub' must both be the client_id",
+        ));
     }
     let aud_ok = match &claims.aud {
         Some(serde_json::Value::String(a)) => accepted_audiences.contains(&a.as_str()),
-        Some(serde_json::Value::Array(v)) => {
-            v.iter().any(|a| a.as_str().is_some_and(|a| accepted_audiences.contains(&a)))
-        }
+        Some(serde_json::Value::Array(v)) => v
+            .iter()
+            .any(|a| a.as_str().is_some_and(|a| accepted_audiences.contains(&a))),
         _ => false,
     };
     if !aud_ok {
-        return Err(OAuthError::invalid_client("client assertion 'aud' must be the token endpoint or the issuer"));
+        return Err(OAuthError::invalid_client(
+            "client assertion 'aud' must be the token endpoint or the issuer",
+        ));
     }
-    let exp = numeric_date(&claims.exp, "exp")?.ok_or_else(|| OAuthError::invalid_client("client assertion has no 'exp'"))?;
+    let exp = numeric_date(&claims.exp, "exp")?
+        .ok_or_else(|| OAuthError::invalid_client("client assertion has no 'exp'"))?;
     if exp + CLOCK_SKEW_SECS <= now {
         return Err(OAuthError::invalid_client("client assertion has expired"));
     }
@@ -82,19 +104,31 @@ pub fn check_assertion_claims(
     }
     if let Some(nbf) = numeric_date(&claims.nbf, "nbf")? {
         if nbf > now + CLOCK_SKEW_SECS {
-            return Err(OAuthError::invalid_client("client assertion is not yet valid ('nbf')"));
+            return Err(OAuthError::invalid_client(
+                "client assertion is not yet valid ('nbf')",
+            ));
         }
     }
     if let Some(iat) = numeric_date(&claims.iat, "iat")? {
         if iat > now + CLOCK_SKEW_SECS {
-            return Err(OAuthError::invalid_client("client assertion 'iat' is in the future"));
+            return Err(OAuthError::invalid_client(
+                "client assertion 'iat' is in the future",
+            ));
         }
     }
     let jti = match claims.jti.as_deref() {
         Some(j) if !j.is_empty() && j.len() <= 256 => j.to_owned(),
-        _ => return Err(OAuthError::invalid_client("client assertion needs a 'jti' of 1-256 characters")),
+        _ => {
+            return Err(OAuthError::invalid_client(
+                "client assertion needs a 'jti' of 1-256 characters",
+            ))
+        }
     };
-    Ok(CheckedAssertion { client_id: client_id.clone(), jti, exp: exp + CLOCK_SKEW_SECS })
+    Ok(CheckedAssertion {
+        client_id: client_id.clone(),
+        jti,
+        exp: exp + CLOCK_SKEW_SECS,
+    })
 }
 
 #[cfg(test)]

@@ -91,7 +91,12 @@ pub fn link(last_seq: i64, last_hash: [u8; 32], events: Vec<AuditEvent>) -> Vec<
         .map(|event| {
             seq += 1;
             let hash = chain_hash(&prev, seq, &event);
-            let rec = AuditRecord { seq, event, prev_hash: to_hex(&prev), hash: to_hex(&hash) };
+            let rec = AuditRecord {
+                seq,
+                event,
+                prev_hash: to_hex(&prev),
+                hash: to_hex(&hash),
+            };
             prev = hash;
             rec
         })
@@ -120,7 +125,11 @@ pub struct ChainVerifier {
 
 impl Default for ChainVerifier {
     fn default() -> Self {
-        Self { prev_hash: GENESIS_HASH, prev_seq: 0, count: 0 }
+        Self {
+            prev_hash: GENESIS_HASH,
+            prev_seq: 0,
+            count: 0,
+        }
     }
 }
 
@@ -128,10 +137,16 @@ impl ChainVerifier {
     /// Checks the next record of the chain.
     pub fn check(&mut self, rec: &AuditRecord) -> Result<(), ChainBreak> {
         if rec.seq != self.prev_seq + 1 {
-            return Err(ChainBreak::Gap { seq: rec.seq, expected: self.prev_seq + 1 });
+            return Err(ChainBreak::Gap {
+                seq: rec.seq,
+                expected: self.prev_seq + 1,
+            });
         }
         if from_hex(&rec.prev_hash) != Some(self.prev_hash) {
-            return Err(ChainBreak::Unlinked { seq: rec.seq, prev_seq: self.prev_seq });
+            return Err(ChainBreak::Unlinked {
+                seq: rec.seq,
+                prev_seq: self.prev_seq,
+            });
         }
         let expected = chain_hash(&self.prev_hash, rec.seq, &rec.event);
         if from_hex(&rec.hash) != Some(expected) {
@@ -175,7 +190,11 @@ mod tests {
     fn intact_chain_verifies_and_continues_across_batches() {
         let mut recs = chain(3);
         let last = recs.last().unwrap();
-        recs.extend(link(last.seq, from_hex(&last.hash).unwrap(), vec![ev(4), ev(5)]));
+        recs.extend(link(
+            last.seq,
+            from_hex(&last.hash).unwrap(),
+            vec![ev(4), ev(5)],
+        ));
         assert_eq!(verify(&recs).unwrap(), 5);
     }
 
@@ -190,7 +209,10 @@ mod tests {
     fn deleted_record_is_detected() {
         let mut recs = chain(3);
         recs.remove(1);
-        assert!(matches!(verify(&recs).unwrap_err(), ChainBreak::Gap { seq: 3, .. }));
+        assert!(matches!(
+            verify(&recs).unwrap_err(),
+            ChainBreak::Gap { seq: 3, .. }
+        ));
     }
 
     #[test]
@@ -199,7 +221,13 @@ mod tests {
         recs[1].event.subject = "forged".into();
         let prev = from_hex(&recs[1].prev_hash).unwrap();
         recs[1].hash = to_hex(&chain_hash(&prev, 2, &recs[1].event));
-        assert_eq!(verify(&recs).unwrap_err(), ChainBreak::Unlinked { seq: 3, prev_seq: 2 });
+        assert_eq!(
+            verify(&recs).unwrap_err(),
+            ChainBreak::Unlinked {
+                seq: 3,
+                prev_seq: 2
+            }
+        );
     }
 
     #[test]

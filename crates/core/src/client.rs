@@ -15,8 +15,12 @@ pub enum AuthMethod {
 
 impl AuthMethod {
     /// Every method, in the order discovery lists them.
-    pub const ALL: [AuthMethod; 4] =
-        [Self::ClientSecretBasic, Self::ClientSecretPost, Self::ClientSecretJwt, Self::PrivateKeyJwt];
+    pub const ALL: [AuthMethod; 4] = [
+        Self::ClientSecretBasic,
+        Self::ClientSecretPost,
+        Self::ClientSecretJwt,
+        Self::PrivateKeyJwt,
+    ];
 
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -46,7 +50,10 @@ impl AuthMethod {
     /// JWT method, and a JWT client never a bare secret.
     pub const fn accepts(self, presented: AuthMethod) -> bool {
         match (self, presented) {
-            (Self::ClientSecretBasic | Self::ClientSecretPost, Self::ClientSecretBasic | Self::ClientSecretPost) => true,
+            (
+                Self::ClientSecretBasic | Self::ClientSecretPost,
+                Self::ClientSecretBasic | Self::ClientSecretPost,
+            ) => true,
             (a, b) => a as u8 == b as u8,
         }
     }
@@ -84,17 +91,32 @@ pub struct Client {
 impl Client {
     /// Checks the invariants every stored client must satisfy.
     pub fn validate(&self) -> Result<(), CoreError> {
-        if self.name.trim().is_empty() || self.name.len() > 200 || self.name.chars().any(char::is_control) {
-            return Err(CoreError::invalid("name", "must be 1-200 printable characters"));
+        if self.name.trim().is_empty()
+            || self.name.len() > 200
+            || self.name.chars().any(char::is_control)
+        {
+            return Err(CoreError::invalid(
+                "name",
+                "must be 1-200 printable characters",
+            ));
         }
         if self.token_ttl_secs == 0 || self.token_ttl_secs > MAX_TOKEN_TTL_SECS {
-            return Err(CoreError::invalid("token_ttl_secs", format!("must be between 1 and {MAX_TOKEN_TTL_SECS}")));
+            return Err(CoreError::invalid(
+                "token_ttl_secs",
+                format!("must be between 1 and {MAX_TOKEN_TTL_SECS}"),
+            ));
         }
         for a in &self.audiences {
             validate_audience(a)?;
         }
-        if self.auth_method == AuthMethod::PrivateKeyJwt && self.jwks.is_none() && self.jwks_uri.is_none() {
-            return Err(CoreError::invalid("jwks", "private_key_jwt clients need a jwks or a jwks_uri"));
+        if self.auth_method == AuthMethod::PrivateKeyJwt
+            && self.jwks.is_none()
+            && self.jwks_uri.is_none()
+        {
+            return Err(CoreError::invalid(
+                "jwks",
+                "private_key_jwt clients need a jwks or a jwks_uri",
+            ));
         }
         if let Some(uri) = &self.jwks_uri {
             if !(uri.starts_with("https://") || uri.starts_with("http://")) || uri.len() > 2048 {
@@ -107,7 +129,11 @@ impl Client {
     /// RFC 8707: the audience of the token. With no `resource`, every configured audience
     /// (none means a token for this authorization server's own resource, the issuer); with
     /// one, it must be among the configured audiences, otherwise `invalid_target`.
-    pub fn select_audience(&self, resources: &[&str], issuer: &str) -> Result<Vec<String>, OAuthError> {
+    pub fn select_audience(
+        &self,
+        resources: &[&str],
+        issuer: &str,
+    ) -> Result<Vec<String>, OAuthError> {
         if resources.is_empty() {
             if self.audiences.is_empty() {
                 return Ok(vec![issuer.to_owned()]);
@@ -117,7 +143,10 @@ impl Client {
         let mut out = Vec::with_capacity(resources.len());
         for r in resources {
             if validate_audience(r).is_err() {
-                return Err(OAuthError::new(ErrorCode::InvalidTarget, "resource must be an absolute URI without a fragment"));
+                return Err(OAuthError::new(
+                    ErrorCode::InvalidTarget,
+                    "resource must be an absolute URI without a fragment",
+                ));
             }
             if !self.audiences.iter().any(|a| a == r) {
                 return Err(OAuthError::new(
@@ -137,10 +166,22 @@ impl Client {
 pub fn validate_audience(a: &str) -> Result<(), CoreError> {
     let scheme_end = a.find(':').unwrap_or(0);
     let scheme_ok = scheme_end > 0
-        && a[..scheme_end].chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-        && a[..scheme_end].chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
-    if !scheme_ok || a.contains('#') || a.len() > 2048 || a.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(CoreError::invalid("audience", "must be an absolute URI without a fragment"));
+        && a[..scheme_end]
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic())
+        && a[..scheme_end]
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    if !scheme_ok
+        || a.contains('#')
+        || a.len() > 2048
+        || a.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(CoreError::invalid(
+            "audience",
+            "must be an absolute URI without a fragment",
+        ));
     }
     Ok(())
 }
@@ -189,16 +230,33 @@ mod tests {
         assert_eq!(c.select_audience(&[], "https://as").unwrap(), c.audiences);
         let mut bare = client();
         bare.audiences.clear();
-        assert_eq!(bare.select_audience(&[], "https://as").unwrap(), vec!["https://as".to_string()]);
+        assert_eq!(
+            bare.select_audience(&[], "https://as").unwrap(),
+            vec!["https://as".to_string()]
+        );
     }
 
     #[test]
     fn resource_must_be_allowed_and_absolute() {
         let c = client();
-        assert_eq!(c.select_audience(&["urn:plant:line1"], "x").unwrap(), vec!["urn:plant:line1"]);
-        assert_eq!(c.select_audience(&["https://evil"], "x").unwrap_err().code, ErrorCode::InvalidTarget);
-        assert_eq!(c.select_audience(&["relative/path"], "x").unwrap_err().code, ErrorCode::InvalidTarget);
-        assert_eq!(c.select_audience(&["https://api.example#frag"], "x").unwrap_err().code, ErrorCode::InvalidTarget);
+        assert_eq!(
+            c.select_audience(&["urn:plant:line1"], "x").unwrap(),
+            vec!["urn:plant:line1"]
+        );
+        assert_eq!(
+            c.select_audience(&["https://evil"], "x").unwrap_err().code,
+            ErrorCode::InvalidTarget
+        );
+        assert_eq!(
+            c.select_audience(&["relative/path"], "x").unwrap_err().code,
+            ErrorCode::InvalidTarget
+        );
+        assert_eq!(
+            c.select_audience(&["https://api.example#frag"], "x")
+                .unwrap_err()
+                .code,
+            ErrorCode::InvalidTarget
+        );
     }
 
     #[test]

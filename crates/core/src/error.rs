@@ -69,7 +69,10 @@ pub struct OAuthError {
 
 impl OAuthError {
     pub fn new(code: ErrorCode, description: impl Into<Cow<'static, str>>) -> Self {
-        Self { code, description: description.into() }
+        Self {
+            code,
+            description: description.into(),
+        }
     }
     pub fn invalid_request(description: impl Into<Cow<'static, str>>) -> Self {
         Self::new(ErrorCode::InvalidRequest, description)
@@ -78,7 +81,10 @@ impl OAuthError {
         Self::new(ErrorCode::InvalidClient, description)
     }
     pub fn server_error() -> Self {
-        Self::new(ErrorCode::ServerError, "the server could not complete the request")
+        Self::new(
+            ErrorCode::ServerError,
+            "the server could not complete the request",
+        )
     }
 }
 
@@ -95,12 +101,18 @@ impl std::error::Error for OAuthError {}
 #[non_exhaustive]
 pub enum CoreError {
     #[error("invalid {what}: {why}")]
-    Invalid { what: &'static str, why: Cow<'static, str> },
+    Invalid {
+        what: &'static str,
+        why: Cow<'static, str>,
+    },
 }
 
 impl CoreError {
     pub fn invalid(what: &'static str, why: impl Into<Cow<'static, str>>) -> Self {
-        Self::Invalid { what, why: why.into() }
+        Self::Invalid {
+            what,
+            why: why.into(),
+        }
     }
 }
 

@@ -38,17 +38,24 @@ impl Form {
 
     /// The value of a single-valued parameter.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.pairs.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.pairs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Every value of a repeatable parameter.
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.pairs.iter().filter(move |(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.pairs
+            .iter()
+            .filter(move |(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// A required parameter, or `invalid_request` naming it.
     pub fn require(&self, name: &'static str) -> Result<&str, OAuthError> {
-        self.get(name).ok_or_else(|| OAuthError::invalid_request(format!("missing parameter '{name}'")))
+        self.get(name)
+            .ok_or_else(|| OAuthError::invalid_request(format!("missing parameter '{name}'")))
     }
 }
 
@@ -78,7 +85,10 @@ mod tests {
     #[test]
     fn repeatable_parameters_collect_all_values() {
         let f = Form::parse(b"resource=urn:a&resource=urn:b", &["resource"]).unwrap();
-        assert_eq!(f.get_all("resource").collect::<Vec<_>>(), ["urn:a", "urn:b"]);
+        assert_eq!(
+            f.get_all("resource").collect::<Vec<_>>(),
+            ["urn:a", "urn:b"]
+        );
     }
 
     #[test]
@@ -90,7 +100,13 @@ mod tests {
 
     #[test]
     fn hostile_bodies_do_not_panic() {
-        for body in [&b"%"[..], b"%zz=%", b"&&&==&", b"\xff\xfe=\x00", b"a=%E2%82"] {
+        for body in [
+            &b"%"[..],
+            b"%zz=%",
+            b"&&&==&",
+            b"\xff\xfe=\x00",
+            b"a=%E2%82",
+        ] {
             let _ = Form::parse(body, &[]);
         }
         let many: String = (0..100).map(|i| format!("p{i}=v&")).collect();

@@ -13,7 +13,10 @@ fn validate_id(what: &'static str, s: &str) -> Result<(), CoreError> {
         return Err(CoreError::invalid(what, "must be 1 to 128 characters"));
     }
     if !s.chars().all(is_id_char) {
-        return Err(CoreError::invalid(what, "may contain only A-Z a-z 0-9 - _ . : @"));
+        return Err(CoreError::invalid(
+            what,
+            "may contain only A-Z a-z 0-9 - _ . : @",
+        ));
     }
     Ok(())
 }

@@ -123,7 +123,10 @@ mod tests {
         assert!(ScopeSet::parse("a\"b").is_err());
         assert!(ScopeSet::parse("a\\b").is_err());
         assert!(ScopeSet::parse("caf\u{e9}").is_err());
-        assert_eq!(grant_scopes(Some("a\tb"), &set("a")).unwrap_err().code, ErrorCode::InvalidScope);
+        assert_eq!(
+            grant_scopes(Some("a\tb"), &set("a")).unwrap_err().code,
+            ErrorCode::InvalidScope
+        );
     }
 
     #[test]

@@ -52,7 +52,9 @@ pub struct SecretHash {
 
 impl std::fmt::Debug for SecretHash {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SecretHash").field("expires_at", &self.expires_at).finish_non_exhaustive()
+        f.debug_struct("SecretHash")
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
     }
 }
 
@@ -67,7 +69,10 @@ pub fn secret_mac(pepper: &[u8], secret: &[u8]) -> [u8; 32] {
 impl SecretHash {
     /// Computes the stored form of `secret`.
     pub fn of(pepper: &[u8], secret: &Secret, expires_at: Option<UnixTime>) -> Self {
-        Self { mac: URL_SAFE_NO_PAD.encode(secret_mac(pepper, secret.expose().as_bytes())), expires_at }
+        Self {
+            mac: URL_SAFE_NO_PAD.encode(secret_mac(pepper, secret.expose().as_bytes())),
+            expires_at,
+        }
     }
 
     fn mac_bytes(&self) -> Option<[u8; 32]> {
@@ -81,7 +86,12 @@ impl SecretHash {
 ///
 /// Every stored hash is compared in constant time, and all of them are compared, so timing
 /// tells neither which hash matched nor how many bytes did.
-pub fn verify_secret(pepper: &[u8], presented: &[u8], stored: &[SecretHash], now: UnixTime) -> bool {
+pub fn verify_secret(
+    pepper: &[u8],
+    presented: &[u8],
+    stored: &[SecretHash],
+    now: UnixTime,
+) -> bool {
     let mac = secret_mac(pepper, presented);
     let mut ok = subtle::Choice::from(0u8);
     for h in stored {
@@ -135,7 +145,10 @@ mod tests {
 
     #[test]
     fn corrupt_stored_hash_never_matches() {
-        let stored = vec![SecretHash { mac: "!!".into(), expires_at: None }];
+        let stored = vec![SecretHash {
+            mac: "!!".into(),
+            expires_at: None,
+        }];
         assert!(!verify_secret(PEPPER, b"", &stored, 0));
     }
 }

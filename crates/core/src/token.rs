@@ -5,7 +5,8 @@ use crate::{ClientId, ErrorCode, OAuthError, ScopeSet, UnixTime};
 use serde::{Deserialize, Serialize};
 
 /// `client_assertion_type` for JWT client authentication (RFC 7523 §2.2).
-pub const JWT_BEARER_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+pub const JWT_BEARER_ASSERTION_TYPE: &str =
+    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// The grant types this server supports.
 pub const SUPPORTED_GRANT_TYPES: &[&str] = &["client_credentials"];
@@ -43,7 +44,10 @@ pub fn parse_token_request(form: &Form) -> Result<TokenRequest<'_>, OAuthError> 
             ))
         }
     }
-    Ok(TokenRequest { scope: form.get("scope"), resources: form.get_all("resource").collect() })
+    Ok(TokenRequest {
+        scope: form.get("scope"),
+        resources: form.get_all("resource").collect(),
+    })
 }
 
 /// RFC 9068 §2.2 claims of a JWT access token.
@@ -117,7 +121,9 @@ impl AccessTokenClaims {
 
     /// Whether the token grants `scope`.
     pub fn has_scope(&self, scope: &str) -> bool {
-        self.scope.as_deref().is_some_and(|s| s.split(' ').any(|t| t == scope))
+        self.scope
+            .as_deref()
+            .is_some_and(|s| s.split(' ').any(|t| t == scope))
     }
 }
 
@@ -139,7 +145,8 @@ mod tests {
 
     #[test]
     fn removed_grants_say_what_to_use_instead() {
-        let e = parse_token_request(&form("grant_type=password&username=u&password=p")).unwrap_err();
+        let e =
+            parse_token_request(&form("grant_type=password&username=u&password=p")).unwrap_err();
         assert_eq!(e.code, ErrorCode::UnsupportedGrantType);
         assert!(e.description.contains("OAuth 2.1"));
         let e = parse_token_request(&form("response_type=token&client_id=x")).unwrap_err();
@@ -149,9 +156,14 @@ mod tests {
 
     #[test]
     fn missing_or_unknown_grant_type_is_rejected() {
-        assert_eq!(parse_token_request(&form("scope=a")).unwrap_err().code, ErrorCode::InvalidRequest);
         assert_eq!(
-            parse_token_request(&form("grant_type=authorization_code")).unwrap_err().code,
+            parse_token_request(&form("scope=a")).unwrap_err().code,
+            ErrorCode::InvalidRequest
+        );
+        assert_eq!(
+            parse_token_request(&form("grant_type=authorization_code"))
+                .unwrap_err()
+                .code,
             ErrorCode::UnsupportedGrantType
         );
     }
@@ -159,7 +171,15 @@ mod tests {
     #[test]
     fn claims_follow_rfc_9068() {
         let id = ClientId::parse("c1").unwrap();
-        let c = AccessTokenClaims::for_client("https://as", &id, vec!["urn:a".into()], &ScopeSet::parse("r w").unwrap(), 100, 60, "j".into());
+        let c = AccessTokenClaims::for_client(
+            "https://as",
+            &id,
+            vec!["urn:a".into()],
+            &ScopeSet::parse("r w").unwrap(),
+            100,
+            60,
+            "j".into(),
+        );
         let json = serde_json::to_value(&c).unwrap();
         assert_eq!(json["sub"], "c1");
         assert_eq!(json["client_id"], "c1");
@@ -167,7 +187,15 @@ mod tests {
         assert_eq!(json["exp"], 160);
         assert_eq!(json["scope"], "r w");
         assert!(c.has_scope("w") && !c.has_scope("x"));
-        let none = AccessTokenClaims::for_client("i", &id, vec!["a".into(), "b".into()], &ScopeSet::default(), 0, 1, "j".into());
+        let none = AccessTokenClaims::for_client(
+            "i",
+            &id,
+            vec!["a".into(), "b".into()],
+            &ScopeSet::default(),
+            0,
+            1,
+            "j".into(),
+        );
         let json = serde_json::to_value(&none).unwrap();
         assert!(json.get("scope").is_none());
         assert_eq!(json["aud"], serde_json::json!(["a", "b"]));

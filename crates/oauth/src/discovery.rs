@@ -113,6 +113,7 @@ mod tests {
             issuer: "https://as.example".into(),
             rate_per_client: 0,
             rate_per_address: 0,
+            auth_failures_per_minute: 0,
             assertion_algorithms: vec![Algorithm::ES256, Algorithm::EdDSA],
         }
     }

@@ -20,8 +20,8 @@ use portcullis_core::ClientId;
 
 use crate::error::Error;
 
-/// Authentication failures from one address tolerated per window.
-pub const MAX_AUTH_FAILURES: u32 = 10;
+/// Authentication failures from one address tolerated per window, by default.
+pub const DEFAULT_MAX_AUTH_FAILURES: u32 = 20;
 /// Length of the failure window.
 pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 /// Most addresses whose failures are remembered at once; older ones are evicted first.
@@ -42,6 +42,8 @@ pub struct AbuseLimits {
     per_client: Option<DefaultKeyedRateLimiter<ClientId>>,
     per_address: Option<DefaultKeyedRateLimiter<IpAddr>>,
     failures: moka::sync::Cache<IpAddr, Arc<FailureWindow>>,
+    /// Failures per window before lock-out; 0 = never lock out.
+    max_failures: u32,
     checks: AtomicU64,
 }
 
@@ -82,8 +84,9 @@ pub fn limit_key(addr: IpAddr) -> IpAddr {
 }
 
 impl AbuseLimits {
-    /// Limits of `rate_per_client` and `rate_per_address` requests per second (0 = off).
-    pub fn new(rate_per_client: u32, rate_per_address: u32) -> Self {
+    /// Limits of `rate_per_client` and `rate_per_address` requests per second, and a
+    /// lock-out after `max_failures` failed authentications per minute (each 0 = off).
+    pub fn new(rate_per_client: u32, rate_per_address: u32, max_failures: u32) -> Self {
         Self {
             per_client: keyed(rate_per_client),
             per_address: keyed(rate_per_address),
@@ -91,6 +94,7 @@ impl AbuseLimits {
                 .max_capacity(MAX_FAILURE_ENTRIES)
                 .time_to_live(FAILURE_WINDOW)
                 .build(),
+            max_failures,
             checks: AtomicU64::new(0),
         }
     }
@@ -110,7 +114,7 @@ impl AbuseLimits {
     /// Refuses an address locked out for repeated authentication failures.
     pub fn check_lockout(&self, addr: IpAddr) -> Result<(), Error> {
         if let Some(window) = self.failures.get(&limit_key(addr)) {
-            if window.count.load(Ordering::Relaxed) >= MAX_AUTH_FAILURES {
+            if self.max_failures > 0 && window.count.load(Ordering::Relaxed) >= self.max_failures {
                 let left = FAILURE_WINDOW.saturating_sub(window.started.elapsed());
                 return Err(Error::RateLimited {
                     retry_after_secs: whole_seconds(left),
@@ -173,7 +177,7 @@ mod tests {
 
     #[test]
     fn zero_rate_means_no_limit() {
-        let limits = AbuseLimits::new(0, 0);
+        let limits = AbuseLimits::new(0, 0, DEFAULT_MAX_AUTH_FAILURES);
         for _ in 0..10_000 {
             assert!(limits.check_address(A).is_ok());
         }
@@ -181,7 +185,7 @@ mod tests {
 
     #[test]
     fn address_rate_allows_a_burst_then_asks_to_retry() {
-        let limits = AbuseLimits::new(0, 5);
+        let limits = AbuseLimits::new(0, 5, DEFAULT_MAX_AUTH_FAILURES);
         for _ in 0..5 {
             assert!(limits.check_address(A).is_ok());
         }
@@ -197,7 +201,7 @@ mod tests {
 
     #[test]
     fn client_rate_is_per_client() {
-        let limits = AbuseLimits::new(2, 0);
+        let limits = AbuseLimits::new(2, 0, DEFAULT_MAX_AUTH_FAILURES);
         let c1 = ClientId::parse("c1").unwrap();
         let c2 = ClientId::parse("c2").unwrap();
         assert!(limits.check_client(&c1).is_ok());
@@ -207,9 +211,9 @@ mod tests {
     }
 
     #[test]
-    fn ten_failures_lock_the_address_out_for_the_window() {
-        let limits = AbuseLimits::new(0, 0);
-        for _ in 0..MAX_AUTH_FAILURES {
+    fn repeated_failures_lock_the_address_out_for_the_window() {
+        let limits = AbuseLimits::new(0, 0, DEFAULT_MAX_AUTH_FAILURES);
+        for _ in 0..DEFAULT_MAX_AUTH_FAILURES {
             assert!(limits.check_lockout(A).is_ok());
             limits.record_failure(A);
         }

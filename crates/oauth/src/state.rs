@@ -26,6 +26,9 @@ pub struct OAuthSettings {
     pub rate_per_client: u32,
     /// Token requests per second allowed per source address; 0 disables the limit.
     pub rate_per_address: u32,
+    /// Failed client authentications per source address per minute before the address is
+    /// answered 429 for the rest of the minute; 0 disables the lock-out.
+    pub auth_failures_per_minute: u32,
     /// Algorithms accepted in client assertions (`private_key_jwt`).
     pub assertion_algorithms: Vec<Algorithm>,
 }
@@ -79,7 +82,11 @@ impl AuthServer {
         }
         let discovery = Discovery::build(&settings, keys.active().algorithm());
         AuthServer {
-            limits: AbuseLimits::new(settings.rate_per_client, settings.rate_per_address),
+            limits: AbuseLimits::new(
+                settings.rate_per_client,
+                settings.rate_per_address,
+                settings.auth_failures_per_minute,
+            ),
             client_keys: ClientKeyCache::default(),
             discovery,
             token_endpoint: format!("{}/oauth2/token", settings.issuer),

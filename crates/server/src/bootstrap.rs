@@ -17,8 +17,7 @@ use zeroize::Zeroizing;
 
 use crate::config::Config;
 
-/// The scope that grants the admin API.
-pub const ADMIN_SCOPE: &str = "portcullis:admin";
+use portcullis_admin::ADMIN_SCOPE;
 /// The client id of the bootstrap admin client.
 pub const BOOTSTRAP_ADMIN_ID: &str = "portcullis-admin";
 const PEPPER_SETTING: &str = "secret_pepper";
@@ -28,7 +27,10 @@ const BOOTSTRAP_SETTING: &str = "bootstrap_admin_created";
 #[derive(Debug, thiserror::Error)]
 pub enum BootstrapError {
     #[error("data directory {path}: {source}")]
-    DataDir { path: PathBuf, source: std::io::Error },
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("master key: {0}")]
     MasterKey(portcullis_keys::KeyError),
     #[error("signing key: {0}")]
@@ -36,7 +38,10 @@ pub enum BootstrapError {
     #[error("store: {0}")]
     Store(#[from] portcullis_store::StoreError),
     #[error("bootstrap admin credential {path}: {source}")]
-    AdminFile { path: PathBuf, source: std::io::Error },
+    AdminFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// What a started node holds.
@@ -64,8 +69,12 @@ pub async fn prepare(config: &Config, issuer: &str) -> Result<Node, BootstrapErr
         .recursive(true)
         .mode(0o700)
         .create(data_dir)
-        .map_err(|source| BootstrapError::DataDir { path: data_dir.clone(), source })?;
-    let (master, created) = MasterKey::load_or_create(&config.master_key_file()).map_err(BootstrapError::MasterKey)?;
+        .map_err(|source| BootstrapError::DataDir {
+            path: data_dir.clone(),
+            source,
+        })?;
+    let (master, created) =
+        MasterKey::load_or_create(&config.master_key_file()).map_err(BootstrapError::MasterKey)?;
     if created {
         tracing::info!(path = %config.master_key_file().display(), "generated a new master key (mode 0600); back it up: without it the stored keys are useless");
     }
@@ -73,13 +82,26 @@ pub async fn prepare(config: &Config, issuer: &str) -> Result<Node, BootstrapErr
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.sqlite_path()).await?);
 
     let fresh_pepper = random_array::<32>().map_err(BootstrapError::MasterKey)?;
-    let pepper = Zeroizing::new(store.put_setting_if_absent(PEPPER_SETTING, &fresh_pepper).await?);
+    let pepper = Zeroizing::new(
+        store
+            .put_setting_if_absent(PEPPER_SETTING, &fresh_pepper)
+            .await?,
+    );
 
-    let algorithm = config.signing_algorithm().map_err(|e| BootstrapError::SigningKey(portcullis_keys::KeyError::Malformed(e.to_string())))?;
+    let algorithm = config.signing_algorithm().map_err(|e| {
+        BootstrapError::SigningKey(portcullis_keys::KeyError::Malformed(e.to_string()))
+    })?;
     let keys = Arc::new(load_signing_keys(store.as_ref(), &master, algorithm).await?);
 
-    let admin_credential_written = ensure_bootstrap_admin(store.as_ref(), &pepper, config, issuer).await?;
-    Ok(Node { store, master, pepper, keys, admin_credential_written })
+    let admin_credential_written =
+        ensure_bootstrap_admin(store.as_ref(), &pepper, config, issuer).await?;
+    Ok(Node {
+        store,
+        master,
+        pepper,
+        keys,
+        admin_credential_written,
+    })
 }
 
 /// The AAD that binds a sealed private key to its key id, so sealed blobs cannot be swapped.
@@ -90,19 +112,29 @@ fn key_aad(kid: &Kid) -> Vec<u8> {
 /// Loads the active signing key, creating one of `algorithm` if there is none or if the
 /// configured algorithm changed (the previous key then stays published as `retired`, so
 /// tokens it signed keep verifying until they expire).
-async fn load_signing_keys(store: &dyn Store, master: &MasterKey, algorithm: Algorithm) -> Result<KeyRing, BootstrapError> {
+async fn load_signing_keys(
+    store: &dyn Store,
+    master: &MasterKey,
+    algorithm: Algorithm,
+) -> Result<KeyRing, BootstrapError> {
     let now = unix_now();
     let mut stored = store.list_signing_keys().await?;
-    let active_matches = stored.iter().any(|k| k.state == "active" && k.alg == algorithm.as_str());
+    let active_matches = stored
+        .iter()
+        .any(|k| k.state == "active" && k.alg == algorithm.as_str());
     if !active_matches {
         for old in stored.iter_mut().filter(|k| k.state == "active") {
-            store.update_signing_key_state(&old.kid, "retired", now).await?;
+            store
+                .update_signing_key_state(&old.kid, "retired", now)
+                .await?;
             old.state = "retired".into();
             old.state_changed_at = now;
         }
-        let (signer, pkcs8) = SoftwareSigner::generate(algorithm).map_err(BootstrapError::SigningKey)?;
+        let (signer, pkcs8) =
+            SoftwareSigner::generate(algorithm).map_err(BootstrapError::SigningKey)?;
         let kid = signer.kid().clone();
-        let sealed = software::seal(master, &pkcs8, &key_aad(&kid)).map_err(BootstrapError::SigningKey)?;
+        let sealed =
+            software::seal(master, &pkcs8, &key_aad(&kid)).map_err(BootstrapError::SigningKey)?;
         let public = serde_json::to_string(&signer.public_jwk()).unwrap_or_default();
         let key = StoredKey {
             kid: kid.clone(),
@@ -123,21 +155,30 @@ async fn load_signing_keys(store: &dyn Store, master: &MasterKey, algorithm: Alg
     for key in &stored {
         // A retired key stays published for one maximum token lifetime after retirement.
         let publish = key.state == "active"
-            || (key.state == "retired" && now - key.state_changed_at < portcullis_core::client::MAX_TOKEN_TTL_SECS as i64);
+            || (key.state == "retired"
+                && now - key.state_changed_at < portcullis_core::client::MAX_TOKEN_TTL_SECS as i64);
         if publish {
             match serde_json::from_str::<Jwk>(&key.public_jwk) {
                 Ok(jwk) => published.push(jwk),
-                Err(e) => tracing::warn!(kid = %key.kid, error = %e, "stored public key does not parse; not published"),
+                Err(e) => {
+                    tracing::warn!(kid = %key.kid, error = %e, "stored public key does not parse; not published")
+                }
             }
         }
         if key.state == "active" {
             let alg = Algorithm::parse(&key.alg).map_err(BootstrapError::SigningKey)?;
-            let pkcs8 = software::open(master, &key.sealed_private, &key_aad(&key.kid)).map_err(BootstrapError::SigningKey)?;
-            let signer = SoftwareSigner::from_pkcs8(alg, key.kid.clone(), &pkcs8).map_err(BootstrapError::SigningKey)?;
+            let pkcs8 = software::open(master, &key.sealed_private, &key_aad(&key.kid))
+                .map_err(BootstrapError::SigningKey)?;
+            let signer = SoftwareSigner::from_pkcs8(alg, key.kid.clone(), &pkcs8)
+                .map_err(BootstrapError::SigningKey)?;
             active = Some(Arc::new(signer));
         }
     }
-    let active = active.ok_or_else(|| BootstrapError::SigningKey(portcullis_keys::KeyError::Corrupt("no active signing key".into())))?;
+    let active = active.ok_or_else(|| {
+        BootstrapError::SigningKey(portcullis_keys::KeyError::Corrupt(
+            "no active signing key".into(),
+        ))
+    })?;
     Ok(KeyRing::new(active, published))
 }
 
@@ -152,9 +193,11 @@ async fn ensure_bootstrap_admin(
     if store.get_setting(BOOTSTRAP_SETTING).await?.is_some() {
         return Ok(None);
     }
-    let secret = Secret::from_random_bytes(&random_array::<32>().map_err(BootstrapError::MasterKey)?);
+    let secret =
+        Secret::from_random_bytes(&random_array::<32>().map_err(BootstrapError::MasterKey)?);
     let now = unix_now();
-    let client_id = ClientId::parse(BOOTSTRAP_ADMIN_ID).map_err(|e| BootstrapError::Store(portcullis_store::StoreError::Corrupt(e.to_string())))?;
+    let client_id = ClientId::parse(BOOTSTRAP_ADMIN_ID)
+        .map_err(|e| BootstrapError::Store(portcullis_store::StoreError::Corrupt(e.to_string())))?;
     let client = Client {
         client_id: client_id.clone(),
         name: "bootstrap admin".into(),
@@ -180,15 +223,29 @@ async fn ensure_bootstrap_admin(
     Ok(Some(path))
 }
 
-fn write_admin_credential(path: &Path, id: &ClientId, secret: &Secret, issuer: &str) -> Result<(), BootstrapError> {
+fn write_admin_credential(
+    path: &Path,
+    id: &ClientId,
+    secret: &Secret,
+    issuer: &str,
+) -> Result<(), BootstrapError> {
     let body = serde_json::json!({
         "client_id": id.as_str(),
         "client_secret": secret.expose(),
         "token_endpoint": format!("{issuer}/oauth2/token"),
         "scope": ADMIN_SCOPE,
     });
-    let err = |source| BootstrapError::AdminFile { path: path.to_owned(), source };
-    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(err)?;
-    file.write_all(format!("{body:#}\n").as_bytes()).map_err(err)?;
+    let err = |source| BootstrapError::AdminFile {
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(err)?;
+    file.write_all(format!("{body:#}\n").as_bytes())
+        .map_err(err)?;
     file.sync_all().map_err(err)
 }

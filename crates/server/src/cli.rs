@@ -45,10 +45,20 @@ pub struct ServeArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ApiArgs {
     /// Base URL of a Portcullis node.
-    #[arg(long, env = "PORTCULLIS_SERVER", default_value = "http://127.0.0.1:8080", global = true)]
+    #[arg(
+        long,
+        env = "PORTCULLIS_SERVER",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
     pub server: String,
     /// Admin credential file (written by the first `serve`).
-    #[arg(long, env = "PORTCULLIS_ADMIN_CREDENTIAL", default_value = "./portcullis-data/admin.json", global = true)]
+    #[arg(
+        long,
+        env = "PORTCULLIS_ADMIN_CREDENTIAL",
+        default_value = "./portcullis-data/admin.json",
+        global = true
+    )]
     pub admin_credential: PathBuf,
     /// Print machine-readable JSON.
     #[arg(long, global = true)]

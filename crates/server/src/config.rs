@@ -12,7 +12,10 @@ use serde::Deserialize;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config: {0}")]
     Invalid(String),
 }
@@ -67,7 +70,10 @@ impl Default for KeysSection {
         Self {
             algorithm: "ES256".into(),
             master_key_file: None,
-            assertion_algorithms: Algorithm::ALL.iter().map(|a| a.as_str().to_owned()).collect(),
+            assertion_algorithms: Algorithm::ALL
+                .iter()
+                .map(|a| a.as_str().to_owned())
+                .collect(),
         }
     }
 }
@@ -80,11 +86,18 @@ pub struct RateLimitSection {
     pub per_client: u32,
     /// Per source address. Default 5000/s: a gateway fronting many devices stays under it.
     pub per_address: u32,
+    /// Failed client authentications allowed per source address per minute before that
+    /// address is answered 429 until the minute has passed. Default 20; 0 = off.
+    pub auth_failures_per_minute: u32,
 }
 
 impl Default for RateLimitSection {
     fn default() -> Self {
-        Self { per_client: 1000, per_address: 5000 }
+        Self {
+            per_client: 1000,
+            per_address: 5000,
+            auth_failures_per_minute: 20,
+        }
     }
 }
 
@@ -100,7 +113,10 @@ pub struct LogSection {
 
 impl Default for LogSection {
     fn default() -> Self {
-        Self { level: "info".into(), format: "text".into() }
+        Self {
+            level: "info".into(),
+            format: "text".into(),
+        }
     }
 }
 
@@ -117,18 +133,25 @@ pub struct Config {
 
 impl Config {
     /// Loads `file` (if any), applies environment overrides from `env`, and validates.
-    pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
         let mut table = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-                text.parse::<toml::Table>().map_err(|e| ConfigError::Invalid(format!("{}: {e}", path.display())))?
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                text.parse::<toml::Table>()
+                    .map_err(|e| ConfigError::Invalid(format!("{}: {e}", path.display())))?
             }
             None => toml::Table::new(),
         };
         apply_env_overrides(&mut table, env)?;
-        let config: Config =
-            toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
+        let config: Config = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
         config.validate()?;
         Ok(config)
     }
@@ -137,7 +160,9 @@ impl Config {
         self.signing_algorithm()?;
         self.assertion_algorithms()?;
         if !matches!(self.log.format.as_str(), "text" | "json") {
-            return Err(ConfigError::Invalid("log.format must be \"text\" or \"json\"".into()));
+            return Err(ConfigError::Invalid(
+                "log.format must be \"text\" or \"json\"".into(),
+            ));
         }
         if let Some(url) = &self.store.url {
             if !url.starts_with("sqlite:") {
@@ -147,8 +172,12 @@ impl Config {
             }
         }
         if let Some(issuer) = &self.server.issuer {
-            if !(issuer.starts_with("http://") || issuer.starts_with("https://")) || issuer.ends_with('/') {
-                return Err(ConfigError::Invalid("server.issuer must be an http(s) URL without a trailing slash".into()));
+            if !(issuer.starts_with("http://") || issuer.starts_with("https://"))
+                || issuer.ends_with('/')
+            {
+                return Err(ConfigError::Invalid(
+                    "server.issuer must be an http(s) URL without a trailing slash".into(),
+                ));
             }
         }
         Ok(())
@@ -156,7 +185,8 @@ impl Config {
 
     /// The access-token signing algorithm.
     pub fn signing_algorithm(&self) -> Result<Algorithm, ConfigError> {
-        Algorithm::parse(&self.keys.algorithm).map_err(|e| ConfigError::Invalid(format!("keys.algorithm: {e}")))
+        Algorithm::parse(&self.keys.algorithm)
+            .map_err(|e| ConfigError::Invalid(format!("keys.algorithm: {e}")))
     }
 
     /// Algorithms accepted in client assertions.
@@ -164,7 +194,10 @@ impl Config {
         self.keys
             .assertion_algorithms
             .iter()
-            .map(|a| Algorithm::parse(a).map_err(|e| ConfigError::Invalid(format!("keys.assertion_algorithms: {e}"))))
+            .map(|a| {
+                Algorithm::parse(a)
+                    .map_err(|e| ConfigError::Invalid(format!("keys.assertion_algorithms: {e}")))
+            })
             .collect()
     }
 
@@ -178,13 +211,19 @@ impl Config {
 
     /// The master key file.
     pub fn master_key_file(&self) -> PathBuf {
-        self.keys.master_key_file.clone().unwrap_or_else(|| self.server.data_dir.join("master.key"))
+        self.keys
+            .master_key_file
+            .clone()
+            .unwrap_or_else(|| self.server.data_dir.join("master.key"))
     }
 }
 
 /// `PORTCULLIS_SECTION__KEY=value` sets `[section] key = value`. The value is read as a TOML
 /// value when it parses as one (numbers, booleans, arrays), else as a string.
-fn apply_env_overrides(table: &mut toml::Table, env: impl IntoIterator<Item = (String, String)>) -> Result<(), ConfigError> {
+fn apply_env_overrides(
+    table: &mut toml::Table,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<(), ConfigError> {
     let overrides: BTreeMap<(String, String), String> = env
         .into_iter()
         .filter_map(|(k, v)| {
@@ -199,7 +238,9 @@ fn apply_env_overrides(table: &mut toml::Table, env: impl IntoIterator<Item = (S
             .ok()
             .and_then(|mut t| t.remove("v"))
             .unwrap_or(toml::Value::String(raw));
-        let entry = table.entry(section.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let entry = table
+            .entry(section.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
         let toml::Value::Table(section_table) = entry else {
             return Err(ConfigError::Invalid(format!("{section} is not a section")));
         };
@@ -213,7 +254,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -228,7 +272,11 @@ mod tests {
     fn environment_overrides_file_values() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.toml");
-        std::fs::write(&path, "[server]\nlisten = \"127.0.0.1:9000\"\n[rate_limit]\nper_client = 5\n").unwrap();
+        std::fs::write(
+            &path,
+            "[server]\nlisten = \"127.0.0.1:9000\"\n[rate_limit]\nper_client = 5\n",
+        )
+        .unwrap();
         let c = Config::load(
             Some(&path),
             env(&[
@@ -255,7 +303,10 @@ mod tests {
             ("PORTCULLIS_STORE__URL", "mysql://x"),
             ("PORTCULLIS_SERVER__ISSUER", "https://as/"),
         ] {
-            assert!(Config::load(None, env(&[(k, v)])).is_err(), "{k}={v} should be rejected");
+            assert!(
+                Config::load(None, env(&[(k, v)])).is_err(),
+                "{k}={v} should be rejected"
+            );
         }
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bad.toml");

@@ -19,7 +19,10 @@ pub async fn readyz(State(store): State<Arc<dyn Store>>) -> (StatusCode, Json<se
         Ok(()) => (StatusCode::OK, Json(serde_json::json!({"status": "ready"}))),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({"status": "not ready", "reason": "store unavailable"})))
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({"status": "not ready", "reason": "store unavailable"})),
+            )
         }
     }
 }

@@ -11,13 +11,17 @@ use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Latency buckets in seconds: the token endpoint lives in the sub-millisecond range.
-const LATENCY_BUCKETS: &[f64] =
-    &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
 
 /// Installs the process-wide Prometheus recorder (once) and returns its handle.
 pub fn install_recorder() -> Result<PrometheusHandle, String> {
     PrometheusBuilder::new()
-        .set_buckets_for_metric(Matcher::Full("portcullis_http_request_duration_seconds".into()), LATENCY_BUCKETS)
+        .set_buckets_for_metric(
+            Matcher::Full("portcullis_http_request_duration_seconds".into()),
+            LATENCY_BUCKETS,
+        )
         .map_err(|e| e.to_string())?
         .install_recorder()
         .map_err(|e| e.to_string())
@@ -31,7 +35,8 @@ fn endpoint_label(path: Option<&MatchedPath>) -> &'static str {
         Some("/oauth2/introspect") => "introspect",
         Some("/oauth2/revoke") => "revoke",
         Some("/jwks.json") => "jwks",
-        Some("/.well-known/oauth-authorization-server") | Some("/.well-known/openid-configuration") => "discovery",
+        Some("/.well-known/oauth-authorization-server")
+        | Some("/.well-known/openid-configuration") => "discovery",
         Some("/healthz") | Some("/readyz") => "health",
         Some("/metrics") => "metrics",
         Some(p) if p.starts_with("/admin/v1") => "admin",
@@ -85,5 +90,8 @@ pub async fn record_request(request: Request, next: Next) -> Response {
 
 /// `GET /metrics`.
 pub async fn render(State(handle): State<PrometheusHandle>) -> impl IntoResponse {
-    ([(CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render())
+    (
+        [(CONTENT_TYPE, "text/plain; version=0.0.4")],
+        handle.render(),
+    )
 }

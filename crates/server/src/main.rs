@@ -47,8 +47,8 @@ fn runtime() -> Result<tokio::runtime::Runtime, CommandError> {
 }
 
 fn serve_command(args: cli::ServeArgs) -> Result<(), CommandError> {
-    let mut config =
-        Config::load(args.config.as_deref(), std::env::vars()).map_err(|e| CommandError::Usage(e.to_string()))?;
+    let mut config = Config::load(args.config.as_deref(), std::env::vars())
+        .map_err(|e| CommandError::Usage(e.to_string()))?;
     if let Some(dir) = args.data_dir {
         config.server.data_dir = dir;
     }
@@ -56,13 +56,17 @@ fn serve_command(args: cli::ServeArgs) -> Result<(), CommandError> {
         config.server.listen = listen;
     }
     init_tracing(&config);
-    runtime()?.block_on(serve::run(config)).map_err(CommandError::Failed)
+    runtime()?
+        .block_on(serve::run(config))
+        .map_err(CommandError::Failed)
 }
 
 fn init_tracing(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if config.log.format == "json" {
         builder.json().init();
     } else {

@@ -26,9 +26,15 @@ pub async fn run(config: Config) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
-    let issuer = config.server.issuer.clone().unwrap_or_else(|| format!("http://{local}"));
+    let issuer = config
+        .server
+        .issuer
+        .clone()
+        .unwrap_or_else(|| format!("http://{local}"));
 
-    let node = bootstrap::prepare(&config, &issuer).await.map_err(|e| e.to_string())?;
+    let node = bootstrap::prepare(&config, &issuer)
+        .await
+        .map_err(|e| e.to_string())?;
     if let Some(path) = &node.admin_credential_written {
         tracing::info!(path = %path.display(), "first start: bootstrap admin credential written (mode 0600)");
     }
@@ -37,6 +43,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         issuer: issuer.clone(),
         rate_per_client: config.rate_limit.per_client,
         rate_per_address: config.rate_limit.per_address,
+        auth_failures_per_minute: config.rate_limit.auth_failures_per_minute,
         assertion_algorithms: config.assertion_algorithms().map_err(|e| e.to_string())?,
     };
     let server = Arc::new(AuthServer::new(
@@ -47,7 +54,11 @@ pub async fn run(config: Config) -> Result<(), String> {
         node.pepper,
         node.master.clone(),
     ));
-    server.revocations.load(node.store.as_ref(), unix_now()).await.map_err(|e| e.to_string())?;
+    server
+        .revocations
+        .load(node.store.as_ref(), unix_now())
+        .await
+        .map_err(|e| e.to_string())?;
 
     let app = router(server.clone(), node.store.clone(), metrics.clone());
     tracing::info!(addr = %local, %issuer, "portcullis listening");
@@ -55,10 +66,13 @@ pub async fn run(config: Config) -> Result<(), String> {
     println!("portcullis listening on http://{local}");
 
     let background = tokio::spawn(background_jobs(server.clone(), metrics));
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| format!("server error: {e}"))?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .map_err(|e| format!("server error: {e}"))?;
     background.abort();
     audit.shutdown().await;
     tracing::info!("portcullis stopped");
@@ -66,12 +80,20 @@ pub async fn run(config: Config) -> Result<(), String> {
 }
 
 /// The whole HTTP surface of a node.
-pub fn router(server: Arc<AuthServer>, store: Arc<dyn Store>, metrics: metrics_exporter_prometheus::PrometheusHandle) -> Router {
+pub fn router(
+    server: Arc<AuthServer>,
+    store: Arc<dyn Store>,
+    metrics: metrics_exporter_prometheus::PrometheusHandle,
+) -> Router {
     let ops = Router::new()
         .route("/healthz", get(crate::health::healthz))
         .route("/readyz", get(crate::health::readyz))
         .with_state(store)
-        .merge(Router::new().route("/metrics", get(http_metrics::render)).with_state(metrics));
+        .merge(
+            Router::new()
+                .route("/metrics", get(http_metrics::render))
+                .with_state(metrics),
+        );
     portcullis_oauth::router(server.clone())
         .nest("/admin/v1", portcullis_admin::router(server))
         .merge(ops)
@@ -79,7 +101,10 @@ pub fn router(server: Arc<AuthServer>, store: Arc<dyn Store>, metrics: metrics_e
 }
 
 /// Periodic housekeeping: purge what has expired, keep histogram windows fresh.
-async fn background_jobs(server: Arc<AuthServer>, metrics: metrics_exporter_prometheus::PrometheusHandle) {
+async fn background_jobs(
+    server: Arc<AuthServer>,
+    metrics: metrics_exporter_prometheus::PrometheusHandle,
+) {
     let mut tick = tokio::time::interval(PURGE_INTERVAL);
     loop {
         tick.tick().await;

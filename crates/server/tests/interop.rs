@@ -13,7 +13,9 @@ use support::Node;
 fn interop_dir() -> Option<PathBuf> {
     match std::env::var_os("PORTCULLIS_INTEROP_DIR") {
         Some(d) => Some(PathBuf::from(d)),
-        None if std::env::var_os("CI").is_some() => panic!("PORTCULLIS_INTEROP_DIR is not set in CI: run scripts/test.sh"),
+        None if std::env::var_os("CI").is_some() => {
+            panic!("PORTCULLIS_INTEROP_DIR is not set in CI: run scripts/test.sh")
+        }
         None => {
             eprintln!("skipping interop: run scripts/test.sh (it installs the clients and sets PORTCULLIS_INTEROP_DIR)");
             None
@@ -22,7 +24,9 @@ fn interop_dir() -> Option<PathBuf> {
 }
 
 fn script(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/interop")
+        .join(name)
 }
 
 fn run(program: &str, script_name: &str, dir: &std::path::Path, env: &[(&str, &str)]) -> String {
@@ -35,7 +39,11 @@ fn run(program: &str, script_name: &str, dir: &std::path::Path, env: &[(&str, &s
     }
     let out = cmd.output().unwrap_or_else(|e| panic!("{program}: {e}"));
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{script_name} failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{script_name} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     stdout
 }
 
@@ -43,23 +51,43 @@ fn run(program: &str, script_name: &str, dir: &std::path::Path, env: &[(&str, &s
 fn openid_client_discovers_and_obtains_tokens_that_jose_and_pyjwt_verify() {
     let Some(dir) = interop_dir() else { return };
     let node = Node::start();
-    let (id, secret) = node.create_client(&["--scope", "read", "--audience", "https://api.example"]);
+    let (id, secret) =
+        node.create_client(&["--scope", "read", "--audience", "https://api.example"]);
 
-    let keys: serde_json::Value = serde_json::from_str(&run("node", "make_keys.mjs", &dir, &[])).expect("make_keys output");
+    let keys: serde_json::Value =
+        serde_json::from_str(&run("node", "make_keys.mjs", &dir, &[])).expect("make_keys output");
     let jwks_file = node.data_dir.with_extension("client-jwks.json");
     std::fs::write(&jwks_file, keys["public_jwks"].to_string()).unwrap();
-    let (pkj_id, _) = node.create_client(&["--auth-method", "private_key_jwt", "--jwks-file", jwks_file.to_str().unwrap()]);
+    let (pkj_id, _) = node.create_client(&[
+        "--auth-method",
+        "private_key_jwt",
+        "--jwks-file",
+        jwks_file.to_str().unwrap(),
+    ]);
     let private = keys["private"].to_string();
 
     run(
         "node",
         "openid_client.mjs",
         &dir,
-        &[("ISSUER", &node.base), ("CLIENT_ID", &id), ("CLIENT_SECRET", &secret), ("PKJ_CLIENT_ID", &pkj_id), ("PKJ_PRIVATE_JWK", &private)],
+        &[
+            ("ISSUER", &node.base),
+            ("CLIENT_ID", &id),
+            ("CLIENT_SECRET", &secret),
+            ("PKJ_CLIENT_ID", &pkj_id),
+            ("PKJ_PRIVATE_JWK", &private),
+        ],
     );
 
-    let token = node.token(&id, &secret, "").json["access_token"].as_str().unwrap().to_owned();
-    let env = [("ISSUER", node.base.as_str()), ("TOKEN", token.as_str()), ("AUDIENCE", "https://api.example")];
+    let token = node.token(&id, &secret, "").json["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let env = [
+        ("ISSUER", node.base.as_str()),
+        ("TOKEN", token.as_str()),
+        ("AUDIENCE", "https://api.example"),
+    ];
     run("node", "jose_verify.mjs", &dir, &env);
     run("python3", "pyjwt_verify.py", &dir, &env);
 }
@@ -70,8 +98,15 @@ fn foreign_verifiers_accept_eddsa_and_rs256_tokens() {
     for alg in ["EdDSA", "RS256"] {
         let node = Node::start_with_env(&[("PORTCULLIS_KEYS__ALGORITHM", alg)]);
         let (id, secret) = node.create_client(&["--audience", "https://api.example"]);
-        let token = node.token(&id, &secret, "").json["access_token"].as_str().unwrap().to_owned();
-        let env = [("ISSUER", node.base.as_str()), ("TOKEN", token.as_str()), ("AUDIENCE", "https://api.example")];
+        let token = node.token(&id, &secret, "").json["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let env = [
+            ("ISSUER", node.base.as_str()),
+            ("TOKEN", token.as_str()),
+            ("AUDIENCE", "https://api.example"),
+        ];
         run("node", "jose_verify.mjs", &dir, &env);
         run("python3", "pyjwt_verify.py", &dir, &env);
     }
@@ -81,7 +116,15 @@ fn foreign_verifiers_accept_eddsa_and_rs256_tokens() {
 fn curl_reports_oauth_errors_as_a_user_sees_them() {
     let node = Node::start();
     let out = Command::new("curl")
-        .args(["-s", "-w", "\n%{http_code}", "-u", "nobody:nothing", "-d", "grant_type=client_credentials"])
+        .args([
+            "-s",
+            "-w",
+            "\n%{http_code}",
+            "-u",
+            "nobody:nothing",
+            "-d",
+            "grant_type=client_credentials",
+        ])
         .arg(format!("{}/oauth2/token", node.base))
         .output()
         .expect("curl");
@@ -91,12 +134,21 @@ fn curl_reports_oauth_errors_as_a_user_sees_them() {
     let json: serde_json::Value = serde_json::from_str(body).unwrap();
     assert_eq!(json["error"], "invalid_client");
     let out = Command::new("curl")
-        .args(["-s", "-w", "\n%{http_code}", "-d", "grant_type=password&username=u&password=p"])
+        .args([
+            "-s",
+            "-w",
+            "\n%{http_code}",
+            "-d",
+            "grant_type=password&username=u&password=p",
+        ])
         .arg(format!("{}/oauth2/token", node.base))
         .output()
         .expect("curl");
     let text = String::from_utf8_lossy(&out.stdout);
     let (body, code) = text.rsplit_once('\n').unwrap();
     assert_eq!(code, "400", "{body}");
-    assert!(body.contains("unsupported_grant_type") && body.contains("OAuth 2.1"), "{body}");
+    assert!(
+        body.contains("unsupported_grant_type") && body.contains("OAuth 2.1"),
+        "{body}"
+    );
 }

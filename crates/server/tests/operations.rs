@@ -9,7 +9,10 @@ fn health_readiness_and_metrics() {
     let node = Node::start();
     assert_eq!(node.get("/healthz").status, 200);
     let ready = node.get("/readyz");
-    assert_eq!((ready.status, ready.json["status"].as_str()), (200, Some("ready")));
+    assert_eq!(
+        (ready.status, ready.json["status"].as_str()),
+        (200, Some("ready"))
+    );
     let (id, secret) = node.create_client(&[]);
     assert_eq!(node.token(&id, &secret, "").status, 200);
     assert_eq!(node.token(&id, "bad", "").status, 401);
@@ -22,29 +25,61 @@ fn health_readiness_and_metrics() {
         "portcullis_tokens_issued_total",
         "portcullis_client_auth_failures_total",
     ] {
-        assert!(m.text.contains(needle), "metrics lack {needle}:\n{}", m.text);
+        assert!(
+            m.text.contains(needle),
+            "metrics lack {needle}:\n{}",
+            m.text
+        );
     }
 }
 
 #[test]
 fn discovery_lists_every_endpoint_and_capability() {
     let node = Node::start();
-    for path in ["/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"] {
+    for path in [
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/openid-configuration",
+    ] {
         let d = node.get(path);
         assert_eq!(d.status, 200, "{path}");
         let j = &d.json;
         assert_eq!(j["issuer"], node.base.as_str());
-        for (k, suffix) in [("token_endpoint", "/oauth2/token"), ("jwks_uri", "/jwks.json"), ("introspection_endpoint", "/oauth2/introspect"), ("revocation_endpoint", "/oauth2/revoke")] {
+        for (k, suffix) in [
+            ("token_endpoint", "/oauth2/token"),
+            ("jwks_uri", "/jwks.json"),
+            ("introspection_endpoint", "/oauth2/introspect"),
+            ("revocation_endpoint", "/oauth2/revoke"),
+        ] {
             assert_eq!(j[k], format!("{}{suffix}", node.base), "{path} {k}");
-            let reachable = node.request(if k == "jwks_uri" { "GET" } else { "POST" }, &suffix.to_string(), None, &[], b"");
+            let reachable = node.request(
+                if k == "jwks_uri" { "GET" } else { "POST" },
+                suffix,
+                None,
+                &[],
+                b"",
+            );
             assert_ne!(reachable.status, 404, "{k} is served");
         }
-        assert_eq!(j["grant_types_supported"], serde_json::json!(["client_credentials"]));
-        let methods = j["token_endpoint_auth_methods_supported"].as_array().unwrap();
-        for m in ["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt"] {
+        assert_eq!(
+            j["grant_types_supported"],
+            serde_json::json!(["client_credentials"])
+        );
+        let methods = j["token_endpoint_auth_methods_supported"]
+            .as_array()
+            .unwrap();
+        for m in [
+            "client_secret_basic",
+            "client_secret_post",
+            "client_secret_jwt",
+            "private_key_jwt",
+        ] {
             assert!(methods.iter().any(|x| x == m), "{path} lists {m}");
         }
-        assert!(j["token_endpoint_auth_signing_alg_values_supported"].as_array().unwrap().iter().any(|a| a == "ES256"));
+        assert!(j["token_endpoint_auth_signing_alg_values_supported"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "ES256"));
     }
 }
 
@@ -52,11 +87,17 @@ fn discovery_lists_every_endpoint_and_capability() {
 fn rate_limits_answer_429_with_retry_after() {
     let node = Node::start_with_env(&[("PORTCULLIS_RATE_LIMIT__PER_CLIENT", "3")]);
     let (id, secret) = node.create_client(&[]);
-    let statuses: Vec<u16> = (0..10).map(|_| node.token(&id, &secret, "").status).collect();
+    let statuses: Vec<u16> = (0..10)
+        .map(|_| node.token(&id, &secret, "").status)
+        .collect();
     assert!(statuses.iter().take(3).all(|s| *s == 200), "{statuses:?}");
     let limited = node.token(&id, &secret, "");
     assert_eq!(limited.status, 429, "{statuses:?}");
-    let retry: u64 = limited.header("retry-after").expect("Retry-After").parse().unwrap();
+    let retry: u64 = limited
+        .header("retry-after")
+        .expect("Retry-After")
+        .parse()
+        .unwrap();
     assert!(retry >= 1);
     assert_eq!(limited.error(), "slow_down");
     std::thread::sleep(std::time::Duration::from_secs(retry + 1));
@@ -67,11 +108,19 @@ fn rate_limits_answer_429_with_retry_after() {
 fn repeated_authentication_failures_from_one_address_are_slowed_down() {
     let node = Node::start();
     let (id, secret) = node.create_client(&[]);
-    let statuses: Vec<u16> = (0..30).map(|_| node.token(&id, "guess", "").status).collect();
+    let statuses: Vec<u16> = (0..30)
+        .map(|_| node.token(&id, "guess", "").status)
+        .collect();
     assert!(statuses.contains(&401));
-    assert!(statuses.contains(&429), "a guessing address is throttled: {statuses:?}");
+    assert!(
+        statuses.contains(&429),
+        "a guessing address is throttled: {statuses:?}"
+    );
     let a = node.token(&id, &secret, "");
-    assert_eq!(a.status, 429, "even a right secret waits while the address is throttled");
+    assert_eq!(
+        a.status, 429,
+        "even a right secret waits while the address is throttled"
+    );
 }
 
 #[test]
@@ -81,8 +130,18 @@ fn openapi_document_describes_the_admin_api() {
     assert_eq!(doc.status, 200);
     assert!(doc.json["openapi"].as_str().unwrap().starts_with("3.1"));
     let paths = doc.json["paths"].as_object().unwrap();
-    for p in ["/clients", "/clients/{id}", "/clients/{id}/rotate-secret", "/audit", "/audit/verify"] {
-        assert!(paths.keys().any(|k| k.ends_with(p)), "openapi lists {p}: {:?}", paths.keys().collect::<Vec<_>>());
+    for p in [
+        "/clients",
+        "/clients/{id}",
+        "/clients/{id}/rotate-secret",
+        "/audit",
+        "/audit/verify",
+    ] {
+        assert!(
+            paths.keys().any(|k| k.ends_with(p)),
+            "openapi lists {p}: {:?}",
+            paths.keys().collect::<Vec<_>>()
+        );
     }
 }
 

@@ -127,6 +127,7 @@ impl Harness {
             issuer: ISSUER.to_owned(),
             rate_per_client,
             rate_per_address,
+            auth_failures_per_minute: 10,
             assertion_algorithms: vec![Algorithm::ES256, Algorithm::EdDSA],
         };
         let server = Arc::new(

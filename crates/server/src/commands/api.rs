@@ -17,7 +17,11 @@ pub enum ApiError {
     #[error("cannot reach {server}: {reason}")]
     Unreachable { server: String, reason: String },
     #[error("{status} {title}: {detail}")]
-    Problem { status: u16, title: String, detail: String },
+    Problem {
+        status: u16,
+        title: String,
+        detail: String,
+    },
 }
 
 #[derive(Deserialize)]
@@ -38,15 +42,15 @@ impl AdminApi {
     pub fn connect(args: &ApiArgs) -> Result<Self, ApiError> {
         let base = args.server.trim_end_matches('/').to_owned();
         let cred = read_credential(&args.admin_credential)?;
-        let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build();
-        let response = agent
-            .post(&format!("{base}/oauth2/token"))
-            .send_form(&[
-                ("grant_type", "client_credentials"),
-                ("scope", "portcullis:admin"),
-                ("client_id", &cred.client_id),
-                ("client_secret", &cred.client_secret),
-            ]);
+        let agent = ureq::AgentBuilder::new()
+            .timeout(Duration::from_secs(30))
+            .build();
+        let response = agent.post(&format!("{base}/oauth2/token")).send_form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "portcullis:admin"),
+            ("client_id", &cred.client_id),
+            ("client_secret", &cred.client_secret),
+        ]);
         let body = read_json(response, &base)?;
         let token = body["access_token"]
             .as_str()
@@ -71,23 +75,48 @@ impl AdminApi {
 
 fn read_credential(path: &Path) -> Result<Credential, ApiError> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        ApiError::Credential(format!("cannot read admin credential {}: {e} (use --admin-credential)", path.display()))
+        ApiError::Credential(format!(
+            "cannot read admin credential {}: {e} (use --admin-credential)",
+            path.display()
+        ))
     })?;
-    serde_json::from_str(&text)
-        .map_err(|e| ApiError::Credential(format!("admin credential {} is not valid: {e}", path.display())))
+    serde_json::from_str(&text).map_err(|e| {
+        ApiError::Credential(format!(
+            "admin credential {} is not valid: {e}",
+            path.display()
+        ))
+    })
 }
 
 /// Turns a response into JSON, or into the problem/OAuth error it carries.
 fn read_json(response: Result<ureq::Response, ureq::Error>, base: &str) -> Result<Value, ApiError> {
     match response {
         Ok(r) if r.status() == 204 => Ok(Value::Null),
-        Ok(r) => r.into_json().map_err(|e| ApiError::Unreachable { server: base.into(), reason: e.to_string() }),
+        Ok(r) => r.into_json().map_err(|e| ApiError::Unreachable {
+            server: base.into(),
+            reason: e.to_string(),
+        }),
         Err(ureq::Error::Status(status, r)) => {
             let body: Value = r.into_json().unwrap_or(Value::Null);
-            let title = body["title"].as_str().or(body["error"].as_str()).unwrap_or("error").to_owned();
-            let detail = body["detail"].as_str().or(body["error_description"].as_str()).unwrap_or("").to_owned();
-            Err(ApiError::Problem { status, title, detail })
+            let title = body["title"]
+                .as_str()
+                .or(body["error"].as_str())
+                .unwrap_or("error")
+                .to_owned();
+            let detail = body["detail"]
+                .as_str()
+                .or(body["error_description"].as_str())
+                .unwrap_or("")
+                .to_owned();
+            Err(ApiError::Problem {
+                status,
+                title,
+                detail,
+            })
         }
-        Err(e) => Err(ApiError::Unreachable { server: base.into(), reason: e.to_string() }),
+        Err(e) => Err(ApiError::Unreachable {
+            server: base.into(),
+            reason: e.to_string(),
+        }),
     }
 }

@@ -18,29 +18,40 @@ pub fn run(cmd: AuditCommand) -> Result<(), CommandError> {
                 print_json(&page);
             } else {
                 let rows = page["records"].as_array().map(Vec::as_slice).unwrap_or(&[]);
-                print_table(&["seq", "at", "actor", "action", "subject", "outcome"], rows);
+                print_table(
+                    &["seq", "at", "actor", "action", "subject", "outcome"],
+                    rows,
+                );
             }
         }
-        AuditCommand::Verify { api } => match AdminApi::connect(&api)?.call("POST", "/audit/verify", None) {
-            Ok(report) => {
-                if api.json {
-                    print_json(&report);
-                } else {
-                    println!(
-                        "audit chain intact: {} records, last seq {}",
-                        report["records"],
-                        report["last_seq"].as_i64().unwrap_or(0)
-                    );
+        AuditCommand::Verify { api } => {
+            match AdminApi::connect(&api)?.call("POST", "/audit/verify", None) {
+                Ok(report) => {
+                    if api.json {
+                        print_json(&report);
+                    } else {
+                        println!(
+                            "audit chain intact: {} records, last seq {}",
+                            report["records"],
+                            report["last_seq"].as_i64().unwrap_or(0)
+                        );
+                    }
                 }
-            }
-            Err(ApiError::Problem { status: 409, detail, .. }) => {
-                if api.json {
-                    print_json(&serde_json::json!({"ok": false, "error": detail}));
+                Err(ApiError::Problem {
+                    status: 409,
+                    detail,
+                    ..
+                }) => {
+                    if api.json {
+                        print_json(&serde_json::json!({"ok": false, "error": detail}));
+                    }
+                    return Err(CommandError::Failed(format!(
+                        "audit chain BROKEN: {detail}"
+                    )));
                 }
-                return Err(CommandError::Failed(format!("audit chain BROKEN: {detail}")));
+                Err(e) => return Err(e.into()),
             }
-            Err(e) => return Err(e.into()),
-        },
+        }
     }
     Ok(())
 }

@@ -18,7 +18,9 @@ const BATCH: u64 = 10_000;
 /// Inserts `count` clients named `bulk-<n>` with random secrets nobody learns.
 pub async fn load_clients(data_dir: &Path, count: u64) -> Result<(), CommandError> {
     let fail = |e: String| CommandError::Failed(e);
-    let store = SqliteStore::open(&data_dir.join("portcullis.db")).await.map_err(|e| fail(e.to_string()))?;
+    let store = SqliteStore::open(&data_dir.join("portcullis.db"))
+        .await
+        .map_err(|e| fail(e.to_string()))?;
     let pepper = store
         .get_setting(PEPPER_SETTING)
         .await
@@ -34,7 +36,8 @@ pub async fn load_clients(data_dir: &Path, count: u64) -> Result<(), CommandErro
         let n = BATCH.min(count - done);
         let batch: Vec<Client> = (done..done + n)
             .map(|i| Client {
-                client_id: ClientId::parse(format!("bulk-{i:08}")).unwrap_or_else(|_| unreachable!()),
+                client_id: ClientId::parse(format!("bulk-{i:08}"))
+                    .unwrap_or_else(|_| unreachable!()),
                 name: format!("bulk client {i}"),
                 auth_method: AuthMethod::ClientSecretBasic,
                 scopes: scopes.clone(),
@@ -49,10 +52,16 @@ pub async fn load_clients(data_dir: &Path, count: u64) -> Result<(), CommandErro
                 updated_at: now,
             })
             .collect();
-        store.insert_clients(&batch).await.map_err(|e| fail(e.to_string()))?;
+        store
+            .insert_clients(&batch)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
         done += n;
         eprint!("\rloaded {done}/{count}");
     }
-    eprintln!("\nloaded {count} clients in {:.1} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "\nloaded {count} clients in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }

@@ -7,22 +7,44 @@ use super::output::{print_fields, print_json, print_table};
 use super::CommandError;
 use crate::cli::ClientCommand;
 
-const COLUMNS: &[&str] = &["client_id", "name", "auth_method", "enabled", "scopes", "audiences"];
+const COLUMNS: &[&str] = &[
+    "client_id",
+    "name",
+    "auth_method",
+    "enabled",
+    "scopes",
+    "audiences",
+];
 
 /// Runs one client subcommand.
 pub fn run(cmd: ClientCommand) -> Result<(), CommandError> {
     match cmd {
-        ClientCommand::Create { api, name, id, scopes, audiences, auth_method, jwks_file, jwks_uri, token_ttl } => {
+        ClientCommand::Create {
+            api,
+            name,
+            id,
+            scopes,
+            audiences,
+            auth_method,
+            jwks_file,
+            jwks_uri,
+            token_ttl,
+        } => {
             let mut body = Map::new();
             body.insert("name".into(), json!(name));
             body.insert("scopes".into(), json!(scopes));
             body.insert("audiences".into(), json!(audiences));
             insert_some(&mut body, "client_id", id.map(Value::from));
             insert_some(&mut body, "auth_method", auth_method.map(Value::from));
-            insert_some(&mut body, "jwks", jwks_file.map(|f| read_jwks(&f)).transpose()?);
+            insert_some(
+                &mut body,
+                "jwks",
+                jwks_file.map(|f| read_jwks(&f)).transpose()?,
+            );
             insert_some(&mut body, "jwks_uri", jwks_uri.map(Value::from));
             insert_some(&mut body, "token_ttl_secs", token_ttl.map(Value::from));
-            let created = AdminApi::connect(&api)?.call("POST", "/clients", Some(&Value::Object(body)))?;
+            let created =
+                AdminApi::connect(&api)?.call("POST", "/clients", Some(&Value::Object(body)))?;
             if api.json {
                 print_json(&created);
             } else {
@@ -41,36 +63,69 @@ pub fn run(cmd: ClientCommand) -> Result<(), CommandError> {
             if api.json {
                 print_json(&page);
             } else {
-                print_table(COLUMNS, page["clients"].as_array().map(Vec::as_slice).unwrap_or(&[]));
+                print_table(
+                    COLUMNS,
+                    page["clients"].as_array().map(Vec::as_slice).unwrap_or(&[]),
+                );
                 if let Some(next) = page["next"].as_str() {
                     eprintln!("more: --after {next}");
                 }
             }
         }
         ClientCommand::Show { api, id } => {
-            let client = AdminApi::connect(&api)?.call("GET", &format!("/clients/{}", encode(&id)), None)?;
+            let client =
+                AdminApi::connect(&api)?.call("GET", &format!("/clients/{}", encode(&id)), None)?;
             show(&api, &client);
         }
-        ClientCommand::Update { api, id, name, scopes, audiences, token_ttl, enable, disable, jwks_file, jwks_uri } => {
+        ClientCommand::Update {
+            api,
+            id,
+            name,
+            scopes,
+            audiences,
+            token_ttl,
+            enable,
+            disable,
+            jwks_file,
+            jwks_uri,
+        } => {
             let mut body = Map::new();
             insert_some(&mut body, "name", name.map(Value::from));
             insert_some(&mut body, "scopes", scopes.map(|s| json!(s)));
             insert_some(&mut body, "audiences", audiences.map(|a| json!(a)));
             insert_some(&mut body, "token_ttl_secs", token_ttl.map(Value::from));
-            insert_some(&mut body, "enabled", (enable || disable).then_some(Value::Bool(enable)));
-            insert_some(&mut body, "jwks", jwks_file.map(|f| read_jwks(&f)).transpose()?);
+            insert_some(
+                &mut body,
+                "enabled",
+                (enable || disable).then_some(Value::Bool(enable)),
+            );
+            insert_some(
+                &mut body,
+                "jwks",
+                jwks_file.map(|f| read_jwks(&f)).transpose()?,
+            );
             insert_some(&mut body, "jwks_uri", jwks_uri.map(Value::from));
             if body.is_empty() {
-                return Err(CommandError::Usage("nothing to update: give at least one setting".into()));
+                return Err(CommandError::Usage(
+                    "nothing to update: give at least one setting".into(),
+                ));
             }
-            let client =
-                AdminApi::connect(&api)?.call("PATCH", &format!("/clients/{}", encode(&id)), Some(&Value::Object(body)))?;
+            let client = AdminApi::connect(&api)?.call(
+                "PATCH",
+                &format!("/clients/{}", encode(&id)),
+                Some(&Value::Object(body)),
+            )?;
             show(&api, &client);
         }
         ClientCommand::RotateSecret { api, id, overlap } => {
-            let body = overlap.map(|o| json!({"overlap_secs": o})).unwrap_or_else(|| json!({}));
-            let rotated =
-                AdminApi::connect(&api)?.call("POST", &format!("/clients/{}/rotate-secret", encode(&id)), Some(&body))?;
+            let body = overlap
+                .map(|o| json!({"overlap_secs": o}))
+                .unwrap_or_else(|| json!({}));
+            let rotated = AdminApi::connect(&api)?.call(
+                "POST",
+                &format!("/clients/{}/rotate-secret", encode(&id)),
+                Some(&body),
+            )?;
             show(&api, &rotated);
         }
         ClientCommand::Delete { api, id } => {
@@ -102,14 +157,17 @@ fn insert_some(map: &mut Map<String, Value>, key: &str, value: Option<Value>) {
 fn read_jwks(path: &std::path::Path) -> Result<Value, CommandError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| CommandError::Usage(format!("cannot read {}: {e}", path.display())))?;
-    serde_json::from_str(&text).map_err(|e| CommandError::Usage(format!("{} is not JSON: {e}", path.display())))
+    serde_json::from_str(&text)
+        .map_err(|e| CommandError::Usage(format!("{} is not JSON: {e}", path.display())))
 }
 
 /// Percent-encodes a path segment (client ids are restricted, but the user may type anything).
 fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b':' | b'@' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b':' | b'@' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()

@@ -4,7 +4,10 @@ use serde_json::Value;
 
 /// Prints `value` as pretty JSON.
 pub fn print_json(value: &Value) {
-    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
 }
 
 /// A cell as text: strings bare, arrays space-joined, null empty.
@@ -19,14 +22,28 @@ fn cell(v: &Value) -> String {
 
 /// Prints `rows` (JSON objects) as a table of `columns`.
 pub fn print_table(columns: &[&str], rows: &[Value]) {
-    let cells: Vec<Vec<String>> = rows.iter().map(|r| columns.iter().map(|c| cell(&r[*c])).collect()).collect();
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| columns.iter().map(|c| cell(&r[*c])).collect())
+        .collect();
     let widths: Vec<usize> = columns
         .iter()
         .enumerate()
-        .map(|(i, c)| cells.iter().map(|r| r[i].chars().count()).chain([c.len()]).max().unwrap_or(0))
+        .map(|(i, c)| {
+            cells
+                .iter()
+                .map(|r| r[i].chars().count())
+                .chain([c.len()])
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let line = |items: Vec<String>| {
-        let padded: Vec<String> = items.iter().zip(&widths).map(|(s, w)| format!("{s:<w$}")).collect();
+        let padded: Vec<String> = items
+            .iter()
+            .zip(&widths)
+            .map(|(s, w)| format!("{s:<w$}"))
+            .collect();
         println!("{}", padded.join("  ").trim_end());
     };
     line(columns.iter().map(|c| c.to_uppercase()).collect());

@@ -32,7 +32,10 @@ pub struct Answer {
 
 impl Answer {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
     pub fn error(&self) -> &str {
         self.json["error"].as_str().unwrap_or("")
@@ -86,11 +89,17 @@ impl Node {
             Ok(url) => url,
             Err(_) => {
                 let _ = child.kill();
-                let log = std::fs::read_to_string(data_dir.with_extension("log")).unwrap_or_default();
+                let log =
+                    std::fs::read_to_string(data_dir.with_extension("log")).unwrap_or_default();
                 panic!("portcullis did not start; log:\n{log}");
             }
         };
-        Node { child: Some(child), base, data_dir: data_dir.to_owned(), _tmp: None }
+        Node {
+            child: Some(child),
+            base,
+            data_dir: data_dir.to_owned(),
+            _tmp: None,
+        }
     }
 
     /// Everything the node logged so far.
@@ -125,7 +134,8 @@ impl Node {
             String::from_utf8_lossy(&out.stderr),
             String::from_utf8_lossy(&out.stdout)
         );
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
     }
 
     /// Creates a client through the CLI and returns (client_id, client_secret).
@@ -133,12 +143,24 @@ impl Node {
         let mut args = vec!["client", "create", "--name", "test client"];
         args.extend_from_slice(extra);
         let v = self.cli_json(&args);
-        (v["client_id"].as_str().expect("client_id").to_owned(), v["client_secret"].as_str().unwrap_or("").to_owned())
+        (
+            v["client_id"].as_str().expect("client_id").to_owned(),
+            v["client_secret"].as_str().unwrap_or("").to_owned(),
+        )
     }
 
     /// Sends a request with a raw body.
-    pub fn request(&self, method: &str, path: &str, content_type: Option<&str>, headers: &[(&str, &str)], body: &[u8]) -> Answer {
-        let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build();
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Answer {
+        let agent = ureq::AgentBuilder::new()
+            .timeout(Duration::from_secs(30))
+            .build();
         let mut req = agent.request(method, &format!("{}{path}", self.base));
         if let Some(ct) = content_type {
             req = req.set("Content-Type", ct);
@@ -152,10 +174,22 @@ impl Node {
             Err(e) => panic!("{method} {path}: {e}"),
         };
         let status = resp.status();
-        let headers = resp.headers_names().into_iter().map(|n| { let v = resp.header(&n).unwrap_or("").to_owned(); (n, v) }).collect();
+        let headers = resp
+            .headers_names()
+            .into_iter()
+            .map(|n| {
+                let v = resp.header(&n).unwrap_or("").to_owned();
+                (n, v)
+            })
+            .collect();
         let text = resp.into_string().unwrap_or_default();
         let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Answer { status, headers, text, json }
+        Answer {
+            status,
+            headers,
+            text,
+            json,
+        }
     }
 
     pub fn get(&self, path: &str) -> Answer {
@@ -165,19 +199,37 @@ impl Node {
     /// POSTs a form, optionally with HTTP Basic client credentials.
     pub fn post_form(&self, path: &str, form: &str, basic: Option<(&str, &str)>) -> Answer {
         let auth = basic.map(|(u, p)| basic_header(u, p));
-        let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
-        self.request("POST", path, Some("application/x-www-form-urlencoded"), &headers, form.as_bytes())
+        let headers: Vec<(&str, &str)> =
+            auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+        self.request(
+            "POST",
+            path,
+            Some("application/x-www-form-urlencoded"),
+            &headers,
+            form.as_bytes(),
+        )
     }
 
     /// A client_credentials token with client_secret_basic.
     pub fn token(&self, id: &str, secret: &str, extra_form: &str) -> Answer {
-        self.post_form("/oauth2/token", &format!("grant_type=client_credentials{extra_form}"), Some((id, secret)))
+        self.post_form(
+            "/oauth2/token",
+            &format!("grant_type=client_credentials{extra_form}"),
+            Some((id, secret)),
+        )
     }
 
     /// An access token for the admin API, from the bootstrap credential.
     pub fn admin_token(&self) -> String {
-        let cred: Value = serde_json::from_str(&std::fs::read_to_string(self.admin_credential()).expect("admin.json")).expect("json");
-        let a = self.token(cred["client_id"].as_str().unwrap(), cred["client_secret"].as_str().unwrap(), "&scope=portcullis:admin");
+        let cred: Value = serde_json::from_str(
+            &std::fs::read_to_string(self.admin_credential()).expect("admin.json"),
+        )
+        .expect("json");
+        let a = self.token(
+            cred["client_id"].as_str().unwrap(),
+            cred["client_secret"].as_str().unwrap(),
+            "&scope=portcullis:admin",
+        );
         assert_eq!(a.status, 200, "admin token: {}", a.text);
         a.json["access_token"].as_str().unwrap().to_owned()
     }
@@ -185,7 +237,9 @@ impl Node {
     /// Sends SIGTERM and waits for a clean exit.
     pub fn stop(mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("child");
-        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
         for _ in 0..200 {
             if let Ok(Some(status)) = child.try_wait() {
                 return status;
@@ -209,14 +263,19 @@ impl Drop for Node {
 /// `Authorization: Basic` per RFC 6749 §2.3.1 (form-urlencoded id and secret).
 pub fn basic_header(id: &str, secret: &str) -> String {
     let enc = |s: &str| form_encode(s);
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", enc(id), enc(secret))))
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", enc(id), enc(secret)))
+    )
 }
 
 /// application/x-www-form-urlencoded encoding of one value.
 pub fn form_encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => {
+                (b as char).to_string()
+            }
             b' ' => "+".into(),
             _ => format!("%{b:02X}"),
         })
@@ -226,13 +285,17 @@ pub fn form_encode(s: &str) -> String {
 /// The decoded payload of a JWT (no verification: tests verify elsewhere).
 pub fn jwt_payload(token: &str) -> Value {
     let part = token.split('.').nth(1).expect("payload");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).expect("base64url");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .expect("base64url");
     serde_json::from_slice(&bytes).expect("json payload")
 }
 
 /// The decoded header of a JWT.
 pub fn jwt_header(token: &str) -> Value {
     let part = token.split('.').next().expect("header");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).expect("base64url");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .expect("base64url");
     serde_json::from_slice(&bytes).expect("json header")
 }
