@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# THE one command that runs Portcullis's whole test suite on a fresh machine (CI runs it via
+# .ci/run). It sets up what the tests need, then runs fmt, clippy and every test:
+#   1. Debian packages the tests use (wrk, softhsm2, mosquitto-clients), only if missing;
+#   2. PostgreSQL, started if it is down;
+#   3. the interop clients in .interop/ (gitignored): Node openid-client + jose from
+#      tests/interop/package-lock.json, Python PyJWT + cryptography from
+#      tests/interop/requirements.txt; reinstalled only when those files change;
+#   4. cargo fmt --check, cargo clippy -D warnings, doc tests, then cargo nextest run
+#      --workspace (cargo test if nextest is missing).
+# Idempotent; on a machine already set up, steps 1-3 take a second or two.
+# usage: scripts/test.sh [--setup-only]   (--setup-only stops after step 3, for running
+#        single tests by hand with PORTCULLIS_INTEROP_DIR=$PWD/.interop)
+# env: SKIP_LINT=1 skips fmt and clippy (for a quick local run; CI never sets it).
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+
+export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+interop="$repo/.interop"
+
+step() { printf '\n==> %s\n' "$*"; }
+die() { printf 'scripts/test.sh: %s\n' "$*" >&2; exit 1; }
+
+# --- 1. Debian packages ----------------------------------------------------------------------
+# package -> a file it installs, to tell whether it is there without asking apt.
+declare -A apt_marker=(
+  [wrk]=/usr/bin/wrk
+  [softhsm2]=/usr/bin/softhsm2-util
+  [mosquitto-clients]=/usr/bin/mosquitto_pub
+)
+missing=()
+for pkg in "${!apt_marker[@]}"; do
+  [[ -e ${apt_marker[$pkg]} ]] || missing+=("$pkg")
+done
+if [[ ${#missing[@]} -gt 0 ]]; then
+  step "installing Debian packages: ${missing[*]}"
+  [[ $(id -u) -eq 0 ]] || die "need root to apt-get install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  step "Debian packages present (wrk, softhsm2, mosquitto-clients)"
+fi
+
+# --- 2. PostgreSQL -----------------------------------------------------------------------------
+if command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p 5432; then
+  step "PostgreSQL is running"
+elif [[ -d /etc/postgresql ]]; then
+  step "starting PostgreSQL"
+  for version in /etc/postgresql/*/; do
+    version="$(basename "$version")"
+    pg_ctlcluster --skip-systemctl-redirect "$version" main start 2>&1 || true
+  done
+  for _ in $(seq 1 50); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.2; done
+  pg_isready -h 127.0.0.1 -p 5432 || die "PostgreSQL did not come up"
+else
+  step "PostgreSQL is not installed here; tests that need it must skip"
+fi
+
+# --- 3. interop clients --------------------------------------------------------------------
+# stamp_ok DIR FILES...: true when DIR/.stamp matches the hash of FILES (already installed).
+stamp_of() { cat "$@" | sha256sum | cut -d' ' -f1; }
+stamp_ok() { local dir=$1; shift; [[ -f $dir/.stamp && $(cat "$dir/.stamp") == "$(stamp_of "$@")" ]]; }
+
+node_inputs=(tests/interop/package.json tests/interop/package-lock.json)
+if stamp_ok "$interop/node" "${node_inputs[@]}"; then
+  step "Node interop clients up to date in .interop/node"
+else
+  step "installing Node interop clients into .interop/node (npm ci)"
+  command -v npm >/dev/null || die "node and npm are required for the interop tests"
+  rm -rf "$interop/node"
+  mkdir -p "$interop/node"
+  cp "${node_inputs[@]}" "$interop/node/"
+  npm ci --prefix "$interop/node" --no-audit --no-fund --loglevel=error
+  stamp_of "${node_inputs[@]}" >"$interop/node/.stamp"
+fi
+
+python_inputs=(tests/interop/requirements.txt)
+if stamp_ok "$interop/python" "${python_inputs[@]}"; then
+  step "Python interop clients up to date in .interop/python"
+else
+  step "installing Python interop clients into .interop/python (pip --target)"
+  command -v python3 >/dev/null || die "python3 is required for the interop tests"
+  rm -rf "$interop/python"
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+    --target "$interop/python" -r tests/interop/requirements.txt
+  stamp_of "${python_inputs[@]}" >"$interop/python/.stamp"
+fi
+PYTHONPATH="$interop/python" python3 -c 'import jwt, cryptography' ||
+  die "PyJWT/cryptography in .interop/python do not import"
+export PORTCULLIS_INTEROP_DIR="$interop"
+if [[ ${1:-} == --setup-only ]]; then
+  step "set up; for single tests: export PORTCULLIS_INTEROP_DIR=$interop"
+  exit 0
+fi
+
+# --- 4. the suite ----------------------------------------------------------------------------
+if [[ -z ${SKIP_LINT:-} ]]; then
+  step "cargo fmt --all -- --check"
+  cargo fmt --all -- --check
+  step "cargo clippy --workspace --all-targets -- -D warnings"
+  cargo clippy --workspace --all-targets --quiet -- -D warnings
+fi
+
+# Integration tests start the debug binary that cargo builds (CARGO_BIN_EXE_portcullis); no
+# release build is needed here. Doc tests first (nextest cannot run them), then every other
+# test under nextest, whose closing "Summary ... N tests run: N passed" line is the suite's
+# total. --no-fail-fast: CI shows every failing test, not only the first binary's.
+step "cargo test --workspace --doc"
+cargo test --workspace --doc --quiet
+if cargo nextest --version >/dev/null 2>&1; then
+  step "cargo nextest run --workspace (PORTCULLIS_INTEROP_DIR=$PORTCULLIS_INTEROP_DIR)"
+  cargo nextest run --workspace --no-fail-fast
+else
+  step "cargo test --workspace (cargo-nextest not installed; PORTCULLIS_INTEROP_DIR=$PORTCULLIS_INTEROP_DIR)"
+  cargo test --workspace --no-fail-fast
+fi
