@@ -86,11 +86,6 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
 
     async fn from_request(request: Request, _state: &S) -> Result<Self, Error> {
         let (parts, body) = request.into_parts();
-        if !is_form_content_type(&parts.headers) {
-            return Err(Error::invalid_request(
-                "Content-Type must be application/x-www-form-urlencoded",
-            ));
-        }
         let too_large = Error::BodyTooLarge {
             limit: MAX_BODY_BYTES,
         };
@@ -107,6 +102,14 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
             Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large),
             Err(_) => return Err(Error::invalid_request("the request body could not be read")),
         };
+        // Checked only after the (bounded) body is read: answering before reading it makes
+        // hyper close the connection under a client still sending, which then sees a broken
+        // pipe instead of this error.
+        if !is_form_content_type(&parts.headers) {
+            return Err(Error::invalid_request(
+                "Content-Type must be application/x-www-form-urlencoded",
+            ));
+        }
         let form = Form::parse(&bytes, &["resource"])?;
         Ok(OAuthForm {
             headers: parts.headers,

@@ -103,6 +103,14 @@ impl AuthServer {
     }
 
     /// Replaces the clock (tests, simulations).
+    /// Replaces the client cache with one holding up to `entries` clients. Each cached client
+    /// costs roughly a kilobyte; a miss costs one store lookup.
+    pub fn with_client_cache_entries(mut self, entries: u64) -> AuthServer {
+        self.clients = ClientCache::new(entries);
+        self
+    }
+
+    /// Replaces the clock (tests).
     pub fn with_clock(
         mut self,
         clock: impl Fn() -> UnixTime + Send + Sync + 'static,

@@ -79,6 +79,7 @@ pub async fn prepare(config: &Config, issuer: &str) -> Result<Node, BootstrapErr
         tracing::info!(path = %config.master_key_file().display(), "generated a new master key (mode 0600); back it up: without it the stored keys are useless");
     }
     let master = Arc::new(master);
+    create_private_file(&config.sqlite_path())?;
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.sqlite_path()).await?);
 
     let fresh_pepper = random_array::<32>().map_err(BootstrapError::MasterKey)?;
@@ -102,6 +103,24 @@ pub async fn prepare(config: &Config, issuer: &str) -> Result<Node, BootstrapErr
         keys,
         admin_credential_written,
     })
+}
+
+/// Creates an empty database file with mode 0600 if none exists: it holds the pepper, client
+/// hashes and sealed keys, and SQLite gives its `-wal` and `-shm` files the same mode.
+fn create_private_file(path: &Path) -> Result<(), BootstrapError> {
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(source) => Err(BootstrapError::DataDir {
+            path: path.to_owned(),
+            source,
+        }),
+    }
 }
 
 /// The AAD that binds a sealed private key to its key id, so sealed blobs cannot be swapped.

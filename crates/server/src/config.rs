@@ -43,11 +43,23 @@ impl Default for ServerSection {
 }
 
 /// `[store]`: the database.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreSection {
     /// `sqlite:PATH`. Default `sqlite:<data_dir>/portcullis.db`. (PostgreSQL arrives with its issue.)
     pub url: Option<String>,
+    /// Clients kept in memory (about 1 KiB each). Default 100 000; raise it to the number of
+    /// clients active within ten minutes so token requests never wait for the database.
+    pub client_cache_entries: u64,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        Self {
+            url: None,
+            client_cache_entries: portcullis_oauth::state::DEFAULT_CLIENT_CACHE_ENTRIES,
+        }
+    }
 }
 
 /// `[keys]`: signing keys and the master key that seals them.

@@ -46,14 +46,17 @@ pub async fn run(config: Config) -> Result<(), String> {
         auth_failures_per_minute: config.rate_limit.auth_failures_per_minute,
         assertion_algorithms: config.assertion_algorithms().map_err(|e| e.to_string())?,
     };
-    let server = Arc::new(AuthServer::new(
-        settings,
-        node.store.clone(),
-        node.keys.clone(),
-        audit.clone(),
-        node.pepper,
-        node.master.clone(),
-    ));
+    let server = Arc::new(
+        AuthServer::new(
+            settings,
+            node.store.clone(),
+            node.keys.clone(),
+            audit.clone(),
+            node.pepper,
+            node.master.clone(),
+        )
+        .with_client_cache_entries(config.store.client_cache_entries),
+    );
     server
         .revocations
         .load(node.store.as_ref(), unix_now())

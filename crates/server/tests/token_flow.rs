@@ -18,7 +18,12 @@ fn first_start_creates_private_state_and_restart_keeps_it() {
     let node = Node::start_in(&dir, &[]);
     assert_eq!(mode(&dir.join("master.key")), 0o600);
     assert_eq!(mode(&dir.join("admin.json")), 0o600);
-    assert!(dir.join("portcullis.db").exists());
+    assert_eq!(
+        mode(&dir.join("portcullis.db")),
+        0o600,
+        "the database holds sealed keys and hashes"
+    );
+    assert_eq!(mode(&dir), 0o700);
     assert!(
         node.log().contains("admin.json"),
         "the log names the credential file"

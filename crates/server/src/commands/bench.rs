@@ -1,5 +1,7 @@
 //! Hidden benchmark helpers: bulk-load a stopped node's store so latency can be measured with
-//! a million registered clients (docs/benchmarks.md).
+//! a million registered clients (docs/benchmarks.md). All bulk clients share one secret, which
+//! is printed, so a load generator can spread requests over every client id and exercise
+//! cache misses, not just one hot entry.
 
 use std::path::Path;
 
@@ -15,7 +17,8 @@ use crate::bootstrap::unix_now;
 const PEPPER_SETTING: &str = "secret_pepper";
 const BATCH: u64 = 10_000;
 
-/// Inserts `count` clients named `bulk-<n>` with random secrets nobody learns.
+/// Inserts `count` clients named `bulk-<8 digits>` sharing one random secret, and prints
+/// `{"prefix":"bulk-","count":N,"client_secret":"..."}` for the load generator.
 pub async fn load_clients(data_dir: &Path, count: u64) -> Result<(), CommandError> {
     let fail = |e: String| CommandError::Failed(e);
     let store = SqliteStore::open(&data_dir.join("portcullis.db"))
@@ -63,5 +66,8 @@ pub async fn load_clients(data_dir: &Path, count: u64) -> Result<(), CommandErro
         "\nloaded {count} clients in {:.1} s",
         started.elapsed().as_secs_f64()
     );
+    let summary =
+        serde_json::json!({"prefix": "bulk-", "count": count, "client_secret": secret.expose()});
+    println!("{summary}");
     Ok(())
 }

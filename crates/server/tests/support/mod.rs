@@ -158,6 +158,9 @@ impl Node {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Answer {
+        if body.len() > 64 * 1024 {
+            return self.request_expecting_continue(method, path, content_type, headers, body);
+        }
         let agent = ureq::AgentBuilder::new()
             .timeout(Duration::from_secs(30))
             .build();
@@ -183,6 +186,62 @@ impl Node {
             })
             .collect();
         let text = resp.into_string().unwrap_or_default();
+        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Answer {
+            status,
+            headers,
+            text,
+            json,
+        }
+    }
+
+    /// Sends a large body the way curl does: with `Expect: 100-continue`, so a server that
+    /// refuses the declared length answers before the body is sent. (Writing the whole body
+    /// first races with the server closing the connection after its early 413.)
+    fn request_expecting_continue(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Answer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (body_file, header_file) = (dir.path().join("body"), dir.path().join("headers"));
+        std::fs::write(&body_file, body).expect("write body");
+        let mut cmd = Command::new("curl");
+        cmd.args(["-s", "-X", method, "-H", "Expect: 100-continue", "-D"])
+            .arg(&header_file);
+        if let Some(ct) = content_type {
+            cmd.args(["-H", &format!("Content-Type: {ct}")]);
+        }
+        for (k, v) in headers {
+            cmd.args(["-H", &format!("{k}: {v}")]);
+        }
+        let out = cmd
+            .arg("--data-binary")
+            .arg(format!("@{}", body_file.display()))
+            .arg(format!("{}{path}", self.base))
+            .output()
+            .expect("curl");
+        let raw_headers = std::fs::read_to_string(&header_file).unwrap_or_default();
+        // The last header block is the final response (after any 100 Continue).
+        let block = raw_headers
+            .trim_end()
+            .rsplit("\r\n\r\n")
+            .next()
+            .unwrap_or("");
+        let mut lines = block.lines();
+        let status = lines
+            .next()
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+            .collect();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let json = serde_json::from_str(&text).unwrap_or(Value::Null);
         Answer {
             status,
