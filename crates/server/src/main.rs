@@ -11,6 +11,12 @@ mod serve;
 
 use std::process::ExitCode;
 
+/// mimalloc instead of glibc malloc: the token path allocates small short-lived buffers on
+/// every request, and glibc's malloc/free/consolidate took ~7.5 % of CPU under load
+/// (docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::Parser;
 use cli::{BenchCommand, Cli, Command};
 use commands::CommandError;
