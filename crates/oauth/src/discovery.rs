@@ -79,8 +79,8 @@ impl Discovery {
     }
 }
 
-/// A metadata response: public and cacheable for five minutes (it only changes on restart).
-fn document(bytes: Bytes) -> Response {
+/// A public metadata response (discovery, JWKS): cacheable for five minutes.
+pub(crate) fn public_json(bytes: Bytes) -> Response {
     let mut response = Response::new(Body::from(bytes));
     let headers = response.headers_mut();
     headers.insert(
@@ -96,12 +96,12 @@ fn document(bytes: Bytes) -> Response {
 
 /// `GET /.well-known/oauth-authorization-server` (RFC 8414 §3).
 pub async fn oauth_metadata(State(server): State<Arc<AuthServer>>) -> Response {
-    document(server.discovery.oauth.clone())
+    public_json(server.discovery.oauth.clone())
 }
 
 /// `GET /.well-known/openid-configuration` (OpenID Connect Discovery 1.0 §4).
 pub async fn openid_configuration(State(server): State<Arc<AuthServer>>) -> Response {
-    document(server.discovery.openid.clone())
+    public_json(server.discovery.openid.clone())
 }
 
 #[cfg(test)]

@@ -4,11 +4,11 @@
 
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{header, HeaderValue};
 use axum::response::Response;
 
+use crate::discovery::public_json;
 use crate::AuthServer;
 
 /// The key ring's encoded set, shared with the response body without a copy.
@@ -23,16 +23,5 @@ impl AsRef<[u8]> for SharedJson {
 /// `GET /jwks.json`. Resource servers cache it for five minutes; a new key is published
 /// longer than that before it signs, so no verifier meets an unknown `kid`.
 pub async fn jwks(State(server): State<Arc<AuthServer>>) -> Response {
-    let body = Bytes::from_owner(SharedJson(server.keys.jwks_json()));
-    let mut response = Response::new(Body::from(body));
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=300"),
-    );
-    response
+    public_json(Bytes::from_owner(SharedJson(server.keys.jwks_json())))
 }
