@@ -17,10 +17,15 @@ pub fn run(cmd: AuditCommand) -> Result<(), CommandError> {
             if api.json {
                 print_json(&page);
             } else {
-                let rows = page["records"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+                let mut rows = page["records"].as_array().cloned().unwrap_or_default();
+                for r in &mut rows {
+                    if let Some(at) = r["at"].as_i64() {
+                        r["at"] = super::output::rfc3339(at).into();
+                    }
+                }
                 print_table(
                     &["seq", "at", "actor", "action", "subject", "outcome"],
-                    rows,
+                    &rows,
                 );
             }
         }
