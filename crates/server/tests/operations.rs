@@ -155,3 +155,33 @@ fn bad_configuration_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("keys.algorithm"));
 }
+
+#[test]
+fn config_file_configures_the_node_and_environment_overrides_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("portcullis.toml");
+    std::fs::write(
+        &config,
+        "[keys]\nalgorithm = \"EdDSA\"\n[rate_limit]\nper_client = 2\n[log]\nformat = \"json\"\n",
+    )
+    .unwrap();
+    let node = Node::start_with_args(
+        &tmp.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+        &[("PORTCULLIS_RATE_LIMIT__PER_CLIENT", "1")],
+    );
+    let (id, secret) = node.create_client(&[]);
+    let first = node.token(&id, &secret, "");
+    assert_eq!(first.status, 200, "{}", first.text);
+    let header = support::jwt_header(first.json["access_token"].as_str().unwrap());
+    assert_eq!(header["alg"], "EdDSA", "the file chose the algorithm");
+    assert_eq!(
+        node.token(&id, &secret, "").status,
+        429,
+        "the environment (1/s) overrode the file (2/s)"
+    );
+    assert!(
+        node.log().lines().any(|l| l.starts_with('{')),
+        "the file chose JSON logs"
+    );
+}

@@ -59,6 +59,11 @@ impl Node {
 
     /// Starts a node on `data_dir` (which may hold state from an earlier node).
     pub fn start_in(data_dir: &Path, env: &[(&str, &str)]) -> Node {
+        Self::start_with_args(data_dir, &[], env)
+    }
+
+    /// Starts a node on `data_dir` with extra `serve` arguments (e.g. `--config FILE`).
+    pub fn start_with_args(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Node {
         std::fs::create_dir_all(data_dir.parent().unwrap_or(data_dir)).ok();
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -68,6 +73,7 @@ impl Node {
         let mut cmd = Command::new(BIN);
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
