@@ -15,8 +15,10 @@ use std::sync::Arc;
 
 use crate::{AuthServer, OAuthSettings};
 
-/// RFC 7518 §3.2: the HMAC algorithms `client_secret_jwt` assertions may use.
-pub const HMAC_ASSERTION_ALGORITHMS: [&str; 3] = ["HS256", "HS384", "HS512"];
+/// The HMAC algorithm `client_secret_jwt` assertions can use. RFC 7518 §3.2 requires a key at
+/// least as long as the hash: generated secrets are 43 bytes (base64url of 256 bits), enough
+/// for HS256 only, so HS384 and HS512 are not advertised (and are refused).
+pub const HMAC_ASSERTION_ALGORITHMS: [&str; 1] = ["HS256"];
 
 /// The two encoded documents.
 #[derive(Debug, Clone)]
@@ -145,7 +147,7 @@ mod tests {
         );
         assert_eq!(
             v["token_endpoint_auth_signing_alg_values_supported"],
-            json!(["ES256", "EdDSA", "HS256", "HS384", "HS512"])
+            json!(["ES256", "EdDSA", "HS256"])
         );
         assert!(v.get("subject_types_supported").is_none());
     }
