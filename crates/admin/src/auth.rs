@@ -55,11 +55,14 @@ pub async fn require_admin(
     next: Next,
 ) -> Result<Response, AdminError> {
     let token = bearer_token(request.headers()).ok_or(AdminError::MissingToken)?;
-    let claims = server.validate_access_token(token).map_err(|rejection| {
-        // The reason helps the operator reading the log; the token itself is never logged.
-        tracing::debug!(reason = %rejection, "admin token rejected");
-        AdminError::InvalidToken
-    })?;
+    let claims = server
+        .check_active_token(token)
+        .await
+        .map_err(|rejection| {
+            // The reason helps the operator reading the log; the token itself is never logged.
+            tracing::debug!(reason = %rejection, "admin token rejected");
+            AdminError::InvalidToken
+        })?;
     if !claims.has_scope(ADMIN_SCOPE) {
         return Err(AdminError::InsufficientScope(ADMIN_SCOPE));
     }

@@ -244,12 +244,31 @@ fn clients_are_managed_through_the_cli() {
     assert_eq!(shown["scopes"], serde_json::json!(["read"]));
     assert!(shown.get("client_secret").is_none() && !shown.to_string().contains(&secret));
 
+    let (peer, peer_secret) = node.create_client(&["--id", "resource-server"]);
+    let introspect = |token: &str| {
+        let a = node.post_form(
+            "/oauth2/introspect",
+            &format!("token={token}"),
+            Some((&peer, &peer_secret)),
+        );
+        a.json["active"].clone()
+    };
+    let issued = node.token(&id, &secret, "").json["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(introspect(&issued), true);
     node.cli_json(&["client", "update", "sensor-1", "--disable"]);
     let t = node.token(&id, &secret, "");
     assert_eq!(
         (t.status, t.error()),
         (401, "invalid_client"),
         "disabled client is refused at once"
+    );
+    assert_eq!(
+        introspect(&issued),
+        false,
+        "a disabled client's tokens are inactive at once"
     );
     node.cli_json(&[
         "client", "update", "sensor-1", "--enable", "--scope", "read", "--scope", "write",
@@ -278,7 +297,17 @@ fn clients_are_managed_through_the_cli() {
     );
     assert_eq!(node.token(&id, &newest, "").status, 200);
 
+    let before_delete = node.token(&id, &newest, "").json["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(introspect(&before_delete), true);
     node.cli_json(&["client", "delete", "sensor-1"]);
+    assert_eq!(
+        introspect(&before_delete),
+        false,
+        "a deleted client's tokens are inactive at once"
+    );
     assert_eq!(
         node.token(&id, &newest, "").status,
         401,

@@ -173,6 +173,15 @@ pub mod backends {
         let master = Arc::new(MasterKey::generate().unwrap());
         let (signer, _pkcs8) = SoftwareSigner::generate(Algorithm::ES256).unwrap();
         let keys = Arc::new(KeyRing::new(Arc::new(signer), Vec::new()));
+        // The clients the tests mint bearer tokens for exist, as on a real server: a token
+        // of a deleted or disabled client is inactive (AuthServer::check_active_token).
+        store
+            .insert_clients(&[
+                portcullis_store::conformance::sample_client("admin-cli"),
+                portcullis_store::conformance::sample_client("reader"),
+            ])
+            .await
+            .unwrap();
         let audit = AuditLog::start(store.clone());
         let settings = OAuthSettings {
             issuer: ISSUER.into(),
