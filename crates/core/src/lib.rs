@@ -10,6 +10,7 @@ pub mod client;
 pub mod error;
 pub mod form;
 pub mod ids;
+pub mod rotation;
 pub mod scope;
 pub mod secret;
 pub mod token;
