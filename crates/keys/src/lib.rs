@@ -2,16 +2,19 @@
 //!
 //! Backends sit beside the trait, each testable alone (the rustls `crypto/` layout):
 //! `software/` keeps private keys sealed under a master key (AES-256-GCM envelope
-//! encryption); a PKCS#11 backend follows with the key-custody issue. The JOSE layer
+//! encryption); `pkcs11/` keeps them inside a hardware token that makes every signature.
+//! `conformance` is the one suite every backend passes. The JOSE layer
 //! (`jws`, `jwk`, `verify`) is small and ours so that the verifying side always takes the
 //! algorithm from the key, never from the token: `alg: none` and HMAC-keyed-with-a-public-key
 //! cannot be expressed.
 
 pub mod algorithm;
+pub mod conformance;
 pub mod error;
 pub mod jwk;
 pub mod jws;
 pub mod keyring;
+pub mod pkcs11;
 pub mod random;
 pub mod software;
 pub mod verify;
