@@ -8,14 +8,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use portcullis_core::client::{AuthMethod, Client, DEFAULT_TOKEN_TTL_SECS};
-use portcullis_core::{ClientId, Kid, ScopeSet, Secret, SecretHash, UnixTime};
-use portcullis_keys::software::{self, MasterKey, SoftwareSigner};
+use portcullis_core::{ClientId, ScopeSet, Secret, SecretHash, UnixTime};
+use portcullis_keys::software::MasterKey;
 use portcullis_keys::{random::random_array, Algorithm, Jwk, KeyRing, Signer};
 use portcullis_store::sqlite::SqliteStore;
 use portcullis_store::{Store, StoredKey};
 use zeroize::Zeroizing;
 
 use crate::config::Config;
+use crate::key_custody::KeyCustody;
 
 use portcullis_admin::ADMIN_SCOPE;
 /// The client id of the bootstrap admin client.
@@ -92,7 +93,8 @@ pub async fn prepare(config: &Config, issuer: &str) -> Result<Node, BootstrapErr
     let algorithm = config.signing_algorithm().map_err(|e| {
         BootstrapError::SigningKey(portcullis_keys::KeyError::Malformed(e.to_string()))
     })?;
-    let keys = Arc::new(load_signing_keys(store.as_ref(), &master, algorithm).await?);
+    let custody = KeyCustody::open(config, master.clone()).map_err(BootstrapError::SigningKey)?;
+    let keys = Arc::new(load_signing_keys(store.as_ref(), &custody, algorithm).await?);
 
     let admin_credential_written =
         ensure_bootstrap_admin(store.as_ref(), &pepper, config, issuer).await?;
@@ -123,24 +125,19 @@ fn create_private_file(path: &Path) -> Result<(), BootstrapError> {
     }
 }
 
-/// The AAD that binds a sealed private key to its key id, so sealed blobs cannot be swapped.
-fn key_aad(kid: &Kid) -> Vec<u8> {
-    format!("portcullis-signing-key:{kid}").into_bytes()
-}
-
-/// Loads the active signing key, creating one of `algorithm` if there is none or if the
-/// configured algorithm changed (the previous key then stays published as `retired`, so
-/// tokens it signed keep verifying until they expire).
+/// Loads the active signing key, creating one of `algorithm` in `custody` if there is none,
+/// or if the configured algorithm or backend changed (the previous key then stays published
+/// as `retired`, so tokens it signed keep verifying until they expire).
 async fn load_signing_keys(
     store: &dyn Store,
-    master: &MasterKey,
+    custody: &KeyCustody,
     algorithm: Algorithm,
 ) -> Result<KeyRing, BootstrapError> {
     let now = unix_now();
     let mut stored = store.list_signing_keys().await?;
-    let active_matches = stored
-        .iter()
-        .any(|k| k.state == "active" && k.alg == algorithm.as_str());
+    let active_matches = stored.iter().any(|k| {
+        k.state == "active" && k.alg == algorithm.as_str() && k.backend == custody.backend_name()
+    });
     if !active_matches {
         for old in stored.iter_mut().filter(|k| k.state == "active") {
             store
@@ -149,16 +146,15 @@ async fn load_signing_keys(
             old.state = "retired".into();
             old.state_changed_at = now;
         }
-        let (signer, pkcs8) =
-            SoftwareSigner::generate(algorithm).map_err(BootstrapError::SigningKey)?;
+        let (signer, sealed) = custody
+            .generate(algorithm)
+            .map_err(BootstrapError::SigningKey)?;
         let kid = signer.kid().clone();
-        let sealed =
-            software::seal(master, &pkcs8, &key_aad(&kid)).map_err(BootstrapError::SigningKey)?;
         let public = serde_json::to_string(&signer.public_jwk()).unwrap_or_default();
         let key = StoredKey {
             kid: kid.clone(),
             alg: algorithm.as_str().into(),
-            backend: "software".into(),
+            backend: custody.backend_name().into(),
             sealed_private: sealed,
             public_jwk: public,
             state: "active".into(),
@@ -166,7 +162,7 @@ async fn load_signing_keys(
             state_changed_at: now,
         };
         store.insert_signing_key(&key).await?;
-        tracing::info!(%kid, alg = algorithm.as_str(), "created a new access-token signing key");
+        tracing::info!(%kid, alg = algorithm.as_str(), backend = custody.backend_name(), "created a new access-token signing key");
         stored.push(key);
     }
     let mut active: Option<Arc<dyn Signer>> = None;
@@ -185,12 +181,7 @@ async fn load_signing_keys(
             }
         }
         if key.state == "active" {
-            let alg = Algorithm::parse(&key.alg).map_err(BootstrapError::SigningKey)?;
-            let pkcs8 = software::open(master, &key.sealed_private, &key_aad(&key.kid))
-                .map_err(BootstrapError::SigningKey)?;
-            let signer = SoftwareSigner::from_pkcs8(alg, key.kid.clone(), &pkcs8)
-                .map_err(BootstrapError::SigningKey)?;
-            active = Some(Arc::new(signer));
+            active = Some(custody.load(key).map_err(BootstrapError::SigningKey)?);
         }
     }
     let active = active.ok_or_else(|| {

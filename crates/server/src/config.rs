@@ -75,6 +75,15 @@ pub struct KeysSection {
     pub master_key_file: Option<PathBuf>,
     /// Algorithms accepted in `private_key_jwt` client assertions.
     pub assertion_algorithms: Vec<String>,
+    /// Where signing keys live: `software` (default; sealed in the store under the master
+    /// key) or `pkcs11` (generated and used inside a PKCS#11 token; needs the three below).
+    pub backend: String,
+    /// PKCS#11 module, e.g. `/usr/lib/softhsm/libsofthsm2.so`.
+    pub pkcs11_module: Option<PathBuf>,
+    /// Label of the token holding the keys.
+    pub pkcs11_token_label: Option<String>,
+    /// File holding the token's user PIN (a secret mount; never the PIN itself in config).
+    pub pkcs11_pin_file: Option<PathBuf>,
 }
 
 impl Default for KeysSection {
@@ -86,6 +95,10 @@ impl Default for KeysSection {
                 .iter()
                 .map(|a| a.as_str().to_owned())
                 .collect(),
+            backend: "software".into(),
+            pkcs11_module: None,
+            pkcs11_token_label: None,
+            pkcs11_pin_file: None,
         }
     }
 }
@@ -171,6 +184,24 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         self.signing_algorithm()?;
         self.assertion_algorithms()?;
+        match self.keys.backend.as_str() {
+            "software" => {}
+            "pkcs11" => {
+                if self.keys.pkcs11_module.is_none()
+                    || self.keys.pkcs11_token_label.is_none()
+                    || self.keys.pkcs11_pin_file.is_none()
+                {
+                    return Err(ConfigError::Invalid(
+                        "keys.backend = \"pkcs11\" needs keys.pkcs11_module, keys.pkcs11_token_label and keys.pkcs11_pin_file".into(),
+                    ));
+                }
+            }
+            other => {
+                return Err(ConfigError::Invalid(format!(
+                    "keys.backend must be \"software\" or \"pkcs11\", not {other:?}"
+                )))
+            }
+        }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(ConfigError::Invalid(
                 "log.format must be \"text\" or \"json\"".into(),
@@ -312,6 +343,8 @@ mod tests {
             ("PORTCULLIS_SERVER__LISTEN", "nowhere"),
             ("PORTCULLIS_SERVER__NOPE", "1"),
             ("PORTCULLIS_LOG__FORMAT", "xml"),
+            ("PORTCULLIS_KEYS__BACKEND", "tpm"),
+            ("PORTCULLIS_KEYS__BACKEND", "pkcs11"),
             ("PORTCULLIS_STORE__URL", "mysql://x"),
             ("PORTCULLIS_SERVER__ISSUER", "https://as/"),
         ] {

@@ -7,6 +7,7 @@ mod commands;
 mod config;
 mod health;
 mod http_metrics;
+mod key_custody;
 mod serve;
 
 use std::process::ExitCode;

@@ -1,0 +1,167 @@
+//! The full token flow with the signing key inside a PKCS#11 token (SoftHSM2): issue, verify
+//! against JWKS, introspect, restart and find the same key again. The test makes its own
+//! token in a temporary directory (`SOFTHSM2_CONF`), never the machine's.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use portcullis_keys::verify::{self, VerifyingKey};
+use portcullis_keys::{Algorithm, JwkSet};
+use support::{jwt_header, Node};
+
+const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+
+/// A fresh SoftHSM2 token labelled `portcullis`; returns (conf file, pin file), or None to skip.
+fn softhsm_token(dir: &Path) -> Option<(PathBuf, PathBuf)> {
+    if !Path::new(MODULE).exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "SoftHSM2 is missing in CI: scripts/test.sh installs softhsm2"
+        );
+        eprintln!("skipping: SoftHSM2 is not installed (apt-get install softhsm2, or run scripts/test.sh)");
+        return None;
+    }
+    let tokens = dir.join("tokens");
+    std::fs::create_dir_all(&tokens).unwrap();
+    let conf = dir.join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            tokens.display()
+        ),
+    )
+    .unwrap();
+    let status = Command::new("softhsm2-util")
+        .args([
+            "--init-token",
+            "--free",
+            "--label",
+            "portcullis",
+            "--pin",
+            "4321",
+            "--so-pin",
+            "8765",
+        ])
+        .env("SOFTHSM2_CONF", &conf)
+        .output()
+        .expect("softhsm2-util");
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let pin = dir.join("hsm.pin");
+    std::fs::write(&pin, "4321\n").unwrap();
+    Some((conf, pin))
+}
+
+fn hsm_env<'a>(conf: &'a str, pin: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("SOFTHSM2_CONF", conf),
+        ("PORTCULLIS_KEYS__BACKEND", "pkcs11"),
+        ("PORTCULLIS_KEYS__PKCS11_MODULE", MODULE),
+        ("PORTCULLIS_KEYS__PKCS11_TOKEN_LABEL", "portcullis"),
+        ("PORTCULLIS_KEYS__PKCS11_PIN_FILE", pin),
+        // A fixed issuer, as a deployment configures it: the restarted node listens on
+        // another random port, and tokens from before must still name this issuer.
+        ("PORTCULLIS_SERVER__ISSUER", "https://auth.test.example"),
+    ]
+}
+
+#[test]
+fn token_flow_with_the_signing_key_in_softhsm() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some((conf, pin)) = softhsm_token(tmp.path()) else {
+        return;
+    };
+    let (conf, pin) = (
+        conf.to_str().unwrap().to_owned(),
+        pin.to_str().unwrap().to_owned(),
+    );
+    let dir = tmp.path().join("data");
+    let node = Node::start_in(&dir, &hsm_env(&conf, &pin));
+    assert!(
+        node.log().contains("backend=pkcs11") || node.log().contains("pkcs11"),
+        "{}",
+        node.log()
+    );
+    let (id, secret) = node.create_client(&["--scope", "read"]);
+    let t = node.token(&id, &secret, "");
+    assert_eq!(t.status, 200, "{}", t.text);
+    let token = t.json["access_token"].as_str().unwrap().to_owned();
+    let kid = jwt_header(&token)["kid"].as_str().unwrap().to_owned();
+
+    // Verify as a resource server would: the key from JWKS, the algorithm from the key.
+    let jwks = JwkSet::parse(&node.get("/jwks.json").text).unwrap();
+    let jwk = jwks
+        .keys
+        .iter()
+        .find(|k| k.kid.as_deref() == Some(kid.as_str()))
+        .expect("kid in JWKS");
+    let key = VerifyingKey::from_jwk(jwk, &[Algorithm::ES256]).unwrap();
+    verify::decode(&token)
+        .unwrap()
+        .verify(&key)
+        .expect("signature made in the HSM verifies");
+
+    let i = node.post_form(
+        "/oauth2/introspect",
+        &format!("token={token}"),
+        Some((&id, &secret)),
+    );
+    assert_eq!(i.json["active"], true, "{}", i.text);
+
+    // The database keeps no private key material for a token key.
+    let blob = Command::new("python3")
+        .args(["-c", "import sqlite3,sys; r=sqlite3.connect(sys.argv[1]).execute(\"select backend, length(sealed_private) from signing_keys where kid=?\", (sys.argv[2],)).fetchone(); print(r[0], r[1])"])
+        .arg(dir.join("portcullis.db"))
+        .arg(&kid)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&blob.stdout).trim(), "pkcs11 0");
+
+    assert!(node.stop().success());
+    let node = Node::start_in(&dir, &hsm_env(&conf, &pin));
+    let again = node.token(&id, &secret, "");
+    assert_eq!(again.status, 200, "{}", again.text);
+    assert_eq!(
+        jwt_header(again.json["access_token"].as_str().unwrap())["kid"],
+        kid.as_str(),
+        "the same HSM key after restart"
+    );
+    let i = node.post_form(
+        "/oauth2/introspect",
+        &format!("token={token}"),
+        Some((&id, &secret)),
+    );
+    assert_eq!(
+        i.json["active"], true,
+        "tokens from before the restart stay valid"
+    );
+}
+
+#[test]
+fn wrong_hsm_pin_stops_the_node_with_a_clear_error_and_no_pin() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some((conf, _)) = softhsm_token(tmp.path()) else {
+        return;
+    };
+    let wrong = tmp.path().join("wrong.pin");
+    std::fs::write(&wrong, "99999999").unwrap();
+    let out = Command::new(support::BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(tmp.path().join("data"))
+        .envs(hsm_env(conf.to_str().unwrap(), wrong.to_str().unwrap()))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("signing key"), "{stderr}");
+    assert!(
+        !stderr.contains("99999999"),
+        "the PIN must not be printed: {stderr}"
+    );
+}
