@@ -1,0 +1,208 @@
+//! The `clients` table: one row per registered client, list-valued fields as JSON text.
+
+use portcullis_core::client::{AuthMethod, Client};
+use portcullis_core::{ClientId, ScopeSet, SecretHash};
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::query::Query;
+use sqlx::{PgPool, Postgres, Row};
+
+use super::copy_text::CopyRow;
+use crate::StoreError;
+
+const COLUMNS: &str = "client_id, name, auth_method, scopes, audiences, token_ttl_secs, enabled, \
+                       secret_hashes, sealed_secret, jwks, jwks_uri, created_at, updated_at";
+
+/// Rows encoded per COPY message: a few megabytes, so a million-row load streams instead of
+/// building one huge buffer.
+const ROWS_PER_CHUNK: usize = 10_000;
+
+/// The JSON text of a client's list-valued columns.
+struct JsonColumns {
+    scopes: String,
+    audiences: String,
+    secret_hashes: String,
+}
+
+impl JsonColumns {
+    fn of(client: &Client) -> Result<Self, StoreError> {
+        let failed = |column| StoreError::corrupt_field(column, client.client_id.as_str());
+        Ok(Self {
+            scopes: serde_json::to_string(&client.scopes).map_err(|_| failed("clients.scopes"))?,
+            audiences: serde_json::to_string(&client.audiences)
+                .map_err(|_| failed("clients.audiences"))?,
+            secret_hashes: serde_json::to_string(&client.secret_hashes)
+                .map_err(|_| failed("clients.secret_hashes"))?,
+        })
+    }
+}
+
+/// Binds every column of `c` as `$1..$13` in `COLUMNS` order (`client_id` first).
+fn bind_client<'q>(
+    query: Query<'q, Postgres, PgArguments>,
+    c: &'q Client,
+    json: JsonColumns,
+) -> Query<'q, Postgres, PgArguments> {
+    query
+        .bind(c.client_id.as_str())
+        .bind(c.name.as_str())
+        .bind(c.auth_method.as_str())
+        .bind(json.scopes)
+        .bind(json.audiences)
+        .bind(i64::from(c.token_ttl_secs))
+        .bind(c.enabled)
+        .bind(json.secret_hashes)
+        .bind(c.sealed_secret.as_deref())
+        .bind(c.jwks.as_deref())
+        .bind(c.jwks_uri.as_deref())
+        .bind(c.created_at)
+        .bind(c.updated_at)
+}
+
+pub(super) async fn insert_one(pool: &PgPool, client: &Client) -> Result<(), StoreError> {
+    let json = JsonColumns::of(client)?;
+    let sql = format!(
+        "INSERT INTO clients ({COLUMNS}) VALUES \
+         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+    );
+    bind_client(sqlx::query(&sql), client, json)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// All or nothing: one transaction, so a conflicting id leaves the table as it was. The rows
+/// go in through one `COPY ... FROM STDIN`, sent in chunks as they are encoded: measured on
+/// 1 000 000 clients, 4.4-4.8 s against 6.4-7.5 s for `INSERT ... SELECT FROM UNNEST` with
+/// arrays of 10 000 rows (`tests/postgres_throughput.rs`).
+pub(super) async fn insert_many(pool: &PgPool, clients: &[Client]) -> Result<(), StoreError> {
+    if clients.is_empty() {
+        return Ok(());
+    }
+    let mut tx = pool.begin().await?;
+    let mut copy = tx
+        .copy_in_raw(&format!("COPY clients ({COLUMNS}) FROM STDIN"))
+        .await?;
+    let mut buf = String::new();
+    for chunk in clients.chunks(ROWS_PER_CHUNK) {
+        buf.clear();
+        for c in chunk {
+            // An encoding failure drops `copy` unfinished, which aborts the COPY; the
+            // transaction then rolls back, so nothing is left behind.
+            let json = JsonColumns::of(c)?;
+            CopyRow::start(&mut buf)
+                .text(c.client_id.as_str())
+                .text(&c.name)
+                .text(c.auth_method.as_str())
+                .text(&json.scopes)
+                .text(&json.audiences)
+                .int(i64::from(c.token_ttl_secs))
+                .boolean(c.enabled)
+                .text(&json.secret_hashes)
+                .opt_bytes(c.sealed_secret.as_deref())
+                .opt_text(c.jwks.as_deref())
+                .opt_text(c.jwks_uri.as_deref())
+                .int(c.created_at)
+                .int(c.updated_at)
+                .end();
+        }
+        copy.send(buf.as_bytes()).await?;
+    }
+    copy.finish().await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn get(pool: &PgPool, id: &ClientId) -> Result<Option<Client>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM clients WHERE client_id = $1");
+    let row = sqlx::query(&sql)
+        .bind(id.as_str())
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(client_from_row).transpose()
+}
+
+/// Keyset pagination: `client_id` is `COLLATE "C"`, so ids compare bytewise — the order of
+/// SQLite's BINARY collation and of Rust's `String` — and `after` from one page starts the next
+/// exactly.
+pub(super) async fn list(
+    pool: &PgPool,
+    after: Option<&ClientId>,
+    limit: u32,
+) -> Result<Vec<Client>, StoreError> {
+    let sql =
+        format!("SELECT {COLUMNS} FROM clients WHERE client_id > $1 ORDER BY client_id LIMIT $2");
+    // Ids are never empty, so "" sorts before every one of them.
+    let after = after.map_or("", ClientId::as_str);
+    let rows = sqlx::query(&sql)
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(client_from_row).collect()
+}
+
+/// Replaces the row and announces `client:<id>` in the same statement, so the notification is
+/// sent exactly when the update commits.
+pub(super) async fn update(pool: &PgPool, client: &Client) -> Result<(), StoreError> {
+    let json = JsonColumns::of(client)?;
+    let sql = format!(
+        "WITH updated AS (UPDATE clients SET ({COLUMNS}) = \
+         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+         WHERE client_id = $1 RETURNING client_id) \
+         SELECT portcullis_notify_change('client', client_id) FROM updated"
+    );
+    let announced = bind_client(sqlx::query(&sql), client, json)
+        .fetch_optional(pool)
+        .await?;
+    announced.map(drop).ok_or(StoreError::NotFound)
+}
+
+/// Deletes the row and announces `client:<id>` if there was one.
+pub(super) async fn delete(pool: &PgPool, id: &ClientId) -> Result<bool, StoreError> {
+    let announced: Option<String> = sqlx::query_scalar(
+        "WITH deleted AS (DELETE FROM clients WHERE client_id = $1 RETURNING client_id) \
+         SELECT portcullis_notify_change('client', client_id) FROM deleted",
+    )
+    .bind(id.as_str())
+    .fetch_optional(pool)
+    .await?;
+    Ok(announced.is_some())
+}
+
+/// Decodes a row, checking every domain rule again: the database may have been edited by hand.
+fn client_from_row(row: &PgRow) -> Result<Client, StoreError> {
+    let id: String = row.try_get("client_id")?;
+    let client_id = ClientId::parse(id.as_str())
+        .map_err(|_| StoreError::corrupt_field("clients.client_id", &id))?;
+    let auth_method: &str = row.try_get("auth_method")?;
+    let auth_method = AuthMethod::parse(auth_method)
+        .map_err(|_| StoreError::corrupt_field("clients.auth_method", &id))?;
+    let ttl: i64 = row.try_get("token_ttl_secs")?;
+    let token_ttl_secs =
+        u32::try_from(ttl).map_err(|_| StoreError::corrupt_field("clients.token_ttl_secs", &id))?;
+    Ok(Client {
+        name: row.try_get("name")?,
+        auth_method,
+        scopes: json_column::<ScopeSet>(row, "scopes", &id)?,
+        audiences: json_column::<Vec<String>>(row, "audiences", &id)?,
+        token_ttl_secs,
+        enabled: row.try_get("enabled")?,
+        secret_hashes: json_column::<Vec<SecretHash>>(row, "secret_hashes", &id)?,
+        sealed_secret: row.try_get("sealed_secret")?,
+        jwks: row.try_get("jwks")?,
+        jwks_uri: row.try_get("jwks_uri")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        client_id,
+    })
+}
+
+fn json_column<T: serde::de::DeserializeOwned>(
+    row: &PgRow,
+    column: &str,
+    id: &str,
+) -> Result<T, StoreError> {
+    let text: &str = row.try_get(column)?;
+    serde_json::from_str(text)
+        .map_err(|e| StoreError::corrupt_json(&format!("clients.{column}"), id, &e))
+}

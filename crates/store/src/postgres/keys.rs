@@ -1,0 +1,72 @@
+//! The `signing_keys` table: the token signing keys and where each is in its rotation.
+
+use portcullis_core::{Kid, UnixTime};
+use sqlx::postgres::PgRow;
+use sqlx::{PgPool, Row};
+
+use crate::{StoreError, StoredKey};
+
+pub(super) async fn insert(pool: &PgPool, key: &StoredKey) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO signing_keys (kid, alg, backend, sealed_private, public_jwk, state, \
+         created_at, state_changed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(key.kid.as_str())
+    .bind(key.alg.as_str())
+    .bind(key.backend.as_str())
+    .bind(key.sealed_private.as_slice())
+    .bind(key.public_jwk.as_str())
+    .bind(key.state.as_str())
+    .bind(key.created_at)
+    .bind(key.state_changed_at)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Moves a key to `state` as of `at` and announces `key:<kid>` in the same statement;
+/// `NotFound` if no key has that id.
+pub(super) async fn update_state(
+    pool: &PgPool,
+    kid: &Kid,
+    state: &str,
+    at: UnixTime,
+) -> Result<(), StoreError> {
+    let announced: Option<String> = sqlx::query_scalar(
+        "WITH updated AS (UPDATE signing_keys SET state = $1, state_changed_at = $2 \
+         WHERE kid = $3 RETURNING kid) \
+         SELECT portcullis_notify_change('key', kid) FROM updated",
+    )
+    .bind(state)
+    .bind(at)
+    .bind(kid.as_str())
+    .fetch_optional(pool)
+    .await?;
+    announced.map(drop).ok_or(StoreError::NotFound)
+}
+
+/// Oldest first, so the JWKS and the rotation logic see keys in the order they were made.
+pub(super) async fn list(pool: &PgPool) -> Result<Vec<StoredKey>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT kid, alg, backend, sealed_private, public_jwk, state, created_at, \
+         state_changed_at FROM signing_keys ORDER BY created_at, kid",
+    )
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(key_from_row).collect()
+}
+
+fn key_from_row(row: &PgRow) -> Result<StoredKey, StoreError> {
+    let kid: String = row.try_get("kid")?;
+    Ok(StoredKey {
+        kid: Kid::parse(kid.as_str())
+            .map_err(|_| StoreError::corrupt_field("signing_keys.kid", &kid))?,
+        alg: row.try_get("alg")?,
+        backend: row.try_get("backend")?,
+        sealed_private: row.try_get("sealed_private")?,
+        public_jwk: row.try_get("public_jwk")?,
+        state: row.try_get("state")?,
+        created_at: row.try_get("created_at")?,
+        state_changed_at: row.try_get("state_changed_at")?,
+    })
+}

@@ -1,0 +1,284 @@
+//! The networked backend: many stateless Portcullis nodes sharing one PostgreSQL database
+//! (issue #5). It keeps the SQLite backend's semantics exactly — the same conformance suite
+//! runs against both — and adds what several nodes need:
+//!
+//! - **One audit chain across nodes**: appenders serialize on a transaction-scoped advisory
+//!   lock keyed by the `audit_log` table (`audit.rs`), so no two nodes link to the same tail.
+//! - **One clock**: assertion-jti expiry is judged by the database's `now()`, not the node's.
+//! - **Change announcements**: `update_client`, `delete_client`, `revoke_token` and
+//!   `update_signing_key_state` call `pg_notify('portcullis_changes', '<kind>:<id>')` in the
+//!   writing statement (kinds `client`, `revocation`, `key`; an id too long for a NOTIFY
+//!   payload is sent as `<kind>:*`, meaning "flush every entry of that kind"). PostgreSQL
+//!   delivers it only if the write commits. Nothing listens yet: the cache-invalidation
+//!   listener comes with the cache-coherence work. The channel is database-wide, so schemas
+//!   sharing a database (test runs) hear each other — harmless for invalidation.
+//!
+//! One file per concern, like `sqlite/`; this one connects, migrates and wires the [`Store`]
+//! methods to them. `test_schema.rs` is the shared test harness (a fresh schema per run).
+
+mod audit;
+mod clients;
+mod copy_text;
+mod keys;
+mod revocations;
+mod settings;
+pub mod test_schema;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use portcullis_core::audit::{AuditEvent, AuditRecord};
+use portcullis_core::client::Client;
+use portcullis_core::{ClientId, Kid, UnixTime};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection};
+
+use crate::{RevokedToken, Store, StoreError, StoredKey};
+
+/// The schema, compiled into the binary so an upgrade needs no files beside it.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Per node. Token requests are served from caches, so the pool mostly carries writes (audit
+/// batches, revocations) and cache misses; ten connections per node keeps a three-node cluster
+/// far below PostgreSQL's default `max_connections` of 100.
+const MAX_CONNECTIONS: u32 = 10;
+
+/// How long to wait for a connection (including establishing a new one) before the operation
+/// fails with `Unavailable`, so a database outage turns into quick errors and a failing
+/// `/readyz` rather than requests that hang.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The PostgreSQL implementation of [`Store`]. Cloning shares the pool.
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://user@host:port/db?...`) and migrates the database's
+    /// default schema (normally `public`) to the current version.
+    pub async fn connect(url: &str) -> Result<PostgresStore, StoreError> {
+        let options = connect_options(url)?;
+        Self::connect_with_options(options).await
+    }
+
+    /// Like [`connect`](Self::connect), but every pooled connection works in `schema`
+    /// (created if missing): its `search_path` is set when the connection starts, so tables,
+    /// trigger functions and the migration history all live there. Test runs each take a
+    /// fresh schema, so parallel runs on one database never see each other's rows.
+    ///
+    /// The name must be a plain lower-case identifier (`[a-z_][a-z0-9_]*`, at most 63 bytes):
+    /// it is spliced into `CREATE SCHEMA`, which cannot take a bound parameter.
+    pub async fn connect_with_schema(url: &str, schema: &str) -> Result<PostgresStore, StoreError> {
+        if !is_plain_identifier(schema) {
+            return Err(StoreError::Unavailable(
+                "schema name must match [a-z_][a-z0-9_]* and be at most 63 bytes".to_owned(),
+            ));
+        }
+        let options = connect_options(url)?;
+        let mut conn = tokio::time::timeout(ACQUIRE_TIMEOUT, options.connect())
+            .await
+            .map_err(|_| StoreError::Unavailable("PostgreSQL connection timed out".to_owned()))??;
+        // Look first, create only if missing: `CREATE SCHEMA IF NOT EXISTS` checks the CREATE
+        // privilege on the database even when the schema exists, and a production role that
+        // was handed a ready schema may not have it.
+        let exists: Option<i32> =
+            sqlx::query_scalar("SELECT 1 FROM pg_namespace WHERE nspname = $1")
+                .bind(schema)
+                .fetch_optional(&mut conn)
+                .await?;
+        if exists.is_none() {
+            let created = sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+                .execute(&mut conn)
+                .await;
+            match created {
+                Ok(_) => {}
+                // Two first connections creating the same schema at once may both pass
+                // `IF NOT EXISTS`; the loser meets the winner's catalog row: the schema is there.
+                Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {}
+                Err(err) => return Err(err.into()),
+            }
+        }
+        let _ = conn.close().await;
+        // A startup parameter rather than a `SET` in `after_connect`: the server applies it
+        // before the first query on every connection the pool ever opens (reconnects
+        // included), at no extra round trip.
+        Self::connect_with_options(options.options([("search_path", schema)])).await
+    }
+
+    async fn connect_with_options(options: PgConnectOptions) -> Result<PostgresStore, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .min_connections(1)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Migration(e.to_string()))?;
+        Ok(PostgresStore { pool })
+    }
+
+    /// Closes every connection; later calls fail with `Unavailable`.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Parses the URL without echoing it on failure: it may carry a password.
+fn connect_options(url: &str) -> Result<PgConnectOptions, StoreError> {
+    PgConnectOptions::from_str(url)
+        .map_err(|_| StoreError::Unavailable("invalid PostgreSQL URL".to_owned()))
+}
+
+fn is_plain_identifier(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    let first_ok = matches!(bytes.next(), Some(b'a'..=b'z' | b'_'));
+    first_ok && name.len() <= 63 && bytes.all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_'))
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn get_setting(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        settings::get(&self.pool, name).await
+    }
+
+    async fn put_setting_if_absent(&self, name: &str, value: &[u8]) -> Result<Vec<u8>, StoreError> {
+        settings::put_if_absent(&self.pool, name, value).await
+    }
+
+    async fn insert_client(&self, client: &Client) -> Result<(), StoreError> {
+        clients::insert_one(&self.pool, client).await
+    }
+
+    async fn insert_clients(&self, clients: &[Client]) -> Result<(), StoreError> {
+        clients::insert_many(&self.pool, clients).await
+    }
+
+    async fn get_client(&self, id: &ClientId) -> Result<Option<Client>, StoreError> {
+        clients::get(&self.pool, id).await
+    }
+
+    async fn list_clients(
+        &self,
+        after: Option<&ClientId>,
+        limit: u32,
+    ) -> Result<Vec<Client>, StoreError> {
+        clients::list(&self.pool, after, limit).await
+    }
+
+    async fn update_client(&self, client: &Client) -> Result<(), StoreError> {
+        clients::update(&self.pool, client).await
+    }
+
+    async fn delete_client(&self, id: &ClientId) -> Result<bool, StoreError> {
+        clients::delete(&self.pool, id).await
+    }
+
+    async fn insert_signing_key(&self, key: &StoredKey) -> Result<(), StoreError> {
+        keys::insert(&self.pool, key).await
+    }
+
+    async fn update_signing_key_state(
+        &self,
+        kid: &Kid,
+        state: &str,
+        at: UnixTime,
+    ) -> Result<(), StoreError> {
+        keys::update_state(&self.pool, kid, state, at).await
+    }
+
+    async fn list_signing_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
+        keys::list(&self.pool).await
+    }
+
+    async fn revoke_token(&self, token: &RevokedToken) -> Result<(), StoreError> {
+        revocations::revoke(&self.pool, token).await
+    }
+
+    async fn is_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+        revocations::is_revoked(&self.pool, jti).await
+    }
+
+    async fn list_revoked_tokens(&self, now: UnixTime) -> Result<Vec<RevokedToken>, StoreError> {
+        revocations::list_unexpired(&self.pool, now).await
+    }
+
+    async fn record_assertion_jti(
+        &self,
+        client_id: &ClientId,
+        jti: &str,
+        expires_at: UnixTime,
+    ) -> Result<bool, StoreError> {
+        revocations::record_assertion_jti(&self.pool, client_id, jti, expires_at).await
+    }
+
+    async fn purge_expired(&self, now: UnixTime) -> Result<u64, StoreError> {
+        revocations::purge_expired(&self.pool, now).await
+    }
+
+    async fn append_audit(&self, events: Vec<AuditEvent>) -> Result<Vec<AuditRecord>, StoreError> {
+        audit::append(&self.pool, events).await
+    }
+
+    async fn list_audit(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditRecord>, StoreError> {
+        audit::list_ascending(&self.pool, after_seq, limit).await
+    }
+
+    async fn list_audit_desc(
+        &self,
+        before_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        audit::list_descending(&self.pool, before_seq, limit).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_identifiers_are_accepted_as_schema_names() {
+        for good in ["t_0a1b", "_x", "public", &"a".repeat(63)] {
+            assert!(is_plain_identifier(good), "{good}");
+        }
+        for bad in [
+            "",
+            "T_upper",
+            "1abc",
+            "a-b",
+            "a;drop schema public",
+            "a\"b",
+            "ü",
+            &"a".repeat(64),
+        ] {
+            assert!(!is_plain_identifier(bad), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_bad_url_is_unavailable_without_echoing_it() {
+        let err = PostgresStore::connect("postgres://u:hunter2@[::1")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_unavailable() {
+        // Port 1 on localhost: connection refused at once, no waiting for a timeout.
+        let err = PostgresStore::connect("postgres://postgres@127.0.0.1:1/none")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    }
+}

@@ -1,0 +1,98 @@
+//! Short-lived "already seen" state: revoked access tokens (RFC 7009) and accepted client
+//! assertion jtis (RFC 7523 §3 item 7). Both are kept only until the token or assertion would
+//! have expired anyway, then purged.
+
+use portcullis_core::{ClientId, UnixTime};
+use sqlx::{PgPool, Row};
+
+use crate::{RevokedToken, StoreError};
+
+/// Idempotent: revoking a token twice keeps the first record. A new revocation is announced as
+/// `revocation:<jti>` in the same statement, so other nodes hear of it when it commits.
+pub(super) async fn revoke(pool: &PgPool, token: &RevokedToken) -> Result<(), StoreError> {
+    let _announced: Option<String> = sqlx::query_scalar(
+        "WITH inserted AS (INSERT INTO revoked_tokens (jti, client_id, expires_at) \
+         VALUES ($1, $2, $3) ON CONFLICT (jti) DO NOTHING RETURNING jti) \
+         SELECT portcullis_notify_change('revocation', jti) FROM inserted",
+    )
+    .bind(token.jti.as_str())
+    .bind(token.client_id.as_str())
+    .bind(token.expires_at)
+    .fetch_optional(pool)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn is_revoked(pool: &PgPool, jti: &str) -> Result<bool, StoreError> {
+    let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM revoked_tokens WHERE jti = $1")
+        .bind(jti)
+        .fetch_optional(pool)
+        .await?;
+    Ok(found.is_some())
+}
+
+/// A token is expired once `now >= exp` (RFC 7519 §4.1.4), so only `expires_at > now` is
+/// still worth remembering.
+pub(super) async fn list_unexpired(
+    pool: &PgPool,
+    now: UnixTime,
+) -> Result<Vec<RevokedToken>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT jti, client_id, expires_at FROM revoked_tokens WHERE expires_at > $1 \
+         ORDER BY jti",
+    )
+    .bind(now)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let jti: String = row.try_get("jti")?;
+            let client_id: String = row.try_get("client_id")?;
+            let client_id = ClientId::parse(client_id)
+                .map_err(|_| StoreError::corrupt_field("revoked_tokens.client_id", &jti))?;
+            Ok(RevokedToken {
+                jti,
+                client_id,
+                expires_at: row.try_get("expires_at")?,
+            })
+        })
+        .collect()
+}
+
+/// One statement, so two requests replaying the same assertion at once — on the same node or
+/// on two — cannot both win: the insert succeeds, or it meets the existing row (waiting for
+/// a concurrent inserter to commit first) and replaces it only if that row has expired (a
+/// leftover the purge has not reached yet). "Expired" is judged by the database's clock, so
+/// nodes with skewed clocks still agree.
+pub(super) async fn record_assertion_jti(
+    pool: &PgPool,
+    client_id: &ClientId,
+    jti: &str,
+    expires_at: UnixTime,
+) -> Result<bool, StoreError> {
+    let result = sqlx::query(
+        "INSERT INTO assertion_jtis (client_id, jti, expires_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (client_id, jti) DO UPDATE SET expires_at = excluded.expires_at \
+         WHERE assertion_jtis.expires_at <= floor(extract(epoch FROM now()))::bigint",
+    )
+    .bind(client_id.as_str())
+    .bind(jti)
+    .bind(expires_at)
+    .execute(pool)
+    .await?;
+    Ok(result.rows_affected() > 0)
+}
+
+pub(super) async fn purge_expired(pool: &PgPool, now: UnixTime) -> Result<u64, StoreError> {
+    let mut tx = pool.begin().await?;
+    let tokens = sqlx::query("DELETE FROM revoked_tokens WHERE expires_at <= $1")
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    let jtis = sqlx::query("DELETE FROM assertion_jtis WHERE expires_at <= $1")
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(tokens.rows_affected() + jtis.rows_affected())
+}

@@ -1,0 +1,30 @@
+//! The `settings` table: named values written once (the secret pepper, the bootstrap marker).
+
+use sqlx::PgPool;
+
+use crate::StoreError;
+
+pub(super) async fn get(pool: &PgPool, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    let value = sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
+        .bind(name)
+        .fetch_optional(pool)
+        .await?;
+    Ok(value)
+}
+
+/// First writer wins, across nodes: the insert is skipped if the name exists (a concurrent
+/// insert of the same name waits for the other transaction, then skips), and whatever is
+/// stored is returned, so two nodes starting at once end up with the same pepper. Settings are
+/// never deleted, so the read after the insert always finds a row.
+pub(super) async fn put_if_absent(
+    pool: &PgPool,
+    name: &str,
+    value: &[u8],
+) -> Result<Vec<u8>, StoreError> {
+    sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+        .bind(name)
+        .bind(value)
+        .execute(pool)
+        .await?;
+    get(pool, name).await?.ok_or(StoreError::NotFound)
+}
