@@ -80,8 +80,13 @@ pub async fn prepare(config: &Config, issuer: &str) -> Result<Node, BootstrapErr
         tracing::info!(path = %config.master_key_file().display(), "generated a new master key (mode 0600); back it up: without it the stored keys are useless");
     }
     let master = Arc::new(master);
-    create_private_file(&config.sqlite_path())?;
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.sqlite_path()).await?);
+    let store: Arc<dyn Store> = match &config.store.url {
+        Some(url) if !url.starts_with("sqlite:") => portcullis_store::open(url).await?,
+        _ => {
+            create_private_file(&config.sqlite_path())?;
+            Arc::new(SqliteStore::open(&config.sqlite_path()).await?)
+        }
+    };
 
     let fresh_pepper = random_array::<32>().map_err(BootstrapError::MasterKey)?;
     let pepper = Zeroizing::new(

@@ -46,7 +46,8 @@ impl Default for ServerSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreSection {
-    /// `sqlite:PATH`. Default `sqlite:<data_dir>/portcullis.db`. (PostgreSQL arrives with its issue.)
+    /// `sqlite:PATH` (default `sqlite:<data_dir>/portcullis.db`) or
+    /// `postgres://user@host:5432/db` for many nodes sharing one database.
     pub url: Option<String>,
     /// Clients kept in memory (about 1 KiB each). Default 100 000; raise it to the number of
     /// clients active within ten minutes so token requests never wait for the database.
@@ -208,9 +209,13 @@ impl Config {
             ));
         }
         if let Some(url) = &self.store.url {
-            if !url.starts_with("sqlite:") {
+            if !["sqlite:", "postgres://", "postgresql://"]
+                .iter()
+                .any(|p| url.starts_with(p))
+            {
+                // The URL itself is not echoed: it may carry a password.
                 return Err(ConfigError::Invalid(
-                    "store.url: only sqlite:PATH is supported in this version (PostgreSQL arrives with its own release)".into(),
+                    "store.url must start with sqlite:, postgres:// or postgresql://".into(),
                 ));
             }
         }

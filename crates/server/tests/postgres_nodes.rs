@@ -1,0 +1,116 @@
+//! Two stateless nodes on one PostgreSQL database: a client registered through one node gets
+//! tokens from the other, both publish the same JWKS, and each introspects the other's tokens.
+//! Each run uses its own fresh database, dropped at the end.
+
+mod support;
+
+use std::process::Command;
+
+use support::Node;
+
+const SERVER: &str = "postgres://postgres@127.0.0.1:5432";
+
+fn psql(sql: &str) -> bool {
+    Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "test",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-qc",
+            sql,
+        ])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// A fresh database, dropped when the guard goes.
+struct Database(String);
+
+impl Database {
+    fn create() -> Option<Database> {
+        let name = format!("portcullis_t_{}", std::process::id());
+        psql(&format!("DROP DATABASE IF EXISTS {name}"));
+        if !psql(&format!("CREATE DATABASE {name}")) {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "PostgreSQL at 127.0.0.1:5432 is required in CI (scripts/test.sh starts it)"
+            );
+            eprintln!("skipping: no PostgreSQL at 127.0.0.1:5432");
+            return None;
+        }
+        Some(Database(name))
+    }
+    fn url(&self) -> String {
+        format!("{SERVER}/{}", self.0)
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        psql(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.0));
+    }
+}
+
+#[test]
+fn two_nodes_share_one_postgres_database() {
+    let Some(db) = Database::create() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let master = tmp.path().join("master.key");
+    let url = db.url();
+    let env = [
+        ("PORTCULLIS_STORE__URL", url.as_str()),
+        ("PORTCULLIS_KEYS__MASTER_KEY_FILE", master.to_str().unwrap()),
+        ("PORTCULLIS_SERVER__ISSUER", "https://auth.cluster.example"),
+    ];
+    let a = Node::start_in(&tmp.path().join("a"), &env);
+    let b = Node::start_in(&tmp.path().join("b"), &env);
+    assert!(
+        !tmp.path().join("b/admin.json").exists(),
+        "bootstrap happens once per database, not per node"
+    );
+
+    let (id, secret) = a.create_client(&["--scope", "read"]);
+    let from_b = b.token(&id, &secret, "");
+    assert_eq!(
+        from_b.status, 200,
+        "a client registered on A gets tokens from B: {}",
+        from_b.text
+    );
+    assert_eq!(
+        a.get("/jwks.json").json,
+        b.get("/jwks.json").json,
+        "every node publishes the same keys"
+    );
+
+    let token_a = a.token(&id, &secret, "").json["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let token_b = from_b.json["access_token"].as_str().unwrap().to_owned();
+    for (node, token) in [(&a, &token_b), (&b, &token_a)] {
+        let i = node.post_form(
+            "/oauth2/introspect",
+            &format!("token={token}"),
+            Some((&id, &secret)),
+        );
+        assert_eq!(i.json["active"], true, "{}", i.text);
+    }
+    assert_eq!(a.get("/readyz").status, 200);
+    // B's admin API, with the credential A's first start wrote: one chain for both nodes.
+    let verify = Command::new(support::BIN)
+        .args(["audit", "verify", "--server", &b.base, "--admin-credential"])
+        .arg(tmp.path().join("a/admin.json"))
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "one audit chain for both nodes: {}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+}
