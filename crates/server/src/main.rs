@@ -2,6 +2,7 @@
 //! Exit codes: 0 ok, 1 failure, 2 usage.
 
 mod bootstrap;
+mod cache_coherence;
 mod cli;
 mod commands;
 mod config;

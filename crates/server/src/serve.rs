@@ -63,6 +63,11 @@ pub async fn run(config: Config) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
 
+    // Other nodes' changes (PostgreSQL NOTIFY) invalidate this node's caches.
+    if let Some(feed) = node.store.change_feed().await.map_err(|e| e.to_string())? {
+        tokio::spawn(crate::cache_coherence::follow_changes(server.clone(), feed));
+    }
+
     let app = router(server.clone(), node.store.clone(), metrics.clone());
     tracing::info!(addr = %local, %issuer, "portcullis listening");
     // Tests and scripts wait for this exact line on stdout.

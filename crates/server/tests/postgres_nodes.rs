@@ -34,7 +34,11 @@ struct Database(String);
 
 impl Database {
     fn create() -> Option<Database> {
-        let name = format!("portcullis_t_{}", std::process::id());
+        Self::create_named("nodes")
+    }
+
+    fn create_named(test: &str) -> Option<Database> {
+        let name = format!("portcullis_t_{test}_{}", std::process::id());
         psql(&format!("DROP DATABASE IF EXISTS {name}"));
         if !psql(&format!("CREATE DATABASE {name}")) {
             assert!(
@@ -112,5 +116,122 @@ fn two_nodes_share_one_postgres_database() {
         verify.status.success(),
         "one audit chain for both nodes: {}",
         String::from_utf8_lossy(&verify.stderr)
+    );
+}
+
+#[test]
+fn revocation_and_disable_on_one_node_are_honoured_by_another_within_500_ms() {
+    let Some(db) = Database::create_named("coherence") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let master = tmp.path().join("master.key");
+    let url = db.url();
+    let env = [
+        ("PORTCULLIS_STORE__URL", url.as_str()),
+        ("PORTCULLIS_KEYS__MASTER_KEY_FILE", master.to_str().unwrap()),
+        ("PORTCULLIS_SERVER__ISSUER", "https://auth.cluster.example"),
+    ];
+    let a = Node::start_in(&tmp.path().join("a"), &env);
+    let c = Node::start_in(&tmp.path().join("c"), &env);
+    let (id, secret) = a.create_client(&["--id", "meter-7"]);
+    let token = a.token(&id, &secret, "").json["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let active_at_c = || {
+        c.post_form(
+            "/oauth2/introspect",
+            &format!("token={token}"),
+            Some((&id, &secret)),
+        )
+        .json["active"]
+            == true
+    };
+    assert!(
+        active_at_c(),
+        "C knows the token, and has the client cached now"
+    );
+    assert_eq!(c.token(&id, &secret, "").status, 200);
+
+    let revoked = a.post_form(
+        "/oauth2/revoke",
+        &format!("token={token}"),
+        Some((&id, &secret)),
+    );
+    assert_eq!(revoked.status, 200);
+    let started = std::time::Instant::now();
+    while active_at_c() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_millis(500),
+            "revocation on A not honoured by C within 500 ms"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    eprintln!(
+        "revocation reached the other node in {:?}",
+        started.elapsed()
+    );
+
+    a.cli_json(&["client", "update", "meter-7", "--disable"]);
+    let started = std::time::Instant::now();
+    while c.token(&id, &secret, "").status == 200 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_millis(500),
+            "disable on A not honoured by C within 500 ms"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    eprintln!(
+        "client disable reached the other node in {:?}",
+        started.elapsed()
+    );
+
+    // Lose every node's notification connection: they reconnect, flush and keep honouring
+    // changes (notifications sent while a node was away are covered by its reload).
+    let (id2, secret2) = a.create_client(&["--id", "meter-8"]);
+    let token2 = a.token(&id2, &secret2, "").json["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let active2_at_c = || {
+        c.post_form(
+            "/oauth2/introspect",
+            &format!("token={token2}"),
+            Some((&id2, &secret2)),
+        )
+        .json["active"]
+            == true
+    };
+    assert!(active2_at_c());
+    assert!(psql(&format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}' AND query ILIKE 'LISTEN%'",
+        db.0
+    )));
+    assert_eq!(
+        a.post_form(
+            "/oauth2/revoke",
+            &format!("token={token2}"),
+            Some((&id2, &secret2))
+        )
+        .status,
+        200
+    );
+    let started = std::time::Instant::now();
+    while active2_at_c() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "C did not recover its change feed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    eprintln!(
+        "after a lost feed, the revocation reached the other node in {:?}",
+        started.elapsed()
+    );
+    assert!(
+        c.log().contains("change feed lost its connection"),
+        "the feed really was cut: {}",
+        c.log()
     );
 }

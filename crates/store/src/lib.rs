@@ -5,12 +5,14 @@
 //! process (`cache.rs`).
 
 pub mod cache;
+pub mod changes;
 pub mod conformance;
 pub mod error;
 pub mod postgres;
 pub mod sqlite;
 
 pub use cache::{ClientCache, RevocationCache};
+pub use changes::{Change, ChangeFeed};
 pub use error::StoreError;
 
 use std::path::Path;
@@ -71,6 +73,12 @@ pub struct RevokedToken {
 /// for networked backends, between nodes.
 #[async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    /// Changes committed by any node, so this node can keep its caches coherent. `None` for
+    /// single-node backends (SQLite), whose caches are the only ones.
+    async fn change_feed(&self) -> Result<Option<ChangeFeed>, StoreError> {
+        Ok(None)
+    }
+
     /// Cheap round trip for `/readyz`.
     async fn ping(&self) -> Result<(), StoreError>;
 

@@ -20,6 +20,7 @@ mod audit;
 mod clients;
 mod copy_text;
 mod keys;
+mod listen;
 mod revocations;
 mod settings;
 pub mod test_schema;
@@ -141,6 +142,10 @@ fn is_plain_identifier(name: &str) -> bool {
 
 #[async_trait]
 impl Store for PostgresStore {
+    async fn change_feed(&self) -> Result<Option<crate::ChangeFeed>, StoreError> {
+        Ok(Some(listen::change_feed(self.pool.clone()).await?))
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())

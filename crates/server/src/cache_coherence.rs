@@ -1,0 +1,37 @@
+//! Keeps this node's caches coherent with changes any node commits (issue #5): a client
+//! update, delete or disable drops the cached client; a revocation joins the revocation set;
+//! a lost feed flushes everything and reloads revocations from the store.
+
+use std::sync::Arc;
+
+use portcullis_core::client::MAX_TOKEN_TTL_SECS;
+use portcullis_oauth::AuthServer;
+use portcullis_store::{Change, ChangeFeed};
+
+use crate::bootstrap::unix_now;
+
+/// Applies changes until the feed ends.
+pub async fn follow_changes(server: Arc<AuthServer>, mut feed: ChangeFeed) {
+    while let Some(change) = feed.recv().await {
+        match change {
+            Change::Client(id) => server.clients.invalidate(&id),
+            // The notification names the jti but not the token's expiry: remember it for the
+            // longest token lifetime; the periodic purge forgets it after that.
+            Change::Revocation(jti) => server
+                .revocations
+                .insert(jti, unix_now() + i64::from(MAX_TOKEN_TTL_SECS)),
+            // Signing keys are loaded at start; live key rotation arrives with issue #3.
+            Change::Key(kid) => tracing::info!(%kid, "a signing key changed state on another node"),
+            Change::Everything => {
+                server.clients.invalidate_all();
+                if let Err(e) = server
+                    .revocations
+                    .load(server.store.as_ref(), unix_now())
+                    .await
+                {
+                    tracing::warn!(error = %e, "reloading revocations after a lost change feed failed");
+                }
+            }
+        }
+    }
+}

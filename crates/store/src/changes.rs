@@ -1,0 +1,64 @@
+//! Changes made by any node, announced to every node so in-process caches stay coherent
+//! (issue #5: a revocation or client disable on one node honoured by the others within
+//! 500 ms). Single-node backends have no feed: their caches are the only ones.
+
+use portcullis_core::ClientId;
+use tokio::sync::mpsc;
+
+/// One change another node (or this one) committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A client was updated or deleted: drop it from the client cache.
+    Client(ClientId),
+    /// An access token was revoked: add its `jti` to the revocation set.
+    Revocation(String),
+    /// A signing key changed state.
+    Key(String),
+    /// Changes may have been missed (the feed reconnected, or a payload was too long to
+    /// name one object): flush every cache and reload.
+    Everything,
+}
+
+impl Change {
+    /// Parses a `<kind>:<id>` payload; `<kind>:*` and anything unknown mean [`Change::Everything`].
+    pub fn parse(payload: &str) -> Change {
+        match payload.split_once(':') {
+            Some((_, "*")) | None => Change::Everything,
+            Some(("client", id)) => ClientId::parse(id).map_or(Change::Everything, Change::Client),
+            Some(("revocation", jti)) => Change::Revocation(jti.to_owned()),
+            Some(("key", kid)) => Change::Key(kid.to_owned()),
+            Some(_) => Change::Everything,
+        }
+    }
+}
+
+/// The receiving end of a backend's change notifications.
+pub type ChangeFeed = mpsc::Receiver<Change>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_name_one_object_or_flush_everything() {
+        assert_eq!(
+            Change::parse("client:c-1"),
+            Change::Client(ClientId::parse("c-1").unwrap())
+        );
+        assert_eq!(
+            Change::parse("revocation:abc"),
+            Change::Revocation("abc".into())
+        );
+        assert_eq!(Change::parse("key:k1"), Change::Key("k1".into()));
+        for flush in [
+            "client:*",
+            "revocation:*",
+            "nonsense",
+            "client:bad id",
+            "other:x",
+            "",
+        ] {
+            assert_eq!(Change::parse(flush), Change::Everything, "{flush:?}");
+        }
+    }
+}
