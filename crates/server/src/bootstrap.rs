@@ -21,8 +21,12 @@ use crate::key_custody::KeyCustody;
 use portcullis_admin::ADMIN_SCOPE;
 /// The client id of the bootstrap admin client.
 pub const BOOTSTRAP_ADMIN_ID: &str = "portcullis-admin";
-const PEPPER_SETTING: &str = "secret_pepper";
-const BOOTSTRAP_SETTING: &str = "bootstrap_admin_created";
+/// The setting holding the pepper client secrets are HMACed under.
+pub const PEPPER_SETTING: &str = "secret_pepper";
+/// The setting that records that the bootstrap admin client was created.
+pub const BOOTSTRAP_SETTING: &str = "bootstrap_admin_created";
+/// Every setting a deployment carries (what `store copy` moves).
+pub const ALL_SETTINGS: [&str; 2] = [PEPPER_SETTING, BOOTSTRAP_SETTING];
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]

@@ -23,6 +23,15 @@ pub enum Command {
     /// Read and verify the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Run the store's schema migrations explicitly (nodes also migrate at start).
+    Migrate {
+        /// The store, e.g. sqlite:portcullis-data/portcullis.db or postgres://host/db.
+        #[arg(long, env = "PORTCULLIS_STORE__URL")]
+        store_url: String,
+    },
+    /// Move a deployment between stores.
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Benchmark helpers (load data directly into a stopped node's store).
     #[command(subcommand, hide = true)]
     Bench(BenchCommand),
@@ -170,6 +179,18 @@ pub enum AuditCommand {
     Verify {
         #[command(flatten)]
         api: ApiArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Copy every client, key, setting, revocation and audit record into an empty store,
+    /// e.g. from the embedded SQLite to PostgreSQL. Stop the nodes first.
+    Copy {
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
     },
 }
 

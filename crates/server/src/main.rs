@@ -20,7 +20,7 @@ use std::process::ExitCode;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::Parser;
-use cli::{BenchCommand, Cli, Command};
+use cli::{BenchCommand, Cli, Command, StoreCommand};
 use commands::CommandError;
 use config::Config;
 
@@ -30,6 +30,12 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve_command(args),
         Command::Client(cmd) => commands::client::run(cmd),
         Command::Audit(cmd) => commands::audit::run(cmd),
+        Command::Migrate { store_url } => {
+            runtime().and_then(|rt| rt.block_on(commands::store_copy::migrate(&store_url)))
+        }
+        Command::Store(StoreCommand::Copy { from, to }) => {
+            runtime().and_then(|rt| rt.block_on(commands::store_copy::copy(&from, &to)))
+        }
         Command::Bench(BenchCommand::LoadClients { data_dir, count }) => {
             runtime().and_then(|rt| rt.block_on(commands::bench::load_clients(&data_dir, count)))
         }

@@ -235,3 +235,117 @@ fn revocation_and_disable_on_one_node_are_honoured_by_another_within_500_ms() {
         c.log()
     );
 }
+
+#[test]
+fn store_copy_moves_an_embedded_deployment_to_postgres_with_its_audit_chain() {
+    let Some(db) = Database::create_named("copy") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let master = tmp.path().join("master.key");
+    let issuer = [
+        ("PORTCULLIS_SERVER__ISSUER", "https://auth.example"),
+        ("PORTCULLIS_KEYS__MASTER_KEY_FILE", master.to_str().unwrap()),
+    ];
+    let dir = tmp.path().join("embedded");
+    let node = Node::start_in(&dir, &issuer);
+    let (id, secret) = node.create_client(&["--id", "pump-3", "--scope", "read"]);
+    let kept = node.token(&id, &secret, "").json["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let revoked = node.token(&id, &secret, "").json["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        node.post_form(
+            "/oauth2/revoke",
+            &format!("token={revoked}"),
+            Some((&id, &secret))
+        )
+        .status,
+        200
+    );
+    let records = node.cli_json(&["audit", "verify"])["records"]
+        .as_u64()
+        .unwrap();
+    assert!(node.stop().success());
+
+    let sqlite = format!("sqlite:{}", dir.join("portcullis.db").display());
+    let migrate = Command::new(support::BIN)
+        .args(["migrate", "--store-url", &db.url()])
+        .output()
+        .unwrap();
+    assert!(
+        migrate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrate.stderr)
+    );
+    let copy = Command::new(support::BIN)
+        .args(["store", "copy", "--from", &sqlite, "--to", &db.url()])
+        .output()
+        .unwrap();
+    assert!(
+        copy.status.success(),
+        "{}",
+        String::from_utf8_lossy(&copy.stderr)
+    );
+    assert!(String::from_utf8_lossy(&copy.stdout).contains("chain identical"));
+    let again = Command::new(support::BIN)
+        .args(["store", "copy", "--from", &sqlite, "--to", &db.url()])
+        .output()
+        .unwrap();
+    assert_eq!(
+        again.status.code(),
+        Some(1),
+        "copying into a non-empty store is refused"
+    );
+
+    let url = db.url();
+    let mut env = issuer.to_vec();
+    env.push(("PORTCULLIS_STORE__URL", url.as_str()));
+    let pg = Node::start_in(&tmp.path().join("pg"), &env);
+    let verify = Command::new(support::BIN)
+        .args([
+            "audit",
+            "verify",
+            "--json",
+            "--server",
+            &pg.base,
+            "--admin-credential",
+        ])
+        .arg(dir.join("admin.json"))
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&verify.stdout).unwrap();
+    assert!(
+        report["records"].as_u64().unwrap() >= records,
+        "the copied chain verifies: {report}"
+    );
+    assert_eq!(
+        pg.token(&id, &secret, "").status,
+        200,
+        "the client's secret still works (pepper copied)"
+    );
+    let introspect = |t: &str| {
+        pg.post_form(
+            "/oauth2/introspect",
+            &format!("token={t}"),
+            Some((&id, &secret)),
+        )
+        .json["active"]
+            .clone()
+    };
+    assert_eq!(
+        introspect(&kept),
+        true,
+        "tokens signed before the move still verify (keys copied)"
+    );
+    assert_eq!(introspect(&revoked), false, "revocations moved too");
+}

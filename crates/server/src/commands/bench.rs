@@ -12,9 +12,8 @@ use portcullis_store::sqlite::SqliteStore;
 use portcullis_store::Store;
 
 use super::CommandError;
-use crate::bootstrap::unix_now;
+use crate::bootstrap::{unix_now, PEPPER_SETTING};
 
-const PEPPER_SETTING: &str = "secret_pepper";
 const BATCH: u64 = 10_000;
 
 /// Inserts `count` clients named `bulk-<8 digits>` sharing one random secret, and prints

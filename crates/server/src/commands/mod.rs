@@ -5,6 +5,7 @@ pub mod audit;
 pub mod bench;
 pub mod client;
 pub mod output;
+pub mod store_copy;
 
 /// A command failure, mapped to the exit code by `main`.
 #[derive(Debug, thiserror::Error)]
