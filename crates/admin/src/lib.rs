@@ -12,6 +12,7 @@ pub mod clients;
 pub mod dto;
 pub mod errors;
 pub mod extract;
+pub mod keys;
 pub mod openapi;
 pub mod secrets;
 
@@ -24,10 +25,19 @@ use portcullis_oauth::AuthServer;
 
 pub use auth::{AdminCaller, ADMIN_SCOPE};
 pub use errors::{AdminError, Problem, PROBLEM_JSON};
+pub use keys::{KeyAdmin, KeyView, SharedKeyAdmin};
 pub use openapi::AdminApi;
 
 /// The admin API's routes, relative to where the server nests them (`/admin/v1`).
-pub fn router(server: Arc<AuthServer>) -> Router {
+/// The admin API. `keys` manages signing keys (`/keys`); without it those routes are absent.
+pub fn router(server: Arc<AuthServer>, keys: Option<SharedKeyAdmin>) -> Router {
+    let key_routes: Router<Arc<AuthServer>> = match keys {
+        Some(keys) => Router::new()
+            .route("/keys", get(keys::list_keys))
+            .route("/keys/rotate", post(keys::rotate_keys))
+            .with_state(keys),
+        None => Router::new(),
+    };
     let protected = Router::new()
         .route(
             "/clients",
@@ -42,6 +52,7 @@ pub fn router(server: Arc<AuthServer>) -> Router {
         .route("/clients/{id}/rotate-secret", post(secrets::rotate_secret))
         .route("/audit", get(audit::list_audit))
         .route("/audit/verify", post(audit::verify_audit))
+        .merge(key_routes)
         // route_layer: only matched routes authenticate, so an unknown path is a plain 404.
         .route_layer(middleware::from_fn_with_state(
             server.clone(),

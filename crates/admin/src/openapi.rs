@@ -51,17 +51,21 @@ impl Modify for BearerScheme {
         crate::clients::delete_client,
         crate::audit::list_audit,
         crate::audit::verify_audit,
+        crate::keys::list_keys,
+        crate::keys::rotate_keys,
         openapi_document,
     ),
     components(schemas(
         CreateClientRequest, UpdateClientRequest, RotateSecretRequest, ClientView, CreatedClient,
         RotatedSecret, ClientPage, AuditRecordView, AuditPage, ChainVerified, Problem,
+        crate::keys::KeyView, crate::keys::RotateKeysRequest,
     )),
     modifiers(&BearerScheme),
     security(("bearer" = [])),
     tags(
         (name = "clients", description = "Registered machine clients"),
         (name = "audit", description = "The audit hash chain"),
+        (name = "keys", description = "Signing keys and their rotation"),
         (name = "meta", description = "This document"),
     )
 )]

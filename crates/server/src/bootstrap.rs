@@ -55,6 +55,8 @@ pub struct Node {
     pub master: Arc<MasterKey>,
     pub pepper: Zeroizing<Vec<u8>>,
     pub keys: Arc<KeyRing>,
+    /// Where the signing keys live.
+    pub custody: KeyCustody,
     /// Set on the first start: where the bootstrap admin credential was written.
     pub admin_credential_written: Option<PathBuf>,
 }
@@ -112,6 +114,7 @@ pub async fn prepare(config: &Config, issuer: &str) -> Result<Node, BootstrapErr
         master,
         pepper,
         keys,
+        custody,
         admin_credential_written,
     })
 }

@@ -9,9 +9,10 @@ use portcullis_oauth::AuthServer;
 use portcullis_store::{Change, ChangeFeed};
 
 use crate::bootstrap::unix_now;
+use crate::key_manager::KeyManager;
 
 /// Applies changes until the feed ends.
-pub async fn follow_changes(server: Arc<AuthServer>, mut feed: ChangeFeed) {
+pub async fn follow_changes(server: Arc<AuthServer>, keys: Arc<KeyManager>, mut feed: ChangeFeed) {
     while let Some(change) = feed.recv().await {
         match change {
             Change::Client(id) => server.clients.invalidate(&id),
@@ -20,8 +21,11 @@ pub async fn follow_changes(server: Arc<AuthServer>, mut feed: ChangeFeed) {
             Change::Revocation(jti) => server
                 .revocations
                 .insert(jti, unix_now() + i64::from(MAX_TOKEN_TTL_SECS)),
-            // Signing keys are loaded at start; live key rotation arrives with issue #3.
-            Change::Key(kid) => tracing::info!(%kid, "a signing key changed state on another node"),
+            Change::Key(kid) => {
+                if let Err(e) = keys.reload().await {
+                    tracing::warn!(%kid, error = %e, "reloading signing keys after a change failed");
+                }
+            }
             Change::Everything => {
                 server.clients.invalidate_all();
                 if let Err(e) = server

@@ -20,6 +20,9 @@ pub enum Command {
     /// Manage machine clients.
     #[command(subcommand)]
     Client(ClientCommand),
+    /// Signing keys: list and rotate.
+    #[command(subcommand)]
+    Key(KeyCommand),
     /// Read and verify the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -160,6 +163,24 @@ pub enum ClientCommand {
         #[command(flatten)]
         api: ApiArgs,
         id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Show every signing key: state, whether published in JWKS, whether signing.
+    List {
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Publish a new key now; it signs after the pre-publication period ([keys]
+    /// prepublish_secs). With --compromised KID: that key leaves JWKS at once, its tokens
+    /// become inactive, and a successor signs immediately.
+    Rotate {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[arg(long)]
+        compromised: Option<String>,
     },
 }
 

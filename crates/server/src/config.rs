@@ -79,6 +79,12 @@ pub struct KeysSection {
     /// Where signing keys live: `software` (default; sealed in the store under the master
     /// key) or `pkcs11` (generated and used inside a PKCS#11 token; needs the three below).
     pub backend: String,
+    /// Seconds a new key is published in JWKS before it signs, so every verifier's cache has
+    /// it. Default 86400 (24 h).
+    pub prepublish_secs: i64,
+    /// Scheduled rotation interval in seconds; 0 (default) rotates only on demand
+    /// (`portcullis key rotate`). Must exceed `prepublish_secs`.
+    pub rotate_every_secs: i64,
     /// PKCS#11 module, e.g. `/usr/lib/softhsm/libsofthsm2.so`.
     pub pkcs11_module: Option<PathBuf>,
     /// Label of the token holding the keys.
@@ -97,6 +103,8 @@ impl Default for KeysSection {
                 .map(|a| a.as_str().to_owned())
                 .collect(),
             backend: "software".into(),
+            prepublish_secs: 86_400,
+            rotate_every_secs: 0,
             pkcs11_module: None,
             pkcs11_token_label: None,
             pkcs11_pin_file: None,
@@ -185,6 +193,7 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         self.signing_algorithm()?;
         self.assertion_algorithms()?;
+        self.rotation_policy()?;
         match self.keys.backend.as_str() {
             "software" => {}
             "pkcs11" => {
@@ -229,6 +238,22 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The key rotation policy.
+    pub fn rotation_policy(
+        &self,
+    ) -> Result<portcullis_core::rotation::RotationPolicy, ConfigError> {
+        let policy = portcullis_core::rotation::RotationPolicy {
+            prepublish_secs: self.keys.prepublish_secs,
+            rotate_every_secs: (self.keys.rotate_every_secs > 0)
+                .then_some(self.keys.rotate_every_secs),
+            max_token_ttl_secs: i64::from(portcullis_core::client::MAX_TOKEN_TTL_SECS),
+        };
+        policy
+            .validate()
+            .map_err(|e| ConfigError::Invalid(format!("keys: {e}")))?;
+        Ok(policy)
     }
 
     /// The access-token signing algorithm.

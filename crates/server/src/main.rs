@@ -9,6 +9,7 @@ mod config;
 mod health;
 mod http_metrics;
 mod key_custody;
+mod key_manager;
 mod serve;
 
 use std::process::ExitCode;
@@ -30,6 +31,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve_command(args),
         Command::Client(cmd) => commands::client::run(cmd),
         Command::Audit(cmd) => commands::audit::run(cmd),
+        Command::Key(cmd) => commands::key::run(cmd),
         Command::Migrate { store_url } => {
             runtime().and_then(|rt| rt.block_on(commands::store_copy::migrate(&store_url)))
         }

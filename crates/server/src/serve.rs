@@ -14,9 +14,13 @@ use portcullis_store::Store;
 use crate::bootstrap::{self, unix_now};
 use crate::config::Config;
 use crate::http_metrics;
+use crate::key_manager::KeyManager;
 
 /// How often expired revocations and assertion ids are purged.
 const PURGE_INTERVAL: Duration = Duration::from_secs(60);
+/// How often the key rotation timeline is checked: a pre-published key starts signing within
+/// this of its time. A check that finds nothing due reads the key table and nothing else.
+const KEY_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Runs the server until a shutdown signal.
 pub async fn run(config: Config) -> Result<(), String> {
@@ -63,17 +67,39 @@ pub async fn run(config: Config) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
 
+    let key_manager = Arc::new(KeyManager::new(
+        node.store.clone(),
+        node.custody,
+        node.keys.clone(),
+        config.rotation_policy().map_err(|e| e.to_string())?,
+        config.signing_algorithm().map_err(|e| e.to_string())?,
+        audit.clone(),
+    ));
+    key_manager
+        .reconcile()
+        .await
+        .map_err(|e| format!("signing keys: {e}"))?;
+
     // Other nodes' changes (PostgreSQL NOTIFY) invalidate this node's caches.
     if let Some(feed) = node.store.change_feed().await.map_err(|e| e.to_string())? {
-        tokio::spawn(crate::cache_coherence::follow_changes(server.clone(), feed));
+        tokio::spawn(crate::cache_coherence::follow_changes(
+            server.clone(),
+            key_manager.clone(),
+            feed,
+        ));
     }
 
-    let app = router(server.clone(), node.store.clone(), metrics.clone());
+    let app = router(
+        server.clone(),
+        node.store.clone(),
+        metrics.clone(),
+        key_manager.clone(),
+    );
     tracing::info!(addr = %local, %issuer, "portcullis listening");
     // Tests and scripts wait for this exact line on stdout.
     println!("portcullis listening on http://{local}");
 
-    let background = tokio::spawn(background_jobs(server.clone(), metrics));
+    let background = tokio::spawn(background_jobs(server.clone(), metrics, key_manager));
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
@@ -92,6 +118,7 @@ pub fn router(
     server: Arc<AuthServer>,
     store: Arc<dyn Store>,
     metrics: metrics_exporter_prometheus::PrometheusHandle,
+    keys: Arc<KeyManager>,
 ) -> Router {
     let ops = Router::new()
         .route("/healthz", get(crate::health::healthz))
@@ -103,7 +130,7 @@ pub fn router(
                 .with_state(metrics),
         );
     portcullis_oauth::router(server.clone())
-        .nest("/admin/v1", portcullis_admin::router(server))
+        .nest("/admin/v1", portcullis_admin::router(server, Some(keys)))
         .merge(ops)
         .layer(axum::middleware::from_fn(http_metrics::record_request))
 }
@@ -112,16 +139,26 @@ pub fn router(
 async fn background_jobs(
     server: Arc<AuthServer>,
     metrics: metrics_exporter_prometheus::PrometheusHandle,
+    keys: Arc<KeyManager>,
 ) {
-    let mut tick = tokio::time::interval(PURGE_INTERVAL);
+    let mut purge = tokio::time::interval(PURGE_INTERVAL);
+    let mut key_check = tokio::time::interval(KEY_CHECK_INTERVAL);
     loop {
-        tick.tick().await;
-        let now = unix_now();
-        server.revocations.purge(now);
-        if let Err(e) = server.store.purge_expired(now).await {
-            tracing::warn!(error = %e, "purging expired rows failed; will retry");
+        tokio::select! {
+            _ = key_check.tick() => {
+                if let Err(e) = keys.reconcile().await {
+                    tracing::warn!(error = %e, "key rotation check failed; will retry");
+                }
+            }
+            _ = purge.tick() => {
+                let now = unix_now();
+                server.revocations.purge(now);
+                if let Err(e) = server.store.purge_expired(now).await {
+                    tracing::warn!(error = %e, "purging expired rows failed; will retry");
+                }
+                metrics.run_upkeep();
+            }
         }
-        metrics.run_upkeep();
     }
 }
 

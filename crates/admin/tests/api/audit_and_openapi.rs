@@ -132,12 +132,14 @@ async fn openapi_document_is_3_1_public_and_lists_every_path() {
         ("/audit", &["get"][..]),
         ("/audit/verify", &["post"][..]),
         ("/openapi.json", &["get"][..]),
+        ("/keys", &["get"][..]),
+        ("/keys/rotate", &["post"][..]),
     ] {
         for m in methods {
             assert!(paths[path].get(*m).is_some(), "{m} {path} missing");
         }
     }
-    assert_eq!(paths.len(), 6);
+    assert_eq!(paths.len(), 8);
     assert_eq!(
         doc["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"

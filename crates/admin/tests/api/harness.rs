@@ -40,7 +40,7 @@ impl Harness {
         let dir = tempfile::tempdir().unwrap();
         let (server, clock) = crate::harness::backends::build(dir.path()).await;
         let server = Arc::new(server);
-        let router = portcullis_admin::router(server.clone());
+        let router = portcullis_admin::router(server.clone(), None);
         let mut h = Harness {
             server,
             router,

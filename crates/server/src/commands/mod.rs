@@ -4,6 +4,7 @@ pub mod api;
 pub mod audit;
 pub mod bench;
 pub mod client;
+pub mod key;
 pub mod output;
 pub mod store_copy;
 

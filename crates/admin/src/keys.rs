@@ -1,0 +1,91 @@
+//! `GET /keys` and `POST /keys/rotate`: the signing keys and their rotation (issue #3).
+//! The admin API does not manage keys itself: it calls the [`KeyAdmin`] the server gives it,
+//! which owns key custody and the rotation timeline.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use axum::extract::State;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::auth::AdminCaller;
+use crate::errors::{AdminError, Problem};
+use crate::extract::JsonBody;
+
+/// One signing key as the admin API shows it (never key material).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct KeyView {
+    pub kid: String,
+    pub alg: String,
+    /// `software` or `pkcs11`.
+    pub backend: String,
+    /// `next`, `active`, `retired`, `revoked` or `removed`.
+    pub state: String,
+    pub created_at: i64,
+    /// For `next` keys: when they start signing. For `retired`/`revoked`: when that happened.
+    pub state_changed_at: i64,
+    /// In JWKS now.
+    pub published: bool,
+    /// Signing new tokens now.
+    pub signing: bool,
+}
+
+/// `POST /keys/rotate` body.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateKeysRequest {
+    /// Emergency rotation: this key leaves JWKS at once and the tokens it signed become
+    /// inactive; a successor signs immediately. Without it, a new key is published now and
+    /// signs after the pre-publication period.
+    #[serde(default)]
+    pub compromised: Option<String>,
+}
+
+/// What the admin API needs from whoever manages the signing keys.
+#[async_trait]
+pub trait KeyAdmin: Send + Sync {
+    /// Every key the store knows, newest first.
+    async fn list_keys(&self) -> Result<Vec<KeyView>, AdminError>;
+    /// Rotates (or, with `compromised`, revokes and replaces at once); `actor` is audited.
+    async fn rotate_keys(
+        &self,
+        actor: &str,
+        compromised: Option<&str>,
+    ) -> Result<Vec<KeyView>, AdminError>;
+}
+
+/// The shared handle the key routes hold as state.
+pub type SharedKeyAdmin = Arc<dyn KeyAdmin>;
+
+#[utoipa::path(
+    get, path = "/keys", tag = "keys",
+    responses((status = 200, description = "The signing keys, newest first", body = [KeyView]))
+)]
+pub async fn list_keys(
+    State(keys): State<SharedKeyAdmin>,
+    _caller: AdminCaller,
+) -> Result<Json<Vec<KeyView>>, AdminError> {
+    Ok(Json(keys.list_keys().await?))
+}
+
+#[utoipa::path(
+    post, path = "/keys/rotate", tag = "keys",
+    request_body = RotateKeysRequest,
+    responses(
+        (status = 200, description = "The keys after the rotation", body = [KeyView]),
+        (status = 400, description = "Unknown kid or invalid body", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn rotate_keys(
+    State(keys): State<SharedKeyAdmin>,
+    caller: AdminCaller,
+    JsonBody(request): JsonBody<RotateKeysRequest>,
+) -> Result<Json<Vec<KeyView>>, AdminError> {
+    let actor = format!("admin:{}", caller.client_id);
+    Ok(Json(
+        keys.rotate_keys(&actor, request.compromised.as_deref())
+            .await?,
+    ))
+}

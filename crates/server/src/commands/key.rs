@@ -1,0 +1,47 @@
+//! `portcullis key list|rotate`: signing keys through the admin API.
+
+use serde_json::{json, Value};
+
+use super::api::AdminApi;
+use super::output::{print_json, print_table, rfc3339};
+use super::CommandError;
+use crate::cli::KeyCommand;
+
+const COLUMNS: &[&str] = &[
+    "kid",
+    "alg",
+    "backend",
+    "state",
+    "since",
+    "published",
+    "signing",
+];
+
+/// Runs one key subcommand.
+pub fn run(cmd: KeyCommand) -> Result<(), CommandError> {
+    let (api, keys) = match cmd {
+        KeyCommand::List { api } => {
+            let keys = AdminApi::connect(&api)?.call("GET", "/keys", None)?;
+            (api, keys)
+        }
+        KeyCommand::Rotate { api, compromised } => {
+            let body = json!({ "compromised": compromised });
+            let keys = AdminApi::connect(&api)?.call("POST", "/keys/rotate", Some(&body))?;
+            (api, keys)
+        }
+    };
+    if api.json {
+        print_json(&keys);
+    } else {
+        let mut rows = keys.as_array().cloned().unwrap_or_default();
+        for r in &mut rows {
+            r["since"] = r["state_changed_at"]
+                .as_i64()
+                .map(rfc3339)
+                .map(Value::from)
+                .unwrap_or_default();
+        }
+        print_table(COLUMNS, &rows);
+    }
+    Ok(())
+}

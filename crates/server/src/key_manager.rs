@@ -1,0 +1,272 @@
+//! The signing-key lifecycle of a node (issue #3): the rotation rules of
+//! `portcullis_core::rotation` carried out against the store and the key custody, with the
+//! key ring rebuilt after every change and every step audited.
+//!
+//! Stored keys map to the timeline as: `next` keys sign from `state_changed_at`; `retired`
+//! and `revoked` keys changed state at `state_changed_at`; `removed` keys are history only.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use portcullis_admin::{AdminError, KeyAdmin, KeyView};
+use portcullis_audit::AuditLog;
+use portcullis_core::audit::AuditEvent;
+use portcullis_core::rotation::{self, KeyState, KeyTimeline, RotationPolicy, Transition};
+use portcullis_core::{Kid, UnixTime};
+use portcullis_keys::{Algorithm, Jwk, KeyRing};
+use portcullis_store::{Store, StoredKey};
+use tokio::sync::Mutex;
+
+use crate::bootstrap::unix_now;
+use crate::key_custody::KeyCustody;
+
+/// Why a key operation failed (phrased for the log and the admin API).
+type KeyResult<T> = Result<T, String>;
+
+/// Carries out rotations on this node.
+pub struct KeyManager {
+    store: Arc<dyn Store>,
+    custody: KeyCustody,
+    ring: Arc<KeyRing>,
+    policy: RotationPolicy,
+    algorithm: Algorithm,
+    audit: AuditLog,
+    /// One rotation at a time on this node (several nodes: see docs/architecture.md); holds
+    /// the published kids of the current ring, to reload only when they change.
+    busy: Mutex<Vec<Kid>>,
+}
+
+fn state_of(key: &StoredKey) -> Option<KeyState> {
+    match key.state.as_str() {
+        "next" => Some(KeyState::Next),
+        "active" => Some(KeyState::Active),
+        "retired" => Some(KeyState::Retired),
+        "revoked" => Some(KeyState::Revoked),
+        _ => None,
+    }
+}
+
+fn timeline(key: &StoredKey) -> Option<KeyTimeline> {
+    let state = state_of(key)?;
+    let at = Some(key.state_changed_at);
+    Some(KeyTimeline {
+        kid: key.kid.clone(),
+        state,
+        created_at: key.created_at,
+        activates_at: matches!(state, KeyState::Next | KeyState::Active)
+            .then_some(key.state_changed_at),
+        retired_at: matches!(state, KeyState::Retired | KeyState::Revoked)
+            .then_some(at)
+            .flatten(),
+    })
+}
+
+impl KeyManager {
+    pub fn new(
+        store: Arc<dyn Store>,
+        custody: KeyCustody,
+        ring: Arc<KeyRing>,
+        policy: RotationPolicy,
+        algorithm: Algorithm,
+        audit: AuditLog,
+    ) -> Self {
+        Self {
+            store,
+            custody,
+            ring,
+            policy,
+            algorithm,
+            audit,
+            busy: Mutex::new(Vec::new()),
+        }
+    }
+
+    async fn stored(&self) -> KeyResult<(Vec<StoredKey>, Vec<KeyTimeline>)> {
+        let stored = self
+            .store
+            .list_signing_keys()
+            .await
+            .map_err(|e| e.to_string())?;
+        let timelines = stored.iter().filter_map(timeline).collect();
+        Ok((stored, timelines))
+    }
+
+    /// Applies whatever the rotation policy says is due now (scheduled rotation, promotion of
+    /// a pre-published key, removal of keys whose tokens have all expired).
+    /// Cheap when nothing is due: one read of the key table, no key loading.
+    pub async fn reconcile(&self) -> KeyResult<()> {
+        let mut published = self.busy.lock().await;
+        let now = unix_now();
+        let (_, timelines) = self.stored().await?;
+        let transitions = rotation::plan(&timelines, &self.policy, now);
+        if transitions.is_empty()
+            && *published == rotation::published(&timelines, &self.policy, now)
+        {
+            return Ok(());
+        }
+        self.execute(&transitions, "system", now).await?;
+        *published = self.reload_locked(now).await?;
+        Ok(())
+    }
+
+    /// Rebuilds the key ring from the store (after another node changed a key).
+    pub async fn reload(&self) -> KeyResult<()> {
+        let mut published = self.busy.lock().await;
+        *published = self.reload_locked(unix_now()).await?;
+        Ok(())
+    }
+
+    /// Rebuilds the ring; returns the published kids.
+    async fn reload_locked(&self, now: UnixTime) -> KeyResult<Vec<Kid>> {
+        let (stored, timelines) = self.stored().await?;
+        let signing = rotation::signing_key(&timelines).ok_or("no active signing key")?;
+        let active = stored
+            .iter()
+            .find(|k| &k.kid == signing)
+            .ok_or("active key vanished")?;
+        let signer = self.custody.load(active).map_err(|e| e.to_string())?;
+        let kids = rotation::published(&timelines, &self.policy, now);
+        let published: Vec<Jwk> = kids
+            .iter()
+            .filter_map(|kid| stored.iter().find(|k| &k.kid == kid))
+            .filter_map(|k| serde_json::from_str(&k.public_jwk).ok())
+            .collect();
+        self.ring.replace(signer, published);
+        Ok(kids)
+    }
+
+    async fn execute(
+        &self,
+        transitions: &[Transition],
+        actor: &str,
+        now: UnixTime,
+    ) -> KeyResult<()> {
+        for t in transitions {
+            let (action, kid) = match t {
+                Transition::CreateNext { activates_at } => (
+                    "key.created",
+                    self.create("next", *activates_at, now).await?,
+                ),
+                Transition::CreateAndActivate { at } => {
+                    ("key.created", self.create("active", *at, now).await?)
+                }
+                Transition::Activate { kid, at } => {
+                    ("key.activated", self.set_state(kid, "active", *at).await?)
+                }
+                Transition::Retire { kid, at } => {
+                    ("key.retired", self.set_state(kid, "retired", *at).await?)
+                }
+                Transition::Revoke { kid, at } => {
+                    ("key.revoked", self.set_state(kid, "revoked", *at).await?)
+                }
+                Transition::Remove { kid } => {
+                    if let KeyCustody::Pkcs11(token) = &self.custody {
+                        if let Err(e) = token.destroy(kid) {
+                            tracing::warn!(%kid, error = %e, "could not destroy a removed key in the token");
+                        }
+                    }
+                    ("key.removed", self.set_state(kid, "removed", now).await?)
+                }
+            };
+            tracing::info!(%kid, action, actor, "signing key changed");
+            self.audit.record(AuditEvent {
+                at: now,
+                actor: actor.to_owned(),
+                action: action.to_owned(),
+                subject: kid.to_string(),
+                outcome: "success".into(),
+                detail: serde_json::json!({"backend": self.custody.backend_name()}),
+            });
+        }
+        Ok(())
+    }
+
+    async fn create(&self, state: &str, at: UnixTime, now: UnixTime) -> KeyResult<Kid> {
+        let (signer, sealed) = self
+            .custody
+            .generate(self.algorithm)
+            .map_err(|e| e.to_string())?;
+        let key = StoredKey {
+            kid: signer.kid().clone(),
+            alg: self.algorithm.as_str().into(),
+            backend: self.custody.backend_name().into(),
+            sealed_private: sealed,
+            public_jwk: serde_json::to_string(&signer.public_jwk()).map_err(|e| e.to_string())?,
+            state: state.into(),
+            created_at: now,
+            state_changed_at: at,
+        };
+        self.store
+            .insert_signing_key(&key)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(key.kid)
+    }
+
+    async fn set_state(&self, kid: &Kid, state: &str, at: UnixTime) -> KeyResult<Kid> {
+        self.store
+            .update_signing_key_state(kid, state, at)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(kid.clone())
+    }
+
+    async fn views(&self) -> KeyResult<Vec<KeyView>> {
+        let now = unix_now();
+        let (mut stored, timelines) = self.stored().await?;
+        let published = rotation::published(&timelines, &self.policy, now);
+        let signing = rotation::signing_key(&timelines).cloned();
+        stored.sort_by(|a, b| {
+            b.created_at
+                .cmp(&a.created_at)
+                .then_with(|| b.kid.cmp(&a.kid))
+        });
+        Ok(stored
+            .into_iter()
+            .map(|k| KeyView {
+                published: published.contains(&k.kid),
+                signing: signing.as_ref() == Some(&k.kid),
+                kid: k.kid.to_string(),
+                alg: k.alg,
+                backend: k.backend,
+                state: k.state,
+                created_at: k.created_at,
+                state_changed_at: k.state_changed_at,
+            })
+            .collect())
+    }
+}
+
+#[async_trait]
+impl KeyAdmin for KeyManager {
+    async fn list_keys(&self) -> Result<Vec<KeyView>, AdminError> {
+        self.views().await.map_err(AdminError::Conflict)
+    }
+
+    async fn rotate_keys(
+        &self,
+        actor: &str,
+        compromised: Option<&str>,
+    ) -> Result<Vec<KeyView>, AdminError> {
+        {
+            let mut published = self.busy.lock().await;
+            let now = unix_now();
+            let (_, timelines) = self.stored().await.map_err(AdminError::Conflict)?;
+            let transitions = match compromised {
+                Some(kid) => {
+                    let kid = Kid::parse(kid)?;
+                    rotation::compromise(&timelines, &kid, now)?
+                }
+                None => rotation::rotate(&timelines, &self.policy, now),
+            };
+            self.execute(&transitions, actor, now)
+                .await
+                .map_err(AdminError::Conflict)?;
+            *published = self
+                .reload_locked(now)
+                .await
+                .map_err(AdminError::Conflict)?;
+        }
+        self.list_keys().await
+    }
+}
