@@ -152,3 +152,47 @@ fn curl_reports_oauth_errors_as_a_user_sees_them() {
         "{body}"
     );
 }
+
+#[test]
+fn foreign_verifiers_keep_verifying_across_a_key_rotation() {
+    let Some(dir) = interop_dir() else { return };
+    let node = Node::start_with_env(&[("PORTCULLIS_KEYS__PREPUBLISH_SECS", "2")]);
+    let (id, secret) = node.create_client(&["--audience", "https://api.example"]);
+    let token = || {
+        node.token(&id, &secret, "").json["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let kid = |t: &str| support::jwt_header(t)["kid"].as_str().unwrap().to_owned();
+    let before = token();
+    node.cli_json(&["key", "rotate"]);
+    let during = token();
+    assert_eq!(
+        kid(&during),
+        kid(&before),
+        "the old key signs during pre-publication"
+    );
+    let started = std::time::Instant::now();
+    let after = loop {
+        let t = token();
+        if kid(&t) != kid(&before) {
+            break t;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "the new key never signed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    for (when, t) in [("before", &before), ("during", &during), ("after", &after)] {
+        let env = [
+            ("ISSUER", node.base.as_str()),
+            ("TOKEN", t.as_str()),
+            ("AUDIENCE", "https://api.example"),
+        ];
+        eprintln!("verifying the token issued {when} the rotation");
+        run("node", "jose_verify.mjs", &dir, &env);
+        run("python3", "pyjwt_verify.py", &dir, &env);
+    }
+}
