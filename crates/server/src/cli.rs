@@ -182,6 +182,19 @@ pub enum KeyCommand {
         #[arg(long)]
         compromised: Option<String>,
     },
+    /// Re-encrypt every software key and sealed client secret under a new master key. Stop
+    /// the nodes first; then start them with the new key file.
+    Rewrap {
+        /// The store, e.g. sqlite:portcullis-data/portcullis.db or postgres://host/db.
+        #[arg(long, env = "PORTCULLIS_STORE__URL")]
+        store_url: String,
+        /// The master key file everything is sealed under now.
+        #[arg(long)]
+        old_master_key: std::path::PathBuf,
+        /// The new master key file (created, mode 0600, if it does not exist).
+        #[arg(long)]
+        new_master_key: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -101,6 +101,6 @@ impl KeyCustody {
 }
 
 /// The AAD that binds a sealed private key to its key id, so sealed blobs cannot be swapped.
-fn key_aad(kid: &Kid) -> Vec<u8> {
+pub(crate) fn key_aad(kid: &Kid) -> Vec<u8> {
     format!("portcullis-signing-key:{kid}").into_bytes()
 }

@@ -31,6 +31,17 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve_command(args),
         Command::Client(cmd) => commands::client::run(cmd),
         Command::Audit(cmd) => commands::audit::run(cmd),
+        Command::Key(cli::KeyCommand::Rewrap {
+            store_url,
+            old_master_key,
+            new_master_key,
+        }) => runtime().and_then(|rt| {
+            rt.block_on(commands::rewrap::rewrap(
+                &store_url,
+                &old_master_key,
+                &new_master_key,
+            ))
+        }),
         Command::Key(cmd) => commands::key::run(cmd),
         Command::Migrate { store_url } => {
             runtime().and_then(|rt| rt.block_on(commands::store_copy::migrate(&store_url)))

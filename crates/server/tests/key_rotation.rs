@@ -117,3 +117,110 @@ fn rotation_publishes_before_signing_and_compromise_withdraws_at_once() {
         assert!(audit.contains(action), "{action} is audited");
     }
 }
+
+/// A `client_secret_jwt` assertion (RFC 7523, HS256 keyed with the client secret).
+fn secret_jwt(node: &Node, id: &str, secret: &str) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","typ":"JWT"}"#);
+    let claims = serde_json::json!({"iss": id, "sub": id, "aud": format!("{}/oauth2/token", node.base), "exp": now + 60, "jti": format!("j{now}{}", node.base.len())});
+    let input = format!("{header}.{}", URL_SAFE_NO_PAD.encode(claims.to_string()));
+    let tag = aws_lc_rs::hmac::sign(
+        &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret.as_bytes()),
+        input.as_bytes(),
+    );
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
+}
+
+fn jwt_login(node: &Node, id: &str, secret: &str) -> u16 {
+    let form = format!(
+        "grant_type=client_credentials&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={}",
+        secret_jwt(node, id, secret)
+    );
+    node.post_form("/oauth2/token", &form, None).status
+}
+
+#[test]
+fn rewrap_moves_every_sealed_secret_to_a_new_master_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let new_key = tmp.path().join("new-master.key");
+    let node = Node::start_in(&dir, &[]);
+    let (id, secret) = node.create_client(&[]);
+    let (jwt_id, jwt_secret) = node.create_client(&["--auth-method", "client_secret_jwt"]);
+    assert_eq!(
+        jwt_login(&node, &jwt_id, &jwt_secret),
+        200,
+        "client_secret_jwt works before"
+    );
+    let kid = kid_of(
+        node.token(&id, &secret, "").json["access_token"]
+            .as_str()
+            .unwrap(),
+    );
+    assert!(node.stop().success());
+
+    let store = format!("sqlite:{}", dir.join("portcullis.db").display());
+    let rewrap = || {
+        std::process::Command::new(support::BIN)
+            .args(["key", "rewrap", "--store-url", &store, "--old-master-key"])
+            .arg(dir.join("master.key"))
+            .arg("--new-master-key")
+            .arg(&new_key)
+            .output()
+            .unwrap()
+    };
+    let out = rewrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("rewrapped 1 signing keys and 1 client secrets"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let again = rewrap();
+    assert!(
+        String::from_utf8_lossy(&again.stdout)
+            .contains("rewrapped 0 signing keys and 0 client secrets"),
+        "idempotent"
+    );
+
+    let old_key_start = std::process::Command::new(support::BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(
+        old_key_start.status.code(),
+        Some(1),
+        "the old master key no longer opens the signing key"
+    );
+
+    let node = Node::start_in(
+        &dir,
+        &[(
+            "PORTCULLIS_KEYS__MASTER_KEY_FILE",
+            new_key.to_str().unwrap(),
+        )],
+    );
+    let t = node.token(&id, &secret, "");
+    assert_eq!(t.status, 200, "{}", t.text);
+    assert_eq!(
+        kid_of(t.json["access_token"].as_str().unwrap()),
+        kid,
+        "the same key, now under the new master key"
+    );
+    assert_eq!(
+        jwt_login(&node, &jwt_id, &jwt_secret),
+        200,
+        "client_secret_jwt works after"
+    );
+}

@@ -112,6 +112,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         at: UnixTime,
     ) -> Result<(), StoreError>;
     async fn list_signing_keys(&self) -> Result<Vec<StoredKey>, StoreError>;
+    /// Replaces a key's sealed private key (`portcullis key rewrap` under a new master key).
+    async fn update_signing_key_sealed(
+        &self,
+        kid: &Kid,
+        sealed_private: &[u8],
+    ) -> Result<(), StoreError>;
 
     /// Records a revoked token (idempotent).
     async fn revoke_token(&self, token: &RevokedToken) -> Result<(), StoreError>;

@@ -29,6 +29,11 @@ pub fn run(cmd: KeyCommand) -> Result<(), CommandError> {
             let keys = AdminApi::connect(&api)?.call("POST", "/keys/rotate", Some(&body))?;
             (api, keys)
         }
+        KeyCommand::Rewrap { .. } => {
+            return Err(CommandError::Usage(
+                "key rewrap runs offline: see `portcullis key rewrap --help`".into(),
+            ))
+        }
     };
     if api.json {
         print_json(&keys);

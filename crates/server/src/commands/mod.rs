@@ -6,6 +6,7 @@ pub mod bench;
 pub mod client;
 pub mod key;
 pub mod output;
+pub mod rewrap;
 pub mod store_copy;
 
 /// A command failure, mapped to the exit code by `main`.

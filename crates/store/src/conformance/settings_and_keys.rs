@@ -69,4 +69,17 @@ pub async fn signing_keys_are_listed_and_change_state(store: &dyn Store) {
     let missing = Kid::parse("key-missing").expect("valid kid");
     let result = store.update_signing_key_state(&missing, "active", 1).await;
     assert!(matches!(result, Err(StoreError::NotFound)), "{result:?}");
+
+    store
+        .update_signing_key_sealed(&newer.kid, b"resealed")
+        .await
+        .expect("reseal");
+    let resealed = ours(store.list_signing_keys().await.expect("list"));
+    let newer_now = resealed
+        .iter()
+        .find(|k| k.kid == newer.kid)
+        .expect("still there");
+    assert_eq!(newer_now.sealed_private, b"resealed");
+    let result = store.update_signing_key_sealed(&missing, b"x").await;
+    assert!(matches!(result, Err(StoreError::NotFound)), "{result:?}");
 }

@@ -44,6 +44,22 @@ pub(super) async fn update_state(
     Ok(())
 }
 
+pub(super) async fn update_sealed(
+    pool: &SqlitePool,
+    kid: &Kid,
+    sealed_private: &[u8],
+) -> Result<(), StoreError> {
+    let result = sqlx::query("UPDATE signing_keys SET sealed_private = ? WHERE kid = ?")
+        .bind(sealed_private)
+        .bind(kid.as_str())
+        .execute(pool)
+        .await?;
+    if result.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
 /// Oldest first, so the JWKS and the rotation logic see keys in the order they were made.
 pub(super) async fn list(pool: &SqlitePool) -> Result<Vec<StoredKey>, StoreError> {
     let rows = sqlx::query(

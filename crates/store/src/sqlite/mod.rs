@@ -132,6 +132,14 @@ impl Store for SqliteStore {
         keys::list(&self.pool).await
     }
 
+    async fn update_signing_key_sealed(
+        &self,
+        kid: &Kid,
+        sealed_private: &[u8],
+    ) -> Result<(), StoreError> {
+        keys::update_sealed(&self.pool, kid, sealed_private).await
+    }
+
     async fn revoke_token(&self, token: &RevokedToken) -> Result<(), StoreError> {
         revocations::revoke(&self.pool, token).await
     }
