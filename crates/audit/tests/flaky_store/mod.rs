@@ -81,6 +81,9 @@ impl Store for FlakyStore {
     async fn list_signing_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
         Err(unused())
     }
+    async fn update_signing_key_sealed(&self, _: &Kid, _: &[u8]) -> Result<(), StoreError> {
+        Err(unused())
+    }
     async fn revoke_token(&self, _: &RevokedToken) -> Result<(), StoreError> {
         Err(unused())
     }
