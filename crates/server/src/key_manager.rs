@@ -20,6 +20,12 @@ use tokio::sync::Mutex;
 use crate::bootstrap::unix_now;
 use crate::key_custody::KeyCustody;
 
+/// The lease that makes one node the one that carries out due rotations.
+const ROTATION_LEASE: &str = "key-rotation";
+/// How long the lease lasts without renewal (renewed every check, i.e. every second): a dead
+/// leader's rotations resume on another node within this.
+const ROTATION_LEASE_SECS: i64 = 10;
+
 /// Why a key operation failed (phrased for the log and the admin API).
 type KeyResult<T> = Result<T, String>;
 
@@ -31,6 +37,8 @@ pub struct KeyManager {
     policy: RotationPolicy,
     algorithm: Algorithm,
     audit: AuditLog,
+    /// This node's name in the `key-rotation` lease.
+    node_id: String,
     /// One rotation at a time on this node (several nodes: see docs/architecture.md); holds
     /// the published kids of the current ring, to reload only when they change.
     busy: Mutex<Vec<Kid>>,
@@ -78,6 +86,10 @@ impl KeyManager {
             algorithm,
             audit,
             busy: Mutex::new(Vec::new()),
+            node_id: format!(
+                "node-{:016x}",
+                u64::from_be_bytes(portcullis_keys::random_array::<8>().unwrap_or([0; 8]))
+            ),
         }
     }
 
@@ -93,10 +105,19 @@ impl KeyManager {
 
     /// Applies whatever the rotation policy says is due now (scheduled rotation, promotion of
     /// a pre-published key, removal of keys whose tokens have all expired).
-    /// Cheap when nothing is due: one read of the key table, no key loading.
+    /// Cheap when nothing is due: one read of the key table, no key loading. Only the node
+    /// holding the `key-rotation` lease acts; the others follow through change notifications.
     pub async fn reconcile(&self) -> KeyResult<()> {
         let mut published = self.busy.lock().await;
         let now = unix_now();
+        let leader = self
+            .store
+            .try_acquire_lease(ROTATION_LEASE, &self.node_id, ROTATION_LEASE_SECS, now)
+            .await
+            .map_err(|e| e.to_string())?;
+        if !leader {
+            return Ok(());
+        }
         let (_, timelines) = self.stored().await?;
         let transitions = rotation::plan(&timelines, &self.policy, now);
         if transitions.is_empty()

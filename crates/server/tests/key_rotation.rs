@@ -127,7 +127,7 @@ fn secret_jwt(node: &Node, id: &str, secret: &str) -> String {
         .unwrap()
         .as_secs();
     let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","typ":"JWT"}"#);
-    let claims = serde_json::json!({"iss": id, "sub": id, "aud": format!("{}/oauth2/token", node.base), "exp": now + 60, "jti": format!("j{now}{}", node.base.len())});
+    let claims = serde_json::json!({"iss": id, "sub": id, "aud": format!("{}/oauth2/token", node.base), "exp": now + 60, "jti": format!("j{}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos())});
     let input = format!("{header}.{}", URL_SAFE_NO_PAD.encode(claims.to_string()));
     let tag = aws_lc_rs::hmac::sign(
         &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret.as_bytes()),

@@ -349,3 +349,66 @@ fn store_copy_moves_an_embedded_deployment_to_postgres_with_its_audit_chain() {
     );
     assert_eq!(introspect(&revoked), false, "revocations moved too");
 }
+
+#[test]
+fn one_node_carries_out_a_due_rotation_and_every_node_follows() {
+    let Some(db) = Database::create_named("rotation") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let master = tmp.path().join("master.key");
+    let url = db.url();
+    let env = [
+        ("PORTCULLIS_STORE__URL", url.as_str()),
+        ("PORTCULLIS_KEYS__MASTER_KEY_FILE", master.to_str().unwrap()),
+        ("PORTCULLIS_SERVER__ISSUER", "https://auth.cluster.example"),
+        ("PORTCULLIS_KEYS__PREPUBLISH_SECS", "1"),
+    ];
+    let a = Node::start_in(&tmp.path().join("a"), &env);
+    let b = Node::start_in(&tmp.path().join("b"), &env);
+    let (id, secret) = a.create_client(&[]);
+    let kid = |n: &Node| {
+        support::jwt_header(
+            n.token(&id, &secret, "").json["access_token"]
+                .as_str()
+                .unwrap(),
+        )["kid"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let keys = a.cli_json(&["key", "rotate"]);
+    let next = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["state"] == "next")
+        .unwrap()["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let started = std::time::Instant::now();
+    while kid(&a) != next || kid(&b) != next {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "both nodes sign with the new key"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(
+        a.get("/jwks.json").json,
+        b.get("/jwks.json").json,
+        "one JWKS on every node"
+    );
+    let audit = a.cli_json(&["audit", "list", "--limit", "500"]);
+    let activated = audit["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == "key.activated")
+        .count();
+    assert_eq!(
+        activated, 1,
+        "exactly one node carried out the due activation"
+    );
+}

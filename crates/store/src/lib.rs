@@ -112,6 +112,17 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         at: UnixTime,
     ) -> Result<(), StoreError>;
     async fn list_signing_keys(&self) -> Result<Vec<StoredKey>, StoreError>;
+    /// Takes or renews the lease `name` for `holder` until `ttl_secs` from now; true if this
+    /// holder has it. Leader-only jobs (key rotation checks) run only while they hold theirs,
+    /// so several nodes never act on the same due transition. `now` is this node's clock;
+    /// networked backends judge expiry by the database clock instead.
+    async fn try_acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl_secs: i64,
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
     /// Replaces a key's sealed private key (`portcullis key rewrap` under a new master key).
     async fn update_signing_key_sealed(
         &self,

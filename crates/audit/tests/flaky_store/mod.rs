@@ -84,6 +84,15 @@ impl Store for FlakyStore {
     async fn update_signing_key_sealed(&self, _: &Kid, _: &[u8]) -> Result<(), StoreError> {
         Err(unused())
     }
+    async fn try_acquire_lease(
+        &self,
+        _: &str,
+        _: &str,
+        _: i64,
+        _: i64,
+    ) -> Result<bool, StoreError> {
+        Err(unused())
+    }
     async fn revoke_token(&self, _: &RevokedToken) -> Result<(), StoreError> {
         Err(unused())
     }

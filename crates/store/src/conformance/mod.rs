@@ -47,6 +47,58 @@ pub async fn run_all(store: &dyn Store) {
     audit_chain_spans_batches_and_verifies(store).await;
     concurrent_audit_appends_form_one_chain(store).await;
     audit_pages_in_both_directions(store).await;
+    leases_have_one_holder_until_they_expire(store).await;
+}
+
+/// One holder per lease; the holder renews; another takes it only once it has expired.
+/// (Uses a 1 s lease and waits for it: backends may judge expiry by their own clock.)
+pub async fn leases_have_one_holder_until_they_expire(store: &dyn Store) {
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0)
+    };
+    assert!(store
+        .try_acquire_lease("conformance-job", "node-a", 1, now())
+        .await
+        .expect("acquire"));
+    assert!(
+        !store
+            .try_acquire_lease("conformance-job", "node-b", 1, now())
+            .await
+            .expect("contend"),
+        "held by A"
+    );
+    assert!(
+        store
+            .try_acquire_lease("conformance-job", "node-a", 1, now())
+            .await
+            .expect("renew"),
+        "A renews"
+    );
+    assert!(
+        store
+            .try_acquire_lease("other-job", "node-b", 1, now())
+            .await
+            .expect("other"),
+        "leases are per job"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert!(
+        store
+            .try_acquire_lease("conformance-job", "node-b", 1, now())
+            .await
+            .expect("take over"),
+        "B takes an expired lease"
+    );
+    assert!(
+        !store
+            .try_acquire_lease("conformance-job", "node-a", 1, now())
+            .await
+            .expect("lost"),
+        "A lost it"
+    );
 }
 
 pub(crate) fn client_id(s: &str) -> ClientId {

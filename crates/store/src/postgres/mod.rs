@@ -20,6 +20,7 @@ mod audit;
 mod clients;
 mod copy_text;
 mod keys;
+mod leases;
 mod listen;
 mod revocations;
 mod settings;
@@ -202,6 +203,16 @@ impl Store for PostgresStore {
 
     async fn list_signing_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
         keys::list(&self.pool).await
+    }
+
+    async fn try_acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl_secs: i64,
+        _now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        leases::try_acquire(&self.pool, name, holder, ttl_secs).await
     }
 
     async fn update_signing_key_sealed(

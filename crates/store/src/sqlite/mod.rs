@@ -9,6 +9,7 @@ mod audit;
 mod bulk_insert;
 mod clients;
 mod keys;
+mod leases;
 mod revocations;
 mod settings;
 
@@ -130,6 +131,16 @@ impl Store for SqliteStore {
 
     async fn list_signing_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
         keys::list(&self.pool).await
+    }
+
+    async fn try_acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl_secs: i64,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        leases::try_acquire(&self.pool, name, holder, ttl_secs, now).await
     }
 
     async fn update_signing_key_sealed(
