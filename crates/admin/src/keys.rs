@@ -54,6 +54,8 @@ pub trait KeyAdmin: Send + Sync {
         actor: &str,
         compromised: Option<&str>,
     ) -> Result<Vec<KeyView>, AdminError>;
+    /// Retires one key (a pending one, or the active one when a successor is published).
+    async fn retire_key(&self, actor: &str, kid: &str) -> Result<Vec<KeyView>, AdminError>;
 }
 
 /// The shared handle the key routes hold as state.
@@ -88,4 +90,21 @@ pub async fn rotate_keys(
         keys.rotate_keys(&actor, request.compromised.as_deref())
             .await?,
     ))
+}
+
+#[utoipa::path(
+    post, path = "/keys/{kid}/retire", tag = "keys",
+    params(("kid" = String, Path, description = "The key to retire")),
+    responses(
+        (status = 200, description = "The keys after the retirement", body = [KeyView]),
+        (status = 400, description = "Unknown kid, or the only signing key without a published successor", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn retire_key(
+    State(keys): State<SharedKeyAdmin>,
+    caller: AdminCaller,
+    axum::extract::Path(kid): axum::extract::Path<String>,
+) -> Result<Json<Vec<KeyView>>, AdminError> {
+    let actor = format!("admin:{}", caller.client_id);
+    Ok(Json(keys.retire_key(&actor, &kid).await?))
 }

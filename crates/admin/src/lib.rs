@@ -35,6 +35,7 @@ pub fn router(server: Arc<AuthServer>, keys: Option<SharedKeyAdmin>) -> Router {
         Some(keys) => Router::new()
             .route("/keys", get(keys::list_keys))
             .route("/keys/rotate", post(keys::rotate_keys))
+            .route("/keys/{kid}/retire", post(keys::retire_key))
             .with_state(keys),
         None => Router::new(),
     };

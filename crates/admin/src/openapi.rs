@@ -52,7 +52,8 @@ impl Modify for BearerScheme {
         crate::audit::list_audit,
         crate::audit::verify_audit,
         crate::keys::list_keys,
-        crate::keys::rotate_keys,
+                crate::keys::rotate_keys,
+        crate::keys::retire_key,
         openapi_document,
     ),
     components(schemas(

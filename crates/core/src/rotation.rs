@@ -273,6 +273,50 @@ pub fn compromise(
     Ok(transitions)
 }
 
+/// Retires `kid` on an operator's request. A pending `Next` key is withdrawn (published
+/// until `max_token_ttl_secs`, though it never signed, harmlessly). The `Active` key may go
+/// only if a published successor takes over at once; with none, the operator must first
+/// publish one (`rotate`) so verifiers have it before it signs.
+pub fn retire(
+    keys: &[KeyTimeline],
+    kid: &Kid,
+    now: UnixTime,
+) -> Result<Vec<Transition>, CoreError> {
+    let key = keys
+        .iter()
+        .find(|k| k.kid == *kid)
+        .ok_or_else(|| CoreError::invalid("kid", "no key has this kid"))?;
+    match key.state {
+        KeyState::Next => Ok(vec![Transition::Retire {
+            kid: kid.clone(),
+            at: now,
+        }]),
+        KeyState::Active => {
+            let other_active = keys
+                .iter()
+                .any(|k| k.state == KeyState::Active && k.kid != *kid);
+            if other_active {
+                return Ok(vec![Transition::Retire {
+                    kid: kid.clone(),
+                    at: now,
+                }]);
+            }
+            let successor = newest(keys.iter().filter(|k| k.state == KeyState::Next));
+            match successor {
+                Some(next) => Ok(vec![
+                    Transition::Activate { kid: next.kid.clone(), at: now },
+                    Transition::Retire { kid: kid.clone(), at: now },
+                ]),
+                None => Err(CoreError::invalid(
+                    "kid",
+                    "this key is the only one signing: publish a successor first (key rotate), then retire it",
+                )),
+            }
+        }
+        KeyState::Retired | KeyState::Revoked => Ok(Vec::new()),
+    }
+}
+
 /// The timelines after `transitions`, as the caller's store should hold them; new keys get
 /// their ids from `new_kid`. Removed keys disappear.
 pub fn apply(
@@ -725,5 +769,58 @@ mod tests {
             assert!(published.len() <= 3, "{published:?} at {now}");
         }
         assert_eq!(switches, 52, "one switch a week");
+    }
+
+    fn timeline(kid: &str, state: KeyState) -> KeyTimeline {
+        KeyTimeline {
+            kid: Kid::parse(kid).unwrap(),
+            state,
+            created_at: 0,
+            activates_at: Some(0),
+            retired_at: None,
+        }
+    }
+
+    #[test]
+    fn retiring_the_only_signing_key_needs_a_published_successor() {
+        let only = [timeline("a", KeyState::Active)];
+        assert!(retire(&only, &Kid::parse("a").unwrap(), 10).is_err());
+        let with_next = [
+            timeline("a", KeyState::Active),
+            timeline("b", KeyState::Next),
+        ];
+        assert_eq!(
+            retire(&with_next, &Kid::parse("a").unwrap(), 10).unwrap(),
+            vec![
+                Transition::Activate {
+                    kid: Kid::parse("b").unwrap(),
+                    at: 10
+                },
+                Transition::Retire {
+                    kid: Kid::parse("a").unwrap(),
+                    at: 10
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn retiring_a_pending_key_withdraws_it_and_unknown_or_done_keys_are_handled() {
+        let keys = [
+            timeline("a", KeyState::Active),
+            timeline("b", KeyState::Next),
+            timeline("c", KeyState::Retired),
+        ];
+        assert_eq!(
+            retire(&keys, &Kid::parse("b").unwrap(), 5).unwrap(),
+            vec![Transition::Retire {
+                kid: Kid::parse("b").unwrap(),
+                at: 5
+            }]
+        );
+        assert!(retire(&keys, &Kid::parse("c").unwrap(), 5)
+            .unwrap()
+            .is_empty());
+        assert!(retire(&keys, &Kid::parse("zz").unwrap(), 5).is_err());
     }
 }

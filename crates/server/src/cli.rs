@@ -182,6 +182,13 @@ pub enum KeyCommand {
         #[arg(long)]
         compromised: Option<String>,
     },
+    /// Retire a key: a pending (next) key is withdrawn; the signing key only when a published
+    /// successor takes over at once (publish one with `key rotate` first).
+    Retire {
+        #[command(flatten)]
+        api: ApiArgs,
+        kid: String,
+    },
     /// Re-encrypt every software key and sealed client secret under a new master key. Stop
     /// the nodes first; then start them with the new key file.
     Rewrap {

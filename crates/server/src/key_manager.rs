@@ -264,6 +264,23 @@ impl KeyAdmin for KeyManager {
         self.views().await.map_err(AdminError::Conflict)
     }
 
+    async fn retire_key(&self, actor: &str, kid: &str) -> Result<Vec<KeyView>, AdminError> {
+        {
+            let mut published = self.busy.lock().await;
+            let now = unix_now();
+            let (_, timelines) = self.stored().await.map_err(AdminError::Conflict)?;
+            let transitions = rotation::retire(&timelines, &Kid::parse(kid)?, now)?;
+            self.execute(&transitions, actor, now)
+                .await
+                .map_err(AdminError::Conflict)?;
+            *published = self
+                .reload_locked(now)
+                .await
+                .map_err(AdminError::Conflict)?;
+        }
+        self.list_keys().await
+    }
+
     async fn rotate_keys(
         &self,
         actor: &str,

@@ -224,3 +224,65 @@ fn rewrap_moves_every_sealed_secret_to_a_new_master_key() {
         "client_secret_jwt works after"
     );
 }
+
+#[test]
+fn retire_withdraws_a_pending_key_and_hands_signing_only_to_a_published_successor() {
+    let node = Node::start_with_env(&[("PORTCULLIS_KEYS__PREPUBLISH_SECS", "3600")]);
+    let (id, secret) = node.create_client(&[]);
+    let signing_kid = || {
+        kid_of(
+            node.token(&id, &secret, "").json["access_token"]
+                .as_str()
+                .unwrap(),
+        )
+    };
+    let first = signing_kid();
+    let refused = node.cli(&["key", "retire", &first]);
+    assert_eq!(
+        refused.status.code(),
+        Some(1),
+        "the only signing key cannot be retired"
+    );
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("successor"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    let keys = node.cli_json(&["key", "rotate"]);
+    let pending = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["state"] == "next")
+        .unwrap()["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let keys = node.cli_json(&["key", "retire", &pending]);
+    assert_eq!(
+        key(&keys, &pending)["state"],
+        "retired",
+        "a pending key is withdrawn"
+    );
+    assert_eq!(signing_kid(), first);
+
+    let keys = node.cli_json(&["key", "rotate"]);
+    let successor = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["state"] == "next")
+        .unwrap()["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let keys = node.cli_json(&["key", "retire", &first]);
+    assert_eq!(key(&keys, &first)["state"], "retired");
+    assert_eq!(
+        key(&keys, &successor)["signing"],
+        true,
+        "the published successor takes over at once"
+    );
+    assert_eq!(signing_kid(), successor);
+}

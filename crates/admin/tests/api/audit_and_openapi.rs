@@ -134,12 +134,13 @@ async fn openapi_document_is_3_1_public_and_lists_every_path() {
         ("/openapi.json", &["get"][..]),
         ("/keys", &["get"][..]),
         ("/keys/rotate", &["post"][..]),
+        ("/keys/{kid}/retire", &["post"][..]),
     ] {
         for m in methods {
             assert!(paths[path].get(*m).is_some(), "{m} {path} missing");
         }
     }
-    assert_eq!(paths.len(), 8);
+    assert_eq!(paths.len(), 9);
     assert_eq!(
         doc["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"

@@ -29,6 +29,16 @@ pub fn run(cmd: KeyCommand) -> Result<(), CommandError> {
             let keys = AdminApi::connect(&api)?.call("POST", "/keys/rotate", Some(&body))?;
             (api, keys)
         }
+        KeyCommand::Retire { api, kid } => {
+            // Kids are restricted to URL-safe characters; anything else cannot name a key.
+            let kid: String = kid
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || "-_.:@".contains(*c))
+                .collect();
+            let keys =
+                AdminApi::connect(&api)?.call("POST", &format!("/keys/{kid}/retire"), None)?;
+            (api, keys)
+        }
         KeyCommand::Rewrap { .. } => {
             return Err(CommandError::Usage(
                 "key rewrap runs offline: see `portcullis key rewrap --help`".into(),
