@@ -185,3 +185,46 @@ fn config_file_configures_the_node_and_environment_overrides_it() {
         "the file chose JSON logs"
     );
 }
+
+#[test]
+fn a_truncated_or_wrong_master_key_stops_the_node_with_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let node = Node::start_in(&dir, &[]);
+    assert!(node.stop().success());
+    let master = dir.join("master.key");
+    let good = std::fs::read_to_string(&master).unwrap();
+    let serve = || {
+        std::process::Command::new(support::BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&dir)
+            .output()
+            .unwrap()
+    };
+    std::fs::write(&master, &good[..10]).unwrap();
+    let out = serve();
+    assert_eq!(out.status.code(), Some(1), "truncated master key");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("master key"), "{stderr}");
+    assert!(
+        !stderr.contains(&good[..10]),
+        "no key material in the message"
+    );
+
+    std::fs::write(&master, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n").unwrap();
+    let out = serve();
+    assert_eq!(out.status.code(), Some(1), "a different master key");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("signing key"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    std::fs::write(&master, &good).unwrap();
+    let node = Node::start_in(&dir, &[]);
+    assert_eq!(
+        node.get("/readyz").status,
+        200,
+        "the right key brings it back, nothing lost"
+    );
+}
