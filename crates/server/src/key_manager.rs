@@ -265,20 +265,11 @@ impl KeyAdmin for KeyManager {
     }
 
     async fn retire_key(&self, actor: &str, kid: &str) -> Result<Vec<KeyView>, AdminError> {
-        {
-            let mut published = self.busy.lock().await;
-            let now = unix_now();
-            let (_, timelines) = self.stored().await.map_err(AdminError::Conflict)?;
-            let transitions = rotation::retire(&timelines, &Kid::parse(kid)?, now)?;
-            self.execute(&transitions, actor, now)
-                .await
-                .map_err(AdminError::Conflict)?;
-            *published = self
-                .reload_locked(now)
-                .await
-                .map_err(AdminError::Conflict)?;
-        }
-        self.list_keys().await
+        let kid = Kid::parse(kid)?;
+        self.operator_change(actor, |timelines, now| {
+            Ok(rotation::retire(timelines, &kid, now)?)
+        })
+        .await
     }
 
     async fn rotate_keys(
@@ -286,17 +277,28 @@ impl KeyAdmin for KeyManager {
         actor: &str,
         compromised: Option<&str>,
     ) -> Result<Vec<KeyView>, AdminError> {
+        let compromised = compromised.map(Kid::parse).transpose()?;
+        self.operator_change(actor, |timelines, now| match &compromised {
+            Some(kid) => Ok(rotation::compromise(timelines, kid, now)?),
+            None => Ok(rotation::rotate(timelines, &self.policy, now)),
+        })
+        .await
+    }
+}
+
+impl KeyManager {
+    /// An operator's key change: the transitions `decide` picks from the current timeline are
+    /// carried out (audited as `actor`) and the ring rebuilt, all under this node's key lock.
+    async fn operator_change(
+        &self,
+        actor: &str,
+        decide: impl FnOnce(&[KeyTimeline], UnixTime) -> Result<Vec<Transition>, AdminError>,
+    ) -> Result<Vec<KeyView>, AdminError> {
         {
             let mut published = self.busy.lock().await;
             let now = unix_now();
             let (_, timelines) = self.stored().await.map_err(AdminError::Conflict)?;
-            let transitions = match compromised {
-                Some(kid) => {
-                    let kid = Kid::parse(kid)?;
-                    rotation::compromise(&timelines, &kid, now)?
-                }
-                None => rotation::rotate(&timelines, &self.policy, now),
-            };
+            let transitions = decide(&timelines, now)?;
             self.execute(&transitions, actor, now)
                 .await
                 .map_err(AdminError::Conflict)?;

@@ -58,15 +58,7 @@ fn rotation_publishes_before_signing_and_compromise_withdraws_at_once() {
 
     // On-demand rotation: the new key is published at once but does not sign yet.
     let keys = node.cli_json(&["key", "rotate"]);
-    let next = keys
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["state"] == "next")
-        .expect("a next key")["kid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let next = support::pending_kid(&keys);
     assert_eq!(key(&keys, &next)["published"], true);
     assert_eq!(key(&keys, &next)["signing"], false);
     assert!(jwks_kids(&node).contains(&next), "pre-published in JWKS");
@@ -250,15 +242,7 @@ fn retire_withdraws_a_pending_key_and_hands_signing_only_to_a_published_successo
     );
 
     let keys = node.cli_json(&["key", "rotate"]);
-    let pending = keys
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["state"] == "next")
-        .unwrap()["kid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let pending = support::pending_kid(&keys);
     let keys = node.cli_json(&["key", "retire", &pending]);
     assert_eq!(
         key(&keys, &pending)["state"],
@@ -268,15 +252,7 @@ fn retire_withdraws_a_pending_key_and_hands_signing_only_to_a_published_successo
     assert_eq!(signing_kid(), first);
 
     let keys = node.cli_json(&["key", "rotate"]);
-    let successor = keys
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["state"] == "next")
-        .unwrap()["kid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let successor = support::pending_kid(&keys);
     let keys = node.cli_json(&["key", "retire", &first]);
     assert_eq!(key(&keys, &first)["state"], "retired");
     assert_eq!(

@@ -29,6 +29,24 @@ fn psql(sql: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// What every node of one deployment shares: the database, the master key and the issuer.
+fn cluster_env<'a>(
+    url: &'a str,
+    master: &'a std::path::Path,
+    extra: &[(&'a str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
+    let mut env = vec![
+        ("PORTCULLIS_STORE__URL", url),
+        (
+            "PORTCULLIS_KEYS__MASTER_KEY_FILE",
+            master.to_str().expect("utf-8 path"),
+        ),
+        ("PORTCULLIS_SERVER__ISSUER", "https://auth.cluster.example"),
+    ];
+    env.extend_from_slice(extra);
+    env
+}
+
 /// A fresh database, dropped when the guard goes.
 struct Database(String);
 
@@ -67,11 +85,7 @@ fn two_nodes_share_one_postgres_database() {
     let tmp = tempfile::tempdir().unwrap();
     let master = tmp.path().join("master.key");
     let url = db.url();
-    let env = [
-        ("PORTCULLIS_STORE__URL", url.as_str()),
-        ("PORTCULLIS_KEYS__MASTER_KEY_FILE", master.to_str().unwrap()),
-        ("PORTCULLIS_SERVER__ISSUER", "https://auth.cluster.example"),
-    ];
+    let env = cluster_env(&url, &master, &[]);
     let a = Node::start_in(&tmp.path().join("a"), &env);
     let b = Node::start_in(&tmp.path().join("b"), &env);
     assert!(
@@ -127,11 +141,7 @@ fn revocation_and_disable_on_one_node_are_honoured_by_another_within_500_ms() {
     let tmp = tempfile::tempdir().unwrap();
     let master = tmp.path().join("master.key");
     let url = db.url();
-    let env = [
-        ("PORTCULLIS_STORE__URL", url.as_str()),
-        ("PORTCULLIS_KEYS__MASTER_KEY_FILE", master.to_str().unwrap()),
-        ("PORTCULLIS_SERVER__ISSUER", "https://auth.cluster.example"),
-    ];
+    let env = cluster_env(&url, &master, &[]);
     let a = Node::start_in(&tmp.path().join("a"), &env);
     let c = Node::start_in(&tmp.path().join("c"), &env);
     let (id, secret) = a.create_client(&["--id", "meter-7"]);
@@ -358,12 +368,7 @@ fn one_node_carries_out_a_due_rotation_and_every_node_follows() {
     let tmp = tempfile::tempdir().unwrap();
     let master = tmp.path().join("master.key");
     let url = db.url();
-    let env = [
-        ("PORTCULLIS_STORE__URL", url.as_str()),
-        ("PORTCULLIS_KEYS__MASTER_KEY_FILE", master.to_str().unwrap()),
-        ("PORTCULLIS_SERVER__ISSUER", "https://auth.cluster.example"),
-        ("PORTCULLIS_KEYS__PREPUBLISH_SECS", "1"),
-    ];
+    let env = cluster_env(&url, &master, &[("PORTCULLIS_KEYS__PREPUBLISH_SECS", "1")]);
     let a = Node::start_in(&tmp.path().join("a"), &env);
     let b = Node::start_in(&tmp.path().join("b"), &env);
     let (id, secret) = a.create_client(&[]);
@@ -378,15 +383,7 @@ fn one_node_carries_out_a_due_rotation_and_every_node_follows() {
             .to_owned()
     };
     let keys = a.cli_json(&["key", "rotate"]);
-    let next = keys
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["state"] == "next")
-        .unwrap()["kid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let next = support::pending_kid(&keys);
     let started = std::time::Instant::now();
     while kid(&a) != next || kid(&b) != next {
         assert!(

@@ -364,3 +364,14 @@ pub fn jwt_header(token: &str) -> Value {
         .expect("base64url");
     serde_json::from_slice(&bytes).expect("json header")
 }
+
+/// The kid of the pending (`next`) key in a `portcullis key ... --json` listing.
+pub fn pending_kid(keys: &Value) -> String {
+    let pending = keys
+        .as_array()
+        .expect("key list")
+        .iter()
+        .find(|k| k["state"] == "next")
+        .expect("a next key");
+    pending["kid"].as_str().expect("kid").to_owned()
+}
