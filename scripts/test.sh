@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # THE one command that runs Portcullis's whole test suite on a fresh machine (CI runs it via
 # .ci/run). It sets up what the tests need, then runs fmt, clippy and every test:
-#   1. Debian packages the tests use (wrk, softhsm2, mosquitto-clients), only if missing;
+#   1. Debian packages the tests use (wrk, softhsm2, mosquitto-clients, nginx), only if missing;
 #   2. PostgreSQL, started if it is down;
 #   3. the interop clients in .interop/ (gitignored): Node openid-client + jose from
 #      tests/interop/package-lock.json, Python PyJWT + cryptography from
 #      tests/interop/requirements.txt; reinstalled only when those files change;
-#   4. cargo fmt --check, cargo clippy -D warnings, doc tests, then cargo nextest run
+#   4. cargo fmt --check, cargo clippy -D warnings, the nginx cluster test (deploy/), doc tests,
+#      then cargo nextest run
 #      --workspace (cargo test if nextest is missing).
 # Idempotent; on a machine already set up, steps 1-3 take a second or two.
 # usage: scripts/test.sh [--setup-only]   (--setup-only stops after step 3, for running
@@ -30,6 +31,7 @@ declare -A apt_marker=(
   [wrk]=/usr/bin/wrk
   [softhsm2]=/usr/bin/softhsm2-util
   [mosquitto-clients]=/usr/bin/mosquitto_pub
+  [nginx]=/usr/sbin/nginx
 )
 missing=()
 for pkg in "${!apt_marker[@]}"; do
@@ -42,7 +44,7 @@ if [[ ${#missing[@]} -gt 0 ]]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else
-  step "Debian packages present (wrk, softhsm2, mosquitto-clients)"
+  step "Debian packages present (wrk, softhsm2, mosquitto-clients, nginx)"
 fi
 
 # --- 2. PostgreSQL -----------------------------------------------------------------------------
@@ -109,6 +111,11 @@ fi
 # release build is needed here. Doc tests first (nextest cannot run them), then every other
 # test under nextest, whose closing "Summary ... N tests run: N passed" line is the suite's
 # total. --no-fail-fast: CI shows every failing test, not only the first binary's.
+# The cluster test runs before the test suite so that the suite's summary is the last line.
+step "deploy/cluster_test.sh: 3 nodes behind nginx, one kill -9ed under load"
+cargo build --bin portcullis --quiet
+PORTCULLIS_BIN="$repo/target/debug/portcullis" deploy/cluster_test.sh
+
 step "cargo test --workspace --doc"
 cargo test --workspace --doc --quiet
 if cargo nextest --version >/dev/null 2>&1; then
