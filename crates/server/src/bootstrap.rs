@@ -151,12 +151,19 @@ async fn load_signing_keys(
         k.state == "active" && k.alg == algorithm.as_str() && k.backend == custody.backend_name()
     });
     if !active_matches {
+        let mut events = Vec::new();
         for old in stored.iter_mut().filter(|k| k.state == "active") {
             store
                 .update_signing_key_state(&old.kid, "retired", now)
                 .await?;
             old.state = "retired".into();
             old.state_changed_at = now;
+            events.push(key_event(
+                now,
+                "key.retired",
+                old.kid.as_str(),
+                &old.backend,
+            ));
         }
         let (signer, sealed) = custody
             .generate(algorithm)
@@ -174,6 +181,20 @@ async fn load_signing_keys(
             state_changed_at: now,
         };
         store.insert_signing_key(&key).await?;
+        events.push(key_event(
+            now,
+            "key.created",
+            kid.as_str(),
+            custody.backend_name(),
+        ));
+        events.push(key_event(
+            now,
+            "key.activated",
+            kid.as_str(),
+            custody.backend_name(),
+        ));
+        // The audit writer is not running yet at start-up: append to the chain directly.
+        store.append_audit(events).await?;
         tracing::info!(%kid, alg = algorithm.as_str(), backend = custody.backend_name(), "created a new access-token signing key");
         stored.push(key);
     }
@@ -202,6 +223,23 @@ async fn load_signing_keys(
         ))
     })?;
     Ok(KeyRing::new(active, published))
+}
+
+/// An audit event for a key change made at start-up (`actor` = `system`).
+pub fn key_event(
+    at: UnixTime,
+    action: &str,
+    kid: &str,
+    backend: &str,
+) -> portcullis_core::audit::AuditEvent {
+    portcullis_core::audit::AuditEvent {
+        at,
+        actor: "system".into(),
+        action: action.into(),
+        subject: kid.into(),
+        outcome: "success".into(),
+        detail: serde_json::json!({"backend": backend}),
+    }
 }
 
 /// On the very first start, creates the admin client and writes its credential to

@@ -215,6 +215,16 @@ fn rewrap_moves_every_sealed_secret_to_a_new_master_key() {
         200,
         "client_secret_jwt works after"
     );
+    let audit = node
+        .cli_json(&["audit", "list", "--limit", "100"])
+        .to_string();
+    for action in ["key.created", "key.activated", "key.rewrapped"] {
+        assert!(
+            audit.contains(action),
+            "{action} is audited, at start-up and offline too"
+        );
+    }
+    assert_eq!(node.cli_json(&["audit", "verify"])["ok"], true);
 }
 
 #[test]

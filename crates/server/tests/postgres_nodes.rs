@@ -402,7 +402,7 @@ fn one_node_carries_out_a_due_rotation_and_every_node_follows() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|r| r["action"] == "key.activated")
+        .filter(|r| r["action"] == "key.activated" && r["subject"] == next.as_str())
         .count();
     assert_eq!(
         activated, 1,

@@ -67,6 +67,15 @@ pub async fn rewrap(
         }
     }
     let clients_done = rewrap_client_secrets(store.as_ref(), &old, &new).await?;
+    let mut event = crate::bootstrap::key_event(
+        crate::bootstrap::unix_now(),
+        "key.rewrapped",
+        "*",
+        "software",
+    );
+    event.actor = "cli:key-rewrap".into();
+    event.detail = serde_json::json!({"signing_keys": keys_done, "client_secrets": clients_done});
+    store.append_audit(vec![event]).await.map_err(failed)?;
     println!("rewrapped {keys_done} signing keys and {clients_done} client secrets; start the nodes with the new master key");
     Ok(())
 }
