@@ -105,6 +105,11 @@ impl KeyManager {
 
     /// Applies whatever the rotation policy says is due now (scheduled rotation, promotion of
     /// a pre-published key, removal of keys whose tokens have all expired).
+    /// This node's name in leases (leader-only jobs).
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
     /// Cheap when nothing is due: one read of the key table, no key loading. Only the node
     /// holding the `key-rotation` lease acts; the others follow through change notifications.
     pub async fn reconcile(&self) -> KeyResult<()> {

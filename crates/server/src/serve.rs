@@ -21,6 +21,10 @@ const PURGE_INTERVAL: Duration = Duration::from_secs(60);
 /// How often the key rotation timeline is checked: a pre-published key starts signing within
 /// this of its time. A check that finds nothing due reads the key table and nothing else.
 const KEY_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// The lease that makes one node purge expired rows from the shared store.
+const PURGE_LEASE: &str = "purge";
+/// Longer than two purge intervals, so the holder keeps it while alive.
+const PURGE_LEASE_SECS: i64 = 150;
 
 /// Runs the server until a shutdown signal.
 pub async fn run(config: Config) -> Result<(), String> {
@@ -151,10 +155,17 @@ async fn background_jobs(
                 }
             }
             _ = purge.tick() => {
-                let now = unix_now();
+                                let now = unix_now();
+                // Every node trims its own cache; one node (the `purge` lease holder) the store.
                 server.revocations.purge(now);
-                if let Err(e) = server.store.purge_expired(now).await {
-                    tracing::warn!(error = %e, "purging expired rows failed; will retry");
+                match server.store.try_acquire_lease(PURGE_LEASE, keys.node_id(), PURGE_LEASE_SECS, now).await {
+                    Ok(true) => {
+                        if let Err(e) = server.store.purge_expired(now).await {
+                            tracing::warn!(error = %e, "purging expired rows failed; will retry");
+                        }
+                    }
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(error = %e, "purge lease unavailable; will retry"),
                 }
                 metrics.run_upkeep();
             }
