@@ -6,7 +6,9 @@
 #   (b) every client created and every token revoked through the proxy during the load/kill
 #       window with a 2xx answer is there afterwards (client show through the proxy and on
 #       each surviving node; the revoked tokens introspect inactive on each surviving node);
-#   (c) a fourth node whose database is dropped under it reports /readyz 503 and stays up.
+#   (c) a fourth node whose database is dropped under it reports /readyz 503 and stays up;
+#   (d) in CI (or with PORTCULLIS_RESTART_POSTGRES=1): PostgreSQL restarts under the nodes —
+#       /readyz 503 meanwhile, cached clients still get tokens, the nodes reconnect by themselves.
 #       (PostgreSQL itself is NOT restarted: it is a shared service other tests use.)
 # Prints a summary (throughput before/after the kill from nginx's access log, failed
 # requests, failover gap) and exits non-zero on any failed assertion.
@@ -307,6 +309,40 @@ healthz=$(curl -sS -o /dev/null -w '%{http_code}' -m 5 "http://127.0.0.1:$p4/hea
 [[ $healthz == 200 ]] || fail "node 4 /healthz $healthz with its database gone (want 200: alive)"
 if grep -qi panick "$tmp"/n*.log; then fail "a node panicked: $(grep -hi panick "$tmp"/n*.log | head -3)"; fi
 
+# --- (d) PostgreSQL restarts under the surviving nodes -----------------------------------------
+# Stops the machine's shared PostgreSQL for a moment, so only where nothing else uses it: in CI
+# (scripts/test.sh runs this before the test suite) or when asked with PORTCULLIS_RESTART_POSTGRES=1.
+pg_restart="skipped (set PORTCULLIS_RESTART_POSTGRES=1; CI does it)"
+if [[ -n ${CI:-} || -n ${PORTCULLIS_RESTART_POSTGRES:-} ]] && [[ -d /etc/postgresql ]]; then
+  pg_version=$(ls /etc/postgresql | head -1)
+  survivor="http://127.0.0.1:${ports[0]}"
+  pg_ctlcluster --skip-systemctl-redirect "$pg_version" main stop -m fast >/dev/null 2>&1 || fail "could not stop PostgreSQL"
+  down_code=000
+  for _ in $(seq 1 50); do
+    down_code=$(curl -sS -o /dev/null -w '%{http_code}' -m 5 "$survivor/readyz" || true)
+    [[ $down_code == 503 ]] && break
+    sleep 0.1
+  done
+  # Cached clients keep getting tokens while the database is away (audit rows wait in memory).
+  during=$(curl -sS -o /dev/null -w '%{http_code}' -m 5 -u "$cid:$csecret" -d grant_type=client_credentials "$proxy/oauth2/token" || true)
+  pg_ctlcluster --skip-systemctl-redirect "$pg_version" main start >/dev/null 2>&1 || true
+  for _ in $(seq 1 100); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.1; done
+  pg_isready -q -h 127.0.0.1 -p 5432 || die "PostgreSQL did not come back"
+  up_code=000
+  for _ in $(seq 1 100); do
+    up_code=$(curl -sS -o /dev/null -w '%{http_code}' -m 5 "$survivor/readyz" || true)
+    [[ $up_code == 200 ]] && break
+    sleep 0.2
+  done
+  after_restart=$("$BIN" client create --server "$proxy" --admin-credential "$admin" --name after-restart --json 2>&1 || true)
+  pg_restart="readyz 200 -> $down_code while stopped -> $up_code after; token while down: $during"
+  [[ $down_code == 503 ]] || fail "/readyz answered $down_code while PostgreSQL was stopped (want 503)"
+  [[ $up_code == 200 ]] || fail "/readyz answered $up_code after PostgreSQL came back (want 200: reconnect by itself)"
+  [[ $during == 200 ]] || fail "a cached client got $during while PostgreSQL was down (want 200)"
+  grep -q '"client_id"' <<<"$after_restart" || fail "a write after the restart failed: $after_restart"
+  if grep -qi panick "$tmp"/n*.log; then fail "a node panicked across the restart"; fi
+fi
+
 # --- summary ---------------------------------------------------------------------------------
 elapsed=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN{printf "%.0f", b-a}')
 cat <<EOF
@@ -317,6 +353,7 @@ cluster_test summary
   nginx:               $non2xx non-2xx token answers (status x count: $codes; 499 = wrk closed it at the end), $retried requests retried on another node
   writes in window:    clients $n_clients/$WRITES acknowledged ($n_client_fail not), revocations $n_revoked/$WRITES ($n_revoke_fail not); $n_after of them after the kill; lost after ack: $lost
   readyz, db dropped:  $ready_lost (node alive: $([[ $healthz == 200 ]] && echo yes || echo no))
+  postgres restart:    $pg_restart
   time:                ${elapsed} s since the load started
 EOF
 if [[ $failed -ne 0 ]]; then
