@@ -239,8 +239,12 @@ pub enum StoreCommand {
 pub enum BenchCommand {
     /// Insert COUNT clients with random secrets directly into the store of DATA_DIR.
     LoadClients {
-        #[arg(long)]
-        data_dir: PathBuf,
+        /// The node's data directory (its SQLite store) ...
+        #[arg(long, required_unless_present = "store_url")]
+        data_dir: Option<PathBuf>,
+        /// ... or any store URL (e.g. postgres://...).
+        #[arg(long, conflicts_with = "data_dir")]
+        store_url: Option<String>,
         #[arg(long)]
         count: u64,
     },

@@ -49,8 +49,18 @@ fn main() -> ExitCode {
         Command::Store(StoreCommand::Copy { from, to }) => {
             runtime().and_then(|rt| rt.block_on(commands::store_copy::copy(&from, &to)))
         }
-        Command::Bench(BenchCommand::LoadClients { data_dir, count }) => {
-            runtime().and_then(|rt| rt.block_on(commands::bench::load_clients(&data_dir, count)))
+        Command::Bench(BenchCommand::LoadClients {
+            data_dir,
+            store_url,
+            count,
+        }) => {
+            let url = store_url.unwrap_or_else(|| {
+                format!(
+                    "sqlite:{}",
+                    data_dir.unwrap_or_default().join("portcullis.db").display()
+                )
+            });
+            runtime().and_then(|rt| rt.block_on(commands::bench::load_clients(&url, count)))
         }
     };
     match result {

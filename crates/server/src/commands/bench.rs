@@ -3,13 +3,9 @@
 //! is printed, so a load generator can spread requests over every client id and exercise
 //! cache misses, not just one hot entry.
 
-use std::path::Path;
-
 use portcullis_core::client::{AuthMethod, Client, DEFAULT_TOKEN_TTL_SECS};
 use portcullis_core::{ClientId, ScopeSet, Secret, SecretHash};
 use portcullis_keys::random::random_array;
-use portcullis_store::sqlite::SqliteStore;
-use portcullis_store::Store;
 
 use super::CommandError;
 use crate::bootstrap::{unix_now, PEPPER_SETTING};
@@ -18,9 +14,9 @@ const BATCH: u64 = 10_000;
 
 /// Inserts `count` clients named `bulk-<8 digits>` sharing one random secret, and prints
 /// `{"prefix":"bulk-","count":N,"client_secret":"..."}` for the load generator.
-pub async fn load_clients(data_dir: &Path, count: u64) -> Result<(), CommandError> {
+pub async fn load_clients(store_url: &str, count: u64) -> Result<(), CommandError> {
     let fail = |e: String| CommandError::Failed(e);
-    let store = SqliteStore::open(&data_dir.join("portcullis.db"))
+    let store = portcullis_store::open(store_url)
         .await
         .map_err(|e| fail(e.to_string()))?;
     let pepper = store
