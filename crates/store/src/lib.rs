@@ -9,6 +9,7 @@ pub mod changes;
 pub mod conformance;
 pub mod error;
 pub mod postgres;
+mod rows;
 pub mod sqlite;
 
 pub use cache::{ClientCache, RevocationCache};

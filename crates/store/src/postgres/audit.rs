@@ -2,9 +2,9 @@
 //! every node.
 
 use portcullis_core::audit::{from_hex, link, AuditEvent, AuditRecord, GENESIS_HASH};
-use sqlx::postgres::PgRow;
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{PgConnection, PgPool};
 
+use crate::rows::record_from_row;
 use crate::StoreError;
 
 const COLUMNS: &str = "seq, at, actor, action, subject, outcome, detail, prev_hash, hash";
@@ -123,26 +123,4 @@ pub(super) async fn list_descending(
         .fetch_all(pool)
         .await?;
     rows.iter().map(record_from_row).collect()
-}
-
-/// Decodes a record as stored, without judging it: checking the chain is the verifier's job,
-/// and it must see an edited record to report it.
-fn record_from_row(row: &PgRow) -> Result<AuditRecord, StoreError> {
-    let seq: i64 = row.try_get("seq")?;
-    let detail: &str = row.try_get("detail")?;
-    let detail = serde_json::from_str(detail)
-        .map_err(|e| StoreError::corrupt_json("audit_log.detail", &seq.to_string(), &e))?;
-    Ok(AuditRecord {
-        seq,
-        event: AuditEvent {
-            at: row.try_get("at")?,
-            actor: row.try_get("actor")?,
-            action: row.try_get("action")?,
-            subject: row.try_get("subject")?,
-            outcome: row.try_get("outcome")?,
-            detail,
-        },
-        prev_hash: row.try_get("prev_hash")?,
-        hash: row.try_get("hash")?,
-    })
 }

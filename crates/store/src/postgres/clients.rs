@@ -1,12 +1,13 @@
 //! The `clients` table: one row per registered client, list-valued fields as JSON text.
 
-use portcullis_core::client::{AuthMethod, Client};
-use portcullis_core::{ClientId, ScopeSet, SecretHash};
-use sqlx::postgres::{PgArguments, PgRow};
+use portcullis_core::client::Client;
+use portcullis_core::ClientId;
+use sqlx::postgres::PgArguments;
 use sqlx::query::Query;
-use sqlx::{PgPool, Postgres, Row};
+use sqlx::{PgPool, Postgres};
 
 use super::copy_text::CopyRow;
+use crate::rows::{client_from_row, JsonColumns};
 use crate::StoreError;
 
 const COLUMNS: &str = "client_id, name, auth_method, scopes, audiences, token_ttl_secs, enabled, \
@@ -15,26 +16,6 @@ const COLUMNS: &str = "client_id, name, auth_method, scopes, audiences, token_tt
 /// Rows encoded per COPY message: a few megabytes, so a million-row load streams instead of
 /// building one huge buffer.
 const ROWS_PER_CHUNK: usize = 10_000;
-
-/// The JSON text of a client's list-valued columns.
-struct JsonColumns {
-    scopes: String,
-    audiences: String,
-    secret_hashes: String,
-}
-
-impl JsonColumns {
-    fn of(client: &Client) -> Result<Self, StoreError> {
-        let failed = |column| StoreError::corrupt_field(column, client.client_id.as_str());
-        Ok(Self {
-            scopes: serde_json::to_string(&client.scopes).map_err(|_| failed("clients.scopes"))?,
-            audiences: serde_json::to_string(&client.audiences)
-                .map_err(|_| failed("clients.audiences"))?,
-            secret_hashes: serde_json::to_string(&client.secret_hashes)
-                .map_err(|_| failed("clients.secret_hashes"))?,
-        })
-    }
-}
 
 /// Binds every column of `c` as `$1..$13` in `COLUMNS` order (`client_id` first).
 fn bind_client<'q>(
@@ -167,42 +148,4 @@ pub(super) async fn delete(pool: &PgPool, id: &ClientId) -> Result<bool, StoreEr
     .fetch_optional(pool)
     .await?;
     Ok(announced.is_some())
-}
-
-/// Decodes a row, checking every domain rule again: the database may have been edited by hand.
-fn client_from_row(row: &PgRow) -> Result<Client, StoreError> {
-    let id: String = row.try_get("client_id")?;
-    let client_id = ClientId::parse(id.as_str())
-        .map_err(|_| StoreError::corrupt_field("clients.client_id", &id))?;
-    let auth_method: &str = row.try_get("auth_method")?;
-    let auth_method = AuthMethod::parse(auth_method)
-        .map_err(|_| StoreError::corrupt_field("clients.auth_method", &id))?;
-    let ttl: i64 = row.try_get("token_ttl_secs")?;
-    let token_ttl_secs =
-        u32::try_from(ttl).map_err(|_| StoreError::corrupt_field("clients.token_ttl_secs", &id))?;
-    Ok(Client {
-        name: row.try_get("name")?,
-        auth_method,
-        scopes: json_column::<ScopeSet>(row, "scopes", &id)?,
-        audiences: json_column::<Vec<String>>(row, "audiences", &id)?,
-        token_ttl_secs,
-        enabled: row.try_get("enabled")?,
-        secret_hashes: json_column::<Vec<SecretHash>>(row, "secret_hashes", &id)?,
-        sealed_secret: row.try_get("sealed_secret")?,
-        jwks: row.try_get("jwks")?,
-        jwks_uri: row.try_get("jwks_uri")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-        client_id,
-    })
-}
-
-fn json_column<T: serde::de::DeserializeOwned>(
-    row: &PgRow,
-    column: &str,
-    id: &str,
-) -> Result<T, StoreError> {
-    let text: &str = row.try_get(column)?;
-    serde_json::from_str(text)
-        .map_err(|e| StoreError::corrupt_json(&format!("clients.{column}"), id, &e))
 }

@@ -1,9 +1,9 @@
 //! The `signing_keys` table: the token signing keys and where each is in its rotation.
 
 use portcullis_core::{Kid, UnixTime};
-use sqlx::postgres::PgRow;
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
 
+use crate::rows::key_from_row;
 use crate::{StoreError, StoredKey};
 
 pub(super) async fn insert(pool: &PgPool, key: &StoredKey) -> Result<(), StoreError> {
@@ -70,19 +70,4 @@ pub(super) async fn list(pool: &PgPool) -> Result<Vec<StoredKey>, StoreError> {
     .fetch_all(pool)
     .await?;
     rows.iter().map(key_from_row).collect()
-}
-
-fn key_from_row(row: &PgRow) -> Result<StoredKey, StoreError> {
-    let kid: String = row.try_get("kid")?;
-    Ok(StoredKey {
-        kid: Kid::parse(kid.as_str())
-            .map_err(|_| StoreError::corrupt_field("signing_keys.kid", &kid))?,
-        alg: row.try_get("alg")?,
-        backend: row.try_get("backend")?,
-        sealed_private: row.try_get("sealed_private")?,
-        public_jwk: row.try_get("public_jwk")?,
-        state: row.try_get("state")?,
-        created_at: row.try_get("created_at")?,
-        state_changed_at: row.try_get("state_changed_at")?,
-    })
 }

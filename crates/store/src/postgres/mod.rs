@@ -306,3 +306,5 @@ mod tests {
         assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
     }
 }
+
+crate::rows::column_reader!(sqlx::postgres::PgRow);

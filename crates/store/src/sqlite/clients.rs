@@ -1,11 +1,12 @@
 //! The `clients` table: one row per registered client, list-valued fields as JSON text.
 
-use portcullis_core::client::{AuthMethod, Client};
-use portcullis_core::{ClientId, ScopeSet, SecretHash};
-use sqlx::sqlite::{SqliteArguments, SqliteRow};
-use sqlx::{Arguments, Row, SqlitePool};
+use portcullis_core::client::Client;
+use portcullis_core::ClientId;
+use sqlx::sqlite::SqliteArguments;
+use sqlx::{Arguments, SqlitePool};
 
 use super::bulk_insert::BulkInsert;
+use crate::rows::{client_from_row, JsonColumns};
 use crate::StoreError;
 
 const COLUMNS: &str = "client_id, name, auth_method, scopes, audiences, token_ttl_secs, enabled, \
@@ -16,26 +17,6 @@ const INSERT: BulkInsert = BulkInsert {
     columns: COLUMNS,
     column_count: 13,
 };
-
-/// The JSON text of a client's list-valued columns.
-struct JsonColumns {
-    scopes: String,
-    audiences: String,
-    secret_hashes: String,
-}
-
-impl JsonColumns {
-    fn of(client: &Client) -> Result<Self, StoreError> {
-        let failed = |column| StoreError::corrupt_field(column, client.client_id.as_str());
-        Ok(Self {
-            scopes: serde_json::to_string(&client.scopes).map_err(|_| failed("clients.scopes"))?,
-            audiences: serde_json::to_string(&client.audiences)
-                .map_err(|_| failed("clients.audiences"))?,
-            secret_hashes: serde_json::to_string(&client.secret_hashes)
-                .map_err(|_| failed("clients.secret_hashes"))?,
-        })
-    }
-}
 
 /// Adds every column of `c` in `COLUMNS` order.
 fn bind_client<'a>(args: &mut SqliteArguments<'a>, c: &'a Client) -> Result<(), StoreError> {
@@ -136,42 +117,4 @@ pub(super) async fn delete(pool: &SqlitePool, id: &ClientId) -> Result<bool, Sto
         .execute(pool)
         .await?;
     Ok(result.rows_affected() > 0)
-}
-
-/// Decodes a row, checking every domain rule again: the file may have been edited by hand.
-fn client_from_row(row: &SqliteRow) -> Result<Client, StoreError> {
-    let id: String = row.try_get("client_id")?;
-    let client_id = ClientId::parse(id.as_str())
-        .map_err(|_| StoreError::corrupt_field("clients.client_id", &id))?;
-    let auth_method: String = row.try_get("auth_method")?;
-    let auth_method = AuthMethod::parse(&auth_method)
-        .map_err(|_| StoreError::corrupt_field("clients.auth_method", &id))?;
-    let ttl: i64 = row.try_get("token_ttl_secs")?;
-    let token_ttl_secs =
-        u32::try_from(ttl).map_err(|_| StoreError::corrupt_field("clients.token_ttl_secs", &id))?;
-    Ok(Client {
-        name: row.try_get("name")?,
-        auth_method,
-        scopes: json_column::<ScopeSet>(row, "scopes", &id)?,
-        audiences: json_column::<Vec<String>>(row, "audiences", &id)?,
-        token_ttl_secs,
-        enabled: row.try_get("enabled")?,
-        secret_hashes: json_column::<Vec<SecretHash>>(row, "secret_hashes", &id)?,
-        sealed_secret: row.try_get("sealed_secret")?,
-        jwks: row.try_get("jwks")?,
-        jwks_uri: row.try_get("jwks_uri")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-        client_id,
-    })
-}
-
-fn json_column<T: serde::de::DeserializeOwned>(
-    row: &SqliteRow,
-    column: &str,
-    id: &str,
-) -> Result<T, StoreError> {
-    let text: &str = row.try_get(column)?;
-    serde_json::from_str(text)
-        .map_err(|e| StoreError::corrupt_json(&format!("clients.{column}"), id, &e))
 }

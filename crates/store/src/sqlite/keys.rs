@@ -1,9 +1,9 @@
 //! The `signing_keys` table: the token signing keys and where each is in its rotation.
 
 use portcullis_core::{Kid, UnixTime};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqlitePool};
+use sqlx::SqlitePool;
 
+use crate::rows::key_from_row;
 use crate::{StoreError, StoredKey};
 
 pub(super) async fn insert(pool: &SqlitePool, key: &StoredKey) -> Result<(), StoreError> {
@@ -69,19 +69,4 @@ pub(super) async fn list(pool: &SqlitePool) -> Result<Vec<StoredKey>, StoreError
     .fetch_all(pool)
     .await?;
     rows.iter().map(key_from_row).collect()
-}
-
-fn key_from_row(row: &SqliteRow) -> Result<StoredKey, StoreError> {
-    let kid: String = row.try_get("kid")?;
-    Ok(StoredKey {
-        kid: Kid::parse(kid.as_str())
-            .map_err(|_| StoreError::corrupt_field("signing_keys.kid", &kid))?,
-        alg: row.try_get("alg")?,
-        backend: row.try_get("backend")?,
-        sealed_private: row.try_get("sealed_private")?,
-        public_jwk: row.try_get("public_jwk")?,
-        state: row.try_get("state")?,
-        created_at: row.try_get("created_at")?,
-        state_changed_at: row.try_get("state_changed_at")?,
-    })
 }

@@ -218,3 +218,5 @@ mod tests {
         ));
     }
 }
+
+crate::rows::column_reader!(sqlx::sqlite::SqliteRow);
