@@ -7,12 +7,14 @@
 pub mod assertion;
 pub mod audit;
 pub mod client;
+pub mod device;
 pub mod error;
 pub mod form;
 pub mod ids;
 pub mod rotation;
 pub mod scope;
 pub mod secret;
+pub mod tls;
 pub mod token;
 
 pub use error::{CoreError, ErrorCode, OAuthError};
