@@ -21,7 +21,10 @@ impl DeviceId {
     pub fn parse(s: impl Into<String>) -> Result<Self, CoreError> {
         let s = s.into();
         if s.is_empty() || s.len() > 128 {
-            return Err(CoreError::invalid("device_id", "must be 1 to 128 characters"));
+            return Err(CoreError::invalid(
+                "device_id",
+                "must be 1 to 128 characters",
+            ));
         }
         let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
         if !s.chars().all(allowed) || !s.starts_with(|c: char| c.is_ascii_alphanumeric()) {
@@ -98,12 +101,15 @@ impl DeviceState {
     }
 
     pub fn parse(s: &str) -> Result<Self, CoreError> {
-        Self::ALL.into_iter().find(|d| d.as_str() == s).ok_or_else(|| {
-            CoreError::invalid(
-                "state",
-                "expected registered, enrolled, suspended, revoked or decommissioned",
-            )
-        })
+        Self::ALL
+            .into_iter()
+            .find(|d| d.as_str() == s)
+            .ok_or_else(|| {
+                CoreError::invalid(
+                    "state",
+                    "expected registered, enrolled, suspended, revoked or decommissioned",
+                )
+            })
     }
 
     /// Whether a device in this state may hold a valid certificate at all. Suspending,
@@ -170,8 +176,7 @@ impl Device {
         for (k, v) in &self.attrs {
             let key_ok = !k.is_empty()
                 && k.len() <= 64
-                && k
-                    .chars()
+                && k.chars()
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
             if !key_ok {
                 return Err(CoreError::invalid(
@@ -272,7 +277,16 @@ mod tests {
         for ok in ["sensor-0001", "gw.site-7_a", "A", &"x".repeat(128)] {
             assert!(DeviceId::parse(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "a:b", "-lead", "a b", "a/b", "é", "a,CN=x", &"x".repeat(129)] {
+        for bad in [
+            "",
+            "a:b",
+            "-lead",
+            "a b",
+            "a/b",
+            "é",
+            "a,CN=x",
+            &"x".repeat(129),
+        ] {
             assert!(DeviceId::parse(bad).is_err(), "{bad:?}");
         }
         assert_eq!(

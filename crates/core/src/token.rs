@@ -63,6 +63,18 @@ pub struct AccessTokenClaims {
     pub client_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// RFC 7800 confirmation: set when the token is bound to the client certificate of the
+    /// TLS connection it was requested over (RFC 8705 §3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// The `cnf` claim (RFC 7800 §3.1) of a certificate-bound access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmation {
+    /// RFC 8705 §3.1: base64url (no padding) of the SHA-256 of the DER client certificate.
+    #[serde(rename = "x5t#S256", default, skip_serializing_if = "Option::is_none")]
+    pub x5t_s256: Option<String>,
 }
 
 /// The `aud` claim, which JWT allows as one string or an array.
@@ -116,6 +128,7 @@ impl AccessTokenClaims {
             jti,
             client_id: client_id.as_str().to_owned(),
             scope: (!scopes.is_empty()).then(|| scopes.to_space_delimited()),
+            cnf: None,
         }
     }
 
@@ -198,6 +211,27 @@ mod tests {
         );
         let json = serde_json::to_value(&none).unwrap();
         assert!(json.get("scope").is_none());
+        assert!(json.get("cnf").is_none(), "unbound tokens carry no cnf");
         assert_eq!(json["aud"], serde_json::json!(["a", "b"]));
+    }
+
+    #[test]
+    fn certificate_bound_claims_carry_x5t_s256() {
+        let mut c = AccessTokenClaims::for_client(
+            "i",
+            &ClientId::parse("c1").unwrap(),
+            vec!["a".into()],
+            &ScopeSet::default(),
+            0,
+            1,
+            "j".into(),
+        );
+        c.cnf = Some(Confirmation {
+            x5t_s256: Some("abc".into()),
+        });
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(json["cnf"], serde_json::json!({"x5t#S256": "abc"}));
+        let back: AccessTokenClaims = serde_json::from_value(json).unwrap();
+        assert_eq!(back, c);
     }
 }

@@ -14,6 +14,10 @@ pub enum Change {
     Revocation(String),
     /// A signing key changed state.
     Key(String),
+    /// A device was updated: drop it from the device cache.
+    Device(String),
+    /// A certificate was revoked: refresh its OCSP answer and the CRL.
+    Certificate(String),
     /// Changes may have been missed (the feed reconnected, or a payload was too long to
     /// name one object): flush every cache and reload.
     Everything,
@@ -27,6 +31,8 @@ impl Change {
             Some(("client", id)) => ClientId::parse(id).map_or(Change::Everything, Change::Client),
             Some(("revocation", jti)) => Change::Revocation(jti.to_owned()),
             Some(("key", kid)) => Change::Key(kid.to_owned()),
+            Some(("device", id)) => Change::Device(id.to_owned()),
+            Some(("cert", serial)) => Change::Certificate(serial.to_owned()),
             Some(_) => Change::Everything,
         }
     }

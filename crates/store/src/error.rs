@@ -40,6 +40,18 @@ impl StoreError {
     pub(crate) fn corrupt_field(column: &str, key: &str) -> Self {
         Self::Corrupt(format!("{column} of '{key}' is not a valid value"))
     }
+
+    /// Like the `From<sqlx::Error>` conversion, but a unique violation becomes a `Conflict`
+    /// saying what clashed in the caller's words: `describe` gets the database's message, which
+    /// names the violated constraint or column (never a value), to tell several keys apart.
+    pub(crate) fn unique_as(err: sqlx::Error, describe: impl FnOnce(&str) -> String) -> Self {
+        match err {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                Self::Conflict(describe(db.message()))
+            }
+            other => other.into(),
+        }
+    }
 }
 
 impl From<sqlx::Error> for StoreError {

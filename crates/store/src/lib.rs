@@ -8,6 +8,7 @@ pub mod cache;
 pub mod changes;
 pub mod conformance;
 pub mod error;
+pub mod pki;
 pub mod postgres;
 mod rows;
 pub mod sqlite;
@@ -15,6 +16,7 @@ pub mod sqlite;
 pub use cache::{ClientCache, RevocationCache};
 pub use changes::{Change, ChangeFeed};
 pub use error::StoreError;
+pub use pki::{CertificateFilter, IssuedCertificate, RevokedCertificate};
 
 use std::path::Path;
 use std::sync::Arc;
@@ -22,6 +24,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use portcullis_core::audit::{AuditEvent, AuditRecord};
 use portcullis_core::client::Client;
+use portcullis_core::device::{Device, DeviceId, DeviceState, RevocationReason};
 use portcullis_core::{ClientId, Kid, UnixTime};
 
 /// Opens the store a URL names, so start-up has one call whatever the backend:
@@ -88,6 +91,14 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Stores `value` under `name` unless a value is already there; returns the stored value,
     /// so concurrent first starts agree on one winner.
     async fn put_setting_if_absent(&self, name: &str, value: &[u8]) -> Result<Vec<u8>, StoreError>;
+    /// Replaces a setting only if it still holds `expected`; `false` if it did not (or does
+    /// not exist). Used to re-seal the CA record under a new master key.
+    async fn replace_setting(
+        &self,
+        name: &str,
+        expected: &[u8],
+        value: &[u8],
+    ) -> Result<bool, StoreError>;
 
     /// Inserts a new client; `StoreError::Conflict` if the id exists.
     async fn insert_client(&self, client: &Client) -> Result<(), StoreError>;
@@ -160,6 +171,69 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         before_seq: i64,
         limit: u32,
     ) -> Result<Vec<AuditRecord>, StoreError>;
+
+    // --- Device PKI (issue #4) ---
+
+    /// Registers one device; [`StoreError::Conflict`] if the id is taken.
+    async fn insert_device(&self, device: &Device) -> Result<(), StoreError>;
+    /// Registers many devices in one transaction (manufacturing lists), skipping ids that
+    /// already exist; returns the ids that were inserted, in the order given. Idempotent:
+    /// running the same list twice inserts nothing the second time.
+    async fn insert_devices(&self, devices: &[Device]) -> Result<Vec<DeviceId>, StoreError>;
+    async fn get_device(&self, id: &DeviceId) -> Result<Option<Device>, StoreError>;
+    /// Devices ordered by id, after `after` (keyset pagination).
+    async fn list_devices(
+        &self,
+        after: Option<&DeviceId>,
+        limit: u32,
+    ) -> Result<Vec<Device>, StoreError>;
+    /// Replaces a device's model, attributes, state, enrollment secret and `updated_at`;
+    /// `false` if it does not exist. Announces `device:<id>`.
+    async fn update_device(&self, device: &Device) -> Result<bool, StoreError>;
+    /// Spends a one-time enrollment secret: atomically clears it and sets `state`, only if
+    /// the stored secret MAC is still exactly `expected_mac`. `false` means it was spent
+    /// (or changed) meanwhile, so two concurrent enrollments with one secret cannot both win.
+    /// Announces `device:<id>` when it succeeds.
+    async fn consume_enrollment_secret(
+        &self,
+        id: &DeviceId,
+        expected_mac: &str,
+        state: DeviceState,
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
+
+    /// Records an issued certificate; [`StoreError::Conflict`] on a duplicate serial (or a
+    /// duplicate SHA-256: one DER is recorded once).
+    async fn insert_certificate(&self, cert: &IssuedCertificate) -> Result<(), StoreError>;
+    async fn get_certificate(&self, serial: &str) -> Result<Option<IssuedCertificate>, StoreError>;
+    /// Certificates matching `filter`, ordered by serial, at most `limit`.
+    async fn list_certificates(
+        &self,
+        filter: &CertificateFilter,
+        limit: u32,
+    ) -> Result<Vec<IssuedCertificate>, StoreError>;
+    /// Revokes one certificate; `false` if it does not exist or was already revoked (the
+    /// first revocation's time and reason stand). Announces `cert:<serial>`.
+    async fn revoke_certificate(
+        &self,
+        serial: &str,
+        reason: RevocationReason,
+        at: UnixTime,
+    ) -> Result<bool, StoreError>;
+    /// Revokes every unrevoked certificate of a device; returns their serials, in order.
+    /// Announces `cert:<serial>` for each.
+    async fn revoke_device_certificates(
+        &self,
+        id: &DeviceId,
+        reason: RevocationReason,
+        at: UnixTime,
+    ) -> Result<Vec<String>, StoreError>;
+    /// Every revoked certificate that has not expired at `now` (`not_after > now`), ordered by
+    /// serial: the CRL's entries.
+    async fn list_revoked_certificates(
+        &self,
+        now: UnixTime,
+    ) -> Result<Vec<RevokedCertificate>, StoreError>;
 }
 
 #[cfg(test)]

@@ -3,9 +3,13 @@
 //! backend's row type only says how to read one column ([`ColumnReader`]).
 
 use portcullis_core::audit::{AuditEvent, AuditRecord};
-use portcullis_core::client::{AuthMethod, Client};
+use std::collections::BTreeMap;
+
+use portcullis_core::client::{AuthMethod, Client, TlsClientAuthMatch};
+use portcullis_core::device::{Device, DeviceId, DeviceState, RevocationReason};
 use portcullis_core::{ClientId, Kid, ScopeSet, SecretHash};
 
+use crate::pki::{IssuedCertificate, RevokedCertificate};
 use crate::{StoreError, StoredKey};
 
 /// Reads one typed column of a row.
@@ -13,6 +17,9 @@ pub(crate) trait ColumnReader {
     fn text(&self, column: &str) -> Result<String, StoreError>;
     fn opt_text(&self, column: &str) -> Result<Option<String>, StoreError>;
     fn int(&self, column: &str) -> Result<i64, StoreError>;
+    fn opt_int(&self, column: &str) -> Result<Option<i64>, StoreError>;
+    /// A nullable `SMALLINT` (PostgreSQL) or `INTEGER` (SQLite) column.
+    fn opt_small_int(&self, column: &str) -> Result<Option<i16>, StoreError>;
     fn flag(&self, column: &str) -> Result<bool, StoreError>;
     fn bytes(&self, column: &str) -> Result<Vec<u8>, StoreError>;
     fn opt_bytes(&self, column: &str) -> Result<Option<Vec<u8>>, StoreError>;
@@ -29,6 +36,12 @@ macro_rules! column_reader {
                 Ok(sqlx::Row::try_get(self, column)?)
             }
             fn int(&self, column: &str) -> Result<i64, $crate::StoreError> {
+                Ok(sqlx::Row::try_get(self, column)?)
+            }
+            fn opt_int(&self, column: &str) -> Result<Option<i64>, $crate::StoreError> {
+                Ok(sqlx::Row::try_get(self, column)?)
+            }
+            fn opt_small_int(&self, column: &str) -> Result<Option<i16>, $crate::StoreError> {
                 Ok(sqlx::Row::try_get(self, column)?)
             }
             fn flag(&self, column: &str) -> Result<bool, $crate::StoreError> {
@@ -50,6 +63,8 @@ pub(crate) struct JsonColumns {
     pub scopes: String,
     pub audiences: String,
     pub secret_hashes: String,
+    /// The RFC 8705 certificate match of a `tls_client_auth` client; NULL for the others.
+    pub tls_client_auth: Option<String>,
 }
 
 impl JsonColumns {
@@ -61,18 +76,26 @@ impl JsonColumns {
                 .map_err(|_| failed("clients.audiences"))?,
             secret_hashes: serde_json::to_string(&client.secret_hashes)
                 .map_err(|_| failed("clients.secret_hashes"))?,
+            tls_client_auth: client
+                .tls_client_auth
+                .as_ref()
+                .map(serde_json::to_string)
+                .transpose()
+                .map_err(|_| failed("clients.tls_client_auth"))?,
         })
     }
 }
 
+/// Decodes the JSON text in `table.column` of the row keyed `id`.
 fn json_column<T: serde::de::DeserializeOwned>(
     row: &impl ColumnReader,
+    table: &str,
     column: &str,
     id: &str,
 ) -> Result<T, StoreError> {
     let text = row.text(column)?;
     serde_json::from_str(&text)
-        .map_err(|e| StoreError::corrupt_json(&format!("clients.{column}"), id, &e))
+        .map_err(|e| StoreError::corrupt_json(&format!("{table}.{column}"), id, &e))
 }
 
 /// Decodes a client, checking every domain rule again: the database may have been edited by
@@ -88,14 +111,19 @@ pub(crate) fn client_from_row(row: &impl ColumnReader) -> Result<Client, StoreEr
     Ok(Client {
         name: row.text("name")?,
         auth_method,
-        scopes: json_column::<ScopeSet>(row, "scopes", &id)?,
-        audiences: json_column::<Vec<String>>(row, "audiences", &id)?,
+        scopes: json_column::<ScopeSet>(row, "clients", "scopes", &id)?,
+        audiences: json_column::<Vec<String>>(row, "clients", "audiences", &id)?,
         token_ttl_secs,
         enabled: row.flag("enabled")?,
-        secret_hashes: json_column::<Vec<SecretHash>>(row, "secret_hashes", &id)?,
+        secret_hashes: json_column::<Vec<SecretHash>>(row, "clients", "secret_hashes", &id)?,
         sealed_secret: row.opt_bytes("sealed_secret")?,
         jwks: row.opt_text("jwks")?,
         jwks_uri: row.opt_text("jwks_uri")?,
+        tls_client_auth: row
+            .opt_text("tls_client_auth")?
+            .map(|text| serde_json::from_str::<TlsClientAuthMatch>(&text))
+            .transpose()
+            .map_err(|e| StoreError::corrupt_json("clients.tls_client_auth", &id, &e))?,
         created_at: row.int("created_at")?,
         updated_at: row.int("updated_at")?,
         client_id,
@@ -136,5 +164,150 @@ pub(crate) fn record_from_row(row: &impl ColumnReader) -> Result<AuditRecord, St
         },
         prev_hash: row.text("prev_hash")?,
         hash: row.text("hash")?,
+    })
+}
+
+/// The columns of `devices`, in the order both backends bind them.
+pub(crate) const DEVICE_COLUMNS: &str = "device_id, model, attrs, state, enrollment_secret_mac, \
+     enrollment_secret_expires_at, created_at, updated_at";
+
+/// A device's columns that are not stored as they are: the attributes as JSON text, the
+/// enrollment secret split into its MAC and deadline.
+pub(crate) struct DeviceColumns<'a> {
+    pub attrs: String,
+    pub secret_mac: Option<&'a str>,
+    pub secret_expires_at: Option<i64>,
+}
+
+impl<'a> DeviceColumns<'a> {
+    pub fn of(device: &'a Device) -> Result<Self, StoreError> {
+        let attrs = serde_json::to_string(&device.attrs)
+            .map_err(|_| StoreError::corrupt_field("devices.attrs", device.device_id.as_str()))?;
+        let secret = device.enrollment_secret.as_ref();
+        Ok(Self {
+            attrs,
+            secret_mac: secret.map(|s| s.mac.as_str()),
+            secret_expires_at: secret.and_then(|s| s.expires_at),
+        })
+    }
+}
+
+/// Decodes a device, checking the id, state, attributes and secret columns: the database may
+/// have been edited by hand.
+pub(crate) fn device_from_row(row: &impl ColumnReader) -> Result<Device, StoreError> {
+    let id = row.text("device_id")?;
+    let device_id = DeviceId::parse(id.as_str())
+        .map_err(|_| StoreError::corrupt_field("devices.device_id", &id))?;
+    let state = DeviceState::parse(&row.text("state")?)
+        .map_err(|_| StoreError::corrupt_field("devices.state", &id))?;
+    let enrollment_secret = match (
+        row.opt_text("enrollment_secret_mac")?,
+        row.opt_int("enrollment_secret_expires_at")?,
+    ) {
+        (Some(mac), expires_at) => Some(SecretHash { mac, expires_at }),
+        (None, None) => None,
+        (None, Some(_)) => {
+            return Err(StoreError::corrupt_field(
+                "devices.enrollment_secret_expires_at",
+                &id,
+            ))
+        }
+    };
+    Ok(Device {
+        model: row.opt_text("model")?,
+        attrs: json_column::<BTreeMap<String, String>>(row, "devices", "attrs", &id)?,
+        state,
+        enrollment_secret,
+        created_at: row.int("created_at")?,
+        updated_at: row.int("updated_at")?,
+        device_id,
+    })
+}
+
+/// The columns of `certificates`, in the order both backends bind them.
+pub(crate) const CERTIFICATE_COLUMNS: &str = "serial, device_id, subject, not_before, not_after, \
+     sha256, der, revoked_at, revocation_reason";
+
+/// The columns of a CRL entry.
+pub(crate) const REVOKED_COLUMNS: &str = "serial, revoked_at, revocation_reason, not_after";
+
+fn is_lower_hex(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+fn serial_column(row: &impl ColumnReader) -> Result<String, StoreError> {
+    let serial = row.text("serial")?;
+    if !is_lower_hex(&serial) {
+        return Err(StoreError::corrupt_field("certificates.serial", &serial));
+    }
+    Ok(serial)
+}
+
+fn reason_from_code(code: i16, serial: &str) -> Result<RevocationReason, StoreError> {
+    u8::try_from(code)
+        .ok()
+        .and_then(RevocationReason::from_code)
+        .ok_or_else(|| StoreError::corrupt_field("certificates.revocation_reason", serial))
+}
+
+/// The stored code of a reason (RFC 5280 CRLReason).
+pub(crate) fn reason_code(reason: RevocationReason) -> i16 {
+    i16::from(reason.code())
+}
+
+/// Decodes an issued certificate. The revocation time and reason are set together or not at
+/// all; anything else is corruption, not "half revoked".
+pub(crate) fn certificate_from_row(
+    row: &impl ColumnReader,
+) -> Result<IssuedCertificate, StoreError> {
+    let serial = serial_column(row)?;
+    let device_id = row
+        .opt_text("device_id")?
+        .map(|id| {
+            DeviceId::parse(id)
+                .map_err(|_| StoreError::corrupt_field("certificates.device_id", &serial))
+        })
+        .transpose()?;
+    let sha256 = row.text("sha256")?;
+    if sha256.len() != 64 || !is_lower_hex(&sha256) {
+        return Err(StoreError::corrupt_field("certificates.sha256", &serial));
+    }
+    let (revoked_at, revocation_reason) = match (
+        row.opt_int("revoked_at")?,
+        row.opt_small_int("revocation_reason")?,
+    ) {
+        (Some(at), Some(code)) => (Some(at), Some(reason_from_code(code, &serial)?)),
+        (None, None) => (None, None),
+        _ => {
+            return Err(StoreError::corrupt_field(
+                "certificates.revocation_reason",
+                &serial,
+            ))
+        }
+    };
+    Ok(IssuedCertificate {
+        device_id,
+        subject: row.text("subject")?,
+        not_before: row.int("not_before")?,
+        not_after: row.int("not_after")?,
+        sha256,
+        der: row.bytes("der")?,
+        revoked_at,
+        revocation_reason,
+        serial,
+    })
+}
+
+/// Decodes a CRL entry (`REVOKED_COLUMNS` of a revoked certificate).
+pub(crate) fn revoked_from_row(row: &impl ColumnReader) -> Result<RevokedCertificate, StoreError> {
+    let serial = serial_column(row)?;
+    let code = row
+        .opt_small_int("revocation_reason")?
+        .ok_or_else(|| StoreError::corrupt_field("certificates.revocation_reason", &serial))?;
+    Ok(RevokedCertificate {
+        reason: reason_from_code(code, &serial)?,
+        revoked_at: row.int("revoked_at")?,
+        not_after: row.int("not_after")?,
+        serial,
     })
 }

@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 
 use portcullis_core::audit::{AuditEvent, ChainVerifier};
 use portcullis_core::client::Client;
+use portcullis_core::device::{Device, DeviceId, DeviceState, RevocationReason};
 use portcullis_core::Kid;
 use portcullis_store::conformance;
 use portcullis_store::postgres::test_schema::{with_test_schema, TestSchema};
-use portcullis_store::{RevokedToken, Store, StoreError, StoredKey};
+use portcullis_store::{Change, RevokedToken, Store, StoreError, StoredKey};
 use sqlx::postgres::PgListener;
 
 /// Far enough ahead that nothing written with it expires during a test run.
@@ -289,6 +290,161 @@ async fn bulk_and_single_inserts_round_trip_awkward_values() {
                 Some(c)
             );
         }
+        store.close().await;
+    })
+    .await;
+}
+
+/// Eight spawned tasks on two nodes present one enrollment secret at once: exactly one
+/// spends it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_enrollments_on_two_nodes_have_one_winner() {
+    with_test_schema(|schema| async move {
+        let node_a = schema.connect().await;
+        let node_b = schema.connect().await;
+        let nodes: [Arc<dyn Store>; 2] = [Arc::new(node_a.clone()), Arc::new(node_b.clone())];
+        conformance::concurrent_enrollment_tasks_have_one_winner(&nodes).await;
+        node_a.close().await;
+        node_b.close().await;
+    })
+    .await;
+}
+
+/// Device updates, spent enrollment secrets and certificate revocations on one node reach
+/// another node's change feed; a revocation that changes nothing is silent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pki_changes_reach_another_nodes_change_feed() {
+    with_test_schema(|schema| async move {
+        let writer = schema.connect().await;
+        let reader = schema.connect().await;
+        let mut feed = reader
+            .change_feed()
+            .await
+            .expect("feed")
+            .expect("PostgreSQL has a change feed");
+        // The channel is database-wide: ids and serials carry the schema's random hex so
+        // parallel runs' announcements can be told apart.
+        let tag = schema.name().trim_start_matches("t_").to_owned();
+        let serial = |i: u8| format!("{tag}{i:02x}");
+        let device = conformance::sample_device(&format!("feed-{tag}"));
+        let device_id = device.device_id.as_str().to_owned();
+        writer.insert_device(&device).await.expect("insert device");
+        for i in 1..=3 {
+            let cert = conformance::sample_certificate(&serial(i), Some(&device_id), FAR_FUTURE);
+            writer.insert_certificate(&cert).await.expect("insert cert");
+        }
+
+        assert!(writer
+            .revoke_certificate(&serial(1), RevocationReason::KeyCompromise, 10)
+            .await
+            .expect("revoke"));
+        assert!(!writer
+            .revoke_certificate(&serial(1), RevocationReason::Superseded, 20)
+            .await
+            .expect("revoke again"));
+        let suspended = Device {
+            state: DeviceState::Suspended,
+            ..device.clone()
+        };
+        assert!(writer.update_device(&suspended).await.expect("update"));
+        let mac = format!("mac-of-{device_id}");
+        assert!(writer
+            .consume_enrollment_secret(&device.device_id, &mac, DeviceState::Enrolled, 30)
+            .await
+            .expect("consume"));
+        assert!(!writer
+            .consume_enrollment_secret(&device.device_id, &mac, DeviceState::Enrolled, 40)
+            .await
+            .expect("replay"));
+        let revoked = writer
+            .revoke_device_certificates(&device.device_id, RevocationReason::Unspecified, 50)
+            .await
+            .expect("revoke the device's");
+        assert_eq!(revoked, vec![serial(2), serial(3)]);
+
+        let ours = |change: &Change| match change {
+            Change::Device(id) | Change::Certificate(id) => id.contains(&tag),
+            _ => false,
+        };
+        let mut heard = Vec::new();
+        while heard.len() < 5 {
+            let change = tokio::time::timeout(Duration::from_secs(5), feed.recv())
+                .await
+                .expect("a change within 5 s")
+                .expect("feed open");
+            if ours(&change) {
+                heard.push(change);
+            }
+        }
+        assert_eq!(
+            heard[..3],
+            [
+                Change::Certificate(serial(1)),
+                Change::Device(device_id.clone()),
+                Change::Device(device_id.clone()),
+            ]
+        );
+        // One statement revoked both: announced in whichever order it updated the rows.
+        let mut last_two = heard[3..].to_vec();
+        last_two.sort_by_key(|c| format!("{c:?}"));
+        assert_eq!(
+            last_two,
+            [
+                Change::Certificate(serial(2)),
+                Change::Certificate(serial(3))
+            ]
+        );
+        // Nothing more of ours arrives (the repeated revoke and the replay were silent).
+        while let Ok(Some(change)) =
+            tokio::time::timeout(Duration::from_millis(300), feed.recv()).await
+        {
+            assert!(!ours(&change), "unexpected {change:?}");
+        }
+        writer.close().await;
+        reader.close().await;
+    })
+    .await;
+}
+
+/// Device and certificate rows edited by hand into values their types cannot hold are
+/// reported as `Corrupt`, naming the column and key, never quoting the value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hand_edited_pki_rows_are_corrupt() {
+    with_test_schema(|schema| async move {
+        let store = schema.connect().await;
+        for sql in [
+            "INSERT INTO devices VALUES ('bad-state', NULL, '{}', 'bogus', NULL, NULL, 1, 1)",
+            "INSERT INTO devices VALUES ('bad-attrs', NULL, '[\"s3cr3t\"]', 'registered', \
+             NULL, NULL, 1, 1)",
+            "INSERT INTO certificates VALUES ('0a0b', NULL, 'CN=x', 1, 4000000000, \
+             repeat('0', 64), '\\x30', 5, 7)",
+        ] {
+            schema.execute(sql).await.expect(sql);
+        }
+        let corrupt = |result: Result<(), StoreError>, column: &str| match result {
+            Err(StoreError::Corrupt(m)) => {
+                assert!(m.contains(column), "{m}");
+                assert!(!m.contains("s3cr3t"), "{m}");
+            }
+            other => panic!("expected corruption of {column}, got {other:?}"),
+        };
+        let id = |s: &str| DeviceId::parse(s).expect("id");
+        corrupt(
+            store.get_device(&id("bad-state")).await.map(drop),
+            "devices.state",
+        );
+        corrupt(
+            store.get_device(&id("bad-attrs")).await.map(drop),
+            "devices.attrs",
+        );
+        corrupt(
+            store.get_certificate("0a0b").await.map(drop),
+            "certificates.revocation_reason",
+        );
+        corrupt(
+            store.list_revoked_certificates(0).await.map(drop),
+            "certificates.revocation_reason",
+        );
         store.close().await;
     })
     .await;

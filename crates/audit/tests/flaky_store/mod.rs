@@ -6,9 +6,13 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use async_trait::async_trait;
 use portcullis_core::audit::{AuditEvent, AuditRecord};
 use portcullis_core::client::Client;
+use portcullis_core::device::{Device, DeviceId, DeviceState, RevocationReason};
 use portcullis_core::{ClientId, Kid, UnixTime};
 use portcullis_store::sqlite::SqliteStore;
-use portcullis_store::{RevokedToken, Store, StoreError, StoredKey};
+use portcullis_store::{
+    CertificateFilter, IssuedCertificate, RevokedCertificate, RevokedToken, Store, StoreError,
+    StoredKey,
+};
 
 #[derive(Debug)]
 pub struct FlakyStore {
@@ -47,6 +51,9 @@ impl Store for FlakyStore {
         Err(unused())
     }
     async fn put_setting_if_absent(&self, _: &str, _: &[u8]) -> Result<Vec<u8>, StoreError> {
+        Err(unused())
+    }
+    async fn replace_setting(&self, _: &str, _: &[u8], _: &[u8]) -> Result<bool, StoreError> {
         Err(unused())
     }
     async fn insert_client(&self, _: &Client) -> Result<(), StoreError> {
@@ -112,5 +119,72 @@ impl Store for FlakyStore {
     }
     async fn purge_expired(&self, _: UnixTime) -> Result<u64, StoreError> {
         Err(unused())
+    }
+
+    // The device PKI is not what these tests exercise: delegated to the real store.
+    async fn insert_device(&self, device: &Device) -> Result<(), StoreError> {
+        self.inner.insert_device(device).await
+    }
+    async fn insert_devices(&self, devices: &[Device]) -> Result<Vec<DeviceId>, StoreError> {
+        self.inner.insert_devices(devices).await
+    }
+    async fn get_device(&self, id: &DeviceId) -> Result<Option<Device>, StoreError> {
+        self.inner.get_device(id).await
+    }
+    async fn list_devices(
+        &self,
+        after: Option<&DeviceId>,
+        limit: u32,
+    ) -> Result<Vec<Device>, StoreError> {
+        self.inner.list_devices(after, limit).await
+    }
+    async fn update_device(&self, device: &Device) -> Result<bool, StoreError> {
+        self.inner.update_device(device).await
+    }
+    async fn consume_enrollment_secret(
+        &self,
+        id: &DeviceId,
+        expected_mac: &str,
+        state: DeviceState,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        self.inner
+            .consume_enrollment_secret(id, expected_mac, state, now)
+            .await
+    }
+    async fn insert_certificate(&self, cert: &IssuedCertificate) -> Result<(), StoreError> {
+        self.inner.insert_certificate(cert).await
+    }
+    async fn get_certificate(&self, serial: &str) -> Result<Option<IssuedCertificate>, StoreError> {
+        self.inner.get_certificate(serial).await
+    }
+    async fn list_certificates(
+        &self,
+        filter: &CertificateFilter,
+        limit: u32,
+    ) -> Result<Vec<IssuedCertificate>, StoreError> {
+        self.inner.list_certificates(filter, limit).await
+    }
+    async fn revoke_certificate(
+        &self,
+        serial: &str,
+        reason: RevocationReason,
+        at: UnixTime,
+    ) -> Result<bool, StoreError> {
+        self.inner.revoke_certificate(serial, reason, at).await
+    }
+    async fn revoke_device_certificates(
+        &self,
+        id: &DeviceId,
+        reason: RevocationReason,
+        at: UnixTime,
+    ) -> Result<Vec<String>, StoreError> {
+        self.inner.revoke_device_certificates(id, reason, at).await
+    }
+    async fn list_revoked_certificates(
+        &self,
+        now: UnixTime,
+    ) -> Result<Vec<RevokedCertificate>, StoreError> {
+        self.inner.list_revoked_certificates(now).await
     }
 }

@@ -1,6 +1,6 @@
 //! Client rows: CRUD, pagination and bulk loads.
 
-use portcullis_core::client::{AuthMethod, Client};
+use portcullis_core::client::{AuthMethod, Client, TlsClientAuthMatch};
 use portcullis_core::{ClientId, ScopeSet, SecretHash};
 
 use super::{client_id, sample_client};
@@ -62,6 +62,73 @@ pub async fn client_crud_round_trips_every_field(store: &dyn Store) {
         store.get_client(&client.client_id).await.expect("get"),
         None
     );
+
+    certificate_clients_round_trip(store).await;
+}
+
+/// RFC 8705 clients: the certificate match of a `tls_client_auth` client survives insert,
+/// bulk insert, update (including a change of kind) and listing; other clients read back none.
+pub async fn certificate_clients_round_trip(store: &dyn Store) {
+    let tls = |id: &str, m: TlsClientAuthMatch| Client {
+        auth_method: AuthMethod::TlsClientAuth,
+        secret_hashes: vec![],
+        tls_client_auth: Some(m),
+        ..sample_client(id)
+    };
+    let mut single = tls(
+        "mtls-1",
+        TlsClientAuthMatch::SubjectDn(r"CN=meter\, 7,O=Plant ✓".into()),
+    );
+    store.insert_client(&single).await.expect("insert");
+    assert_eq!(
+        store.get_client(&single.client_id).await.expect("get"),
+        Some(single.clone())
+    );
+    single.tls_client_auth = Some(TlsClientAuthMatch::SanIp("fd00::7".into()));
+    store.update_client(&single).await.expect("update");
+    assert_eq!(
+        store.get_client(&single.client_id).await.expect("get"),
+        Some(single.clone())
+    );
+
+    let bulk = vec![
+        tls(
+            "mtls-bulk-1",
+            TlsClientAuthMatch::SanUri("spiffe://plant/meter\t7".into()),
+        ),
+        tls(
+            "mtls-bulk-2",
+            TlsClientAuthMatch::SanEmail("meter@plant.example".into()),
+        ),
+        Client {
+            auth_method: AuthMethod::SelfSignedTlsClientAuth,
+            secret_hashes: vec![],
+            jwks: Some(r#"{"keys":[{"x5c":["AAEC"]}]}"#.into()),
+            ..sample_client("mtls-bulk-3")
+        },
+    ];
+    store.insert_clients(&bulk).await.expect("bulk insert");
+    for c in &bulk {
+        assert_eq!(
+            store.get_client(&c.client_id).await.expect("get").as_ref(),
+            Some(c)
+        );
+    }
+    let listed = store
+        .list_clients(Some(&client_id("mtls-")), 10)
+        .await
+        .expect("list");
+    let found: Vec<_> = listed
+        .iter()
+        .filter(|c| c.client_id.as_str().starts_with("mtls-"))
+        .collect();
+    assert_eq!(found.len(), 4, "{found:?}");
+    assert!(found
+        .iter()
+        .all(|c| (c.auth_method == AuthMethod::TlsClientAuth) == c.tls_client_auth.is_some()));
+    for c in bulk.iter().chain([&single]) {
+        assert!(store.delete_client(&c.client_id).await.expect("delete"));
+    }
 }
 
 /// A second insert of the same id is a `Conflict`.

@@ -6,6 +6,7 @@
 
 mod audit;
 mod clients;
+mod pki;
 mod revocations;
 mod settings_and_keys;
 
@@ -16,6 +17,16 @@ pub use audit::{
 pub use clients::{
     bulk_insert_is_all_or_nothing, client_crud_round_trips_every_field, duplicate_client_conflicts,
     list_clients_pages_in_id_order, update_of_missing_client_is_not_found,
+};
+pub use pki::{
+    bulk_device_insert_is_idempotent, certificate_listing_filters_and_pages,
+    certificate_revocation_keeps_the_first, certificate_round_trips,
+    concurrent_enrollment_tasks_have_one_winner,
+    concurrent_enrollments_with_one_secret_have_one_winner,
+    crl_lists_revoked_unexpired_certificates, device_round_trips_with_attributes_and_secret,
+    duplicate_certificate_conflicts, duplicate_device_conflicts, enrollment_secret_is_spent_once,
+    list_devices_pages_in_id_order, revoking_a_devices_certificates_returns_only_unrevoked_ones,
+    sample_certificate, sample_device, serial, update_device_replaces_fields_or_reports_missing,
 };
 pub use revocations::{
     assertion_jti_replay_is_refused, revocation_is_idempotent_listed_until_expiry_and_purged,
@@ -48,6 +59,19 @@ pub async fn run_all(store: &dyn Store) {
     concurrent_audit_appends_form_one_chain(store).await;
     audit_pages_in_both_directions(store).await;
     leases_have_one_holder_until_they_expire(store).await;
+    device_round_trips_with_attributes_and_secret(store).await;
+    duplicate_device_conflicts(store).await;
+    bulk_device_insert_is_idempotent(store).await;
+    list_devices_pages_in_id_order(store).await;
+    update_device_replaces_fields_or_reports_missing(store).await;
+    enrollment_secret_is_spent_once(store).await;
+    concurrent_enrollments_with_one_secret_have_one_winner(store).await;
+    certificate_round_trips(store).await;
+    duplicate_certificate_conflicts(store).await;
+    certificate_revocation_keeps_the_first(store).await;
+    revoking_a_devices_certificates_returns_only_unrevoked_ones(store).await;
+    crl_lists_revoked_unexpired_certificates(store).await;
+    certificate_listing_filters_and_pages(store).await;
 }
 
 /// One holder per lease; the holder renews; another takes it only once it has expired.
@@ -122,6 +146,7 @@ pub fn sample_client(id: &str) -> Client {
         sealed_secret: None,
         jwks: None,
         jwks_uri: None,
+        tls_client_auth: None,
         created_at: 1_700_000_000,
         updated_at: 1_700_000_000,
     }

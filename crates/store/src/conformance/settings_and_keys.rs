@@ -19,6 +19,27 @@ pub async fn setting_put_if_absent_keeps_the_first_value(store: &dyn Store) {
     assert_eq!(second, b"first\0\xff", "the first value wins");
     let stored = store.get_setting("conf-pepper").await.expect("get");
     assert_eq!(stored.as_deref(), Some(&b"first\0\xff"[..]));
+    // Replacing is a compare-and-swap: a stale expectation changes nothing.
+    assert!(!store
+        .replace_setting("conf-pepper", b"stale", b"third")
+        .await
+        .expect("replace"));
+    assert!(store
+        .replace_setting("conf-pepper", b"first\0\xff", b"third")
+        .await
+        .expect("replace"));
+    assert_eq!(
+        store
+            .get_setting("conf-pepper")
+            .await
+            .expect("get")
+            .as_deref(),
+        Some(&b"third"[..])
+    );
+    assert!(!store
+        .replace_setting("conf-nothing", b"", b"x")
+        .await
+        .expect("replace"));
 }
 
 fn stored_key(kid: &str, state: &str, created_at: i64) -> StoredKey {

@@ -11,13 +11,14 @@ use crate::rows::{client_from_row, JsonColumns};
 use crate::StoreError;
 
 const COLUMNS: &str = "client_id, name, auth_method, scopes, audiences, token_ttl_secs, enabled, \
-                       secret_hashes, sealed_secret, jwks, jwks_uri, created_at, updated_at";
+                       secret_hashes, sealed_secret, jwks, jwks_uri, created_at, updated_at, \
+                       tls_client_auth";
 
 /// Rows encoded per COPY message: a few megabytes, so a million-row load streams instead of
 /// building one huge buffer.
 const ROWS_PER_CHUNK: usize = 10_000;
 
-/// Binds every column of `c` as `$1..$13` in `COLUMNS` order (`client_id` first).
+/// Binds every column of `c` as `$1..$14` in `COLUMNS` order (`client_id` first).
 fn bind_client<'q>(
     query: Query<'q, Postgres, PgArguments>,
     c: &'q Client,
@@ -37,13 +38,14 @@ fn bind_client<'q>(
         .bind(c.jwks_uri.as_deref())
         .bind(c.created_at)
         .bind(c.updated_at)
+        .bind(json.tls_client_auth)
 }
 
 pub(super) async fn insert_one(pool: &PgPool, client: &Client) -> Result<(), StoreError> {
     let json = JsonColumns::of(client)?;
     let sql = format!(
         "INSERT INTO clients ({COLUMNS}) VALUES \
-         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
     );
     bind_client(sqlx::query(&sql), client, json)
         .execute(pool)
@@ -84,6 +86,7 @@ pub(super) async fn insert_many(pool: &PgPool, clients: &[Client]) -> Result<(),
                 .opt_text(c.jwks_uri.as_deref())
                 .int(c.created_at)
                 .int(c.updated_at)
+                .opt_text(json.tls_client_auth.as_deref())
                 .end();
         }
         copy.send(buf.as_bytes()).await?;
@@ -128,7 +131,7 @@ pub(super) async fn update(pool: &PgPool, client: &Client) -> Result<(), StoreEr
     let json = JsonColumns::of(client)?;
     let sql = format!(
         "WITH updated AS (UPDATE clients SET ({COLUMNS}) = \
-         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
          WHERE client_id = $1 RETURNING client_id) \
          SELECT portcullis_notify_change('client', client_id) FROM updated"
     );

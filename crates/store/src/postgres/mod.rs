@@ -5,10 +5,12 @@
 //! - **One audit chain across nodes**: appenders serialize on a transaction-scoped advisory
 //!   lock keyed by the `audit_log` table (`audit.rs`), so no two nodes link to the same tail.
 //! - **One clock**: assertion-jti expiry is judged by the database's `now()`, not the node's.
-//! - **Change announcements**: `update_client`, `delete_client`, `revoke_token` and
-//!   `update_signing_key_state` call `pg_notify('portcullis_changes', '<kind>:<id>')` in the
-//!   writing statement (kinds `client`, `revocation`, `key`; an id too long for a NOTIFY
-//!   payload is sent as `<kind>:*`, meaning "flush every entry of that kind"). PostgreSQL
+//! - **Change announcements**: `update_client`, `delete_client`, `revoke_token`,
+//!   `update_signing_key_state`, `update_device`, `consume_enrollment_secret`,
+//!   `revoke_certificate` and `revoke_device_certificates` call
+//!   `pg_notify('portcullis_changes', '<kind>:<id>')` in the writing statement (kinds `client`,
+//!   `revocation`, `key`, `device`, `cert`; an id too long for a NOTIFY payload is sent as
+//!   `<kind>:*`, meaning "flush every entry of that kind"). PostgreSQL
 //!   delivers it only if the write commits. Nothing listens yet: the cache-invalidation
 //!   listener comes with the cache-coherence work. The channel is database-wide, so schemas
 //!   sharing a database (test runs) hear each other — harmless for invalidation.
@@ -17,8 +19,10 @@
 //! methods to them. `test_schema.rs` is the shared test harness (a fresh schema per run).
 
 mod audit;
+mod certificates;
 mod clients;
 mod copy_text;
+mod devices;
 mod keys;
 mod leases;
 mod listen;
@@ -32,11 +36,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use portcullis_core::audit::{AuditEvent, AuditRecord};
 use portcullis_core::client::Client;
+use portcullis_core::device::{Device, DeviceId, DeviceState, RevocationReason};
 use portcullis_core::{ClientId, Kid, UnixTime};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection};
 
-use crate::{RevokedToken, Store, StoreError, StoredKey};
+use crate::{
+    CertificateFilter, IssuedCertificate, RevokedCertificate, RevokedToken, Store, StoreError,
+    StoredKey,
+};
 
 /// The schema, compiled into the binary so an upgrade needs no files beside it.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -160,6 +168,15 @@ impl Store for PostgresStore {
         settings::put_if_absent(&self.pool, name, value).await
     }
 
+    async fn replace_setting(
+        &self,
+        name: &str,
+        expected: &[u8],
+        value: &[u8],
+    ) -> Result<bool, StoreError> {
+        settings::replace(&self.pool, name, expected, value).await
+    }
+
     async fn insert_client(&self, client: &Client) -> Result<(), StoreError> {
         clients::insert_one(&self.pool, client).await
     }
@@ -262,6 +279,81 @@ impl Store for PostgresStore {
         limit: u32,
     ) -> Result<Vec<AuditRecord>, StoreError> {
         audit::list_descending(&self.pool, before_seq, limit).await
+    }
+
+    async fn insert_device(&self, device: &Device) -> Result<(), StoreError> {
+        devices::insert_one(&self.pool, device).await
+    }
+
+    async fn insert_devices(&self, devices: &[Device]) -> Result<Vec<DeviceId>, StoreError> {
+        devices::insert_many(&self.pool, devices).await
+    }
+
+    async fn get_device(&self, id: &DeviceId) -> Result<Option<Device>, StoreError> {
+        devices::get(&self.pool, id).await
+    }
+
+    async fn list_devices(
+        &self,
+        after: Option<&DeviceId>,
+        limit: u32,
+    ) -> Result<Vec<Device>, StoreError> {
+        devices::list(&self.pool, after, limit).await
+    }
+
+    async fn update_device(&self, device: &Device) -> Result<bool, StoreError> {
+        devices::update(&self.pool, device).await
+    }
+
+    async fn consume_enrollment_secret(
+        &self,
+        id: &DeviceId,
+        expected_mac: &str,
+        state: DeviceState,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        devices::consume_enrollment_secret(&self.pool, id, expected_mac, state, now).await
+    }
+
+    async fn insert_certificate(&self, cert: &IssuedCertificate) -> Result<(), StoreError> {
+        certificates::insert(&self.pool, cert).await
+    }
+
+    async fn get_certificate(&self, serial: &str) -> Result<Option<IssuedCertificate>, StoreError> {
+        certificates::get(&self.pool, serial).await
+    }
+
+    async fn list_certificates(
+        &self,
+        filter: &CertificateFilter,
+        limit: u32,
+    ) -> Result<Vec<IssuedCertificate>, StoreError> {
+        certificates::list(&self.pool, filter, limit).await
+    }
+
+    async fn revoke_certificate(
+        &self,
+        serial: &str,
+        reason: RevocationReason,
+        at: UnixTime,
+    ) -> Result<bool, StoreError> {
+        certificates::revoke(&self.pool, serial, reason, at).await
+    }
+
+    async fn revoke_device_certificates(
+        &self,
+        id: &DeviceId,
+        reason: RevocationReason,
+        at: UnixTime,
+    ) -> Result<Vec<String>, StoreError> {
+        certificates::revoke_for_device(&self.pool, id, reason, at).await
+    }
+
+    async fn list_revoked_certificates(
+        &self,
+        now: UnixTime,
+    ) -> Result<Vec<RevokedCertificate>, StoreError> {
+        certificates::list_revoked(&self.pool, now).await
     }
 }
 

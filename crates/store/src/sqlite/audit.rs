@@ -14,6 +14,7 @@ const INSERT: BulkInsert = BulkInsert {
     table: "audit_log",
     columns: COLUMNS,
     column_count: 9,
+    suffix: "",
 };
 
 /// Links `events` to the last stored record and inserts them, all in one `BEGIN IMMEDIATE`

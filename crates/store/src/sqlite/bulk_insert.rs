@@ -1,9 +1,10 @@
-//! Multi-row INSERTs for bulk writes (client imports, audit batches). Each statement is a round
-//! trip to SQLite's worker thread, so sending hundreds of rows per statement instead of one is
-//! what makes a million-client load take seconds rather than minutes.
+//! Multi-row INSERTs for bulk writes (client imports, audit batches, device lists). Each
+//! statement is a round trip to SQLite's worker thread, so sending hundreds of rows per
+//! statement instead of one is what makes a million-client load take seconds rather than
+//! minutes.
 
 use sqlx::sqlite::SqliteArguments;
-use sqlx::SqliteConnection;
+use sqlx::{Row, SqliteConnection};
 
 use crate::StoreError;
 
@@ -17,6 +18,9 @@ pub(super) struct BulkInsert {
     /// Column names, comma separated, in the order the binder adds them.
     pub columns: &'static str,
     pub column_count: usize,
+    /// Appended to every statement: `""`, or an `ON CONFLICT ... RETURNING ...` clause for
+    /// [`run_returning`](Self::run_returning).
+    pub suffix: &'static str,
 }
 
 impl BulkInsert {
@@ -28,8 +32,8 @@ impl BulkInsert {
         let row = format!("({})", vec!["?"; self.column_count].join(", "));
         let values = vec![row; rows].join(", ");
         format!(
-            "INSERT INTO {} ({}) VALUES {values}",
-            self.table, self.columns
+            "INSERT INTO {} ({}) VALUES {values}{}",
+            self.table, self.columns, self.suffix
         )
     }
 
@@ -44,10 +48,7 @@ impl BulkInsert {
         let per_statement = self.rows_per_statement();
         let full_chunk_sql = self.sql(per_statement);
         for chunk in items.chunks(per_statement) {
-            let mut args = SqliteArguments::default();
-            for item in chunk {
-                bind(&mut args, item)?;
-            }
+            let args = Self::arguments(chunk, &bind)?;
             let partial_sql;
             let sql = if chunk.len() == per_statement {
                 full_chunk_sql.as_str()
@@ -59,6 +60,46 @@ impl BulkInsert {
         }
         Ok(())
     }
+
+    /// Like [`run`](Self::run), for a `suffix` with `RETURNING` one text column: returns
+    /// that column of every row the statements returned (the rows actually inserted, when the
+    /// suffix is `ON CONFLICT DO NOTHING RETURNING key`).
+    pub async fn run_returning<'a, T>(
+        &self,
+        conn: &mut SqliteConnection,
+        items: &'a [T],
+        bind: impl Fn(&mut SqliteArguments<'a>, &'a T) -> Result<(), StoreError>,
+    ) -> Result<Vec<String>, StoreError> {
+        let per_statement = self.rows_per_statement();
+        let full_chunk_sql = self.sql(per_statement);
+        let mut returned = Vec::new();
+        for chunk in items.chunks(per_statement) {
+            let args = Self::arguments(chunk, &bind)?;
+            let partial_sql;
+            let sql = if chunk.len() == per_statement {
+                full_chunk_sql.as_str()
+            } else {
+                partial_sql = self.sql(chunk.len());
+                partial_sql.as_str()
+            };
+            let rows = sqlx::query_with(sql, args).fetch_all(&mut *conn).await?;
+            for row in rows {
+                returned.push(row.try_get::<String, _>(0)?);
+            }
+        }
+        Ok(returned)
+    }
+
+    fn arguments<'a, T>(
+        chunk: &'a [T],
+        bind: &impl Fn(&mut SqliteArguments<'a>, &'a T) -> Result<(), StoreError>,
+    ) -> Result<SqliteArguments<'a>, StoreError> {
+        let mut args = SqliteArguments::default();
+        for item in chunk {
+            bind(&mut args, item)?;
+        }
+        Ok(args)
+    }
 }
 
 #[cfg(test)]
@@ -69,6 +110,7 @@ mod tests {
         table: "t",
         columns: "a, b",
         column_count: 2,
+        suffix: "",
     };
 
     #[test]
@@ -76,6 +118,14 @@ mod tests {
         assert_eq!(
             PAIR.sql(3),
             "INSERT INTO t (a, b) VALUES (?, ?), (?, ?), (?, ?)"
+        );
+        let returning = BulkInsert {
+            suffix: " ON CONFLICT DO NOTHING RETURNING a",
+            ..PAIR
+        };
+        assert_eq!(
+            returning.sql(2),
+            "INSERT INTO t (a, b) VALUES (?, ?), (?, ?) ON CONFLICT DO NOTHING RETURNING a"
         );
     }
 
@@ -86,6 +136,7 @@ mod tests {
             table: "t",
             columns: "",
             column_count: 13,
+            suffix: "",
         };
         assert!(wide.rows_per_statement() * 13 <= MAX_PARAMETERS);
     }

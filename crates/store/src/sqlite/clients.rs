@@ -10,12 +10,14 @@ use crate::rows::{client_from_row, JsonColumns};
 use crate::StoreError;
 
 const COLUMNS: &str = "client_id, name, auth_method, scopes, audiences, token_ttl_secs, enabled, \
-                       secret_hashes, sealed_secret, jwks, jwks_uri, created_at, updated_at";
+                       secret_hashes, sealed_secret, jwks, jwks_uri, created_at, updated_at, \
+                       tls_client_auth";
 
 const INSERT: BulkInsert = BulkInsert {
     table: "clients",
     columns: COLUMNS,
-    column_count: 13,
+    column_count: 14,
+    suffix: "",
 };
 
 /// Adds every column of `c` in `COLUMNS` order.
@@ -34,7 +36,8 @@ fn bind_client<'a>(args: &mut SqliteArguments<'a>, c: &'a Client) -> Result<(), 
         args.add(c.jwks.as_deref())?;
         args.add(c.jwks_uri.as_deref())?;
         args.add(c.created_at)?;
-        args.add(c.updated_at)
+        args.add(c.updated_at)?;
+        args.add(json.tls_client_auth)
     })();
     bound.map_err(|_| StoreError::corrupt_field("clients row", c.client_id.as_str()))
 }
@@ -88,7 +91,7 @@ pub(super) async fn update(pool: &SqlitePool, client: &Client) -> Result<(), Sto
     let result = sqlx::query(
         "UPDATE clients SET name = ?, auth_method = ?, scopes = ?, audiences = ?, \
          token_ttl_secs = ?, enabled = ?, secret_hashes = ?, sealed_secret = ?, jwks = ?, \
-         jwks_uri = ?, created_at = ?, updated_at = ? WHERE client_id = ?",
+         jwks_uri = ?, created_at = ?, updated_at = ?, tls_client_auth = ? WHERE client_id = ?",
     )
     .bind(c.name.as_str())
     .bind(c.auth_method.as_str())
@@ -102,6 +105,7 @@ pub(super) async fn update(pool: &SqlitePool, client: &Client) -> Result<(), Sto
     .bind(c.jwks_uri.as_deref())
     .bind(c.created_at)
     .bind(c.updated_at)
+    .bind(json.tls_client_auth)
     .bind(c.client_id.as_str())
     .execute(pool)
     .await?;

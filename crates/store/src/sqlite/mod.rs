@@ -7,7 +7,9 @@
 
 mod audit;
 mod bulk_insert;
+mod certificates;
 mod clients;
+mod devices;
 mod keys;
 mod leases;
 mod revocations;
@@ -19,12 +21,16 @@ use std::time::Duration;
 use async_trait::async_trait;
 use portcullis_core::audit::{AuditEvent, AuditRecord};
 use portcullis_core::client::Client;
+use portcullis_core::device::{Device, DeviceId, DeviceState, RevocationReason};
 use portcullis_core::{ClientId, Kid, UnixTime};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use crate::{RevokedToken, Store, StoreError, StoredKey};
+use crate::{
+    CertificateFilter, IssuedCertificate, RevokedCertificate, RevokedToken, Store, StoreError,
+    StoredKey,
+};
 
 /// The schema, compiled into the binary so an upgrade needs no files beside it.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -86,6 +92,15 @@ impl Store for SqliteStore {
 
     async fn put_setting_if_absent(&self, name: &str, value: &[u8]) -> Result<Vec<u8>, StoreError> {
         settings::put_if_absent(&self.pool, name, value).await
+    }
+
+    async fn replace_setting(
+        &self,
+        name: &str,
+        expected: &[u8],
+        value: &[u8],
+    ) -> Result<bool, StoreError> {
+        settings::replace(&self.pool, name, expected, value).await
     }
 
     async fn insert_client(&self, client: &Client) -> Result<(), StoreError> {
@@ -190,6 +205,81 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<Vec<AuditRecord>, StoreError> {
         audit::list_descending(&self.pool, before_seq, limit).await
+    }
+
+    async fn insert_device(&self, device: &Device) -> Result<(), StoreError> {
+        devices::insert_one(&self.pool, device).await
+    }
+
+    async fn insert_devices(&self, devices: &[Device]) -> Result<Vec<DeviceId>, StoreError> {
+        devices::insert_many(&self.pool, devices).await
+    }
+
+    async fn get_device(&self, id: &DeviceId) -> Result<Option<Device>, StoreError> {
+        devices::get(&self.pool, id).await
+    }
+
+    async fn list_devices(
+        &self,
+        after: Option<&DeviceId>,
+        limit: u32,
+    ) -> Result<Vec<Device>, StoreError> {
+        devices::list(&self.pool, after, limit).await
+    }
+
+    async fn update_device(&self, device: &Device) -> Result<bool, StoreError> {
+        devices::update(&self.pool, device).await
+    }
+
+    async fn consume_enrollment_secret(
+        &self,
+        id: &DeviceId,
+        expected_mac: &str,
+        state: DeviceState,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        devices::consume_enrollment_secret(&self.pool, id, expected_mac, state, now).await
+    }
+
+    async fn insert_certificate(&self, cert: &IssuedCertificate) -> Result<(), StoreError> {
+        certificates::insert(&self.pool, cert).await
+    }
+
+    async fn get_certificate(&self, serial: &str) -> Result<Option<IssuedCertificate>, StoreError> {
+        certificates::get(&self.pool, serial).await
+    }
+
+    async fn list_certificates(
+        &self,
+        filter: &CertificateFilter,
+        limit: u32,
+    ) -> Result<Vec<IssuedCertificate>, StoreError> {
+        certificates::list(&self.pool, filter, limit).await
+    }
+
+    async fn revoke_certificate(
+        &self,
+        serial: &str,
+        reason: RevocationReason,
+        at: UnixTime,
+    ) -> Result<bool, StoreError> {
+        certificates::revoke(&self.pool, serial, reason, at).await
+    }
+
+    async fn revoke_device_certificates(
+        &self,
+        id: &DeviceId,
+        reason: RevocationReason,
+        at: UnixTime,
+    ) -> Result<Vec<String>, StoreError> {
+        certificates::revoke_for_device(&self.pool, id, reason, at).await
+    }
+
+    async fn list_revoked_certificates(
+        &self,
+        now: UnixTime,
+    ) -> Result<Vec<RevokedCertificate>, StoreError> {
+        certificates::list_revoked(&self.pool, now).await
     }
 }
 

@@ -27,3 +27,20 @@ pub(super) async fn put_if_absent(
         .await?;
     get(pool, name).await?.ok_or(StoreError::NotFound)
 }
+
+/// Compare-and-swap: replaces the value only if it is still `expected` (re-sealing the CA
+/// under a new master key must not overwrite a CA another process changed meanwhile).
+pub(super) async fn replace(
+    pool: &SqlitePool,
+    name: &str,
+    expected: &[u8],
+    value: &[u8],
+) -> Result<bool, StoreError> {
+    let done = sqlx::query("UPDATE settings SET value = ? WHERE name = ? AND value = ?")
+        .bind(value)
+        .bind(name)
+        .bind(expected)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
