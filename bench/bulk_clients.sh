@@ -28,10 +28,10 @@ build_release portcullis
 serve_run() {
   local n=$1 act=$2 data="$work/data-$1" log="$work/serve-$1.log" url line
   PORTCULLIS_RATE_LIMIT__PER_CLIENT=0 PORTCULLIS_RATE_LIMIT__PER_ADDRESS=0 RUST_LOG=warn \
-    "$portcullis_bin" serve --data-dir "$data" --listen 127.0.0.1:0 >"$log" 2>&1 &
+    "$portcullis_bin" serve --data-dir "$data" --listen 127.0.0.1:0 --listen-tls off >"$log" 2>&1 &
   pids+=($!)
-  wait_for_line "$log" "portcullis listening on" "${pids[-1]}"
-  url=$(sed -n 's/^portcullis listening on //p' "$log")
+  wait_for_line "$log" "portcullis listening on http://" "${pids[-1]}"
+  url=$(sed -n 's/^portcullis listening on \(http:\/\/\)/\1/p' "$log")
   line=$(BULK_COUNT=$n BULK_ACTIVE=$act BULK_SECRET=$(json_field "$work/load-$n.json" client_secret) \
     timeout 300 wrk "-t$threads" "-c$connections" "-d$duration" --latency \
     -s bench/token_many.lua "$url/oauth2/token" | grep '^RESULT') || die "wrk failed for N=$n"
@@ -42,9 +42,9 @@ serve_run() {
 for n in "${counts[@]}"; do
   data="$work/data-$n"
   say "N=$n: first start, then loading $n clients"
-  "$portcullis_bin" serve --data-dir "$data" --listen 127.0.0.1:0 >"$work/first-$n.log" 2>&1 &
+  "$portcullis_bin" serve --data-dir "$data" --listen 127.0.0.1:0 --listen-tls off >"$work/first-$n.log" 2>&1 &
   pids+=($!)
-  wait_for_line "$work/first-$n.log" "portcullis listening on" "${pids[-1]}"
+  wait_for_line "$work/first-$n.log" "portcullis listening on http://" "${pids[-1]}"
   stop_last_server
   timeout 3600 "$portcullis_bin" bench load-clients --data-dir "$data" --count "$n" >"$work/load-$n.json"
   say "N=$n: $(du -sh "$data" | cut -f1) on disk"

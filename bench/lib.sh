@@ -74,9 +74,9 @@ start_portcullis() {
   PORTCULLIS_RATE_LIMIT__PER_CLIENT="${PORTCULLIS_RATE_LIMIT__PER_CLIENT:-0}" \
     PORTCULLIS_RATE_LIMIT__PER_ADDRESS="${PORTCULLIS_RATE_LIMIT__PER_ADDRESS:-0}" \
     RUST_LOG="${RUST_LOG:-warn}" \
-    "$portcullis_bin" serve --data-dir "$data" --listen "$addr" >"$log" 2>&1 &
+    "$portcullis_bin" serve --data-dir "$data" --listen "$addr" --listen-tls "${PORTCULLIS_LISTEN_TLS:-127.0.0.1:0}" >"$log" 2>&1 &
   pids+=($!)
-  wait_for_line "$log" "portcullis listening on" "${pids[-1]}"
+  wait_for_line "$log" "portcullis listening on http://" "${pids[-1]}"
   for ((i = 0; i < 100; i++)); do [[ -s $data/admin.json ]] && break; sleep 0.1; done
   [[ -s $data/admin.json ]] || die "portcullis wrote no $data/admin.json"
   "$portcullis_bin" client create --server "http://$addr" --admin-credential "$data/admin.json" \

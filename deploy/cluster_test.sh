@@ -97,7 +97,7 @@ start_node() {
   pids+=($!)
   eval "pid_$name=$!"
   for _ in $(seq 1 600); do
-    grep -q "portcullis listening on" "$tmp/$name.log" && return
+    grep -q "portcullis listening on http://" "$tmp/$name.log" && return
     kill -0 "$!" 2>/dev/null || { cat "$tmp/$name.log" >&2; die "node $name exited"; }
     sleep 0.1
   done
@@ -112,6 +112,8 @@ node_env=(
   "PORTCULLIS_STORE__URL=postgres://postgres@127.0.0.1:5432/$db"
   "PORTCULLIS_KEYS__MASTER_KEY_FILE=$tmp/secrets/master.key"
   "PORTCULLIS_SERVER__ISSUER=https://auth.cluster.test"
+  # Three nodes on one host: each takes a free TLS port (in production every node has 8443).
+  "PORTCULLIS_SERVER__LISTEN_TLS=127.0.0.1:0"
   # All traffic arrives from nginx's address and one wrk client: the limits would measure
   # the limiter, not failover (see deploy/nginx/portcullis.conf).
   "PORTCULLIS_RATE_LIMIT__PER_CLIENT=0"

@@ -58,20 +58,44 @@ fn validate_jwks(jwks: &serde_json::Value, allowed: &[Algorithm]) -> Result<Stri
     Ok(text)
 }
 
-/// Keys belong to `private_key_jwt` clients only: a JWK Set on a secret client would suggest
-/// it can authenticate with a key when it cannot. (That a `private_key_jwt` client has one is
+/// Keys belong to `private_key_jwt` clients (and certificates, in `jwks`, to
+/// `self_signed_tls_client_auth` clients) only: a JWK Set on a secret client would suggest it
+/// can authenticate with a key when it cannot. (That such a client has one is
 /// `Client::validate`'s rule.)
 fn check_key_source(client: &Client) -> Result<(), AdminError> {
-    if client.auth_method != AuthMethod::PrivateKeyJwt
-        && (client.jwks.is_some() || client.jwks_uri.is_some())
+    let jwks_allowed = matches!(
+        client.auth_method,
+        AuthMethod::PrivateKeyJwt | AuthMethod::SelfSignedTlsClientAuth
+    );
+    if (client.jwks.is_some() && !jwks_allowed)
+        || (client.jwks_uri.is_some() && client.auth_method != AuthMethod::PrivateKeyJwt)
     {
         return Err(CoreError::invalid(
             "jwks",
-            "jwks and jwks_uri are only for private_key_jwt clients",
+            "jwks and jwks_uri are only for private_key_jwt clients (and jwks, with x5c \
+             certificates, for self_signed_tls_client_auth clients)",
         )
         .into());
     }
     Ok(())
+}
+
+/// Checks the `jwks` sent for a client of `method`: public keys for `private_key_jwt` (and
+/// any other method, which `check_key_source` then refuses), certificates in `x5c` for
+/// `self_signed_tls_client_auth` (RFC 8705 §2.2). Returns the text to store.
+fn validate_client_jwks(
+    server: &AuthServer,
+    method: AuthMethod,
+    jwks: &serde_json::Value,
+) -> Result<String, AdminError> {
+    if method != AuthMethod::SelfSignedTlsClientAuth {
+        return validate_jwks(jwks, &server.settings.assertion_algorithms);
+    }
+    let text = serde_json::to_string(jwks)
+        .map_err(|_| CoreError::invalid("jwks", "must be a JSON object"))?;
+    portcullis_oauth::mtls::validate_self_signed_jwks(&text)
+        .map_err(|why| CoreError::invalid("jwks", why))?;
+    Ok(text)
 }
 
 /// Records an admin change. `changed` lists field names only, never values: values can
@@ -102,6 +126,8 @@ pub(crate) async fn load_client(server: &AuthServer, id: &ClientId) -> Result<Cl
 }
 
 /// Register a client; for secret methods the answer carries its secret, shown this once.
+/// Certificate clients (RFC 8705: `tls_client_auth` with one `tls_client_auth_*` field,
+/// `self_signed_tls_client_auth` with `x5c` certificates in `jwks`) get no secret.
 #[utoipa::path(
     post, path = "/clients", tag = "clients",
     request_body = CreateClientRequest,
@@ -118,14 +144,16 @@ pub async fn create_client(
     JsonBody(request): JsonBody<CreateClientRequest>,
 ) -> Result<(StatusCode, Json<CreatedClient>), AdminError> {
     let now = server.now();
+    let tls_client_auth = request.tls_client_auth()?;
     let client_id = match request.client_id {
         Some(id) => ClientId::parse(id)?,
         None => generate_client_id()?,
     };
+    let auth_method = request.auth_method.unwrap_or(AuthMethod::ClientSecretBasic);
     let mut client = Client {
         client_id,
         name: request.name,
-        auth_method: request.auth_method.unwrap_or(AuthMethod::ClientSecretBasic),
+        auth_method,
         scopes: ScopeSet::from_tokens(request.scopes)?,
         audiences: request.audiences,
         token_ttl_secs: request.token_ttl_secs.unwrap_or(DEFAULT_TOKEN_TTL_SECS),
@@ -135,9 +163,10 @@ pub async fn create_client(
         jwks: request
             .jwks
             .as_ref()
-            .map(|j| validate_jwks(j, &server.settings.assertion_algorithms))
+            .map(|j| validate_client_jwks(&server, auth_method, j))
             .transpose()?,
         jwks_uri: request.jwks_uri,
+        tls_client_auth,
         created_at: now,
         updated_at: now,
     };
@@ -173,6 +202,12 @@ pub async fn create_client(
     ];
     changed.extend(client.jwks.is_some().then_some("jwks"));
     changed.extend(client.jwks_uri.is_some().then_some("jwks_uri"));
+    changed.extend(
+        client
+            .tls_client_auth
+            .is_some()
+            .then_some("tls_client_auth"),
+    );
     changed.extend(secret.is_some().then_some("client_secret"));
     audit_change(
         &server,
@@ -261,6 +296,7 @@ pub async fn update_client(
     ClientIdPath(id): ClientIdPath,
     JsonBody(request): JsonBody<UpdateClientRequest>,
 ) -> Result<Json<ClientView>, AdminError> {
+    let new_match = request.tls_client_auth()?;
     let mut client = load_client(&server, &id).await?;
     let mut changed = Vec::new();
     if let Some(name) = request.name {
@@ -288,10 +324,18 @@ pub async fn update_client(
     if let Some(enabled) = request.enabled {
         set(&mut client.enabled, enabled, "enabled", &mut changed);
     }
+    if let Some(m) = new_match {
+        set(
+            &mut client.tls_client_auth,
+            Some(m),
+            "tls_client_auth",
+            &mut changed,
+        );
+    }
     if let Some(jwks) = request.jwks {
         let jwks = jwks
             .as_ref()
-            .map(|j| validate_jwks(j, &server.settings.assertion_algorithms))
+            .map(|j| validate_client_jwks(&server, client.auth_method, j))
             .transpose()?;
         set(&mut client.jwks, jwks, "jwks", &mut changed);
     }

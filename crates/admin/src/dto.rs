@@ -6,8 +6,8 @@
 //! sealed secrets; a plaintext secret appears only in the one response that creates it.
 
 use portcullis_core::audit::AuditRecord;
-use portcullis_core::client::{AuthMethod, Client};
-use portcullis_core::{Secret, UnixTime};
+use portcullis_core::client::{AuthMethod, Client, TlsClientAuthMatch};
+use portcullis_core::{CoreError, Secret, UnixTime};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::RefOr;
@@ -39,11 +39,25 @@ pub struct CreateClientRequest {
     #[serde(default)]
     #[schema(schema_with = auth_method_schema)]
     pub auth_method: Option<AuthMethod>,
-    /// The client's public JWK Set (RFC 7517 §5), for `private_key_jwt`.
+    /// The client's public JWK Set (RFC 7517 §5), for `private_key_jwt`; for
+    /// `self_signed_tls_client_auth`, the client's certificates, one `x5c` per key
+    /// (RFC 8705 §2.2).
     #[schema(value_type = Option<Object>)]
     pub jwks: Option<serde_json::Value>,
     /// Where the client's JWK Set is published, for `private_key_jwt`.
     pub jwks_uri: Option<String>,
+    /// `tls_client_auth` (RFC 8705 §2.1.2): the expected subject DN of the client certificate,
+    /// an RFC 4514 string such as `CN=meter-7,O=Plant`. Exactly one `tls_client_auth_*` field
+    /// is required for `tls_client_auth` clients and none is allowed for other methods.
+    pub tls_client_auth_subject_dn: Option<String>,
+    /// `tls_client_auth`: an expected dNSName SAN entry.
+    pub tls_client_auth_san_dns: Option<String>,
+    /// `tls_client_auth`: an expected uniformResourceIdentifier SAN entry.
+    pub tls_client_auth_san_uri: Option<String>,
+    /// `tls_client_auth`: an expected iPAddress SAN entry (IPv4 or IPv6 text).
+    pub tls_client_auth_san_ip: Option<String>,
+    /// `tls_client_auth`: an expected rfc822Name SAN entry.
+    pub tls_client_auth_san_email: Option<String>,
     /// Access-token lifetime in seconds; default 3600, at most 86400.
     pub token_ttl_secs: Option<u32>,
     /// A chosen client id; by default one is generated (`c-` + 16 base64url characters).
@@ -68,6 +82,59 @@ pub struct UpdateClientRequest {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub jwks_uri: Option<Option<String>>,
+    /// Replaces the certificate match of a `tls_client_auth` client (give exactly one
+    /// `tls_client_auth_*` field).
+    pub tls_client_auth_subject_dn: Option<String>,
+    pub tls_client_auth_san_dns: Option<String>,
+    pub tls_client_auth_san_uri: Option<String>,
+    pub tls_client_auth_san_ip: Option<String>,
+    pub tls_client_auth_san_email: Option<String>,
+}
+
+impl CreateClientRequest {
+    /// The RFC 8705 certificate match given, if any; more than one is an error.
+    pub fn tls_client_auth(&self) -> Result<Option<TlsClientAuthMatch>, CoreError> {
+        tls_match([
+            &self.tls_client_auth_subject_dn,
+            &self.tls_client_auth_san_dns,
+            &self.tls_client_auth_san_uri,
+            &self.tls_client_auth_san_ip,
+            &self.tls_client_auth_san_email,
+        ])
+    }
+}
+
+impl UpdateClientRequest {
+    /// The new RFC 8705 certificate match, if one is given; more than one is an error.
+    pub fn tls_client_auth(&self) -> Result<Option<TlsClientAuthMatch>, CoreError> {
+        tls_match([
+            &self.tls_client_auth_subject_dn,
+            &self.tls_client_auth_san_dns,
+            &self.tls_client_auth_san_uri,
+            &self.tls_client_auth_san_ip,
+            &self.tls_client_auth_san_email,
+        ])
+    }
+}
+
+/// At most one of the five `tls_client_auth_*` values, in [`TlsClientAuthMatch::METADATA_NAMES`]
+/// order.
+fn tls_match(values: [&Option<String>; 5]) -> Result<Option<TlsClientAuthMatch>, CoreError> {
+    let mut given = TlsClientAuthMatch::METADATA_NAMES
+        .iter()
+        .zip(values)
+        .filter_map(|(name, value)| value.as_ref().map(|v| (*name, v)));
+    let first = given.next();
+    if given.next().is_some() {
+        return Err(CoreError::invalid(
+            "tls_client_auth",
+            "give exactly one of tls_client_auth_subject_dn, tls_client_auth_san_dns, \
+             tls_client_auth_san_uri, tls_client_auth_san_ip or tls_client_auth_san_email",
+        ));
+    }
+    first
+        .map(|(name, value)| TlsClientAuthMatch::from_metadata(name, value.clone()))
+        .transpose()
 }
 
 /// Distinguishes a field sent as `null` (`Some(None)`) from an absent one (`None`).
@@ -102,6 +169,18 @@ pub struct ClientView {
     pub jwks: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jwks_uri: Option<String>,
+    /// RFC 8705 §2.1.2 certificate match of a `tls_client_auth` client: at most one of the
+    /// five `tls_client_auth_*` members is present.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_subject_dn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_san_dns: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_san_uri: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_san_ip: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_san_email: Option<String>,
     /// Unix seconds.
     pub created_at: UnixTime,
     /// Unix seconds.
@@ -134,6 +213,11 @@ impl ClientView {
             enabled: client.enabled,
             jwks,
             jwks_uri: client.jwks_uri.clone(),
+            tls_client_auth_subject_dn: tls_value(client, "tls_client_auth_subject_dn"),
+            tls_client_auth_san_dns: tls_value(client, "tls_client_auth_san_dns"),
+            tls_client_auth_san_uri: tls_value(client, "tls_client_auth_san_uri"),
+            tls_client_auth_san_ip: tls_value(client, "tls_client_auth_san_ip"),
+            tls_client_auth_san_email: tls_value(client, "tls_client_auth_san_email"),
             created_at: client.created_at,
             updated_at: client.updated_at,
             secret_rotation_deadline: client
@@ -144,6 +228,15 @@ impl ClientView {
                 .max(),
         })
     }
+}
+
+/// The value of the client's certificate match if it is of the kind `name`.
+fn tls_value(client: &Client, name: &str) -> Option<String> {
+    client
+        .tls_client_auth
+        .as_ref()
+        .filter(|m| m.metadata_name() == name)
+        .map(|m| m.value().to_owned())
 }
 
 fn expose_secret<S: Serializer>(secret: &Secret, s: S) -> Result<S::Ok, S::Error> {
@@ -322,6 +415,11 @@ mod tests {
                 enabled: true,
                 jwks: None,
                 jwks_uri: None,
+                tls_client_auth_subject_dn: None,
+                tls_client_auth_san_dns: None,
+                tls_client_auth_san_uri: None,
+                tls_client_auth_san_ip: None,
+                tls_client_auth_san_email: None,
                 created_at: 0,
                 updated_at: 0,
                 secret_rotation_deadline: None,
@@ -333,6 +431,23 @@ mod tests {
         assert_eq!(json["client_id"], "c1");
         assert!(json.get("jwks").is_none());
         assert!(!format!("{c:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn at_most_one_tls_client_auth_field() {
+        let p: CreateClientRequest =
+            serde_json::from_str(r#"{"name":"m","tls_client_auth_san_ip":"10.0.0.7"}"#).unwrap();
+        assert_eq!(
+            p.tls_client_auth().unwrap(),
+            Some(TlsClientAuthMatch::SanIp("10.0.0.7".into()))
+        );
+        let p: CreateClientRequest = serde_json::from_str(
+            r#"{"name":"m","tls_client_auth_subject_dn":"CN=a","tls_client_auth_san_dns":"a"}"#,
+        )
+        .unwrap();
+        assert!(p.tls_client_auth().is_err());
+        let p: UpdateClientRequest = serde_json::from_str("{}").unwrap();
+        assert_eq!(p.tls_client_auth().unwrap(), None);
     }
 
     #[test]

@@ -42,6 +42,12 @@ pub enum AdminError {
     /// A value broke a domain rule (name, scope, audience, ttl, id, key source).
     #[error(transparent)]
     Invalid(#[from] CoreError),
+    /// The device or certificate named does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The device PKI failed in a way the caller cannot fix (logged, not shown).
+    #[error("PKI: {0}")]
+    Pki(String),
     /// The client named in the path does not exist.
     #[error("client '{0}' does not exist")]
     ClientNotFound(String),
@@ -119,6 +125,12 @@ impl AdminError {
                 "payload-too-large",
                 "Request body too large",
             ),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            Self::Pki(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal server error",
+            ),
             Self::ClientNotFound(_) => (
                 StatusCode::NOT_FOUND,
                 "client-not-found",
@@ -171,7 +183,7 @@ impl AdminError {
             Self::Store(StoreError::Unavailable(_)) => {
                 "the store is unavailable; retry later".to_owned()
             }
-            Self::Store(_) | Self::Keys(_) | Self::Audit(_) => {
+            Self::Store(_) | Self::Keys(_) | Self::Audit(_) | Self::Pki(_) => {
                 "the server could not complete the request".to_owned()
             }
             other => other.to_string(),

@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod auth;
 pub mod clients;
+pub mod devices;
 pub mod dto;
 pub mod errors;
 pub mod extract;
@@ -31,6 +32,41 @@ pub use openapi::AdminApi;
 /// The admin API's routes, relative to where the server nests them (`/admin/v1`).
 /// The admin API. `keys` manages signing keys (`/keys`); without it those routes are absent.
 pub fn router(server: Arc<AuthServer>, keys: Option<SharedKeyAdmin>) -> Router {
+    router_with_pki(server, keys, None)
+}
+
+/// [`router`] plus the device PKI's routes (`/devices`, `/certificates`, `/ca`).
+pub fn router_with_pki(
+    server: Arc<AuthServer>,
+    keys: Option<SharedKeyAdmin>,
+    pki: Option<Arc<portcullis_pki::Pki>>,
+) -> Router {
+    let pki_routes: Router<Arc<AuthServer>> = match pki {
+        Some(pki) => Router::new()
+            .route(
+                "/devices",
+                post(devices::register_device).get(devices::list_devices),
+            )
+            .route(
+                "/devices/import",
+                post(devices::import_devices)
+                    .layer(DefaultBodyLimit::max(devices::IMPORT_BODY_LIMIT)),
+            )
+            .route(
+                "/devices/{id}",
+                get(devices::get_device).patch(devices::update_device),
+            )
+            .route("/devices/{id}/revoke", post(devices::revoke_device))
+            .route("/certificates", get(devices::list_certificates))
+            .route("/certificates/{serial}", get(devices::get_certificate))
+            .route(
+                "/certificates/{serial}/revoke",
+                post(devices::revoke_certificate),
+            )
+            .route("/ca", get(devices::get_ca))
+            .with_state(pki),
+        None => Router::new(),
+    };
     let key_routes: Router<Arc<AuthServer>> = match keys {
         Some(keys) => Router::new()
             .route("/keys", get(keys::list_keys))
@@ -54,6 +90,7 @@ pub fn router(server: Arc<AuthServer>, keys: Option<SharedKeyAdmin>) -> Router {
         .route("/audit", get(audit::list_audit))
         .route("/audit/verify", post(audit::verify_audit))
         .merge(key_routes)
+        .merge(pki_routes)
         // route_layer: only matched routes authenticate, so an unknown path is a plain 404.
         .route_layer(middleware::from_fn_with_state(
             server.clone(),

@@ -101,7 +101,7 @@ pub async fn rotate_secret(
     let mut client = load_client(&server, &id).await?;
     if !client.auth_method.uses_secret() {
         return Err(AdminError::Conflict(format!(
-            "client '{id}' uses {} and has no secret; update its jwks or jwks_uri instead",
+            "client '{id}' uses {} and has no secret; update its jwks, jwks_uri or certificate match instead",
             client.auth_method.as_str()
         )));
     }

@@ -1,7 +1,9 @@
 //! Client authentication (RFC 6749 §2.3) for the token, introspection and revocation
 //! endpoints: `client_secret_basic` (§2.3.1, HTTP Basic), `client_secret_post` (§2.3.1, form
 //! parameters), and JWT assertions (RFC 7523 §2.2) signed with a shared secret
-//! (`client_secret_jwt`) or a private key (`private_key_jwt`).
+//! (`client_secret_jwt`) or a private key (`private_key_jwt`), and the TLS client
+//! certificate of RFC 8705 §2 (`tls_client_auth`, `self_signed_tls_client_auth`; the checks
+//! themselves are in `mtls.rs`).
 //!
 //! Two steps: [`Credentials::from_request`] reads what was presented without touching any
 //! state (and names the claimed client for audit records); [`authenticate`] checks it. Every
@@ -26,6 +28,7 @@ use zeroize::Zeroizing;
 
 use crate::client_keys;
 use crate::error::Error;
+use crate::mtls::{self, CertificateRefusal, PeerCertificates};
 use crate::router::OAuthForm;
 use crate::AuthServer;
 
@@ -48,6 +51,12 @@ pub enum FailureReason {
     BadAssertion,
     Replay,
     MethodMismatch,
+    /// RFC 8705: the client certificate chain is untrusted, malformed, expired or revoked.
+    BadCertificate,
+    /// RFC 8705: a good certificate, but not the one the client registered.
+    CertificateMismatch,
+    /// `tls_client_auth` while no certificate validator is configured.
+    NoCertificateValidator,
 }
 
 impl FailureReason {
@@ -60,6 +69,9 @@ impl FailureReason {
             Self::BadAssertion => "bad_assertion",
             Self::Replay => "replay",
             Self::MethodMismatch => "method_mismatch",
+            Self::BadCertificate => "bad_certificate",
+            Self::CertificateMismatch => "certificate_mismatch",
+            Self::NoCertificateValidator => "no_certificate_validator",
         }
     }
 }
@@ -89,6 +101,12 @@ pub enum Credentials {
         decoded: Box<Decoded>,
         claims: Box<AssertionClaims>,
     },
+    /// `tls_client_auth` or `self_signed_tls_client_auth` (RFC 8705 §2): the `client_id`
+    /// parameter and the certificate chain of the TLS connection.
+    Certificate {
+        client_id: ClientId,
+        chain: PeerCertificates,
+    },
 }
 
 impl std::fmt::Debug for Credentials {
@@ -109,12 +127,25 @@ pub struct AuthenticatedClient {
 }
 
 impl Credentials {
-    /// Reads the credentials of a request from its `Authorization` header and form.
+    /// Reads the credentials of a request from its `Authorization` header and form, for a
+    /// connection without a client certificate.
+    pub fn from_request(authorization: Option<&HeaderValue>, form: &Form) -> Result<Self, Error> {
+        Self::from_parts(authorization, form, None)
+    }
+
+    /// Reads the credentials of a request from its `Authorization` header, its form and the
+    /// client certificate chain of its TLS connection.
     ///
     /// RFC 6749 §2.3: "The client MUST NOT use more than one authentication method in each
     /// request", so a second method is `invalid_request`; no method at all is
-    /// `invalid_client` (§5.2: "no client authentication included").
-    pub fn from_request(authorization: Option<&HeaderValue>, form: &Form) -> Result<Self, Error> {
+    /// `invalid_client` (§5.2: "no client authentication included"). A certificate counts as
+    /// the method only when nothing else is presented (RFC 8705 §2: with the `client_id`
+    /// parameter); beside a secret or an assertion it only binds the token (§3).
+    pub fn from_parts(
+        authorization: Option<&HeaderValue>,
+        form: &Form,
+        peer: Option<&PeerCertificates>,
+    ) -> Result<Self, Error> {
         let form_client_id = form.get("client_id");
         let form_secret = form.get("client_secret");
         let assertion = form.get("client_assertion");
@@ -160,16 +191,23 @@ impl Credentials {
             ))),
             (Some(_), None) => Err(Error::invalid_request("client_assertion requires client_assertion_type")),
             (None, Some(_)) => Err(Error::invalid_request("client_assertion_type requires client_assertion")),
-            (None, None) => Err(Error::OAuth(OAuthError::invalid_client("client authentication is required"))),
+            (None, None) => match (peer, form_client_id) {
+                (Some(chain), Some(id)) => Ok(Credentials::Certificate {
+                    client_id: ClientId::parse(id)
+                        .map_err(|_| refuse_generic(FailureReason::UnknownClient))?,
+                    chain: chain.clone(),
+                }),
+                _ => Err(Error::OAuth(OAuthError::invalid_client("client authentication is required"))),
+            },
         }
     }
 
     /// The client the request claims to be (unverified).
     pub fn client_id(&self) -> &ClientId {
         match self {
-            Credentials::Secret { client_id, .. } | Credentials::Assertion { client_id, .. } => {
-                client_id
-            }
+            Credentials::Secret { client_id, .. }
+            | Credentials::Assertion { client_id, .. }
+            | Credentials::Certificate { client_id, .. } => client_id,
         }
     }
 }
@@ -322,6 +360,43 @@ pub async fn authenticate(
             }
             Ok(AuthenticatedClient { client, method })
         }
+        Credentials::Certificate { client_id, chain } => {
+            let client = load_client(server, &client_id).await?;
+            let method = client.auth_method;
+            let checked = match method {
+                AuthMethod::TlsClientAuth => {
+                    mtls::check_pki_certificate(
+                        server.certificate_validator.as_deref(),
+                        &client,
+                        &chain.0,
+                        now,
+                    )
+                    .await
+                }
+                AuthMethod::SelfSignedTlsClientAuth => {
+                    mtls::check_self_signed(&client, &chain.0, now)
+                }
+                _ => return Err(refuse_generic(FailureReason::MethodMismatch)),
+            };
+            if let Err(refusal) = checked {
+                let reason = match refusal {
+                    CertificateRefusal::Invalid(why) => {
+                        tracing::debug!(client_id = %client.client_id, reason = %why, "client certificate refused");
+                        FailureReason::BadCertificate
+                    }
+                    CertificateRefusal::Mismatch => FailureReason::CertificateMismatch,
+                    CertificateRefusal::NoValidator => {
+                        tracing::warn!(client_id = %client.client_id, "tls_client_auth attempted but no certificate validator is configured");
+                        FailureReason::NoCertificateValidator
+                    }
+                };
+                return Err(refuse_generic(reason));
+            }
+            if !client.enabled {
+                return Err(refuse_generic(FailureReason::Disabled));
+            }
+            Ok(AuthenticatedClient { client, method })
+        }
     }
 }
 
@@ -334,9 +409,10 @@ pub(crate) async fn authenticate_request(
     request: &OAuthForm,
     claimed: &mut Option<ClientId>,
 ) -> Result<AuthenticatedClient, Error> {
-    let result = match Credentials::from_request(
+    let result = match Credentials::from_parts(
         request.headers.get(header::AUTHORIZATION),
         &request.form,
+        request.peer_certificates.as_ref(),
     ) {
         Ok(credentials) => {
             *claimed = Some(credentials.client_id().clone());

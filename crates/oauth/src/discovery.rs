@@ -30,14 +30,21 @@ pub struct Discovery {
 /// RFC 8414 §2 metadata common to both documents.
 fn metadata(settings: &OAuthSettings) -> serde_json::Map<String, Value> {
     let issuer = settings.issuer.as_str();
-    let methods: Vec<&str> = AuthMethod::ALL.iter().map(|m| m.as_str()).collect();
+    // The RFC 8705 methods need a TLS listener that asks for client certificates; without
+    // one no client could use them, so they are not advertised.
+    let mtls = settings.mtls_base.as_deref();
+    let methods: Vec<&str> = AuthMethod::ALL
+        .iter()
+        .filter(|m| mtls.is_some() || !m.uses_certificate())
+        .map(|m| m.as_str())
+        .collect();
     let mut signing_algs: Vec<&str> = settings
         .assertion_algorithms
         .iter()
         .map(|a| a.as_str())
         .collect();
     signing_algs.extend(HMAC_ASSERTION_ALGORITHMS);
-    let doc = json!({
+    let mut doc = json!({
         "issuer": issuer,
         "token_endpoint": format!("{issuer}/oauth2/token"),
         "jwks_uri": format!("{issuer}/jwks.json"),
@@ -56,6 +63,22 @@ fn metadata(settings: &OAuthSettings) -> serde_json::Map<String, Value> {
         // RFC 9207 §3: no authorization responses are ever sent.
         "authorization_response_iss_parameter_supported": false,
     });
+    if let (Some(base), Value::Object(map)) = (mtls, &mut doc) {
+        // RFC 8705 §3.3 and §5: tokens requested over mTLS are certificate-bound, and the
+        // endpoints that accept client certificates live under the TLS listener.
+        map.insert(
+            "tls_client_certificate_bound_access_tokens".into(),
+            Value::Bool(true),
+        );
+        map.insert(
+            "mtls_endpoint_aliases".into(),
+            json!({
+                "token_endpoint": format!("{base}/oauth2/token"),
+                "introspection_endpoint": format!("{base}/oauth2/introspect"),
+                "revocation_endpoint": format!("{base}/oauth2/revoke"),
+            }),
+        );
+    }
     match doc {
         Value::Object(map) => map,
         _ => serde_json::Map::new(),
@@ -117,6 +140,7 @@ mod tests {
             rate_per_address: 0,
             auth_failures_per_minute: 0,
             assertion_algorithms: vec![Algorithm::ES256, Algorithm::EdDSA],
+            mtls_base: None,
         }
     }
 
@@ -150,6 +174,45 @@ mod tests {
             json!(["ES256", "EdDSA", "HS256"])
         );
         assert!(v.get("subject_types_supported").is_none());
+        assert!(v
+            .get("tls_client_certificate_bound_access_tokens")
+            .is_none());
+        assert!(v.get("mtls_endpoint_aliases").is_none());
+    }
+
+    #[test]
+    fn mtls_listener_adds_the_rfc_8705_metadata() {
+        let settings = OAuthSettings {
+            mtls_base: Some("https://127.0.0.1:8443".into()),
+            ..settings()
+        };
+        let d = Discovery::build(&settings, Algorithm::ES256);
+        for v in [parse(&d.oauth), parse(&d.openid)] {
+            assert_eq!(v["tls_client_certificate_bound_access_tokens"], true);
+            for key in [
+                "token_endpoint_auth_methods_supported",
+                "introspection_endpoint_auth_methods_supported",
+                "revocation_endpoint_auth_methods_supported",
+            ] {
+                let methods = v[key].as_array().unwrap();
+                assert_eq!(methods.len(), 6, "{key}");
+                assert!(methods.contains(&json!("tls_client_auth")), "{key}");
+                assert!(
+                    methods.contains(&json!("self_signed_tls_client_auth")),
+                    "{key}"
+                );
+            }
+            assert_eq!(
+                v["mtls_endpoint_aliases"],
+                json!({
+                    "token_endpoint": "https://127.0.0.1:8443/oauth2/token",
+                    "introspection_endpoint": "https://127.0.0.1:8443/oauth2/introspect",
+                    "revocation_endpoint": "https://127.0.0.1:8443/oauth2/revoke",
+                })
+            );
+            // The plain endpoints stay under the issuer.
+            assert_eq!(v["token_endpoint"], "https://as.example/oauth2/token");
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use portcullis_core::token::{AccessTokenClaims, Audience};
+use portcullis_core::token::{AccessTokenClaims, Audience, Confirmation};
 use portcullis_core::ClientId;
 use portcullis_keys::verify;
 use serde::Serialize;
@@ -145,6 +145,9 @@ struct ActiveToken<'a> {
     iat: i64,
     jti: &'a str,
     token_type: &'static str,
+    /// RFC 8705 §3.2: the certificate a bound token is confirmed by.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cnf: Option<&'a Confirmation>,
 }
 
 /// RFC 7662 §2.2: "If the introspection call is properly authorized but the token is not
@@ -188,6 +191,7 @@ async fn introspect_token(
                 iat: claims.iat,
                 jti: &claims.jti,
                 token_type: "Bearer",
+                cnf: claims.cnf.as_ref(),
             })?
         }
         Err(_) => {

@@ -4,7 +4,8 @@
 //! One file per endpoint, each handler thin over rules in `portcullis-core`; client
 //! authentication in `client_auth.rs` (with the keys of `private_key_jwt` clients in
 //! `client_keys.rs`); abuse limits in `rate_limit.rs`; the RFC 6749 §5.2 error edge in
-//! `error.rs`; the routes and shared request extractors in `router.rs`.
+//! `error.rs`; the routes and shared request extractors in `router.rs`; RFC 8705 mutual-TLS
+//! client authentication and certificate-bound tokens in `mtls.rs`.
 
 pub mod client_auth;
 pub mod client_keys;
@@ -12,6 +13,7 @@ pub mod discovery;
 pub mod error;
 pub mod introspect;
 pub mod jwks;
+pub mod mtls;
 pub mod rate_limit;
 pub mod revoke;
 pub mod router;
@@ -21,5 +23,6 @@ pub mod token;
 pub use client_auth::{AuthenticatedClient, Credentials};
 pub use error::Error;
 pub use introspect::TokenRejection;
+pub use mtls::{CertificateValidator, PeerCertificates, ValidatedCertificate};
 pub use router::router;
 pub use state::{AuthServer, OAuthSettings};

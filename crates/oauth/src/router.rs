@@ -14,6 +14,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use portcullis_core::form::Form;
 
 use crate::error::Error;
+use crate::mtls::PeerCertificates;
 use crate::{discovery, introspect, jwks, revoke, token, AuthServer};
 
 /// Largest request body accepted at the OAuth endpoints; real requests are under 4 KiB, and
@@ -65,6 +66,8 @@ impl<S: Send + Sync> FromRequestParts<S> for SourceAddr {
 pub struct OAuthForm {
     pub headers: HeaderMap,
     pub form: Form,
+    /// The client certificate chain of the TLS connection, if it presented one (RFC 8705).
+    pub peer_certificates: Option<PeerCertificates>,
 }
 
 /// RFC 6749 §3.2 and §4.4.2: requests are `application/x-www-form-urlencoded`; media type
@@ -111,9 +114,13 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
             ));
         }
         let form = Form::parse(&bytes, &["resource"])?;
+        // A reference-count increment when the connection presented a certificate; nothing
+        // otherwise.
+        let peer_certificates = parts.extensions.get::<PeerCertificates>().cloned();
         Ok(OAuthForm {
             headers: parts.headers,
             form,
+            peer_certificates,
         })
     }
 }

@@ -11,6 +11,7 @@ use zeroize::Zeroizing;
 
 use crate::client_keys::ClientKeyCache;
 use crate::discovery::Discovery;
+use crate::mtls::CertificateValidator;
 use crate::rate_limit::AbuseLimits;
 
 /// Clients kept in memory by default; a hit costs no I/O.
@@ -31,6 +32,10 @@ pub struct OAuthSettings {
     pub auth_failures_per_minute: u32,
     /// Algorithms accepted in client assertions (`private_key_jwt`).
     pub assertion_algorithms: Vec<Algorithm>,
+    /// Base URL of the mutual-TLS listener (e.g. `https://127.0.0.1:8443`), without a
+    /// trailing slash; `None` when there is none. When set, discovery advertises the RFC 8705
+    /// methods, certificate-bound tokens and `mtls_endpoint_aliases` under this base.
+    pub mtls_base: Option<String>,
 }
 
 /// Everything the OAuth handlers (and the admin API) need. Shared as `Arc<AuthServer>`.
@@ -55,6 +60,9 @@ pub struct AuthServer {
     pub(crate) discovery: Discovery,
     /// `{issuer}/oauth2/token`, an accepted assertion audience (RFC 7523 §3 item 3).
     token_endpoint: String,
+    /// Trusts client certificate chains for `tls_client_auth` (RFC 8705 §2.1); without one,
+    /// such clients cannot authenticate.
+    pub(crate) certificate_validator: Option<Arc<dyn CertificateValidator>>,
 }
 
 /// The system clock, in whole seconds since the Unix epoch.
@@ -80,6 +88,11 @@ impl AuthServer {
         while settings.issuer.ends_with('/') {
             settings.issuer.pop();
         }
+        if let Some(base) = settings.mtls_base.as_mut() {
+            while base.ends_with('/') {
+                base.pop();
+            }
+        }
         let discovery = Discovery::build(&settings, keys.active().algorithm());
         AuthServer {
             limits: AbuseLimits::new(
@@ -99,7 +112,15 @@ impl AuthServer {
             pepper,
             master,
             clock: Arc::new(system_clock),
+            certificate_validator: None,
         }
+    }
+
+    /// Sets the validator of client certificate chains for `tls_client_auth` clients
+    /// (RFC 8705 §2.1), normally the device PKI's.
+    pub fn with_certificate_validator(mut self, validator: Arc<dyn CertificateValidator>) -> Self {
+        self.certificate_validator = Some(validator);
+        self
     }
 
     /// Replaces the clock (tests, simulations).
@@ -134,6 +155,10 @@ impl std::fmt::Debug for AuthServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuthServer")
             .field("settings", &self.settings)
+            .field(
+                "certificate_validator",
+                &self.certificate_validator.is_some(),
+            )
             .finish_non_exhaustive()
     }
 }

@@ -83,7 +83,7 @@ async fn issue_access_token(
     let audience = client.select_audience(&grant.resources, issuer)?;
     let jti = URL_SAFE_NO_PAD.encode(portcullis_keys::random::random_array::<16>()?);
     let now = server.now();
-    let claims = AccessTokenClaims::for_client(
+    let mut claims = AccessTokenClaims::for_client(
         issuer,
         &client.client_id,
         audience,
@@ -92,6 +92,11 @@ async fn issue_access_token(
         client.token_ttl_secs,
         jti,
     );
+    // RFC 8705 §3: over a connection with a client certificate, whatever the authentication
+    // method, the token is bound to that certificate. Without one, nothing is computed.
+    if let Some(peer) = &request.peer_certificates {
+        claims.cnf = crate::mtls::confirmation(peer);
+    }
     let access_token = server
         .keys
         .active()
@@ -106,7 +111,11 @@ async fn issue_access_token(
     metrics::counter!("portcullis_tokens_issued_total", "auth_method" => method.as_str())
         .increment(1);
     let AccessTokenClaims {
-        jti, aud, scope, ..
+        jti,
+        aud,
+        scope,
+        cnf,
+        ..
     } = claims;
     let aud = match aud {
         Audience::One(a) => serde_json::Value::String(a),
@@ -118,7 +127,10 @@ async fn issue_access_token(
         action: "token.issued".to_owned(),
         subject: jti,
         outcome: "success".to_owned(),
-        detail: serde_json::json!({ "scope": scope, "aud": aud, "auth_method": method.as_str() }),
+        detail: match cnf.and_then(|c| c.x5t_s256) {
+            None => serde_json::json!({ "scope": scope, "aud": aud, "auth_method": method.as_str() }),
+            Some(x5t) => serde_json::json!({ "scope": scope, "aud": aud, "auth_method": method.as_str(), "x5t#S256": x5t }),
+        },
     });
     Ok(json_no_store(StatusCode::OK, body))
 }

@@ -69,8 +69,11 @@ pub fn unix_now() -> UnixTime {
         .unwrap_or(0)
 }
 
-/// Prepares everything a node needs, creating what is missing.
-pub async fn prepare(config: &Config, issuer: &str) -> Result<Node, BootstrapError> {
+/// The data directory, the master key and the store, each created if missing: what a node
+/// and the offline commands (`ca import`) both need first.
+pub async fn open_storage(
+    config: &Config,
+) -> Result<(Arc<MasterKey>, Arc<dyn Store>), BootstrapError> {
     let data_dir = &config.server.data_dir;
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -93,7 +96,12 @@ pub async fn prepare(config: &Config, issuer: &str) -> Result<Node, BootstrapErr
             Arc::new(SqliteStore::open(&config.sqlite_path()).await?)
         }
     };
+    Ok((master, store))
+}
 
+/// Prepares everything a node needs, creating what is missing.
+pub async fn prepare(config: &Config, issuer: &str) -> Result<Node, BootstrapError> {
+    let (master, store) = open_storage(config).await?;
     let fresh_pepper = random_array::<32>().map_err(BootstrapError::MasterKey)?;
     let pepper = Zeroizing::new(
         store
@@ -270,6 +278,7 @@ async fn ensure_bootstrap_admin(
         sealed_secret: None,
         jwks: None,
         jwks_uri: None,
+        tls_client_auth: None,
         created_at: now,
         updated_at: now,
     };

@@ -1,6 +1,7 @@
 //! Keeps this node's caches coherent with changes any node commits (issue #5): a client
 //! update, delete or disable drops the cached client; a revocation joins the revocation set;
-//! a lost feed flushes everything and reloads revocations from the store.
+//! a certificate revocation refreshes OCSP and the CRL; a lost feed flushes everything and
+//! reloads revocations from the store.
 
 use std::sync::Arc;
 
@@ -10,9 +11,15 @@ use portcullis_store::{Change, ChangeFeed};
 
 use crate::bootstrap::unix_now;
 use crate::key_manager::KeyManager;
+use crate::pki_setup::NodePki;
 
 /// Applies changes until the feed ends.
-pub async fn follow_changes(server: Arc<AuthServer>, keys: Arc<KeyManager>, mut feed: ChangeFeed) {
+pub async fn follow_changes(
+    server: Arc<AuthServer>,
+    keys: Arc<KeyManager>,
+    pki: Arc<NodePki>,
+    mut feed: ChangeFeed,
+) {
     while let Some(change) = feed.recv().await {
         match change {
             Change::Client(id) => server.clients.invalidate(&id),
@@ -26,7 +33,13 @@ pub async fn follow_changes(server: Arc<AuthServer>, keys: Arc<KeyManager>, mut 
                     tracing::warn!(%kid, error = %e, "reloading signing keys after a change failed");
                 }
             }
+            // A certificate revoked on another node: re-sign its OCSP answer, rebuild the CRL.
+            Change::Certificate(serial) => pki.pki.certificate_changed(&serial),
+            // Devices are read from the store on every enrollment; nothing cached to drop.
+            Change::Device(_) => {}
             Change::Everything => {
+                pki.ocsp.invalidate_all();
+                pki.pki.crl.mark_stale();
                 server.clients.invalidate_all();
                 if let Err(e) = server
                     .revocations

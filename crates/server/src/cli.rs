@@ -26,6 +26,15 @@ pub enum Command {
     /// Read and verify the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The device CA: export its certificates, or import an existing CA.
+    #[command(subcommand)]
+    Ca(crate::cli_pki::CaCommand),
+    /// Register and manage devices.
+    #[command(subcommand)]
+    Device(crate::cli_pki::DeviceCommand),
+    /// List, show and revoke issued certificates.
+    #[command(subcommand)]
+    Cert(crate::cli_pki::CertCommand),
     /// Run the store's schema migrations explicitly (nodes also migrate at start).
     Migrate {
         /// The store, e.g. sqlite:portcullis-data/portcullis.db or postgres://host/db.
@@ -51,6 +60,9 @@ pub struct ServeArgs {
     /// Listen address (overrides `[server] listen`).
     #[arg(long)]
     pub listen: Option<std::net::SocketAddr>,
+    /// HTTPS listen address, or `off` (overrides `[server] listen_tls`).
+    #[arg(long)]
+    pub listen_tls: Option<String>,
 }
 
 /// How a CLI command reaches the admin API.
@@ -77,6 +89,43 @@ pub struct ApiArgs {
     pub json: bool,
 }
 
+/// The certificate attribute a `tls_client_auth` client is recognised by (RFC 8705 §2.1.2):
+/// at most one.
+#[derive(Debug, Default, clap::Args)]
+#[group(required = false, multiple = false)]
+pub struct TlsMatchArgs {
+    /// Expected subject DN of the client certificate, RFC 4514 (e.g. 'CN=meter-7,O=Plant').
+    #[arg(long = "tls-subject-dn")]
+    pub subject_dn: Option<String>,
+    /// Expected dNSName SAN of the client certificate.
+    #[arg(long = "tls-san-dns")]
+    pub san_dns: Option<String>,
+    /// Expected URI SAN of the client certificate.
+    #[arg(long = "tls-san-uri")]
+    pub san_uri: Option<String>,
+    /// Expected IP address SAN of the client certificate.
+    #[arg(long = "tls-san-ip")]
+    pub san_ip: Option<String>,
+    /// Expected email (rfc822Name) SAN of the client certificate.
+    #[arg(long = "tls-san-email")]
+    pub san_email: Option<String>,
+}
+
+impl TlsMatchArgs {
+    /// The admin API field and value given, if any.
+    pub fn field(&self) -> Option<(&'static str, &str)> {
+        [
+            ("tls_client_auth_subject_dn", &self.subject_dn),
+            ("tls_client_auth_san_dns", &self.san_dns),
+            ("tls_client_auth_san_uri", &self.san_uri),
+            ("tls_client_auth_san_ip", &self.san_ip),
+            ("tls_client_auth_san_email", &self.san_email),
+        ]
+        .into_iter()
+        .find_map(|(name, value)| value.as_deref().map(|v| (name, v)))
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum ClientCommand {
     /// Register a client; prints its secret once.
@@ -95,15 +144,20 @@ pub enum ClientCommand {
         /// Allowed audience / resource indicator URI (repeatable).
         #[arg(long = "audience")]
         audiences: Vec<String>,
-        /// client_secret_basic (default), client_secret_post, client_secret_jwt or private_key_jwt.
+        /// client_secret_basic (default), client_secret_post, client_secret_jwt,
+        /// private_key_jwt, tls_client_auth (with one --tls-* option) or
+        /// self_signed_tls_client_auth (with --jwks holding x5c certificates).
         #[arg(long)]
         auth_method: Option<String>,
-        /// JWK Set file with the client's public keys (private_key_jwt).
-        #[arg(long, conflicts_with = "jwks_uri")]
+        /// JWK Set file with the client's public keys (private_key_jwt), or with its
+        /// certificates in x5c (self_signed_tls_client_auth).
+        #[arg(long, alias = "jwks", conflicts_with = "jwks_uri")]
         jwks_file: Option<PathBuf>,
         /// URL of the client's JWK Set (private_key_jwt).
         #[arg(long)]
         jwks_uri: Option<String>,
+        #[command(flatten)]
+        tls: Box<TlsMatchArgs>,
         /// Access-token lifetime in seconds (default 3600).
         #[arg(long)]
         token_ttl: Option<u32>,
@@ -144,10 +198,13 @@ pub enum ClientCommand {
         enable: bool,
         #[arg(long)]
         disable: bool,
-        #[arg(long)]
+        #[arg(long, alias = "jwks")]
         jwks_file: Option<PathBuf>,
         #[arg(long)]
         jwks_uri: Option<String>,
+        /// Replace the certificate match of a tls_client_auth client.
+        #[command(flatten)]
+        tls: Box<TlsMatchArgs>,
     },
     /// Issue a new secret; the old one keeps working for the overlap window.
     RotateSecret {

@@ -30,6 +30,14 @@ pub struct ServerSection {
     pub issuer: Option<String>,
     /// Where state lives. Default `./portcullis-data`.
     pub data_dir: PathBuf,
+    /// HTTPS listen address (EST, mTLS token requests, OCSP). Default `127.0.0.1:8443`;
+    /// `off` disables it.
+    pub listen_tls: String,
+    /// PEM certificate chain for the HTTPS listener. Default: a certificate for
+    /// `[pki] tls_names` issued by our own CA at every start.
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM (PKCS#8) private key for `tls_cert_file`.
+    pub tls_key_file: Option<PathBuf>,
 }
 
 impl Default for ServerSection {
@@ -38,6 +46,9 @@ impl Default for ServerSection {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             issuer: None,
             data_dir: PathBuf::from("portcullis-data"),
+            listen_tls: "127.0.0.1:8443".into(),
+            tls_cert_file: None,
+            tls_key_file: None,
         }
     }
 }
@@ -135,6 +146,54 @@ impl Default for RateLimitSection {
     }
 }
 
+/// `[pki]`: the device CA, enrollment and revocation services.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PkiSection {
+    /// Organisation name in the generated CA subjects. Default `Portcullis`.
+    pub ca_name: String,
+    /// Algorithm of generated CA keys: `ES256` (default), `ES384`, `EdDSA` or `RS256`.
+    pub ca_algorithm: String,
+    /// Base URL relying parties reach over plain HTTP, named in every certificate's CRL
+    /// Distribution Points and OCSP AIA. Default: `[server] issuer`.
+    pub public_url: Option<String>,
+    /// Lifetime of device certificates in seconds. Default 2592000 (30 days).
+    pub cert_lifetime_secs: i64,
+    /// Key types a device CSR may carry. Default all of `P-256`, `P-384`, `Ed25519`, `RSA`.
+    pub key_types: Vec<String>,
+    /// Smallest RSA key accepted. Default 2048 (the floor).
+    pub min_rsa_bits: usize,
+    /// Validity of a CRL (regenerated at half of it, and at once on every revocation).
+    pub crl_validity_secs: i64,
+    /// Validity of an OCSP response (pre-signed ones are refreshed at half of it).
+    pub ocsp_validity_secs: i64,
+    /// PEM file of manufacturer CAs whose certificates (IDevIDs) may authenticate a first
+    /// enrollment.
+    pub manufacturer_ca_file: Option<PathBuf>,
+    /// DNS names / IP addresses of the generated HTTPS server certificate.
+    pub tls_names: Vec<String>,
+}
+
+impl Default for PkiSection {
+    fn default() -> Self {
+        Self {
+            ca_name: "Portcullis".into(),
+            ca_algorithm: "ES256".into(),
+            public_url: None,
+            cert_lifetime_secs: portcullis_pki::profile::DEFAULT_LIFETIME_SECS,
+            key_types: portcullis_pki::profile::KeyType::ALL
+                .iter()
+                .map(|k| k.as_str().to_owned())
+                .collect(),
+            min_rsa_bits: 2048,
+            crl_validity_secs: portcullis_pki::service::DEFAULT_CRL_VALIDITY_SECS,
+            ocsp_validity_secs: 3600,
+            manufacturer_ca_file: None,
+            tls_names: vec!["localhost".into(), "127.0.0.1".into()],
+        }
+    }
+}
+
 /// `[log]`: diagnostics (never secrets).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -162,6 +221,7 @@ pub struct Config {
     pub store: StoreSection,
     pub keys: KeysSection,
     pub rate_limit: RateLimitSection,
+    pub pki: PkiSection,
     pub log: LogSection,
 }
 
@@ -194,6 +254,19 @@ impl Config {
         self.signing_algorithm()?;
         self.assertion_algorithms()?;
         self.rotation_policy()?;
+        self.certificate_profile()?;
+        self.ca_algorithm()?;
+        self.tls_listen()?;
+        if self.pki.crl_validity_secs < 60 || self.pki.ocsp_validity_secs < 60 {
+            return Err(ConfigError::Invalid(
+                "pki.crl_validity_secs and pki.ocsp_validity_secs must be at least 60".into(),
+            ));
+        }
+        if self.server.tls_cert_file.is_some() != self.server.tls_key_file.is_some() {
+            return Err(ConfigError::Invalid(
+                "server.tls_cert_file and server.tls_key_file go together".into(),
+            ));
+        }
         match self.keys.backend.as_str() {
             "software" => {}
             "pkcs11" => {
@@ -254,6 +327,53 @@ impl Config {
             .validate()
             .map_err(|e| ConfigError::Invalid(format!("keys: {e}")))?;
         Ok(policy)
+    }
+
+    /// The device certificate profile.
+    pub fn certificate_profile(
+        &self,
+    ) -> Result<portcullis_pki::profile::CertificateProfile, ConfigError> {
+        let invalid = |e: portcullis_pki::PkiError| ConfigError::Invalid(format!("pki: {e}"));
+        let allowed_keys = self
+            .pki
+            .key_types
+            .iter()
+            .map(|k| portcullis_pki::profile::KeyType::parse(k))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(invalid)?;
+        let profile = portcullis_pki::profile::CertificateProfile {
+            lifetime_secs: self.pki.cert_lifetime_secs,
+            allowed_keys,
+            min_rsa_bits: self.pki.min_rsa_bits,
+            ..Default::default()
+        };
+        profile.validate().map_err(invalid)?;
+        Ok(profile)
+    }
+
+    /// The algorithm of generated CA keys.
+    pub fn ca_algorithm(&self) -> Result<Algorithm, ConfigError> {
+        let alg = Algorithm::parse(&self.pki.ca_algorithm)
+            .map_err(|e| ConfigError::Invalid(format!("pki.ca_algorithm: {e}")))?;
+        if alg == Algorithm::PS256 {
+            return Err(ConfigError::Invalid(
+                "pki.ca_algorithm must be ES256, ES384, EdDSA or RS256".into(),
+            ));
+        }
+        Ok(alg)
+    }
+
+    /// The HTTPS listen address, `None` when `listen_tls = "off"`.
+    pub fn tls_listen(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        if self.server.listen_tls.eq_ignore_ascii_case("off") {
+            return Ok(None);
+        }
+        self.server.listen_tls.parse().map(Some).map_err(|_| {
+            ConfigError::Invalid(format!(
+                "server.listen_tls must be an address like 127.0.0.1:8443 or \"off\", not {:?}",
+                self.server.listen_tls
+            ))
+        })
     }
 
     /// The access-token signing algorithm.

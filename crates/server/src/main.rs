@@ -2,15 +2,20 @@
 //! Exit codes: 0 ok, 1 failure, 2 usage.
 
 mod bootstrap;
+mod ca_custody;
 mod cache_coherence;
 mod cli;
+mod cli_pki;
 mod commands;
 mod config;
 mod health;
 mod http_metrics;
 mod key_custody;
 mod key_manager;
+mod mtls_validator;
+mod pki_setup;
 mod serve;
+mod tls;
 
 use std::process::ExitCode;
 
@@ -31,6 +36,22 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve_command(args),
         Command::Client(cmd) => commands::client::run(cmd),
         Command::Audit(cmd) => commands::audit::run(cmd),
+        Command::Ca(cli_pki::CaCommand::Import {
+            offline,
+            cert,
+            key,
+            chain,
+        }) => runtime().and_then(|rt| {
+            rt.block_on(commands::ca::import(
+                &offline,
+                &cert,
+                &key,
+                chain.as_deref(),
+            ))
+        }),
+        Command::Ca(cmd) => commands::ca::run(cmd),
+        Command::Device(cmd) => commands::device::run(cmd),
+        Command::Cert(cmd) => commands::cert::run(cmd),
         Command::Key(cli::KeyCommand::Rewrap {
             store_url,
             old_master_key,
@@ -91,6 +112,12 @@ fn serve_command(args: cli::ServeArgs) -> Result<(), CommandError> {
     }
     if let Some(listen) = args.listen {
         config.server.listen = listen;
+    }
+    if let Some(listen_tls) = args.listen_tls {
+        config.server.listen_tls = listen_tls;
+        config
+            .tls_listen()
+            .map_err(|e| CommandError::Usage(e.to_string()))?;
     }
     init_tracing(&config);
     runtime()?

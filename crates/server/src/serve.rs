@@ -39,6 +39,18 @@ pub async fn run(config: Config) -> Result<(), String> {
         .issuer
         .clone()
         .unwrap_or_else(|| format!("http://{local}"));
+    let tls_listener = match config.tls_listen().map_err(|e| e.to_string())? {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr} (TLS): {e}"))?,
+        ),
+        None => None,
+    };
+    let tls_local = tls_listener
+        .as_ref()
+        .map(|l| l.local_addr().map_err(|e| e.to_string()))
+        .transpose()?;
 
     let node = bootstrap::prepare(&config, &issuer)
         .await
@@ -47,12 +59,27 @@ pub async fn run(config: Config) -> Result<(), String> {
         tracing::info!(path = %path.display(), "first start: bootstrap admin credential written (mode 0600)");
     }
     let audit = AuditLog::start(node.store.clone());
+    // The PKI first: its CA keys come from the same custody the key manager takes over, and
+    // mTLS client authentication checks certificates against its CA.
+    let public_url = config
+        .pki
+        .public_url
+        .clone()
+        .unwrap_or_else(|| issuer.clone());
+    let pki = Arc::new(crate::pki_setup::start(&config, &node, &public_url, audit.clone()).await?);
+    let validator = crate::mtls_validator::PkiCertificateValidator(
+        portcullis_pki::chain::IssuedCertificateValidator {
+            anchor: pki.pki.issuing_anchor().clone(),
+            store: node.store.clone(),
+        },
+    );
     let settings = OAuthSettings {
         issuer: issuer.clone(),
         rate_per_client: config.rate_limit.per_client,
         rate_per_address: config.rate_limit.per_address,
         auth_failures_per_minute: config.rate_limit.auth_failures_per_minute,
         assertion_algorithms: config.assertion_algorithms().map_err(|e| e.to_string())?,
+        mtls_base: tls_local.map(|a| format!("https://{a}")),
     };
     let server = Arc::new(
         AuthServer::new(
@@ -60,10 +87,11 @@ pub async fn run(config: Config) -> Result<(), String> {
             node.store.clone(),
             node.keys.clone(),
             audit.clone(),
-            node.pepper,
+            node.pepper.clone(),
             node.master.clone(),
         )
-        .with_client_cache_entries(config.store.client_cache_entries),
+        .with_client_cache_entries(config.store.client_cache_entries)
+        .with_certificate_validator(Arc::new(validator)),
     );
     server
         .revocations
@@ -89,6 +117,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         tokio::spawn(crate::cache_coherence::follow_changes(
             server.clone(),
             key_manager.clone(),
+            pki.clone(),
             feed,
         ));
     }
@@ -98,7 +127,26 @@ pub async fn run(config: Config) -> Result<(), String> {
         node.store.clone(),
         metrics.clone(),
         key_manager.clone(),
+        &pki,
     );
+    let tls_task = match (tls_listener, tls_local) {
+        (Some(tls_listener), Some(tls_local)) => {
+            let (chain, key) = crate::pki_setup::tls_identity(&config, &pki.pki, tls_local).await?;
+            let tls_config = crate::tls::server_config(chain, key)?;
+            let tls_app = app
+                .clone()
+                .merge(portcullis_pki::est::router(pki.pki.clone()));
+            tracing::info!(addr = %tls_local, "portcullis listening (TLS)");
+            // Tests and scripts read the TLS port from this line, printed before the plain one.
+            println!("portcullis listening on https://{tls_local}");
+            Some(tokio::spawn(crate::tls::serve(
+                tls_listener,
+                tls_config,
+                tls_app,
+            )))
+        }
+        _ => None,
+    };
     tracing::info!(addr = %local, %issuer, "portcullis listening");
     // Tests and scripts wait for this exact line on stdout.
     println!("portcullis listening on http://{local}");
@@ -112,6 +160,9 @@ pub async fn run(config: Config) -> Result<(), String> {
     .await
     .map_err(|e| format!("server error: {e}"))?;
     background.abort();
+    if let Some(task) = tls_task {
+        task.abort();
+    }
     audit.shutdown().await;
     tracing::info!("portcullis stopped");
     Ok(())
@@ -123,6 +174,7 @@ pub fn router(
     store: Arc<dyn Store>,
     metrics: metrics_exporter_prometheus::PrometheusHandle,
     keys: Arc<KeyManager>,
+    pki: &crate::pki_setup::NodePki,
 ) -> Router {
     let ops = Router::new()
         .route("/healthz", get(crate::health::healthz))
@@ -134,8 +186,13 @@ pub fn router(
                 .with_state(metrics),
         );
     portcullis_oauth::router(server.clone())
-        .nest("/admin/v1", portcullis_admin::router(server, Some(keys)))
+        .nest(
+            "/admin/v1",
+            portcullis_admin::router_with_pki(server, Some(keys), Some(pki.pki.clone())),
+        )
         .merge(ops)
+        .merge(portcullis_pki::publish::router(pki.pki.clone()))
+        .merge(portcullis_pki::ocsp::router(pki.ocsp.clone()))
         .layer(axum::middleware::from_fn(http_metrics::record_request))
 }
 

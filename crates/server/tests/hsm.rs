@@ -152,7 +152,14 @@ fn wrong_hsm_pin_stops_the_node_with_a_clear_error_and_no_pin() {
     let wrong = tmp.path().join("wrong.pin");
     std::fs::write(&wrong, "99999999").unwrap();
     let out = Command::new(support::BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--listen-tls",
+            "off",
+            "--data-dir",
+        ])
         .arg(tmp.path().join("data"))
         .envs(hsm_env(conf.to_str().unwrap(), wrong.to_str().unwrap()))
         .output()

@@ -196,3 +196,49 @@ fn foreign_verifiers_keep_verifying_across_a_key_rotation() {
         run("python3", "pyjwt_verify.py", &dir, &env);
     }
 }
+
+#[test]
+fn python_cryptography_enrolls_over_est_and_reads_ocsp() {
+    let Some(dir) = interop_dir() else { return };
+    let node = Node::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = node.cli(&["ca", "export"]);
+    assert!(root.status.success());
+    let root_pem = tmp.path().join("root.pem");
+    std::fs::write(&root_pem, &root.stdout).unwrap();
+    let device = node.cli_json(&["device", "register", "--id", "py-sensor"]);
+    let secret = device["enrollment_secret"].as_str().unwrap().to_owned();
+    let cert_pem = tmp.path().join("py.pem");
+    let env = |mode: &'static str, expect: &'static str| {
+        vec![
+            ("MODE", mode.to_owned()),
+            ("EXPECT", expect.to_owned()),
+            ("TLS_BASE", node.tls_base.clone().unwrap()),
+            ("HTTP_BASE", node.base.clone()),
+            ("DEVICE_ID", "py-sensor".to_owned()),
+            ("SECRET", secret.clone()),
+            ("ROOT_PEM", root_pem.display().to_string()),
+            ("CERT_PEM", cert_pem.display().to_string()),
+        ]
+    };
+    let enroll = env("enroll", "good");
+    let pairs: Vec<(&str, &str)> = enroll.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let out = run("python3", "est_ocsp.py", &dir, &pairs);
+    assert!(out.contains("python: OCSP good"), "{out}");
+    let serial = out
+        .lines()
+        .find_map(|l| l.strip_prefix("python: enrolled "))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let revoked = node.cli(&["cert", "revoke", &serial, "--reason", "keyCompromise"]);
+    assert!(
+        revoked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&revoked.stderr)
+    );
+    let check = env("ocsp", "revoked");
+    let pairs: Vec<(&str, &str)> = check.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let out = run("python3", "est_ocsp.py", &dir, &pairs);
+    assert!(out.contains("python: OCSP revoked"), "{out}");
+}

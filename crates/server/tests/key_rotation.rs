@@ -174,19 +174,26 @@ fn rewrap_moves_every_sealed_secret_to_a_new_master_key() {
     );
     assert!(
         String::from_utf8_lossy(&out.stdout)
-            .contains("rewrapped 1 signing keys and 1 client secrets"),
+            .contains("rewrapped 1 signing keys, 1 client secrets and 2 CA keys"),
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
     let again = rewrap();
     assert!(
         String::from_utf8_lossy(&again.stdout)
-            .contains("rewrapped 0 signing keys and 0 client secrets"),
+            .contains("rewrapped 0 signing keys, 0 client secrets and 0 CA keys"),
         "idempotent"
     );
 
     let old_key_start = std::process::Command::new(support::BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--listen-tls",
+            "off",
+            "--data-dir",
+        ])
         .arg(&dir)
         .output()
         .unwrap();

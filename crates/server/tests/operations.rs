@@ -148,7 +148,13 @@ fn openapi_document_describes_the_admin_api() {
 #[test]
 fn bad_configuration_is_a_usage_error() {
     let out = std::process::Command::new(support::BIN)
-        .args(["serve", "--data-dir", "/nonexistent-never"])
+        .args([
+            "serve",
+            "--listen-tls",
+            "off",
+            "--data-dir",
+            "/nonexistent-never",
+        ])
         .env("PORTCULLIS_KEYS__ALGORITHM", "none")
         .output()
         .unwrap();
@@ -196,7 +202,14 @@ fn a_truncated_or_wrong_master_key_stops_the_node_with_a_clear_error() {
     let good = std::fs::read_to_string(&master).unwrap();
     let serve = || {
         std::process::Command::new(support::BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--listen-tls",
+                "off",
+                "--data-dir",
+            ])
             .arg(&dir)
             .output()
             .unwrap()

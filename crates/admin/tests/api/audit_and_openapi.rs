@@ -162,6 +162,22 @@ async fn openapi_document_is_3_1_public_and_lists_every_path() {
             "{schema}"
         );
     }
+    // RFC 8705: the certificate match fields and the two methods are documented.
+    for schema in ["CreateClientRequest", "UpdateClientRequest", "ClientView"] {
+        let properties = &doc["components"]["schemas"][schema]["properties"];
+        for field in [
+            "tls_client_auth_subject_dn",
+            "tls_client_auth_san_dns",
+            "tls_client_auth_san_uri",
+            "tls_client_auth_san_ip",
+            "tls_client_auth_san_email",
+        ] {
+            assert!(properties.get(field).is_some(), "{schema}.{field}");
+        }
+    }
+    let text = doc.to_string();
+    assert!(text.contains("\"self_signed_tls_client_auth\""));
+    assert!(text.contains("\"tls_client_auth\""));
 }
 
 #[tokio::test]

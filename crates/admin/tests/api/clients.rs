@@ -309,3 +309,99 @@ async fn private_key_jwt_client_has_no_secret_to_rotate() {
         .await;
     assert_eq!(by_uri["jwks_uri"], "https://pk.test/jwks.json");
 }
+
+/// A self-signed P-256 certificate (`CN=self-signed-meter`, valid until 2126), base64 DER.
+pub const SELF_SIGNED_CERT: &str = "MIIBjzCCATWgAwIBAgIUcs1eRxAtCFAs2549r1tXBMCBgFgwCgYIKoZIzj0EAwIwHDEaMBgGA1UEAwwRc2VsZi1zaWduZWQtbWV0ZXIwIBcNMjYxMTI2MDcyMTQwWhgPMjEyNjExMDIwNzIxNDBaMBwxGjAYBgNVBAMMEXNlbGYtc2lnbmVkLW1ldGVyMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEK/Qjs/QrQoA1ai20CS9Se3uoYhOVqel9FrcabWx114ogsYp5kSSbXBfJirdZy6nsbd6mM80Grq2FDI42ixUlxaNTMFEwHQYDVR0OBBYEFAF1mvLpv5BU+Cbw11HAVaVxATt/MB8GA1UdIwQYMBaAFAF1mvLpv5BU+Cbw11HAVaVxATt/MA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDSAAwRQIhAORiOOP/V0ugd3c+BjTJz48cv/NThHCZPCJ5QFx4E1VIAiAq1RZy5l5yHRq+pTZUa0otglnRupxRwYYEsGDJ9Bwbbw==";
+
+const TLS_FIELDS: [&str; 5] = [
+    "tls_client_auth_subject_dn",
+    "tls_client_auth_san_dns",
+    "tls_client_auth_san_uri",
+    "tls_client_auth_san_ip",
+    "tls_client_auth_san_email",
+];
+
+#[tokio::test]
+async fn tls_client_auth_client_has_a_certificate_match_and_no_secret() {
+    use portcullis_core::client::TlsClientAuthMatch;
+    let h = Harness::new().await;
+    let created = h
+        .create(json!({"name": "meter", "client_id": "meter-7", "auth_method": "tls_client_auth", "tls_client_auth_subject_dn": "CN=meter-7,O=Plant"}))
+        .await;
+    assert_eq!(created["auth_method"], "tls_client_auth");
+    assert_eq!(created["tls_client_auth_subject_dn"], "CN=meter-7,O=Plant");
+    assert!(created.get("client_secret").is_none(), "{created}");
+    for f in &TLS_FIELDS[1..] {
+        assert!(created.get(*f).is_none(), "{f}");
+    }
+    let stored = h.stored("meter-7").await.unwrap();
+    assert_eq!(
+        stored.tls_client_auth,
+        Some(TlsClientAuthMatch::SubjectDn("CN=meter-7,O=Plant".into()))
+    );
+    assert!(stored.secret_hashes.is_empty() && stored.sealed_secret.is_none());
+    h.call(Method::POST, "/clients/meter-7/rotate-secret", None)
+        .await
+        .assert_problem(StatusCode::CONFLICT);
+
+    // The match can be replaced by one of another kind.
+    let patched = h
+        .call(
+            Method::PATCH,
+            "/clients/meter-7",
+            Some(json!({"tls_client_auth_san_uri": "spiffe://plant/meter-7"})),
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
+    assert_eq!(
+        patched.body["tls_client_auth_san_uri"],
+        "spiffe://plant/meter-7"
+    );
+    assert!(patched.body.get("tls_client_auth_subject_dn").is_none());
+    let shown = h.call(Method::GET, "/clients/meter-7", None).await;
+    assert_eq!(
+        shown.body["tls_client_auth_san_uri"],
+        "spiffe://plant/meter-7"
+    );
+    // Two at once, or a bad value, changes nothing.
+    for bad in [
+        json!({"tls_client_auth_san_dns": "a.example", "tls_client_auth_san_ip": "10.0.0.1"}),
+        json!({"tls_client_auth_san_ip": "10.0.0.256"}),
+    ] {
+        h.call(Method::PATCH, "/clients/meter-7", Some(bad))
+            .await
+            .assert_problem(StatusCode::BAD_REQUEST);
+    }
+    assert_eq!(
+        h.stored("meter-7").await.unwrap().tls_client_auth,
+        Some(TlsClientAuthMatch::SanUri("spiffe://plant/meter-7".into()))
+    );
+}
+
+#[tokio::test]
+async fn self_signed_client_registers_x5c_certificates_and_has_no_secret() {
+    let h = Harness::new().await;
+    let jwks = json!({"keys": [{"kty": "EC", "x5c": [SELF_SIGNED_CERT]}]});
+    let created = h
+        .create(json!({"name": "self", "client_id": "self-1", "auth_method": "self_signed_tls_client_auth", "jwks": jwks.clone()}))
+        .await;
+    assert_eq!(created["auth_method"], "self_signed_tls_client_auth");
+    assert_eq!(created["jwks"], jwks);
+    assert!(created.get("client_secret").is_none(), "{created}");
+    for f in TLS_FIELDS {
+        assert!(created.get(f).is_none(), "{f}");
+    }
+    let stored = h.stored("self-1").await.unwrap();
+    assert!(stored.secret_hashes.is_empty() && stored.tls_client_auth.is_none());
+    h.call(Method::POST, "/clients/self-1/rotate-secret", None)
+        .await
+        .assert_problem(StatusCode::CONFLICT);
+    // Replacing the certificates goes through the same check.
+    h.call(
+        Method::PATCH,
+        "/clients/self-1",
+        Some(json!({"jwks": {"keys": [{"x5c": ["AAEC"]}]}})),
+    )
+    .await
+    .assert_problem(StatusCode::BAD_REQUEST);
+}

@@ -74,6 +74,7 @@ impl Harness {
             jti: format!("jti-{client_id}-{ttl}-{}", scope.unwrap_or("")),
             client_id: client_id.into(),
             scope: scope.map(str::to_owned),
+            cnf: None,
         };
         self.server.keys.active().sign(&claims).unwrap()
     }
@@ -189,6 +190,7 @@ pub mod backends {
             rate_per_address: 0,
             auth_failures_per_minute: 0,
             assertion_algorithms: Algorithm::ALL.to_vec(),
+            mtls_base: None,
         };
         let clock = Arc::new(AtomicI64::new(T0));
         let c = clock.clone();

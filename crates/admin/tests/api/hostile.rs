@@ -254,6 +254,78 @@ async fn hostile_create_requests_get_exact_problems() {
             "only for private_key_jwt",
         ),
         (
+            "tls_client_auth without a certificate match",
+            json_type,
+            br#"{"name":"a","auth_method":"tls_client_auth"}"#.to_vec(),
+            StatusCode::BAD_REQUEST,
+            "exactly one of",
+        ),
+        (
+            "two certificate matches",
+            json_type,
+            br#"{"name":"a","auth_method":"tls_client_auth","tls_client_auth_subject_dn":"CN=a","tls_client_auth_san_dns":"a.test"}"#.to_vec(),
+            StatusCode::BAD_REQUEST,
+            "exactly one of",
+        ),
+        (
+            "certificate match on a secret client",
+            json_type,
+            br#"{"name":"a","tls_client_auth_san_dns":"a.test"}"#.to_vec(),
+            StatusCode::BAD_REQUEST,
+            "only for tls_client_auth",
+        ),
+        (
+            "subject DN not RFC 4514",
+            json_type,
+            br#"{"name":"a","auth_method":"tls_client_auth","tls_client_auth_subject_dn":"meter-7"}"#.to_vec(),
+            StatusCode::BAD_REQUEST,
+            "RFC 4514",
+        ),
+        (
+            "SAN IP not an address",
+            json_type,
+            br#"{"name":"a","auth_method":"tls_client_auth","tls_client_auth_san_ip":"10.0.0.256"}"#.to_vec(),
+            StatusCode::BAD_REQUEST,
+            "tls_client_auth_san_ip",
+        ),
+        (
+            "self-signed without jwks",
+            json_type,
+            br#"{"name":"a","auth_method":"self_signed_tls_client_auth"}"#.to_vec(),
+            StatusCode::BAD_REQUEST,
+            "x5c",
+        ),
+        (
+            "self-signed with a key but no certificate",
+            json_type,
+            json!({"name":"a","auth_method":"self_signed_tls_client_auth","jwks":public_jwks()})
+                .to_string()
+                .into_bytes(),
+            StatusCode::BAD_REQUEST,
+            "x5c",
+        ),
+        (
+            "self-signed x5c not a certificate",
+            json_type,
+            br#"{"name":"a","auth_method":"self_signed_tls_client_auth","jwks":{"keys":[{"x5c":["AAEC"]}]}}"#.to_vec(),
+            StatusCode::BAD_REQUEST,
+            "not a DER X.509 certificate",
+        ),
+        (
+            "self-signed x5c not base64",
+            json_type,
+            br#"{"name":"a","auth_method":"self_signed_tls_client_auth","jwks":{"keys":[{"x5c":["%%%"]}]}}"#.to_vec(),
+            StatusCode::BAD_REQUEST,
+            "Base64",
+        ),
+        (
+            "self-signed with jwks_uri",
+            json_type,
+            br#"{"name":"a","auth_method":"self_signed_tls_client_auth","jwks_uri":"https://k.test/jwks"}"#.to_vec(),
+            StatusCode::BAD_REQUEST,
+            "inline",
+        ),
+        (
             "jwks_uri not http",
             json_type,
             br#"{"name":"a","auth_method":"private_key_jwt","jwks_uri":"file:///etc/passwd"}"#

@@ -21,7 +21,7 @@ use portcullis_core::{ClientId, ScopeSet, Secret, SecretHash, UnixTime};
 use portcullis_keys::jws::JwtSigner;
 use portcullis_keys::software::{self, MasterKey, SoftwareSigner};
 use portcullis_keys::{Algorithm, JwkSet, KeyRing, Signer};
-use portcullis_oauth::{router, AuthServer, OAuthSettings};
+use portcullis_oauth::{router, AuthServer, CertificateValidator, OAuthSettings, PeerCertificates};
 use portcullis_store::sqlite::SqliteStore;
 use portcullis_store::Store;
 use serde_json::{json, Value};
@@ -69,6 +69,7 @@ pub fn client(id: &str, method: AuthMethod, now: UnixTime) -> Client {
         sealed_secret: None,
         jwks: None,
         jwks_uri: None,
+        tls_client_auth: None,
         created_at: now,
         updated_at: now,
     }
@@ -78,8 +79,37 @@ fn signer(alg: Algorithm) -> Arc<dyn Signer> {
     Arc::new(SoftwareSigner::generate(alg).unwrap().0)
 }
 
+/// What [`Harness::start_with`] varies.
+#[derive(Default)]
+pub struct Options {
+    pub rate_per_client: u32,
+    pub rate_per_address: u32,
+    /// Registered besides the standard clients.
+    pub extra_clients: Vec<Client>,
+    /// The RFC 8705 chain validator (`tls_client_auth`).
+    pub validator: Option<Arc<dyn CertificateValidator>>,
+    /// `OAuthSettings::mtls_base`.
+    pub mtls_base: Option<String>,
+}
+
 impl Harness {
     pub async fn start(rate_per_client: u32, rate_per_address: u32) -> Harness {
+        Self::start_with(Options {
+            rate_per_client,
+            rate_per_address,
+            ..Options::default()
+        })
+        .await
+    }
+
+    pub async fn start_with(options: Options) -> Harness {
+        let Options {
+            rate_per_client,
+            rate_per_address,
+            extra_clients,
+            validator,
+            mtls_base,
+        } = options;
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> = Arc::new(
             SqliteStore::open(&dir.path().join("db.sqlite"))
@@ -116,10 +146,9 @@ impl Harness {
             software::seal(&master, b"hmac-secret-hmac-secret-hmac-sec", b"svc-csjwt").unwrap(),
         );
 
-        store
-            .insert_clients(&[basic, other, disabled, pk, cs])
-            .await
-            .unwrap();
+        let mut clients = vec![basic, other, disabled, pk, cs];
+        clients.extend(extra_clients);
+        store.insert_clients(&clients).await.unwrap();
 
         let keys = Arc::new(KeyRing::new(signer(Algorithm::ES256), vec![]));
         let audit = AuditLog::start(store.clone());
@@ -129,18 +158,21 @@ impl Harness {
             rate_per_address,
             auth_failures_per_minute: 10,
             assertion_algorithms: vec![Algorithm::ES256, Algorithm::EdDSA],
+            mtls_base,
         };
-        let server = Arc::new(
-            AuthServer::new(
-                settings,
-                store.clone(),
-                keys,
-                audit,
-                Zeroizing::new(PEPPER.to_vec()),
-                master,
-            )
-            .with_clock(move || now),
-        );
+        let mut server = AuthServer::new(
+            settings,
+            store.clone(),
+            keys,
+            audit,
+            Zeroizing::new(PEPPER.to_vec()),
+            master,
+        )
+        .with_clock(move || now);
+        if let Some(validator) = validator {
+            server = server.with_certificate_validator(validator);
+        }
+        let server = Arc::new(server);
         Harness {
             router: router(server.clone()),
             server,
@@ -190,6 +222,32 @@ impl Harness {
         request
             .extensions_mut()
             .insert(ConnectInfo(SocketAddr::new(addr, 40000)));
+        self.send(request).await
+    }
+
+    /// POSTs a form over a "TLS connection" that presented `chain` (leaf first), as the TLS
+    /// listener would: a [`PeerCertificates`] request extension. `None`: no certificate.
+    pub async fn post_tls(
+        &self,
+        addr: IpAddr,
+        path: &str,
+        auth: Option<&str>,
+        body: impl Into<String>,
+        chain: Option<Vec<Vec<u8>>>,
+    ) -> (StatusCode, HeaderMap, Value) {
+        let mut request = Request::post(path).header(header::CONTENT_TYPE, FORM);
+        if let Some(auth) = auth {
+            request = request.header(header::AUTHORIZATION, auth);
+        }
+        let mut request = request.body(Body::from(body.into())).unwrap();
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(SocketAddr::new(addr, 40000)));
+        if let Some(chain) = chain {
+            request
+                .extensions_mut()
+                .insert(PeerCertificates(Arc::new(chain)));
+        }
         self.send(request).await
     }
 

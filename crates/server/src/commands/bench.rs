@@ -46,6 +46,7 @@ pub async fn load_clients(store_url: &str, count: u64) -> Result<(), CommandErro
                 sealed_secret: None,
                 jwks: None,
                 jwks_uri: None,
+                tls_client_auth: None,
                 created_at: now,
                 updated_at: now,
             })

@@ -28,6 +28,7 @@ pub fn run(cmd: ClientCommand) -> Result<(), CommandError> {
             auth_method,
             jwks_file,
             jwks_uri,
+            tls,
             token_ttl,
         } => {
             let mut body = Map::new();
@@ -42,6 +43,9 @@ pub fn run(cmd: ClientCommand) -> Result<(), CommandError> {
                 jwks_file.map(|f| read_jwks(&f)).transpose()?,
             );
             insert_some(&mut body, "jwks_uri", jwks_uri.map(Value::from));
+            if let Some((field, value)) = tls.field() {
+                body.insert(field.into(), json!(value));
+            }
             insert_some(&mut body, "token_ttl_secs", token_ttl.map(Value::from));
             let created =
                 AdminApi::connect(&api)?.call("POST", "/clients", Some(&Value::Object(body)))?;
@@ -88,6 +92,7 @@ pub fn run(cmd: ClientCommand) -> Result<(), CommandError> {
             disable,
             jwks_file,
             jwks_uri,
+            tls,
         } => {
             let mut body = Map::new();
             insert_some(&mut body, "name", name.map(Value::from));
@@ -105,6 +110,9 @@ pub fn run(cmd: ClientCommand) -> Result<(), CommandError> {
                 jwks_file.map(|f| read_jwks(&f)).transpose()?,
             );
             insert_some(&mut body, "jwks_uri", jwks_uri.map(Value::from));
+            if let Some((field, value)) = tls.field() {
+                body.insert(field.into(), json!(value));
+            }
             if body.is_empty() {
                 return Err(CommandError::Usage(
                     "nothing to update: give at least one setting".into(),
@@ -176,5 +184,53 @@ fn encode(s: &str) -> String {
 impl From<ApiError> for CommandError {
     fn from(e: ApiError) -> Self {
         CommandError::Failed(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use crate::cli::{Cli, ClientCommand, Command};
+
+    fn create(args: &[&str]) -> Result<ClientCommand, clap::Error> {
+        let mut argv = vec!["portcullis", "client", "create", "--name", "m"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv)?.command {
+            Command::Client(cmd) => Ok(cmd),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn tls_client_auth_options_map_to_the_rfc_8705_fields() {
+        for (flag, field) in [
+            ("--tls-subject-dn", "tls_client_auth_subject_dn"),
+            ("--tls-san-dns", "tls_client_auth_san_dns"),
+            ("--tls-san-uri", "tls_client_auth_san_uri"),
+            ("--tls-san-ip", "tls_client_auth_san_ip"),
+            ("--tls-san-email", "tls_client_auth_san_email"),
+        ] {
+            let ClientCommand::Create { tls, .. } =
+                create(&["--auth-method", "tls_client_auth", flag, "CN=x"]).unwrap()
+            else {
+                panic!("not create")
+            };
+            assert_eq!(tls.field(), Some((field, "CN=x")), "{flag}");
+        }
+        // At most one match.
+        assert!(create(&["--tls-subject-dn", "CN=x", "--tls-san-dns", "x"]).is_err());
+        // `--jwks FILE` for the self-signed method.
+        let ClientCommand::Create { jwks_file, tls, .. } = create(&[
+            "--auth-method",
+            "self_signed_tls_client_auth",
+            "--jwks",
+            "certs.json",
+        ])
+        .unwrap() else {
+            panic!("not create")
+        };
+        assert_eq!(jwks_file.unwrap().to_str(), Some("certs.json"));
+        assert_eq!(tls.field(), None);
     }
 }

@@ -3,7 +3,10 @@
 pub mod api;
 pub mod audit;
 pub mod bench;
+pub mod ca;
+pub mod cert;
 pub mod client;
+pub mod device;
 pub mod key;
 pub mod output;
 pub mod rewrap;

@@ -67,6 +67,7 @@ pub async fn rewrap(
         }
     }
     let clients_done = rewrap_client_secrets(store.as_ref(), &old, &new).await?;
+    let ca_keys_done = rewrap_ca_keys(store.as_ref(), &old, &new).await?;
     let mut event = crate::bootstrap::key_event(
         crate::bootstrap::unix_now(),
         "key.rewrapped",
@@ -74,10 +75,54 @@ pub async fn rewrap(
         "software",
     );
     event.actor = "cli:key-rewrap".into();
-    event.detail = serde_json::json!({"signing_keys": keys_done, "client_secrets": clients_done});
+    event.detail = serde_json::json!({"signing_keys": keys_done, "client_secrets": clients_done, "ca_keys": ca_keys_done});
     store.append_audit(vec![event]).await.map_err(failed)?;
-    println!("rewrapped {keys_done} signing keys and {clients_done} client secrets; start the nodes with the new master key");
+    println!("rewrapped {keys_done} signing keys, {clients_done} client secrets and {ca_keys_done} CA keys; start the nodes with the new master key");
     Ok(())
+}
+
+/// The device CA's software keys live in one settings record; it is replaced by
+/// compare-and-swap once both keys are re-sealed.
+async fn rewrap_ca_keys(
+    store: &dyn Store,
+    old: &MasterKey,
+    new: &MasterKey,
+) -> Result<u64, CommandError> {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine as _;
+    use portcullis_pki::ca::{software_vault::ca_key_aad, StoredCa, StoredCaKey, CA_SETTING};
+    let Some(bytes) = store.get_setting(CA_SETTING).await.map_err(failed)? else {
+        return Ok(0);
+    };
+    let mut ca = StoredCa::from_bytes(&bytes).map_err(failed)?;
+    let mut done = 0u64;
+    let mut reseal_key = |key: &mut StoredCaKey| -> Result<(), CommandError> {
+        if key.backend != "software" {
+            return Ok(());
+        }
+        let sealed = STANDARD.decode(&key.sealed).map_err(failed)?;
+        let what = format!("CA key {}", key.kid);
+        if let Some(resealed) = reseal(old, new, &sealed, &ca_key_aad(&key.kid), &what)? {
+            key.sealed = STANDARD.encode(resealed);
+            done += 1;
+        }
+        Ok(())
+    };
+    reseal_key(&mut ca.issuing_key)?;
+    if let Some(root) = ca.root_key.as_mut() {
+        reseal_key(root)?;
+    }
+    if done > 0
+        && !store
+            .replace_setting(CA_SETTING, &bytes, &ca.to_bytes())
+            .await
+            .map_err(failed)?
+    {
+        return Err(CommandError::Failed(
+            "the CA record changed during the rewrap; run it again".into(),
+        ));
+    }
+    Ok(done)
 }
 
 async fn rewrap_client_secrets(

@@ -17,6 +17,8 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 pub struct Node {
     child: Option<Child>,
     pub base: String,
+    /// `https://127.0.0.1:PORT` of the TLS listener (EST, mTLS), when it is on.
+    pub tls_base: Option<String>,
     pub data_dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -78,6 +80,14 @@ impl Node {
             .stdout(Stdio::piped())
             .stderr(log)
             .env("RUST_LOG", "info");
+        // Every node gets its own TLS port too, unless the test chooses one.
+        let tls_chosen = args.contains(&"--listen-tls")
+            || env
+                .iter()
+                .any(|(k, _)| *k == "PORTCULLIS_SERVER__LISTEN_TLS");
+        if !tls_chosen {
+            cmd.args(["--listen-tls", "127.0.0.1:0"]);
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -91,18 +101,24 @@ impl Node {
                 }
             }
         });
-        let base = match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(url) => url,
-            Err(_) => {
-                let _ = child.kill();
-                let log =
-                    std::fs::read_to_string(data_dir.with_extension("log")).unwrap_or_default();
-                panic!("portcullis did not start; log:\n{log}");
+        // The TLS line (if any) comes first, then the plain one.
+        let mut tls_base = None;
+        let base = loop {
+            match rx.recv_timeout(Duration::from_secs(60)) {
+                Ok(url) if url.starts_with("https://") => tls_base = Some(url),
+                Ok(url) => break url,
+                Err(_) => {
+                    let _ = child.kill();
+                    let log =
+                        std::fs::read_to_string(data_dir.with_extension("log")).unwrap_or_default();
+                    panic!("portcullis did not start; log:\n{log}");
+                }
             }
         };
         Node {
             child: Some(child),
             base,
+            tls_base,
             data_dir: data_dir.to_owned(),
             _tmp: None,
         }

@@ -1,0 +1,258 @@
+//! EST (RFC 7030) under `/.well-known/est/`, served on the TLS listener only: the Basic
+//! credentials and the client certificate it relies on mean nothing over plain HTTP.
+//!
+//! Bodies follow §4.2.1/§4.2.3: base64 DER in, base64 DER (`certs-only` CMS) out. PEM
+//! requests are accepted too, since that is what `openssl req` writes by default.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use portcullis_core::tls::PeerCertificates;
+use zeroize::Zeroizing;
+
+use crate::enroll::EnrollAuth;
+use crate::pkcs7::certs_only;
+use crate::service::Pki;
+use crate::PkiError;
+
+/// Largest request body (a base64 RSA-4096 CSR is about 2.3 KiB).
+pub const MAX_EST_BODY: usize = 16 * 1024;
+
+pub fn router(pki: Arc<Pki>) -> Router {
+    Router::new()
+        .route("/.well-known/est/cacerts", get(cacerts))
+        .route("/.well-known/est/csrattrs", get(csrattrs))
+        .route("/.well-known/est/simpleenroll", post(simpleenroll))
+        .route("/.well-known/est/simplereenroll", post(simplereenroll))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_EST_BODY))
+        .with_state(pki)
+}
+
+fn base64_lines(der: &[u8]) -> String {
+    let b64 = STANDARD.encode(der);
+    let mut out = String::with_capacity(b64.len() + b64.len() / 64 + 1);
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).unwrap_or_default());
+        out.push_str("\r\n");
+    }
+    out
+}
+
+fn pkcs7_response(der: Vec<u8>) -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/pkcs7-mime; smime-type=certs-only"),
+            ),
+            (
+                header::HeaderName::from_static("content-transfer-encoding"),
+                HeaderValue::from_static("base64"),
+            ),
+        ],
+        base64_lines(&der),
+    )
+        .into_response()
+}
+
+/// An EST error: a status and a plain-text reason (RFC 7030 §4.2.3 allows text/plain).
+fn error_response(e: &PkiError) -> Response {
+    let (status, text) = match e {
+        PkiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m.clone()),
+        PkiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, m.clone()),
+        PkiError::Forbidden(m) => (StatusCode::FORBIDDEN, m.clone()),
+        PkiError::NotFound(m) => (StatusCode::NOT_FOUND, m.clone()),
+        PkiError::Conflict(m) => (StatusCode::CONFLICT, m.clone()),
+        other => {
+            tracing::error!(error = %other, "EST request failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error; see the server log".to_owned(),
+            )
+        }
+    };
+    let mut response = (status, format!("{text}\n")).into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"portcullis-est\", charset=\"UTF-8\""),
+        );
+    }
+    response
+}
+
+async fn cacerts(State(pki): State<Arc<Pki>>) -> Response {
+    pkcs7_response(certs_only(&[pki.ca.issuing_der(), pki.ca.root_der()]))
+}
+
+/// §4.5: what the CA wants in a request. ecdsa-with-SHA256 and an id-ecPublicKey on P-256.
+async fn csrattrs() -> Response {
+    let mut curve_set = Vec::new();
+    crate::der_writer::push_tlv(
+        &mut curve_set,
+        0x06,
+        &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07], // prime256v1
+    );
+    let mut attribute = Vec::new();
+    crate::der_writer::push_tlv(
+        &mut attribute,
+        0x06,
+        &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01],
+    );
+    crate::der_writer::push_tlv(&mut attribute, 0x31, &curve_set);
+    let mut body = Vec::new();
+    crate::der_writer::push_tlv(
+        &mut body,
+        0x06,
+        &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02],
+    );
+    crate::der_writer::push_tlv(&mut body, 0x30, &attribute);
+    let mut der = Vec::new();
+    crate::der_writer::push_tlv(&mut der, 0x30, &body);
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/csrattrs"),
+            ),
+            (
+                header::HeaderName::from_static("content-transfer-encoding"),
+                HeaderValue::from_static("base64"),
+            ),
+        ],
+        base64_lines(&der),
+    )
+        .into_response()
+}
+
+/// The DER of the PKCS#10 in an EST request body.
+pub fn decode_csr_body(headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, PkiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let media = content_type.split(';').next().unwrap_or("").trim();
+    if !media.eq_ignore_ascii_case("application/pkcs10") {
+        return Err(PkiError::BadRequest(
+            "Content-Type must be application/pkcs10 (RFC 7030 §4.2.1)".into(),
+        ));
+    }
+    if body.starts_with(b"-----BEGIN") {
+        let blocks = crate::ca::pem_blocks(body, "CERTIFICATE REQUEST")?;
+        return match blocks.as_slice() {
+            [one] => Ok(one.clone()),
+            _ => Err(PkiError::BadRequest(
+                "expected exactly one PEM CERTIFICATE REQUEST".into(),
+            )),
+        };
+    }
+    let compact: Vec<u8> = body
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    if compact.is_empty() {
+        return Err(PkiError::BadRequest("empty request body".into()));
+    }
+    STANDARD.decode(&compact).map_err(|_| {
+        PkiError::BadRequest("the body is not base64-encoded DER (RFC 7030 §4.2.1)".into())
+    })
+}
+
+/// A Basic user id and password (the enrollment secret, wiped on drop).
+type BasicCredentials = (String, Zeroizing<Vec<u8>>);
+
+/// HTTP Basic credentials, if the request carries them.
+fn basic_credentials(headers: &HeaderMap) -> Result<Option<BasicCredentials>, PkiError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let malformed = || PkiError::Unauthorized("malformed Basic credentials".into());
+    let text = value.to_str().map_err(|_| malformed())?;
+    let Some(encoded) = text
+        .get(..6)
+        .filter(|p| p.eq_ignore_ascii_case("basic "))
+        .map(|_| text[6..].trim())
+    else {
+        return Err(malformed());
+    };
+    let decoded = Zeroizing::new(STANDARD.decode(encoded).map_err(|_| malformed())?);
+    let colon = decoded
+        .iter()
+        .position(|b| *b == b':')
+        .ok_or_else(malformed)?;
+    let user = std::str::from_utf8(&decoded[..colon])
+        .map_err(|_| malformed())?
+        .to_owned();
+    Ok(Some((user, Zeroizing::new(decoded[colon + 1..].to_vec()))))
+}
+
+async fn simpleenroll(
+    State(pki): State<Arc<Pki>>,
+    peer: Option<Extension<PeerCertificates>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let result = async {
+        let csr = decode_csr_body(&headers, &body)?;
+        let credentials = basic_credentials(&headers)?;
+        let cert = match (&credentials, &peer) {
+            (Some((user, secret)), _) => {
+                pki.enroll(
+                    EnrollAuth::Secret {
+                        device_id: user,
+                        secret,
+                    },
+                    &csr,
+                )
+                .await?
+            }
+            (None, Some(Extension(chain))) => {
+                pki.enroll(EnrollAuth::Certificate { chain: &chain.0 }, &csr)
+                    .await?
+            }
+            (None, None) => {
+                return Err(PkiError::Unauthorized(
+                    "authenticate with HTTP Basic (device id and enrollment secret) or a \
+                     manufacturer certificate"
+                        .into(),
+                ))
+            }
+        };
+        Ok::<_, PkiError>(cert)
+    }
+    .await;
+    match result {
+        Ok(cert) => pkcs7_response(certs_only(&[&cert.der])),
+        Err(e) => error_response(&e),
+    }
+}
+
+async fn simplereenroll(
+    State(pki): State<Arc<Pki>>,
+    peer: Option<Extension<PeerCertificates>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let result = async {
+        let csr = decode_csr_body(&headers, &body)?;
+        let Some(Extension(chain)) = peer else {
+            return Err(PkiError::Unauthorized(
+                "re-enrollment needs the current certificate as the TLS client certificate".into(),
+            ));
+        };
+        pki.reenroll(&chain.0, &csr).await
+    }
+    .await;
+    match result {
+        Ok(cert) => pkcs7_response(certs_only(&[&cert.der])),
+        Err(e) => error_response(&e),
+    }
+}

@@ -1,0 +1,168 @@
+//! The device registry: registration at manufacturing (one-time enrollment secret, stored
+//! only as an HMAC), bulk import of manufacturing lists, and state changes. Leaving the
+//! states that may hold certificates revokes them, so a suspended device is refused by
+//! brokers (CRL, OCSP) as well as by Portcullis.
+
+use std::collections::BTreeMap;
+
+use portcullis_core::device::{Device, DeviceId, DeviceState, RevocationReason};
+use portcullis_core::secret::{Secret, SecretHash};
+use portcullis_store::StoreError;
+use serde_json::json;
+
+use crate::service::Pki;
+use crate::PkiError;
+
+/// A device to register.
+#[derive(Debug, Clone)]
+pub struct NewDevice {
+    pub device_id: DeviceId,
+    pub model: Option<String>,
+    pub attrs: BTreeMap<String, String>,
+}
+
+/// What bulk registration did.
+#[derive(Debug, Default)]
+pub struct ImportOutcome {
+    /// Newly registered devices with their one-time enrollment secrets.
+    pub registered: Vec<(DeviceId, Secret)>,
+    /// Devices that already existed (left untouched: importing is idempotent).
+    pub existing: Vec<DeviceId>,
+}
+
+impl Pki {
+    fn fresh_device(&self, new: NewDevice, now: i64) -> Result<(Device, Secret), PkiError> {
+        let secret = Secret::from_random_bytes(&portcullis_keys::random_array()?);
+        let device = Device {
+            device_id: new.device_id,
+            model: new.model,
+            attrs: new.attrs,
+            state: DeviceState::Registered,
+            enrollment_secret: Some(SecretHash::of(&self.pepper, &secret, None)),
+            created_at: now,
+            updated_at: now,
+        };
+        device.validate()?;
+        Ok((device, secret))
+    }
+
+    /// Registers one device; returns it and its one-time enrollment secret.
+    pub async fn register_device(
+        &self,
+        actor: &str,
+        new: NewDevice,
+    ) -> Result<(Device, Secret), PkiError> {
+        let (device, secret) = self.fresh_device(new, self.now())?;
+        match self.store.insert_device(&device).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict(_)) => {
+                return Err(PkiError::Conflict(format!(
+                    "device {} is already registered",
+                    device.device_id
+                )))
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.audit(
+            actor,
+            "device.registered",
+            device.device_id.as_str(),
+            true,
+            json!({"model": device.model}),
+        );
+        Ok((device, secret))
+    }
+
+    /// Registers many devices in one transaction, skipping those already registered.
+    pub async fn import_devices(
+        &self,
+        actor: &str,
+        rows: Vec<NewDevice>,
+    ) -> Result<ImportOutcome, PkiError> {
+        let now = self.now();
+        let mut devices = Vec::with_capacity(rows.len());
+        let mut secrets = BTreeMap::new();
+        for row in rows {
+            let (device, secret) = self.fresh_device(row, now)?;
+            secrets.insert(device.device_id.clone(), secret);
+            devices.push(device);
+        }
+        let inserted = self.store.insert_devices(&devices).await?;
+        let mut outcome = ImportOutcome::default();
+        for id in &inserted {
+            if let Some(secret) = secrets.remove(id) {
+                outcome.registered.push((id.clone(), secret));
+            }
+        }
+        outcome.existing = secrets.into_keys().collect();
+        self.audit(
+            actor,
+            "device.imported",
+            "devices",
+            true,
+            json!({"registered": outcome.registered.len(), "existing": outcome.existing.len()}),
+        );
+        Ok(outcome)
+    }
+
+    pub async fn device(&self, id: &DeviceId) -> Result<Device, PkiError> {
+        self.store
+            .get_device(id)
+            .await?
+            .ok_or_else(|| PkiError::NotFound(format!("no device {id}")))
+    }
+
+    /// Moves a device to `state`. Leaving `registered`/`enrolled` revokes its certificates
+    /// (`certificateHold` for a suspension, `privilegeWithdrawn` / `cessationOfOperation`
+    /// otherwise). Resuming a suspended device issues a new enrollment secret, returned here:
+    /// held certificates stay revoked and the device enrolls again.
+    pub async fn set_device_state(
+        &self,
+        actor: &str,
+        id: &DeviceId,
+        state: DeviceState,
+    ) -> Result<(Device, Option<Secret>), PkiError> {
+        let mut device = self.device(id).await?;
+        let from = device.state;
+        if state == DeviceState::Enrolled && from != DeviceState::Enrolled {
+            return Err(PkiError::BadRequest(
+                "a device becomes enrolled only by enrolling over EST".into(),
+            ));
+        }
+        from.may_become(state)?;
+        let now = self.now();
+        let mut secret = None;
+        if from == DeviceState::Suspended && state == DeviceState::Registered {
+            let s = Secret::from_random_bytes(&portcullis_keys::random_array()?);
+            device.enrollment_secret = Some(SecretHash::of(&self.pepper, &s, None));
+            secret = Some(s);
+        }
+        device.state = state;
+        device.updated_at = now;
+        if !self.store.update_device(&device).await? {
+            return Err(PkiError::NotFound(format!("no device {id}")));
+        }
+        if from.keeps_certificates() && !state.keeps_certificates() {
+            let reason = match state {
+                DeviceState::Suspended => RevocationReason::CertificateHold,
+                DeviceState::Decommissioned => RevocationReason::CessationOfOperation,
+                _ => RevocationReason::PrivilegeWithdrawn,
+            };
+            let serials = self
+                .store
+                .revoke_device_certificates(id, reason, now)
+                .await?;
+            for serial in &serials {
+                self.certificate_changed(serial);
+            }
+        }
+        self.audit(
+            actor,
+            "device.state_changed",
+            id.as_str(),
+            true,
+            json!({"from": from.as_str(), "to": state.as_str()}),
+        );
+        Ok((device, secret))
+    }
+}

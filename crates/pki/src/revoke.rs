@@ -1,0 +1,74 @@
+//! Revoking certificates: one by serial, or all of a device's (`device revoke`). The store
+//! records the first revocation only, so repeating a revocation is harmless and never moves
+//! its time.
+
+use portcullis_core::device::{DeviceId, DeviceState, RevocationReason};
+use portcullis_store::IssuedCertificate;
+use serde_json::json;
+
+use crate::service::Pki;
+use crate::PkiError;
+
+impl Pki {
+    pub async fn certificate(&self, serial: &str) -> Result<IssuedCertificate, PkiError> {
+        self.store
+            .get_certificate(serial)
+            .await?
+            .ok_or_else(|| PkiError::NotFound(format!("no certificate with serial {serial}")))
+    }
+
+    /// Revokes one certificate; returns it as stored afterwards. Revoking an already revoked
+    /// certificate is not an error (the first revocation stands).
+    pub async fn revoke_certificate(
+        &self,
+        actor: &str,
+        serial: &str,
+        reason: RevocationReason,
+    ) -> Result<IssuedCertificate, PkiError> {
+        let now = self.now();
+        let changed = self.store.revoke_certificate(serial, reason, now).await?;
+        let cert = self.certificate(serial).await?;
+        if changed {
+            self.certificate_changed(serial);
+            self.audit(
+                actor,
+                "cert.revoked",
+                serial,
+                true,
+                json!({"reason": reason.as_str(), "device_id": cert.device_id}),
+            );
+        }
+        Ok(cert)
+    }
+
+    /// Revokes a device: every certificate it holds, and it may never enroll again.
+    pub async fn revoke_device(
+        &self,
+        actor: &str,
+        id: &DeviceId,
+        reason: RevocationReason,
+    ) -> Result<Vec<String>, PkiError> {
+        let mut device = self.device(id).await?;
+        if device.state != DeviceState::Revoked {
+            device.state.may_become(DeviceState::Revoked)?;
+            device.state = DeviceState::Revoked;
+            device.updated_at = self.now();
+            self.store.update_device(&device).await?;
+        }
+        let serials = self
+            .store
+            .revoke_device_certificates(id, reason, self.now())
+            .await?;
+        for serial in &serials {
+            self.certificate_changed(serial);
+        }
+        self.audit(
+            actor,
+            "device.revoked",
+            id.as_str(),
+            true,
+            json!({"reason": reason.as_str(), "certificates": serials}),
+        );
+        Ok(serials)
+    }
+}

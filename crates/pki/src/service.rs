@@ -1,0 +1,131 @@
+//! The PKI as the endpoints, the admin API and the CLI use it: one [`Pki`] per node holding
+//! the CA, the store, the trust anchors and the publishers. Device registry operations live
+//! in `registry.rs`, enrollment in `enroll.rs`, revocation in `revoke.rs`.
+
+use std::sync::Arc;
+
+use portcullis_audit::AuditLog;
+use portcullis_core::audit::AuditEvent;
+use portcullis_store::Store;
+use zeroize::Zeroizing;
+
+use crate::ca::CertificateAuthority;
+use crate::chain::TrustAnchor;
+use crate::crl::CrlPublisher;
+
+/// Called with a serial whenever this node revokes a certificate (the OCSP responder drops
+/// its pre-signed answer; other nodes learn through the store's change feed).
+pub type RevocationHook = Arc<dyn Fn(&str) + Send + Sync>;
+
+pub struct Pki {
+    pub ca: Arc<CertificateAuthority>,
+    pub store: Arc<dyn Store>,
+    pub audit: AuditLog,
+    pub crl: Arc<CrlPublisher>,
+    /// The server pepper enrollment secrets are HMACed under (as client secrets are).
+    pub(crate) pepper: Zeroizing<Vec<u8>>,
+    pub(crate) issuing_anchor: TrustAnchor,
+    /// Manufacturer CAs whose certificates (IDevIDs) may authenticate a first enrollment.
+    pub(crate) manufacturers: Vec<TrustAnchor>,
+    pub(crate) on_revoke: Vec<RevocationHook>,
+    pub(crate) clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+}
+
+impl std::fmt::Debug for Pki {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pki")
+            .field("ca", &self.ca)
+            .finish_non_exhaustive()
+    }
+}
+
+fn system_clock() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// How long a CRL is valid; regenerated at half of it, and at once on any revocation.
+pub const DEFAULT_CRL_VALIDITY_SECS: i64 = 24 * 3600;
+
+impl Pki {
+    pub fn new(
+        ca: Arc<CertificateAuthority>,
+        store: Arc<dyn Store>,
+        audit: AuditLog,
+        pepper: Zeroizing<Vec<u8>>,
+        crl_validity_secs: i64,
+    ) -> Result<Pki, crate::PkiError> {
+        let issuing_anchor = TrustAnchor::new(ca.issuing_der().to_vec())?;
+        let crl = Arc::new(CrlPublisher::new(
+            ca.clone(),
+            store.clone(),
+            crl_validity_secs,
+        ));
+        Ok(Pki {
+            ca,
+            store,
+            audit,
+            crl,
+            pepper,
+            issuing_anchor,
+            manufacturers: Vec::new(),
+            on_revoke: Vec::new(),
+            clock: Arc::new(system_clock),
+        })
+    }
+
+    /// Trusts these manufacturer CA certificates (DER) for IDevID enrollment.
+    pub fn with_manufacturer_cas(mut self, cas: Vec<Vec<u8>>) -> Result<Pki, crate::PkiError> {
+        for der in cas {
+            self.manufacturers.push(TrustAnchor::new(der)?);
+        }
+        Ok(self)
+    }
+
+    pub fn with_revocation_hook(mut self, hook: RevocationHook) -> Pki {
+        self.on_revoke.push(hook);
+        self
+    }
+
+    pub fn with_clock(mut self, clock: impl Fn() -> i64 + Send + Sync + 'static) -> Pki {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    pub fn now(&self) -> i64 {
+        (self.clock)()
+    }
+
+    /// The trust anchor of certificates this CA issued.
+    pub fn issuing_anchor(&self) -> &TrustAnchor {
+        &self.issuing_anchor
+    }
+
+    /// Tells every listener that `serial` changed and marks the CRL stale. Also called by the
+    /// server for revocations other nodes made.
+    pub fn certificate_changed(&self, serial: &str) {
+        self.crl.mark_stale();
+        for hook in &self.on_revoke {
+            hook(serial);
+        }
+    }
+
+    pub(crate) fn audit(
+        &self,
+        actor: &str,
+        action: &str,
+        subject: &str,
+        ok: bool,
+        detail: serde_json::Value,
+    ) {
+        self.audit.record(AuditEvent {
+            at: self.now(),
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            subject: subject.to_owned(),
+            outcome: if ok { "success" } else { "failure" }.to_owned(),
+            detail,
+        });
+    }
+}

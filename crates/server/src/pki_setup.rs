@@ -1,0 +1,143 @@
+//! Bringing up the device PKI on a node: the CA (created on the first start, loaded after),
+//! the OCSP responder, the CRL publisher, and the HTTPS listener's certificate.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use portcullis_audit::AuditLog;
+use portcullis_core::audit::AuditEvent;
+use portcullis_pki::ca::{CaSettings, CertificateAuthority};
+use portcullis_pki::ocsp::{OcspConfig, OcspResponder};
+use portcullis_pki::{Pki, PkiUrls};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use serde_json::json;
+
+use crate::bootstrap::{unix_now, Node};
+use crate::ca_custody::CustodyVault;
+use crate::config::Config;
+
+/// Lifetime of the generated HTTPS server certificate; a new one is issued at every start.
+const TLS_CERT_LIFETIME_SECS: i64 = 90 * 24 * 3600;
+
+/// The PKI of this node.
+pub struct NodePki {
+    pub pki: Arc<Pki>,
+    pub ocsp: Arc<OcspResponder>,
+}
+
+/// The CA settings the configuration describes.
+pub fn ca_settings(config: &Config, public_url: &str) -> Result<CaSettings, String> {
+    Ok(CaSettings {
+        name: config.pki.ca_name.clone(),
+        algorithm: config.ca_algorithm().map_err(|e| e.to_string())?,
+        urls: PkiUrls::under(public_url),
+        profile: config.certificate_profile().map_err(|e| e.to_string())?,
+    })
+}
+
+/// Loads or creates the CA and assembles the PKI services.
+pub async fn start(
+    config: &Config,
+    node: &Node,
+    public_url: &str,
+    audit: AuditLog,
+) -> Result<NodePki, String> {
+    let settings = ca_settings(config, public_url)?;
+    let vault = CustodyVault::new(&node.custody);
+    let (ca, created) =
+        CertificateAuthority::load_or_create(node.store.as_ref(), &vault, &settings, unix_now())
+            .await
+            .map_err(|e| format!("device CA: {e}"))?;
+    if created {
+        tracing::info!(
+            backend = node.custody.backend_name(),
+            "first start: device CA created (root and issuing CA)"
+        );
+        audit.record(AuditEvent {
+            at: unix_now(),
+            actor: "system".into(),
+            action: "ca.created".into(),
+            subject: "pki".into(),
+            outcome: "success".into(),
+            detail: json!({"backend": node.custody.backend_name(), "algorithm": settings.algorithm.as_str()}),
+        });
+    }
+    let ocsp = Arc::new(
+        OcspResponder::for_store(
+            ca.key().clone(),
+            ca.issuing_der(),
+            node.store.clone(),
+            OcspConfig {
+                validity: Duration::from_secs(config.pki.ocsp_validity_secs.unsigned_abs()),
+                ..OcspConfig::default()
+            },
+        )
+        .map_err(|e| format!("OCSP responder: {e}"))?,
+    );
+    let manufacturers = match &config.pki.manufacturer_ca_file {
+        Some(path) => {
+            let text = std::fs::read(path)
+                .map_err(|e| format!("pki.manufacturer_ca_file {}: {e}", path.display()))?;
+            let certs = portcullis_pki::ca::pem_blocks(&text, "CERTIFICATE")
+                .map_err(|e| format!("pki.manufacturer_ca_file: {e}"))?;
+            if certs.is_empty() {
+                return Err("pki.manufacturer_ca_file holds no CERTIFICATE".into());
+            }
+            certs
+        }
+        None => Vec::new(),
+    };
+    let hook_ocsp = ocsp.clone();
+    let pki = Pki::new(
+        ca,
+        node.store.clone(),
+        audit,
+        node.pepper.clone(),
+        config.pki.crl_validity_secs,
+    )
+    .and_then(|p| p.with_manufacturer_cas(manufacturers))
+    .map_err(|e| format!("device PKI: {e}"))?
+    .with_revocation_hook(Arc::new(move |serial: &str| hook_ocsp.invalidate(serial)));
+    Ok(NodePki {
+        pki: Arc::new(pki),
+        ocsp,
+    })
+}
+
+/// The HTTPS certificate chain and key: the configured files, or a fresh certificate from
+/// our own CA for `[pki] tls_names` (recorded in the store like any other certificate).
+pub async fn tls_identity(
+    config: &Config,
+    pki: &Pki,
+    bound: std::net::SocketAddr,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
+    use rustls::pki_types::pem::PemObject as _;
+    if let (Some(cert), Some(key)) = (&config.server.tls_cert_file, &config.server.tls_key_file) {
+        let chain = CertificateDer::pem_file_iter(cert)
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| format!("server.tls_cert_file {}: {e}", cert.display()))?;
+        let key = PrivateKeyDer::from_pem_file(key)
+            .map_err(|e| format!("server.tls_key_file {}: {e}", key.display()))?;
+        return Ok((chain, key));
+    }
+    let mut names = config.pki.tls_names.clone();
+    let ip = bound.ip();
+    if !ip.is_unspecified() && !names.contains(&ip.to_string()) {
+        names.push(ip.to_string());
+    }
+    let key = rcgen::KeyPair::generate().map_err(|e| format!("TLS key: {e}"))?;
+    let issued = pki
+        .ca
+        .issue_tls_server(&names, &key, TLS_CERT_LIFETIME_SECS, unix_now())
+        .map_err(|e| format!("TLS certificate: {e}"))?;
+    pki.store
+        .insert_certificate(&issued)
+        .await
+        .map_err(|e| format!("recording the TLS certificate: {e}"))?;
+    let chain = vec![
+        CertificateDer::from(issued.der),
+        CertificateDer::from(pki.ca.issuing_der().to_vec()),
+    ];
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+    Ok((chain, key))
+}
