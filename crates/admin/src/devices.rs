@@ -353,6 +353,7 @@ pub async fn list_devices(
 
 #[utoipa::path(
     get, path = "/devices/{id}", tag = "devices",
+    params(("id" = String, Path, description = "The device id")),
     responses(
         (status = 200, description = "The device", body = DeviceView),
         (status = 404, description = "No such device", body = Problem, content_type = "application/problem+json"),
@@ -368,6 +369,7 @@ pub async fn get_device(
 
 #[utoipa::path(
     patch, path = "/devices/{id}", tag = "devices",
+    params(("id" = String, Path, description = "The device id")),
     request_body = UpdateDeviceRequest,
     responses(
         (status = 200, description = "The device after the change", body = DeviceView),
@@ -397,6 +399,7 @@ pub async fn update_device(
 
 #[utoipa::path(
     post, path = "/devices/{id}/revoke", tag = "devices",
+    params(("id" = String, Path, description = "The device id")),
     request_body = RevokeRequest,
     responses(
         (status = 200, description = "The device is revoked with all its certificates", body = RevokedDevice),
@@ -460,6 +463,7 @@ fn serial_path(raw: &str) -> Result<String, AdminError> {
 
 #[utoipa::path(
     get, path = "/certificates/{serial}", tag = "certificates",
+    params(("serial" = String, Path, description = "The serial number in hex (colons allowed)")),
     responses(
         (status = 200, description = "The certificate, with its PEM", body = CertificateView),
         (status = 404, description = "No such certificate", body = Problem, content_type = "application/problem+json"),
@@ -476,6 +480,7 @@ pub async fn get_certificate(
 
 #[utoipa::path(
     post, path = "/certificates/{serial}/revoke", tag = "certificates",
+    params(("serial" = String, Path, description = "The serial number in hex (colons allowed)")),
     request_body = RevokeRequest,
     responses(
         (status = 200, description = "The certificate after revocation (a repeated revocation keeps the first)", body = CertificateView),

@@ -39,7 +39,7 @@ impl Modify for BearerScheme {
 #[openapi(
     info(
         title = "Portcullis admin API",
-        description = "Manage machine clients and read the audit chain. Errors are RFC 9457 problem+json."
+        description = "Manage machine clients, devices and their certificates, signing keys, and read the audit chain. Errors are RFC 9457 problem+json."
     ),
     servers((url = "/admin/v1")),
     paths(
@@ -54,12 +54,28 @@ impl Modify for BearerScheme {
         crate::keys::list_keys,
                 crate::keys::rotate_keys,
         crate::keys::retire_key,
+        crate::devices::register_device,
+        crate::devices::import_devices,
+        crate::devices::list_devices,
+        crate::devices::get_device,
+        crate::devices::update_device,
+        crate::devices::revoke_device,
+        crate::devices::list_certificates,
+        crate::devices::get_certificate,
+        crate::devices::revoke_certificate,
+        crate::devices::get_ca,
         openapi_document,
     ),
     components(schemas(
         CreateClientRequest, UpdateClientRequest, RotateSecretRequest, ClientView, CreatedClient,
         RotatedSecret, ClientPage, AuditRecordView, AuditPage, ChainVerified, Problem,
         crate::keys::KeyView, crate::keys::RotateKeysRequest,
+        crate::devices::DeviceView, crate::devices::RegisterDeviceRequest,
+        crate::devices::ImportDevicesRequest, crate::devices::RegisteredDevice,
+        crate::devices::RejectedRow, crate::devices::ImportReport, crate::devices::DevicePage,
+        crate::devices::UpdateDeviceRequest, crate::devices::RevokeRequest,
+        crate::devices::RevokedDevice, crate::devices::CertificateView,
+        crate::devices::CertificatePage, crate::devices::CaView,
     )),
     modifiers(&BearerScheme),
     security(("bearer" = [])),
@@ -67,6 +83,8 @@ impl Modify for BearerScheme {
         (name = "clients", description = "Registered machine clients"),
         (name = "audit", description = "The audit hash chain"),
         (name = "keys", description = "Signing keys and their rotation"),
+        (name = "devices", description = "Devices registered at manufacturing and their life cycle"),
+        (name = "certificates", description = "Certificates the device CA issued, and the CA itself"),
         (name = "meta", description = "This document"),
     )
 )]

@@ -60,6 +60,7 @@ impl Pki {
         let now = self.now();
         let cert = self.ca.issue_device(device, key, now)?;
         self.store.insert_certificate(&cert).await?;
+        self.certificate_issued(&cert.serial);
         self.audit(
             device.as_str(),
             action,

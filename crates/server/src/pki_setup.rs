@@ -97,10 +97,30 @@ pub async fn start(
     )
     .and_then(|p| p.with_manufacturer_cas(manufacturers))
     .map_err(|e| format!("device PKI: {e}"))?
-    .with_revocation_hook(Arc::new(move |serial: &str| hook_ocsp.invalidate(serial)));
+    .with_revocation_hook(presigning(hook_ocsp.clone(), true))
+    .with_issuance_hook(presigning(hook_ocsp, false));
     Ok(NodePki {
         pki: Arc::new(pki),
         ocsp,
+    })
+}
+
+/// A hook that (after dropping the stale answer, for a revocation) signs the certificate's
+/// OCSP response in the background, so the first relying party to ask gets a cached answer.
+fn presigning(
+    ocsp: Arc<OcspResponder>,
+    invalidate: bool,
+) -> portcullis_pki::service::CertificateHook {
+    Arc::new(move |serial: &str| {
+        if invalidate {
+            ocsp.invalidate(serial);
+        }
+        let (ocsp, serial) = (ocsp.clone(), serial.to_owned());
+        tokio::spawn(async move {
+            if let Err(e) = ocsp.presign(&serial).await {
+                tracing::warn!(%serial, error = %e, "pre-signing an OCSP response failed");
+            }
+        });
     })
 }
 

@@ -21,6 +21,9 @@ const PURGE_INTERVAL: Duration = Duration::from_secs(60);
 /// How often the key rotation timeline is checked: a pre-published key starts signing within
 /// this of its time. A check that finds nothing due reads the key table and nothing else.
 const KEY_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// How often the CRL is checked for staleness; a revocation also regenerates it on the next
+/// fetch, so this only keeps the first fetch after a change fast.
+const CRL_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 /// The lease that makes one node purge expired rows from the shared store.
 const PURGE_LEASE: &str = "purge";
 /// Longer than two purge intervals, so the holder keeps it while alive.
@@ -151,7 +154,12 @@ pub async fn run(config: Config) -> Result<(), String> {
     // Tests and scripts wait for this exact line on stdout.
     println!("portcullis listening on http://{local}");
 
-    let background = tokio::spawn(background_jobs(server.clone(), metrics, key_manager));
+    let background = tokio::spawn(background_jobs(
+        server.clone(),
+        metrics,
+        key_manager,
+        pki.clone(),
+    ));
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
@@ -201,14 +209,23 @@ async fn background_jobs(
     server: Arc<AuthServer>,
     metrics: metrics_exporter_prometheus::PrometheusHandle,
     keys: Arc<KeyManager>,
+    pki: Arc<crate::pki_setup::NodePki>,
 ) {
     let mut purge = tokio::time::interval(PURGE_INTERVAL);
+    let mut crl = tokio::time::interval(CRL_CHECK_INTERVAL);
     let mut key_check = tokio::time::interval(KEY_CHECK_INTERVAL);
     loop {
         tokio::select! {
             _ = key_check.tick() => {
                 if let Err(e) = keys.reconcile().await {
                     tracing::warn!(error = %e, "key rotation check failed; will retry");
+                }
+            }
+            // Keeps a fresh CRL ready: regenerated when a revocation marked it stale (here or,
+            // through the change feed, on another node) or half its validity has passed.
+            _ = crl.tick() => {
+                if let Err(e) = pki.pki.crl.current(unix_now_millis()).await {
+                    tracing::warn!(error = %e, "CRL regeneration failed; will retry");
                 }
             }
             _ = purge.tick() => {
@@ -228,6 +245,12 @@ async fn background_jobs(
             }
         }
     }
+}
+
+fn unix_now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 async fn shutdown_signal() {

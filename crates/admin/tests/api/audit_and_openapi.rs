@@ -135,12 +135,20 @@ async fn openapi_document_is_3_1_public_and_lists_every_path() {
         ("/keys", &["get"][..]),
         ("/keys/rotate", &["post"][..]),
         ("/keys/{kid}/retire", &["post"][..]),
+        ("/devices", &["post", "get"][..]),
+        ("/devices/import", &["post"][..]),
+        ("/devices/{id}", &["get", "patch"][..]),
+        ("/devices/{id}/revoke", &["post"][..]),
+        ("/certificates", &["get"][..]),
+        ("/certificates/{serial}", &["get"][..]),
+        ("/certificates/{serial}/revoke", &["post"][..]),
+        ("/ca", &["get"][..]),
     ] {
         for m in methods {
             assert!(paths[path].get(*m).is_some(), "{m} {path} missing");
         }
     }
-    assert_eq!(paths.len(), 9);
+    assert_eq!(paths.len(), 17);
     assert_eq!(
         doc["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"

@@ -152,6 +152,9 @@ fn read_csv(file: &Path) -> Result<(Vec<Row>, Vec<Rejected>), CommandError> {
     let model_col = headers.iter().position(|h| h == "model");
     let mut rows = Vec::new();
     let mut rejected = Vec::new();
+    // A list is often assembled from several sources: the same id twice is reported, not
+    // silently merged.
+    let mut seen: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
     for record in reader.records() {
         let record = match record {
             Ok(r) => r,
@@ -163,6 +166,11 @@ fn read_csv(file: &Path) -> Result<(Vec<Row>, Vec<Rejected>), CommandError> {
         };
         let line = record.position().map_or(0, |p| p.line());
         let device_id = record.get(id_col).unwrap_or("").to_owned();
+        if let Some(first) = seen.get(&device_id) {
+            rejected.push((line, format!("{device_id}: duplicate of line {first}")));
+            continue;
+        }
+        seen.insert(device_id.clone(), line);
         let mut attrs = Map::new();
         for (i, value) in record.iter().enumerate() {
             if i != id_col && Some(i) != model_col && !value.is_empty() {
