@@ -114,8 +114,11 @@ node_env=(
   "PORTCULLIS_SERVER__ISSUER=https://auth.cluster.test"
   # Three nodes on one host: each takes a free TLS port (in production every node has 8443).
   "PORTCULLIS_SERVER__LISTEN_TLS=127.0.0.1:0"
-  # All traffic arrives from nginx's address and one wrk client: the limits would measure
-  # the limiter, not failover (see deploy/nginx/portcullis.conf).
+  # nginx runs on this host: the nodes take the client from its X-Forwarded-For, as in
+  # deploy/cluster/node.toml.
+  "PORTCULLIS_SERVER__TRUSTED_PROXIES=[\"127.0.0.1/32\"]"
+  # All traffic comes from one wrk client with one client id: the limits would measure the
+  # limiter, not failover.
   "PORTCULLIS_RATE_LIMIT__PER_CLIENT=0"
   "PORTCULLIS_RATE_LIMIT__PER_ADDRESS=0"
   "PORTCULLIS_LOG__LEVEL=warn"

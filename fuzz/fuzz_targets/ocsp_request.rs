@@ -8,6 +8,7 @@
 //! the seeds, made with `openssl ocsp -issuer` against it, reach the signing path.
 #![no_main]
 
+use std::future::Future as _;
 use std::pin::pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker};
@@ -20,8 +21,8 @@ use portcullis_core::Kid;
 use portcullis_keys::software::SoftwareSigner;
 use portcullis_keys::Algorithm;
 use portcullis_pki::ocsp::{
-    decode_get, parse_request, CertificateStatus, CertificateStatusSource, OcspConfig,
-    OcspReply, OcspResponder, MAX_CERT_IDS, MAX_NONCE_LEN,
+    decode_get, parse_request, CertificateStatus, CertificateStatusSource, OcspConfig, OcspReply,
+    OcspResponder, MAX_CERT_IDS, MAX_NONCE_LEN,
 };
 use portcullis_pki::{CaKey, PkiError};
 use x509_ocsp::{BasicOcspResponse, OcspResponse, OcspResponseStatus};

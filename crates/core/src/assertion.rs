@@ -116,11 +116,15 @@ pub fn check_assertion_claims(
             ));
         }
     }
+    // Printable only: the jti is stored to refuse replays, and a NUL cannot be stored in a
+    // PostgreSQL TEXT column (the insert would fail as if the database were down).
     let jti = match claims.jti.as_deref() {
-        Some(j) if !j.is_empty() && j.len() <= 256 => j.to_owned(),
+        Some(j) if !j.is_empty() && j.len() <= 256 && !j.chars().any(char::is_control) => {
+            j.to_owned()
+        }
         _ => {
             return Err(OAuthError::invalid_client(
-                "client assertion needs a 'jti' of 1-256 characters",
+                "client assertion needs a 'jti' of 1-256 printable characters",
             ))
         }
     };
@@ -177,6 +181,9 @@ mod tests {
             ("nbf", json!(2000)),
             ("iat", json!(5000)),
             ("jti", json!("")),
+            ("jti", json!("a\u{0}b")),
+            ("jti", json!("a\nb")),
+            ("jti", json!("x".repeat(257))),
         ];
         for (name, value) in cases {
             let mut v = good();

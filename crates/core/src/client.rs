@@ -557,8 +557,16 @@ impl Client {
             ));
         }
         if let Some(uri) = &self.jwks_uri {
-            if !(uri.starts_with("https://") || uri.starts_with("http://")) || uri.len() > 2048 {
-                return Err(CoreError::invalid("jwks_uri", "must be an http(s) URL"));
+            // No control characters: besides never being valid in a URL, a NUL cannot be
+            // stored in a PostgreSQL TEXT column at all.
+            if !(uri.starts_with("https://") || uri.starts_with("http://"))
+                || uri.len() > 2048
+                || uri.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                return Err(CoreError::invalid(
+                    "jwks_uri",
+                    "must be an http(s) URL of at most 2048 characters, without spaces or control characters",
+                ));
             }
         }
         self.validate_certificate_auth()
@@ -762,6 +770,50 @@ mod tests {
         let mut c = client();
         c.name = "\u{7}".into();
         assert!(c.validate().is_err());
+    }
+
+    /// PostgreSQL cannot store a NUL in TEXT: every free-text field a caller sets refuses it
+    /// (and every other control character) here, so the admin API answers 400 on both
+    /// backends instead of a store error.
+    #[test]
+    fn no_client_text_may_carry_a_nul() {
+        let jwt_client = |uri: &str| Client {
+            auth_method: AuthMethod::PrivateKeyJwt,
+            jwks_uri: Some(uri.into()),
+            ..client()
+        };
+        assert!(jwt_client("https://keys.example/jwks").validate().is_ok());
+        let cases: Vec<(&str, Client)> = vec![
+            (
+                "name",
+                Client {
+                    name: "a\0b".into(),
+                    ..client()
+                },
+            ),
+            (
+                "audience",
+                Client {
+                    audiences: vec!["https://a\0b".into()],
+                    ..client()
+                },
+            ),
+            ("jwks_uri", jwt_client("https://keys.example/\0")),
+            ("jwks_uri", jwt_client("https://keys.example/a b")),
+            ("jwks_uri", jwt_client("https://keys.example/\u{85}")),
+            (
+                "tls_client_auth_subject_dn",
+                tls_client(Some(TlsClientAuthMatch::SubjectDn("CN=a\0b".into()))),
+            ),
+            (
+                "tls_client_auth_san_dns",
+                tls_client(Some(TlsClientAuthMatch::SanDns("a\0.test".into()))),
+            ),
+        ];
+        for (field, c) in cases {
+            let err = c.validate().unwrap_err().to_string();
+            assert!(err.contains(field), "{field}: {err}");
+        }
     }
 
     fn tls_client(m: Option<TlsClientAuthMatch>) -> Client {

@@ -295,6 +295,36 @@ mod tests {
         );
     }
 
+    /// PostgreSQL cannot store a NUL in TEXT: model and attribute values refuse it (and every
+    /// other control character), attribute keys and ids allow only a few ASCII characters.
+    #[test]
+    fn no_device_text_may_carry_a_nul() {
+        let device = |model: Option<&str>, attrs: &[(&str, &str)]| Device {
+            device_id: DeviceId::parse("d1").unwrap(),
+            model: model.map(str::to_owned),
+            attrs: attrs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            state: DeviceState::Registered,
+            enrollment_secret: None,
+            created_at: 0,
+            updated_at: 0,
+        };
+        assert!(device(Some("TH-20"), &[("site", "plant 3")])
+            .validate()
+            .is_ok());
+        for (field, d) in [
+            ("model", device(Some("TH\0-20"), &[])),
+            ("attrs", device(None, &[("site", "plant\x003")])),
+            ("attrs", device(None, &[("si\0te", "plant")])),
+        ] {
+            let err = d.validate().unwrap_err().to_string();
+            assert!(err.contains(field), "{field}: {err}");
+        }
+        assert!(DeviceId::parse("d\x001").is_err());
+    }
+
     #[test]
     fn states_round_trip_and_final_states_stay_final() {
         for s in DeviceState::ALL {

@@ -10,6 +10,7 @@ pub mod client;
 pub mod device;
 pub mod error;
 pub mod form;
+pub mod forwarded;
 pub mod ids;
 pub mod rotation;
 pub mod scope;

@@ -12,6 +12,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use portcullis_core::form::Form;
+use portcullis_core::forwarded::TrustedProxies;
 
 use crate::error::Error;
 use crate::mtls::PeerCertificates;
@@ -39,24 +40,51 @@ pub fn router(server: Arc<AuthServer>) -> Router {
         .with_state(server)
 }
 
-/// The address a request came from, or `0.0.0.0` when the server was not started with
-/// connection info (tests, unusual embeddings), so handlers never fail for lack of it.
+/// The address a request came from: the TCP peer, or, when the peer is one of
+/// [`OAuthSettings::trusted_proxies`](crate::OAuthSettings::trusted_proxies), the client it
+/// names in `X-Forwarded-For` ([`TrustedProxies::client_address`]). `0.0.0.0` when the server
+/// was not started with connection info (tests, unusual embeddings), so handlers never fail
+/// for lack of it. Rate limits, the failure lock-out and audit records all use this address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SourceAddr(pub IpAddr);
 
-impl<S: Send + Sync> FromRequestParts<S> for SourceAddr {
+impl FromRequestParts<Arc<AuthServer>> for SourceAddr {
     type Rejection = Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Infallible> {
-        Ok(SourceAddr(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(addr)| {
-                    addr.ip()
-                }),
-        ))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        server: &Arc<AuthServer>,
+    ) -> Result<Self, Infallible> {
+        Ok(SourceAddr(source_address(
+            parts,
+            &server.settings.trusted_proxies,
+        )))
     }
+}
+
+/// The header every common proxy appends the address it received the request from to.
+const X_FORWARDED_FOR: &str = "x-forwarded-for";
+
+/// See [`SourceAddr`]. With no trusted proxy configured (the default) the header is not
+/// even looked at.
+fn source_address(parts: &Parts, trusted: &TrustedProxies) -> IpAddr {
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(addr)| {
+            addr.ip()
+        });
+    if trusted.is_empty() {
+        return peer;
+    }
+    // A field that is not visible ASCII counts as one malformed entry, which ends the walk at
+    // the hop that sent it.
+    let fields = parts
+        .headers
+        .get_all(X_FORWARDED_FOR)
+        .iter()
+        .map(|v| v.to_str().unwrap_or("?"));
+    trusted.client_address(peer, fields)
 }
 
 /// An `application/x-www-form-urlencoded` body parsed with the OAuth rules (RFC 6749 §3.2:
@@ -150,5 +178,53 @@ mod tests {
             assert!(!is_form_content_type(&h), "{bad}");
         }
         assert!(!is_form_content_type(&HeaderMap::new()));
+    }
+
+    fn parts(peer: &str, forwarded_for: &[&[u8]]) -> Parts {
+        let mut request = axum::http::Request::new(());
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(SocketAddr::new(peer.parse().unwrap(), 40000)));
+        for v in forwarded_for {
+            request
+                .headers_mut()
+                .append(X_FORWARDED_FOR, HeaderValue::from_bytes(v).unwrap());
+        }
+        request.into_parts().0
+    }
+
+    #[test]
+    fn forwarded_for_is_read_only_from_a_trusted_peer() {
+        let none = TrustedProxies::default();
+        let lb = TrustedProxies::parse(["127.0.0.1/32"]).unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let cases: &[(&TrustedProxies, &str, &[&[u8]], &str)] = &[
+            (&none, "127.0.0.1", &[b"198.51.100.1"], "127.0.0.1"),
+            (&lb, "203.0.113.9", &[b"198.51.100.1"], "203.0.113.9"),
+            (&lb, "127.0.0.1", &[b"198.51.100.1"], "198.51.100.1"),
+            (
+                &lb,
+                "127.0.0.1",
+                &[b"6.6.6.6, 198.51.100.1"],
+                "198.51.100.1",
+            ),
+            (
+                &lb,
+                "127.0.0.1",
+                &[b"6.6.6.6", b"198.51.100.1"],
+                "198.51.100.1",
+            ),
+            (&lb, "127.0.0.1", &[b"6.6.6.6, \xff"], "127.0.0.1"),
+            (&lb, "127.0.0.1", &[], "127.0.0.1"),
+        ];
+        for (trusted, peer, xff, want) in cases {
+            assert_eq!(
+                source_address(&parts(peer, xff), trusted),
+                ip(want),
+                "peer {peer}, XFF {xff:?}"
+            );
+        }
+        let bare = axum::http::Request::new(()).into_parts().0;
+        assert_eq!(source_address(&bare, &lb), ip("0.0.0.0"));
     }
 }

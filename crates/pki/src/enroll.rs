@@ -56,11 +56,21 @@ impl Pki {
         key: &crate::csr::SubjectKey,
         action: &str,
         via: &str,
+        spend: Option<&str>,
     ) -> Result<IssuedCertificate, PkiError> {
         let now = self.now();
         let cert = self.ca.issue_device(device, key, now)?;
-        self.store.insert_certificate(&cert).await?;
-        self.certificate_issued(&cert.serial);
+        // One transaction: the device's state (and its one-time secret, if that is what it
+        // used) and the new certificate. Losing a race — the secret spent by a concurrent
+        // request, the device suspended meanwhile — writes nothing, and this certificate,
+        // signed but never recorded or returned, is simply dropped.
+        if !self
+            .store
+            .record_enrollment(device, spend, now, &cert)
+            .await?
+        {
+            return Err(refused());
+        }
         self.audit(
             device.as_str(),
             action,
@@ -111,17 +121,15 @@ impl Pki {
                 }
                 usable(&device, true)?;
                 let csr = check_csr(csr_der, Some(&id), self.ca.profile())?;
-                // Spend the secret only now that the request is known good; losing the race
-                // to a concurrent use of the same secret means this request gets nothing.
-                if !self
-                    .store
-                    .consume_enrollment_secret(&id, &stored.mac, DeviceState::Enrolled, self.now())
-                    .await?
-                {
-                    return Err(refused());
-                }
-                self.issue_and_record(&id, &csr.key, "device.enrolled", "secret")
-                    .await
+                // The secret is spent only now that the request is known good.
+                self.issue_and_record(
+                    &id,
+                    &csr.key,
+                    "device.enrolled",
+                    "secret",
+                    Some(&stored.mac),
+                )
+                .await
             }
             EnrollAuth::Certificate { chain } => {
                 let leaf = chain.first().ok_or_else(refused)?;
@@ -141,13 +149,7 @@ impl Pki {
                 let device = self.store.get_device(&id).await?.ok_or_else(refused)?;
                 usable(&device, true)?;
                 let csr = check_csr(csr_der, Some(&id), self.ca.profile())?;
-                if device.state == DeviceState::Registered {
-                    let mut enrolled = device.clone();
-                    enrolled.state = DeviceState::Enrolled;
-                    enrolled.updated_at = self.now();
-                    self.store.update_device(&enrolled).await?;
-                }
-                self.issue_and_record(&id, &csr.key, "device.enrolled", "idevid")
+                self.issue_and_record(&id, &csr.key, "device.enrolled", "idevid", None)
                     .await
             }
         }
@@ -189,7 +191,7 @@ impl Pki {
         let device = self.store.get_device(id).await?.ok_or_else(refused)?;
         usable(&device, false)?;
         let csr = check_csr(csr_der, Some(id), self.ca.profile())?;
-        self.issue_and_record(id, &csr.key, "device.reenrolled", "certificate")
+        self.issue_and_record(id, &csr.key, "device.reenrolled", "certificate", None)
             .await
     }
 }

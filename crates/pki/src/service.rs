@@ -13,9 +13,8 @@ use crate::ca::CertificateAuthority;
 use crate::chain::TrustAnchor;
 use crate::crl::CrlPublisher;
 
-/// Called with a serial whenever this node issues or revokes a certificate (the OCSP
-/// responder pre-signs or re-signs its answer; other nodes learn of revocations through the
-/// store's change feed).
+/// Called with a serial whenever this node revokes a certificate (the OCSP responder drops and
+/// re-signs its answer; other nodes learn through the store's change feed).
 pub type CertificateHook = Arc<dyn Fn(&str) + Send + Sync>;
 
 pub struct Pki {
@@ -29,7 +28,6 @@ pub struct Pki {
     /// Manufacturer CAs whose certificates (IDevIDs) may authenticate a first enrollment.
     pub(crate) manufacturers: Vec<TrustAnchor>,
     pub(crate) on_revoke: Vec<CertificateHook>,
-    pub(crate) on_issue: Vec<CertificateHook>,
     pub(crate) clock: Arc<dyn Fn() -> i64 + Send + Sync>,
 }
 
@@ -73,7 +71,6 @@ impl Pki {
             issuing_anchor,
             manufacturers: Vec::new(),
             on_revoke: Vec::new(),
-            on_issue: Vec::new(),
             clock: Arc::new(system_clock),
         })
     }
@@ -89,17 +86,6 @@ impl Pki {
     pub fn with_revocation_hook(mut self, hook: CertificateHook) -> Pki {
         self.on_revoke.push(hook);
         self
-    }
-
-    pub fn with_issuance_hook(mut self, hook: CertificateHook) -> Pki {
-        self.on_issue.push(hook);
-        self
-    }
-
-    pub(crate) fn certificate_issued(&self, serial: &str) {
-        for hook in &self.on_issue {
-            hook(serial);
-        }
     }
 
     pub fn with_clock(mut self, clock: impl Fn() -> i64 + Send + Sync + 'static) -> Pki {

@@ -90,7 +90,13 @@ pub async fn open_storage(
     }
     let master = Arc::new(master);
     let store: Arc<dyn Store> = match &config.store.url {
-        Some(url) if !url.starts_with("sqlite:") => portcullis_store::open(url).await?,
+        Some(url) if !url.starts_with("sqlite:") => {
+            // `[store] password_file`: the password stays out of the URL (and of every error).
+            let password = config.store_password().map_err(|e| {
+                BootstrapError::Store(portcullis_store::StoreError::Unavailable(e.to_string()))
+            })?;
+            portcullis_store::open_with_password(url, password.as_ref().map(|p| p.as_str())).await?
+        }
         _ => {
             create_private_file(&config.sqlite_path())?;
             Arc::new(SqliteStore::open(&config.sqlite_path()).await?)

@@ -305,4 +305,16 @@ pub enum BenchCommand {
         #[arg(long)]
         count: u64,
     },
+    /// Insert COUNT registered devices (dev-00000000 ...), each with a random enrollment
+    /// secret, directly into the store of DATA_DIR.
+    LoadDevices {
+        /// The node's data directory (its SQLite store) ...
+        #[arg(long, required_unless_present = "store_url")]
+        data_dir: Option<PathBuf>,
+        /// ... or any store URL (e.g. postgres://...).
+        #[arg(long, conflicts_with = "data_dir")]
+        store_url: Option<String>,
+        #[arg(long)]
+        count: u64,
+    },
 }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use portcullis_keys::Algorithm;
 use serde::Deserialize;
+use zeroize::Zeroizing;
 
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +39,11 @@ pub struct ServerSection {
     pub tls_cert_file: Option<PathBuf>,
     /// PEM (PKCS#8) private key for `tls_cert_file`.
     pub tls_key_file: Option<PathBuf>,
+    /// Reverse proxies (CIDRs, e.g. `["10.0.0.10/32"]`) whose `X-Forwarded-For` names the
+    /// client for per-address limits, the failure lock-out and audit records: the right-most
+    /// address in it that is not itself a trusted proxy. Default empty: the header is ignored
+    /// and the TCP peer is the client. List only the proxies, never client networks.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for ServerSection {
@@ -49,6 +55,7 @@ impl Default for ServerSection {
             listen_tls: "127.0.0.1:8443".into(),
             tls_cert_file: None,
             tls_key_file: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -63,6 +70,10 @@ pub struct StoreSection {
     /// Clients kept in memory (about 1 KiB each). Default 100 000; raise it to the number of
     /// clients active within ten minutes so token requests never wait for the database.
     pub client_cache_entries: u64,
+    /// A file holding the PostgreSQL password (a secret mount), so `url` carries none. Read at
+    /// start; one trailing newline is dropped. It wins over a password in the URL,
+    /// `PGPASSWORD` and a pgpass file.
+    pub password_file: Option<PathBuf>,
 }
 
 impl Default for StoreSection {
@@ -70,6 +81,7 @@ impl Default for StoreSection {
         Self {
             url: None,
             client_cache_entries: portcullis_oauth::state::DEFAULT_CLIENT_CACHE_ENTRIES,
+            password_file: None,
         }
     }
 }
@@ -257,6 +269,7 @@ impl Config {
         self.certificate_profile()?;
         self.ca_algorithm()?;
         self.tls_listen()?;
+        self.trusted_proxies()?;
         if self.pki.crl_validity_secs < 60 || self.pki.ocsp_validity_secs < 60 {
             return Err(ConfigError::Invalid(
                 "pki.crl_validity_secs and pki.ocsp_validity_secs must be at least 60".into(),
@@ -300,6 +313,20 @@ impl Config {
                     "store.url must start with sqlite:, postgres:// or postgresql://".into(),
                 ));
             }
+        }
+        if self.store.password_file.is_some() {
+            let postgres = self.store.url.as_deref().is_some_and(|url| {
+                url.starts_with("postgres://") || url.starts_with("postgresql://")
+            });
+            if !postgres {
+                return Err(ConfigError::Invalid(
+                    "store.password_file needs a postgres:// store.url (SQLite has no password)"
+                        .into(),
+                ));
+            }
+            // Read now, so a missing or unreadable secret mount is a configuration error
+            // before anything starts (and read again when the store is opened).
+            self.store_password()?;
         }
         if let Some(issuer) = &self.server.issuer {
             if !(issuer.starts_with("http://") || issuer.starts_with("https://"))
@@ -374,6 +401,44 @@ impl Config {
                 self.server.listen_tls
             ))
         })
+    }
+
+    /// The PostgreSQL password from `[store] password_file`, if one is configured: the file's
+    /// content minus one trailing `\n` or `\r\n`. Errors name the file, never its content.
+    pub fn store_password(&self) -> Result<Option<Zeroizing<String>>, ConfigError> {
+        let Some(path) = &self.store.password_file else {
+            return Ok(None);
+        };
+        let bad = |why: String| {
+            ConfigError::Invalid(format!("store.password_file {}: {why}", path.display()))
+        };
+        // The io::Error kind only: its message is the OS's, but keep to what cannot echo.
+        let bytes = Zeroizing::new(
+            std::fs::read(path).map_err(|e| bad(format!("cannot be read ({})", e.kind())))?,
+        );
+        let mut password = Zeroizing::new(
+            std::str::from_utf8(&bytes)
+                .map_err(|_| bad("is not UTF-8 text".into()))?
+                .to_owned(),
+        );
+        if password.ends_with('\n') {
+            password.pop();
+            if password.ends_with('\r') {
+                password.pop();
+            }
+        }
+        if password.is_empty() {
+            return Err(bad("is empty".into()));
+        }
+        Ok(Some(password))
+    }
+
+    /// The proxies whose `X-Forwarded-For` is believed (`[server] trusted_proxies`).
+    pub fn trusted_proxies(
+        &self,
+    ) -> Result<portcullis_core::forwarded::TrustedProxies, ConfigError> {
+        portcullis_core::forwarded::TrustedProxies::parse(&self.server.trusted_proxies)
+            .map_err(|e| ConfigError::Invalid(format!("server.trusted_proxies: {e}")))
     }
 
     /// The access-token signing algorithm.
@@ -497,6 +562,10 @@ mod tests {
             ("PORTCULLIS_KEYS__BACKEND", "pkcs11"),
             ("PORTCULLIS_STORE__URL", "mysql://x"),
             ("PORTCULLIS_SERVER__ISSUER", "https://as/"),
+            ("PORTCULLIS_SERVER__TRUSTED_PROXIES", "[\"10.0.0.0/33\"]"),
+            ("PORTCULLIS_SERVER__TRUSTED_PROXIES", "[\"10.1.2.3/8\"]"),
+            ("PORTCULLIS_SERVER__TRUSTED_PROXIES", "[\"proxy.internal\"]"),
+            ("PORTCULLIS_SERVER__TRUSTED_PROXIES", "10.0.0.0/8"),
         ] {
             assert!(
                 Config::load(None, env(&[(k, v)])).is_err(),
@@ -508,5 +577,107 @@ mod tests {
         std::fs::write(&path, "[server\n").unwrap();
         assert!(Config::load(Some(&path), env(&[])).is_err());
         assert!(Config::load(Some(&dir.path().join("missing.toml")), env(&[])).is_err());
+    }
+
+    #[test]
+    fn the_store_password_comes_from_its_file_and_errors_never_show_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("db-password");
+        let pg = (
+            "PORTCULLIS_STORE__URL",
+            "postgres://portcullis@db.internal/portcullis",
+        );
+        let file_env = ("PORTCULLIS_STORE__PASSWORD_FILE", file.to_str().unwrap());
+        for (content, want) in [
+            ("s3cr3t-Pa55\n", "s3cr3t-Pa55"),
+            ("s3cr3t-Pa55\r\n", "s3cr3t-Pa55"),
+            ("s3cr3t-Pa55", "s3cr3t-Pa55"),
+            (" spaced pass \n\n", " spaced pass \n"),
+        ] {
+            std::fs::write(&file, content).unwrap();
+            let c = Config::load(None, env(&[pg, file_env])).unwrap();
+            assert_eq!(c.store_password().unwrap().unwrap().as_str(), want);
+        }
+        assert!(Config::load(None, env(&[pg]))
+            .unwrap()
+            .store_password()
+            .unwrap()
+            .is_none());
+
+        std::fs::write(&file, "s3cr3t-Pa55\n").unwrap();
+        let errors = [
+            // Missing or unreadable (a directory) file: named, content never shown.
+            env(&[
+                pg,
+                (
+                    "PORTCULLIS_STORE__PASSWORD_FILE",
+                    "/nonexistent/db-password",
+                ),
+            ]),
+            env(&[
+                pg,
+                (
+                    "PORTCULLIS_STORE__PASSWORD_FILE",
+                    dir.path().to_str().unwrap(),
+                ),
+            ]),
+            // A password file for SQLite (or the default store) makes no sense.
+            env(&[file_env]),
+            env(&[("PORTCULLIS_STORE__URL", "sqlite:/tmp/p.db"), file_env]),
+        ];
+        for e in errors {
+            let err = Config::load(None, e.clone()).unwrap_err().to_string();
+            assert!(err.contains("store.password_file"), "{e:?}: {err}");
+            assert!(!err.contains("s3cr3t"), "{e:?}: {err}");
+        }
+        let missing = Config::load(
+            None,
+            env(&[
+                pg,
+                (
+                    "PORTCULLIS_STORE__PASSWORD_FILE",
+                    "/nonexistent/db-password",
+                ),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(missing.contains("/nonexistent/db-password"), "{missing}");
+        std::fs::write(&file, "\n").unwrap();
+        let empty = Config::load(None, env(&[pg, file_env]))
+            .unwrap_err()
+            .to_string();
+        assert!(empty.contains("is empty"), "{empty}");
+    }
+
+    #[test]
+    fn trusted_proxies_are_cidrs_and_default_to_none() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert!(c.trusted_proxies().unwrap().is_empty());
+        let c = Config::load(
+            None,
+            env(&[(
+                "PORTCULLIS_SERVER__TRUSTED_PROXIES",
+                "[\"127.0.0.1/32\", \"10.0.0.0/8\", \"fd00::/8\", \"192.0.2.7\"]",
+            )]),
+        )
+        .unwrap();
+        let trusted = c.trusted_proxies().unwrap();
+        assert!(trusted.is_trusted("10.1.2.3".parse().unwrap()));
+        assert!(trusted.is_trusted("192.0.2.7".parse().unwrap()));
+        assert!(!trusted.is_trusted("192.0.2.8".parse().unwrap()));
+        let err = Config::load(
+            None,
+            env(&[(
+                "PORTCULLIS_SERVER__TRUSTED_PROXIES",
+                "[\"10.0.0.0/8\", \"10.0.0.0/33\"]",
+            )]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("server.trusted_proxies") && err.contains("\"10.0.0.0/33\""),
+            "{err}"
+        );
     }
 }

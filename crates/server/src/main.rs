@@ -83,6 +83,19 @@ fn main() -> ExitCode {
             });
             runtime().and_then(|rt| rt.block_on(commands::bench::load_clients(&url, count)))
         }
+        Command::Bench(BenchCommand::LoadDevices {
+            data_dir,
+            store_url,
+            count,
+        }) => {
+            let url = store_url.unwrap_or_else(|| {
+                format!(
+                    "sqlite:{}",
+                    data_dir.unwrap_or_default().join("portcullis.db").display()
+                )
+            });
+            runtime().and_then(|rt| rt.block_on(commands::bench::load_devices(&url, count)))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

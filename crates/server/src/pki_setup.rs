@@ -97,24 +97,20 @@ pub async fn start(
     )
     .and_then(|p| p.with_manufacturer_cas(manufacturers))
     .map_err(|e| format!("device PKI: {e}"))?
-    .with_revocation_hook(presigning(hook_ocsp.clone(), true))
-    .with_issuance_hook(presigning(hook_ocsp, false));
+    .with_revocation_hook(presigning(hook_ocsp));
     Ok(NodePki {
         pki: Arc::new(pki),
         ocsp,
     })
 }
 
-/// A hook that (after dropping the stale answer, for a revocation) signs the certificate's
-/// OCSP response in the background, so the first relying party to ask gets a cached answer.
-fn presigning(
-    ocsp: Arc<OcspResponder>,
-    invalidate: bool,
-) -> portcullis_pki::service::CertificateHook {
+/// The revocation hook: drops the certificate's pre-signed OCSP answer and signs the new
+/// one in the background, so relying parties asking right after get a cached `revoked`.
+/// (Answers for new certificates are signed on first request and cached from then on:
+/// signing them at issuance doubled the cost of an enrollment.)
+fn presigning(ocsp: Arc<OcspResponder>) -> portcullis_pki::service::CertificateHook {
     Arc::new(move |serial: &str| {
-        if invalidate {
-            ocsp.invalidate(serial);
-        }
+        ocsp.invalidate(serial);
         let (ocsp, serial) = (ocsp.clone(), serial.to_owned());
         tokio::spawn(async move {
             if let Err(e) = ocsp.presign(&serial).await {

@@ -83,6 +83,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         auth_failures_per_minute: config.rate_limit.auth_failures_per_minute,
         assertion_algorithms: config.assertion_algorithms().map_err(|e| e.to_string())?,
         mtls_base: tls_local.map(|a| format!("https://{a}")),
+        trusted_proxies: config.trusted_proxies().map_err(|e| e.to_string())?,
     };
     let server = Arc::new(
         AuthServer::new(

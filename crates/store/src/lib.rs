@@ -31,12 +31,31 @@ use portcullis_core::{ClientId, Kid, UnixTime};
 /// `sqlite:PATH` (also `sqlite://PATH`) opens or creates an SQLite file, `postgres://...` or
 /// `postgresql://...` connects to PostgreSQL. Either way the schema is migrated first.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    open_with_password(url, None).await
+}
+
+/// Like [`open`], with the PostgreSQL password given apart from the URL (from
+/// `[store] password_file`), so the URL carries none; it wins over a password in the URL.
+/// SQLite has no password: giving one with an `sqlite:` URL is refused. The password is never
+/// part of an error.
+pub async fn open_with_password(
+    url: &str,
+    password: Option<&str>,
+) -> Result<Arc<dyn Store>, StoreError> {
     if let Some(path) = url.strip_prefix("sqlite:") {
+        if password.is_some() {
+            return Err(StoreError::Unavailable(
+                "a database password applies only to PostgreSQL, not to an sqlite: store"
+                    .to_owned(),
+            ));
+        }
         let path = path.strip_prefix("//").unwrap_or(path);
         return Ok(Arc::new(sqlite::SqliteStore::open(Path::new(path)).await?));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Ok(Arc::new(postgres::PostgresStore::connect(url).await?));
+        return Ok(Arc::new(
+            postgres::PostgresStore::connect_with_password(url, password).await?,
+        ));
     }
     // The URL itself is not echoed: it may carry a password.
     Err(StoreError::Unavailable(
@@ -202,6 +221,17 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         now: UnixTime,
     ) -> Result<bool, StoreError>;
 
+    /// Records an enrollment in one transaction: the device becomes `enrolled` — spending its
+    /// one-time secret if `spend` names the MAC it must still hold, else only if it is still
+    /// `registered` or `enrolled` — and `cert` is inserted. `false` (and nothing written) when
+    /// the secret was spent meanwhile or the device left those states.
+    async fn record_enrollment(
+        &self,
+        id: &DeviceId,
+        spend: Option<&str>,
+        now: UnixTime,
+        cert: &IssuedCertificate,
+    ) -> Result<bool, StoreError>;
     /// Records an issued certificate; [`StoreError::Conflict`] on a duplicate serial (or a
     /// duplicate SHA-256: one DER is recorded once).
     async fn insert_certificate(&self, cert: &IssuedCertificate) -> Result<(), StoreError>;
@@ -254,6 +284,122 @@ mod open_tests {
         let err = open("mysql://u:hunter2@db/x").await.unwrap_err();
         assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
         assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    /// A PostgreSQL server that asks for a cleartext password, reports what it received and
+    /// refuses it (the machines' real PostgreSQL trusts everyone, so it checks no password).
+    fn password_refusing_server() -> (u16, std::sync::mpsc::Receiver<String>) {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (tx, rx) = std::sync::mpsc::channel();
+        /// One message: an optional type byte, a length that counts itself, the body.
+        fn read_message(stream: &mut std::net::TcpStream, typed: bool) -> Option<Vec<u8>> {
+            let mut head = vec![0u8; if typed { 5 } else { 4 }];
+            stream.read_exact(&mut head).ok()?;
+            let len = u32::from_be_bytes(head[head.len() - 4..].try_into().ok()?);
+            let mut body = vec![0u8; (len as usize).checked_sub(4)?];
+            stream.read_exact(&mut body).ok()?;
+            Some(body)
+        }
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                // SSLRequest (code 80877103) first unless sslmode=disable: say no, then the
+                // StartupMessage follows.
+                let Some(first) = read_message(&mut stream, false) else {
+                    continue;
+                };
+                if first.get(..4) == Some(&80_877_103u32.to_be_bytes()[..]) {
+                    let _ = stream.write_all(b"N");
+                    if read_message(&mut stream, false).is_none() {
+                        continue;
+                    }
+                }
+                // AuthenticationCleartextPassword.
+                let _ = stream.write_all(&[b'R', 0, 0, 0, 8, 0, 0, 0, 3]);
+                let Some(password) = read_message(&mut stream, true) else {
+                    continue;
+                };
+                let password =
+                    String::from_utf8_lossy(password.strip_suffix(&[0]).unwrap_or(&password));
+                let _ = tx.send(password.into_owned());
+                let mut fields = Vec::new();
+                for (code, value) in [
+                    (b'S', "FATAL"),
+                    (b'V', "FATAL"),
+                    (b'C', "28P01"),
+                    (
+                        b'M',
+                        "password authentication failed for user \"portcullis\"",
+                    ),
+                ] {
+                    fields.push(code);
+                    fields.extend_from_slice(value.as_bytes());
+                    fields.push(0);
+                }
+                fields.push(0);
+                let mut error = vec![b'E'];
+                error.extend_from_slice(&(fields.len() as u32 + 4).to_be_bytes());
+                error.extend_from_slice(&fields);
+                let _ = stream.write_all(&error);
+            }
+        });
+        (port, rx)
+    }
+
+    #[tokio::test]
+    async fn a_postgres_password_is_sent_but_never_echoed() {
+        let (port, received) = password_refusing_server();
+        for url in [
+            format!("postgres://portcullis@127.0.0.1:{port}/portcullis?sslmode=disable"),
+            // The given password wins over one in the URL.
+            format!("postgres://portcullis:url-pass@127.0.0.1:{port}/portcullis"),
+        ] {
+            let Err(err) = open_with_password(&url, Some("s3cr3t-Pa55")).await else {
+                panic!("the server refuses every password");
+            };
+            let shown = format!("{err} {err:?}");
+            assert!(shown.contains("password authentication failed"), "{shown}");
+            assert!(
+                !shown.contains("s3cr3t"),
+                "the password is never echoed: {shown}"
+            );
+            let sent = received
+                .recv_timeout(std::time::Duration::from_secs(10))
+                .unwrap();
+            assert_eq!(sent, "s3cr3t-Pa55", "{url}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_password_for_sqlite_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("open.db").display());
+        let err = open_with_password(&url, Some("s3cr3t-Pa55"))
+            .await
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("only to PostgreSQL"), "{err}");
+        assert!(!err.to_string().contains("s3cr3t"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_connection_with_a_password_works() {
+        // Trust authentication on the test machines accepts any password: this proves the
+        // password does not get in the way of a real connection and its migrations.
+        postgres::test_schema::with_test_schema(|schema| async move {
+            let sep = if schema.url().contains('?') { '&' } else { '?' };
+            let url = format!(
+                "{}{sep}options[search_path]={}",
+                schema.url(),
+                schema.name()
+            );
+            let store = open_with_password(&url, Some("s3cr3t-Pa55")).await.unwrap();
+            store.ping().await.unwrap();
+            assert!(store.list_clients(None, 1).await.unwrap().is_empty());
+        })
+        .await;
     }
 
     #[tokio::test]

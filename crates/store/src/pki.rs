@@ -10,8 +10,8 @@ use portcullis_core::UnixTime;
 /// A certificate the CA issued.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IssuedCertificate {
-    /// The serial number as lowercase hex without leading zero bytes stripped (exactly the
-    /// bytes in the certificate); the primary key.
+    /// The serial number as lowercase hex of the DER INTEGER's content with leading zero
+    /// octets stripped (`portcullis_pki::serial::serial_hex`); the primary key.
     pub serial: String,
     /// The device it was issued to; `None` for certificates of the server itself.
     pub device_id: Option<DeviceId>,

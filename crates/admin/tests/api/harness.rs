@@ -39,6 +39,17 @@ impl Harness {
     pub async fn new() -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let (server, clock) = crate::harness::backends::build(dir.path()).await;
+        Self::assemble(server, clock, dir)
+    }
+
+    /// A harness over `store` (e.g. a PostgreSQL test schema) instead of a fresh SQLite file.
+    pub async fn with_store(store: Arc<dyn portcullis_store::Store>) -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let (server, clock) = crate::harness::backends::build_on(store).await;
+        Self::assemble(server, clock, dir)
+    }
+
+    fn assemble(server: AuthServer, clock: Arc<AtomicI64>, dir: tempfile::TempDir) -> Harness {
         let server = Arc::new(server);
         let router = portcullis_admin::router(server.clone(), None);
         let mut h = Harness {
@@ -98,14 +109,20 @@ impl Harness {
     /// Sends an arbitrary request.
     pub async fn send(&self, req: Request<Body>) -> Reply {
         let res = self.router.clone().oneshot(req).await.unwrap();
-        let header_text = |name| {
-            res.headers()
-                .get(name)
-                .map(|v: &header::HeaderValue| v.to_str().unwrap().to_owned())
+        // Read before the body is awaited, so no borrow of the response (whose body is not
+        // `Sync`) lives across an await and the future stays `Send`.
+        let (status, content_type, www_authenticate) = {
+            let header_text = |name| {
+                res.headers()
+                    .get(name)
+                    .map(|v: &header::HeaderValue| v.to_str().unwrap().to_owned())
+            };
+            (
+                res.status(),
+                header_text(header::CONTENT_TYPE),
+                header_text(header::WWW_AUTHENTICATE),
+            )
         };
-        let status = res.status();
-        let content_type = header_text(header::CONTENT_TYPE);
-        let www_authenticate = header_text(header::WWW_AUTHENTICATE);
         let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
             .await
             .unwrap();
@@ -171,6 +188,11 @@ pub mod backends {
                 .await
                 .unwrap(),
         );
+        build_on(store).await
+    }
+
+    /// The server state over an empty `store` of either backend.
+    pub async fn build_on(store: Arc<dyn portcullis_store::Store>) -> (AuthServer, Arc<AtomicI64>) {
         let master = Arc::new(MasterKey::generate().unwrap());
         let (signer, _pkcs8) = SoftwareSigner::generate(Algorithm::ES256).unwrap();
         let keys = Arc::new(KeyRing::new(Arc::new(signer), Vec::new()));
@@ -191,6 +213,7 @@ pub mod backends {
             auth_failures_per_minute: 0,
             assertion_algorithms: Algorithm::ALL.to_vec(),
             mtls_base: None,
+            trusted_proxies: Default::default(),
         };
         let clock = Arc::new(AtomicI64::new(T0));
         let c = clock.clone();

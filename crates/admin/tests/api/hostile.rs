@@ -43,6 +43,113 @@ type CreateCase = (
     &'static str,
 );
 
+/// Create requests smuggling a NUL (JSON `\u0000`) into each text field a client has: (label,
+/// body, a phrase of the detail). PostgreSQL cannot store a NUL in TEXT, so each must be
+/// refused by validation (400) before it reaches any store, never surface as a store error.
+const NUL_CREATES: &[(&str, &str, &str)] = &[
+    ("NUL in name", r#"{"name":"a\u0000b"}"#, "name"),
+    (
+        "NUL in client id",
+        r#"{"name":"a","client_id":"a\u0000"}"#,
+        "client_id",
+    ),
+    (
+        "NUL in scope",
+        r#"{"name":"a","scopes":["a\u0000"]}"#,
+        "scope",
+    ),
+    (
+        "NUL in audience",
+        r#"{"name":"a","audiences":["https://a\u0000b"]}"#,
+        "audience",
+    ),
+    (
+        "NUL in jwks_uri",
+        r#"{"name":"a","auth_method":"private_key_jwt","jwks_uri":"https://k.test/\u0000"}"#,
+        "jwks_uri",
+    ),
+    (
+        "NUL in subject DN",
+        r#"{"name":"a","auth_method":"tls_client_auth","tls_client_auth_subject_dn":"CN=a\u0000"}"#,
+        "tls_client_auth_subject_dn",
+    ),
+    (
+        "NUL in SAN URI",
+        r#"{"name":"a","auth_method":"tls_client_auth","tls_client_auth_san_uri":"urn:a\u0000"}"#,
+        "tls_client_auth_san_uri",
+    ),
+];
+
+/// Every NUL case answers the same 400 on `h`'s backend, creates nothing, and the same goes
+/// for updates; a NUL inside a JWK Set (stored as escaped JSON text) round-trips.
+async fn nul_bytes_are_refused_by_validation(h: &Harness, backend: &str) {
+    for (what, body, needle) in NUL_CREATES {
+        let r = h
+            .send(raw(
+                h,
+                Method::POST,
+                "/clients",
+                Some("application/json"),
+                *body,
+            ))
+            .await;
+        let detail = r.assert_problem(StatusCode::BAD_REQUEST);
+        assert!(detail.contains(needle), "{backend}, {what}: {detail:?}");
+    }
+    h.create(json!({"name": "n", "client_id": "n"})).await;
+    let mut jwks = public_jwks();
+    jwks["keys"][0]["kid"] = json!("k\u{0}1");
+    h.create(json!({"name": "j", "client_id": "j", "auth_method": "private_key_jwt", "jwks": jwks.clone()}))
+        .await;
+    for (path, patch, needle) in [
+        ("/clients/n", json!({"name": "a\u{0}b"}), "name"),
+        (
+            "/clients/n",
+            json!({"audiences": ["https://a\u{0}"]}),
+            "audience",
+        ),
+        (
+            "/clients/j",
+            json!({"jwks_uri": "https://k.test/\u{0}"}),
+            "jwks_uri",
+        ),
+    ] {
+        let r = h.call(Method::PATCH, path, Some(patch.clone())).await;
+        let detail = r.assert_problem(StatusCode::BAD_REQUEST);
+        assert!(
+            detail.contains(needle),
+            "{backend}, PATCH {patch}: {detail:?}"
+        );
+    }
+    assert_eq!(
+        h.stored("n").await.unwrap().name,
+        "n",
+        "{backend}: unchanged"
+    );
+    let shown = h.call(Method::GET, "/clients/j", None).await;
+    assert_eq!(shown.status, StatusCode::OK, "{backend}: {}", shown.body);
+    assert_eq!(
+        shown.body["jwks"], jwks,
+        "{backend}: an escaped NUL round-trips"
+    );
+    let listed = h.call(Method::GET, "/clients", None).await;
+    assert_eq!(
+        listed.body["clients"].as_array().unwrap().len(),
+        4,
+        "{backend}: only n and j were created (besides the harness's two)"
+    );
+}
+
+#[tokio::test]
+async fn nul_bytes_are_refused_alike_on_sqlite_and_postgres() {
+    nul_bytes_are_refused_by_validation(&Harness::new().await, "SQLite").await;
+    portcullis_store::postgres::test_schema::with_test_schema(|schema| async move {
+        let h = Harness::with_store(std::sync::Arc::new(schema.connect().await)).await;
+        nul_bytes_are_refused_by_validation(&h, "PostgreSQL").await;
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn hostile_create_requests_get_exact_problems() {
     let h = Harness::new().await;
@@ -55,7 +162,7 @@ async fn hostile_create_requests_get_exact_problems() {
     let mut off_curve = public_jwks();
     off_curve["keys"][0]["y"] = json!("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
     let json_type = Some("application/json");
-    let cases: Vec<CreateCase> = vec![
+    let mut cases: Vec<CreateCase> = vec![
         (
             "malformed JSON",
             json_type,
@@ -341,6 +448,10 @@ async fn hostile_create_requests_get_exact_problems() {
             "already exists",
         ),
     ];
+    cases.extend(NUL_CREATES.iter().map(|(what, body, needle)| {
+        let body = body.as_bytes().to_vec();
+        (*what, json_type, body, StatusCode::BAD_REQUEST, *needle)
+    }));
     for (what, content_type, body, status, needle) in cases {
         let r = h
             .send(raw(&h, Method::POST, "/clients", content_type, body))

@@ -152,6 +152,15 @@ impl Store for FlakyStore {
             .consume_enrollment_secret(id, expected_mac, state, now)
             .await
     }
+    async fn record_enrollment(
+        &self,
+        id: &DeviceId,
+        spend: Option<&str>,
+        now: UnixTime,
+        cert: &IssuedCertificate,
+    ) -> Result<bool, StoreError> {
+        self.inner.record_enrollment(id, spend, now, cert).await
+    }
     async fn insert_certificate(&self, cert: &IssuedCertificate) -> Result<(), StoreError> {
         self.inner.insert_certificate(cert).await
     }

@@ -159,6 +159,7 @@ impl Harness {
             auth_failures_per_minute: 10,
             assertion_algorithms: vec![Algorithm::ES256, Algorithm::EdDSA],
             mtls_base,
+            trusted_proxies: Default::default(),
         };
         let mut server = AuthServer::new(
             settings,

@@ -3,7 +3,10 @@
 //! is printed, so a load generator can spread requests over every client id and exercise
 //! cache misses, not just one hot entry.
 
+use std::collections::BTreeMap;
+
 use portcullis_core::client::{AuthMethod, Client, DEFAULT_TOKEN_TTL_SECS};
+use portcullis_core::device::{Device, DeviceId, DeviceState};
 use portcullis_core::{ClientId, ScopeSet, Secret, SecretHash};
 use portcullis_keys::random::random_array;
 
@@ -65,5 +68,57 @@ pub async fn load_clients(store_url: &str, count: u64) -> Result<(), CommandErro
     let summary =
         serde_json::json!({"prefix": "bulk-", "count": count, "client_secret": secret.expose()});
     println!("{summary}");
+    Ok(())
+}
+
+/// Inserts `count` registered devices named `dev-<8 digits>` (model `TH-20`, one attribute),
+/// each with its own random one-time enrollment secret (only its HMAC is stored, as
+/// `device register` does; the secrets are not kept), in transactions of [`BATCH`]. Devices
+/// already present are skipped, so a rerun tops up. Prints `{"prefix":"dev-","count":N}`.
+pub async fn load_devices(store_url: &str, count: u64) -> Result<(), CommandError> {
+    let fail = |e: String| CommandError::Failed(e);
+    let store = portcullis_store::open(store_url)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let pepper = store
+        .get_setting(PEPPER_SETTING)
+        .await
+        .map_err(|e| fail(e.to_string()))?
+        .ok_or_else(|| fail("start the node once first: no pepper in this store".into()))?;
+    let now = unix_now();
+    let started = std::time::Instant::now();
+    let (mut done, mut inserted) = (0, 0);
+    while done < count {
+        let n = BATCH.min(count - done);
+        let batch = (done..done + n)
+            .map(|i| {
+                let secret = Secret::from_random_bytes(
+                    &random_array::<32>().map_err(|e| fail(e.to_string()))?,
+                );
+                Ok(Device {
+                    device_id: DeviceId::parse(format!("dev-{i:08}"))
+                        .unwrap_or_else(|_| unreachable!()),
+                    model: Some("TH-20".to_owned()),
+                    attrs: BTreeMap::from([("site".to_owned(), format!("plant-{}", i % 100))]),
+                    state: DeviceState::Registered,
+                    enrollment_secret: Some(SecretHash::of(&pepper, &secret, None)),
+                    created_at: now,
+                    updated_at: now,
+                })
+            })
+            .collect::<Result<Vec<Device>, CommandError>>()?;
+        inserted += store
+            .insert_devices(&batch)
+            .await
+            .map_err(|e| fail(e.to_string()))?
+            .len();
+        done += n;
+        eprint!("\rloaded {done}/{count}");
+    }
+    eprintln!(
+        "\nloaded {count} devices ({inserted} new) in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    println!("{}", serde_json::json!({"prefix": "dev-", "count": count}));
     Ok(())
 }

@@ -265,6 +265,53 @@ pub async fn enrollment_secret_is_spent_once(store: &dyn Store) {
         .expect("unknown device"));
 }
 
+/// An enrollment is one transaction: the secret is spent and the certificate recorded
+/// together, or neither (a spent secret, a suspended device).
+pub async fn an_enrollment_records_state_and_certificate_together(store: &dyn Store) {
+    let device = sample_device("pki-record");
+    store.insert_device(&device).await.expect("insert");
+    let id = &device.device_id;
+    let first = sample_certificate(&serial(20, 1), Some("pki-record"), super::FAR_FUTURE);
+    assert!(store
+        .record_enrollment(id, Some("mac-of-pki-record"), 90, &first)
+        .await
+        .expect("enroll"));
+    let enrolled = store.get_device(id).await.expect("get").expect("device");
+    assert_eq!(enrolled.state, DeviceState::Enrolled);
+    assert_eq!(enrolled.enrollment_secret, None);
+    assert_eq!(
+        store.get_certificate(&first.serial).await.expect("get"),
+        Some(first.clone())
+    );
+    // A replay of the secret writes neither the state nor the certificate.
+    let replay = sample_certificate(&serial(20, 2), Some("pki-record"), super::FAR_FUTURE);
+    assert!(!store
+        .record_enrollment(id, Some("mac-of-pki-record"), 91, &replay)
+        .await
+        .expect("replay"));
+    assert_eq!(
+        store.get_certificate(&replay.serial).await.expect("get"),
+        None
+    );
+    // Renewal (no secret) works while enrolled, not once suspended.
+    assert!(store
+        .record_enrollment(id, None, 92, &replay)
+        .await
+        .expect("renew"));
+    let mut suspended = store.get_device(id).await.expect("get").expect("device");
+    suspended.state = DeviceState::Suspended;
+    assert!(store.update_device(&suspended).await.expect("suspend"));
+    let late = sample_certificate(&serial(20, 3), Some("pki-record"), super::FAR_FUTURE);
+    assert!(!store
+        .record_enrollment(id, None, 93, &late)
+        .await
+        .expect("suspended"));
+    assert_eq!(
+        store.get_certificate(&late.serial).await.expect("get"),
+        None
+    );
+}
+
 /// Eight enrollments presenting one secret at once (each on a pooled connection of its own,
 /// so the UPDATEs race in the database): exactly one wins.
 pub async fn concurrent_enrollments_with_one_secret_have_one_winner(store: &dyn Store) {

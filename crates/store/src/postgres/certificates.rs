@@ -11,7 +11,10 @@ use crate::rows::{
 };
 use crate::StoreError;
 
-pub(super) async fn insert(pool: &PgPool, cert: &IssuedCertificate) -> Result<(), StoreError> {
+pub(super) async fn insert(
+    pool: impl sqlx::PgExecutor<'_>,
+    cert: &IssuedCertificate,
+) -> Result<(), StoreError> {
     let sql = format!(
         "INSERT INTO certificates ({CERTIFICATE_COLUMNS}) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"

@@ -152,7 +152,7 @@ pub(super) async fn update(pool: &PgPool, device: &Device) -> Result<bool, Store
 /// several enrollments presenting the same secret, on any nodes, exactly one wins. The winner
 /// announces `device:<id>`.
 pub(super) async fn consume_enrollment_secret(
-    pool: &PgPool,
+    pool: impl sqlx::PgExecutor<'_>,
     id: &DeviceId,
     expected_mac: &str,
     state: DeviceState,

@@ -23,6 +23,7 @@ mod certificates;
 mod clients;
 mod copy_text;
 mod devices;
+mod enrollment;
 mod keys;
 mod leases;
 mod listen;
@@ -69,7 +70,21 @@ impl PostgresStore {
     /// Connects to `url` (`postgres://user@host:port/db?...`) and migrates the database's
     /// default schema (normally `public`) to the current version.
     pub async fn connect(url: &str) -> Result<PostgresStore, StoreError> {
-        let options = connect_options(url)?;
+        Self::connect_with_password(url, None).await
+    }
+
+    /// Like [`connect`](Self::connect), with the password given apart from the URL (read from
+    /// a secret file, `[store] password_file`), so the URL in the configuration carries none.
+    /// It replaces any password of the URL, `PGPASSWORD` or a pgpass file. Errors never
+    /// contain it: PostgreSQL's "password authentication failed" names only the user.
+    pub async fn connect_with_password(
+        url: &str,
+        password: Option<&str>,
+    ) -> Result<PostgresStore, StoreError> {
+        let mut options = connect_options(url)?;
+        if let Some(password) = password {
+            options = options.password(password);
+        }
         Self::connect_with_options(options).await
     }
 
@@ -313,6 +328,16 @@ impl Store for PostgresStore {
         now: UnixTime,
     ) -> Result<bool, StoreError> {
         devices::consume_enrollment_secret(&self.pool, id, expected_mac, state, now).await
+    }
+
+    async fn record_enrollment(
+        &self,
+        id: &DeviceId,
+        spend: Option<&str>,
+        now: UnixTime,
+        cert: &IssuedCertificate,
+    ) -> Result<bool, StoreError> {
+        enrollment::record(&self.pool, id, spend, now, cert).await
     }
 
     async fn insert_certificate(&self, cert: &IssuedCertificate) -> Result<(), StoreError> {

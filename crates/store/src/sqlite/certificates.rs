@@ -10,7 +10,10 @@ use crate::rows::{
 };
 use crate::StoreError;
 
-pub(super) async fn insert(pool: &SqlitePool, cert: &IssuedCertificate) -> Result<(), StoreError> {
+pub(super) async fn insert(
+    pool: impl sqlx::SqliteExecutor<'_>,
+    cert: &IssuedCertificate,
+) -> Result<(), StoreError> {
     let sql = format!(
         "INSERT INTO certificates ({CERTIFICATE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
     );

@@ -125,7 +125,7 @@ pub(super) async fn update(pool: &SqlitePool, device: &Device) -> Result<bool, S
 /// One statement: SQLite runs one writer at a time, so of several enrollments presenting the
 /// same secret exactly one finds the MAC still there.
 pub(super) async fn consume_enrollment_secret(
-    pool: &SqlitePool,
+    pool: impl sqlx::SqliteExecutor<'_>,
     id: &DeviceId,
     expected_mac: &str,
     state: DeviceState,
