@@ -45,21 +45,23 @@ fn base64_lines(der: &[u8]) -> String {
     out
 }
 
-fn pkcs7_response(der: Vec<u8>) -> Response {
+/// A base64 body (RFC 7030 §4.1.3: `Content-Transfer-Encoding: base64`) of `content_type`.
+fn base64_response(content_type: &'static str, der: &[u8]) -> Response {
     (
         [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/pkcs7-mime; smime-type=certs-only"),
-            ),
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
             (
                 header::HeaderName::from_static("content-transfer-encoding"),
                 HeaderValue::from_static("base64"),
             ),
         ],
-        base64_lines(&der),
+        base64_lines(der),
     )
         .into_response()
+}
+
+fn pkcs7_response(der: Vec<u8>) -> Response {
+    base64_response("application/pkcs7-mime; smime-type=certs-only", &der)
 }
 
 /// An EST error: a status and a plain-text reason (RFC 7030 §4.2.3 allows text/plain).
@@ -116,20 +118,7 @@ async fn csrattrs() -> Response {
     crate::der_writer::push_tlv(&mut body, 0x30, &attribute);
     let mut der = Vec::new();
     crate::der_writer::push_tlv(&mut der, 0x30, &body);
-    (
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/csrattrs"),
-            ),
-            (
-                header::HeaderName::from_static("content-transfer-encoding"),
-                HeaderValue::from_static("base64"),
-            ),
-        ],
-        base64_lines(&der),
-    )
-        .into_response()
+    base64_response("application/csrattrs", &der)
 }
 
 /// The DER of the PKCS#10 in an EST request body.

@@ -99,28 +99,11 @@ fn mosquitto_accepts_an_enrolled_device_and_refuses_it_after_revocation() {
     let dev = Device::new(tmp.path(), "meter-7");
     provision_ca(&node, &dev);
     // The broker's own server certificate (its own small CA; brokers rarely use ours).
-    ok(Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-        ])
-        .args([
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-days",
-            "1",
-        ])
-        .arg("-keyout")
-        .arg(dev.path("broker.key"))
-        .arg("-out")
-        .arg(dev.path("broker.pem")));
+    dev.self_signed(
+        "broker",
+        "/CN=127.0.0.1",
+        &["-addext", "subjectAltName=IP:127.0.0.1"],
+    );
 
     let secret = register(&node, "meter-7");
     let csr = dev.csr("dev", "ec", "/CN=meter-7");

@@ -6,7 +6,7 @@ mod support;
 
 use std::process::Command;
 
-use pki::{ok, provision_ca, register, Device};
+use pki::{provision_ca, register, Device};
 use support::Node;
 
 #[test]
@@ -140,20 +140,7 @@ fn ocsp_answers_malformed_and_unknown_issuers_without_signing_anything_for_them(
     let dev = Device::new(tmp.path(), "x");
     provision_ca(&node, &dev);
     // A certificate from some other CA: its issuer hashes are not ours.
-    ok(Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-        ])
-        .args(["-subj", "/CN=foreign", "-days", "1", "-keyout"])
-        .arg(dev.path("foreign.key"))
-        .arg("-out")
-        .arg(dev.path("foreign.pem")));
+    dev.self_signed("foreign", "/CN=foreign", &[]);
     let out = Command::new("openssl")
         .args(["ocsp", "-no_nonce", "-issuer"])
         .arg(dev.path("foreign.pem"))

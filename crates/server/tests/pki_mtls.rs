@@ -123,26 +123,11 @@ fn a_device_certificate_authenticates_and_binds_tokens_until_it_is_revoked() {
     // No certificate, or a certificate from another CA: refused.
     let (status, body) = tls_post(&node, &dev, "/oauth2/token", &form, None);
     assert_eq!(status, 401, "{body}");
-    ok(Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-        ])
-        .args([
-            "-subj",
-            "/CN=gw-1",
-            "-addext",
-            "subjectAltName=URI:urn:portcullis:device:gw-1",
-        ])
-        .args(["-days", "1", "-keyout"])
-        .arg(dev.path("forged.key"))
-        .arg("-out")
-        .arg(dev.path("forged.pem")));
+    dev.self_signed(
+        "forged",
+        "/CN=gw-1",
+        &["-addext", "subjectAltName=URI:urn:portcullis:device:gw-1"],
+    );
     let (status, body) = tls_post(
         &node,
         &dev,
@@ -176,20 +161,7 @@ fn a_self_signed_certificate_registered_as_x5c_authenticates() {
     let tmp = tempfile::tempdir().unwrap();
     let dev = Device::new(tmp.path(), "svc");
     provision_ca(&node, &dev);
-    ok(Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-        ])
-        .args(["-subj", "/CN=backend-service", "-days", "2", "-keyout"])
-        .arg(dev.path("self.key"))
-        .arg("-out")
-        .arg(dev.path("self.pem")));
+    dev.self_signed("self", "/CN=backend-service", &[]);
     let der = der_of(&dev.path("self.pem"));
     // RFC 8705 §2.2: the client registers its certificate as the x5c of a JWK.
     let jwks = serde_json::json!({"keys": [{"kty": "EC", "crv": "P-256", "x5c": [STANDARD.encode(&der)]}]});
@@ -228,20 +200,7 @@ fn a_self_signed_certificate_registered_as_x5c_authenticates() {
         sha256_b64url(&der).as_str()
     );
     // Another self-signed certificate with the same subject is not the registered one.
-    ok(Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-        ])
-        .args(["-subj", "/CN=backend-service", "-days", "2", "-keyout"])
-        .arg(dev.path("other.key"))
-        .arg("-out")
-        .arg(dev.path("other.pem")));
+    dev.self_signed("other", "/CN=backend-service", &[]);
     let (status, _) = tls_post(
         &node,
         &dev,

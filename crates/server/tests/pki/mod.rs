@@ -71,6 +71,28 @@ impl Device {
         b64
     }
 
+    /// `openssl req -x509`: a self-signed P-256 certificate `<name>.pem` (key `<name>.key`),
+    /// valid for a day, for certificates that do not come from our CA.
+    pub fn self_signed(&self, name: &str, subject: &str, extra: &[&str]) -> PathBuf {
+        let pem = self.path(&format!("{name}.pem"));
+        ok(Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+            ])
+            .args(["-nodes", "-days", "1", "-subj", subject])
+            .args(extra)
+            .arg("-keyout")
+            .arg(self.path(&format!("{name}.key")))
+            .arg("-out")
+            .arg(&pem));
+        pem
+    }
+
     /// POSTs `body_file` to an EST endpoint with curl; returns (HTTP status, body path).
     pub fn est(
         &self,
