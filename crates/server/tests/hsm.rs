@@ -2,6 +2,7 @@
 //! against JWKS, introspect, restart and find the same key again. The test makes its own
 //! token in a temporary directory (`SOFTHSM2_CONF`), never the machine's.
 
+mod pki;
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -171,4 +172,61 @@ fn wrong_hsm_pin_stops_the_node_with_a_clear_error_and_no_pin() {
         !stderr.contains("99999999"),
         "the PIN must not be printed: {stderr}"
     );
+}
+
+#[test]
+fn the_device_ca_keys_live_in_softhsm_and_issue_certificates() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some((conf, pin)) = softhsm_token(tmp.path()) else {
+        return;
+    };
+    let (conf, pin) = (
+        conf.to_str().unwrap().to_owned(),
+        pin.to_str().unwrap().to_owned(),
+    );
+    let dir = tmp.path().join("data");
+    let node = Node::start_in(&dir, &hsm_env(&conf, &pin));
+    // The stored CA record holds handles of keys in the token, no sealed key material.
+    let record = Command::new("python3")
+        .args(["-c", "import sqlite3,sys,json; v=sqlite3.connect(sys.argv[1]).execute(\"select value from settings where name='pki.ca'\").fetchone()[0]; r=json.loads(v); print(r['issuing_key']['backend'], len(r['issuing_key']['sealed']), r['root_key']['backend'], len(r['root_key']['sealed']))"])
+        .arg(dir.join("portcullis.db"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&record.stdout).trim(),
+        "pkcs11 0 pkcs11 0",
+        "{}",
+        String::from_utf8_lossy(&record.stderr)
+    );
+    // A device enrolls; its certificate is signed inside the token and verifies.
+    let dev = pki::Device::new(&tmp.path().join("device"), "hsm-dev");
+    pki::provision_ca(&node, &dev);
+    let secret = pki::register(&node, "hsm-dev");
+    let csr = dev.csr("hsm", "ec", "/CN=hsm-dev");
+    let (status, out) = dev.est(
+        &node,
+        "simpleenroll",
+        &csr,
+        Some(("hsm-dev", &secret)),
+        None,
+    );
+    assert_eq!(status, 200);
+    let cert = dev.save_cert(&out, "hsm");
+    let verified = pki::ok(
+        Command::new("openssl")
+            .args(["verify", "-CAfile"])
+            .arg(dev.path("chain.pem"))
+            .arg(&cert),
+    );
+    assert!(verified.contains(": OK"), "{verified}");
+    assert!(dev.ocsp(&node, &cert, true).contains("hsm.pem: good"));
+    // After a restart the same CA (found in the token by kid) keeps issuing.
+    assert!(node.stop().success());
+    let node = Node::start_in(&dir, &hsm_env(&conf, &pin));
+    let chain = node.cli(&["ca", "export", "--chain"]);
+    assert_eq!(
+        String::from_utf8_lossy(&chain.stdout),
+        std::fs::read_to_string(dev.path("chain.pem")).unwrap()
+    );
+    assert!(dev.ocsp(&node, &cert, false).contains("hsm.pem: good"));
 }
