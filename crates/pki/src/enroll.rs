@@ -60,15 +60,20 @@ impl Pki {
     ) -> Result<IssuedCertificate, PkiError> {
         let now = self.now();
         let cert = self.ca.issue_device(device, key, now)?;
-        // One transaction: the device's state (and its one-time secret, if that is what it
-        // used) and the new certificate. Losing a race — the secret spent by a concurrent
+        // One transaction (shared with concurrent enrollments): the device's state (and its
+        // one-time secret, if that is what it used) and the new certificate. Losing a race — the secret spent by a concurrent
         // request, the device suspended meanwhile — writes nothing, and this certificate,
         // signed but never recorded or returned, is simply dropped.
-        if !self
-            .store
-            .record_enrollment(device, spend, now, &cert)
-            .await?
-        {
+        let recorded = self
+            .enrollments
+            .record(portcullis_store::Enrollment {
+                device_id: device.clone(),
+                spend: spend.map(str::to_owned),
+                at: now,
+                cert: cert.clone(),
+            })
+            .await?;
+        if !recorded {
             return Err(refused());
         }
         self.audit(

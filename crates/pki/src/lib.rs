@@ -12,6 +12,7 @@ pub mod crl;
 pub mod csr;
 mod der_writer;
 pub mod enroll;
+pub mod enrollment_writer;
 pub mod error;
 pub mod est;
 pub mod ocsp;

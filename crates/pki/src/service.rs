@@ -29,6 +29,8 @@ pub struct Pki {
     pub(crate) manufacturers: Vec<TrustAnchor>,
     pub(crate) on_revoke: Vec<CertificateHook>,
     pub(crate) clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+    /// Group commit of enrollments.
+    pub(crate) enrollments: crate::enrollment_writer::EnrollmentWriter,
 }
 
 impl std::fmt::Debug for Pki {
@@ -49,6 +51,7 @@ fn system_clock() -> i64 {
 pub const DEFAULT_CRL_VALIDITY_SECS: i64 = 24 * 3600;
 
 impl Pki {
+    /// Builds the PKI service; starts its enrollment writer on the current tokio runtime.
     pub fn new(
         ca: Arc<CertificateAuthority>,
         store: Arc<dyn Store>,
@@ -62,6 +65,7 @@ impl Pki {
             store.clone(),
             crl_validity_secs,
         ));
+        let enrollments = crate::enrollment_writer::EnrollmentWriter::start(store.clone());
         Ok(Pki {
             ca,
             store,
@@ -71,6 +75,7 @@ impl Pki {
             issuing_anchor,
             manufacturers: Vec::new(),
             on_revoke: Vec::new(),
+            enrollments,
             clock: Arc::new(system_clock),
         })
     }

@@ -16,7 +16,7 @@ pub mod sqlite;
 pub use cache::{ClientCache, RevocationCache};
 pub use changes::{Change, ChangeFeed};
 pub use error::StoreError;
-pub use pki::{CertificateFilter, IssuedCertificate, RevokedCertificate};
+pub use pki::{CertificateFilter, Enrollment, IssuedCertificate, RevokedCertificate};
 
 use std::path::Path;
 use std::sync::Arc;
@@ -221,17 +221,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         now: UnixTime,
     ) -> Result<bool, StoreError>;
 
-    /// Records an enrollment in one transaction: the device becomes `enrolled` — spending its
-    /// one-time secret if `spend` names the MAC it must still hold, else only if it is still
-    /// `registered` or `enrolled` — and `cert` is inserted. `false` (and nothing written) when
-    /// the secret was spent meanwhile or the device left those states.
-    async fn record_enrollment(
-        &self,
-        id: &DeviceId,
-        spend: Option<&str>,
-        now: UnixTime,
-        cert: &IssuedCertificate,
-    ) -> Result<bool, StoreError>;
+    /// Records enrollments, all in one transaction (group commit: concurrent enrollments
+    /// share one commit). For each, the device becomes `enrolled` — spending its one-time
+    /// secret if `spend` names the MAC it must still hold, else only if it is still
+    /// `registered` or `enrolled` — and its certificate is inserted; `false` (and nothing
+    /// written for it) when the secret was spent meanwhile or the device left those states.
+    async fn record_enrollments(&self, batch: &[Enrollment]) -> Result<Vec<bool>, StoreError>;
     /// Records an issued certificate; [`StoreError::Conflict`] on a duplicate serial (or a
     /// duplicate SHA-256: one DER is recorded once).
     async fn insert_certificate(&self, cert: &IssuedCertificate) -> Result<(), StoreError>;

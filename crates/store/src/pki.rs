@@ -27,6 +27,17 @@ pub struct IssuedCertificate {
     pub revocation_reason: Option<RevocationReason>,
 }
 
+/// One enrollment to record (see [`crate::Store::record_enrollments`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enrollment {
+    pub device_id: DeviceId,
+    /// The MAC of the one-time secret the device authenticated with, to spend; `None` for a
+    /// certificate (IDevID or renewal) authentication.
+    pub spend: Option<String>,
+    pub at: UnixTime,
+    pub cert: IssuedCertificate,
+}
+
 /// One entry of a CRL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RevokedCertificate {

@@ -10,8 +10,8 @@ use portcullis_core::device::{Device, DeviceId, DeviceState, RevocationReason};
 use portcullis_core::{ClientId, Kid, UnixTime};
 use portcullis_store::sqlite::SqliteStore;
 use portcullis_store::{
-    CertificateFilter, IssuedCertificate, RevokedCertificate, RevokedToken, Store, StoreError,
-    StoredKey,
+    CertificateFilter, Enrollment, IssuedCertificate, RevokedCertificate, RevokedToken, Store,
+    StoreError, StoredKey,
 };
 
 #[derive(Debug)]
@@ -152,14 +152,8 @@ impl Store for FlakyStore {
             .consume_enrollment_secret(id, expected_mac, state, now)
             .await
     }
-    async fn record_enrollment(
-        &self,
-        id: &DeviceId,
-        spend: Option<&str>,
-        now: UnixTime,
-        cert: &IssuedCertificate,
-    ) -> Result<bool, StoreError> {
-        self.inner.record_enrollment(id, spend, now, cert).await
+    async fn record_enrollments(&self, batch: &[Enrollment]) -> Result<Vec<bool>, StoreError> {
+        self.inner.record_enrollments(batch).await
     }
     async fn insert_certificate(&self, cert: &IssuedCertificate) -> Result<(), StoreError> {
         self.inner.insert_certificate(cert).await

@@ -11,7 +11,9 @@ use portcullis_core::device::{Device, DeviceId, DeviceState, RevocationReason};
 use portcullis_core::SecretHash;
 
 use super::FAR_FUTURE;
-use crate::{CertificateFilter, IssuedCertificate, RevokedCertificate, Store, StoreError};
+use crate::{
+    CertificateFilter, Enrollment, IssuedCertificate, RevokedCertificate, Store, StoreError,
+};
 
 pub(crate) fn device_id(s: &str) -> DeviceId {
     DeviceId::parse(s).expect("valid test device id")
@@ -265,50 +267,61 @@ pub async fn enrollment_secret_is_spent_once(store: &dyn Store) {
         .expect("unknown device"));
 }
 
-/// An enrollment is one transaction: the secret is spent and the certificate recorded
-/// together, or neither (a spent secret, a suspended device).
+/// Enrollments are recorded in one transaction: for each, the secret is spent and the
+/// certificate recorded together, or neither (a spent secret, a suspended device), without
+/// affecting the others of the batch.
 pub async fn an_enrollment_records_state_and_certificate_together(store: &dyn Store) {
     let device = sample_device("pki-record");
     store.insert_device(&device).await.expect("insert");
-    let id = &device.device_id;
-    let first = sample_certificate(&serial(20, 1), Some("pki-record"), super::FAR_FUTURE);
-    assert!(store
-        .record_enrollment(id, Some("mac-of-pki-record"), 90, &first)
-        .await
-        .expect("enroll"));
-    let enrolled = store.get_device(id).await.expect("get").expect("device");
+    let id = device.device_id.clone();
+    let enrollment = |n: u16, spend: Option<&str>, at: i64| Enrollment {
+        device_id: id.clone(),
+        spend: spend.map(str::to_owned),
+        at,
+        cert: sample_certificate(&serial(20, n), Some("pki-record"), super::FAR_FUTURE),
+    };
+    // In one batch: the secret's first use wins, its replay does not, a renewal does.
+    let batch = [
+        enrollment(1, Some("mac-of-pki-record"), 90),
+        enrollment(2, Some("mac-of-pki-record"), 91),
+        enrollment(3, None, 92),
+    ];
+    assert_eq!(
+        store.record_enrollments(&batch).await.expect("enroll"),
+        vec![true, false, true]
+    );
+    let enrolled = store.get_device(&id).await.expect("get").expect("device");
     assert_eq!(enrolled.state, DeviceState::Enrolled);
     assert_eq!(enrolled.enrollment_secret, None);
-    assert_eq!(
-        store.get_certificate(&first.serial).await.expect("get"),
-        Some(first.clone())
-    );
-    // A replay of the secret writes neither the state nor the certificate.
-    let replay = sample_certificate(&serial(20, 2), Some("pki-record"), super::FAR_FUTURE);
-    assert!(!store
-        .record_enrollment(id, Some("mac-of-pki-record"), 91, &replay)
-        .await
-        .expect("replay"));
-    assert_eq!(
-        store.get_certificate(&replay.serial).await.expect("get"),
-        None
-    );
-    // Renewal (no secret) works while enrolled, not once suspended.
-    assert!(store
-        .record_enrollment(id, None, 92, &replay)
-        .await
-        .expect("renew"));
-    let mut suspended = store.get_device(id).await.expect("get").expect("device");
+    for (n, recorded) in [(1, true), (2, false), (3, true)] {
+        assert_eq!(
+            store
+                .get_certificate(&serial(20, n))
+                .await
+                .expect("get")
+                .is_some(),
+            recorded,
+            "certificate {n}"
+        );
+    }
+    // Once suspended, a renewal records nothing.
+    let mut suspended = enrolled;
     suspended.state = DeviceState::Suspended;
     assert!(store.update_device(&suspended).await.expect("suspend"));
-    let late = sample_certificate(&serial(20, 3), Some("pki-record"), super::FAR_FUTURE);
-    assert!(!store
-        .record_enrollment(id, None, 93, &late)
-        .await
-        .expect("suspended"));
     assert_eq!(
-        store.get_certificate(&late.serial).await.expect("get"),
+        store
+            .record_enrollments(&[enrollment(4, None, 93)])
+            .await
+            .expect("suspended"),
+        vec![false]
+    );
+    assert_eq!(
+        store.get_certificate(&serial(20, 4)).await.expect("get"),
         None
+    );
+    assert_eq!(
+        store.record_enrollments(&[]).await.expect("empty"),
+        Vec::<bool>::new()
     );
 }
 

@@ -43,8 +43,8 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection};
 
 use crate::{
-    CertificateFilter, IssuedCertificate, RevokedCertificate, RevokedToken, Store, StoreError,
-    StoredKey,
+    CertificateFilter, Enrollment, IssuedCertificate, RevokedCertificate, RevokedToken, Store,
+    StoreError, StoredKey,
 };
 
 /// The schema, compiled into the binary so an upgrade needs no files beside it.
@@ -330,14 +330,8 @@ impl Store for PostgresStore {
         devices::consume_enrollment_secret(&self.pool, id, expected_mac, state, now).await
     }
 
-    async fn record_enrollment(
-        &self,
-        id: &DeviceId,
-        spend: Option<&str>,
-        now: UnixTime,
-        cert: &IssuedCertificate,
-    ) -> Result<bool, StoreError> {
-        enrollment::record(&self.pool, id, spend, now, cert).await
+    async fn record_enrollments(&self, batch: &[Enrollment]) -> Result<Vec<bool>, StoreError> {
+        enrollment::record(&self.pool, batch).await
     }
 
     async fn insert_certificate(&self, cert: &IssuedCertificate) -> Result<(), StoreError> {

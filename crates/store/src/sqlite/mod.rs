@@ -29,8 +29,8 @@ use sqlx::sqlite::{
 };
 
 use crate::{
-    CertificateFilter, IssuedCertificate, RevokedCertificate, RevokedToken, Store, StoreError,
-    StoredKey,
+    CertificateFilter, Enrollment, IssuedCertificate, RevokedCertificate, RevokedToken, Store,
+    StoreError, StoredKey,
 };
 
 /// The schema, compiled into the binary so an upgrade needs no files beside it.
@@ -269,15 +269,9 @@ impl Store for SqliteStore {
         devices::consume_enrollment_secret(&self.pool, id, expected_mac, state, now).await
     }
 
-    async fn record_enrollment(
-        &self,
-        id: &DeviceId,
-        spend: Option<&str>,
-        now: UnixTime,
-        cert: &IssuedCertificate,
-    ) -> Result<bool, StoreError> {
+    async fn record_enrollments(&self, batch: &[Enrollment]) -> Result<Vec<bool>, StoreError> {
         let _writer = self.writer.lock().await;
-        enrollment::record(&self.pool, id, spend, now, cert).await
+        enrollment::record(&self.pool, batch).await
     }
 
     async fn insert_certificate(&self, cert: &IssuedCertificate) -> Result<(), StoreError> {
