@@ -277,6 +277,15 @@ fn store_copy_moves_an_embedded_deployment_to_postgres_with_its_audit_chain() {
         .status,
         200
     );
+    // The device PKI moves too: the CA, a registered device, issued and revoked certificates.
+    node.cli_json(&["device", "register", "--id", "moved-1"]);
+    let ca_before = node.cli(&["ca", "export", "--chain"]).stdout;
+    let certs = node.cli_json(&["cert", "list"]);
+    let server_cert = certs["certificates"][0]["serial"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    node.cli_json(&["cert", "revoke", &server_cert, "--reason", "superseded"]);
     let records = node.cli_json(&["audit", "verify"])["records"]
         .as_u64()
         .unwrap();
@@ -358,6 +367,41 @@ fn store_copy_moves_an_embedded_deployment_to_postgres_with_its_audit_chain() {
         "tokens signed before the move still verify (keys copied)"
     );
     assert_eq!(introspect(&revoked), false, "revocations moved too");
+    let api = |args: &[&str]| {
+        let out = Command::new(support::BIN)
+            .args(args)
+            .args(["--json", "--server", &pg.base, "--admin-credential"])
+            .arg(dir.join("admin.json"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let ca_after = Command::new(support::BIN)
+        .args([
+            "ca",
+            "export",
+            "--chain",
+            "--server",
+            &pg.base,
+            "--admin-credential",
+        ])
+        .arg(dir.join("admin.json"))
+        .output()
+        .unwrap()
+        .stdout;
+    assert_eq!(ca_after, ca_before, "the same CA after the move");
+    let device: serde_json::Value =
+        serde_json::from_slice(&api(&["device", "show", "moved-1"])).unwrap();
+    assert_eq!(device["enrollment_pending"], true, "{device}");
+    let cert: serde_json::Value =
+        serde_json::from_slice(&api(&["cert", "show", &server_cert])).unwrap();
+    assert_eq!(cert["status"], "revoked", "{cert}");
+    assert_eq!(cert["revocation_reason"], "superseded", "{cert}");
 }
 
 #[test]

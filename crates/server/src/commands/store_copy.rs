@@ -33,7 +33,11 @@ pub async fn copy(from: &str, to: &str) -> Result<(), CommandError> {
             "the target store is not empty; copy only into a fresh database".into(),
         ));
     }
-    for name in ALL_SETTINGS {
+    for name in ALL_SETTINGS
+        .iter()
+        .copied()
+        .chain([portcullis_pki::ca::CA_SETTING])
+    {
         if let Some(value) = src.get_setting(name).await.map_err(failed)? {
             dst.put_setting_if_absent(name, &value)
                 .await
@@ -49,14 +53,54 @@ pub async fn copy(from: &str, to: &str) -> Result<(), CommandError> {
     for r in &revocations {
         dst.revoke_token(r).await.map_err(failed)?;
     }
+    let devices = copy_devices(src.as_ref(), dst.as_ref()).await?;
+    let certificates = copy_certificates(src.as_ref(), dst.as_ref()).await?;
     let audit = copy_audit(src.as_ref(), dst.as_ref()).await?;
     println!(
-        "copied {clients} clients, {} signing keys, {} revocations and {audit} audit records (chain identical)",
+        "copied {clients} clients, {} signing keys, {} revocations, {devices} devices, \
+         {certificates} certificates and {audit} audit records (chain identical)",
         keys.len(),
         revocations.len()
     );
-    eprintln!("Give the new nodes the same master key file: the signing keys are sealed under it.");
+    eprintln!(
+        "Give the new nodes the same master key file: the signing and CA keys are sealed under it."
+    );
     Ok(())
+}
+
+/// Devices keep their state and unspent enrollment secrets.
+async fn copy_devices(src: &dyn Store, dst: &dyn Store) -> Result<u64, CommandError> {
+    let (mut after, mut count) = (None, 0u64);
+    loop {
+        let page = src
+            .list_devices(after.as_ref(), PAGE)
+            .await
+            .map_err(failed)?;
+        let Some(last) = page.last() else {
+            return Ok(count);
+        };
+        after = Some(last.device_id.clone());
+        dst.insert_devices(&page).await.map_err(failed)?;
+        count += page.len() as u64;
+    }
+}
+
+/// Every issued certificate, revoked ones with their revocation (the CRL and OCSP answers of
+/// the new nodes come from these rows).
+async fn copy_certificates(src: &dyn Store, dst: &dyn Store) -> Result<u64, CommandError> {
+    let mut filter = portcullis_store::CertificateFilter::default();
+    let mut count = 0u64;
+    loop {
+        let page = src.list_certificates(&filter, PAGE).await.map_err(failed)?;
+        let Some(last) = page.last() else {
+            return Ok(count);
+        };
+        filter.after_serial = Some(last.serial.clone());
+        for cert in &page {
+            dst.insert_certificate(cert).await.map_err(failed)?;
+        }
+        count += page.len() as u64;
+    }
 }
 
 async fn copy_clients(src: &dyn Store, dst: &dyn Store) -> Result<u64, CommandError> {
