@@ -24,6 +24,10 @@ use crate::PkiError;
 
 /// Largest request body (a base64 RSA-4096 CSR is about 2.3 KiB).
 pub const MAX_EST_BODY: usize = 16 * 1024;
+/// Bodies up to this are read to the end even when too large, so the client gets its 413
+/// instead of a connection closed under a request it is still sending; beyond it the
+/// connection is cut.
+const MAX_DRAINED_BODY: usize = 256 * 1024;
 
 pub fn router(pki: Arc<Pki>) -> Router {
     Router::new()
@@ -31,7 +35,7 @@ pub fn router(pki: Arc<Pki>) -> Router {
         .route("/.well-known/est/csrattrs", get(csrattrs))
         .route("/.well-known/est/simpleenroll", post(simpleenroll))
         .route("/.well-known/est/simplereenroll", post(simplereenroll))
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_EST_BODY))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_DRAINED_BODY))
         .with_state(pki)
 }
 
@@ -88,6 +92,14 @@ fn error_response(e: &PkiError) -> Response {
         );
     }
     response
+}
+
+fn too_large() -> Response {
+    (
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("the request body exceeds {MAX_EST_BODY} bytes\n"),
+    )
+        .into_response()
 }
 
 async fn cacerts(State(pki): State<Arc<Pki>>) -> Response {
@@ -189,6 +201,9 @@ async fn simpleenroll(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if body.len() > MAX_EST_BODY {
+        return too_large();
+    }
     let result = async {
         let csr = decode_csr_body(&headers, &body)?;
         let credentials = basic_credentials(&headers)?;
@@ -230,6 +245,9 @@ async fn simplereenroll(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if body.len() > MAX_EST_BODY {
+        return too_large();
+    }
     let result = async {
         let csr = decode_csr_body(&headers, &body)?;
         let Some(Extension(chain)) = peer else {
