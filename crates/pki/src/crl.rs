@@ -27,19 +27,15 @@ fn rcgen_reason(r: RevocationReason) -> rcgen::RevocationReason {
     }
 }
 
+/// A stored serial's octets; stored serials are always an even number of hex digits.
 fn serial_bytes(hex: &str) -> Result<Vec<u8>, PkiError> {
     if !hex.len().is_multiple_of(2) {
         return Err(PkiError::Encoding(format!(
             "stored serial {hex:?} has odd length"
         )));
     }
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| {
-            u8::from_str_radix(&hex[i..i + 2], 16)
-                .map_err(|_| PkiError::Encoding(format!("stored serial {hex:?} is not hex")))
-        })
-        .collect()
+    crate::serial::hex_bytes(hex)
+        .ok_or_else(|| PkiError::Encoding(format!("stored serial {hex:?} is not hex")))
 }
 
 /// A signed CRL in both encodings.

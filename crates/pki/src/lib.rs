@@ -8,6 +8,7 @@
 pub mod ca;
 pub mod ca_key;
 pub mod chain;
+pub mod clock;
 pub mod crl;
 pub mod csr;
 mod der_writer;

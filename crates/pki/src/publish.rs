@@ -20,14 +20,8 @@ pub fn router(pki: Arc<Pki>) -> Router {
         .with_state(pki)
 }
 
-fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 async fn crl(pki: &Pki, pem: bool) -> Response {
-    match pki.crl.current(now_millis()).await {
+    match pki.crl.current(crate::clock::unix_now_millis()).await {
         Ok(crl) => {
             let max_age = (crl.next_update - crl.this_update).clamp(0, 300);
             let cache = HeaderValue::from_str(&format!("max-age={max_age}"))

@@ -22,6 +22,23 @@ pub fn serial_hex(integer_content: &[u8]) -> String {
     hex(&integer_content[skip..])
 }
 
+/// Hex digits (an odd count gets a leading zero) as bytes; `None` unless 1 to 42 hex digits
+/// (20 octets, RFC 5280's bound, plus a sign octet).
+pub fn hex_bytes(digits: &str) -> Option<Vec<u8>> {
+    if digits.is_empty() || digits.len() > 42 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let padded = if digits.len() % 2 == 1 {
+        format!("0{digits}")
+    } else {
+        digits.to_owned()
+    };
+    (0..padded.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&padded[i..i + 2], 16).ok())
+        .collect()
+}
+
 /// Parses an operator-typed serial (`0A:1b:...`, `0x0a1b`, or plain hex) into store form.
 pub fn parse_serial(s: &str) -> Option<String> {
     let s = s.trim();
@@ -30,18 +47,7 @@ pub fn parse_serial(s: &str) -> Option<String> {
         .or_else(|| s.strip_prefix("0X"))
         .unwrap_or(s);
     let digits: String = s.chars().filter(|c| *c != ':').collect();
-    if digits.is_empty() || digits.len() > 42 || !digits.chars().all(|c| c.is_ascii_hexdigit()) {
-        return None;
-    }
-    let padded = if digits.len() % 2 == 1 {
-        format!("0{digits}")
-    } else {
-        digits
-    };
-    let bytes: Vec<u8> = (0..padded.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&padded[i..i + 2], 16).unwrap_or(0))
-        .collect();
+    let bytes = hex_bytes(&digits)?;
     Some(serial_hex(&bytes))
 }
 

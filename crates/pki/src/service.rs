@@ -41,12 +41,6 @@ impl std::fmt::Debug for Pki {
     }
 }
 
-fn system_clock() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
 /// How long a CRL is valid; regenerated at half of it, and at once on any revocation.
 pub const DEFAULT_CRL_VALIDITY_SECS: i64 = 24 * 3600;
 
@@ -76,7 +70,7 @@ impl Pki {
             manufacturers: Vec::new(),
             on_revoke: Vec::new(),
             enrollments,
-            clock: Arc::new(system_clock),
+            clock: Arc::new(crate::clock::unix_now),
         })
     }
 

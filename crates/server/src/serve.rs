@@ -225,7 +225,7 @@ async fn background_jobs(
             // Keeps a fresh CRL ready: regenerated when a revocation marked it stale (here or,
             // through the change feed, on another node) or half its validity has passed.
             _ = crl.tick() => {
-                if let Err(e) = pki.pki.crl.current(unix_now_millis()).await {
+                if let Err(e) = pki.pki.crl.current(portcullis_pki::clock::unix_now_millis()).await {
                     tracing::warn!(error = %e, "CRL regeneration failed; will retry");
                 }
             }
@@ -246,12 +246,6 @@ async fn background_jobs(
             }
         }
     }
-}
-
-fn unix_now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 async fn shutdown_signal() {

@@ -101,12 +101,6 @@ impl std::fmt::Debug for OcspResponder {
     }
 }
 
-fn system_clock() -> UnixTime {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
 fn count(status: &'static str, cached: bool) {
     metrics::counter!(
         "portcullis_ocsp_responses_total",
@@ -155,7 +149,7 @@ impl OcspResponder {
             cache: ResponseCache::new(config.cache_capacity, config.validity),
             validity,
             presign_hashes: config.presign_hashes,
-            clock: Arc::new(system_clock),
+            clock: Arc::new(crate::clock::unix_now),
         })
     }
 
@@ -432,20 +426,7 @@ fn requested_cert_from_der(der: &[u8]) -> Result<RequestedCert, PkiError> {
 /// content octets of the positive serial: minimal, with a 0x00 added back when the top bit
 /// is set.
 fn serial_content(serial: &str) -> Option<Vec<u8>> {
-    let digits = serial.trim();
-    if digits.is_empty() || digits.len() > 42 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    let padded = if digits.len() % 2 == 1 {
-        format!("0{digits}")
-    } else {
-        digits.to_owned()
-    };
-    let bytes: Vec<u8> = (0..padded.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&padded[i..i + 2], 16))
-        .collect::<Result<_, _>>()
-        .ok()?;
+    let bytes = crate::serial::hex_bytes(serial.trim())?;
     Some(crate::der_writer::unsigned_integer(&bytes))
 }
 
