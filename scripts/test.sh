@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # THE one command that runs Portcullis's whole test suite on a fresh machine (CI runs it via
 # .ci/run). It sets up what the tests need, then runs fmt, clippy and every test:
-#   1. Debian packages the tests use (wrk, softhsm2, mosquitto-clients, nginx), only if missing;
+#   1. Debian packages the tests use (wrk, softhsm2, mosquitto, mosquitto-clients, nginx), only if
+#      missing (pki_broker starts its own mosquitto broker on a free port);
 #   2. PostgreSQL, started if it is down;
 #   3. the interop clients in .interop/ (gitignored): Node openid-client + jose from
 #      tests/interop/package-lock.json, Python PyJWT + cryptography from
@@ -31,6 +32,7 @@ declare -A apt_marker=(
   [wrk]=/usr/bin/wrk
   [softhsm2]=/usr/bin/softhsm2-util
   [mosquitto-clients]=/usr/bin/mosquitto_pub
+  [mosquitto]=/usr/sbin/mosquitto
   [nginx]=/usr/sbin/nginx
 )
 missing=()
@@ -44,7 +46,7 @@ if [[ ${#missing[@]} -gt 0 ]]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else
-  step "Debian packages present (wrk, softhsm2, mosquitto-clients, nginx)"
+  step "Debian packages present (wrk, softhsm2, mosquitto, mosquitto-clients, nginx)"
 fi
 
 # --- 2. PostgreSQL -----------------------------------------------------------------------------
