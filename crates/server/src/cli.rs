@@ -40,6 +40,9 @@ pub enum Command {
         /// The store, e.g. sqlite:portcullis-data/portcullis.db or postgres://host/db.
         #[arg(long, env = "PORTCULLIS_STORE__URL")]
         store_url: String,
+        /// A file holding the PostgreSQL password (as `[store] password_file`).
+        #[arg(long, env = "PORTCULLIS_STORE__PASSWORD_FILE")]
+        password_file: Option<PathBuf>,
     },
     /// Move a deployment between stores.
     #[command(subcommand)]
@@ -252,6 +255,9 @@ pub enum KeyCommand {
         /// The store, e.g. sqlite:portcullis-data/portcullis.db or postgres://host/db.
         #[arg(long, env = "PORTCULLIS_STORE__URL")]
         store_url: String,
+        /// A file holding the PostgreSQL password (as `[store] password_file`).
+        #[arg(long, env = "PORTCULLIS_STORE__PASSWORD_FILE")]
+        password_file: Option<PathBuf>,
         /// The master key file everything is sealed under now.
         #[arg(long)]
         old_master_key: std::path::PathBuf,
@@ -289,6 +295,12 @@ pub enum StoreCommand {
         from: String,
         #[arg(long)]
         to: String,
+        /// A file holding the password of the `--from` PostgreSQL database.
+        #[arg(long)]
+        from_password_file: Option<PathBuf>,
+        /// A file holding the password of the `--to` PostgreSQL database.
+        #[arg(long)]
+        to_password_file: Option<PathBuf>,
     },
 }
 

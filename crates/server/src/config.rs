@@ -403,34 +403,13 @@ impl Config {
         })
     }
 
-    /// The PostgreSQL password from `[store] password_file`, if one is configured: the file's
-    /// content minus one trailing `\n` or `\r\n`. Errors name the file, never its content.
+    /// The PostgreSQL password from `[store] password_file`, if one is configured.
     pub fn store_password(&self) -> Result<Option<Zeroizing<String>>, ConfigError> {
-        let Some(path) = &self.store.password_file else {
-            return Ok(None);
-        };
-        let bad = |why: String| {
-            ConfigError::Invalid(format!("store.password_file {}: {why}", path.display()))
-        };
-        // The io::Error kind only: its message is the OS's, but keep to what cannot echo.
-        let bytes = Zeroizing::new(
-            std::fs::read(path).map_err(|e| bad(format!("cannot be read ({})", e.kind())))?,
-        );
-        let mut password = Zeroizing::new(
-            std::str::from_utf8(&bytes)
-                .map_err(|_| bad("is not UTF-8 text".into()))?
-                .to_owned(),
-        );
-        if password.ends_with('\n') {
-            password.pop();
-            if password.ends_with('\r') {
-                password.pop();
-            }
-        }
-        if password.is_empty() {
-            return Err(bad("is empty".into()));
-        }
-        Ok(Some(password))
+        self.store
+            .password_file
+            .as_deref()
+            .map(|path| read_password_file(path, "store.password_file"))
+            .transpose()
     }
 
     /// The proxies whose `X-Forwarded-For` is believed (`[server] trusted_proxies`).
@@ -505,6 +484,32 @@ fn apply_env_overrides(
         section_table.insert(key, value);
     }
     Ok(())
+}
+
+/// A password file's content minus one trailing `\n` or `\r\n` (how secret mounts and
+/// `echo` write them). Errors name the file under `what`, never its content. Shared by the
+/// server (`[store] password_file`) and the offline commands (`--password-file`).
+pub fn read_password_file(path: &Path, what: &str) -> Result<Zeroizing<String>, ConfigError> {
+    let bad = |why: String| ConfigError::Invalid(format!("{what} {}: {why}", path.display()));
+    // The io::Error kind only: its message is the OS's, but keep to what cannot echo.
+    let bytes = Zeroizing::new(
+        std::fs::read(path).map_err(|e| bad(format!("cannot be read ({})", e.kind())))?,
+    );
+    let mut password = Zeroizing::new(
+        std::str::from_utf8(&bytes)
+            .map_err(|_| bad("is not UTF-8 text".into()))?
+            .to_owned(),
+    );
+    if password.ends_with('\n') {
+        password.pop();
+        if password.ends_with('\r') {
+            password.pop();
+        }
+    }
+    if password.is_empty() {
+        return Err(bad("is empty".into()));
+    }
+    Ok(password)
 }
 
 #[cfg(test)]

@@ -54,22 +54,37 @@ fn main() -> ExitCode {
         Command::Cert(cmd) => commands::cert::run(cmd),
         Command::Key(cli::KeyCommand::Rewrap {
             store_url,
+            password_file,
             old_master_key,
             new_master_key,
         }) => runtime().and_then(|rt| {
             rt.block_on(commands::rewrap::rewrap(
-                &store_url,
+                &commands::StoreArg::new(&store_url, password_file.as_deref()),
                 &old_master_key,
                 &new_master_key,
             ))
         }),
         Command::Key(cmd) => commands::key::run(cmd),
-        Command::Migrate { store_url } => {
-            runtime().and_then(|rt| rt.block_on(commands::store_copy::migrate(&store_url)))
-        }
-        Command::Store(StoreCommand::Copy { from, to }) => {
-            runtime().and_then(|rt| rt.block_on(commands::store_copy::copy(&from, &to)))
-        }
+        Command::Migrate {
+            store_url,
+            password_file,
+        } => runtime().and_then(|rt| {
+            rt.block_on(commands::store_copy::migrate(&commands::StoreArg::new(
+                &store_url,
+                password_file.as_deref(),
+            )))
+        }),
+        Command::Store(StoreCommand::Copy {
+            from,
+            to,
+            from_password_file,
+            to_password_file,
+        }) => runtime().and_then(|rt| {
+            rt.block_on(commands::store_copy::copy(
+                &commands::StoreArg::new(&from, from_password_file.as_deref()),
+                &commands::StoreArg::new(&to, to_password_file.as_deref()),
+            ))
+        }),
         Command::Bench(BenchCommand::LoadClients {
             data_dir,
             store_url,

@@ -292,8 +292,21 @@ fn store_copy_moves_an_embedded_deployment_to_postgres_with_its_audit_chain() {
     assert!(node.stop().success());
 
     let sqlite = format!("sqlite:{}", dir.join("portcullis.db").display());
+    // A password file the commands read (this server trusts everyone, so the password is
+    // only carried; store/src/lib.rs tests it against a server that demands one). An
+    // unreadable file is a usage error naming the file.
+    let password_file = tmp.path().join("db-password");
+    let missing = Command::new(support::BIN)
+        .args(["migrate", "--store-url", &db.url(), "--password-file"])
+        .arg(&password_file)
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("db-password"));
+    std::fs::write(&password_file, "not-echoed-pw\n").unwrap();
     let migrate = Command::new(support::BIN)
-        .args(["migrate", "--store-url", &db.url()])
+        .args(["migrate", "--store-url", &db.url(), "--password-file"])
+        .arg(&password_file)
         .output()
         .unwrap();
     assert!(
@@ -303,6 +316,8 @@ fn store_copy_moves_an_embedded_deployment_to_postgres_with_its_audit_chain() {
     );
     let copy = Command::new(support::BIN)
         .args(["store", "copy", "--from", &sqlite, "--to", &db.url()])
+        .arg("--to-password-file")
+        .arg(&password_file)
         .output()
         .unwrap();
     assert!(

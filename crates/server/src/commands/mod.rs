@@ -22,3 +22,29 @@ pub enum CommandError {
     #[error("{0}")]
     Failed(String),
 }
+
+/// A store named on the command line: its URL and, for PostgreSQL, an optional password file
+/// (so offline commands need no password in the URL, like nodes with `[store] password_file`).
+#[derive(Debug, Clone, Copy)]
+pub struct StoreArg<'a> {
+    pub url: &'a str,
+    pub password_file: Option<&'a std::path::Path>,
+}
+
+impl<'a> StoreArg<'a> {
+    pub fn new(url: &'a str, password_file: Option<&'a std::path::Path>) -> Self {
+        Self { url, password_file }
+    }
+
+    /// Opens (and so migrates) the store.
+    pub async fn open(&self) -> Result<std::sync::Arc<dyn portcullis_store::Store>, CommandError> {
+        let password = self
+            .password_file
+            .map(|path| crate::config::read_password_file(path, "--password-file"))
+            .transpose()
+            .map_err(|e| CommandError::Usage(e.to_string()))?;
+        portcullis_store::open_with_password(self.url, password.as_ref().map(|p| p.as_str()))
+            .await
+            .map_err(|e| CommandError::Failed(e.to_string()))
+    }
+}

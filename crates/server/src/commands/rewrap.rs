@@ -8,7 +8,7 @@ use std::path::Path;
 use portcullis_keys::software::{self, MasterKey};
 use portcullis_store::Store;
 
-use super::CommandError;
+use super::{CommandError, StoreArg};
 use crate::key_custody::key_aad;
 
 fn failed(e: impl std::fmt::Display) -> CommandError {
@@ -37,7 +37,7 @@ fn reseal(
 
 /// Rewraps everything in the store at `url`; creates `new_key_file` (0600) if missing.
 pub async fn rewrap(
-    url: &str,
+    store: &StoreArg<'_>,
     old_key_file: &Path,
     new_key_file: &Path,
 ) -> Result<(), CommandError> {
@@ -51,7 +51,7 @@ pub async fn rewrap(
             new_key_file.display()
         );
     }
-    let store = portcullis_store::open(url).await.map_err(failed)?;
+    let store = store.open().await?;
     let mut keys_done = 0;
     for key in store.list_signing_keys().await.map_err(failed)? {
         if key.backend != "software" || key.sealed_private.is_empty() {

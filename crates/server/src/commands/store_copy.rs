@@ -4,7 +4,7 @@
 
 use portcullis_store::Store;
 
-use super::CommandError;
+use super::{CommandError, StoreArg};
 use crate::bootstrap::{unix_now, ALL_SETTINGS};
 
 const PAGE: u32 = 10_000;
@@ -14,17 +14,17 @@ fn failed(e: impl std::fmt::Display) -> CommandError {
 }
 
 /// Opens (and so migrates) the store at `url`.
-pub async fn migrate(url: &str) -> Result<(), CommandError> {
-    let store = portcullis_store::open(url).await.map_err(failed)?;
+pub async fn migrate(store: &StoreArg<'_>) -> Result<(), CommandError> {
+    let store = store.open().await?;
     store.ping().await.map_err(failed)?;
     println!("store migrated to the current schema");
     Ok(())
 }
 
 /// Copies everything from `from` into the empty store `to`.
-pub async fn copy(from: &str, to: &str) -> Result<(), CommandError> {
-    let src = portcullis_store::open(from).await.map_err(failed)?;
-    let dst = portcullis_store::open(to).await.map_err(failed)?;
+pub async fn copy(from: &StoreArg<'_>, to: &StoreArg<'_>) -> Result<(), CommandError> {
+    let src = from.open().await?;
+    let dst = to.open().await?;
     let target_empty = dst.list_clients(None, 1).await.map_err(failed)?.is_empty()
         && dst.list_signing_keys().await.map_err(failed)?.is_empty()
         && dst.list_audit(0, 1).await.map_err(failed)?.is_empty();
