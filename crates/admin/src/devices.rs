@@ -364,7 +364,8 @@ pub async fn get_device(
     _caller: AdminCaller,
     Path(id): Path<String>,
 ) -> Result<Json<DeviceView>, AdminError> {
-    Ok(Json(DeviceView::of(&pki.device(&device_path(id)?).await?)))
+    let device = pki.device(&device_path(id)?).await?;
+    Ok(Json(DeviceView::of(&device)))
 }
 
 #[utoipa::path(

@@ -114,7 +114,9 @@ impl Pki {
         match auth {
             EnrollAuth::Secret { device_id, secret } => {
                 let id = DeviceId::parse(device_id).map_err(|_| refused())?;
-                let device = self.store.get_device(&id).await?.ok_or_else(refused)?;
+                // From the cache: a stale copy can only refuse wrongly, never admit — the
+                // secret is spent by a compare-and-swap that also re-checks the state.
+                let device = self.cached_device(&id).await?.ok_or_else(refused)?;
                 let stored = device.enrollment_secret.clone().ok_or_else(refused)?;
                 if !verify_secret(
                     &self.pepper,
@@ -151,7 +153,7 @@ impl Pki {
                     .find_map(|anchor| anchor.verify(leaf, self.now()).ok())
                     .ok_or_else(refused)?;
                 let id = idevid.device_id().ok_or_else(refused)?;
-                let device = self.store.get_device(&id).await?.ok_or_else(refused)?;
+                let device = self.cached_device(&id).await?.ok_or_else(refused)?;
                 usable(&device, true)?;
                 let csr = check_csr(csr_der, Some(&id), self.ca.profile())?;
                 self.issue_and_record(&id, &csr.key, "device.enrolled", "idevid", None)
@@ -193,7 +195,7 @@ impl Pki {
     }
 
     async fn renew(&self, id: &DeviceId, csr_der: &[u8]) -> Result<IssuedCertificate, PkiError> {
-        let device = self.store.get_device(id).await?.ok_or_else(refused)?;
+        let device = self.cached_device(id).await?.ok_or_else(refused)?;
         usable(&device, false)?;
         let csr = check_csr(csr_der, Some(id), self.ca.profile())?;
         self.issue_and_record(id, &csr.key, "device.reenrolled", "certificate", None)

@@ -2,11 +2,13 @@
 //! certificate; one transaction per enrollment made the store's single writer (and, on SQLite,
 //! the commit and the thread hand-offs around it) the ceiling of EST throughput. Concurrent
 //! enrollments queue here and are written together: one task takes whatever is waiting (up
-//! to [`MAX_BATCH`]) and records it in one transaction, then answers each caller.
+//! to [`MAX_BATCH`]) and records it in one transaction, then answers each caller. The task
+//! also drops each enrolled device from the node's cache, so the invalidation happens even if
+//! the request that asked has gone.
 
 use std::sync::Arc;
 
-use portcullis_store::{Enrollment, Store, StoreError};
+use portcullis_store::{DeviceCache, Enrollment, Store, StoreError};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::PkiError;
@@ -25,8 +27,9 @@ pub struct EnrollmentWriter {
 }
 
 impl EnrollmentWriter {
-    /// Starts the writer task on the current tokio runtime.
-    pub fn start(store: Arc<dyn Store>) -> EnrollmentWriter {
+    /// Starts the writer task on the current tokio runtime; it invalidates every device of a
+    /// batch in `devices` once the batch is written (or failed: it may have committed).
+    pub fn start(store: Arc<dyn Store>, devices: Arc<DeviceCache>) -> EnrollmentWriter {
         let (queue, mut rx) = mpsc::channel::<(Enrollment, Reply)>(QUEUE);
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -43,7 +46,11 @@ impl EnrollmentWriter {
                         Err(_) => break,
                     }
                 }
-                match store.record_enrollments(&batch).await {
+                let recorded = store.record_enrollments(&batch).await;
+                for enrollment in &batch {
+                    devices.invalidate(&enrollment.device_id);
+                }
+                match recorded {
                     Ok(outcomes) => {
                         for (reply, ok) in replies.drain(..).zip(outcomes) {
                             let _ = reply.send(Ok(ok));

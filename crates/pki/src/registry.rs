@@ -2,8 +2,13 @@
 //! only as an HMAC), bulk import of manufacturing lists, and state changes. Leaving the
 //! states that may hold certificates revokes them, so a suspended device is refused by
 //! brokers (CRL, OCSP) as well as by Portcullis.
+//!
+//! Reads go through the node's device cache; every write here forgets the written device's
+//! entry, and a read-modify-write reads the store, never the cache, so it cannot write a
+//! stale copy back.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use portcullis_core::device::{Device, DeviceId, DeviceState, RevocationReason};
 use portcullis_core::secret::{Secret, SecretHash};
@@ -53,6 +58,8 @@ impl Pki {
         new: NewDevice,
     ) -> Result<(Device, Secret), PkiError> {
         let (device, secret) = self.fresh_device(new, self.now())?;
+        // The id may be cached as unknown (a refused enrollment before registration).
+        let _forget = self.devices.invalidate_on_drop(device.device_id.clone());
         match self.store.insert_device(&device).await {
             Ok(()) => {}
             Err(StoreError::Conflict(_)) => {
@@ -87,7 +94,12 @@ impl Pki {
             secrets.insert(device.device_id.clone(), secret);
             devices.push(device);
         }
-        let inserted = self.store.insert_devices(&devices).await?;
+        let inserted = self.store.insert_devices(&devices).await;
+        // Any of them may be cached as unknown; a failed insert may still have committed.
+        for device in &devices {
+            self.devices.invalidate(&device.device_id);
+        }
+        let inserted = inserted?;
         let mut outcome = ImportOutcome::default();
         for id in &inserted {
             if let Some(secret) = secrets.remove(id) {
@@ -105,7 +117,24 @@ impl Pki {
         Ok(outcome)
     }
 
-    pub async fn device(&self, id: &DeviceId) -> Result<Device, PkiError> {
+    /// The device with `id` as this node's cache has it (coherent across nodes through the
+    /// change feed): what the admin API shows and the gateway checks.
+    pub async fn device(&self, id: &DeviceId) -> Result<Arc<Device>, PkiError> {
+        self.cached_device(id)
+            .await?
+            .ok_or_else(|| PkiError::NotFound(format!("no device {id}")))
+    }
+
+    /// The device with `id` from this node's cache (loaded on a miss); `None` if unknown.
+    pub(crate) async fn cached_device(
+        &self,
+        id: &DeviceId,
+    ) -> Result<Option<Arc<Device>>, PkiError> {
+        Ok(self.devices.get(self.store.as_ref(), id).await?)
+    }
+
+    /// The device as stored, for changing it: never a cached copy, which could be stale.
+    pub(crate) async fn device_to_change(&self, id: &DeviceId) -> Result<Device, PkiError> {
         self.store
             .get_device(id)
             .await?
@@ -122,7 +151,7 @@ impl Pki {
         id: &DeviceId,
         state: DeviceState,
     ) -> Result<(Device, Option<Secret>), PkiError> {
-        let mut device = self.device(id).await?;
+        let mut device = self.device_to_change(id).await?;
         let from = device.state;
         if state == DeviceState::Enrolled && from != DeviceState::Enrolled {
             return Err(PkiError::BadRequest(
@@ -139,7 +168,11 @@ impl Pki {
         }
         device.state = state;
         device.updated_at = now;
-        if !self.store.update_device(&device).await? {
+        let updated = {
+            let _forget = self.devices.invalidate_on_drop(id.clone());
+            self.store.update_device(&device).await?
+        };
+        if !updated {
             return Err(PkiError::NotFound(format!("no device {id}")));
         }
         if from.keeps_certificates() && !state.keeps_certificates() {

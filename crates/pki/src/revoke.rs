@@ -48,11 +48,12 @@ impl Pki {
         id: &DeviceId,
         reason: RevocationReason,
     ) -> Result<Vec<String>, PkiError> {
-        let mut device = self.device(id).await?;
+        let mut device = self.device_to_change(id).await?;
         if device.state != DeviceState::Revoked {
             device.state.may_become(DeviceState::Revoked)?;
             device.state = DeviceState::Revoked;
             device.updated_at = self.now();
+            let _forget = self.devices.invalidate_on_drop(id.clone());
             self.store.update_device(&device).await?;
         }
         let serials = self

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use portcullis_audit::AuditLog;
 use portcullis_core::audit::AuditEvent;
-use portcullis_store::Store;
+use portcullis_core::device::DeviceId;
+use portcullis_store::{DeviceCache, Store};
 use zeroize::Zeroizing;
 
 use crate::ca::CertificateAuthority;
@@ -29,6 +30,9 @@ pub struct Pki {
     pub(crate) manufacturers: Vec<TrustAnchor>,
     pub(crate) on_revoke: Vec<CertificateHook>,
     pub(crate) clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+    /// Devices as enrollment (and the gateway) read them; invalidated by every write here and,
+    /// for other nodes' writes, by the server's change feed (`Pki::device_changed`).
+    pub(crate) devices: Arc<DeviceCache>,
     /// Group commit of enrollments.
     pub(crate) enrollments: crate::enrollment_writer::EnrollmentWriter,
 }
@@ -41,17 +45,22 @@ impl std::fmt::Debug for Pki {
     }
 }
 
+/// Devices kept in memory by default (`[store] device_cache_entries`).
+pub const DEFAULT_DEVICE_CACHE_ENTRIES: u64 = 100_000;
+
 /// How long a CRL is valid; regenerated at half of it, and at once on any revocation.
 pub const DEFAULT_CRL_VALIDITY_SECS: i64 = 24 * 3600;
 
 impl Pki {
-    /// Builds the PKI service; starts its enrollment writer on the current tokio runtime.
+    /// Builds the PKI service, caching up to `device_cache_entries` devices; starts its
+    /// enrollment writer on the current tokio runtime.
     pub fn new(
         ca: Arc<CertificateAuthority>,
         store: Arc<dyn Store>,
         audit: AuditLog,
         pepper: Zeroizing<Vec<u8>>,
         crl_validity_secs: i64,
+        device_cache_entries: u64,
     ) -> Result<Pki, crate::PkiError> {
         let issuing_anchor = TrustAnchor::new(ca.issuing_der().to_vec())?;
         let crl = Arc::new(CrlPublisher::new(
@@ -59,7 +68,9 @@ impl Pki {
             store.clone(),
             crl_validity_secs,
         ));
-        let enrollments = crate::enrollment_writer::EnrollmentWriter::start(store.clone());
+        let devices = Arc::new(DeviceCache::new(device_cache_entries));
+        let enrollments =
+            crate::enrollment_writer::EnrollmentWriter::start(store.clone(), devices.clone());
         Ok(Pki {
             ca,
             store,
@@ -69,6 +80,7 @@ impl Pki {
             issuing_anchor,
             manufacturers: Vec::new(),
             on_revoke: Vec::new(),
+            devices,
             enrollments,
             clock: Arc::new(crate::clock::unix_now),
         })
@@ -108,6 +120,17 @@ impl Pki {
         for hook in &self.on_revoke {
             hook(serial);
         }
+    }
+
+    /// Forgets this node's cached copy of device `id`. Called by the server for changes other
+    /// nodes made (this node's own writes invalidate as they go).
+    pub fn device_changed(&self, id: &DeviceId) {
+        self.devices.invalidate(id);
+    }
+
+    /// Forgets every cached device (a bulk import elsewhere, a lost change feed).
+    pub fn devices_changed(&self) {
+        self.devices.invalidate_all();
     }
 
     pub(crate) fn audit(

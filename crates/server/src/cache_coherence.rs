@@ -1,7 +1,7 @@
 //! Keeps this node's caches coherent with changes any node commits (issue #5): a client
 //! update, delete or disable drops the cached client; a revocation joins the revocation set;
-//! a certificate revocation refreshes OCSP and the CRL; a lost feed flushes everything and
-//! reloads revocations from the store.
+//! a device change drops the cached device; a certificate revocation refreshes OCSP and the
+//! CRL; a lost feed flushes everything and reloads revocations from the store.
 
 use std::sync::Arc;
 
@@ -35,12 +35,13 @@ pub async fn follow_changes(
             }
             // A certificate revoked on another node: re-sign its OCSP answer, rebuild the CRL.
             Change::Certificate(serial) => pki.pki.certificate_changed(&serial),
-            // Devices are read from the store on every enrollment; nothing cached to drop.
-            Change::Device(_) => {}
+            Change::Device(id) => pki.pki.device_changed(&id),
+            Change::AllDevices => pki.pki.devices_changed(),
             Change::Everything => {
                 pki.ocsp.invalidate_all();
                 pki.pki.crl.mark_stale();
                 server.clients.invalidate_all();
+                pki.pki.devices_changed();
                 if let Err(e) = server
                     .revocations
                     .load(server.store.as_ref(), unix_now())

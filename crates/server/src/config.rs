@@ -70,6 +70,9 @@ pub struct StoreSection {
     /// Clients kept in memory (about 1 KiB each). Default 100 000; raise it to the number of
     /// clients active within ten minutes so token requests never wait for the database.
     pub client_cache_entries: u64,
+    /// Devices kept in memory (about 0.5 KiB each). Default 100 000; EST enrollment and the
+    /// admin API read devices through this cache, kept coherent across nodes like clients.
+    pub device_cache_entries: u64,
     /// A file holding the PostgreSQL password (a secret mount), so `url` carries none. Read at
     /// start; one trailing newline is dropped. It wins over a password in the URL,
     /// `PGPASSWORD` and a pgpass file.
@@ -81,6 +84,7 @@ impl Default for StoreSection {
         Self {
             url: None,
             client_cache_entries: portcullis_oauth::state::DEFAULT_CLIENT_CACHE_ENTRIES,
+            device_cache_entries: portcullis_pki::service::DEFAULT_DEVICE_CACHE_ENTRIES,
             password_file: None,
         }
     }

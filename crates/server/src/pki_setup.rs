@@ -94,6 +94,7 @@ pub async fn start(
         audit,
         node.pepper.clone(),
         config.pki.crl_validity_secs,
+        config.store.device_cache_entries,
     )
     .and_then(|p| p.with_manufacturer_cas(manufacturers))
     .map_err(|e| format!("device PKI: {e}"))?

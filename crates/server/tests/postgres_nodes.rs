@@ -2,6 +2,7 @@
 //! tokens from the other, both publish the same JWKS, and each introspects the other's tokens.
 //! Each run uses its own fresh database, dropped at the end.
 
+mod pki;
 mod support;
 
 use std::process::Command;
@@ -417,6 +418,97 @@ fn store_copy_moves_an_embedded_deployment_to_postgres_with_its_audit_chain() {
         serde_json::from_slice(&api(&["cert", "show", &server_cert])).unwrap();
     assert_eq!(cert["status"], "revoked", "{cert}");
     assert_eq!(cert["revocation_reason"], "superseded", "{cert}");
+}
+
+/// Polls `done` every 10 ms; fails if it is not true within 500 ms of the first poll.
+fn honoured_within_500_ms(what: &str, mut done: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_millis(500),
+            "{what} on A not honoured by C within 500 ms"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    eprintln!("{what} reached the other node in {:?}", started.elapsed());
+}
+
+/// Devices are cached on every node (the admin API and EST read them through the cache), yet a
+/// registration, suspension, resumption or bulk import on A is honoured by C within 500 ms.
+#[test]
+fn device_changes_on_one_node_are_honoured_by_another_within_500_ms() {
+    let Some(db) = Database::create_named("devices") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let master = tmp.path().join("master.key");
+    let url = db.url();
+    let env = cluster_env(&url, &master, &[]);
+    let a = Node::start_in(&tmp.path().join("a"), &env);
+    let c = Node::start_in(&tmp.path().join("c"), &env);
+    let token = a.admin_token();
+    let bearer = format!("Bearer {token}");
+    let admin = |node: &Node, method: &str, path: &str, body: &str| {
+        node.request(
+            method,
+            &format!("/admin/v1{path}"),
+            Some("application/json"),
+            &[("Authorization", &bearer)],
+            body.as_bytes(),
+        )
+    };
+
+    // C remembers that meter-9 does not exist; A registers it.
+    assert_eq!(admin(&c, "GET", "/devices/meter-9", "").status, 404);
+    let secret = pki::register(&a, "meter-9");
+    honoured_within_500_ms("a registration", || {
+        admin(&c, "GET", "/devices/meter-9", "").status == 200
+    });
+
+    // C caches the registered device through EST too (a wrong secret is refused).
+    let dev = pki::Device::new(&tmp.path().join("meter-9"), "meter-9");
+    pki::provision_ca(&a, &dev);
+    let csr = dev.csr("first", "ec", "/CN=meter-9");
+    let enroll_at_c = |secret: &str| {
+        dev.est(&c, "simpleenroll", &csr, Some(("meter-9", secret)), None)
+            .0
+    };
+    assert_eq!(enroll_at_c("not-the-secret"), 401);
+
+    // A suspends it: C refuses the right secret (403), and never issues meanwhile.
+    let suspended = admin(&a, "PATCH", "/devices/meter-9", r#"{"state":"suspended"}"#);
+    assert_eq!(suspended.status, 200, "{}", suspended.text);
+    honoured_within_500_ms("a suspension", || match enroll_at_c(&secret) {
+        403 => true,
+        200 => panic!("C enrolled a device suspended on A"),
+        _ => false,
+    });
+
+    // A resumes it with a new secret: C accepts that one (its cached old secret is gone).
+    let resumed = admin(&a, "PATCH", "/devices/meter-9", r#"{"state":"registered"}"#);
+    let new_secret = resumed.json["enrollment_secret"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a new secret: {}", resumed.text))
+        .to_owned();
+    honoured_within_500_ms("a resumption", || enroll_at_c(&new_secret) == 200);
+    assert_eq!(
+        admin(&a, "GET", "/devices/meter-9", "").json["state"],
+        "enrolled",
+        "A sees the enrollment C made"
+    );
+
+    // A bulk import (one `device:*` announcement) reaches ids C had cached as unknown.
+    assert_eq!(admin(&c, "GET", "/devices/imported-1", "").status, 404);
+    let imported = admin(
+        &a,
+        "POST",
+        "/devices/import",
+        r#"{"devices":[{"device_id":"imported-1"},{"device_id":"imported-2"}]}"#,
+    );
+    assert_eq!(imported.status, 200, "{}", imported.text);
+    honoured_within_500_ms("a bulk import", || {
+        admin(&c, "GET", "/devices/imported-1", "").status == 200
+    });
 }
 
 #[test]

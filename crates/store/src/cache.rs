@@ -1,82 +1,118 @@
-//! In-process caches in front of the [`Store`] for the two lookups on every token request:
-//! "who is this client" and "is this token revoked". A hit costs a hash lookup and no I/O, so
-//! the token endpoint's throughput does not depend on the database.
+//! In-process caches in front of the [`Store`] for the lookups on every token request ("who
+//! is this client", "is this token revoked") and every enrollment ("which device is this").
+//! A hit costs a hash lookup and no I/O, so the token endpoint's throughput does not depend
+//! on the database.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::hash::{BuildHasher, Hash, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use moka::sync::Cache;
 use portcullis_core::client::Client;
+use portcullis_core::device::{Device, DeviceId};
 use portcullis_core::{ClientId, UnixTime};
 
 use crate::{Store, StoreError};
 
 /// Positive entries are invalidated explicitly on every change; the TTL only bounds how long a
 /// change made on another node (or a missed invalidation) can go unseen.
-const CLIENT_TTL: Duration = Duration::from_secs(600);
+const KNOWN_TTL: Duration = Duration::from_secs(600);
 /// Unknown ids are remembered briefly, so a flood of bogus ids costs one query per id per
-/// window, while a client registered on another node becomes usable within seconds.
+/// window, while a record created where no invalidation reaches this node (a bulk load
+/// straight into the store) becomes visible within seconds.
 const UNKNOWN_ID_TTL: Duration = Duration::from_secs(5);
-/// The negative cache is bounded on its own so bogus ids cannot evict real clients.
+/// The negative cache is bounded on its own so bogus ids cannot evict real entries.
 const MAX_UNKNOWN_IDS: u64 = 100_000;
+/// Ids share this many invalidation counters (see [`KeyedCache::get_or_load`]).
+const GENERATION_STRIPES: usize = 64;
 
-/// Clients by id, with negative caching of unknown ids.
-pub struct ClientCache {
-    known: Cache<ClientId, Arc<Client>>,
-    unknown: Cache<ClientId, ()>,
-    /// Bumped by every invalidation. A load that overlapped an invalidation may have read the
-    /// old row, so its result is returned but not kept.
-    generation: AtomicU64,
+/// Records by id, loaded from the store on a miss, with negative caching of unknown ids.
+/// Every write must be followed by [`KeyedCache::invalidate`] on the writing node, and is
+/// announced to the others through the store's change feed.
+pub struct KeyedCache<K, V> {
+    known: Cache<K, Arc<V>>,
+    unknown: Cache<K, ()>,
+    /// Invalidation counters, one per stripe of ids (by hash), bumped by every invalidation of
+    /// an id in the stripe. A load that overlapped an invalidation may have read the old row,
+    /// so its result is returned but not kept. Striped so a stream of invalidations (an
+    /// enrollment burst) does not keep every other id's loads from being cached.
+    generations: [AtomicU64; GENERATION_STRIPES],
+    stripe_hasher: RandomState,
 }
 
-impl std::fmt::Debug for ClientCache {
+/// Clients by id ([`ClientCache::get`]).
+pub type ClientCache = KeyedCache<ClientId, Client>;
+
+/// Devices by id ([`DeviceCache::get`]). Unknown ids are cached too: every device insert is
+/// announced (`device:<id>`, or `device:*` for a bulk import), so a device registered on
+/// another node is invalidated here like any change.
+pub type DeviceCache = KeyedCache<DeviceId, Device>;
+
+impl<K, V> std::fmt::Debug for KeyedCache<K, V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientCache")
+        f.debug_struct("KeyedCache")
+            .field("of", &std::any::type_name::<V>())
             .field("known", &self.known.entry_count())
             .field("unknown", &self.unknown.entry_count())
             .finish()
     }
 }
 
-impl ClientCache {
-    /// A cache holding up to `max_entries` clients.
+impl<K, V> KeyedCache<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+{
+    /// A cache holding up to `max_entries` records (and as many unknown ids, at most
+    /// 100 000).
     pub fn new(max_entries: u64) -> Self {
         Self {
             known: Cache::builder()
                 .max_capacity(max_entries)
-                .time_to_live(CLIENT_TTL)
+                .time_to_live(KNOWN_TTL)
                 .build(),
             unknown: Cache::builder()
                 .max_capacity(MAX_UNKNOWN_IDS.min(max_entries.max(1)))
                 .time_to_live(UNKNOWN_ID_TTL)
                 .build(),
-            generation: AtomicU64::new(0),
+            generations: std::array::from_fn(|_| AtomicU64::new(0)),
+            stripe_hasher: RandomState::new(),
         }
     }
 
-    /// The client with `id`, from memory if cached, else from `store`.
-    pub async fn get(
-        &self,
-        store: &dyn Store,
-        id: &ClientId,
-    ) -> Result<Option<Arc<Client>>, StoreError> {
-        if let Some(client) = self.known.get(id) {
-            return Ok(Some(client));
+    /// The invalidation counter of `id`'s stripe.
+    fn generation(&self, id: &K) -> &AtomicU64 {
+        let hash = self.stripe_hasher.hash_one(id);
+        // The remainder is below GENERATION_STRIPES, so it fits any usize.
+        &self.generations[(hash % GENERATION_STRIPES as u64) as usize]
+    }
+
+    /// The record with `id`, from memory if cached, else from `load` (called at most once;
+    /// its errors are returned and not cached).
+    pub async fn get_or_load<F, Fut>(&self, id: &K, load: F) -> Result<Option<Arc<V>>, StoreError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<V>, StoreError>>,
+    {
+        if let Some(record) = self.known.get(id) {
+            return Ok(Some(record));
         }
         if self.unknown.contains_key(id) {
             return Ok(None);
         }
-        let generation = self.generation.load(Ordering::SeqCst);
-        let loaded = store.get_client(id).await?.map(Arc::new);
+        let counter = self.generation(id);
+        let generation = counter.load(Ordering::SeqCst);
+        let loaded = load().await?.map(Arc::new);
         match &loaded {
-            Some(client) => self.known.insert(id.clone(), Arc::clone(client)),
+            Some(record) => self.known.insert(id.clone(), Arc::clone(record)),
             None => self.unknown.insert(id.clone(), ()),
         }
         // An invalidation that began after our read of the store either bumped the generation
         // before this check (so we drop what we cached) or will remove the entry after it.
-        if self.generation.load(Ordering::SeqCst) != generation {
+        if counter.load(Ordering::SeqCst) != generation {
             self.known.invalidate(id);
             self.unknown.invalidate(id);
         }
@@ -84,17 +120,68 @@ impl ClientCache {
     }
 
     /// Forgets `id`, cached or known-unknown; call after creating, changing or deleting it.
-    pub fn invalidate(&self, id: &ClientId) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
+    pub fn invalidate(&self, id: &K) {
+        self.generation(id).fetch_add(1, Ordering::SeqCst);
         self.known.invalidate(id);
         self.unknown.invalidate(id);
     }
 
-    /// Forgets every entry (bulk imports, restores).
+    /// Forgets every entry (bulk imports, restores, a lost change feed).
     pub fn invalidate_all(&self) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
+        for counter in &self.generations {
+            counter.fetch_add(1, Ordering::SeqCst);
+        }
         self.known.invalidate_all();
         self.unknown.invalidate_all();
+    }
+
+    /// A guard that forgets `id` when dropped. Hold it across a write, so the entry goes
+    /// however the write ends: done, failed, or abandoned with its request.
+    pub fn invalidate_on_drop(&self, id: K) -> InvalidateOnDrop<'_, K, V> {
+        InvalidateOnDrop { cache: self, id }
+    }
+}
+
+impl ClientCache {
+    /// The client with `id`, from memory if cached, else from `store`.
+    pub async fn get(
+        &self,
+        store: &dyn Store,
+        id: &ClientId,
+    ) -> Result<Option<Arc<Client>>, StoreError> {
+        self.get_or_load(id, || store.get_client(id)).await
+    }
+}
+
+impl DeviceCache {
+    /// The device with `id`, from memory if cached, else from `store`.
+    pub async fn get(
+        &self,
+        store: &dyn Store,
+        id: &DeviceId,
+    ) -> Result<Option<Arc<Device>>, StoreError> {
+        self.get_or_load(id, || store.get_device(id)).await
+    }
+}
+
+/// See [`KeyedCache::invalidate_on_drop`].
+#[must_use = "the entry is forgotten when the guard is dropped"]
+pub struct InvalidateOnDrop<'a, K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+{
+    cache: &'a KeyedCache<K, V>,
+    id: K,
+}
+
+impl<K, V> Drop for InvalidateOnDrop<'_, K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+{
+    fn drop(&mut self) {
+        self.cache.invalidate(&self.id);
     }
 }
 

@@ -1,7 +1,8 @@
 use super::*;
-use crate::conformance::sample_client;
+use crate::conformance::{sample_client, sample_device};
 use crate::sqlite::SqliteStore;
 use crate::RevokedToken;
+use portcullis_core::device::DeviceState;
 
 async fn fresh_store() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
@@ -119,6 +120,177 @@ async fn hits_are_fast_enough_for_the_token_endpoint() {
     assert!(
         per_hit < std::time::Duration::from_micros(25),
         "{per_hit:?} per hit"
+    );
+}
+
+fn device(s: &str) -> DeviceId {
+    DeviceId::parse(s).unwrap()
+}
+
+#[tokio::test]
+async fn cached_device_is_served_without_touching_the_store() {
+    let (_dir, store) = fresh_store().await;
+    store.insert_device(&sample_device("d1")).await.unwrap();
+    let cache = DeviceCache::new(100);
+    let first = cache.get(&store, &device("d1")).await.unwrap().unwrap();
+    assert_eq!(first.state, DeviceState::Registered);
+    store.close().await;
+    let hit = cache.get(&store, &device("d1")).await.unwrap().unwrap();
+    assert!(Arc::ptr_eq(&first, &hit), "the same cached record");
+}
+
+#[tokio::test]
+async fn unknown_device_is_negatively_cached_until_invalidated() {
+    let (_dir, store) = fresh_store().await;
+    let cache = DeviceCache::new(100);
+    assert!(cache.get(&store, &device("late")).await.unwrap().is_none());
+    store.insert_device(&sample_device("late")).await.unwrap();
+    assert!(
+        cache.get(&store, &device("late")).await.unwrap().is_none(),
+        "still negatively cached"
+    );
+    cache.invalidate(&device("late"));
+    assert!(cache.get(&store, &device("late")).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn changed_device_is_reloaded_after_invalidate_and_flush() {
+    let (_dir, store) = fresh_store().await;
+    let mut d = sample_device("d2");
+    store.insert_device(&d).await.unwrap();
+    let cache = DeviceCache::new(100);
+    cache.get(&store, &d.device_id).await.unwrap();
+    d.state = DeviceState::Suspended;
+    store.update_device(&d).await.unwrap();
+    let id = d.device_id.clone();
+    let state = || async { cache.get(&store, &id).await.unwrap().unwrap().state };
+    assert_eq!(state().await, DeviceState::Registered, "stale until told");
+    cache.invalidate(&id);
+    assert_eq!(state().await, DeviceState::Suspended);
+    d.state = DeviceState::Registered;
+    store.update_device(&d).await.unwrap();
+    cache.invalidate_all();
+    assert_eq!(state().await, DeviceState::Registered);
+}
+
+/// An invalidation that lands while a load is reading the store: the load may have read the
+/// old row, so it is answered but not kept (without the generation check the stale row would
+/// stay cached for the whole TTL).
+#[tokio::test]
+async fn a_load_overlapping_an_invalidation_is_not_kept() {
+    let (_dir, store) = fresh_store().await;
+    let registered = sample_device("d3");
+    store.insert_device(&registered).await.unwrap();
+    let suspended = Device {
+        state: DeviceState::Suspended,
+        ..registered.clone()
+    };
+    let cache = DeviceCache::new(100);
+    let id = registered.device_id.clone();
+    let loaded = cache
+        .get_or_load(&id, || async {
+            let old = store.get_device(&id).await;
+            // Meanwhile another request suspends the device and invalidates.
+            store.update_device(&suspended).await.unwrap();
+            cache.invalidate(&id);
+            old
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(loaded.state, DeviceState::Registered, "what the load read");
+    assert_eq!(
+        cache.get(&store, &id).await.unwrap().unwrap().state,
+        DeviceState::Suspended,
+        "the overlapping load was not kept"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_id_loaded_across_an_invalidation_is_not_remembered() {
+    let cache: KeyedCache<u32, &'static str> = KeyedCache::new(10);
+    let missing = cache
+        .get_or_load(&7, || async {
+            cache.invalidate(&7);
+            Ok(None)
+        })
+        .await
+        .unwrap();
+    assert!(missing.is_none());
+    let found = cache
+        .get_or_load(&7, || async { Ok(Some("registered meanwhile")) })
+        .await
+        .unwrap();
+    assert_eq!(found.as_deref(), Some(&"registered meanwhile"));
+}
+
+#[tokio::test]
+async fn an_invalidation_of_another_stripe_does_not_discard_a_load() {
+    let cache: KeyedCache<u32, &'static str> = KeyedCache::new(10);
+    let other = (2..)
+        .find(|&n| !std::ptr::eq(cache.generation(&1), cache.generation(&n)))
+        .unwrap();
+    cache
+        .get_or_load(&1, || async {
+            cache.invalidate(&other);
+            Ok(Some("kept"))
+        })
+        .await
+        .unwrap();
+    let hit = cache
+        .get_or_load(&1, || async { Ok(Some("reloaded")) })
+        .await
+        .unwrap();
+    assert_eq!(
+        hit.as_deref(),
+        Some(&"kept"),
+        "cached despite the other id's change"
+    );
+    // A flush concerns every stripe.
+    cache
+        .get_or_load(&other, || async {
+            cache.invalidate_all();
+            Ok(Some("stale"))
+        })
+        .await
+        .unwrap();
+    let reloaded = cache
+        .get_or_load(&other, || async { Ok(Some("fresh")) })
+        .await
+        .unwrap();
+    assert_eq!(reloaded.as_deref(), Some(&"fresh"));
+}
+
+#[tokio::test]
+async fn the_drop_guard_forgets_the_entry_even_when_its_request_is_abandoned() {
+    let cache: KeyedCache<u32, &'static str> = KeyedCache::new(10);
+    let load = |value| move || async move { Ok(Some(value)) };
+    cache.get_or_load(&1, load("old")).await.unwrap();
+    {
+        let _guard = cache.invalidate_on_drop(1);
+        assert_eq!(
+            *cache.get_or_load(&1, load("new")).await.unwrap().unwrap(),
+            "old",
+            "kept while the write runs"
+        );
+    }
+    assert_eq!(
+        *cache.get_or_load(&1, load("new")).await.unwrap().unwrap(),
+        "new"
+    );
+    // A write whose future is dropped mid-way (the client went away) still forgets.
+    let abandoned = async {
+        let _guard = cache.invalidate_on_drop(1);
+        std::future::pending::<()>().await;
+    };
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(10), abandoned)
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        *cache.get_or_load(&1, load("newer")).await.unwrap().unwrap(),
+        "newer"
     );
 }
 

@@ -2,6 +2,7 @@
 //! (issue #5: a revocation or client disable on one node honoured by the others within
 //! 500 ms). Single-node backends have no feed: their caches are the only ones.
 
+use portcullis_core::device::DeviceId;
 use portcullis_core::ClientId;
 use tokio::sync::mpsc;
 
@@ -14,8 +15,11 @@ pub enum Change {
     Revocation(String),
     /// A signing key changed state.
     Key(String),
-    /// A device was updated: drop it from the device cache.
-    Device(String),
+    /// A device was registered, updated or enrolled: drop it from the device cache.
+    Device(DeviceId),
+    /// Devices were registered in bulk (`device:*`): flush the device cache, which may hold
+    /// some of their ids as unknown.
+    AllDevices,
     /// A certificate was revoked: refresh its OCSP answer and the CRL.
     Certificate(String),
     /// Changes may have been missed (the feed reconnected, or a payload was too long to
@@ -24,14 +28,16 @@ pub enum Change {
 }
 
 impl Change {
-    /// Parses a `<kind>:<id>` payload; `<kind>:*` and anything unknown mean [`Change::Everything`].
+    /// Parses a `<kind>:<id>` payload; `device:*` means [`Change::AllDevices`]; any other
+    /// `<kind>:*` and anything unknown mean [`Change::Everything`].
     pub fn parse(payload: &str) -> Change {
         match payload.split_once(':') {
+            Some(("device", "*")) => Change::AllDevices,
             Some((_, "*")) | None => Change::Everything,
             Some(("client", id)) => ClientId::parse(id).map_or(Change::Everything, Change::Client),
             Some(("revocation", jti)) => Change::Revocation(jti.to_owned()),
             Some(("key", kid)) => Change::Key(kid.to_owned()),
-            Some(("device", id)) => Change::Device(id.to_owned()),
+            Some(("device", id)) => DeviceId::parse(id).map_or(Change::AllDevices, Change::Device),
             Some(("cert", serial)) => Change::Certificate(serial.to_owned()),
             Some(_) => Change::Everything,
         }
@@ -56,6 +62,13 @@ mod tests {
             Change::Revocation("abc".into())
         );
         assert_eq!(Change::parse("key:k1"), Change::Key("k1".into()));
+        assert_eq!(
+            Change::parse("device:meter-1"),
+            Change::Device(DeviceId::parse("meter-1").unwrap())
+        );
+        for devices in ["device:*", "device:bad id"] {
+            assert_eq!(Change::parse(devices), Change::AllDevices, "{devices:?}");
+        }
         for flush in [
             "client:*",
             "revocation:*",

@@ -13,7 +13,7 @@ pub mod postgres;
 mod rows;
 pub mod sqlite;
 
-pub use cache::{ClientCache, RevocationCache};
+pub use cache::{ClientCache, DeviceCache, KeyedCache, RevocationCache};
 pub use changes::{Change, ChangeFeed};
 pub use error::StoreError;
 pub use pki::{CertificateFilter, Enrollment, IssuedCertificate, RevokedCertificate};
@@ -193,11 +193,13 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     // --- Device PKI (issue #4) ---
 
-    /// Registers one device; [`StoreError::Conflict`] if the id is taken.
+    /// Registers one device; [`StoreError::Conflict`] if the id is taken. Announces
+    /// `device:<id>` (caches remember unknown ids).
     async fn insert_device(&self, device: &Device) -> Result<(), StoreError>;
     /// Registers many devices in one transaction (manufacturing lists), skipping ids that
     /// already exist; returns the ids that were inserted, in the order given. Idempotent:
-    /// running the same list twice inserts nothing the second time.
+    /// running the same list twice inserts nothing the second time. Announces `device:*` when
+    /// it inserted any.
     async fn insert_devices(&self, devices: &[Device]) -> Result<Vec<DeviceId>, StoreError>;
     async fn get_device(&self, id: &DeviceId) -> Result<Option<Device>, StoreError>;
     /// Devices ordered by id, after `after` (keyset pagination).
@@ -210,9 +212,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// `false` if it does not exist. Announces `device:<id>`.
     async fn update_device(&self, device: &Device) -> Result<bool, StoreError>;
     /// Spends a one-time enrollment secret: atomically clears it and sets `state`, only if
-    /// the stored secret MAC is still exactly `expected_mac`. `false` means it was spent
-    /// (or changed) meanwhile, so two concurrent enrollments with one secret cannot both win.
-    /// Announces `device:<id>` when it succeeds.
+    /// the stored secret MAC is still exactly `expected_mac` and the device may still enroll
+    /// (`registered` or `enrolled`; a suspended device keeps its secret). `false` means it was
+    /// spent (or changed) meanwhile or the device left those states, so two concurrent
+    /// enrollments with one secret cannot both win, and a stale cached copy of the device
+    /// cannot enroll it. Announces `device:<id>` when it succeeds.
     async fn consume_enrollment_secret(
         &self,
         id: &DeviceId,
@@ -222,10 +226,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<bool, StoreError>;
 
     /// Records enrollments, all in one transaction (group commit: concurrent enrollments
-    /// share one commit). For each, the device becomes `enrolled` — spending its one-time
-    /// secret if `spend` names the MAC it must still hold, else only if it is still
-    /// `registered` or `enrolled` — and its certificate is inserted; `false` (and nothing
-    /// written for it) when the secret was spent meanwhile or the device left those states.
+    /// share one commit). For each, the device becomes `enrolled` — only if it is still
+    /// `registered` or `enrolled`, spending its one-time secret if `spend` names the MAC it
+    /// must still hold — and its certificate is inserted; `false` (and nothing written for
+    /// it) when the secret was spent meanwhile or the device left those states.
     async fn record_enrollments(&self, batch: &[Enrollment]) -> Result<Vec<bool>, StoreError>;
     /// Records an issued certificate; [`StoreError::Conflict`] on a duplicate serial (or a
     /// duplicate SHA-256: one DER is recorded once).

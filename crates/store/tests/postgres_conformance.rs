@@ -310,8 +310,9 @@ async fn concurrent_enrollments_on_two_nodes_have_one_winner() {
     .await;
 }
 
-/// Device updates, spent enrollment secrets and certificate revocations on one node reach
-/// another node's change feed; a revocation that changes nothing is silent.
+/// Device registrations, updates, spent enrollment secrets and certificate revocations on one
+/// node reach another node's change feed, and a bulk registration announces all devices; a
+/// revocation or spend that changes nothing is silent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pki_changes_reach_another_nodes_change_feed() {
     with_test_schema(|schema| async move {
@@ -342,11 +343,11 @@ async fn pki_changes_reach_another_nodes_change_feed() {
             .revoke_certificate(&serial(1), RevocationReason::Superseded, 20)
             .await
             .expect("revoke again"));
-        let suspended = Device {
-            state: DeviceState::Suspended,
+        let relabelled = Device {
+            model: Some("meter-x3".into()),
             ..device.clone()
         };
-        assert!(writer.update_device(&suspended).await.expect("update"));
+        assert!(writer.update_device(&relabelled).await.expect("update"));
         let mac = format!("mac-of-{device_id}");
         assert!(writer
             .consume_enrollment_secret(&device.device_id, &mac, DeviceState::Enrolled, 30)
@@ -363,11 +364,12 @@ async fn pki_changes_reach_another_nodes_change_feed() {
         assert_eq!(revoked, vec![serial(2), serial(3)]);
 
         let ours = |change: &Change| match change {
-            Change::Device(id) | Change::Certificate(id) => id.contains(&tag),
+            Change::Device(id) => id.as_str().contains(&tag),
+            Change::Certificate(serial) => serial.contains(&tag),
             _ => false,
         };
         let mut heard = Vec::new();
-        while heard.len() < 5 {
+        while heard.len() < 6 {
             let change = tokio::time::timeout(Duration::from_secs(5), feed.recv())
                 .await
                 .expect("a change within 5 s")
@@ -377,15 +379,16 @@ async fn pki_changes_reach_another_nodes_change_feed() {
             }
         }
         assert_eq!(
-            heard[..3],
+            heard[..4],
             [
+                Change::Device(device.device_id.clone()),
                 Change::Certificate(serial(1)),
-                Change::Device(device_id.clone()),
-                Change::Device(device_id.clone()),
+                Change::Device(device.device_id.clone()),
+                Change::Device(device.device_id.clone()),
             ]
         );
         // One statement revoked both: announced in whichever order it updated the rows.
-        let mut last_two = heard[3..].to_vec();
+        let mut last_two = heard[4..].to_vec();
         last_two.sort_by_key(|c| format!("{c:?}"));
         assert_eq!(
             last_two,
@@ -399,6 +402,23 @@ async fn pki_changes_reach_another_nodes_change_feed() {
             tokio::time::timeout(Duration::from_millis(300), feed.recv()).await
         {
             assert!(!ours(&change), "unexpected {change:?}");
+        }
+        // A bulk registration is one `device:*`. (Other tests' imports announce the same on
+        // the database-wide channel, so this only shows that one arrives.)
+        let bulk = [
+            conformance::sample_device(&format!("feed-bulk-1-{tag}")),
+            conformance::sample_device(&format!("feed-bulk-2-{tag}")),
+        ];
+        assert_eq!(writer.insert_devices(&bulk).await.expect("bulk").len(), 2);
+        loop {
+            let change = tokio::time::timeout(Duration::from_secs(5), feed.recv())
+                .await
+                .expect("device:* within 5 s")
+                .expect("feed open");
+            assert!(!ours(&change), "a bulk insert named a device: {change:?}");
+            if change == Change::AllDevices {
+                break;
+            }
         }
         writer.close().await;
         reader.close().await;

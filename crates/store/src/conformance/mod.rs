@@ -19,6 +19,7 @@ pub use clients::{
     list_clients_pages_in_id_order, update_of_missing_client_is_not_found,
 };
 pub use pki::{
+    a_device_that_may_not_enroll_cannot_spend_its_secret,
     an_enrollment_records_state_and_certificate_together, bulk_device_insert_is_idempotent,
     certificate_listing_filters_and_pages, certificate_revocation_keeps_the_first,
     certificate_round_trips, concurrent_enrollment_tasks_have_one_winner,
@@ -65,6 +66,7 @@ pub async fn run_all(store: &dyn Store) {
     list_devices_pages_in_id_order(store).await;
     update_device_replaces_fields_or_reports_missing(store).await;
     enrollment_secret_is_spent_once(store).await;
+    a_device_that_may_not_enroll_cannot_spend_its_secret(store).await;
     an_enrollment_records_state_and_certificate_together(store).await;
     concurrent_enrollments_with_one_secret_have_one_winner(store).await;
     certificate_round_trips(store).await;

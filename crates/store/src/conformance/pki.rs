@@ -267,6 +267,66 @@ pub async fn enrollment_secret_is_spent_once(store: &dyn Store) {
         .expect("unknown device"));
 }
 
+/// A device that may not enroll keeps its secret unspendable: suspension keeps the secret, so
+/// only the state stops a node whose cached copy still says `registered`. Nothing is written,
+/// by the single spend or by a recorded enrollment, until the device is back in a state that
+/// may enroll.
+pub async fn a_device_that_may_not_enroll_cannot_spend_its_secret(store: &dyn Store) {
+    let device = sample_device("pki-suspended-secret");
+    store.insert_device(&device).await.expect("insert");
+    let id = &device.device_id;
+    let mac = "mac-of-pki-suspended-secret";
+    for state in [
+        DeviceState::Suspended,
+        DeviceState::Revoked,
+        DeviceState::Decommissioned,
+    ] {
+        let held = Device {
+            state,
+            ..device.clone()
+        };
+        assert!(store.update_device(&held).await.expect("update"));
+        assert!(
+            !store
+                .consume_enrollment_secret(id, mac, DeviceState::Enrolled, 50)
+                .await
+                .expect("spend"),
+            "a {} device spent its secret",
+            state.as_str()
+        );
+        let enrollment = Enrollment {
+            device_id: id.clone(),
+            spend: Some(mac.to_owned()),
+            at: 51,
+            cert: sample_certificate(&serial(21, 1), Some("pki-suspended-secret"), FAR_FUTURE),
+        };
+        assert_eq!(
+            store
+                .record_enrollments(std::slice::from_ref(&enrollment))
+                .await
+                .expect("record"),
+            vec![false],
+            "a {} device enrolled",
+            state.as_str()
+        );
+        assert_eq!(
+            store.get_device(id).await.expect("get").as_ref(),
+            Some(&held),
+            "nothing written while {}",
+            state.as_str()
+        );
+        assert_eq!(
+            store.get_certificate(&serial(21, 1)).await.expect("get"),
+            None
+        );
+    }
+    assert!(store.update_device(&device).await.expect("resume"));
+    assert!(store
+        .consume_enrollment_secret(id, mac, DeviceState::Enrolled, 60)
+        .await
+        .expect("spend once registered"));
+}
+
 /// Enrollments are recorded in one transaction: for each, the secret is spent and the
 /// certificate recorded together, or neither (a spent secret, a suspended device), without
 /// affecting the others of the batch.

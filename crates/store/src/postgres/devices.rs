@@ -1,6 +1,6 @@
 //! The `devices` table: one row per registered device, attributes as JSON text, the one-time
-//! enrollment secret as its MAC and deadline until it is spent. Writes other nodes may cache
-//! announce `device:<id>`.
+//! enrollment secret as its MAC and deadline until it is spent. Every write announces
+//! `device:<id>` (a bulk insert `device:*`), inserts too: nodes cache unknown ids.
 
 use portcullis_core::device::{Device, DeviceId, DeviceState};
 use portcullis_core::UnixTime;
@@ -14,11 +14,15 @@ use crate::StoreError;
 /// a few megabytes at most.
 const ROWS_PER_STATEMENT: usize = 10_000;
 
+/// Inserts and announces `device:<id>` in the same statement.
 pub(super) async fn insert_one(pool: &PgPool, device: &Device) -> Result<(), StoreError> {
     let columns = DeviceColumns::of(device)?;
-    let sql =
-        format!("INSERT INTO devices ({DEVICE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)");
-    sqlx::query(&sql)
+    let sql = format!(
+        "WITH inserted AS (INSERT INTO devices ({DEVICE_COLUMNS}) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING device_id) \
+         SELECT portcullis_notify_change('device', device_id) FROM inserted"
+    );
+    sqlx::query_scalar::<_, String>(&sql)
         .bind(device.device_id.as_str())
         .bind(device.model.as_deref())
         .bind(columns.attrs)
@@ -27,7 +31,7 @@ pub(super) async fn insert_one(pool: &PgPool, device: &Device) -> Result<(), Sto
         .bind(columns.secret_expires_at)
         .bind(device.created_at)
         .bind(device.updated_at)
-        .execute(pool)
+        .fetch_one(pool)
         .await
         .map_err(|e| {
             StoreError::unique_as(e, |_| {
@@ -40,7 +44,8 @@ pub(super) async fn insert_one(pool: &PgPool, device: &Device) -> Result<(), Sto
 /// One transaction of `INSERT ... SELECT FROM UNNEST(arrays) ON CONFLICT DO NOTHING RETURNING
 /// device_id`: existing ids are skipped (also ones a concurrent loader inserts meanwhile: the
 /// insert waits for that transaction, then skips), and `RETURNING` says which rows were new.
-/// Returns the inserted ids in the order of `devices`, each once.
+/// Returns the inserted ids in the order of `devices`, each once. One `device:*` announces
+/// them all (a notification per row would queue up to a million on every node).
 pub(super) async fn insert_many(
     pool: &PgPool,
     devices: &[Device],
@@ -92,6 +97,11 @@ pub(super) async fn insert_many(
             .fetch_all(&mut *tx)
             .await?;
         returned.extend(inserted);
+    }
+    if !returned.is_empty() {
+        sqlx::query("SELECT portcullis_notify_change('device', '*')")
+            .execute(&mut *tx)
+            .await?;
     }
     tx.commit().await?;
     Ok(inserted_in_input_order(devices, returned))
@@ -149,8 +159,9 @@ pub(super) async fn update(pool: &PgPool, device: &Device) -> Result<bool, Store
 
 /// One statement. Under READ COMMITTED a second UPDATE of the same row waits for the first to
 /// commit and then re-checks its WHERE against the new row version, where the MAC is gone: of
-/// several enrollments presenting the same secret, on any nodes, exactly one wins. The winner
-/// announces `device:<id>`.
+/// several enrollments presenting the same secret, on any nodes, exactly one wins. The state is
+/// checked here too, so a node whose cached copy still says `registered` cannot enroll a
+/// device suspended (secret kept) elsewhere. The winner announces `device:<id>`.
 pub(super) async fn consume_enrollment_secret(
     pool: impl sqlx::PgExecutor<'_>,
     id: &DeviceId,
@@ -162,7 +173,8 @@ pub(super) async fn consume_enrollment_secret(
         "WITH spent AS (UPDATE devices SET enrollment_secret_mac = NULL, \
          enrollment_secret_expires_at = NULL, state = $3, updated_at = $4 \
          WHERE device_id = $1 AND enrollment_secret_mac IS NOT NULL \
-         AND enrollment_secret_mac = $2 RETURNING device_id) \
+         AND enrollment_secret_mac = $2 AND state IN ('registered', 'enrolled') \
+         RETURNING device_id) \
          SELECT portcullis_notify_change('device', device_id) FROM spent",
     )
     .bind(id.as_str())

@@ -123,7 +123,8 @@ pub(super) async fn update(pool: &SqlitePool, device: &Device) -> Result<bool, S
 }
 
 /// One statement: SQLite runs one writer at a time, so of several enrollments presenting the
-/// same secret exactly one finds the MAC still there.
+/// same secret exactly one finds the MAC still there. Only a device that may enroll
+/// (`registered` or `enrolled`) spends it: suspension keeps the secret.
 pub(super) async fn consume_enrollment_secret(
     pool: impl sqlx::SqliteExecutor<'_>,
     id: &DeviceId,
@@ -134,7 +135,8 @@ pub(super) async fn consume_enrollment_secret(
     let result = sqlx::query(
         "UPDATE devices SET enrollment_secret_mac = NULL, enrollment_secret_expires_at = NULL, \
          state = ?, updated_at = ? \
-         WHERE device_id = ? AND enrollment_secret_mac IS NOT NULL AND enrollment_secret_mac = ?",
+         WHERE device_id = ? AND enrollment_secret_mac IS NOT NULL AND enrollment_secret_mac = ? \
+         AND state IN ('registered', 'enrolled')",
     )
     .bind(state.as_str())
     .bind(now)
