@@ -33,13 +33,20 @@ pub async fn follow_changes(
                     tracing::warn!(%kid, error = %e, "reloading signing keys after a change failed");
                 }
             }
-            // A certificate revoked on another node: re-sign its OCSP answer, rebuild the CRL.
+            // A certificate revoked on another node: re-sign its OCSP answer; the CRL builder
+            // rebuilds the CRL.
             Change::Certificate(serial) => pki.pki.certificate_changed(&serial),
+            // The CRL builder published: followers serve the new one.
+            Change::Setting(name) if name == portcullis_pki::crl::CRL_SETTING => {
+                pki.pki.crl.mark_published();
+            }
+            Change::Setting(_) => {}
             Change::Device(id) => pki.pki.device_changed(&id),
             Change::AllDevices => pki.pki.devices_changed(),
             Change::Everything => {
                 pki.ocsp.invalidate_all();
                 pki.pki.crl.mark_stale();
+                pki.pki.crl.mark_published();
                 server.clients.invalidate_all();
                 pki.pki.devices_changed();
                 if let Err(e) = server

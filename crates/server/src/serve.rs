@@ -21,13 +21,18 @@ const PURGE_INTERVAL: Duration = Duration::from_secs(60);
 /// How often the key rotation timeline is checked: a pre-published key starts signing within
 /// this of its time. A check that finds nothing due reads the key table and nothing else.
 const KEY_CHECK_INTERVAL: Duration = Duration::from_secs(1);
-/// How often the CRL is checked for staleness; a revocation also regenerates it on the next
-/// fetch, so this only keeps the first fetch after a change fast.
-const CRL_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+/// How often the CRL builder checks for revocations (its own are also picked up by the next
+/// fetch), so a revocation made on another node is published within about this. A check
+/// with nothing to do renews the lease and reads nothing else.
+const CRL_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// The lease that makes one node purge expired rows from the shared store.
 const PURGE_LEASE: &str = "purge";
 /// Longer than two purge intervals, so the holder keeps it while alive.
 const PURGE_LEASE_SECS: i64 = 150;
+/// The lease that makes one node build and publish the CRL (renewed every CRL check).
+const CRL_LEASE: &str = "crl";
+/// Ten missed checks hand the CRL over to another node.
+const CRL_LEASE_SECS: i64 = 10;
 
 /// Runs the server until a shutdown signal.
 pub async fn run(config: Config) -> Result<(), String> {
@@ -222,10 +227,16 @@ async fn background_jobs(
                     tracing::warn!(error = %e, "key rotation check failed; will retry");
                 }
             }
-            // Keeps a fresh CRL ready: regenerated when a revocation marked it stale (here or,
-            // through the change feed, on another node) or half its validity has passed.
+            // Keeps a fresh CRL ready. The `crl` lease holder rebuilds and publishes it when a
+            // revocation marked it stale (here or, through the change feed, on another node) or
+            // half its validity has passed; the other nodes load what it published.
             _ = crl.tick() => {
-                if let Err(e) = pki.pki.crl.current(portcullis_pki::clock::unix_now_millis()).await {
+                let now = portcullis_pki::clock::unix_now_millis();
+                match server.store.try_acquire_lease(CRL_LEASE, keys.node_id(), CRL_LEASE_SECS, now.div_euclid(1000)).await {
+                    Ok(leader) => pki.pki.crl.set_leader(leader),
+                    Err(e) => tracing::warn!(error = %e, "CRL lease unavailable; will retry"),
+                }
+                if let Err(e) = pki.pki.crl.current(now).await {
                     tracing::warn!(error = %e, "CRL regeneration failed; will retry");
                 }
             }

@@ -247,6 +247,64 @@ fn revocation_and_disable_on_one_node_are_honoured_by_another_within_500_ms() {
     );
 }
 
+/// Whether the PEM CRL lists `serial` (lowercase hex, as the store keeps it), per openssl.
+fn crl_lists(dir: &std::path::Path, pem: &str, serial: &str) -> bool {
+    let file = dir.join("crl.pem");
+    std::fs::write(&file, pem).unwrap();
+    let out = Command::new("openssl")
+        .args(["crl", "-noout", "-text", "-in"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "openssl reads the CRL: {pem}");
+    String::from_utf8_lossy(&out.stdout)
+        .contains(&format!("Serial Number: {}", serial.to_uppercase()))
+}
+
+#[test]
+fn one_node_builds_the_crl_and_every_node_serves_the_same_one() {
+    let Some(db) = Database::create_named("crl") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let master = tmp.path().join("master.key");
+    let url = db.url();
+    let env = cluster_env(&url, &master, &[]);
+    let a = Node::start_in(&tmp.path().join("a"), &env);
+    let b = Node::start_in(&tmp.path().join("b"), &env);
+    let first = a.get("/pki/crl.pem");
+    assert_eq!(first.status, 200);
+    assert_eq!(
+        first.text,
+        b.get("/pki/crl.pem").text,
+        "one signed CRL for the whole cluster"
+    );
+
+    // Each node issued its own HTTPS certificate at start; revoke one through A.
+    let serial = a.cli_json(&["cert", "list"])["certificates"][0]["serial"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(!crl_lists(tmp.path(), &first.text, &serial));
+    a.cli_json(&["cert", "revoke", &serial, "--reason", "keyCompromise"]);
+    let revoked_at = std::time::Instant::now();
+    loop {
+        let (from_a, from_b) = (a.get("/pki/crl.pem").text, b.get("/pki/crl.pem").text);
+        if from_a == from_b && crl_lists(tmp.path(), &from_b, &serial) {
+            break;
+        }
+        assert!(
+            revoked_at.elapsed() < std::time::Duration::from_secs(5),
+            "both nodes serve one CRL listing the revocation within 5 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    eprintln!(
+        "revocation on A listed in the CRL both nodes serve after {:?}",
+        revoked_at.elapsed()
+    );
+}
+
 #[test]
 fn store_copy_moves_an_embedded_deployment_to_postgres_with_its_audit_chain() {
     let Some(db) = Database::create_named("copy") else {

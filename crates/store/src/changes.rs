@@ -22,6 +22,8 @@ pub enum Change {
     AllDevices,
     /// A certificate was revoked: refresh its OCSP answer and the CRL.
     Certificate(String),
+    /// A setting was written (e.g. another node published the CRL): reload copies of it.
+    Setting(String),
     /// Changes may have been missed (the feed reconnected, or a payload was too long to
     /// name one object): flush every cache and reload.
     Everything,
@@ -39,6 +41,7 @@ impl Change {
             Some(("key", kid)) => Change::Key(kid.to_owned()),
             Some(("device", id)) => DeviceId::parse(id).map_or(Change::AllDevices, Change::Device),
             Some(("cert", serial)) => Change::Certificate(serial.to_owned()),
+            Some(("setting", name)) => Change::Setting(name.to_owned()),
             Some(_) => Change::Everything,
         }
     }
@@ -62,6 +65,10 @@ mod tests {
             Change::Revocation("abc".into())
         );
         assert_eq!(Change::parse("key:k1"), Change::Key("k1".into()));
+        assert_eq!(
+            Change::parse("setting:pki.crl"),
+            Change::Setting("pki.crl".into())
+        );
         assert_eq!(
             Change::parse("device:meter-1"),
             Change::Device(DeviceId::parse("meter-1").unwrap())

@@ -7,13 +7,13 @@
 //! - **One clock**: assertion-jti expiry is judged by the database's `now()`, not the node's.
 //! - **Change announcements**: `update_client`, `delete_client`, `revoke_token`,
 //!   `update_signing_key_state`, `update_device`, `consume_enrollment_secret`,
-//!   `revoke_certificate` and `revoke_device_certificates` call
+//!   `revoke_certificate`, `revoke_device_certificates` and the settings writes call
 //!   `pg_notify('portcullis_changes', '<kind>:<id>')` in the writing statement (kinds `client`,
-//!   `revocation`, `key`, `device`, `cert`; an id too long for a NOTIFY payload is sent as
-//!   `<kind>:*`, meaning "flush every entry of that kind"). PostgreSQL
-//!   delivers it only if the write commits. Nothing listens yet: the cache-invalidation
-//!   listener comes with the cache-coherence work. The channel is database-wide, so schemas
-//!   sharing a database (test runs) hear each other — harmless for invalidation.
+//!   `revocation`, `key`, `device`, `cert`, `setting`; an id too long for a NOTIFY payload is
+//!   sent as `<kind>:*`, meaning "flush every entry of that kind"). PostgreSQL delivers it only
+//!   if the write commits; `listen.rs` turns it into the node's change feed. The channel is
+//!   database-wide, so schemas sharing a database (test runs) hear each other — harmless for
+//!   invalidation.
 //!
 //! One file per concern, like `sqlite/`; this one connects, migrates and wires the [`Store`]
 //! methods to them. `test_schema.rs` is the shared test harness (a fresh schema per run).

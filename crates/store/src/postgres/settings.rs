@@ -1,4 +1,6 @@
-//! The `settings` table: named values written once (the secret pepper, the bootstrap marker).
+//! The `settings` table: named values (the secret pepper, the bootstrap marker, the CA record,
+//! the published CRL). Every write announces `setting:<name>`, so nodes holding a copy (the
+//! CRL) reload it.
 
 use sqlx::PgPool;
 
@@ -21,11 +23,15 @@ pub(super) async fn put_if_absent(
     name: &str,
     value: &[u8],
 ) -> Result<Vec<u8>, StoreError> {
-    sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
-        .bind(name)
-        .bind(value)
-        .execute(pool)
-        .await?;
+    sqlx::query(
+        "WITH inserted AS (INSERT INTO settings (name, value) VALUES ($1, $2) \
+         ON CONFLICT (name) DO NOTHING RETURNING name) \
+         SELECT portcullis_notify_change('setting', name) FROM inserted",
+    )
+    .bind(name)
+    .bind(value)
+    .fetch_optional(pool)
+    .await?;
     get(pool, name).await?.ok_or(StoreError::NotFound)
 }
 
@@ -37,11 +43,14 @@ pub(super) async fn replace(
     expected: &[u8],
     value: &[u8],
 ) -> Result<bool, StoreError> {
-    let done = sqlx::query("UPDATE settings SET value = $1 WHERE name = $2 AND value = $3")
-        .bind(value)
-        .bind(name)
-        .bind(expected)
-        .execute(pool)
-        .await?;
-    Ok(done.rows_affected() == 1)
+    let announced: Option<String> = sqlx::query_scalar(
+        "WITH updated AS (UPDATE settings SET value = $1 WHERE name = $2 AND value = $3 \
+         RETURNING name) SELECT portcullis_notify_change('setting', name) FROM updated",
+    )
+    .bind(value)
+    .bind(name)
+    .bind(expected)
+    .fetch_optional(pool)
+    .await?;
+    Ok(announced.is_some())
 }

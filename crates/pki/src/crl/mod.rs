@@ -1,12 +1,18 @@
 //! Certificate revocation lists (RFC 5280 §5), built from the store's revocation state. The
 //! CRL number is the generation time in milliseconds: strictly increasing across
 //! regenerations and across nodes without any shared counter.
+//!
+//! One node (the `crl` lease holder) builds the CRL and publishes it in the store
+//! (`publisher.rs`); every node serves that same signed CRL (`stored.rs` reads it back), so a
+//! relying party behind a load balancer never sees CRL numbers go backwards.
 
-use std::sync::Arc;
-use std::sync::RwLock;
+mod publisher;
+mod stored;
+
+pub use publisher::{CrlPublisher, CRL_SETTING};
 
 use portcullis_core::device::RevocationReason;
-use portcullis_store::{RevokedCertificate, Store};
+use portcullis_store::RevokedCertificate;
 use rcgen::{CertificateRevocationListParams, KeyIdMethod, RevokedCertParams, SerialNumber};
 
 use crate::ca::issue_time;
@@ -43,16 +49,19 @@ fn serial_bytes(hex: &str) -> Result<Vec<u8>, PkiError> {
 pub struct Crl {
     pub der: Vec<u8>,
     pub pem: String,
+    /// The CRL number: milliseconds since the epoch at generation.
+    pub number: u64,
     pub this_update: i64,
     pub next_update: i64,
     pub entries: usize,
 }
 
-/// Signs a CRL listing `revoked`.
+/// Signs a CRL listing `revoked`, numbered `number` (the publisher keeps numbers increasing).
 pub fn build_crl(
     ca: &CertificateAuthority,
     revoked: &[RevokedCertificate],
     now_millis: i64,
+    number: u64,
     validity_secs: i64,
 ) -> Result<Crl, PkiError> {
     let now = now_millis.div_euclid(1000);
@@ -68,7 +77,7 @@ pub fn build_crl(
     let params = CertificateRevocationListParams {
         this_update: issue_time(now)?,
         next_update: issue_time(now + validity_secs)?,
-        crl_number: SerialNumber::from(u64::try_from(now_millis).unwrap_or(0)),
+        crl_number: SerialNumber::from(number),
         issuing_distribution_point: None,
         revoked_certs: entries,
         key_identifier_method: match ca.subject_key_id() {
@@ -81,71 +90,9 @@ pub fn build_crl(
     Ok(Crl {
         pem: crate::ca::pem("X509 CRL", &der),
         der,
+        number,
         this_update: now,
         next_update: now + validity_secs,
         entries: revoked.len(),
     })
-}
-
-/// The node's current CRL, regenerated when a revocation marks it stale and before it
-/// expires.
-pub struct CrlPublisher {
-    ca: Arc<CertificateAuthority>,
-    store: Arc<dyn Store>,
-    validity_secs: i64,
-    current: RwLock<Option<Arc<Crl>>>,
-    stale: std::sync::atomic::AtomicBool,
-}
-
-impl CrlPublisher {
-    pub fn new(ca: Arc<CertificateAuthority>, store: Arc<dyn Store>, validity_secs: i64) -> Self {
-        Self {
-            ca,
-            store,
-            validity_secs,
-            current: RwLock::new(None),
-            stale: std::sync::atomic::AtomicBool::new(true),
-        }
-    }
-
-    /// Marks the CRL out of date (a certificate was revoked, here or on another node).
-    pub fn mark_stale(&self) {
-        self.stale.store(true, std::sync::atomic::Ordering::Release);
-    }
-
-    /// The current CRL, regenerating it first if it is stale or past half its validity.
-    pub async fn current(&self, now_millis: i64) -> Result<Arc<Crl>, PkiError> {
-        let now = now_millis.div_euclid(1000);
-        if !self.stale.load(std::sync::atomic::Ordering::Acquire) {
-            if let Some(crl) = self.current.read().ok().and_then(|c| c.clone()) {
-                if now < crl.this_update + self.validity_secs / 2 {
-                    return Ok(crl);
-                }
-            }
-        }
-        self.regenerate(now_millis).await
-    }
-
-    /// Rebuilds the CRL from the store now.
-    pub async fn regenerate(&self, now_millis: i64) -> Result<Arc<Crl>, PkiError> {
-        // Cleared before reading, so a revocation committed during the read marks it again.
-        self.stale
-            .store(false, std::sync::atomic::Ordering::Release);
-        let revoked = self
-            .store
-            .list_revoked_certificates(now_millis.div_euclid(1000))
-            .await
-            .inspect_err(|_| self.mark_stale())?;
-        let ca = self.ca.clone();
-        let validity = self.validity_secs;
-        let crl =
-            tokio::task::spawn_blocking(move || build_crl(&ca, &revoked, now_millis, validity))
-                .await
-                .map_err(|e| PkiError::Encoding(format!("CRL task failed: {e}")))??;
-        let crl = Arc::new(crl);
-        if let Ok(mut slot) = self.current.write() {
-            *slot = Some(crl.clone());
-        }
-        Ok(crl)
-    }
 }
