@@ -362,6 +362,27 @@ pub struct ChainVerified {
     pub records: u64,
     /// Sequence number of the last record (0 for an empty chain).
     pub last_seq: i64,
+    /// Signed checkpoints whose signature verified and whose hash matches the chain.
+    pub checkpoints_verified: u64,
+    /// Checkpoints whose key this server cannot use (destroyed in the HSM after removal,
+    /// held by another key backend, revoked as compromised): consistent with the chain, but
+    /// proving nothing. Not an error; see `unverifiable_keys`.
+    pub checkpoints_unverifiable: u64,
+    /// The keys of those checkpoints and why each cannot be used (at most 16).
+    pub unverifiable_keys: Vec<UnverifiableKey>,
+    /// The record the newest verified checkpoint covers (0 when none): no rewrite up to here
+    /// goes unnoticed.
+    pub last_checkpoint_seq: i64,
+    /// Records after it (`last_seq - last_checkpoint_seq`): compare `last_seq` with the
+    /// newest checkpoint in the operational log to see whether this tail was cut.
+    pub records_after_checkpoint: u64,
+}
+
+/// A key whose checkpoints could not be verified.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UnverifiableKey {
+    pub kid: String,
+    pub reason: String,
 }
 
 /// Page size rule shared by both list endpoints.

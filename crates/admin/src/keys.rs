@@ -56,6 +56,9 @@ pub trait KeyAdmin: Send + Sync {
     ) -> Result<Vec<KeyView>, AdminError>;
     /// Retires one key (a pending one, or the active one when a successor is published).
     async fn retire_key(&self, actor: &str, kid: &str) -> Result<Vec<KeyView>, AdminError>;
+    /// The key table as this server trusts it, for verifying audit checkpoints: each key's
+    /// public half derived from the private key the custody opens, never read from the row.
+    async fn checkpoint_keys(&self) -> Result<portcullis_audit::CheckpointKeys, AdminError>;
 }
 
 /// The shared handle the key routes hold as state.

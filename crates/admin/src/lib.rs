@@ -67,6 +67,12 @@ pub fn router_with_pki(
             .with_state(pki),
         None => Router::new(),
     };
+    let audit_verify: Router<Arc<AuthServer>> = Router::new()
+        .route("/audit/verify", post(audit::verify_audit))
+        .with_state(audit::AuditVerification {
+            server: server.clone(),
+            keys: keys.clone(),
+        });
     let key_routes: Router<Arc<AuthServer>> = match keys {
         Some(keys) => Router::new()
             .route("/keys", get(keys::list_keys))
@@ -88,7 +94,7 @@ pub fn router_with_pki(
         )
         .route("/clients/{id}/rotate-secret", post(secrets::rotate_secret))
         .route("/audit", get(audit::list_audit))
-        .route("/audit/verify", post(audit::verify_audit))
+        .merge(audit_verify)
         .merge(key_routes)
         .merge(pki_routes)
         // route_layer: only matched routes authenticate, so an unknown path is a plain 404.

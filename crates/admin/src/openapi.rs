@@ -69,6 +69,7 @@ impl Modify for BearerScheme {
     components(schemas(
         CreateClientRequest, UpdateClientRequest, RotateSecretRequest, ClientView, CreatedClient,
         RotatedSecret, ClientPage, AuditRecordView, AuditPage, ChainVerified, Problem,
+        crate::dto::UnverifiableKey,
         crate::keys::KeyView, crate::keys::RotateKeysRequest,
         crate::devices::DeviceView, crate::devices::RegisterDeviceRequest,
         crate::devices::ImportDevicesRequest, crate::devices::RegisteredDevice,

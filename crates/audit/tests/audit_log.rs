@@ -1,27 +1,23 @@
 //! The audit writer and chain verification against a real SQLite file.
 
+mod fixtures;
 mod flaky_store;
 
 use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 use std::time::Instant;
 
+use fixtures::event;
 use flaky_store::FlakyStore;
-use portcullis_audit::{verify_chain, AuditError, AuditLog, ChainReport};
-use portcullis_core::audit::{AuditEvent, ChainBreak};
+use portcullis_audit::{verify_chain, AuditError, AuditLog, CheckpointKeys};
+use portcullis_core::audit::ChainBreak;
 use portcullis_store::sqlite::SqliteStore;
 use portcullis_store::Store;
 use sqlx::Connection;
 
-fn event(i: usize) -> AuditEvent {
-    AuditEvent {
-        at: 1_700_000_000 + i as i64,
-        actor: "sensor-1".into(),
-        action: "token.issued".into(),
-        subject: format!("jti-{i}"),
-        outcome: "success".into(),
-        detail: serde_json::json!({"scope": "read", "n": i}),
-    }
+/// No key table: these tests are about the chain; checkpoints have tests of their own.
+fn no_keys() -> CheckpointKeys {
+    CheckpointKeys::none("no key table in this test")
 }
 
 async fn open_store(dir: &tempfile::TempDir) -> Arc<SqliteStore> {
@@ -40,7 +36,9 @@ async fn stored_subjects(store: &dyn Store) -> Vec<String> {
 /// Checks that exactly `subjects` were stored, in that order, in a chain that verifies.
 async fn assert_stored_in_order(store: &dyn Store, subjects: &[String]) {
     assert_eq!(stored_subjects(store).await, subjects);
-    let report = verify_chain(store).await.expect("chain verifies");
+    let report = verify_chain(store, &no_keys())
+        .await
+        .expect("chain verifies");
     assert_eq!(report.records, subjects.len() as u64);
 }
 
@@ -57,16 +55,7 @@ async fn record_and_flush(log: &AuditLog, n: usize) -> f64 {
 /// Runs a statement on the database file directly, as someone with disk access could,
 /// dropping the append-only triggers first.
 async fn tamper(dir: &tempfile::TempDir, statement: &str) {
-    let url = format!("sqlite://{}", dir.path().join("audit.db").display());
-    let mut conn = sqlx::SqliteConnection::connect(&url)
-        .await
-        .expect("connect");
-    for trigger in ["audit_log_no_update", "audit_log_no_delete"] {
-        sqlx::query(&format!("DROP TRIGGER IF EXISTS {trigger}"))
-            .execute(&mut conn)
-            .await
-            .expect("drop trigger");
-    }
+    let mut conn = fixtures::open_without_triggers(&dir.path().join("audit.db")).await;
     sqlx::query(statement)
         .execute(&mut conn)
         .await
@@ -81,14 +70,10 @@ async fn ten_thousand_recorded_events_are_stored_after_flush_and_verify() {
     let log = AuditLog::start(store.clone());
     let per_second = record_and_flush(&log, 10_000).await;
     println!("audit append: {per_second:.0} events/s (10 000 events, record to flush)");
-    let report = verify_chain(store.as_ref()).await.expect("chain verifies");
-    assert_eq!(
-        report,
-        ChainReport {
-            records: 10_000,
-            last_seq: 10_000
-        }
-    );
+    let report = verify_chain(store.as_ref(), &no_keys())
+        .await
+        .expect("chain verifies");
+    assert_eq!((report.records, report.last_seq), (10_000, 10_000));
     log.shutdown().await;
 }
 
@@ -113,14 +98,11 @@ async fn order_is_preserved_across_batches() {
 async fn an_empty_log_verifies() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open_store(&dir).await;
-    let report = verify_chain(store.as_ref()).await.expect("verifies");
-    assert_eq!(
-        report,
-        ChainReport {
-            records: 0,
-            last_seq: 0
-        }
-    );
+    let report = verify_chain(store.as_ref(), &no_keys())
+        .await
+        .expect("verifies");
+    assert_eq!((report.records, report.last_seq), (0, 0));
+    assert_eq!(report.checkpoints.verified, 0);
 }
 
 #[tokio::test]
@@ -134,7 +116,7 @@ async fn edited_record_is_reported_at_its_seq() {
         "UPDATE audit_log SET outcome = 'failure' WHERE seq = 5",
     )
     .await;
-    let result = verify_chain(store.as_ref()).await;
+    let result = verify_chain(store.as_ref(), &no_keys()).await;
     assert!(
         matches!(
             result,
@@ -151,7 +133,7 @@ async fn deleted_middle_record_is_reported_as_a_gap() {
     let log = AuditLog::start(store.clone());
     record_and_flush(&log, 10).await;
     tamper(&dir, "DELETE FROM audit_log WHERE seq = 5").await;
-    let result = verify_chain(store.as_ref()).await;
+    let result = verify_chain(store.as_ref(), &no_keys()).await;
     let gap = ChainBreak::Gap {
         seq: 6,
         expected: 5,
@@ -224,7 +206,9 @@ async fn sustained_append_throughput() {
     let per_second = record_and_flush(&log, 500_000).await;
     println!("audit append: {per_second:.0} events/s (500 000 events, record to flush)");
     let started = Instant::now();
-    let report = verify_chain(store.as_ref()).await.expect("verifies");
+    let report = verify_chain(store.as_ref(), &no_keys())
+        .await
+        .expect("verifies");
     let verify_rate = report.records as f64 / started.elapsed().as_secs_f64();
     println!("audit verify: {verify_rate:.0} records/s");
 }

@@ -112,6 +112,9 @@ pub enum ChainBreak {
     Unlinked { seq: i64, prev_seq: i64 },
     #[error("record {seq}: expected sequence number {expected} (a record was removed)")]
     Gap { seq: i64, expected: i64 },
+    /// A signed checkpoint in the chain is forged, edited, or no longer matches the chain.
+    #[error(transparent)]
+    Checkpoint(#[from] crate::audit_checkpoint::CheckpointBreak),
 }
 
 /// Incremental verifier, so a chain of millions of records can be checked as a stream.

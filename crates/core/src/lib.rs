@@ -6,6 +6,7 @@
 
 pub mod assertion;
 pub mod audit;
+pub mod audit_checkpoint;
 pub mod client;
 pub mod device;
 pub mod error;

@@ -42,6 +42,12 @@ impl JwtSigner {
         }
     }
 
+    /// The same key writing another `typ`, for JWS that are not access tokens (audit
+    /// checkpoints): explicit typing keeps one kind from passing for the other (RFC 8725 §3.11).
+    pub fn with_typ(&self, typ: &str) -> JwtSigner {
+        JwtSigner::new(Arc::clone(&self.signer), typ)
+    }
+
     /// The key id in every header this signer writes.
     pub fn kid(&self) -> &Kid {
         self.signer.kid()

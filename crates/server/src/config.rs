@@ -229,6 +229,25 @@ impl Default for LogSection {
     }
 }
 
+/// `[audit]`: the audit log's signed checkpoints.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditSection {
+    /// Seconds between signed checkpoints of the audit chain's head, taken by one node (the
+    /// `audit-checkpoint` lease holder) and only when something new was recorded. Default 60;
+    /// 0 turns checkpoints off; at most 86400. A rewrite of the database is detectable for
+    /// everything older than the newest checkpoint.
+    pub checkpoint_interval_secs: u64,
+}
+
+impl Default for AuditSection {
+    fn default() -> Self {
+        Self {
+            checkpoint_interval_secs: 60,
+        }
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -239,6 +258,7 @@ pub struct Config {
     pub rate_limit: RateLimitSection,
     pub pki: PkiSection,
     pub log: LogSection,
+    pub audit: AuditSection,
 }
 
 impl Config {
@@ -277,6 +297,12 @@ impl Config {
         if self.pki.crl_validity_secs < 60 || self.pki.ocsp_validity_secs < 60 {
             return Err(ConfigError::Invalid(
                 "pki.crl_validity_secs and pki.ocsp_validity_secs must be at least 60".into(),
+            ));
+        }
+        if self.audit.checkpoint_interval_secs > 86_400 {
+            return Err(ConfigError::Invalid(
+                "audit.checkpoint_interval_secs must be at most 86400 (0 turns checkpoints off)"
+                    .into(),
             ));
         }
         if self.server.tls_cert_file.is_some() != self.server.tls_key_file.is_some() {
@@ -575,6 +601,9 @@ mod tests {
             ("PORTCULLIS_SERVER__TRUSTED_PROXIES", "[\"10.1.2.3/8\"]"),
             ("PORTCULLIS_SERVER__TRUSTED_PROXIES", "[\"proxy.internal\"]"),
             ("PORTCULLIS_SERVER__TRUSTED_PROXIES", "10.0.0.0/8"),
+            ("PORTCULLIS_AUDIT__CHECKPOINT_INTERVAL_SECS", "-1"),
+            ("PORTCULLIS_AUDIT__CHECKPOINT_INTERVAL_SECS", "86401"),
+            ("PORTCULLIS_AUDIT__CHECKPOINT_INTERVAL_SECS", "often"),
         ] {
             assert!(
                 Config::load(None, env(&[(k, v)])).is_err(),
@@ -657,6 +686,20 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(empty.contains("is empty"), "{empty}");
+    }
+
+    #[test]
+    fn audit_checkpoints_default_to_every_minute_and_zero_turns_them_off() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert_eq!(c.audit.checkpoint_interval_secs, 60);
+        for (value, want) in [("1", 1), ("0", 0), ("86400", 86_400)] {
+            let c = Config::load(
+                None,
+                env(&[("PORTCULLIS_AUDIT__CHECKPOINT_INTERVAL_SECS", value)]),
+            )
+            .unwrap();
+            assert_eq!(c.audit.checkpoint_interval_secs, want);
+        }
     }
 
     #[test]

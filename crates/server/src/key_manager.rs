@@ -9,11 +9,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use portcullis_admin::{AdminError, KeyAdmin, KeyView};
-use portcullis_audit::AuditLog;
+use portcullis_audit::{AuditLog, CheckpointKeys};
 use portcullis_core::audit::AuditEvent;
 use portcullis_core::rotation::{self, KeyState, KeyTimeline, RotationPolicy, Transition};
 use portcullis_core::{Kid, UnixTime};
-use portcullis_keys::{Algorithm, Jwk, KeyRing};
+use portcullis_keys::{Algorithm, Jwk, KeyRing, VerifyingKey};
 use portcullis_store::{Store, StoredKey};
 use tokio::sync::Mutex;
 
@@ -267,6 +267,34 @@ impl KeyManager {
 impl KeyAdmin for KeyManager {
     async fn list_keys(&self) -> Result<Vec<KeyView>, AdminError> {
         self.views().await.map_err(AdminError::Conflict)
+    }
+
+    /// Every row of the key table, opened through this node's custody: a software key must
+    /// unseal under the master key with its kid as AAD, a PKCS#11 key must be in the token,
+    /// and the public key is derived from what was opened, so a row written by someone with
+    /// only the database (its `public_jwk` is plain text) is never trusted. Retired and removed
+    /// software keys stay sealed in their rows and keep verifying old checkpoints; keys that
+    /// cannot be opened (destroyed in the token after removal, another backend) and revoked
+    /// keys (whoever stole one could sign any checkpoint) are reported, not trusted.
+    async fn checkpoint_keys(&self) -> Result<CheckpointKeys, AdminError> {
+        let mut keys = CheckpointKeys::key_table();
+        for key in self.store.list_signing_keys().await? {
+            let kid = key.kid.as_str().to_owned();
+            if state_of(&key) == Some(KeyState::Revoked) {
+                keys.distrust(kid, "revoked as compromised: its signatures prove nothing");
+                continue;
+            }
+            let opened = self.custody.load(&key).and_then(|signer| {
+                VerifyingKey::from_jwk(&signer.public_jwk(), &[signer.algorithm()])
+            });
+            match opened {
+                Ok(public) => keys.trust(kid, public),
+                Err(e) => {
+                    keys.distrust(kid, format!("this node's key custody cannot open it ({e})"))
+                }
+            }
+        }
+        Ok(keys)
     }
 
     async fn retire_key(&self, actor: &str, kid: &str) -> Result<Vec<KeyView>, AdminError> {

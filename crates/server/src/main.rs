@@ -1,6 +1,7 @@
 //! `portcullis`: one binary that serves and administers the machine-authentication platform.
 //! Exit codes: 0 ok, 1 failure, 2 usage.
 
+mod audit_checkpoint;
 mod bootstrap;
 mod ca_custody;
 mod cache_coherence;

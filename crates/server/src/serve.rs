@@ -160,6 +160,14 @@ pub async fn run(config: Config) -> Result<(), String> {
     // Tests and scripts wait for this exact line on stdout.
     println!("portcullis listening on http://{local}");
 
+    let checkpoints = crate::audit_checkpoint::CheckpointJob {
+        store: node.store.clone(),
+        keys: node.keys.clone(),
+        audit: audit.clone(),
+        node_id: key_manager.node_id().to_owned(),
+        interval: Duration::from_secs(config.audit.checkpoint_interval_secs),
+    }
+    .spawn();
     let background = tokio::spawn(background_jobs(
         server.clone(),
         metrics,
@@ -174,6 +182,9 @@ pub async fn run(config: Config) -> Result<(), String> {
     .await
     .map_err(|e| format!("server error: {e}"))?;
     background.abort();
+    if let Some(task) = checkpoints {
+        task.abort();
+    }
     if let Some(task) = tls_task {
         task.abort();
     }

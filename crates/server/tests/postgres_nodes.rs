@@ -618,3 +618,78 @@ fn one_node_carries_out_a_due_rotation_and_every_node_follows() {
         "exactly one node carried out the due activation"
     );
 }
+
+#[test]
+fn one_node_takes_the_audit_checkpoints_and_never_two_for_one_head() {
+    let Some(db) = Database::create_named("checkpoints") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let master = tmp.path().join("master.key");
+    let url = db.url();
+    let env = cluster_env(
+        &url,
+        &master,
+        &[("PORTCULLIS_AUDIT__CHECKPOINT_INTERVAL_SECS", "1")],
+    );
+    let a = Node::start_in(&tmp.path().join("a"), &env);
+    let b = Node::start_in(&tmp.path().join("b"), &env);
+    let (id, secret) = a.create_client(&[]);
+    // Something new on the chain from both nodes, again and again, for several intervals:
+    // each tick finds a checkpoint due, on whichever node looks.
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_secs(5) {
+        assert_eq!(a.token(&id, &secret, "").status, 200);
+        assert_eq!(b.token(&id, &secret, "").status, 200);
+        std::thread::sleep(std::time::Duration::from_millis(150));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+
+    let audit = a.cli_json(&["audit", "list", "--limit", "1000"]);
+    let covered: Vec<i64> = audit["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == "audit.checkpoint")
+        .map(|r| r["detail"]["seq"].as_i64().unwrap())
+        .collect();
+    assert!(covered.len() >= 3, "a checkpoint every second: {covered:?}");
+    let mut distinct = covered.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(
+        distinct.len(),
+        covered.len(),
+        "no head is checkpointed twice: {covered:?}"
+    );
+    let taken_by = |n: &Node| n.log().matches("audit checkpoint").count();
+    let (by_a, by_b) = (taken_by(&a), taken_by(&b));
+    assert!(
+        (by_a == 0) != (by_b == 0),
+        "one node holds the audit-checkpoint lease: A logged {by_a}, B {by_b}"
+    );
+    // The other node verifies them: the key table (and master key) is shared.
+    let verify = Command::new(support::BIN)
+        .args([
+            "audit",
+            "verify",
+            "--json",
+            "--server",
+            &b.base,
+            "--admin-credential",
+        ])
+        .arg(tmp.path().join("a/admin.json"))
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&verify.stdout).unwrap();
+    assert!(
+        report["checkpoints_verified"].as_u64().unwrap() >= covered.len() as u64,
+        "{report}"
+    );
+    assert_eq!(report["checkpoints_unverifiable"], 0, "{report}");
+}

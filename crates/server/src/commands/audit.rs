@@ -35,11 +35,7 @@ pub fn run(cmd: AuditCommand) -> Result<(), CommandError> {
                     if api.json {
                         print_json(&report);
                     } else {
-                        println!(
-                            "audit chain intact: {} records, last seq {}",
-                            report["records"],
-                            report["last_seq"].as_i64().unwrap_or(0)
-                        );
+                        print_verified(&report);
                     }
                 }
                 Err(ApiError::Problem {
@@ -59,4 +55,37 @@ pub fn run(cmd: AuditCommand) -> Result<(), CommandError> {
         }
     }
     Ok(())
+}
+
+/// The human form of a `POST /audit/verify` report.
+fn print_verified(report: &serde_json::Value) {
+    let int = |key: &str| report[key].as_i64().unwrap_or(0);
+    println!(
+        "audit chain intact: {} records, last seq {}",
+        int("records"),
+        int("last_seq")
+    );
+    if int("checkpoints_verified") > 0 {
+        println!(
+            "checkpoints: {} verified; the newest covers seq {} ({} records after it)",
+            int("checkpoints_verified"),
+            int("last_checkpoint_seq"),
+            int("records_after_checkpoint")
+        );
+    } else {
+        println!("checkpoints: none verified; nothing pins the chain against a rewrite");
+    }
+    if int("checkpoints_unverifiable") > 0 {
+        println!(
+            "warning: {} checkpoints could not be verified and prove nothing:",
+            int("checkpoints_unverifiable")
+        );
+        for key in report["unverifiable_keys"].as_array().into_iter().flatten() {
+            println!(
+                "  key {}: {}",
+                key["kid"].as_str().unwrap_or("?"),
+                key["reason"].as_str().unwrap_or("?")
+            );
+        }
+    }
 }
