@@ -131,6 +131,12 @@ pub async fn run(config: Config) -> Result<(), String> {
         ));
     }
 
+    // Before serving: a node that builds the CRL must know it before the first fetch, or it
+    // would serve the published CRL, which lacks revocations committed while no node could
+    // publish (a crash between a revocation and its publication).
+    claim_crl_lease(node.store.as_ref(), key_manager.node_id(), &pki.pki).await;
+    let node_id = key_manager.node_id().to_owned();
+
     let app = router(
         server.clone(),
         node.store.clone(),
@@ -164,7 +170,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         store: node.store.clone(),
         keys: node.keys.clone(),
         audit: audit.clone(),
-        node_id: key_manager.node_id().to_owned(),
+        node_id: node_id.clone(),
         interval: Duration::from_secs(config.audit.checkpoint_interval_secs),
     }
     .spawn();
@@ -187,6 +193,12 @@ pub async fn run(config: Config) -> Result<(), String> {
     }
     if let Some(task) = tls_task {
         task.abort();
+    }
+    // The jobs are stopped: hand their leases over now rather than after they expire (a
+    // rolling restart would otherwise leave key rotation, the CRL and checkpoints unowned for
+    // up to their time-outs).
+    if let Err(e) = node.store.release_leases(&node_id).await {
+        tracing::warn!(error = %e, "releasing leases failed; they expire on their own");
     }
     audit.shutdown().await;
     tracing::info!("portcullis stopped");
@@ -242,17 +254,13 @@ async fn background_jobs(
             // revocation marked it stale (here or, through the change feed, on another node) or
             // half its validity has passed; the other nodes load what it published.
             _ = crl.tick() => {
-                let now = portcullis_pki::clock::unix_now_millis();
-                match server.store.try_acquire_lease(CRL_LEASE, keys.node_id(), CRL_LEASE_SECS, now.div_euclid(1000)).await {
-                    Ok(leader) => pki.pki.crl.set_leader(leader),
-                    Err(e) => tracing::warn!(error = %e, "CRL lease unavailable; will retry"),
-                }
-                if let Err(e) = pki.pki.crl.current(now).await {
+                claim_crl_lease(server.store.as_ref(), keys.node_id(), &pki.pki).await;
+                if let Err(e) = pki.pki.crl.current(portcullis_pki::clock::unix_now_millis()).await {
                     tracing::warn!(error = %e, "CRL regeneration failed; will retry");
                 }
             }
             _ = purge.tick() => {
-                                let now = unix_now();
+                let now = unix_now();
                 // Every node trims its own cache; one node (the `purge` lease holder) the store.
                 server.revocations.purge(now);
                 match server.store.try_acquire_lease(PURGE_LEASE, keys.node_id(), PURGE_LEASE_SECS, now).await {
@@ -267,6 +275,17 @@ async fn background_jobs(
                 metrics.run_upkeep();
             }
         }
+    }
+}
+
+/// Renews (or tries to take) the `crl` lease and tells the CRL publisher whether it builds.
+async fn claim_crl_lease(store: &dyn Store, node_id: &str, pki: &portcullis_pki::Pki) {
+    match store
+        .try_acquire_lease(CRL_LEASE, node_id, CRL_LEASE_SECS, unix_now())
+        .await
+    {
+        Ok(leader) => pki.crl.set_leader(leader),
+        Err(e) => tracing::warn!(error = %e, "CRL lease unavailable; will retry"),
     }
 }
 

@@ -234,3 +234,54 @@ fn cacerts_and_csrattrs_answer_as_rfc_7030_says() {
     let plain = node.get("/.well-known/est/cacerts");
     assert_eq!(plain.status, 404);
 }
+
+/// A revocation committed but never published (the node died in between; here written
+/// straight into the stopped node's SQLite file) is in the very first CRL after a restart:
+/// the node claims the CRL lease before it serves, so it rebuilds instead of serving the
+/// published CRL.
+#[test]
+fn the_first_crl_after_a_restart_lists_revocations_that_were_never_published() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("node");
+    let node = Node::start_in(&dir, &[]);
+    let before = node.get("/pki/crl.pem");
+    assert_eq!(before.status, 200);
+    assert!(node.stop().success());
+
+    let serial = "4a".repeat(16);
+    let inserted = Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sqlite3, sys, time\n\
+             now = int(time.time())\n\
+             con = sqlite3.connect(sys.argv[1])\n\
+             con.execute('INSERT INTO certificates (serial, device_id, subject, not_before, \
+             not_after, sha256, der, revoked_at, revocation_reason) VALUES (?,?,?,?,?,?,?,?,?)', \
+             (sys.argv[2], None, 'CN=lost', now - 60, now + 86400, '00' * 32, b'\\x30\\x00', \
+             now - 30, 1))\n\
+             con.commit()\n",
+        )
+        .arg(dir.join("portcullis.db"))
+        .arg(&serial)
+        .output()
+        .unwrap();
+    assert!(
+        inserted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&inserted.stderr)
+    );
+
+    let node = Node::start_in(&dir, &[]);
+    let after = node.get("/pki/crl.pem");
+    assert_eq!(after.status, 200);
+    let pem = tmp.path().join("crl.pem");
+    std::fs::write(&pem, &after.text).unwrap();
+    let text = run(Command::new("openssl")
+        .args(["crl", "-noout", "-text", "-in"])
+        .arg(&pem));
+    assert!(
+        String::from_utf8_lossy(&text.stdout)
+            .contains(&format!("Serial Number: {}", serial.to_uppercase())),
+        "the first CRL after the restart lists the unpublished revocation"
+    );
+}

@@ -154,6 +154,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         ttl_secs: i64,
         now: UnixTime,
     ) -> Result<bool, StoreError>;
+    /// Gives up every lease `holder` holds (a node shutting down cleanly), so its jobs move
+    /// to another node — or to itself after a restart — at once instead of after the lease
+    /// expires. Returns how many it held.
+    async fn release_leases(&self, holder: &str) -> Result<u64, StoreError>;
     /// Replaces a key's sealed private key (`portcullis key rewrap` under a new master key).
     async fn update_signing_key_sealed(
         &self,

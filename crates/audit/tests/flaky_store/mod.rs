@@ -100,6 +100,9 @@ impl Store for FlakyStore {
     ) -> Result<bool, StoreError> {
         Err(unused())
     }
+    async fn release_leases(&self, _: &str) -> Result<u64, StoreError> {
+        Err(unused())
+    }
     async fn revoke_token(&self, _: &RevokedToken) -> Result<(), StoreError> {
         Err(unused())
     }

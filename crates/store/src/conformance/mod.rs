@@ -126,6 +126,27 @@ pub async fn leases_have_one_holder_until_they_expire(store: &dyn Store) {
             .expect("lost"),
         "A lost it"
     );
+    // A clean shutdown hands over at once: B releases, A takes both jobs without waiting.
+    assert_eq!(store.release_leases("node-b").await.expect("release"), 2);
+    assert_eq!(store.release_leases("node-b").await.expect("again"), 0);
+    for job in ["conformance-job", "other-job"] {
+        assert!(
+            store
+                .try_acquire_lease(job, "node-a", 60, now())
+                .await
+                .expect("take released"),
+            "A takes the released {job} at once"
+        );
+    }
+    assert_eq!(
+        store.release_leases("node-b").await.expect("not B's"),
+        0,
+        "releasing touches only the holder's leases"
+    );
+    assert!(!store
+        .try_acquire_lease("other-job", "node-b", 60, now())
+        .await
+        .expect("held"));
 }
 
 pub(crate) fn client_id(s: &str) -> ClientId {

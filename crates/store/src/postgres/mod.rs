@@ -247,6 +247,10 @@ impl Store for PostgresStore {
         leases::try_acquire(&self.pool, name, holder, ttl_secs).await
     }
 
+    async fn release_leases(&self, holder: &str) -> Result<u64, StoreError> {
+        leases::release_all(&self.pool, holder).await
+    }
+
     async fn update_signing_key_sealed(
         &self,
         kid: &Kid,

@@ -27,3 +27,12 @@ pub(super) async fn try_acquire(
     .await?;
     Ok(won.is_some())
 }
+
+/// Deletes every lease of `holder`; the next contender takes each at once.
+pub(super) async fn release_all(pool: &SqlitePool, holder: &str) -> Result<u64, StoreError> {
+    let done = sqlx::query("DELETE FROM leases WHERE holder = ?")
+        .bind(holder)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected())
+}

@@ -177,6 +177,11 @@ impl Store for SqliteStore {
         leases::try_acquire(&self.pool, name, holder, ttl_secs, now).await
     }
 
+    async fn release_leases(&self, holder: &str) -> Result<u64, StoreError> {
+        let _writer = self.writer.lock().await;
+        leases::release_all(&self.pool, holder).await
+    }
+
     async fn update_signing_key_sealed(
         &self,
         kid: &Kid,
