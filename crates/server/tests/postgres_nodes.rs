@@ -52,10 +52,6 @@ fn cluster_env<'a>(
 struct Database(String);
 
 impl Database {
-    fn create() -> Option<Database> {
-        Self::create_named("nodes")
-    }
-
     fn create_named(test: &str) -> Option<Database> {
         let name = format!("portcullis_t_{test}_{}", std::process::id());
         psql(&format!("DROP DATABASE IF EXISTS {name}"));
@@ -80,15 +76,33 @@ impl Drop for Database {
     }
 }
 
-#[test]
-fn two_nodes_share_one_postgres_database() {
-    let Some(db) = Database::create() else { return };
+/// Two nodes of one deployment on a fresh database; `None` (the test skips) without
+/// PostgreSQL outside CI. Fields drop in order: the nodes stop, then the directory and the
+/// database go.
+struct TwoNodes {
+    a: Node,
+    b: Node,
+    tmp: tempfile::TempDir,
+    db: Database,
+}
+
+fn two_nodes(test: &str, extra: &[(&str, &str)]) -> Option<TwoNodes> {
+    let db = Database::create_named(test)?;
     let tmp = tempfile::tempdir().unwrap();
     let master = tmp.path().join("master.key");
     let url = db.url();
-    let env = cluster_env(&url, &master, &[]);
+    let env = cluster_env(&url, &master, extra);
     let a = Node::start_in(&tmp.path().join("a"), &env);
     let b = Node::start_in(&tmp.path().join("b"), &env);
+    Some(TwoNodes { a, b, tmp, db })
+}
+
+#[test]
+fn two_nodes_share_one_postgres_database() {
+    let Some(nodes) = two_nodes("nodes", &[]) else {
+        return;
+    };
+    let (a, b, tmp) = (&nodes.a, &nodes.b, &nodes.tmp);
     assert!(
         !tmp.path().join("b/admin.json").exists(),
         "bootstrap happens once per database, not per node"
@@ -136,15 +150,10 @@ fn two_nodes_share_one_postgres_database() {
 
 #[test]
 fn revocation_and_disable_on_one_node_are_honoured_by_another_within_500_ms() {
-    let Some(db) = Database::create_named("coherence") else {
+    let Some(nodes) = two_nodes("coherence", &[]) else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let master = tmp.path().join("master.key");
-    let url = db.url();
-    let env = cluster_env(&url, &master, &[]);
-    let a = Node::start_in(&tmp.path().join("a"), &env);
-    let c = Node::start_in(&tmp.path().join("c"), &env);
+    let (a, c) = (&nodes.a, &nodes.b);
     let (id, secret) = a.create_client(&["--id", "meter-7"]);
     let token = a.token(&id, &secret, "").json["access_token"]
         .as_str()
@@ -217,7 +226,7 @@ fn revocation_and_disable_on_one_node_are_honoured_by_another_within_500_ms() {
     assert!(active2_at_c());
     assert!(psql(&format!(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}' AND query ILIKE 'LISTEN%'",
-        db.0
+        nodes.db.0
     )));
     assert_eq!(
         a.post_form(
@@ -263,15 +272,10 @@ fn crl_lists(dir: &std::path::Path, pem: &str, serial: &str) -> bool {
 
 #[test]
 fn one_node_builds_the_crl_and_every_node_serves_the_same_one() {
-    let Some(db) = Database::create_named("crl") else {
+    let Some(nodes) = two_nodes("crl", &[]) else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let master = tmp.path().join("master.key");
-    let url = db.url();
-    let env = cluster_env(&url, &master, &[]);
-    let a = Node::start_in(&tmp.path().join("a"), &env);
-    let b = Node::start_in(&tmp.path().join("b"), &env);
+    let (a, b, tmp) = (&nodes.a, &nodes.b, &nodes.tmp);
     let first = a.get("/pki/crl.pem");
     assert_eq!(first.status, 200);
     assert_eq!(
@@ -495,15 +499,10 @@ fn honoured_within_500_ms(what: &str, mut done: impl FnMut() -> bool) {
 /// registration, suspension, resumption or bulk import on A is honoured by C within 500 ms.
 #[test]
 fn device_changes_on_one_node_are_honoured_by_another_within_500_ms() {
-    let Some(db) = Database::create_named("devices") else {
+    let Some(nodes) = two_nodes("devices", &[]) else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let master = tmp.path().join("master.key");
-    let url = db.url();
-    let env = cluster_env(&url, &master, &[]);
-    let a = Node::start_in(&tmp.path().join("a"), &env);
-    let c = Node::start_in(&tmp.path().join("c"), &env);
+    let (a, c, tmp) = (&nodes.a, &nodes.b, &nodes.tmp);
     let token = a.admin_token();
     let bearer = format!("Bearer {token}");
     let admin = |node: &Node, method: &str, path: &str, body: &str| {
@@ -517,24 +516,24 @@ fn device_changes_on_one_node_are_honoured_by_another_within_500_ms() {
     };
 
     // C remembers that meter-9 does not exist; A registers it.
-    assert_eq!(admin(&c, "GET", "/devices/meter-9", "").status, 404);
-    let secret = pki::register(&a, "meter-9");
+    assert_eq!(admin(c, "GET", "/devices/meter-9", "").status, 404);
+    let secret = pki::register(a, "meter-9");
     honoured_within_500_ms("a registration", || {
-        admin(&c, "GET", "/devices/meter-9", "").status == 200
+        admin(c, "GET", "/devices/meter-9", "").status == 200
     });
 
     // C caches the registered device through EST too (a wrong secret is refused).
     let dev = pki::Device::new(&tmp.path().join("meter-9"), "meter-9");
-    pki::provision_ca(&a, &dev);
+    pki::provision_ca(a, &dev);
     let csr = dev.csr("first", "ec", "/CN=meter-9");
     let enroll_at_c = |secret: &str| {
-        dev.est(&c, "simpleenroll", &csr, Some(("meter-9", secret)), None)
+        dev.est(c, "simpleenroll", &csr, Some(("meter-9", secret)), None)
             .0
     };
     assert_eq!(enroll_at_c("not-the-secret"), 401);
 
     // A suspends it: C refuses the right secret (403), and never issues meanwhile.
-    let suspended = admin(&a, "PATCH", "/devices/meter-9", r#"{"state":"suspended"}"#);
+    let suspended = admin(a, "PATCH", "/devices/meter-9", r#"{"state":"suspended"}"#);
     assert_eq!(suspended.status, 200, "{}", suspended.text);
     honoured_within_500_ms("a suspension", || match enroll_at_c(&secret) {
         403 => true,
@@ -543,43 +542,38 @@ fn device_changes_on_one_node_are_honoured_by_another_within_500_ms() {
     });
 
     // A resumes it with a new secret: C accepts that one (its cached old secret is gone).
-    let resumed = admin(&a, "PATCH", "/devices/meter-9", r#"{"state":"registered"}"#);
+    let resumed = admin(a, "PATCH", "/devices/meter-9", r#"{"state":"registered"}"#);
     let new_secret = resumed.json["enrollment_secret"]
         .as_str()
         .unwrap_or_else(|| panic!("a new secret: {}", resumed.text))
         .to_owned();
     honoured_within_500_ms("a resumption", || enroll_at_c(&new_secret) == 200);
     assert_eq!(
-        admin(&a, "GET", "/devices/meter-9", "").json["state"],
+        admin(a, "GET", "/devices/meter-9", "").json["state"],
         "enrolled",
         "A sees the enrollment C made"
     );
 
     // A bulk import (one `device:*` announcement) reaches ids C had cached as unknown.
-    assert_eq!(admin(&c, "GET", "/devices/imported-1", "").status, 404);
+    assert_eq!(admin(c, "GET", "/devices/imported-1", "").status, 404);
     let imported = admin(
-        &a,
+        a,
         "POST",
         "/devices/import",
         r#"{"devices":[{"device_id":"imported-1"},{"device_id":"imported-2"}]}"#,
     );
     assert_eq!(imported.status, 200, "{}", imported.text);
     honoured_within_500_ms("a bulk import", || {
-        admin(&c, "GET", "/devices/imported-1", "").status == 200
+        admin(c, "GET", "/devices/imported-1", "").status == 200
     });
 }
 
 #[test]
 fn one_node_carries_out_a_due_rotation_and_every_node_follows() {
-    let Some(db) = Database::create_named("rotation") else {
+    let Some(nodes) = two_nodes("rotation", &[("PORTCULLIS_KEYS__PREPUBLISH_SECS", "1")]) else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let master = tmp.path().join("master.key");
-    let url = db.url();
-    let env = cluster_env(&url, &master, &[("PORTCULLIS_KEYS__PREPUBLISH_SECS", "1")]);
-    let a = Node::start_in(&tmp.path().join("a"), &env);
-    let b = Node::start_in(&tmp.path().join("b"), &env);
+    let (a, b) = (&nodes.a, &nodes.b);
     let (id, secret) = a.create_client(&[]);
     let kid = |n: &Node| {
         support::jwt_header(
@@ -594,7 +588,7 @@ fn one_node_carries_out_a_due_rotation_and_every_node_follows() {
     let keys = a.cli_json(&["key", "rotate"]);
     let next = support::pending_kid(&keys);
     let started = std::time::Instant::now();
-    while kid(&a) != next || kid(&b) != next {
+    while kid(a) != next || kid(b) != next {
         assert!(
             started.elapsed() < std::time::Duration::from_secs(10),
             "both nodes sign with the new key"
@@ -621,19 +615,13 @@ fn one_node_carries_out_a_due_rotation_and_every_node_follows() {
 
 #[test]
 fn one_node_takes_the_audit_checkpoints_and_never_two_for_one_head() {
-    let Some(db) = Database::create_named("checkpoints") else {
+    let Some(nodes) = two_nodes(
+        "checkpoints",
+        &[("PORTCULLIS_AUDIT__CHECKPOINT_INTERVAL_SECS", "1")],
+    ) else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let master = tmp.path().join("master.key");
-    let url = db.url();
-    let env = cluster_env(
-        &url,
-        &master,
-        &[("PORTCULLIS_AUDIT__CHECKPOINT_INTERVAL_SECS", "1")],
-    );
-    let a = Node::start_in(&tmp.path().join("a"), &env);
-    let b = Node::start_in(&tmp.path().join("b"), &env);
+    let (a, b, tmp) = (&nodes.a, &nodes.b, &nodes.tmp);
     let (id, secret) = a.create_client(&[]);
     // Something new on the chain from both nodes, again and again, for several intervals:
     // each tick finds a checkpoint due, on whichever node looks.
@@ -663,7 +651,7 @@ fn one_node_takes_the_audit_checkpoints_and_never_two_for_one_head() {
         "no head is checkpointed twice: {covered:?}"
     );
     let taken_by = |n: &Node| n.log().matches("audit checkpoint").count();
-    let (by_a, by_b) = (taken_by(&a), taken_by(&b));
+    let (by_a, by_b) = (taken_by(a), taken_by(b));
     assert!(
         (by_a == 0) != (by_b == 0),
         "one node holds the audit-checkpoint lease: A logged {by_a}, B {by_b}"
