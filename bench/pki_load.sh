@@ -52,6 +52,10 @@ est=$(EST_REQUESTS="$work/est.txt" WRK_THREADS="$threads" timeout 300 \
   wrk "-t$threads" "-c$connections" "-d$duration" --latency -s bench/est.lua "$tls" | tee "$work/est.wrk" | grep '^RESULT')
 issued=$(cli cert list --limit 1000 --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["certificates"]))')
 [[ $issued -gt 0 ]] || die "no certificate was issued: $(cat "$work/est.wrk")"
+# Each device enrolls once; past the end of the list wrk starts again and every request is a
+# spent secret (401), which would make the rate meaningless.
+[[ $(result_field requests "$est") -le $devices ]] ||
+  die "the run used up all $devices devices (errors are spent secrets); raise BENCH_DEVICES"
 
 # --- 2. OCSP -------------------------------------------------------------------------------
 say "enrolling one device for OCSP"
