@@ -28,6 +28,7 @@ const LEASE_INTERVALS: u64 = 3;
 const MIN_LEASE_SECS: u64 = 10;
 
 /// What one node needs to take checkpoints.
+#[derive(Clone)]
 pub struct CheckpointJob {
     pub store: Arc<dyn Store>,
     pub keys: Arc<KeyRing>,

@@ -166,14 +166,14 @@ pub async fn run(config: Config) -> Result<(), String> {
     // Tests and scripts wait for this exact line on stdout.
     println!("portcullis listening on http://{local}");
 
-    let checkpoints = crate::audit_checkpoint::CheckpointJob {
+    let checkpoint_job = crate::audit_checkpoint::CheckpointJob {
         store: node.store.clone(),
         keys: node.keys.clone(),
         audit: audit.clone(),
         node_id: node_id.clone(),
         interval: Duration::from_secs(config.audit.checkpoint_interval_secs),
-    }
-    .spawn();
+    };
+    let checkpoints = checkpoint_job.clone().spawn();
     let background = tokio::spawn(background_jobs(
         server.clone(),
         metrics,
@@ -190,6 +190,11 @@ pub async fn run(config: Config) -> Result<(), String> {
     background.abort();
     if let Some(task) = checkpoints {
         task.abort();
+        // A last checkpoint over what this node recorded since the previous one, so a clean
+        // stop leaves no uncovered tail (taken only if this node holds or can take the lease).
+        if let Err(e) = checkpoint_job.take_checkpoint().await {
+            tracing::warn!(error = %e, "final audit checkpoint failed");
+        }
     }
     if let Some(task) = tls_task {
         task.abort();

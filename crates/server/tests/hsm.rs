@@ -123,9 +123,19 @@ fn token_flow_with_the_signing_key_in_softhsm() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&blob.stdout).trim(), "pkcs11 0");
+    // The default interval is a minute: no checkpoint yet.
+    assert_eq!(
+        node.cli_json(&["audit", "verify"])["checkpoints_verified"],
+        0
+    );
 
     assert!(node.stop().success());
     let node = Node::start_in(&dir, &hsm_env(&conf, &pin));
+    // The clean stop took a last audit checkpoint, signed inside the HSM; the restarted node
+    // verifies it through the token (the key row holds no private key to trust instead).
+    let verify = node.cli_json(&["audit", "verify"]);
+    assert_eq!(verify["checkpoints_verified"], 1, "{verify}");
+    assert_eq!(verify["checkpoints_unverifiable"], 0, "{verify}");
     let again = node.token(&id, &secret, "");
     assert_eq!(again.status, 200, "{}", again.text);
     assert_eq!(
