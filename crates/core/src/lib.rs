@@ -17,6 +17,7 @@ pub mod rotation;
 pub mod scope;
 pub mod secret;
 pub mod tls;
+pub mod tls_renewal;
 pub mod token;
 
 pub use error::{CoreError, ErrorCode, OAuthError};

@@ -34,10 +34,11 @@ pub struct ServerSection {
     /// HTTPS listen address (EST, mTLS token requests, OCSP). Default `127.0.0.1:8443`;
     /// `off` disables it.
     pub listen_tls: String,
-    /// PEM certificate chain for the HTTPS listener. Default: a certificate for
-    /// `[pki] tls_names` issued by our own CA at every start.
+    /// PEM certificate chain for the HTTPS listener, read again when it or the key file
+    /// changes on disk. Default: a certificate for `[pki] tls_names` issued by our own CA at
+    /// every start and renewed while the node runs.
     pub tls_cert_file: Option<PathBuf>,
-    /// PEM (PKCS#8) private key for `tls_cert_file`.
+    /// PEM (PKCS#8, PKCS#1 or SEC1) private key for `tls_cert_file`.
     pub tls_key_file: Option<PathBuf>,
     /// Reverse proxies (CIDRs, e.g. `["10.0.0.10/32"]`) whose `X-Forwarded-For` names the
     /// client for per-address limits, the failure lock-out and audit records: the right-most
@@ -162,6 +163,12 @@ impl Default for RateLimitSection {
     }
 }
 
+/// Default lifetime of the generated HTTPS server certificate: 90 days.
+pub const DEFAULT_TLS_CERT_LIFETIME_SECS: i64 = 90 * 86_400;
+/// Longest lifetime of the generated HTTPS server certificate: 398 days, the most TLS
+/// clients that follow the CA/Browser Forum rules accept.
+const MAX_TLS_CERT_LIFETIME_SECS: i64 = 398 * 86_400;
+
 /// `[pki]`: the device CA, enrollment and revocation services.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -188,6 +195,11 @@ pub struct PkiSection {
     pub manufacturer_ca_file: Option<PathBuf>,
     /// DNS names / IP addresses of the generated HTTPS server certificate.
     pub tls_names: Vec<String>,
+    /// Lifetime of the generated HTTPS server certificate in seconds. Default 7776000
+    /// (90 days); renewed two thirds in, without a restart. It also sets how often the
+    /// certificate (or the configured files) is checked: a tenth of it, at most hourly.
+    /// From 5 (for tests) to 34387200 (398 days).
+    pub tls_cert_lifetime_secs: i64,
 }
 
 impl Default for PkiSection {
@@ -206,6 +218,7 @@ impl Default for PkiSection {
             ocsp_validity_secs: 3600,
             manufacturer_ca_file: None,
             tls_names: vec!["localhost".into(), "127.0.0.1".into()],
+            tls_cert_lifetime_secs: DEFAULT_TLS_CERT_LIFETIME_SECS,
         }
     }
 }
@@ -298,6 +311,11 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "pki.crl_validity_secs and pki.ocsp_validity_secs must be at least 60".into(),
             ));
+        }
+        if !(5..=MAX_TLS_CERT_LIFETIME_SECS).contains(&self.pki.tls_cert_lifetime_secs) {
+            return Err(ConfigError::Invalid(format!(
+                "pki.tls_cert_lifetime_secs must be from 5 to {MAX_TLS_CERT_LIFETIME_SECS} (398 days)"
+            )));
         }
         if self.audit.checkpoint_interval_secs > 86_400 {
             return Err(ConfigError::Invalid(
@@ -604,6 +622,9 @@ mod tests {
             ("PORTCULLIS_AUDIT__CHECKPOINT_INTERVAL_SECS", "-1"),
             ("PORTCULLIS_AUDIT__CHECKPOINT_INTERVAL_SECS", "86401"),
             ("PORTCULLIS_AUDIT__CHECKPOINT_INTERVAL_SECS", "often"),
+            ("PORTCULLIS_PKI__TLS_CERT_LIFETIME_SECS", "4"),
+            ("PORTCULLIS_PKI__TLS_CERT_LIFETIME_SECS", "34387201"),
+            ("PORTCULLIS_PKI__TLS_CERT_LIFETIME_SECS", "-1"),
         ] {
             assert!(
                 Config::load(None, env(&[(k, v)])).is_err(),
@@ -699,6 +720,20 @@ mod tests {
             )
             .unwrap();
             assert_eq!(c.audit.checkpoint_interval_secs, want);
+        }
+    }
+
+    #[test]
+    fn the_generated_tls_certificate_lives_ninety_days_unless_configured() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert_eq!(c.pki.tls_cert_lifetime_secs, 90 * 86_400);
+        for value in [5, 3600, 398 * 86_400] {
+            let c = Config::load(
+                None,
+                env(&[("PORTCULLIS_PKI__TLS_CERT_LIFETIME_SECS", &value.to_string())]),
+            )
+            .unwrap();
+            assert_eq!(c.pki.tls_cert_lifetime_secs, value);
         }
     }
 

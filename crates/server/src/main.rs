@@ -17,6 +17,7 @@ mod mtls_validator;
 mod pki_setup;
 mod serve;
 mod tls;
+mod tls_certificate;
 
 use std::process::ExitCode;
 

@@ -1,5 +1,6 @@
 //! Bringing up the device PKI on a node: the CA (created on the first start, loaded after),
-//! the OCSP responder, the CRL publisher, and the HTTPS listener's certificate.
+//! the OCSP responder and the CRL publisher. (The HTTPS listener's certificate, issued by this
+//! CA unless files are configured, is `tls_certificate.rs`.)
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,15 +10,11 @@ use portcullis_core::audit::AuditEvent;
 use portcullis_pki::ca::{CaSettings, CertificateAuthority};
 use portcullis_pki::ocsp::{OcspConfig, OcspResponder};
 use portcullis_pki::{Pki, PkiUrls};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde_json::json;
 
 use crate::bootstrap::{unix_now, Node};
 use crate::ca_custody::CustodyVault;
 use crate::config::Config;
-
-/// Lifetime of the generated HTTPS server certificate; a new one is issued at every start.
-const TLS_CERT_LIFETIME_SECS: i64 = 90 * 24 * 3600;
 
 /// The PKI of this node.
 pub struct NodePki {
@@ -119,42 +116,4 @@ fn presigning(ocsp: Arc<OcspResponder>) -> portcullis_pki::service::CertificateH
             }
         });
     })
-}
-
-/// The HTTPS certificate chain and key: the configured files, or a fresh certificate from
-/// our own CA for `[pki] tls_names` (recorded in the store like any other certificate).
-pub async fn tls_identity(
-    config: &Config,
-    pki: &Pki,
-    bound: std::net::SocketAddr,
-) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
-    use rustls::pki_types::pem::PemObject as _;
-    if let (Some(cert), Some(key)) = (&config.server.tls_cert_file, &config.server.tls_key_file) {
-        let chain = CertificateDer::pem_file_iter(cert)
-            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| format!("server.tls_cert_file {}: {e}", cert.display()))?;
-        let key = PrivateKeyDer::from_pem_file(key)
-            .map_err(|e| format!("server.tls_key_file {}: {e}", key.display()))?;
-        return Ok((chain, key));
-    }
-    let mut names = config.pki.tls_names.clone();
-    let ip = bound.ip();
-    if !ip.is_unspecified() && !names.contains(&ip.to_string()) {
-        names.push(ip.to_string());
-    }
-    let key = rcgen::KeyPair::generate().map_err(|e| format!("TLS key: {e}"))?;
-    let issued = pki
-        .ca
-        .issue_tls_server(&names, &key, TLS_CERT_LIFETIME_SECS, unix_now())
-        .map_err(|e| format!("TLS certificate: {e}"))?;
-    pki.store
-        .insert_certificate(&issued)
-        .await
-        .map_err(|e| format!("recording the TLS certificate: {e}"))?;
-    let chain = vec![
-        CertificateDer::from(issued.der),
-        CertificateDer::from(pki.ca.issuing_der().to_vec()),
-    ];
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-    Ok((chain, key))
 }

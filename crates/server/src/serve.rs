@@ -146,19 +146,22 @@ pub async fn run(config: Config) -> Result<(), String> {
     );
     let tls_task = match (tls_listener, tls_local) {
         (Some(tls_listener), Some(tls_local)) => {
-            let (chain, key) = crate::pki_setup::tls_identity(&config, &pki.pki, tls_local).await?;
-            let tls_config = crate::tls::server_config(chain, key)?;
+            let certificate =
+                crate::tls_certificate::TlsCertificate::load(&config, &pki.pki, tls_local).await?;
+            let tls_config = crate::tls::server_config(certificate.current())?;
             let tls_app = app
                 .clone()
                 .merge(portcullis_pki::est::router(pki.pki.clone()));
             tracing::info!(addr = %tls_local, "portcullis listening (TLS)");
             // Tests and scripts read the TLS port from this line, printed before the plain one.
             println!("portcullis listening on https://{tls_local}");
-            Some(tokio::spawn(crate::tls::serve(
-                tls_listener,
-                tls_config,
-                tls_app,
-            )))
+            // Renewal lives and ends with the listener: aborting this task stops both.
+            Some(tokio::spawn(async move {
+                tokio::join!(
+                    crate::tls::serve(tls_listener, tls_config, tls_app),
+                    certificate.keep_current()
+                )
+            }))
         }
         _ => None,
     };

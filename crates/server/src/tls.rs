@@ -4,9 +4,13 @@
 //! client's key (the handshake signature is verified); whether it is trusted is decided per
 //! endpoint against the store's current state, so a revocation takes effect on the next
 //! request, not the next CRL.
+//!
+//! The server certificate is looked up on every handshake ([`CurrentCertificate`]), so it can
+//! be replaced while the listener runs (`tls_certificate.rs` renews or reloads it); connections
+//! already established keep the certificate they were made with.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
@@ -17,6 +21,8 @@ use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use tokio::net::TcpListener;
 use tower::ServiceExt as _;
@@ -87,12 +93,69 @@ impl ClientCertVerifier for AnyClientCertificate {
     }
 }
 
-/// The rustls configuration of the HTTPS listener.
-pub fn server_config(
+/// The listener's server certificate and key, replaceable while it serves: each handshake
+/// takes the current one.
+pub struct CurrentCertificate(RwLock<Arc<CertifiedKey>>);
+
+impl CurrentCertificate {
+    pub fn new(certified: Arc<CertifiedKey>) -> Self {
+        Self(RwLock::new(certified))
+    }
+
+    /// The certificate new handshakes get.
+    pub fn get(&self) -> Arc<CertifiedKey> {
+        // The lock is only held to clone or swap an `Arc`, which cannot panic; a poisoned
+        // lock still holds a whole value.
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Makes `certified` the certificate of every handshake from now on.
+    pub fn replace(&self, certified: Arc<CertifiedKey>) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = certified;
+    }
+}
+
+impl std::fmt::Debug for CurrentCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key; the chain is of no use in a log either.
+        f.write_str("CurrentCertificate")
+    }
+}
+
+impl ResolvesServerCert for CurrentCertificate {
+    fn resolve(&self, _client_hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.get())
+    }
+}
+
+fn crypto_provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// A certificate chain (leaf first) and its key, ready to serve. Fails on an empty chain, a
+/// key the provider cannot load, or a key that does not match the leaf.
+pub fn certified_key(
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
+) -> Result<Arc<CertifiedKey>, String> {
+    CertifiedKey::from_der(chain, key, &crypto_provider())
+        .map(Arc::new)
+        .map_err(|e| match e {
+            rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => {
+                "the private key does not belong to the certificate".to_owned()
+            }
+            e => format!("TLS server certificate: {e}"),
+        })
+}
+
+/// The rustls configuration of the HTTPS listener.
+pub fn server_config(
+    certificate: Arc<CurrentCertificate>,
 ) -> Result<Arc<rustls::ServerConfig>, String> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = crypto_provider();
     let verifier = Arc::new(AnyClientCertificate {
         provider: provider.clone(),
     });
@@ -100,8 +163,7 @@ pub fn server_config(
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS: {e}"))?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(chain, key)
-        .map_err(|e| format!("TLS server certificate: {e}"))?;
+        .with_cert_resolver(certificate);
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
