@@ -21,6 +21,9 @@ port="${BENCH_PORT_BASE:-18180}"
 addr="127.0.0.1:$port"
 export PORTCULLIS_LISTEN_TLS="127.0.0.1:$((port + 1))"
 tls="https://$PORTCULLIS_LISTEN_TLS"
+# The OCSP budget for uncacheable answers (5 000/s by default) would cap the nonce run at the
+# budget, with tryLater answers beyond; the bench measures signing, so it is off unless set.
+export PORTCULLIS_PKI__OCSP_FRESH_SIGNATURES_PER_SEC="${PORTCULLIS_PKI__OCSP_FRESH_SIGNATURES_PER_SEC:-0}"
 data="$work/data"
 
 require_tools

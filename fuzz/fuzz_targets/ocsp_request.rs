@@ -54,8 +54,12 @@ fn responder() -> &'static OcspResponder {
         let kid = Kid::parse("fuzz-ocsp-ca").expect("kid");
         let signer = SoftwareSigner::from_pkcs8(Algorithm::EdDSA, kid, CA_KEY).expect("key");
         let key = CaKey::new(Arc::new(signer)).expect("CA key");
-        OcspResponder::new(key, CA_CERT, Arc::new(ByLastDigit), OcspConfig::default())
-            .expect("responder")
+        // No signature budget: every answer must be a signed one or `malformedRequest`.
+        let config = OcspConfig {
+            fresh_signatures_per_sec: 0,
+            ..OcspConfig::default()
+        };
+        OcspResponder::new(key, CA_CERT, Arc::new(ByLastDigit), config).expect("responder")
     })
 }
 

@@ -190,6 +190,10 @@ pub struct PkiSection {
     pub crl_validity_secs: i64,
     /// Validity of an OCSP response (pre-signed ones are refreshed at half of it).
     pub ocsp_validity_secs: i64,
+    /// OCSP answers signed on demand that cannot be cached (a nonce, several CertIDs, an
+    /// unknown serial) per second across all clients; past it, `tryLater`. Default 5000;
+    /// 0 is unlimited. Cached answers for issued certificates are never limited.
+    pub ocsp_fresh_signatures_per_sec: u32,
     /// PEM file of manufacturer CAs whose certificates (IDevIDs) may authenticate a first
     /// enrollment.
     pub manufacturer_ca_file: Option<PathBuf>,
@@ -216,6 +220,7 @@ impl Default for PkiSection {
             min_rsa_bits: 2048,
             crl_validity_secs: portcullis_pki::service::DEFAULT_CRL_VALIDITY_SECS,
             ocsp_validity_secs: 3600,
+            ocsp_fresh_signatures_per_sec: portcullis_pki::ocsp::DEFAULT_FRESH_SIGNATURES_PER_SEC,
             manufacturer_ca_file: None,
             tls_names: vec!["localhost".into(), "127.0.0.1".into()],
             tls_cert_lifetime_secs: DEFAULT_TLS_CERT_LIFETIME_SECS,

@@ -66,6 +66,7 @@ pub async fn start(
             node.store.clone(),
             OcspConfig {
                 validity: Duration::from_secs(config.pki.ocsp_validity_secs.unsigned_abs()),
+                fresh_signatures_per_sec: config.pki.ocsp_fresh_signatures_per_sec,
                 ..OcspConfig::default()
             },
         )

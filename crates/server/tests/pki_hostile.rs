@@ -166,3 +166,49 @@ fn ocsp_answers_malformed_and_unknown_issuers_without_signing_anything_for_them(
         );
     }
 }
+
+/// Answers that cost a signature each and cannot be cached (here a nonce for a serial nobody
+/// issued, as `openssl ocsp -serial` asks) share `[pki] ocsp_fresh_signatures_per_sec`; past
+/// it the node answers tryLater instead of signing.
+#[test]
+fn ocsp_answers_signed_on_demand_are_budgeted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let node = Node::start_in(
+        &tmp.path().join("node"),
+        &[("PORTCULLIS_PKI__OCSP_FRESH_SIGNATURES_PER_SEC", "2")],
+    );
+    let dev = Device::new(tmp.path(), "x");
+    provision_ca(&node, &dev);
+    let ask = || {
+        let out = Command::new("openssl")
+            .args(["ocsp", "-issuer"])
+            .arg(dev.path("issuing.pem"))
+            .args(["-serial", "0x4242", "-CAfile"])
+            .arg(dev.path("root.pem"))
+            .args(["-url", &format!("{}/ocsp", node.base)])
+            .output()
+            .unwrap();
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .to_lowercase()
+    };
+    let answers: Vec<String> = (0..6).map(|_| ask()).collect();
+    assert!(
+        answers[0].contains("0x4242: unknown"),
+        "the first is signed: {}",
+        answers[0]
+    );
+    assert!(
+        answers.iter().any(|a| a.contains("trylater")),
+        "past the budget, tryLater: {answers:?}"
+    );
+    assert!(
+        answers
+            .iter()
+            .all(|a| a.contains("0x4242: unknown") || a.contains("trylater")),
+        "{answers:?}"
+    );
+}

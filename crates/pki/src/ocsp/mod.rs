@@ -30,5 +30,5 @@ pub use request::{
     decode_get, parse_request, HashAlgorithm, OcspError, OcspRequestInfo, RequestedCert,
     MAX_CERT_IDS, MAX_NONCE_LEN, MAX_REQUEST_BYTES,
 };
-pub use responder::{OcspConfig, OcspReply, OcspResponder};
+pub use responder::{OcspConfig, OcspReply, OcspResponder, DEFAULT_FRESH_SIGNATURES_PER_SEC};
 pub use status::{CertificateStatus, CertificateStatusSource, StoreStatusSource};

@@ -458,3 +458,70 @@ fn serials_convert_to_integer_content() {
     assert_eq!(serial_content(""), None);
     assert_eq!(serial_content("0x12"), None);
 }
+
+/// A responder allowing `per_sec` uncacheable signatures (burst as many).
+fn budgeted(f: &Fixture, per_sec: u32) -> OcspResponder {
+    OcspResponder::new(
+        f.ca.key.clone(),
+        &f.ca.cert_der,
+        f.source.clone(),
+        OcspConfig {
+            fresh_signatures_per_sec: per_sec,
+            ..OcspConfig::default()
+        },
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn uncacheable_signatures_share_a_budget_and_cached_answers_are_never_throttled() {
+    let f = fixture();
+    let responder = budgeted(&f, 2);
+    let nonce = |n: u8| f.request(HashAlgorithm::Sha256, GOOD, Some(&[n; 16]));
+    let unknown = f.request(HashAlgorithm::Sha256, UNKNOWN, None);
+    let good = f.request(HashAlgorithm::Sha256, GOOD, None);
+
+    // The burst: two answers signed on demand (a nonce, an unknown serial).
+    assert_eq!(
+        responder.respond(&nonce(1)).await.status,
+        OcspResponseStatus::Successful
+    );
+    assert_eq!(
+        responder.respond(&unknown).await.status,
+        OcspResponseStatus::Successful
+    );
+    // Spent: both kinds get an unsigned tryLater, which clients retry.
+    for request in [nonce(2), unknown.clone()] {
+        let reply = responder.respond(&request).await;
+        assert_eq!(reply.status, OcspResponseStatus::TryLater);
+        assert_eq!(error_status(&reply.der), OcspResponseStatus::TryLater);
+        assert!(
+            reply.cache_window.is_none(),
+            "a tryLater is never cacheable"
+        );
+    }
+    // A real certificate without a nonce: signed once (not from the budget), then cached.
+    for _ in 0..5 {
+        let reply = responder.respond(&good).await;
+        assert_eq!(reply.status, OcspResponseStatus::Successful);
+        verified(&f.ca, &reply.der);
+    }
+    // The budget refills: half a second later one more signature is allowed.
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert_eq!(
+        responder.respond(&nonce(3)).await.status,
+        OcspResponseStatus::Successful
+    );
+}
+
+#[tokio::test]
+async fn a_zero_budget_is_unlimited() {
+    let f = fixture();
+    let responder = budgeted(&f, 0);
+    for n in 0..50u8 {
+        let reply = responder
+            .respond(&f.request(HashAlgorithm::Sha1, UNKNOWN, Some(&[n; 8])))
+            .await;
+        assert_eq!(reply.status, OcspResponseStatus::Successful);
+    }
+}
