@@ -41,6 +41,9 @@ pub struct KeyedCache<K, V> {
     /// enrollment burst) does not keep every other id's loads from being cached.
     generations: [AtomicU64; GENERATION_STRIPES],
     stripe_hasher: RandomState,
+    /// One turn per id being loaded: concurrent misses for one id (a cold start, a flushed
+    /// cache under load) wait for the first load instead of each querying the store.
+    loading: std::sync::Mutex<HashMap<K, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// Clients by id ([`ClientCache::get`]).
@@ -80,6 +83,7 @@ where
                 .build(),
             generations: std::array::from_fn(|_| AtomicU64::new(0)),
             stripe_hasher: RandomState::new(),
+            loading: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -91,18 +95,37 @@ where
     }
 
     /// The record with `id`, from memory if cached, else from `load` (called at most once;
-    /// its errors are returned and not cached).
+    /// its errors are returned and not cached). Concurrent misses for one id take turns, and
+    /// each re-checks the cache on its turn, so one load serves them all.
     pub async fn get_or_load<F, Fut>(&self, id: &K, load: F) -> Result<Option<Arc<V>>, StoreError>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Option<V>, StoreError>>,
     {
+        if let Some(cached) = self.cached(id) {
+            return Ok(cached);
+        }
+        let turn = LoadingTurn::take(&self.loading, id);
+        let _mine = turn.slot.lock().await;
+        if let Some(cached) = self.cached(id) {
+            return Ok(cached);
+        }
+        self.load_and_keep(id, load).await
+    }
+
+    /// `Some(answer)` when memory knows the answer: the record, or that there is none.
+    fn cached(&self, id: &K) -> Option<Option<Arc<V>>> {
         if let Some(record) = self.known.get(id) {
-            return Ok(Some(record));
+            return Some(Some(record));
         }
-        if self.unknown.contains_key(id) {
-            return Ok(None);
-        }
+        self.unknown.contains_key(id).then_some(None)
+    }
+
+    async fn load_and_keep<F, Fut>(&self, id: &K, load: F) -> Result<Option<Arc<V>>, StoreError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<V>, StoreError>>,
+    {
         let counter = self.generation(id);
         let generation = counter.load(Ordering::SeqCst);
         let loaded = load().await?.map(Arc::new);
@@ -161,6 +184,44 @@ impl DeviceCache {
         id: &DeviceId,
     ) -> Result<Option<Arc<Device>>, StoreError> {
         self.get_or_load(id, || store.get_device(id)).await
+    }
+}
+
+/// A caller's place in the queue of loads of one id; the last one out removes the queue,
+/// also when its request is abandoned mid-load (the drop runs either way).
+struct LoadingTurn<'a, K: Hash + Eq + Clone> {
+    loading: &'a std::sync::Mutex<HashMap<K, Arc<tokio::sync::Mutex<()>>>>,
+    id: K,
+    slot: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl<'a, K: Hash + Eq + Clone> LoadingTurn<'a, K> {
+    fn take(
+        loading: &'a std::sync::Mutex<HashMap<K, Arc<tokio::sync::Mutex<()>>>>,
+        id: &K,
+    ) -> Self {
+        let slot = loading
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(id.clone())
+            .or_default()
+            .clone();
+        Self {
+            loading,
+            id: id.clone(),
+            slot,
+        }
+    }
+}
+
+impl<K: Hash + Eq + Clone> Drop for LoadingTurn<'_, K> {
+    fn drop(&mut self) {
+        let mut loading = self.loading.lock().unwrap_or_else(PoisonError::into_inner);
+        // Clones are only made under this lock: two references (the map's and ours) mean
+        // nobody else is queued.
+        if Arc::strong_count(&self.slot) == 2 {
+            loading.remove(&self.id);
+        }
     }
 }
 

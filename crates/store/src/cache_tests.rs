@@ -342,3 +342,78 @@ async fn load_merges_live_revocations_from_the_store() {
         "expired revocations are not loaded"
     );
 }
+
+#[tokio::test]
+async fn concurrent_misses_for_one_id_share_one_load() {
+    let cache: KeyedCache<u32, &'static str> = KeyedCache::new(100);
+    let loads = std::sync::atomic::AtomicUsize::new(0);
+    let get = || {
+        cache.get_or_load(&9, || async {
+            loads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+            Ok(Some("loaded once"))
+        })
+    };
+    let answers = futures_join_all((0..20).map(|_| get())).await;
+    assert!(answers
+        .iter()
+        .all(|a| a.as_ref().unwrap().as_deref() == Some(&"loaded once")));
+    assert_eq!(loads.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert!(
+        cache.loading.lock().unwrap().is_empty(),
+        "the queue is gone when the last caller leaves"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_load_lets_the_next_caller_try_and_an_abandoned_one_leaves_no_queue() {
+    let cache: KeyedCache<u32, &'static str> = KeyedCache::new(100);
+    let failed = cache
+        .get_or_load(&3, || async { Err(StoreError::Unavailable("down".into())) })
+        .await;
+    assert!(failed.is_err(), "errors are returned, not cached");
+    let loaded = cache
+        .get_or_load(&3, || async { Ok(Some("back")) })
+        .await
+        .unwrap();
+    assert_eq!(loaded.as_deref(), Some(&"back"));
+    // A load abandoned mid-way (its request was dropped) takes its turn with it.
+    let abandoned = tokio::time::timeout(
+        std::time::Duration::from_millis(10),
+        cache.get_or_load(&4, || async {
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            Ok(Some("never"))
+        }),
+    )
+    .await;
+    assert!(abandoned.is_err());
+    assert!(cache.loading.lock().unwrap().is_empty());
+    let after = cache.get_or_load(&4, || async { Ok(Some("later")) }).await;
+    assert_eq!(after.unwrap().as_deref(), Some(&"later"));
+}
+
+/// Runs the futures concurrently on this task (no extra dependency).
+async fn futures_join_all<F: std::future::Future>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output> {
+    let mut pinned: Vec<std::pin::Pin<Box<F>>> = futures.map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, out) in pinned.iter_mut().zip(outputs.iter_mut()) {
+            if out.is_none() {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *out = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().map(|o| o.expect("ready")).collect()
+}
