@@ -202,3 +202,16 @@ pub fn provision_ca(node: &Node, device: &Device) {
     let first = &text[..text.find(end).unwrap() + end.len()];
     std::fs::write(device.path("issuing.pem"), first).unwrap();
 }
+
+/// Whether the PEM CRL lists `serial` (lowercase hex, as the store keeps it), per
+/// `openssl crl -text`.
+pub fn crl_lists(dir: &Path, pem: &str, serial: &str) -> bool {
+    let file = dir.join("crl-listing.pem");
+    std::fs::write(&file, pem).unwrap();
+    let out = run(Command::new("openssl")
+        .args(["crl", "-noout", "-text", "-in"])
+        .arg(&file));
+    assert!(out.status.success(), "openssl reads the CRL: {pem}");
+    String::from_utf8_lossy(&out.stdout)
+        .contains(&format!("Serial Number: {}", serial.to_uppercase()))
+}
