@@ -136,16 +136,24 @@ fn two_nodes_share_one_postgres_database() {
     }
     assert_eq!(a.get("/readyz").status, 200);
     // B's admin API, with the credential A's first start wrote: one chain for both nodes.
+    audit_verify(b, &tmp.path().join("a/admin.json"));
+}
+
+/// `portcullis audit verify --json` through `node`'s admin API with the credential file
+/// another node wrote (it must verify); the report.
+fn audit_verify(node: &Node, credential: &std::path::Path) -> serde_json::Value {
     let verify = Command::new(support::BIN)
-        .args(["audit", "verify", "--server", &b.base, "--admin-credential"])
-        .arg(tmp.path().join("a/admin.json"))
+        .args(["audit", "verify", "--json", "--server", &node.base])
+        .arg("--admin-credential")
+        .arg(credential)
         .output()
         .unwrap();
     assert!(
         verify.status.success(),
-        "one audit chain for both nodes: {}",
+        "the audit chain verifies: {}",
         String::from_utf8_lossy(&verify.stderr)
     );
+    serde_json::from_slice(&verify.stdout).unwrap()
 }
 
 #[test]
@@ -354,24 +362,7 @@ fn store_copy_moves_an_embedded_deployment_to_postgres_with_its_audit_chain() {
     let mut env = issuer.to_vec();
     env.push(("PORTCULLIS_STORE__URL", url.as_str()));
     let pg = Node::start_in(&tmp.path().join("pg"), &env);
-    let verify = Command::new(support::BIN)
-        .args([
-            "audit",
-            "verify",
-            "--json",
-            "--server",
-            &pg.base,
-            "--admin-credential",
-        ])
-        .arg(dir.join("admin.json"))
-        .output()
-        .unwrap();
-    assert!(
-        verify.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verify.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&verify.stdout).unwrap();
+    let report = audit_verify(&pg, &dir.join("admin.json"));
     assert!(
         report["records"].as_u64().unwrap() >= records,
         "the copied chain verifies: {report}"
@@ -615,24 +606,7 @@ fn one_node_takes_the_audit_checkpoints_and_never_two_for_one_head() {
         "one node holds the audit-checkpoint lease: A logged {by_a}, B {by_b}"
     );
     // The other node verifies them: the key table (and master key) is shared.
-    let verify = Command::new(support::BIN)
-        .args([
-            "audit",
-            "verify",
-            "--json",
-            "--server",
-            &b.base,
-            "--admin-credential",
-        ])
-        .arg(tmp.path().join("a/admin.json"))
-        .output()
-        .unwrap();
-    assert!(
-        verify.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verify.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&verify.stdout).unwrap();
+    let report = audit_verify(b, &tmp.path().join("a/admin.json"));
     assert!(
         report["checkpoints_verified"].as_u64().unwrap() >= covered.len() as u64,
         "{report}"
