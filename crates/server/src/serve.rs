@@ -36,6 +36,7 @@ const CRL_LEASE_SECS: i64 = 10;
 
 /// Runs the server until a shutdown signal.
 pub async fn run(config: Config) -> Result<(), String> {
+    let shutdown = shutdown_signal()?;
     let metrics = http_metrics::install_recorder()?;
     // Bind first: with `--listen 127.0.0.1:0` the issuer must name the port actually bound.
     let listener = tokio::net::TcpListener::bind(config.server.listen)
@@ -187,7 +188,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal())
+    .with_graceful_shutdown(shutdown)
     .await
     .map_err(|e| format!("server error: {e}"))?;
     background.abort();
@@ -297,21 +298,19 @@ async fn claim_crl_lease(store: &dyn Store, node_id: &str, pki: &portcullis_pki:
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// SIGTERM and SIGINT, registered at once: a signal that arrives before the server awaits it
+/// (a supervisor stopping a node the moment it reports listening) is kept for it rather
+/// than killing the process with the default action, so every stop is a clean one.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, String> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).map_err(|e| format!("SIGTERM handler: {e}"))?;
+    let mut interrupt =
+        signal(SignalKind::interrupt()).map_err(|e| format!("SIGINT handler: {e}"))?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = interrupt.recv() => {},
         }
-    };
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-    tracing::info!("shutdown signal received; draining");
+        tracing::info!("shutdown signal received; draining");
+    })
 }

@@ -241,3 +241,16 @@ fn a_truncated_or_wrong_master_key_stops_the_node_with_a_clear_error() {
         "the right key brings it back, nothing lost"
     );
 }
+
+/// A supervisor may stop a node the moment it reports listening (tests do): the signal
+/// handlers are in place before that line, so the stop is always a clean exit (0), never a
+/// death by SIGTERM's default action.
+#[test]
+fn a_node_stopped_as_soon_as_it_listens_exits_cleanly() {
+    let tmp = tempfile::tempdir().unwrap();
+    for round in 0..5 {
+        let node = Node::start_in(&tmp.path().join("data"), &[]);
+        let status = node.stop();
+        assert!(status.success(), "round {round}: {status:?}");
+    }
+}
