@@ -307,26 +307,31 @@ pub enum StoreCommand {
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Insert COUNT clients with random secrets directly into the store of DATA_DIR.
-    LoadClients {
-        /// The node's data directory (its SQLite store) ...
-        #[arg(long, required_unless_present = "store_url")]
-        data_dir: Option<PathBuf>,
-        /// ... or any store URL (e.g. postgres://...).
-        #[arg(long, conflicts_with = "data_dir")]
-        store_url: Option<String>,
-        #[arg(long)]
-        count: u64,
-    },
+    LoadClients(BenchLoad),
     /// Insert COUNT registered devices (dev-00000000 ...), each with a random enrollment
     /// secret, directly into the store of DATA_DIR.
-    LoadDevices {
-        /// The node's data directory (its SQLite store) ...
-        #[arg(long, required_unless_present = "store_url")]
-        data_dir: Option<PathBuf>,
-        /// ... or any store URL (e.g. postgres://...).
-        #[arg(long, conflicts_with = "data_dir")]
-        store_url: Option<String>,
-        #[arg(long)]
-        count: u64,
-    },
+    LoadDevices(BenchLoad),
+}
+
+/// Where and how many rows a bench loader writes.
+#[derive(Debug, Args)]
+pub struct BenchLoad {
+    /// The node's data directory (its SQLite store) ...
+    #[arg(long, required_unless_present = "store_url")]
+    pub data_dir: Option<PathBuf>,
+    /// ... or any store URL (e.g. postgres://...).
+    #[arg(long, conflicts_with = "data_dir")]
+    pub store_url: Option<String>,
+    #[arg(long)]
+    pub count: u64,
+}
+
+impl BenchLoad {
+    /// `--store-url`, or the SQLite file in `--data-dir`.
+    pub fn store_url(&self) -> String {
+        self.store_url.clone().unwrap_or_else(|| {
+            let dir = self.data_dir.clone().unwrap_or_default();
+            format!("sqlite:{}", dir.join("portcullis.db").display())
+        })
+    }
 }

@@ -87,32 +87,12 @@ fn main() -> ExitCode {
                 &commands::StoreArg::new(&to, to_password_file.as_deref()),
             ))
         }),
-        Command::Bench(BenchCommand::LoadClients {
-            data_dir,
-            store_url,
-            count,
-        }) => {
-            let url = store_url.unwrap_or_else(|| {
-                format!(
-                    "sqlite:{}",
-                    data_dir.unwrap_or_default().join("portcullis.db").display()
-                )
-            });
-            runtime().and_then(|rt| rt.block_on(commands::bench::load_clients(&url, count)))
-        }
-        Command::Bench(BenchCommand::LoadDevices {
-            data_dir,
-            store_url,
-            count,
-        }) => {
-            let url = store_url.unwrap_or_else(|| {
-                format!(
-                    "sqlite:{}",
-                    data_dir.unwrap_or_default().join("portcullis.db").display()
-                )
-            });
-            runtime().and_then(|rt| rt.block_on(commands::bench::load_devices(&url, count)))
-        }
+        Command::Bench(BenchCommand::LoadClients(load)) => runtime().and_then(|rt| {
+            rt.block_on(commands::bench::load_clients(&load.store_url(), load.count))
+        }),
+        Command::Bench(BenchCommand::LoadDevices(load)) => runtime().and_then(|rt| {
+            rt.block_on(commands::bench::load_devices(&load.store_url(), load.count))
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

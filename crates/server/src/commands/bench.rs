@@ -15,9 +15,10 @@ use crate::bootstrap::{unix_now, PEPPER_SETTING};
 
 const BATCH: u64 = 10_000;
 
-/// Inserts `count` clients named `bulk-<8 digits>` sharing one random secret, and prints
-/// `{"prefix":"bulk-","count":N,"client_secret":"..."}` for the load generator.
-pub async fn load_clients(store_url: &str, count: u64) -> Result<(), CommandError> {
+/// The store of a node that has started once, and its pepper (secrets are HMACed under it).
+async fn open_with_pepper(
+    store_url: &str,
+) -> Result<(std::sync::Arc<dyn portcullis_store::Store>, Vec<u8>), CommandError> {
     let fail = |e: String| CommandError::Failed(e);
     let store = portcullis_store::open(store_url)
         .await
@@ -27,6 +28,14 @@ pub async fn load_clients(store_url: &str, count: u64) -> Result<(), CommandErro
         .await
         .map_err(|e| fail(e.to_string()))?
         .ok_or_else(|| fail("start the node once first: no pepper in this store".into()))?;
+    Ok((store, pepper))
+}
+
+/// Inserts `count` clients named `bulk-<8 digits>` sharing one random secret, and prints
+/// `{"prefix":"bulk-","count":N,"client_secret":"..."}` for the load generator.
+pub async fn load_clients(store_url: &str, count: u64) -> Result<(), CommandError> {
+    let fail = |e: String| CommandError::Failed(e);
+    let (store, pepper) = open_with_pepper(store_url).await?;
     let secret = Secret::from_random_bytes(&random_array::<32>().map_err(|e| fail(e.to_string()))?);
     let hash = SecretHash::of(&pepper, &secret, None);
     let scopes = ScopeSet::parse("read write").map_err(|e| fail(e.to_string()))?;
@@ -77,14 +86,7 @@ pub async fn load_clients(store_url: &str, count: u64) -> Result<(), CommandErro
 /// already present are skipped, so a rerun tops up. Prints `{"prefix":"dev-","count":N}`.
 pub async fn load_devices(store_url: &str, count: u64) -> Result<(), CommandError> {
     let fail = |e: String| CommandError::Failed(e);
-    let store = portcullis_store::open(store_url)
-        .await
-        .map_err(|e| fail(e.to_string()))?;
-    let pepper = store
-        .get_setting(PEPPER_SETTING)
-        .await
-        .map_err(|e| fail(e.to_string()))?
-        .ok_or_else(|| fail("start the node once first: no pepper in this store".into()))?;
+    let (store, pepper) = open_with_pepper(store_url).await?;
     let now = unix_now();
     let started = std::time::Instant::now();
     let (mut done, mut inserted) = (0, 0);
