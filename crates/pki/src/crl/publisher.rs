@@ -98,14 +98,15 @@ impl CrlPublisher {
         if let Some(crl) = self.usable(now) {
             return Ok(crl);
         }
+        let mut seen = None;
         if !self.is_leader() {
             // Cleared before reading, so a notice arriving during the read marks it again.
             self.outdated.store(false, Ordering::Release);
-            match self.load_published().await {
-                Ok(Some(crl)) if now < crl.this_update + self.validity_secs * 3 / 4 => {
+            match self.read_published().await {
+                Ok(Seen::Ours(crl)) if now < crl.this_update + self.validity_secs * 3 / 4 => {
                     return Ok(self.keep(crl));
                 }
-                Ok(_) => {}
+                Ok(other) => seen = Some(other),
                 Err(PkiError::Store(e)) => {
                     self.mark_published();
                     return Err(PkiError::Store(e));
@@ -113,7 +114,7 @@ impl CrlPublisher {
                 Err(e) => tracing::warn!(error = %e, "rebuilding the CRL"),
             }
         }
-        self.rebuild(now_millis).await
+        self.rebuild(now_millis, seen).await
     }
 
     /// This node's copy, if nothing requires a refresh: the leader answers to revocations, a
@@ -128,41 +129,57 @@ impl CrlPublisher {
         (!refresh && now < crl.this_update + self.validity_secs / 2).then_some(crl)
     }
 
-    fn keep(&self, crl: Crl) -> Arc<Crl> {
-        let crl = Arc::new(crl);
+    fn keep(&self, crl: impl Into<Arc<Crl>>) -> Arc<Crl> {
+        let crl = crl.into();
         if let Ok(mut slot) = self.current.write() {
             *slot = Some(crl.clone());
         }
         crl
     }
 
-    /// The published CRL, checked against the CA.
-    async fn load_published(&self) -> Result<Option<Crl>, PkiError> {
+    /// The published row, read from the store and checked against the CA (off the runtime
+    /// threads: a CRL of 100 000 entries is megabytes to verify and parse).
+    async fn read_published(&self) -> Result<Seen, PkiError> {
         let Some(der) = self.store.get_setting(CRL_SETTING).await? else {
-            return Ok(None);
+            return Ok(Seen::Nothing);
         };
-        stored::decode(der, self.ca.issuing_der()).map(Some)
+        let issuer = self.ca.issuing_der().to_vec();
+        let checked = der.clone();
+        let decoded = tokio::task::spawn_blocking(move || stored::decode(checked, &issuer))
+            .await
+            .map_err(|e| PkiError::Encoding(format!("CRL task failed: {e}")))?;
+        Ok(match decoded {
+            Ok(crl) => Seen::Ours(Arc::new(crl)),
+            Err(e) => {
+                tracing::warn!(error = %e, "the published CRL is refused; it will be replaced");
+                Seen::Refused(der)
+            }
+        })
     }
 
     /// Builds a CRL from the store's revocations and publishes it. Its number is above the
     /// published one even if another node's clock runs ahead, so the newest build always wins
-    /// and numbers never go backwards.
-    async fn rebuild(&self, now_millis: i64) -> Result<Arc<Crl>, PkiError> {
+    /// and numbers never go backwards. `seen` is the row if the caller has just read it.
+    async fn rebuild(&self, now_millis: i64, seen: Option<Seen>) -> Result<Arc<Crl>, PkiError> {
         // Cleared before reading, so a revocation committed during the read marks it again.
         self.stale.store(false, Ordering::Release);
-        let mut published = self
-            .store
-            .get_setting(CRL_SETTING)
-            .await
-            .inspect_err(|_| self.mark_stale())?;
+        // What this node built or loaded last is normally what is published: start from it,
+        // and read the row only if the compare-and-swap says another node wrote since.
+        let held = self.current.read().ok().and_then(|c| c.clone());
+        let mut published = match (seen, held) {
+            (Some(seen), _) => seen,
+            (None, Some(crl)) => Seen::Ours(crl),
+            (None, None) => self
+                .read_published()
+                .await
+                .inspect_err(|_| self.mark_stale())?,
+        };
         for _ in 0..PUBLISH_ATTEMPTS {
-            let floor = published
-                .clone()
-                .and_then(|der| stored::decode(der, self.ca.issuing_der()).ok())
-                .map_or(0, |crl| crl.number.saturating_add(1));
-            let number = u64::try_from(now_millis).unwrap_or(0).max(floor);
+            let number = u64::try_from(now_millis)
+                .unwrap_or(0)
+                .max(published.next_number());
             let crl = self.build(now_millis, number).await?;
-            let written = match &published {
+            let written = match published.der() {
                 None => self
                     .store
                     .put_setting_if_absent(CRL_SETTING, &crl.der)
@@ -172,11 +189,10 @@ impl CrlPublisher {
             };
             match written {
                 Ok(true) => return Ok(self.keep(crl)),
-                // Another node published between our read and our write: build above it.
+                // Another node published since: build above what it wrote.
                 Ok(false) => {
                     published = self
-                        .store
-                        .get_setting(CRL_SETTING)
+                        .read_published()
                         .await
                         .inspect_err(|_| self.mark_stale())?;
                 }
@@ -188,8 +204,12 @@ impl CrlPublisher {
             }
         }
         // Others keep publishing (a lease hand-over in progress): theirs is the newest.
-        let newest = published.ok_or(PkiError::Encoding("CRL publication kept failing".into()))?;
-        Ok(self.keep(stored::decode(newest, self.ca.issuing_der())?))
+        match published {
+            Seen::Ours(crl) => Ok(self.keep(crl)),
+            Seen::Nothing | Seen::Refused(_) => {
+                Err(PkiError::Encoding("CRL publication kept failing".into()))
+            }
+        }
     }
 
     async fn build(&self, now_millis: i64, number: u64) -> Result<Crl, PkiError> {
@@ -203,5 +223,33 @@ impl CrlPublisher {
         tokio::task::spawn_blocking(move || build_crl(&ca, &revoked, now_millis, number, validity))
             .await
             .map_err(|e| PkiError::Encoding(format!("CRL task failed: {e}")))?
+    }
+}
+
+/// The published row as this node last saw it.
+enum Seen {
+    Nothing,
+    /// A CRL of this CA: built or loaded here, or read and checked.
+    Ours(Arc<Crl>),
+    /// Bytes that are not a CRL of this CA (a planted or corrupted row), to be replaced.
+    Refused(Vec<u8>),
+}
+
+impl Seen {
+    /// What a compare-and-swap must find in the row.
+    fn der(&self) -> Option<&[u8]> {
+        match self {
+            Seen::Nothing => None,
+            Seen::Ours(crl) => Some(&crl.der),
+            Seen::Refused(der) => Some(der),
+        }
+    }
+
+    /// The lowest number the next CRL may carry.
+    fn next_number(&self) -> u64 {
+        match self {
+            Seen::Ours(crl) => crl.number.saturating_add(1),
+            Seen::Nothing | Seen::Refused(_) => 0,
+        }
     }
 }
