@@ -10,6 +10,22 @@ use std::process::Command;
 use pki::{ok, provision_ca, register, Device};
 use support::Node;
 
+/// Signs `csr` with the openssl CA `ca` (made by [`openssl_ca`]) into `out`, one day, with the
+/// extensions in `ext`.
+fn sign_by(dev: &Device, ca: &str, csr: &std::path::Path, ext: &std::path::Path, out: &str) {
+    ok(Command::new("openssl")
+        .args(["x509", "-req", "-days", "1", "-extfile"])
+        .arg(ext)
+        .arg("-in")
+        .arg(csr)
+        .arg("-CA")
+        .arg(dev.path(&format!("{ca}.pem")))
+        .arg("-CAkey")
+        .arg(dev.path(&format!("{ca}.key")))
+        .arg("-out")
+        .arg(dev.path(out)));
+}
+
 /// An openssl CA: `<name>.pem` / `<name>.key`.
 fn openssl_ca(dev: &Device, name: &str, subject: &str) {
     dev.self_signed(
@@ -51,17 +67,7 @@ fn a_manufacturer_certificate_authenticates_the_first_enrollment() {
         .arg(dev.path("idev.key"))
         .arg("-out")
         .arg(&csr));
-    ok(Command::new("openssl")
-        .args(["x509", "-req", "-days", "1", "-extfile"])
-        .arg(&ext)
-        .arg("-in")
-        .arg(&csr)
-        .arg("-CA")
-        .arg(dev.path("maker.pem"))
-        .arg("-CAkey")
-        .arg(dev.path("maker.key"))
-        .arg("-out")
-        .arg(dev.path("idev.pem")));
+    sign_by(&dev, "maker", &csr, &ext, "idev.pem");
     let maker = dev.path("maker.pem");
     // (X.509 v3, as IEEE 802.1AR IDevIDs are: rustls refuses v1 certificates in a handshake.)
     let node = Node::start_with_env(&[(
@@ -104,17 +110,7 @@ fn a_manufacturer_certificate_authenticates_the_first_enrollment() {
 
     // An IDevID from another maker, for the same name, is refused.
     openssl_ca(&dev, "rogue", "/CN=Rogue CA");
-    ok(Command::new("openssl")
-        .args(["x509", "-req", "-days", "1", "-extfile"])
-        .arg(&ext)
-        .arg("-in")
-        .arg(&csr)
-        .arg("-CA")
-        .arg(dev.path("rogue.pem"))
-        .arg("-CAkey")
-        .arg(dev.path("rogue.key"))
-        .arg("-out")
-        .arg(dev.path("fake.pem")));
+    sign_by(&dev, "rogue", &csr, &ext, "fake.pem");
     let (status, _) = dev.est(
         &node,
         "simpleenroll",
