@@ -14,8 +14,9 @@ use support::{jwt_header, Node};
 
 const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 
-/// A fresh SoftHSM2 token labelled `portcullis`; returns (conf file, pin file), or None to skip.
-fn softhsm_token(dir: &Path) -> Option<(PathBuf, PathBuf)> {
+/// A fresh SoftHSM2 token labelled `portcullis`; returns the paths of (conf file, pin file),
+/// as the environment takes them, or None to skip.
+fn softhsm_token(dir: &Path) -> Option<(String, String)> {
     if !Path::new(MODULE).exists() {
         assert!(
             std::env::var_os("CI").is_none(),
@@ -56,7 +57,8 @@ fn softhsm_token(dir: &Path) -> Option<(PathBuf, PathBuf)> {
     );
     let pin = dir.join("hsm.pin");
     std::fs::write(&pin, "4321\n").unwrap();
-    Some((conf, pin))
+    let utf8 = |p: PathBuf| p.to_str().expect("a UTF-8 temporary path").to_owned();
+    Some((utf8(conf), utf8(pin)))
 }
 
 fn hsm_env<'a>(conf: &'a str, pin: &'a str) -> Vec<(&'a str, &'a str)> {
@@ -78,10 +80,6 @@ fn token_flow_with_the_signing_key_in_softhsm() {
     let Some((conf, pin)) = softhsm_token(tmp.path()) else {
         return;
     };
-    let (conf, pin) = (
-        conf.to_str().unwrap().to_owned(),
-        pin.to_str().unwrap().to_owned(),
-    );
     let dir = tmp.path().join("data");
     let node = Node::start_in(&dir, &hsm_env(&conf, &pin));
     assert!(
@@ -172,7 +170,7 @@ fn wrong_hsm_pin_stops_the_node_with_a_clear_error_and_no_pin() {
             "--data-dir",
         ])
         .arg(tmp.path().join("data"))
-        .envs(hsm_env(conf.to_str().unwrap(), wrong.to_str().unwrap()))
+        .envs(hsm_env(&conf, wrong.to_str().unwrap()))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -190,10 +188,6 @@ fn the_device_ca_keys_live_in_softhsm_and_issue_certificates() {
     let Some((conf, pin)) = softhsm_token(tmp.path()) else {
         return;
     };
-    let (conf, pin) = (
-        conf.to_str().unwrap().to_owned(),
-        pin.to_str().unwrap().to_owned(),
-    );
     let dir = tmp.path().join("data");
     let node = Node::start_in(&dir, &hsm_env(&conf, &pin));
     // The stored CA record holds handles of keys in the token, no sealed key material.
