@@ -19,12 +19,5 @@ end
 
 -- Printed once after the run; token_load.sh reads this line rather than wrk's prose.
 -- Latencies are in microseconds; errors counts non-2xx/3xx answers and socket errors.
-function done(summary, latency, requests)
-  local e = summary.errors
-  local seconds = summary.duration / 1e6
-  io.write(string.format(
-    "RESULT requests=%d rps=%.1f p50_us=%d p90_us=%d p99_us=%d max_us=%d errors=%d\n",
-    summary.requests, summary.requests / seconds,
-    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max,
-    e.status + e.connect + e.read + e.write + e.timeout))
-end
+-- done(): the RESULT line, shared with the other scripts (bench/result.lua).
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "result.lua")
