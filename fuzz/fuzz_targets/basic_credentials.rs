@@ -6,9 +6,12 @@
 use axum::http::HeaderValue;
 use libfuzzer_sys::fuzz_target;
 use portcullis_oauth::client_auth::parse_basic;
+use axum::http::{header::AUTHORIZATION, HeaderMap};
 
 fuzz_target!(|bytes: &[u8]| {
     if let Ok(value) = HeaderValue::from_bytes(bytes) {
-        let _ = parse_basic(&value);
+        let mut headers = HeaderMap::new();
+        headers.insert(AUTHORIZATION, value);
+        let _ = parse_basic(&headers);
     }
 });

@@ -1,14 +1,10 @@
-//! Reading and verifying the audit hash chain.
-//!
-//! Both handlers flush the audit log's pending batch first: events are appended in batches
-//! off the request path, and an operator who just changed a client expects to see that change
-//! (and have it covered by verification) in the very next call.
-
-use std::sync::Arc;
+//! Reading and verifying the audit hash chain (through `portcullis_audit::AuditTrail`, which
+//! flushes the pending batch first, so a change made by the previous call is listed and
+//! covered).
 
 use axum::extract::State;
 use axum::Json;
-use portcullis_oauth::AuthServer;
+use portcullis_audit::AuditTrail;
 
 use crate::auth::AdminCaller;
 use crate::dto::{
@@ -17,14 +13,14 @@ use crate::dto::{
 use crate::errors::{AdminError, Problem};
 use crate::extract::QueryParams;
 use crate::keys::SharedKeyAdmin;
+use crate::ClientsState;
 
-/// What `POST /audit/verify` needs: the store (through the server) and the keys checkpoints
-/// are verified with.
+/// What `POST /audit/verify` needs: the trail and the keys checkpoints are verified with.
 #[derive(Clone)]
 pub struct AuditVerification {
-    pub server: Arc<AuthServer>,
+    pub(crate) trail: AuditTrail,
     /// Without a key manager (admin API tests) checkpoints are reported unverifiable.
-    pub keys: Option<SharedKeyAdmin>,
+    pub(crate) keys: Option<SharedKeyAdmin>,
 }
 
 /// List audit records, newest first.
@@ -37,14 +33,13 @@ pub struct AuditVerification {
     )
 )]
 pub async fn list_audit(
-    State(server): State<Arc<AuthServer>>,
+    State(state): State<ClientsState>,
     _caller: AdminCaller,
     QueryParams(query): QueryParams<AuditPageQuery>,
 ) -> Result<Json<AuditPage>, AdminError> {
     let limit = page_size(query.limit)?;
     let before = query.before.unwrap_or(i64::MAX);
-    server.audit.flush().await;
-    let mut records = server.store.list_audit_desc(before, limit + 1).await?;
+    let mut records = state.audit.records_desc(before, limit + 1).await?;
     let next = end_page(&mut records, limit, |r| r.seq);
     Ok(Json(AuditPage {
         records: records.into_iter().map(AuditRecordView::from).collect(),
@@ -65,14 +60,14 @@ pub async fn verify_audit(
     State(state): State<AuditVerification>,
     _caller: AdminCaller,
 ) -> Result<Json<ChainVerified>, AdminError> {
-    state.server.audit.flush().await;
+    state.trail.flush().await;
     // Keys before records: verify_chain stops at the head it sees first, so every checkpoint
     // it checks was signed by a key already in the table when the keys were loaded.
     let keys = match &state.keys {
         Some(keys) => keys.checkpoint_keys().await?,
         None => portcullis_audit::CheckpointKeys::none("this server has no key manager"),
     };
-    let report = portcullis_audit::verify_chain(state.server.store.as_ref(), &keys).await?;
+    let report = state.trail.verify(&keys).await?;
     let records_after_checkpoint = report.records_after_checkpoint();
     let checkpoints = report.checkpoints;
     Ok(Json(ChainVerified {

@@ -8,12 +8,11 @@
 use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, Request, State};
-use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::Response;
-use portcullis_oauth::AuthServer;
+use portcullis_http::bearer_token;
+use portcullis_ports::TokenValidator;
 
 use crate::errors::AdminError;
 
@@ -34,35 +33,19 @@ impl AdminCaller {
     }
 }
 
-/// Extracts the token of an `Authorization: Bearer` header. The scheme is case-insensitive
-/// (RFC 9110 §11.1); anything else, including a second header, counts as no token.
-fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    let mut values = headers.get_all(AUTHORIZATION).iter();
-    let value = values.next()?;
-    if values.next().is_some() {
-        return None;
-    }
-    let (scheme, token) = value.to_str().ok()?.split_once(' ')?;
-    let token = token.trim_matches(' ');
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
-}
-
 /// Checks the request's bearer token and, if it carries the admin scope, records the caller
 /// in the request extensions for [`AdminCaller`] to pick up.
 pub async fn require_admin(
-    State(server): State<Arc<AuthServer>>,
+    State(tokens): State<Arc<dyn TokenValidator>>,
     mut request: Request,
     next: Next,
 ) -> Result<Response, AdminError> {
     let token = bearer_token(request.headers()).ok_or(AdminError::MissingToken)?;
-    let claims = server
-        .check_active_token(token)
-        .await
-        .map_err(|rejection| {
-            // The reason helps the operator reading the log; the token itself is never logged.
-            tracing::debug!(reason = %rejection, "admin token rejected");
-            AdminError::InvalidToken
-        })?;
+    let claims = tokens.active_token(token).await.map_err(|rejection| {
+        // The reason helps the operator reading the log; the token itself is never logged.
+        tracing::debug!(reason = %rejection, "admin token rejected");
+        AdminError::InvalidToken
+    })?;
     if !claims.has_scope(ADMIN_SCOPE) {
         return Err(AdminError::InsufficientScope(ADMIN_SCOPE));
     }
@@ -83,34 +66,5 @@ impl<S: Send + Sync> FromRequestParts<S> for AdminCaller {
             .get::<AdminCaller>()
             .cloned()
             .ok_or(AdminError::MissingToken)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use axum::http::HeaderValue;
-
-    fn headers(values: &[&'static str]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for v in values {
-            h.append(AUTHORIZATION, HeaderValue::from_static(v));
-        }
-        h
-    }
-
-    #[test]
-    fn bearer_scheme_is_case_insensitive() {
-        assert_eq!(bearer_token(&headers(&["Bearer abc"])), Some("abc"));
-        assert_eq!(bearer_token(&headers(&["bearer abc"])), Some("abc"));
-    }
-
-    #[test]
-    fn other_schemes_empty_tokens_and_repeated_headers_are_no_token() {
-        assert_eq!(bearer_token(&headers(&[])), None);
-        assert_eq!(bearer_token(&headers(&["Basic YTpi"])), None);
-        assert_eq!(bearer_token(&headers(&["Bearer "])), None);
-        assert_eq!(bearer_token(&headers(&["Bearer"])), None);
-        assert_eq!(bearer_token(&headers(&["Bearer a", "Bearer b"])), None);
     }
 }

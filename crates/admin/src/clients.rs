@@ -1,12 +1,10 @@
 //! Client registration and management: the admin side of the clients the token endpoint
 //! authenticates.
 //!
-//! Every write goes store first, then cache invalidation, then audit, so a token request that
-//! races a change sees either the old client or the new one, and the audit trail never records
-//! a change that did not happen. Secret handling (generation, sealing, rotation) is in
-//! `secrets.rs`.
-
-use std::sync::Arc;
+//! The rules about secrets and keys stay with the registry (`portcullis_ports::ClientRegistry`,
+//! implemented by the authorization server); this module turns requests into clients and
+//! audits each change after the registry stored it, so the trail never records a change that
+//! did not happen. Secret rotation is in `secrets.rs`.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -15,12 +13,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use portcullis_core::audit::AuditEvent;
 use portcullis_core::client::{AuthMethod, Client, DEFAULT_TOKEN_TTL_SECS};
-use portcullis_core::{ClientId, CoreError, ScopeSet, SecretHash};
+use portcullis_core::{ClientId, CoreError, ScopeSet};
 use portcullis_keys::random::random_array;
-use portcullis_keys::verify::VerifyingKey;
-use portcullis_keys::{Algorithm, JwkSet};
-use portcullis_oauth::AuthServer;
-use portcullis_store::StoreError;
 
 use crate::auth::AdminCaller;
 use crate::dto::{
@@ -29,33 +23,13 @@ use crate::dto::{
 };
 use crate::errors::{AdminError, Problem};
 use crate::extract::{ClientIdPath, JsonBody, QueryParams};
-use crate::secrets::{generate_secret, seal_secret};
+use crate::ClientsState;
 
 /// `c-` + 96 random bits in base64url: unguessable enough that ids leak nothing about how
 /// many clients exist, short enough to type.
 fn generate_client_id() -> Result<ClientId, AdminError> {
     let id = format!("c-{}", URL_SAFE_NO_PAD.encode(random_array::<12>()?));
     Ok(ClientId::parse(id)?)
-}
-
-/// Checks a JWK Set sent by an operator and returns its canonical JSON text for storage.
-/// Parsing every key into a [`VerifyingKey`] now means a typo fails registration instead of
-/// every later token request.
-///
-/// Keys are checked against the configured assertion algorithms, not every algorithm we
-/// know: a key the token endpoint would refuse is better refused now.
-fn validate_jwks(jwks: &serde_json::Value, allowed: &[Algorithm]) -> Result<String, AdminError> {
-    let text = serde_json::to_string(jwks)
-        .map_err(|_| CoreError::invalid("jwks", "must be a JSON object"))?;
-    let set = JwkSet::parse(&text).map_err(|e| CoreError::invalid("jwks", e.to_string()))?;
-    if set.keys.is_empty() {
-        return Err(CoreError::invalid("jwks", "must contain at least one key").into());
-    }
-    for (i, jwk) in set.keys.iter().enumerate() {
-        VerifyingKey::from_jwk(jwk, allowed)
-            .map_err(|e| CoreError::invalid("jwks", format!("key {i}: {e}")))?;
-    }
-    Ok(text)
 }
 
 /// Keys belong to `private_key_jwt` clients (and certificates, in `jwks`, to
@@ -80,49 +54,23 @@ fn check_key_source(client: &Client) -> Result<(), AdminError> {
     Ok(())
 }
 
-/// Checks the `jwks` sent for a client of `method`: public keys for `private_key_jwt` (and
-/// any other method, which `check_key_source` then refuses), certificates in `x5c` for
-/// `self_signed_tls_client_auth` (RFC 8705 §2.2). Returns the text to store.
-fn validate_client_jwks(
-    server: &AuthServer,
-    method: AuthMethod,
-    jwks: &serde_json::Value,
-) -> Result<String, AdminError> {
-    if method != AuthMethod::SelfSignedTlsClientAuth {
-        return validate_jwks(jwks, &server.settings.assertion_algorithms);
-    }
-    let text = serde_json::to_string(jwks)
-        .map_err(|_| CoreError::invalid("jwks", "must be a JSON object"))?;
-    portcullis_oauth::mtls::validate_self_signed_jwks(&text)
-        .map_err(|why| CoreError::invalid("jwks", why))?;
-    Ok(text)
-}
-
 /// Records an admin change. `changed` lists field names only, never values: values can
 /// include secrets, and the names suffice to find the change.
 pub(crate) fn audit_change(
-    server: &AuthServer,
+    state: &ClientsState,
     caller: &AdminCaller,
     action: &str,
     subject: &ClientId,
     changed: &[&str],
 ) {
-    server.audit.record(AuditEvent {
-        at: server.now(),
+    state.audit.record(AuditEvent {
+        at: state.clients.now(),
         actor: caller.actor(),
         action: action.to_owned(),
         subject: subject.to_string(),
         outcome: "success".to_owned(),
         detail: serde_json::json!({ "changed": changed }),
     });
-}
-
-pub(crate) async fn load_client(server: &AuthServer, id: &ClientId) -> Result<Client, AdminError> {
-    server
-        .store
-        .get_client(id)
-        .await?
-        .ok_or_else(|| AdminError::ClientNotFound(id.to_string()))
 }
 
 /// Register a client; for secret methods the answer carries its secret, shown this once.
@@ -139,18 +87,18 @@ pub(crate) async fn load_client(server: &AuthServer, id: &ClientId) -> Result<Cl
     )
 )]
 pub async fn create_client(
-    State(server): State<Arc<AuthServer>>,
+    State(state): State<ClientsState>,
     caller: AdminCaller,
     JsonBody(request): JsonBody<CreateClientRequest>,
 ) -> Result<(StatusCode, Json<CreatedClient>), AdminError> {
-    let now = server.now();
+    let now = state.clients.now();
     let tls_client_auth = request.tls_client_auth()?;
     let client_id = match request.client_id {
         Some(id) => ClientId::parse(id)?,
         None => generate_client_id()?,
     };
     let auth_method = request.auth_method.unwrap_or(AuthMethod::ClientSecretBasic);
-    let mut client = Client {
+    let client = Client {
         client_id,
         name: request.name,
         auth_method,
@@ -163,7 +111,7 @@ pub async fn create_client(
         jwks: request
             .jwks
             .as_ref()
-            .map(|j| validate_client_jwks(&server, auth_method, j))
+            .map(|j| state.clients.check_jwks(auth_method, j))
             .transpose()?,
         jwks_uri: request.jwks_uri,
         tls_client_auth,
@@ -172,26 +120,7 @@ pub async fn create_client(
     };
     client.validate()?;
     check_key_source(&client)?;
-    let secret = if client.auth_method.uses_secret() {
-        let secret = generate_secret()?;
-        client
-            .secret_hashes
-            .push(SecretHash::of(&server.pepper, &secret, None));
-        client.sealed_secret = seal_secret(&server, &client, &secret)?;
-        Some(secret)
-    } else {
-        None
-    };
-    server
-        .store
-        .insert_client(&client)
-        .await
-        .map_err(|e| match e {
-            StoreError::Conflict(_) => AdminError::ClientExists(client.client_id.to_string()),
-            other => AdminError::Store(other),
-        })?;
-    // A lookup of this id may have cached "no such client" before it existed.
-    server.clients.invalidate(&client.client_id);
+    let (client, secret) = state.clients.register(client).await?;
     let mut changed = vec![
         "name",
         "auth_method",
@@ -210,7 +139,7 @@ pub async fn create_client(
     );
     changed.extend(secret.is_some().then_some("client_secret"));
     audit_change(
-        &server,
+        &state,
         &caller,
         "client.created",
         &client.client_id,
@@ -236,15 +165,15 @@ pub async fn create_client(
     )
 )]
 pub async fn list_clients(
-    State(server): State<Arc<AuthServer>>,
+    State(state): State<ClientsState>,
     _caller: AdminCaller,
     QueryParams(query): QueryParams<ClientPageQuery>,
 ) -> Result<Json<ClientPage>, AdminError> {
     let limit = page_size(query.limit)?;
     let after = query.after.map(ClientId::parse).transpose()?;
-    let mut clients = server.store.list_clients(after.as_ref(), limit + 1).await?;
+    let mut clients = state.clients.clients(after.as_ref(), limit + 1).await?;
     let next = end_page(&mut clients, limit, |c| c.client_id.to_string());
-    let now = server.now();
+    let now = state.clients.now();
     let clients = clients
         .iter()
         .map(|c| ClientView::of(c, now))
@@ -262,12 +191,12 @@ pub async fn list_clients(
     )
 )]
 pub async fn get_client(
-    State(server): State<Arc<AuthServer>>,
+    State(state): State<ClientsState>,
     _caller: AdminCaller,
     ClientIdPath(id): ClientIdPath,
 ) -> Result<Json<ClientView>, AdminError> {
-    let client = load_client(&server, &id).await?;
-    Ok(Json(ClientView::of(&client, server.now())?))
+    let client = state.clients.client(&id).await?;
+    Ok(Json(ClientView::of(&client, state.clients.now())?))
 }
 
 /// Sets `field` to `value` and notes its name if that changes it.
@@ -291,13 +220,13 @@ fn set<T: PartialEq>(field: &mut T, value: T, name: &'static str, changed: &mut 
     )
 )]
 pub async fn update_client(
-    State(server): State<Arc<AuthServer>>,
+    State(state): State<ClientsState>,
     caller: AdminCaller,
     ClientIdPath(id): ClientIdPath,
     JsonBody(request): JsonBody<UpdateClientRequest>,
 ) -> Result<Json<ClientView>, AdminError> {
     let new_match = request.tls_client_auth()?;
-    let mut client = load_client(&server, &id).await?;
+    let mut client = state.clients.client(&id).await?;
     let mut changed = Vec::new();
     if let Some(name) = request.name {
         set(&mut client.name, name, "name", &mut changed);
@@ -335,7 +264,7 @@ pub async fn update_client(
     if let Some(jwks) = request.jwks {
         let jwks = jwks
             .as_ref()
-            .map(|j| validate_client_jwks(&server, client.auth_method, j))
+            .map(|j| state.clients.check_jwks(client.auth_method, j))
             .transpose()?;
         set(&mut client.jwks, jwks, "jwks", &mut changed);
     }
@@ -344,29 +273,13 @@ pub async fn update_client(
     }
     client.validate()?;
     check_key_source(&client)?;
-    let now = server.now();
+    let now = state.clients.now();
     if !changed.is_empty() {
         client.updated_at = now;
-        store_update(&server, &client).await?;
-        audit_change(&server, &caller, "client.updated", &id, &changed);
+        state.clients.update(&client).await?;
+        audit_change(&state, &caller, "client.updated", &id, &changed);
     }
     Ok(Json(ClientView::of(&client, now)?))
-}
-
-/// Writes a changed client and drops its cached copy, so the token endpoint sees the change
-/// on its next lookup rather than when the cache entry expires.
-pub(crate) async fn store_update(server: &AuthServer, client: &Client) -> Result<(), AdminError> {
-    server
-        .store
-        .update_client(client)
-        .await
-        .map_err(|e| match e {
-            // Deleted between our read and our write.
-            StoreError::NotFound => AdminError::ClientNotFound(client.client_id.to_string()),
-            other => AdminError::Store(other),
-        })?;
-    server.clients.invalidate(&client.client_id);
-    Ok(())
 }
 
 /// Delete a client; its tokens already issued stay valid until they expire or are revoked.
@@ -379,15 +292,12 @@ pub(crate) async fn store_update(server: &AuthServer, client: &Client) -> Result
     )
 )]
 pub async fn delete_client(
-    State(server): State<Arc<AuthServer>>,
+    State(state): State<ClientsState>,
     caller: AdminCaller,
     ClientIdPath(id): ClientIdPath,
 ) -> Result<StatusCode, AdminError> {
-    if !server.store.delete_client(&id).await? {
-        return Err(AdminError::ClientNotFound(id.to_string()));
-    }
-    server.clients.invalidate(&id);
-    audit_change(&server, &caller, "client.deleted", &id, &[]);
+    state.clients.delete(&id).await?;
+    audit_change(&state, &caller, "client.deleted", &id, &[]);
     Ok(StatusCode::NO_CONTENT)
 }
 

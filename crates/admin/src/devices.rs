@@ -1,7 +1,7 @@
 //! Devices and their certificates (issue #4): registration at manufacturing (one device, or
 //! a whole manufacturing list), life-cycle changes, revocation, and the CA's certificates.
-//! The work is done by `portcullis_pki::Pki`; this module is the authenticated, documented
-//! door to it.
+//! The work is done by the device registry (`portcullis_ports::DeviceRegistry`, implemented
+//! by the device PKI); this module is the authenticated, documented door to it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,8 +10,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use portcullis_core::device::{Device, DeviceId, DeviceState, RevocationReason};
-use portcullis_pki::registry::NewDevice;
-use portcullis_pki::{Pki, PkiError};
+use portcullis_core::pem::armor;
+use portcullis_core::serial::parse_serial;
+use portcullis_ports::{DeviceRegistry, NewDevice};
 use portcullis_store::{CertificateFilter, IssuedCertificate};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -27,20 +28,8 @@ pub const IMPORT_BODY_LIMIT: usize = 8 * 1024 * 1024;
 /// Most rows in one import request.
 pub const MAX_IMPORT_ROWS: usize = 10_000;
 
-impl From<PkiError> for AdminError {
-    fn from(e: PkiError) -> Self {
-        match e {
-            PkiError::BadRequest(m) | PkiError::Forbidden(m) | PkiError::Unauthorized(m) => {
-                AdminError::BadRequest(m)
-            }
-            PkiError::NotFound(m) => AdminError::NotFound(m),
-            PkiError::Conflict(m) => AdminError::Conflict(m),
-            PkiError::Store(s) => AdminError::Store(s),
-            PkiError::Key(k) => AdminError::Keys(k),
-            other => AdminError::Pki(other.to_string()),
-        }
-    }
-}
+/// The device registry as the routes hold it.
+type Devices = Arc<dyn DeviceRegistry>;
 
 /// A device as the admin API shows it (never its enrollment secret's hash).
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -214,7 +203,7 @@ impl CertificateView {
             status: status.to_owned(),
             revoked_at: c.revoked_at,
             revocation_reason: c.revocation_reason.map(|r| r.as_str().to_owned()),
-            pem: with_pem.then(|| portcullis_pki::ca::pem("CERTIFICATE", &c.der)),
+            pem: with_pem.then(|| armor("CERTIFICATE", &c.der)),
         }
     }
 }
@@ -268,13 +257,11 @@ fn reason(raw: Option<String>, default: RevocationReason) -> Result<RevocationRe
     )
 )]
 pub async fn register_device(
-    State(pki): State<Arc<Pki>>,
+    State(devices): State<Devices>,
     caller: AdminCaller,
     JsonBody(body): JsonBody<RegisterDeviceRequest>,
 ) -> Result<(StatusCode, Json<DeviceView>), AdminError> {
-    let (device, secret) = pki
-        .register_device(&caller.actor(), body.into_new()?)
-        .await?;
+    let (device, secret) = devices.register(&caller.actor(), body.into_new()?).await?;
     let mut view = DeviceView::of(&device);
     view.enrollment_secret = Some(secret.expose().to_owned());
     Ok((StatusCode::CREATED, Json(view)))
@@ -289,7 +276,7 @@ pub async fn register_device(
     )
 )]
 pub async fn import_devices(
-    State(pki): State<Arc<Pki>>,
+    State(devices): State<Devices>,
     caller: AdminCaller,
     JsonBody(body): JsonBody<ImportDevicesRequest>,
 ) -> Result<Json<ImportReport>, AdminError> {
@@ -317,7 +304,7 @@ pub async fn import_devices(
             }),
         }
     }
-    let outcome = pki.import_devices(&caller.actor(), rows).await?;
+    let outcome = devices.import(&caller.actor(), rows).await?;
     Ok(Json(ImportReport {
         registered: outcome
             .registered
@@ -337,13 +324,13 @@ pub async fn import_devices(
     responses((status = 200, description = "Devices ordered by id", body = DevicePage))
 )]
 pub async fn list_devices(
-    State(pki): State<Arc<Pki>>,
+    State(devices): State<Devices>,
     _caller: AdminCaller,
     QueryParams(q): QueryParams<DevicePageQuery>,
 ) -> Result<Json<DevicePage>, AdminError> {
     let limit = page_size(q.limit)?;
     let after = q.after.map(device_path).transpose()?;
-    let mut rows = pki.store.list_devices(after.as_ref(), limit + 1).await?;
+    let mut rows = devices.devices(after.as_ref(), limit + 1).await?;
     let next = end_page(&mut rows, limit, |d| d.device_id.to_string());
     Ok(Json(DevicePage {
         devices: rows.iter().map(DeviceView::of).collect(),
@@ -360,11 +347,11 @@ pub async fn list_devices(
     )
 )]
 pub async fn get_device(
-    State(pki): State<Arc<Pki>>,
+    State(devices): State<Devices>,
     _caller: AdminCaller,
     Path(id): Path<String>,
 ) -> Result<Json<DeviceView>, AdminError> {
-    let device = pki.device(&device_path(id)?).await?;
+    let device = devices.device(&device_path(id)?).await?;
     Ok(Json(DeviceView::of(&device)))
 }
 
@@ -379,7 +366,7 @@ pub async fn get_device(
     )
 )]
 pub async fn update_device(
-    State(pki): State<Arc<Pki>>,
+    State(devices): State<Devices>,
     caller: AdminCaller,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<UpdateDeviceRequest>,
@@ -390,8 +377,8 @@ pub async fn update_device(
             "revoke a device with POST /devices/{id}/revoke".into(),
         ));
     }
-    let (device, secret) = pki
-        .set_device_state(&caller.actor(), &device_path(id)?, state)
+    let (device, secret) = devices
+        .set_state(&caller.actor(), &device_path(id)?, state)
         .await?;
     let mut view = DeviceView::of(&device);
     view.enrollment_secret = secret.map(|s| s.expose().to_owned());
@@ -408,15 +395,15 @@ pub async fn update_device(
     )
 )]
 pub async fn revoke_device(
-    State(pki): State<Arc<Pki>>,
+    State(devices): State<Devices>,
     caller: AdminCaller,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<RevokeRequest>,
 ) -> Result<Json<RevokedDevice>, AdminError> {
     let id = device_path(id)?;
     let reason = reason(body.reason, RevocationReason::PrivilegeWithdrawn)?;
-    let revoked = pki.revoke_device(&caller.actor(), &id, reason).await?;
-    let device = pki.device(&id).await?;
+    let revoked = devices.revoke_device(&caller.actor(), &id, reason).await?;
+    let device = devices.device(&id).await?;
     Ok(Json(RevokedDevice {
         device: DeviceView::of(&device),
         revoked,
@@ -428,7 +415,7 @@ pub async fn revoke_device(
     responses((status = 200, description = "Certificates ordered by serial", body = CertificatePage))
 )]
 pub async fn list_certificates(
-    State(pki): State<Arc<Pki>>,
+    State(devices): State<Devices>,
     _caller: AdminCaller,
     QueryParams(q): QueryParams<CertificatePageQuery>,
 ) -> Result<Json<CertificatePage>, AdminError> {
@@ -438,15 +425,15 @@ pub async fn list_certificates(
         after_serial: q
             .after
             .map(|s| {
-                portcullis_pki::serial::parse_serial(&s)
+                parse_serial(&s)
                     .ok_or_else(|| AdminError::BadRequest("after must be a hex serial".into()))
             })
             .transpose()?,
         revoked: q.revoked,
     };
-    let mut rows = pki.store.list_certificates(&filter, limit + 1).await?;
+    let mut rows = devices.certificates(&filter, limit + 1).await?;
     let next = end_page(&mut rows, limit, |c| c.serial.clone());
-    let now = pki.now();
+    let now = devices.now();
     Ok(Json(CertificatePage {
         certificates: rows
             .iter()
@@ -457,7 +444,7 @@ pub async fn list_certificates(
 }
 
 fn serial_path(raw: &str) -> Result<String, AdminError> {
-    portcullis_pki::serial::parse_serial(raw).ok_or_else(|| {
+    parse_serial(raw).ok_or_else(|| {
         AdminError::BadRequest("the serial must be hexadecimal (colons allowed)".into())
     })
 }
@@ -471,12 +458,12 @@ fn serial_path(raw: &str) -> Result<String, AdminError> {
     )
 )]
 pub async fn get_certificate(
-    State(pki): State<Arc<Pki>>,
+    State(devices): State<Devices>,
     _caller: AdminCaller,
     Path(serial): Path<String>,
 ) -> Result<Json<CertificateView>, AdminError> {
-    let cert = pki.certificate(&serial_path(&serial)?).await?;
-    Ok(Json(CertificateView::of(&cert, pki.now(), true)))
+    let cert = devices.certificate(&serial_path(&serial)?).await?;
+    Ok(Json(CertificateView::of(&cert, devices.now(), true)))
 }
 
 #[utoipa::path(
@@ -489,31 +476,31 @@ pub async fn get_certificate(
     )
 )]
 pub async fn revoke_certificate(
-    State(pki): State<Arc<Pki>>,
+    State(devices): State<Devices>,
     caller: AdminCaller,
     Path(serial): Path<String>,
     JsonBody(body): JsonBody<RevokeRequest>,
 ) -> Result<Json<CertificateView>, AdminError> {
     let serial = serial_path(&serial)?;
     let reason = reason(body.reason, RevocationReason::Unspecified)?;
-    let cert = pki
+    let cert = devices
         .revoke_certificate(&caller.actor(), &serial, reason)
         .await?;
-    Ok(Json(CertificateView::of(&cert, pki.now(), false)))
+    Ok(Json(CertificateView::of(&cert, devices.now(), false)))
 }
 
 #[utoipa::path(
     get, path = "/ca", tag = "certificates",
     responses((status = 200, description = "The CA certificates and revocation URLs", body = CaView))
 )]
-pub async fn get_ca(State(pki): State<Arc<Pki>>, _caller: AdminCaller) -> Json<CaView> {
-    let ca = &pki.ca;
+pub async fn get_ca(State(devices): State<Devices>, _caller: AdminCaller) -> Json<CaView> {
+    let ca = devices.ca();
     Json(CaView {
-        origin: ca.origin().to_owned(),
-        chain_pem: ca.chain_pem(),
-        issuing_pem: portcullis_pki::ca::pem("CERTIFICATE", ca.issuing_der()),
-        root_pem: portcullis_pki::ca::pem("CERTIFICATE", ca.root_der()),
-        crl_url: ca.urls().crl.clone(),
-        ocsp_url: ca.urls().ocsp.clone(),
+        origin: ca.origin,
+        chain_pem: ca.chain_pem,
+        issuing_pem: ca.issuing_pem,
+        root_pem: ca.root_pem,
+        crl_url: ca.crl_url,
+        ocsp_url: ca.ocsp_url,
     })
 }

@@ -11,12 +11,10 @@ use axum::response::{IntoResponse, Response};
 use portcullis_audit::AuditError;
 use portcullis_core::audit::ChainBreak;
 use portcullis_core::CoreError;
+use portcullis_ports::PortError;
 use portcullis_store::StoreError;
-use serde::Serialize;
-use utoipa::ToSchema;
 
-/// The media type of every error body (RFC 9457 §3).
-pub const PROBLEM_JSON: &str = "application/problem+json";
+pub use portcullis_http::{Problem, PROBLEM_JSON};
 
 /// Everything that can go wrong in an admin request.
 #[derive(Debug, thiserror::Error)]
@@ -45,9 +43,10 @@ pub enum AdminError {
     /// The device or certificate named does not exist.
     #[error("{0}")]
     NotFound(String),
-    /// The device PKI failed in a way the caller cannot fix (logged, not shown).
-    #[error("PKI: {0}")]
-    Pki(String),
+    /// A failure the caller cannot fix (key custody, randomness, encoding): logged with its
+    /// detail, answered without it.
+    #[error("internal: {0}")]
+    Internal(String),
     /// The client named in the path does not exist.
     #[error("client '{0}' does not exist")]
     ClientNotFound(String),
@@ -88,18 +87,19 @@ impl From<AuditError> for AdminError {
     }
 }
 
-/// An RFC 9457 problem details object.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
-pub struct Problem {
-    /// A URN identifying the problem type, e.g. `urn:portcullis:problem:invalid-request`.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// A short summary that is the same for every occurrence of the type.
-    pub title: String,
-    /// The HTTP status code.
-    pub status: u16,
-    /// What went wrong with this request, for a human.
-    pub detail: String,
+impl From<PortError> for AdminError {
+    fn from(e: PortError) -> Self {
+        match e {
+            PortError::Invalid(e) => Self::Invalid(e),
+            PortError::BadRequest(m) => Self::BadRequest(m),
+            PortError::UnknownClient(id) => Self::ClientNotFound(id),
+            PortError::ClientExists(id) => Self::ClientExists(id),
+            PortError::NotFound(m) => Self::NotFound(m),
+            PortError::Conflict(m) => Self::Conflict(m),
+            PortError::Store(e) => Self::Store(e),
+            other => Self::Internal(other.to_string()),
+        }
+    }
 }
 
 impl AdminError {
@@ -126,11 +126,6 @@ impl AdminError {
                 "Request body too large",
             ),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
-            Self::Pki(_) => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "Internal server error",
-            ),
             Self::ClientNotFound(_) => (
                 StatusCode::NOT_FOUND,
                 "client-not-found",
@@ -164,7 +159,7 @@ impl AdminError {
                 "unavailable",
                 "Storage unavailable",
             ),
-            Self::Store(_) | Self::Keys(_) | Self::Audit(_) => (
+            Self::Store(_) | Self::Keys(_) | Self::Audit(_) | Self::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
                 "Internal server error",
@@ -183,7 +178,7 @@ impl AdminError {
             Self::Store(StoreError::Unavailable(_)) => {
                 "the store is unavailable; retry later".to_owned()
             }
-            Self::Store(_) | Self::Keys(_) | Self::Audit(_) | Self::Pki(_) => {
+            Self::Store(_) | Self::Keys(_) | Self::Audit(_) | Self::Internal(_) => {
                 "the server could not complete the request".to_owned()
             }
             other => other.to_string(),
@@ -206,30 +201,19 @@ impl AdminError {
     /// The problem document for this error.
     pub fn problem(&self) -> Problem {
         let (status, slug, title) = self.classify();
-        Problem {
-            kind: format!("urn:portcullis:problem:{slug}"),
-            title: title.to_owned(),
-            status: status.as_u16(),
-            detail: self.public_detail(),
-        }
+        Problem::new(status, slug, title, self.public_detail())
     }
 }
 
 impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
         let problem = self.problem();
-        let status =
-            StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        if status.is_server_error() {
+        if problem.status >= 500 {
             tracing::error!(error = %self, "admin request failed");
         }
-        // Serialising four plain fields cannot fail; the fallback keeps the body valid JSON anyway.
-        let body = serde_json::to_vec(&problem).unwrap_or_else(|_| b"{}".to_vec());
-        let mut response = (status, body).into_response();
-        let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        let mut response = problem.into_response();
         if let Some(challenge) = self.challenge() {
-            headers.insert(
+            response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static(challenge),
             );

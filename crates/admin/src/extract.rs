@@ -26,24 +26,17 @@ pub struct JsonBody<T>(pub T);
 
 /// Whether the request declares a JSON media type (RFC 6839 §3.1 `+json` suffixes included).
 fn declared_json(headers: &HeaderMap) -> Result<(), AdminError> {
-    let Some(value) = headers.get(CONTENT_TYPE) else {
+    if !headers.contains_key(CONTENT_TYPE) {
         return Err(AdminError::BadRequest(
             "the request has a body but no Content-Type; send Content-Type: application/json"
                 .into(),
         ));
-    };
-    let essence = value
-        .to_str()
-        .ok()
-        .and_then(|v| v.split(';').next())
-        .map(|v| v.trim().to_ascii_lowercase())
-        .unwrap_or_default();
-    let is_json = essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"));
-    if is_json {
+    }
+    if portcullis_http::is_json(headers) {
         return Ok(());
     }
-    let shown: String = essence.chars().take(64).collect();
+    let essence = portcullis_http::media_type::essence(headers).unwrap_or_default();
+    let shown: String = essence.to_ascii_lowercase().chars().take(64).collect();
     Err(AdminError::BadRequest(format!(
         "Content-Type must be application/json, not '{shown}'"
     )))

@@ -22,27 +22,82 @@ use std::sync::Arc;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::{middleware, Router};
-use portcullis_oauth::AuthServer;
+use portcullis_audit::AuditTrail;
+use portcullis_ports::{ClientRegistry, DeviceRegistry, TokenValidator};
 
 pub use auth::{AdminCaller, ADMIN_SCOPE};
 pub use errors::{AdminError, Problem, PROBLEM_JSON};
 pub use keys::{KeyAdmin, KeyView, SharedKeyAdmin};
 pub use openapi::AdminApi;
 
-/// The admin API's routes, relative to where the server nests them (`/admin/v1`).
-/// The admin API. `keys` manages signing keys (`/keys`); without it those routes are absent.
-pub fn router(server: Arc<AuthServer>, keys: Option<SharedKeyAdmin>) -> Router {
-    router_with_pki(server, keys, None)
+/// What the admin API works on, each through a port the server wires in: the admin crate
+/// imports none of `oauth`, `pki` or `gateway`.
+#[derive(Clone)]
+pub struct AdminPorts {
+    clients: Arc<dyn ClientRegistry>,
+    tokens: Arc<dyn TokenValidator>,
+    audit: AuditTrail,
+    keys: Option<SharedKeyAdmin>,
+    devices: Option<Arc<dyn DeviceRegistry>>,
 }
 
-/// [`router`] plus the device PKI's routes (`/devices`, `/certificates`, `/ca`).
-pub fn router_with_pki(
-    server: Arc<AuthServer>,
-    keys: Option<SharedKeyAdmin>,
-    pki: Option<Arc<portcullis_pki::Pki>>,
-) -> Router {
-    let pki_routes: Router<Arc<AuthServer>> = match pki {
-        Some(pki) => Router::new()
+impl AdminPorts {
+    /// The client registry, the validator of callers' bearer tokens and the audit trail:
+    /// the routes every admin API has.
+    pub fn new(
+        clients: Arc<dyn ClientRegistry>,
+        tokens: Arc<dyn TokenValidator>,
+        audit: AuditTrail,
+    ) -> Self {
+        Self {
+            clients,
+            tokens,
+            audit,
+            keys: None,
+            devices: None,
+        }
+    }
+
+    /// Adds the signing-key routes (`/keys`) and checkpoint verification in `/audit/verify`.
+    pub fn with_keys(mut self, keys: SharedKeyAdmin) -> Self {
+        self.keys = Some(keys);
+        self
+    }
+
+    /// Adds the device PKI's routes (`/devices`, `/certificates`, `/ca`).
+    pub fn with_devices(mut self, devices: Arc<dyn DeviceRegistry>) -> Self {
+        self.devices = Some(devices);
+        self
+    }
+}
+
+impl std::fmt::Debug for AdminPorts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminPorts")
+            .field("keys", &self.keys.is_some())
+            .field("devices", &self.devices.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The state of the client and audit routes (opaque outside this crate).
+#[derive(Clone)]
+pub struct ClientsState {
+    pub(crate) clients: Arc<dyn ClientRegistry>,
+    pub(crate) audit: AuditTrail,
+}
+
+/// The admin API's routes, relative to where the server nests them (`/admin/v1`).
+pub fn router(ports: AdminPorts) -> Router {
+    let AdminPorts {
+        clients,
+        tokens,
+        audit,
+        keys,
+        devices,
+    } = ports;
+    let device_routes: Router = match devices {
+        Some(devices) => Router::new()
             .route(
                 "/devices",
                 post(devices::register_device).get(devices::list_devices),
@@ -64,16 +119,16 @@ pub fn router_with_pki(
                 post(devices::revoke_certificate),
             )
             .route("/ca", get(devices::get_ca))
-            .with_state(pki),
+            .with_state(devices),
         None => Router::new(),
     };
-    let audit_verify: Router<Arc<AuthServer>> = Router::new()
+    let audit_verify: Router = Router::new()
         .route("/audit/verify", post(audit::verify_audit))
         .with_state(audit::AuditVerification {
-            server: server.clone(),
+            trail: audit.clone(),
             keys: keys.clone(),
         });
-    let key_routes: Router<Arc<AuthServer>> = match keys {
+    let key_routes: Router = match keys {
         Some(keys) => Router::new()
             .route("/keys", get(keys::list_keys))
             .route("/keys/rotate", post(keys::rotate_keys))
@@ -81,7 +136,7 @@ pub fn router_with_pki(
             .with_state(keys),
         None => Router::new(),
     };
-    let protected = Router::new()
+    let client_routes: Router = Router::new()
         .route(
             "/clients",
             post(clients::create_client).get(clients::list_clients),
@@ -94,19 +149,18 @@ pub fn router_with_pki(
         )
         .route("/clients/{id}/rotate-secret", post(secrets::rotate_secret))
         .route("/audit", get(audit::list_audit))
+        .with_state(ClientsState { clients, audit });
+    let protected = Router::new()
+        .merge(client_routes)
         .merge(audit_verify)
         .merge(key_routes)
-        .merge(pki_routes)
+        .merge(device_routes)
         // route_layer: only matched routes authenticate, so an unknown path is a plain 404.
-        .route_layer(middleware::from_fn_with_state(
-            server.clone(),
-            auth::require_admin,
-        ));
+        .route_layer(middleware::from_fn_with_state(tokens, auth::require_admin));
     Router::new()
         .route("/openapi.json", get(openapi::openapi_document))
         .merge(protected)
         .fallback(|| async { AdminError::NoRoute })
         .method_not_allowed_fallback(|| async { AdminError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(extract::BODY_LIMIT))
-        .with_state(server)
 }

@@ -9,9 +9,11 @@
 pub mod checkpoint;
 pub mod error;
 pub mod log;
+pub mod trail;
 pub mod verify;
 
 pub use checkpoint::{sign_checkpoint, CheckpointKeys, CheckpointStatus};
 pub use error::AuditError;
 pub use log::AuditLog;
+pub use trail::AuditTrail;
 pub use verify::{verify_chain, ChainReport, CheckpointReport};

@@ -12,11 +12,14 @@ pub mod device;
 pub mod error;
 pub mod form;
 pub mod forwarded;
+pub mod hex;
 pub mod ids;
+pub mod pem;
 pub mod rotation;
 pub mod scope;
 pub mod secret;
-pub mod tls;
+pub mod serial;
+pub mod time;
 pub mod tls_renewal;
 pub mod token;
 

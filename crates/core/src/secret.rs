@@ -58,6 +58,30 @@ impl std::fmt::Debug for SecretHash {
     }
 }
 
+/// The hashes a client keeps after a secret rotation at `now`: every earlier hash gets a
+/// deadline no later than `now + overlap_secs` (an overlap of 0 thus ends all of them at
+/// once), hashes whose deadline has passed are dropped, and the new hash comes first with no
+/// deadline.
+pub fn rotated_hashes(
+    old: &[SecretHash],
+    new: SecretHash,
+    now: UnixTime,
+    overlap_secs: u32,
+) -> Vec<SecretHash> {
+    let deadline = now + i64::from(overlap_secs);
+    let mut hashes = vec![new];
+    for h in old {
+        let expires_at = h.expires_at.map_or(deadline, |t| t.min(deadline));
+        if expires_at > now {
+            hashes.push(SecretHash {
+                mac: h.mac.clone(),
+                expires_at: Some(expires_at),
+            });
+        }
+    }
+    hashes
+}
+
 /// HMAC-SHA256 of `secret` under `pepper`.
 pub fn secret_mac(pepper: &[u8], secret: &[u8]) -> [u8; 32] {
     // HMAC accepts keys of any length, so new_from_slice cannot fail.
@@ -108,6 +132,44 @@ mod tests {
     use super::*;
 
     const PEPPER: &[u8] = b"pepper-pepper-pepper-pepper-1234";
+
+    fn hash(mac: &str, expires_at: Option<UnixTime>) -> SecretHash {
+        SecretHash {
+            mac: mac.into(),
+            expires_at,
+        }
+    }
+
+    #[test]
+    fn rotation_gives_the_current_hash_a_deadline_and_the_new_one_none() {
+        let out = rotated_hashes(&[hash("old", None)], hash("new", None), 100, 50);
+        assert_eq!(out, vec![hash("new", None), hash("old", Some(150))]);
+    }
+
+    #[test]
+    fn rotation_drops_expired_hashes_and_caps_pending_ones() {
+        let old = [
+            hash("cur", None),
+            hash("prev", Some(500)),
+            hash("dead", Some(90)),
+        ];
+        let out = rotated_hashes(&old, hash("new", None), 100, 50);
+        assert_eq!(
+            out,
+            vec![
+                hash("new", None),
+                hash("cur", Some(150)),
+                hash("prev", Some(150))
+            ]
+        );
+    }
+
+    #[test]
+    fn zero_overlap_leaves_only_the_new_hash() {
+        let old = [hash("cur", None), hash("prev", Some(500))];
+        let out = rotated_hashes(&old, hash("new", None), 100, 0);
+        assert_eq!(out, vec![hash("new", None)]);
+    }
 
     #[test]
     fn secret_debug_never_prints_the_value() {

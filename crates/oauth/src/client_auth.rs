@@ -13,16 +13,14 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use axum::http::{header, HeaderValue};
-use base64::alphabet;
-use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-use base64::Engine;
+use axum::http::{header, HeaderMap};
 use portcullis_core::assertion::{check_assertion_claims, claimed_client_id, AssertionClaims};
 use portcullis_core::client::{AuthMethod, Client};
 use portcullis_core::form::Form;
 use portcullis_core::secret::verify_secret;
 use portcullis_core::token::JWT_BEARER_ASSERTION_TYPE;
 use portcullis_core::{ClientId, ErrorCode, OAuthError};
+use portcullis_http::{basic_credentials, MalformedCredentials};
 use portcullis_keys::verify::{self, Decoded};
 use zeroize::Zeroizing;
 
@@ -35,12 +33,6 @@ use crate::AuthServer;
 /// The one description of every authentication failure that must not reveal whether the
 /// client exists (RFC 6749 §5.2 `invalid_client`; RFC 6819 §5.2.3.x).
 pub const AUTH_FAILED: &str = "client authentication failed";
-
-/// RFC 7617 §2 lets a sender omit padding in practice; accept both forms.
-const BASIC_BASE64: GeneralPurpose = GeneralPurpose::new(
-    &alphabet::STANDARD,
-    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
-);
 
 /// Why authentication failed, as the `reason` label of `portcullis_client_auth_failures_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,8 +121,8 @@ pub struct AuthenticatedClient {
 impl Credentials {
     /// Reads the credentials of a request from its `Authorization` header and form, for a
     /// connection without a client certificate.
-    pub fn from_request(authorization: Option<&HeaderValue>, form: &Form) -> Result<Self, Error> {
-        Self::from_parts(authorization, form, None)
+    pub fn from_request(headers: &HeaderMap, form: &Form) -> Result<Self, Error> {
+        Self::from_parts(headers, form, None)
     }
 
     /// Reads the credentials of a request from its `Authorization` header, its form and the
@@ -142,15 +134,16 @@ impl Credentials {
     /// the method only when nothing else is presented (RFC 8705 §2: with the `client_id`
     /// parameter); beside a secret or an assertion it only binds the token (§3).
     pub fn from_parts(
-        authorization: Option<&HeaderValue>,
+        headers: &HeaderMap,
         form: &Form,
         peer: Option<&PeerCertificates>,
     ) -> Result<Self, Error> {
+        let authorization = headers.contains_key(header::AUTHORIZATION);
         let form_client_id = form.get("client_id");
         let form_secret = form.get("client_secret");
         let assertion = form.get("client_assertion");
         let assertion_type = form.get("client_assertion_type");
-        let methods = usize::from(authorization.is_some())
+        let methods = usize::from(authorization)
             + usize::from(form_secret.is_some())
             + usize::from(assertion.is_some() || assertion_type.is_some());
         if methods > 1 {
@@ -158,8 +151,7 @@ impl Credentials {
                 "use exactly one client authentication method per request",
             ));
         }
-        if let Some(value) = authorization {
-            let (client_id, secret) = parse_basic(value)?;
+        if let Some((client_id, secret)) = parse_basic(headers)? {
             // RFC 6749 §2.3.1 allows `client_id` beside Basic only if it names the same client.
             if form_client_id.is_some_and(|id| id != client_id.as_str()) {
                 return Err(Error::invalid_request(
@@ -232,34 +224,30 @@ fn read_assertion(assertion: &str, form_client_id: Option<&str>) -> Result<Crede
     })
 }
 
-/// Parses `Authorization: Basic ...` (RFC 7617 §2) with the RFC 6749 §2.3.1 twist: client id
-/// and secret are each `application/x-www-form-urlencoded` before being joined by `:`.
-pub fn parse_basic(value: &HeaderValue) -> Result<(ClientId, Zeroizing<Vec<u8>>), Error> {
-    let text = value
-        .to_str()
-        .map_err(|_| Error::invalid_request("malformed Authorization header"))?
-        .trim();
-    let (scheme, encoded) = text.split_once(' ').unwrap_or((text, ""));
-    if !scheme.eq_ignore_ascii_case("Basic") {
-        return Err(Error::OAuth(OAuthError::invalid_client(
-            "unsupported Authorization scheme; use Basic (client_secret_basic)",
-        )));
-    }
-    let decoded = Zeroizing::new(
-        BASIC_BASE64
-            .decode(encoded.trim())
-            .map_err(|_| Error::invalid_request("malformed Basic credentials: not Base64"))?,
-    );
-    let colon = decoded.iter().position(|&b| b == b':').ok_or_else(|| {
-        Error::invalid_request("malformed Basic credentials: no ':' between client_id and secret")
-    })?;
-    let id_bytes = form_url_decode(&decoded[..colon]);
-    let secret = Zeroizing::new(form_url_decode(&decoded[colon + 1..]));
+/// A client id and its secret as presented (wiped on drop).
+pub type ClientSecretCredentials = (ClientId, Zeroizing<Vec<u8>>);
+
+/// The `Authorization: Basic` client credentials (RFC 7617 §2, read by the shared HTTP
+/// layer) with the RFC 6749 §2.3.1 twist: client id and secret are each
+/// `application/x-www-form-urlencoded` before being joined by `:`. `None` without the header.
+pub fn parse_basic(headers: &HeaderMap) -> Result<Option<ClientSecretCredentials>, Error> {
+    let basic = match basic_credentials(headers) {
+        Ok(Some(basic)) => basic,
+        Ok(None) => return Ok(None),
+        Err(MalformedCredentials::OtherScheme) => {
+            return Err(Error::OAuth(OAuthError::invalid_client(
+                "unsupported Authorization scheme; use Basic (client_secret_basic)",
+            )))
+        }
+        Err(malformed) => return Err(Error::invalid_request(malformed.describe())),
+    };
+    let id_bytes = form_url_decode(&basic.user);
+    let secret = Zeroizing::new(form_url_decode(&basic.password));
     let client_id = std::str::from_utf8(&id_bytes)
         .ok()
         .and_then(|id| ClientId::parse(id).ok())
         .ok_or_else(|| refuse_generic(FailureReason::UnknownClient))?;
-    Ok((client_id, secret))
+    Ok(Some((client_id, secret)))
 }
 
 /// `application/x-www-form-urlencoded` decoding of one value (WHATWG URL §5.1): `+` is a
@@ -410,7 +398,7 @@ pub(crate) async fn authenticate_request(
     claimed: &mut Option<ClientId>,
 ) -> Result<AuthenticatedClient, Error> {
     let result = match Credentials::from_parts(
-        request.headers.get(header::AUTHORIZATION),
+        &request.headers,
         &request.form,
         request.peer_certificates.as_ref(),
     ) {

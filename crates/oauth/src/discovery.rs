@@ -141,7 +141,6 @@ mod tests {
             auth_failures_per_minute: 0,
             assertion_algorithms: vec![Algorithm::ES256, Algorithm::EdDSA],
             mtls_base: None,
-            trusted_proxies: Default::default(),
         }
     }
 

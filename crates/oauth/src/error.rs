@@ -7,7 +7,7 @@
 //! leaks their details.
 
 use axum::body::Body;
-use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use portcullis_core::{ErrorCode, OAuthError};
 use portcullis_keys::KeyError;
@@ -63,12 +63,6 @@ struct ErrorBody<'a> {
     error_description: &'a str,
 }
 
-/// RFC 6749 §5.1: responses carrying tokens or credentials must not be cached.
-const NO_STORE: [(HeaderName, HeaderValue); 2] = [
-    (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-    (header::PRAGMA, HeaderValue::from_static("no-cache")),
-];
-
 /// RFC 6749 §5.2: a 401 `invalid_client` answer carries the challenge of the scheme the
 /// client may use.
 pub const CLIENT_CHALLENGE: &str = "Basic realm=\"portcullis\"";
@@ -82,9 +76,8 @@ pub(crate) fn json_no_store(status: StatusCode, body: Vec<u8>) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    for (name, value) in NO_STORE {
-        headers.insert(name, value);
-    }
+    // RFC 6749 §5.1: responses carrying tokens or credentials must not be cached.
+    portcullis_http::insert_no_store(headers);
     response
 }
 

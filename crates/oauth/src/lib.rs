@@ -9,6 +9,7 @@
 
 pub mod client_auth;
 pub mod client_keys;
+mod client_registry;
 pub mod discovery;
 pub mod error;
 pub mod introspect;
@@ -22,7 +23,7 @@ pub mod token;
 
 pub use client_auth::{AuthenticatedClient, Credentials};
 pub use error::Error;
-pub use introspect::TokenRejection;
 pub use mtls::{CertificateValidator, PeerCertificates, ValidatedCertificate};
+pub use portcullis_ports::TokenRejection;
 pub use router::router;
 pub use state::{AuthServer, OAuthSettings};

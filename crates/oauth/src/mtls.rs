@@ -34,7 +34,7 @@ use x509_parser::x509::X509Name;
 
 /// The DER certificate chain the client presented over TLS, leaf first; the TLS listener
 /// inserts it as a request extension (defined in `core` so EST reads the same type).
-pub use portcullis_core::tls::PeerCertificates;
+pub use portcullis_http::PeerCertificates;
 
 /// RFC 8705 §3.1 confirmation of a token bound to the leaf certificate; `None` for an empty
 /// chain.
@@ -199,12 +199,8 @@ fn attribute_value(value: &Any<'_>) -> Result<String, String> {
             let der = value
                 .to_der_vec()
                 .map_err(|e| format!("bad attribute value: {e}"))?;
-            let mut hex = String::with_capacity(1 + der.len() * 2);
-            hex.push('#');
-            for b in der {
-                hex.push_str(&format!("{b:02x}"));
-            }
-            Ok(hex)
+            // RFC 4514 §2.4: a value without a string form is `#` and its DER in hex.
+            Ok(format!("#{}", portcullis_core::hex::encode(&der)))
         }
     }
 }

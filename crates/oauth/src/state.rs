@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use portcullis_audit::AuditLog;
-use portcullis_core::forwarded::TrustedProxies;
 use portcullis_core::UnixTime;
 use portcullis_keys::software::MasterKey;
 use portcullis_keys::{Algorithm, KeyRing};
@@ -37,10 +36,6 @@ pub struct OAuthSettings {
     /// trailing slash; `None` when there is none. When set, discovery advertises the RFC 8705
     /// methods, certificate-bound tokens and `mtls_endpoint_aliases` under this base.
     pub mtls_base: Option<String>,
-    /// Reverse proxies whose `X-Forwarded-For` names the client (`[server] trusted_proxies`).
-    /// Per-address limits, the failure lock-out and audit records use the address it yields;
-    /// empty (the default) trusts nobody and uses the TCP peer.
-    pub trusted_proxies: TrustedProxies,
 }
 
 /// Everything the OAuth handlers (and the admin API) need. Shared as `Arc<AuthServer>`.

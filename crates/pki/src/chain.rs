@@ -11,8 +11,9 @@ use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::FromDer;
 
-use crate::serial::{hex, serial_hex};
 use crate::PkiError;
+use portcullis_core::hex::encode as hex;
+use portcullis_core::serial::serial_key as serial_hex;
 
 /// What a validated client certificate says.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,7 +14,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Router};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use portcullis_core::tls::PeerCertificates;
+use portcullis_http::PeerCertificates;
 use zeroize::Zeroizing;
 
 use crate::enroll::EnrollAuth;
@@ -135,12 +135,7 @@ async fn csrattrs() -> Response {
 
 /// The DER of the PKCS#10 in an EST request body.
 pub fn decode_csr_body(headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, PkiError> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let media = content_type.split(';').next().unwrap_or("").trim();
-    if !media.eq_ignore_ascii_case("application/pkcs10") {
+    if !portcullis_http::has_media_type(headers, "application/pkcs10") {
         return Err(PkiError::BadRequest(
             "Content-Type must be application/pkcs10 (RFC 7030 §4.2.1)".into(),
         ));
@@ -168,31 +163,19 @@ pub fn decode_csr_body(headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, PkiE
 }
 
 /// A Basic user id and password (the enrollment secret, wiped on drop).
-type BasicCredentials = (String, Zeroizing<Vec<u8>>);
+type EnrollmentCredentials = (String, Zeroizing<Vec<u8>>);
 
-/// HTTP Basic credentials, if the request carries them.
-fn basic_credentials(headers: &HeaderMap) -> Result<Option<BasicCredentials>, PkiError> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
+/// HTTP Basic credentials (device id, enrollment secret), if the request carries them. The
+/// device id must be UTF-8; what else it must be is the registry's to say.
+fn enrollment_credentials(headers: &HeaderMap) -> Result<Option<EnrollmentCredentials>, PkiError> {
+    let malformed = || PkiError::Unauthorized("malformed Basic credentials".into());
+    let Some(basic) = portcullis_http::basic_credentials(headers).map_err(|_| malformed())? else {
         return Ok(None);
     };
-    let malformed = || PkiError::Unauthorized("malformed Basic credentials".into());
-    let text = value.to_str().map_err(|_| malformed())?;
-    let Some(encoded) = text
-        .get(..6)
-        .filter(|p| p.eq_ignore_ascii_case("basic "))
-        .map(|_| text[6..].trim())
-    else {
-        return Err(malformed());
-    };
-    let decoded = Zeroizing::new(STANDARD.decode(encoded).map_err(|_| malformed())?);
-    let colon = decoded
-        .iter()
-        .position(|b| *b == b':')
-        .ok_or_else(malformed)?;
-    let user = std::str::from_utf8(&decoded[..colon])
+    let user = std::str::from_utf8(&basic.user)
         .map_err(|_| malformed())?
         .to_owned();
-    Ok(Some((user, Zeroizing::new(decoded[colon + 1..].to_vec()))))
+    Ok(Some((user, basic.password)))
 }
 
 async fn simpleenroll(
@@ -206,7 +189,7 @@ async fn simpleenroll(
     }
     let result = async {
         let csr = decode_csr_body(&headers, &body)?;
-        let credentials = basic_credentials(&headers)?;
+        let credentials = enrollment_credentials(&headers)?;
         let cert = match (&credentials, &peer) {
             (Some((user, secret)), _) => {
                 pki.enroll(

@@ -12,6 +12,7 @@ pub mod clock;
 pub mod crl;
 pub mod csr;
 mod der_writer;
+mod device_registry;
 pub mod enroll;
 pub mod enrollment_writer;
 pub mod error;

@@ -15,25 +15,10 @@ use portcullis_core::secret::{Secret, SecretHash};
 use portcullis_store::StoreError;
 use serde_json::json;
 
+pub use portcullis_ports::{ImportOutcome, NewDevice};
+
 use crate::service::Pki;
 use crate::PkiError;
-
-/// A device to register.
-#[derive(Debug, Clone)]
-pub struct NewDevice {
-    pub device_id: DeviceId,
-    pub model: Option<String>,
-    pub attrs: BTreeMap<String, String>,
-}
-
-/// What bulk registration did.
-#[derive(Debug, Default)]
-pub struct ImportOutcome {
-    /// Newly registered devices with their one-time enrollment secrets.
-    pub registered: Vec<(DeviceId, Secret)>,
-    /// Devices that already existed (left untouched: importing is idempotent).
-    pub existing: Vec<DeviceId>,
-}
 
 impl Pki {
     fn fresh_device(&self, new: NewDevice, now: i64) -> Result<(Device, Secret), PkiError> {

@@ -3,6 +3,7 @@
 //! accept the answers: signature verified against the CA (`Response verify OK`), nonce
 //! matched, times valid, and the status we meant.
 
+use portcullis_core::hex::encode as hex;
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
@@ -40,10 +41,6 @@ struct Pki {
 /// Serials with the top bit set, so the INTEGER has a leading 0x00 the store form drops.
 const GOOD_SERIAL: [u8; 16] = [0x9a, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
 const OTHER_SERIAL: [u8; 16] = [0x5b, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 16];
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 fn setup() -> Pki {
     let dir = tempfile::tempdir().unwrap();

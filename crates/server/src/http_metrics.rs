@@ -39,7 +39,15 @@ fn endpoint_label(path: Option<&MatchedPath>) -> &'static str {
         | Some("/.well-known/openid-configuration") => "discovery",
         Some("/healthz") | Some("/readyz") => "health",
         Some("/metrics") => "metrics",
+        Some("/.well-known/est/simpleenroll") => "est_enroll",
+        Some("/.well-known/est/simplereenroll") => "est_reenroll",
+        Some("/.well-known/est/cacerts") => "est_cacerts",
+        Some("/.well-known/est/csrattrs") => "est_csrattrs",
+        Some("/pki/crl") | Some("/pki/crl.pem") => "crl",
+        Some("/pki/ca.der") | Some("/pki/ca.pem") => "ca_certificates",
+        Some("/ocsp") | Some("/ocsp/{*req}") => "ocsp",
         Some(p) if p.starts_with("/admin/v1") => "admin",
+        // No route matched (404, 405): one label, so scanners cannot grow the metrics.
         _ => "other",
     }
 }

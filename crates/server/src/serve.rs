@@ -89,8 +89,8 @@ pub async fn run(config: Config) -> Result<(), String> {
         auth_failures_per_minute: config.rate_limit.auth_failures_per_minute,
         assertion_algorithms: config.assertion_algorithms().map_err(|e| e.to_string())?,
         mtls_base: tls_local.map(|a| format!("https://{a}")),
-        trusted_proxies: config.trusted_proxies().map_err(|e| e.to_string())?,
     };
+    let trusted_proxies = Arc::new(config.trusted_proxies().map_err(|e| e.to_string())?);
     let server = Arc::new(
         AuthServer::new(
             settings,
@@ -138,21 +138,21 @@ pub async fn run(config: Config) -> Result<(), String> {
     claim_crl_lease(node.store.as_ref(), key_manager.node_id(), &pki.pki).await;
     let node_id = key_manager.node_id().to_owned();
 
-    let app = router(
-        server.clone(),
-        node.store.clone(),
-        metrics.clone(),
-        key_manager.clone(),
-        &pki,
-    );
+    let surfaces = Surfaces {
+        server: server.clone(),
+        store: node.store.clone(),
+        metrics: metrics.clone(),
+        keys: key_manager.clone(),
+        pki: pki.clone(),
+        trusted_proxies,
+    };
+    let app = surfaces.router(Listener::Plain);
     let tls_task = match (tls_listener, tls_local) {
         (Some(tls_listener), Some(tls_local)) => {
             let certificate =
                 crate::tls_certificate::TlsCertificate::load(&config, &pki.pki, tls_local).await?;
             let tls_config = crate::tls::server_config(certificate.current())?;
-            let tls_app = app
-                .clone()
-                .merge(portcullis_pki::est::router(pki.pki.clone()));
+            let tls_app = surfaces.router(Listener::Tls);
             tracing::info!(addr = %tls_local, "portcullis listening (TLS)");
             // Tests and scripts read the TLS port from this line, printed before the plain one.
             println!("portcullis listening on https://{tls_local}");
@@ -214,32 +214,56 @@ pub async fn run(config: Config) -> Result<(), String> {
     Ok(())
 }
 
-/// The whole HTTP surface of a node.
-pub fn router(
-    server: Arc<AuthServer>,
-    store: Arc<dyn Store>,
-    metrics: metrics_exporter_prometheus::PrometheusHandle,
-    keys: Arc<KeyManager>,
-    pki: &crate::pki_setup::NodePki,
-) -> Router {
-    let ops = Router::new()
-        .route("/healthz", get(crate::health::healthz))
-        .route("/readyz", get(crate::health::readyz))
-        .with_state(store)
-        .merge(
-            Router::new()
-                .route("/metrics", get(http_metrics::render))
-                .with_state(metrics),
-        );
-    portcullis_oauth::router(server.clone())
-        .nest(
-            "/admin/v1",
-            portcullis_admin::router_with_pki(server, Some(keys), Some(pki.pki.clone())),
-        )
-        .merge(ops)
-        .merge(portcullis_pki::publish::router(pki.pki.clone()))
-        .merge(portcullis_pki::ocsp::router(pki.ocsp.clone()))
-        .layer(axum::middleware::from_fn(http_metrics::record_request))
+/// Which listener a router serves: EST is mounted only on the TLS one (its Basic secret
+/// would otherwise cross plain HTTP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    Plain,
+    Tls,
+}
+
+/// Everything the HTTP surfaces of a node are built from.
+pub struct Surfaces {
+    pub server: Arc<AuthServer>,
+    pub store: Arc<dyn Store>,
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    pub keys: Arc<KeyManager>,
+    pub pki: Arc<crate::pki_setup::NodePki>,
+    /// Installed as a request extension, so every surface resolves the source address alike
+    /// (`portcullis_http::SourceAddr`).
+    pub trusted_proxies: Arc<portcullis_core::forwarded::TrustedProxies>,
+}
+
+impl Surfaces {
+    /// The whole HTTP surface of one listener. The metrics layer goes on last, so every
+    /// route of every surface is counted under its matched route.
+    pub fn router(&self, listener: Listener) -> Router {
+        let ops = Router::new()
+            .route("/healthz", get(crate::health::healthz))
+            .route("/readyz", get(crate::health::readyz))
+            .with_state(self.store.clone())
+            .merge(
+                Router::new()
+                    .route("/metrics", get(http_metrics::render))
+                    .with_state(self.metrics.clone()),
+            );
+        let trail =
+            portcullis_audit::AuditTrail::new(self.server.audit.clone(), self.server.store.clone());
+        let admin =
+            portcullis_admin::AdminPorts::new(self.server.clone(), self.server.clone(), trail)
+                .with_keys(self.keys.clone())
+                .with_devices(self.pki.pki.clone());
+        let mut app = portcullis_oauth::router(self.server.clone())
+            .nest("/admin/v1", portcullis_admin::router(admin))
+            .merge(ops)
+            .merge(portcullis_pki::publish::router(self.pki.pki.clone()))
+            .merge(portcullis_pki::ocsp::router(self.pki.ocsp.clone()));
+        if listener == Listener::Tls {
+            app = app.merge(portcullis_pki::est::router(self.pki.pki.clone()));
+        }
+        app.layer(axum::middleware::from_fn(http_metrics::record_request))
+            .layer(axum::Extension(self.trusted_proxies.clone()))
+    }
 }
 
 /// Periodic housekeeping: purge what has expired, keep histogram windows fresh.

@@ -313,7 +313,7 @@ async fn read_files(cert: &Path, key: &Path) -> Result<(Arc<CertifiedKey>, FileS
 /// Lowercase hex SHA-256 of a certificate, as `openssl x509 -fingerprint -sha256` shows it
 /// (without the colons), for the log.
 fn leaf_sha256(der: &CertificateDer<'_>) -> String {
-    portcullis_pki::serial::hex(
+    portcullis_core::hex::encode(
         aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der.as_ref()).as_ref(),
     )
 }

@@ -11,7 +11,7 @@ use portcullis_core::UnixTime;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IssuedCertificate {
     /// The serial number as lowercase hex of the DER INTEGER's content with leading zero
-    /// octets stripped (`portcullis_pki::serial::serial_hex`); the primary key.
+    /// octets stripped (`portcullis_core::serial::serial_key`); the primary key.
     pub serial: String,
     /// The device it was issued to; `None` for certificates of the server itself.
     pub device_id: Option<DeviceId>,

@@ -55,7 +55,10 @@ impl Pkcs11Token {
     pub fn generate(&self, alg: Algorithm) -> Result<Pkcs11Signer, KeyError> {
         // The kid is known only once the public key exists, so the pair is created under a
         // random placeholder id and renamed.
-        let placeholder = format!("{PLACEHOLDER_PREFIX}{}", hex(&crate::random_array::<16>()?));
+        let placeholder = format!(
+            "{PLACEHOLDER_PREFIX}{}",
+            portcullis_core::hex::encode(&crate::random_array::<16>()?)
+        );
         let (mechanism, shape) = key_shape(alg);
         let naming = [
             Attribute::Token(true),
@@ -254,8 +257,4 @@ fn read_kid(session: &Session, object: ObjectHandle) -> Result<Option<Kid>, KeyE
 
 fn kid_bytes(kid: &Kid) -> Vec<u8> {
     kid.as_str().as_bytes().to_vec()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -159,7 +159,6 @@ impl Harness {
             auth_failures_per_minute: 10,
             assertion_algorithms: vec![Algorithm::ES256, Algorithm::EdDSA],
             mtls_base,
-            trusted_proxies: Default::default(),
         };
         let mut server = AuthServer::new(
             settings,

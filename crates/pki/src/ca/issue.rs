@@ -13,8 +13,9 @@ use rcgen::{
 
 use super::CertificateAuthority;
 use crate::der_writer::push_tlv;
-use crate::serial::{hex, random_serial};
+use crate::serial::random_serial;
 use crate::PkiError;
+use portcullis_core::hex::encode as hex;
 
 /// A Unix time as rcgen wants it.
 pub(crate) fn time(unix: i64) -> Result<time::OffsetDateTime, PkiError> {

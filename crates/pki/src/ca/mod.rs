@@ -194,18 +194,7 @@ impl CertificateAuthority {
 }
 
 /// PEM armour (RFC 7468) with 64-column lines.
-pub fn pem(label: &str, der: &[u8]) -> String {
-    use base64::engine::general_purpose::STANDARD;
-    use base64::Engine as _;
-    let b64 = STANDARD.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(line).unwrap_or_default());
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
-}
+pub use portcullis_core::pem::armor as pem;
 
 #[cfg(test)]
 mod tests;

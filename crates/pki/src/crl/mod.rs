@@ -40,7 +40,7 @@ fn serial_bytes(hex: &str) -> Result<Vec<u8>, PkiError> {
             "stored serial {hex:?} has odd length"
         )));
     }
-    crate::serial::hex_bytes(hex)
+    portcullis_core::serial::serial_octets(hex)
         .ok_or_else(|| PkiError::Encoding(format!("stored serial {hex:?} is not hex")))
 }
 

@@ -79,11 +79,7 @@ async fn get_request(
 /// `Content-Type: application/ocsp-request`, parameters ignored, case-insensitive (media
 /// types are, RFC 9110 §8.3.1).
 fn is_ocsp_request(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|t| t.trim().eq_ignore_ascii_case(OCSP_REQUEST))
+    portcullis_http::has_media_type(headers, OCSP_REQUEST)
 }
 
 /// The HTTP response for `reply`. With `get_now`, a cacheable reply gets RFC 5019 §6.2's
@@ -112,7 +108,7 @@ fn ocsp_response(reply: &OcspReply, get_now: Option<UnixTime>) -> Response {
             }
         }
         _ => {
-            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            portcullis_http::insert_no_store(headers);
         }
     }
     response

@@ -106,7 +106,7 @@ impl RequestedCert {
     /// The store's key for the serial: lowercase hex of the content octets with leading
     /// 0x00 bytes stripped (one byte kept for a zero serial).
     pub fn serial_hex(&self) -> String {
-        serial_key(&self.serial)
+        portcullis_core::serial::serial_key(&self.serial)
     }
 
     /// A negative INTEGER: never one of our serials (RFC 5280 §4.1.2.2 has them positive),
@@ -119,17 +119,6 @@ impl RequestedCert {
     pub fn cert_id(&self) -> &CertId {
         &self.cert_id
     }
-}
-
-/// Lowercase hex of an INTEGER's content octets, leading zero bytes stripped.
-pub(crate) fn serial_key(content: &[u8]) -> String {
-    let skip = content.iter().take_while(|b| **b == 0).count();
-    let trimmed = if skip == content.len() {
-        &content[content.len().saturating_sub(1)..]
-    } else {
-        &content[skip..]
-    };
-    trimmed.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What the responder needs from a request.

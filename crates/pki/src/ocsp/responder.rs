@@ -249,7 +249,9 @@ impl OcspResponder {
     /// request reads the store again.
     pub fn invalidate(&self, serial: &str) {
         match serial_content(serial) {
-            Some(content) => self.cache.invalidate(&super::request::serial_key(&content)),
+            Some(content) => self
+                .cache
+                .invalidate(&portcullis_core::serial::serial_key(&content)),
             None => self.cache.invalidate(serial),
         }
     }
@@ -465,7 +467,7 @@ fn requested_cert_from_der(der: &[u8]) -> Result<RequestedCert, PkiError> {
 /// content octets of the positive serial: minimal, with a 0x00 added back when the top bit
 /// is set.
 fn serial_content(serial: &str) -> Option<Vec<u8>> {
-    let bytes = crate::serial::hex_bytes(serial.trim())?;
+    let bytes = portcullis_core::serial::serial_octets(serial.trim())?;
     Some(crate::der_writer::unsigned_integer(&bytes))
 }
 

@@ -66,9 +66,7 @@ impl<'a> CopyRow<'a> {
         };
         self.separate();
         self.buf.push_str("\\\\x");
-        for b in bytes {
-            let _ = write!(self.buf, "{b:02x}");
-        }
+        self.buf.push_str(&portcullis_core::hex::encode(bytes));
         self
     }
 

@@ -51,7 +51,12 @@ impl Harness {
 
     fn assemble(server: AuthServer, clock: Arc<AtomicI64>, dir: tempfile::TempDir) -> Harness {
         let server = Arc::new(server);
-        let router = portcullis_admin::router(server.clone(), None);
+        let trail = portcullis_audit::AuditTrail::new(server.audit.clone(), server.store.clone());
+        let router = portcullis_admin::router(portcullis_admin::AdminPorts::new(
+            server.clone(),
+            server.clone(),
+            trail,
+        ));
         let mut h = Harness {
             server,
             router,
@@ -213,7 +218,6 @@ pub mod backends {
             auth_failures_per_minute: 0,
             assertion_algorithms: Algorithm::ALL.to_vec(),
             mtls_base: None,
-            trusted_proxies: Default::default(),
         };
         let clock = Arc::new(AtomicI64::new(T0));
         let c = clock.clone();

@@ -1,4 +1,5 @@
-//! What the TLS listener learned about the peer, handed to the protocol handlers.
+//! What the TLS listener learned about the peer, handed to the protocol handlers as a request
+//! extension.
 
 use std::sync::Arc;
 
@@ -11,6 +12,7 @@ use std::sync::Arc;
 pub struct PeerCertificates(pub Arc<Vec<Vec<u8>>>);
 
 impl PeerCertificates {
+    /// The client's own certificate.
     pub fn leaf(&self) -> Option<&[u8]> {
         self.0.first().map(Vec::as_slice)
     }

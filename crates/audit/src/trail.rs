@@ -1,0 +1,60 @@
+//! The audit chain as the admin API reads it: the log that appends records and the store
+//! that holds them, behind one handle, so a reader never needs the rest of a service's state.
+//!
+//! Reads flush the log's pending batch first: records are appended off the request path,
+//! and an operator who just changed a client expects to see that change (and have it covered
+//! by verification) in the very next call.
+
+use std::sync::Arc;
+
+use portcullis_core::audit::{AuditEvent, AuditRecord};
+use portcullis_store::{Store, StoreError};
+
+use crate::{verify_chain, AuditError, AuditLog, ChainReport, CheckpointKeys};
+
+/// Appends to, lists and verifies one audit chain.
+#[derive(Clone)]
+pub struct AuditTrail {
+    log: AuditLog,
+    store: Arc<dyn Store>,
+}
+
+impl std::fmt::Debug for AuditTrail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditTrail").finish_non_exhaustive()
+    }
+}
+
+impl AuditTrail {
+    /// The trail over `store`, appended to through `log` (which writes to the same store).
+    pub fn new(log: AuditLog, store: Arc<dyn Store>) -> Self {
+        Self { log, store }
+    }
+
+    /// Queues `event` (never blocks).
+    pub fn record(&self, event: AuditEvent) {
+        self.log.record(event);
+    }
+
+    /// Up to `limit` records with `seq` below `before`, newest first, including every record
+    /// queued before this call.
+    pub async fn records_desc(
+        &self,
+        before: i64,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        self.log.flush().await;
+        self.store.list_audit_desc(before, limit).await
+    }
+
+    /// Verifies the chain as stored, and the checkpoints in it with `keys`. Call
+    /// [`Self::flush`] first (before loading the keys) to cover what is still queued.
+    pub async fn verify(&self, keys: &CheckpointKeys) -> Result<ChainReport, AuditError> {
+        verify_chain(self.store.as_ref(), keys).await
+    }
+
+    /// Resolves once every record queued before this call is stored.
+    pub async fn flush(&self) {
+        self.log.flush().await;
+    }
+}

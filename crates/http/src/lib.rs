@@ -1,0 +1,24 @@
+//! The HTTP layer every Portcullis surface shares.
+//!
+//! The OAuth endpoints, EST and OCSP, the admin API and the gateway all read credentials
+//! from headers, check media types, read bounded bodies, resolve the caller's address behind
+//! proxies, pick up the TLS peer's certificates and answer errors that must not be cached.
+//! Each of those is written once here (as kanidm keeps its extractors in one place), so a
+//! fix to one reaches every surface and two surfaces cannot disagree. Protocol rules stay in
+//! the protocol crates; what is here is HTTP only.
+
+pub mod body;
+pub mod credentials;
+pub mod media_type;
+pub mod no_store;
+pub mod peer;
+pub mod problem;
+pub mod source;
+
+pub use body::{read_bounded, BodyError};
+pub use credentials::{basic_credentials, bearer_token, BasicCredentials, MalformedCredentials};
+pub use media_type::{has_media_type, is_json};
+pub use no_store::{insert_no_store, NO_STORE};
+pub use peer::PeerCertificates;
+pub use problem::{Problem, PROBLEM_JSON};
+pub use source::{client_address, SourceAddr};

@@ -1,0 +1,61 @@
+//! Checking a bearer access token of this server: what every endpoint of ours that takes one
+//! (admin API, gateway, telemetry stream) asks the authorization server.
+
+use async_trait::async_trait;
+use portcullis_core::token::AccessTokenClaims;
+
+/// Why a token is not active. Introspection answers every case alike (`{"active":false}`,
+/// RFC 7662 §2.2); the reason is for logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TokenRejection {
+    /// Not a compact JWS, or claims that are not RFC 9068 access-token claims.
+    Malformed,
+    /// No `kid`, or a `kid` that is not one of our keys (a foreign token).
+    UnknownKey,
+    /// The signature does not verify with the key the `kid` names.
+    BadSignature,
+    /// `typ` is not `at+jwt` (RFC 9068 §4): an ID token or other JWT signed by the same key.
+    WrongType,
+    /// `iss` is not this server.
+    WrongIssuer,
+    /// `exp` is not in the future.
+    Expired,
+    /// The token was revoked (RFC 7009).
+    Revoked,
+    /// The client it was issued to has since been deleted or disabled.
+    ClientGone,
+    /// The client could not be looked up (store unavailable); treated as inactive.
+    StoreUnavailable,
+}
+
+impl TokenRejection {
+    /// A short, stable name for logs.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed",
+            Self::UnknownKey => "unknown_key",
+            Self::BadSignature => "bad_signature",
+            Self::WrongType => "wrong_type",
+            Self::WrongIssuer => "wrong_issuer",
+            Self::Expired => "expired",
+            Self::Revoked => "revoked",
+            Self::ClientGone => "client_gone",
+            Self::StoreUnavailable => "store_unavailable",
+        }
+    }
+}
+
+impl std::fmt::Display for TokenRejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Validates bearer access tokens issued by this server.
+#[async_trait]
+pub trait TokenValidator: Send + Sync {
+    /// The token's claims if it is active now: genuine, unexpired, unrevoked, and its client
+    /// still exists and is enabled.
+    async fn active_token(&self, token: &str) -> Result<AccessTokenClaims, TokenRejection>;
+}

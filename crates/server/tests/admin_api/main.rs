@@ -1,0 +1,10 @@
+//! Router-level tests of the admin API, wired to the real authorization server through its
+//! ports as `serve` wires it: SQLite in a tempdir, a software ES256 key ring and a real audit
+//! log. One test binary (modules below) so the
+//! workspace links it once.
+
+mod audit_and_openapi;
+mod auth;
+mod clients;
+mod harness;
+mod hostile;
