@@ -12,13 +12,14 @@ use axum::Json;
 use portcullis_core::device::{Device, DeviceId, DeviceState, RevocationReason};
 use portcullis_core::pem::armor;
 use portcullis_core::serial::parse_serial;
+use portcullis_core::Secret;
 use portcullis_ports::{DeviceRegistry, NewDevice};
 use portcullis_store::{CertificateFilter, IssuedCertificate};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::AdminCaller;
-use crate::dto::{end_page, page_size};
+use crate::dto::{end_page, expose_optional_secret, expose_secret, page_size};
 use crate::errors::{AdminError, Problem};
 use crate::extract::{JsonBody, QueryParams};
 
@@ -43,9 +44,14 @@ pub struct DeviceView {
     pub enrollment_pending: bool,
     pub created_at: i64,
     pub updated_at: i64,
-    /// Shown once: when the device is registered, or resumed from suspension.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub enrollment_secret: Option<String>,
+    /// Shown once: when the device is registered, or resumed from suspension. A `Secret`, so
+    /// `Debug` (logs, panics) never prints it; only the JSON answer carries it.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "expose_optional_secret"
+    )]
+    #[schema(value_type = Option<String>)]
+    pub enrollment_secret: Option<Secret>,
 }
 
 impl DeviceView {
@@ -106,7 +112,10 @@ pub struct ImportDevicesRequest {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RegisteredDevice {
     pub device_id: String,
-    pub enrollment_secret: String,
+    /// Shown once; redacted in `Debug`.
+    #[serde(serialize_with = "expose_secret")]
+    #[schema(value_type = String)]
+    pub enrollment_secret: Secret,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -263,7 +272,7 @@ pub async fn register_device(
 ) -> Result<(StatusCode, Json<DeviceView>), AdminError> {
     let (device, secret) = devices.register(&caller.actor(), body.into_new()?).await?;
     let mut view = DeviceView::of(&device);
-    view.enrollment_secret = Some(secret.expose().to_owned());
+    view.enrollment_secret = Some(secret);
     Ok((StatusCode::CREATED, Json(view)))
 }
 
@@ -311,7 +320,7 @@ pub async fn import_devices(
             .into_iter()
             .map(|(id, secret)| RegisteredDevice {
                 device_id: id.to_string(),
-                enrollment_secret: secret.expose().to_owned(),
+                enrollment_secret: secret,
             })
             .collect(),
         existing: outcome.existing.iter().map(ToString::to_string).collect(),
@@ -381,7 +390,7 @@ pub async fn update_device(
         .set_state(&caller.actor(), &device_path(id)?, state)
         .await?;
     let mut view = DeviceView::of(&device);
-    view.enrollment_secret = secret.map(|s| s.expose().to_owned());
+    view.enrollment_secret = secret;
     Ok(Json(view))
 }
 
@@ -503,4 +512,36 @@ pub async fn get_ca(State(devices): State<Devices>, _caller: AdminCaller) -> Jso
         crl_url: ca.crl_url,
         ocsp_url: ca.ocsp_url,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enrollment_secrets_are_in_the_json_but_never_in_debug() {
+        let registered = RegisteredDevice {
+            device_id: "meter-7".into(),
+            enrollment_secret: Secret::new("s3cr3t-enrol"),
+        };
+        assert!(!format!("{registered:?}").contains("s3cr3t-enrol"));
+        let json = serde_json::to_value(&registered).unwrap();
+        assert_eq!(json["enrollment_secret"], "s3cr3t-enrol");
+
+        let view = DeviceView {
+            device_id: "meter-7".into(),
+            model: None,
+            attrs: BTreeMap::new(),
+            state: "registered".into(),
+            enrollment_pending: true,
+            created_at: 0,
+            updated_at: 0,
+            enrollment_secret: Some(Secret::new("s3cr3t-enrol")),
+        };
+        assert!(!format!("{view:?}").contains("s3cr3t-enrol"));
+        assert_eq!(
+            serde_json::to_value(&view).unwrap()["enrollment_secret"],
+            "s3cr3t-enrol"
+        );
+    }
 }

@@ -239,11 +239,14 @@ fn tls_value(client: &Client, name: &str) -> Option<String> {
         .map(|m| m.value().to_owned())
 }
 
-fn expose_secret<S: Serializer>(secret: &Secret, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn expose_secret<S: Serializer>(secret: &Secret, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(secret.expose())
 }
 
-fn expose_optional_secret<S: Serializer>(secret: &Option<Secret>, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn expose_optional_secret<S: Serializer>(
+    secret: &Option<Secret>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
     match secret {
         Some(secret) => expose_secret(secret, s),
         None => s.serialize_none(),

@@ -9,6 +9,8 @@
 //! cannot be expressed.
 
 pub mod algorithm;
+/// The suite every `Signer` backend passes; for tests only (the `test-support` feature).
+#[cfg(any(test, feature = "test-support"))]
 pub mod conformance;
 pub mod error;
 pub mod jwk;

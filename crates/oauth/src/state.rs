@@ -2,11 +2,11 @@
 
 use std::sync::Arc;
 
-use portcullis_audit::AuditLog;
-use portcullis_core::UnixTime;
+use portcullis_audit::{AuditLog, AuditTrail};
+use portcullis_core::{ClientId, UnixTime};
 use portcullis_keys::software::MasterKey;
 use portcullis_keys::{Algorithm, KeyRing};
-use portcullis_store::{ClientCache, RevocationCache, Store};
+use portcullis_store::{ClientCache, RevocationCache, Store, StoreError};
 use zeroize::Zeroizing;
 
 use crate::client_keys::ClientKeyCache;
@@ -38,20 +38,22 @@ pub struct OAuthSettings {
     pub mtls_base: Option<String>,
 }
 
-/// Everything the OAuth handlers (and the admin API) need. Shared as `Arc<AuthServer>`.
+/// Everything the OAuth handlers need. Shared as `Arc<AuthServer>`; other crates reach it
+/// only through its methods and the ports it implements (`ClientRegistry`,
+/// `TokenValidator`), never its fields: the pepper and the master key stay here.
 pub struct AuthServer {
-    pub settings: OAuthSettings,
-    pub store: Arc<dyn Store>,
-    pub clients: ClientCache,
-    pub revocations: RevocationCache,
-    pub keys: Arc<KeyRing>,
-    pub audit: AuditLog,
+    pub(crate) settings: OAuthSettings,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) clients: ClientCache,
+    pub(crate) revocations: RevocationCache,
+    pub(crate) keys: Arc<KeyRing>,
+    pub(crate) audit: AuditLog,
     /// The server pepper under which client secrets are HMACed.
-    pub pepper: Zeroizing<Vec<u8>>,
+    pub(crate) pepper: Zeroizing<Vec<u8>>,
     /// Unseals `client_secret_jwt` secrets.
-    pub master: Arc<MasterKey>,
+    pub(crate) master: Arc<MasterKey>,
     /// The clock; tests inject their own.
-    pub clock: Arc<dyn Fn() -> UnixTime + Send + Sync>,
+    pub(crate) clock: Arc<dyn Fn() -> UnixTime + Send + Sync>,
     /// Rate limits and the authentication-failure lock-out.
     pub(crate) limits: AbuseLimits,
     /// Parsed JWK Sets of `private_key_jwt` clients.
@@ -148,6 +150,47 @@ impl AuthServer {
     /// The current time according to the injected clock.
     pub fn now(&self) -> UnixTime {
         (self.clock)()
+    }
+
+    /// The settings the server was built with (the issuer trimmed of trailing slashes).
+    pub fn settings(&self) -> &OAuthSettings {
+        &self.settings
+    }
+
+    /// The signing keys of access tokens.
+    pub fn keys(&self) -> &Arc<KeyRing> {
+        &self.keys
+    }
+
+    /// The audit chain this server records to, for readers (the admin API).
+    pub fn audit_trail(&self) -> AuditTrail {
+        AuditTrail::new(self.audit.clone(), self.store.clone())
+    }
+
+    /// Loads every unexpired revocation from the store into this node's revocation set:
+    /// before serving, and after the change feed was lost.
+    pub async fn reload_revocations(&self) -> Result<(), StoreError> {
+        self.revocations.load(self.store.as_ref(), self.now()).await
+    }
+
+    /// Forgets revocations of tokens that expired by now (their tokens fail on `exp`).
+    pub fn purge_revocations(&self) {
+        self.revocations.purge(self.now());
+    }
+
+    /// Another node revoked the token `jti`; it is refused here until `until`.
+    pub fn token_revoked_elsewhere(&self, jti: String, until: UnixTime) {
+        self.revocations.insert(jti, until);
+    }
+
+    /// Another node changed client `id`: the next lookup reads the store.
+    pub fn client_changed(&self, id: &ClientId) {
+        self.clients.invalidate(id);
+    }
+
+    /// Forgets every cached client (a lost change feed).
+    pub fn clients_changed(&self) {
+        self.clients.invalidate_all();
     }
 }
 

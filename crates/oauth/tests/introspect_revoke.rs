@@ -170,12 +170,12 @@ async fn expired_tokens_are_rejected_by_validation() {
     let token = h.token_for("svc-basic", "basic-secret").await;
     let later = h.now + 601;
     let server = portcullis_oauth::AuthServer::new(
-        h.server.settings.clone(),
+        h.server.settings().clone(),
         h.store.clone(),
-        h.server.keys.clone(),
-        h.server.audit.clone(),
+        h.server.keys().clone(),
+        h.audit.clone(),
         zeroize::Zeroizing::new(PEPPER.to_vec()),
-        h.server.master.clone(),
+        h.master.clone(),
     )
     .with_clock(move || later);
     assert_eq!(

@@ -15,7 +15,7 @@ async fn jwks_publishes_the_signing_key_and_is_cacheable() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers[header::CONTENT_TYPE], "application/json");
     assert_eq!(headers[header::CACHE_CONTROL], "public, max-age=300");
-    let kid = h.server.keys.active().kid().as_str().to_owned();
+    let kid = h.server.keys().active().kid().as_str().to_owned();
     assert!(body["keys"]
         .as_array()
         .unwrap()

@@ -6,27 +6,25 @@
 
 use aws_lc_rs::digest;
 use portcullis_core::device::DeviceId;
+use portcullis_core::hex;
+use portcullis_core::serial::serial_key;
 use portcullis_store::Store;
 use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::FromDer;
 
 use crate::PkiError;
-use portcullis_core::hex::encode as hex;
-use portcullis_core::serial::serial_key as serial_hex;
 
 /// What a validated client certificate says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValidatedLeaf {
     pub serial: String,
-    /// RFC 4514 form of the subject.
-    pub subject_dn: String,
+    /// Subject common names, for the device id when no SAN URI names it.
     pub common_names: Vec<String>,
-    pub san_dns: Vec<String>,
+    /// uniformResourceIdentifier SAN entries (`urn:portcullis:device:<id>`).
     pub san_uri: Vec<String>,
-    pub san_ip: Vec<String>,
-    pub san_email: Vec<String>,
-    pub sha256: [u8; 32],
+    /// Lowercase hex SHA-256 of the DER, as the store records it.
+    pub sha256: String,
     pub not_after: i64,
 }
 
@@ -83,47 +81,34 @@ impl TrustAnchor {
     }
 }
 
+/// What the PKI itself reads of a leaf: its serial, and the names that say which device it
+/// is. The full set of names (subject DN, every SAN type) is read for RFC 8705 matching by
+/// `oauth::mtls::ValidatedCertificate`, the one place that formats them.
 fn describe(leaf: &X509Certificate<'_>, der: &[u8]) -> ValidatedLeaf {
-    let mut out = ValidatedLeaf {
-        serial: serial_hex(leaf.raw_serial()),
-        subject_dn: leaf.subject().to_string(),
+    let san_uri = leaf
+        .extensions()
+        .iter()
+        .filter_map(|ext| match ext.parsed_extension() {
+            ParsedExtension::SubjectAlternativeName(san) => Some(san),
+            _ => None,
+        })
+        .flat_map(|san| san.general_names.iter())
+        .filter_map(|name| match name {
+            GeneralName::URI(u) => Some((*u).to_owned()),
+            _ => None,
+        })
+        .collect();
+    ValidatedLeaf {
+        serial: serial_key(leaf.raw_serial()),
         common_names: leaf
             .subject()
             .iter_common_name()
             .filter_map(|cn| cn.as_str().ok().map(str::to_owned))
             .collect(),
-        san_dns: Vec::new(),
-        san_uri: Vec::new(),
-        san_ip: Vec::new(),
-        san_email: Vec::new(),
-        sha256: [0; 32],
+        san_uri,
+        sha256: hex::encode(digest::digest(&digest::SHA256, der).as_ref()),
         not_after: leaf.validity().not_after.timestamp(),
-    };
-    out.sha256
-        .copy_from_slice(digest::digest(&digest::SHA256, der).as_ref());
-    for ext in leaf.extensions() {
-        if let ParsedExtension::SubjectAlternativeName(san) = ext.parsed_extension() {
-            for name in &san.general_names {
-                match name {
-                    GeneralName::DNSName(d) => out.san_dns.push((*d).to_owned()),
-                    GeneralName::URI(u) => out.san_uri.push((*u).to_owned()),
-                    GeneralName::RFC822Name(e) => out.san_email.push((*e).to_owned()),
-                    GeneralName::IPAddress(ip) => {
-                        let text = match ip.len() {
-                            4 => <[u8; 4]>::try_from(*ip)
-                                .map(|b| std::net::IpAddr::from(b).to_string()),
-                            16 => <[u8; 16]>::try_from(*ip)
-                                .map(|b| std::net::IpAddr::from(b).to_string()),
-                            _ => Ok(hex(ip)),
-                        };
-                        out.san_ip.push(text.unwrap_or_default());
-                    }
-                    _ => {}
-                }
-            }
-        }
     }
-    out
 }
 
 /// Validates a certificate our issuing CA issued: signature, dates, and the store's current
@@ -139,7 +124,7 @@ pub async fn validate_issued(
         Some(stored) if stored.revoked_at.is_some() => Err(PkiError::Unauthorized(
             "client certificate refused: revoked".into(),
         )),
-        Some(stored) if stored.sha256 == hex(&leaf.sha256) => Ok(leaf),
+        Some(stored) if stored.sha256 == leaf.sha256 => Ok(leaf),
         _ => Err(PkiError::Unauthorized(
             "client certificate refused: not issued by this CA".into(),
         )),

@@ -22,12 +22,12 @@ pub async fn follow_changes(
 ) {
     while let Some(change) = feed.recv().await {
         match change {
-            Change::Client(id) => server.clients.invalidate(&id),
+            Change::Client(id) => server.client_changed(&id),
             // The notification names the jti but not the token's expiry: remember it for the
             // longest token lifetime; the periodic purge forgets it after that.
-            Change::Revocation(jti) => server
-                .revocations
-                .insert(jti, unix_now() + i64::from(MAX_TOKEN_TTL_SECS)),
+            Change::Revocation(jti) => {
+                server.token_revoked_elsewhere(jti, unix_now() + i64::from(MAX_TOKEN_TTL_SECS))
+            }
             Change::Key(kid) => {
                 if let Err(e) = keys.reload().await {
                     tracing::warn!(%kid, error = %e, "reloading signing keys after a change failed");
@@ -47,13 +47,9 @@ pub async fn follow_changes(
                 pki.ocsp.invalidate_all();
                 pki.pki.crl.mark_stale();
                 pki.pki.crl.mark_published();
-                server.clients.invalidate_all();
+                server.clients_changed();
                 pki.pki.devices_changed();
-                if let Err(e) = server
-                    .revocations
-                    .load(server.store.as_ref(), unix_now())
-                    .await
-                {
+                if let Err(e) = server.reload_revocations().await {
                     tracing::warn!(error = %e, "reloading revocations after a lost change feed failed");
                 }
             }

@@ -103,3 +103,54 @@ pub async fn render(State(handle): State<PrometheusHandle>) -> impl IntoResponse
         handle.render(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::get;
+    use axum::Router;
+    use tower::ServiceExt;
+
+    /// The label axum's matched route gets, read the way `record_request` reads it.
+    async fn label_of(routes: Router, path: &str) -> &'static str {
+        let app = routes.layer(axum::middleware::from_fn(
+            |request: Request, next: Next| async move {
+                let label = endpoint_label(request.extensions().get::<MatchedPath>());
+                let mut response = next.run(request).await;
+                response.extensions_mut().insert(label);
+                response
+            },
+        ));
+        let request = axum::http::Request::get(path)
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        response
+            .extensions()
+            .get::<&'static str>()
+            .copied()
+            .unwrap_or("unlabelled")
+    }
+
+    #[tokio::test]
+    async fn every_surface_is_labelled_by_its_matched_route() {
+        let ok = || async { "ok" };
+        let routes = || {
+            Router::new()
+                .route("/oauth2/token", get(ok))
+                .route("/.well-known/est/simpleenroll", get(ok))
+                .route("/ocsp/{*req}", get(ok))
+                .route("/pki/crl.pem", get(ok))
+                .nest("/admin/v1", Router::new().route("/clients/{id}", get(ok)))
+        };
+        for (path, want) in [
+            ("/oauth2/token", "token"),
+            ("/.well-known/est/simpleenroll", "est_enroll"),
+            ("/ocsp/MFMwUTBPME0wSzAJBgUrDgMCGgUABBQ", "ocsp"),
+            ("/pki/crl.pem", "crl"),
+            ("/admin/v1/clients/c-1", "admin"),
+        ] {
+            assert_eq!(label_of(routes(), path).await, want, "{path}");
+        }
+    }
+}

@@ -104,8 +104,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         .with_certificate_validator(Arc::new(validator)),
     );
     server
-        .revocations
-        .load(node.store.as_ref(), unix_now())
+        .reload_revocations()
         .await
         .map_err(|e| e.to_string())?;
 
@@ -180,6 +179,7 @@ pub async fn run(config: Config) -> Result<(), String> {
     let checkpoints = checkpoint_job.clone().spawn();
     let background = tokio::spawn(background_jobs(
         server.clone(),
+        node.store.clone(),
         metrics,
         key_manager,
         pki.clone(),
@@ -247,12 +247,13 @@ impl Surfaces {
                     .route("/metrics", get(http_metrics::render))
                     .with_state(self.metrics.clone()),
             );
-        let trail =
-            portcullis_audit::AuditTrail::new(self.server.audit.clone(), self.server.store.clone());
-        let admin =
-            portcullis_admin::AdminPorts::new(self.server.clone(), self.server.clone(), trail)
-                .with_keys(self.keys.clone())
-                .with_devices(self.pki.pki.clone());
+        let admin = portcullis_admin::AdminPorts::new(
+            self.server.clone(),
+            self.server.clone(),
+            self.server.audit_trail(),
+        )
+        .with_keys(self.keys.clone())
+        .with_devices(self.pki.pki.clone());
         let mut app = portcullis_oauth::router(self.server.clone())
             .nest("/admin/v1", portcullis_admin::router(admin))
             .merge(ops)
@@ -269,6 +270,7 @@ impl Surfaces {
 /// Periodic housekeeping: purge what has expired, keep histogram windows fresh.
 async fn background_jobs(
     server: Arc<AuthServer>,
+    store: Arc<dyn Store>,
     metrics: metrics_exporter_prometheus::PrometheusHandle,
     keys: Arc<KeyManager>,
     pki: Arc<crate::pki_setup::NodePki>,
@@ -287,7 +289,7 @@ async fn background_jobs(
             // revocation marked it stale (here or, through the change feed, on another node) or
             // half its validity has passed; the other nodes load what it published.
             _ = crl.tick() => {
-                claim_crl_lease(server.store.as_ref(), keys.node_id(), &pki.pki).await;
+                claim_crl_lease(store.as_ref(), keys.node_id(), &pki.pki).await;
                 if let Err(e) = pki.pki.crl.current(portcullis_pki::clock::unix_now_millis()).await {
                     tracing::warn!(error = %e, "CRL regeneration failed; will retry");
                 }
@@ -295,10 +297,10 @@ async fn background_jobs(
             _ = purge.tick() => {
                 let now = unix_now();
                 // Every node trims its own cache; one node (the `purge` lease holder) the store.
-                server.revocations.purge(now);
-                match server.store.try_acquire_lease(PURGE_LEASE, keys.node_id(), PURGE_LEASE_SECS, now).await {
+                server.purge_revocations();
+                match store.try_acquire_lease(PURGE_LEASE, keys.node_id(), PURGE_LEASE_SECS, now).await {
                     Ok(true) => {
-                        if let Err(e) = server.store.purge_expired(now).await {
+                        if let Err(e) = store.purge_expired(now).await {
                             tracing::warn!(error = %e, "purging expired rows failed; will retry");
                         }
                     }

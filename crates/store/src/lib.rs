@@ -6,6 +6,8 @@
 
 pub mod cache;
 pub mod changes;
+/// The suite every backend passes; for tests only (the `test-support` feature).
+#[cfg(any(test, feature = "test-support"))]
 pub mod conformance;
 pub mod error;
 pub mod pki;

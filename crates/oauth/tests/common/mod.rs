@@ -36,6 +36,9 @@ pub const FORM: &str = "application/x-www-form-urlencoded";
 
 pub struct Harness {
     pub server: Arc<AuthServer>,
+    /// The audit log and master key the server was built with.
+    pub audit: AuditLog,
+    pub master: Arc<MasterKey>,
     pub router: Router,
     pub store: Arc<dyn Store>,
     /// The private key of the `private_key_jwt` client, wrapped to sign assertions.
@@ -164,9 +167,9 @@ impl Harness {
             settings,
             store.clone(),
             keys,
-            audit,
+            audit.clone(),
             Zeroizing::new(PEPPER.to_vec()),
-            master,
+            master.clone(),
         )
         .with_clock(move || now);
         if let Some(validator) = validator {
@@ -176,6 +179,8 @@ impl Harness {
         Harness {
             router: router(server.clone()),
             server,
+            audit,
+            master,
             store,
             client_key: JwtSigner::new(client_signer, "JWT"),
             stranger_key: JwtSigner::new(signer(Algorithm::ES256), "JWT"),

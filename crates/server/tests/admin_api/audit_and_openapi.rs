@@ -85,7 +85,7 @@ async fn edited_record_makes_verification_a_409_naming_it() {
     let h = Harness::new().await;
     h.create(json!({"name": "n", "client_id": "e1"})).await;
     h.create(json!({"name": "n", "client_id": "e2"})).await;
-    h.server.audit.flush().await;
+    h.server.audit_trail().flush().await;
     // What an attacker with write access to the file can do: drop the append-only trigger and
     // rewrite history.
     let url = format!("sqlite://{}", h.db_path.display());

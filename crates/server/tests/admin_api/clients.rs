@@ -269,9 +269,9 @@ async fn client_secret_jwt_secret_is_sealed_to_its_id_and_reseal_on_rotation() {
         .await;
     let secret = created["client_secret"].as_str().unwrap().to_owned();
     let sealed = h.stored("jwt-c").await.unwrap().sealed_secret.unwrap();
-    let opened = portcullis_keys::software::open(&h.server.master, &sealed, b"jwt-c").unwrap();
+    let opened = portcullis_keys::software::open(&h.master, &sealed, b"jwt-c").unwrap();
     assert_eq!(opened.as_slice(), secret.as_bytes());
-    assert!(portcullis_keys::software::open(&h.server.master, &sealed, b"other").is_err());
+    assert!(portcullis_keys::software::open(&h.master, &sealed, b"other").is_err());
 
     let r = h
         .call(
@@ -284,7 +284,7 @@ async fn client_secret_jwt_secret_is_sealed_to_its_id_and_reseal_on_rotation() {
     // The sealed copy is replaced, so the old secret stops at once and the answer says so.
     assert_eq!(r.body["old_secret_expires_at"], T0);
     let sealed = h.stored("jwt-c").await.unwrap().sealed_secret.unwrap();
-    let opened = portcullis_keys::software::open(&h.server.master, &sealed, b"jwt-c").unwrap();
+    let opened = portcullis_keys::software::open(&h.master, &sealed, b"jwt-c").unwrap();
     assert_eq!(
         opened.as_slice(),
         r.body["client_secret"].as_str().unwrap().as_bytes()

@@ -20,6 +20,8 @@ const DB_FILE: &str = "portcullis.db";
 
 pub struct Harness {
     pub server: Arc<AuthServer>,
+    /// The master key the server seals `client_secret_jwt` secrets under.
+    pub master: Arc<portcullis_keys::software::MasterKey>,
     pub router: Router,
     pub clock: Arc<AtomicI64>,
     pub admin_token: String,
@@ -38,27 +40,32 @@ pub struct Reply {
 impl Harness {
     pub async fn new() -> Harness {
         let dir = tempfile::tempdir().unwrap();
-        let (server, clock) = crate::harness::backends::build(dir.path()).await;
-        Self::assemble(server, clock, dir)
+        let (server, clock, master) = crate::harness::backends::build(dir.path()).await;
+        Self::assemble(server, clock, master, dir)
     }
 
     /// A harness over `store` (e.g. a PostgreSQL test schema) instead of a fresh SQLite file.
     pub async fn with_store(store: Arc<dyn portcullis_store::Store>) -> Harness {
         let dir = tempfile::tempdir().unwrap();
-        let (server, clock) = crate::harness::backends::build_on(store).await;
-        Self::assemble(server, clock, dir)
+        let (server, clock, master) = crate::harness::backends::build_on(store).await;
+        Self::assemble(server, clock, master, dir)
     }
 
-    fn assemble(server: AuthServer, clock: Arc<AtomicI64>, dir: tempfile::TempDir) -> Harness {
+    fn assemble(
+        server: AuthServer,
+        clock: Arc<AtomicI64>,
+        master: Arc<portcullis_keys::software::MasterKey>,
+        dir: tempfile::TempDir,
+    ) -> Harness {
         let server = Arc::new(server);
-        let trail = portcullis_audit::AuditTrail::new(server.audit.clone(), server.store.clone());
         let router = portcullis_admin::router(portcullis_admin::AdminPorts::new(
             server.clone(),
             server.clone(),
-            trail,
+            server.audit_trail(),
         ));
         let mut h = Harness {
             server,
+            master,
             router,
             clock,
             admin_token: String::new(),
@@ -92,7 +99,7 @@ impl Harness {
             scope: scope.map(str::to_owned),
             cnf: None,
         };
-        self.server.keys.active().sign(&claims).unwrap()
+        self.server.keys().active().sign(&claims).unwrap()
     }
 
     /// Sends a request with the admin token and, if given, a JSON body.
@@ -146,11 +153,12 @@ impl Harness {
 
     /// The client as stored, for checks on what the API never shows (hashes, sealed secret).
     pub async fn stored(&self, id: &str) -> Option<Client> {
-        self.server
-            .store
-            .get_client(&ClientId::parse(id).unwrap())
-            .await
-            .unwrap()
+        use portcullis_ports::{ClientRegistry, PortError};
+        match self.server.client(&ClientId::parse(id).unwrap()).await {
+            Ok(client) => Some(client),
+            Err(PortError::UnknownClient(_)) => None,
+            Err(e) => panic!("reading client {id}: {e}"),
+        }
     }
 
     /// Creates a client from `body` and returns the 201 body.
@@ -187,7 +195,10 @@ pub mod backends {
     use portcullis_keys::{Algorithm, KeyRing};
     use zeroize::Zeroizing;
 
-    pub async fn build(dir: &std::path::Path) -> (AuthServer, Arc<AtomicI64>) {
+    /// The server, its clock and its master key.
+    pub type Backends = (AuthServer, Arc<AtomicI64>, Arc<MasterKey>);
+
+    pub async fn build(dir: &std::path::Path) -> Backends {
         let store: Arc<dyn portcullis_store::Store> = Arc::new(
             portcullis_store::sqlite::SqliteStore::open(&dir.join(DB_FILE))
                 .await
@@ -197,7 +208,7 @@ pub mod backends {
     }
 
     /// The server state over an empty `store` of either backend.
-    pub async fn build_on(store: Arc<dyn portcullis_store::Store>) -> (AuthServer, Arc<AtomicI64>) {
+    pub async fn build_on(store: Arc<dyn portcullis_store::Store>) -> Backends {
         let master = Arc::new(MasterKey::generate().unwrap());
         let (signer, _pkcs8) = SoftwareSigner::generate(Algorithm::ES256).unwrap();
         let keys = Arc::new(KeyRing::new(Arc::new(signer), Vec::new()));
@@ -227,9 +238,9 @@ pub mod backends {
             keys,
             audit,
             Zeroizing::new(vec![7u8; 32]),
-            master,
+            master.clone(),
         )
         .with_clock(move || c.load(Ordering::SeqCst));
-        (server, clock)
+        (server, clock, master)
     }
 }

@@ -29,6 +29,8 @@ mod leases;
 mod listen;
 mod revocations;
 mod settings;
+/// A fresh schema per test run; for tests only (the `test-support` feature).
+#[cfg(any(test, feature = "test-support"))]
 pub mod test_schema;
 
 use std::str::FromStr;
