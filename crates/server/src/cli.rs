@@ -9,6 +9,10 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "portcullis", version, about)]
 pub struct Cli {
+    /// How admin commands reach a node: accepted before or after the subcommand
+    /// (`portcullis --server URL client list` and `portcullis client list --server URL`).
+    #[command(flatten)]
+    pub api: ApiArgs,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -133,8 +137,6 @@ impl TlsMatchArgs {
 pub enum ClientCommand {
     /// Register a client; prints its secret once.
     Create {
-        #[command(flatten)]
-        api: ApiArgs,
         /// Human-readable name.
         #[arg(long)]
         name: String,
@@ -167,8 +169,6 @@ pub enum ClientCommand {
     },
     /// List clients.
     List {
-        #[command(flatten)]
-        api: ApiArgs,
         /// Page size.
         #[arg(long, default_value_t = 100)]
         limit: u32,
@@ -177,15 +177,9 @@ pub enum ClientCommand {
         after: Option<String>,
     },
     /// Show one client.
-    Show {
-        #[command(flatten)]
-        api: ApiArgs,
-        id: String,
-    },
+    Show { id: String },
     /// Change a client's settings.
     Update {
-        #[command(flatten)]
-        api: ApiArgs,
         id: String,
         #[arg(long)]
         name: Option<String>,
@@ -211,44 +205,29 @@ pub enum ClientCommand {
     },
     /// Issue a new secret; the old one keeps working for the overlap window.
     RotateSecret {
-        #[command(flatten)]
-        api: ApiArgs,
         id: String,
         /// Seconds the old secret stays valid (default 86400; 0 = stops at once).
         #[arg(long)]
         overlap: Option<u32>,
     },
     /// Delete a client.
-    Delete {
-        #[command(flatten)]
-        api: ApiArgs,
-        id: String,
-    },
+    Delete { id: String },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum KeyCommand {
     /// Show every signing key: state, whether published in JWKS, whether signing.
-    List {
-        #[command(flatten)]
-        api: ApiArgs,
-    },
+    List,
     /// Publish a new key now; it signs after the pre-publication period ([keys]
     /// prepublish_secs). With --compromised KID: that key leaves JWKS at once, its tokens
     /// become inactive, and a successor signs immediately.
     Rotate {
-        #[command(flatten)]
-        api: ApiArgs,
         #[arg(long)]
         compromised: Option<String>,
     },
     /// Retire a key: a pending (next) key is withdrawn; the signing key only when a published
     /// successor takes over at once (publish one with `key rotate` first).
-    Retire {
-        #[command(flatten)]
-        api: ApiArgs,
-        kid: String,
-    },
+    Retire { kid: String },
     /// Re-encrypt every software key and sealed client secret under a new master key. Stop
     /// the nodes first; then start them with the new key file.
     Rewrap {
@@ -271,8 +250,6 @@ pub enum KeyCommand {
 pub enum AuditCommand {
     /// Show audit records, newest first.
     List {
-        #[command(flatten)]
-        api: ApiArgs,
         #[arg(long, default_value_t = 50)]
         limit: u32,
         /// Show records older than this sequence number.
@@ -280,10 +257,7 @@ pub enum AuditCommand {
         before: Option<i64>,
     },
     /// Prove the hash chain unbroken; exit 1 if a record was edited or removed.
-    Verify {
-        #[command(flatten)]
-        api: ApiArgs,
-    },
+    Verify,
 }
 
 #[derive(Debug, Subcommand)]

@@ -4,14 +4,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-use crate::cli::ApiArgs;
-
 #[derive(Debug, Subcommand)]
 pub enum CaCommand {
     /// Print the root CA certificate in PEM (with --chain: issuing CA, then root).
     Export {
-        #[command(flatten)]
-        api: ApiArgs,
         #[arg(long)]
         chain: bool,
     },
@@ -47,8 +43,6 @@ pub struct OfflineArgs {
 pub enum DeviceCommand {
     /// Register a device; prints its one-time enrollment secret.
     Register {
-        #[command(flatten)]
-        api: ApiArgs,
         /// The device id (EST user name, certificate CN).
         #[arg(long)]
         id: String,
@@ -61,8 +55,6 @@ pub enum DeviceCommand {
     /// Register a manufacturing list (CSV with a `device_id` column, optional `model`, every
     /// other column an attribute). Idempotent: devices already registered are skipped.
     Import {
-        #[command(flatten)]
-        api: ApiArgs,
         /// The CSV file.
         file: PathBuf,
         /// Write `device_id,enrollment_secret` of newly registered devices here (mode 0600)
@@ -72,53 +64,31 @@ pub enum DeviceCommand {
     },
     /// List devices.
     List {
-        #[command(flatten)]
-        api: ApiArgs,
         #[arg(long, default_value_t = 100)]
         limit: u32,
         #[arg(long)]
         after: Option<String>,
     },
     /// Show one device.
-    Show {
-        #[command(flatten)]
-        api: ApiArgs,
-        id: String,
-    },
+    Show { id: String },
     /// Suspend a device: its certificates are put on hold, EST refuses it.
-    Suspend {
-        #[command(flatten)]
-        api: ApiArgs,
-        id: String,
-    },
+    Suspend { id: String },
     /// Resume a suspended device: prints a new enrollment secret; it enrolls again.
-    Resume {
-        #[command(flatten)]
-        api: ApiArgs,
-        id: String,
-    },
+    Resume { id: String },
     /// Revoke a device: every certificate it holds, and it can never enroll again.
     Revoke {
-        #[command(flatten)]
-        api: ApiArgs,
         id: String,
         #[arg(long)]
         reason: Option<String>,
     },
     /// Take a device out of service for good.
-    Decommission {
-        #[command(flatten)]
-        api: ApiArgs,
-        id: String,
-    },
+    Decommission { id: String },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum CertCommand {
     /// List issued certificates.
     List {
-        #[command(flatten)]
-        api: ApiArgs,
         /// Only this device's certificates.
         #[arg(long)]
         device: Option<String>,
@@ -131,15 +101,9 @@ pub enum CertCommand {
         after: Option<String>,
     },
     /// Show one certificate (with its PEM).
-    Show {
-        #[command(flatten)]
-        api: ApiArgs,
-        serial: String,
-    },
+    Show { serial: String },
     /// Revoke one certificate.
     Revoke {
-        #[command(flatten)]
-        api: ApiArgs,
         serial: String,
         /// RFC 5280 reason: unspecified, keyCompromise, cACompromise, affiliationChanged,
         /// superseded, cessationOfOperation, certificateHold, privilegeWithdrawn.

@@ -36,8 +36,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve_command(args),
-        Command::Client(cmd) => commands::client::run(cmd),
-        Command::Audit(cmd) => commands::audit::run(cmd),
+        Command::Client(cmd) => commands::client::run(cmd, &cli.api),
+        Command::Audit(cmd) => commands::audit::run(cmd, &cli.api),
         Command::Ca(cli_pki::CaCommand::Import {
             offline,
             cert,
@@ -51,9 +51,9 @@ fn main() -> ExitCode {
                 chain.as_deref(),
             ))
         }),
-        Command::Ca(cmd) => commands::ca::run(cmd),
-        Command::Device(cmd) => commands::device::run(cmd),
-        Command::Cert(cmd) => commands::cert::run(cmd),
+        Command::Ca(cmd) => commands::ca::run(cmd, &cli.api),
+        Command::Device(cmd) => commands::device::run(cmd, &cli.api),
+        Command::Cert(cmd) => commands::cert::run(cmd, &cli.api),
         Command::Key(cli::KeyCommand::Rewrap {
             store_url,
             password_file,
@@ -66,7 +66,7 @@ fn main() -> ExitCode {
                 &new_master_key,
             ))
         }),
-        Command::Key(cmd) => commands::key::run(cmd),
+        Command::Key(cmd) => commands::key::run(cmd, &cli.api),
         Command::Migrate {
             store_url,
             password_file,

@@ -16,6 +16,7 @@ fn health_readiness_and_metrics() {
     let (id, secret) = node.create_client(&[]);
     assert_eq!(node.token(&id, &secret, "").status, 200);
     assert_eq!(node.token(&id, "bad", "").status, 401);
+    assert_eq!(node.get("/pki/crl.pem").status, 200);
     let m = node.get("/metrics");
     assert_eq!(m.status, 200);
     assert!(m.header("content-type").unwrap().starts_with("text/plain"));
@@ -24,12 +25,52 @@ fn health_readiness_and_metrics() {
         "portcullis_http_request_duration_seconds_bucket{endpoint=\"token\",outcome=\"success\"",
         "portcullis_tokens_issued_total",
         "portcullis_client_auth_failures_total",
+        // Every surface is counted under its own route, not "other".
+        "portcullis_http_requests_total{endpoint=\"crl\",status=\"200\"}",
     ] {
         assert!(
             m.text.contains(needle),
             "metrics lack {needle}:\n{}",
             m.text
         );
+    }
+}
+
+#[test]
+fn admin_flags_are_accepted_before_or_after_the_subcommand() {
+    let node = Node::start();
+    let credential = node.admin_credential();
+    let credential = credential.to_str().expect("a UTF-8 path");
+    let before = [
+        "--json",
+        "--server",
+        node.base.as_str(),
+        "--admin-credential",
+        credential,
+        "client",
+        "list",
+    ];
+    let after = [
+        "client",
+        "list",
+        "--json",
+        "--server",
+        node.base.as_str(),
+        "--admin-credential",
+        credential,
+    ];
+    for args in [before, after] {
+        let out = std::process::Command::new(support::BIN)
+            .args(args)
+            .output()
+            .expect("run portcullis");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let page: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        assert!(page["clients"].is_array(), "{args:?}: {page}");
     }
 }
 

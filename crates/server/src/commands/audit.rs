@@ -3,12 +3,13 @@
 use super::api::{AdminApi, ApiError};
 use super::output::{print_json, print_table};
 use super::CommandError;
+use crate::cli::ApiArgs;
 use crate::cli::AuditCommand;
 
 /// Runs one audit subcommand.
-pub fn run(cmd: AuditCommand) -> Result<(), CommandError> {
+pub fn run(cmd: AuditCommand, api: &ApiArgs) -> Result<(), CommandError> {
     match cmd {
-        AuditCommand::List { api, limit, before } => {
+        AuditCommand::List { limit, before } => {
             let mut path = format!("/audit?limit={limit}");
             if let Some(b) = before {
                 path.push_str(&format!("&before={b}"));
@@ -29,7 +30,7 @@ pub fn run(cmd: AuditCommand) -> Result<(), CommandError> {
                 );
             }
         }
-        AuditCommand::Verify { api } => {
+        AuditCommand::Verify => {
             match AdminApi::connect(&api)?.call("POST", "/audit/verify", None) {
                 Ok(report) => {
                     if api.json {

@@ -4,12 +4,13 @@ use std::path::Path;
 
 use super::api::AdminApi;
 use super::CommandError;
+use crate::cli::ApiArgs;
 use crate::cli_pki::{CaCommand, OfflineArgs};
 use crate::config::Config;
 
-pub fn run(cmd: CaCommand) -> Result<(), CommandError> {
+pub fn run(cmd: CaCommand, api: &ApiArgs) -> Result<(), CommandError> {
     match cmd {
-        CaCommand::Export { api, chain } => {
+        CaCommand::Export { chain } => {
             let ca = AdminApi::connect(&api)?.call("GET", "/ca", None)?;
             let field = if chain { "chain_pem" } else { "root_pem" };
             let pem = ca[field]

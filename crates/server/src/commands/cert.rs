@@ -5,6 +5,7 @@ use serde_json::json;
 use super::api::AdminApi;
 use super::output::{print_fields, print_json, print_table};
 use super::CommandError;
+use crate::cli::ApiArgs;
 use crate::cli_pki::CertCommand;
 
 const COLUMNS: &[&str] = &[
@@ -15,10 +16,9 @@ const COLUMNS: &[&str] = &[
     "revocation_reason",
 ];
 
-pub fn run(cmd: CertCommand) -> Result<(), CommandError> {
+pub fn run(cmd: CertCommand, api: &ApiArgs) -> Result<(), CommandError> {
     match cmd {
         CertCommand::List {
-            api,
             device,
             revoked,
             limit,
@@ -45,7 +45,7 @@ pub fn run(cmd: CertCommand) -> Result<(), CommandError> {
                 }
             }
         }
-        CertCommand::Show { api, serial } => {
+        CertCommand::Show { serial } => {
             let cert =
                 AdminApi::connect(&api)?.call("GET", &format!("/certificates/{serial}"), None)?;
             if api.json {
@@ -54,11 +54,7 @@ pub fn run(cmd: CertCommand) -> Result<(), CommandError> {
                 print_fields(&cert);
             }
         }
-        CertCommand::Revoke {
-            api,
-            serial,
-            reason,
-        } => {
+        CertCommand::Revoke { serial, reason } => {
             let cert = AdminApi::connect(&api)?.call(
                 "POST",
                 &format!("/certificates/{serial}/revoke"),

@@ -5,6 +5,7 @@ use serde_json::{json, Map, Value};
 use super::api::{AdminApi, ApiError};
 use super::output::{print_fields, print_json, print_table};
 use super::CommandError;
+use crate::cli::ApiArgs;
 use crate::cli::ClientCommand;
 
 const COLUMNS: &[&str] = &[
@@ -17,10 +18,9 @@ const COLUMNS: &[&str] = &[
 ];
 
 /// Runs one client subcommand.
-pub fn run(cmd: ClientCommand) -> Result<(), CommandError> {
+pub fn run(cmd: ClientCommand, api: &ApiArgs) -> Result<(), CommandError> {
     match cmd {
         ClientCommand::Create {
-            api,
             name,
             id,
             scopes,
@@ -58,7 +58,7 @@ pub fn run(cmd: ClientCommand) -> Result<(), CommandError> {
                 }
             }
         }
-        ClientCommand::List { api, limit, after } => {
+        ClientCommand::List { limit, after } => {
             let mut path = format!("/clients?limit={limit}");
             if let Some(after) = after {
                 path.push_str(&format!("&after={}", encode(&after)));
@@ -76,13 +76,12 @@ pub fn run(cmd: ClientCommand) -> Result<(), CommandError> {
                 }
             }
         }
-        ClientCommand::Show { api, id } => {
+        ClientCommand::Show { id } => {
             let client =
                 AdminApi::connect(&api)?.call("GET", &format!("/clients/{}", encode(&id)), None)?;
             show(&api, &client);
         }
         ClientCommand::Update {
-            api,
             id,
             name,
             scopes,
@@ -125,7 +124,7 @@ pub fn run(cmd: ClientCommand) -> Result<(), CommandError> {
             )?;
             show(&api, &client);
         }
-        ClientCommand::RotateSecret { api, id, overlap } => {
+        ClientCommand::RotateSecret { id, overlap } => {
             let body = overlap
                 .map(|o| json!({"overlap_secs": o}))
                 .unwrap_or_else(|| json!({}));
@@ -136,7 +135,7 @@ pub fn run(cmd: ClientCommand) -> Result<(), CommandError> {
             )?;
             show(&api, &rotated);
         }
-        ClientCommand::Delete { api, id } => {
+        ClientCommand::Delete { id } => {
             AdminApi::connect(&api)?.call("DELETE", &format!("/clients/{}", encode(&id)), None)?;
             if api.json {
                 print_json(&json!({"deleted": id}));

@@ -11,20 +11,16 @@ use serde_json::{json, Map, Value};
 use super::api::AdminApi;
 use super::output::{print_fields, print_json, print_table};
 use super::CommandError;
+use crate::cli::ApiArgs;
 use crate::cli_pki::DeviceCommand;
 
 const COLUMNS: &[&str] = &["device_id", "state", "model", "enrollment_pending"];
 /// Rows per import request (well under the API's 10 000 and its 8 MiB body limit).
 const CHUNK: usize = 5_000;
 
-pub fn run(cmd: DeviceCommand) -> Result<(), CommandError> {
+pub fn run(cmd: DeviceCommand, api: &ApiArgs) -> Result<(), CommandError> {
     match cmd {
-        DeviceCommand::Register {
-            api,
-            id,
-            model,
-            attrs,
-        } => {
+        DeviceCommand::Register { id, model, attrs } => {
             let mut body = Map::new();
             body.insert("device_id".into(), json!(id));
             if let Some(model) = model {
@@ -49,12 +45,8 @@ pub fn run(cmd: DeviceCommand) -> Result<(), CommandError> {
                 );
             }
         }
-        DeviceCommand::Import {
-            api,
-            file,
-            secrets_out,
-        } => import(&api, &file, secrets_out.as_deref())?,
-        DeviceCommand::List { api, limit, after } => {
+        DeviceCommand::Import { file, secrets_out } => import(&api, &file, secrets_out.as_deref())?,
+        DeviceCommand::List { limit, after } => {
             let mut path = format!("/devices?limit={limit}");
             if let Some(after) = after {
                 path.push_str(&format!("&after={after}"));
@@ -70,14 +62,14 @@ pub fn run(cmd: DeviceCommand) -> Result<(), CommandError> {
                 }
             }
         }
-        DeviceCommand::Show { api, id } => {
+        DeviceCommand::Show { id } => {
             let device = AdminApi::connect(&api)?.call("GET", &format!("/devices/{id}"), None)?;
             show(&api.json, &device);
         }
-        DeviceCommand::Suspend { api, id } => set_state(&api, &id, "suspended")?,
-        DeviceCommand::Resume { api, id } => set_state(&api, &id, "registered")?,
-        DeviceCommand::Decommission { api, id } => set_state(&api, &id, "decommissioned")?,
-        DeviceCommand::Revoke { api, id, reason } => {
+        DeviceCommand::Suspend { id } => set_state(&api, &id, "suspended")?,
+        DeviceCommand::Resume { id } => set_state(&api, &id, "registered")?,
+        DeviceCommand::Decommission { id } => set_state(&api, &id, "decommissioned")?,
+        DeviceCommand::Revoke { id, reason } => {
             let mut body = Map::new();
             if let Some(reason) = reason {
                 body.insert("reason".into(), json!(reason));

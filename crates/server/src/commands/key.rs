@@ -5,6 +5,7 @@ use serde_json::{json, Value};
 use super::api::AdminApi;
 use super::output::{print_json, print_table, rfc3339};
 use super::CommandError;
+use crate::cli::ApiArgs;
 use crate::cli::KeyCommand;
 
 const COLUMNS: &[&str] = &[
@@ -18,18 +19,18 @@ const COLUMNS: &[&str] = &[
 ];
 
 /// Runs one key subcommand.
-pub fn run(cmd: KeyCommand) -> Result<(), CommandError> {
+pub fn run(cmd: KeyCommand, api: &ApiArgs) -> Result<(), CommandError> {
     let (api, keys) = match cmd {
-        KeyCommand::List { api } => {
+        KeyCommand::List => {
             let keys = AdminApi::connect(&api)?.call("GET", "/keys", None)?;
             (api, keys)
         }
-        KeyCommand::Rotate { api, compromised } => {
+        KeyCommand::Rotate { compromised } => {
             let body = json!({ "compromised": compromised });
             let keys = AdminApi::connect(&api)?.call("POST", "/keys/rotate", Some(&body))?;
             (api, keys)
         }
-        KeyCommand::Retire { api, kid } => {
+        KeyCommand::Retire { kid } => {
             // Kids are restricted to URL-safe characters; anything else cannot name a key.
             let kid: String = kid
                 .chars()
