@@ -14,6 +14,7 @@ pub mod form;
 pub mod forwarded;
 pub mod hex;
 pub mod ids;
+pub mod issuer;
 pub mod pem;
 pub mod rotation;
 pub mod scope;

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use portcullis_core::client::{AuthMethod, Client, DEFAULT_TOKEN_TTL_SECS};
+use portcullis_core::issuer::{check_recorded, decide_issuer, IssuerDecision};
 use portcullis_core::{ClientId, ScopeSet, Secret, SecretHash, UnixTime};
 use portcullis_keys::software::MasterKey;
 use portcullis_keys::{random::random_array, Algorithm, Jwk, KeyRing, Signer};
@@ -42,6 +43,8 @@ pub enum BootstrapError {
     SigningKey(portcullis_keys::KeyError),
     #[error("store: {0}")]
     Store(#[from] portcullis_store::StoreError),
+    #[error("issuer: {0}")]
+    Issuer(#[from] portcullis_core::issuer::IssuerConflict),
     #[error("bootstrap admin credential {path}: {source}")]
     AdminFile {
         path: PathBuf,
@@ -51,6 +54,8 @@ pub enum BootstrapError {
 
 /// What a started node holds.
 pub struct Node {
+    /// The `iss` of its tokens and the base of its endpoint URLs (see [`resolve_issuer`]).
+    pub issuer: String,
     pub store: Arc<dyn Store>,
     pub master: Arc<MasterKey>,
     pub pepper: Zeroizing<Vec<u8>>,
@@ -106,8 +111,29 @@ pub async fn open_storage(
 }
 
 /// Prepares everything a node needs, creating what is missing.
-pub async fn prepare(config: &Config, issuer: &str) -> Result<Node, BootstrapError> {
+pub async fn prepare(
+    config: &Config,
+    default_issuer: &str,
+    adopt_issuer: bool,
+) -> Result<Node, BootstrapError> {
     let (master, store) = open_storage(config).await?;
+    let issuer = if config.shared_store() {
+        resolve_issuer(
+            store.as_ref(),
+            config.server.issuer.as_deref(),
+            default_issuer,
+            adopt_issuer,
+        )
+        .await?
+    } else {
+        // One node per SQLite file: the issuer follows its configuration or listen address.
+        config
+            .server
+            .issuer
+            .clone()
+            .unwrap_or_else(|| default_issuer.to_owned())
+    };
+    let issuer = issuer.as_str();
     let fresh_pepper = random_array::<32>().map_err(BootstrapError::MasterKey)?;
     let pepper = Zeroizing::new(
         store
@@ -124,6 +150,7 @@ pub async fn prepare(config: &Config, issuer: &str) -> Result<Node, BootstrapErr
     let admin_credential_written =
         ensure_bootstrap_admin(store.as_ref(), &pepper, config, issuer).await?;
     Ok(Node {
+        issuer: issuer.to_owned(),
         store,
         master,
         pepper,
@@ -131,6 +158,55 @@ pub async fn prepare(config: &Config, issuer: &str) -> Result<Node, BootstrapErr
         custody,
         admin_credential_written,
     })
+}
+
+/// The settings row that keeps a shared store's issuer.
+const ISSUER_SETTING: &str = "server.issuer";
+
+/// The issuer of a node on a shared store: the one the store keeps (recorded by the first
+/// node), unless this node configures one, which must then be the same (or is adopted with
+/// `serve --adopt-issuer`). The rule is `portcullis_core::issuer`.
+async fn resolve_issuer(
+    store: &dyn Store,
+    configured: Option<&str>,
+    default: &str,
+    adopt: bool,
+) -> Result<String, BootstrapError> {
+    let stored = store
+        .get_setting(ISSUER_SETTING)
+        .await?
+        .map(|raw| String::from_utf8_lossy(&raw).into_owned());
+    match decide_issuer(configured, stored.as_deref(), default, adopt)? {
+        IssuerDecision::Use(issuer) => Ok(issuer),
+        IssuerDecision::Record(issuer) => {
+            let recorded = store
+                .put_setting_if_absent(ISSUER_SETTING, issuer.as_bytes())
+                .await?;
+            let recorded = String::from_utf8_lossy(&recorded).into_owned();
+            check_recorded(configured, &recorded)?;
+            if configured.is_none() && recorded != issuer {
+                tracing::info!(issuer = %recorded, "using the issuer another node recorded in the store");
+            }
+            Ok(recorded)
+        }
+        IssuerDecision::Replace(issuer) => {
+            let old = stored.unwrap_or_default();
+            if !store
+                .replace_setting(ISSUER_SETTING, old.as_bytes(), issuer.as_bytes())
+                .await?
+            {
+                // Another node changed it meanwhile: say so rather than overwrite its choice.
+                return Err(BootstrapError::Store(
+                    portcullis_store::StoreError::Conflict(
+                        "the stored issuer changed while this node adopted a new one; start again"
+                            .into(),
+                    ),
+                ));
+            }
+            tracing::warn!(old = %old, new = %issuer, "adopted a new issuer for every node of this store");
+            Ok(issuer)
+        }
+    }
 }
 
 /// Creates an empty database file with mode 0600 if none exists: it holds the pepper, client

@@ -70,6 +70,10 @@ pub struct ServeArgs {
     /// HTTPS listen address, or `off` (overrides `[server] listen_tls`).
     #[arg(long)]
     pub listen_tls: Option<String>,
+    /// On a shared (PostgreSQL) store, replace the issuer every node uses with this node's
+    /// configured `[server] issuer`. Tokens issued under the old issuer stop being accepted.
+    #[arg(long)]
+    pub adopt_issuer: bool,
 }
 
 /// How a CLI command reaches the admin API.

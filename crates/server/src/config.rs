@@ -368,10 +368,7 @@ impl Config {
             }
         }
         if self.store.password_file.is_some() {
-            let postgres = self.store.url.as_deref().is_some_and(|url| {
-                url.starts_with("postgres://") || url.starts_with("postgresql://")
-            });
-            if !postgres {
+            if !self.shared_store() {
                 return Err(ConfigError::Invalid(
                     "store.password_file needs a postgres:// store.url (SQLite has no password)"
                         .into(),
@@ -441,6 +438,14 @@ impl Config {
             ));
         }
         Ok(alg)
+    }
+
+    /// Whether the store is PostgreSQL, which several nodes may share (SQLite serves one).
+    pub fn shared_store(&self) -> bool {
+        self.store
+            .url
+            .as_deref()
+            .is_some_and(|url| url.starts_with("postgres://") || url.starts_with("postgresql://"))
     }
 
     /// The HTTPS listen address, `None` when `listen_tls = "off"`.

@@ -131,7 +131,7 @@ fn serve_command(args: cli::ServeArgs) -> Result<(), CommandError> {
     }
     init_tracing(&config);
     runtime()?
-        .block_on(serve::run(config))
+        .block_on(serve::run(config, args.adopt_issuer))
         .map_err(CommandError::Failed)
 }
 

@@ -35,7 +35,7 @@ const CRL_LEASE: &str = "crl";
 const CRL_LEASE_SECS: i64 = 10;
 
 /// Runs the server until a shutdown signal.
-pub async fn run(config: Config) -> Result<(), String> {
+pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), String> {
     let shutdown = shutdown_signal()?;
     let metrics = http_metrics::install_recorder()?;
     // Bind first: with `--listen 127.0.0.1:0` the issuer must name the port actually bound.
@@ -43,11 +43,9 @@ pub async fn run(config: Config) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
-    let issuer = config
-        .server
-        .issuer
-        .clone()
-        .unwrap_or_else(|| format!("http://{local}"));
+    // Without a configured issuer: `http://<bound address>`, unless a shared store already
+    // keeps the issuer of its first node (bootstrap::resolve_issuer).
+    let default_issuer = format!("http://{local}");
     let tls_listener = match config.tls_listen().map_err(|e| e.to_string())? {
         Some(addr) => Some(
             tokio::net::TcpListener::bind(addr)
@@ -61,9 +59,10 @@ pub async fn run(config: Config) -> Result<(), String> {
         .map(|l| l.local_addr().map_err(|e| e.to_string()))
         .transpose()?;
 
-    let node = bootstrap::prepare(&config, &issuer)
+    let node = bootstrap::prepare(&config, &default_issuer, adopt_issuer)
         .await
         .map_err(|e| e.to_string())?;
+    let issuer = node.issuer.clone();
     if let Some(path) = &node.admin_credential_written {
         tracing::info!(path = %path.display(), "first start: bootstrap admin credential written (mode 0600)");
     }

@@ -613,3 +613,91 @@ fn one_node_takes_the_audit_checkpoints_and_never_two_for_one_head() {
     );
     assert_eq!(report["checkpoints_unverifiable"], 0, "{report}");
 }
+
+#[test]
+fn nodes_without_an_issuer_use_the_one_the_store_keeps_and_a_different_one_is_refused() {
+    let Some(db) = Database::create_named("issuer") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let master = tmp.path().join("master.key");
+    let url = db.url();
+    let shared = [
+        ("PORTCULLIS_STORE__URL", url.as_str()),
+        (
+            "PORTCULLIS_KEYS__MASTER_KEY_FILE",
+            master.to_str().expect("utf-8 path"),
+        ),
+    ];
+    // No [server] issuer: each node's default would be its own http://<address>.
+    let a = Node::start_in(&tmp.path().join("a"), &shared);
+    let b = Node::start_in(&tmp.path().join("b"), &shared);
+    assert_ne!(a.base, b.base);
+    let issuer_of = |node: &Node| {
+        node.get("/.well-known/oauth-authorization-server").json["issuer"]
+            .as_str()
+            .expect("issuer")
+            .to_owned()
+    };
+    assert_eq!(issuer_of(&a), a.base, "the first node records its issuer");
+    assert_eq!(
+        issuer_of(&b),
+        a.base,
+        "the second node uses the recorded one"
+    );
+    let (id, secret) = a.create_client(&[]);
+    let token = a.token(&id, &secret, "").json["access_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let seen_by_b = b.post_form(
+        "/oauth2/introspect",
+        &format!("token={token}"),
+        Some((&id, &secret)),
+    );
+    assert_eq!(seen_by_b.json["active"], true, "{}", seen_by_b.json);
+
+    // A node configured with another issuer refuses to start, naming both.
+    let mut refused = std::process::Command::new(support::BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--listen-tls", "off"])
+        .arg("--data-dir")
+        .arg(tmp.path().join("c"))
+        .envs(shared)
+        .env("PORTCULLIS_SERVER__ISSUER", "https://elsewhere.example")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn portcullis");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = refused.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = refused.kill();
+            panic!("a node with a conflicting issuer kept running");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut refused.stderr.take().expect("stderr"), &mut stderr)
+        .expect("stderr");
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("https://elsewhere.example")
+            && stderr.contains(&a.base)
+            && stderr.contains("--adopt-issuer"),
+        "{stderr}"
+    );
+    // Moving the cluster to a new issuer is said explicitly.
+    let mut adopting = shared.to_vec();
+    adopting.push(("PORTCULLIS_SERVER__ISSUER", "https://elsewhere.example"));
+    let c = Node::start_with_args(&tmp.path().join("c"), &["--adopt-issuer"], &adopting);
+    assert_eq!(issuer_of(&c), "https://elsewhere.example");
+    let d = Node::start_in(&tmp.path().join("d"), &shared);
+    assert_eq!(
+        issuer_of(&d),
+        "https://elsewhere.example",
+        "later nodes follow"
+    );
+}

@@ -14,7 +14,7 @@ pub fn run(cmd: AuditCommand, api: &ApiArgs) -> Result<(), CommandError> {
             if let Some(b) = before {
                 path.push_str(&format!("&before={b}"));
             }
-            let page = AdminApi::connect(&api)?.call("GET", &path, None)?;
+            let page = AdminApi::connect(api)?.call("GET", &path, None)?;
             if api.json {
                 print_json(&page);
             } else {
@@ -30,30 +30,28 @@ pub fn run(cmd: AuditCommand, api: &ApiArgs) -> Result<(), CommandError> {
                 );
             }
         }
-        AuditCommand::Verify => {
-            match AdminApi::connect(&api)?.call("POST", "/audit/verify", None) {
-                Ok(report) => {
-                    if api.json {
-                        print_json(&report);
-                    } else {
-                        print_verified(&report);
-                    }
+        AuditCommand::Verify => match AdminApi::connect(api)?.call("POST", "/audit/verify", None) {
+            Ok(report) => {
+                if api.json {
+                    print_json(&report);
+                } else {
+                    print_verified(&report);
                 }
-                Err(ApiError::Problem {
-                    status: 409,
-                    detail,
-                    ..
-                }) => {
-                    if api.json {
-                        print_json(&serde_json::json!({"ok": false, "error": detail}));
-                    }
-                    return Err(CommandError::Failed(format!(
-                        "audit chain BROKEN: {detail}"
-                    )));
-                }
-                Err(e) => return Err(e.into()),
             }
-        }
+            Err(ApiError::Problem {
+                status: 409,
+                detail,
+                ..
+            }) => {
+                if api.json {
+                    print_json(&serde_json::json!({"ok": false, "error": detail}));
+                }
+                return Err(CommandError::Failed(format!(
+                    "audit chain BROKEN: {detail}"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        },
     }
     Ok(())
 }

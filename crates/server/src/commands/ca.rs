@@ -11,7 +11,7 @@ use crate::config::Config;
 pub fn run(cmd: CaCommand, api: &ApiArgs) -> Result<(), CommandError> {
     match cmd {
         CaCommand::Export { chain } => {
-            let ca = AdminApi::connect(&api)?.call("GET", "/ca", None)?;
+            let ca = AdminApi::connect(api)?.call("GET", "/ca", None)?;
             let field = if chain { "chain_pem" } else { "root_pem" };
             let pem = ca[field]
                 .as_str()

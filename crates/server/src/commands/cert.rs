@@ -34,7 +34,7 @@ pub fn run(cmd: CertCommand, api: &ApiArgs) -> Result<(), CommandError> {
             if let Some(after) = after {
                 path.push_str(&format!("&after={after}"));
             }
-            let page = AdminApi::connect(&api)?.call("GET", &path, None)?;
+            let page = AdminApi::connect(api)?.call("GET", &path, None)?;
             if api.json {
                 print_json(&page);
             } else {
@@ -47,7 +47,7 @@ pub fn run(cmd: CertCommand, api: &ApiArgs) -> Result<(), CommandError> {
         }
         CertCommand::Show { serial } => {
             let cert =
-                AdminApi::connect(&api)?.call("GET", &format!("/certificates/{serial}"), None)?;
+                AdminApi::connect(api)?.call("GET", &format!("/certificates/{serial}"), None)?;
             if api.json {
                 print_json(&cert);
             } else {
@@ -55,7 +55,7 @@ pub fn run(cmd: CertCommand, api: &ApiArgs) -> Result<(), CommandError> {
             }
         }
         CertCommand::Revoke { serial, reason } => {
-            let cert = AdminApi::connect(&api)?.call(
+            let cert = AdminApi::connect(api)?.call(
                 "POST",
                 &format!("/certificates/{serial}/revoke"),
                 Some(&json!({ "reason": reason })),

@@ -48,7 +48,7 @@ pub fn run(cmd: ClientCommand, api: &ApiArgs) -> Result<(), CommandError> {
             }
             insert_some(&mut body, "token_ttl_secs", token_ttl.map(Value::from));
             let created =
-                AdminApi::connect(&api)?.call("POST", "/clients", Some(&Value::Object(body)))?;
+                AdminApi::connect(api)?.call("POST", "/clients", Some(&Value::Object(body)))?;
             if api.json {
                 print_json(&created);
             } else {
@@ -63,7 +63,7 @@ pub fn run(cmd: ClientCommand, api: &ApiArgs) -> Result<(), CommandError> {
             if let Some(after) = after {
                 path.push_str(&format!("&after={}", encode(&after)));
             }
-            let page = AdminApi::connect(&api)?.call("GET", &path, None)?;
+            let page = AdminApi::connect(api)?.call("GET", &path, None)?;
             if api.json {
                 print_json(&page);
             } else {
@@ -78,8 +78,8 @@ pub fn run(cmd: ClientCommand, api: &ApiArgs) -> Result<(), CommandError> {
         }
         ClientCommand::Show { id } => {
             let client =
-                AdminApi::connect(&api)?.call("GET", &format!("/clients/{}", encode(&id)), None)?;
-            show(&api, &client);
+                AdminApi::connect(api)?.call("GET", &format!("/clients/{}", encode(&id)), None)?;
+            show(api, &client);
         }
         ClientCommand::Update {
             id,
@@ -117,26 +117,26 @@ pub fn run(cmd: ClientCommand, api: &ApiArgs) -> Result<(), CommandError> {
                     "nothing to update: give at least one setting".into(),
                 ));
             }
-            let client = AdminApi::connect(&api)?.call(
+            let client = AdminApi::connect(api)?.call(
                 "PATCH",
                 &format!("/clients/{}", encode(&id)),
                 Some(&Value::Object(body)),
             )?;
-            show(&api, &client);
+            show(api, &client);
         }
         ClientCommand::RotateSecret { id, overlap } => {
             let body = overlap
                 .map(|o| json!({"overlap_secs": o}))
                 .unwrap_or_else(|| json!({}));
-            let rotated = AdminApi::connect(&api)?.call(
+            let rotated = AdminApi::connect(api)?.call(
                 "POST",
                 &format!("/clients/{}/rotate-secret", encode(&id)),
                 Some(&body),
             )?;
-            show(&api, &rotated);
+            show(api, &rotated);
         }
         ClientCommand::Delete { id } => {
-            AdminApi::connect(&api)?.call("DELETE", &format!("/clients/{}", encode(&id)), None)?;
+            AdminApi::connect(api)?.call("DELETE", &format!("/clients/{}", encode(&id)), None)?;
             if api.json {
                 print_json(&json!({"deleted": id}));
             } else {

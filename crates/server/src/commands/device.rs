@@ -35,7 +35,7 @@ pub fn run(cmd: DeviceCommand, api: &ApiArgs) -> Result<(), CommandError> {
             }
             body.insert("attrs".into(), Value::Object(attr_map));
             let device =
-                AdminApi::connect(&api)?.call("POST", "/devices", Some(&Value::Object(body)))?;
+                AdminApi::connect(api)?.call("POST", "/devices", Some(&Value::Object(body)))?;
             if api.json {
                 print_json(&device);
             } else {
@@ -45,13 +45,13 @@ pub fn run(cmd: DeviceCommand, api: &ApiArgs) -> Result<(), CommandError> {
                 );
             }
         }
-        DeviceCommand::Import { file, secrets_out } => import(&api, &file, secrets_out.as_deref())?,
+        DeviceCommand::Import { file, secrets_out } => import(api, &file, secrets_out.as_deref())?,
         DeviceCommand::List { limit, after } => {
             let mut path = format!("/devices?limit={limit}");
             if let Some(after) = after {
                 path.push_str(&format!("&after={after}"));
             }
-            let page = AdminApi::connect(&api)?.call("GET", &path, None)?;
+            let page = AdminApi::connect(api)?.call("GET", &path, None)?;
             if api.json {
                 print_json(&page);
             } else {
@@ -63,18 +63,18 @@ pub fn run(cmd: DeviceCommand, api: &ApiArgs) -> Result<(), CommandError> {
             }
         }
         DeviceCommand::Show { id } => {
-            let device = AdminApi::connect(&api)?.call("GET", &format!("/devices/{id}"), None)?;
+            let device = AdminApi::connect(api)?.call("GET", &format!("/devices/{id}"), None)?;
             show(&api.json, &device);
         }
-        DeviceCommand::Suspend { id } => set_state(&api, &id, "suspended")?,
-        DeviceCommand::Resume { id } => set_state(&api, &id, "registered")?,
-        DeviceCommand::Decommission { id } => set_state(&api, &id, "decommissioned")?,
+        DeviceCommand::Suspend { id } => set_state(api, &id, "suspended")?,
+        DeviceCommand::Resume { id } => set_state(api, &id, "registered")?,
+        DeviceCommand::Decommission { id } => set_state(api, &id, "decommissioned")?,
         DeviceCommand::Revoke { id, reason } => {
             let mut body = Map::new();
             if let Some(reason) = reason {
                 body.insert("reason".into(), json!(reason));
             }
-            let out = AdminApi::connect(&api)?.call(
+            let out = AdminApi::connect(api)?.call(
                 "POST",
                 &format!("/devices/{id}/revoke"),
                 Some(&Value::Object(body)),

@@ -22,12 +22,12 @@ const COLUMNS: &[&str] = &[
 pub fn run(cmd: KeyCommand, api: &ApiArgs) -> Result<(), CommandError> {
     let (api, keys) = match cmd {
         KeyCommand::List => {
-            let keys = AdminApi::connect(&api)?.call("GET", "/keys", None)?;
+            let keys = AdminApi::connect(api)?.call("GET", "/keys", None)?;
             (api, keys)
         }
         KeyCommand::Rotate { compromised } => {
             let body = json!({ "compromised": compromised });
-            let keys = AdminApi::connect(&api)?.call("POST", "/keys/rotate", Some(&body))?;
+            let keys = AdminApi::connect(api)?.call("POST", "/keys/rotate", Some(&body))?;
             (api, keys)
         }
         KeyCommand::Retire { kid } => {
@@ -37,7 +37,7 @@ pub fn run(cmd: KeyCommand, api: &ApiArgs) -> Result<(), CommandError> {
                 .filter(|c| c.is_ascii_alphanumeric() || "-_.:@".contains(*c))
                 .collect();
             let keys =
-                AdminApi::connect(&api)?.call("POST", &format!("/keys/{kid}/retire"), None)?;
+                AdminApi::connect(api)?.call("POST", &format!("/keys/{kid}/retire"), None)?;
             (api, keys)
         }
         KeyCommand::Rewrap { .. } => {
