@@ -139,12 +139,12 @@ async fn append_until_stored(
             Err(err) => {
                 // Only the first event's action and subject: details may hold addresses and
                 // scopes that do not belong in operational logs.
-                let first = &events[0];
+                let first = events.first();
                 tracing::warn!(
                     error = %err,
                     events = count,
-                    first_action = %first.action,
-                    first_subject = %first.subject,
+                    first_action = first.map_or("", |e| e.action.as_str()),
+                    first_subject = first.map_or("", |e| e.subject.as_str()),
                     retry_in_ms = delay.as_millis() as u64,
                     "audit append failed; retrying the same batch"
                 );

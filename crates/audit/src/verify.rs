@@ -96,7 +96,13 @@ pub async fn verify_chain(
             if is_checkpoint(&record.event) {
                 let (detail, status) = check_checkpoint_signature(record, keys)
                     .map_err(|b| AuditError::Broken(b.into()))?;
-                let covered = covered_record(store, &page[..i], &detail, record.seq).await?;
+                let covered = covered_record(
+                    store,
+                    page.get(..i).unwrap_or_default(),
+                    &detail,
+                    record.seq,
+                )
+                .await?;
                 detail
                     .check_covered(record.seq, &covered)
                     .map_err(|b| AuditError::Broken(b.into()))?;

@@ -1,6 +1,10 @@
 //! Signed checkpoints against a real SQLite chain: counted when intact, and a rewrite that
 //! re-hashes the whole chain (which the chain alone cannot see) fails at the checkpoint.
 
+// An integration test: a failure is a failed test, so panicking shortcuts are fine here
+// (and in the helpers it shares), unlike in the crates it tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 mod fixtures;
 
 use std::sync::Arc;

@@ -29,6 +29,74 @@ pub enum KeyState {
     Revoked,
 }
 
+/// A signing key's state as the key table records it: a place on the timeline
+/// ([`KeyState`]), or `Removed` (its last token expired; kept as history so old audit
+/// checkpoints stay verifiable). Parsed once where rows are read; never compared as text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StoredKeyState {
+    Next,
+    Active,
+    Retired,
+    Revoked,
+    Removed,
+}
+
+impl StoredKeyState {
+    /// The stored spelling.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Next => "next",
+            Self::Active => "active",
+            Self::Retired => "retired",
+            Self::Revoked => "revoked",
+            Self::Removed => "removed",
+        }
+    }
+
+    /// Reads the stored spelling.
+    pub fn parse(s: &str) -> Result<Self, CoreError> {
+        match s {
+            "next" => Ok(Self::Next),
+            "active" => Ok(Self::Active),
+            "retired" => Ok(Self::Retired),
+            "revoked" => Ok(Self::Revoked),
+            "removed" => Ok(Self::Removed),
+            other => Err(CoreError::invalid(
+                "key state",
+                format!("unknown key state {other:?}"),
+            )),
+        }
+    }
+
+    /// Its place on the timeline; `None` for a removed key.
+    pub const fn on_timeline(self) -> Option<KeyState> {
+        match self {
+            Self::Next => Some(KeyState::Next),
+            Self::Active => Some(KeyState::Active),
+            Self::Retired => Some(KeyState::Retired),
+            Self::Revoked => Some(KeyState::Revoked),
+            Self::Removed => None,
+        }
+    }
+}
+
+impl From<KeyState> for StoredKeyState {
+    fn from(state: KeyState) -> Self {
+        match state {
+            KeyState::Next => Self::Next,
+            KeyState::Active => Self::Active,
+            KeyState::Retired => Self::Retired,
+            KeyState::Revoked => Self::Revoked,
+        }
+    }
+}
+
+impl std::fmt::Display for StoredKeyState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One signing key's place on the timeline (all times in Unix seconds).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyTimeline {
@@ -360,6 +428,25 @@ pub fn apply(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn stored_key_states_round_trip_and_unknown_ones_are_refused() {
+        for state in [
+            StoredKeyState::Next,
+            StoredKeyState::Active,
+            StoredKeyState::Retired,
+            StoredKeyState::Revoked,
+            StoredKeyState::Removed,
+        ] {
+            assert_eq!(StoredKeyState::parse(state.as_str()), Ok(state));
+        }
+        assert!(StoredKeyState::parse("Active").is_err());
+        assert_eq!(StoredKeyState::Removed.on_timeline(), None);
+        assert_eq!(
+            StoredKeyState::from(KeyState::Retired).on_timeline(),
+            Some(KeyState::Retired)
+        );
+    }
+
     use super::*;
 
     const HOUR: i64 = 3_600;

@@ -4,6 +4,9 @@
 //!
 //! `cargo bench -p portcullis-keys --bench pkcs11_sign -- --warm-up-time 1 --measurement-time 3`
 
+// A benchmark: a failure aborts the measurement, so panicking shortcuts are fine.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::path::Path;
 use std::process::Command;
 

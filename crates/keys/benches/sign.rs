@@ -2,6 +2,9 @@
 //!
 //! Run: `cargo bench -p portcullis-keys -- --warm-up-time 1 --measurement-time 3`
 
+// A benchmark: a failure aborts the measurement, so panicking shortcuts are fine.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use portcullis_keys::software::SoftwareSigner;
 use portcullis_keys::{Algorithm, JwtSigner, Signer};

@@ -5,6 +5,9 @@
 //! PKCS#11 against a SoftHSM2 token. Every check verifies through the public JWK only, as a
 //! relying party would. The checks panic on failure, like any test.
 
+// Test support: a failure here is a failed test, so panicking shortcuts are fine.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use crate::verify::{decode, VerifyingKey};
 use crate::{Algorithm, JwtSigner, KeyError, Signer};
 use std::sync::Arc;

@@ -5,6 +5,10 @@
 //! the tests run one at a time under [`SERIAL`] (the environment is process-wide). Without
 //! SoftHSM2 the tests print a skip message, unless `CI` is set: there they fail.
 
+// An integration test: a failure is a failed test, so panicking shortcuts are fine here
+// (and in the helpers it shares), unlike in the crates it tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use portcullis_core::Kid;
 use portcullis_keys::pkcs11::{Pkcs11Config, Pkcs11Signer, Pkcs11Token};
 use portcullis_keys::software::SoftwareSigner;

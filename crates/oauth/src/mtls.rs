@@ -168,7 +168,7 @@ fn attribute_value(value: &Any<'_>) -> Result<String, String> {
             let units: Vec<u16> = value
                 .data
                 .chunks_exact(2)
-                .map(|c| u16::from_be_bytes([c[0], c[1]]))
+                .filter_map(|c| <[u8; 2]>::try_from(c).ok().map(u16::from_be_bytes))
                 .collect();
             value
                 .data
@@ -187,7 +187,12 @@ fn attribute_value(value: &Any<'_>) -> Result<String, String> {
                 value
                     .data
                     .chunks_exact(4)
-                    .map(|c| char::from_u32(u32::from_be_bytes([c[0], c[1], c[2], c[3]])))
+                    .map(|c| {
+                        <[u8; 4]>::try_from(c)
+                            .ok()
+                            .map(u32::from_be_bytes)
+                            .and_then(char::from_u32)
+                    })
                     .collect::<Option<String>>()
             })
             .flatten(),
@@ -275,13 +280,16 @@ fn is_one_der_sequence(der: &[u8]) -> bool {
         n @ 0..=0x7f => (usize::from(n), rest),
         0x81..=0x84 => {
             let count = usize::from(first & 0x7f);
-            if rest.len() < count || rest[0] == 0 && count > 1 {
+            let Some((length_octets, contents)) = rest.split_at_checked(count) else {
+                return false;
+            };
+            if length_octets.first() == Some(&0) && count > 1 {
                 return false;
             }
-            let length = rest[..count]
+            let length = length_octets
                 .iter()
                 .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
-            (length, &rest[count..])
+            (length, contents)
         }
         _ => return false,
     };

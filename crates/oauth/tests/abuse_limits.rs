@@ -1,5 +1,9 @@
 //! Rate limits and the authentication-failure lock-out at the token endpoint.
 
+// An integration test: a failure is a failed test, so panicking shortcuts are fine here
+// (and in the helpers it shares), unlike in the crates it tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 mod common;
 
 use axum::http::{header, StatusCode};

@@ -1,5 +1,9 @@
 //! Introspection (RFC 7662) and revocation (RFC 7009) through the router.
 
+// An integration test: a failure is a failed test, so panicking shortcuts are fine here
+// (and in the helpers it shares), unlike in the crates it tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 mod common;
 
 use axum::http::{header, StatusCode};

@@ -1,5 +1,9 @@
 //! JWKS and discovery documents through the router.
 
+// An integration test: a failure is a failed test, so panicking shortcuts are fine here
+// (and in the helpers it shares), unlike in the crates it tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 mod common;
 
 use axum::body::Body;

@@ -5,6 +5,10 @@
 //! The TLS listener is simulated the way it hands certificates to the handlers: a
 //! `PeerCertificates` request extension holding the DER chain, leaf first.
 
+// An integration test: a failure is a failed test, so panicking shortcuts are fine here
+// (and in the helpers it shares), unlike in the crates it tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 mod common;
 
 use std::net::IpAddr;

@@ -1,6 +1,10 @@
 //! `POST /oauth2/token` end to end through the router: every client authentication method,
 //! and a table of hostile requests each answered with its exact error.
 
+// An integration test: a failure is a failed test, so panicking shortcuts are fine here
+// (and in the helpers it shares), unlike in the crates it tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 mod common;
 
 use axum::body::Body;

@@ -3,6 +3,9 @@
 //!
 //! `cargo bench -p portcullis-pki --bench issue`
 
+// A benchmark: a failure aborts the measurement, so panicking shortcuts are fine.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};

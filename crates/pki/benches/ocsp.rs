@@ -4,6 +4,9 @@
 //!
 //! Run: `cargo bench -p portcullis-pki --bench ocsp -- --warm-up-time 1 --measurement-time 3`
 
+// A benchmark: a failure aborts the measurement, so panicking shortcuts are fine.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::hint::black_box;
 use std::sync::Arc;
 

@@ -10,7 +10,7 @@ fn push_len(out: &mut Vec<u8>, len: usize) {
         let bytes = len.to_be_bytes();
         let skip = bytes.iter().take_while(|b| **b == 0).count();
         out.push(0x80 | (bytes.len() - skip) as u8);
-        out.extend_from_slice(&bytes[skip..]);
+        out.extend_from_slice(bytes.get(skip..).unwrap_or_default());
     }
 }
 
@@ -25,7 +25,7 @@ pub(crate) fn push_tlv(out: &mut Vec<u8>, tag: u8, value: &[u8]) {
 /// added back when the top bit is set so it stays positive.
 pub(crate) fn unsigned_integer(bytes: &[u8]) -> Vec<u8> {
     let skip = bytes.iter().take_while(|b| **b == 0).count();
-    let trimmed = &bytes[skip..];
+    let trimmed = bytes.get(skip..).unwrap_or_default();
     let mut v = Vec::with_capacity(trimmed.len() + 1);
     if trimmed.first().is_none_or(|b| b & 0x80 != 0) {
         v.push(0);

@@ -2,6 +2,10 @@
 //! Two publishers on one (SQLite) store stand for two nodes; the store's change feed is played
 //! by calling `mark_published` / `mark_stale` as `server::cache_coherence` does.
 
+// An integration test: a failure is a failed test, so panicking shortcuts are fine here
+// (and in the helpers it shares), unlike in the crates it tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::sync::Arc;
 
 use portcullis_core::device::RevocationReason;

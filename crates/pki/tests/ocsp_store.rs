@@ -1,6 +1,10 @@
 //! The production status source: the responder reading the certificates table of a real
 //! (SQLite) store, through issuance, revocation and a store outage.
 
+// An integration test: a failure is a failed test, so panicking shortcuts are fine here
+// (and in the helpers it shares), unlike in the crates it tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::sync::Arc;
 
 use der::{Decode, Encode};

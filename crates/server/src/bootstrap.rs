@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use portcullis_core::client::{AuthMethod, Client, DEFAULT_TOKEN_TTL_SECS};
 use portcullis_core::issuer::{check_recorded, decide_issuer, IssuerDecision};
+use portcullis_core::rotation::StoredKeyState;
 use portcullis_core::{ClientId, ScopeSet, Secret, SecretHash, UnixTime};
 use portcullis_keys::software::MasterKey;
 use portcullis_keys::{random::random_array, Algorithm, Jwk, KeyRing, Signer};
@@ -238,15 +239,20 @@ async fn load_signing_keys(
     let now = unix_now();
     let mut stored = store.list_signing_keys().await?;
     let active_matches = stored.iter().any(|k| {
-        k.state == "active" && k.alg == algorithm.as_str() && k.backend == custody.backend_name()
+        k.state == StoredKeyState::Active
+            && k.alg == algorithm.as_str()
+            && k.backend == custody.backend_name()
     });
     if !active_matches {
         let mut events = Vec::new();
-        for old in stored.iter_mut().filter(|k| k.state == "active") {
+        for old in stored
+            .iter_mut()
+            .filter(|k| k.state == StoredKeyState::Active)
+        {
             store
-                .update_signing_key_state(&old.kid, "retired", now)
+                .update_signing_key_state(&old.kid, StoredKeyState::Retired, now)
                 .await?;
-            old.state = "retired".into();
+            old.state = StoredKeyState::Retired;
             old.state_changed_at = now;
             events.push(key_event(
                 now,
@@ -266,7 +272,7 @@ async fn load_signing_keys(
             backend: custody.backend_name().into(),
             sealed_private: sealed,
             public_jwk: public,
-            state: "active".into(),
+            state: StoredKeyState::Active,
             created_at: now,
             state_changed_at: now,
         };
@@ -292,8 +298,8 @@ async fn load_signing_keys(
     let mut published = Vec::new();
     for key in &stored {
         // A retired key stays published for one maximum token lifetime after retirement.
-        let publish = key.state == "active"
-            || (key.state == "retired"
+        let publish = key.state == StoredKeyState::Active
+            || (key.state == StoredKeyState::Retired
                 && now - key.state_changed_at < portcullis_core::client::MAX_TOKEN_TTL_SECS as i64);
         if publish {
             match serde_json::from_str::<Jwk>(&key.public_jwk) {
@@ -303,7 +309,7 @@ async fn load_signing_keys(
                 }
             }
         }
-        if key.state == "active" {
+        if key.state == StoredKeyState::Active {
             active = Some(custody.load(key).map_err(BootstrapError::SigningKey)?);
         }
     }

@@ -11,10 +11,12 @@ use async_trait::async_trait;
 use portcullis_admin::{AdminError, KeyAdmin, KeyView};
 use portcullis_audit::{AuditLog, CheckpointKeys};
 use portcullis_core::audit::AuditEvent;
-use portcullis_core::rotation::{self, KeyState, KeyTimeline, RotationPolicy, Transition};
+use portcullis_core::rotation::{
+    self, KeyState, KeyTimeline, RotationPolicy, StoredKeyState, Transition,
+};
 use portcullis_core::{Kid, UnixTime};
-use portcullis_keys::{Algorithm, Jwk, KeyRing, VerifyingKey};
-use portcullis_store::{Store, StoredKey};
+use portcullis_keys::{Algorithm, Jwk, KeyError, KeyRing, VerifyingKey};
+use portcullis_store::{Store, StoreError, StoredKey};
 use tokio::sync::Mutex;
 
 use crate::bootstrap::unix_now;
@@ -26,8 +28,32 @@ const ROTATION_LEASE: &str = "key-rotation";
 /// leader's rotations resume on another node within this.
 const ROTATION_LEASE_SECS: i64 = 10;
 
-/// Why a key operation failed (phrased for the log and the admin API).
-type KeyResult<T> = Result<T, String>;
+/// Why a key operation failed. The admin API answers these without their detail (a store
+/// outage is a 503, the rest a 500); the detail goes to the log.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyManagerError {
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("key custody: {0}")]
+    Custody(#[from] KeyError),
+    #[error("the key table has no active signing key")]
+    NoActiveKey,
+    #[error("encoding a public key: {0}")]
+    Encoding(#[from] serde_json::Error),
+}
+
+impl From<KeyManagerError> for AdminError {
+    fn from(e: KeyManagerError) -> Self {
+        match e {
+            KeyManagerError::Store(e) => AdminError::Store(e),
+            KeyManagerError::Custody(e) => AdminError::Keys(e),
+            other => AdminError::Internal(other.to_string()),
+        }
+    }
+}
+
+type KeyResult<T> = Result<T, KeyManagerError>;
 
 /// Carries out rotations on this node.
 pub struct KeyManager {
@@ -44,18 +70,8 @@ pub struct KeyManager {
     busy: Mutex<Vec<Kid>>,
 }
 
-fn state_of(key: &StoredKey) -> Option<KeyState> {
-    match key.state.as_str() {
-        "next" => Some(KeyState::Next),
-        "active" => Some(KeyState::Active),
-        "retired" => Some(KeyState::Retired),
-        "revoked" => Some(KeyState::Revoked),
-        _ => None,
-    }
-}
-
 fn timeline(key: &StoredKey) -> Option<KeyTimeline> {
-    let state = state_of(key)?;
+    let state = key.state.on_timeline()?;
     let at = Some(key.state_changed_at);
     Some(KeyTimeline {
         kid: key.kid.clone(),
@@ -94,11 +110,7 @@ impl KeyManager {
     }
 
     async fn stored(&self) -> KeyResult<(Vec<StoredKey>, Vec<KeyTimeline>)> {
-        let stored = self
-            .store
-            .list_signing_keys()
-            .await
-            .map_err(|e| e.to_string())?;
+        let stored = self.store.list_signing_keys().await?;
         let timelines = stored.iter().filter_map(timeline).collect();
         Ok((stored, timelines))
     }
@@ -118,8 +130,7 @@ impl KeyManager {
         let leader = self
             .store
             .try_acquire_lease(ROTATION_LEASE, &self.node_id, ROTATION_LEASE_SECS, now)
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         if !leader {
             return Ok(());
         }
@@ -145,12 +156,12 @@ impl KeyManager {
     /// Rebuilds the ring; returns the published kids.
     async fn reload_locked(&self, now: UnixTime) -> KeyResult<Vec<Kid>> {
         let (stored, timelines) = self.stored().await?;
-        let signing = rotation::signing_key(&timelines).ok_or("no active signing key")?;
+        let signing = rotation::signing_key(&timelines).ok_or(KeyManagerError::NoActiveKey)?;
         let active = stored
             .iter()
             .find(|k| &k.kid == signing)
-            .ok_or("active key vanished")?;
-        let signer = self.custody.load(active).map_err(|e| e.to_string())?;
+            .ok_or(KeyManagerError::NoActiveKey)?;
+        let signer = self.custody.load(active)?;
         let kids = rotation::published(&timelines, &self.policy, now);
         let published: Vec<Jwk> = kids
             .iter()
@@ -171,27 +182,35 @@ impl KeyManager {
             let (action, kid) = match t {
                 Transition::CreateNext { activates_at } => (
                     "key.created",
-                    self.create("next", *activates_at, now).await?,
+                    self.create(StoredKeyState::Next, *activates_at, now)
+                        .await?,
                 ),
-                Transition::CreateAndActivate { at } => {
-                    ("key.created", self.create("active", *at, now).await?)
-                }
-                Transition::Activate { kid, at } => {
-                    ("key.activated", self.set_state(kid, "active", *at).await?)
-                }
-                Transition::Retire { kid, at } => {
-                    ("key.retired", self.set_state(kid, "retired", *at).await?)
-                }
-                Transition::Revoke { kid, at } => {
-                    ("key.revoked", self.set_state(kid, "revoked", *at).await?)
-                }
+                Transition::CreateAndActivate { at } => (
+                    "key.created",
+                    self.create(StoredKeyState::Active, *at, now).await?,
+                ),
+                Transition::Activate { kid, at } => (
+                    "key.activated",
+                    self.set_state(kid, StoredKeyState::Active, *at).await?,
+                ),
+                Transition::Retire { kid, at } => (
+                    "key.retired",
+                    self.set_state(kid, StoredKeyState::Retired, *at).await?,
+                ),
+                Transition::Revoke { kid, at } => (
+                    "key.revoked",
+                    self.set_state(kid, StoredKeyState::Revoked, *at).await?,
+                ),
                 Transition::Remove { kid } => {
                     if let KeyCustody::Pkcs11(token) = &self.custody {
                         if let Err(e) = token.destroy(kid) {
                             tracing::warn!(%kid, error = %e, "could not destroy a removed key in the token");
                         }
                     }
-                    ("key.removed", self.set_state(kid, "removed", now).await?)
+                    (
+                        "key.removed",
+                        self.set_state(kid, StoredKeyState::Removed, now).await?,
+                    )
                 }
             };
             tracing::info!(%kid, action, actor, "signing key changed");
@@ -207,33 +226,24 @@ impl KeyManager {
         Ok(())
     }
 
-    async fn create(&self, state: &str, at: UnixTime, now: UnixTime) -> KeyResult<Kid> {
-        let (signer, sealed) = self
-            .custody
-            .generate(self.algorithm)
-            .map_err(|e| e.to_string())?;
+    async fn create(&self, state: StoredKeyState, at: UnixTime, now: UnixTime) -> KeyResult<Kid> {
+        let (signer, sealed) = self.custody.generate(self.algorithm)?;
         let key = StoredKey {
             kid: signer.kid().clone(),
             alg: self.algorithm.as_str().into(),
             backend: self.custody.backend_name().into(),
             sealed_private: sealed,
-            public_jwk: serde_json::to_string(&signer.public_jwk()).map_err(|e| e.to_string())?,
-            state: state.into(),
+            public_jwk: serde_json::to_string(&signer.public_jwk())?,
+            state,
             created_at: now,
             state_changed_at: at,
         };
-        self.store
-            .insert_signing_key(&key)
-            .await
-            .map_err(|e| e.to_string())?;
+        self.store.insert_signing_key(&key).await?;
         Ok(key.kid)
     }
 
-    async fn set_state(&self, kid: &Kid, state: &str, at: UnixTime) -> KeyResult<Kid> {
-        self.store
-            .update_signing_key_state(kid, state, at)
-            .await
-            .map_err(|e| e.to_string())?;
+    async fn set_state(&self, kid: &Kid, state: StoredKeyState, at: UnixTime) -> KeyResult<Kid> {
+        self.store.update_signing_key_state(kid, state, at).await?;
         Ok(kid.clone())
     }
 
@@ -255,7 +265,7 @@ impl KeyManager {
                 kid: k.kid.to_string(),
                 alg: k.alg,
                 backend: k.backend,
-                state: k.state,
+                state: k.state.as_str().to_owned(),
                 created_at: k.created_at,
                 state_changed_at: k.state_changed_at,
             })
@@ -266,7 +276,7 @@ impl KeyManager {
 #[async_trait]
 impl KeyAdmin for KeyManager {
     async fn list_keys(&self) -> Result<Vec<KeyView>, AdminError> {
-        self.views().await.map_err(AdminError::Conflict)
+        Ok(self.views().await?)
     }
 
     /// Every row of the key table, opened through this node's custody: a software key must
@@ -280,7 +290,7 @@ impl KeyAdmin for KeyManager {
         let mut keys = CheckpointKeys::key_table();
         for key in self.store.list_signing_keys().await? {
             let kid = key.kid.as_str().to_owned();
-            if state_of(&key) == Some(KeyState::Revoked) {
+            if key.state == StoredKeyState::Revoked {
                 keys.distrust(kid, "revoked as compromised: its signatures prove nothing");
                 continue;
             }
@@ -330,16 +340,34 @@ impl KeyManager {
         {
             let mut published = self.busy.lock().await;
             let now = unix_now();
-            let (_, timelines) = self.stored().await.map_err(AdminError::Conflict)?;
+            let (_, timelines) = self.stored().await?;
             let transitions = decide(&timelines, now)?;
-            self.execute(&transitions, actor, now)
-                .await
-                .map_err(AdminError::Conflict)?;
-            *published = self
-                .reload_locked(now)
-                .await
-                .map_err(AdminError::Conflict)?;
+            self.execute(&transitions, actor, now).await?;
+            *published = self.reload_locked(now).await?;
         }
         self.list_keys().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_reach_the_admin_api_without_their_detail() {
+        let outage = KeyManagerError::Store(StoreError::Unavailable(
+            "connection to 10.0.0.5:5432 refused".into(),
+        ));
+        let problem = AdminError::from(outage).problem();
+        assert_eq!(problem.status, 503);
+        assert!(!problem.detail.contains("10.0.0.5"), "{}", problem.detail);
+
+        let custody = KeyManagerError::Custody(KeyError::Corrupt("row key-1 is garbage".into()));
+        let problem = AdminError::from(custody).problem();
+        assert_eq!(problem.status, 500);
+        assert!(!problem.detail.contains("key-1"), "{}", problem.detail);
+
+        let problem = AdminError::from(KeyManagerError::NoActiveKey).problem();
+        assert_eq!(problem.status, 500);
     }
 }

@@ -3,6 +3,10 @@
 //! chain as `cafile` and our CRL as `crlfile`. An enrolled device publishes with its
 //! certificate; after revocation and a CRL refresh the broker refuses it.
 
+// An integration test: a failure is a failed test, so panicking shortcuts are fine here
+// (and in the helpers it shares), unlike in the crates it tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 mod pki;
 mod support;
 

@@ -90,8 +90,12 @@ where
     /// The invalidation counter of `id`'s stripe.
     fn generation(&self, id: &K) -> &AtomicU64 {
         let hash = self.stripe_hasher.hash_one(id);
-        // The remainder is below GENERATION_STRIPES, so it fits any usize.
-        &self.generations[(hash % GENERATION_STRIPES as u64) as usize]
+        let stripe = (hash % GENERATION_STRIPES as u64) as usize;
+        #[allow(
+            clippy::indexing_slicing,
+            reason = "the remainder is below GENERATION_STRIPES, the array's length"
+        )]
+        &self.generations[stripe]
     }
 
     /// The record with `id`, from memory if cached, else from `load` (called at most once;

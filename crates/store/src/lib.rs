@@ -27,6 +27,7 @@ use async_trait::async_trait;
 use portcullis_core::audit::{AuditEvent, AuditRecord};
 use portcullis_core::client::Client;
 use portcullis_core::device::{Device, DeviceId, DeviceState, RevocationReason};
+use portcullis_core::rotation::StoredKeyState;
 use portcullis_core::{ClientId, Kid, UnixTime};
 
 /// Opens the store a URL names, so start-up has one call whatever the backend:
@@ -79,8 +80,8 @@ pub struct StoredKey {
     /// The public JWK as JSON text.
     pub public_jwk: String,
     /// `next` (published, not yet signing), `active` (signing), `retired` (published until
-    /// its tokens expire), `revoked` (withdrawn at once).
-    pub state: String,
+    /// its tokens expire), `revoked` (withdrawn at once), `removed` (history only).
+    pub state: StoredKeyState,
     pub created_at: UnixTime,
     /// When the key starts signing (`next` keys) or was retired.
     pub state_changed_at: UnixTime,
@@ -141,7 +142,7 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn update_signing_key_state(
         &self,
         kid: &Kid,
-        state: &str,
+        state: StoredKeyState,
         at: UnixTime,
     ) -> Result<(), StoreError>;
     async fn list_signing_keys(&self) -> Result<Vec<StoredKey>, StoreError>;

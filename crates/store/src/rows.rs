@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use portcullis_core::client::{AuthMethod, Client, TlsClientAuthMatch};
 use portcullis_core::device::{Device, DeviceId, DeviceState, RevocationReason};
+use portcullis_core::rotation::StoredKeyState;
 use portcullis_core::{ClientId, Kid, ScopeSet, SecretHash};
 
 use crate::pki::{IssuedCertificate, RevokedCertificate};
@@ -140,7 +141,11 @@ pub(crate) fn key_from_row(row: &impl ColumnReader) -> Result<StoredKey, StoreEr
         backend: row.text("backend")?,
         sealed_private: row.bytes("sealed_private")?,
         public_jwk: row.text("public_jwk")?,
-        state: row.text("state")?,
+        state: {
+            let state = row.text("state")?;
+            StoredKeyState::parse(&state)
+                .map_err(|_| StoreError::corrupt_field("signing_keys.state", &state))?
+        },
         created_at: row.int("created_at")?,
         state_changed_at: row.int("state_changed_at")?,
     })

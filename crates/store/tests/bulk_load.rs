@@ -1,6 +1,10 @@
 //! Bulk-load throughput: one million clients in one `insert_clients` call.
 //! `cargo test -p portcullis-store --test bulk_load -- --ignored --nocapture`
 
+// An integration test: a failure is a failed test, so panicking shortcuts are fine here
+// (and in the helpers it shares), unlike in the crates it tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::time::Instant;
 
 use portcullis_core::ClientId;

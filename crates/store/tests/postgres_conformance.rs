@@ -3,6 +3,10 @@
 //! to rewrite it. Each test works in a fresh schema (`postgres::test_schema`); without a
 //! reachable server they skip, except under `CI`, where they fail.
 
+// An integration test: a failure is a failed test, so panicking shortcuts are fine here
+// (and in the helpers it shares), unlike in the crates it tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -185,13 +189,17 @@ async fn changes_are_announced_for_cache_invalidation() {
             backend: "software".into(),
             sealed_private: vec![1],
             public_jwk: "{}".into(),
-            state: "next".into(),
+            state: portcullis_core::rotation::StoredKeyState::Next,
             created_at: 1,
             state_changed_at: 1,
         };
         store.insert_signing_key(&key).await.expect("insert key");
         store
-            .update_signing_key_state(&key.kid, "active", 2)
+            .update_signing_key_state(
+                &key.kid,
+                portcullis_core::rotation::StoredKeyState::Active,
+                2,
+            )
             .await
             .expect("promote");
         // Unknown ids change nothing and announce nothing.

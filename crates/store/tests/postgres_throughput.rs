@@ -3,6 +3,10 @@
 //! `cargo test -p portcullis-store --test postgres_throughput -- --ignored --nocapture --test-threads 1`
 //! Results go to `docs/benchmarks.md`.
 
+// An integration test: a failure is a failed test, so panicking shortcuts are fine here
+// (and in the helpers it shares), unlike in the crates it tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::time::Instant;
 
 use portcullis_core::audit::AuditEvent;

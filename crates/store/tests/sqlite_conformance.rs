@@ -1,5 +1,9 @@
 //! The SQLite backend against the backend-independent [`Store`] contract.
 
+// An integration test: a failure is a failed test, so panicking shortcuts are fine here
+// (and in the helpers it shares), unlike in the crates it tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::sync::Arc;
 
 use portcullis_core::device::DeviceId;

@@ -80,7 +80,7 @@ impl Store for FlakyStore {
     async fn update_signing_key_state(
         &self,
         _: &Kid,
-        _: &str,
+        _: portcullis_core::rotation::StoredKeyState,
         _: UnixTime,
     ) -> Result<(), StoreError> {
         Err(unused())

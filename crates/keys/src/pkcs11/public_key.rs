@@ -6,6 +6,7 @@
 
 use super::error::token_error;
 use crate::jwk::KeyMembers;
+use crate::verify::strip_leading_zeros;
 use crate::{Algorithm, Jwk, KeyError};
 use cryptoki::mechanism::MechanismType;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectHandle};
@@ -141,11 +142,6 @@ fn unwrap_octet_string(bytes: &[u8], point_len: usize) -> Result<&[u8], KeyError
             "the token returned a public point of an unexpected size".into(),
         )),
     }
-}
-
-fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
-    let first = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
-    &bytes[first..]
 }
 
 #[cfg(test)]

@@ -31,7 +31,9 @@ pub fn seal(master: &MasterKey, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>,
     out.push(VERSION);
     out.extend_from_slice(&wrap_nonce);
     out.extend_from_slice(data_key.as_slice());
-    let wrapped = &mut out[1 + NONCE_LEN..];
+    let wrapped = out
+        .get_mut(1 + NONCE_LEN..)
+        .ok_or(KeyError::Crypto("wrapping the data key failed"))?;
     let tag = aes_key(master.as_bytes())?
         .seal_in_place_separate_tag(
             Nonce::assume_unique_for_key(wrap_nonce),
@@ -48,7 +50,8 @@ pub fn seal(master: &MasterKey, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>,
         .seal_in_place_separate_tag(
             Nonce::assume_unique_for_key(data_nonce),
             Aad::from(aad),
-            &mut out[body_start..],
+            out.get_mut(body_start..)
+                .ok_or(KeyError::Crypto("encrypting the key failed"))?,
         )
         .map_err(|_| KeyError::Crypto("encrypting the key failed"))?;
     out.extend_from_slice(tag.as_ref());
@@ -80,7 +83,10 @@ pub fn open(master: &MasterKey, sealed: &[u8], aad: &[u8]) -> Result<Zeroizing<V
         .map_err(|_| KeyError::WrongMasterKey)?;
 
     let mut plaintext = Zeroizing::new(body.to_vec());
-    let len = aes_key(&data_key[..DATA_KEY_LEN])?
+    let data_key = data_key
+        .get(..DATA_KEY_LEN)
+        .ok_or_else(|| KeyError::Corrupt("sealed key is truncated".into()))?;
+    let len = aes_key(data_key)?
         .open_in_place(nonce(data_nonce)?, Aad::from(aad), plaintext.as_mut_slice())
         .map_err(|_| KeyError::Corrupt("sealed key does not authenticate".into()))?
         .len();

@@ -75,7 +75,11 @@ impl MasterKey {
             return Err(corrupt(path, "is not base64 of a 32-byte key"));
         }
         let mut bytes = Zeroizing::new([0u8; MASTER_KEY_LEN]);
-        bytes.copy_from_slice(&decoded[..MASTER_KEY_LEN]);
+        bytes.copy_from_slice(
+            decoded
+                .get(..MASTER_KEY_LEN)
+                .ok_or_else(|| corrupt(path, "is not base64 of a 32-byte key"))?,
+        );
         Ok(MasterKey { bytes })
     }
 

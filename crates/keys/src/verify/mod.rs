@@ -16,6 +16,7 @@ mod tests;
 
 pub use decode::{decode, Decoded, JwsHeader, MAX_TOKEN_BYTES};
 pub use hmac::verify_hmac;
+pub(crate) use verifying_key::strip_leading_zeros;
 pub use verifying_key::VerifyingKey;
 
 use crate::KeyError;

@@ -156,9 +156,11 @@ fn parse_rsa(
         .map_err(|_| KeyError::Malformed("RSA public key is invalid".into()))
 }
 
-fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
+/// A big-endian unsigned integer without its leading zero octets (JWK `n`/`e`, RFC 7518
+/// §6.3.1, have none; PKCS#11 and DER may carry them).
+pub(crate) fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
     let first = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
-    &bytes[first..]
+    bytes.get(first..).unwrap_or_default()
 }
 
 /// Bit length of a big-endian unsigned integer without leading zero bytes.

@@ -66,8 +66,13 @@ impl ResponseCache {
 
     fn shard(&self, serial: &str) -> MutexGuard<'_, u64> {
         let i = (self.hasher.hash_one(serial) % SHARDS as u64) as usize;
+        #[allow(
+            clippy::indexing_slicing,
+            reason = "the remainder is below SHARDS, the number of counters"
+        )]
+        let counter = &self.generations[i];
         // A panic while holding this lock leaves only a counter behind; keep using it.
-        self.generations[i]
+        counter
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -113,9 +118,11 @@ impl ResponseCache {
     }
 
     pub fn invalidate_all(&self) {
-        let mut shards: Vec<_> = (0..SHARDS)
-            .map(|i| {
-                self.generations[i]
+        let mut shards: Vec<_> = self
+            .generations
+            .iter()
+            .map(|counter| {
+                counter
                     .lock()
                     .unwrap_or_else(|poisoned| poisoned.into_inner())
             })

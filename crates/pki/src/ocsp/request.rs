@@ -248,8 +248,8 @@ fn percent_decode(s: &str) -> Result<Vec<u8>, OcspError> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
+    while let Some(&byte) = bytes.get(i) {
+        match byte {
             b'%' => {
                 let hex = bytes
                     .get(i + 1..i + 3)

@@ -53,7 +53,7 @@ pub fn print_table(columns: &[&str], rows: &[Value]) {
         .map(|(i, c)| {
             cells
                 .iter()
-                .map(|r| r[i].chars().count())
+                .map(|r| r.get(i).map_or(0, |cell| cell.chars().count()))
                 .chain([c.len()])
                 .max()
                 .unwrap_or(0)

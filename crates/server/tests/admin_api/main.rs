@@ -3,6 +3,10 @@
 //! log. One test binary (modules below) so the
 //! workspace links it once.
 
+// An integration test: a failure is a failed test, so panicking shortcuts are fine here
+// (and in the helpers it shares), unlike in the crates it tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 mod audit_and_openapi;
 mod auth;
 mod clients;

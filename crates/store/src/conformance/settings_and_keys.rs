@@ -1,5 +1,6 @@
 //! Settings written once, and signing keys through their rotation states.
 
+use portcullis_core::rotation::StoredKeyState;
 use portcullis_core::Kid;
 
 use crate::{Store, StoreError, StoredKey};
@@ -42,14 +43,14 @@ pub async fn setting_put_if_absent_keeps_the_first_value(store: &dyn Store) {
         .expect("replace"));
 }
 
-fn stored_key(kid: &str, state: &str, created_at: i64) -> StoredKey {
+fn stored_key(kid: &str, state: StoredKeyState, created_at: i64) -> StoredKey {
     StoredKey {
         kid: Kid::parse(kid).expect("valid kid"),
         alg: "ES256".into(),
         backend: "software".into(),
         sealed_private: vec![9, 8, 7, 0],
         public_jwk: format!(r#"{{"kty":"EC","kid":"{kid}"}}"#),
-        state: state.into(),
+        state,
         created_at,
         state_changed_at: created_at,
     }
@@ -57,8 +58,8 @@ fn stored_key(kid: &str, state: &str, created_at: i64) -> StoredKey {
 
 /// Keys list oldest first, move between states, and unknown kids are `NotFound`.
 pub async fn signing_keys_are_listed_and_change_state(store: &dyn Store) {
-    let older = stored_key("key-old", "active", 100);
-    let newer = stored_key("key-new", "next", 200);
+    let older = stored_key("key-old", StoredKeyState::Active, 100);
+    let newer = stored_key("key-new", StoredKeyState::Next, 200);
     store.insert_signing_key(&newer).await.expect("insert");
     store.insert_signing_key(&older).await.expect("insert");
     let dup = store.insert_signing_key(&older).await;
@@ -73,22 +74,30 @@ pub async fn signing_keys_are_listed_and_change_state(store: &dyn Store) {
     assert_eq!(listed, vec![older.clone(), newer.clone()], "oldest first");
 
     store
-        .update_signing_key_state(&newer.kid, "active", 300)
+        .update_signing_key_state(&newer.kid, StoredKeyState::Active, 300)
         .await
         .expect("promote");
     store
-        .update_signing_key_state(&older.kid, "retired", 300)
+        .update_signing_key_state(&older.kid, StoredKeyState::Retired, 300)
         .await
         .expect("retire");
     let listed = ours(store.list_signing_keys().await.expect("list"));
-    let states: Vec<(&str, i64)> = listed
+    let states: Vec<(StoredKeyState, i64)> = listed
         .iter()
-        .map(|k| (k.state.as_str(), k.state_changed_at))
+        .map(|k| (k.state, k.state_changed_at))
         .collect();
-    assert_eq!(states, vec![("retired", 300), ("active", 300)]);
+    assert_eq!(
+        states,
+        vec![
+            (StoredKeyState::Retired, 300),
+            (StoredKeyState::Active, 300)
+        ]
+    );
 
     let missing = Kid::parse("key-missing").expect("valid kid");
-    let result = store.update_signing_key_state(&missing, "active", 1).await;
+    let result = store
+        .update_signing_key_state(&missing, StoredKeyState::Active, 1)
+        .await;
     assert!(matches!(result, Err(StoreError::NotFound)), "{result:?}");
 
     store

@@ -1,5 +1,6 @@
 //! The `signing_keys` table: the token signing keys and where each is in its rotation.
 
+use portcullis_core::rotation::StoredKeyState;
 use portcullis_core::{Kid, UnixTime};
 use sqlx::PgPool;
 
@@ -29,7 +30,7 @@ pub(super) async fn insert(pool: &PgPool, key: &StoredKey) -> Result<(), StoreEr
 pub(super) async fn update_state(
     pool: &PgPool,
     kid: &Kid,
-    state: &str,
+    state: StoredKeyState,
     at: UnixTime,
 ) -> Result<(), StoreError> {
     let announced: Option<String> = sqlx::query_scalar(
@@ -37,7 +38,7 @@ pub(super) async fn update_state(
          WHERE kid = $3 RETURNING kid) \
          SELECT portcullis_notify_change('key', kid) FROM updated",
     )
-    .bind(state)
+    .bind(state.as_str())
     .bind(at)
     .bind(kid.as_str())
     .fetch_optional(pool)

@@ -40,6 +40,7 @@ use async_trait::async_trait;
 use portcullis_core::audit::{AuditEvent, AuditRecord};
 use portcullis_core::client::Client;
 use portcullis_core::device::{Device, DeviceId, DeviceState, RevocationReason};
+use portcullis_core::rotation::StoredKeyState;
 use portcullis_core::{ClientId, Kid, UnixTime};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection};
@@ -229,7 +230,7 @@ impl Store for PostgresStore {
     async fn update_signing_key_state(
         &self,
         kid: &Kid,
-        state: &str,
+        state: StoredKeyState,
         at: UnixTime,
     ) -> Result<(), StoreError> {
         keys::update_state(&self.pool, kid, state, at).await

@@ -10,6 +10,9 @@
 //!
 //! Test support: failures panic, like the assertions of the tests that call it.
 
+// Test support: a failure here is a failed test, so panicking shortcuts are fine.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::collections::hash_map::RandomState;
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};

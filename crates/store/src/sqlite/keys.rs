@@ -1,5 +1,6 @@
 //! The `signing_keys` table: the token signing keys and where each is in its rotation.
 
+use portcullis_core::rotation::StoredKeyState;
 use portcullis_core::{Kid, UnixTime};
 use sqlx::SqlitePool;
 
@@ -28,12 +29,12 @@ pub(super) async fn insert(pool: &SqlitePool, key: &StoredKey) -> Result<(), Sto
 pub(super) async fn update_state(
     pool: &SqlitePool,
     kid: &Kid,
-    state: &str,
+    state: StoredKeyState,
     at: UnixTime,
 ) -> Result<(), StoreError> {
     let result =
         sqlx::query("UPDATE signing_keys SET state = ?, state_changed_at = ? WHERE kid = ?")
-            .bind(state)
+            .bind(state.as_str())
             .bind(at)
             .bind(kid.as_str())
             .execute(pool)

@@ -23,6 +23,7 @@ use async_trait::async_trait;
 use portcullis_core::audit::{AuditEvent, AuditRecord};
 use portcullis_core::client::Client;
 use portcullis_core::device::{Device, DeviceId, DeviceState, RevocationReason};
+use portcullis_core::rotation::StoredKeyState;
 use portcullis_core::{ClientId, Kid, UnixTime};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -155,7 +156,7 @@ impl Store for SqliteStore {
     async fn update_signing_key_state(
         &self,
         kid: &Kid,
-        state: &str,
+        state: StoredKeyState,
         at: UnixTime,
     ) -> Result<(), StoreError> {
         let _writer = self.writer.lock().await;
