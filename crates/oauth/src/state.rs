@@ -69,9 +69,7 @@ pub struct AuthServer {
 
 /// The system clock, in whole seconds since the Unix epoch.
 fn system_clock() -> UnixTime {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    portcullis_core::time::unix_seconds(std::time::SystemTime::now())
 }
 
 impl AuthServer {

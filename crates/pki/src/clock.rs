@@ -3,14 +3,10 @@
 
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    portcullis_core::time::unix_seconds(std::time::SystemTime::now())
 }
 
 /// Milliseconds since the Unix epoch (CRL generation time and number).
 pub fn unix_now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    portcullis_core::time::unix_millis(std::time::SystemTime::now())
 }

@@ -19,6 +19,7 @@ use portcullis_store::Store;
 use tokio::task::JoinHandle;
 
 use crate::bootstrap::unix_now;
+use crate::serve_error::CheckpointError;
 
 /// The lease that makes one node take checkpoints.
 const CHECKPOINT_LEASE: &str = "audit-checkpoint";
@@ -69,13 +70,13 @@ impl CheckpointJob {
 
     /// One tick: renews the lease and, when this node holds it and something other than a
     /// checkpoint was recorded since the last one, checkpoints the head. Returns what it took.
-    pub async fn take_checkpoint(&self) -> Result<Option<CheckpointDetail>, String> {
+    pub async fn take_checkpoint(&self) -> Result<Option<CheckpointDetail>, CheckpointError> {
         let now = unix_now();
         let leader = self
             .store
             .try_acquire_lease(CHECKPOINT_LEASE, &self.node_id, self.lease_secs(), now)
             .await
-            .map_err(|e| format!("checkpoint lease: {e}"))?;
+            .map_err(CheckpointError::Lease)?;
         if !leader {
             return Ok(None);
         }
@@ -83,12 +84,11 @@ impl CheckpointJob {
             .store
             .list_audit_desc(i64::MAX, 1)
             .await
-            .map_err(|e| format!("reading the chain head: {e}"))?;
+            .map_err(CheckpointError::Head)?;
         let Some(head) = head.first().filter(|head| checkpoint_due(Some(head))) else {
             return Ok(None);
         };
-        let detail =
-            sign_checkpoint(&self.keys.active(), head, now).map_err(|e| format!("signing: {e}"))?;
+        let detail = sign_checkpoint(&self.keys.active(), head, now)?;
         // The operational log keeps a copy outside the database: the only thing that shows a
         // chain cut back behind its newest checkpoints. Nothing here is secret.
         tracing::info!(

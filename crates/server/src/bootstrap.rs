@@ -69,10 +69,7 @@ pub struct Node {
 
 /// Current Unix time.
 pub fn unix_now() -> UnixTime {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    portcullis_core::time::unix_seconds(std::time::SystemTime::now())
 }
 
 /// The data directory, the master key and the store, each created if missing: what a node

@@ -16,15 +16,13 @@ const LATENCY_BUCKETS: &[f64] = &[
 ];
 
 /// Installs the process-wide Prometheus recorder (once) and returns its handle.
-pub fn install_recorder() -> Result<PrometheusHandle, String> {
+pub fn install_recorder() -> Result<PrometheusHandle, metrics_exporter_prometheus::BuildError> {
     PrometheusBuilder::new()
         .set_buckets_for_metric(
             Matcher::Full("portcullis_http_request_duration_seconds".into()),
             LATENCY_BUCKETS,
-        )
-        .map_err(|e| e.to_string())?
+        )?
         .install_recorder()
-        .map_err(|e| e.to_string())
 }
 
 /// The endpoint label: the route pattern, never the raw path (unbounded label values would

@@ -16,6 +16,7 @@ mod key_manager;
 mod mtls_validator;
 mod pki_setup;
 mod serve;
+mod serve_error;
 mod tls;
 mod tls_certificate;
 
@@ -132,7 +133,7 @@ fn serve_command(args: cli::ServeArgs) -> Result<(), CommandError> {
     init_tracing(&config);
     runtime()?
         .block_on(serve::run(config, args.adopt_issuer))
-        .map_err(CommandError::Failed)
+        .map_err(|e| CommandError::Failed(e.to_string()))
 }
 
 fn init_tracing(config: &Config) {

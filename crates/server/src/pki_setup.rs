@@ -15,6 +15,8 @@ use serde_json::json;
 use crate::bootstrap::{unix_now, Node};
 use crate::ca_custody::CustodyVault;
 use crate::config::Config;
+use crate::config::ConfigError;
+use crate::serve_error::ServeError;
 
 /// The PKI of this node.
 pub struct NodePki {
@@ -23,12 +25,12 @@ pub struct NodePki {
 }
 
 /// The CA settings the configuration describes.
-pub fn ca_settings(config: &Config, public_url: &str) -> Result<CaSettings, String> {
+pub fn ca_settings(config: &Config, public_url: &str) -> Result<CaSettings, ConfigError> {
     Ok(CaSettings {
         name: config.pki.ca_name.clone(),
-        algorithm: config.ca_algorithm().map_err(|e| e.to_string())?,
+        algorithm: config.ca_algorithm()?,
         urls: PkiUrls::under(public_url),
-        profile: config.certificate_profile().map_err(|e| e.to_string())?,
+        profile: config.certificate_profile()?,
     })
 }
 
@@ -38,13 +40,13 @@ pub async fn start(
     node: &Node,
     public_url: &str,
     audit: AuditLog,
-) -> Result<NodePki, String> {
+) -> Result<NodePki, ServeError> {
     let settings = ca_settings(config, public_url)?;
     let vault = CustodyVault::new(&node.custody);
     let (ca, created) =
         CertificateAuthority::load_or_create(node.store.as_ref(), &vault, &settings, unix_now())
             .await
-            .map_err(|e| format!("device CA: {e}"))?;
+            .map_err(ServeError::pki("device CA"))?;
     if created {
         tracing::info!(
             backend = node.custody.backend_name(),
@@ -70,16 +72,18 @@ pub async fn start(
                 ..OcspConfig::default()
             },
         )
-        .map_err(|e| format!("OCSP responder: {e}"))?,
+        .map_err(ServeError::pki("OCSP responder"))?,
     );
     let manufacturers = match &config.pki.manufacturer_ca_file {
         Some(path) => {
-            let text = std::fs::read(path)
-                .map_err(|e| format!("pki.manufacturer_ca_file {}: {e}", path.display()))?;
+            let text = std::fs::read(path).map_err(|source| ServeError::ManufacturerCas {
+                path: path.clone(),
+                source,
+            })?;
             let certs = portcullis_pki::ca::pem_blocks(&text, "CERTIFICATE")
-                .map_err(|e| format!("pki.manufacturer_ca_file: {e}"))?;
+                .map_err(ServeError::pki("pki.manufacturer_ca_file"))?;
             if certs.is_empty() {
-                return Err("pki.manufacturer_ca_file holds no CERTIFICATE".into());
+                return Err(ServeError::NoManufacturerCa { path: path.clone() });
             }
             certs
         }
@@ -95,7 +99,7 @@ pub async fn start(
         config.store.device_cache_entries,
     )
     .and_then(|p| p.with_manufacturer_cas(manufacturers))
-    .map_err(|e| format!("device PKI: {e}"))?
+    .map_err(ServeError::pki("device PKI"))?
     .with_revocation_hook(presigning(hook_ocsp));
     Ok(NodePki {
         pki: Arc::new(pki),

@@ -15,6 +15,7 @@ use crate::bootstrap::{self, unix_now};
 use crate::config::Config;
 use crate::http_metrics;
 use crate::key_manager::KeyManager;
+use crate::serve_error::ServeError;
 
 /// How often expired revocations and assertion ids are purged.
 const PURGE_INTERVAL: Duration = Duration::from_secs(60);
@@ -35,33 +36,39 @@ const CRL_LEASE: &str = "crl";
 const CRL_LEASE_SECS: i64 = 10;
 
 /// Runs the server until a shutdown signal.
-pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), String> {
+pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), ServeError> {
     let shutdown = shutdown_signal()?;
     let metrics = http_metrics::install_recorder()?;
     // Bind first: with `--listen 127.0.0.1:0` the issuer must name the port actually bound.
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
-        .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?;
-    let local = listener.local_addr().map_err(|e| e.to_string())?;
+        .map_err(|source| ServeError::Listen {
+            addr: config.server.listen,
+            tls: false,
+            source,
+        })?;
+    let local = listener.local_addr().map_err(ServeError::Http)?;
     // Without a configured issuer: `http://<bound address>`, unless a shared store already
     // keeps the issuer of its first node (bootstrap::resolve_issuer).
     let default_issuer = format!("http://{local}");
-    let tls_listener = match config.tls_listen().map_err(|e| e.to_string())? {
+    let tls_listener = match config.tls_listen()? {
         Some(addr) => Some(
             tokio::net::TcpListener::bind(addr)
                 .await
-                .map_err(|e| format!("cannot listen on {addr} (TLS): {e}"))?,
+                .map_err(|source| ServeError::Listen {
+                    addr,
+                    tls: true,
+                    source,
+                })?,
         ),
         None => None,
     };
     let tls_local = tls_listener
         .as_ref()
-        .map(|l| l.local_addr().map_err(|e| e.to_string()))
+        .map(|l| l.local_addr().map_err(ServeError::Http))
         .transpose()?;
 
-    let node = bootstrap::prepare(&config, &default_issuer, adopt_issuer)
-        .await
-        .map_err(|e| e.to_string())?;
+    let node = bootstrap::prepare(&config, &default_issuer, adopt_issuer).await?;
     let issuer = node.issuer.clone();
     if let Some(path) = &node.admin_credential_written {
         tracing::info!(path = %path.display(), "first start: bootstrap admin credential written (mode 0600)");
@@ -86,10 +93,10 @@ pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), String> {
         rate_per_client: config.rate_limit.per_client,
         rate_per_address: config.rate_limit.per_address,
         auth_failures_per_minute: config.rate_limit.auth_failures_per_minute,
-        assertion_algorithms: config.assertion_algorithms().map_err(|e| e.to_string())?,
+        assertion_algorithms: config.assertion_algorithms()?,
         mtls_base: tls_local.map(|a| format!("https://{a}")),
     };
-    let trusted_proxies = Arc::new(config.trusted_proxies().map_err(|e| e.to_string())?);
+    let trusted_proxies = Arc::new(config.trusted_proxies()?);
     let server = Arc::new(
         AuthServer::new(
             settings,
@@ -102,26 +109,20 @@ pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), String> {
         .with_client_cache_entries(config.store.client_cache_entries)
         .with_certificate_validator(Arc::new(validator)),
     );
-    server
-        .reload_revocations()
-        .await
-        .map_err(|e| e.to_string())?;
+    server.reload_revocations().await?;
 
     let key_manager = Arc::new(KeyManager::new(
         node.store.clone(),
         node.custody,
         node.keys.clone(),
-        config.rotation_policy().map_err(|e| e.to_string())?,
-        config.signing_algorithm().map_err(|e| e.to_string())?,
+        config.rotation_policy()?,
+        config.signing_algorithm()?,
         audit.clone(),
     ));
-    key_manager
-        .reconcile()
-        .await
-        .map_err(|e| format!("signing keys: {e}"))?;
+    key_manager.reconcile().await?;
 
     // Other nodes' changes (PostgreSQL NOTIFY) invalidate this node's caches.
-    if let Some(feed) = node.store.change_feed().await.map_err(|e| e.to_string())? {
+    if let Some(feed) = node.store.change_feed().await? {
         tokio::spawn(crate::cache_coherence::follow_changes(
             server.clone(),
             key_manager.clone(),
@@ -189,7 +190,7 @@ pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), String> {
     )
     .with_graceful_shutdown(shutdown)
     .await
-    .map_err(|e| format!("server error: {e}"))?;
+    .map_err(ServeError::Http)?;
     background.abort();
     if let Some(task) = checkpoints {
         task.abort();
@@ -326,11 +327,10 @@ async fn claim_crl_lease(store: &dyn Store, node_id: &str, pki: &portcullis_pki:
 /// SIGTERM and SIGINT, registered at once: a signal that arrives before the server awaits it
 /// (a supervisor stopping a node the moment it reports listening) is kept for it rather
 /// than killing the process with the default action, so every stop is a clean one.
-fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, String> {
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, ServeError> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).map_err(|e| format!("SIGTERM handler: {e}"))?;
-    let mut interrupt =
-        signal(SignalKind::interrupt()).map_err(|e| format!("SIGINT handler: {e}"))?;
+    let mut term = signal(SignalKind::terminate()).map_err(ServeError::Signal)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(ServeError::Signal)?;
     Ok(async move {
         tokio::select! {
             _ = term.recv() => {},

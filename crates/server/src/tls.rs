@@ -9,6 +9,7 @@
 //! be replaced while the listener runs (`tls_certificate.rs` renews or reloads it); connections
 //! already established keep the certificate they were made with.
 
+use crate::tls_certificate::TlsCertificateError;
 use std::net::SocketAddr;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
@@ -140,28 +141,28 @@ fn crypto_provider() -> Arc<CryptoProvider> {
 pub fn certified_key(
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
-) -> Result<Arc<CertifiedKey>, String> {
+) -> Result<Arc<CertifiedKey>, TlsCertificateError> {
     CertifiedKey::from_der(chain, key, &crypto_provider())
         .map(Arc::new)
         .map_err(|e| match e {
             rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => {
-                "the private key does not belong to the certificate".to_owned()
+                TlsCertificateError::KeyMismatch
             }
-            e => format!("TLS server certificate: {e}"),
+            e => TlsCertificateError::Rustls(e),
         })
 }
 
 /// The rustls configuration of the HTTPS listener.
 pub fn server_config(
     certificate: Arc<CurrentCertificate>,
-) -> Result<Arc<rustls::ServerConfig>, String> {
+) -> Result<Arc<rustls::ServerConfig>, TlsCertificateError> {
     let provider = crypto_provider();
     let verifier = Arc::new(AnyClientCertificate {
         provider: provider.clone(),
     });
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS: {e}"))?
+        .map_err(TlsCertificateError::Rustls)?
         .with_client_cert_verifier(verifier)
         .with_cert_resolver(certificate);
     config.alpn_protocols = vec![b"http/1.1".to_vec()];

@@ -59,6 +59,47 @@ struct Served {
     not_after: i64,
 }
 
+/// Why the HTTPS listener's certificate could not be loaded, issued or renewed. No variant
+/// carries a parser's message about the key file: it could quote a line of the key.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsCertificateError {
+    /// A configured file could not be read (or its metadata not taken).
+    #[error("{setting} {}: {source}", path.display())]
+    Unreadable {
+        setting: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The certificate file is not a PEM chain.
+    #[error("server.tls_cert_file {}: {why}", path.display())]
+    BadChain { path: PathBuf, why: String },
+    #[error("server.tls_cert_file {} holds no CERTIFICATE", path.display())]
+    NoCertificate { path: PathBuf },
+    #[error(
+        "server.tls_key_file {} holds no readable PEM private key (PKCS#8, PKCS#1 or SEC1)",
+        path.display()
+    )]
+    NoPrivateKey { path: PathBuf },
+    /// The two files do not make a usable pair.
+    #[error("server.tls_cert_file {} with server.tls_key_file {}: {source}", cert.display(), key.display())]
+    Pair {
+        cert: PathBuf,
+        key: PathBuf,
+        source: Box<TlsCertificateError>,
+    },
+    #[error("the private key does not belong to the certificate")]
+    KeyMismatch,
+    #[error("TLS: {0}")]
+    Rustls(rustls::Error),
+    #[error("TLS key: {0}")]
+    KeyGeneration(rcgen::Error),
+    #[error("TLS certificate: {0}")]
+    Issue(portcullis_pki::PkiError),
+    #[error("recording the TLS certificate: {0}")]
+    Record(portcullis_store::StoreError),
+}
+
 /// Modification time and length of the certificate and key files: a change to either means
 /// they are read again. (A rotation replaces files or the symlinks to them; metadata follows
 /// symlinks, as cert-manager's `..data` link needs.)
@@ -68,7 +109,11 @@ struct FileStamps([(Option<SystemTime>, u64); 2]);
 impl TlsCertificate {
     /// The first certificate: the configured files, or one issued for `[pki] tls_names` and
     /// the bound address. An error here stops the start.
-    pub async fn load(config: &Config, pki: &Arc<Pki>, bound: SocketAddr) -> Result<Self, String> {
+    pub async fn load(
+        config: &Config,
+        pki: &Arc<Pki>,
+        bound: SocketAddr,
+    ) -> Result<Self, TlsCertificateError> {
         let lifetime_secs = config.pki.tls_cert_lifetime_secs;
         let interval = tls_renewal::check_interval(lifetime_secs.unsigned_abs());
         match (&config.server.tls_cert_file, &config.server.tls_key_file) {
@@ -81,7 +126,11 @@ impl TlsCertificate {
     }
 
     /// A certificate read from `cert` (PEM chain, leaf first) and `key` (PEM private key).
-    async fn from_files(cert: &Path, key: &Path, interval: Duration) -> Result<Self, String> {
+    async fn from_files(
+        cert: &Path,
+        key: &Path,
+        interval: Duration,
+    ) -> Result<Self, TlsCertificateError> {
         let (certified, loaded) = read_files(cert, key).await?;
         Ok(Self {
             current: Arc::new(CurrentCertificate::new(certified)),
@@ -100,7 +149,7 @@ impl TlsCertificate {
         names: Vec<String>,
         lifetime_secs: i64,
         interval: Duration,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, TlsCertificateError> {
         let (certified, served) = issue(&pki, &names, lifetime_secs).await?;
         tracing::info!(
             serial = %served.serial,
@@ -149,7 +198,7 @@ impl TlsCertificate {
     }
 
     /// Renews or reloads the certificate when due; `Ok` also when nothing was due.
-    async fn refresh(&mut self) -> Result<(), String> {
+    async fn refresh(&mut self) -> Result<(), TlsCertificateError> {
         match &mut self.source {
             Source::Issued {
                 pki,
@@ -229,13 +278,13 @@ async fn issue(
     pki: &Pki,
     names: &[String],
     lifetime_secs: i64,
-) -> Result<(Arc<CertifiedKey>, Served), String> {
+) -> Result<(Arc<CertifiedKey>, Served), TlsCertificateError> {
     let issued_at = unix_now();
-    let key = rcgen::KeyPair::generate().map_err(|e| format!("TLS key: {e}"))?;
+    let key = rcgen::KeyPair::generate().map_err(TlsCertificateError::KeyGeneration)?;
     let issued = pki
         .ca
         .issue_tls_server(names, &key, lifetime_secs, issued_at)
-        .map_err(|e| format!("TLS certificate: {e}"))?;
+        .map_err(TlsCertificateError::Issue)?;
     if issued.not_after < issued_at.saturating_add(lifetime_secs) {
         tracing::warn!(
             not_after = issued.not_after,
@@ -258,18 +307,22 @@ async fn issue(
     pki.store
         .insert_certificate(&issued)
         .await
-        .map_err(|e| format!("recording the TLS certificate: {e}"))?;
+        .map_err(TlsCertificateError::Record)?;
     Ok((certified, served))
 }
 
-async fn file_stamps(cert: &Path, key: &Path) -> Result<FileStamps, String> {
-    let stamp = |path: &Path, what: &'static str| {
+async fn file_stamps(cert: &Path, key: &Path) -> Result<FileStamps, TlsCertificateError> {
+    let stamp = |path: &Path, setting: &'static str| {
         let path = path.to_owned();
         async move {
-            let meta = tokio::fs::metadata(&path)
-                .await
-                .map_err(|e| format!("{what} {}: {e}", path.display()))?;
-            Ok::<_, String>((meta.modified().ok(), meta.len()))
+            match tokio::fs::metadata(&path).await {
+                Ok(meta) => Ok((meta.modified().ok(), meta.len())),
+                Err(source) => Err(TlsCertificateError::Unreadable {
+                    setting,
+                    path,
+                    source,
+                }),
+            }
         }
     };
     Ok(FileStamps([
@@ -280,33 +333,48 @@ async fn file_stamps(cert: &Path, key: &Path) -> Result<FileStamps, String> {
 
 /// Reads and checks a certificate chain and its key. The stamps are taken first, so a file
 /// replaced while it is read is read again at the next check.
-async fn read_files(cert: &Path, key: &Path) -> Result<(Arc<CertifiedKey>, FileStamps), String> {
+async fn read_files(
+    cert: &Path,
+    key: &Path,
+) -> Result<(Arc<CertifiedKey>, FileStamps), TlsCertificateError> {
     let stamps = file_stamps(cert, key).await?;
-    let cert_name = || format!("server.tls_cert_file {}", cert.display());
-    let key_name = || format!("server.tls_key_file {}", key.display());
+    let unreadable = |setting: &'static str, path: &Path| {
+        let path = path.to_owned();
+        move |source| TlsCertificateError::Unreadable {
+            setting,
+            path,
+            source,
+        }
+    };
     let cert_pem = tokio::fs::read(cert)
         .await
-        .map_err(|e| format!("{}: {e}", cert_name()))?;
+        .map_err(unreadable("server.tls_cert_file", cert))?;
     let key_pem = Zeroizing::new(
         tokio::fs::read(key)
             .await
-            .map_err(|e| format!("{}: {e}", key_name()))?,
+            .map_err(unreadable("server.tls_key_file", key))?,
     );
     let chain = CertificateDer::pem_slice_iter(&cert_pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("{}: {e}", cert_name()))?;
+        .map_err(|e| TlsCertificateError::BadChain {
+            path: cert.to_owned(),
+            why: e.to_string(),
+        })?;
     if chain.is_empty() {
-        return Err(format!("{} holds no CERTIFICATE", cert_name()));
+        return Err(TlsCertificateError::NoCertificate {
+            path: cert.to_owned(),
+        });
     }
     // The parser's message is not passed on: it could quote a line of the key file.
-    let private_key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| {
-        format!(
-            "{} holds no readable PEM private key (PKCS#8, PKCS#1 or SEC1)",
-            key_name()
-        )
+    let private_key =
+        PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| TlsCertificateError::NoPrivateKey {
+            path: key.to_owned(),
+        })?;
+    let certified = certified_key(chain, private_key).map_err(|e| TlsCertificateError::Pair {
+        cert: cert.to_owned(),
+        key: key.to_owned(),
+        source: Box::new(e),
     })?;
-    let certified = certified_key(chain, private_key)
-        .map_err(|e| format!("{} with {}: {e}", cert_name(), key_name()))?;
     Ok((certified, stamps))
 }
 
@@ -397,7 +465,7 @@ mod tests {
                 Some(content) => write(path, content),
                 None => std::fs::remove_file(path).unwrap(),
             }
-            let err = tls.refresh().await.unwrap_err();
+            let err = tls.refresh().await.unwrap_err().to_string();
             assert!(err.contains(expected), "{err}");
             assert!(!err.contains("AAAA"), "{err}");
             assert_eq!(served_leaf(&tls), leaf_of(&second_cert), "{err}");
@@ -424,7 +492,8 @@ mod tests {
         let err = TlsCertificate::from_files(&cert, &key, Duration::from_secs(1))
             .await
             .err()
-            .unwrap();
+            .unwrap()
+            .to_string();
         assert!(err.contains("server.tls_cert_file"), "{err}");
     }
 }

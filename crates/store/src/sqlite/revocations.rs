@@ -2,7 +2,7 @@
 //! assertion jtis (RFC 7523 §3 item 7). Both are kept only until the token or assertion would
 //! have expired anyway, then purged.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use portcullis_core::{ClientId, UnixTime};
 use sqlx::{Row, SqlitePool};
@@ -99,7 +99,5 @@ pub(super) async fn purge_expired(pool: &SqlitePool, now: UnixTime) -> Result<u6
 /// whether a stored jti is a stale leftover. A clock before 1970 counts as 0, which treats
 /// every stored jti as live: the safe direction (a replay is refused, never accepted).
 fn now() -> UnixTime {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    portcullis_core::time::unix_seconds(SystemTime::now())
 }
