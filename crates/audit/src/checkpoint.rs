@@ -112,7 +112,7 @@ pub fn check_checkpoint_signature(
     if decoded.header.kid.as_deref() != Some(detail.kid.as_str()) {
         return Err(malformed("JWS header names another key".into()));
     }
-    let claims = CheckpointClaims::parse(&decoded.claims).map_err(malformed)?;
+    let claims = CheckpointClaims::parse(&decoded.claims).map_err(|e| malformed(e.to_string()))?;
     detail.check_claims(seq, &claims)?;
     let status = match (keys.keys.get(&detail.kid), &keys.unknown) {
         (Some(KeyTrust::Trusted(key)), _) => {

@@ -53,11 +53,11 @@ impl CheckpointClaims {
 
     /// Parses a signed payload: exactly these four members, the right `typ`, a positive
     /// `seq` and a well-formed hash.
-    pub fn parse(json: &[u8]) -> Result<CheckpointClaims, String> {
+    pub fn parse(json: &[u8]) -> Result<CheckpointClaims, MalformedCheckpoint> {
         let claims: CheckpointClaims = serde_json::from_slice(json)
-            .map_err(|e| format!("signed payload is not checkpoint claims ({e})"))?;
+            .map_err(|e| MalformedCheckpoint::NotClaims(e.to_string()))?;
         if claims.typ != CHECKPOINT_CLAIM_TYP {
-            return Err(format!("signed payload has typ {:?}", claims.typ));
+            return Err(MalformedCheckpoint::WrongTyp(claims.typ));
         }
         check_position(claims.seq, &claims.hash)?;
         Ok(claims)
@@ -106,7 +106,7 @@ impl CheckpointDetail {
         };
         let detail: CheckpointDetail = serde_json::from_value(record.event.detail.clone())
             .map_err(|e| malformed(format!("detail is not a checkpoint ({e})")))?;
-        check_position(detail.seq, &detail.hash).map_err(malformed)?;
+        check_position(detail.seq, &detail.hash).map_err(|e| malformed(e.to_string()))?;
         if detail.seq >= record.seq {
             return Err(malformed(format!(
                 "it claims to cover record {}, which is not before it",
@@ -156,12 +156,26 @@ impl CheckpointDetail {
     }
 }
 
-fn check_position(seq: i64, hash: &str) -> Result<(), String> {
+/// Why signed checkpoint claims or a checkpoint record's position are unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MalformedCheckpoint {
+    #[error("signed payload is not checkpoint claims ({0})")]
+    NotClaims(String),
+    #[error("signed payload has typ {0:?}")]
+    WrongTyp(String),
+    #[error("covered seq {0} is not a record")]
+    NotARecord(i64),
+    #[error("covered hash is not 64 hex digits")]
+    BadHash,
+}
+
+fn check_position(seq: i64, hash: &str) -> Result<(), MalformedCheckpoint> {
     if seq < 1 {
-        return Err(format!("covered seq {seq} is not a record"));
+        return Err(MalformedCheckpoint::NotARecord(seq));
     }
     if from_hex(hash).is_none() {
-        return Err("covered hash is not 64 hex digits".into());
+        return Err(MalformedCheckpoint::BadHash);
     }
     Ok(())
 }

@@ -29,6 +29,24 @@ pub const MAX_JWKS_BYTES: u64 = 64 * 1024;
 /// Most JWK Sets (inline or fetched) kept parsed.
 const MAX_CACHED_SETS: u64 = 10_000;
 
+/// Why a client's JWK Set could not be used (logged; the client is answered
+/// `invalid_client`).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientKeysError {
+    #[error("not a JWK Set: {0}")]
+    NotJwkSet(KeyError),
+    #[error("fetching the JWK Set: {0}")]
+    Fetch(String),
+    #[error("the JWK Set is larger than {MAX_JWKS_BYTES} bytes")]
+    TooLarge,
+    #[error("the JWK Set is not UTF-8")]
+    NotUtf8,
+    /// The fetch task could not run (the runtime is shutting down).
+    #[error("the fetch did not run: {0}")]
+    NotRun(String),
+}
+
 /// A parsed JWK Set: the keys usable for assertions, and when it was read.
 pub struct ClientKeys {
     keys: Vec<VerifyingKey>,
@@ -38,8 +56,8 @@ pub struct ClientKeys {
 impl ClientKeys {
     /// Keeps the keys of `set` that can verify one of `allowed`; others (encryption keys,
     /// algorithms policy refuses) are skipped rather than failing the whole set.
-    fn parse(text: &str, allowed: &[Algorithm]) -> Result<Self, String> {
-        let set = JwkSet::parse(text).map_err(|e| e.to_string())?;
+    fn parse(text: &str, allowed: &[Algorithm]) -> Result<Self, ClientKeysError> {
+        let set = JwkSet::parse(text).map_err(ClientKeysError::NotJwkSet)?;
         let keys = set
             .keys
             .iter()
@@ -106,7 +124,11 @@ impl Default for ClientKeyCache {
 
 impl ClientKeyCache {
     /// The parsed inline set, parsing it on first use.
-    fn inline_keys(&self, text: &str, allowed: &[Algorithm]) -> Result<Arc<ClientKeys>, String> {
+    fn inline_keys(
+        &self,
+        text: &str,
+        allowed: &[Algorithm],
+    ) -> Result<Arc<ClientKeys>, ClientKeysError> {
         if let Some(keys) = self.inline.get(text) {
             return Ok(keys);
         }
@@ -117,7 +139,11 @@ impl ClientKeyCache {
 
     /// The set published at `uri`, from the cache or fetched (concurrent callers share one
     /// fetch). The blocking HTTP client runs on the blocking pool.
-    async fn uri_keys(&self, uri: &str, allowed: &[Algorithm]) -> Result<Arc<ClientKeys>, String> {
+    async fn uri_keys(
+        &self,
+        uri: &str,
+        allowed: &[Algorithm],
+    ) -> Result<Arc<ClientKeys>, Arc<ClientKeysError>> {
         if let Some(keys) = self.fetched.get(uri) {
             return Ok(keys);
         }
@@ -126,34 +152,32 @@ impl ClientKeyCache {
         let allowed = allowed.to_vec();
         let uri = uri.to_owned();
         tokio::task::spawn_blocking(move || {
-            cache
-                .try_get_with(uri.clone(), || {
-                    fetch(&agent, &uri).and_then(|t| ClientKeys::parse(&t, &allowed).map(Arc::new))
-                })
-                .map_err(|e| e.to_string())
+            cache.try_get_with(uri.clone(), || {
+                fetch(&agent, &uri).and_then(|t| ClientKeys::parse(&t, &allowed).map(Arc::new))
+            })
         })
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(|e| Arc::new(ClientKeysError::NotRun(e.to_string())))?
     }
 }
 
 /// Fetches a JWK Set: bounded in time ([`FETCH_TIMEOUT`]) and size ([`MAX_JWKS_BYTES`]).
-fn fetch(agent: &ureq::Agent, uri: &str) -> Result<String, String> {
+fn fetch(agent: &ureq::Agent, uri: &str) -> Result<String, ClientKeysError> {
     let response = agent
         .get(uri)
         .set("Accept", "application/json")
         .call()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| ClientKeysError::Fetch(e.to_string()))?;
     let mut body = Vec::new();
     response
         .into_reader()
         .take(MAX_JWKS_BYTES + 1)
         .read_to_end(&mut body)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| ClientKeysError::Fetch(e.to_string()))?;
     if body.len() as u64 > MAX_JWKS_BYTES {
-        return Err(format!("JWK Set is larger than {MAX_JWKS_BYTES} bytes"));
+        return Err(ClientKeysError::TooLarge);
     }
-    String::from_utf8(body).map_err(|_| "JWK Set is not UTF-8".to_owned())
+    String::from_utf8(body).map_err(|_| ClientKeysError::NotUtf8)
 }
 
 /// Whether the assertion is signed by one of the client's registered keys. The algorithm

@@ -97,8 +97,7 @@ impl ClientRegistry for AuthServer {
         }
         let text = serde_json::to_string(jwks)
             .map_err(|_| CoreError::invalid("jwks", "must be a JSON object"))?;
-        crate::mtls::validate_self_signed_jwks(&text)
-            .map_err(|why| CoreError::invalid("jwks", why))?;
+        crate::mtls::validate_self_signed_jwks(&text)?;
         Ok(text)
     }
 

@@ -15,6 +15,7 @@
 //! Whatever the method, a token requested over a connection with a client certificate is
 //! bound to it (§3): `cnf.x5t#S256` is the SHA-256 of the leaf.
 
+use portcullis_core::CoreError;
 use std::future::Future;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::pin::Pin;
@@ -79,20 +80,38 @@ pub struct ValidatedCertificate {
     pub sha256: [u8; 32],
 }
 
+/// Why a client certificate was refused or its names could not be read. The text is for
+/// logs only: the client is answered `invalid_client` whatever it says.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CertificateError {
+    #[error("not a DER X.509 certificate: {0}")]
+    NotDer(String),
+    #[error("bytes after the certificate")]
+    TrailingBytes,
+    #[error("bad subjectAltName: {0}")]
+    BadSubjectAltName(String),
+    #[error("bad attribute value: {0}")]
+    BadAttribute(String),
+    /// The validator does not trust the chain (issuer, signature, dates, revocation).
+    #[error("{0}")]
+    Untrusted(String),
+}
+
 impl ValidatedCertificate {
     /// Reads the names of a leaf certificate. This decides nothing about trust: a
     /// [`CertificateValidator`] calls it once the chain checks have passed.
-    pub fn from_der(der: &[u8]) -> Result<Self, String> {
-        let (rest, cert) = X509Certificate::from_der(der)
-            .map_err(|e| format!("not a DER X.509 certificate: {e}"))?;
+    pub fn from_der(der: &[u8]) -> Result<Self, CertificateError> {
+        let (rest, cert) =
+            X509Certificate::from_der(der).map_err(|e| CertificateError::NotDer(e.to_string()))?;
         if !rest.is_empty() {
-            return Err("bytes after the certificate".into());
+            return Err(CertificateError::TrailingBytes);
         }
         Self::of(&cert, der)
     }
 
     /// [`Self::from_der`] for a certificate already parsed from `der`.
-    pub fn of(cert: &X509Certificate<'_>, der: &[u8]) -> Result<Self, String> {
+    pub fn of(cert: &X509Certificate<'_>, der: &[u8]) -> Result<Self, CertificateError> {
         let mut out = ValidatedCertificate {
             subject_dn: rfc4514(cert.subject())?,
             san_dns: Vec::new(),
@@ -103,7 +122,7 @@ impl ValidatedCertificate {
         };
         let san = cert
             .subject_alternative_name()
-            .map_err(|e| format!("bad subjectAltName: {e}"))?;
+            .map_err(|e| CertificateError::BadSubjectAltName(e.to_string()))?;
         for name in san.iter().flat_map(|san| san.value.general_names.iter()) {
             match name {
                 GeneralName::DNSName(d) => out.san_dns.push((*d).to_owned()),
@@ -135,7 +154,7 @@ impl ValidatedCertificate {
 }
 
 /// The RFC 4514 string of an X.509 name (§2: RDNs in reverse order of the encoding).
-fn rfc4514(name: &X509Name<'_>) -> Result<String, String> {
+fn rfc4514(name: &X509Name<'_>) -> Result<String, CertificateError> {
     let mut out = String::new();
     let rdns: Vec<_> = name.iter().collect();
     for (i, rdn) in rdns.into_iter().rev().enumerate() {
@@ -156,7 +175,7 @@ fn rfc4514(name: &X509Name<'_>) -> Result<String, String> {
 }
 
 /// RFC 4514 §2.4: a string value escaped, anything else `#` and the hex of its DER.
-fn attribute_value(value: &Any<'_>) -> Result<String, String> {
+fn attribute_value(value: &Any<'_>) -> Result<String, CertificateError> {
     let text = match value.tag() {
         Tag::Utf8String
         | Tag::PrintableString
@@ -203,7 +222,7 @@ fn attribute_value(value: &Any<'_>) -> Result<String, String> {
         None => {
             let der = value
                 .to_der_vec()
-                .map_err(|e| format!("bad attribute value: {e}"))?;
+                .map_err(|e| CertificateError::BadAttribute(e.to_string()))?;
             // RFC 4514 §2.4: a value without a string form is `#` and its DER in hex.
             Ok(format!("#{}", portcullis_core::hex::encode(&der)))
         }
@@ -222,7 +241,7 @@ pub trait CertificateValidator: Send + Sync {
         &'a self,
         chain: &'a [Vec<u8>],
         now: UnixTime,
-    ) -> BoxFuture<'a, Result<ValidatedCertificate, String>>;
+    ) -> BoxFuture<'a, Result<ValidatedCertificate, CertificateError>>;
 }
 
 /// Why certificate authentication failed (mapped to a `FailureReason` by the caller).
@@ -257,7 +276,7 @@ pub(crate) async fn check_pki_certificate(
     let validated = validator
         .validate(chain, now)
         .await
-        .map_err(CertificateRefusal::Invalid)?;
+        .map_err(|e| CertificateRefusal::Invalid(e.to_string()))?;
     // The validator must have described the certificate that was presented.
     if validated.sha256 != sha256(leaf) {
         return Err(CertificateRefusal::Invalid(
@@ -331,23 +350,28 @@ pub(crate) fn check_self_signed(
 /// Checks the JWK Set of a `self_signed_tls_client_auth` client before it is stored: every
 /// key carries an `x5c` whose first entry is a DER X.509 certificate (RFC 8705 §2.2,
 /// RFC 7517 §4.7). Returns how many certificates it registers.
-pub fn validate_self_signed_jwks(jwks: &str) -> Result<usize, String> {
+pub fn validate_self_signed_jwks(jwks: &str) -> Result<usize, CoreError> {
+    let invalid = |why: String| CoreError::invalid("jwks", why);
     let set: serde_json::Value =
-        serde_json::from_str(jwks).map_err(|_| "must be a JSON object".to_owned())?;
+        serde_json::from_str(jwks).map_err(|_| invalid("must be a JSON object".into()))?;
     let keys = set
         .get("keys")
         .and_then(|k| k.as_array())
-        .ok_or_else(|| "must have a keys array".to_owned())?;
+        .ok_or_else(|| invalid("must have a keys array".into()))?;
     if keys.is_empty() || keys.iter().any(|k| k.get("x5c").is_none()) {
-        return Err(
+        return Err(invalid(
             "every key of a self_signed_tls_client_auth client needs an x5c certificate".into(),
-        );
+        ));
     }
-    let certificates = registered_certificates(jwks).map_err(|e| e.to_string())?;
+    let certificates = registered_certificates(jwks).map_err(|e| invalid(e.to_string()))?;
     for (i, der) in certificates.iter().enumerate() {
         match X509Certificate::from_der(der) {
             Ok(([], _)) => {}
-            _ => return Err(format!("key {i}: x5c[0] is not a DER X.509 certificate")),
+            _ => {
+                return Err(invalid(format!(
+                    "key {i}: x5c[0] is not a DER X.509 certificate"
+                )))
+            }
         }
     }
     Ok(certificates.len())

@@ -20,7 +20,7 @@ use common::*;
 use portcullis_core::client::{AuthMethod, Client, TlsClientAuthMatch};
 use portcullis_core::UnixTime;
 use portcullis_oauth::client_auth::AUTH_FAILED;
-use portcullis_oauth::mtls::{x5t_s256, BoxFuture};
+use portcullis_oauth::mtls::{x5t_s256, BoxFuture, CertificateError};
 use portcullis_oauth::{CertificateValidator, ValidatedCertificate};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
@@ -121,19 +121,22 @@ impl CertificateValidator for OneCaValidator {
         &'a self,
         chain: &'a [Vec<u8>],
         now: UnixTime,
-    ) -> BoxFuture<'a, Result<ValidatedCertificate, String>> {
+    ) -> BoxFuture<'a, Result<ValidatedCertificate, CertificateError>> {
         Box::pin(async move {
-            let leaf_der = chain.first().ok_or("empty chain")?;
-            let (_, leaf) = X509Certificate::from_der(leaf_der).map_err(|e| e.to_string())?;
-            let (_, ca) = X509Certificate::from_der(&self.ca_der).map_err(|e| e.to_string())?;
+            let refuse = |why: String| CertificateError::Untrusted(why);
+            let leaf_der = chain.first().ok_or_else(|| refuse("empty chain".into()))?;
+            let (_, leaf) =
+                X509Certificate::from_der(leaf_der).map_err(|e| refuse(e.to_string()))?;
+            let (_, ca) =
+                X509Certificate::from_der(&self.ca_der).map_err(|e| refuse(e.to_string()))?;
             if leaf.issuer().as_raw() != ca.subject().as_raw() {
-                return Err("not issued by the CA".to_owned());
+                return Err(refuse("not issued by the CA".into()));
             }
             leaf.verify_signature(Some(ca.public_key()))
-                .map_err(|e| format!("bad signature: {e}"))?;
+                .map_err(|e| refuse(format!("bad signature: {e}")))?;
             let validity = leaf.validity();
             if now < validity.not_before.timestamp() || now > validity.not_after.timestamp() {
-                return Err("expired or not yet valid".to_owned());
+                return Err(refuse("expired or not yet valid".into()));
             }
             ValidatedCertificate::of(&leaf, leaf_der)
         })

@@ -18,7 +18,9 @@ pub const MAX_BATCH: usize = 256;
 /// Enrollments waiting beyond this make callers wait for room (back-pressure).
 const QUEUE: usize = 4096;
 
-type Reply = oneshot::Sender<Result<bool, String>>;
+/// One batch's outcome for one caller; a failed commit fails every enrollment in it, so the
+/// callers share the one error.
+type Reply = oneshot::Sender<Result<bool, Arc<StoreError>>>;
 
 /// The handle enrollments are recorded through; cheap to clone.
 #[derive(Debug, Clone)]
@@ -57,9 +59,9 @@ impl EnrollmentWriter {
                         }
                     }
                     Err(e) => {
-                        let message = e.to_string();
+                        let shared = Arc::new(e);
                         for reply in replies.drain(..) {
-                            let _ = reply.send(Err(message.clone()));
+                            let _ = reply.send(Err(shared.clone()));
                         }
                     }
                 }
@@ -81,6 +83,6 @@ impl EnrollmentWriter {
         answer
             .await
             .map_err(|_| gone())?
-            .map_err(|e| PkiError::Store(StoreError::Unavailable(e)))
+            .map_err(|e| PkiError::Store(StoreError::Unavailable(e.to_string())))
     }
 }

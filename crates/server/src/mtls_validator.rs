@@ -3,7 +3,7 @@
 //! crate's validator port.
 
 use portcullis_core::UnixTime;
-use portcullis_oauth::mtls::BoxFuture;
+use portcullis_oauth::mtls::{BoxFuture, CertificateError};
 use portcullis_oauth::{CertificateValidator, ValidatedCertificate};
 use portcullis_pki::chain::IssuedCertificateValidator;
 
@@ -14,13 +14,15 @@ impl CertificateValidator for PkiCertificateValidator {
         &'a self,
         chain: &'a [Vec<u8>],
         now: UnixTime,
-    ) -> BoxFuture<'a, Result<ValidatedCertificate, String>> {
+    ) -> BoxFuture<'a, Result<ValidatedCertificate, CertificateError>> {
         Box::pin(async move {
             self.0
                 .validate(chain, now)
                 .await
-                .map_err(|e| e.to_string())?;
-            let leaf = chain.first().ok_or("no client certificate")?;
+                .map_err(|e| CertificateError::Untrusted(e.to_string()))?;
+            let leaf = chain
+                .first()
+                .ok_or_else(|| CertificateError::Untrusted("no client certificate".into()))?;
             ValidatedCertificate::from_der(leaf)
         })
     }
