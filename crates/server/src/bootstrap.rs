@@ -139,9 +139,7 @@ pub async fn prepare(
             .await?,
     );
 
-    let algorithm = config.signing_algorithm().map_err(|e| {
-        BootstrapError::SigningKey(portcullis_keys::KeyError::Malformed(e.to_string()))
-    })?;
+    let algorithm = config.signing_algorithm();
     let custody = KeyCustody::open(config, master.clone()).map_err(BootstrapError::SigningKey)?;
     let keys = Arc::new(load_signing_keys(store.as_ref(), &custody, algorithm).await?);
 

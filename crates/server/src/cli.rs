@@ -69,7 +69,7 @@ pub struct ServeArgs {
     pub listen: Option<std::net::SocketAddr>,
     /// HTTPS listen address, or `off` (overrides `[server] listen_tls`).
     #[arg(long)]
-    pub listen_tls: Option<String>,
+    pub listen_tls: Option<crate::config_values::TlsListen>,
     /// On a shared (PostgreSQL) store, replace the issuer every node uses with this node's
     /// configured `[server] issuer`. Tokens issued under the old issuer stop being accepted.
     #[arg(long)]

@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use portcullis_keys::Algorithm;
+
+use crate::config_values::{self, KeyBackend, LogFormat, TlsListen};
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
@@ -33,7 +35,7 @@ pub struct ServerSection {
     pub data_dir: PathBuf,
     /// HTTPS listen address (EST, mTLS token requests, OCSP). Default `127.0.0.1:8443`;
     /// `off` disables it.
-    pub listen_tls: String,
+    pub listen_tls: TlsListen,
     /// PEM certificate chain for the HTTPS listener, read again when it or the key file
     /// changes on disk. Default: a certificate for `[pki] tls_names` issued by our own CA at
     /// every start and renewed while the node runs.
@@ -53,7 +55,7 @@ impl Default for ServerSection {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             issuer: None,
             data_dir: PathBuf::from("portcullis-data"),
-            listen_tls: "127.0.0.1:8443".into(),
+            listen_tls: TlsListen::At(SocketAddr::from(([127, 0, 0, 1], 8443))),
             tls_cert_file: None,
             tls_key_file: None,
             trusted_proxies: Vec::new(),
@@ -98,15 +100,17 @@ pub struct KeysSection {
     /// Algorithm of the access-token signing key. Default `ES256`; `EdDSA`, `ES384`,
     /// `PS256` and `RS256` by choice. Changing it makes a new key of that algorithm active
     /// on the next start; the old key stays published until its tokens have expired.
-    pub algorithm: String,
+    #[serde(deserialize_with = "config_values::signing_algorithm")]
+    pub algorithm: Algorithm,
     /// The master key file (32 random bytes, base64). Default `<data_dir>/master.key`,
     /// generated on first start with mode 0600.
     pub master_key_file: Option<PathBuf>,
     /// Algorithms accepted in `private_key_jwt` client assertions.
-    pub assertion_algorithms: Vec<String>,
+    #[serde(deserialize_with = "config_values::assertion_algorithms")]
+    pub assertion_algorithms: Vec<Algorithm>,
     /// Where signing keys live: `software` (default; sealed in the store under the master
     /// key) or `pkcs11` (generated and used inside a PKCS#11 token; needs the three below).
-    pub backend: String,
+    pub backend: KeyBackend,
     /// Seconds a new key is published in JWKS before it signs, so every verifier's cache has
     /// it. Default 86400 (24 h).
     pub prepublish_secs: i64,
@@ -124,13 +128,10 @@ pub struct KeysSection {
 impl Default for KeysSection {
     fn default() -> Self {
         Self {
-            algorithm: "ES256".into(),
+            algorithm: Algorithm::ES256,
             master_key_file: None,
-            assertion_algorithms: Algorithm::ALL
-                .iter()
-                .map(|a| a.as_str().to_owned())
-                .collect(),
-            backend: "software".into(),
+            assertion_algorithms: Algorithm::ALL.to_vec(),
+            backend: KeyBackend::Software,
             prepublish_secs: 86_400,
             rotate_every_secs: 0,
             pkcs11_module: None,
@@ -176,7 +177,8 @@ pub struct PkiSection {
     /// Organisation name in the generated CA subjects. Default `Portcullis`.
     pub ca_name: String,
     /// Algorithm of generated CA keys: `ES256` (default), `ES384`, `EdDSA` or `RS256`.
-    pub ca_algorithm: String,
+    #[serde(deserialize_with = "config_values::ca_algorithm")]
+    pub ca_algorithm: Algorithm,
     /// Base URL relying parties reach over plain HTTP, named in every certificate's CRL
     /// Distribution Points and OCSP AIA. Default: `[server] issuer`.
     pub public_url: Option<String>,
@@ -210,7 +212,7 @@ impl Default for PkiSection {
     fn default() -> Self {
         Self {
             ca_name: "Portcullis".into(),
-            ca_algorithm: "ES256".into(),
+            ca_algorithm: Algorithm::ES256,
             public_url: None,
             cert_lifetime_secs: portcullis_pki::profile::DEFAULT_LIFETIME_SECS,
             key_types: portcullis_pki::profile::KeyType::ALL
@@ -235,14 +237,14 @@ pub struct LogSection {
     /// `tracing` filter, e.g. `info` or `portcullis=debug`. Default `info`; `RUST_LOG` wins.
     pub level: String,
     /// `text` (default) or `json`.
-    pub format: String,
+    pub format: LogFormat,
 }
 
 impl Default for LogSection {
     fn default() -> Self {
         Self {
             level: "info".into(),
-            format: "text".into(),
+            format: LogFormat::Text,
         }
     }
 }
@@ -305,12 +307,9 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        self.signing_algorithm()?;
-        self.assertion_algorithms()?;
         self.rotation_policy()?;
         self.certificate_profile()?;
         self.ca_algorithm()?;
-        self.tls_listen()?;
         self.trusted_proxies()?;
         if self.pki.crl_validity_secs < 60 || self.pki.ocsp_validity_secs < 60 {
             return Err(ConfigError::Invalid(
@@ -333,9 +332,9 @@ impl Config {
                 "server.tls_cert_file and server.tls_key_file go together".into(),
             ));
         }
-        match self.keys.backend.as_str() {
-            "software" => {}
-            "pkcs11" => {
+        match self.keys.backend {
+            KeyBackend::Software => {}
+            KeyBackend::Pkcs11 => {
                 if self.keys.pkcs11_module.is_none()
                     || self.keys.pkcs11_token_label.is_none()
                     || self.keys.pkcs11_pin_file.is_none()
@@ -345,16 +344,6 @@ impl Config {
                     ));
                 }
             }
-            other => {
-                return Err(ConfigError::Invalid(format!(
-                    "keys.backend must be \"software\" or \"pkcs11\", not {other:?}"
-                )))
-            }
-        }
-        if !matches!(self.log.format.as_str(), "text" | "json") {
-            return Err(ConfigError::Invalid(
-                "log.format must be \"text\" or \"json\"".into(),
-            ));
         }
         if let Some(url) = &self.store.url {
             if !["sqlite:", "postgres://", "postgresql://"]
@@ -430,8 +419,7 @@ impl Config {
 
     /// The algorithm of generated CA keys.
     pub fn ca_algorithm(&self) -> Result<Algorithm, ConfigError> {
-        let alg = Algorithm::parse(&self.pki.ca_algorithm)
-            .map_err(|e| ConfigError::Invalid(format!("pki.ca_algorithm: {e}")))?;
+        let alg = self.pki.ca_algorithm;
         if alg == Algorithm::PS256 {
             return Err(ConfigError::Invalid(
                 "pki.ca_algorithm must be ES256, ES384, EdDSA or RS256".into(),
@@ -449,16 +437,8 @@ impl Config {
     }
 
     /// The HTTPS listen address, `None` when `listen_tls = "off"`.
-    pub fn tls_listen(&self) -> Result<Option<SocketAddr>, ConfigError> {
-        if self.server.listen_tls.eq_ignore_ascii_case("off") {
-            return Ok(None);
-        }
-        self.server.listen_tls.parse().map(Some).map_err(|_| {
-            ConfigError::Invalid(format!(
-                "server.listen_tls must be an address like 127.0.0.1:8443 or \"off\", not {:?}",
-                self.server.listen_tls
-            ))
-        })
+    pub fn tls_listen(&self) -> Option<SocketAddr> {
+        self.server.listen_tls.addr()
     }
 
     /// The PostgreSQL password from `[store] password_file`, if one is configured.
@@ -479,21 +459,13 @@ impl Config {
     }
 
     /// The access-token signing algorithm.
-    pub fn signing_algorithm(&self) -> Result<Algorithm, ConfigError> {
-        Algorithm::parse(&self.keys.algorithm)
-            .map_err(|e| ConfigError::Invalid(format!("keys.algorithm: {e}")))
+    pub fn signing_algorithm(&self) -> Algorithm {
+        self.keys.algorithm
     }
 
     /// Algorithms accepted in client assertions.
-    pub fn assertion_algorithms(&self) -> Result<Vec<Algorithm>, ConfigError> {
-        self.keys
-            .assertion_algorithms
-            .iter()
-            .map(|a| {
-                Algorithm::parse(a)
-                    .map_err(|e| ConfigError::Invalid(format!("keys.assertion_algorithms: {e}")))
-            })
-            .collect()
+    pub fn assertion_algorithms(&self) -> &[Algorithm] {
+        &self.keys.assertion_algorithms
     }
 
     /// The SQLite database path.
@@ -585,7 +557,7 @@ mod tests {
     fn defaults_need_no_file() {
         let c = Config::load(None, env(&[])).unwrap();
         assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
-        assert_eq!(c.signing_algorithm().unwrap(), Algorithm::ES256);
+        assert_eq!(c.signing_algorithm(), Algorithm::ES256);
         assert_eq!(c.rate_limit.per_client, 1000);
     }
 
@@ -611,7 +583,7 @@ mod tests {
         assert_eq!(c.server.listen.to_string(), "127.0.0.1:9100");
         assert_eq!(c.rate_limit.per_client, 5);
         assert_eq!(c.rate_limit.per_address, 0);
-        assert_eq!(c.signing_algorithm().unwrap(), Algorithm::EdDSA);
+        assert_eq!(c.signing_algorithm(), Algorithm::EdDSA);
     }
 
     #[test]

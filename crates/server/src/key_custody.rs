@@ -11,6 +11,7 @@ use portcullis_keys::{Algorithm, KeyError, Signer};
 use portcullis_store::StoredKey;
 
 use crate::config::Config;
+use crate::config_values::KeyBackend;
 
 /// The custody of signing keys.
 pub enum KeyCustody {
@@ -23,8 +24,8 @@ pub enum KeyCustody {
 impl KeyCustody {
     /// Opens the configured custody. Opening a PKCS#11 token loads its module and logs in.
     pub fn open(config: &Config, master: Arc<MasterKey>) -> Result<Self, KeyError> {
-        match config.keys.backend.as_str() {
-            "pkcs11" => {
+        match config.keys.backend {
+            KeyBackend::Pkcs11 => {
                 let missing = |what: &str| {
                     KeyError::Malformed(format!("keys.backend = \"pkcs11\" needs keys.{what}"))
                 };
@@ -50,7 +51,7 @@ impl KeyCustody {
                     pin,
                 })?))
             }
-            _ => Ok(Self::Software(master)),
+            KeyBackend::Software => Ok(Self::Software(master)),
         }
     }
 

@@ -9,6 +9,7 @@ mod cli;
 mod cli_pki;
 mod commands;
 mod config;
+mod config_values;
 mod health;
 mod http_metrics;
 mod key_custody;
@@ -126,9 +127,6 @@ fn serve_command(args: cli::ServeArgs) -> Result<(), CommandError> {
     }
     if let Some(listen_tls) = args.listen_tls {
         config.server.listen_tls = listen_tls;
-        config
-            .tls_listen()
-            .map_err(|e| CommandError::Usage(e.to_string()))?;
     }
     init_tracing(&config);
     runtime()?
@@ -145,7 +143,7 @@ fn init_tracing(config: &Config) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(ansi);
-    if config.log.format == "json" {
+    if config.log.format == config_values::LogFormat::Json {
         builder.json().init();
     } else {
         builder.init();

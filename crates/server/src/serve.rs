@@ -51,7 +51,7 @@ pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), ServeError> {
     // Without a configured issuer: `http://<bound address>`, unless a shared store already
     // keeps the issuer of its first node (bootstrap::resolve_issuer).
     let default_issuer = format!("http://{local}");
-    let tls_listener = match config.tls_listen()? {
+    let tls_listener = match config.tls_listen() {
         Some(addr) => Some(
             tokio::net::TcpListener::bind(addr)
                 .await
@@ -93,7 +93,7 @@ pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), ServeError> {
         rate_per_client: config.rate_limit.per_client,
         rate_per_address: config.rate_limit.per_address,
         auth_failures_per_minute: config.rate_limit.auth_failures_per_minute,
-        assertion_algorithms: config.assertion_algorithms()?,
+        assertion_algorithms: config.assertion_algorithms().to_vec(),
         mtls_base: tls_local.map(|a| format!("https://{a}")),
     };
     let trusted_proxies = Arc::new(config.trusted_proxies()?);
@@ -116,7 +116,7 @@ pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), ServeError> {
         node.custody,
         node.keys.clone(),
         config.rotation_policy()?,
-        config.signing_algorithm()?,
+        config.signing_algorithm(),
         audit.clone(),
     ));
     key_manager.reconcile().await?;

@@ -1,0 +1,132 @@
+//! The configuration values that are choices rather than numbers or paths, typed: each is
+//! parsed once when the configuration is loaded, with an error that names its key, and the
+//! rest of the server matches on enums instead of comparing strings.
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+
+use portcullis_keys::Algorithm;
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer};
+
+/// `[server] listen_tls`: an address, or `off` (no HTTPS listener).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsListen {
+    Off,
+    At(SocketAddr),
+}
+
+impl TlsListen {
+    /// The address, `None` when off.
+    pub fn addr(self) -> Option<SocketAddr> {
+        match self {
+            Self::Off => None,
+            Self::At(addr) => Some(addr),
+        }
+    }
+}
+
+impl FromStr for TlsListen {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.eq_ignore_ascii_case("off") {
+            return Ok(Self::Off);
+        }
+        s.parse().map(Self::At).map_err(|_| {
+            format!(
+                "server.listen_tls must be an address like 127.0.0.1:8443 or \"off\", not {s:?}"
+            )
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for TlsListen {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(D::Error::custom)
+    }
+}
+
+/// `[keys] backend`: where signing keys (and generated CA keys) live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyBackend {
+    /// Sealed in the store under the master key.
+    Software,
+    /// Generated and used inside a PKCS#11 token.
+    Pkcs11,
+}
+
+impl<'de> Deserialize<'de> for KeyBackend {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match String::deserialize(d)?.as_str() {
+            "software" => Ok(Self::Software),
+            "pkcs11" => Ok(Self::Pkcs11),
+            other => Err(D::Error::custom(format!(
+                "keys.backend must be \"software\" or \"pkcs11\", not {other:?}"
+            ))),
+        }
+    }
+}
+
+/// `[log] format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl<'de> Deserialize<'de> for LogFormat {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match String::deserialize(d)?.as_str() {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            other => Err(D::Error::custom(format!(
+                "log.format must be \"text\" or \"json\", not {other:?}"
+            ))),
+        }
+    }
+}
+
+/// Reads one algorithm name; the error names `key`.
+fn algorithm_named<'de, D: Deserializer<'de>>(d: D, key: &str) -> Result<Algorithm, D::Error> {
+    let name = String::deserialize(d)?;
+    Algorithm::parse(&name).map_err(|e| D::Error::custom(format!("{key}: {e}")))
+}
+
+/// `[keys] algorithm`.
+pub fn signing_algorithm<'de, D: Deserializer<'de>>(d: D) -> Result<Algorithm, D::Error> {
+    algorithm_named(d, "keys.algorithm")
+}
+
+/// `[pki] ca_algorithm` (which algorithms a CA may use is checked with the rest).
+pub fn ca_algorithm<'de, D: Deserializer<'de>>(d: D) -> Result<Algorithm, D::Error> {
+    algorithm_named(d, "pki.ca_algorithm")
+}
+
+/// `[keys] assertion_algorithms`.
+pub fn assertion_algorithms<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Algorithm>, D::Error> {
+    Vec::<String>::deserialize(d)?
+        .iter()
+        .map(|name| {
+            Algorithm::parse(name)
+                .map_err(|e| D::Error::custom(format!("keys.assertion_algorithms: {e}")))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_listen_is_an_address_or_off() {
+        assert_eq!("off".parse::<TlsListen>(), Ok(TlsListen::Off));
+        assert_eq!("OFF".parse::<TlsListen>(), Ok(TlsListen::Off));
+        assert_eq!(
+            "127.0.0.1:8443".parse::<TlsListen>().map(TlsListen::addr),
+            Ok(Some(SocketAddr::from(([127, 0, 0, 1], 8443))))
+        );
+        let err = "localhost".parse::<TlsListen>().unwrap_err();
+        assert!(err.contains("server.listen_tls"), "{err}");
+    }
+}
