@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use portcullis_core::audit::AuditEvent;
+use portcullis_core::audit::{AuditAction, AuditEvent, Outcome};
 use portcullis_core::client::{AuthMethod, Client, DEFAULT_TOKEN_TTL_SECS};
 use portcullis_core::{ClientId, CoreError, ScopeSet};
 use portcullis_keys::random::random_array;
@@ -59,16 +59,16 @@ fn check_key_source(client: &Client) -> Result<(), AdminError> {
 pub(crate) fn audit_change(
     state: &ClientsState,
     caller: &AdminCaller,
-    action: &str,
+    action: AuditAction,
     subject: &ClientId,
     changed: &[&str],
 ) {
     state.audit.record(AuditEvent {
         at: state.clients.now(),
         actor: caller.actor(),
-        action: action.to_owned(),
+        action: action.into(),
         subject: subject.to_string(),
-        outcome: "success".to_owned(),
+        outcome: Outcome::Success.into(),
         detail: serde_json::json!({ "changed": changed }),
     });
 }
@@ -141,7 +141,7 @@ pub async fn create_client(
     audit_change(
         &state,
         &caller,
-        "client.created",
+        AuditAction::ClientCreated,
         &client.client_id,
         &changed,
     );
@@ -277,7 +277,7 @@ pub async fn update_client(
     if !changed.is_empty() {
         client.updated_at = now;
         state.clients.update(&client).await?;
-        audit_change(&state, &caller, "client.updated", &id, &changed);
+        audit_change(&state, &caller, AuditAction::ClientUpdated, &id, &changed);
     }
     Ok(Json(ClientView::of(&client, now)?))
 }
@@ -297,7 +297,7 @@ pub async fn delete_client(
     ClientIdPath(id): ClientIdPath,
 ) -> Result<StatusCode, AdminError> {
     state.clients.delete(&id).await?;
-    audit_change(&state, &caller, "client.deleted", &id, &[]);
+    audit_change(&state, &caller, AuditAction::ClientDeleted, &id, &[]);
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -4,6 +4,7 @@
 
 use axum::extract::State;
 use axum::Json;
+use portcullis_core::audit::AuditAction;
 
 use crate::auth::AdminCaller;
 use crate::clients::audit_change;
@@ -51,7 +52,7 @@ pub async fn rotate_secret(
     audit_change(
         &state,
         &caller,
-        "client.secret_rotated",
+        AuditAction::ClientSecretRotated,
         &id,
         &["client_secret"],
     );

@@ -14,14 +14,125 @@ pub struct AuditEvent {
     pub at: UnixTime,
     /// Who acted: a client id, `admin:<client_id>`, or `system`.
     pub actor: String,
-    /// What was done, e.g. `token.issued`, `token.refused`, `client.created`.
+    /// What was done, e.g. `token.issued`, `token.refused`, `client.created`: an
+    /// [`AuditAction`]'s spelling when this version writes it.
     pub action: String,
     /// What it was done to (a client id, a token's jti, a key id).
     pub subject: String,
-    /// `success` or `failure`.
+    /// `success` or `failure` (an [`Outcome`]'s spelling).
     pub outcome: String,
     /// Extra facts as JSON (scopes, error code, source address).
     pub detail: serde_json::Value,
+}
+
+/// What an audit record says was done. The stored text ([`AuditAction::as_str`]) is hashed
+/// into the chain, so a spelling never changes once released; records are read back as text,
+/// so a chain written by another version still verifies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AuditAction {
+    TokenIssued,
+    TokenRefused,
+    TokenRevoked,
+    TokenRevokeRefused,
+    ClientCreated,
+    ClientUpdated,
+    ClientDeleted,
+    ClientSecretRotated,
+    KeyCreated,
+    KeyActivated,
+    KeyRetired,
+    KeyRevoked,
+    KeyRemoved,
+    KeyRewrapped,
+    CaCreated,
+    DeviceRegistered,
+    DeviceImported,
+    DeviceStateChanged,
+    DeviceRevoked,
+    DeviceEnrolled,
+    DeviceEnrollRefused,
+    DeviceReenrolled,
+    DeviceReenrollRefused,
+    CertRevoked,
+    AuditCheckpoint,
+}
+
+impl AuditAction {
+    /// The stored spelling.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::TokenIssued => "token.issued",
+            Self::TokenRefused => "token.refused",
+            Self::TokenRevoked => "token.revoked",
+            Self::TokenRevokeRefused => "token.revoke_refused",
+            Self::ClientCreated => "client.created",
+            Self::ClientUpdated => "client.updated",
+            Self::ClientDeleted => "client.deleted",
+            Self::ClientSecretRotated => "client.secret_rotated",
+            Self::KeyCreated => "key.created",
+            Self::KeyActivated => "key.activated",
+            Self::KeyRetired => "key.retired",
+            Self::KeyRevoked => "key.revoked",
+            Self::KeyRemoved => "key.removed",
+            Self::KeyRewrapped => "key.rewrapped",
+            Self::CaCreated => "ca.created",
+            Self::DeviceRegistered => "device.registered",
+            Self::DeviceImported => "device.imported",
+            Self::DeviceStateChanged => "device.state_changed",
+            Self::DeviceRevoked => "device.revoked",
+            Self::DeviceEnrolled => "device.enrolled",
+            Self::DeviceEnrollRefused => "device.enroll_refused",
+            Self::DeviceReenrolled => "device.reenrolled",
+            Self::DeviceReenrollRefused => "device.reenroll_refused",
+            Self::CertRevoked => "cert.revoked",
+            Self::AuditCheckpoint => "audit.checkpoint",
+        }
+    }
+}
+
+impl From<AuditAction> for String {
+    fn from(action: AuditAction) -> String {
+        action.as_str().to_owned()
+    }
+}
+
+impl std::fmt::Display for AuditAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether what a record describes happened (`success`) or was refused (`failure`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    Success,
+    Failure,
+}
+
+impl Outcome {
+    /// `Success` when `ok`.
+    pub const fn of(ok: bool) -> Self {
+        if ok {
+            Self::Success
+        } else {
+            Self::Failure
+        }
+    }
+
+    /// The stored spelling.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Failure => "failure",
+        }
+    }
+}
+
+impl From<Outcome> for String {
+    fn from(outcome: Outcome) -> String {
+        outcome.as_str().to_owned()
+    }
 }
 
 /// A stored audit record: the event, its position and its chain hash.
@@ -149,6 +260,28 @@ impl ChainVerifier {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn action_spellings_are_the_released_ones() {
+        // Hashed into every chain: changing one would make old records look edited.
+        let released = [
+            (AuditAction::TokenIssued, "token.issued"),
+            (AuditAction::TokenRefused, "token.refused"),
+            (AuditAction::TokenRevokeRefused, "token.revoke_refused"),
+            (AuditAction::ClientSecretRotated, "client.secret_rotated"),
+            (
+                AuditAction::DeviceReenrollRefused,
+                "device.reenroll_refused",
+            ),
+            (AuditAction::AuditCheckpoint, "audit.checkpoint"),
+        ];
+        for (action, spelling) in released {
+            assert_eq!(action.as_str(), spelling);
+            assert_eq!(String::from(action), spelling);
+        }
+        assert_eq!(Outcome::of(true).as_str(), "success");
+        assert_eq!(Outcome::of(false).as_str(), "failure");
+    }
+
     use super::*;
 
     fn ev(i: i64) -> AuditEvent {

@@ -15,11 +15,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::audit::{from_hex, AuditEvent, AuditRecord};
+use crate::audit::{from_hex, AuditAction, AuditEvent, AuditRecord, Outcome};
 use crate::UnixTime;
 
 /// The audit action of a checkpoint record.
-pub const CHECKPOINT_ACTION: &str = "audit.checkpoint";
+pub const CHECKPOINT_ACTION: &str = AuditAction::AuditCheckpoint.as_str();
 /// The JWS header `typ` (RFC 8725 §3.11 explicit typing): the same key signs access tokens
 /// (`at+jwt`), and neither may pass for the other.
 pub const CHECKPOINT_JWS_TYP: &str = "audit-checkpoint+jwt";
@@ -85,9 +85,9 @@ impl CheckpointDetail {
         AuditEvent {
             at,
             actor: "system".to_owned(),
-            action: CHECKPOINT_ACTION.to_owned(),
+            action: AuditAction::AuditCheckpoint.into(),
             subject: "audit".to_owned(),
-            outcome: "success".to_owned(),
+            outcome: Outcome::Success.into(),
             detail: serde_json::json!({
                 "seq": self.seq,
                 "hash": self.hash,

@@ -5,6 +5,7 @@
 //! check that the token was issued to the caller) and answered 200 too, so the endpoint tells
 //! a caller nothing about tokens it does not own; that refusal is audited.
 
+use portcullis_core::audit::{AuditAction, Outcome};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -51,9 +52,9 @@ async fn revoke_token(
         server.audit.record(AuditEvent {
             at: now,
             actor: caller_id.to_string(),
-            action: "token.revoke_refused".to_owned(),
+            action: AuditAction::TokenRevokeRefused.into(),
             subject: claims.jti,
-            outcome: "failure".to_owned(),
+            outcome: Outcome::Failure.into(),
             detail: serde_json::json!({ "reason": "token belongs to another client", "source": addr.to_string() }),
         });
         return Ok(revoked());
@@ -73,9 +74,9 @@ async fn revoke_token(
     server.audit.record(AuditEvent {
         at: now,
         actor: caller_id.to_string(),
-        action: "token.revoked".to_owned(),
+        action: AuditAction::TokenRevoked.into(),
         subject: claims.jti,
-        outcome: "success".to_owned(),
+        outcome: Outcome::Success.into(),
         detail: serde_json::json!({ "source": addr.to_string() }),
     });
     Ok(revoked())

@@ -5,6 +5,7 @@
 //! secret, one signature, and a non-blocking audit record. No store round trip happens for
 //! secret clients, and the client is shared (`Arc`), never cloned.
 
+use portcullis_core::audit::{AuditAction, Outcome};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -124,9 +125,9 @@ async fn issue_access_token(
     server.audit.record(AuditEvent {
         at: now,
         actor: client.client_id.to_string(),
-        action: "token.issued".to_owned(),
+        action: AuditAction::TokenIssued.into(),
         subject: jti,
-        outcome: "success".to_owned(),
+        outcome: Outcome::Success.into(),
         detail: match cnf.and_then(|c| c.x5t_s256) {
             None => serde_json::json!({ "scope": scope, "aud": aud, "auth_method": method.as_str() }),
             Some(x5t) => serde_json::json!({ "scope": scope, "aud": aud, "auth_method": method.as_str(), "x5t#S256": x5t }),
@@ -140,9 +141,9 @@ fn audit_refusal(server: &AuthServer, claimed: Option<&ClientId>, error: &Error,
     server.audit.record(AuditEvent {
         at: server.now(),
         actor: claimed.map_or_else(|| "anonymous".to_owned(), ClientId::to_string),
-        action: "token.refused".to_owned(),
+        action: AuditAction::TokenRefused.into(),
         subject: claimed.map_or_else(|| "-".to_owned(), ClientId::to_string),
-        outcome: "failure".to_owned(),
+        outcome: Outcome::Failure.into(),
         detail: serde_json::json!({ "error": error.code().as_str(), "source": addr.to_string() }),
     });
 }

@@ -6,6 +6,7 @@
 //! before the secret is spent, and the secret is spent atomically, so a replayed or
 //! concurrently reused secret gets nothing.
 
+use portcullis_core::audit::AuditAction;
 use portcullis_core::device::{Device, DeviceId, DeviceState};
 use portcullis_core::secret::verify_secret;
 use portcullis_store::IssuedCertificate;
@@ -54,7 +55,7 @@ impl Pki {
         &self,
         device: &DeviceId,
         key: &crate::csr::SubjectKey,
-        action: &str,
+        action: AuditAction,
         via: &str,
         spend: Option<&str>,
     ) -> Result<IssuedCertificate, PkiError> {
@@ -97,7 +98,7 @@ impl Pki {
         if let Err(e) = &result {
             self.audit(
                 "est",
-                "device.enroll_refused",
+                AuditAction::DeviceEnrollRefused,
                 "-",
                 false,
                 json!({"error": e.to_string()}),
@@ -132,7 +133,7 @@ impl Pki {
                 self.issue_and_record(
                     &id,
                     &csr.key,
-                    "device.enrolled",
+                    AuditAction::DeviceEnrolled,
                     "secret",
                     Some(&stored.mac),
                 )
@@ -156,7 +157,7 @@ impl Pki {
                 let device = self.cached_device(&id).await?.ok_or_else(refused)?;
                 usable(&device, true)?;
                 let csr = check_csr(csr_der, Some(&id), self.ca.profile())?;
-                self.issue_and_record(&id, &csr.key, "device.enrolled", "idevid", None)
+                self.issue_and_record(&id, &csr.key, AuditAction::DeviceEnrolled, "idevid", None)
                     .await
             }
         }
@@ -185,7 +186,7 @@ impl Pki {
         if let Err(e) = &result {
             self.audit(
                 "est",
-                "device.reenroll_refused",
+                AuditAction::DeviceReenrollRefused,
                 "-",
                 false,
                 json!({"error": e.to_string()}),
@@ -198,7 +199,13 @@ impl Pki {
         let device = self.cached_device(id).await?.ok_or_else(refused)?;
         usable(&device, false)?;
         let csr = check_csr(csr_der, Some(id), self.ca.profile())?;
-        self.issue_and_record(id, &csr.key, "device.reenrolled", "certificate", None)
-            .await
+        self.issue_and_record(
+            id,
+            &csr.key,
+            AuditAction::DeviceReenrolled,
+            "certificate",
+            None,
+        )
+        .await
     }
 }

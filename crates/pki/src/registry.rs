@@ -7,6 +7,7 @@
 //! entry, and a read-modify-write reads the store, never the cache, so it cannot write a
 //! stale copy back.
 
+use portcullis_core::audit::AuditAction;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -57,7 +58,7 @@ impl Pki {
         }
         self.audit(
             actor,
-            "device.registered",
+            AuditAction::DeviceRegistered,
             device.device_id.as_str(),
             true,
             json!({"model": device.model}),
@@ -94,7 +95,7 @@ impl Pki {
         outcome.existing = secrets.into_keys().collect();
         self.audit(
             actor,
-            "device.imported",
+            AuditAction::DeviceImported,
             "devices",
             true,
             json!({"registered": outcome.registered.len(), "existing": outcome.existing.len()}),
@@ -176,7 +177,7 @@ impl Pki {
         }
         self.audit(
             actor,
-            "device.state_changed",
+            AuditAction::DeviceStateChanged,
             id.as_str(),
             true,
             json!({"from": from.as_str(), "to": state.as_str()}),

@@ -2,6 +2,7 @@
 //! records the first revocation only, so repeating a revocation is harmless and never moves
 //! its time.
 
+use portcullis_core::audit::AuditAction;
 use portcullis_core::device::{DeviceId, DeviceState, RevocationReason};
 use portcullis_store::IssuedCertificate;
 use serde_json::json;
@@ -32,7 +33,7 @@ impl Pki {
             self.certificate_changed(serial);
             self.audit(
                 actor,
-                "cert.revoked",
+                AuditAction::CertRevoked,
                 serial,
                 true,
                 json!({"reason": reason.as_str(), "device_id": cert.device_id}),
@@ -65,7 +66,7 @@ impl Pki {
         }
         self.audit(
             actor,
-            "device.revoked",
+            AuditAction::DeviceRevoked,
             id.as_str(),
             true,
             json!({"reason": reason.as_str(), "certificates": serials}),

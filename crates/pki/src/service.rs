@@ -2,6 +2,7 @@
 //! the CA, the store, the trust anchors and the publishers. Device registry operations live
 //! in `registry.rs`, enrollment in `enroll.rs`, revocation in `revoke.rs`.
 
+use portcullis_core::audit::{AuditAction, Outcome};
 use std::sync::Arc;
 
 use portcullis_audit::AuditLog;
@@ -136,7 +137,7 @@ impl Pki {
     pub(crate) fn audit(
         &self,
         actor: &str,
-        action: &str,
+        action: AuditAction,
         subject: &str,
         ok: bool,
         detail: serde_json::Value,
@@ -144,9 +145,9 @@ impl Pki {
         self.audit.record(AuditEvent {
             at: self.now(),
             actor: actor.to_owned(),
-            action: action.to_owned(),
+            action: action.into(),
             subject: subject.to_owned(),
-            outcome: if ok { "success" } else { "failure" }.to_owned(),
+            outcome: Outcome::of(ok).into(),
             detail,
         });
     }

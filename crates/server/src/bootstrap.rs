@@ -2,6 +2,7 @@
 //! the store, the secret pepper, the signing key, and (first start only) the bootstrap admin
 //! client whose credential is written to a 0600 file.
 
+use portcullis_core::audit::{AuditAction, Outcome};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -251,7 +252,7 @@ async fn load_signing_keys(
             old.state_changed_at = now;
             events.push(key_event(
                 now,
-                "key.retired",
+                AuditAction::KeyRetired,
                 old.kid.as_str(),
                 &old.backend,
             ));
@@ -274,13 +275,13 @@ async fn load_signing_keys(
         store.insert_signing_key(&key).await?;
         events.push(key_event(
             now,
-            "key.created",
+            AuditAction::KeyCreated,
             kid.as_str(),
             custody.backend_name(),
         ));
         events.push(key_event(
             now,
-            "key.activated",
+            AuditAction::KeyActivated,
             kid.as_str(),
             custody.backend_name(),
         ));
@@ -319,7 +320,7 @@ async fn load_signing_keys(
 /// An audit event for a key change made at start-up (`actor` = `system`).
 pub fn key_event(
     at: UnixTime,
-    action: &str,
+    action: AuditAction,
     kid: &str,
     backend: &str,
 ) -> portcullis_core::audit::AuditEvent {
@@ -328,7 +329,7 @@ pub fn key_event(
         actor: "system".into(),
         action: action.into(),
         subject: kid.into(),
-        outcome: "success".into(),
+        outcome: Outcome::Success.into(),
         detail: serde_json::json!({"backend": backend}),
     }
 }

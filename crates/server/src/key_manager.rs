@@ -5,6 +5,7 @@
 //! Stored keys map to the timeline as: `next` keys sign from `state_changed_at`; `retired`
 //! and `revoked` keys changed state at `state_changed_at`; `removed` keys are history only.
 
+use portcullis_core::audit::{AuditAction, Outcome};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -181,24 +182,24 @@ impl KeyManager {
         for t in transitions {
             let (action, kid) = match t {
                 Transition::CreateNext { activates_at } => (
-                    "key.created",
+                    AuditAction::KeyCreated,
                     self.create(StoredKeyState::Next, *activates_at, now)
                         .await?,
                 ),
                 Transition::CreateAndActivate { at } => (
-                    "key.created",
+                    AuditAction::KeyCreated,
                     self.create(StoredKeyState::Active, *at, now).await?,
                 ),
                 Transition::Activate { kid, at } => (
-                    "key.activated",
+                    AuditAction::KeyActivated,
                     self.set_state(kid, StoredKeyState::Active, *at).await?,
                 ),
                 Transition::Retire { kid, at } => (
-                    "key.retired",
+                    AuditAction::KeyRetired,
                     self.set_state(kid, StoredKeyState::Retired, *at).await?,
                 ),
                 Transition::Revoke { kid, at } => (
-                    "key.revoked",
+                    AuditAction::KeyRevoked,
                     self.set_state(kid, StoredKeyState::Revoked, *at).await?,
                 ),
                 Transition::Remove { kid } => {
@@ -208,18 +209,18 @@ impl KeyManager {
                         }
                     }
                     (
-                        "key.removed",
+                        AuditAction::KeyRemoved,
                         self.set_state(kid, StoredKeyState::Removed, now).await?,
                     )
                 }
             };
-            tracing::info!(%kid, action, actor, "signing key changed");
+            tracing::info!(%kid, action = action.as_str(), actor, "signing key changed");
             self.audit.record(AuditEvent {
                 at: now,
                 actor: actor.to_owned(),
-                action: action.to_owned(),
+                action: action.into(),
                 subject: kid.to_string(),
-                outcome: "success".into(),
+                outcome: Outcome::Success.into(),
                 detail: serde_json::json!({"backend": self.custody.backend_name()}),
             });
         }

@@ -2,6 +2,7 @@
 //! the OCSP responder and the CRL publisher. (The HTTPS listener's certificate, issued by this
 //! CA unless files are configured, is `tls_certificate.rs`.)
 
+use portcullis_core::audit::{AuditAction, Outcome};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -55,9 +56,9 @@ pub async fn start(
         audit.record(AuditEvent {
             at: unix_now(),
             actor: "system".into(),
-            action: "ca.created".into(),
+            action: AuditAction::CaCreated.into(),
             subject: "pki".into(),
-            outcome: "success".into(),
+            outcome: Outcome::Success.into(),
             detail: json!({"backend": node.custody.backend_name(), "algorithm": settings.algorithm.as_str()}),
         });
     }

@@ -3,6 +3,7 @@
 //! a blob that already opens under the new key is left alone, so an interrupted run can simply
 //! be repeated. Keys in a PKCS#11 token are not sealed here and are untouched.
 
+use portcullis_core::audit::AuditAction;
 use std::path::Path;
 
 use portcullis_keys::software::{self, MasterKey};
@@ -70,7 +71,7 @@ pub async fn rewrap(
     let ca_keys_done = rewrap_ca_keys(store.as_ref(), &old, &new).await?;
     let mut event = crate::bootstrap::key_event(
         crate::bootstrap::unix_now(),
-        "key.rewrapped",
+        AuditAction::KeyRewrapped,
         "*",
         "software",
     );
