@@ -1,0 +1,147 @@
+//! The `portcullis` binary as a library: configuration, bootstrap, listeners, wiring and the
+//! CLI. `main.rs` only installs the allocator and calls [`run`]; keeping the rest here lets
+//! unit tests reach every module. Exit codes: 0 ok, 1 failure, 2 usage.
+
+mod audit_checkpoint;
+mod bootstrap;
+mod ca_custody;
+mod cache_coherence;
+mod cli;
+mod cli_pki;
+mod commands;
+mod config;
+mod config_values;
+mod health;
+mod http_metrics;
+mod key_custody;
+mod key_manager;
+mod mtls_validator;
+mod pki_setup;
+mod serve;
+mod serve_error;
+mod tls;
+mod tls_certificate;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use cli::{BenchCommand, Cli, Command, StoreCommand};
+use commands::CommandError;
+use config::Config;
+
+/// Parses the command line and runs the command it names.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve_command(args),
+        Command::Client(cmd) => commands::client::run(cmd, &cli.api),
+        Command::Audit(cmd) => commands::audit::run(cmd, &cli.api),
+        Command::Ca(cli_pki::CaCommand::Import {
+            offline,
+            cert,
+            key,
+            chain,
+        }) => runtime().and_then(|rt| {
+            rt.block_on(commands::ca::import(
+                &offline,
+                &cert,
+                &key,
+                chain.as_deref(),
+            ))
+        }),
+        Command::Ca(cmd) => commands::ca::run(cmd, &cli.api),
+        Command::Device(cmd) => commands::device::run(cmd, &cli.api),
+        Command::Cert(cmd) => commands::cert::run(cmd, &cli.api),
+        Command::Key(cli::KeyCommand::Rewrap {
+            store_url,
+            password_file,
+            old_master_key,
+            new_master_key,
+        }) => runtime().and_then(|rt| {
+            rt.block_on(commands::rewrap::rewrap(
+                &commands::StoreArg::new(&store_url, password_file.as_deref()),
+                &old_master_key,
+                &new_master_key,
+            ))
+        }),
+        Command::Key(cmd) => commands::key::run(cmd, &cli.api),
+        Command::Migrate {
+            store_url,
+            password_file,
+        } => runtime().and_then(|rt| {
+            rt.block_on(commands::store_copy::migrate(&commands::StoreArg::new(
+                &store_url,
+                password_file.as_deref(),
+            )))
+        }),
+        Command::Store(StoreCommand::Copy {
+            from,
+            to,
+            from_password_file,
+            to_password_file,
+        }) => runtime().and_then(|rt| {
+            rt.block_on(commands::store_copy::copy(
+                &commands::StoreArg::new(&from, from_password_file.as_deref()),
+                &commands::StoreArg::new(&to, to_password_file.as_deref()),
+            ))
+        }),
+        Command::Bench(BenchCommand::LoadClients(load)) => runtime().and_then(|rt| {
+            rt.block_on(commands::bench::load_clients(&load.store_url(), load.count))
+        }),
+        Command::Bench(BenchCommand::LoadDevices(load)) => runtime().and_then(|rt| {
+            rt.block_on(commands::bench::load_devices(&load.store_url(), load.count))
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(CommandError::Usage(msg)) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(2)
+        }
+        Err(CommandError::Failed(msg)) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, CommandError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CommandError::Failed(format!("cannot start the runtime: {e}")))
+}
+
+fn serve_command(args: cli::ServeArgs) -> Result<(), CommandError> {
+    let mut config = Config::load(args.config.as_deref(), std::env::vars())
+        .map_err(|e| CommandError::Usage(e.to_string()))?;
+    if let Some(dir) = args.data_dir {
+        config.server.data_dir = dir;
+    }
+    if let Some(listen) = args.listen {
+        config.server.listen = listen;
+    }
+    if let Some(listen_tls) = args.listen_tls {
+        config.server.listen_tls = listen_tls;
+    }
+    init_tracing(&config);
+    runtime()?
+        .block_on(serve::run(config, args.adopt_issuer))
+        .map_err(|e| CommandError::Failed(e.to_string()))
+}
+
+fn init_tracing(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
+    // Colour only on a terminal: escape codes in a log file or journal are noise.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
+    if config.log.format == config_values::LogFormat::Json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
