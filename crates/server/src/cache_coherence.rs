@@ -56,3 +56,174 @@ pub async fn follow_changes(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The node's real services on a SQLite store, fed changes as another node's NOTIFYs
+    //! would arrive: what the cache holds must follow the change, not the cache's TTL.
+
+    use std::time::Duration;
+
+    use portcullis_audit::AuditLog;
+    use portcullis_core::token::{AccessTokenClaims, Audience};
+    use portcullis_oauth::{OAuthSettings, TokenRejection};
+    use portcullis_ports::TokenValidator;
+    use portcullis_store::Store;
+
+    use super::*;
+    use crate::config::Config;
+
+    const ISSUER: &str = "http://127.0.0.1:1";
+
+    struct TestNode {
+        server: Arc<AuthServer>,
+        store: Arc<dyn Store>,
+        feed: tokio::sync::mpsc::Sender<Change>,
+        _dir: tempfile::TempDir,
+    }
+
+    async fn node() -> TestNode {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().to_str().unwrap().to_owned();
+        let config =
+            Config::load(None, [("PORTCULLIS_SERVER__DATA_DIR".to_owned(), data_dir)]).unwrap();
+        let node = crate::bootstrap::prepare(&config, ISSUER, false)
+            .await
+            .unwrap();
+        let audit = AuditLog::start(node.store.clone());
+        let pki = Arc::new(
+            crate::pki_setup::start(&config, &node, ISSUER, audit.clone())
+                .await
+                .unwrap(),
+        );
+        let settings = OAuthSettings {
+            issuer: ISSUER.into(),
+            rate_per_client: 0,
+            rate_per_address: 0,
+            auth_failures_per_minute: 0,
+            assertion_algorithms: config.assertion_algorithms().to_vec(),
+            mtls_base: None,
+        };
+        let server = Arc::new(AuthServer::new(
+            settings,
+            node.store.clone(),
+            node.keys.clone(),
+            audit.clone(),
+            node.pepper.clone(),
+            node.master.clone(),
+        ));
+        let keys = Arc::new(KeyManager::new(
+            node.store.clone(),
+            node.custody,
+            node.keys.clone(),
+            config.rotation_policy().unwrap(),
+            config.signing_algorithm(),
+            audit,
+        ));
+        let (feed, changes) = tokio::sync::mpsc::channel(16);
+        tokio::spawn(follow_changes(server.clone(), keys, pki, changes));
+        TestNode {
+            server,
+            store: node.store,
+            feed,
+            _dir: dir,
+        }
+    }
+
+    fn token(server: &AuthServer, client_id: &str, jti: &str) -> String {
+        let now = unix_now();
+        let claims = AccessTokenClaims {
+            iss: ISSUER.into(),
+            sub: client_id.into(),
+            aud: Audience::One(ISSUER.into()),
+            exp: now + 300,
+            iat: now,
+            jti: jti.into(),
+            client_id: client_id.into(),
+            scope: None,
+            cnf: None,
+        };
+        server.keys().active().sign(&claims).unwrap()
+    }
+
+    /// Polls until `check` holds (the feed is applied by a task), for at most 2 s.
+    async fn eventually(mut check: impl AsyncFnMut() -> bool) -> bool {
+        for _ in 0..200 {
+            if check().await {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
+    }
+
+    #[tokio::test]
+    async fn a_client_disabled_elsewhere_is_refused_once_its_change_arrives() {
+        let n = node().await;
+        let mut client = portcullis_store::conformance::sample_client("sensor-1");
+        n.store.insert_clients(&[client.clone()]).await.unwrap();
+        let t = token(&n.server, "sensor-1", "j1");
+        // Cached as enabled by the first check.
+        assert!(n.server.active_token(&t).await.is_ok());
+
+        // Another node disables it: the store changes, this node's cache does not yet.
+        client.enabled = false;
+        n.store.update_client(&client).await.unwrap();
+        assert!(
+            n.server.active_token(&t).await.is_ok(),
+            "without the change the cached copy still answers (so the test can fail)"
+        );
+
+        n.feed
+            .send(Change::Client(client.client_id.clone()))
+            .await
+            .unwrap();
+        assert!(
+            eventually(async || {
+                n.server.active_token(&t).await == Err(TokenRejection::ClientGone)
+            })
+            .await
+        );
+    }
+
+    #[tokio::test]
+    async fn a_revocation_elsewhere_and_a_lost_feed_both_reach_this_node() {
+        let n = node().await;
+        let client = portcullis_store::conformance::sample_client("sensor-2");
+        n.store
+            .insert_clients(std::slice::from_ref(&client))
+            .await
+            .unwrap();
+        let revoked_here = token(&n.server, "sensor-2", "j-announced");
+        n.feed
+            .send(Change::Revocation("j-announced".into()))
+            .await
+            .unwrap();
+        assert!(
+            eventually(async || {
+                n.server.active_token(&revoked_here).await == Err(TokenRejection::Revoked)
+            })
+            .await
+        );
+
+        // A revocation whose NOTIFY was lost is in the store only; a lost feed reloads it.
+        let unannounced = token(&n.server, "sensor-2", "j-unannounced");
+        let claims = n.server.validate_access_token(&unannounced).unwrap();
+        n.store
+            .revoke_token(&portcullis_store::RevokedToken {
+                jti: claims.jti,
+                client_id: client.client_id.clone(),
+                expires_at: claims.exp,
+            })
+            .await
+            .unwrap();
+        assert!(n.server.active_token(&unannounced).await.is_ok());
+        n.feed.send(Change::Everything).await.unwrap();
+        assert!(
+            eventually(async || {
+                n.server.active_token(&unannounced).await == Err(TokenRejection::Revoked)
+            })
+            .await
+        );
+    }
+}
