@@ -64,9 +64,8 @@ mod tests {
 
     use std::time::Duration;
 
-    use portcullis_audit::AuditLog;
     use portcullis_core::token::{AccessTokenClaims, Audience};
-    use portcullis_oauth::{OAuthSettings, TokenRejection};
+    use portcullis_oauth::TokenRejection;
     use portcullis_ports::TokenValidator;
     use portcullis_store::Store;
 
@@ -90,41 +89,20 @@ mod tests {
         let node = crate::bootstrap::prepare(&config, ISSUER, false)
             .await
             .unwrap();
-        let audit = AuditLog::start(node.store.clone());
-        let pki = Arc::new(
-            crate::pki_setup::start(&config, &node, ISSUER, audit.clone())
-                .await
-                .unwrap(),
-        );
-        let settings = OAuthSettings {
-            issuer: ISSUER.into(),
-            rate_per_client: 0,
-            rate_per_address: 0,
-            auth_failures_per_minute: 0,
-            assertion_algorithms: config.assertion_algorithms().to_vec(),
-            mtls_base: None,
-        };
-        let server = Arc::new(AuthServer::new(
-            settings,
-            node.store.clone(),
-            node.keys.clone(),
-            audit.clone(),
-            node.pepper.clone(),
-            node.master.clone(),
-        ));
-        let keys = Arc::new(KeyManager::new(
-            node.store.clone(),
-            node.custody,
-            node.keys.clone(),
-            config.rotation_policy().unwrap(),
-            config.signing_algorithm(),
-            audit,
-        ));
+        let services = crate::node_services::NodeServices::start(&config, node, None)
+            .await
+            .unwrap();
+        let server = services.server;
         let (feed, changes) = tokio::sync::mpsc::channel(16);
-        tokio::spawn(follow_changes(server.clone(), keys, pki, changes));
+        tokio::spawn(follow_changes(
+            server.clone(),
+            services.keys,
+            services.pki,
+            changes,
+        ));
         TestNode {
             server,
-            store: node.store,
+            store: services.store,
             feed,
             _dir: dir,
         }

@@ -16,6 +16,7 @@ mod http_metrics;
 mod key_custody;
 mod key_manager;
 mod mtls_validator;
+mod node_services;
 mod pki_setup;
 mod serve;
 mod serve_error;

@@ -7,14 +7,14 @@ use std::time::Duration;
 
 use axum::routing::get;
 use axum::Router;
-use portcullis_audit::AuditLog;
-use portcullis_oauth::{AuthServer, OAuthSettings};
+use portcullis_oauth::AuthServer;
 use portcullis_store::Store;
 
 use crate::bootstrap::{self, unix_now};
 use crate::config::Config;
 use crate::http_metrics;
 use crate::key_manager::KeyManager;
+use crate::node_services::NodeServices;
 use crate::serve_error::ServeError;
 
 /// How often expired revocations and assertion ids are purged.
@@ -73,56 +73,18 @@ pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), ServeError> {
     if let Some(path) = &node.admin_credential_written {
         tracing::info!(path = %path.display(), "first start: bootstrap admin credential written (mode 0600)");
     }
-    let audit = AuditLog::start(node.store.clone());
-    // The PKI first: its CA keys come from the same custody the key manager takes over, and
-    // mTLS client authentication checks certificates against its CA.
-    let public_url = config
-        .pki
-        .public_url
-        .clone()
-        .unwrap_or_else(|| issuer.clone());
-    let pki = Arc::new(crate::pki_setup::start(&config, &node, &public_url, audit.clone()).await?);
-    let validator = crate::mtls_validator::PkiCertificateValidator(
-        portcullis_pki::chain::IssuedCertificateValidator {
-            anchor: pki.pki.issuing_anchor().clone(),
-            store: node.store.clone(),
-        },
-    );
-    let settings = OAuthSettings {
-        issuer: issuer.clone(),
-        rate_per_client: config.rate_limit.per_client,
-        rate_per_address: config.rate_limit.per_address,
-        auth_failures_per_minute: config.rate_limit.auth_failures_per_minute,
-        assertion_algorithms: config.assertion_algorithms().to_vec(),
-        mtls_base: tls_local.map(|a| format!("https://{a}")),
-    };
     let trusted_proxies = Arc::new(config.trusted_proxies()?);
-    let server = Arc::new(
-        AuthServer::new(
-            settings,
-            node.store.clone(),
-            node.keys.clone(),
-            audit.clone(),
-            node.pepper.clone(),
-            node.master.clone(),
-        )
-        .with_client_cache_entries(config.store.client_cache_entries)
-        .with_certificate_validator(Arc::new(validator)),
-    );
-    server.reload_revocations().await?;
-
-    let key_manager = Arc::new(KeyManager::new(
-        node.store.clone(),
-        node.custody,
-        node.keys.clone(),
-        config.rotation_policy()?,
-        config.signing_algorithm(),
-        audit.clone(),
-    ));
-    key_manager.reconcile().await?;
+    let NodeServices {
+        store,
+        ring,
+        audit,
+        server,
+        keys: key_manager,
+        pki,
+    } = NodeServices::start(&config, node, tls_local).await?;
 
     // Other nodes' changes (PostgreSQL NOTIFY) invalidate this node's caches.
-    if let Some(feed) = node.store.change_feed().await? {
+    if let Some(feed) = store.change_feed().await? {
         tokio::spawn(crate::cache_coherence::follow_changes(
             server.clone(),
             key_manager.clone(),
@@ -134,12 +96,12 @@ pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), ServeError> {
     // Before serving: a node that builds the CRL must know it before the first fetch, or it
     // would serve the published CRL, which lacks revocations committed while no node could
     // publish (a crash between a revocation and its publication).
-    claim_crl_lease(node.store.as_ref(), key_manager.node_id(), &pki.pki).await;
+    claim_crl_lease(store.as_ref(), key_manager.node_id(), &pki.pki).await;
     let node_id = key_manager.node_id().to_owned();
 
     let surfaces = Surfaces {
         server: server.clone(),
-        store: node.store.clone(),
+        store: store.clone(),
         metrics: metrics.clone(),
         keys: key_manager.clone(),
         pki: pki.clone(),
@@ -170,8 +132,8 @@ pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), ServeError> {
     println!("portcullis listening on http://{local}");
 
     let checkpoint_job = crate::audit_checkpoint::CheckpointJob {
-        store: node.store.clone(),
-        keys: node.keys.clone(),
+        store: store.clone(),
+        keys: ring.clone(),
         audit: audit.clone(),
         node_id: node_id.clone(),
         interval: Duration::from_secs(config.audit.checkpoint_interval_secs),
@@ -179,7 +141,7 @@ pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), ServeError> {
     let checkpoints = checkpoint_job.clone().spawn();
     let background = tokio::spawn(background_jobs(
         server.clone(),
-        node.store.clone(),
+        store.clone(),
         metrics,
         key_manager,
         pki.clone(),
@@ -206,7 +168,7 @@ pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), ServeError> {
     // The jobs are stopped: hand their leases over now rather than after they expire (a
     // rolling restart would otherwise leave key rotation, the CRL and checkpoints unowned for
     // up to their time-outs).
-    if let Err(e) = node.store.release_leases(&node_id).await {
+    if let Err(e) = store.release_leases(&node_id).await {
         tracing::warn!(error = %e, "releasing leases failed; they expire on their own");
     }
     audit.shutdown().await;

@@ -1,0 +1,95 @@
+//! The services of one node, built from its configuration and what bootstrap prepared: the
+//! device PKI, the authorization server and the key manager, over one store and one audit
+//! log. `serve::run` builds them once before it listens; unit tests build them the same way
+//! on a scratch store, so what they exercise is what a node runs.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use portcullis_audit::AuditLog;
+use portcullis_keys::KeyRing;
+use portcullis_oauth::{AuthServer, OAuthSettings};
+use portcullis_store::Store;
+
+use crate::bootstrap::Node;
+use crate::config::Config;
+use crate::key_manager::KeyManager;
+use crate::pki_setup::NodePki;
+use crate::serve_error::ServeError;
+
+/// What a node serves with.
+pub struct NodeServices {
+    pub store: Arc<dyn Store>,
+    /// The signing keys of access tokens (the key manager keeps it current).
+    pub ring: Arc<KeyRing>,
+    pub audit: AuditLog,
+    pub server: Arc<AuthServer>,
+    pub keys: Arc<KeyManager>,
+    pub pki: Arc<NodePki>,
+}
+
+impl NodeServices {
+    /// Builds the services, loads the revocation set and applies any due key transition.
+    /// `tls_local` is the bound HTTPS address, if any (the RFC 8705 endpoint aliases).
+    pub async fn start(
+        config: &Config,
+        node: Node,
+        tls_local: Option<SocketAddr>,
+    ) -> Result<NodeServices, ServeError> {
+        let audit = AuditLog::start(node.store.clone());
+        // The PKI first: its CA keys come from the same custody the key manager takes over,
+        // and mTLS client authentication checks certificates against its CA.
+        let public_url = config
+            .pki
+            .public_url
+            .clone()
+            .unwrap_or_else(|| node.issuer.clone());
+        let pki =
+            Arc::new(crate::pki_setup::start(config, &node, &public_url, audit.clone()).await?);
+        let validator = crate::mtls_validator::PkiCertificateValidator(
+            portcullis_pki::chain::IssuedCertificateValidator {
+                anchor: pki.pki.issuing_anchor().clone(),
+                store: node.store.clone(),
+            },
+        );
+        let settings = OAuthSettings {
+            issuer: node.issuer.clone(),
+            rate_per_client: config.rate_limit.per_client,
+            rate_per_address: config.rate_limit.per_address,
+            auth_failures_per_minute: config.rate_limit.auth_failures_per_minute,
+            assertion_algorithms: config.assertion_algorithms().to_vec(),
+            mtls_base: tls_local.map(|a| format!("https://{a}")),
+        };
+        let server = Arc::new(
+            AuthServer::new(
+                settings,
+                node.store.clone(),
+                node.keys.clone(),
+                audit.clone(),
+                node.pepper.clone(),
+                node.master.clone(),
+            )
+            .with_client_cache_entries(config.store.client_cache_entries)
+            .with_certificate_validator(Arc::new(validator)),
+        );
+        server.reload_revocations().await?;
+
+        let keys = Arc::new(KeyManager::new(
+            node.store.clone(),
+            node.custody,
+            node.keys.clone(),
+            config.rotation_policy()?,
+            config.signing_algorithm(),
+            audit.clone(),
+        ));
+        keys.reconcile().await?;
+        Ok(NodeServices {
+            store: node.store,
+            ring: node.keys,
+            audit,
+            server,
+            keys,
+            pki,
+        })
+    }
+}
