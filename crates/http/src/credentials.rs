@@ -18,17 +18,31 @@ const BASIC_BASE64: GeneralPurpose = GeneralPurpose::new(
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
-/// The user and password of a `Basic` header, both wiped on drop (the user part of an OAuth
+/// The user and password of a `Basic` header: the decoded `user:password` octets, wiped on
+/// drop, and where the first `:` is. Both parts are borrowed from that one buffer, so the
+/// token endpoint copies nothing before its own form-decoding (the user part of an OAuth
 /// request is still form-encoded; the password is a secret).
 pub struct BasicCredentials {
-    pub user: Zeroizing<Vec<u8>>,
-    pub password: Zeroizing<Vec<u8>>,
+    decoded: Zeroizing<Vec<u8>>,
+    colon: usize,
+}
+
+impl BasicCredentials {
+    /// The user id as sent.
+    pub fn user(&self) -> &[u8] {
+        self.decoded.get(..self.colon).unwrap_or_default()
+    }
+
+    /// The password as sent (everything after the first `:`).
+    pub fn password(&self) -> &[u8] {
+        self.decoded.get(self.colon + 1..).unwrap_or_default()
+    }
 }
 
 impl std::fmt::Debug for BasicCredentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BasicCredentials")
-            .field("user", &String::from_utf8_lossy(&self.user))
+            .field("user", &String::from_utf8_lossy(self.user()))
             .finish_non_exhaustive()
     }
 }
@@ -105,11 +119,7 @@ pub fn basic_credentials(
         .iter()
         .position(|b| *b == b':')
         .ok_or(MalformedCredentials::NoColon)?;
-    let (user, password) = decoded.split_at(colon);
-    Ok(Some(BasicCredentials {
-        user: Zeroizing::new(user.to_vec()),
-        password: Zeroizing::new(password.get(1..).unwrap_or_default().to_vec()),
-    }))
+    Ok(Some(BasicCredentials { decoded, colon }))
 }
 
 /// The token of an `Authorization: Bearer` header (RFC 6750 §2.1). Anything else, including
@@ -153,12 +163,12 @@ mod tests {
         let c = basic_credentials(&headers(&["Basic ZGV2LTE6c2U6Y3JldA=="]))
             .unwrap()
             .unwrap();
-        assert_eq!(&c.user[..], b"dev-1");
-        assert_eq!(&c.password[..], b"se:cret");
+        assert_eq!(c.user(), b"dev-1");
+        assert_eq!(c.password(), b"se:cret");
         let c = basic_credentials(&headers(&["basic YTpi"]))
             .unwrap()
             .unwrap();
-        assert_eq!((&c.user[..], &c.password[..]), (&b"a"[..], &b"b"[..]));
+        assert_eq!((c.user(), c.password()), (&b"a"[..], &b"b"[..]));
         assert!(basic_credentials(&headers(&[])).unwrap().is_none());
     }
 

@@ -241,8 +241,8 @@ pub fn parse_basic(headers: &HeaderMap) -> Result<Option<ClientSecretCredentials
         }
         Err(malformed) => return Err(Error::invalid_request(malformed.describe())),
     };
-    let id_bytes = form_url_decode(&basic.user);
-    let secret = Zeroizing::new(form_url_decode(&basic.password));
+    let id_bytes = form_url_decode(basic.user());
+    let secret = Zeroizing::new(form_url_decode(basic.password()));
     let client_id = std::str::from_utf8(&id_bytes)
         .ok()
         .and_then(|id| ClientId::parse(id).ok())

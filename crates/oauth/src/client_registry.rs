@@ -34,11 +34,9 @@ fn generate_secret() -> Result<Secret, PortError> {
 
 /// Checks the public keys of a `private_key_jwt` client against the algorithms the token
 /// endpoint accepts, so a key it would refuse fails registration instead of every later
-/// token request. Returns the canonical JSON text.
-fn check_public_keys(jwks: &serde_json::Value, allowed: &[Algorithm]) -> Result<String, PortError> {
-    let text = serde_json::to_string(jwks)
-        .map_err(|_| CoreError::invalid("jwks", "must be a JSON object"))?;
-    let set = JwkSet::parse(&text).map_err(|e| CoreError::invalid("jwks", e.to_string()))?;
+/// token request.
+fn check_public_keys(text: &str, allowed: &[Algorithm]) -> Result<(), PortError> {
+    let set = JwkSet::parse(text).map_err(|e| CoreError::invalid("jwks", e.to_string()))?;
     if set.keys.is_empty() {
         return Err(CoreError::invalid("jwks", "must contain at least one key").into());
     }
@@ -46,7 +44,7 @@ fn check_public_keys(jwks: &serde_json::Value, allowed: &[Algorithm]) -> Result<
         VerifyingKey::from_jwk(jwk, allowed)
             .map_err(|e| CoreError::invalid("jwks", format!("key {i}: {e}")))?;
     }
-    Ok(text)
+    Ok(())
 }
 
 impl AuthServer {
@@ -92,12 +90,13 @@ impl ClientRegistry for AuthServer {
         method: AuthMethod,
         jwks: &serde_json::Value,
     ) -> Result<String, PortError> {
-        if method != AuthMethod::SelfSignedTlsClientAuth {
-            return check_public_keys(jwks, &self.settings.assertion_algorithms);
-        }
         let text = serde_json::to_string(jwks)
             .map_err(|_| CoreError::invalid("jwks", "must be a JSON object"))?;
-        crate::mtls::validate_self_signed_jwks(&text)?;
+        if method == AuthMethod::SelfSignedTlsClientAuth {
+            crate::mtls::validate_self_signed_jwks(&text)?;
+        } else {
+            check_public_keys(&text, &self.settings.assertion_algorithms)?;
+        }
         Ok(text)
     }
 

@@ -19,7 +19,7 @@ use crate::client_auth::authenticate_request;
 use crate::error::{json_no_store, Error};
 use crate::router::{OAuthForm, SourceAddr};
 use crate::AuthServer;
-pub use portcullis_ports::TokenRejection;
+use portcullis_ports::TokenRejection;
 
 /// RFC 9068 §4: `typ` is `at+jwt`, or the full media type `application/at+jwt`; media types
 /// compare case-insensitively (RFC 7515 §4.1.9).

@@ -172,10 +172,10 @@ fn enrollment_credentials(headers: &HeaderMap) -> Result<Option<EnrollmentCreden
     let Some(basic) = portcullis_http::basic_credentials(headers).map_err(|_| malformed())? else {
         return Ok(None);
     };
-    let user = std::str::from_utf8(&basic.user)
+    let user = std::str::from_utf8(basic.user())
         .map_err(|_| malformed())?
         .to_owned();
-    Ok(Some((user, basic.password)))
+    Ok(Some((user, Zeroizing::new(basic.password().to_vec()))))
 }
 
 async fn simpleenroll(
