@@ -285,6 +285,24 @@ pub fn rotate(keys: &[KeyTimeline], policy: &RotationPolicy, now: UnixTime) -> V
     }]
 }
 
+/// The configured kind of key (algorithm or custody backend) changed and no key of the new
+/// kind is pending: a new key signs at once and every `Active` and `Next` key retires now,
+/// staying published until its tokens have expired. (A verifier that has not yet fetched the
+/// new key refetches JWKS on the unknown `kid`; scheduling the change with `rotate` instead
+/// avoids even that.)
+pub fn replace(keys: &[KeyTimeline], now: UnixTime) -> Vec<Transition> {
+    let mut transitions = vec![Transition::CreateAndActivate { at: now }];
+    transitions.extend(
+        keys.iter()
+            .filter(|k| matches!(k.state, KeyState::Active | KeyState::Next))
+            .map(|k| Transition::Retire {
+                kid: k.kid.clone(),
+                at: now,
+            }),
+    );
+    transitions
+}
+
 /// The kids JWKS publishes at `now`: every `Next` and `Active` key and the `Retired` keys
 /// whose tokens may still be valid; never a `Revoked` one.
 pub fn published(keys: &[KeyTimeline], policy: &RotationPolicy, now: UnixTime) -> Vec<Kid> {
@@ -856,6 +874,40 @@ mod tests {
             assert!(published.len() <= 3, "{published:?} at {now}");
         }
         assert_eq!(switches, 52, "one switch a week");
+    }
+
+    #[test]
+    fn replacing_the_kind_of_key_signs_with_a_new_key_at_once_and_keeps_the_old_published() {
+        let keys = vec![
+            key("k1", KeyState::Active, Some(0)),
+            key("k2", KeyState::Next, Some(DAY)),
+            key("k0", KeyState::Retired, Some(0)),
+        ];
+        let transitions = replace(&keys, 100);
+        assert_eq!(
+            transitions,
+            vec![
+                Transition::CreateAndActivate { at: 100 },
+                Transition::Retire {
+                    kid: kid("k1"),
+                    at: 100
+                },
+                Transition::Retire {
+                    kid: kid("k2"),
+                    at: 100
+                },
+            ]
+        );
+        let mut n = 0;
+        let after = apply(&keys, &transitions, 100, &mut || {
+            n += 1;
+            kid(&format!("new{n}"))
+        });
+        assert_eq!(signing_key(&after), Some(&kid("new1")));
+        let published = published(&after, &policy(), 100);
+        assert!(published.contains(&kid("k1")) && published.contains(&kid("new1")));
+        // Nothing else is due once the replacement is applied.
+        assert_eq!(plan(&after, &policy(), 100), vec![]);
     }
 
     fn timeline(kid: &str, state: KeyState) -> KeyTimeline {

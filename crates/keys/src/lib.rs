@@ -12,6 +12,7 @@ pub mod algorithm;
 /// The suite every `Signer` backend passes; for tests only (the `test-support` feature).
 #[cfg(any(test, feature = "test-support"))]
 pub mod conformance;
+pub mod custody;
 pub mod error;
 pub mod jwk;
 pub mod jws;
@@ -25,6 +26,7 @@ pub mod verify;
 mod test_keys;
 
 pub use algorithm::Algorithm;
+pub use custody::{CustodyKey, KeyBackend, KeyCustody, KeyPurpose};
 pub use error::KeyError;
 pub use jwk::{Jwk, JwkSet};
 pub use jws::JwtSigner;

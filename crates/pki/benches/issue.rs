@@ -12,7 +12,8 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use portcullis_core::device::{DeviceId, RevocationReason};
 use portcullis_keys::software::MasterKey;
 use portcullis_keys::Algorithm;
-use portcullis_pki::ca::{CaSettings, CertificateAuthority, SoftwareCaVault};
+use portcullis_keys::KeyCustody;
+use portcullis_pki::ca::{CaSettings, CertificateAuthority};
 use portcullis_pki::crl::build_crl;
 use portcullis_pki::csr::check_csr;
 use portcullis_pki::profile::CertificateProfile;
@@ -28,7 +29,7 @@ fn setup(
 ) -> (Arc<CertificateAuthority>, SqliteStore) {
     rt.block_on(async {
         let store = SqliteStore::open(&dir.join("bench.db")).await.unwrap();
-        let vault = SoftwareCaVault::new(Arc::new(MasterKey::from_bytes([3; 32])));
+        let vault = KeyCustody::Software(Arc::new(MasterKey::from_bytes([3; 32])));
         let settings = CaSettings {
             name: "Bench".into(),
             algorithm: Algorithm::ES256,

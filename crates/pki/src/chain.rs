@@ -54,7 +54,8 @@ impl TrustAnchor {
 
     /// Checks `leaf_der` was signed by this CA and is valid at `now`; returns what it says.
     pub fn verify(&self, leaf_der: &[u8], now: i64) -> Result<ValidatedLeaf, PkiError> {
-        let bad = |why: &str| PkiError::Unauthorized(format!("client certificate refused: {why}"));
+        let bad =
+            |why: &str| PkiError::NotAuthenticated(format!("client certificate refused: {why}"));
         // Parsed once at construction, so this cannot fail here.
         let (_, ca) = X509Certificate::from_der(&self.der)
             .map_err(|_| PkiError::Ca("trust anchor does not parse".into()))?;
@@ -121,11 +122,11 @@ pub async fn validate_issued(
 ) -> Result<ValidatedLeaf, PkiError> {
     let leaf = anchor.verify(leaf_der, now)?;
     match store.get_certificate(&leaf.serial).await? {
-        Some(stored) if stored.revoked_at.is_some() => Err(PkiError::Unauthorized(
+        Some(stored) if stored.revoked_at.is_some() => Err(PkiError::NotAuthenticated(
             "client certificate refused: revoked".into(),
         )),
         Some(stored) if stored.sha256 == leaf.sha256 => Ok(leaf),
-        _ => Err(PkiError::Unauthorized(
+        _ => Err(PkiError::NotAuthenticated(
             "client certificate refused: not issued by this CA".into(),
         )),
     }
@@ -143,7 +144,7 @@ impl IssuedCertificateValidator {
     pub async fn validate(&self, chain: &[Vec<u8>], now: i64) -> Result<ValidatedLeaf, PkiError> {
         let leaf = chain
             .first()
-            .ok_or_else(|| PkiError::Unauthorized("no client certificate".into()))?;
+            .ok_or_else(|| PkiError::NotAuthenticated("no client certificate".into()))?;
         validate_issued(&self.anchor, self.store.as_ref(), leaf, now).await
     }
 }

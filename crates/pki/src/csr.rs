@@ -60,23 +60,21 @@ pub fn check_csr(
     profile: &CertificateProfile,
 ) -> Result<CheckedCsr, PkiError> {
     if der.len() > MAX_CSR_BYTES {
-        return Err(PkiError::BadRequest(format!(
+        return Err(PkiError::Invalid(format!(
             "certificate request larger than {MAX_CSR_BYTES} bytes"
         )));
     }
     let (rest, csr) = X509CertificationRequest::from_der(der)
-        .map_err(|_| PkiError::BadRequest("not a DER PKCS#10 certificate request".into()))?;
+        .map_err(|_| PkiError::Invalid("not a DER PKCS#10 certificate request".into()))?;
     if !rest.is_empty() {
-        return Err(PkiError::BadRequest(
+        return Err(PkiError::Invalid(
             "trailing bytes after the certificate request".into(),
         ));
     }
     let key = subject_key(&csr, profile)?;
     // Proof of possession (RFC 7030 §3.4 relies on the PKCS#10 self-signature).
     csr.verify_signature().map_err(|_| {
-        PkiError::BadRequest(
-            "the request's signature does not verify (no proof of possession)".into(),
-        )
+        PkiError::Invalid("the request's signature does not verify (no proof of possession)".into())
     })?;
     let names = names(&csr)?;
     let device_id = named_device(&names, device)?;
@@ -91,12 +89,12 @@ fn subject_key(
     let raw = spki.subject_public_key.data.to_vec();
     let parsed = spki
         .parsed()
-        .map_err(|_| PkiError::BadRequest("the request's public key cannot be parsed".into()))?;
+        .map_err(|_| PkiError::Invalid("the request's public key cannot be parsed".into()))?;
     let (key_type, bits, algorithm) = match parsed {
         PublicKey::RSA(rsa) => {
             let bits = rsa.key_size();
             if bits < profile.min_rsa_bits {
-                return Err(PkiError::BadRequest(format!(
+                return Err(PkiError::Invalid(format!(
                     "RSA key of {bits} bits is too weak; at least {} required",
                     profile.min_rsa_bits
                 )));
@@ -115,7 +113,7 @@ fn subject_key(
                 "1.2.840.10045.3.1.7" => (KeyType::P256, 0, &rcgen::PKCS_ECDSA_P256_SHA256),
                 "1.3.132.0.34" => (KeyType::P384, 0, &rcgen::PKCS_ECDSA_P384_SHA384),
                 _ => {
-                    return Err(PkiError::BadRequest(
+                    return Err(PkiError::Invalid(
                         "elliptic-curve keys must be on P-256 or P-384".into(),
                     ))
                 }
@@ -123,18 +121,18 @@ fn subject_key(
         }
         _ if spki.algorithm.algorithm.to_id_string() == "1.3.101.112" => {
             if raw.len() != 32 {
-                return Err(PkiError::BadRequest("malformed Ed25519 public key".into()));
+                return Err(PkiError::Invalid("malformed Ed25519 public key".into()));
             }
             (KeyType::Ed25519, 0, &rcgen::PKCS_ED25519)
         }
         _ => {
-            return Err(PkiError::BadRequest(
+            return Err(PkiError::Invalid(
                 "unsupported key type; use P-256, P-384, Ed25519 or RSA".into(),
             ))
         }
     };
     if !profile.allowed_keys.contains(&key_type) {
-        return Err(PkiError::BadRequest(format!(
+        return Err(PkiError::Invalid(format!(
             "{} keys are not allowed by the certificate profile",
             key_type.as_str()
         )));
@@ -152,7 +150,7 @@ fn names(csr: &X509CertificationRequest<'_>) -> Result<Names, PkiError> {
     for cn in csr.certification_request_info.subject.iter_common_name() {
         let cn = cn
             .as_str()
-            .map_err(|_| PkiError::BadRequest("the subject CN is not a string".into()))?;
+            .map_err(|_| PkiError::Invalid("the subject CN is not a string".into()))?;
         names.common_names.push(cn.to_owned());
     }
     if let Some(extensions) = csr.requested_extensions() {
@@ -174,7 +172,7 @@ fn names(csr: &X509CertificationRequest<'_>) -> Result<Names, PkiError> {
 fn named_device(names: &Names, expected: Option<&DeviceId>) -> Result<DeviceId, PkiError> {
     const PREFIX: &str = "urn:portcullis:device:";
     if names.other_sans > 0 {
-        return Err(PkiError::BadRequest(
+        return Err(PkiError::Invalid(
             "the request asks for subject alternative names other than the device URI".into(),
         ));
     }
@@ -183,28 +181,27 @@ fn named_device(names: &Names, expected: Option<&DeviceId>) -> Result<DeviceId, 
         match uri.strip_prefix(PREFIX) {
             Some(id) => claimed.push(id),
             None => {
-                return Err(PkiError::BadRequest(format!(
+                return Err(PkiError::Invalid(format!(
                     "the request names {uri:?}, which is not a device URI ({PREFIX}<id>)"
                 )))
             }
         }
     }
     let Some(first) = claimed.first() else {
-        return Err(PkiError::BadRequest(
+        return Err(PkiError::Invalid(
             "the request names no device: set the subject CN (or a SAN URI) to the device id"
                 .into(),
         ));
     };
     if claimed.iter().any(|c| c != first) {
-        return Err(PkiError::BadRequest(
+        return Err(PkiError::Invalid(
             "the request names more than one device".into(),
         ));
     }
-    let named = DeviceId::parse(*first).map_err(|_| {
-        PkiError::BadRequest("the request's subject is not a valid device id".into())
-    })?;
+    let named = DeviceId::parse(*first)
+        .map_err(|_| PkiError::Invalid("the request's subject is not a valid device id".into()))?;
     match expected {
-        Some(expected) if *expected != named => Err(PkiError::Forbidden(format!(
+        Some(expected) if *expected != named => Err(PkiError::NotPermitted(format!(
             "the request names device {named}, but the caller authenticated as {expected}"
         ))),
         _ => Ok(named),

@@ -16,11 +16,11 @@ use crate::{Pki, PkiError};
 impl From<PkiError> for PortError {
     fn from(e: PkiError) -> Self {
         match e {
-            PkiError::BadRequest(m) | PkiError::Forbidden(m) | PkiError::Unauthorized(m) => {
+            PkiError::Invalid(m) | PkiError::NotPermitted(m) | PkiError::NotAuthenticated(m) => {
                 PortError::BadRequest(m)
             }
             PkiError::NotFound(m) => PortError::NotFound(m),
-            PkiError::Conflict(m) => PortError::Conflict(m),
+            PkiError::AlreadyExists(m) => PortError::Conflict(m),
             PkiError::Store(s) => PortError::Store(s),
             other => PortError::Internal(other.to_string()),
         }

@@ -31,18 +31,18 @@ pub enum EnrollAuth<'a> {
 
 /// Every authentication failure looks the same to the caller (no device enumeration).
 fn refused() -> PkiError {
-    PkiError::Unauthorized("device authentication failed".into())
+    PkiError::NotAuthenticated("device authentication failed".into())
 }
 
 fn usable(device: &Device, first: bool) -> Result<(), PkiError> {
     match device.state {
         DeviceState::Registered if first => Ok(()),
         DeviceState::Enrolled => Ok(()),
-        DeviceState::Registered => Err(PkiError::Forbidden(format!(
+        DeviceState::Registered => Err(PkiError::NotPermitted(format!(
             "device {} has not enrolled yet; use simpleenroll",
             device.device_id
         ))),
-        other => Err(PkiError::Forbidden(format!(
+        other => Err(PkiError::NotPermitted(format!(
             "device {} is {} and may not enroll",
             device.device_id,
             other.as_str()
@@ -172,7 +172,7 @@ impl Pki {
     ) -> Result<IssuedCertificate, PkiError> {
         let result = async {
             let leaf = chain.first().ok_or_else(|| {
-                PkiError::Unauthorized(
+                PkiError::NotAuthenticated(
                     "re-enrollment needs the current certificate over TLS".into(),
                 )
             })?;

@@ -1,25 +1,30 @@
-//! The one error type of the PKI crate; `est.rs`, `ocsp/` and the CLI map it to their
-//! protocol's error at the edge. Messages never carry key material or enrollment secrets.
+//! The one error type of the PKI crate. Its variants say what went wrong in PKI terms; each
+//! surface maps them once to its protocol at the edge (`est.rs` to EST statuses,
+//! `device_registry.rs` to the admin port's errors), answering the internal ones (CA, key,
+//! store, encoding) without their detail, which goes to the log. Messages never carry key
+//! material or enrollment secrets.
 
 use portcullis_core::CoreError;
 use portcullis_keys::KeyError;
 use portcullis_store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PkiError {
-    /// The request itself is unusable (bad encoding, bad CSR, wrong name, weak key).
+    /// The input itself is unusable (bad encoding, bad CSR, wrong name, weak key).
     #[error("{0}")]
-    BadRequest(String),
+    Invalid(String),
     /// The caller did not prove who it is (unknown device, wrong or spent secret, bad
     /// certificate). Deliberately vague toward the caller.
     #[error("{0}")]
-    Unauthorized(String),
-    /// The caller is known but not allowed now (suspended, revoked, decommissioned).
+    NotAuthenticated(String),
+    /// The caller is known but its state does not allow this now (suspended, revoked,
+    /// decommissioned), or the request names what it may not have.
     #[error("{0}")]
-    Forbidden(String),
+    NotPermitted(String),
     /// The object exists already.
     #[error("{0}")]
-    Conflict(String),
+    AlreadyExists(String),
     /// The object named does not exist.
     #[error("{0}")]
     NotFound(String),
@@ -36,7 +41,7 @@ pub enum PkiError {
 
 impl From<CoreError> for PkiError {
     fn from(e: CoreError) -> Self {
-        PkiError::BadRequest(e.to_string())
+        PkiError::Invalid(e.to_string())
     }
 }
 

@@ -71,11 +71,11 @@ fn pkcs7_response(der: Vec<u8>) -> Response {
 /// An EST error: a status and a plain-text reason (RFC 7030 §4.2.3 allows text/plain).
 fn error_response(e: &PkiError) -> Response {
     let (status, text) = match e {
-        PkiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m.clone()),
-        PkiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, m.clone()),
-        PkiError::Forbidden(m) => (StatusCode::FORBIDDEN, m.clone()),
+        PkiError::Invalid(m) => (StatusCode::BAD_REQUEST, m.clone()),
+        PkiError::NotAuthenticated(m) => (StatusCode::UNAUTHORIZED, m.clone()),
+        PkiError::NotPermitted(m) => (StatusCode::FORBIDDEN, m.clone()),
         PkiError::NotFound(m) => (StatusCode::NOT_FOUND, m.clone()),
-        PkiError::Conflict(m) => (StatusCode::CONFLICT, m.clone()),
+        PkiError::AlreadyExists(m) => (StatusCode::CONFLICT, m.clone()),
         other => {
             tracing::error!(error = %other, "EST request failed");
             (
@@ -136,7 +136,7 @@ async fn csrattrs() -> Response {
 /// The DER of the PKCS#10 in an EST request body.
 pub fn decode_csr_body(headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, PkiError> {
     if !portcullis_http::has_media_type(headers, "application/pkcs10") {
-        return Err(PkiError::BadRequest(
+        return Err(PkiError::Invalid(
             "Content-Type must be application/pkcs10 (RFC 7030 §4.2.1)".into(),
         ));
     }
@@ -144,7 +144,7 @@ pub fn decode_csr_body(headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, PkiE
         let blocks = crate::ca::pem_blocks(body, "CERTIFICATE REQUEST")?;
         return match blocks.as_slice() {
             [one] => Ok(one.clone()),
-            _ => Err(PkiError::BadRequest(
+            _ => Err(PkiError::Invalid(
                 "expected exactly one PEM CERTIFICATE REQUEST".into(),
             )),
         };
@@ -155,10 +155,10 @@ pub fn decode_csr_body(headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, PkiE
         .filter(|b| !b.is_ascii_whitespace())
         .collect();
     if compact.is_empty() {
-        return Err(PkiError::BadRequest("empty request body".into()));
+        return Err(PkiError::Invalid("empty request body".into()));
     }
     STANDARD.decode(&compact).map_err(|_| {
-        PkiError::BadRequest("the body is not base64-encoded DER (RFC 7030 §4.2.1)".into())
+        PkiError::Invalid("the body is not base64-encoded DER (RFC 7030 §4.2.1)".into())
     })
 }
 
@@ -168,7 +168,7 @@ type EnrollmentCredentials = (String, Zeroizing<Vec<u8>>);
 /// HTTP Basic credentials (device id, enrollment secret), if the request carries them. The
 /// device id must be UTF-8; what else it must be is the registry's to say.
 fn enrollment_credentials(headers: &HeaderMap) -> Result<Option<EnrollmentCredentials>, PkiError> {
-    let malformed = || PkiError::Unauthorized("malformed Basic credentials".into());
+    let malformed = || PkiError::NotAuthenticated("malformed Basic credentials".into());
     let Some(basic) = portcullis_http::basic_credentials(headers).map_err(|_| malformed())? else {
         return Ok(None);
     };
@@ -206,7 +206,7 @@ async fn simpleenroll(
                     .await?
             }
             (None, None) => {
-                return Err(PkiError::Unauthorized(
+                return Err(PkiError::NotAuthenticated(
                     "authenticate with HTTP Basic (device id and enrollment secret) or a \
                      manufacturer certificate"
                         .into(),
@@ -234,7 +234,7 @@ async fn simplereenroll(
     let result = async {
         let csr = decode_csr_body(&headers, &body)?;
         let Some(Extension(chain)) = peer else {
-            return Err(PkiError::Unauthorized(
+            return Err(PkiError::NotAuthenticated(
                 "re-enrollment needs the current certificate as the TLS client certificate".into(),
             ));
         };

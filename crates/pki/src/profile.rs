@@ -36,7 +36,7 @@ impl KeyType {
             .into_iter()
             .find(|k| k.as_str().eq_ignore_ascii_case(s))
             .ok_or_else(|| {
-                PkiError::BadRequest(format!(
+                PkiError::Invalid(format!(
                     "unknown key type {s:?}; expected P-256, P-384, Ed25519 or RSA"
                 ))
             })

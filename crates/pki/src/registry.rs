@@ -49,7 +49,7 @@ impl Pki {
         match self.store.insert_device(&device).await {
             Ok(()) => {}
             Err(StoreError::Conflict(_)) => {
-                return Err(PkiError::Conflict(format!(
+                return Err(PkiError::AlreadyExists(format!(
                     "device {} is already registered",
                     device.device_id
                 )))
@@ -140,7 +140,7 @@ impl Pki {
         let mut device = self.device_to_change(id).await?;
         let from = device.state;
         if state == DeviceState::Enrolled && from != DeviceState::Enrolled {
-            return Err(PkiError::BadRequest(
+            return Err(PkiError::Invalid(
                 "a device becomes enrolled only by enrolling over EST".into(),
             ));
         }

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use portcullis_core::device::RevocationReason;
 use portcullis_keys::software::MasterKey;
 use portcullis_keys::Algorithm;
-use portcullis_pki::ca::{CaSettings, CertificateAuthority, SoftwareCaVault};
+use portcullis_keys::KeyCustody;
+use portcullis_pki::ca::{CaSettings, CertificateAuthority};
 use portcullis_pki::crl::{build_crl, CrlPublisher, CRL_SETTING};
 use portcullis_pki::profile::CertificateProfile;
 use portcullis_pki::PkiUrls;
@@ -23,7 +24,7 @@ const NOW_MS: i64 = NOW * 1000;
 const VALIDITY: i64 = 86_400;
 
 async fn ca(store: &dyn Store, name: &str, seed: u8) -> Arc<CertificateAuthority> {
-    let vault = SoftwareCaVault::new(Arc::new(MasterKey::from_bytes([seed; 32])));
+    let vault = KeyCustody::Software(Arc::new(MasterKey::from_bytes([seed; 32])));
     let settings = CaSettings {
         name: name.into(),
         algorithm: Algorithm::ES256,

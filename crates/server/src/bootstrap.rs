@@ -2,7 +2,6 @@
 //! the store, the secret pepper, the signing key, and (first start only) the bootstrap admin
 //! client whose credential is written to a 0600 file.
 
-use portcullis_core::audit::{AuditAction, Outcome};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -10,16 +9,16 @@ use std::sync::Arc;
 
 use portcullis_core::client::{AuthMethod, Client, DEFAULT_TOKEN_TTL_SECS};
 use portcullis_core::issuer::{check_recorded, decide_issuer, IssuerDecision};
-use portcullis_core::rotation::StoredKeyState;
 use portcullis_core::{ClientId, ScopeSet, Secret, SecretHash, UnixTime};
 use portcullis_keys::software::MasterKey;
-use portcullis_keys::{random::random_array, Algorithm, Jwk, KeyRing, Signer};
+use portcullis_keys::{random::random_array, KeyRing};
 use portcullis_store::sqlite::SqliteStore;
-use portcullis_store::{Store, StoredKey};
+use portcullis_store::Store;
 use zeroize::Zeroizing;
 
 use crate::config::Config;
-use crate::key_custody::KeyCustody;
+use crate::key_custody::open_custody;
+use crate::key_lifecycle::KeyLifecycle;
 
 use portcullis_admin::ADMIN_SCOPE;
 /// The client id of the bootstrap admin client.
@@ -43,6 +42,10 @@ pub enum BootstrapError {
     MasterKey(portcullis_keys::KeyError),
     #[error("signing key: {0}")]
     SigningKey(portcullis_keys::KeyError),
+    #[error("signing keys: {0}")]
+    Keys(#[from] crate::key_lifecycle::KeyManagerError),
+    #[error("configuration: {0}")]
+    Config(#[from] crate::config::ConfigError),
     #[error("store: {0}")]
     Store(#[from] portcullis_store::StoreError),
     #[error("issuer: {0}")]
@@ -62,10 +65,16 @@ pub struct Node {
     pub master: Arc<MasterKey>,
     pub pepper: Zeroizing<Vec<u8>>,
     pub keys: Arc<KeyRing>,
-    /// Where the signing keys live.
-    pub custody: KeyCustody,
+    /// The signing-key lifecycle (and the key custody every key of this node goes through).
+    pub lifecycle: KeyLifecycle,
     /// Set on the first start: where the bootstrap admin credential was written.
     pub admin_credential_written: Option<PathBuf>,
+}
+
+/// A fresh name for this node in leases.
+fn new_node_id() -> Result<String, BootstrapError> {
+    let bytes = random_array::<8>().map_err(BootstrapError::MasterKey)?;
+    Ok(format!("node-{:016x}", u64::from_be_bytes(bytes)))
 }
 
 /// Current Unix time.
@@ -140,9 +149,20 @@ pub async fn prepare(
             .await?,
     );
 
-    let algorithm = config.signing_algorithm();
-    let custody = KeyCustody::open(config, master.clone()).map_err(BootstrapError::SigningKey)?;
-    let keys = Arc::new(load_signing_keys(store.as_ref(), &custody, algorithm).await?);
+    let custody = open_custody(config, master.clone()).map_err(BootstrapError::SigningKey)?;
+    let lifecycle = KeyLifecycle::new(
+        store.clone(),
+        custody,
+        config.rotation_policy()?,
+        config.signing_algorithm(),
+        new_node_id()?,
+    );
+    let (ring, events) = lifecycle.start().await?;
+    if !events.is_empty() {
+        // The audit writer is not running yet at start-up: append to the chain directly.
+        store.append_audit(events).await?;
+    }
+    let keys = Arc::new(KeyRing::new(ring.signer, ring.published));
 
     let admin_credential_written =
         ensure_bootstrap_admin(store.as_ref(), &pepper, config, issuer).await?;
@@ -152,7 +172,7 @@ pub async fn prepare(
         master,
         pepper,
         keys,
-        custody,
+        lifecycle,
         admin_credential_written,
     })
 }
@@ -221,116 +241,6 @@ fn create_private_file(path: &Path) -> Result<(), BootstrapError> {
             path: path.to_owned(),
             source,
         }),
-    }
-}
-
-/// Loads the active signing key, creating one of `algorithm` in `custody` if there is none,
-/// or if the configured algorithm or backend changed (the previous key then stays published
-/// as `retired`, so tokens it signed keep verifying until they expire).
-async fn load_signing_keys(
-    store: &dyn Store,
-    custody: &KeyCustody,
-    algorithm: Algorithm,
-) -> Result<KeyRing, BootstrapError> {
-    let now = unix_now();
-    let mut stored = store.list_signing_keys().await?;
-    let active_matches = stored.iter().any(|k| {
-        k.state == StoredKeyState::Active
-            && k.alg == algorithm.as_str()
-            && k.backend == custody.backend_name()
-    });
-    if !active_matches {
-        let mut events = Vec::new();
-        for old in stored
-            .iter_mut()
-            .filter(|k| k.state == StoredKeyState::Active)
-        {
-            store
-                .update_signing_key_state(&old.kid, StoredKeyState::Retired, now)
-                .await?;
-            old.state = StoredKeyState::Retired;
-            old.state_changed_at = now;
-            events.push(key_event(
-                now,
-                AuditAction::KeyRetired,
-                old.kid.as_str(),
-                &old.backend,
-            ));
-        }
-        let (signer, sealed) = custody
-            .generate(algorithm)
-            .map_err(BootstrapError::SigningKey)?;
-        let kid = signer.kid().clone();
-        let public = serde_json::to_string(&signer.public_jwk()).unwrap_or_default();
-        let key = StoredKey {
-            kid: kid.clone(),
-            alg: algorithm.as_str().into(),
-            backend: custody.backend_name().into(),
-            sealed_private: sealed,
-            public_jwk: public,
-            state: StoredKeyState::Active,
-            created_at: now,
-            state_changed_at: now,
-        };
-        store.insert_signing_key(&key).await?;
-        events.push(key_event(
-            now,
-            AuditAction::KeyCreated,
-            kid.as_str(),
-            custody.backend_name(),
-        ));
-        events.push(key_event(
-            now,
-            AuditAction::KeyActivated,
-            kid.as_str(),
-            custody.backend_name(),
-        ));
-        // The audit writer is not running yet at start-up: append to the chain directly.
-        store.append_audit(events).await?;
-        tracing::info!(%kid, alg = algorithm.as_str(), backend = custody.backend_name(), "created a new access-token signing key");
-        stored.push(key);
-    }
-    let mut active: Option<Arc<dyn Signer>> = None;
-    let mut published = Vec::new();
-    for key in &stored {
-        // A retired key stays published for one maximum token lifetime after retirement.
-        let publish = key.state == StoredKeyState::Active
-            || (key.state == StoredKeyState::Retired
-                && now - key.state_changed_at < portcullis_core::client::MAX_TOKEN_TTL_SECS as i64);
-        if publish {
-            match serde_json::from_str::<Jwk>(&key.public_jwk) {
-                Ok(jwk) => published.push(jwk),
-                Err(e) => {
-                    tracing::warn!(kid = %key.kid, error = %e, "stored public key does not parse; not published")
-                }
-            }
-        }
-        if key.state == StoredKeyState::Active {
-            active = Some(custody.load(key).map_err(BootstrapError::SigningKey)?);
-        }
-    }
-    let active = active.ok_or_else(|| {
-        BootstrapError::SigningKey(portcullis_keys::KeyError::Corrupt(
-            "no active signing key".into(),
-        ))
-    })?;
-    Ok(KeyRing::new(active, published))
-}
-
-/// An audit event for a key change made at start-up (`actor` = `system`).
-pub fn key_event(
-    at: UnixTime,
-    action: AuditAction,
-    kid: &str,
-    backend: &str,
-) -> portcullis_core::audit::AuditEvent {
-    portcullis_core::audit::AuditEvent {
-        at,
-        actor: "system".into(),
-        action: action.into(),
-        subject: kid.into(),
-        outcome: Outcome::Success.into(),
-        detail: serde_json::json!({"backend": backend}),
     }
 }
 

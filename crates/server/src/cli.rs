@@ -64,12 +64,12 @@ pub struct ServeArgs {
     /// Data directory (overrides `[server] data_dir`).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Listen address (overrides `[server] listen`).
+    /// Plain-HTTP listen address, or `off` (overrides `[server] listen`).
     #[arg(long)]
-    pub listen: Option<std::net::SocketAddr>,
+    pub listen: Option<crate::config_values::Listen>,
     /// HTTPS listen address, or `off` (overrides `[server] listen_tls`).
     #[arg(long)]
-    pub listen_tls: Option<crate::config_values::TlsListen>,
+    pub listen_tls: Option<crate::config_values::Listen>,
     /// On a shared (PostgreSQL) store, replace the issuer every node uses with this node's
     /// configured `[server] issuer`. Tokens issued under the old issuer stop being accepted.
     #[arg(long)]

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use portcullis_keys::Algorithm;
 
-use crate::config_values::{self, KeyBackend, LogFormat, TlsListen};
+use crate::config_values::{self, Listen, LogFormat};
+use portcullis_keys::KeyBackend;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
@@ -27,15 +28,17 @@ pub enum ConfigError {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerSection {
-    /// Plain-HTTP listen address. Default `127.0.0.1:8080` (loopback only).
-    pub listen: SocketAddr,
-    /// The `iss` of tokens and base URL of every endpoint. Default `http://<listen>`.
+    /// Plain-HTTP listen address. Default `127.0.0.1:8080` (loopback only); `off` serves
+    /// HTTPS only.
+    pub listen: Listen,
+    /// The `iss` of tokens and base URL of every endpoint. Default `http://<listen>`, or
+    /// `https://<listen_tls>` when `listen` is off.
     pub issuer: Option<String>,
     /// Where state lives. Default `./portcullis-data`.
     pub data_dir: PathBuf,
     /// HTTPS listen address (EST, mTLS token requests, OCSP). Default `127.0.0.1:8443`;
     /// `off` disables it.
-    pub listen_tls: TlsListen,
+    pub listen_tls: Listen,
     /// PEM certificate chain for the HTTPS listener, read again when it or the key file
     /// changes on disk. Default: a certificate for `[pki] tls_names` issued by our own CA at
     /// every start and renewed while the node runs.
@@ -52,10 +55,10 @@ pub struct ServerSection {
 impl Default for ServerSection {
     fn default() -> Self {
         Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            listen: Listen::At(SocketAddr::from(([127, 0, 0, 1], 8080))),
             issuer: None,
             data_dir: PathBuf::from("portcullis-data"),
-            listen_tls: TlsListen::At(SocketAddr::from(([127, 0, 0, 1], 8443))),
+            listen_tls: Listen::At(SocketAddr::from(([127, 0, 0, 1], 8443))),
             tls_cert_file: None,
             tls_key_file: None,
             trusted_proxies: Vec::new(),
@@ -307,6 +310,11 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        if self.server.listen == Listen::Off && self.server.listen_tls == Listen::Off {
+            return Err(ConfigError::Invalid(
+                "server.listen and server.listen_tls are both off: nothing would be served".into(),
+            ));
+        }
         self.rotation_policy()?;
         self.certificate_profile()?;
         self.ca_algorithm()?;
@@ -434,11 +442,6 @@ impl Config {
             .url
             .as_deref()
             .is_some_and(|url| url.starts_with("postgres://") || url.starts_with("postgresql://"))
-    }
-
-    /// The HTTPS listen address, `None` when `listen_tls = "off"`.
-    pub fn tls_listen(&self) -> Option<SocketAddr> {
-        self.server.listen_tls.addr()
     }
 
     /// The PostgreSQL password from `[store] password_file`, if one is configured.

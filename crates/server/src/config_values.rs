@@ -9,62 +9,38 @@ use portcullis_keys::Algorithm;
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 
-/// `[server] listen_tls`: an address, or `off` (no HTTPS listener).
+/// `[server] listen` and `listen_tls`: an address, or `off` (no such listener).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TlsListen {
+pub enum Listen {
     Off,
     At(SocketAddr),
 }
 
-impl TlsListen {
-    /// The address, `None` when off.
-    pub fn addr(self) -> Option<SocketAddr> {
+impl std::fmt::Display for Listen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Off => None,
-            Self::At(addr) => Some(addr),
+            Self::Off => f.write_str("off"),
+            Self::At(addr) => addr.fmt(f),
         }
     }
 }
 
-impl FromStr for TlsListen {
+impl FromStr for Listen {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
         if s.eq_ignore_ascii_case("off") {
             return Ok(Self::Off);
         }
-        s.parse().map(Self::At).map_err(|_| {
-            format!(
-                "server.listen_tls must be an address like 127.0.0.1:8443 or \"off\", not {s:?}"
-            )
-        })
+        s.parse()
+            .map(Self::At)
+            .map_err(|_| format!("a listen address is like 127.0.0.1:8443, or \"off\"; not {s:?}"))
     }
 }
 
-impl<'de> Deserialize<'de> for TlsListen {
+impl<'de> Deserialize<'de> for Listen {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         String::deserialize(d)?.parse().map_err(D::Error::custom)
-    }
-}
-
-/// `[keys] backend`: where signing keys (and generated CA keys) live.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyBackend {
-    /// Sealed in the store under the master key.
-    Software,
-    /// Generated and used inside a PKCS#11 token.
-    Pkcs11,
-}
-
-impl<'de> Deserialize<'de> for KeyBackend {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        match String::deserialize(d)?.as_str() {
-            "software" => Ok(Self::Software),
-            "pkcs11" => Ok(Self::Pkcs11),
-            other => Err(D::Error::custom(format!(
-                "keys.backend must be \"software\" or \"pkcs11\", not {other:?}"
-            ))),
-        }
     }
 }
 
@@ -119,14 +95,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tls_listen_is_an_address_or_off() {
-        assert_eq!("off".parse::<TlsListen>(), Ok(TlsListen::Off));
-        assert_eq!("OFF".parse::<TlsListen>(), Ok(TlsListen::Off));
+    fn a_listen_value_is_an_address_or_off() {
+        assert_eq!("off".parse::<Listen>(), Ok(Listen::Off));
+        assert_eq!("OFF".parse::<Listen>(), Ok(Listen::Off));
         assert_eq!(
-            "127.0.0.1:8443".parse::<TlsListen>().map(TlsListen::addr),
-            Ok(Some(SocketAddr::from(([127, 0, 0, 1], 8443))))
+            "127.0.0.1:8443".parse::<Listen>(),
+            Ok(Listen::At(SocketAddr::from(([127, 0, 0, 1], 8443))))
         );
-        let err = "localhost".parse::<TlsListen>().unwrap_err();
-        assert!(err.contains("server.listen_tls"), "{err}");
+        let err = "localhost".parse::<Listen>().unwrap_err();
+        assert!(err.contains("127.0.0.1:8443"), "{err}");
     }
 }

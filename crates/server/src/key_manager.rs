@@ -1,48 +1,22 @@
-//! The signing-key lifecycle of a node (issue #3): the rotation rules of
-//! `portcullis_core::rotation` carried out against the store and the key custody, with the
-//! key ring rebuilt after every change and every step audited.
-//!
-//! Stored keys map to the timeline as: `next` keys sign from `state_changed_at`; `retired`
-//! and `revoked` keys changed state at `state_changed_at`; `removed` keys are history only.
+//! The running side of the signing-key lifecycle (issue #3): the leader's scheduled
+//! transitions every second, operators' rotations and retirements through the admin API, and
+//! the key ring rebuilt after every change, each step audited. The transitions themselves are
+//! carried out by [`KeyLifecycle`], which start-up uses too.
 
-use portcullis_core::audit::{AuditAction, Outcome};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use portcullis_admin::{AdminError, KeyAdmin, KeyView};
 use portcullis_audit::{AuditLog, CheckpointKeys};
-use portcullis_core::audit::AuditEvent;
-use portcullis_core::rotation::{
-    self, KeyState, KeyTimeline, RotationPolicy, StoredKeyState, Transition,
-};
+use portcullis_core::rotation::{self, KeyTimeline, StoredKeyState, Transition};
 use portcullis_core::{Kid, UnixTime};
-use portcullis_keys::{Algorithm, Jwk, KeyError, KeyRing, VerifyingKey};
-use portcullis_store::{Store, StoreError, StoredKey};
+use portcullis_keys::{KeyRing, VerifyingKey};
 use tokio::sync::Mutex;
 
 use crate::bootstrap::unix_now;
-use crate::key_custody::KeyCustody;
-
-/// The lease that makes one node the one that carries out due rotations.
-const ROTATION_LEASE: &str = "key-rotation";
-/// How long the lease lasts without renewal (renewed every check, i.e. every second): a dead
-/// leader's rotations resume on another node within this.
-const ROTATION_LEASE_SECS: i64 = 10;
-
-/// Why a key operation failed. The admin API answers these without their detail (a store
-/// outage is a 503, the rest a 500); the detail goes to the log.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum KeyManagerError {
-    #[error("store: {0}")]
-    Store(#[from] StoreError),
-    #[error("key custody: {0}")]
-    Custody(#[from] KeyError),
-    #[error("the key table has no active signing key")]
-    NoActiveKey,
-    #[error("encoding a public key: {0}")]
-    Encoding(#[from] serde_json::Error),
-}
+use crate::key_custody::open_signing_key;
+pub use crate::key_lifecycle::KeyManagerError;
+use crate::key_lifecycle::{KeyLifecycle, KeyResult};
 
 impl From<KeyManagerError> for AdminError {
     fn from(e: KeyManagerError) -> Self {
@@ -54,91 +28,46 @@ impl From<KeyManagerError> for AdminError {
     }
 }
 
-type KeyResult<T> = Result<T, KeyManagerError>;
-
 /// Carries out rotations on this node.
 pub struct KeyManager {
-    store: Arc<dyn Store>,
-    custody: KeyCustody,
+    lifecycle: KeyLifecycle,
     ring: Arc<KeyRing>,
-    policy: RotationPolicy,
-    algorithm: Algorithm,
     audit: AuditLog,
-    /// This node's name in the `key-rotation` lease.
-    node_id: String,
     /// One rotation at a time on this node (several nodes: see docs/architecture.md); holds
     /// the published kids of the current ring, to reload only when they change.
     busy: Mutex<Vec<Kid>>,
 }
 
-fn timeline(key: &StoredKey) -> Option<KeyTimeline> {
-    let state = key.state.on_timeline()?;
-    let at = Some(key.state_changed_at);
-    Some(KeyTimeline {
-        kid: key.kid.clone(),
-        state,
-        created_at: key.created_at,
-        activates_at: matches!(state, KeyState::Next | KeyState::Active)
-            .then_some(key.state_changed_at),
-        retired_at: matches!(state, KeyState::Retired | KeyState::Revoked)
-            .then_some(at)
-            .flatten(),
-    })
-}
-
 impl KeyManager {
-    pub fn new(
-        store: Arc<dyn Store>,
-        custody: KeyCustody,
-        ring: Arc<KeyRing>,
-        policy: RotationPolicy,
-        algorithm: Algorithm,
-        audit: AuditLog,
-    ) -> Self {
+    /// Takes over the lifecycle and the ring start-up built from it.
+    pub fn new(lifecycle: KeyLifecycle, ring: Arc<KeyRing>, audit: AuditLog) -> Self {
         Self {
-            store,
-            custody,
+            lifecycle,
             ring,
-            policy,
-            algorithm,
             audit,
             busy: Mutex::new(Vec::new()),
-            node_id: format!(
-                "node-{:016x}",
-                u64::from_be_bytes(portcullis_keys::random_array::<8>().unwrap_or([0; 8]))
-            ),
         }
     }
 
-    async fn stored(&self) -> KeyResult<(Vec<StoredKey>, Vec<KeyTimeline>)> {
-        let stored = self.store.list_signing_keys().await?;
-        let timelines = stored.iter().filter_map(timeline).collect();
-        Ok((stored, timelines))
+    /// This node's name in leases (leader-only jobs).
+    pub fn node_id(&self) -> &str {
+        self.lifecycle.node_id()
     }
 
     /// Applies whatever the rotation policy says is due now (scheduled rotation, promotion of
-    /// a pre-published key, removal of keys whose tokens have all expired).
-    /// This node's name in leases (leader-only jobs).
-    pub fn node_id(&self) -> &str {
-        &self.node_id
-    }
-
-    /// Cheap when nothing is due: one read of the key table, no key loading. Only the node
-    /// holding the `key-rotation` lease acts; the others follow through change notifications.
+    /// a pre-published key, removal of keys whose tokens have all expired). Cheap when
+    /// nothing is due: one read of the key table, no key loading. Only the node holding the
+    /// `key-rotation` lease acts; the others follow through change notifications.
     pub async fn reconcile(&self) -> KeyResult<()> {
         let mut published = self.busy.lock().await;
         let now = unix_now();
-        let leader = self
-            .store
-            .try_acquire_lease(ROTATION_LEASE, &self.node_id, ROTATION_LEASE_SECS, now)
-            .await?;
-        if !leader {
+        if !self.lifecycle.lead(now).await? {
             return Ok(());
         }
-        let (_, timelines) = self.stored().await?;
-        let transitions = rotation::plan(&timelines, &self.policy, now);
+        let table = self.lifecycle.table().await?;
+        let transitions = self.lifecycle.planned(&table, now);
         if transitions.is_empty()
-            && *published == rotation::published(&timelines, &self.policy, now)
+            && *published == rotation::published(&table.timelines, self.lifecycle.policy(), now)
         {
             return Ok(());
         }
@@ -156,21 +85,10 @@ impl KeyManager {
 
     /// Rebuilds the ring; returns the published kids.
     async fn reload_locked(&self, now: UnixTime) -> KeyResult<Vec<Kid>> {
-        let (stored, timelines) = self.stored().await?;
-        let signing = rotation::signing_key(&timelines).ok_or(KeyManagerError::NoActiveKey)?;
-        let active = stored
-            .iter()
-            .find(|k| &k.kid == signing)
-            .ok_or(KeyManagerError::NoActiveKey)?;
-        let signer = self.custody.load(active)?;
-        let kids = rotation::published(&timelines, &self.policy, now);
-        let published: Vec<Jwk> = kids
-            .iter()
-            .filter_map(|kid| stored.iter().find(|k| &k.kid == kid))
-            .filter_map(|k| serde_json::from_str(&k.public_jwk).ok())
-            .collect();
-        self.ring.replace(signer, published);
-        Ok(kids)
+        let table = self.lifecycle.table().await?;
+        let contents = self.lifecycle.ring_contents(&table, now)?;
+        self.ring.replace(contents.signer, contents.published);
+        Ok(contents.kids)
     }
 
     async fn execute(
@@ -179,86 +97,24 @@ impl KeyManager {
         actor: &str,
         now: UnixTime,
     ) -> KeyResult<()> {
-        for t in transitions {
-            let (action, kid) = match t {
-                Transition::CreateNext { activates_at } => (
-                    AuditAction::KeyCreated,
-                    self.create(StoredKeyState::Next, *activates_at, now)
-                        .await?,
-                ),
-                Transition::CreateAndActivate { at } => (
-                    AuditAction::KeyCreated,
-                    self.create(StoredKeyState::Active, *at, now).await?,
-                ),
-                Transition::Activate { kid, at } => (
-                    AuditAction::KeyActivated,
-                    self.set_state(kid, StoredKeyState::Active, *at).await?,
-                ),
-                Transition::Retire { kid, at } => (
-                    AuditAction::KeyRetired,
-                    self.set_state(kid, StoredKeyState::Retired, *at).await?,
-                ),
-                Transition::Revoke { kid, at } => (
-                    AuditAction::KeyRevoked,
-                    self.set_state(kid, StoredKeyState::Revoked, *at).await?,
-                ),
-                Transition::Remove { kid } => {
-                    if let KeyCustody::Pkcs11(token) = &self.custody {
-                        if let Err(e) = token.destroy(kid) {
-                            tracing::warn!(%kid, error = %e, "could not destroy a removed key in the token");
-                        }
-                    }
-                    (
-                        AuditAction::KeyRemoved,
-                        self.set_state(kid, StoredKeyState::Removed, now).await?,
-                    )
-                }
-            };
-            tracing::info!(%kid, action = action.as_str(), actor, "signing key changed");
-            self.audit.record(AuditEvent {
-                at: now,
-                actor: actor.to_owned(),
-                action: action.into(),
-                subject: kid.to_string(),
-                outcome: Outcome::Success.into(),
-                detail: serde_json::json!({"backend": self.custody.backend_name()}),
-            });
+        for event in self.lifecycle.execute(transitions, actor, now).await? {
+            self.audit.record(event);
         }
         Ok(())
     }
 
-    async fn create(&self, state: StoredKeyState, at: UnixTime, now: UnixTime) -> KeyResult<Kid> {
-        let (signer, sealed) = self.custody.generate(self.algorithm)?;
-        let key = StoredKey {
-            kid: signer.kid().clone(),
-            alg: self.algorithm.as_str().into(),
-            backend: self.custody.backend_name().into(),
-            sealed_private: sealed,
-            public_jwk: serde_json::to_string(&signer.public_jwk())?,
-            state,
-            created_at: now,
-            state_changed_at: at,
-        };
-        self.store.insert_signing_key(&key).await?;
-        Ok(key.kid)
-    }
-
-    async fn set_state(&self, kid: &Kid, state: StoredKeyState, at: UnixTime) -> KeyResult<Kid> {
-        self.store.update_signing_key_state(kid, state, at).await?;
-        Ok(kid.clone())
-    }
-
     async fn views(&self) -> KeyResult<Vec<KeyView>> {
         let now = unix_now();
-        let (mut stored, timelines) = self.stored().await?;
-        let published = rotation::published(&timelines, &self.policy, now);
-        let signing = rotation::signing_key(&timelines).cloned();
-        stored.sort_by(|a, b| {
+        let table = self.lifecycle.table().await?;
+        let published = rotation::published(&table.timelines, self.lifecycle.policy(), now);
+        let signing = rotation::signing_key(&table.timelines).cloned();
+        let mut rows = table.rows;
+        rows.sort_by(|a, b| {
             b.created_at
                 .cmp(&a.created_at)
                 .then_with(|| b.kid.cmp(&a.kid))
         });
-        Ok(stored
+        Ok(rows
             .into_iter()
             .map(|k| KeyView {
                 published: published.contains(&k.kid),
@@ -289,13 +145,13 @@ impl KeyAdmin for KeyManager {
     /// keys (whoever stole one could sign any checkpoint) are reported, not trusted.
     async fn checkpoint_keys(&self) -> Result<CheckpointKeys, AdminError> {
         let mut keys = CheckpointKeys::key_table();
-        for key in self.store.list_signing_keys().await? {
+        for key in self.lifecycle.store().list_signing_keys().await? {
             let kid = key.kid.as_str().to_owned();
             if key.state == StoredKeyState::Revoked {
                 keys.distrust(kid, "revoked as compromised: its signatures prove nothing");
                 continue;
             }
-            let opened = self.custody.load(&key).and_then(|signer| {
+            let opened = open_signing_key(self.lifecycle.custody(), &key).and_then(|signer| {
                 VerifyingKey::from_jwk(&signer.public_jwk(), &[signer.algorithm()])
             });
             match opened {
@@ -324,7 +180,7 @@ impl KeyAdmin for KeyManager {
         let compromised = compromised.map(Kid::parse).transpose()?;
         self.operator_change(actor, |timelines, now| match &compromised {
             Some(kid) => Ok(rotation::compromise(timelines, kid, now)?),
-            None => Ok(rotation::rotate(timelines, &self.policy, now)),
+            None => Ok(rotation::rotate(timelines, self.lifecycle.policy(), now)),
         })
         .await
     }
@@ -341,8 +197,8 @@ impl KeyManager {
         {
             let mut published = self.busy.lock().await;
             let now = unix_now();
-            let (_, timelines) = self.stored().await?;
-            let transitions = decide(&timelines, now)?;
+            let table = self.lifecycle.table().await?;
+            let transitions = decide(&table.timelines, now)?;
             self.execute(&transitions, actor, now).await?;
             *published = self.reload_locked(now).await?;
         }
@@ -353,6 +209,8 @@ impl KeyManager {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use portcullis_keys::KeyError;
+    use portcullis_store::StoreError;
 
     #[test]
     fn failures_reach_the_admin_api_without_their_detail() {

@@ -4,7 +4,6 @@
 
 mod audit_checkpoint;
 mod bootstrap;
-mod ca_custody;
 mod cache_coherence;
 mod cli;
 mod cli_pki;
@@ -14,6 +13,7 @@ mod config_values;
 mod health;
 mod http_metrics;
 mod key_custody;
+mod key_lifecycle;
 mod key_manager;
 mod mtls_validator;
 mod node_services;

@@ -75,11 +75,8 @@ impl NodeServices {
         server.reload_revocations().await?;
 
         let keys = Arc::new(KeyManager::new(
-            node.store.clone(),
-            node.custody,
+            node.lifecycle,
             node.keys.clone(),
-            config.rotation_policy()?,
-            config.signing_algorithm(),
             audit.clone(),
         ));
         keys.reconcile().await?;

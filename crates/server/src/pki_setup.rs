@@ -14,7 +14,6 @@ use portcullis_pki::{Pki, PkiUrls};
 use serde_json::json;
 
 use crate::bootstrap::{unix_now, Node};
-use crate::ca_custody::CustodyVault;
 use crate::config::Config;
 use crate::config::ConfigError;
 use crate::serve_error::ServeError;
@@ -43,14 +42,14 @@ pub async fn start(
     audit: AuditLog,
 ) -> Result<NodePki, ServeError> {
     let settings = ca_settings(config, public_url)?;
-    let vault = CustodyVault::new(&node.custody);
+    let custody = node.lifecycle.custody();
     let (ca, created) =
-        CertificateAuthority::load_or_create(node.store.as_ref(), &vault, &settings, unix_now())
+        CertificateAuthority::load_or_create(node.store.as_ref(), custody, &settings, unix_now())
             .await
             .map_err(ServeError::pki("device CA"))?;
     if created {
         tracing::info!(
-            backend = node.custody.backend_name(),
+            backend = custody.backend().as_str(),
             "first start: device CA created (root and issuing CA)"
         );
         audit.record(AuditEvent {
@@ -59,7 +58,7 @@ pub async fn start(
             action: AuditAction::CaCreated.into(),
             subject: "pki".into(),
             outcome: Outcome::Success.into(),
-            detail: json!({"backend": node.custody.backend_name(), "algorithm": settings.algorithm.as_str()}),
+            detail: json!({"backend": custody.backend().as_str(), "algorithm": settings.algorithm.as_str()}),
         });
     }
     let ocsp = Arc::new(

@@ -12,6 +12,7 @@ use portcullis_store::Store;
 
 use crate::bootstrap::{self, unix_now};
 use crate::config::Config;
+use crate::config_values::Listen;
 use crate::http_metrics;
 use crate::key_manager::KeyManager;
 use crate::node_services::NodeServices;
@@ -40,33 +41,24 @@ pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), ServeError> {
     let shutdown = shutdown_signal()?;
     let metrics = http_metrics::install_recorder()?;
     // Bind first: with `--listen 127.0.0.1:0` the issuer must name the port actually bound.
-    let listener = tokio::net::TcpListener::bind(config.server.listen)
-        .await
-        .map_err(|source| ServeError::Listen {
-            addr: config.server.listen,
-            tls: false,
-            source,
-        })?;
-    let local = listener.local_addr().map_err(ServeError::Http)?;
-    // Without a configured issuer: `http://<bound address>`, unless a shared store already
-    // keeps the issuer of its first node (bootstrap::resolve_issuer).
-    let default_issuer = format!("http://{local}");
-    let tls_listener = match config.tls_listen() {
-        Some(addr) => Some(
-            tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|source| ServeError::Listen {
-                    addr,
-                    tls: true,
-                    source,
-                })?,
-        ),
-        None => None,
-    };
+    let listener = bind(config.server.listen, false).await?;
+    let local = listener
+        .as_ref()
+        .map(|l| l.local_addr().map_err(ServeError::Http))
+        .transpose()?;
+    let tls_listener = bind(config.server.listen_tls, true).await?;
     let tls_local = tls_listener
         .as_ref()
         .map(|l| l.local_addr().map_err(ServeError::Http))
         .transpose()?;
+    // Without a configured issuer: `http://<bound address>`, or `https://<TLS address>` when
+    // the plain listener is off (so discovery names HTTPS endpoints), unless a shared store
+    // already keeps the issuer of its first node (bootstrap::resolve_issuer).
+    let default_issuer = match (local, tls_local) {
+        (Some(plain), _) => format!("http://{plain}"),
+        (None, Some(tls)) => format!("https://{tls}"),
+        (None, None) => return Err(ServeError::NothingToServe),
+    };
 
     let node = bootstrap::prepare(&config, &default_issuer, adopt_issuer).await?;
     let issuer = node.issuer.clone();
@@ -127,9 +119,11 @@ pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), ServeError> {
         }
         _ => None,
     };
-    tracing::info!(addr = %local, %issuer, "portcullis listening");
-    // Tests and scripts wait for this exact line on stdout.
-    println!("portcullis listening on http://{local}");
+    if let Some(local) = local {
+        tracing::info!(addr = %local, %issuer, "portcullis listening");
+        // Tests and scripts wait for this exact line on stdout.
+        println!("portcullis listening on http://{local}");
+    }
 
     let checkpoint_job = crate::audit_checkpoint::CheckpointJob {
         store: store.clone(),
@@ -146,13 +140,17 @@ pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), ServeError> {
         key_manager,
         pki.clone(),
     ));
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .map_err(ServeError::Http)?;
+    match listener {
+        Some(listener) => axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(ServeError::Http)?,
+        // HTTPS only: the TLS task serves until the signal.
+        None => shutdown.await,
+    }
     background.abort();
     if let Some(task) = checkpoints {
         task.abort();
@@ -174,6 +172,17 @@ pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), ServeError> {
     audit.shutdown().await;
     tracing::info!("portcullis stopped");
     Ok(())
+}
+
+/// Binds a listener unless it is off.
+async fn bind(listen: Listen, tls: bool) -> Result<Option<tokio::net::TcpListener>, ServeError> {
+    let Listen::At(addr) = listen else {
+        return Ok(None);
+    };
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map(Some)
+        .map_err(|source| ServeError::Listen { addr, tls, source })
 }
 
 /// Which listener a router serves: EST is mounted only on the TLS one (its Basic secret

@@ -27,6 +27,8 @@ pub enum ServeError {
         tls: bool,
         source: std::io::Error,
     },
+    #[error("server.listen and server.listen_tls are both off: nothing to serve")]
+    NothingToServe,
     #[error("signal handler: {0}")]
     Signal(std::io::Error),
     #[error("metrics: {0}")]

@@ -3,13 +3,13 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use portcullis_keys::Algorithm;
+use portcullis_keys::{Algorithm, KeyCustody};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyUsagePurpose,
 };
 
+use super::custody::StoredCaKey;
 use super::stored::StoredCa;
-use super::vault::CaVault;
 use crate::serial::random_serial;
 use crate::{CaKey, PkiError};
 
@@ -43,18 +43,18 @@ fn ca_params(
 
 /// Generates both keys and both certificates.
 pub(super) fn hierarchy(
-    vault: &dyn CaVault,
+    custody: &KeyCustody,
     name: &str,
     alg: Algorithm,
     now: i64,
 ) -> Result<StoredCa, PkiError> {
-    let (root_signer, root_stored) = vault.generate(alg)?;
+    let (root_signer, root_stored) = StoredCaKey::generate(custody, alg)?;
     let root_key = CaKey::new(root_signer)?;
     let root_params = ca_params(name, &format!("{name} Root CA"), 1, now, ROOT_LIFETIME_SECS)?;
     let root_cert = root_params.self_signed(&root_key)?;
     let root_issuer = rcgen::Issuer::new(root_params, root_key);
 
-    let (issuing_signer, issuing_stored) = vault.generate(alg)?;
+    let (issuing_signer, issuing_stored) = StoredCaKey::generate(custody, alg)?;
     let issuing_key = CaKey::new(issuing_signer)?;
     let issuing_params = ca_params(
         name,

@@ -8,15 +8,16 @@ use base64::Engine as _;
 use portcullis_store::Store;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
+use super::custody::StoredCaKey;
 use super::stored::{StoredCa, CA_SETTING};
-use super::vault::CaVault;
 use crate::{CaKey, PkiError};
+use portcullis_keys::KeyCustody;
 
 /// The DER blocks of every PEM object labelled `label` in `text`.
 pub fn pem_blocks(text: &[u8], label: &str) -> Result<Vec<Vec<u8>>, PkiError> {
     let mut out = Vec::new();
     for pem in x509_parser::pem::Pem::iter_from_buffer(text) {
-        let pem = pem.map_err(|_| PkiError::BadRequest("malformed PEM".into()))?;
+        let pem = pem.map_err(|_| PkiError::Invalid("malformed PEM".into()))?;
         if pem.label == label {
             out.push(pem.contents);
         }
@@ -27,7 +28,7 @@ pub fn pem_blocks(text: &[u8], label: &str) -> Result<Vec<Vec<u8>>, PkiError> {
 /// Imports a CA; fails if one is already stored.
 pub async fn import(
     store: &dyn Store,
-    vault: &dyn CaVault,
+    custody: &KeyCustody,
     cert_pem: &[u8],
     key_pem: &[u8],
     chain_pem: Option<&[u8]>,
@@ -38,29 +39,29 @@ pub async fn import(
         certs.extend(pem_blocks(chain, "CERTIFICATE")?);
     }
     let Some(issuing_der) = certs.first().cloned() else {
-        return Err(PkiError::BadRequest(
+        return Err(PkiError::Invalid(
             "no CERTIFICATE in the certificate file".into(),
         ));
     };
     let keys = pem_blocks(key_pem, "PRIVATE KEY")?;
     let [pkcs8] = keys.as_slice() else {
-        return Err(PkiError::BadRequest(
+        return Err(PkiError::Invalid(
             "the key file must hold exactly one unencrypted PKCS#8 \"PRIVATE KEY\" \
              (convert with: openssl pkcs8 -topk8 -nocrypt -in key.pem)"
                 .into(),
         ));
     };
     let (_, cert) = X509Certificate::from_der(&issuing_der)
-        .map_err(|_| PkiError::BadRequest("the CA certificate does not parse".into()))?;
+        .map_err(|_| PkiError::Invalid("the CA certificate does not parse".into()))?;
     if !cert.is_ca() {
-        return Err(PkiError::BadRequest(
+        return Err(PkiError::Invalid(
             "the certificate is not a CA certificate (basicConstraints cA is not set)".into(),
         ));
     }
-    let (signer, stored_key) = vault.import_pkcs8(pkcs8)?;
+    let (signer, stored_key) = StoredCaKey::import_pkcs8(custody, pkcs8)?;
     let key = CaKey::new(signer)?;
     if cert.public_key().subject_public_key.data.as_ref() != key.public_key_bits() {
-        return Err(PkiError::BadRequest(
+        return Err(PkiError::Invalid(
             "the private key does not belong to the CA certificate".into(),
         ));
     }

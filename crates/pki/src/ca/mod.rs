@@ -7,21 +7,19 @@ mod create;
 mod import;
 mod issue;
 pub(crate) use issue::time as issue_time;
-pub mod software_vault;
+pub mod custody;
 pub mod stored;
-pub mod vault;
 
 use std::sync::Arc;
 
-use portcullis_keys::Algorithm;
+use portcullis_keys::{Algorithm, KeyCustody};
 use portcullis_store::Store;
 use rustls_pki_types::CertificateDer;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
+pub use custody::StoredCaKey;
 pub use import::{import, pem_blocks};
-pub use software_vault::SoftwareCaVault;
 pub use stored::{StoredCa, CA_SETTING};
-pub use vault::{CaVault, StoredCaKey};
 
 use crate::profile::CertificateProfile;
 use crate::{CaKey, PkiError};
@@ -88,32 +86,32 @@ impl CertificateAuthority {
     /// whether this call created it. Safe when several nodes start at once.
     pub async fn load_or_create(
         store: &dyn Store,
-        vault: &dyn CaVault,
+        custody: &KeyCustody,
         settings: &CaSettings,
         now: i64,
     ) -> Result<(Arc<CertificateAuthority>, bool), PkiError> {
         if let Some(bytes) = store.get_setting(CA_SETTING).await? {
-            let ca = Self::open(&StoredCa::from_bytes(&bytes)?, vault, settings)?;
+            let ca = Self::open(&StoredCa::from_bytes(&bytes)?, custody, settings)?;
             return Ok((Arc::new(ca), false));
         }
-        let fresh = create::hierarchy(vault, &settings.name, settings.algorithm, now)?;
+        let fresh = create::hierarchy(custody, &settings.name, settings.algorithm, now)?;
         let mine = fresh.to_bytes();
         let winner = store.put_setting_if_absent(CA_SETTING, &mine).await?;
         let created = winner == mine;
-        let ca = Self::open(&StoredCa::from_bytes(&winner)?, vault, settings)?;
+        let ca = Self::open(&StoredCa::from_bytes(&winner)?, custody, settings)?;
         Ok((Arc::new(ca), created))
     }
 
     /// Opens a stored hierarchy.
     pub fn open(
         stored: &StoredCa,
-        vault: &dyn CaVault,
+        custody: &KeyCustody,
         settings: &CaSettings,
     ) -> Result<CertificateAuthority, PkiError> {
         settings.profile.validate()?;
         let root_der = stored.root_der()?;
         let issuing_der = stored.issuing_der()?;
-        let key = CaKey::new(vault.load(&stored.issuing_key)?)?;
+        let key = CaKey::new(stored.issuing_key.open(custody)?)?;
         let (_, cert) = X509Certificate::from_der(&issuing_der)
             .map_err(|_| PkiError::Ca("stored issuing certificate does not parse".into()))?;
         if cert.public_key().subject_public_key.data.as_ref() != key.public_key_bits() {

@@ -6,7 +6,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use super::vault::StoredCaKey;
+use super::custody::StoredCaKey;
 use crate::PkiError;
 
 /// The settings row that holds the CA.

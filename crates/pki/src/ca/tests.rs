@@ -1,5 +1,6 @@
 use super::*;
 use portcullis_keys::software::MasterKey;
+use portcullis_keys::KeyCustody;
 use portcullis_store::sqlite::SqliteStore;
 
 fn settings() -> CaSettings {
@@ -11,8 +12,8 @@ fn settings() -> CaSettings {
     }
 }
 
-fn vault() -> SoftwareCaVault {
-    SoftwareCaVault::new(Arc::new(MasterKey::from_bytes([7; 32])))
+fn vault() -> KeyCustody {
+    KeyCustody::Software(Arc::new(MasterKey::from_bytes([7; 32])))
 }
 
 #[tokio::test]
@@ -46,7 +47,7 @@ async fn a_different_master_key_cannot_open_the_ca() {
     CertificateAuthority::load_or_create(&store, &vault(), &settings(), 1_700_000_000)
         .await
         .unwrap();
-    let other = SoftwareCaVault::new(Arc::new(MasterKey::from_bytes([8; 32])));
+    let other = KeyCustody::Software(Arc::new(MasterKey::from_bytes([8; 32])));
     let err = CertificateAuthority::load_or_create(&store, &other, &settings(), 1_700_000_000)
         .await
         .unwrap_err();

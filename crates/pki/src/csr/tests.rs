@@ -49,7 +49,7 @@ fn the_device_uri_alone_names_the_device() {
 fn a_request_for_another_device_is_forbidden() {
     let der = csr(&rcgen::PKCS_ECDSA_P256_SHA256, Some("sensor-2"), vec![]);
     let err = check_csr(&der, Some(&id("sensor-1")), &profile()).unwrap_err();
-    assert!(matches!(err, PkiError::Forbidden(_)), "{err}");
+    assert!(matches!(err, PkiError::NotPermitted(_)), "{err}");
 }
 
 #[test]
@@ -124,6 +124,6 @@ fn garbage_truncation_trailing_bytes_and_oversize_are_clear_errors() {
     ];
     for case in cases {
         let err = check_csr(&case, None, &profile()).unwrap_err();
-        assert!(matches!(err, PkiError::BadRequest(_)), "{err}");
+        assert!(matches!(err, PkiError::Invalid(_)), "{err}");
     }
 }

@@ -231,7 +231,7 @@ impl OcspResponder {
     /// not cached).
     pub async fn presign(&self, serial: &str) -> Result<CertificateStatus, PkiError> {
         let content = serial_content(serial)
-            .ok_or_else(|| PkiError::BadRequest(format!("`{serial}` is not a hex serial")))?;
+            .ok_or_else(|| PkiError::Invalid(format!("`{serial}` is not a hex serial")))?;
         let mut status = CertificateStatus::Unknown;
         for algorithm in &self.presign_hashes {
             let cert = self.requested_cert(*algorithm, &content)?;

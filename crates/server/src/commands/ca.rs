@@ -47,12 +47,11 @@ pub async fn import(
     let (master, store) = crate::bootstrap::open_storage(&config)
         .await
         .map_err(|e| CommandError::Failed(e.to_string()))?;
-    let custody = crate::key_custody::KeyCustody::open(&config, master)
+    let custody = crate::key_custody::open_custody(&config, master)
         .map_err(|e| CommandError::Failed(e.to_string()))?;
-    let vault = crate::ca_custody::CustodyVault::new(&custody);
     let stored = portcullis_pki::ca::import(
         store.as_ref(),
-        &vault,
+        &custody,
         &cert_pem,
         &key_pem,
         chain_pem.as_deref(),

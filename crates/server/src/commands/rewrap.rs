@@ -3,14 +3,14 @@
 //! a blob that already opens under the new key is left alone, so an interrupted run can simply
 //! be repeated. Keys in a PKCS#11 token are not sealed here and are untouched.
 
-use portcullis_core::audit::AuditAction;
+use portcullis_core::audit::{AuditAction, AuditEvent, Outcome};
 use std::path::Path;
 
 use portcullis_keys::software::{self, MasterKey};
+use portcullis_keys::KeyPurpose;
 use portcullis_store::Store;
 
 use super::{CommandError, StoreArg};
-use crate::key_custody::key_aad;
 
 fn failed(e: impl std::fmt::Display) -> CommandError {
     CommandError::Failed(e.to_string())
@@ -59,7 +59,13 @@ pub async fn rewrap(
             continue;
         }
         let what = format!("signing key {}", key.kid);
-        if let Some(sealed) = reseal(&old, &new, &key.sealed_private, &key_aad(&key.kid), &what)? {
+        if let Some(sealed) = reseal(
+            &old,
+            &new,
+            &key.sealed_private,
+            &KeyPurpose::TokenSigning.aad(key.kid.as_str()),
+            &what,
+        )? {
             store
                 .update_signing_key_sealed(&key.kid, &sealed)
                 .await
@@ -69,14 +75,14 @@ pub async fn rewrap(
     }
     let clients_done = rewrap_client_secrets(store.as_ref(), &old, &new).await?;
     let ca_keys_done = rewrap_ca_keys(store.as_ref(), &old, &new).await?;
-    let mut event = crate::bootstrap::key_event(
-        crate::bootstrap::unix_now(),
-        AuditAction::KeyRewrapped,
-        "*",
-        "software",
-    );
-    event.actor = "cli:key-rewrap".into();
-    event.detail = serde_json::json!({"signing_keys": keys_done, "client_secrets": clients_done, "ca_keys": ca_keys_done});
+    let event = AuditEvent {
+        at: crate::bootstrap::unix_now(),
+        actor: "cli:key-rewrap".into(),
+        action: AuditAction::KeyRewrapped.into(),
+        subject: "*".into(),
+        outcome: Outcome::Success.into(),
+        detail: serde_json::json!({"backend": "software", "signing_keys": keys_done, "client_secrets": clients_done, "ca_keys": ca_keys_done}),
+    };
     store.append_audit(vec![event]).await.map_err(failed)?;
     println!("rewrapped {keys_done} signing keys, {clients_done} client secrets and {ca_keys_done} CA keys; start the nodes with the new master key");
     Ok(())
@@ -91,7 +97,7 @@ async fn rewrap_ca_keys(
 ) -> Result<u64, CommandError> {
     use base64::engine::general_purpose::STANDARD;
     use base64::Engine as _;
-    use portcullis_pki::ca::{software_vault::ca_key_aad, StoredCa, StoredCaKey, CA_SETTING};
+    use portcullis_pki::ca::{StoredCa, StoredCaKey, CA_SETTING};
     let Some(bytes) = store.get_setting(CA_SETTING).await.map_err(failed)? else {
         return Ok(0);
     };
@@ -103,7 +109,13 @@ async fn rewrap_ca_keys(
         }
         let sealed = STANDARD.decode(&key.sealed).map_err(failed)?;
         let what = format!("CA key {}", key.kid);
-        if let Some(resealed) = reseal(old, new, &sealed, &ca_key_aad(&key.kid), &what)? {
+        if let Some(resealed) = reseal(
+            old,
+            new,
+            &sealed,
+            &KeyPurpose::CertificateAuthority.aad(&key.kid),
+            &what,
+        )? {
             key.sealed = STANDARD.encode(resealed);
             done += 1;
         }
