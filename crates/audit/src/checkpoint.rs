@@ -75,6 +75,11 @@ impl CheckpointKeys {
         self.keys.insert(kid.into(), KeyTrust::Trusted(key));
     }
 
+    /// Whether checkpoints signed by `kid` are verified (rather than reported unverifiable).
+    pub fn is_trusted(&self, kid: &str) -> bool {
+        matches!(self.keys.get(kid), Some(KeyTrust::Trusted(_)))
+    }
+
     /// Checkpoints signed by `kid` prove nothing, for `reason` (reported, not an error).
     pub fn distrust(&mut self, kid: impl Into<String>, reason: impl Into<String>) {
         self.keys

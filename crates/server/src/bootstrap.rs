@@ -312,3 +312,66 @@ fn write_admin_credential(
         .map_err(err)?;
     file.sync_all().map_err(err)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn config(dir: &Path) -> Config {
+        let mut config = Config::load(None, Vec::new()).unwrap();
+        config.server.data_dir = dir.join("data");
+        config
+    }
+
+    #[tokio::test]
+    async fn the_first_start_writes_the_admin_credential_once_and_restarts_keep_the_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path());
+        let first = prepare(&config, "http://127.0.0.1:1", false).await.unwrap();
+        let written = first.admin_credential_written.clone().unwrap();
+        let mode = std::fs::metadata(&written).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let credential: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&written).unwrap()).unwrap();
+        assert_eq!(credential["client_id"], BOOTSTRAP_ADMIN_ID);
+        assert_eq!(
+            credential["token_endpoint"],
+            "http://127.0.0.1:1/oauth2/token"
+        );
+        let kid = first.keys.active().kid().clone();
+        let pepper = first.pepper.clone();
+        drop(first);
+
+        let again = prepare(&config, "http://127.0.0.1:2", false).await.unwrap();
+        assert!(again.admin_credential_written.is_none());
+        assert_eq!(again.keys.active().kid(), &kid);
+        assert_eq!(again.pepper, pepper);
+        // One node per SQLite file: its issuer follows its own listen address.
+        assert_eq!(again.issuer, "http://127.0.0.1:2");
+        let mode = std::fs::metadata(config.sqlite_path())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+
+    #[tokio::test]
+    async fn a_wrong_master_key_stops_the_start_without_touching_the_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path());
+        let first = prepare(&config, "http://127.0.0.1:1", false).await.unwrap();
+        let rows = first.store.list_signing_keys().await.unwrap();
+        drop(first);
+        std::fs::remove_file(config.master_key_file()).unwrap();
+        let refused = prepare(&config, "http://127.0.0.1:1", false).await;
+        assert!(
+            matches!(&refused, Err(BootstrapError::Keys(_))),
+            "{:?}",
+            refused.err()
+        );
+        let (_, store) = open_storage(&config).await.unwrap();
+        assert_eq!(store.list_signing_keys().await.unwrap(), rows);
+    }
+}

@@ -25,16 +25,19 @@ impl std::fmt::Display for Listen {
     }
 }
 
-impl FromStr for Listen {
-    type Err = String;
+/// A listen value that is neither an address nor `off`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a listen address is like 127.0.0.1:8443, or \"off\"; not {0:?}")]
+pub struct BadListen(String);
 
-    fn from_str(s: &str) -> Result<Self, String> {
+impl FromStr for Listen {
+    type Err = BadListen;
+
+    fn from_str(s: &str) -> Result<Self, BadListen> {
         if s.eq_ignore_ascii_case("off") {
             return Ok(Self::Off);
         }
-        s.parse()
-            .map(Self::At)
-            .map_err(|_| format!("a listen address is like 127.0.0.1:8443, or \"off\"; not {s:?}"))
+        s.parse().map(Self::At).map_err(|_| BadListen(s.to_owned()))
     }
 }
 
@@ -102,7 +105,7 @@ mod tests {
             "127.0.0.1:8443".parse::<Listen>(),
             Ok(Listen::At(SocketAddr::from(([127, 0, 0, 1], 8443))))
         );
-        let err = "localhost".parse::<Listen>().unwrap_err();
+        let err = "localhost".parse::<Listen>().unwrap_err().to_string();
         assert!(err.contains("127.0.0.1:8443"), "{err}");
     }
 }

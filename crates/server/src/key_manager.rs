@@ -229,4 +229,89 @@ mod tests {
         let problem = AdminError::from(KeyManagerError::NoActiveKey).problem();
         assert_eq!(problem.status, 500);
     }
+
+    mod lifecycle {
+        use super::*;
+        use crate::key_lifecycle::KeyLifecycle;
+        use portcullis_core::rotation::RotationPolicy;
+        use portcullis_keys::software::MasterKey;
+        use portcullis_keys::{Algorithm, KeyCustody};
+        use portcullis_store::sqlite::SqliteStore;
+        use portcullis_store::Store;
+
+        async fn manager() -> (tempfile::TempDir, KeyManager, Arc<KeyRing>) {
+            let dir = tempfile::tempdir().unwrap();
+            let store: Arc<dyn Store> =
+                Arc::new(SqliteStore::open(&dir.path().join("s.db")).await.unwrap());
+            let lifecycle = KeyLifecycle::new(
+                store.clone(),
+                KeyCustody::Software(Arc::new(MasterKey::from_bytes([4; 32]))),
+                RotationPolicy::default(),
+                Algorithm::ES256,
+                "node-test".into(),
+            );
+            let (contents, _) = lifecycle.start().await.unwrap();
+            let ring = Arc::new(KeyRing::new(contents.signer, contents.published));
+            let manager = KeyManager::new(lifecycle, ring.clone(), AuditLog::start(store));
+            (dir, manager, ring)
+        }
+
+        fn signing(views: &[KeyView]) -> &KeyView {
+            views.iter().find(|k| k.signing).unwrap()
+        }
+
+        #[tokio::test]
+        async fn an_operator_rotation_prepublishes_and_the_schedule_keeps_the_signer() {
+            let (_dir, keys, ring) = manager().await;
+            let before = keys.list_keys().await.unwrap();
+            let after = keys.rotate_keys("admin:ops", None).await.unwrap();
+            assert_eq!(after.len(), 2);
+            let next = after.iter().find(|k| k.state == "next").unwrap();
+            assert!(next.published && !next.signing);
+            assert_eq!(signing(&after).kid, signing(&before).kid);
+            // Published at once, so verifiers have it a day before it signs.
+            assert!(ring.jwks_json().contains(&next.kid));
+            keys.reconcile().await.unwrap();
+            assert_eq!(ring.active().kid().as_str(), signing(&before).kid);
+            // A second rotation while one is pending changes nothing.
+            assert_eq!(keys.rotate_keys("admin:ops", None).await.unwrap().len(), 2);
+        }
+
+        #[tokio::test]
+        async fn a_compromised_key_leaves_jwks_and_another_signs_at_once() {
+            let (_dir, keys, ring) = manager().await;
+            let old = ring.active().kid().as_str().to_owned();
+            let after = keys.rotate_keys("admin:ops", Some(&old)).await.unwrap();
+            let revoked = after.iter().find(|k| k.kid == old).unwrap();
+            assert_eq!(revoked.state, "revoked");
+            assert!(!revoked.published);
+            assert_ne!(ring.active().kid().as_str(), old);
+            assert!(!ring.jwks_json().contains(&old));
+        }
+
+        #[tokio::test]
+        async fn the_only_signing_key_cannot_be_retired_and_unknown_kids_are_refused() {
+            let (_dir, keys, ring) = manager().await;
+            let only = ring.active().kid().as_str().to_owned();
+            let err = keys.retire_key("admin:ops", &only).await.unwrap_err();
+            assert_eq!(err.problem().status, 400, "{err}");
+            let err = keys
+                .retire_key("admin:ops", "no-such-kid")
+                .await
+                .unwrap_err();
+            assert_eq!(err.problem().status, 400, "{err}");
+            assert_eq!(ring.active().kid().as_str(), only);
+        }
+
+        #[tokio::test]
+        async fn checkpoint_keys_trust_what_custody_opens_and_distrust_revoked_keys() {
+            let (_dir, keys, ring) = manager().await;
+            let old = ring.active().kid().as_str().to_owned();
+            keys.rotate_keys("admin:ops", Some(&old)).await.unwrap();
+            let trusted = keys.checkpoint_keys().await.unwrap();
+            let new = ring.active().kid().as_str().to_owned();
+            assert!(trusted.is_trusted(&new));
+            assert!(!trusted.is_trusted(&old));
+        }
+    }
 }

@@ -4,7 +4,7 @@ use axum::http::{Method, StatusCode};
 use portcullis_core::secret::verify_secret;
 use serde_json::json;
 
-use crate::harness::{Harness, T0};
+use crate::admin_api::harness::{Harness, T0};
 
 const PEPPER: &[u8] = &[7u8; 32];
 
@@ -127,7 +127,7 @@ async fn every_change_is_audited_without_secrets() {
 #[tokio::test]
 async fn patch_without_changes_writes_nothing_and_null_clears_a_key_source() {
     let h = Harness::new().await;
-    let jwks = crate::hostile::public_jwks();
+    let jwks = crate::admin_api::hostile::public_jwks();
     h.create(json!({"name": "k", "client_id": "keyed", "auth_method": "private_key_jwt", "jwks": jwks, "jwks_uri": "https://k.test/jwks"}))
         .await;
     h.advance(5);
@@ -294,7 +294,7 @@ async fn client_secret_jwt_secret_is_sealed_to_its_id_and_reseal_on_rotation() {
 #[tokio::test]
 async fn private_key_jwt_client_has_no_secret_to_rotate() {
     let h = Harness::new().await;
-    let jwks = crate::hostile::public_jwks();
+    let jwks = crate::admin_api::hostile::public_jwks();
     let created = h
         .create(json!({"name": "pk", "client_id": "pk", "auth_method": "private_key_jwt", "jwks": jwks.clone()}))
         .await;

@@ -3,12 +3,8 @@
 //! introspection shows the binding, and a revoked or foreign certificate is refused at once,
 //! from the store's revocation state rather than a CRL.
 
-// An integration test: a failure is a failed test, so panicking shortcuts are fine here
-// (and in the helpers it shares), unlike in the crates it tests.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
-
-mod pki;
-mod support;
+use crate::pki;
+use crate::support;
 
 use std::process::Command;
 

@@ -5,7 +5,7 @@ use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use serde_json::{json, Value};
 
-use crate::harness::Harness;
+use crate::admin_api::harness::Harness;
 
 /// The P-256 public key of RFC 7515 Appendix A.3, as a JWK Set.
 pub fn public_jwks() -> Value {

@@ -1,11 +1,7 @@
 //! A table of hostile requests against the OAuth endpoints and the admin API: each gets its
 //! exact error, and the node keeps serving afterwards.
 
-// An integration test: a failure is a failed test, so panicking shortcuts are fine here
-// (and in the helpers it shares), unlike in the crates it tests.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
-
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 

@@ -1,12 +1,8 @@
 //! Hostile and broken EST and OCSP input against the real binary: every case gets a clear
 //! error status and text, never a certificate, never a crash.
 
-// An integration test: a failure is a failed test, so panicking shortcuts are fine here
-// (and in the helpers it shares), unlike in the crates it tests.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
-
-mod pki;
-mod support;
+use crate::pki;
+use crate::support;
 
 use std::process::Command;
 

@@ -2,12 +2,8 @@
 //! certificate (IDevID) from a configured manufacturer CA, and a deployment that imports an
 //! existing CA (`portcullis ca import`) instead of generating one.
 
-// An integration test: a failure is a failed test, so panicking shortcuts are fine here
-// (and in the helpers it shares), unlike in the crates it tests.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
-
-mod pki;
-mod support;
+use crate::pki;
+use crate::support;
 
 use std::process::Command;
 

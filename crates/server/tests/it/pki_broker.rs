@@ -3,12 +3,8 @@
 //! chain as `cafile` and our CRL as `crlfile`. An enrolled device publishes with its
 //! certificate; after revocation and a CRL refresh the broker refuses it.
 
-// An integration test: a failure is a failed test, so panicking shortcuts are fine here
-// (and in the helpers it shares), unlike in the crates it tests.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
-
-mod pki;
-mod support;
+use crate::pki;
+use crate::support;
 
 use std::net::TcpListener;
 use std::path::Path;

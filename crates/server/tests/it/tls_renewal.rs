@@ -3,12 +3,8 @@
 //! replaced one revoked as superseded; configured files are read again when they change, and
 //! a broken replacement keeps the certificate being served. No handshake fails meanwhile.
 
-// An integration test: a failure is a failed test, so panicking shortcuts are fine here
-// (and in the helpers it shares), unlike in the crates it tests.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
-
-mod pki;
-mod support;
+use crate::pki;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -2,12 +2,8 @@
 //! tokens from the other, both publish the same JWKS, and each introspects the other's tokens.
 //! Each run uses its own fresh database, dropped at the end.
 
-// An integration test: a failure is a failed test, so panicking shortcuts are fine here
-// (and in the helpers it shares), unlike in the crates it tests.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
-
-mod pki;
-mod support;
+use crate::pki;
+use crate::support;
 
 use std::process::Command;
 

@@ -4,7 +4,7 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use serde_json::json;
 
-use crate::harness::Harness;
+use crate::admin_api::harness::Harness;
 
 #[tokio::test]
 async fn audit_is_paged_newest_first() {
@@ -15,7 +15,7 @@ async fn audit_is_paged_newest_first() {
     }
     let first = h.call(Method::GET, "/audit?limit=2", None).await;
     assert_eq!(first.status, StatusCode::OK, "{}", first.body);
-    let seqs = |r: &crate::harness::Reply| -> Vec<i64> {
+    let seqs = |r: &crate::admin_api::harness::Reply| -> Vec<i64> {
         r.body["records"]
             .as_array()
             .unwrap()

@@ -3,12 +3,8 @@
 //! the certificate over mTLS, check status with `openssl ocsp` and `openssl verify
 //! -crl_check`, revoke, and be refused afterwards.
 
-// An integration test: a failure is a failed test, so panicking shortcuts are fine here
-// (and in the helpers it shares), unlike in the crates it tests.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
-
-mod pki;
-mod support;
+use crate::pki;
+use crate::support;
 
 use std::process::Command;
 use std::time::{Duration, Instant};

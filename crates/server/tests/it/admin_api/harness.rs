@@ -40,14 +40,14 @@ pub struct Reply {
 impl Harness {
     pub async fn new() -> Harness {
         let dir = tempfile::tempdir().unwrap();
-        let (server, clock, master) = crate::harness::backends::build(dir.path()).await;
+        let (server, clock, master) = crate::admin_api::harness::backends::build(dir.path()).await;
         Self::assemble(server, clock, master, dir)
     }
 
     /// A harness over `store` (e.g. a PostgreSQL test schema) instead of a fresh SQLite file.
     pub async fn with_store(store: Arc<dyn portcullis_store::Store>) -> Harness {
         let dir = tempfile::tempdir().unwrap();
-        let (server, clock, master) = crate::harness::backends::build_on(store).await;
+        let (server, clock, master) = crate::admin_api::harness::backends::build_on(store).await;
         Self::assemble(server, clock, master, dir)
     }
 

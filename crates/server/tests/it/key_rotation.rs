@@ -2,11 +2,7 @@
 //! published while its tokens live, and an emergency rotation withdraws a key at once.
 //! (The timeline rules themselves are tested with an injected clock in core::rotation.)
 
-// An integration test: a failure is a failed test, so panicking shortcuts are fine here
-// (and in the helpers it shares), unlike in the crates it tests.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
-
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

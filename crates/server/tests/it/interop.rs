@@ -1,11 +1,7 @@
 //! Interop with clients nobody here wrote: Node `openid-client` and `jose`, Python `PyJWT`.
 //! `scripts/test.sh` installs them into `.interop/` and sets `PORTCULLIS_INTEROP_DIR`.
 
-// An integration test: a failure is a failed test, so panicking shortcuts are fine here
-// (and in the helpers it shares), unlike in the crates it tests.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
-
-mod support;
+use crate::support;
 
 use std::path::PathBuf;
 use std::process::Command;

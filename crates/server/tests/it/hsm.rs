@@ -2,12 +2,8 @@
 //! against JWKS, introspect, restart and find the same key again. The test makes its own
 //! token in a temporary directory (`SOFTHSM2_CONF`), never the machine's.
 
-// An integration test: a failure is a failed test, so panicking shortcuts are fine here
-// (and in the helpers it shares), unlike in the crates it tests.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
-
-mod pki;
-mod support;
+use crate::pki;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -3,7 +3,7 @@
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 
-use crate::harness::Harness;
+use crate::admin_api::harness::Harness;
 
 /// Every protected route, with a method it answers to.
 const ROUTES: &[(&str, &str)] = &[

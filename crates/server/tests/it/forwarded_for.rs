@@ -3,11 +3,7 @@
 //! `X-Forwarded-For` — only when the TCP peer is a trusted proxy. (The address rule itself is
 //! tested with a table in `core::forwarded`.)
 
-// An integration test: a failure is a failed test, so panicking shortcuts are fine here
-// (and in the helpers it shares), unlike in the crates it tests.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
-
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

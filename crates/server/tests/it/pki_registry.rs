@@ -2,11 +2,7 @@
 //! imported idempotently with a report of rejected rows, and devices move through their
 //! life cycle with problem+json errors for transitions the rules forbid.
 
-// An integration test: a failure is a failed test, so panicking shortcuts are fine here
-// (and in the helpers it shares), unlike in the crates it tests.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
-
-mod support;
+use crate::support;
 
 use std::io::Write as _;
 

@@ -1,10 +1,6 @@
 //! Operations: health, readiness, metrics, discovery, abuse limits, OpenAPI.
 
-// An integration test: a failure is a failed test, so panicking shortcuts are fine here
-// (and in the helpers it shares), unlike in the crates it tests.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
-
-mod support;
+use crate::support;
 
 use support::Node;
 
@@ -316,11 +312,17 @@ fn with_the_plain_listener_off_the_node_serves_https_and_discovery_names_https_e
     let base = BufReader::new(stdout)
         .lines()
         .map_while(Result::ok)
-        .find_map(|line| line.strip_prefix("portcullis listening on ").map(str::to_owned))
+        .find_map(|line| {
+            line.strip_prefix("portcullis listening on ")
+                .map(str::to_owned)
+        })
         .unwrap();
     assert!(base.starts_with("https://"), "{base}");
     let out = std::process::Command::new("curl")
-        .args(["-sk", &format!("{base}/.well-known/oauth-authorization-server")])
+        .args([
+            "-sk",
+            &format!("{base}/.well-known/oauth-authorization-server"),
+        ])
         .output()
         .unwrap();
     let _ = child.kill();

@@ -1,11 +1,7 @@
 //! The audit log records every decision and `portcullis audit verify` detects tampering with
 //! the database file.
 
-// An integration test: a failure is a failed test, so panicking shortcuts are fine here
-// (and in the helpers it shares), unlike in the crates it tests.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
-
-mod support;
+use crate::support;
 
 use std::process::Command;
 

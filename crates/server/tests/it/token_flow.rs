@@ -1,10 +1,6 @@
 //! End to end: the real binary, a fresh data directory, the CLI and the OAuth endpoints.
 
-// An integration test: a failure is a failed test, so panicking shortcuts are fine here
-// (and in the helpers it shares), unlike in the crates it tests.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
-
-mod support;
+use crate::support;
 
 use std::os::unix::fs::PermissionsExt;
 

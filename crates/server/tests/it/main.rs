@@ -1,0 +1,29 @@
+//! The server's integration tests, in one binary: two cores link one test executable instead
+//! of seventeen. Most modules start the real `portcullis` binary on random ports (`support`)
+//! and speak HTTP, the CLI, openssl, curl and foreign clients to it; `admin_api` drives the
+//! admin router wired to the real authorization server through its ports.
+
+// An integration test: a failure is a failed test, so panicking shortcuts are fine here
+// (and in the helpers it shares), unlike in the crates it tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+mod pki;
+mod support;
+
+mod admin_api;
+mod audit_chain;
+mod forwarded_for;
+mod hostile_inputs;
+mod hsm;
+mod interop;
+mod key_rotation;
+mod operations;
+mod pki_broker;
+mod pki_enrollment;
+mod pki_hostile;
+mod pki_mtls;
+mod pki_registry;
+mod pki_trust;
+mod postgres_nodes;
+mod tls_renewal;
+mod token_flow;
