@@ -117,6 +117,8 @@ pub async fn create_client(
         tls_client_auth,
         created_at: now,
         updated_at: now,
+        // Drawn by the registry when it stores the client.
+        token_epoch: 0,
     };
     client.validate()?;
     check_key_source(&client)?;

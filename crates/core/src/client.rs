@@ -524,9 +524,40 @@ pub struct Client {
     pub tls_client_auth: Option<TlsClientAuthMatch>,
     pub created_at: UnixTime,
     pub updated_at: UnixTime,
+    /// The epoch of this client's tokens: every token carries the epoch it was issued in
+    /// (claim `client_epoch`) and is active only while the client is still in it. A new
+    /// random epoch is drawn at creation — so a client deleted and re-created under the same
+    /// id does not bring its predecessor's tokens back — and at every change that must end
+    /// the tokens issued before it ([`Client::change_ends_tokens`], a secret rotated without
+    /// overlap). 0 for clients stored before epochs existed.
+    pub token_epoch: u32,
 }
 
 impl Client {
+    /// Whether changing this client into `new` must end every token issued before the change:
+    /// it was disabled, lost scopes or audiences, or its way of authenticating changed
+    /// (method, certificate match, key source). What a token holder could do before must not
+    /// outlive what the client may do now. Additions (a scope, an audience, a longer TTL, a
+    /// new name) end nothing.
+    pub fn change_ends_tokens(&self, new: &Client) -> bool {
+        let disabled = self.enabled && !new.enabled;
+        let scopes_narrowed = !self.scopes.is_subset(&new.scopes);
+        // No configured audience means tokens for the issuer itself: going from none to some,
+        // or dropping one, narrows what tokens may be presented to.
+        let audiences_narrowed = self.audiences.is_empty() != new.audiences.is_empty()
+            || self.audiences.iter().any(|a| !new.audiences.contains(a));
+        let credentials_replaced = self.auth_method != new.auth_method
+            || self.tls_client_auth != new.tls_client_auth
+            || self.jwks_uri != new.jwks_uri;
+        disabled || scopes_narrowed || audiences_narrowed || credentials_replaced
+    }
+
+    /// Whether this client still backs a token issued to it in `epoch` (its `client_epoch`
+    /// claim; `None` for a token without one): it is enabled and has not changed since.
+    pub fn backs_token_of_epoch(&self, epoch: Option<u32>) -> bool {
+        self.enabled && epoch.unwrap_or(0) == self.token_epoch
+    }
+
     /// Checks the invariants every stored client must satisfy.
     pub fn validate(&self) -> Result<(), CoreError> {
         if self.name.trim().is_empty()
@@ -704,7 +735,62 @@ mod tests {
             tls_client_auth: None,
             created_at: 0,
             updated_at: 0,
+            token_epoch: 0,
         }
+    }
+
+    #[test]
+    fn narrowing_disabling_or_replacing_credentials_ends_tokens_and_widening_does_not() {
+        let base = client();
+        let changed = |edit: &dyn Fn(&mut Client)| {
+            let mut new = base.clone();
+            edit(&mut new);
+            base.change_ends_tokens(&new)
+        };
+        let ends: [(&str, &dyn Fn(&mut Client)); 7] = [
+            ("disabled", &|c| c.enabled = false),
+            ("scope dropped", &|c| c.scopes = ScopeSet::default()),
+            ("audience dropped", &|c| c.audiences.truncate(1)),
+            ("audiences cleared", &|c| c.audiences.clear()),
+            ("method replaced", &|c| {
+                c.auth_method = AuthMethod::ClientSecretPost
+            }),
+            ("jwks_uri replaced", &|c| {
+                c.jwks_uri = Some("https://keys.example/jwks".into())
+            }),
+            ("certificate match replaced", &|c| {
+                c.tls_client_auth = Some(TlsClientAuthMatch::SubjectDn("CN=other".into()))
+            }),
+        ];
+        for (name, edit) in ends {
+            assert!(changed(edit), "{name} must end the tokens issued before");
+        }
+        let keeps: [(&str, &dyn Fn(&mut Client)); 5] = [
+            ("renamed", &|c| c.name = "renamed".into()),
+            ("scope added", &|c| {
+                c.scopes = ScopeSet::parse("read write").unwrap()
+            }),
+            ("audience added", &|c| {
+                c.audiences.push("urn:plant:line2".into())
+            }),
+            ("ttl changed", &|c| c.token_ttl_secs = 60),
+            ("enabled again", &|c| c.enabled = true),
+        ];
+        for (name, edit) in keeps {
+            assert!(!changed(edit), "{name} ends nothing");
+        }
+        let mut disabled = base.clone();
+        disabled.enabled = false;
+        assert!(!disabled.backs_token_of_epoch(Some(base.token_epoch)));
+        let mut epoch = base.clone();
+        epoch.token_epoch = 42;
+        assert!(epoch.backs_token_of_epoch(Some(42)));
+        assert!(!epoch.backs_token_of_epoch(None));
+        assert!(!epoch.backs_token_of_epoch(Some(41)));
+        assert!(
+            base.backs_token_of_epoch(None),
+            "epoch 0 backs tokens without the claim"
+        );
     }
 
     #[test]

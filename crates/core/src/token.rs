@@ -1,7 +1,8 @@
 //! The token request (RFC 6749 §4.4) and the access-token claims (RFC 9068 §2.2).
 
+use crate::client::Client;
 use crate::form::Form;
-use crate::{ClientId, ErrorCode, OAuthError, ScopeSet, UnixTime};
+use crate::{ErrorCode, OAuthError, ScopeSet, UnixTime};
 use serde::{Deserialize, Serialize};
 
 /// `client_assertion_type` for JWT client authentication (RFC 7523 §2.2).
@@ -67,6 +68,13 @@ pub struct AccessTokenClaims {
     /// TLS connection it was requested over (RFC 8705 §3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cnf: Option<Confirmation>,
+    /// The epoch of the client when the token was issued ([`Client::token_epoch`]): the token
+    /// is active only while the client is still in it. Absent for clients in epoch 0 (created
+    /// before epochs existed), so their earlier tokens keep their meaning.
+    ///
+    /// [`Client::token_epoch`]: crate::client::Client::token_epoch
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_epoch: Option<u32>,
 }
 
 /// The `cnf` claim (RFC 7800 §3.1) of a certificate-bound access token.
@@ -112,7 +120,7 @@ impl AccessTokenClaims {
     /// (RFC 9068 §2.2: "sub ... the client identifier" when no resource owner is involved).
     pub fn for_client(
         issuer: &str,
-        client_id: &ClientId,
+        client: &Client,
         audience: Vec<String>,
         scopes: &ScopeSet,
         now: UnixTime,
@@ -121,14 +129,15 @@ impl AccessTokenClaims {
     ) -> Self {
         Self {
             iss: issuer.to_owned(),
-            sub: client_id.as_str().to_owned(),
+            sub: client.client_id.as_str().to_owned(),
             aud: Audience::from_vec(audience),
             exp: now + i64::from(ttl_secs),
             iat: now,
             jti,
-            client_id: client_id.as_str().to_owned(),
+            client_id: client.client_id.as_str().to_owned(),
             scope: (!scopes.is_empty()).then(|| scopes.to_space_delimited()),
             cnf: None,
+            client_epoch: (client.token_epoch != 0).then_some(client.token_epoch),
         }
     }
 
@@ -181,9 +190,49 @@ mod tests {
         );
     }
 
+    fn client(id: &str, token_epoch: u32) -> Client {
+        Client {
+            client_id: crate::ClientId::parse(id).unwrap(),
+            name: String::new(),
+            auth_method: crate::client::AuthMethod::ClientSecretBasic,
+            scopes: ScopeSet::default(),
+            audiences: vec![],
+            token_ttl_secs: 60,
+            enabled: true,
+            secret_hashes: vec![],
+            sealed_secret: None,
+            jwks: None,
+            jwks_uri: None,
+            tls_client_auth: None,
+            created_at: 0,
+            updated_at: 0,
+            token_epoch,
+        }
+    }
+
+    #[test]
+    fn tokens_carry_their_clients_epoch_unless_it_is_zero() {
+        let claims = |epoch| {
+            let c = AccessTokenClaims::for_client(
+                "i",
+                &client("c1", epoch),
+                vec!["a".into()],
+                &ScopeSet::default(),
+                0,
+                1,
+                "j".into(),
+            );
+            serde_json::to_value(&c).unwrap()
+        };
+        assert_eq!(claims(7)["client_epoch"], 7);
+        assert!(claims(0).get("client_epoch").is_none());
+        let parsed: AccessTokenClaims = serde_json::from_value(claims(9)).unwrap();
+        assert_eq!(parsed.client_epoch, Some(9));
+    }
+
     #[test]
     fn claims_follow_rfc_9068() {
-        let id = ClientId::parse("c1").unwrap();
+        let id = client("c1", 0);
         let c = AccessTokenClaims::for_client(
             "https://as",
             &id,
@@ -219,7 +268,7 @@ mod tests {
     fn certificate_bound_claims_carry_x5t_s256() {
         let mut c = AccessTokenClaims::for_client(
             "i",
-            &ClientId::parse("c1").unwrap(),
+            &client("c1", 0),
             vec!["a".into()],
             &ScopeSet::default(),
             0,

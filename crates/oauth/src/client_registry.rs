@@ -26,6 +26,17 @@ fn internal(e: KeyError) -> PortError {
 
 /// Draws a fresh 256-bit secret (never chosen: the entropy is what makes a fast keyed hash
 /// enough).
+/// A fresh token epoch, never 0 (the epoch of clients stored before epochs) nor `old`.
+fn new_epoch(old: u32) -> Result<u32, PortError> {
+    loop {
+        let epoch =
+            u32::from_be_bytes(portcullis_keys::random::random_array::<4>().map_err(internal)?);
+        if epoch != 0 && epoch != old {
+            return Ok(epoch);
+        }
+    }
+}
+
 fn generate_secret() -> Result<Secret, PortError> {
     Ok(Secret::from_random_bytes(
         &random_array::<32>().map_err(internal)?,
@@ -116,6 +127,7 @@ impl ClientRegistry for AuthServer {
     }
 
     async fn register(&self, mut client: Client) -> Result<(Client, Option<Secret>), PortError> {
+        client.token_epoch = new_epoch(0)?;
         client.secret_hashes.clear();
         client.sealed_secret = None;
         let secret = if client.auth_method.uses_secret() {
@@ -140,8 +152,17 @@ impl ClientRegistry for AuthServer {
         Ok((client, secret))
     }
 
+    /// A change that narrows what the client may do starts a new token epoch, which ends
+    /// every token issued before it ([`Client::change_ends_tokens`]).
     async fn update(&self, client: &Client) -> Result<(), PortError> {
-        self.store_client_update(client).await
+        let stored = ClientRegistry::client(self, &client.client_id).await?;
+        let mut client = client.clone();
+        client.token_epoch = if stored.change_ends_tokens(&client) {
+            new_epoch(stored.token_epoch)?
+        } else {
+            stored.token_epoch
+        };
+        self.store_client_update(&client).await
     }
 
     async fn delete(&self, id: &ClientId) -> Result<(), PortError> {
@@ -178,6 +199,10 @@ impl ClientRegistry for AuthServer {
         client.secret_hashes = rotated_hashes(&client.secret_hashes, new_hash, now, overlap);
         client.sealed_secret = self.seal_secret(&client, &secret)?;
         client.updated_at = now;
+        if overlap == 0 {
+            // The old secret stops working at once: so do the tokens it obtained.
+            client.token_epoch = new_epoch(client.token_epoch)?;
+        }
         self.store_client_update(&client).await?;
         Ok(RotatedSecret {
             client,

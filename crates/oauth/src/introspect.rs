@@ -77,7 +77,8 @@ impl AuthServer {
         let client_id =
             ClientId::parse(claims.client_id.as_str()).map_err(|_| TokenRejection::Malformed)?;
         match self.clients.get(self.store.as_ref(), &client_id).await {
-            Ok(Some(client)) if client.enabled => Ok(claims),
+            Ok(Some(client)) if client.backs_token_of_epoch(claims.client_epoch) => Ok(claims),
+            Ok(Some(client)) if client.enabled => Err(TokenRejection::ClientChanged),
             Ok(_) => Err(TokenRejection::ClientGone),
             Err(_) => Err(TokenRejection::StoreUnavailable),
         }

@@ -86,7 +86,7 @@ async fn issue_access_token(
     let now = server.now();
     let mut claims = AccessTokenClaims::for_client(
         issuer,
-        &client.client_id,
+        &client,
         audience,
         &scopes,
         now,

@@ -25,6 +25,10 @@ pub enum TokenRejection {
     Revoked,
     /// The client it was issued to has since been deleted or disabled.
     ClientGone,
+    /// The client has changed since the token was issued in a way that ends its tokens
+    /// (re-created, secret rotated without overlap, scopes or audiences narrowed,
+    /// credentials replaced, disabled and enabled again).
+    ClientChanged,
     /// The client could not be looked up (store unavailable); treated as inactive.
     StoreUnavailable,
 }
@@ -41,6 +45,7 @@ impl TokenRejection {
             Self::Expired => "expired",
             Self::Revoked => "revoked",
             Self::ClientGone => "client_gone",
+            Self::ClientChanged => "client_changed",
             Self::StoreUnavailable => "store_unavailable",
         }
     }
@@ -56,6 +61,6 @@ impl std::fmt::Display for TokenRejection {
 #[async_trait]
 pub trait TokenValidator: Send + Sync {
     /// The token's claims if it is active now: genuine, unexpired, unrevoked, and its client
-    /// still exists and is enabled.
+    /// still exists, is enabled and has not changed in a way that ends its tokens.
     async fn active_token(&self, token: &str) -> Result<AccessTokenClaims, TokenRejection>;
 }

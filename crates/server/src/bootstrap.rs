@@ -275,6 +275,7 @@ async fn ensure_bootstrap_admin(
         tls_client_auth: None,
         created_at: now,
         updated_at: now,
+        token_epoch: 0,
     };
     let path = config.server.data_dir.join("admin.json");
     write_admin_credential(&path, &client_id, &secret, issuer)?;

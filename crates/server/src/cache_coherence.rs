@@ -120,6 +120,7 @@ mod tests {
             client_id: client_id.into(),
             scope: None,
             cnf: None,
+            client_epoch: None,
         };
         server.keys().active().sign(&claims).unwrap()
     }

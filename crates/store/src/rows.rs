@@ -127,6 +127,8 @@ pub(crate) fn client_from_row(row: &impl ColumnReader) -> Result<Client, StoreEr
             .map_err(|e| StoreError::corrupt_json("clients.tls_client_auth", &id, &e))?,
         created_at: row.int("created_at")?,
         updated_at: row.int("updated_at")?,
+        token_epoch: u32::try_from(row.int("token_epoch")?)
+            .map_err(|_| StoreError::corrupt_field("clients.token_epoch", &id))?,
         client_id,
     })
 }

@@ -75,6 +75,7 @@ pub fn client(id: &str, method: AuthMethod, now: UnixTime) -> Client {
         tls_client_auth: None,
         created_at: now,
         updated_at: now,
+        token_epoch: 0,
     }
 }
 

@@ -25,5 +25,6 @@ mod pki_mtls;
 mod pki_registry;
 mod pki_trust;
 mod postgres_nodes;
+mod security_findings;
 mod tls_renewal;
 mod token_flow;

@@ -176,5 +176,6 @@ pub fn sample_client(id: &str) -> Client {
         tls_client_auth: None,
         created_at: 1_700_000_000,
         updated_at: 1_700_000_000,
+        token_epoch: 0,
     }
 }

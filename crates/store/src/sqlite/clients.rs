@@ -11,12 +11,12 @@ use crate::StoreError;
 
 const COLUMNS: &str = "client_id, name, auth_method, scopes, audiences, token_ttl_secs, enabled, \
                        secret_hashes, sealed_secret, jwks, jwks_uri, created_at, updated_at, \
-                       tls_client_auth";
+                       tls_client_auth, token_epoch";
 
 const INSERT: BulkInsert = BulkInsert {
     table: "clients",
     columns: COLUMNS,
-    column_count: 14,
+    column_count: 15,
     suffix: "",
 };
 
@@ -37,7 +37,8 @@ fn bind_client<'a>(args: &mut SqliteArguments<'a>, c: &'a Client) -> Result<(), 
         args.add(c.jwks_uri.as_deref())?;
         args.add(c.created_at)?;
         args.add(c.updated_at)?;
-        args.add(json.tls_client_auth)
+        args.add(json.tls_client_auth)?;
+        args.add(i64::from(c.token_epoch))
     })();
     bound.map_err(|_| StoreError::corrupt_field("clients row", c.client_id.as_str()))
 }
@@ -91,7 +92,8 @@ pub(super) async fn update(pool: &SqlitePool, client: &Client) -> Result<(), Sto
     let result = sqlx::query(
         "UPDATE clients SET name = ?, auth_method = ?, scopes = ?, audiences = ?, \
          token_ttl_secs = ?, enabled = ?, secret_hashes = ?, sealed_secret = ?, jwks = ?, \
-         jwks_uri = ?, created_at = ?, updated_at = ?, tls_client_auth = ? WHERE client_id = ?",
+         jwks_uri = ?, created_at = ?, updated_at = ?, tls_client_auth = ?, \
+         token_epoch = ? WHERE client_id = ?",
     )
     .bind(c.name.as_str())
     .bind(c.auth_method.as_str())
@@ -106,6 +108,7 @@ pub(super) async fn update(pool: &SqlitePool, client: &Client) -> Result<(), Sto
     .bind(c.created_at)
     .bind(c.updated_at)
     .bind(json.tls_client_auth)
+    .bind(i64::from(c.token_epoch))
     .bind(c.client_id.as_str())
     .execute(pool)
     .await?;

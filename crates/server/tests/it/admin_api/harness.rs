@@ -98,6 +98,7 @@ impl Harness {
             client_id: client_id.into(),
             scope: scope.map(str::to_owned),
             cnf: None,
+            client_epoch: None,
         };
         self.server.keys().active().sign(&claims).unwrap()
     }

@@ -1,0 +1,131 @@
+//! The requests of the security review (issue #11), each the way an attacker would send it,
+//! each answered the way it must be now.
+
+use crate::support;
+
+use support::Node;
+
+/// An access token for `id`.
+fn token(node: &Node, id: &str, secret: &str, extra: &str) -> String {
+    let t = node.token(id, secret, extra);
+    assert_eq!(t.status, 200, "{}", t.text);
+    t.json["access_token"].as_str().unwrap().to_owned()
+}
+
+/// Whether introspection (by a bystander resource server) calls `token` active.
+fn active(node: &Node, rs: &(String, String), token: &str) -> bool {
+    let i = node.post_form(
+        "/oauth2/introspect",
+        &format!("token={token}"),
+        Some((&rs.0, &rs.1)),
+    );
+    assert_eq!(i.status, 200, "{}", i.text);
+    i.json["active"] == true
+}
+
+fn cli_ok(node: &Node, args: &[&str]) {
+    let out = node.cli(args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Finding 1: disable → rotate → enable, narrowing scopes or audiences and delete → re-create
+/// each end the tokens issued before; widening does not.
+#[test]
+fn tokens_issued_before_a_security_change_of_their_client_stay_dead() {
+    let node = Node::start();
+    let rs = node.create_client(&[]);
+    let (id, secret) = node.create_client(&["--id", "ops", "--scope", "read", "--scope", "write"]);
+
+    let stolen = token(&node, &id, &secret, "");
+    assert!(active(&node, &rs, &stolen));
+    cli_ok(&node, &["client", "update", "ops", "--disable"]);
+    assert!(!active(&node, &rs, &stolen));
+    let rotated = node.cli_json(&["client", "rotate-secret", "ops", "--overlap", "3600"]);
+    let secret = rotated["client_secret"].as_str().unwrap().to_owned();
+    cli_ok(&node, &["client", "update", "ops", "--enable"]);
+    assert!(
+        !active(&node, &rs, &stolen),
+        "re-enabling a client does not bring back what was stolen before it was disabled"
+    );
+
+    let before_narrowing = token(&node, &id, &secret, "");
+    assert!(active(&node, &rs, &before_narrowing));
+    cli_ok(
+        &node,
+        &[
+            "client", "update", "ops", "--scope", "read", "--scope", "write", "--scope", "extra",
+        ],
+    );
+    assert!(
+        active(&node, &rs, &before_narrowing),
+        "widening ends nothing"
+    );
+    cli_ok(&node, &["client", "update", "ops", "--scope", "read"]);
+    assert!(
+        !active(&node, &rs, &before_narrowing),
+        "a dropped scope ends the tokens that carry it"
+    );
+    let narrowed = token(&node, &id, &secret, "");
+    assert!(active(&node, &rs, &narrowed));
+    cli_ok(
+        &node,
+        &[
+            "client",
+            "update",
+            "ops",
+            "--audience",
+            "https://api.example",
+        ],
+    );
+    assert!(
+        !active(&node, &rs, &narrowed),
+        "audiences narrowed from the issuer to one API"
+    );
+
+    // A rotation without overlap replaces the secret at once: its tokens go with it.
+    let before_rotation = token(&node, &id, &secret, "");
+    let rotated = node.cli_json(&["client", "rotate-secret", "ops", "--overlap", "0"]);
+    let secret = rotated["client_secret"].as_str().unwrap().to_owned();
+    assert!(!active(&node, &rs, &before_rotation));
+
+    let before_delete = token(&node, &id, &secret, "");
+    cli_ok(&node, &["client", "delete", "ops"]);
+    let (_, new_secret) =
+        node.create_client(&["--id", "ops", "--scope", "read", "--scope", "write"]);
+    assert!(
+        !active(&node, &rs, &before_delete),
+        "a client re-created under the same id does not bring its predecessor's tokens back"
+    );
+    assert!(active(&node, &rs, &token(&node, "ops", &new_secret, "")));
+}
+
+/// Finding 1 on our own API: a token stays an admin token only while its client holds the
+/// admin scope.
+#[test]
+fn an_admin_token_dies_with_its_clients_admin_scope() {
+    let node = Node::start();
+    let (id, secret) = node.create_client(&["--id", "deputy", "--scope", "portcullis:admin"]);
+    let admin = token(&node, &id, &secret, "&scope=portcullis:admin");
+    let bearer = format!("Bearer {admin}");
+    let list = |node: &Node| {
+        node.request(
+            "GET",
+            "/admin/v1/clients",
+            None,
+            &[("authorization", &bearer)],
+            b"",
+        )
+        .status
+    };
+    assert_eq!(list(&node), 200);
+    cli_ok(&node, &["client", "update", "deputy", "--scope", "read"]);
+    assert_eq!(
+        list(&node),
+        401,
+        "the scope was taken away: so is the token"
+    );
+}
