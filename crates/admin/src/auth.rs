@@ -11,7 +11,7 @@ use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::Response;
-use portcullis_http::bearer_token;
+use portcullis_http::{bearer_token, PeerCertificates};
 use portcullis_ports::TokenValidator;
 
 use crate::errors::AdminError;
@@ -41,11 +41,20 @@ pub async fn require_admin(
     next: Next,
 ) -> Result<Response, AdminError> {
     let token = bearer_token(request.headers()).ok_or(AdminError::MissingToken)?;
-    let claims = tokens.active_token(token).await.map_err(|rejection| {
-        // The reason helps the operator reading the log; the token itself is never logged.
-        tracing::debug!(reason = %rejection, "admin token rejected");
-        AdminError::InvalidToken
-    })?;
+    // Over the TLS listener, the client certificate the connection presented: a token bound
+    // to a certificate is refused without it (RFC 8705 §3).
+    let presented = request
+        .extensions()
+        .get::<PeerCertificates>()
+        .and_then(PeerCertificates::leaf);
+    let claims = tokens
+        .presented_token(token, presented)
+        .await
+        .map_err(|rejection| {
+            // The reason helps the operator reading the log; the token itself is never logged.
+            tracing::debug!(reason = %rejection, "admin token rejected");
+            AdminError::InvalidToken
+        })?;
     if !claims.has_scope(ADMIN_SCOPE) {
         return Err(AdminError::InsufficientScope(ADMIN_SCOPE));
     }

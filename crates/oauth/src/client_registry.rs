@@ -217,6 +217,18 @@ impl TokenValidator for AuthServer {
     async fn active_token(&self, token: &str) -> Result<AccessTokenClaims, TokenRejection> {
         self.check_active_token(token).await
     }
+
+    async fn presented_token(
+        &self,
+        token: &str,
+        presented: Option<&[u8]>,
+    ) -> Result<AccessTokenClaims, TokenRejection> {
+        let claims = self.check_active_token(token).await?;
+        if !crate::mtls::binding_holds(&claims, presented) {
+            return Err(TokenRejection::CertificateMismatch);
+        }
+        Ok(claims)
+    }
 }
 
 #[cfg(test)]

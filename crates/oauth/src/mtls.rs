@@ -45,6 +45,26 @@ pub fn confirmation(peer: &PeerCertificates) -> Option<Confirmation> {
     })
 }
 
+/// RFC 8705 §3: whether a token may be used over a connection that presented the client
+/// certificate `presented` (leaf, DER). An unbound token may be used over any connection; a
+/// bound one only over a connection presenting the certificate its `cnf.x5t#S256` names
+/// (compared in constant time, as the thumbprint is what an attacker would try to match).
+pub fn binding_holds(
+    claims: &portcullis_core::token::AccessTokenClaims,
+    presented: Option<&[u8]>,
+) -> bool {
+    let Some(bound) = claims.cnf.as_ref().and_then(|c| c.x5t_s256.as_deref()) else {
+        return true;
+    };
+    presented.is_some_and(|leaf| {
+        aws_lc_rs::constant_time::verify_slices_are_equal(
+            x5t_s256(leaf).as_bytes(),
+            bound.as_bytes(),
+        )
+        .is_ok()
+    })
+}
+
 /// SHA-256 of a DER certificate.
 pub fn sha256(der: &[u8]) -> [u8; 32] {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der);

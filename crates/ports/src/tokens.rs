@@ -31,6 +31,9 @@ pub enum TokenRejection {
     ClientChanged,
     /// The client could not be looked up (store unavailable); treated as inactive.
     StoreUnavailable,
+    /// The token is bound to a certificate (`cnf.x5t#S256`, RFC 8705 §3) and the connection
+    /// it came over presented none, or another one.
+    CertificateMismatch,
 }
 
 impl TokenRejection {
@@ -47,6 +50,7 @@ impl TokenRejection {
             Self::ClientGone => "client_gone",
             Self::ClientChanged => "client_changed",
             Self::StoreUnavailable => "store_unavailable",
+            Self::CertificateMismatch => "certificate_mismatch",
         }
     }
 }
@@ -63,4 +67,14 @@ pub trait TokenValidator: Send + Sync {
     /// The token's claims if it is active now: genuine, unexpired, unrevoked, and its client
     /// still exists, is enabled and has not changed in a way that ends its tokens.
     async fn active_token(&self, token: &str) -> Result<AccessTokenClaims, TokenRejection>;
+
+    /// [`Self::active_token`] for a token presented to one of our own endpoints over a
+    /// connection whose client certificate (leaf, DER) is `presented`: a certificate-bound
+    /// token is accepted only over a connection presenting that very certificate (RFC 8705
+    /// §3), so a stolen bound token is worthless without the private key.
+    async fn presented_token(
+        &self,
+        token: &str,
+        presented: Option<&[u8]>,
+    ) -> Result<AccessTokenClaims, TokenRejection>;
 }

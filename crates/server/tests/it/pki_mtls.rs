@@ -210,3 +210,102 @@ fn a_self_signed_certificate_registered_as_x5c_authenticates() {
     );
     assert_eq!(status, 401);
 }
+
+/// GETs `path` from the TLS listener with a bearer token and, optionally, a client
+/// certificate; returns the status.
+fn tls_get(node: &Node, dev: &Device, path: &str, token: &str, cert: Option<(&str, &str)>) -> u16 {
+    let tls = node.tls_base.as_deref().unwrap();
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+        .arg(dev.path("root.pem"))
+        .args(["-H", &format!("Authorization: Bearer {token}")]);
+    if let Some((c, k)) = cert {
+        cmd.arg("--cert")
+            .arg(dev.path(c))
+            .arg("--key")
+            .arg(dev.path(k));
+    }
+    cmd.arg(format!("{tls}{path}"));
+    ok(&mut cmd).trim().parse().unwrap()
+}
+
+/// Issue #11 finding 2: our own admin API honours RFC 8705 §3 — a certificate-bound token is
+/// accepted only over a connection presenting that certificate.
+#[test]
+fn a_certificate_bound_admin_token_works_only_with_its_certificate() {
+    let node = Node::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let dev = Device::new(tmp.path(), "ops-1");
+    provision_ca(&node, &dev);
+    let secret = register(&node, "ops-1");
+    let csr = dev.csr("ops", "ec", "/CN=ops-1");
+    let (status, out) = dev.est(&node, "simpleenroll", &csr, Some(("ops-1", &secret)), None);
+    assert_eq!(status, 200);
+    dev.save_cert(&out, "ops");
+    let other_secret = register(&node, "ops-2");
+    let other_csr = dev.csr("other", "ec", "/CN=ops-2");
+    let (status, out) = dev.est(
+        &node,
+        "simpleenroll",
+        &other_csr,
+        Some(("ops-2", &other_secret)),
+        None,
+    );
+    assert_eq!(status, 200);
+    dev.save_cert(&out, "other");
+
+    let (client_id, _) = node.create_client(&[
+        "--auth-method",
+        "tls_client_auth",
+        "--tls-san-uri",
+        "urn:portcullis:device:ops-1",
+        "--scope",
+        "portcullis:admin",
+    ]);
+    let id_field = format!("client_id={client_id}");
+    let form = [
+        "grant_type=client_credentials",
+        id_field.as_str(),
+        "scope=portcullis:admin",
+    ];
+    let (status, body) = tls_post(
+        &node,
+        &dev,
+        "/oauth2/token",
+        &form,
+        Some(("ops.pem", "ops.key")),
+    );
+    assert_eq!(status, 200, "{body}");
+    let token = body["access_token"].as_str().unwrap().to_owned();
+
+    let with_its_cert = Some(("ops.pem", "ops.key"));
+    assert_eq!(
+        tls_get(&node, &dev, "/admin/v1/clients", &token, with_its_cert),
+        200
+    );
+    let bearer = format!("Bearer {token}");
+    let plain = node.request(
+        "GET",
+        "/admin/v1/clients",
+        None,
+        &[("authorization", &bearer)],
+        b"",
+    );
+    assert_eq!(
+        plain.status, 401,
+        "over plain HTTP, without the certificate: {}",
+        plain.text
+    );
+    assert_eq!(tls_get(&node, &dev, "/admin/v1/clients", &token, None), 401);
+    assert_eq!(
+        tls_get(
+            &node,
+            &dev,
+            "/admin/v1/clients",
+            &token,
+            Some(("other.pem", "other.key"))
+        ),
+        401,
+        "another certificate of the same CA"
+    );
+}
