@@ -34,7 +34,8 @@ use crate::AuthServer;
 /// client exists (RFC 6749 §5.2 `invalid_client`; RFC 6819 §5.2.3.x).
 pub const AUTH_FAILED: &str = "client authentication failed";
 
-/// Why authentication failed, as the `reason` label of `portcullis_client_auth_failures_total`.
+/// Why authentication failed: logged (debug) as is; counted in
+/// `portcullis_client_auth_failures_total` under [`FailureReason::label`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureReason {
     UnknownClient,
@@ -52,7 +53,26 @@ pub enum FailureReason {
 }
 
 impl FailureReason {
-    /// The metric label value.
+    /// The `reason` label of `portcullis_client_auth_failures_total`. Every reason that would
+    /// tell a client that exists from one that does not (an unknown id against a wrong secret,
+    /// a disabled client, a method or certificate that is not the registered one, an assertion
+    /// that does not verify with the registered keys) is one label, `invalid_credentials`, as
+    /// they are one `invalid_client` answer: metrics must not undo what the answer hides.
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::UnknownClient
+            | Self::BadSecret
+            | Self::Disabled
+            | Self::BadAssertion
+            | Self::MethodMismatch
+            | Self::CertificateMismatch => "invalid_credentials",
+            Self::Replay => "replay",
+            Self::BadCertificate => "bad_certificate",
+            Self::NoCertificateValidator => "no_certificate_validator",
+        }
+    }
+
+    /// The precise reason, for the debug log.
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::UnknownClient => "unknown_client",
@@ -70,7 +90,8 @@ impl FailureReason {
 
 /// Counts a failure and returns the error the caller sees.
 fn refuse(reason: FailureReason, error: OAuthError) -> Error {
-    metrics::counter!("portcullis_client_auth_failures_total", "reason" => reason.as_str())
+    tracing::debug!(reason = reason.as_str(), "client authentication failed");
+    metrics::counter!("portcullis_client_auth_failures_total", "reason" => reason.label())
         .increment(1);
     Error::OAuth(error)
 }

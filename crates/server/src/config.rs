@@ -39,6 +39,10 @@ pub struct ServerSection {
     /// HTTPS listen address (EST, mTLS token requests, OCSP). Default `127.0.0.1:8443`;
     /// `off` disables it.
     pub listen_tls: Listen,
+    /// Where `/metrics` is served to anyone who can reach it (e.g. `10.0.0.5:9464` for a
+    /// Prometheus on another host), or `off`. Unset (the default): on the plain and TLS
+    /// listeners, to sources on this host only.
+    pub metrics_listen: Option<Listen>,
     /// PEM certificate chain for the HTTPS listener, read again when it or the key file
     /// changes on disk. Default: a certificate for `[pki] tls_names` issued by our own CA at
     /// every start and renewed while the node runs.
@@ -59,6 +63,7 @@ impl Default for ServerSection {
             issuer: None,
             data_dir: PathBuf::from("portcullis-data"),
             listen_tls: Listen::At(SocketAddr::from(([127, 0, 0, 1], 8443))),
+            metrics_listen: None,
             tls_cert_file: None,
             tls_key_file: None,
             trusted_proxies: Vec::new(),

@@ -6,9 +6,11 @@ use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::CONTENT_TYPE;
+use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use portcullis_http::SourceAddr;
 
 /// Latency buckets in seconds: the token endpoint lives in the sub-millisecond range.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -94,12 +96,33 @@ pub async fn record_request(request: Request, next: Next) -> Response {
     response
 }
 
-/// `GET /metrics`.
-pub async fn render(State(handle): State<PrometheusHandle>) -> impl IntoResponse {
+/// `GET /metrics` on its own listener (`[server] metrics_listen`): whoever can reach that
+/// listener may read it.
+pub async fn render(State(handle): State<PrometheusHandle>) -> Response {
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4")],
         handle.render(),
     )
+        .into_response()
+}
+
+/// `GET /metrics` on the plain and TLS listeners (no `[server] metrics_listen`): only to a
+/// source on this host. The source is resolved as everywhere else (a trusted proxy's
+/// forwarded client counts, not the proxy), so a request relayed from outside by a local
+/// reverse proxy that is configured as trusted is refused too. Metrics say which endpoints
+/// fail how often and how fast keys are used: operators' data, not the public's.
+pub async fn render_local(
+    SourceAddr(addr): SourceAddr,
+    handle: State<PrometheusHandle>,
+) -> Response {
+    if !addr.is_loopback() {
+        return (
+            StatusCode::FORBIDDEN,
+            "metrics are served to this host only; set [server] metrics_listen to scrape from elsewhere\n",
+        )
+            .into_response();
+    }
+    render(handle).await
 }
 
 #[cfg(test)]

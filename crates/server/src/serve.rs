@@ -47,6 +47,10 @@ pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), ServeError> {
         .map(|l| l.local_addr().map_err(ServeError::Http))
         .transpose()?;
     let tls_listener = bind(config.server.listen_tls, true).await?;
+    let metrics_listener = match config.server.metrics_listen {
+        Some(listen) => bind(listen, false).await?,
+        None => None,
+    };
     let tls_local = tls_listener
         .as_ref()
         .map(|l| l.local_addr().map_err(ServeError::Http))
@@ -98,6 +102,21 @@ pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), ServeError> {
         keys: key_manager.clone(),
         pki: pki.clone(),
         trusted_proxies,
+        metrics_on_own_listener: config.server.metrics_listen.is_some(),
+    };
+    let metrics_task = match metrics_listener {
+        Some(listener) => {
+            let addr = listener.local_addr().map_err(ServeError::Http)?;
+            tracing::info!(%addr, "metrics listening");
+            println!("portcullis metrics on http://{addr}");
+            let app = Router::new()
+                .route("/metrics", get(http_metrics::render))
+                .with_state(metrics.clone());
+            Some(tokio::spawn(
+                async move { axum::serve(listener, app).await },
+            ))
+        }
+        None => None,
     };
     let app = surfaces.router(Listener::Plain);
     let tls_task = match (tls_listener, tls_local) {
@@ -163,6 +182,9 @@ pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), ServeError> {
     if let Some(task) = tls_task {
         task.abort();
     }
+    if let Some(task) = metrics_task {
+        task.abort();
+    }
     // The jobs are stopped: hand their leases over now rather than after they expire (a
     // rolling restart would otherwise leave key rotation, the CRL and checkpoints unowned for
     // up to their time-outs).
@@ -203,6 +225,13 @@ pub struct Surfaces {
     /// Installed as a request extension, so every surface resolves the source address alike
     /// (`portcullis_http::SourceAddr`).
     pub trusted_proxies: Arc<portcullis_core::forwarded::TrustedProxies>,
+    /// `[server] metrics_listen` is set: `/metrics` lives there, not on these listeners.
+    pub metrics_on_own_listener: bool,
+}
+
+/// `/metrics` on the main listeners when it has its own.
+async fn not_here() -> axum::http::StatusCode {
+    axum::http::StatusCode::NOT_FOUND
 }
 
 impl Surfaces {
@@ -215,7 +244,14 @@ impl Surfaces {
             .with_state(self.store.clone())
             .merge(
                 Router::new()
-                    .route("/metrics", get(http_metrics::render))
+                    .route(
+                        "/metrics",
+                        if self.metrics_on_own_listener {
+                            get(not_here)
+                        } else {
+                            get(http_metrics::render_local)
+                        },
+                    )
                     .with_state(self.metrics.clone()),
             );
         let admin = portcullis_admin::AdminPorts::new(

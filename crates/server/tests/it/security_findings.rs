@@ -129,3 +129,52 @@ fn an_admin_token_dies_with_its_clients_admin_scope() {
         "the scope was taken away: so is the token"
     );
 }
+
+/// Finding 5: `/metrics` is for this host only (judged on the resolved source, so a trusted
+/// proxy's outside client is refused), or for whoever reaches its own listener.
+#[test]
+fn metrics_are_served_to_this_host_only_unless_they_have_their_own_listener() {
+    let node =
+        Node::start_with_env(&[("PORTCULLIS_SERVER__TRUSTED_PROXIES", "[\"127.0.0.1/32\"]")]);
+    assert_eq!(node.get("/metrics").status, 200);
+    let relayed = node.request(
+        "GET",
+        "/metrics",
+        None,
+        &[("x-forwarded-for", "203.0.113.7")],
+        b"",
+    );
+    assert_eq!(relayed.status, 403, "{}", relayed.text);
+
+    let node = Node::start_with_env(&[("PORTCULLIS_SERVER__METRICS_LISTEN", "127.0.0.1:0")]);
+    assert_eq!(
+        node.get("/metrics").status,
+        404,
+        "not on the main listener any more"
+    );
+    let metrics_base = node
+        .metrics_base
+        .clone()
+        .expect("metrics listener announced");
+    // An unknown client and a wrong secret: one label, as they are one answer.
+    let (id, _) = node.create_client(&[]);
+    assert_eq!(node.token("no-such-client", "x", "").status, 401);
+    assert_eq!(node.token(&id, "wrong", "").status, 401);
+    let out = std::process::Command::new("curl")
+        .args(["-sf", &format!("{metrics_base}/metrics")])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("portcullis_client_auth_failures_total{reason=\"invalid_credentials\"} 2"),
+        "{text}"
+    );
+    for revealing in [
+        "unknown_client",
+        "bad_secret",
+        "disabled",
+        "method_mismatch",
+    ] {
+        assert!(!text.contains(revealing), "{revealing} in:\n{text}");
+    }
+}

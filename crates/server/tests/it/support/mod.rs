@@ -19,6 +19,8 @@ pub struct Node {
     pub base: String,
     /// `https://127.0.0.1:PORT` of the TLS listener (EST, mTLS), when it is on.
     pub tls_base: Option<String>,
+    /// `http://127.0.0.1:PORT` of the metrics listener, when `[server] metrics_listen` is set.
+    pub metrics_base: Option<String>,
     pub data_dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -98,14 +100,20 @@ impl Node {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(url) = line.strip_prefix("portcullis listening on ") {
                     let _ = tx.send(url.to_owned());
+                } else if let Some(url) = line.strip_prefix("portcullis metrics on ") {
+                    let _ = tx.send(format!("metrics {url}"));
                 }
             }
         });
         // The TLS line (if any) comes first, then the plain one.
         let mut tls_base = None;
+        let mut metrics_base = None;
         let base = loop {
             match rx.recv_timeout(Duration::from_secs(60)) {
                 Ok(url) if url.starts_with("https://") => tls_base = Some(url),
+                Ok(url) if url.starts_with("metrics ") => {
+                    metrics_base = url.strip_prefix("metrics ").map(str::to_owned)
+                }
                 Ok(url) => break url,
                 Err(_) => {
                     let _ = child.kill();
@@ -119,6 +127,7 @@ impl Node {
             child: Some(child),
             base,
             tls_base,
+            metrics_base,
             data_dir: data_dir.to_owned(),
             _tmp: None,
         }
