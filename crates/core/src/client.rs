@@ -87,7 +87,8 @@ impl AuthMethod {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TlsClientAuthMatch {
     /// `tls_client_auth_subject_dn`: an RFC 4514 distinguished name; compared RDN by RDN,
-    /// attribute types by name or OID, values ignoring case and repeated spaces.
+    /// attribute types by name or OID (ignoring case), values exactly but for repeated spaces:
+    /// case matters, as it does in device ids (`METER-7` is not `meter-7`).
     #[serde(rename = "tls_client_auth_subject_dn")]
     SubjectDn(String),
     /// `tls_client_auth_san_dns`: a dNSName SAN entry (ignoring ASCII case).
@@ -337,13 +338,12 @@ fn canonical_dn_type(t: &str) -> Option<String> {
     })
 }
 
-/// Lower case, surrounding spaces dropped, inner runs of spaces collapsed (X.520
-/// caseIgnoreMatch, which the usual DN attributes use).
+/// Surrounding spaces dropped, inner runs of spaces collapsed; case kept. X.520 would match
+/// most DN attributes ignoring case, but the name in a client certificate is an identity
+/// (device ids are case-sensitive): `CN=METER-7` must not authenticate the client registered
+/// for `CN=meter-7`.
 fn normalise_dn_value(v: &str) -> String {
-    v.split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .to_lowercase()
+    v.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Parses an RFC 4514 distinguished name (also accepting spaces around separators, as
@@ -1160,12 +1160,14 @@ mod tests {
         let m = TlsClientAuthMatch::SubjectDn("CN=meter-7,O=Acme Plant,C=DE".into());
         for presented in [
             "CN=meter-7,O=Acme Plant,C=DE",
-            "cn=Meter-7, o=acme  plant, c=de",
+            "cn=meter-7, o=Acme  Plant, c=DE",
             "2.5.4.3=meter-7,OID.2.5.4.10=Acme Plant,C=DE",
         ] {
             assert!(m.matches(&names(presented, &[])), "{presented}");
         }
         for presented in [
+            "CN=METER-7,O=Acme Plant,C=DE",
+            "CN=meter-7,O=acme plant,C=DE",
             "C=DE,O=Acme Plant,CN=meter-7",
             "CN=meter-7,O=Acme Plant",
             "CN=meter-7,O=Acme Plant,C=DE,DC=x",
@@ -1178,7 +1180,8 @@ mod tests {
         }
         // Escapes: a comma inside a value is not a separator.
         let m = TlsClientAuthMatch::SubjectDn(r"CN=Smith\, J.,O=Acme".into());
-        assert!(m.matches(&names(r"CN=smith\2C j.,O=ACME", &[])));
+        assert!(m.matches(&names(r"cn=Smith\2C J.,o=Acme", &[])));
+        assert!(!m.matches(&names(r"CN=smith\2C j.,O=ACME", &[])));
         assert!(!m.matches(&names("CN=Smith,J.,O=Acme", &[])));
         // Multi-valued RDNs compare as sets.
         let m = TlsClientAuthMatch::SubjectDn("CN=a+UID=7,O=b".into());

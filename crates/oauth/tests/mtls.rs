@@ -707,8 +707,13 @@ fn validated_certificate_reads_the_rfc_4514_subject_and_sans() {
         aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &leaf).as_ref()
     );
     assert!(
-        TlsClientAuthMatch::SubjectDn(r#"cn=meter\2c  \"7\", o=plant, c=de"#.into())
+        TlsClientAuthMatch::SubjectDn(r#"cn=meter\2c  \"7\", o=Plant, c=DE"#.into())
             .matches(&v.names())
+    );
+    assert!(
+        !TlsClientAuthMatch::SubjectDn(r#"CN=METER\, \"7\",O=Plant,C=DE"#.into())
+            .matches(&v.names()),
+        "values are case-sensitive"
     );
     let ca_view = ValidatedCertificate::from_der(&ca.der).unwrap();
     assert_eq!(ca_view.subject_dn, "CN=Device CA,O=Plant");

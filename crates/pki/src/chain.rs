@@ -26,6 +26,10 @@ pub struct ValidatedLeaf {
     /// Lowercase hex SHA-256 of the DER, as the store records it.
     pub sha256: String,
     pub not_after: i64,
+    /// Whether its extended key usage allows TLS client authentication (`clientAuth`, or
+    /// `anyExtendedKeyUsage`); false without the extension, since every certificate our CA
+    /// issues to a client carries it.
+    pub client_auth: bool,
 }
 
 impl ValidatedLeaf {
@@ -109,6 +113,10 @@ fn describe(leaf: &X509Certificate<'_>, der: &[u8]) -> ValidatedLeaf {
         san_uri,
         sha256: hex::encode(digest::digest(&digest::SHA256, der).as_ref()),
         not_after: leaf.validity().not_after.timestamp(),
+        client_auth: matches!(
+            leaf.extended_key_usage(),
+            Ok(Some(eku)) if eku.value.client_auth || eku.value.any
+        ),
     }
 }
 
@@ -140,11 +148,21 @@ pub struct IssuedCertificateValidator {
 }
 
 impl IssuedCertificateValidator {
-    /// Validates the leaf of `chain`; the reason for a refusal is for the log only.
+    /// Validates the leaf of `chain` for client authentication: issued by our CA, unrevoked,
+    /// and meant for TLS clients (EKU `clientAuth`) — so the node's own HTTPS server
+    /// certificate, from the same CA, never authenticates a client. The reason for a refusal
+    /// is for the log only.
     pub async fn validate(&self, chain: &[Vec<u8>], now: i64) -> Result<ValidatedLeaf, PkiError> {
         let leaf = chain
             .first()
             .ok_or_else(|| PkiError::NotAuthenticated("no client certificate".into()))?;
-        validate_issued(&self.anchor, self.store.as_ref(), leaf, now).await
+        let leaf = validate_issued(&self.anchor, self.store.as_ref(), leaf, now).await?;
+        if !leaf.client_auth {
+            return Err(PkiError::NotAuthenticated(
+                "client certificate refused: its extended key usage does not include clientAuth"
+                    .into(),
+            ));
+        }
+        Ok(leaf)
     }
 }

@@ -135,3 +135,41 @@ async fn an_existing_ca_can_be_imported_once_and_a_mismatched_key_is_refused() {
     .unwrap_err();
     assert!(again.to_string().contains("already has a CA"), "{again}");
 }
+
+#[tokio::test]
+async fn only_certificates_meant_for_clients_authenticate_clients() {
+    use crate::chain::{IssuedCertificateValidator, TrustAnchor};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.path().join("s.db")).await.unwrap());
+    let now = 1_700_000_000;
+    let (ca, _) = CertificateAuthority::load_or_create(store.as_ref(), &vault(), &settings(), now)
+        .await
+        .unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let device = ca
+        .issue_device(
+            &portcullis_core::device::DeviceId::parse("meter-7").unwrap(),
+            &key,
+            now,
+        )
+        .unwrap();
+    let server = ca
+        .issue_tls_server(&["localhost".into()], &key, 3600, now)
+        .unwrap();
+    store.insert_certificate(&device).await.unwrap();
+    store.insert_certificate(&server).await.unwrap();
+    let validator = IssuedCertificateValidator {
+        anchor: TrustAnchor::new(ca.issuing_der().to_vec()).unwrap(),
+        store: store.clone(),
+    };
+    let leaf = validator
+        .validate(&[device.der.clone()], now + 10)
+        .await
+        .unwrap();
+    assert!(leaf.client_auth);
+    let refused = validator.validate(&[server.der.clone()], now + 10).await;
+    assert!(
+        matches!(&refused, Err(PkiError::NotAuthenticated(m)) if m.contains("clientAuth")),
+        "the node's own HTTPS certificate is not a client certificate: {refused:?}"
+    );
+}

@@ -308,4 +308,14 @@ fn a_certificate_bound_admin_token_works_only_with_its_certificate() {
         401,
         "another certificate of the same CA"
     );
+
+    // Finding 6: subject DNs compare case-sensitively, as device ids do.
+    for (dn, expected) in [("CN=OPS-1", 401), ("cn=ops-1", 200)] {
+        let (client_id, _) =
+            node.create_client(&["--auth-method", "tls_client_auth", "--tls-subject-dn", dn]);
+        let id_field = format!("client_id={client_id}");
+        let form = ["grant_type=client_credentials", id_field.as_str()];
+        let (status, body) = tls_post(&node, &dev, "/oauth2/token", &form, with_its_cert);
+        assert_eq!(status, expected, "{dn}: {body}");
+    }
 }
