@@ -747,7 +747,8 @@ mod tests {
             edit(&mut new);
             base.change_ends_tokens(&new)
         };
-        let ends: [(&str, &dyn Fn(&mut Client)); 7] = [
+        type Edit<'a> = (&'a str, &'a dyn Fn(&mut Client));
+        let ends: [Edit; 7] = [
             ("disabled", &|c| c.enabled = false),
             ("scope dropped", &|c| c.scopes = ScopeSet::default()),
             ("audience dropped", &|c| c.audiences.truncate(1)),
@@ -765,7 +766,7 @@ mod tests {
         for (name, edit) in ends {
             assert!(changed(edit), "{name} must end the tokens issued before");
         }
-        let keeps: [(&str, &dyn Fn(&mut Client)); 5] = [
+        let keeps: [Edit; 5] = [
             ("renamed", &|c| c.name = "renamed".into()),
             ("scope added", &|c| {
                 c.scopes = ScopeSet::parse("read write").unwrap()

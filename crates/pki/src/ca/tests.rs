@@ -163,11 +163,13 @@ async fn only_certificates_meant_for_clients_authenticate_clients() {
         store: store.clone(),
     };
     let leaf = validator
-        .validate(&[device.der.clone()], now + 10)
+        .validate(std::slice::from_ref(&device.der), now + 10)
         .await
         .unwrap();
     assert!(leaf.client_auth);
-    let refused = validator.validate(&[server.der.clone()], now + 10).await;
+    let refused = validator
+        .validate(std::slice::from_ref(&server.der), now + 10)
+        .await;
     assert!(
         matches!(&refused, Err(PkiError::NotAuthenticated(m)) if m.contains("clientAuth")),
         "the node's own HTTPS certificate is not a client certificate: {refused:?}"
