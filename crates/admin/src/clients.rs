@@ -54,23 +54,28 @@ fn check_key_source(client: &Client) -> Result<(), AdminError> {
     Ok(())
 }
 
-/// Records an admin change. `changed` lists field names only, never values: values can
-/// include secrets, and the names suffice to find the change.
-pub(crate) fn audit_change(
+/// Records an admin change durably (a crash must not lose it) before the change is
+/// confirmed. `changed` lists field names only, never values: values can include secrets,
+/// and the names suffice to find the change.
+pub(crate) async fn audit_change(
     state: &ClientsState,
     caller: &AdminCaller,
     action: AuditAction,
     subject: &ClientId,
     changed: &[&str],
-) {
-    state.audit.record(AuditEvent {
-        at: state.clients.now(),
-        actor: caller.actor(),
-        action: action.into(),
-        subject: subject.to_string(),
-        outcome: Outcome::Success.into(),
-        detail: serde_json::json!({ "changed": changed }),
-    });
+) -> Result<(), AdminError> {
+    state
+        .audit
+        .commit(AuditEvent {
+            at: state.clients.now(),
+            actor: caller.actor(),
+            action: action.into(),
+            subject: subject.to_string(),
+            outcome: Outcome::Success.into(),
+            detail: serde_json::json!({ "changed": changed }),
+        })
+        .await?;
+    Ok(())
 }
 
 /// Register a client; for secret methods the answer carries its secret, shown this once.
@@ -146,7 +151,8 @@ pub async fn create_client(
         AuditAction::ClientCreated,
         &client.client_id,
         &changed,
-    );
+    )
+    .await?;
     let view = ClientView::of(&client, now)?;
     Ok((
         StatusCode::CREATED,
@@ -279,7 +285,7 @@ pub async fn update_client(
     if !changed.is_empty() {
         client.updated_at = now;
         state.clients.update(&client).await?;
-        audit_change(&state, &caller, AuditAction::ClientUpdated, &id, &changed);
+        audit_change(&state, &caller, AuditAction::ClientUpdated, &id, &changed).await?;
     }
     Ok(Json(ClientView::of(&client, now)?))
 }
@@ -299,7 +305,7 @@ pub async fn delete_client(
     ClientIdPath(id): ClientIdPath,
 ) -> Result<StatusCode, AdminError> {
     state.clients.delete(&id).await?;
-    audit_change(&state, &caller, AuditAction::ClientDeleted, &id, &[]);
+    audit_change(&state, &caller, AuditAction::ClientDeleted, &id, &[]).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

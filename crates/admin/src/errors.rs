@@ -69,6 +69,10 @@ pub enum AdminError {
     /// The store failed; details go to the log, not to the caller.
     #[error("storage error: {0}")]
     Store(#[from] StoreError),
+    /// The change was made but its audit record could not be stored in time: answered 503,
+    /// as a request that cannot be audited is not confirmed (the record stays queued).
+    #[error("audit log unavailable")]
+    AuditUnavailable(#[from] portcullis_audit::AuditUnavailable),
     /// The audit log failed in a way this crate does not know by name.
     #[error("audit log: {0}")]
     Audit(AuditError),
@@ -97,6 +101,9 @@ impl From<PortError> for AdminError {
             PortError::NotFound(m) => Self::NotFound(m),
             PortError::Conflict(m) => Self::Conflict(m),
             PortError::Store(e) => Self::Store(e),
+            PortError::AuditUnavailable => {
+                Self::AuditUnavailable(portcullis_audit::AuditUnavailable)
+            }
             other => Self::Internal(other.to_string()),
         }
     }
@@ -159,6 +166,11 @@ impl AdminError {
                 "unavailable",
                 "Storage unavailable",
             ),
+            Self::AuditUnavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "audit-unavailable",
+                "Audit log unavailable",
+            ),
             Self::Store(_) | Self::Keys(_) | Self::Audit(_) | Self::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -177,6 +189,10 @@ impl AdminError {
             }
             Self::Store(StoreError::Unavailable(_)) => {
                 "the store is unavailable; retry later".to_owned()
+            }
+            Self::AuditUnavailable(_) => {
+                "the change could not be audited in time: check the audit log before retrying"
+                    .to_owned()
             }
             Self::Store(_) | Self::Keys(_) | Self::Audit(_) | Self::Internal(_) => {
                 "the server could not complete the request".to_owned()

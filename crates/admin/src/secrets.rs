@@ -55,7 +55,8 @@ pub async fn rotate_secret(
         AuditAction::ClientSecretRotated,
         &id,
         &["client_secret"],
-    );
+    )
+    .await?;
     Ok(Json(RotatedSecret {
         client_id: id.to_string(),
         client_secret: rotated.secret,

@@ -1,21 +1,39 @@
-//! The audit writer. The token endpoint records an event on every request, so
-//! [`AuditLog::record`] only pushes onto an unbounded in-memory queue; one background task
-//! drains the queue in batches of up to [`MAX_BATCH`] and appends each batch with a single
-//! store call (one transaction, one fsync at most), which is what lets the chain keep up with
-//! tens of thousands of events per second.
+//! The audit writer. One background task drains a bounded queue in batches of up to
+//! [`MAX_BATCH`] and appends each batch with a single store call (one transaction, one fsync
+//! at most): the group commit that lets the chain keep up with tens of thousands of events per
+//! second.
 //!
-//! Events are never dropped while the process lives: a failed append is retried with backoff,
-//! and the queue grows meanwhile (watch `portcullis_audit_queue_depth`).
+//! How long a caller waits depends on what the event is and on `[audit] mode`:
+//! - [`AuditLog::commit`] always returns only once the event is stored (or says it could not
+//!   be, in time): for what a crash must never lose — admin actions, key changes,
+//!   revocations. The caller refuses the request it cannot audit, as Vault does.
+//! - [`AuditLog::record`] does the same in [`AuditMode::Durable`]; in [`AuditMode::Async`] it
+//!   returns once the event is queued. Either way a full queue makes callers wait for room
+//!   (back-pressure) instead of growing memory without bound.
+//! - [`AuditLog::record_refusal`] is for refusals of unauthenticated requests: the first one
+//!   from a source in a window is recorded, the rest are counted and written as one summary
+//!   record when the window closes ([`crate::refusals`]), so a flood cannot grow the chain
+//!   (which refuses deletes) faster than one record per source and window.
+//!
+//! A failed append is retried with backoff; queued events are never dropped while the process
+//! lives (watch `portcullis_audit_queue_depth`).
 
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use portcullis_core::audit::AuditEvent;
 use portcullis_store::Store;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::refusals::Refusals;
+
 /// Events appended per store call at most.
 pub const MAX_BATCH: usize = 4096;
+/// Events the queue holds before callers wait for room.
+pub const QUEUE_CAPACITY: usize = 65_536;
+/// How long a durable record may wait for its group commit before the request is refused.
+pub const DURABLE_WAIT: Duration = Duration::from_secs(5);
 
 /// Counter of events durably appended.
 pub const EVENTS_WRITTEN_METRIC: &str = "portcullis_audit_events_written_total";
@@ -23,14 +41,45 @@ pub const EVENTS_WRITTEN_METRIC: &str = "portcullis_audit_events_written_total";
 pub const QUEUE_DEPTH_METRIC: &str = "portcullis_audit_queue_depth";
 /// Counter of events recorded after shutdown, which cannot be stored.
 pub const EVENTS_DROPPED_METRIC: &str = "portcullis_audit_events_dropped_total";
+/// Counter of refusals folded into summary records instead of one record each.
+pub const REFUSALS_SUMMARISED_METRIC: &str = "portcullis_audit_refusals_summarised_total";
 
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(100);
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(10);
 
+/// `[audit] mode`: whether an ordinary event (an issued token) is answered before or after
+/// its record is stored. Events that must survive a crash use [`AuditLog::commit`] in both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AuditMode {
+    /// The response waits for the record's group commit.
+    Durable,
+    /// The response goes out once the record is queued; a crash loses what was queued.
+    #[default]
+    Async,
+}
+
+impl AuditMode {
+    /// Reads the configured spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "durable" => Some(Self::Durable),
+            "async" => Some(Self::Async),
+            _ => None,
+        }
+    }
+}
+
+/// The event could not be stored in time ([`DURABLE_WAIT`]) or the log is shut down: the
+/// request it records must be refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the audit log cannot store records now")]
+pub struct AuditUnavailable;
+
 /// What travels through the queue. Markers ride the same channel as events, so a marker is
 /// seen only after every event queued before it.
 enum Command {
-    Record(AuditEvent),
+    /// An event, with whom to tell once it is stored.
+    Record(AuditEvent, Option<oneshot::Sender<()>>),
     /// Answered once everything queued before it is stored.
     Flush(oneshot::Sender<()>),
     /// Like `Flush`, then the writer closes the queue and exits.
@@ -40,63 +89,173 @@ enum Command {
 /// A handle to the audit writer; clones share one queue and one writer task.
 #[derive(Debug, Clone)]
 pub struct AuditLog {
-    queue: mpsc::UnboundedSender<Command>,
+    queue: mpsc::Sender<Command>,
+    mode: AuditMode,
+    refusals: Arc<Mutex<Refusals>>,
 }
 
 impl AuditLog {
-    /// Spawns the writer task on the current Tokio runtime (so it must be called inside one).
+    /// Spawns the writer task on the current Tokio runtime (so it must be called inside one),
+    /// in [`AuditMode::Async`] with a queue of [`QUEUE_CAPACITY`].
     pub fn start(store: Arc<dyn Store>) -> AuditLog {
-        let (queue, commands) = mpsc::unbounded_channel();
-        tokio::spawn(write_batches(store, commands));
-        AuditLog { queue }
+        Self::start_with(store, AuditMode::Async, QUEUE_CAPACITY)
     }
 
-    /// Queues `event` for the chain. Never blocks or waits; the event is stored shortly after.
-    pub fn record(&self, event: AuditEvent) {
-        if let Err(mpsc::error::SendError(command)) = self.queue.send(Command::Record(event)) {
-            metrics::counter!(EVENTS_DROPPED_METRIC).increment(1);
-            if let Command::Record(event) = command {
-                tracing::error!(
-                    action = %event.action,
-                    subject = %event.subject,
-                    "audit log is shut down; event not recorded"
-                );
+    /// Spawns the writer task with `mode` and a queue of `capacity` events, and the task that
+    /// writes refusal summaries when their window closes.
+    pub fn start_with(store: Arc<dyn Store>, mode: AuditMode, capacity: usize) -> AuditLog {
+        let (queue, commands) = mpsc::channel(capacity.max(1));
+        tokio::spawn(write_batches(store, commands));
+        let log = AuditLog {
+            queue,
+            mode,
+            refusals: Arc::new(Mutex::new(Refusals::default())),
+        };
+        tokio::spawn(close_refusal_windows(log.clone()));
+        log
+    }
+
+    /// The configured mode.
+    pub fn mode(&self) -> AuditMode {
+        self.mode
+    }
+
+    /// Records an ordinary event as `[audit] mode` says: stored before this returns
+    /// (durable), or queued (async). Waits for room when the queue is full.
+    pub async fn record(&self, event: AuditEvent) -> Result<(), AuditUnavailable> {
+        match self.mode {
+            AuditMode::Durable => self.commit(event).await,
+            AuditMode::Async => self.enqueue(event, None).await,
+        }
+    }
+
+    /// Returns once `event` is stored, whatever the mode: for events a crash must not lose.
+    pub async fn commit(&self, event: AuditEvent) -> Result<(), AuditUnavailable> {
+        let (done, stored) = oneshot::channel();
+        self.enqueue(event, Some(done)).await?;
+        match tokio::time::timeout(DURABLE_WAIT, stored).await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(AuditUnavailable),
+        }
+    }
+
+    /// A refusal of an unauthenticated request from `source`: recorded at once if it is the
+    /// first of its kind from that source in the current window, otherwise counted into the
+    /// window's summary record. Never waits for the store.
+    pub fn record_refusal(&self, source: IpAddr, event: AuditEvent) {
+        let first = match self.refusals.lock() {
+            Ok(mut refusals) => refusals.note(std::time::Instant::now(), source, event),
+            // A poisoned lock means a panic mid-update of counters: record the event plainly.
+            Err(_) => Some(event),
+        };
+        match first {
+            Some(event) => self.try_enqueue(event),
+            None => metrics::counter!(REFUSALS_SUMMARISED_METRIC).increment(1),
+        }
+    }
+
+    async fn enqueue(
+        &self,
+        event: AuditEvent,
+        done: Option<oneshot::Sender<()>>,
+    ) -> Result<(), AuditUnavailable> {
+        match self.queue.send(Command::Record(event, done)).await {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::SendError(command)) => {
+                dropped(command);
+                Err(AuditUnavailable)
             }
+        }
+    }
+
+    /// Queues without waiting; a full queue drops the event (counted and logged). Only for
+    /// refusal records, whose summary still counts them.
+    fn try_enqueue(&self, event: AuditEvent) {
+        if let Err(e) = self.queue.try_send(Command::Record(event, None)) {
+            dropped(e.into_inner());
+        }
+    }
+
+    /// Writes the summaries of every refusal window that has closed.
+    pub async fn close_refusal_windows(&self) {
+        let summaries = match self.refusals.lock() {
+            Ok(mut refusals) => refusals.take_closed(std::time::Instant::now()),
+            Err(_) => Vec::new(),
+        };
+        for summary in summaries {
+            let _ = self.enqueue(summary, None).await;
         }
     }
 
     /// Resolves once every event recorded before this call is stored.
     pub async fn flush(&self) {
         let (done, stored) = oneshot::channel();
-        if self.queue.send(Command::Flush(done)).is_ok() {
+        if self.queue.send(Command::Flush(done)).await.is_ok() {
             // An error here means the writer already exited, after storing everything.
             let _ = stored.await;
         }
     }
 
-    /// Stores everything recorded so far and stops the writer. Events recorded through other
-    /// clones afterwards are refused (and counted in `portcullis_audit_events_dropped_total`).
-    /// Waits as long as the store keeps failing: bound it with a timeout at process exit.
+    /// Writes the open refusal summaries, stores everything recorded so far and stops the
+    /// writer. Events recorded through other clones afterwards are refused (and counted in
+    /// `portcullis_audit_events_dropped_total`). Waits as long as the store keeps failing:
+    /// bound it with a timeout at process exit.
     pub async fn shutdown(self) {
+        let open = match self.refusals.lock() {
+            Ok(mut refusals) => refusals.take_all(),
+            Err(_) => Vec::new(),
+        };
+        for summary in open {
+            let _ = self.enqueue(summary, None).await;
+        }
         let (done, stopped) = oneshot::channel();
-        if self.queue.send(Command::Stop(done)).is_ok() {
+        if self.queue.send(Command::Stop(done)).await.is_ok() {
             let _ = stopped.await;
         }
     }
 }
 
+fn dropped(command: Command) {
+    metrics::counter!(EVENTS_DROPPED_METRIC).increment(1);
+    if let Command::Record(event, _) = command {
+        tracing::error!(
+            action = %event.action,
+            subject = %event.subject,
+            "audit queue closed or full; event not recorded"
+        );
+    }
+}
+
+/// Every second, the summaries of refusal windows that have closed go into the queue. Ends
+/// when the log is shut down.
+async fn close_refusal_windows(log: AuditLog) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if log.queue.is_closed() {
+            return;
+        }
+        log.close_refusal_windows().await;
+    }
+}
+
 /// The writer task: drain, append, acknowledge, until the queue is closed and empty.
-async fn write_batches(store: Arc<dyn Store>, mut queue: mpsc::UnboundedReceiver<Command>) {
+async fn write_batches(store: Arc<dyn Store>, mut queue: mpsc::Receiver<Command>) {
     let mut commands = Vec::with_capacity(MAX_BATCH);
     let mut stopped = Vec::new();
     // recv_many returns 0 only once the queue is closed (by a Stop, or every handle dropped)
     // and everything queued before that has been taken.
     while queue.recv_many(&mut commands, MAX_BATCH).await > 0 {
         let mut events = Vec::with_capacity(commands.len());
+        let mut stored = Vec::new();
         let mut flushed = Vec::new();
         for command in commands.drain(..) {
             match command {
-                Command::Record(event) => events.push(event),
+                Command::Record(event, done) => {
+                    events.push(event);
+                    stored.extend(done);
+                }
                 Command::Flush(done) => flushed.push(done),
                 Command::Stop(done) => {
                     stopped.push(done);
@@ -106,7 +265,7 @@ async fn write_batches(store: Arc<dyn Store>, mut queue: mpsc::UnboundedReceiver
         }
         append_until_stored(store.as_ref(), events, &queue).await;
         metrics::gauge!(QUEUE_DEPTH_METRIC).set(queue.len() as f64);
-        for done in flushed {
+        for done in stored.into_iter().chain(flushed) {
             let _ = done.send(());
         }
     }
@@ -120,7 +279,7 @@ async fn write_batches(store: Arc<dyn Store>, mut queue: mpsc::UnboundedReceiver
 async fn append_until_stored(
     store: &dyn Store,
     events: Vec<AuditEvent>,
-    queue: &mpsc::UnboundedReceiver<Command>,
+    queue: &mpsc::Receiver<Command>,
 ) {
     if events.is_empty() {
         return;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use portcullis_core::audit::{AuditEvent, AuditRecord};
 use portcullis_store::{Store, StoreError};
 
-use crate::{verify_chain, AuditError, AuditLog, ChainReport, CheckpointKeys};
+use crate::{verify_chain, AuditError, AuditLog, AuditUnavailable, ChainReport, CheckpointKeys};
 
 /// Appends to, lists and verifies one audit chain.
 #[derive(Clone)]
@@ -31,9 +31,16 @@ impl AuditTrail {
         Self { log, store }
     }
 
-    /// Queues `event` (never blocks).
-    pub fn record(&self, event: AuditEvent) {
-        self.log.record(event);
+    /// Stores `event` before returning (admin actions must survive a crash), or says it
+    /// could not in time.
+    pub async fn commit(&self, event: AuditEvent) -> Result<(), AuditUnavailable> {
+        self.log.commit(event).await
+    }
+
+    /// A refusal of an unauthenticated request from `source`, summarised per source and
+    /// window (see [`AuditLog::record_refusal`]).
+    pub fn record_refusal(&self, source: std::net::IpAddr, event: AuditEvent) {
+        self.log.record_refusal(source, event);
     }
 
     /// Up to `limit` records with `seq` below `before`, newest first, including every record

@@ -50,7 +50,7 @@ async fn assert_stored_in_order(store: &dyn Store, subjects: &[String]) {
 async fn record_and_flush(log: &AuditLog, n: usize) -> f64 {
     let started = Instant::now();
     for i in 0..n {
-        log.record(event(i));
+        log.record(event(i)).await.unwrap();
     }
     log.flush().await;
     n as f64 / started.elapsed().as_secs_f64()
@@ -90,7 +90,7 @@ async fn order_is_preserved_across_batches() {
     let mut expected = Vec::new();
     for (start, len) in [(0, 5_000), (5_000, 1), (5_001, 4_097)] {
         for i in start..start + len {
-            log.record(event(i));
+            log.record(event(i)).await.unwrap();
             expected.push(format!("jti-{i}"));
         }
         log.flush().await;
@@ -191,11 +191,14 @@ async fn shutdown_stores_everything_and_later_records_are_refused() {
     let log = AuditLog::start(store.clone());
     let other_handle = log.clone();
     for i in 0..500 {
-        log.record(event(i));
+        log.record(event(i)).await.unwrap();
     }
     log.shutdown().await;
     assert_eq!(stored_subjects(store.as_ref()).await.len(), 500);
-    other_handle.record(event(500));
+    assert!(
+        other_handle.record(event(500)).await.is_err(),
+        "a record after shutdown is refused, not silently lost"
+    );
     other_handle.flush().await;
     assert_eq!(stored_subjects(store.as_ref()).await.len(), 500);
 }
@@ -215,4 +218,64 @@ async fn sustained_append_throughput() {
         .expect("verifies");
     let verify_rate = report.records as f64 / started.elapsed().as_secs_f64();
     println!("audit verify: {verify_rate:.0} records/s");
+}
+
+#[tokio::test]
+async fn durable_records_are_stored_before_the_call_returns() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open_store(&dir).await;
+    let log = AuditLog::start_with(store.clone(), portcullis_audit::AuditMode::Durable, 16);
+    for i in 0..20 {
+        log.record(event(i)).await.unwrap();
+        // No flush: durable means stored when `record` returns.
+        assert_eq!(stored_subjects(store.as_ref()).await.len(), i as usize + 1);
+    }
+    let async_log = AuditLog::start(store.clone());
+    async_log.commit(event(99)).await.unwrap();
+    assert_eq!(
+        stored_subjects(store.as_ref()).await.len(),
+        21,
+        "commit is durable in async mode too"
+    );
+}
+
+#[tokio::test]
+async fn a_full_queue_makes_callers_wait_instead_of_growing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open_store(&dir).await;
+    // A queue of 4: 1000 records from 10 tasks still all land, each caller waiting for room.
+    let log = AuditLog::start_with(store.clone(), portcullis_audit::AuditMode::Async, 4);
+    let tasks: Vec<_> = (0..10)
+        .map(|t| {
+            let log = log.clone();
+            tokio::spawn(async move {
+                for i in 0..100 {
+                    log.record(event(t * 100 + i)).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    log.flush().await;
+    assert_eq!(stored_subjects(store.as_ref()).await.len(), 1000);
+}
+
+#[tokio::test]
+async fn a_flood_of_refusals_from_one_source_is_one_record_until_its_window_closes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open_store(&dir).await;
+    let log = AuditLog::start(store.clone());
+    let source: std::net::IpAddr = "203.0.113.9".parse().unwrap();
+    for i in 0..10_000 {
+        log.record_refusal(source, event(i));
+    }
+    log.flush().await;
+    assert_eq!(stored_subjects(store.as_ref()).await.len(), 1);
+    // At shutdown the open window is written as one summary counting the rest.
+    log.shutdown().await;
+    let records = store.list_audit(0, 100).await.unwrap();
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[1].event.detail["summary"]["more_refusals"], 9_999);
 }

@@ -46,7 +46,7 @@ impl Fixture {
 
     async fn record(&self, range: std::ops::Range<usize>) {
         for i in range {
-            self.log.record(event(i));
+            self.log.record(event(i)).await.unwrap();
         }
         self.log.flush().await;
     }
@@ -57,7 +57,10 @@ impl Fixture {
         let head = head.first().expect("a record");
         let jwt = JwtSigner::new(Arc::clone(key), "at+jwt");
         let detail = sign_checkpoint(&jwt, head, 1_700_001_000).expect("sign");
-        self.log.record(detail.to_event(1_700_001_000));
+        self.log
+            .record(detail.to_event(1_700_001_000))
+            .await
+            .unwrap();
         self.log.flush().await;
     }
 

@@ -2,11 +2,13 @@
 //!
 //! The OAuth endpoints, EST and OCSP, the admin API and the gateway all read credentials
 //! from headers, check media types, read bounded bodies, resolve the caller's address behind
-//! proxies, pick up the TLS peer's certificates and answer errors that must not be cached.
+//! proxies, limit abusive sources, pick up the TLS peer's certificates and answer errors that
+//! must not be cached.
 //! Each of those is written once here (as kanidm keeps its extractors in one place), so a
 //! fix to one reaches every surface and two surfaces cannot disagree. Protocol rules stay in
 //! the protocol crates; what is here is HTTP only.
 
+pub mod abuse;
 pub mod body;
 pub mod credentials;
 pub mod media_type;
@@ -15,6 +17,7 @@ pub mod peer;
 pub mod problem;
 pub mod source;
 
+pub use abuse::{AbuseLimits, Limited};
 pub use body::{read_bounded, BodyError};
 pub use credentials::{basic_credentials, bearer_token, BasicCredentials, MalformedCredentials};
 pub use media_type::{has_media_type, is_json};

@@ -30,12 +30,24 @@ pub enum Error {
     /// The store could not answer; answered 503 `temporarily_unavailable`.
     #[error("store unavailable: {0}")]
     Store(#[from] StoreError),
+    /// The request's audit record could not be stored in time; answered 503
+    /// `temporarily_unavailable` (a request that cannot be audited is not answered).
+    #[error("audit log unavailable")]
+    Audit(#[from] portcullis_audit::AuditUnavailable),
     /// Signing or unsealing failed; answered 500 `server_error`.
     #[error("key operation failed: {0}")]
     Key(#[from] KeyError),
     /// A response could not be encoded; answered 500 `server_error`.
     #[error("could not encode a response: {0}")]
     Encode(#[from] serde_json::Error),
+}
+
+impl From<portcullis_http::Limited> for Error {
+    fn from(l: portcullis_http::Limited) -> Self {
+        Error::RateLimited {
+            retry_after_secs: l.retry_after_secs,
+        }
+    }
 }
 
 impl Error {
@@ -45,7 +57,7 @@ impl Error {
             Error::OAuth(e) => e.code,
             Error::RateLimited { .. } => ErrorCode::SlowDown,
             Error::BodyTooLarge { .. } => ErrorCode::InvalidRequest,
-            Error::Store(_) => ErrorCode::TemporarilyUnavailable,
+            Error::Store(_) | Error::Audit(_) => ErrorCode::TemporarilyUnavailable,
             Error::Key(_) | Error::Encode(_) => ErrorCode::ServerError,
         }
     }
@@ -125,8 +137,8 @@ impl IntoResponse for Error {
                 &format!("request body is larger than {limit} bytes"),
                 StatusCode::PAYLOAD_TOO_LARGE,
             ),
-            Error::Store(e) => {
-                tracing::error!(error = %e, "store unavailable while serving an OAuth request");
+            Error::Store(_) | Error::Audit(_) => {
+                tracing::error!(error = %self, "store or audit log unavailable while serving an OAuth request");
                 let mut response = render(
                     ErrorCode::TemporarilyUnavailable,
                     "the server is temporarily unable to handle the request; retry later",

@@ -3,7 +3,7 @@
 //!
 //! One file per endpoint, each handler thin over rules in `portcullis-core`; client
 //! authentication in `client_auth.rs` (with the keys of `private_key_jwt` clients in
-//! `client_keys.rs`); abuse limits in `rate_limit.rs`; the RFC 6749 §5.2 error edge in
+//! `client_keys.rs`); abuse limits from `portcullis_http::abuse`; the RFC 6749 §5.2 error edge in
 //! `error.rs`; the routes and shared request extractors in `router.rs`; RFC 8705 mutual-TLS
 //! client authentication and certificate-bound tokens in `mtls.rs`.
 
@@ -15,7 +15,6 @@ pub mod error;
 pub mod introspect;
 pub mod jwks;
 pub mod mtls;
-pub mod rate_limit;
 pub mod revoke;
 pub mod router;
 pub mod state;

@@ -47,16 +47,20 @@ async fn revoke_token(
         return Ok(revoked());
     };
     let caller_id = &caller.client.client_id;
+    // Revocations are stored until the token expires: a client's revocation rate is bounded
+    // like its token rate, so one client cannot grow the revocation set without bound.
+    server.limits.check_client(caller_id)?;
     let now = server.now();
     if claims.client_id != caller_id.as_str() {
-        server.audit.record(AuditEvent {
+        server.audit.commit(AuditEvent {
             at: now,
             actor: caller_id.to_string(),
             action: AuditAction::TokenRevokeRefused.into(),
             subject: claims.jti,
             outcome: Outcome::Failure.into(),
             detail: serde_json::json!({ "reason": "token belongs to another client", "source": addr.to_string() }),
-        });
+        })
+        .await?;
         return Ok(revoked());
     }
     // The store makes the revocation reach every node and survive restarts; it is kept until
@@ -71,14 +75,18 @@ async fn revoke_token(
         })
         .await?;
     server.revocations.insert(claims.jti.clone(), claims.exp);
-    server.audit.record(AuditEvent {
-        at: now,
-        actor: caller_id.to_string(),
-        action: AuditAction::TokenRevoked.into(),
-        subject: claims.jti,
-        outcome: Outcome::Success.into(),
-        detail: serde_json::json!({ "source": addr.to_string() }),
-    });
+    // A revocation is confirmed only once its record is stored, in either audit mode.
+    server
+        .audit
+        .commit(AuditEvent {
+            at: now,
+            actor: caller_id.to_string(),
+            action: AuditAction::TokenRevoked.into(),
+            subject: claims.jti,
+            outcome: Outcome::Success.into(),
+            detail: serde_json::json!({ "source": addr.to_string() }),
+        })
+        .await?;
     Ok(revoked())
 }
 

@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 use crate::client_keys::ClientKeyCache;
 use crate::discovery::Discovery;
 use crate::mtls::CertificateValidator;
-use crate::rate_limit::AbuseLimits;
+use portcullis_http::AbuseLimits;
 
 /// Clients kept in memory by default; a hit costs no I/O.
 pub const DEFAULT_CLIENT_CACHE_ENTRIES: u64 = 100_000;

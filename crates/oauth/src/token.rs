@@ -17,7 +17,7 @@ use base64::Engine;
 use portcullis_core::audit::AuditEvent;
 use portcullis_core::scope::grant_scopes;
 use portcullis_core::token::{parse_token_request, AccessTokenClaims, Audience};
-use portcullis_core::ClientId;
+use portcullis_core::{ClientId, ErrorCode};
 use serde::Serialize;
 
 use crate::client_auth::{authenticate_request, AuthenticatedClient};
@@ -49,7 +49,7 @@ pub async fn token(
 ) -> Response {
     if let Err(e) = server.limits.check_address(addr) {
         count_rate_limited("token");
-        return e.into_response();
+        return Error::from(e).into_response();
     }
     let mut claimed = None;
     match issue_access_token(&server, addr, request, &mut claimed).await {
@@ -59,6 +59,15 @@ pub async fn token(
             Error::RateLimited { retry_after_secs }.into_response()
         }
         Err(e) => {
+            // Every malformed request counts towards the address's lock-out, as failed
+            // authentication does (counted where it is decided), so a loop of garbage is
+            // refused after a few rather than answered forever.
+            if matches!(
+                e.code(),
+                ErrorCode::InvalidRequest | ErrorCode::UnsupportedGrantType
+            ) {
+                server.limits.record_failure(addr);
+            }
             audit_refusal(&server, claimed.as_ref(), &e, addr);
             e.into_response()
         }
@@ -122,6 +131,7 @@ async fn issue_access_token(
         Audience::One(a) => serde_json::Value::String(a),
         Audience::Many(v) => v.into_iter().map(serde_json::Value::String).collect(),
     };
+    // `[audit] mode = "durable"`: the token is answered only once its record is stored.
     server.audit.record(AuditEvent {
         at: now,
         actor: client.client_id.to_string(),
@@ -132,18 +142,28 @@ async fn issue_access_token(
             None => serde_json::json!({ "scope": scope, "aud": aud, "auth_method": method.as_str() }),
             Some(x5t) => serde_json::json!({ "scope": scope, "aud": aud, "auth_method": method.as_str(), "x5t#S256": x5t }),
         },
-    });
+    })
+    .await?;
     Ok(json_no_store(StatusCode::OK, body))
 }
 
-/// Audits a refused token request: the error code and source address, never the credentials.
+/// Audits a refused token request: the error code, the source address and the client id
+/// the request claimed — as a claim, not as the actor, since nobody was authenticated —
+/// never the credentials. Refusals are summarised per source and window, so a flood of them
+/// cannot grow the chain.
 fn audit_refusal(server: &AuthServer, claimed: Option<&ClientId>, error: &Error, addr: IpAddr) {
-    server.audit.record(AuditEvent {
-        at: server.now(),
-        actor: claimed.map_or_else(|| "anonymous".to_owned(), ClientId::to_string),
-        action: AuditAction::TokenRefused.into(),
-        subject: claimed.map_or_else(|| "-".to_owned(), ClientId::to_string),
-        outcome: Outcome::Failure.into(),
-        detail: serde_json::json!({ "error": error.code().as_str(), "source": addr.to_string() }),
-    });
+    server.audit.record_refusal(
+        addr,
+        AuditEvent {
+            at: server.now(),
+            actor: "anonymous".to_owned(),
+            action: AuditAction::TokenRefused.into(),
+            subject: "-".to_owned(),
+            outcome: Outcome::Failure.into(),
+            detail: match claimed {
+                Some(id) => serde_json::json!({ "error": error.code().as_str(), "source": addr.to_string(), "claimed_client_id": id.as_str() }),
+                None => serde_json::json!({ "error": error.code().as_str(), "source": addr.to_string() }),
+            },
+        },
+    );
 }

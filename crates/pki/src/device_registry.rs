@@ -22,6 +22,7 @@ impl From<PkiError> for PortError {
             PkiError::NotFound(m) => PortError::NotFound(m),
             PkiError::AlreadyExists(m) => PortError::Conflict(m),
             PkiError::Store(s) => PortError::Store(s),
+            PkiError::AuditUnavailable => PortError::AuditUnavailable,
             other => PortError::Internal(other.to_string()),
         }
     }

@@ -77,37 +77,20 @@ impl Pki {
         if !recorded {
             return Err(refused());
         }
-        self.audit(
+        self.record_audit(
             device.as_str(),
             action,
             &cert.serial,
-            true,
             json!({"device_id": device, "via": via, "key": key.key_type.as_str(), "not_after": cert.not_after}),
-        );
+        )
+        .await?;
         Ok(cert)
     }
 
     /// `simpleenroll`: a device's first certificate (or a renewal when it authenticates with
-    /// a certificate we issued).
+    /// a certificate we issued). A refusal is audited by the EST edge, which knows the
+    /// source to summarise it under.
     pub async fn enroll(
-        &self,
-        auth: EnrollAuth<'_>,
-        csr_der: &[u8],
-    ) -> Result<IssuedCertificate, PkiError> {
-        let result = self.enroll_inner(auth, csr_der).await;
-        if let Err(e) = &result {
-            self.audit(
-                "est",
-                AuditAction::DeviceEnrollRefused,
-                "-",
-                false,
-                json!({"error": e.to_string()}),
-            );
-        }
-        result
-    }
-
-    async fn enroll_inner(
         &self,
         auth: EnrollAuth<'_>,
         csr_der: &[u8],
@@ -170,29 +153,15 @@ impl Pki {
         chain: &[Vec<u8>],
         csr_der: &[u8],
     ) -> Result<IssuedCertificate, PkiError> {
-        let result = async {
-            let leaf = chain.first().ok_or_else(|| {
-                PkiError::NotAuthenticated(
-                    "re-enrollment needs the current certificate over TLS".into(),
-                )
-            })?;
-            let current =
-                validate_issued(&self.issuing_anchor, self.store.as_ref(), leaf, self.now())
-                    .await?;
-            let id = current.device_id().ok_or_else(refused)?;
-            self.renew(&id, csr_der).await
-        }
-        .await;
-        if let Err(e) = &result {
-            self.audit(
-                "est",
-                AuditAction::DeviceReenrollRefused,
-                "-",
-                false,
-                json!({"error": e.to_string()}),
-            );
-        }
-        result
+        let leaf = chain.first().ok_or_else(|| {
+            PkiError::NotAuthenticated(
+                "re-enrollment needs the current certificate over TLS".into(),
+            )
+        })?;
+        let current =
+            validate_issued(&self.issuing_anchor, self.store.as_ref(), leaf, self.now()).await?;
+        let id = current.device_id().ok_or_else(refused)?;
+        self.renew(&id, csr_der).await
     }
 
     async fn renew(&self, id: &DeviceId, csr_der: &[u8]) -> Result<IssuedCertificate, PkiError> {

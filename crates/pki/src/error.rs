@@ -37,11 +37,20 @@ pub enum PkiError {
     Store(#[from] StoreError),
     #[error("certificate encoding: {0}")]
     Encoding(String),
+    /// The operation's audit record could not be stored in time: it is not confirmed.
+    #[error("the audit log cannot store records now")]
+    AuditUnavailable,
 }
 
 impl From<CoreError> for PkiError {
     fn from(e: CoreError) -> Self {
         PkiError::Invalid(e.to_string())
+    }
+}
+
+impl From<portcullis_audit::AuditUnavailable> for PkiError {
+    fn from(_: portcullis_audit::AuditUnavailable) -> Self {
+        PkiError::AuditUnavailable
     }
 }
 

@@ -4,6 +4,7 @@
 //! Bodies follow §4.2.1/§4.2.3: base64 DER in, base64 DER (`certs-only` CMS) out. PEM
 //! requests are accepted too, since that is what `openssl req` writes by default.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -14,7 +15,8 @@ use axum::routing::{get, post};
 use axum::{Extension, Router};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use portcullis_http::PeerCertificates;
+use portcullis_core::audit::AuditAction;
+use portcullis_http::{PeerCertificates, SourceAddr};
 use zeroize::Zeroizing;
 
 use crate::enroll::EnrollAuth;
@@ -76,6 +78,10 @@ fn error_response(e: &PkiError) -> Response {
         PkiError::NotPermitted(m) => (StatusCode::FORBIDDEN, m.clone()),
         PkiError::NotFound(m) => (StatusCode::NOT_FOUND, m.clone()),
         PkiError::AlreadyExists(m) => (StatusCode::CONFLICT, m.clone()),
+        PkiError::AuditUnavailable => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the enrollment could not be audited; retry later".to_owned(),
+        ),
         other => {
             tracing::error!(error = %other, "EST request failed");
             (
@@ -178,12 +184,46 @@ fn enrollment_credentials(headers: &HeaderMap) -> Result<Option<EnrollmentCreden
     Ok(Some((user, Zeroizing::new(basic.password().to_vec()))))
 }
 
+/// Before any work: the address's request rate and failure lock-out.
+fn admitted(pki: &Pki, addr: IpAddr) -> Result<(), Response> {
+    pki.limits.check_address(addr).map_err(|limited| {
+        let secs = limited.retry_after_secs.max(1);
+        let mut response = (
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("too many requests; retry after {secs} s\n"),
+        )
+            .into_response();
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        response
+    })
+}
+
+/// A refused enrollment: counted towards the address's lock-out when the request was bad or
+/// unauthenticated, and audited — summarised per source and window, so a flood of refusals
+/// cannot grow the audit chain.
+fn refused(pki: &Pki, addr: IpAddr, action: AuditAction, e: &PkiError) {
+    if matches!(e, PkiError::NotAuthenticated(_) | PkiError::Invalid(_)) {
+        pki.limits.record_failure(addr);
+    }
+    pki.audit_refusal(
+        addr,
+        action,
+        serde_json::json!({"error": e.to_string(), "source": addr.to_string()}),
+    );
+}
+
 async fn simpleenroll(
     State(pki): State<Arc<Pki>>,
+    SourceAddr(addr): SourceAddr,
     peer: Option<Extension<PeerCertificates>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if let Err(limited) = admitted(&pki, addr) {
+        return limited;
+    }
     if body.len() > MAX_EST_BODY {
         return too_large();
     }
@@ -218,16 +258,23 @@ async fn simpleenroll(
     .await;
     match result {
         Ok(cert) => pkcs7_response(certs_only(&[&cert.der])),
-        Err(e) => error_response(&e),
+        Err(e) => {
+            refused(&pki, addr, AuditAction::DeviceEnrollRefused, &e);
+            error_response(&e)
+        }
     }
 }
 
 async fn simplereenroll(
     State(pki): State<Arc<Pki>>,
+    SourceAddr(addr): SourceAddr,
     peer: Option<Extension<PeerCertificates>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if let Err(limited) = admitted(&pki, addr) {
+        return limited;
+    }
     if body.len() > MAX_EST_BODY {
         return too_large();
     }
@@ -243,6 +290,9 @@ async fn simplereenroll(
     .await;
     match result {
         Ok(cert) => pkcs7_response(certs_only(&[&cert.der])),
-        Err(e) => error_response(&e),
+        Err(e) => {
+            refused(&pki, addr, AuditAction::DeviceReenrollRefused, &e);
+            error_response(&e)
+        }
     }
 }

@@ -56,13 +56,13 @@ impl Pki {
             }
             Err(e) => return Err(e.into()),
         }
-        self.audit(
+        self.commit_audit(
             actor,
             AuditAction::DeviceRegistered,
             device.device_id.as_str(),
-            true,
             json!({"model": device.model}),
-        );
+        )
+        .await?;
         Ok((device, secret))
     }
 
@@ -93,13 +93,13 @@ impl Pki {
             }
         }
         outcome.existing = secrets.into_keys().collect();
-        self.audit(
+        self.commit_audit(
             actor,
             AuditAction::DeviceImported,
             "devices",
-            true,
             json!({"registered": outcome.registered.len(), "existing": outcome.existing.len()}),
-        );
+        )
+        .await?;
         Ok(outcome)
     }
 
@@ -175,13 +175,13 @@ impl Pki {
                 self.certificate_changed(serial);
             }
         }
-        self.audit(
+        self.commit_audit(
             actor,
             AuditAction::DeviceStateChanged,
             id.as_str(),
-            true,
             json!({"from": from.as_str(), "to": state.as_str()}),
-        );
+        )
+        .await?;
         Ok((device, secret))
     }
 }

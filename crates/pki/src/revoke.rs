@@ -31,13 +31,13 @@ impl Pki {
         let cert = self.certificate(serial).await?;
         if changed {
             self.certificate_changed(serial);
-            self.audit(
+            self.commit_audit(
                 actor,
                 AuditAction::CertRevoked,
                 serial,
-                true,
                 json!({"reason": reason.as_str(), "device_id": cert.device_id}),
-            );
+            )
+            .await?;
         }
         Ok(cert)
     }
@@ -64,13 +64,13 @@ impl Pki {
         for serial in &serials {
             self.certificate_changed(serial);
         }
-        self.audit(
+        self.commit_audit(
             actor,
             AuditAction::DeviceRevoked,
             id.as_str(),
-            true,
             json!({"reason": reason.as_str(), "certificates": serials}),
-        );
+        )
+        .await?;
         Ok(serials)
     }
 }

@@ -36,6 +36,8 @@ pub struct Pki {
     pub(crate) devices: Arc<DeviceCache>,
     /// Group commit of enrollments.
     pub(crate) enrollments: crate::enrollment_writer::EnrollmentWriter,
+    /// Per-address rate and failure lock-out of the EST endpoints.
+    pub limits: portcullis_http::AbuseLimits,
 }
 
 impl std::fmt::Debug for Pki {
@@ -78,6 +80,11 @@ impl Pki {
             audit,
             crl,
             pepper,
+            limits: portcullis_http::AbuseLimits::new(
+                0,
+                0,
+                portcullis_http::abuse::DEFAULT_MAX_AUTH_FAILURES,
+            ),
             issuing_anchor,
             manufacturers: Vec::new(),
             on_revoke: Vec::new(),
@@ -129,26 +136,74 @@ impl Pki {
         self.devices.invalidate(id);
     }
 
+    /// The EST endpoints' per-address rate and failure lock-out (`[rate_limit]`).
+    pub fn with_limits(mut self, limits: portcullis_http::AbuseLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
     /// Forgets every cached device (a bulk import elsewhere, a lost change feed).
     pub fn devices_changed(&self) {
         self.devices.invalidate_all();
     }
 
-    pub(crate) fn audit(
+    fn event(
         &self,
         actor: &str,
         action: AuditAction,
         subject: &str,
         ok: bool,
         detail: serde_json::Value,
-    ) {
-        self.audit.record(AuditEvent {
+    ) -> AuditEvent {
+        AuditEvent {
             at: self.now(),
             actor: actor.to_owned(),
             action: action.into(),
             subject: subject.to_owned(),
             outcome: Outcome::of(ok).into(),
             detail,
-        });
+        }
+    }
+
+    /// Records an operator's change (registration, state change, revocation) before it is
+    /// confirmed, in either audit mode: a crash must not lose it.
+    pub(crate) async fn commit_audit(
+        &self,
+        actor: &str,
+        action: AuditAction,
+        subject: &str,
+        detail: serde_json::Value,
+    ) -> Result<(), crate::PkiError> {
+        let event = self.event(actor, action, subject, true, detail);
+        self.audit
+            .commit(event)
+            .await
+            .map_err(|_| crate::PkiError::AuditUnavailable)
+    }
+
+    /// Records an issued certificate as `[audit] mode` says.
+    pub(crate) async fn record_audit(
+        &self,
+        actor: &str,
+        action: AuditAction,
+        subject: &str,
+        detail: serde_json::Value,
+    ) -> Result<(), crate::PkiError> {
+        let event = self.event(actor, action, subject, true, detail);
+        self.audit
+            .record(event)
+            .await
+            .map_err(|_| crate::PkiError::AuditUnavailable)
+    }
+
+    /// Records a refused enrollment from `source`, summarised per source and window.
+    pub(crate) fn audit_refusal(
+        &self,
+        source: std::net::IpAddr,
+        action: AuditAction,
+        detail: serde_json::Value,
+    ) {
+        let event = self.event("est", action, "-", false, detail);
+        self.audit.record_refusal(source, event);
     }
 }

@@ -29,6 +29,9 @@ pub enum PortError {
     /// The store failed; the detail is for the log, not for the caller.
     #[error("storage error: {0}")]
     Store(#[from] StoreError),
+    /// The change's audit record could not be stored in time, so it is not confirmed.
+    #[error("the audit log cannot store records now")]
+    AuditUnavailable,
     /// Something the caller cannot fix (key custody, randomness, encoding). The message is
     /// for the log only and never carries key material or a secret.
     #[error("internal error: {0}")]

@@ -266,12 +266,18 @@ pub struct AuditSection {
     /// 0 turns checkpoints off; at most 86400. A rewrite of the database is detectable for
     /// everything older than the newest checkpoint.
     pub checkpoint_interval_secs: u64,
+    /// `"async"` (default): a token is answered once its record is queued; `"durable"`: once
+    /// it is stored (group commit). Admin actions, key changes and revocations are stored
+    /// before they are confirmed in both modes. Measurements in docs/benchmarks.md.
+    #[serde(deserialize_with = "config_values::audit_mode")]
+    pub mode: portcullis_audit::AuditMode,
 }
 
 impl Default for AuditSection {
     fn default() -> Self {
         Self {
             checkpoint_interval_secs: 60,
+            mode: portcullis_audit::AuditMode::Async,
         }
     }
 }

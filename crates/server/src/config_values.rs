@@ -73,6 +73,18 @@ fn algorithm_named<'de, D: Deserializer<'de>>(d: D, key: &str) -> Result<Algorit
 }
 
 /// `[keys] algorithm`.
+/// `[audit] mode`: `"async"` or `"durable"`.
+pub fn audit_mode<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<portcullis_audit::AuditMode, D::Error> {
+    let s = String::deserialize(d)?;
+    portcullis_audit::AuditMode::parse(&s).ok_or_else(|| {
+        D::Error::custom(format!(
+            "audit.mode must be \"async\" or \"durable\", not {s:?}"
+        ))
+    })
+}
+
 pub fn signing_algorithm<'de, D: Deserializer<'de>>(d: D) -> Result<Algorithm, D::Error> {
     algorithm_named(d, "keys.algorithm")
 }

@@ -43,6 +43,8 @@ pub enum KeyManagerError {
     NoActiveKey,
     #[error("encoding a public key: {0}")]
     Encoding(#[from] serde_json::Error),
+    #[error("the key change could not be audited in time")]
+    Audit(#[from] portcullis_audit::AuditUnavailable),
 }
 
 pub type KeyResult<T> = Result<T, KeyManagerError>;

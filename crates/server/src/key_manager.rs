@@ -23,6 +23,7 @@ impl From<KeyManagerError> for AdminError {
         match e {
             KeyManagerError::Store(e) => AdminError::Store(e),
             KeyManagerError::Custody(e) => AdminError::Keys(e),
+            KeyManagerError::Audit(e) => AdminError::AuditUnavailable(e),
             other => AdminError::Internal(other.to_string()),
         }
     }
@@ -97,8 +98,9 @@ impl KeyManager {
         actor: &str,
         now: UnixTime,
     ) -> KeyResult<()> {
+        // A key change is confirmed only once its record is stored, in either audit mode.
         for event in self.lifecycle.execute(transitions, actor, now).await? {
-            self.audit.record(event);
+            self.audit.commit(event).await?;
         }
         Ok(())
     }

@@ -36,7 +36,11 @@ impl NodeServices {
         node: Node,
         tls_local: Option<SocketAddr>,
     ) -> Result<NodeServices, ServeError> {
-        let audit = AuditLog::start(node.store.clone());
+        let audit = AuditLog::start_with(
+            node.store.clone(),
+            config.audit.mode,
+            portcullis_audit::log::QUEUE_CAPACITY,
+        );
         // The PKI first: its CA keys come from the same custody the key manager takes over,
         // and mTLS client authentication checks certificates against its CA.
         let public_url = config

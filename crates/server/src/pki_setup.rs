@@ -52,14 +52,19 @@ pub async fn start(
             backend = custody.backend().as_str(),
             "first start: device CA created (root and issuing CA)"
         );
-        audit.record(AuditEvent {
+        audit.commit(AuditEvent {
             at: unix_now(),
             actor: "system".into(),
             action: AuditAction::CaCreated.into(),
             subject: "pki".into(),
             outcome: Outcome::Success.into(),
             detail: json!({"backend": custody.backend().as_str(), "algorithm": settings.algorithm.as_str()}),
-        });
+        })
+        .await
+        .map_err(|e| ServeError::Pki {
+            what: "device CA",
+            source: portcullis_pki::PkiError::from(e),
+        })?;
     }
     let ocsp = Arc::new(
         OcspResponder::for_store(
@@ -100,6 +105,11 @@ pub async fn start(
     )
     .and_then(|p| p.with_manufacturer_cas(manufacturers))
     .map_err(ServeError::pki("device PKI"))?
+    .with_limits(portcullis_http::AbuseLimits::new(
+        0,
+        config.rate_limit.per_address,
+        config.rate_limit.auth_failures_per_minute,
+    ))
     .with_revocation_hook(presigning(hook_ocsp));
     Ok(NodePki {
         pki: Arc::new(pki),

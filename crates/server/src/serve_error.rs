@@ -71,4 +71,6 @@ pub enum CheckpointError {
     Head(StoreError),
     #[error("signing: {0}")]
     Signing(#[from] portcullis_keys::KeyError),
+    #[error("storing the checkpoint: {0}")]
+    Audit(#[from] portcullis_audit::AuditUnavailable),
 }

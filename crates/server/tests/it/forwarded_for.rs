@@ -148,10 +148,11 @@ fn behind_a_trusted_proxy_only_the_failing_client_is_locked_out() {
     // The proxy itself (no header) was never blamed.
     assert_eq!(token_via(&node, &id, &secret, "").status, 200);
 
-    // The audit records name the client behind the proxy, not the proxy.
-    let sources = refused_sources(&node, 3);
+    // The audit records name the client behind the proxy, not the proxy. (Refusals from one
+    // source are summarised: the first is recorded at once, the rest when the window closes.)
+    let sources = refused_sources(&node, 1);
     assert!(
-        sources.len() >= 3 && sources.iter().all(|s| s == "198.51.100.1"),
+        !sources.is_empty() && sources.iter().all(|s| s == "198.51.100.1"),
         "refusals are audited with the forwarded address: {sources:?}"
     );
 }

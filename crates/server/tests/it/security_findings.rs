@@ -178,3 +178,89 @@ fn metrics_are_served_to_this_host_only_unless_they_have_their_own_listener() {
         assert!(!text.contains(revealing), "{revealing} in:\n{text}");
     }
 }
+
+/// How many audit records of `action` there are (the admin API flushes the writer first).
+fn audit_count(node: &Node, action: &str) -> usize {
+    let list = node.cli_json(&["audit", "list", "--limit", "1000"]);
+    list["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == action)
+        .count()
+}
+
+/// Finding 3: floods of unauthenticated refusals — garbage token requests, EST enrollments
+/// of an unknown device — grow the append-only audit chain by one record per source and
+/// window, not one per request. Lock-out and rate limits are off here, so only the summary
+/// bounds it.
+#[test]
+fn a_flood_of_refused_requests_grows_the_audit_chain_by_one_record() {
+    let node = Node::start_with_env(&[
+        ("PORTCULLIS_RATE_LIMIT__AUTH_FAILURES_PER_MINUTE", "0"),
+        ("PORTCULLIS_RATE_LIMIT__PER_ADDRESS", "0"),
+    ]);
+    for _ in 0..500 {
+        let refused = node.request("POST", "/oauth2/token", Some("text/plain"), &[], b"x");
+        assert_eq!(refused.status, 400);
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dev = crate::pki::Device::new(tmp.path(), "intruder");
+    crate::pki::provision_ca(&node, &dev);
+    let csr = dev.csr("intruder", "ec", "/CN=intruder");
+    for _ in 0..30 {
+        let (status, _) = dev.est(
+            &node,
+            "simpleenroll",
+            &csr,
+            Some(("intruder", "guess")),
+            None,
+        );
+        assert_eq!(status, 401);
+    }
+    assert_eq!(
+        audit_count(&node, "token.refused"),
+        1,
+        "500 refusals, one record"
+    );
+    assert_eq!(
+        audit_count(&node, "device.enroll_refused"),
+        1,
+        "30 refusals, one record"
+    );
+}
+
+/// Finding 3: EST has the per-address failure lock-out of the token endpoint.
+#[test]
+fn repeated_failed_enrollments_lock_the_address_out() {
+    let node = Node::start_with_env(&[("PORTCULLIS_RATE_LIMIT__AUTH_FAILURES_PER_MINUTE", "5")]);
+    let tmp = tempfile::tempdir().unwrap();
+    let dev = crate::pki::Device::new(tmp.path(), "intruder");
+    crate::pki::provision_ca(&node, &dev);
+    let csr = dev.csr("intruder", "ec", "/CN=intruder");
+    let statuses: Vec<u16> = (0..8)
+        .map(|_| {
+            dev.est(
+                &node,
+                "simpleenroll",
+                &csr,
+                Some(("intruder", "guess")),
+                None,
+            )
+            .0
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        [401, 401, 401, 401, 401, 429, 429, 429],
+        "{statuses:?}"
+    );
+    // Garbage token requests count towards the same kind of lock-out on the token endpoint.
+    let garbage: Vec<u16> = (0..7)
+        .map(|_| {
+            node.request("POST", "/oauth2/token", Some("text/plain"), &[], b"x")
+                .status
+        })
+        .collect();
+    assert_eq!(garbage, [400, 400, 400, 400, 400, 429, 429], "{garbage:?}");
+}

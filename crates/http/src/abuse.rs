@@ -1,7 +1,8 @@
-//! Abuse limits on the token endpoint: a request rate per client id and per source address
-//! (GCRA keyed limiters from `governor`), and a lock-out of addresses that keep failing
-//! client authentication (RFC 6819 §5.1.4.2.3 and §4.4.1.x: online guessing of client
-//! credentials must be made expensive).
+//! Abuse limits of the unauthenticated endpoints (token, introspection, revocation, EST): a
+//! request rate per client id and per source address (GCRA keyed limiters from `governor`),
+//! and a lock-out of addresses that keep failing (RFC 6819 §5.1.4.2.3 and §4.4.1.x: online
+//! guessing of credentials must be made expensive). Each surface keeps its own instance and
+//! maps [`Limited`] to its protocol's answer (429 with `Retry-After`).
 //!
 //! The failure lock-out is a fixed one-minute window rather than a GCRA limiter, because its
 //! rule is "after 10 failures in a minute, refuse everything until the minute is over": it
@@ -18,7 +19,12 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use portcullis_core::ClientId;
 
-use crate::error::Error;
+/// A limit was hit: retry after this many seconds (at least one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("rate limit exceeded; retry after {retry_after_secs} s")]
+pub struct Limited {
+    pub retry_after_secs: u64,
+}
 
 /// Authentication failures from one address tolerated per window, by default.
 pub const DEFAULT_MAX_AUTH_FAILURES: u32 = 20;
@@ -112,11 +118,11 @@ impl AbuseLimits {
     }
 
     /// Refuses an address locked out for repeated authentication failures.
-    pub fn check_lockout(&self, addr: IpAddr) -> Result<(), Error> {
+    pub fn check_lockout(&self, addr: IpAddr) -> Result<(), Limited> {
         if let Some(window) = self.failures.get(&limit_key(addr)) {
             if self.max_failures > 0 && window.count.load(Ordering::Relaxed) >= self.max_failures {
                 let left = FAILURE_WINDOW.saturating_sub(window.started.elapsed());
-                return Err(Error::RateLimited {
+                return Err(Limited {
                     retry_after_secs: whole_seconds(left),
                 });
             }
@@ -125,13 +131,13 @@ impl AbuseLimits {
     }
 
     /// Checks the lock-out and spends one request of the address's rate.
-    pub fn check_address(&self, addr: IpAddr) -> Result<(), Error> {
+    pub fn check_address(&self, addr: IpAddr) -> Result<(), Limited> {
         self.check_lockout(addr)?;
         self.maybe_retain();
         if let Some(limiter) = &self.per_address {
             limiter
                 .check_key(&limit_key(addr))
-                .map_err(|not_until| Error::RateLimited {
+                .map_err(|not_until| Limited {
                     retry_after_secs: whole_seconds(
                         not_until.wait_time_from(DefaultClock::default().now()),
                     ),
@@ -142,20 +148,18 @@ impl AbuseLimits {
 
     /// Spends one request of an authenticated client's rate. Checked after authentication,
     /// so nobody can exhaust another client's budget by sending its id with a wrong secret.
-    pub fn check_client(&self, client_id: &ClientId) -> Result<(), Error> {
+    pub fn check_client(&self, client_id: &ClientId) -> Result<(), Limited> {
         if let Some(limiter) = &self.per_client {
-            limiter
-                .check_key(client_id)
-                .map_err(|not_until| Error::RateLimited {
-                    retry_after_secs: whole_seconds(
-                        not_until.wait_time_from(DefaultClock::default().now()),
-                    ),
-                })?;
+            limiter.check_key(client_id).map_err(|not_until| Limited {
+                retry_after_secs: whole_seconds(
+                    not_until.wait_time_from(DefaultClock::default().now()),
+                ),
+            })?;
         }
         Ok(())
     }
 
-    /// Counts one failed client authentication from `addr`.
+    /// Counts one failed request (a failed authentication, a malformed request) from `addr`.
     pub fn record_failure(&self, addr: IpAddr) {
         let window = self.failures.get_with(limit_key(addr), || {
             Arc::new(FailureWindow {
@@ -190,7 +194,7 @@ mod tests {
             assert!(limits.check_address(A).is_ok());
         }
         match limits.check_address(A) {
-            Err(Error::RateLimited { retry_after_secs }) => assert!(retry_after_secs >= 1),
+            Err(Limited { retry_after_secs }) => assert!(retry_after_secs >= 1),
             other => panic!("expected a rate limit, got {other:?}"),
         }
         assert!(
@@ -218,7 +222,7 @@ mod tests {
             limits.record_failure(A);
         }
         match limits.check_address(A) {
-            Err(Error::RateLimited { retry_after_secs }) => {
+            Err(Limited { retry_after_secs }) => {
                 assert!((1..=60).contains(&retry_after_secs))
             }
             other => panic!("expected a lock-out, got {other:?}"),
