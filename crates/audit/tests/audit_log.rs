@@ -228,7 +228,7 @@ async fn durable_records_are_stored_before_the_call_returns() {
     for i in 0..20 {
         log.record(event(i)).await.unwrap();
         // No flush: durable means stored when `record` returns.
-        assert_eq!(stored_subjects(store.as_ref()).await.len(), i as usize + 1);
+        assert_eq!(stored_subjects(store.as_ref()).await.len(), i + 1);
     }
     let async_log = AuditLog::start(store.clone());
     async_log.commit(event(99)).await.unwrap();

@@ -184,20 +184,20 @@ fn enrollment_credentials(headers: &HeaderMap) -> Result<Option<EnrollmentCreden
     Ok(Some((user, Zeroizing::new(basic.password().to_vec()))))
 }
 
-/// Before any work: the address's request rate and failure lock-out.
-fn admitted(pki: &Pki, addr: IpAddr) -> Result<(), Response> {
-    pki.limits.check_address(addr).map_err(|limited| {
-        let secs = limited.retry_after_secs.max(1);
-        let mut response = (
-            StatusCode::TOO_MANY_REQUESTS,
-            format!("too many requests; retry after {secs} s\n"),
-        )
-            .into_response();
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        response
-    })
+/// Before any work: the address's request rate and failure lock-out; the 429 answer when
+/// either is spent.
+fn refused_by_limits(pki: &Pki, addr: IpAddr) -> Option<Response> {
+    let limited = pki.limits.check_address(addr).err()?;
+    let secs = limited.retry_after_secs.max(1);
+    let mut response = (
+        StatusCode::TOO_MANY_REQUESTS,
+        format!("too many requests; retry after {secs} s\n"),
+    )
+        .into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    Some(response)
 }
 
 /// A refused enrollment: counted towards the address's lock-out when the request was bad or
@@ -221,7 +221,7 @@ async fn simpleenroll(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(limited) = admitted(&pki, addr) {
+    if let Some(limited) = refused_by_limits(&pki, addr) {
         return limited;
     }
     if body.len() > MAX_EST_BODY {
@@ -272,7 +272,7 @@ async fn simplereenroll(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(limited) = admitted(&pki, addr) {
+    if let Some(limited) = refused_by_limits(&pki, addr) {
         return limited;
     }
     if body.len() > MAX_EST_BODY {

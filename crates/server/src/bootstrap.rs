@@ -278,13 +278,26 @@ async fn ensure_bootstrap_admin(
         token_epoch: 0,
     };
     let path = config.server.data_dir.join("admin.json");
+    // Written first (a credential stored but never written down could not be recovered), and
+    // removed again when another node starting at the same moment on the same store created
+    // the admin client first: its secret, not this one, is the one that works.
     write_admin_credential(&path, &client_id, &secret, issuer)?;
-    match store.insert_client(&client).await {
-        Ok(()) | Err(portcullis_store::StoreError::Conflict(_)) => {}
-        Err(e) => return Err(e.into()),
-    }
+    let written = match store.insert_client(&client).await {
+        Ok(()) => Some(path),
+        Err(portcullis_store::StoreError::Conflict(_)) => {
+            if let Err(e) = std::fs::remove_file(&path) {
+                tracing::warn!(path = %path.display(), error = %e, "could not remove an admin credential that another node's made useless");
+            }
+            tracing::info!("another node created the bootstrap admin client; its credential is in that node's data directory");
+            None
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&path);
+            return Err(e.into());
+        }
+    };
     store.put_setting_if_absent(BOOTSTRAP_SETTING, b"1").await?;
-    Ok(Some(path))
+    Ok(written)
 }
 
 fn write_admin_credential(
@@ -356,6 +369,29 @@ mod tests {
             .mode()
             & 0o777;
         assert_eq!(mode, 0o600);
+    }
+
+    #[tokio::test]
+    async fn of_two_nodes_creating_the_admin_client_at_once_only_the_winner_keeps_a_credential() {
+        let dir = tempfile::tempdir().unwrap();
+        let winner = config(dir.path());
+        let first = prepare(&winner, "http://127.0.0.1:1", false).await.unwrap();
+        let id = ClientId::parse(BOOTSTRAP_ADMIN_ID).unwrap();
+        let admin = first.store.get_client(&id).await.unwrap().unwrap();
+        // The loser's store already has the winner's admin client, but not yet the setting
+        // that says so: the moment of the race.
+        let loser = config(&dir.path().join("loser"));
+        let (_, store) = open_storage(&loser).await.unwrap();
+        store.insert_client(&admin).await.unwrap();
+        let written = ensure_bootstrap_admin(store.as_ref(), &first.pepper, &loser, "http://x")
+            .await
+            .unwrap();
+        assert!(written.is_none());
+        assert!(
+            !loser.server.data_dir.join("admin.json").exists(),
+            "no useless credential"
+        );
+        assert!(winner.server.data_dir.join("admin.json").exists());
     }
 
     #[tokio::test]

@@ -11,6 +11,7 @@ mod commands;
 mod config;
 mod config_values;
 mod health;
+mod http_conn;
 mod http_metrics;
 mod key_custody;
 mod key_lifecycle;

@@ -1,7 +1,6 @@
 //! `portcullis serve`: prepares the node, assembles the routers and serves until SIGTERM or
 //! Ctrl-C, then drains in-flight requests and flushes the audit log.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -160,13 +159,7 @@ pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), ServeError> {
         pki.clone(),
     ));
     match listener {
-        Some(listener) => axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(ServeError::Http)?,
+        Some(listener) => crate::http_conn::serve_plain(listener, app, shutdown).await,
         // HTTPS only: the TLS task serves until the signal.
         None => shutdown.await,
     }

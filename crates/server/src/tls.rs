@@ -10,13 +10,10 @@
 //! already established keep the certificate they were made with.
 
 use crate::tls_certificate::TlsCertificateError;
-use std::net::SocketAddr;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
-use axum::extract::ConnectInfo;
 use axum::Router;
-use hyper_util::rt::TokioIo;
 use portcullis_http::PeerCertificates;
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::CryptoProvider;
@@ -26,7 +23,6 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use tokio::net::TcpListener;
-use tower::ServiceExt as _;
 
 /// A TLS handshake must finish within this, so idle sockets cannot pile up.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -201,31 +197,7 @@ pub async fn serve(listener: TcpListener, config: Arc<rustls::ServerConfig>, app
                     chain.iter().map(|c| c.as_ref().to_vec()).collect(),
                 ))
             });
-            serve_connection(tls, remote, peer, app).await;
+            crate::http_conn::serve_connection(tls, remote, peer, app).await;
         });
-    }
-}
-
-async fn serve_connection(
-    tls: tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
-    remote: SocketAddr,
-    peer: Option<PeerCertificates>,
-    app: Router,
-) {
-    let service =
-        hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
-            request.extensions_mut().insert(ConnectInfo(remote));
-            if let Some(peer) = &peer {
-                request.extensions_mut().insert(peer.clone());
-            }
-            app.clone().oneshot(request)
-        });
-    if let Err(e) = hyper::server::conn::http1::Builder::new()
-        .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30))
-        .serve_connection(TokioIo::new(tls), service)
-        .await
-    {
-        tracing::debug!(%remote, error = %e, "TLS connection ended with an error");
     }
 }

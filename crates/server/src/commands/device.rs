@@ -194,14 +194,22 @@ fn import(
 ) -> Result<(), CommandError> {
     let (rows, mut rejected) = read_csv(file)?;
     let mut out: Box<dyn std::io::Write> = match secrets_out {
+        // A new file only (O_EXCL, which also refuses a symlink planted at the path): an
+        // existing file would keep its old mode and owner, and one-time secrets do not go
+        // where someone else may read them, as admin.json is written.
         Some(path) => Box::new(
             std::fs::OpenOptions::new()
                 .write(true)
-                .create(true)
-                .truncate(true)
+                .create_new(true)
                 .mode(0o600)
                 .open(path)
-                .map_err(|e| CommandError::Usage(format!("{}: {e}", path.display())))?,
+                .map_err(|e| match e.kind() {
+                    std::io::ErrorKind::AlreadyExists => CommandError::Usage(format!(
+                        "{}: already exists; the secrets file must be a new file",
+                        path.display()
+                    )),
+                    _ => CommandError::Usage(format!("{}: {e}", path.display())),
+                })?,
         ),
         None => Box::new(std::io::stdout()),
     };

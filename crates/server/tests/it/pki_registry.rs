@@ -87,6 +87,26 @@ fn a_manufacturing_list_of_100k_devices_imports_once_and_reports_bad_rows() {
     assert!(again.status.success());
     let report: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
     assert_eq!(report["registered"], 0, "{report}");
+
+    // Issue #11: the secrets file is always a new file — never an existing one (it would keep
+    // its old mode) nor a symlink planted at the path.
+    let link = tmp.path().join("planted.csv");
+    std::os::unix::fs::symlink(tmp.path().join("elsewhere.csv"), &link).unwrap();
+    for path in [&secrets, &link] {
+        let refused = node.cli(&[
+            "device",
+            "import",
+            csv.to_str().unwrap(),
+            "--secrets-out",
+            path.to_str().unwrap(),
+        ]);
+        assert_eq!(refused.status.code(), Some(2), "{}", path.display());
+        assert!(String::from_utf8_lossy(&refused.stderr).contains("already exists"));
+    }
+    assert!(
+        !tmp.path().join("elsewhere.csv").exists(),
+        "nothing written through the link"
+    );
     assert_eq!(report["existing"], 100_000, "{report}");
 
     // Attributes arrived.

@@ -264,3 +264,62 @@ fn repeated_failed_enrollments_lock_the_address_out() {
         .collect();
     assert_eq!(garbage, [400, 400, 400, 400, 400, 429, 429], "{garbage:?}");
 }
+
+/// Finding 4: with `[audit] mode = "durable"` a token is answered only once its record is
+/// stored, so a node killed right after answering (SIGKILL: no shutdown, no flush) has lost
+/// no record of a token it gave out. Revocations are durable in either mode.
+#[test]
+fn a_killed_node_lost_no_record_of_what_it_answered() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let env = [("PORTCULLIS_AUDIT__MODE", "durable")];
+    let node = Node::start_in(&dir, &env);
+    let (id, secret) = node.create_client(&["--id", "meter"]);
+    let mut jtis = Vec::new();
+    for _ in 0..20 {
+        let t = token(&node, &id, &secret, "");
+        jtis.push(support::jwt_payload(&t)["jti"].as_str().unwrap().to_owned());
+    }
+    drop(node); // SIGKILL
+
+    let node = Node::start_in(&dir, &env);
+    let list = node.cli_json(&["audit", "list", "--limit", "1000"]);
+    let issued: Vec<&str> = list["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == "token.issued" && r["actor"] == "meter")
+        .filter_map(|r| r["subject"].as_str())
+        .collect();
+    for jti in &jtis {
+        assert!(
+            issued.contains(&jti.as_str()),
+            "token {jti} was answered but not recorded"
+        );
+    }
+}
+
+/// Finding 7: a client that opens a connection to the plain listener and trickles its
+/// headers (slowloris) is cut off after 30 s, as on the TLS listener.
+#[test]
+fn a_connection_that_never_finishes_its_headers_is_closed() {
+    use std::io::{Read, Write};
+    let node = Node::start();
+    let addr = node.base.trim_start_matches("http://").to_owned();
+    let mut slow = std::net::TcpStream::connect(&addr).unwrap();
+    slow.write_all(b"POST /oauth2/token HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    slow.set_read_timeout(Some(std::time::Duration::from_secs(45)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 512];
+    // The server answers 408 or just closes; either way the read ends well before 45 s.
+    let _ = slow.read(&mut buf);
+    let waited = started.elapsed();
+    assert!(
+        waited < std::time::Duration::from_secs(40),
+        "the connection was held for {waited:?}"
+    );
+    // Meanwhile the node kept serving everyone else.
+    assert_eq!(node.get("/healthz").status, 200);
+}
