@@ -19,8 +19,8 @@ use crate::UnixTime;
 pub struct Secret(String);
 
 impl Secret {
-    /// Encodes 32 random bytes (the caller supplies them: the core does no I/O) as base64url.
-    pub fn from_random_bytes(bytes: &[u8; 32]) -> Self {
+    /// Encodes random bytes (the caller supplies them: the core does no I/O) as base64url.
+    pub fn from_random_bytes(bytes: &[u8]) -> Self {
         Self(URL_SAFE_NO_PAD.encode(bytes))
     }
     /// Wraps a secret presented by a caller.

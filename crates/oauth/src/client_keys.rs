@@ -28,6 +28,12 @@ pub const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
 pub const MAX_JWKS_BYTES: u64 = 64 * 1024;
 /// Most JWK Sets (inline or fetched) kept parsed.
 const MAX_CACHED_SETS: u64 = 10_000;
+/// How long a failed fetch is remembered: a client whose `jwks_uri` is down or refused is
+/// answered from this instead of making every attempt a new outbound request.
+pub const FAILED_FETCH_TTL: Duration = Duration::from_secs(30);
+/// Fetches running at once (each holds a blocking thread for up to [`FETCH_TIMEOUT`]); more
+/// wait their turn, so many clients with slow URLs cannot exhaust the blocking pool.
+const MAX_CONCURRENT_FETCHES: usize = 8;
 
 /// Why a client's JWK Set could not be used (logged; the client is answered
 /// `invalid_client`).
@@ -93,6 +99,8 @@ fn check(keys: &ClientKeys, decoded: &Decoded) -> Check {
 pub struct ClientKeyCache {
     inline: moka::sync::Cache<String, Arc<ClientKeys>>,
     fetched: moka::sync::Cache<String, Arc<ClientKeys>>,
+    failed: moka::sync::Cache<String, Arc<ClientKeysError>>,
+    fetches: Arc<tokio::sync::Semaphore>,
     agent: ureq::Agent,
 }
 
@@ -105,7 +113,16 @@ impl std::fmt::Debug for ClientKeyCache {
 }
 
 impl Default for ClientKeyCache {
+    /// Fetches only from public addresses.
     fn default() -> Self {
+        Self::new(false)
+    }
+}
+
+impl ClientKeyCache {
+    /// `allow_private`: whether `jwks_uri` may point at loopback, private or link-local
+    /// addresses (`[oauth] jwks_uri_allow_private`; see `fetch_guard`).
+    pub fn new(allow_private: bool) -> Self {
         Self {
             inline: moka::sync::Cache::builder()
                 .max_capacity(MAX_CACHED_SETS)
@@ -114,15 +131,19 @@ impl Default for ClientKeyCache {
                 .max_capacity(MAX_CACHED_SETS)
                 .time_to_live(JWKS_URI_TTL)
                 .build(),
+            failed: moka::sync::Cache::builder()
+                .max_capacity(MAX_CACHED_SETS)
+                .time_to_live(FAILED_FETCH_TTL)
+                .build(),
+            fetches: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_FETCHES)),
             agent: ureq::AgentBuilder::new()
                 .timeout(FETCH_TIMEOUT)
                 .redirects(2)
+                .resolver(crate::fetch_guard::GuardedResolver { allow_private })
                 .build(),
         }
     }
-}
 
-impl ClientKeyCache {
     /// The parsed inline set, parsing it on first use.
     fn inline_keys(
         &self,
@@ -147,17 +168,29 @@ impl ClientKeyCache {
         if let Some(keys) = self.fetched.get(uri) {
             return Ok(keys);
         }
+        if let Some(failure) = self.failed.get(uri) {
+            return Err(failure);
+        }
+        let _permit = self
+            .fetches
+            .acquire()
+            .await
+            .map_err(|e| Arc::new(ClientKeysError::NotRun(e.to_string())))?;
         let cache = self.fetched.clone();
         let agent = self.agent.clone();
         let allowed = allowed.to_vec();
-        let uri = uri.to_owned();
-        tokio::task::spawn_blocking(move || {
-            cache.try_get_with(uri.clone(), || {
-                fetch(&agent, &uri).and_then(|t| ClientKeys::parse(&t, &allowed).map(Arc::new))
+        let key = uri.to_owned();
+        let result = tokio::task::spawn_blocking(move || {
+            cache.try_get_with(key.clone(), || {
+                fetch(&agent, &key).and_then(|t| ClientKeys::parse(&t, &allowed).map(Arc::new))
             })
         })
         .await
-        .map_err(|e| Arc::new(ClientKeysError::NotRun(e.to_string())))?
+        .map_err(|e| Arc::new(ClientKeysError::NotRun(e.to_string())))?;
+        if let Err(failure) = &result {
+            self.failed.insert(uri.to_owned(), failure.clone());
+        }
+        result
     }
 }
 

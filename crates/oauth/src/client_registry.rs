@@ -24,8 +24,6 @@ fn internal(e: KeyError) -> PortError {
     PortError::Internal(e.to_string())
 }
 
-/// Draws a fresh 256-bit secret (never chosen: the entropy is what makes a fast keyed hash
-/// enough).
 /// A fresh token epoch, never 0 (the epoch of clients stored before epochs) nor `old`.
 fn new_epoch(old: u32) -> Result<u32, PortError> {
     loop {
@@ -37,10 +35,16 @@ fn new_epoch(old: u32) -> Result<u32, PortError> {
     }
 }
 
-fn generate_secret() -> Result<Secret, PortError> {
-    Ok(Secret::from_random_bytes(
-        &random_array::<32>().map_err(internal)?,
-    ))
+/// Draws a fresh secret for a client of `method` (never chosen: the entropy is what makes a
+/// fast keyed hash enough). 256 bits (43 characters) for the Basic and POST methods; 512 bits
+/// (86 characters) for `client_secret_jwt`, whose secret is the HMAC key itself and must be at
+/// least as long as the hash output for HS384 and HS512 (RFC 7518 §3.2).
+fn generate_secret(method: AuthMethod) -> Result<Secret, PortError> {
+    Ok(if method == AuthMethod::ClientSecretJwt {
+        Secret::from_random_bytes(&random_array::<64>().map_err(internal)?)
+    } else {
+        Secret::from_random_bytes(&random_array::<32>().map_err(internal)?)
+    })
 }
 
 /// Checks the public keys of a `private_key_jwt` client against the algorithms the token
@@ -131,7 +135,7 @@ impl ClientRegistry for AuthServer {
         client.secret_hashes.clear();
         client.sealed_secret = None;
         let secret = if client.auth_method.uses_secret() {
-            let secret = generate_secret()?;
+            let secret = generate_secret(client.auth_method)?;
             client
                 .secret_hashes
                 .push(SecretHash::of(&self.pepper, &secret, None));
@@ -194,7 +198,7 @@ impl ClientRegistry for AuthServer {
             overlap_secs
         };
         let now = AuthServer::now(self);
-        let secret = generate_secret()?;
+        let secret = generate_secret(client.auth_method)?;
         let new_hash = SecretHash::of(&self.pepper, &secret, None);
         client.secret_hashes = rotated_hashes(&client.secret_hashes, new_hash, now, overlap);
         client.sealed_secret = self.seal_secret(&client, &secret)?;
@@ -237,6 +241,20 @@ mod tests {
 
     #[test]
     fn generated_secrets_carry_256_bits_in_base64url() {
-        assert_eq!(generate_secret().unwrap().expose().len(), 43);
+        assert_eq!(
+            generate_secret(AuthMethod::ClientSecretBasic)
+                .unwrap()
+                .expose()
+                .len(),
+            43
+        );
+        // HS512 needs a key of at least 64 bytes.
+        assert_eq!(
+            generate_secret(AuthMethod::ClientSecretJwt)
+                .unwrap()
+                .expose()
+                .len(),
+            86
+        );
     }
 }

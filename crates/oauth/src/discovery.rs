@@ -141,6 +141,7 @@ mod tests {
             auth_failures_per_minute: 0,
             assertion_algorithms: vec![Algorithm::ES256, Algorithm::EdDSA],
             mtls_base: None,
+            jwks_uri_allow_private: false,
         }
     }
 

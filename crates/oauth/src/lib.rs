@@ -12,6 +12,7 @@ pub mod client_keys;
 mod client_registry;
 pub mod discovery;
 pub mod error;
+pub mod fetch_guard;
 pub mod introspect;
 pub mod jwks;
 pub mod mtls;

@@ -36,6 +36,9 @@ pub struct OAuthSettings {
     /// trailing slash; `None` when there is none. When set, discovery advertises the RFC 8705
     /// methods, certificate-bound tokens and `mtls_endpoint_aliases` under this base.
     pub mtls_base: Option<String>,
+    /// Whether a client's `jwks_uri` may resolve to loopback, private or link-local
+    /// addresses (`[oauth] jwks_uri_allow_private`, default false: see `fetch_guard`).
+    pub jwks_uri_allow_private: bool,
 }
 
 /// Everything the OAuth handlers need. Shared as `Arc<AuthServer>`; other crates reach it
@@ -100,7 +103,7 @@ impl AuthServer {
                 settings.rate_per_address,
                 settings.auth_failures_per_minute,
             ),
-            client_keys: ClientKeyCache::default(),
+            client_keys: ClientKeyCache::new(settings.jwks_uri_allow_private),
             discovery,
             token_endpoint: format!("{}/oauth2/token", settings.issuer),
             settings,

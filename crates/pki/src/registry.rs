@@ -23,7 +23,7 @@ use crate::PkiError;
 
 impl Pki {
     fn fresh_device(&self, new: NewDevice, now: i64) -> Result<(Device, Secret), PkiError> {
-        let secret = Secret::from_random_bytes(&portcullis_keys::random_array()?);
+        let secret = Secret::from_random_bytes(&portcullis_keys::random_array::<32>()?);
         let device = Device {
             device_id: new.device_id,
             model: new.model,
@@ -148,7 +148,7 @@ impl Pki {
         let now = self.now();
         let mut secret = None;
         if from == DeviceState::Suspended && state == DeviceState::Registered {
-            let s = Secret::from_random_bytes(&portcullis_keys::random_array()?);
+            let s = Secret::from_random_bytes(&portcullis_keys::random_array::<32>()?);
             device.enrollment_secret = Some(SecretHash::of(&self.pepper, &s, None));
             secret = Some(s);
         }

@@ -257,7 +257,17 @@ impl Default for LogSection {
     }
 }
 
-/// `[audit]`: the audit log's signed checkpoints.
+/// `[oauth]`: the token server's choices that are not limits or keys.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OAuthSection {
+    /// Whether a client's `jwks_uri` may resolve to loopback, private, link-local (cloud
+    /// metadata) or other internal addresses, on the first request or any redirect. Default
+    /// false: a registered URL must not make the server reach inside its own network.
+    pub jwks_uri_allow_private: bool,
+}
+
+/// `[audit]`: the audit log's signed checkpoints and its durability.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuditSection {
@@ -293,6 +303,7 @@ pub struct Config {
     pub pki: PkiSection,
     pub log: LogSection,
     pub audit: AuditSection,
+    pub oauth: OAuthSection,
 }
 
 impl Config {

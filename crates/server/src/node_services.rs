@@ -63,6 +63,7 @@ impl NodeServices {
             auth_failures_per_minute: config.rate_limit.auth_failures_per_minute,
             assertion_algorithms: config.assertion_algorithms().to_vec(),
             mtls_base: tls_local.map(|a| format!("https://{a}")),
+            jwks_uri_allow_private: config.oauth.jwks_uri_allow_private,
         };
         let server = Arc::new(
             AuthServer::new(

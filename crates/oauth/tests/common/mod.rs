@@ -163,6 +163,7 @@ impl Harness {
             auth_failures_per_minute: 10,
             assertion_algorithms: vec![Algorithm::ES256, Algorithm::EdDSA],
             mtls_base,
+            jwks_uri_allow_private: true,
         };
         let mut server = AuthServer::new(
             settings,

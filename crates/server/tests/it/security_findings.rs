@@ -323,3 +323,137 @@ fn a_connection_that_never_finishes_its_headers_is_closed() {
     // Meanwhile the node kept serving everyone else.
     assert_eq!(node.get("/healthz").status, 200);
 }
+
+/// A tiny HTTP server that answers every request with an empty JWK Set and counts the
+/// connections it got.
+fn counting_jwks_server() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = hits.clone();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().map_while(Result::ok) {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let body = r#"{"keys":[]}"#;
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (port, hits)
+}
+
+/// A syntactically fine client assertion whose signature nothing will verify: enough to make
+/// the server look up the client's keys.
+fn unverifiable_assertion(client_id: &str, audience: &str) -> String {
+    use base64::Engine as _;
+    let b64 = |v: serde_json::Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    format!(
+        "{}.{}.{}",
+        b64(serde_json::json!({"alg": "ES256", "kid": "k1"})),
+        b64(
+            serde_json::json!({"iss": client_id, "sub": client_id, "aud": audience, "exp": now + 60, "iat": now, "jti": format!("j-{now}-{}", rand_suffix())})
+        ),
+        "c2ln"
+    )
+}
+
+fn rand_suffix() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
+}
+
+/// Finding 7: a `jwks_uri` that points inside the server's own network is never fetched
+/// (first request or redirect), unless `[oauth] jwks_uri_allow_private` allows it.
+#[test]
+fn a_jwks_uri_pointing_inside_the_network_is_never_fetched() {
+    for (allow, expect_fetch) in [("false", false), ("true", true)] {
+        let node = Node::start_with_env(&[("PORTCULLIS_OAUTH__JWKS_URI_ALLOW_PRIVATE", allow)]);
+        let (port, hits) = counting_jwks_server();
+        let (id, _) = node.create_client(&[
+            "--auth-method",
+            "private_key_jwt",
+            "--jwks-uri",
+            &format!("http://127.0.0.1:{port}/jwks"),
+        ]);
+        let audience = format!("{}/oauth2/token", node.base);
+        for _ in 0..3 {
+            let form = format!(
+                "grant_type=client_credentials&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={}",
+                unverifiable_assertion(&id, &audience)
+            );
+            let answer = node.post_form("/oauth2/token", &form, None);
+            assert_eq!(
+                (answer.status, answer.error()),
+                (401, "invalid_client"),
+                "{}",
+                answer.text
+            );
+        }
+        let fetched = hits.load(std::sync::atomic::Ordering::SeqCst);
+        if expect_fetch {
+            // Allowed: fetched once; the failed verification does not refetch within 10 s.
+            assert_eq!(fetched, 1, "allow_private = {allow}");
+        } else {
+            assert_eq!(
+                fetched, 0,
+                "allow_private = {allow}: the server connected inward"
+            );
+        }
+    }
+}
+
+/// Finding 7: what the README promises for `client_secret_jwt` works — a new client's secret
+/// is long enough to be an HS384 and HS512 key (RFC 7518 §3.2).
+#[test]
+fn client_secret_jwt_clients_can_sign_with_every_hmac_algorithm() {
+    use base64::Engine as _;
+    let node = Node::start();
+    let (id, secret) = node.create_client(&["--auth-method", "client_secret_jwt"]);
+    assert!(secret.len() >= 64, "{} characters", secret.len());
+    let audience = format!("{}/oauth2/token", node.base);
+    for (alg, hmac) in [
+        ("HS256", aws_lc_rs::hmac::HMAC_SHA256),
+        ("HS384", aws_lc_rs::hmac::HMAC_SHA384),
+        ("HS512", aws_lc_rs::hmac::HMAC_SHA512),
+    ] {
+        let b64 = |v: serde_json::Value| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let input = format!(
+            "{}.{}",
+            b64(serde_json::json!({"alg": alg, "typ": "JWT"})),
+            b64(
+                serde_json::json!({"iss": id, "sub": id, "aud": audience, "exp": now + 60, "iat": now, "jti": format!("{alg}-{now}")})
+            )
+        );
+        let key = aws_lc_rs::hmac::Key::new(hmac, secret.as_bytes());
+        let tag = aws_lc_rs::hmac::sign(&key, input.as_bytes());
+        let assertion = format!(
+            "{input}.{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tag.as_ref())
+        );
+        let form = format!(
+            "grant_type=client_credentials&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={assertion}"
+        );
+        let answer = node.post_form("/oauth2/token", &form, None);
+        assert_eq!(answer.status, 200, "{alg}: {}", answer.text);
+    }
+}

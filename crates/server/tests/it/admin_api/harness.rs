@@ -230,6 +230,7 @@ pub mod backends {
             auth_failures_per_minute: 0,
             assertion_algorithms: Algorithm::ALL.to_vec(),
             mtls_base: None,
+            jwks_uri_allow_private: false,
         };
         let clock = Arc::new(AtomicI64::new(T0));
         let c = clock.clone();
