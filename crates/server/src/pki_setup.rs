@@ -119,8 +119,8 @@ pub async fn start(
 
 /// The revocation hook: drops the certificate's pre-signed OCSP answer and signs the new
 /// one in the background, so relying parties asking right after get a cached `revoked`.
-/// (Answers for new certificates are signed on first request and cached from then on:
-/// signing them at issuance doubled the cost of an enrollment.)
+/// (Answers for new certificates are signed on first request, from the responder's budget,
+/// and cached from then on: signing them at issuance doubled the cost of an enrollment.)
 fn presigning(ocsp: Arc<OcspResponder>) -> portcullis_pki::service::CertificateHook {
     Arc::new(move |serial: &str| {
         ocsp.invalidate(serial);

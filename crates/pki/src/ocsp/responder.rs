@@ -13,8 +13,9 @@
 //! issued a moment later on another node (issuance announces nothing on the change feed),
 //! and caching guesses would let anyone fill the cache with random serials.
 //!
-//! Answers that cannot come from the cache (a nonce, several CertIDs, an unknown serial) cost
-//! a signature each that anyone can demand at will, so they share a budget
+//! Answers that cannot come from the cache (a nonce, several CertIDs, a serial with nothing
+//! cached — an unknown one) cost a store lookup and a signature each that anyone can demand
+//! at will, so they share a budget, spent before the lookup
 //! ([`OcspConfig::fresh_signatures_per_sec`]); past it the answer is `tryLater` (§2.3), which
 //! clients retry, while cached answers for real certificates are never throttled.
 
@@ -312,7 +313,9 @@ impl OcspResponder {
         let serial = cert.serial_hex();
         let cert_id_der = cert.cert_id.to_der().map_err(encoding)?;
         let now = self.now();
-        if let Some(hit) = self.cache.get(&serial, &cert_id_der) {
+        let cached = self.cache.get(&serial, &cert_id_der);
+        let refresh = cached.is_some();
+        if let Some(hit) = cached {
             // Re-signed once half-way to nextUpdate, so a relying party never receives an
             // answer about to expire (and HTTP caches get a useful max-age).
             let refresh_at = hit.this_update + (hit.next_update - hit.this_update) / 2;
@@ -326,7 +329,16 @@ impl OcspResponder {
                 });
             }
         }
-        let (reply, status) = self.sign_single(cert, &serial, cert_id_der, true).await?;
+        if !refresh && !self.spend_fresh_signature() {
+            // Nothing cached for this serial: most likely an unknown one (every certificate
+            // we issue or revoke is pre-signed), and anyone can send endless random serials.
+            // The budget is spent before the store is asked, so such a flood costs neither
+            // database queries nor signatures beyond it.
+            return Ok(Self::throttled());
+        }
+        let (reply, status) = self
+            .sign_single(cert, &serial, cert_id_der, refresh)
+            .await?;
         if reply.status == OcspResponseStatus::Successful {
             count(status.as_str(), false);
         }

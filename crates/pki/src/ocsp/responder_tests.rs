@@ -476,12 +476,18 @@ fn budgeted(f: &Fixture, per_sec: u32) -> OcspResponder {
 #[tokio::test]
 async fn uncacheable_signatures_share_a_budget_and_cached_answers_are_never_throttled() {
     let f = fixture();
-    let responder = budgeted(&f, 2);
+    let responder = budgeted(&f, 3);
     let nonce = |n: u8| f.request(HashAlgorithm::Sha256, GOOD, Some(&[n; 16]));
     let unknown = f.request(HashAlgorithm::Sha256, UNKNOWN, None);
     let good = f.request(HashAlgorithm::Sha256, GOOD, None);
 
-    // The burst: two answers signed on demand (a nonce, an unknown serial).
+    // A real certificate's first answer: nothing cached yet, so it is signed from the budget
+    // (the lookup is what the budget protects), then cached.
+    assert_eq!(
+        responder.respond(&good).await.status,
+        OcspResponseStatus::Successful
+    );
+    // The rest of the burst: two answers signed on demand (a nonce, an unknown serial).
     assert_eq!(
         responder.respond(&nonce(1)).await.status,
         OcspResponseStatus::Successful
@@ -490,7 +496,9 @@ async fn uncacheable_signatures_share_a_budget_and_cached_answers_are_never_thro
         responder.respond(&unknown).await.status,
         OcspResponseStatus::Successful
     );
-    // Spent: both kinds get an unsigned tryLater, which clients retry.
+    // Spent: both kinds get an unsigned tryLater, which clients retry — an unknown serial
+    // before the store is even asked.
+    let lookups = f.source.lookups();
     for request in [nonce(2), unknown.clone()] {
         let reply = responder.respond(&request).await;
         assert_eq!(reply.status, OcspResponseStatus::TryLater);
@@ -500,7 +508,12 @@ async fn uncacheable_signatures_share_a_budget_and_cached_answers_are_never_thro
             "a tryLater is never cacheable"
         );
     }
-    // A real certificate without a nonce: signed once (not from the budget), then cached.
+    assert_eq!(
+        f.source.lookups(),
+        lookups,
+        "no store lookup once the budget is spent"
+    );
+    // The real certificate, now cached: never throttled.
     for _ in 0..5 {
         let reply = responder.respond(&good).await;
         assert_eq!(reply.status, OcspResponseStatus::Successful);
