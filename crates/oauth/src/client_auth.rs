@@ -359,7 +359,7 @@ pub async fn authenticate(
             // RFC 7523 §3 item 7: a jti is accepted once.
             if !server
                 .store
-                .record_assertion_jti(&client.client_id, &checked.jti, checked.exp)
+                .record_assertion_jti(&client.client_id, &checked.jti, checked.exp, now)
                 .await?
             {
                 return Err(refuse(

@@ -87,6 +87,10 @@ pub struct StoredKey {
     pub state_changed_at: UnixTime,
 }
 
+/// How long past its expiry an assertion jti is kept: the most two nodes' clocks may
+/// disagree without a replay window opening.
+pub const ASSERTION_JTI_GRACE_SECS: i64 = 3600;
+
 /// A revoked access token, remembered until the token would have expired anyway.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RevokedToken {
@@ -175,15 +179,22 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn list_revoked_tokens(&self, now: UnixTime) -> Result<Vec<RevokedToken>, StoreError>;
 
     /// Remembers a client assertion's `jti` until `expires_at`; returns false if it was
-    /// already seen (RFC 7523 §3 item 7: a jti must not be accepted twice).
+    /// already seen (RFC 7523 §3 item 7: a jti must not be accepted twice). A row for the same
+    /// jti counts as expired only if `expires_at <= now`, where `now` is the clock that just
+    /// accepted the assertion as unexpired: acceptance and expiry are judged by the same clock,
+    /// so a node whose clock lags cannot replay an assertion another node's clock (or the
+    /// database's) already called expired.
     async fn record_assertion_jti(
         &self,
         client_id: &ClientId,
         jti: &str,
         expires_at: UnixTime,
+        now: UnixTime,
     ) -> Result<bool, StoreError>;
 
-    /// Deletes expired revocations and assertion jtis; returns how many rows went.
+    /// Deletes expired revocations, and assertion jtis expired for longer than
+    /// [`ASSERTION_JTI_GRACE_SECS`] (so a node whose clock lags the purging node's by less
+    /// than that still finds the jti and refuses a replay); returns how many rows went.
     async fn purge_expired(&self, now: UnixTime) -> Result<u64, StoreError>;
 
     /// Appends events to the audit hash chain in one transaction, linking them to the last

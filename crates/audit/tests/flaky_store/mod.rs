@@ -117,6 +117,7 @@ impl Store for FlakyStore {
         _: &ClientId,
         _: &str,
         _: UnixTime,
+        _: UnixTime,
     ) -> Result<bool, StoreError> {
         Err(unused())
     }

@@ -3,6 +3,9 @@
 use super::{client_id, FAR_FUTURE};
 use crate::{RevokedToken, Store};
 
+/// The accepting node's clock in the assertion jti cases.
+const NOW: i64 = 1_000;
+
 /// Revoking twice is harmless; expired revocations leave the list and the purge removes them.
 pub async fn revocation_is_idempotent_listed_until_expiry_and_purged(store: &dyn Store) {
     let now = 2_000;
@@ -42,39 +45,54 @@ pub async fn assertion_jti_replay_is_refused(store: &dyn Store) {
     let a = client_id("jti-client-a");
     let b = client_id("jti-client-b");
     assert!(store
-        .record_assertion_jti(&a, "jti-1", FAR_FUTURE)
+        .record_assertion_jti(&a, "jti-1", FAR_FUTURE, NOW)
         .await
         .expect("first"));
     assert!(!store
-        .record_assertion_jti(&a, "jti-1", FAR_FUTURE)
+        .record_assertion_jti(&a, "jti-1", FAR_FUTURE, NOW)
         .await
         .expect("replay"));
     assert!(store
-        .record_assertion_jti(&b, "jti-1", FAR_FUTURE)
+        .record_assertion_jti(&b, "jti-1", FAR_FUTURE, NOW)
         .await
         .expect("other client"));
 
     // A row already expired (not purged yet) does not block a new assertion with that jti.
     assert!(store
-        .record_assertion_jti(&a, "jti-stale", 10)
+        .record_assertion_jti(&a, "jti-stale", 10, NOW)
         .await
         .expect("first"));
     assert!(store
-        .record_assertion_jti(&a, "jti-stale", FAR_FUTURE)
+        .record_assertion_jti(&a, "jti-stale", FAR_FUTURE, NOW)
         .await
         .expect("replaces"));
     assert!(!store
-        .record_assertion_jti(&a, "jti-stale", FAR_FUTURE)
+        .record_assertion_jti(&a, "jti-stale", FAR_FUTURE, NOW)
         .await
         .expect("replay"));
 
     assert!(store
-        .record_assertion_jti(&a, "jti-purged", 20)
+        .record_assertion_jti(&a, "jti-purged", 20, NOW)
         .await
         .expect("first"));
-    assert!(store.purge_expired(30).await.expect("purge") >= 1);
+    // Kept a grace period past expiry, for nodes whose clocks lag.
+    assert_eq!(store.purge_expired(30).await.expect("purge"), 0);
+    assert!(
+        !store
+            .record_assertion_jti(&a, "jti-purged", FAR_FUTURE, 15)
+            .await
+            .expect("lagging clock"),
+        "a node whose clock still calls it unexpired cannot replay it"
+    );
+    assert!(
+        store
+            .purge_expired(20 + crate::ASSERTION_JTI_GRACE_SECS)
+            .await
+            .expect("purge")
+            >= 1
+    );
     assert!(!store
-        .record_assertion_jti(&a, "jti-1", FAR_FUTURE)
+        .record_assertion_jti(&a, "jti-1", FAR_FUTURE, NOW)
         .await
         .expect("still live"));
 }

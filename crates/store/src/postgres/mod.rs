@@ -279,8 +279,9 @@ impl Store for PostgresStore {
         client_id: &ClientId,
         jti: &str,
         expires_at: UnixTime,
+        now: UnixTime,
     ) -> Result<bool, StoreError> {
-        revocations::record_assertion_jti(&self.pool, client_id, jti, expires_at).await
+        revocations::record_assertion_jti(&self.pool, client_id, jti, expires_at, now).await
     }
 
     async fn purge_expired(&self, now: UnixTime) -> Result<u64, StoreError> {

@@ -62,22 +62,24 @@ pub(super) async fn list_unexpired(
 /// One statement, so two requests replaying the same assertion at once — on the same node or
 /// on two — cannot both win: the insert succeeds, or it meets the existing row (waiting for
 /// a concurrent inserter to commit first) and replaces it only if that row has expired (a
-/// leftover the purge has not reached yet). "Expired" is judged by the database's clock, so
-/// nodes with skewed clocks still agree.
+/// leftover the purge has not reached yet). "Expired" is judged by `now`, the clock of the
+/// node that just accepted the assertion as unexpired (see the trait).
 pub(super) async fn record_assertion_jti(
     pool: &PgPool,
     client_id: &ClientId,
     jti: &str,
     expires_at: UnixTime,
+    now: UnixTime,
 ) -> Result<bool, StoreError> {
     let result = sqlx::query(
         "INSERT INTO assertion_jtis (client_id, jti, expires_at) VALUES ($1, $2, $3) \
          ON CONFLICT (client_id, jti) DO UPDATE SET expires_at = excluded.expires_at \
-         WHERE assertion_jtis.expires_at <= floor(extract(epoch FROM now()))::bigint",
+         WHERE assertion_jtis.expires_at <= $4",
     )
     .bind(client_id.as_str())
     .bind(jti)
     .bind(expires_at)
+    .bind(now)
     .execute(pool)
     .await?;
     Ok(result.rows_affected() > 0)
@@ -90,7 +92,7 @@ pub(super) async fn purge_expired(pool: &PgPool, now: UnixTime) -> Result<u64, S
         .execute(&mut *tx)
         .await?;
     let jtis = sqlx::query("DELETE FROM assertion_jtis WHERE expires_at <= $1")
-        .bind(now)
+        .bind(now - crate::ASSERTION_JTI_GRACE_SECS)
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;

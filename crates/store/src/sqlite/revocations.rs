@@ -2,8 +2,6 @@
 //! assertion jtis (RFC 7523 §3 item 7). Both are kept only until the token or assertion would
 //! have expired anyway, then purged.
 
-use std::time::SystemTime;
-
 use portcullis_core::{ClientId, UnixTime};
 use sqlx::{Row, SqlitePool};
 
@@ -66,6 +64,7 @@ pub(super) async fn record_assertion_jti(
     client_id: &ClientId,
     jti: &str,
     expires_at: UnixTime,
+    now: UnixTime,
 ) -> Result<bool, StoreError> {
     let result = sqlx::query(
         "INSERT INTO assertion_jtis (client_id, jti, expires_at) VALUES (?1, ?2, ?3) \
@@ -75,7 +74,7 @@ pub(super) async fn record_assertion_jti(
     .bind(client_id.as_str())
     .bind(jti)
     .bind(expires_at)
-    .bind(now())
+    .bind(now)
     .execute(pool)
     .await?;
     Ok(result.rows_affected() > 0)
@@ -88,16 +87,9 @@ pub(super) async fn purge_expired(pool: &SqlitePool, now: UnixTime) -> Result<u6
         .execute(&mut *tx)
         .await?;
     let jtis = sqlx::query("DELETE FROM assertion_jtis WHERE expires_at <= ?")
-        .bind(now)
+        .bind(now - crate::ASSERTION_JTI_GRACE_SECS)
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
     Ok(tokens.rows_affected() + jtis.rows_affected())
-}
-
-/// The trait's `record_assertion_jti` takes no `now`, so the store reads the clock to decide
-/// whether a stored jti is a stale leftover. A clock before 1970 counts as 0, which treats
-/// every stored jti as live: the safe direction (a replay is refused, never accepted).
-fn now() -> UnixTime {
-    portcullis_core::time::unix_seconds(SystemTime::now())
 }
