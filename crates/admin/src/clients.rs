@@ -220,7 +220,7 @@ fn set<T: PartialEq>(field: &mut T, value: T, name: &'static str, changed: &mut 
 #[utoipa::path(
     patch, path = "/clients/{id}", tag = "clients",
     params(("id" = String, Path, description = "The client id")),
-    request_body = UpdateClientRequest,
+    request_body(content = Option<UpdateClientRequest>, description = "Fields to change; an empty or omitted body changes nothing"),
     responses(
         (status = 200, description = "The updated client", body = ClientView),
         (status = 400, description = "Invalid body or setting", body = Problem, content_type = "application/problem+json"),

@@ -73,11 +73,34 @@ impl DeviceView {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterDeviceRequest {
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
     pub device_id: String,
     #[serde(default)]
+    #[schema(max_length = 128, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
     pub model: Option<String>,
     #[serde(default)]
+    #[schema(schema_with = attrs_schema)]
     pub attrs: BTreeMap<String, String>,
+}
+
+/// Attribute names as `portcullis_core::device` allows them, at most 32 (values are checked
+/// there too).
+fn attrs_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::Object)
+        .property_names(Some(
+            utoipa::openapi::ObjectBuilder::new()
+                .schema_type(utoipa::openapi::schema::Type::String)
+                .pattern(Some("^[A-Za-z0-9._-]{1,64}$")),
+        ))
+        .additional_properties(Some(
+            utoipa::openapi::ObjectBuilder::new()
+                .schema_type(utoipa::openapi::schema::Type::String)
+                .max_length(Some(256))
+                .pattern(Some("^[^\\u0000-\\u001f\\u007f-\\u009f]*$")),
+        ))
+        .max_properties(Some(32))
+        .build()
 }
 
 impl RegisterDeviceRequest {
@@ -106,7 +129,10 @@ impl RegisterDeviceRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImportDevicesRequest {
-    pub devices: Vec<RegisterDeviceRequest>,
+    /// One object per device, each like the body of `POST /devices`. A row that breaks a
+    /// rule does not fail the import: it is reported in `rejected`, with its reason.
+    #[schema(value_type = Vec<Object>)]
+    pub devices: Vec<serde_json::Value>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -164,7 +190,25 @@ pub struct RevokeRequest {
     /// RFC 5280 reason name, e.g. `keyCompromise`. Default `unspecified` (certificates) or
     /// `privilegeWithdrawn` (devices).
     #[serde(default)]
+    #[schema(schema_with = revocation_reason_schema)]
     pub reason: Option<String>,
+}
+
+/// The reason names `RevokeRequest::reason` accepts (RFC 5280 §5.3.1 CRLReason).
+fn revocation_reason_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some([
+            "unspecified",
+            "keyCompromise",
+            "cACompromise",
+            "affiliationChanged",
+            "superseded",
+            "cessationOfOperation",
+            "certificateHold",
+            "privilegeWithdrawn",
+        ]))
+        .build()
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -294,12 +338,24 @@ pub async fn import_devices(
             "at most {MAX_IMPORT_ROWS} devices per request"
         )));
     }
+    if !body.devices.iter().all(serde_json::Value::is_object) {
+        return Err(AdminError::BadRequest(
+            "every row of devices must be a JSON object".into(),
+        ));
+    }
     let mut rows = Vec::with_capacity(body.devices.len());
     let mut rejected = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for (index, row) in body.devices.into_iter().enumerate() {
-        let device_id = row.device_id.clone();
-        match row.into_new() {
+        let device_id = row
+            .get("device_id")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let parsed = serde_json::from_value::<RegisterDeviceRequest>(row)
+            .map_err(|e| AdminError::BadRequest(format!("not a device: {e}")))
+            .and_then(RegisterDeviceRequest::into_new);
+        match parsed {
             Ok(new) if seen.insert(new.device_id.clone()) => rows.push(new),
             Ok(_) => rejected.push(RejectedRow {
                 index,
@@ -367,7 +423,7 @@ pub async fn get_device(
 #[utoipa::path(
     patch, path = "/devices/{id}", tag = "devices",
     params(("id" = String, Path, description = "The device id")),
-    request_body = UpdateDeviceRequest,
+    request_body(content = Option<UpdateDeviceRequest>, description = "Fields to change; may be omitted"),
     responses(
         (status = 200, description = "The device after the change", body = DeviceView),
         (status = 400, description = "A transition the life cycle does not allow", body = Problem, content_type = "application/problem+json"),
@@ -397,7 +453,7 @@ pub async fn update_device(
 #[utoipa::path(
     post, path = "/devices/{id}/revoke", tag = "devices",
     params(("id" = String, Path, description = "The device id")),
-    request_body = RevokeRequest,
+    request_body(content = Option<RevokeRequest>, description = "May be omitted"),
     responses(
         (status = 200, description = "The device is revoked with all its certificates", body = RevokedDevice),
         (status = 404, description = "No such device", body = Problem, content_type = "application/problem+json"),
@@ -478,7 +534,7 @@ pub async fn get_certificate(
 #[utoipa::path(
     post, path = "/certificates/{serial}/revoke", tag = "certificates",
     params(("serial" = String, Path, description = "The serial number in hex (colons allowed)")),
-    request_body = RevokeRequest,
+    request_body(content = Option<RevokeRequest>, description = "May be omitted"),
     responses(
         (status = 200, description = "The certificate after revocation (a repeated revocation keeps the first)", body = CertificateView),
         (status = 404, description = "No such certificate", body = Problem, content_type = "application/problem+json"),

@@ -126,6 +126,11 @@ impl AdminError {
                 "invalid-request",
                 "Invalid request",
             ),
+            Self::Invalid(CoreError::Conflict { .. }) => (
+                StatusCode::CONFLICT,
+                "conflict",
+                "Operation conflicts with the current state",
+            ),
             Self::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid-value", "Invalid value"),
             Self::PayloadTooLarge(_) => (
                 StatusCode::PAYLOAD_TOO_LARGE,

@@ -71,6 +71,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             })?;
         let text: &[u8] = if bytes.is_empty() {
             b"{}"
+        } else if bytes.trim_ascii() == b"null" {
+            // An optional body sent as JSON `null` (which the document allows) is no body.
+            content_type_check?;
+            b"{}"
         } else {
             content_type_check?;
             &bytes

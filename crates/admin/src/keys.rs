@@ -40,6 +40,7 @@ pub struct RotateKeysRequest {
     /// inactive; a successor signs immediately. Without it, a new key is published now and
     /// signs after the pre-publication period.
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9._:@-]{1,128}$")]
     pub compromised: Option<String>,
 }
 
@@ -77,10 +78,11 @@ pub async fn list_keys(
 
 #[utoipa::path(
     post, path = "/keys/rotate", tag = "keys",
-    request_body = RotateKeysRequest,
+    request_body(content = Option<RotateKeysRequest>, description = "May be omitted"),
     responses(
         (status = 200, description = "The keys after the rotation", body = [KeyView]),
-        (status = 400, description = "Unknown kid or invalid body", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Not a kid, or an invalid body", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No signing key has the kid named as compromised", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn rotate_keys(
@@ -100,7 +102,9 @@ pub async fn rotate_keys(
     params(("kid" = String, Path, description = "The key to retire")),
     responses(
         (status = 200, description = "The keys after the retirement", body = [KeyView]),
-        (status = 400, description = "Unknown kid, or the only signing key without a published successor", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Not a kid", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No signing key has this kid", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The only signing key, without a published successor", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn retire_key(

@@ -34,6 +34,95 @@ impl Modify for BearerScheme {
     }
 }
 
+/// The input rules the domain enforces, stated in the document so that clients (and
+/// generators such as schemathesis) know what a valid request is: identifier syntax of path
+/// parameters, the page size range, and the answers every protected operation can give
+/// besides its own (401 without a valid token, 403 without the scope, 503 when the store or
+/// the audit log cannot serve, 500).
+struct InputRules;
+
+/// The syntax of client ids and key ids (`portcullis_core::ids`).
+pub const ID_PATTERN: &str = "^[A-Za-z0-9._:@-]{1,128}$";
+/// The syntax of device ids (`portcullis_core::device::DeviceId`).
+pub const DEVICE_ID_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$";
+/// A certificate serial as typed: hex digits, optional colons and `0x` prefix.
+const SERIAL_PATTERN: &str = "^(0[xX])?:*[0-9A-Fa-f][0-9A-Fa-f:]{0,127}$";
+
+fn string_with_pattern(pattern: &str) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .pattern(Some(pattern))
+        .into()
+}
+
+fn problem(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi::Response> {
+    utoipa::openapi::ResponseBuilder::new()
+        .description(description)
+        .content(
+            crate::errors::PROBLEM_JSON,
+            utoipa::openapi::ContentBuilder::new()
+                .schema(Some(utoipa::openapi::Ref::from_schema_name("Problem")))
+                .build(),
+        )
+        .into()
+}
+
+impl Modify for InputRules {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::ParameterIn;
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let id_pattern = if path.starts_with("/devices") {
+                DEVICE_ID_PATTERN
+            } else {
+                ID_PATTERN
+            };
+            let operations = [
+                item.get.as_mut(),
+                item.post.as_mut(),
+                item.patch.as_mut(),
+                item.put.as_mut(),
+                item.delete.as_mut(),
+            ];
+            for operation in operations.into_iter().flatten() {
+                for parameter in operation.parameters.iter_mut().flatten() {
+                    let schema = match (&parameter.parameter_in, parameter.name.as_str()) {
+                        (ParameterIn::Path, "id") => string_with_pattern(id_pattern),
+                        (ParameterIn::Path, "kid") => string_with_pattern(ID_PATTERN),
+                        (ParameterIn::Path, "serial") => string_with_pattern(SERIAL_PATTERN),
+                        (ParameterIn::Query, "after") => string_with_pattern(id_pattern),
+                        (ParameterIn::Query, "limit") => utoipa::openapi::ObjectBuilder::new()
+                            .schema_type(utoipa::openapi::schema::Type::Integer)
+                            .minimum(Some(1))
+                            .maximum(Some(1000))
+                            .into(),
+                        _ => continue,
+                    };
+                    parameter.schema = Some(schema);
+                }
+                let public = operation
+                    .security
+                    .as_ref()
+                    .is_some_and(|s| s.iter().all(|r| *r == Default::default()));
+                if public {
+                    continue;
+                }
+                let responses = &mut operation.responses.responses;
+                for (status, description) in [
+                    ("400", "The request is malformed or breaks a domain rule"),
+                    ("401", "No bearer token, or one that is not active"),
+                    ("403", "The token lacks the portcullis:admin scope"),
+                    ("500", "The server could not complete the request"),
+                    ("503", "The store or the audit log cannot serve now; retry"),
+                ] {
+                    responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| problem(description));
+                }
+            }
+        }
+    }
+}
+
 /// The admin API description.
 #[derive(OpenApi)]
 #[openapi(
@@ -78,7 +167,7 @@ impl Modify for BearerScheme {
         crate::devices::RevokedDevice, crate::devices::CertificateView,
         crate::devices::CertificatePage, crate::devices::CaView,
     )),
-    modifiers(&BearerScheme),
+    modifiers(&BearerScheme, &InputRules),
     security(("bearer" = [])),
     tags(
         (name = "clients", description = "Registered machine clients"),

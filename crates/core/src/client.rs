@@ -561,7 +561,7 @@ impl Client {
     /// Checks the invariants every stored client must satisfy.
     pub fn validate(&self) -> Result<(), CoreError> {
         if self.name.trim().is_empty()
-            || self.name.len() > 200
+            || self.name.chars().count() > 200
             || self.name.chars().any(char::is_control)
         {
             return Err(CoreError::invalid(

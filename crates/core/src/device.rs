@@ -163,7 +163,7 @@ impl Device {
     /// Checks the invariants every stored device must satisfy.
     pub fn validate(&self) -> Result<(), CoreError> {
         if let Some(model) = &self.model {
-            if model.len() > 128 || model.chars().any(char::is_control) {
+            if model.chars().count() > 128 || model.chars().any(char::is_control) {
                 return Err(CoreError::invalid(
                     "model",
                     "must be at most 128 printable characters",
@@ -184,7 +184,7 @@ impl Device {
                     "keys are 1 to 64 characters of A-Z a-z 0-9 - _ .",
                 ));
             }
-            if v.len() > 256 || v.chars().any(char::is_control) {
+            if v.chars().count() > 256 || v.chars().any(char::is_control) {
                 return Err(CoreError::invalid(
                     "attrs",
                     "values are at most 256 printable characters",

@@ -105,9 +105,23 @@ pub enum CoreError {
         what: &'static str,
         why: Cow<'static, str>,
     },
+    /// The request is well formed but the current state does not allow it (retiring the only
+    /// signing key): an HTTP edge answers 409, not 400.
+    #[error("{what}: {why}")]
+    Conflict {
+        what: &'static str,
+        why: Cow<'static, str>,
+    },
 }
 
 impl CoreError {
+    pub fn conflict(what: &'static str, why: impl Into<Cow<'static, str>>) -> Self {
+        Self::Conflict {
+            what,
+            why: why.into(),
+        }
+    }
+
     pub fn invalid(what: &'static str, why: impl Into<Cow<'static, str>>) -> Self {
         Self::Invalid {
             what,

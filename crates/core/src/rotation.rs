@@ -393,7 +393,7 @@ pub fn retire(
                     Transition::Activate { kid: next.kid.clone(), at: now },
                     Transition::Retire { kid: kid.clone(), at: now },
                 ]),
-                None => Err(CoreError::invalid(
+                None => Err(CoreError::conflict(
                     "kid",
                     "this key is the only one signing: publish a successor first (key rotate), then retire it",
                 )),

@@ -169,6 +169,7 @@ impl KeyAdmin for KeyManager {
     async fn retire_key(&self, actor: &str, kid: &str) -> Result<Vec<KeyView>, AdminError> {
         let kid = Kid::parse(kid)?;
         self.operator_change(actor, |timelines, now| {
+            known(timelines, &kid)?;
             Ok(rotation::retire(timelines, &kid, now)?)
         })
         .await
@@ -181,10 +182,23 @@ impl KeyAdmin for KeyManager {
     ) -> Result<Vec<KeyView>, AdminError> {
         let compromised = compromised.map(Kid::parse).transpose()?;
         self.operator_change(actor, |timelines, now| match &compromised {
-            Some(kid) => Ok(rotation::compromise(timelines, kid, now)?),
+            Some(kid) => {
+                known(timelines, kid)?;
+                Ok(rotation::compromise(timelines, kid, now)?)
+            }
             None => Ok(rotation::rotate(timelines, self.lifecycle.policy(), now)),
         })
         .await
+    }
+}
+
+/// A kid the operator named must be in the key table (removed keys are not: nothing is left to
+/// change); otherwise the answer is 404.
+fn known(timelines: &[KeyTimeline], kid: &Kid) -> Result<(), AdminError> {
+    if timelines.iter().any(|k| &k.kid == kid) {
+        Ok(())
+    } else {
+        Err(AdminError::NotFound(format!("no signing key {kid}")))
     }
 }
 
@@ -296,9 +310,14 @@ mod tests {
             let (_dir, keys, ring) = manager().await;
             let only = ring.active().kid().as_str().to_owned();
             let err = keys.retire_key("admin:ops", &only).await.unwrap_err();
-            assert_eq!(err.problem().status, 400, "{err}");
+            assert_eq!(err.problem().status, 409, "a state conflict: {err}");
             let err = keys
                 .retire_key("admin:ops", "no-such-kid")
+                .await
+                .unwrap_err();
+            assert_eq!(err.problem().status, 404, "{err}");
+            let err = keys
+                .retire_key("admin:ops", "not a kid!")
                 .await
                 .unwrap_err();
             assert_eq!(err.problem().status, 400, "{err}");
