@@ -40,6 +40,9 @@ async fn revoke_token(
     server.limits.check_lockout(addr)?;
     let request = request?;
     let caller = authenticate_request(server, addr, &request, &mut None).await?;
+    // Revocations are stored until the token expires: a client's revocation rate is bounded
+    // like its token rate, so one client cannot grow the revocation set without bound.
+    server.limits.check_client(&caller.client.client_id)?;
     // RFC 7009 §2.1: `token_type_hint` may be ignored; every token here is an access token,
     // and a `refresh_token` hint is handled the same way.
     let token = request.form.require("token")?;
@@ -47,9 +50,6 @@ async fn revoke_token(
         return Ok(revoked());
     };
     let caller_id = &caller.client.client_id;
-    // Revocations are stored until the token expires: a client's revocation rate is bounded
-    // like its token rate, so one client cannot grow the revocation set without bound.
-    server.limits.check_client(caller_id)?;
     let now = server.now();
     if claims.client_id != caller_id.as_str() {
         server.audit.commit(AuditEvent {

@@ -457,3 +457,26 @@ fn client_secret_jwt_clients_can_sign_with_every_hmac_algorithm() {
         assert_eq!(answer.status, 200, "{alg}: {}", answer.text);
     }
 }
+
+/// Finding 7: revocation is rate-limited per client like token requests (each revocation is
+/// kept until its token expires), and a token that has already expired is not stored at all.
+#[test]
+fn revocations_are_rate_limited_per_client() {
+    let node = Node::start_with_env(&[("PORTCULLIS_RATE_LIMIT__PER_CLIENT", "3")]);
+    let (id, secret) = node.create_client(&[]);
+    let t = token(&node, &id, &secret, "");
+    let revoke = |node: &Node| {
+        node.post_form(
+            "/oauth2/revoke",
+            &format!("token={t}"),
+            Some((&id, &secret)),
+        )
+        .status
+    };
+    let statuses: Vec<u16> = (0..4).map(|_| revoke(&node)).collect();
+    assert_eq!(
+        statuses,
+        [200, 200, 429, 429],
+        "one token request and two revocations fill the budget of 3"
+    );
+}
