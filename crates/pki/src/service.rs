@@ -174,11 +174,8 @@ impl Pki {
         subject: &str,
         detail: serde_json::Value,
     ) -> Result<(), crate::PkiError> {
-        let event = self.event(actor, action, subject, true, detail);
-        self.audit
-            .commit(event)
+        self.store_audit(true, self.event(actor, action, subject, true, detail))
             .await
-            .map_err(|_| crate::PkiError::AuditUnavailable)
     }
 
     /// Records an issued certificate as `[audit] mode` says.
@@ -189,11 +186,17 @@ impl Pki {
         subject: &str,
         detail: serde_json::Value,
     ) -> Result<(), crate::PkiError> {
-        let event = self.event(actor, action, subject, true, detail);
-        self.audit
-            .record(event)
+        self.store_audit(false, self.event(actor, action, subject, true, detail))
             .await
-            .map_err(|_| crate::PkiError::AuditUnavailable)
+    }
+
+    async fn store_audit(&self, commit: bool, event: AuditEvent) -> Result<(), crate::PkiError> {
+        let stored = if commit {
+            self.audit.commit(event).await
+        } else {
+            self.audit.record(event).await
+        };
+        Ok(stored?)
     }
 
     /// Records a refused enrollment from `source`, summarised per source and window.

@@ -348,32 +348,38 @@ fn counting_jwks_server() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize
     (port, hits)
 }
 
-/// A syntactically fine client assertion whose signature nothing will verify: enough to make
-/// the server look up the client's keys.
-fn unverifiable_assertion(client_id: &str, audience: &str) -> String {
+/// The signing input (`header.claims`, base64url) of a client assertion for `client_id`,
+/// with a fresh `jti`.
+fn assertion_input(alg: &str, client_id: &str, audience: &str) -> String {
     use base64::Engine as _;
     let b64 = |v: serde_json::Value| {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
     };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+        .unwrap();
+    let jti = format!("{alg}-{}-{}", now.as_secs(), now.subsec_nanos());
+    let now = now.as_secs();
     format!(
-        "{}.{}.{}",
-        b64(serde_json::json!({"alg": "ES256", "kid": "k1"})),
+        "{}.{}",
+        b64(serde_json::json!({"alg": alg, "kid": "k1"})),
         b64(
-            serde_json::json!({"iss": client_id, "sub": client_id, "aud": audience, "exp": now + 60, "iat": now, "jti": format!("j-{now}-{}", rand_suffix())})
-        ),
-        "c2ln"
+            serde_json::json!({"iss": client_id, "sub": client_id, "aud": audience, "exp": now + 60, "iat": now, "jti": jti})
+        )
     )
 }
 
-fn rand_suffix() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos()
+/// The token request form carrying `assertion`.
+fn assertion_form(assertion: &str) -> String {
+    format!(
+        "grant_type=client_credentials&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={assertion}"
+    )
+}
+
+/// A syntactically fine client assertion whose signature nothing will verify: enough to make
+/// the server look up the client's keys.
+fn unverifiable_assertion(client_id: &str, audience: &str) -> String {
+    format!("{}.c2ln", assertion_input("ES256", client_id, audience))
 }
 
 /// Finding 7: a `jwks_uri` that points inside the server's own network is never fetched
@@ -391,10 +397,7 @@ fn a_jwks_uri_pointing_inside_the_network_is_never_fetched() {
         ]);
         let audience = format!("{}/oauth2/token", node.base);
         for _ in 0..3 {
-            let form = format!(
-                "grant_type=client_credentials&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={}",
-                unverifiable_assertion(&id, &audience)
-            );
+            let form = assertion_form(&unverifiable_assertion(&id, &audience));
             let answer = node.post_form("/oauth2/token", &form, None);
             assert_eq!(
                 (answer.status, answer.error()),
@@ -430,30 +433,14 @@ fn client_secret_jwt_clients_can_sign_with_every_hmac_algorithm() {
         ("HS384", aws_lc_rs::hmac::HMAC_SHA384),
         ("HS512", aws_lc_rs::hmac::HMAC_SHA512),
     ] {
-        let b64 = |v: serde_json::Value| {
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
-        };
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        let input = format!(
-            "{}.{}",
-            b64(serde_json::json!({"alg": alg, "typ": "JWT"})),
-            b64(
-                serde_json::json!({"iss": id, "sub": id, "aud": audience, "exp": now + 60, "iat": now, "jti": format!("{alg}-{now}")})
-            )
-        );
+        let input = assertion_input(alg, &id, &audience);
         let key = aws_lc_rs::hmac::Key::new(hmac, secret.as_bytes());
         let tag = aws_lc_rs::hmac::sign(&key, input.as_bytes());
         let assertion = format!(
             "{input}.{}",
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tag.as_ref())
         );
-        let form = format!(
-            "grant_type=client_credentials&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={assertion}"
-        );
-        let answer = node.post_form("/oauth2/token", &form, None);
+        let answer = node.post_form("/oauth2/token", &assertion_form(&assertion), None);
         assert_eq!(answer.status, 200, "{alg}: {}", answer.text);
     }
 }
