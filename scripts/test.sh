@@ -118,6 +118,9 @@ step "deploy/cluster_test.sh: 3 nodes behind nginx, one kill -9ed under load"
 cargo build --bin portcullis --quiet
 PORTCULLIS_BIN="$repo/target/debug/portcullis" deploy/cluster_test.sh
 
+step "scripts/schemathesis.sh: the admin API against its own OpenAPI document"
+PORTCULLIS_BIN="$repo/target/debug/portcullis" scripts/schemathesis.sh 30
+
 step "cargo test --workspace --doc"
 cargo test --workspace --doc --quiet
 if cargo nextest --version >/dev/null 2>&1; then

@@ -162,6 +162,7 @@ pub struct ImportReport {
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct DevicePageQuery {
     pub after: Option<String>,
     pub limit: Option<u32>,
@@ -180,6 +181,7 @@ pub struct DevicePage {
 pub struct UpdateDeviceRequest {
     /// `suspended`, `registered` (resume a suspended device: a new enrollment secret is
     /// returned) or `decommissioned`. Revocation has its own endpoint.
+    #[schema(pattern = "^(suspended|registered|decommissioned)$")]
     pub state: String,
 }
 
@@ -263,6 +265,7 @@ impl CertificateView {
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct CertificatePageQuery {
     pub device_id: Option<String>,
     pub revoked: Option<bool>,

@@ -67,14 +67,76 @@ fn problem(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi::Respons
         .into()
 }
 
+/// The rules between fields of `CreateClientRequest`, as JSON Schema 2020-12 `if`/`then`
+/// (OpenAPI 3.1), added as raw keywords since utoipa has no builder for them: a
+/// `private_key_jwt` client needs its keys (`jwks` or `jwks_uri`); a `tls_client_auth` client
+/// names exactly one certificate attribute, and no other client names any.
+fn cross_field_rules(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::schema::Schema;
+    use utoipa::openapi::RefOr;
+    const TLS_FIELDS: [&str; 5] = [
+        "tls_client_auth_subject_dn",
+        "tls_client_auth_san_dns",
+        "tls_client_auth_san_uri",
+        "tls_client_auth_san_ip",
+        "tls_client_auth_san_email",
+    ];
+    let Some(components) = openapi.components.as_mut() else {
+        return;
+    };
+    let Some(RefOr::T(Schema::Object(create))) = components.schemas.get_mut("CreateClientRequest")
+    else {
+        return;
+    };
+    let method_is = |method: &str| {
+        serde_json::json!({
+            "properties": {"auth_method": {"const": method}},
+            "required": ["auth_method"]
+        })
+    };
+    let one_tls_field: Vec<serde_json::Value> = TLS_FIELDS
+        .iter()
+        .map(|f| serde_json::json!({"properties": {*f: {"type": "string"}}, "required": [f]}))
+        .collect();
+    let no_tls_field: serde_json::Map<String, serde_json::Value> = TLS_FIELDS
+        .iter()
+        .map(|f| ((*f).to_owned(), serde_json::json!({"type": "null"})))
+        .collect();
+    let rules = serde_json::json!([
+        {
+            "if": method_is("private_key_jwt"),
+            "then": {"anyOf": [
+                {"properties": {"jwks": {"type": "object"}}, "required": ["jwks"]},
+                {"properties": {"jwks_uri": {"type": "string"}}, "required": ["jwks_uri"]}
+            ]}
+        },
+        {
+            "if": method_is("tls_client_auth"),
+            "then": {"oneOf": one_tls_field},
+            "else": {"properties": no_tls_field}
+        }
+    ]);
+    create
+        .extensions
+        .get_or_insert_with(Default::default)
+        .insert("allOf".to_owned(), rules);
+}
+
 impl Modify for InputRules {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::path::ParameterIn;
+        cross_field_rules(openapi);
         for (path, item) in openapi.paths.paths.iter_mut() {
             let id_pattern = if path.starts_with("/devices") {
                 DEVICE_ID_PATTERN
             } else {
                 ID_PATTERN
+            };
+            // Certificate pages continue after a serial.
+            let after_pattern = if path.starts_with("/certificates") {
+                SERIAL_PATTERN
+            } else {
+                id_pattern
             };
             let operations = [
                 item.get.as_mut(),
@@ -89,7 +151,8 @@ impl Modify for InputRules {
                         (ParameterIn::Path, "id") => string_with_pattern(id_pattern),
                         (ParameterIn::Path, "kid") => string_with_pattern(ID_PATTERN),
                         (ParameterIn::Path, "serial") => string_with_pattern(SERIAL_PATTERN),
-                        (ParameterIn::Query, "after") => string_with_pattern(id_pattern),
+                        (ParameterIn::Query, "after") => string_with_pattern(after_pattern),
+                        (ParameterIn::Query, "device_id") => string_with_pattern(DEVICE_ID_PATTERN),
                         (ParameterIn::Query, "limit") => utoipa::openapi::ObjectBuilder::new()
                             .schema_type(utoipa::openapi::schema::Type::Integer)
                             .minimum(Some(1))
