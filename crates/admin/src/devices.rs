@@ -73,10 +73,8 @@ impl DeviceView {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterDeviceRequest {
-    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
     pub device_id: String,
     #[serde(default)]
-    #[schema(max_length = 128, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
     pub model: Option<String>,
     #[serde(default)]
     #[schema(schema_with = attrs_schema)]
@@ -97,7 +95,7 @@ fn attrs_schema() -> utoipa::openapi::Object {
             utoipa::openapi::ObjectBuilder::new()
                 .schema_type(utoipa::openapi::schema::Type::String)
                 .max_length(Some(256))
-                .pattern(Some("^[^\\u0000-\\u001f\\u007f-\\u009f]*$")),
+                .pattern(Some(crate::openapi::PRINTABLE_PATTERN)),
         ))
         .max_properties(Some(32))
         .build()
@@ -181,7 +179,6 @@ pub struct DevicePage {
 pub struct UpdateDeviceRequest {
     /// `suspended`, `registered` (resume a suspended device: a new enrollment secret is
     /// returned) or `decommissioned`. Revocation has its own endpoint.
-    #[schema(pattern = "^(suspended|registered|decommissioned)$")]
     pub state: String,
 }
 
@@ -200,16 +197,9 @@ pub struct RevokeRequest {
 fn revocation_reason_schema() -> utoipa::openapi::Object {
     utoipa::openapi::ObjectBuilder::new()
         .schema_type(utoipa::openapi::schema::Type::String)
-        .enum_values(Some([
-            "unspecified",
-            "keyCompromise",
-            "cACompromise",
-            "affiliationChanged",
-            "superseded",
-            "cessationOfOperation",
-            "certificateHold",
-            "privilegeWithdrawn",
-        ]))
+        .enum_values(Some(
+            portcullis_core::device::RevocationReason::ALL.map(|r| r.as_str()),
+        ))
         .build()
 }
 

@@ -28,11 +28,6 @@ fn auth_method_schema() -> impl Into<RefOr<Schema>> {
 #[serde(deny_unknown_fields)]
 pub struct CreateClientRequest {
     /// Human-readable name, 1-200 printable characters.
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
-    )]
     pub name: String,
     /// Scopes the client may request (RFC 6749 §3.3 scope tokens).
     #[serde(default)]
@@ -66,7 +61,6 @@ pub struct CreateClientRequest {
     /// Access-token lifetime in seconds; default 3600, at most 86400.
     pub token_ttl_secs: Option<u32>,
     /// A chosen client id; by default one is generated (`c-` + 16 base64url characters).
-    #[schema(pattern = "^[A-Za-z0-9._:@-]{1,128}$")]
     pub client_id: Option<String>,
     /// Whether the client may obtain tokens; default true.
     pub enabled: Option<bool>,
@@ -77,11 +71,6 @@ pub struct CreateClientRequest {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateClientRequest {
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
-    )]
     pub name: Option<String>,
     pub scopes: Option<Vec<String>>,
     pub audiences: Option<Vec<String>>,
@@ -161,7 +150,6 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 pub struct RotateSecretRequest {
     /// How long the previous secret stays valid, in seconds; default 86400 (one day), at most
     /// 2592000 (30 days); 0 stops it at once.
-    #[schema(maximum = 2592000)]
     pub overlap_secs: Option<u32>,
 }
 

@@ -40,7 +40,6 @@ pub struct RotateKeysRequest {
     /// inactive; a successor signs immediately. Without it, a new key is published now and
     /// signs after the pre-publication period.
     #[serde(default)]
-    #[schema(pattern = "^[A-Za-z0-9._:@-]{1,128}$")]
     pub compromised: Option<String>,
 }
 

@@ -47,6 +47,68 @@ pub const ID_PATTERN: &str = "^[A-Za-z0-9._:@-]{1,128}$";
 pub const DEVICE_ID_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$";
 /// A certificate serial as typed: hex digits, optional colons and `0x` prefix.
 const SERIAL_PATTERN: &str = "^(0[xX])?:*[0-9A-Fa-f][0-9A-Fa-f:]{0,127}$";
+/// Text without control characters (C0, DEL, C1), as names, models and attribute values are.
+pub const PRINTABLE_PATTERN: &str = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$";
+/// A client name: printable, and not only spaces.
+const NAME_PATTERN: &str = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$";
+
+/// One rule on a property of a request body.
+enum Rule {
+    /// A string of this syntax, optionally bounded in characters.
+    Text {
+        pattern: &'static str,
+        min: Option<usize>,
+        max: Option<usize>,
+    },
+    /// An integer of at most this.
+    AtMost(u32),
+}
+
+/// The single-field rules of the request bodies: (schema, property, rule), each the document's
+/// statement of a check the domain makes (`Client::validate`, the id types, `Device::validate`,
+/// the secret-rotation bound).
+fn property_rules() -> [(&'static str, &'static str, Rule); 8] {
+    let name = || Rule::Text {
+        pattern: NAME_PATTERN,
+        min: Some(1),
+        max: Some(200),
+    };
+    let pattern = |pattern| Rule::Text {
+        pattern,
+        min: None,
+        max: None,
+    };
+    [
+        ("CreateClientRequest", "name", name()),
+        ("UpdateClientRequest", "name", name()),
+        ("CreateClientRequest", "client_id", pattern(ID_PATTERN)),
+        ("RotateKeysRequest", "compromised", pattern(ID_PATTERN)),
+        (
+            "RegisterDeviceRequest",
+            "device_id",
+            pattern(DEVICE_ID_PATTERN),
+        ),
+        (
+            "RegisterDeviceRequest",
+            "model",
+            Rule::Text {
+                pattern: PRINTABLE_PATTERN,
+                min: None,
+                max: Some(128),
+            },
+        ),
+        (
+            "UpdateDeviceRequest",
+            "state",
+            pattern("^(suspended|registered|decommissioned)$"),
+        ),
+        (
+            "RotateSecretRequest",
+            "overlap_secs",
+            Rule::AtMost(crate::secrets::MAX_OVERLAP_SECS),
+        ),
+    ]
+}
 
 fn string_with_pattern(pattern: &str) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
     utoipa::openapi::ObjectBuilder::new()
@@ -65,6 +127,31 @@ fn problem(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi::Respons
                 .build(),
         )
         .into()
+}
+
+/// Applies [`property_rules`] to the component schemas.
+fn single_field_rules(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::schema::Schema;
+    use utoipa::openapi::RefOr;
+    let Some(components) = openapi.components.as_mut() else {
+        return;
+    };
+    for (schema, property, rule) in property_rules() {
+        let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(schema) else {
+            continue;
+        };
+        let Some(RefOr::T(Schema::Object(field))) = object.properties.get_mut(property) else {
+            continue;
+        };
+        match rule {
+            Rule::Text { pattern, min, max } => {
+                field.pattern = Some(pattern.to_owned());
+                field.min_length = min;
+                field.max_length = max;
+            }
+            Rule::AtMost(max) => field.maximum = Some(max.into()),
+        }
+    }
 }
 
 /// The rules between fields of `CreateClientRequest`, as JSON Schema 2020-12 `if`/`then`
@@ -125,6 +212,7 @@ fn cross_field_rules(openapi: &mut utoipa::openapi::OpenApi) {
 impl Modify for InputRules {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::path::ParameterIn;
+        single_field_rules(openapi);
         cross_field_rules(openapi);
         for (path, item) in openapi.paths.paths.iter_mut() {
             let id_pattern = if path.starts_with("/devices") {
@@ -156,7 +244,7 @@ impl Modify for InputRules {
                         (ParameterIn::Query, "limit") => utoipa::openapi::ObjectBuilder::new()
                             .schema_type(utoipa::openapi::schema::Type::Integer)
                             .minimum(Some(1))
-                            .maximum(Some(1000))
+                            .maximum(Some(crate::dto::MAX_PAGE))
                             .into(),
                         _ => continue,
                     };
