@@ -111,9 +111,12 @@ pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), ServeError> {
             let app = Router::new()
                 .route("/metrics", get(http_metrics::render))
                 .with_state(metrics.clone());
-            Some(tokio::spawn(
-                async move { axum::serve(listener, app).await },
-            ))
+            // Served like the other listeners (header-read timeout included) until aborted.
+            Some(tokio::spawn(crate::http_conn::serve_plain(
+                listener,
+                app,
+                std::future::pending(),
+            )))
         }
         None => None,
     };
@@ -222,11 +225,6 @@ pub struct Surfaces {
     pub metrics_on_own_listener: bool,
 }
 
-/// `/metrics` on the main listeners when it has its own.
-async fn not_here() -> axum::http::StatusCode {
-    axum::http::StatusCode::NOT_FOUND
-}
-
 impl Surfaces {
     /// The whole HTTP surface of one listener. The metrics layer goes on last, so every
     /// route of every surface is counted under its matched route.
@@ -235,18 +233,14 @@ impl Surfaces {
             .route("/healthz", get(crate::health::healthz))
             .route("/readyz", get(crate::health::readyz))
             .with_state(self.store.clone())
-            .merge(
+            .merge(if self.metrics_on_own_listener {
+                // `[server] metrics_listen` serves them: here `/metrics` is no route (404).
                 Router::new()
-                    .route(
-                        "/metrics",
-                        if self.metrics_on_own_listener {
-                            get(not_here)
-                        } else {
-                            get(http_metrics::render_local)
-                        },
-                    )
-                    .with_state(self.metrics.clone()),
-            );
+            } else {
+                Router::new()
+                    .route("/metrics", get(http_metrics::render_local))
+                    .with_state(self.metrics.clone())
+            });
         let admin = portcullis_admin::AdminPorts::new(
             self.server.clone(),
             self.server.clone(),
