@@ -65,6 +65,8 @@ pub struct Node {
     pub master: Arc<MasterKey>,
     pub pepper: Zeroizing<Vec<u8>>,
     pub keys: Arc<KeyRing>,
+    /// The kids `keys` publishes (the key manager reloads the ring only when they change).
+    pub published_kids: Vec<portcullis_core::Kid>,
     /// The signing-key lifecycle (and the key custody every key of this node goes through).
     pub lifecycle: KeyLifecycle,
     /// Set on the first start: where the bootstrap admin credential was written.
@@ -163,6 +165,7 @@ pub async fn prepare(
         store.append_audit(events).await?;
     }
     let keys = Arc::new(KeyRing::new(ring.signer, ring.published));
+    let published_kids = ring.kids;
 
     let admin_credential_written =
         ensure_bootstrap_admin(store.as_ref(), &pepper, config, issuer).await?;
@@ -172,6 +175,7 @@ pub async fn prepare(
         master,
         pepper,
         keys,
+        published_kids,
         lifecycle,
         admin_credential_written,
     })

@@ -40,13 +40,19 @@ pub struct KeyManager {
 }
 
 impl KeyManager {
-    /// Takes over the lifecycle and the ring start-up built from it.
-    pub fn new(lifecycle: KeyLifecycle, ring: Arc<KeyRing>, audit: AuditLog) -> Self {
+    /// Takes over the lifecycle and the ring start-up built from it, which publishes
+    /// `published` (so the first check does not rebuild a ring that is already current).
+    pub fn new(
+        lifecycle: KeyLifecycle,
+        ring: Arc<KeyRing>,
+        published: Vec<Kid>,
+        audit: AuditLog,
+    ) -> Self {
         Self {
             lifecycle,
             ring,
             audit,
-            busy: Mutex::new(Vec::new()),
+            busy: Mutex::new(published),
         }
     }
 
@@ -268,7 +274,12 @@ mod tests {
             );
             let (contents, _) = lifecycle.start().await.unwrap();
             let ring = Arc::new(KeyRing::new(contents.signer, contents.published));
-            let manager = KeyManager::new(lifecycle, ring.clone(), AuditLog::start(store));
+            let manager = KeyManager::new(
+                lifecycle,
+                ring.clone(),
+                contents.kids,
+                AuditLog::start(store),
+            );
             (dir, manager, ring)
         }
 

@@ -82,6 +82,7 @@ impl NodeServices {
         let keys = Arc::new(KeyManager::new(
             node.lifecycle,
             node.keys.clone(),
+            node.published_kids,
             audit.clone(),
         ));
         keys.reconcile().await?;
