@@ -27,8 +27,7 @@ fn internal(e: KeyError) -> PortError {
 /// A fresh token epoch, never 0 (the epoch of clients stored before epochs) nor `old`.
 fn new_epoch(old: u32) -> Result<u32, PortError> {
     loop {
-        let epoch =
-            u32::from_be_bytes(portcullis_keys::random::random_array::<4>().map_err(internal)?);
+        let epoch = u32::from_be_bytes(random_array::<4>().map_err(internal)?);
         if epoch != 0 && epoch != old {
             return Ok(epoch);
         }
@@ -218,10 +217,6 @@ impl ClientRegistry for AuthServer {
 
 #[async_trait]
 impl TokenValidator for AuthServer {
-    async fn active_token(&self, token: &str) -> Result<AccessTokenClaims, TokenRejection> {
-        self.check_active_token(token).await
-    }
-
     async fn presented_token(
         &self,
         token: &str,

@@ -64,14 +64,13 @@ impl std::fmt::Display for TokenRejection {
 /// Validates bearer access tokens issued by this server.
 #[async_trait]
 pub trait TokenValidator: Send + Sync {
-    /// The token's claims if it is active now: genuine, unexpired, unrevoked, and its client
-    /// still exists, is enabled and has not changed in a way that ends its tokens.
-    async fn active_token(&self, token: &str) -> Result<AccessTokenClaims, TokenRejection>;
-
-    /// [`Self::active_token`] for a token presented to one of our own endpoints over a
-    /// connection whose client certificate (leaf, DER) is `presented`: a certificate-bound
-    /// token is accepted only over a connection presenting that very certificate (RFC 8705
-    /// §3), so a stolen bound token is worthless without the private key.
+    /// The claims of a token presented to one of our own endpoints over a connection whose
+    /// client certificate (leaf, DER) is `presented`, if the token is active now: genuine,
+    /// unexpired, unrevoked, its client still exists, is enabled and has not changed in a way
+    /// that ends its tokens, and — when the token is certificate-bound — the connection
+    /// presents that very certificate (RFC 8705 §3), so a stolen bound token is worthless
+    /// without the private key. The one way in: an endpoint cannot check a token and forget
+    /// the binding.
     async fn presented_token(
         &self,
         token: &str,

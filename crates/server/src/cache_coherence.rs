@@ -66,7 +66,6 @@ mod tests {
 
     use portcullis_core::token::{AccessTokenClaims, Audience};
     use portcullis_oauth::TokenRejection;
-    use portcullis_ports::TokenValidator;
     use portcullis_store::Store;
 
     use super::*;
@@ -143,13 +142,13 @@ mod tests {
         n.store.insert_clients(&[client.clone()]).await.unwrap();
         let t = token(&n.server, "sensor-1", "j1");
         // Cached as enabled by the first check.
-        assert!(n.server.active_token(&t).await.is_ok());
+        assert!(n.server.check_active_token(&t).await.is_ok());
 
         // Another node disables it: the store changes, this node's cache does not yet.
         client.enabled = false;
         n.store.update_client(&client).await.unwrap();
         assert!(
-            n.server.active_token(&t).await.is_ok(),
+            n.server.check_active_token(&t).await.is_ok(),
             "without the change the cached copy still answers (so the test can fail)"
         );
 
@@ -159,7 +158,7 @@ mod tests {
             .unwrap();
         assert!(
             eventually(async || {
-                n.server.active_token(&t).await == Err(TokenRejection::ClientGone)
+                n.server.check_active_token(&t).await == Err(TokenRejection::ClientGone)
             })
             .await
         );
@@ -180,7 +179,7 @@ mod tests {
             .unwrap();
         assert!(
             eventually(async || {
-                n.server.active_token(&revoked_here).await == Err(TokenRejection::Revoked)
+                n.server.check_active_token(&revoked_here).await == Err(TokenRejection::Revoked)
             })
             .await
         );
@@ -196,11 +195,11 @@ mod tests {
             })
             .await
             .unwrap();
-        assert!(n.server.active_token(&unannounced).await.is_ok());
+        assert!(n.server.check_active_token(&unannounced).await.is_ok());
         n.feed.send(Change::Everything).await.unwrap();
         assert!(
             eventually(async || {
-                n.server.active_token(&unannounced).await == Err(TokenRejection::Revoked)
+                n.server.check_active_token(&unannounced).await == Err(TokenRejection::Revoked)
             })
             .await
         );
