@@ -178,8 +178,14 @@ impl AuditLog {
 
     /// Writes the summaries of every refusal window that has closed.
     pub async fn close_refusal_windows(&self) {
+        self.write_summaries(|refusals| refusals.take_closed(std::time::Instant::now()))
+            .await;
+    }
+
+    /// Queues the summaries `take` closes (a poisoned lock has none to give).
+    async fn write_summaries(&self, take: impl FnOnce(&mut Refusals) -> Vec<AuditEvent>) {
         let summaries = match self.refusals.lock() {
-            Ok(mut refusals) => refusals.take_closed(std::time::Instant::now()),
+            Ok(mut refusals) => take(&mut refusals),
             Err(_) => Vec::new(),
         };
         for summary in summaries {
@@ -201,13 +207,7 @@ impl AuditLog {
     /// `portcullis_audit_events_dropped_total`). Waits as long as the store keeps failing:
     /// bound it with a timeout at process exit.
     pub async fn shutdown(self) {
-        let open = match self.refusals.lock() {
-            Ok(mut refusals) => refusals.take_all(),
-            Err(_) => Vec::new(),
-        };
-        for summary in open {
-            let _ = self.enqueue(summary, None).await;
-        }
+        self.write_summaries(Refusals::take_all).await;
         let (done, stopped) = oneshot::channel();
         if self.queue.send(Command::Stop(done)).await.is_ok() {
             let _ = stopped.await;
