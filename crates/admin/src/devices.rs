@@ -282,7 +282,8 @@ pub struct CaView {
     pub ocsp_url: String,
 }
 
-fn device_path(raw: String) -> Result<DeviceId, AdminError> {
+/// A `{id}` path segment as a device id.
+pub(crate) fn device_path(raw: String) -> Result<DeviceId, AdminError> {
     Ok(DeviceId::parse(raw)?)
 }
 

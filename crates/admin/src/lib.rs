@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod auth;
 pub mod clients;
+pub mod device_keys;
 pub mod devices;
 pub mod dto;
 pub mod errors;
@@ -20,7 +21,7 @@ pub mod secrets;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{middleware, Router};
 use portcullis_audit::AuditTrail;
 use portcullis_ports::{ClientRegistry, DeviceRegistry, TokenValidator};
@@ -64,7 +65,7 @@ impl AdminPorts {
         self
     }
 
-    /// Adds the device PKI's routes (`/devices`, `/certificates`, `/ca`).
+    /// Adds the device PKI's routes (`/devices` with their keys, `/certificates`, `/ca`).
     pub fn with_devices(mut self, devices: Arc<dyn DeviceRegistry>) -> Self {
         self.devices = Some(devices);
         self
@@ -112,6 +113,18 @@ pub fn router(ports: AdminPorts) -> Router {
                 get(devices::get_device).patch(devices::update_device),
             )
             .route("/devices/{id}/revoke", post(devices::revoke_device))
+            .route(
+                "/devices/{id}/keys",
+                post(device_keys::create_device_key).get(device_keys::list_device_keys),
+            )
+            .route(
+                "/devices/{id}/keys/rotate",
+                post(device_keys::rotate_device_key),
+            )
+            .route(
+                "/devices/{id}/keys/{key_id}",
+                delete(device_keys::delete_device_key),
+            )
             .route("/certificates", get(devices::list_certificates))
             .route("/certificates/{serial}", get(devices::get_certificate))
             .route(

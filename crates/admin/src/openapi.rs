@@ -45,6 +45,8 @@ struct InputRules;
 pub const ID_PATTERN: &str = "^[A-Za-z0-9._:@-]{1,128}$";
 /// The syntax of device ids (`portcullis_core::device::DeviceId`).
 pub const DEVICE_ID_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$";
+/// The syntax of device key ids (`portcullis_core::device_key::DeviceKeyId`).
+pub const KEY_ID_PATTERN: &str = "^[A-Za-z0-9._-]{1,64}$";
 /// A certificate serial as typed: hex digits, optional colons and `0x` prefix.
 const SERIAL_PATTERN: &str = "^(0[xX])?:*[0-9A-Fa-f][0-9A-Fa-f:]{0,127}$";
 /// Text without control characters (C0, DEL, C1), as names, models and attribute values are.
@@ -66,8 +68,8 @@ enum Rule {
 
 /// The single-field rules of the request bodies: (schema, property, rule), each the document's
 /// statement of a check the domain makes (`Client::validate`, the id types, `Device::validate`,
-/// the secret-rotation bound).
-fn property_rules() -> [(&'static str, &'static str, Rule); 8] {
+/// the secret- and device-key-rotation bounds).
+fn property_rules() -> [(&'static str, &'static str, Rule); 9] {
     let name = || Rule::Text {
         pattern: NAME_PATTERN,
         min: Some(1),
@@ -106,6 +108,11 @@ fn property_rules() -> [(&'static str, &'static str, Rule); 8] {
             "RotateSecretRequest",
             "overlap_secs",
             Rule::AtMost(crate::secrets::MAX_OVERLAP_SECS),
+        ),
+        (
+            "RotateDeviceKeyRequest",
+            "overlap_secs",
+            Rule::AtMost(portcullis_core::device_key::MAX_ROTATION_OVERLAP_SECS),
         ),
     ]
 }
@@ -238,6 +245,7 @@ impl Modify for InputRules {
                     let schema = match (&parameter.parameter_in, parameter.name.as_str()) {
                         (ParameterIn::Path, "id") => string_with_pattern(id_pattern),
                         (ParameterIn::Path, "kid") => string_with_pattern(ID_PATTERN),
+                        (ParameterIn::Path, "key_id") => string_with_pattern(KEY_ID_PATTERN),
                         (ParameterIn::Path, "serial") => string_with_pattern(SERIAL_PATTERN),
                         (ParameterIn::Query, "after") => string_with_pattern(after_pattern),
                         (ParameterIn::Query, "device_id") => string_with_pattern(DEVICE_ID_PATTERN),
@@ -300,6 +308,10 @@ impl Modify for InputRules {
         crate::devices::get_device,
         crate::devices::update_device,
         crate::devices::revoke_device,
+        crate::device_keys::create_device_key,
+        crate::device_keys::list_device_keys,
+        crate::device_keys::rotate_device_key,
+        crate::device_keys::delete_device_key,
         crate::devices::list_certificates,
         crate::devices::get_certificate,
         crate::devices::revoke_certificate,
@@ -317,6 +329,9 @@ impl Modify for InputRules {
         crate::devices::UpdateDeviceRequest, crate::devices::RevokeRequest,
         crate::devices::RevokedDevice, crate::devices::CertificateView,
         crate::devices::CertificatePage, crate::devices::CaView,
+        crate::device_keys::CreatedDeviceKey, crate::device_keys::RotatedDeviceKey,
+        crate::device_keys::RotateDeviceKeyRequest, crate::device_keys::DeviceKeyView,
+        crate::device_keys::DeviceKeyList,
     )),
     modifiers(&BearerScheme, &InputRules),
     security(("bearer" = [])),
@@ -324,7 +339,7 @@ impl Modify for InputRules {
         (name = "clients", description = "Registered machine clients"),
         (name = "audit", description = "The audit hash chain"),
         (name = "keys", description = "Signing keys and their rotation"),
-        (name = "devices", description = "Devices registered at manufacturing and their life cycle"),
+        (name = "devices", description = "Devices registered at manufacturing, their life cycle and their symmetric keys"),
         (name = "certificates", description = "Certificates the device CA issued, and the CA itself"),
         (name = "meta", description = "This document"),
     )

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod audit_checkpoint;
 pub mod client;
 pub mod device;
+pub mod device_key;
 pub mod error;
 pub mod form;
 pub mod forwarded;

@@ -1,14 +1,19 @@
 //! The device PKI as the [`DeviceRegistry`] port: how the admin API (and the gateway) reach
-//! registration, life-cycle changes and revocation without importing this crate. Each method
-//! forwards to the `Pki` operation that holds the rule; this file only translates errors.
+//! registration, life-cycle changes, revocation and device keys without importing this crate.
+//! Each method forwards to the `Pki` operation that holds the rule; this file only translates
+//! errors.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use portcullis_core::device::{Device, DeviceId, DeviceState, RevocationReason};
+use portcullis_core::device_key::{DeviceKeyId, DeviceKeyInfo};
 use portcullis_core::{Secret, UnixTime};
-use portcullis_ports::{CaCertificates, DeviceRegistry, ImportOutcome, NewDevice, PortError};
+use portcullis_ports::{
+    CaCertificates, DeviceKeyMaterial, DeviceRegistry, ImportOutcome, NewDevice, PortError,
+};
 use portcullis_store::{CertificateFilter, IssuedCertificate};
+use tokio::sync::broadcast;
 
 use crate::ca::pem;
 use crate::{Pki, PkiError};
@@ -16,11 +21,10 @@ use crate::{Pki, PkiError};
 impl From<PkiError> for PortError {
     fn from(e: PkiError) -> Self {
         match e {
-            PkiError::Invalid(m) | PkiError::NotPermitted(m) | PkiError::NotAuthenticated(m) => {
-                PortError::BadRequest(m)
-            }
+            PkiError::Invalid(m) | PkiError::NotAuthenticated(m) => PortError::BadRequest(m),
             PkiError::NotFound(m) => PortError::NotFound(m),
-            PkiError::AlreadyExists(m) => PortError::Conflict(m),
+            // The object's state (a revoked device, a full key ring) does not allow it now.
+            PkiError::AlreadyExists(m) | PkiError::NotPermitted(m) => PortError::Conflict(m),
             PkiError::Store(s) => PortError::Store(s),
             PkiError::AuditUnavailable => PortError::AuditUnavailable,
             other => PortError::Internal(other.to_string()),
@@ -103,5 +107,46 @@ impl DeviceRegistry for Pki {
             crl_url: ca.urls().crl.clone(),
             ocsp_url: ca.urls().ocsp.clone(),
         }
+    }
+
+    fn watch_devices(&self) -> broadcast::Receiver<Option<DeviceId>> {
+        Pki::watch_devices(self)
+    }
+
+    async fn create_device_key(
+        &self,
+        actor: &str,
+        id: &DeviceId,
+    ) -> Result<(DeviceKeyInfo, Secret), PortError> {
+        Ok(Pki::create_device_key(self, actor, id).await?)
+    }
+
+    async fn rotate_device_key(
+        &self,
+        actor: &str,
+        id: &DeviceId,
+        overlap_secs: u32,
+    ) -> Result<(DeviceKeyInfo, Secret), PortError> {
+        Ok(Pki::rotate_device_key(self, actor, id, overlap_secs).await?)
+    }
+
+    async fn device_keys(&self, id: &DeviceId) -> Result<Vec<DeviceKeyInfo>, PortError> {
+        Ok(Pki::device_keys(self, id).await?)
+    }
+
+    async fn delete_device_key(
+        &self,
+        actor: &str,
+        id: &DeviceId,
+        key_id: &DeviceKeyId,
+    ) -> Result<bool, PortError> {
+        Ok(Pki::delete_device_key(self, actor, id, key_id).await?)
+    }
+
+    async fn device_key_material(
+        &self,
+        id: &DeviceId,
+    ) -> Result<Vec<DeviceKeyMaterial>, PortError> {
+        Ok(Pki::device_key_material(self, id).await?)
     }
 }

@@ -1,6 +1,7 @@
 //! The PKI as the endpoints, the admin API and the CLI use it: one [`Pki`] per node holding
 //! the CA, the store, the trust anchors and the publishers. Device registry operations live
-//! in `registry.rs`, enrollment in `enroll.rs`, revocation in `revoke.rs`.
+//! in `registry.rs`, symmetric device keys in `device_keys.rs`, enrollment in `enroll.rs`,
+//! revocation in `revoke.rs`.
 
 use portcullis_core::audit::{AuditAction, Outcome};
 use std::sync::Arc;
@@ -8,7 +9,9 @@ use std::sync::Arc;
 use portcullis_audit::AuditLog;
 use portcullis_core::audit::AuditEvent;
 use portcullis_core::device::DeviceId;
+use portcullis_keys::software::MasterKey;
 use portcullis_store::{DeviceCache, Store};
+use tokio::sync::broadcast;
 use zeroize::Zeroizing;
 
 use crate::ca::CertificateAuthority;
@@ -26,6 +29,8 @@ pub struct Pki {
     pub crl: Arc<CrlPublisher>,
     /// The server pepper enrollment secrets are HMACed under (as client secrets are).
     pub(crate) pepper: Zeroizing<Vec<u8>>,
+    /// The master key device keys are sealed under (as `client_secret_jwt` secrets are).
+    pub(crate) master: Arc<MasterKey>,
     pub(crate) issuing_anchor: TrustAnchor,
     /// Manufacturer CAs whose certificates (IDevIDs) may authenticate a first enrollment.
     pub(crate) manufacturers: Vec<TrustAnchor>,
@@ -56,12 +61,14 @@ pub const DEFAULT_CRL_VALIDITY_SECS: i64 = 24 * 3600;
 
 impl Pki {
     /// Builds the PKI service, caching up to `device_cache_entries` devices; starts its
-    /// enrollment writer on the current tokio runtime.
+    /// enrollment writer on the current tokio runtime. `pepper` HMACs enrollment secrets,
+    /// `master` seals device keys.
     pub fn new(
         ca: Arc<CertificateAuthority>,
         store: Arc<dyn Store>,
         audit: AuditLog,
         pepper: Zeroizing<Vec<u8>>,
+        master: Arc<MasterKey>,
         crl_validity_secs: i64,
         device_cache_entries: u64,
     ) -> Result<Pki, crate::PkiError> {
@@ -80,6 +87,7 @@ impl Pki {
             audit,
             crl,
             pepper,
+            master,
             limits: portcullis_http::AbuseLimits::new(
                 0,
                 0,
@@ -134,6 +142,13 @@ impl Pki {
     /// nodes made (this node's own writes invalidate as they go).
     pub fn device_changed(&self, id: &DeviceId) {
         self.devices.invalidate(id);
+    }
+
+    /// Every device change from now on, this node's own writes (state, keys, enrollment) and
+    /// other nodes' through [`Pki::device_changed`] alike: `Some(id)` for one device, `None`
+    /// for all (see [`portcullis_store::KeyedCache::subscribe`]).
+    pub fn watch_devices(&self) -> broadcast::Receiver<Option<DeviceId>> {
+        self.devices.subscribe()
     }
 
     /// The EST endpoints' per-address rate and failure lock-out (`[rate_limit]`).

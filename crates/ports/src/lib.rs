@@ -13,6 +13,6 @@ mod error;
 mod tokens;
 
 pub use clients::{ClientRegistry, RotatedSecret};
-pub use devices::{CaCertificates, DeviceRegistry, ImportOutcome, NewDevice};
+pub use devices::{CaCertificates, DeviceKeyMaterial, DeviceRegistry, ImportOutcome, NewDevice};
 pub use error::PortError;
 pub use tokens::{TokenRejection, TokenValidator};

@@ -54,13 +54,23 @@ pub enum DeviceCommand {
     },
     /// Register a manufacturing list (CSV with a `device_id` column, optional `model`, every
     /// other column an attribute). Idempotent: devices already registered are skipped.
+    ///
+    /// The secrets of newly registered devices are written as CSV, one device per line after
+    /// a header: `device_id,enrollment_secret`, or with --with-keys
+    /// `device_id,enrollment_secret,device_key_id,device_key` (the key base64url, 32 bytes;
+    /// both key columns empty for a device whose key could not be created, which the command
+    /// reports and exits non-zero for).
     Import {
         /// The CSV file.
         file: PathBuf,
-        /// Write `device_id,enrollment_secret` of newly registered devices here (mode 0600)
+        /// Write the secrets of newly registered devices here (a new file, mode 0600)
         /// instead of standard output.
         #[arg(long)]
         secrets_out: Option<PathBuf>,
+        /// Also create one symmetric key per newly registered device and write it next to its
+        /// enrollment secret (needs --secrets-out: keys are never printed to a terminal).
+        #[arg(long, requires = "secrets_out")]
+        with_keys: bool,
     },
     /// List devices.
     List {
@@ -83,6 +93,40 @@ pub enum DeviceCommand {
     },
     /// Take a device out of service for good.
     Decommission { id: String },
+    /// Symmetric keys of a device, for sensors that cannot do public-key cryptography.
+    #[command(subcommand)]
+    Key(DeviceKeyCommand),
+}
+
+/// `portcullis device key ...`: a device's symmetric keys (32 random bytes each, stored only
+/// sealed under the master key; the key itself is shown once, when it is created).
+#[derive(Debug, Subcommand)]
+pub enum DeviceKeyCommand {
+    /// Create a key for the device; prints it once (base64url, 32 bytes).
+    Create {
+        /// The device id.
+        id: String,
+    },
+    /// Create a new key; the device's older keys stop working after the overlap.
+    Rotate {
+        /// The device id.
+        id: String,
+        /// Seconds the older keys keep working (0: they stop at once; at most 30 days).
+        #[arg(long, value_name = "SECS", default_value_t = 86_400)]
+        overlap: u32,
+    },
+    /// List the device's keys: ids, creation times and deadlines, never the keys.
+    List {
+        /// The device id.
+        id: String,
+    },
+    /// Delete one of the device's keys: the device can no longer use it.
+    Delete {
+        /// The device id.
+        id: String,
+        /// The key id (as `device key list` shows it).
+        key_id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -100,6 +100,7 @@ pub async fn start(
         node.store.clone(),
         audit,
         node.pepper.clone(),
+        node.master.clone(),
         config.pki.crl_validity_secs,
         config.store.device_cache_entries,
     )

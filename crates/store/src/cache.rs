@@ -28,6 +28,9 @@ const UNKNOWN_ID_TTL: Duration = Duration::from_secs(5);
 const MAX_UNKNOWN_IDS: u64 = 100_000;
 /// Ids share this many invalidation counters (see [`KeyedCache::get_or_load`]).
 const GENERATION_STRIPES: usize = 64;
+/// Invalidations a slow subscriber may fall behind by before it is told it lagged (and should
+/// then treat everything as changed).
+const INVALIDATION_BACKLOG: usize = 1024;
 
 /// Records by id, loaded from the store on a miss, with negative caching of unknown ids.
 /// Every write must be followed by [`KeyedCache::invalidate`] on the writing node, and is
@@ -44,6 +47,9 @@ pub struct KeyedCache<K, V> {
     /// One turn per id being loaded: concurrent misses for one id (a cold start, a flushed
     /// cache under load) wait for the first load instead of each querying the store.
     loading: std::sync::Mutex<HashMap<K, Arc<tokio::sync::Mutex<()>>>>,
+    /// Every invalidation, for whoever keeps state derived from these records (the gateway's
+    /// device credentials): `Some(id)` for one id, `None` for everything.
+    invalidations: tokio::sync::broadcast::Sender<Option<K>>,
 }
 
 /// Clients by id ([`ClientCache::get`]).
@@ -84,6 +90,24 @@ where
             generations: std::array::from_fn(|_| AtomicU64::new(0)),
             stripe_hasher: RandomState::new(),
             loading: std::sync::Mutex::new(HashMap::new()),
+            invalidations: tokio::sync::broadcast::channel(INVALIDATION_BACKLOG).0,
+        }
+    }
+
+    /// Every invalidation from now on: `Some(id)` when one id was forgotten
+    /// ([`KeyedCache::invalidate`], an [`InvalidateOnDrop`] guard), `None` when everything was
+    /// ([`KeyedCache::invalidate_all`]). Sent after the cache dropped the entry, so a reload
+    /// on receipt reads the store. A receiver that falls behind by more than 1024 gets
+    /// `RecvError::Lagged` and must treat everything as changed.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Option<K>> {
+        self.invalidations.subscribe()
+    }
+
+    /// Tells subscribers; costs one uncontended lock and no clone when nobody listens.
+    fn announce(&self, id: Option<&K>) {
+        if self.invalidations.receiver_count() > 0 {
+            // Fails only when the last receiver went meanwhile: nobody to tell.
+            let _ = self.invalidations.send(id.cloned());
         }
     }
 
@@ -151,6 +175,7 @@ where
         self.generation(id).fetch_add(1, Ordering::SeqCst);
         self.known.invalidate(id);
         self.unknown.invalidate(id);
+        self.announce(Some(id));
     }
 
     /// Forgets every entry (bulk imports, restores, a lost change feed).
@@ -160,6 +185,7 @@ where
         }
         self.known.invalidate_all();
         self.unknown.invalidate_all();
+        self.announce(None);
     }
 
     /// A guard that forgets `id` when dropped. Hold it across a write, so the entry goes

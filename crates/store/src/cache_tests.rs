@@ -417,3 +417,28 @@ async fn futures_join_all<F: std::future::Future>(
     .await;
     outputs.into_iter().map(|o| o.expect("ready")).collect()
 }
+
+#[tokio::test]
+async fn subscribers_hear_every_invalidation_and_nobody_listening_costs_nothing() {
+    let cache = ClientCache::new(100);
+    // No subscriber yet: invalidations are silent and never fail.
+    cache.invalidate(&id("before"));
+    cache.invalidate_all();
+    let mut first = cache.subscribe();
+    let mut second = cache.subscribe();
+    cache.invalidate(&id("c1"));
+    drop(cache.invalidate_on_drop(id("c2")));
+    cache.invalidate_all();
+    for rx in [&mut first, &mut second] {
+        assert_eq!(rx.recv().await.unwrap(), Some(id("c1")));
+        assert_eq!(rx.recv().await.unwrap(), Some(id("c2")));
+        assert_eq!(rx.recv().await.unwrap(), None, "None means everything");
+        assert!(rx.try_recv().is_err(), "nothing else, not from before");
+    }
+    // A receiver that goes away leaves the others (and the cache) unaffected.
+    drop(first);
+    cache.invalidate(&id("c3"));
+    assert_eq!(second.recv().await.unwrap(), Some(id("c3")));
+    drop(second);
+    cache.invalidate(&id("c4"));
+}

@@ -52,6 +52,20 @@ impl StoreError {
             other => other.into(),
         }
     }
+
+    /// A refused device-key insert: a duplicate key id is a `Conflict` naming the device and
+    /// key, a missing device (the foreign key) is `NotFound`.
+    pub(crate) fn device_key_insert(err: sqlx::Error, key: &crate::StoredDeviceKey) -> Self {
+        match err {
+            sqlx::Error::Database(db) if db.is_foreign_key_violation() => Self::NotFound,
+            other => Self::unique_as(other, |_| {
+                format!(
+                    "device '{}' already has a key '{}'",
+                    key.info.device_id, key.info.key_id
+                )
+            }),
+        }
+    }
 }
 
 impl From<sqlx::Error> for StoreError {

@@ -9,6 +9,7 @@ pub mod changes;
 /// The suite every backend passes; for tests only (the `test-support` feature).
 #[cfg(any(test, feature = "test-support"))]
 pub mod conformance;
+pub mod counters;
 pub mod error;
 pub mod pki;
 pub mod postgres;
@@ -17,8 +18,11 @@ pub mod sqlite;
 
 pub use cache::{ClientCache, DeviceCache, KeyedCache, RevocationCache};
 pub use changes::{Change, ChangeFeed};
+pub use counters::CounterAdvance;
 pub use error::StoreError;
-pub use pki::{CertificateFilter, Enrollment, IssuedCertificate, RevokedCertificate};
+pub use pki::{
+    CertificateFilter, Enrollment, IssuedCertificate, RevokedCertificate, StoredDeviceKey,
+};
 
 use std::path::Path;
 use std::sync::Arc;
@@ -27,6 +31,7 @@ use async_trait::async_trait;
 use portcullis_core::audit::{AuditEvent, AuditRecord};
 use portcullis_core::client::Client;
 use portcullis_core::device::{Device, DeviceId, DeviceState, RevocationReason};
+use portcullis_core::device_key::DeviceKeyId;
 use portcullis_core::rotation::StoredKeyState;
 use portcullis_core::{ClientId, Kid, UnixTime};
 
@@ -281,6 +286,72 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         &self,
         now: UnixTime,
     ) -> Result<Vec<RevokedCertificate>, StoreError>;
+
+    // --- Symmetric device keys (issue #12) ---
+    //
+    // Every write announces `device:<id>`, so every node drops what it caches of the device's
+    // credentials.
+
+    /// Adds a key to its device. [`StoreError::Conflict`] if the device already has a key with
+    /// this id, [`StoreError::NotFound`] if there is no such device.
+    async fn insert_device_key(&self, key: &StoredDeviceKey) -> Result<(), StoreError>;
+    /// Adds `new` and, in the same transaction, sets the deadline of every other key of its
+    /// device to `expire_others_at` unless it already ends earlier (a rotation with overlap).
+    /// Errors as [`Store::insert_device_key`], which then changes nothing.
+    async fn rotate_device_key(
+        &self,
+        new: &StoredDeviceKey,
+        expire_others_at: UnixTime,
+    ) -> Result<(), StoreError>;
+    /// A device's keys, expired ones included, ordered by `created_at`, then key id.
+    async fn list_device_keys(&self, id: &DeviceId) -> Result<Vec<StoredDeviceKey>, StoreError>;
+    /// Deletes one key; `false` if the device has no key with that id.
+    async fn delete_device_key(
+        &self,
+        id: &DeviceId,
+        key_id: &DeviceKeyId,
+    ) -> Result<bool, StoreError>;
+    /// Every device's keys ordered by device id, then key id, strictly after `after`, at most
+    /// `limit` (keyset pagination; `portcullis key rewrap` reseals them all).
+    async fn list_all_device_keys(
+        &self,
+        after: Option<(&DeviceId, &DeviceKeyId)>,
+        limit: u32,
+    ) -> Result<Vec<StoredDeviceKey>, StoreError>;
+    /// Replaces a key's sealed material (`portcullis key rewrap` under a new master key);
+    /// [`StoreError::NotFound`] if there is no such key.
+    async fn update_device_key_sealed(
+        &self,
+        id: &DeviceId,
+        key_id: &DeviceKeyId,
+        sealed: &[u8],
+    ) -> Result<(), StoreError>;
+
+    // --- Device gateway (issue #12) ---
+
+    /// Replay protection: for each `(device, counter)` in order, in one transaction, stores
+    /// the counter as the device's highest if it is above the stored one (none = 0) and
+    /// answers `Some(previous)`, else `None` (a replay). Atomic across nodes: of two nodes
+    /// advancing one device to the same counter, exactly one gets `Some`. Counters above
+    /// `i64::MAX` (and 0) are never accepted.
+    async fn advance_device_counters(
+        &self,
+        batch: &[(DeviceId, u64)],
+    ) -> Result<Vec<CounterAdvance>, StoreError>;
+    /// Takes an advance back (the sink refused the message): sets the counter to `previous`
+    /// only if it is still `counter`; `false` if a later advance happened meanwhile.
+    async fn revert_device_counter(
+        &self,
+        device: &DeviceId,
+        counter: u64,
+        previous: u64,
+    ) -> Result<bool, StoreError>;
+    /// Stored counters ordered by device id, after `after` (`portcullis store copy`).
+    async fn list_device_counters(
+        &self,
+        after: Option<&DeviceId>,
+        limit: u32,
+    ) -> Result<Vec<(DeviceId, u64)>, StoreError>;
 }
 
 #[cfg(test)]

@@ -1,11 +1,31 @@
 //! What the device PKI persists besides devices themselves (`core::device::Device`): every
-//! certificate the CA issued, with its revocation state. The store is the one source of
-//! revocation truth: CRLs, OCSP answers and mTLS checks are all derived from it.
+//! certificate the CA issued, with its revocation state, and the devices' symmetric keys,
+//! sealed. The store is the one source of revocation truth: CRLs, OCSP answers and mTLS checks
+//! are all derived from it.
 
 use std::collections::HashSet;
 
 use portcullis_core::device::{Device, DeviceId, RevocationReason};
+use portcullis_core::device_key::DeviceKeyInfo;
 use portcullis_core::UnixTime;
+
+/// A device's symmetric key as stored: its facts and its material sealed under the master key
+/// (bound to `portcullis_core::device_key::seal_aad`). Never plaintext; `Debug` shows only the
+/// sealed blob's length.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredDeviceKey {
+    pub info: DeviceKeyInfo,
+    pub sealed: Vec<u8>,
+}
+
+impl std::fmt::Debug for StoredDeviceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredDeviceKey")
+            .field("info", &self.info)
+            .field("sealed_len", &self.sealed.len())
+            .finish()
+    }
+}
 
 /// A certificate the CA issued.
 #[derive(Debug, Clone, PartialEq, Eq)]

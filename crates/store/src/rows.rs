@@ -7,10 +7,11 @@ use std::collections::BTreeMap;
 
 use portcullis_core::client::{AuthMethod, Client, TlsClientAuthMatch};
 use portcullis_core::device::{Device, DeviceId, DeviceState, RevocationReason};
+use portcullis_core::device_key::{DeviceKeyId, DeviceKeyInfo};
 use portcullis_core::rotation::StoredKeyState;
 use portcullis_core::{ClientId, Kid, ScopeSet, SecretHash};
 
-use crate::pki::{IssuedCertificate, RevokedCertificate};
+use crate::pki::{IssuedCertificate, RevokedCertificate, StoredDeviceKey};
 use crate::{StoreError, StoredKey};
 
 /// Reads one typed column of a row.
@@ -228,6 +229,26 @@ pub(crate) fn device_from_row(row: &impl ColumnReader) -> Result<Device, StoreEr
         created_at: row.int("created_at")?,
         updated_at: row.int("updated_at")?,
         device_id,
+    })
+}
+
+/// The columns of `device_keys`, in the order both backends bind them.
+pub(crate) const DEVICE_KEY_COLUMNS: &str = "device_id, key_id, sealed, created_at, expires_at";
+
+pub(crate) fn device_key_from_row(row: &impl ColumnReader) -> Result<StoredDeviceKey, StoreError> {
+    let id = row.text("device_id")?;
+    let device_id = DeviceId::parse(id.as_str())
+        .map_err(|_| StoreError::corrupt_field("device_keys.device_id", &id))?;
+    let key_id = DeviceKeyId::parse(row.text("key_id")?)
+        .map_err(|_| StoreError::corrupt_field("device_keys.key_id", &id))?;
+    Ok(StoredDeviceKey {
+        info: DeviceKeyInfo {
+            device_id,
+            key_id,
+            created_at: row.int("created_at")?,
+            expires_at: row.opt_int("expires_at")?,
+        },
+        sealed: row.bytes("sealed")?,
     })
 }
 

@@ -318,6 +318,21 @@ async fn concurrent_enrollments_on_two_nodes_have_one_winner() {
     .await;
 }
 
+/// Eight tasks on two nodes advance one device's message counter through the same values:
+/// no counter is accepted twice (the gateway's cross-node replay guarantee).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_counters_are_accepted_once_across_two_nodes() {
+    with_test_schema(|schema| async move {
+        let node_a = schema.connect().await;
+        let node_b = schema.connect().await;
+        let nodes: [Arc<dyn Store>; 2] = [Arc::new(node_a.clone()), Arc::new(node_b.clone())];
+        conformance::concurrent_advances_accept_each_counter_once(&nodes).await;
+        node_a.close().await;
+        node_b.close().await;
+    })
+    .await;
+}
+
 /// Device registrations, updates, spent enrollment secrets and certificate revocations on one
 /// node reach another node's change feed, and a bulk registration announces all devices; a
 /// revocation or spend that changes nothing is silent.
@@ -474,6 +489,72 @@ async fn hand_edited_pki_rows_are_corrupt() {
             "certificates.revocation_reason",
         );
         store.close().await;
+    })
+    .await;
+}
+
+/// Every device-key write that changes something announces its device on another node's
+/// change feed (so that node drops the device's cached credentials); a delete or reseal of a
+/// key that is not there is silent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_key_writes_announce_their_device() {
+    with_test_schema(|schema| async move {
+        let writer = schema.connect().await;
+        let reader = schema.connect().await;
+        let mut feed = reader
+            .change_feed()
+            .await
+            .expect("feed")
+            .expect("PostgreSQL has a change feed");
+        let tag = schema.name().trim_start_matches("t_").to_owned();
+        let name = format!("dkfeed-{tag}");
+        let device = conformance::sample_device(&name);
+        writer.insert_device(&device).await.expect("insert device");
+        let id = device.device_id.clone();
+        // The registration's own announcement first.
+        let ours = |change: &Change| matches!(change, Change::Device(d) if d == &id);
+        let mut next_of_ours = async || loop {
+            let change = tokio::time::timeout(Duration::from_secs(5), feed.recv())
+                .await
+                .expect("a change within 5 s")
+                .expect("feed open");
+            if ours(&change) {
+                return change;
+            }
+        };
+        next_of_ours().await;
+
+        let k1 = conformance::sample_device_key(&name, "k1", 100, None);
+        let k2 = conformance::sample_device_key(&name, "k2", 200, None);
+        writer.insert_device_key(&k1).await.expect("insert key");
+        writer.rotate_device_key(&k2, 300).await.expect("rotate");
+        assert!(writer
+            .delete_device_key(&id, &k1.info.key_id)
+            .await
+            .expect("delete"));
+        assert!(!writer
+            .delete_device_key(&id, &k1.info.key_id)
+            .await
+            .expect("delete again"));
+        writer
+            .update_device_key_sealed(&id, &k2.info.key_id, b"resealed")
+            .await
+            .expect("reseal");
+        assert!(writer
+            .update_device_key_sealed(&id, &k1.info.key_id, b"x")
+            .await
+            .is_err());
+        for write in ["insert", "rotate", "delete", "reseal"] {
+            assert_eq!(next_of_ours().await, Change::Device(id.clone()), "{write}");
+        }
+        // Nothing more of ours (the repeated delete and the missing reseal were silent).
+        while let Ok(Some(change)) =
+            tokio::time::timeout(Duration::from_millis(300), feed.recv()).await
+        {
+            assert!(!ours(&change), "unexpected {change:?}");
+        }
+        writer.close().await;
+        reader.close().await;
     })
     .await;
 }

@@ -44,6 +44,18 @@ async fn concurrent_enrollment_tasks_have_one_winner() {
     conformance::concurrent_enrollment_tasks_have_one_winner(&[shared]).await;
 }
 
+/// Eight tasks advance one device's message counter through the same values at once: no
+/// counter is accepted twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_counters_are_accepted_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteStore::open(&dir.path().join("counters.db"))
+        .await
+        .expect("open");
+    let shared: Arc<dyn Store> = Arc::new(store);
+    conformance::concurrent_advances_accept_each_counter_once(&[shared]).await;
+}
+
 /// Device and certificate rows edited by hand into values their types cannot hold are
 /// reported as `Corrupt`, naming the column and key, never quoting the value.
 #[tokio::test]

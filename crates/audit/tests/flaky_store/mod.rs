@@ -7,11 +7,12 @@ use async_trait::async_trait;
 use portcullis_core::audit::{AuditEvent, AuditRecord};
 use portcullis_core::client::Client;
 use portcullis_core::device::{Device, DeviceId, DeviceState, RevocationReason};
+use portcullis_core::device_key::DeviceKeyId;
 use portcullis_core::{ClientId, Kid, UnixTime};
 use portcullis_store::sqlite::SqliteStore;
 use portcullis_store::{
-    CertificateFilter, Enrollment, IssuedCertificate, RevokedCertificate, RevokedToken, Store,
-    StoreError, StoredKey,
+    CertificateFilter, CounterAdvance, Enrollment, IssuedCertificate, RevokedCertificate,
+    RevokedToken, Store, StoreError, StoredDeviceKey, StoredKey,
 };
 
 #[derive(Debug)]
@@ -193,5 +194,53 @@ impl Store for FlakyStore {
         now: UnixTime,
     ) -> Result<Vec<RevokedCertificate>, StoreError> {
         self.inner.list_revoked_certificates(now).await
+    }
+    async fn insert_device_key(&self, _: &StoredDeviceKey) -> Result<(), StoreError> {
+        Err(unused())
+    }
+    async fn rotate_device_key(&self, _: &StoredDeviceKey, _: UnixTime) -> Result<(), StoreError> {
+        Err(unused())
+    }
+    async fn list_device_keys(&self, _: &DeviceId) -> Result<Vec<StoredDeviceKey>, StoreError> {
+        Err(unused())
+    }
+    async fn delete_device_key(&self, _: &DeviceId, _: &DeviceKeyId) -> Result<bool, StoreError> {
+        Err(unused())
+    }
+    async fn list_all_device_keys(
+        &self,
+        _: Option<(&DeviceId, &DeviceKeyId)>,
+        _: u32,
+    ) -> Result<Vec<StoredDeviceKey>, StoreError> {
+        Err(unused())
+    }
+    async fn update_device_key_sealed(
+        &self,
+        _: &DeviceId,
+        _: &DeviceKeyId,
+        _: &[u8],
+    ) -> Result<(), StoreError> {
+        Err(unused())
+    }
+    async fn advance_device_counters(
+        &self,
+        _: &[(DeviceId, u64)],
+    ) -> Result<Vec<CounterAdvance>, StoreError> {
+        Err(unused())
+    }
+    async fn revert_device_counter(
+        &self,
+        _: &DeviceId,
+        _: u64,
+        _: u64,
+    ) -> Result<bool, StoreError> {
+        Err(unused())
+    }
+    async fn list_device_counters(
+        &self,
+        _: Option<&DeviceId>,
+        _: u32,
+    ) -> Result<Vec<(DeviceId, u64)>, StoreError> {
+        Err(unused())
     }
 }

@@ -1,6 +1,8 @@
 //! `portcullis device ...` through the admin API. `device import` reads a manufacturing list
 //! (CSV), sends it in chunks with a progress bar, and reports what was registered, what
-//! already existed and which rows were rejected, by line number and reason.
+//! already existed and which rows were rejected, by line number and reason; with
+//! `--with-keys` it also creates a symmetric key per new device. `device key ...` manages one
+//! device's symmetric keys.
 
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
@@ -9,14 +11,16 @@ use std::path::Path;
 use serde_json::{json, Map, Value};
 
 use super::api::AdminApi;
-use super::output::{print_fields, print_json, print_table};
+use super::output::{print_fields, print_json, print_table, rfc3339};
 use super::CommandError;
 use crate::cli::ApiArgs;
-use crate::cli_pki::DeviceCommand;
+use crate::cli_pki::{DeviceCommand, DeviceKeyCommand};
 
 const COLUMNS: &[&str] = &["device_id", "state", "model", "enrollment_pending"];
 /// Rows per import request (well under the API's 10 000 and its 8 MiB body limit).
 const CHUNK: usize = 5_000;
+/// Key creations in flight at once during `import --with-keys`.
+const KEY_WORKERS: usize = 8;
 
 pub fn run(cmd: DeviceCommand, api: &ApiArgs) -> Result<(), CommandError> {
     match cmd {
@@ -45,7 +49,11 @@ pub fn run(cmd: DeviceCommand, api: &ApiArgs) -> Result<(), CommandError> {
                 );
             }
         }
-        DeviceCommand::Import { file, secrets_out } => import(api, &file, secrets_out.as_deref())?,
+        DeviceCommand::Import {
+            file,
+            secrets_out,
+            with_keys,
+        } => import(api, &file, secrets_out.as_deref(), with_keys)?,
         DeviceCommand::List { limit, after } => {
             let mut path = format!("/devices?limit={limit}");
             if let Some(after) = after {
@@ -85,6 +93,76 @@ pub fn run(cmd: DeviceCommand, api: &ApiArgs) -> Result<(), CommandError> {
                 print_fields(&out["device"]);
                 let n = out["revoked"].as_array().map_or(0, Vec::len);
                 eprintln!("{n} certificate(s) revoked");
+            }
+        }
+        DeviceCommand::Key(cmd) => key(cmd, api)?,
+    }
+    Ok(())
+}
+
+/// `device key create|rotate|list|delete`.
+fn key(cmd: DeviceKeyCommand, api: &ApiArgs) -> Result<(), CommandError> {
+    let client = AdminApi::connect(api)?;
+    match cmd {
+        DeviceKeyCommand::Create { id } => {
+            let created = client.call("POST", &format!("/devices/{id}/keys"), None)?;
+            let shown = json!({
+                "device_id": created["device_id"],
+                "key_id": created["key_id"],
+                "key": created["key"],
+            });
+            if api.json {
+                print_json(&shown);
+            } else {
+                print_fields(&shown);
+                eprintln!("\nThe key is shown only once: provision it into the device now.");
+            }
+        }
+        DeviceKeyCommand::Rotate { id, overlap } => {
+            let rotated = client.call(
+                "POST",
+                &format!("/devices/{id}/keys/rotate"),
+                Some(&json!({ "overlap_secs": overlap })),
+            )?;
+            if api.json {
+                print_json(&rotated);
+            } else {
+                print_fields(&rotated);
+                let until = rotated["others_expire_at"]
+                    .as_i64()
+                    .map_or_else(String::new, rfc3339);
+                eprintln!(
+                    "\nThe key is shown only once: provision it into the device now. Its older \
+                     keys stop working at {until}."
+                );
+            }
+        }
+        DeviceKeyCommand::List { id } => {
+            let list = client.call("GET", &format!("/devices/{id}/keys"), None)?;
+            if api.json {
+                print_json(&list);
+            } else {
+                let rows: Vec<Value> = list["keys"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|k| {
+                        json!({
+                            "key_id": k["key_id"],
+                            "created_at": k["created_at"].as_i64().map(rfc3339),
+                            "expires_at": k["expires_at"].as_i64().map(rfc3339),
+                        })
+                    })
+                    .collect();
+                print_table(&["key_id", "created_at", "expires_at"], &rows);
+            }
+        }
+        DeviceKeyCommand::Delete { id, key_id } => {
+            client.call("DELETE", &format!("/devices/{id}/keys/{key_id}"), None)?;
+            if api.json {
+                print_json(&json!({ "device_id": id, "key_id": key_id, "deleted": true }));
+            } else {
+                eprintln!("deleted key {key_id} of device {id}");
             }
         }
     }
@@ -191,6 +269,7 @@ fn import(
     api: &crate::cli::ApiArgs,
     file: &Path,
     secrets_out: Option<&Path>,
+    with_keys: bool,
 ) -> Result<(), CommandError> {
     let (rows, mut rejected) = read_csv(file)?;
     let mut out: Box<dyn std::io::Write> = match secrets_out {
@@ -214,7 +293,12 @@ fn import(
         None => Box::new(std::io::stdout()),
     };
     let write_err = |e: std::io::Error| CommandError::Failed(format!("writing secrets: {e}"));
-    writeln!(out, "device_id,enrollment_secret").map_err(write_err)?;
+    let header = if with_keys {
+        "device_id,enrollment_secret,device_key_id,device_key"
+    } else {
+        "device_id,enrollment_secret"
+    };
+    writeln!(out, "{header}").map_err(write_err)?;
     let client = AdminApi::connect(api)?;
     let progress = indicatif::ProgressBar::new(rows.len() as u64).with_style(
         indicatif::ProgressStyle::with_template(
@@ -222,17 +306,38 @@ fn import(
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let (mut registered, mut existing) = (0usize, 0usize);
+    let (mut registered, mut existing, mut keys_created) = (0usize, 0usize, 0usize);
+    let mut key_failures: Vec<(String, String)> = Vec::new();
     for chunk in rows.chunks(CHUNK) {
         let body = json!({ "devices": chunk.iter().map(|r| r.body.clone()).collect::<Vec<_>>() });
         let report = client.call("POST", "/devices/import", Some(&body))?;
-        for r in report["registered"].as_array().into_iter().flatten() {
-            writeln!(
-                out,
-                "{},{}",
-                r["device_id"].as_str().unwrap_or(""),
-                r["enrollment_secret"].as_str().unwrap_or("")
-            )
+        let new: Vec<(String, String)> = report["registered"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                let field = |name: &str| r[name].as_str().unwrap_or("").to_owned();
+                (field("device_id"), field("enrollment_secret"))
+            })
+            .collect();
+        let keys = if with_keys {
+            let ids: Vec<&str> = new.iter().map(|(id, _)| id.as_str()).collect();
+            create_keys(&client, &ids)
+        } else {
+            Vec::new()
+        };
+        for (i, (id, secret)) in new.iter().enumerate() {
+            match keys.get(i) {
+                None => writeln!(out, "{id},{secret}"),
+                Some(Ok((key_id, key))) => {
+                    keys_created += 1;
+                    writeln!(out, "{id},{secret},{key_id},{key}")
+                }
+                Some(Err(reason)) => {
+                    key_failures.push((id.clone(), reason.clone()));
+                    writeln!(out, "{id},{secret},,")
+                }
+            }
             .map_err(write_err)?;
             registered += 1;
         }
@@ -255,11 +360,19 @@ fn import(
     progress.finish_and_clear();
     rejected.sort();
     if api.json && secrets_out.is_some() {
-        print_json(&json!({
+        let mut summary = json!({
             "registered": registered,
             "existing": existing,
             "rejected": rejected.iter().map(|(line, reason)| json!({"line": line, "reason": reason})).collect::<Vec<_>>(),
-        }));
+        });
+        if with_keys {
+            summary["keys_created"] = json!(keys_created);
+            summary["key_failures"] = key_failures
+                .iter()
+                .map(|(id, reason)| json!({"device_id": id, "reason": reason}))
+                .collect();
+        }
+        print_json(&summary);
     } else {
         eprintln!(
             "registered {registered}, already registered {existing}, rejected {}",
@@ -268,6 +381,51 @@ fn import(
         for (line, reason) in &rejected {
             eprintln!("  line {line}: {reason}");
         }
+        if with_keys {
+            eprintln!("created {keys_created} device keys");
+            for (id, reason) in &key_failures {
+                eprintln!("  no key for {id}: {reason}");
+            }
+        }
+    }
+    if !key_failures.is_empty() {
+        return Err(CommandError::Failed(format!(
+            "{} device(s) were registered without a key; create one each with \
+             `portcullis device key create ID`",
+            key_failures.len()
+        )));
     }
     Ok(())
+}
+
+/// Creates one key for each device in `ids`, [`KEY_WORKERS`] requests at a time; answers, in
+/// the order of `ids`, each key's id and material or why it could not be created.
+fn create_keys(client: &AdminApi, ids: &[&str]) -> Vec<Result<(String, String), String>> {
+    let create = |id: &str| -> Result<(String, String), String> {
+        let created = client
+            .call("POST", &format!("/devices/{id}/keys"), None)
+            .map_err(|e| e.to_string())?;
+        match (created["key_id"].as_str(), created["key"].as_str()) {
+            (Some(key_id), Some(key)) => Ok((key_id.to_owned(), key.to_owned())),
+            _ => Err("the server's answer carried no key".to_owned()),
+        }
+    };
+    let per_worker = ids.len().div_ceil(KEY_WORKERS).max(1);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = ids
+            .chunks(per_worker)
+            .map(|part| {
+                let handle = scope.spawn(move || part.iter().map(|id| create(id)).collect());
+                (part.len(), handle)
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|(len, handle)| {
+                handle
+                    .join()
+                    .unwrap_or_else(|_| vec![Err("the request thread failed".to_owned()); len])
+            })
+            .collect()
+    })
 }

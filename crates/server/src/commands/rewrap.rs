@@ -1,11 +1,14 @@
 //! `portcullis key rewrap`: re-encrypts every sealed secret under a new master key — software
-//! signing keys and `client_secret_jwt` client secrets — with the nodes stopped. Idempotent:
-//! a blob that already opens under the new key is left alone, so an interrupted run can simply
-//! be repeated. Keys in a PKCS#11 token are not sealed here and are untouched.
+//! signing keys, `client_secret_jwt` client secrets, the device CA's software keys and the
+//! devices' symmetric keys — with the nodes stopped. Idempotent: a blob that already opens
+//! under the new key is left alone, so an interrupted run can simply be repeated. Keys in a
+//! PKCS#11 token are not sealed here and are untouched.
 
 use portcullis_core::audit::{AuditAction, AuditEvent, Outcome};
 use std::path::Path;
 
+use portcullis_core::device::DeviceId;
+use portcullis_core::device_key::{seal_aad, DeviceKeyId};
 use portcullis_keys::software::{self, MasterKey};
 use portcullis_keys::KeyPurpose;
 use portcullis_store::Store;
@@ -75,16 +78,17 @@ pub async fn rewrap(
     }
     let clients_done = rewrap_client_secrets(store.as_ref(), &old, &new).await?;
     let ca_keys_done = rewrap_ca_keys(store.as_ref(), &old, &new).await?;
+    let device_keys_done = rewrap_device_keys(store.as_ref(), &old, &new).await?;
     let event = AuditEvent {
         at: crate::bootstrap::unix_now(),
         actor: "cli:key-rewrap".into(),
         action: AuditAction::KeyRewrapped.into(),
         subject: "*".into(),
         outcome: Outcome::Success.into(),
-        detail: serde_json::json!({"backend": "software", "signing_keys": keys_done, "client_secrets": clients_done, "ca_keys": ca_keys_done}),
+        detail: serde_json::json!({"backend": "software", "signing_keys": keys_done, "client_secrets": clients_done, "ca_keys": ca_keys_done, "device_keys": device_keys_done}),
     };
     store.append_audit(vec![event]).await.map_err(failed)?;
-    println!("rewrapped {keys_done} signing keys, {clients_done} client secrets and {ca_keys_done} CA keys; start the nodes with the new master key");
+    println!("rewrapped {keys_done} signing keys, {clients_done} client secrets and {ca_keys_done} CA keys, plus {device_keys_done} device keys; start the nodes with the new master key");
     Ok(())
 }
 
@@ -138,6 +142,37 @@ async fn rewrap_ca_keys(
     Ok(done)
 }
 
+/// Every device's symmetric keys, page by page, each bound to its device and key id.
+async fn rewrap_device_keys(
+    store: &dyn Store,
+    old: &MasterKey,
+    new: &MasterKey,
+) -> Result<u64, CommandError> {
+    let (mut after, mut done): (Option<(DeviceId, DeviceKeyId)>, u64) = (None, 0);
+    loop {
+        let page = store
+            .list_all_device_keys(after.as_ref().map(|(d, k)| (d, k)), 1000)
+            .await
+            .map_err(failed)?;
+        let Some(last) = page.last() else {
+            return Ok(done);
+        };
+        after = Some((last.info.device_id.clone(), last.info.key_id.clone()));
+        for key in page {
+            let (device, key_id) = (&key.info.device_id, &key.info.key_id);
+            let what = format!("key {key_id} of device {device}");
+            if let Some(resealed) = reseal(old, new, &key.sealed, &seal_aad(device, key_id), &what)?
+            {
+                store
+                    .update_device_key_sealed(device, key_id, &resealed)
+                    .await
+                    .map_err(failed)?;
+                done += 1;
+            }
+        }
+    }
+}
+
 async fn rewrap_client_secrets(
     store: &dyn Store,
     old: &MasterKey,
@@ -170,5 +205,101 @@ async fn rewrap_client_secrets(
                 done += 1;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! A node's real services make a device key; the rewrap moves it to a new master key; a
+    //! node started with the new key unseals the same bytes.
+
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    use portcullis_ports::NewDevice;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::node_services::NodeServices;
+
+    const ISSUER: &str = "http://127.0.0.1:1";
+
+    async fn services(data_dir: &Path, master_key: Option<&Path>) -> (Config, NodeServices) {
+        let mut env = vec![(
+            "PORTCULLIS_SERVER__DATA_DIR".to_owned(),
+            data_dir.display().to_string(),
+        )];
+        if let Some(path) = master_key {
+            env.push((
+                "PORTCULLIS_KEYS__MASTER_KEY_FILE".to_owned(),
+                path.display().to_string(),
+            ));
+        }
+        let config = Config::load(None, env).unwrap();
+        let node = crate::bootstrap::prepare(&config, ISSUER, false)
+            .await
+            .unwrap();
+        let services = NodeServices::start(&config, node, None).await.unwrap();
+        (config, services)
+    }
+
+    #[tokio::test]
+    async fn device_keys_unseal_to_the_same_bytes_after_a_rewrap() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let (config, before) = services(&data, None).await;
+        let pki = before.pki.pki.clone();
+        let device = DeviceId::parse("sensor-rewrap").unwrap();
+        pki.register_device(
+            "admin:test",
+            NewDevice {
+                device_id: device.clone(),
+                model: None,
+                attrs: Default::default(),
+            },
+        )
+        .await
+        .unwrap();
+        let (old_info, _) = pki.create_device_key("admin:test", &device).await.unwrap();
+        let (info, key) = pki.create_device_key("admin:test", &device).await.unwrap();
+        let key = URL_SAFE_NO_PAD.decode(key.expose()).unwrap();
+        assert!(pki
+            .delete_device_key("admin:test", &device, &old_info.key_id)
+            .await
+            .unwrap());
+        drop((pki, before));
+
+        let url = format!("sqlite:{}", config.sqlite_path().display());
+        let new_key = dir.path().join("new-master.key");
+        let store = StoreArg::new(&url, None);
+        rewrap(&store, &config.master_key_file(), &new_key)
+            .await
+            .unwrap();
+        let sealed = store.open().await.unwrap();
+        let stored = sealed.list_device_keys(&device).await.unwrap();
+        let aad = seal_aad(&device, &info.key_id);
+        let new_master = MasterKey::from_file(&new_key).unwrap();
+        let old_master = MasterKey::from_file(&config.master_key_file()).unwrap();
+        assert!(software::open(&new_master, &stored[0].sealed, &aad).is_ok());
+        assert!(
+            software::open(&old_master, &stored[0].sealed, &aad).is_err(),
+            "the old master key no longer opens it"
+        );
+        // Idempotent: a second run leaves it alone.
+        rewrap(&store, &config.master_key_file(), &new_key)
+            .await
+            .unwrap();
+        assert_eq!(sealed.list_device_keys(&device).await.unwrap(), stored);
+
+        let (_, after) = services(&data, Some(&new_key)).await;
+        let material = after.pki.pki.device_key_material(&device).await.unwrap();
+        assert_eq!(material.len(), 1);
+        assert_eq!(material[0].info, info);
+        assert_eq!(material[0].key.as_slice(), key.as_slice());
+        let audit = after.store.list_audit(0, 1000).await.unwrap();
+        let rewrapped = audit
+            .iter()
+            .find(|r| r.event.action == "key.rewrapped")
+            .unwrap();
+        assert_eq!(rewrapped.event.detail["device_keys"], 1);
     }
 }

@@ -55,10 +55,13 @@ pub async fn copy(from: &StoreArg<'_>, to: &StoreArg<'_>) -> Result<(), CommandE
     }
     let devices = copy_devices(src.as_ref(), dst.as_ref()).await?;
     let certificates = copy_certificates(src.as_ref(), dst.as_ref()).await?;
+    let device_keys = copy_device_keys(src.as_ref(), dst.as_ref()).await?;
+    let counters = copy_device_counters(src.as_ref(), dst.as_ref()).await?;
     let audit = copy_audit(src.as_ref(), dst.as_ref()).await?;
     println!(
         "copied {clients} clients, {} signing keys, {} revocations, {devices} devices, \
-         {certificates} certificates and {audit} audit records (chain identical)",
+         {certificates} certificates, {device_keys} device keys, {counters} device message \
+         counters and {audit} audit records (chain identical)",
         keys.len(),
         revocations.len()
     );
@@ -66,6 +69,46 @@ pub async fn copy(from: &StoreArg<'_>, to: &StoreArg<'_>) -> Result<(), CommandE
         "Give the new nodes the same master key file: the signing and CA keys are sealed under it."
     );
     Ok(())
+}
+
+/// Device keys stay sealed as they are (under the same master key).
+async fn copy_device_keys(src: &dyn Store, dst: &dyn Store) -> Result<u64, CommandError> {
+    let mut copied = 0;
+    let mut after: Option<(
+        portcullis_core::device::DeviceId,
+        portcullis_core::device_key::DeviceKeyId,
+    )> = None;
+    loop {
+        let page = src
+            .list_all_device_keys(after.as_ref().map(|(d, k)| (d, k)), PAGE)
+            .await
+            .map_err(failed)?;
+        let Some(last) = page.last() else { break };
+        after = Some((last.info.device_id.clone(), last.info.key_id.clone()));
+        for key in &page {
+            dst.insert_device_key(key).await.map_err(failed)?;
+        }
+        copied += page.len() as u64;
+    }
+    Ok(copied)
+}
+
+/// The gateway's replay counters: without them every device's old messages would be new
+/// again on the target.
+async fn copy_device_counters(src: &dyn Store, dst: &dyn Store) -> Result<u64, CommandError> {
+    let mut copied = 0;
+    let mut after = None;
+    loop {
+        let page = src
+            .list_device_counters(after.as_ref(), PAGE)
+            .await
+            .map_err(failed)?;
+        let Some((last, _)) = page.last() else { break };
+        after = Some(last.clone());
+        dst.advance_device_counters(&page).await.map_err(failed)?;
+        copied += page.len() as u64;
+    }
+    Ok(copied)
 }
 
 /// Devices keep their state and unspent enrollment secrets.

@@ -9,6 +9,8 @@
 
 mod audit;
 mod clients;
+mod counters;
+mod device_keys;
 mod pki;
 mod revocations;
 mod settings_and_keys;
@@ -20,6 +22,16 @@ pub use audit::{
 pub use clients::{
     bulk_insert_is_all_or_nothing, client_crud_round_trips_every_field, duplicate_client_conflicts,
     list_clients_pages_in_id_order, update_of_missing_client_is_not_found,
+};
+pub use counters::{
+    concurrent_advances_accept_each_counter_once,
+    counters_only_rise_and_revert_only_their_own_advance,
+};
+pub use device_keys::{
+    all_device_keys_page_in_id_order, device_keys_are_deleted_and_resealed_one_by_one,
+    device_keys_round_trip_in_creation_order,
+    duplicate_device_key_conflicts_and_unknown_device_is_not_found,
+    rotation_adds_a_key_and_ends_the_others_in_one_transaction, sample_device_key,
 };
 pub use pki::{
     a_device_that_may_not_enroll_cannot_spend_its_secret,
@@ -78,6 +90,12 @@ pub async fn run_all(store: &dyn Store) {
     revoking_a_devices_certificates_returns_only_unrevoked_ones(store).await;
     crl_lists_revoked_unexpired_certificates(store).await;
     certificate_listing_filters_and_pages(store).await;
+    device_keys_round_trip_in_creation_order(store).await;
+    duplicate_device_key_conflicts_and_unknown_device_is_not_found(store).await;
+    rotation_adds_a_key_and_ends_the_others_in_one_transaction(store).await;
+    device_keys_are_deleted_and_resealed_one_by_one(store).await;
+    all_device_keys_page_in_id_order(store).await;
+    counters_only_rise_and_revert_only_their_own_advance(store).await;
 }
 
 /// One holder per lease; the holder renews; another takes it only once it has expired.

@@ -7,7 +7,8 @@
 //! - **One clock**: assertion-jti expiry is judged by the database's `now()`, not the node's.
 //! - **Change announcements**: `update_client`, `delete_client`, `revoke_token`,
 //!   `update_signing_key_state`, `update_device`, `consume_enrollment_secret`,
-//!   `revoke_certificate`, `revoke_device_certificates` and the settings writes call
+//!   `revoke_certificate`, `revoke_device_certificates`, every device-key write (insert,
+//!   rotate, delete, reseal: `device:<id>`) and the settings writes call
 //!   `pg_notify('portcullis_changes', '<kind>:<id>')` in the writing statement (kinds `client`,
 //!   `revocation`, `key`, `device`, `cert`, `setting`; an id too long for a NOTIFY payload is
 //!   sent as `<kind>:*`, meaning "flush every entry of that kind"). PostgreSQL delivers it only
@@ -22,6 +23,8 @@ mod audit;
 mod certificates;
 mod clients;
 mod copy_text;
+mod counters;
+mod device_keys;
 mod devices;
 mod enrollment;
 mod keys;
@@ -40,6 +43,7 @@ use async_trait::async_trait;
 use portcullis_core::audit::{AuditEvent, AuditRecord};
 use portcullis_core::client::Client;
 use portcullis_core::device::{Device, DeviceId, DeviceState, RevocationReason};
+use portcullis_core::device_key::DeviceKeyId;
 use portcullis_core::rotation::StoredKeyState;
 use portcullis_core::{ClientId, Kid, UnixTime};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -47,7 +51,7 @@ use sqlx::{ConnectOptions, Connection};
 
 use crate::{
     CertificateFilter, Enrollment, IssuedCertificate, RevokedCertificate, RevokedToken, Store,
-    StoreError, StoredKey,
+    StoreError, StoredDeviceKey, StoredKey,
 };
 
 /// The schema, compiled into the binary so an upgrade needs no files beside it.
@@ -381,6 +385,71 @@ impl Store for PostgresStore {
         now: UnixTime,
     ) -> Result<Vec<RevokedCertificate>, StoreError> {
         certificates::list_revoked(&self.pool, now).await
+    }
+
+    async fn insert_device_key(&self, key: &StoredDeviceKey) -> Result<(), StoreError> {
+        device_keys::insert(&self.pool, key).await
+    }
+
+    async fn rotate_device_key(
+        &self,
+        new: &StoredDeviceKey,
+        expire_others_at: UnixTime,
+    ) -> Result<(), StoreError> {
+        device_keys::rotate(&self.pool, new, expire_others_at).await
+    }
+
+    async fn list_device_keys(&self, id: &DeviceId) -> Result<Vec<StoredDeviceKey>, StoreError> {
+        device_keys::list_for_device(&self.pool, id).await
+    }
+
+    async fn delete_device_key(
+        &self,
+        id: &DeviceId,
+        key_id: &DeviceKeyId,
+    ) -> Result<bool, StoreError> {
+        device_keys::delete(&self.pool, id, key_id).await
+    }
+
+    async fn list_all_device_keys(
+        &self,
+        after: Option<(&DeviceId, &DeviceKeyId)>,
+        limit: u32,
+    ) -> Result<Vec<StoredDeviceKey>, StoreError> {
+        device_keys::list_all(&self.pool, after, limit).await
+    }
+
+    async fn update_device_key_sealed(
+        &self,
+        id: &DeviceId,
+        key_id: &DeviceKeyId,
+        sealed: &[u8],
+    ) -> Result<(), StoreError> {
+        device_keys::update_sealed(&self.pool, id, key_id, sealed).await
+    }
+
+    async fn advance_device_counters(
+        &self,
+        batch: &[(DeviceId, u64)],
+    ) -> Result<Vec<crate::CounterAdvance>, StoreError> {
+        counters::advance(&self.pool, batch).await
+    }
+
+    async fn revert_device_counter(
+        &self,
+        device: &DeviceId,
+        counter: u64,
+        previous: u64,
+    ) -> Result<bool, StoreError> {
+        counters::revert(&self.pool, device, counter, previous).await
+    }
+
+    async fn list_device_counters(
+        &self,
+        after: Option<&DeviceId>,
+        limit: u32,
+    ) -> Result<Vec<(DeviceId, u64)>, StoreError> {
+        counters::list(&self.pool, after, limit).await
     }
 }
 

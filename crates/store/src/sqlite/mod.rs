@@ -9,6 +9,8 @@ mod audit;
 mod bulk_insert;
 mod certificates;
 mod clients;
+mod counters;
+mod device_keys;
 mod devices;
 mod enrollment;
 mod keys;
@@ -23,6 +25,7 @@ use async_trait::async_trait;
 use portcullis_core::audit::{AuditEvent, AuditRecord};
 use portcullis_core::client::Client;
 use portcullis_core::device::{Device, DeviceId, DeviceState, RevocationReason};
+use portcullis_core::device_key::DeviceKeyId;
 use portcullis_core::rotation::StoredKeyState;
 use portcullis_core::{ClientId, Kid, UnixTime};
 use sqlx::sqlite::{
@@ -31,7 +34,7 @@ use sqlx::sqlite::{
 
 use crate::{
     CertificateFilter, Enrollment, IssuedCertificate, RevokedCertificate, RevokedToken, Store,
-    StoreError, StoredKey,
+    StoreError, StoredDeviceKey, StoredKey,
 };
 
 /// The schema, compiled into the binary so an upgrade needs no files beside it.
@@ -323,6 +326,77 @@ impl Store for SqliteStore {
         now: UnixTime,
     ) -> Result<Vec<RevokedCertificate>, StoreError> {
         certificates::list_revoked(&self.pool, now).await
+    }
+
+    async fn insert_device_key(&self, key: &StoredDeviceKey) -> Result<(), StoreError> {
+        let _writer = self.writer.lock().await;
+        device_keys::insert(&self.pool, key).await
+    }
+
+    async fn rotate_device_key(
+        &self,
+        new: &StoredDeviceKey,
+        expire_others_at: UnixTime,
+    ) -> Result<(), StoreError> {
+        let _writer = self.writer.lock().await;
+        device_keys::rotate(&self.pool, new, expire_others_at).await
+    }
+
+    async fn list_device_keys(&self, id: &DeviceId) -> Result<Vec<StoredDeviceKey>, StoreError> {
+        device_keys::list_for_device(&self.pool, id).await
+    }
+
+    async fn delete_device_key(
+        &self,
+        id: &DeviceId,
+        key_id: &DeviceKeyId,
+    ) -> Result<bool, StoreError> {
+        let _writer = self.writer.lock().await;
+        device_keys::delete(&self.pool, id, key_id).await
+    }
+
+    async fn list_all_device_keys(
+        &self,
+        after: Option<(&DeviceId, &DeviceKeyId)>,
+        limit: u32,
+    ) -> Result<Vec<StoredDeviceKey>, StoreError> {
+        device_keys::list_all(&self.pool, after, limit).await
+    }
+
+    async fn update_device_key_sealed(
+        &self,
+        id: &DeviceId,
+        key_id: &DeviceKeyId,
+        sealed: &[u8],
+    ) -> Result<(), StoreError> {
+        let _writer = self.writer.lock().await;
+        device_keys::update_sealed(&self.pool, id, key_id, sealed).await
+    }
+
+    async fn advance_device_counters(
+        &self,
+        batch: &[(DeviceId, u64)],
+    ) -> Result<Vec<crate::CounterAdvance>, StoreError> {
+        let _writer = self.writer.lock().await;
+        counters::advance(&self.pool, batch).await
+    }
+
+    async fn revert_device_counter(
+        &self,
+        device: &DeviceId,
+        counter: u64,
+        previous: u64,
+    ) -> Result<bool, StoreError> {
+        let _writer = self.writer.lock().await;
+        counters::revert(&self.pool, device, counter, previous).await
+    }
+
+    async fn list_device_counters(
+        &self,
+        after: Option<&DeviceId>,
+        limit: u32,
+    ) -> Result<Vec<(DeviceId, u64)>, StoreError> {
+        counters::list(&self.pool, after, limit).await
     }
 }
 

@@ -139,6 +139,9 @@ async fn openapi_document_is_3_1_public_and_lists_every_path() {
         ("/devices/import", &["post"][..]),
         ("/devices/{id}", &["get", "patch"][..]),
         ("/devices/{id}/revoke", &["post"][..]),
+        ("/devices/{id}/keys", &["post", "get"][..]),
+        ("/devices/{id}/keys/rotate", &["post"][..]),
+        ("/devices/{id}/keys/{key_id}", &["delete"][..]),
         ("/certificates", &["get"][..]),
         ("/certificates/{serial}", &["get"][..]),
         ("/certificates/{serial}/revoke", &["post"][..]),
@@ -148,7 +151,7 @@ async fn openapi_document_is_3_1_public_and_lists_every_path() {
             assert!(paths[path].get(*m).is_some(), "{m} {path} missing");
         }
     }
-    assert_eq!(paths.len(), 17);
+    assert_eq!(paths.len(), 20);
     assert_eq!(
         doc["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"
