@@ -34,6 +34,7 @@ declare -A apt_marker=(
   [mosquitto-clients]=/usr/bin/mosquitto_pub
   [mosquitto]=/usr/sbin/mosquitto
   [nginx]=/usr/sbin/nginx
+  [nats-server]=/usr/sbin/nats-server
 )
 missing=()
 for pkg in "${!apt_marker[@]}"; do
@@ -46,7 +47,7 @@ if [[ ${#missing[@]} -gt 0 ]]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else
-  step "Debian packages present (wrk, softhsm2, mosquitto, mosquitto-clients, nginx)"
+  step "Debian packages present (wrk, softhsm2, mosquitto, mosquitto-clients, nginx, nats-server)"
 fi
 
 # --- 2. PostgreSQL -----------------------------------------------------------------------------
@@ -93,7 +94,7 @@ else
     --target "$interop/python" -r tests/interop/requirements.txt
   stamp_of "${python_inputs[@]}" >"$interop/python/.stamp"
 fi
-PYTHONPATH="$interop/python" python3 -c 'import jwt, cryptography' ||
+PYTHONPATH="$interop/python" python3 -c 'import jwt, cryptography, pycose, cbor2, paho.mqtt.client' ||
   die "PyJWT/cryptography in .interop/python do not import"
 export PORTCULLIS_INTEROP_DIR="$interop"
 if [[ ${1:-} == --setup-only ]]; then

@@ -54,6 +54,13 @@ pub enum AuditAction {
     DeviceEnrollRefused,
     DeviceReenrolled,
     DeviceReenrollRefused,
+    DeviceKeyCreated,
+    DeviceKeyRotated,
+    DeviceKeyDeleted,
+    GatewayConnected,
+    GatewayRefused,
+    GatewayReplay,
+    GatewayTakeover,
     CertRevoked,
     AuditCheckpoint,
 }
@@ -85,6 +92,13 @@ impl AuditAction {
             Self::DeviceEnrollRefused => "device.enroll_refused",
             Self::DeviceReenrolled => "device.reenrolled",
             Self::DeviceReenrollRefused => "device.reenroll_refused",
+            Self::DeviceKeyCreated => "device.key_created",
+            Self::DeviceKeyRotated => "device.key_rotated",
+            Self::DeviceKeyDeleted => "device.key_deleted",
+            Self::GatewayConnected => "gateway.connected",
+            Self::GatewayRefused => "gateway.refused",
+            Self::GatewayReplay => "gateway.replay",
+            Self::GatewayTakeover => "gateway.takeover",
             Self::CertRevoked => "cert.revoked",
             Self::AuditCheckpoint => "audit.checkpoint",
         }
@@ -273,6 +287,9 @@ mod tests {
                 "device.reenroll_refused",
             ),
             (AuditAction::AuditCheckpoint, "audit.checkpoint"),
+            (AuditAction::DeviceKeyCreated, "device.key_created"),
+            (AuditAction::DeviceKeyRotated, "device.key_rotated"),
+            (AuditAction::DeviceKeyDeleted, "device.key_deleted"),
         ];
         for (action, spelling) in released {
             assert_eq!(action.as_str(), spelling);

@@ -48,6 +48,9 @@ pub enum Command {
         #[arg(long, env = "PORTCULLIS_STORE__PASSWORD_FILE")]
         password_file: Option<PathBuf>,
     },
+    /// Read what devices sent through the gateway (the embedded sink).
+    #[command(subcommand)]
+    Telemetry(TelemetryCommand),
     /// Move a deployment between stores.
     #[command(subcommand)]
     Store(StoreCommand),
@@ -70,10 +73,33 @@ pub struct ServeArgs {
     /// HTTPS listen address, or `off` (overrides `[server] listen_tls`).
     #[arg(long)]
     pub listen_tls: Option<crate::config_values::Listen>,
+    /// Gateway MQTT-over-TLS listen address, or `off` (overrides `[gateway] listen_mqtts`).
+    #[arg(long)]
+    pub listen_mqtts: Option<crate::config_values::Listen>,
+    /// Gateway plain-MQTT listen address, or `off` (overrides `[gateway] listen_mqtt`).
+    #[arg(long)]
+    pub listen_mqtt: Option<crate::config_values::Listen>,
     /// On a shared (PostgreSQL) store, replace the issuer every node uses with this node's
     /// configured `[server] issuer`. Tokens issued under the old issuer stop being accepted.
     #[arg(long)]
     pub adopt_issuer: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TelemetryCommand {
+    /// Print accepted device messages, oldest first (the credential needs scope
+    /// telemetry:read, which the bootstrap admin has).
+    Tail {
+        /// Only this device's messages.
+        #[arg(long)]
+        device: Option<String>,
+        /// Start after this position (default 0: the oldest message kept).
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        /// Keep waiting for new messages.
+        #[arg(long, short = 'f')]
+        follow: bool,
+    },
 }
 
 /// How a CLI command reaches the admin API.

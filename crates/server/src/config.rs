@@ -293,6 +293,78 @@ impl Default for AuditSection {
     }
 }
 
+/// `[gateway]`: the device gateway (issue #12).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewaySection {
+    /// The `aud` a device token must carry. Default: the issuer URL.
+    pub audience: Option<String>,
+    /// Longest a device token may live (`exp - iat`). Default 3600.
+    pub max_device_token_secs: i64,
+    /// Clock skew tolerated on device tokens' `iat` and `exp`. Default 60.
+    pub skew_secs: i64,
+    /// How far a COSE message's timestamp may be from this node's clock. Default 300.
+    pub message_window_secs: i64,
+    /// Largest message (HTTP body, MQTT payload). Default 65536.
+    pub max_message_bytes: usize,
+    /// MQTT: seconds a connection has to complete TLS and send CONNECT. Default 10.
+    pub connect_timeout_secs: u64,
+    /// MQTT: QoS 1 messages in flight per connection. Default 64.
+    pub max_inflight: u16,
+    /// MQTT: longest keep-alive granted. Default 300.
+    pub max_keep_alive_secs: u16,
+    /// MQTT over TLS, client certificates asked (not required); `off` disables it. Unset:
+    /// `127.0.0.1:8883` if that port is free (a node that finds it taken — another node on the
+    /// same host — says so in its log and serves without MQTT); set, it must bind.
+    pub listen_mqtts: Option<Listen>,
+    /// Plain MQTT (device tokens and COSE messages only make sense over it on trusted
+    /// networks). Default `off`.
+    pub listen_mqtt: Listen,
+    /// `embedded` (default: an append-only log in `<data_dir>/telemetry`) or a
+    /// `nats://host:port` URL (JetStream).
+    pub sink: String,
+    /// The embedded log's bound in bytes (oldest segments go first). Default 1 GiB.
+    pub embedded_max_bytes: u64,
+    /// The embedded log's bound in age. Default 7 days.
+    pub embedded_max_age_secs: u64,
+    /// JetStream stream the NATS sink writes to (created if missing). Default `TELEMETRY`.
+    pub nats_stream: String,
+    /// Subject prefix: messages go to `<prefix>.<device_id>.<stream>`. Default `telemetry`.
+    pub nats_subject_prefix: String,
+    /// Per-model policy: `[gateway.models.<model>] message_auth = "required" | "optional"`.
+    pub models: BTreeMap<String, GatewayModel>,
+}
+
+/// `[gateway.models.<model>]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayModel {
+    pub message_auth: String,
+}
+
+impl Default for GatewaySection {
+    fn default() -> Self {
+        Self {
+            audience: None,
+            max_device_token_secs: 3600,
+            skew_secs: 60,
+            message_window_secs: 300,
+            max_message_bytes: 64 * 1024,
+            connect_timeout_secs: 10,
+            max_inflight: 64,
+            max_keep_alive_secs: 300,
+            listen_mqtts: None,
+            listen_mqtt: Listen::Off,
+            sink: "embedded".into(),
+            embedded_max_bytes: 1 << 30,
+            embedded_max_age_secs: 7 * 24 * 3600,
+            nats_stream: "TELEMETRY".into(),
+            nats_subject_prefix: "telemetry".into(),
+            models: BTreeMap::new(),
+        }
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -305,6 +377,7 @@ pub struct Config {
     pub log: LogSection,
     pub audit: AuditSection,
     pub oauth: OAuthSection,
+    pub gateway: GatewaySection,
 }
 
 impl Config {
@@ -398,12 +471,56 @@ impl Config {
             // before anything starts (and read again when the store is opened).
             self.store_password()?;
         }
+        self.gateway_limits_valid()?;
         if let Some(issuer) = &self.server.issuer {
             if !(issuer.starts_with("http://") || issuer.starts_with("https://"))
                 || issuer.ends_with('/')
             {
                 return Err(ConfigError::Invalid(
                     "server.issuer must be an http(s) URL without a trailing slash".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The `[gateway]` values that have bounds.
+    fn gateway_limits_valid(&self) -> Result<(), ConfigError> {
+        let g = &self.gateway;
+        let bad = |m: &str| Err(ConfigError::Invalid(format!("gateway.{m}")));
+        if !(60..=86_400).contains(&g.max_device_token_secs) {
+            return bad("max_device_token_secs must be from 60 to 86400");
+        }
+        if !(0..=600).contains(&g.skew_secs) {
+            return bad("skew_secs must be from 0 to 600");
+        }
+        if !(1..=86_400).contains(&g.message_window_secs) {
+            return bad("message_window_secs must be from 1 to 86400");
+        }
+        if !(64..=16 << 20).contains(&g.max_message_bytes) {
+            return bad("max_message_bytes must be from 64 to 16777216");
+        }
+        if !(1..=300).contains(&g.connect_timeout_secs) {
+            return bad("connect_timeout_secs must be from 1 to 300");
+        }
+        if g.max_inflight == 0 || g.max_keep_alive_secs == 0 {
+            return bad("max_inflight and max_keep_alive_secs must be above 0");
+        }
+        if g.sink != "embedded" && !g.sink.starts_with("nats://") {
+            return bad("sink must be \"embedded\" or a nats:// URL");
+        }
+        let token = |t: &str| {
+            !t.is_empty()
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        };
+        if !token(&g.nats_stream) || !g.nats_subject_prefix.split('.').all(token) {
+            return bad("nats_stream and nats_subject_prefix must be plain NATS names");
+        }
+        for (model, policy) in &g.models {
+            if portcullis_gateway::MessageAuth::parse(&policy.message_auth).is_none() {
+                return bad(&format!(
+                    "models.{model}.message_auth must be \"required\" or \"optional\""
                 ));
             }
         }

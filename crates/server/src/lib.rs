@@ -10,6 +10,7 @@ mod cli_pki;
 mod commands;
 mod config;
 mod config_values;
+mod gateway_setup;
 mod health;
 mod http_conn;
 mod http_metrics;
@@ -54,6 +55,7 @@ pub fn run() -> ExitCode {
         Command::Ca(cmd) => commands::ca::run(cmd, &cli.api),
         Command::Device(cmd) => commands::device::run(cmd, &cli.api),
         Command::Cert(cmd) => commands::cert::run(cmd, &cli.api),
+        Command::Telemetry(cmd) => commands::telemetry::run(cmd, &cli.api),
         Command::Key(cli::KeyCommand::Rewrap {
             store_url,
             password_file,
@@ -125,6 +127,12 @@ fn serve_command(args: cli::ServeArgs) -> Result<(), CommandError> {
     }
     if let Some(listen_tls) = args.listen_tls {
         config.server.listen_tls = listen_tls;
+    }
+    if let Some(listen) = args.listen_mqtts {
+        config.gateway.listen_mqtts = Some(listen);
+    }
+    if let Some(listen) = args.listen_mqtt {
+        config.gateway.listen_mqtt = listen;
     }
     init_tracing(&config);
     runtime()?

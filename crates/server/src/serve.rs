@@ -69,6 +69,8 @@ pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), ServeError> {
         tracing::info!(path = %path.display(), "first start: bootstrap admin credential written (mode 0600)");
     }
     let trusted_proxies = Arc::new(config.trusted_proxies()?);
+    let services = NodeServices::start(&config, node, tls_local).await?;
+    let gateway = Arc::new(crate::gateway_setup::start(&config, &services, &issuer).await?);
     let NodeServices {
         store,
         ring,
@@ -76,7 +78,7 @@ pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), ServeError> {
         server,
         keys: key_manager,
         pki,
-    } = NodeServices::start(&config, node, tls_local).await?;
+    } = services;
 
     // Other nodes' changes (PostgreSQL NOTIFY) invalidate this node's caches.
     if let Some(feed) = store.change_feed().await? {
@@ -102,6 +104,7 @@ pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), ServeError> {
         pki: pki.clone(),
         trusted_proxies,
         metrics_on_own_listener: config.server.metrics_listen.is_some(),
+        gateway: Some(gateway.clone()),
     };
     let metrics_task = match metrics_listener {
         Some(listener) => {
@@ -121,11 +124,50 @@ pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), ServeError> {
         None => None,
     };
     let app = surfaces.router(Listener::Plain);
-    let tls_task = match (tls_listener, tls_local) {
-        (Some(tls_listener), Some(tls_local)) => {
-            let certificate =
-                crate::tls_certificate::TlsCertificate::load(&config, &pki.pki, tls_local).await?;
-            let tls_config = crate::tls::server_config(certificate.current())?;
+    let mqtts_listener = match config.gateway.listen_mqtts {
+        Some(listen) => bind_gateway(listen).await?,
+        None => match bind_gateway(Listen::At(DEFAULT_MQTTS)).await {
+            Ok(listener) => listener,
+            Err(e) => {
+                tracing::warn!(error = %e, "the default MQTT-over-TLS port is taken; set [gateway] listen_mqtts to serve MQTT");
+                None
+            }
+        },
+    };
+    let mqtt_listener = bind_gateway(config.gateway.listen_mqtt).await?;
+    // The MQTT-over-TLS listener presents the HTTPS listener's certificate (renewed with it);
+    // without an HTTPS listener it gets one of its own for its address.
+    let mqtts_local = mqtts_listener
+        .as_ref()
+        .map(|l| l.local_addr().map_err(ServeError::Http))
+        .transpose()?;
+    let certificate = match tls_local.or(mqtts_local) {
+        Some(addr) => {
+            Some(crate::tls_certificate::TlsCertificate::load(&config, &pki.pki, addr).await?)
+        }
+        None => None,
+    };
+    let tls_config = match &certificate {
+        Some(c) => Some(crate::tls::server_config(c.current())?),
+        None => None,
+    };
+    let mut mqtt_tasks = Vec::new();
+    for (listener, tls) in [(mqtts_listener, true), (mqtt_listener, false)] {
+        let Some(listener) = listener else { continue };
+        let addr = listener.local_addr().map_err(ServeError::Http)?;
+        let scheme = if tls { "mqtts" } else { "mqtt" };
+        tracing::info!(%addr, "gateway MQTT listening ({scheme})");
+        // Tests and scripts read the MQTT ports from these lines.
+        println!("portcullis gateway on {scheme}://{addr}");
+        mqtt_tasks.push(tokio::spawn(portcullis_gateway::mqtt::serve(
+            listener,
+            if tls { tls_config.clone() } else { None },
+            gateway.gateway.clone(),
+            std::future::pending(),
+        )));
+    }
+    let tls_task = match (tls_listener, tls_local, certificate, tls_config.clone()) {
+        (Some(tls_listener), Some(tls_local), Some(certificate), Some(tls_config)) => {
             let tls_app = surfaces.router(Listener::Tls);
             tracing::info!(addr = %tls_local, "portcullis listening (TLS)");
             // Tests and scripts read the TLS port from this line, printed before the plain one.
@@ -138,6 +180,11 @@ pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), ServeError> {
                 )
             }))
         }
+        // MQTT over TLS without an HTTPS listener: its certificate is still renewed.
+        (_, _, Some(certificate), _) => Some(tokio::spawn(async move {
+            certificate.keep_current().await;
+            ((), ())
+        })),
         _ => None,
     };
     if let Some(local) = local {
@@ -178,6 +225,10 @@ pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), ServeError> {
     if let Some(task) = tls_task {
         task.abort();
     }
+    gateway.gateway.close_all();
+    for task in mqtt_tasks {
+        task.abort();
+    }
     if let Some(task) = metrics_task {
         task.abort();
     }
@@ -203,6 +254,21 @@ async fn bind(listen: Listen, tls: bool) -> Result<Option<tokio::net::TcpListene
         .map_err(|source| ServeError::Listen { addr, tls, source })
 }
 
+/// Where MQTT over TLS listens unless `[gateway] listen_mqtts` says otherwise.
+const DEFAULT_MQTTS: std::net::SocketAddr =
+    std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8883);
+
+/// Binds a gateway (MQTT) listener unless it is off.
+async fn bind_gateway(listen: Listen) -> Result<Option<tokio::net::TcpListener>, ServeError> {
+    let Listen::At(addr) = listen else {
+        return Ok(None);
+    };
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map(Some)
+        .map_err(|e| ServeError::Gateway(format!("cannot listen on {addr}: {e}")))
+}
+
 /// Which listener a router serves: EST is mounted only on the TLS one (its Basic secret
 /// would otherwise cross plain HTTP).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,6 +289,8 @@ pub struct Surfaces {
     pub trusted_proxies: Arc<portcullis_core::forwarded::TrustedProxies>,
     /// `[server] metrics_listen` is set: `/metrics` lives there, not on these listeners.
     pub metrics_on_own_listener: bool,
+    /// The device gateway's routes (`/gateway/v1`), on both listeners.
+    pub gateway: Option<Arc<crate::gateway_setup::NodeGateway>>,
 }
 
 impl Surfaces {
@@ -255,6 +323,9 @@ impl Surfaces {
             .merge(portcullis_pki::ocsp::router(self.pki.ocsp.clone()));
         if listener == Listener::Tls {
             app = app.merge(portcullis_pki::est::router(self.pki.pki.clone()));
+        }
+        if let Some(gateway) = &self.gateway {
+            app = app.merge(gateway.router(listener == Listener::Tls));
         }
         app.layer(axum::middleware::from_fn(http_metrics::record_request))
             .layer(axum::Extension(self.trusted_proxies.clone()))

@@ -52,6 +52,9 @@ pub enum ServeError {
     Tls(#[from] TlsCertificateError),
     #[error("server error: {0}")]
     Http(std::io::Error),
+    /// The device gateway could not be set up (its sink, its listeners).
+    #[error("gateway: {0}")]
+    Gateway(String),
 }
 
 impl ServeError {

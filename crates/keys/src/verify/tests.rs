@@ -279,3 +279,181 @@ fn verify_hmac_rejects_asymmetric_and_unknown_headers() {
         );
     }
 }
+
+/// SubjectPublicKeyInfo fixtures made with OpenSSL 3.0 (`openssl genpkey`, `openssl pkey
+/// -pubout -outform DER`, `openssl pkeyutl -sign -rawin`, `openssl dgst -sha256 -sign`), so
+/// the DER reader is checked against an encoder that is not aws-lc.
+mod openssl_spki {
+    pub const MESSAGE: &[u8] = b"portcullis spki fixture";
+    pub const ED25519: &str = "MCowBQYDK2VwAyEAGocTuJKRS3gAxxgdnzF4bcXCImsN3Nx/6a+22q1V9kI=";
+    pub const ED25519_SIG: &str =
+        "Bqvu7bryyNaRHUfr6TkSLl5rwxriDwGVO4jex1tLbJUiWpIrRycwHl9TPwcs1GLMgoxGMy0IH7E+qbxoT6JMDA==";
+    pub const RSA_2048: &str = "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAsSPf3/H7jnIxxXYsDfpsuY6Cwknzth89pagmvEwlZmSh0v0Ier1/zG8rrCONrT+ewWAb09jZj7snMwmqsYihSR0O9KkhJNaBVLPdN6GXD/vpUpbHeCTyQY9ySs8Uc9NGq/7gtfD1uFmlXntQw+oYpQioNQykQO7wMDvlBIVlGAyiF9XIDmJA/5EtnjEg6WenBSFOUo+X+fJyhhNxXNFcveyLRNffRX9sRiUMaNsh54t5FYoWQcJwWne+21zCP9RhoJaIJyzUumOPUrOgOS7oj8yRaMDhAhYseNV6qelgtk2ceLnVaP5nOzJrtnACSnnHWwQ0mKjngVzaenOnBhT0TQIDAQAB";
+    pub const RSA_2048_RS256_SIG: &str = "YA2oxpW00nCyOENGc5BgXujHZIo6TJRmJ5+K0UY+Eqc2nCStllnwECzyXIaSe1nr3IrSOQDNHIUc6yxfBaCAQ06Y8bQSB3nN0yRwTB8CEC0o9/54Vwq5dODGQON7qcE0Hzr7f1ioIMbAV/WgnP273Tm1ZpYWWT8r1o8cvK7zq+V1c+0Fp2k21qLajqzPKGuxZw5NmYQ0HyCiX/pu23O6PGujqNHda842R0/MhChaLDIrNZMmI7dhA8duGk+PKjZCVfSoLtLga9AxcOWUrTP630YmYwyj+WnuFRvbNtZa+2MsAg6HakvWlbE2kvss2n2Ov7EpGQ/WwCrH6JQ5Xx8sVg==";
+    /// `-sigopt rsa_padding_mode:pss -sigopt rsa_pss_saltlen:32`.
+    pub const RSA_2048_PS256_SIG: &str = "Tnd//eJdJZdka9J7Aog0IFQKw6ztLW0OfYDyQ9x4Gup2vZnW0OFsdsZ7Lv5Iv6GYid/NpLIfLbN2mFEpEu4IAE4vwRb9DWP8U1/BfTTPfMBGFy2LBO7DEygyPLKg0+EXFiEaF+ZfBgDu0hwEtHx/YFEsn0DDIHLCLUJ0b+vLc7sR2ZsAbCG8wSGZNkrNnYmGtc8QkYNQViwvuFww0cyVymuqTVfGQLfa4Vs50v7hZ9QmTmgAbmSyPJsll403J/DQd29Z9YqN390kR/ioS/gpezw8wwtiHaaO5ZIt2VNoiVvXzBGIX7cRf8xeU2Lv2tB3D0LZl29/oPGbBvzqTxmSpA==";
+    pub const P384: &str = "MHYwEAYHKoZIzj0CAQYFK4EEACIDYgAEhJfxkmNh7gQHvZTUDX6W2RdjMzWNm/jCReXcrEUK53xmrk2kbGtuOK0ttS/o1XHwVBFKWljwapqWkyJGGwlGm/AgHqc07cXU4rkHtQnTPngAPDX6AVJJ9AI7bqDF4hfS";
+    pub const SECP256K1: &str = "MFYwEAYHKoZIzj0CAQYFK4EEAAoDQgAEJVmHuaSyLUDq/nNPX+Kk/ldW9O9BWyMMkrOO9WUpfyQhTMAk24wP5s4RqQraLJGUmP5pXPzy46Gr/etsNRfFFw==";
+    pub const RSA_1024: &str = "MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQDXGjKsdBobzpLzF8hG8kmyF1eIEa9/Ck3BzGETgzfrFXoGCsGexk6I01HaGTeTfMZzBWcGqysJDT/A0BxDDtz0NbU20Ta5ri2yYm4zfu2Z1Porl0WDmwtEOnvFEj/MYdgXQjlf4SgwmN3CetM8sLpLD6nz6Y6m7RRCfoxvRjcPQQIDAQAB";
+    /// An `id-RSASSA-PSS` key (RFC 4055): not one a device certificate may carry here.
+    pub const RSASSA_PSS: &str = "MIIBIDALBgkqhkiG9w0BAQoDggEPADCCAQoCggEBAL6igUdBlh3iIaaj/CZy7um7FrzBRL4pxqUSsoPfIphdul02BbKS9nTlR8G+uecF8nJEXwFgiqFag/tx1dXpzJtNBqv6vFqnkT6jgD95QQWvAfzZd954sNBZVIOHOqCOQNlqJWl9vJvumhGeAFCGxmz6CN/+oInXVmKoDSG9k+hh/gQal0YPj3yt1iIrnn8SVklNj0kjQDwhPwk1YFVCQzJmWVpng0lmr5273DQPEw3o5iQjoo54pI1oXPDhCjNMF9DsvXQW1bLwmnZZvDslDzYBVBpLlzdjuXFBqjyLZvhwz8hD6dzbIB2Cx0sk9rDsrbmV/2hhJFxX/XIl/Ascq90CAwEAAQ==";
+
+    pub fn der(b64: &str) -> Vec<u8> {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap_or_default()
+    }
+}
+
+fn spki_keys(der: &[u8], allowed: &[Algorithm]) -> Vec<VerifyingKey> {
+    match VerifyingKey::from_spki_der(der, allowed) {
+        Ok(keys) => keys,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn algorithms(keys: &[VerifyingKey]) -> Vec<Algorithm> {
+    keys.iter().map(VerifyingKey::algorithm).collect()
+}
+
+#[test]
+fn spki_of_every_generated_key_type_verifies_its_own_signatures() {
+    use aws_lc_rs::encoding::AsDer;
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::rsa::KeySize;
+    use aws_lc_rs::signature::{
+        EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING,
+        ECDSA_P384_SHA384_FIXED_SIGNING, RSA_PKCS1_SHA256, RSA_PSS_SHA256,
+    };
+    let rng = SystemRandom::new();
+    let message = b"a device reading";
+    let der = |d: Result<aws_lc_rs::encoding::PublicKeyX509Der<'static>, _>| match d {
+        Ok(d) => d.as_ref().to_vec(),
+        Err(e) => panic!("{e:?}"),
+    };
+
+    for (curve, alg) in [
+        (&ECDSA_P256_SHA256_FIXED_SIGNING, Algorithm::ES256),
+        (&ECDSA_P384_SHA384_FIXED_SIGNING, Algorithm::ES384),
+    ] {
+        let Ok(pair) = EcdsaKeyPair::generate(curve) else {
+            panic!("ec keygen")
+        };
+        let keys = spki_keys(&der(pair.public_key().as_der()), &Algorithm::ALL);
+        assert_eq!(algorithms(&keys), vec![alg]);
+        let Ok(sig) = pair.sign(&rng, message) else {
+            panic!("ec sign")
+        };
+        assert_eq!(keys[0].verify(message, sig.as_ref()), Ok(()), "{alg}");
+        assert_eq!(
+            keys[0].verify(b"another reading", sig.as_ref()),
+            Err(KeyError::BadSignature)
+        );
+    }
+
+    let Ok(ed) = Ed25519KeyPair::generate() else {
+        panic!("ed keygen")
+    };
+    let keys = spki_keys(&der(ed.public_key().as_der()), &Algorithm::ALL);
+    assert_eq!(algorithms(&keys), vec![Algorithm::EdDSA]);
+    assert_eq!(keys[0].verify(message, ed.sign(message).as_ref()), Ok(()));
+
+    let Ok(rsa) = RsaKeyPair::generate(KeySize::Rsa2048) else {
+        panic!("rsa keygen")
+    };
+    let keys = spki_keys(&der(rsa.public_key().as_der()), &Algorithm::ALL);
+    assert_eq!(algorithms(&keys), vec![Algorithm::RS256, Algorithm::PS256]);
+    for (key, padding) in keys.iter().zip([&RSA_PKCS1_SHA256, &RSA_PSS_SHA256]) {
+        let mut sig = vec![0u8; rsa.public_modulus_len()];
+        assert!(rsa.sign(padding, &rng, message, &mut sig).is_ok());
+        assert_eq!(key.verify(message, &sig), Ok(()), "{}", key.algorithm());
+    }
+    // Each RSA verifier checks its own padding only.
+    let mut pkcs1 = vec![0u8; rsa.public_modulus_len()];
+    assert!(rsa
+        .sign(&RSA_PKCS1_SHA256, &rng, message, &mut pkcs1)
+        .is_ok());
+    assert_eq!(keys[1].verify(message, &pkcs1), Err(KeyError::BadSignature));
+}
+
+#[test]
+fn spki_from_openssl_parses_and_verifies() {
+    use openssl_spki::*;
+    let keys = spki_keys(&der(ED25519), &Algorithm::ALL);
+    assert_eq!(keys[0].verify(MESSAGE, &der(ED25519_SIG)), Ok(()));
+
+    let keys = spki_keys(&der(RSA_2048), &Algorithm::ALL);
+    assert_eq!(keys[0].verify(MESSAGE, &der(RSA_2048_RS256_SIG)), Ok(()));
+    assert_eq!(keys[1].verify(MESSAGE, &der(RSA_2048_PS256_SIG)), Ok(()));
+
+    assert_eq!(
+        algorithms(&spki_keys(&der(P384), &Algorithm::ALL)),
+        vec![Algorithm::ES384]
+    );
+}
+
+#[test]
+fn spki_algorithms_are_filtered_by_the_allow_list() {
+    use openssl_spki::*;
+    assert_eq!(
+        algorithms(&spki_keys(&der(RSA_2048), &[Algorithm::PS256])),
+        vec![Algorithm::PS256]
+    );
+    assert!(matches!(
+        VerifyingKey::from_spki_der(&der(ED25519), &[Algorithm::ES256]),
+        Err(KeyError::AlgorithmNotAllowed(_))
+    ));
+}
+
+#[test]
+fn hostile_spki_is_refused() {
+    use openssl_spki::*;
+    let ed = der(ED25519);
+    let mut trailing = ed.clone();
+    trailing.push(0);
+    let mut long_form = vec![0x30, 0x81, 0x2a];
+    long_form.extend_from_slice(&ed[2..]);
+    let mut wrong_len = ed.clone();
+    wrong_len[1] = 0x2b;
+    let mut unused_bits = ed.clone();
+    unused_bits[11] = 1;
+    let mut ed_with_params = vec![
+        0x30, 0x2c, 0x30, 0x07, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x05, 0x00,
+    ];
+    ed_with_params.extend_from_slice(&ed[9..]);
+    let p256_point = {
+        let Ok(pair) = aws_lc_rs::signature::EcdsaKeyPair::generate(
+            &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+        ) else {
+            panic!("keygen")
+        };
+        use aws_lc_rs::signature::KeyPair as _;
+        pair.public_key().as_ref().to_vec()
+    };
+    let table: Vec<(&str, Vec<u8>)> = vec![
+        ("empty", vec![]),
+        ("secp256k1", der(SECP256K1)),
+        ("RSA below 2048 bits", der(RSA_1024)),
+        ("id-RSASSA-PSS key", der(RSASSA_PSS)),
+        ("trailing byte", trailing),
+        ("non-minimal length", long_form),
+        ("length past the end", wrong_len),
+        ("unused bits in the key", unused_bits),
+        ("Ed25519 with parameters", ed_with_params),
+        ("truncated", ed[..ed.len() - 1].to_vec()),
+        ("indefinite length", vec![0x30, 0x80, 0x00, 0x00]),
+        ("a bare EC point, not an SPKI", p256_point),
+        ("a bare Ed25519 key, not an SPKI", ed[12..].to_vec()),
+        ("a JWK", br#"{"kty":"OKP"}"#.to_vec()),
+    ];
+    for (what, input) in table {
+        assert!(
+            VerifyingKey::from_spki_der(&input, &Algorithm::ALL).is_err(),
+            "{what}"
+        );
+    }
+    for cut in 0..ed.len() {
+        assert!(VerifyingKey::from_spki_der(&ed[..cut], &Algorithm::ALL).is_err());
+    }
+}

@@ -59,6 +59,57 @@ impl VerifyingKey {
         })
     }
 
+    /// Builds the verifying keys of a certificate's `SubjectPublicKeyInfo` (RFC 5280 §4.1.2.7):
+    /// EC P-256 → ES256, P-384 → ES384, Ed25519 (RFC 8410) → EdDSA, RSA of 2048 to 8192 bits
+    /// → RS256 and PS256; each kept only if in `allowed`. Any other key type or curve, a
+    /// trailing byte, or a key that leaves nothing allowed is refused.
+    pub fn from_spki_der(
+        spki_der: &[u8],
+        allowed: &[Algorithm],
+    ) -> Result<Vec<VerifyingKey>, KeyError> {
+        let (key_type, public_key) = spki::parse(spki_der)?;
+        let candidates: &[Algorithm] = match key_type {
+            spki::KeyType::P256 => &[Algorithm::ES256],
+            spki::KeyType::P384 => &[Algorithm::ES384],
+            spki::KeyType::Ed25519 => &[Algorithm::EdDSA],
+            spki::KeyType::Rsa => &[Algorithm::RS256, Algorithm::PS256],
+        };
+        let algorithms: Vec<Algorithm> = candidates
+            .iter()
+            .copied()
+            .filter(|a| allowed.contains(a))
+            .collect();
+        if algorithms.is_empty() {
+            let names: Vec<&str> = candidates.iter().map(|a| a.as_str()).collect();
+            return Err(KeyError::AlgorithmNotAllowed(names.join(", ")));
+        }
+        algorithms
+            .into_iter()
+            .map(|algorithm| {
+                let key = match (key_type, algorithm) {
+                    (spki::KeyType::Rsa, Algorithm::PS256) => {
+                        parse_rsa_der(public_key, &signature::RSA_PSS_2048_8192_SHA256)?
+                    }
+                    (spki::KeyType::Rsa, _) => {
+                        parse_rsa_der(public_key, &signature::RSA_PKCS1_2048_8192_SHA256)?
+                    }
+                    (spki::KeyType::P256, _) => {
+                        parse_ec_point(public_key, 32, &signature::ECDSA_P256_SHA256_FIXED)?
+                    }
+                    (spki::KeyType::P384, _) => {
+                        parse_ec_point(public_key, 48, &signature::ECDSA_P384_SHA384_FIXED)?
+                    }
+                    (spki::KeyType::Ed25519, _) => parse_ed25519(public_key.to_vec())?,
+                };
+                Ok(VerifyingKey {
+                    kid: None,
+                    algorithm,
+                    key: Arc::new(key),
+                })
+            })
+            .collect()
+    }
+
     /// The JWK's `kid`, if it had one.
     pub fn kid(&self) -> Option<&str> {
         self.kid.as_deref()
@@ -69,11 +120,18 @@ impl VerifyingKey {
         self.algorithm
     }
 
-    /// Checks a raw signature over `message`.
-    pub(crate) fn verify_signature(&self, message: &[u8], sig: &[u8]) -> Result<(), KeyError> {
+    /// Checks a raw signature over `message` with this key's one algorithm: ECDSA as the
+    /// fixed-size `r||s` of RFC 7518 §3.4 and RFC 9053 §2.1 (not DER), Ed25519 as its 64
+    /// bytes, RSA as the modulus-sized block (PSS with a 32-byte salt, RFC 8230 §2).
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> Result<(), KeyError> {
         self.key
-            .verify_sig(message, sig)
+            .verify_sig(message, signature)
             .map_err(|_| KeyError::BadSignature)
+    }
+
+    /// [`Self::verify`], under the name the JWS decoder calls.
+    pub(crate) fn verify_signature(&self, message: &[u8], sig: &[u8]) -> Result<(), KeyError> {
+        self.verify(message, sig)
     }
 }
 
@@ -100,6 +158,23 @@ fn algorithm_of(jwk: &Jwk) -> Result<Algorithm, KeyError> {
     }
 }
 
+/// An uncompressed SEC 1 point (§2.3.3: `0x04 || x || y`) of the given coordinate size.
+fn parse_ec_point(
+    point: &[u8],
+    coordinate_len: usize,
+    params: &'static signature::EcdsaVerificationAlgorithm,
+) -> Result<ParsedPublicKey, KeyError> {
+    // Compressed points are legal in SPKI but no certificate we issue has one; refusing them
+    // keeps one encoding per key.
+    if point.len() != 1 + 2 * coordinate_len || point.first() != Some(&0x04) {
+        return Err(KeyError::Malformed(
+            "EC public key is not an uncompressed point of its curve".into(),
+        ));
+    }
+    ParsedPublicKey::new(params, point)
+        .map_err(|_| KeyError::Malformed("EC point is not on the curve".into()))
+}
+
 fn parse_ec(
     jwk: &Jwk,
     coordinate_len: usize,
@@ -118,12 +193,14 @@ fn parse_ec(
     point.push(0x04);
     point.extend_from_slice(&x);
     point.extend_from_slice(&y);
-    ParsedPublicKey::new(params, point)
-        .map_err(|_| KeyError::Malformed("EC point is not on the curve".into()))
+    parse_ec_point(&point, coordinate_len, params)
 }
 
 fn parse_okp(jwk: &Jwk) -> Result<ParsedPublicKey, KeyError> {
-    let x = jwk.decode_member("x", &jwk.x)?;
+    parse_ed25519(jwk.decode_member("x", &jwk.x)?)
+}
+
+fn parse_ed25519(x: Vec<u8>) -> Result<ParsedPublicKey, KeyError> {
     if x.len() != 32 {
         return Err(KeyError::Malformed("Ed25519 key is not 32 bytes".into()));
     }
@@ -137,9 +214,27 @@ fn parse_rsa(
 ) -> Result<ParsedPublicKey, KeyError> {
     let n = jwk.decode_member("n", &jwk.n)?;
     let e = jwk.decode_member("e", &jwk.e)?;
-    // Some producers prepend a zero byte; it carries no value and aws-lc refuses it.
-    let n = strip_leading_zeros(&n);
-    let e = strip_leading_zeros(&e);
+    parse_rsa_components(&n, &e, params)
+}
+
+/// The DER `RSAPublicKey` (RFC 8017 §A.1.1) inside an RSA `SubjectPublicKeyInfo`.
+fn parse_rsa_der(
+    rsa_public_key: &[u8],
+    params: &'static signature::RsaParameters,
+) -> Result<ParsedPublicKey, KeyError> {
+    let (n, e) = spki::rsa_public_key(rsa_public_key)?;
+    parse_rsa_components(n, e, params)
+}
+
+fn parse_rsa_components(
+    n: &[u8],
+    e: &[u8],
+    params: &'static signature::RsaParameters,
+) -> Result<ParsedPublicKey, KeyError> {
+    // Some producers prepend a zero byte (DER always does for a modulus with its top bit
+    // set); it carries no value and aws-lc refuses it.
+    let n = strip_leading_zeros(n);
+    let e = strip_leading_zeros(e);
     let bits = bit_length(n);
     if bits < MIN_RSA_BITS {
         return Err(KeyError::Malformed(
@@ -168,6 +263,124 @@ fn bit_length(big_endian: &[u8]) -> usize {
     match big_endian.first() {
         Some(first) => big_endian.len() * 8 - first.leading_zeros() as usize,
         None => 0,
+    }
+}
+
+/// Just enough DER (X.690 §10) to read a `SubjectPublicKeyInfo` and an `RSAPublicKey`:
+/// definite lengths in their shortest form, every length checked against what is left, no
+/// trailing bytes. The key bytes themselves are checked again by aws-lc.
+mod spki {
+    use crate::KeyError;
+
+    /// The public key types a device certificate may carry.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(super) enum KeyType {
+        P256,
+        P384,
+        Ed25519,
+        Rsa,
+    }
+
+    const SEQUENCE: u8 = 0x30;
+    const INTEGER: u8 = 0x02;
+    const BIT_STRING: u8 = 0x03;
+    const NULL: u8 = 0x05;
+    const OID: u8 = 0x06;
+
+    // OID contents (without tag and length).
+    /// id-ecPublicKey, 1.2.840.10045.2.1 (RFC 5480 §2.1.1).
+    const EC_PUBLIC_KEY: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+    /// secp256r1, 1.2.840.10045.3.1.7 (RFC 5480 §2.1.1.1).
+    const P256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+    /// secp384r1, 1.3.132.0.34 (RFC 5480 §2.1.1.1).
+    const P384: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x22];
+    /// id-Ed25519, 1.3.101.112 (RFC 8410 §3).
+    const ED25519: &[u8] = &[0x2b, 0x65, 0x70];
+    /// rsaEncryption, 1.2.840.113549.1.1.1 (RFC 3279 §2.3.1).
+    const RSA_ENCRYPTION: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+
+    fn malformed(what: &str) -> KeyError {
+        KeyError::Malformed(format!("SubjectPublicKeyInfo: {what}"))
+    }
+
+    /// Splits one TLV of tag `tag` off the front of `input`: (contents, rest).
+    fn take(input: &[u8], tag: u8) -> Result<(&[u8], &[u8]), KeyError> {
+        let (&found, rest) = input.split_first().ok_or_else(|| malformed("truncated"))?;
+        if found != tag {
+            return Err(malformed("unexpected element"));
+        }
+        let (&first, rest) = rest.split_first().ok_or_else(|| malformed("truncated"))?;
+        let (len, rest) = match first {
+            0x00..=0x7f => (usize::from(first), rest),
+            // Long form with 1 or 2 length octets covers every key up to RSA-8192.
+            0x81 | 0x82 => {
+                let count = usize::from(first & 0x7f);
+                let octets = rest.get(..count).ok_or_else(|| malformed("truncated"))?;
+                let len = octets
+                    .iter()
+                    .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+                // DER: the shortest form only.
+                if len < 0x80 || octets.first() == Some(&0) {
+                    return Err(malformed("length not in its shortest form"));
+                }
+                (len, rest.get(count..).unwrap_or_default())
+            }
+            _ => return Err(malformed("length is indefinite or too long")),
+        };
+        if rest.len() < len {
+            return Err(malformed("truncated"));
+        }
+        Ok(rest.split_at(len))
+    }
+
+    /// Like [`take`], but the element must be the last one of `input`.
+    fn take_last(input: &[u8], tag: u8) -> Result<&[u8], KeyError> {
+        match take(input, tag)? {
+            (contents, []) => Ok(contents),
+            _ => Err(malformed("trailing bytes")),
+        }
+    }
+
+    /// The key type and the `subjectPublicKey` bits of a DER `SubjectPublicKeyInfo`.
+    pub(super) fn parse(der: &[u8]) -> Result<(KeyType, &[u8]), KeyError> {
+        let spki = take_last(der, SEQUENCE)?;
+        let (algorithm, rest) = take(spki, SEQUENCE)?;
+        let bits = take_last(rest, BIT_STRING)?;
+        // Key bits are whole octets: the unused-bits octet is zero.
+        let public_key = match bits.split_first() {
+            Some((0, key)) if !key.is_empty() => key,
+            _ => return Err(malformed("subjectPublicKey is not whole octets")),
+        };
+        let (oid, params) = take(algorithm, OID)?;
+        let key_type = match oid {
+            EC_PUBLIC_KEY => match take_last(params, OID)? {
+                P256 => KeyType::P256,
+                P384 => KeyType::P384,
+                _ => return Err(KeyError::UnsupportedAlgorithm("EC curve".into())),
+            },
+            // RFC 8410 §3: the parameters are absent.
+            ED25519 if params.is_empty() => KeyType::Ed25519,
+            // RFC 3279 §2.3.1: NULL parameters; some encoders omit them.
+            RSA_ENCRYPTION if params.is_empty() || take_last(params, NULL)?.is_empty() => {
+                KeyType::Rsa
+            }
+            ED25519 | RSA_ENCRYPTION => return Err(malformed("unexpected parameters")),
+            _ => return Err(KeyError::UnsupportedAlgorithm("public key type".into())),
+        };
+        Ok((key_type, public_key))
+    }
+
+    /// The modulus and public exponent of a DER `RSAPublicKey` (RFC 8017 §A.1.1), as
+    /// big-endian bytes (possibly with DER's leading zero).
+    pub(super) fn rsa_public_key(der: &[u8]) -> Result<(&[u8], &[u8]), KeyError> {
+        let key = take_last(der, SEQUENCE)?;
+        let (n, rest) = take(key, INTEGER)?;
+        let e = take_last(rest, INTEGER)?;
+        // A negative modulus or exponent (top bit set without a leading zero) is no key.
+        if n.first().is_none_or(|b| b & 0x80 != 0) || e.first().is_none_or(|b| b & 0x80 != 0) {
+            return Err(malformed("RSA integer is negative or empty"));
+        }
+        Ok((n, e))
     }
 }
 

@@ -40,6 +40,11 @@ pub struct AdminApi {
 impl AdminApi {
     /// Reads the credential file and obtains an admin token.
     pub fn connect(args: &ApiArgs) -> Result<Self, ApiError> {
+        Self::connect_with_scope(args, "portcullis:admin")
+    }
+
+    /// Reads the credential file and obtains a token for `scope` (e.g. `telemetry:read`).
+    pub fn connect_with_scope(args: &ApiArgs, scope: &str) -> Result<Self, ApiError> {
         let base = args.server.trim_end_matches('/').to_owned();
         let cred = read_credential(&args.admin_credential)?;
         let agent = ureq::AgentBuilder::new()
@@ -47,7 +52,7 @@ impl AdminApi {
             .build();
         let response = agent.post(&format!("{base}/oauth2/token")).send_form(&[
             ("grant_type", "client_credentials"),
-            ("scope", "portcullis:admin"),
+            ("scope", scope),
             ("client_id", &cred.client_id),
             ("client_secret", &cred.client_secret),
         ]);
@@ -70,6 +75,25 @@ impl AdminApi {
             None => req.call(),
         };
         read_json(response, &self.base)
+    }
+}
+
+impl AdminApi {
+    /// Sends `GET {path}` (a path from the server's root, not under `/admin/v1`) and hands
+    /// back the body as a reader, for streamed answers (NDJSON).
+    pub fn stream(&self, path: &str) -> Result<Box<dyn std::io::Read + Send>, ApiError> {
+        let response = self
+            .agent
+            .get(&format!("{}{path}", self.base))
+            .timeout(Duration::from_secs(24 * 3600))
+            .set("Authorization", &format!("Bearer {}", self.token))
+            .set("Accept", "application/x-ndjson")
+            .call();
+        match response {
+            Ok(r) => Ok(Box::new(r.into_reader())),
+            Err(e) => read_json(Err(e), &self.base)
+                .map(|_| -> Box<dyn std::io::Read + Send> { Box::new(std::io::empty()) }),
+        }
     }
 }
 

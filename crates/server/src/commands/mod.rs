@@ -19,6 +19,7 @@ pub mod key;
 pub mod output;
 pub mod rewrap;
 pub mod store_copy;
+pub mod telemetry;
 
 /// A command failure, mapped to the exit code by `main`.
 #[derive(Debug, thiserror::Error)]

@@ -12,7 +12,11 @@ mod support;
 
 mod admin_api;
 mod audit_chain;
+mod device_keys;
 mod forwarded_for;
+mod gateway_http;
+mod gateway_nats;
+mod gateway_mqtt;
 mod hostile_inputs;
 mod hsm;
 mod interop;

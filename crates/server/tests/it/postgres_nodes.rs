@@ -301,6 +301,42 @@ fn store_copy_moves_an_embedded_deployment_to_postgres_with_its_audit_chain() {
     );
     // The device PKI moves too: the CA, a registered device, issued and revoked certificates.
     node.cli_json(&["device", "register", "--id", "moved-1"]);
+    // And the gateway's state: a device key (sealed) and the device's message counter.
+    let key = node.cli_json(&["device", "key", "create", "moved-1"]);
+    let (kid, key): (String, [u8; 32]) = {
+        use base64::Engine as _;
+        (
+            key["key_id"].as_str().unwrap().to_owned(),
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(key["key"].as_str().unwrap())
+                .unwrap()
+                .try_into()
+                .unwrap(),
+        )
+    };
+    let moved = portcullis_core::device::DeviceId::parse("moved-1").unwrap();
+    let sent_before = portcullis_gateway::cose::seal_mac0(
+        &moved,
+        &kid,
+        &key,
+        7,
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64,
+        b"before the move",
+    );
+    let post = |node: &Node, body: &[u8]| {
+        node.request(
+            "POST",
+            "/gateway/v1/telemetry",
+            Some("application/cose"),
+            &[],
+            body,
+        )
+        .status
+    };
+    assert_eq!(post(&node, &sent_before), 202);
     let ca_before = node.cli(&["ca", "export", "--chain"]).stdout;
     let certs = node.cli_json(&["cert", "list"]);
     let server_cert = certs["certificates"][0]["serial"]
@@ -387,6 +423,27 @@ fn store_copy_moves_an_embedded_deployment_to_postgres_with_its_audit_chain() {
         "tokens signed before the move still verify (keys copied)"
     );
     assert_eq!(introspect(&revoked), false, "revocations moved too");
+    assert_eq!(
+        post(&pg, &sent_before),
+        409,
+        "the device's counter moved: its old message is still a replay"
+    );
+    let sent_after = portcullis_gateway::cose::seal_mac0(
+        &moved,
+        &kid,
+        &key,
+        8,
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64,
+        b"after the move",
+    );
+    assert_eq!(
+        post(&pg, &sent_after),
+        202,
+        "the device key moved (still sealed)"
+    );
     let api = |args: &[&str]| {
         let out = Command::new(support::BIN)
             .args(args)
@@ -700,4 +757,120 @@ fn nodes_without_an_issuer_use_the_one_the_store_keeps_and_a_different_one_is_re
         "https://elsewhere.example",
         "later nodes follow"
     );
+}
+
+/// The gateway's replay guarantee across nodes: a device message accepted by one node is a
+/// replay on the other, also when both get it at the same instant; a suspension made on one
+/// node is honoured by the other within 500 ms.
+#[test]
+fn a_device_message_is_accepted_once_across_two_nodes() {
+    use base64::Engine as _;
+    use portcullis_core::device::DeviceId;
+    use portcullis_gateway::cose::seal_mac0;
+
+    let Some(nodes) = two_nodes("gateway", &[]) else {
+        return;
+    };
+    let (a, b) = (&nodes.a, &nodes.b);
+    a.cli_json(&["device", "register", "--id", "meter-pg"]);
+    let k = a.cli_json(&["device", "key", "create", "meter-pg"]);
+    let kid = k["key_id"].as_str().unwrap().to_owned();
+    let key: [u8; 32] = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(k["key"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let id = DeviceId::parse("meter-pg").unwrap();
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    };
+    let post = |node: &Node, body: &[u8]| {
+        node.request(
+            "POST",
+            "/gateway/v1/telemetry",
+            Some("application/cose"),
+            &[],
+            body,
+        )
+        .status
+    };
+    let first = seal_mac0(&id, &kid, &key, 1, now(), b"one");
+    assert_eq!(post(a, &first), 202);
+    assert_eq!(post(b, &first), 409, "replayed to the other node");
+
+    // The same messages to both nodes at once: each is accepted exactly once.
+    let messages: Vec<Vec<u8>> = (2..=41)
+        .map(|c| seal_mac0(&id, &kid, &key, c, now(), b"race"))
+        .collect();
+    let accepted = std::thread::scope(|scope| {
+        let runs: Vec<_> = [a, b]
+            .into_iter()
+            .map(|node| {
+                let messages = &messages;
+                scope.spawn(move || messages.iter().filter(|m| post(node, m) == 202).count())
+            })
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).sum::<usize>()
+    });
+    assert!(
+        accepted <= messages.len(),
+        "{accepted} acceptances for {} messages",
+        messages.len()
+    );
+    assert!(accepted >= 1);
+    let stored: usize = [a, b]
+        .iter()
+        .map(|node| {
+            let out = if node.admin_credential().exists() {
+                node.cli(&["telemetry", "tail", "--device", "meter-pg", "--json"])
+            } else {
+                Command::new(env!("CARGO_BIN_EXE_portcullis"))
+                    .args([
+                        "telemetry",
+                        "tail",
+                        "--device",
+                        "meter-pg",
+                        "--json",
+                        "--server",
+                        &node.base,
+                        "--admin-credential",
+                    ])
+                    .arg(a.admin_credential())
+                    .output()
+                    .unwrap()
+            };
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).lines().count()
+        })
+        .sum();
+    assert_eq!(
+        stored,
+        accepted + 1,
+        "each accepted message stored once, on the node that took it"
+    );
+
+    // Suspended through A: B refuses the device within 500 ms.
+    a.cli_json(&["device", "suspend", "meter-pg"]);
+    let start = std::time::Instant::now();
+    let mut counter = 100;
+    loop {
+        counter += 1;
+        let status = post(b, &seal_mac0(&id, &kid, &key, counter, now(), b"x"));
+        if status == 403 {
+            break;
+        }
+        assert_eq!(status, 202);
+        assert!(
+            start.elapsed() < std::time::Duration::from_millis(500),
+            "B still admits the suspended device"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }

@@ -21,6 +21,9 @@ pub struct Node {
     pub tls_base: Option<String>,
     /// `http://127.0.0.1:PORT` of the metrics listener, when `[server] metrics_listen` is set.
     pub metrics_base: Option<String>,
+    /// `127.0.0.1:PORT` of the gateway's MQTT-over-TLS and plain MQTT listeners, when on.
+    pub mqtts_addr: Option<String>,
+    pub mqtt_addr: Option<String>,
     pub data_dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -90,6 +93,14 @@ impl Node {
         if !tls_chosen {
             cmd.args(["--listen-tls", "127.0.0.1:0"]);
         }
+        // And its own MQTT-over-TLS port (the default 8883 would be shared by every node).
+        let mqtts_chosen = args.contains(&"--listen-mqtts")
+            || env
+                .iter()
+                .any(|(k, _)| *k == "PORTCULLIS_GATEWAY__LISTEN_MQTTS");
+        if !mqtts_chosen {
+            cmd.args(["--listen-mqtts", "127.0.0.1:0"]);
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -102,17 +113,27 @@ impl Node {
                     let _ = tx.send(url.to_owned());
                 } else if let Some(url) = line.strip_prefix("portcullis metrics on ") {
                     let _ = tx.send(format!("metrics {url}"));
+                } else if let Some(url) = line.strip_prefix("portcullis gateway on ") {
+                    let _ = tx.send(format!("gateway {url}"));
                 }
             }
         });
         // The TLS line (if any) comes first, then the plain one.
         let mut tls_base = None;
         let mut metrics_base = None;
+        let mut mqtts_addr = None;
+        let mut mqtt_addr = None;
         let base = loop {
             match rx.recv_timeout(Duration::from_secs(60)) {
                 Ok(url) if url.starts_with("https://") => tls_base = Some(url),
                 Ok(url) if url.starts_with("metrics ") => {
                     metrics_base = url.strip_prefix("metrics ").map(str::to_owned)
+                }
+                Ok(url) if url.starts_with("gateway mqtts://") => {
+                    mqtts_addr = url.strip_prefix("gateway mqtts://").map(str::to_owned)
+                }
+                Ok(url) if url.starts_with("gateway mqtt://") => {
+                    mqtt_addr = url.strip_prefix("gateway mqtt://").map(str::to_owned)
                 }
                 Ok(url) => break url,
                 Err(_) => {
@@ -128,6 +149,8 @@ impl Node {
             base,
             tls_base,
             metrics_base,
+            mqtts_addr,
+            mqtt_addr,
             data_dir: data_dir.to_owned(),
             _tmp: None,
         }

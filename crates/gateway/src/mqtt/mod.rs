@@ -1,0 +1,279 @@
+//! MQTT 3.1.1 and 5 as a protocol adapter in front of the gateway — the way Eclipse Hono's
+//! MQTT adapter is — not a broker: devices connect and publish telemetry; nothing is routed
+//! between clients.
+//!
+//! - **Codec**: rumqttc's `mqttbytes` (3.1.1 and 5) reads and writes every packet; the
+//!   adapter only peeks at the CONNECT's protocol level to pick one (`protocol`).
+//! - **CONNECT** (`connect`): whole within `connect_timeout` after the TLS handshake, once.
+//!   The credential is the TLS client certificate if one was shown (a user name, if given,
+//!   must be its device id), else user name = device id and password = device token or
+//!   access token. Refusals are CONNACK codes (`reason`). The client id is free; the
+//!   session is the device's: a second connection of the device takes over from the first
+//!   (MQTT 5 DISCONNECT 0x8E), and the gateway audits it as a possible clone.
+//! - **PUBLISH** (`session_loop`): only to `devices/{own id}/telemetry[/{stream}]`
+//!   (`topic`), QoS 0 or 1. A payload is COSE when it starts with the tag of `COSE_Mac0` /
+//!   `COSE_Sign1` or its MQTT 5 content type is `application/cose`. PUBACK only once the
+//!   sink holds the message; an MQTT 5 refusal is a negative PUBACK, an MQTT 3.1.1 one
+//!   closes the connection (it has no negative PUBACK; the device re-sends).
+//! - **Not offered**, and said so in the protocol's own terms: QoS 2 (MQTT 5 DISCONNECT
+//!   0x9B; 3.1.1 closes), retained messages (MQTT 5 advertises Retain Available 0 and
+//!   disconnects with 0x9A; 3.1.1's retain flag is ignored), topic aliases, enhanced
+//!   authentication, sessions that outlive the connection, wills (accepted, never
+//!   published). SUBSCRIBE is answered with a refusal per filter (MQTT 5 0x87, 3.1.1 0x80):
+//!   this listener is a telemetry ingress. Commands to devices come in a later issue, as
+//!   a subscription to `devices/{own id}/commands` — that is where SUBSCRIBE will be
+//!   admitted, nowhere else.
+//! - **Bounds**: maximum packet size = `max_message_bytes` + room for the topic and MQTT 5
+//!   properties (larger: MQTT 5 DISCONNECT 0x95, 3.1.1 closes); keep-alive capped by
+//!   `max_keep_alive_secs` (MQTT 5 Server Keep Alive), 1.5 × keep-alive of silence
+//!   closes; `max_inflight` QoS 1 messages per connection (MQTT 5 Receive Maximum).
+//! - **Cost**: one task per connection, a read buffer that starts at 512 bytes and grows
+//!   only for the packet being read, no timer armed while idle beyond keep-alive.
+
+mod codec;
+mod connect;
+mod connection;
+mod protocol;
+mod reason;
+mod session_loop;
+mod topic;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio_rustls::TlsAcceptor;
+
+use crate::service::Gateway;
+use crate::session::Transport;
+use crate::GatewayError;
+use connect::NoConnect;
+use connection::Connection;
+
+/// Room in a PUBLISH for what is not the message: fixed header, topic, packet id and
+/// MQTT 5 properties (content type, user properties).
+const PACKET_OVERHEAD: usize = 2 + topic::MAX_TOPIC_LEN + 2 + 512;
+/// How long shutdown waits for connections to say goodbye.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Serves MQTT on `listener` (over TLS when `tls` is given) until `shutdown` resolves, then
+/// tells every connection (MQTT 5: DISCONNECT 0x8B) and waits a little for them to close.
+///
+/// `tls` is the HTTPS listener's configuration (client certificates asked, not required);
+/// its ALPN list is dropped here, as MQTT clients offer none or `mqtt`.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    gateway: Arc<Gateway>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let acceptor = tls.map(|config| {
+        let mut config = (*config).clone();
+        config.alpn_protocols.clear();
+        TlsAcceptor::from(Arc::new(config))
+    });
+    let (stop, stopping) = watch::channel(false);
+    // Every connection task holds a sender; when all are gone, `recv` answers `None`.
+    let (alive, mut all_closed) = mpsc::channel::<()>(1);
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (socket, remote) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(error = %e, "MQTT accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let acceptor = acceptor.clone();
+        let gateway = Arc::clone(&gateway);
+        let stopping = stopping.clone();
+        let alive = alive.clone();
+        tokio::spawn(async move {
+            serve_socket(socket, remote, acceptor, gateway, stopping).await;
+            drop(alive);
+        });
+    }
+    drop(listener);
+    let _ = stop.send(true);
+    drop(alive);
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, all_closed.recv()).await;
+}
+
+/// One accepted socket: TLS handshake (bounded by the connect timeout), then MQTT.
+async fn serve_socket(
+    socket: TcpStream,
+    remote: SocketAddr,
+    acceptor: Option<TlsAcceptor>,
+    gateway: Arc<Gateway>,
+    mut stopping: watch::Receiver<bool>,
+) {
+    // PUBACKs are small and latency matters more than packing them.
+    let _ = socket.set_nodelay(true);
+    let Some(acceptor) = acceptor else {
+        serve_mqtt(Box::new(socket), remote, None, gateway, stopping).await;
+        return;
+    };
+    // Boxed: the handshake's state (over a kilobyte) is not carried once it is done.
+    let handshake = Box::pin(tls_handshake(
+        acceptor,
+        socket,
+        remote,
+        gateway.limits().connect_timeout,
+    ));
+    let accepted = tokio::select! {
+        accepted = handshake => accepted,
+        _ = stopping.wait_for(|stop| *stop) => return,
+    };
+    if let Some((tls, chain)) = accepted {
+        serve_mqtt(tls, remote, chain, gateway, stopping).await;
+    }
+}
+
+/// The TLS handshake within `timeout`: the stream, and the client's certificate chain (leaf
+/// first, DER) if it showed one.
+async fn tls_handshake(
+    acceptor: TlsAcceptor,
+    socket: TcpStream,
+    remote: SocketAddr,
+    timeout: Duration,
+) -> Option<(Box<dyn connection::Socket>, Option<Vec<Vec<u8>>>)> {
+    match tokio::time::timeout(timeout, acceptor.accept(socket)).await {
+        Ok(Ok(tls)) => {
+            let chain = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .map(|chain| chain.iter().map(|c| c.as_ref().to_vec()).collect());
+            Some((Box::new(tls), chain))
+        }
+        Ok(Err(e)) => {
+            tracing::debug!(%remote, error = %e, "MQTT TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(%remote, "MQTT TLS handshake timed out");
+            None
+        }
+    }
+}
+
+/// One MQTT connection: CONNECT, then the admitted device's session.
+async fn serve_mqtt(
+    stream: Box<dyn connection::Socket>,
+    remote: SocketAddr,
+    peer_certificates: Option<Vec<Vec<u8>>>,
+    gateway: Arc<Gateway>,
+    mut stopping: watch::Receiver<bool>,
+) {
+    let source = remote.ip();
+    let limits = gateway.limits();
+    let max_remaining = limits.max_message_bytes.saturating_add(PACKET_OVERHEAD);
+    let mut conn = Connection::new(stream, source, max_remaining);
+    let first = tokio::select! {
+        first = tokio::time::timeout(limits.connect_timeout, connect::read_connect(&mut conn)) => first,
+        _ = stopping.wait_for(|stop| *stop) => return,
+    };
+    let (version, request) = match first {
+        Ok(Ok(connect)) => connect,
+        Ok(Err(NoConnect::Gone)) => return,
+        Err(_) => {
+            // A slow or absent CONNECT (half-open or idle connections) is dropped.
+            let e = GatewayError::Malformed("connect_timeout");
+            gateway.refused(Transport::Mqtt, source, None, &e);
+            return;
+        }
+        Ok(Err(NoConnect::UnsupportedLevel(level))) => {
+            tracing::debug!(%remote, level, "MQTT protocol level not supported");
+            connect::refuse_level(&mut conn);
+            let e = GatewayError::Malformed("mqtt_protocol_level");
+            gateway.refused(Transport::Mqtt, source, None, &e);
+            conn.close().await;
+            return;
+        }
+        Ok(Err(NoConnect::Refused(e, version))) => {
+            if let Some(version) = version {
+                connect::refuse_connect(&mut conn, version, &e);
+            }
+            gateway.refused(Transport::Mqtt, source, None, &e);
+            conn.close().await;
+            return;
+        }
+    };
+    let admitted = connect::admit(&mut conn, &gateway, version, request, peer_certificates).await;
+    let Some(admission) = admitted else {
+        conn.close().await;
+        return;
+    };
+    if conn.flush().await.is_err() {
+        gateway.session_ended(admission.session);
+        return;
+    }
+    tracing::debug!(
+        device = admission.session.admitted.device_id.as_str(),
+        %remote,
+        version = version.as_str(),
+        "MQTT device connected"
+    );
+    // Boxed: a connection that never gets this far does not carry the session's state.
+    Box::pin(session_loop::serve(
+        conn,
+        admission,
+        &gateway,
+        &mut stopping,
+    ))
+    .await;
+}
+
+#[cfg(test)]
+mod size_probe {
+    #[test]
+    fn print_sizes() {
+        eprintln!(
+            "ServerConnection {}",
+            std::mem::size_of::<rustls::ServerConnection>()
+        );
+        eprintln!(
+            "TlsStream {}",
+            std::mem::size_of::<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>()
+        );
+        eprintln!(
+            "Accept {}",
+            std::mem::size_of::<tokio_rustls::Accept<tokio::net::TcpStream>>()
+        );
+        eprintln!("Sleep {}", std::mem::size_of::<tokio::time::Sleep>());
+        eprintln!("Session {}", std::mem::size_of::<crate::session::Session>());
+        fn probe<A, B, C, D, E, Fut>(_: impl FnOnce(A, B, C, D, E) -> Fut) -> usize {
+            std::mem::size_of::<Fut>()
+        }
+        fn probe4<A, B, C, D, Fut>(_: impl FnOnce(A, B, C, D) -> Fut) -> usize {
+            std::mem::size_of::<Fut>()
+        }
+        type G = std::sync::Arc<crate::service::Gateway>;
+        eprintln!("SocketFuture {}", probe(super::serve_socket));
+        eprintln!("MqttFuture {}", probe(super::serve_mqtt));
+        eprintln!(
+            "SessionLoop {}",
+            probe4(
+                |c: super::connection::Connection,
+                 a: super::connect::Admission,
+                 g: &'static G,
+                 s: &'static mut tokio::sync::watch::Receiver<bool>| {
+                    super::session_loop::serve(c, a, g, s)
+                }
+            )
+        );
+        eprintln!(
+            "Conn {}",
+            std::mem::size_of::<super::connection::Connection>()
+        );
+    }
+}

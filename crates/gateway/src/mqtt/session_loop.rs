@@ -1,0 +1,400 @@
+//! An admitted device's connection, from CONNACK to close: one task selecting over the
+//! socket, the gateway ending the session (suspension, take-over, credential expiry), the
+//! keep-alive clock and shutdown.
+//!
+//! Messages are handed to the gateway one at a time, in the order they arrived: the replay
+//! guard accepts a device's counters only in increasing order, so two messages of one
+//! connection verified side by side could refuse each other. What overlaps is the socket:
+//! while one message is with the gateway, the next ones (up to `max_inflight`, the MQTT 5
+//! Receive Maximum) are read and queued, and past that the socket is left unread, so a slow
+//! sink pushes back on the device through TCP instead of growing memory. PUBACKs go out in
+//! PUBLISH order, each only once the gateway said the sink holds the message.
+
+use std::collections::VecDeque;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rumqttc::v5::mqttbytes::v5::DisconnectReasonCode as Code;
+use tokio::sync::watch;
+use tokio::time::{Instant, Interval, MissedTickBehavior};
+
+use super::codec::{self, Inbound, InboundPublish, ReadError};
+use super::connect::Admission;
+use super::connection::Connection;
+use super::protocol::Version;
+use super::reason::{self, PublishRefusal};
+use super::topic;
+use crate::cose::{TAG_MAC0, TAG_SIGN1};
+use crate::service::Gateway;
+use crate::session::{Session, Transport};
+use crate::GatewayError;
+
+/// While a message is with the gateway, how often the session is checked for an end (the
+/// gateway's close signal needs the session exclusively, which the call holds shared).
+const CLOSE_POLL: Duration = Duration::from_millis(50);
+/// The first byte of a tagged `COSE_Mac0` / `COSE_Sign1` (CBOR major type 6, tag < 24).
+const MAC0_BYTE: u8 = 0xC0 | TAG_MAC0 as u8;
+const SIGN1_BYTE: u8 = 0xC0 | TAG_SIGN1 as u8;
+
+/// Whether a payload is COSE by its first byte (RFC 9052 §2: the tagged forms).
+pub fn is_tagged_cose(payload: &[u8]) -> bool {
+    matches!(payload.first(), Some(&b) if b == MAC0_BYTE || b == SIGN1_BYTE)
+}
+
+/// How a connection ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// The client is done (DISCONNECT, end of stream) and what it sent is answered.
+    ClientDone,
+    /// The socket failed.
+    Broken,
+    /// The server ends the connection; an MQTT 5 client is told why.
+    Server(Code, &'static str),
+}
+
+/// Serves an admitted connection until it ends, then tells the gateway.
+pub async fn serve(
+    mut conn: Connection,
+    admission: Admission,
+    gateway: &Arc<Gateway>,
+    shutdown: &mut watch::Receiver<bool>,
+) {
+    let Admission {
+        mut session,
+        version,
+        keep_alive_secs,
+        reason_strings,
+    } = admission;
+    let mut link = Link {
+        version,
+        reason_strings,
+        pending: VecDeque::new(),
+        max_pending: usize::from(gateway.limits().max_inflight.max(1)),
+        keep_alive: (keep_alive_secs > 0)
+            .then(|| Duration::from_millis(u64::from(keep_alive_secs) * 1_500)),
+        last_heard: Instant::now(),
+        eof: false,
+        disconnected: false,
+    };
+    let end = link.run(&mut conn, &mut session, gateway, shutdown).await;
+    tracing::debug!(
+        device = session.admitted.device_id.as_str(),
+        source = %conn.source,
+        ?end,
+        "MQTT connection ends"
+    );
+    if let (End::Server(code, why), Version::V5) = (end, version) {
+        if codec::disconnect_v5(&mut conn.out, code, why).is_err() {
+            conn.out.clear();
+        }
+    }
+    conn.close().await;
+    gateway.session_ended(session);
+}
+
+/// One admitted connection's state.
+struct Link {
+    version: Version,
+    reason_strings: bool,
+    /// PUBLISHes read and not yet handed to the gateway, in arrival order.
+    pending: VecDeque<InboundPublish>,
+    max_pending: usize,
+    /// 1.5 × the keep-alive in force (MQTT 3.1.1 §3.1.2.10); `None`: no keep-alive.
+    keep_alive: Option<Duration>,
+    last_heard: Instant,
+    /// The client closed its side: nothing more to read.
+    eof: bool,
+    /// The client sent DISCONNECT: nothing after it counts.
+    disconnected: bool,
+}
+
+/// What woke the loop.
+enum Event {
+    Read(io::Result<usize>),
+    KeepAliveCheck,
+    Published(Result<crate::service::Accepted, GatewayError>),
+    MaybeClosed,
+}
+
+impl Link {
+    async fn run(
+        &mut self,
+        conn: &mut Connection,
+        session: &mut Session,
+        gateway: &Arc<Gateway>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> End {
+        let far = Duration::from_secs(365 * 24 * 3600);
+        let keep_alive = tokio::time::sleep(self.keep_alive.unwrap_or(far));
+        tokio::pin!(keep_alive);
+        let mut close_poll: Option<Interval> = None;
+        loop {
+            if session.is_closed() {
+                return session_closed(session.closed().await);
+            }
+            if let Err(end) = self.take_packets(conn, session, gateway) {
+                return end;
+            }
+            if conn.flush().await.is_err() {
+                return End::Broken;
+            }
+            let Some(publish) = self.pending.pop_front() else {
+                if self.disconnected || self.eof {
+                    return End::ClientDone;
+                }
+                // Idle: wait for the device, the gateway, the clock or shutdown.
+                let event = tokio::select! {
+                    reason = session.closed() => return session_closed(reason),
+                    () = shutting_down(shutdown) => return server_shutdown(),
+                    () = &mut keep_alive, if self.keep_alive.is_some() => Event::KeepAliveCheck,
+                    read = conn.read_more() => Event::Read(read),
+                };
+                match event {
+                    Event::KeepAliveCheck => {
+                        let deadline = self.last_heard + self.keep_alive.unwrap_or(far);
+                        if Instant::now() >= deadline {
+                            return End::Server(Code::KeepAliveTimeout, "keep alive timeout");
+                        }
+                        keep_alive.as_mut().reset(deadline);
+                    }
+                    Event::Read(read) => {
+                        if let Err(end) = self.heard(read) {
+                            return end;
+                        }
+                    }
+                    _ => {}
+                }
+                continue;
+            };
+
+            let poll = close_poll.get_or_insert_with(|| {
+                let mut poll = tokio::time::interval(CLOSE_POLL);
+                poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                poll
+            });
+            if let Err(end) = self
+                .hand_over(publish, conn, session, gateway, shutdown, poll)
+                .await
+            {
+                return end;
+            }
+        }
+    }
+
+    /// Hands one PUBLISH to the gateway and answers it; the socket is read meanwhile, up to
+    /// the queue's bound. Keep-alive is not enforced here: the device may be waiting for us.
+    async fn hand_over(
+        &mut self,
+        publish: InboundPublish,
+        conn: &mut Connection,
+        session: &Session,
+        gateway: &Gateway,
+        shutdown: &mut watch::Receiver<bool>,
+        close_poll: &mut Interval,
+    ) -> Result<(), End> {
+        let InboundPublish {
+            qos,
+            pkid,
+            topic,
+            payload,
+            cose_content_type,
+            ..
+        } = publish;
+        let qos1 = qos == 1;
+        let device = session.admitted.device_id.as_str();
+        let stream = match topic::telemetry_stream(&topic, device) {
+            Ok(stream) => stream,
+            Err(e) => {
+                gateway.refused(Transport::Mqtt, conn.source, Some(device), &e);
+                return self.refuse(conn, qos1, pkid, &e);
+            }
+        };
+        let cose = cose_content_type || is_tagged_cose(&payload);
+        let mut call = Box::pin(gateway.publish(session, stream, payload, cose));
+        let result = loop {
+            let may_read = !self.eof && !self.disconnected && self.pending.len() < self.max_pending;
+            let event = tokio::select! {
+                biased;
+                result = &mut call => Event::Published(result),
+                () = shutting_down(shutdown) => return Err(server_shutdown()),
+                _ = close_poll.tick() => Event::MaybeClosed,
+                read = conn.read_more(), if may_read => Event::Read(read),
+            };
+            match event {
+                Event::Published(result) => break result,
+                // Dropping the call abandons the message unacknowledged; the caller ends the
+                // session with the gateway's reason.
+                Event::MaybeClosed if session.is_closed() => return Ok(()),
+                Event::Read(read) => {
+                    self.heard(read)?;
+                    self.take_packets(conn, session, gateway)?;
+                    // PINGRESP, SUBACK: answered now, not after the message.
+                    conn.flush().await.map_err(|_| End::Broken)?;
+                }
+                _ => {}
+            }
+        };
+        drop(call);
+        match result {
+            Ok(_) if qos1 => {
+                codec::puback(self.version, &mut conn.out, pkid).map_err(|_| End::Broken)
+            }
+            Ok(_) => Ok(()),
+            // A session the gateway ended is answered by the caller, with its reason.
+            Err(_) if session.is_closed() => Ok(()),
+            Err(e) => self.refuse(conn, qos1, pkid, &e),
+        }
+    }
+
+    /// Notes a read: bytes heard (keep-alive), end of stream, or a broken socket.
+    fn heard(&mut self, read: io::Result<usize>) -> Result<(), End> {
+        match read {
+            Ok(0) => self.eof = true,
+            Ok(_) => self.last_heard = Instant::now(),
+            Err(_) => return Err(End::Broken),
+        }
+        Ok(())
+    }
+
+    /// Takes whole packets from the read buffer while the queue has room: answers what can
+    /// be answered at once (PINGREQ, SUBSCRIBE), queues PUBLISHes, ends on a violation.
+    fn take_packets(
+        &mut self,
+        conn: &mut Connection,
+        session: &Session,
+        gateway: &Gateway,
+    ) -> Result<(), End> {
+        let device = session.admitted.device_id.as_str();
+        let source = conn.source;
+        let violation = |e: GatewayError, end: End| {
+            gateway.refused(Transport::Mqtt, source, Some(device), &e);
+            Err(end)
+        };
+        while !self.disconnected && self.pending.len() < self.max_pending {
+            let packet = match conn.next_packet(self.version) {
+                Ok(Some(packet)) => packet,
+                Ok(None) => return Ok(()),
+                Err(ReadError::TooLarge) => {
+                    return violation(
+                        GatewayError::TooLarge,
+                        End::Server(Code::PacketTooLarge, "packet too large"),
+                    )
+                }
+                Err(_) => {
+                    return violation(
+                        GatewayError::Malformed("mqtt_packet"),
+                        End::Server(Code::MalformedPacket, "malformed packet"),
+                    )
+                }
+            };
+            let answered = match packet {
+                Inbound::Publish(publish) => {
+                    if let Some((e, end)) = self.publish_violation(&publish) {
+                        return violation(e, end);
+                    }
+                    self.pending.push_back(publish);
+                    Ok(())
+                }
+                Inbound::PingReq => codec::pingresp(self.version, &mut conn.out),
+                Inbound::Subscribe { pkid, filters } => {
+                    tracing::debug!(device, "MQTT SUBSCRIBE refused: telemetry ingress only");
+                    codec::suback_refused(self.version, &mut conn.out, pkid, filters)
+                }
+                Inbound::Unsubscribe { pkid, filters } => {
+                    codec::unsuback(self.version, &mut conn.out, pkid, filters)
+                }
+                Inbound::Disconnect => {
+                    self.disconnected = true;
+                    Ok(())
+                }
+                Inbound::Connect(_) | Inbound::Unexpected => {
+                    return violation(
+                        GatewayError::Malformed("mqtt_protocol"),
+                        End::Server(Code::ProtocolError, "unexpected packet"),
+                    )
+                }
+            };
+            answered.map_err(|_| End::Broken)?;
+        }
+        Ok(())
+    }
+
+    /// What ends the connection as soon as a PUBLISH is read, before it is queued.
+    fn publish_violation(&self, publish: &InboundPublish) -> Option<(GatewayError, End)> {
+        if publish.qos > 1 {
+            // MQTT 5 §3.3.1.2: above the Maximum QoS of the CONNACK. MQTT 3.1.1 cannot say
+            // it; the connection is closed all the same.
+            return Some((
+                GatewayError::Forbidden("qos_2"),
+                End::Server(Code::QoSNotSupported, "QoS 2 is not supported"),
+            ));
+        }
+        if publish.topic_alias {
+            return Some((
+                GatewayError::Malformed("topic_alias"),
+                End::Server(Code::TopicAliasInvalid, "topic aliases are not supported"),
+            ));
+        }
+        if publish.retain && self.version == Version::V5 {
+            // MQTT 5 §3.3.1.3: Retain Available was 0. (MQTT 3.1.1 has no way to say so:
+            // its retain flag is ignored, as nothing is ever delivered to subscribers.)
+            return Some((
+                GatewayError::Forbidden("retain"),
+                End::Server(Code::RetainNotSupported, "retain is not supported"),
+            ));
+        }
+        None
+    }
+
+    /// Answers a refused PUBLISH in the version's own way.
+    fn refuse(
+        &self,
+        conn: &mut Connection,
+        qos1: bool,
+        pkid: u16,
+        error: &GatewayError,
+    ) -> Result<(), End> {
+        match reason::publish_refusal(self.version, qos1, error) {
+            PublishRefusal::Drop => Ok(()),
+            PublishRefusal::Nack(code) => {
+                let why = self.reason_strings.then(|| reason::reason_string(error));
+                codec::puback_refused_v5(&mut conn.out, pkid, code, why).map_err(|_| End::Broken)
+            }
+            PublishRefusal::Disconnect(code) => {
+                Err(End::Server(code, reason::reason_string(error)))
+            }
+            // MQTT 3.1.1: never written, the connection just closes.
+            PublishRefusal::Close => Err(End::Server(Code::UnspecifiedError, "refused")),
+        }
+    }
+}
+
+fn session_closed(reason: crate::session::CloseReason) -> End {
+    let (code, why) = reason::session_closed_v5(reason);
+    End::Server(code, why)
+}
+
+fn server_shutdown() -> End {
+    End::Server(Code::ServerShuttingDown, "server shutting down")
+}
+
+/// Resolves once shutdown is signalled (or its sender is gone).
+async fn shutting_down(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tagged_cose_is_recognised_by_its_first_byte() {
+        assert!(is_tagged_cose(&[0xD1, 0x84]));
+        assert!(is_tagged_cose(&[0xD2, 0x84]));
+        assert!(!is_tagged_cose(&[0x84])); // untagged
+        assert!(!is_tagged_cose(&[0xD0]));
+        assert!(!is_tagged_cose(b"{\"t\":21}"));
+        assert!(!is_tagged_cose(&[]));
+    }
+}

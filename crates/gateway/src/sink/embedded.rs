@@ -1,0 +1,498 @@
+//! The embedded sink: an append-only log in the data directory, needing no setup.
+//!
+//! Layout: `<dir>/<first seq, 20 digits>.ndjson` segments, one JSON object per line (a
+//! [`StoredTelemetry`]: the record and its position `seq`). Appends are group-committed: every
+//! message that queued while the previous write ran is written with one `write` and made
+//! durable with one `fdatasync` before any of them is acknowledged (the fsync policy: no
+//! acknowledgement before the data is on disk, so `kill -9` — or a power cut, given honest
+//! disks — loses no acknowledged message). A segment is closed at `segment_bytes`; whole
+//! segments are deleted, oldest first, when the log exceeds `max_bytes` or a segment's last
+//! write is older than `max_age`.
+//!
+//! After a crash the last segment may end in a torn line (a batch that was being written and
+//! so was never acknowledged): start-up cuts the file back to its last complete record.
+//! Readers never see past the committed length, so a reader cannot observe a message before
+//! it is acknowledged.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use super::{Sink, SinkError, TelemetryRecord};
+use crate::batch::Batcher;
+
+/// Bounds of the embedded log.
+#[derive(Debug, Clone)]
+pub struct EmbeddedLimits {
+    pub segment_bytes: u64,
+    pub max_bytes: u64,
+    pub max_age: Duration,
+}
+
+impl Default for EmbeddedLimits {
+    fn default() -> Self {
+        Self {
+            segment_bytes: 64 << 20,
+            max_bytes: 1 << 30,
+            max_age: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+/// A record as the log holds it: its position and the record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredTelemetry {
+    pub seq: u64,
+    #[serde(flatten)]
+    pub record: TelemetryRecord,
+}
+
+/// How far the log is durable: what readers may see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Committed {
+    /// The last durable position (0 = none yet).
+    seq: u64,
+    /// The segment being written and its durable length.
+    segment: u64,
+    len: u64,
+}
+
+struct Writer {
+    dir: PathBuf,
+    limits: EmbeddedLimits,
+    file: File,
+    segment: u64,
+    len: u64,
+    next_seq: u64,
+}
+
+/// The embedded log; cheap to share.
+#[derive(Clone)]
+pub struct EmbeddedLog {
+    dir: PathBuf,
+    committed: watch::Receiver<Committed>,
+    appender: Batcher<TelemetryRecord, Result<u64, String>>,
+}
+
+impl std::fmt::Debug for EmbeddedLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedLog")
+            .field("dir", &self.dir)
+            .field("committed", &self.committed.borrow().seq)
+            .finish()
+    }
+}
+
+fn segment_path(dir: &Path, first_seq: u64) -> PathBuf {
+    dir.join(format!("{first_seq:020}.ndjson"))
+}
+
+/// The segments in the directory, by first position.
+fn segments(dir: &Path) -> io::Result<Vec<u64>> {
+    let mut firsts: Vec<u64> = fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name();
+            let name = name.to_str()?;
+            name.strip_suffix(".ndjson")?.parse().ok()
+        })
+        .collect();
+    firsts.sort_unstable();
+    Ok(firsts)
+}
+
+/// Cuts a segment back to its last complete, parseable record; returns (length, last seq).
+fn recover_segment(path: &Path) -> io::Result<(u64, Option<u64>)> {
+    let mut file = OpenOptions::new().read(true).write(true).open(path)?;
+    let mut reader = BufReader::new(&mut file);
+    let mut good_len = 0u64;
+    let mut last = None;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = reader.read_until(b'\n', &mut line)?;
+        if n == 0 || line.last() != Some(&b'\n') {
+            break;
+        }
+        match serde_json::from_slice::<StoredTelemetry>(&line) {
+            Ok(stored) => {
+                last = Some(stored.seq);
+                good_len += n as u64;
+            }
+            Err(_) => break,
+        }
+    }
+    drop(reader);
+    if file.metadata()?.len() != good_len {
+        tracing::warn!(
+            segment = %path.display(),
+            kept = good_len,
+            "telemetry log ended in an unfinished write (never acknowledged); cut it back"
+        );
+        file.set_len(good_len)?;
+        file.sync_all()?;
+    }
+    Ok((good_len, last))
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+impl Writer {
+    fn open(dir: &Path, limits: EmbeddedLimits) -> io::Result<Writer> {
+        fs::create_dir_all(dir)?;
+        let firsts = segments(dir)?;
+        let (segment, len, next_seq) = match firsts.last() {
+            Some(&first) => {
+                let (len, last) = recover_segment(&segment_path(dir, first))?;
+                (first, len, last.map_or(first, |s| s + 1))
+            }
+            None => (1, 0, 1),
+        };
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(segment_path(dir, segment))?;
+        sync_dir(dir)?;
+        Ok(Writer {
+            dir: dir.to_owned(),
+            limits,
+            file,
+            segment,
+            len,
+            next_seq,
+        })
+    }
+
+    fn committed(&self) -> Committed {
+        Committed {
+            seq: self.next_seq - 1,
+            segment: self.segment,
+            len: self.len,
+        }
+    }
+
+    /// Writes a batch and makes it durable; on failure nothing of it stays.
+    fn append(&mut self, records: Vec<TelemetryRecord>) -> io::Result<Vec<u64>> {
+        if self.len >= self.limits.segment_bytes {
+            self.rotate()?;
+        }
+        let mut buf = Vec::with_capacity(records.len() * 512);
+        let mut seqs = Vec::with_capacity(records.len());
+        for (i, record) in records.into_iter().enumerate() {
+            let seq = self.next_seq + i as u64;
+            serde_json::to_writer(&mut buf, &StoredTelemetry { seq, record })?;
+            buf.push(b'\n');
+            seqs.push(seq);
+        }
+        let written = self
+            .file
+            .write_all(&buf)
+            .and_then(|()| self.file.sync_data());
+        if let Err(e) = written {
+            // Take back whatever part of the batch reached the file: none of it is
+            // acknowledged, and a later batch must not follow a torn line.
+            let _ = self.file.set_len(self.len);
+            return Err(e);
+        }
+        self.len += buf.len() as u64;
+        self.next_seq += seqs.len() as u64;
+        Ok(seqs)
+    }
+
+    fn rotate(&mut self) -> io::Result<()> {
+        let path = segment_path(&self.dir, self.next_seq);
+        self.file = OpenOptions::new().create(true).append(true).open(path)?;
+        self.segment = self.next_seq;
+        self.len = 0;
+        sync_dir(&self.dir)?;
+        self.enforce_retention()
+    }
+
+    /// Deletes whole closed segments, oldest first, past the size or age bound.
+    fn enforce_retention(&self) -> io::Result<()> {
+        let firsts = segments(&self.dir)?;
+        let mut sized: Vec<(u64, u64, SystemTime)> = Vec::new();
+        for first in firsts {
+            let meta = fs::metadata(segment_path(&self.dir, first))?;
+            sized.push((first, meta.len(), meta.modified()?));
+        }
+        let mut total: u64 = sized.iter().map(|s| s.1).sum();
+        let now = SystemTime::now();
+        for (first, len, modified) in sized {
+            if first == self.segment {
+                break;
+            }
+            let too_old = now
+                .duration_since(modified)
+                .is_ok_and(|age| age > self.limits.max_age);
+            if total <= self.limits.max_bytes && !too_old {
+                break;
+            }
+            fs::remove_file(segment_path(&self.dir, first))?;
+            total -= len;
+        }
+        Ok(())
+    }
+}
+
+impl EmbeddedLog {
+    /// Opens (or creates) the log in `dir`, recovering from an unfinished write.
+    pub fn open(dir: &Path, limits: EmbeddedLimits) -> io::Result<EmbeddedLog> {
+        let writer = Writer::open(dir, limits)?;
+        writer.enforce_retention()?;
+        let (committed_tx, committed) = watch::channel(writer.committed());
+        let writer = Arc::new(Mutex::new(writer));
+        let appender = Batcher::start(16_384, 4_096, move |records: Vec<TelemetryRecord>| {
+            let writer = Arc::clone(&writer);
+            let committed_tx = committed_tx.clone();
+            async move {
+                let n = records.len();
+                let written = tokio::task::spawn_blocking(move || {
+                    let mut w = writer
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let seqs = w.append(records);
+                    (seqs, w.committed())
+                })
+                .await;
+                match written {
+                    Ok((Ok(seqs), committed)) => {
+                        committed_tx.send_replace(committed);
+                        seqs.into_iter().map(Ok).collect()
+                    }
+                    Ok((Err(e), _)) => {
+                        tracing::error!(error = %e, "the telemetry log cannot be written");
+                        vec![Err(e.to_string()); n]
+                    }
+                    Err(e) => vec![Err(e.to_string()); n],
+                }
+            }
+        });
+        Ok(EmbeddedLog {
+            dir: dir.to_owned(),
+            committed,
+            appender,
+        })
+    }
+
+    /// Appends one record; returns its position once it is durable.
+    pub async fn append(&self, record: TelemetryRecord) -> Result<u64, SinkError> {
+        self.appender
+            .submit(record)
+            .await
+            .map_err(|_| SinkError("the telemetry log is shutting down".into()))?
+            .map_err(SinkError)
+    }
+
+    /// The last durable position (0 when the log is empty).
+    pub fn last_seq(&self) -> u64 {
+        self.committed.borrow().seq
+    }
+
+    /// Waits until a position after `after` is durable, or `timeout` passes.
+    pub async fn wait_after(&self, after: u64, timeout: Duration) {
+        let mut rx = self.committed.clone();
+        let _ = tokio::time::timeout(timeout, rx.wait_for(|c| c.seq > after)).await;
+    }
+
+    /// Up to `limit` records after position `after` (oldest first), only durable ones,
+    /// optionally of one device. Positions deleted by retention are skipped: the first
+    /// record returned may be later than `after + 1`.
+    pub async fn read_after(
+        &self,
+        after: u64,
+        limit: usize,
+        device: Option<String>,
+    ) -> Result<Vec<StoredTelemetry>, SinkError> {
+        let dir = self.dir.clone();
+        let committed = *self.committed.borrow();
+        tokio::task::spawn_blocking(move || read_segments(&dir, committed, after, limit, device))
+            .await
+            .map_err(|e| SinkError(e.to_string()))?
+            .map_err(|e| SinkError(e.to_string()))
+    }
+}
+
+fn read_segments(
+    dir: &Path,
+    committed: Committed,
+    after: u64,
+    limit: usize,
+    device: Option<String>,
+) -> io::Result<Vec<StoredTelemetry>> {
+    let mut out = Vec::new();
+    if committed.seq <= after || limit == 0 {
+        return Ok(out);
+    }
+    let firsts = segments(dir)?;
+    // Start in the last segment whose first position is at or before `after + 1`.
+    let start = firsts
+        .iter()
+        .rposition(|&f| f <= after.saturating_add(1))
+        .unwrap_or(0);
+    for &first in firsts.iter().skip(start) {
+        if first > committed.seq {
+            break;
+        }
+        let file = match File::open(segment_path(dir, first)) {
+            Ok(f) => f,
+            // Deleted by retention between the listing and now.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        let readable = if first == committed.segment {
+            committed.len
+        } else {
+            u64::MAX
+        };
+        let mut reader = BufReader::new(file.take(readable));
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            if reader.read_until(b'\n', &mut line)? == 0 {
+                break;
+            }
+            let Ok(stored) = serde_json::from_slice::<StoredTelemetry>(&line) else {
+                break;
+            };
+            if stored.seq <= after || stored.seq > committed.seq {
+                continue;
+            }
+            if device
+                .as_deref()
+                .is_some_and(|d| d != stored.record.device_id)
+            {
+                continue;
+            }
+            out.push(stored);
+            if out.len() >= limit {
+                return Ok(out);
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[async_trait]
+impl Sink for EmbeddedLog {
+    async fn put(&self, record: TelemetryRecord) -> Result<(), SinkError> {
+        self.append(record).await.map(|_| ())
+    }
+
+    fn kind(&self) -> &'static str {
+        "embedded"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn record(device: &str, n: u64) -> TelemetryRecord {
+        TelemetryRecord {
+            message_id: format!("m{n}"),
+            device_id: device.into(),
+            model: None,
+            stream: "default".into(),
+            method: "cose_mac0".into(),
+            key_id: Some("k1".into()),
+            counter: Some(n),
+            sent_at: Some(1_700_000_000),
+            received_at_ms: 1_700_000_000_000,
+            payload: Bytes::from(format!("reading {n}")),
+        }
+    }
+
+    #[tokio::test]
+    async fn appends_are_positioned_durable_and_readable_after_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EmbeddedLog::open(dir.path(), EmbeddedLimits::default()).unwrap();
+        let mut tasks = Vec::new();
+        for n in 1..=200u64 {
+            let log = log.clone();
+            tasks.push(tokio::spawn(
+                async move { log.append(record("d1", n)).await },
+            ));
+        }
+        let mut seqs = Vec::new();
+        for t in tasks {
+            seqs.push(t.await.unwrap().unwrap());
+        }
+        seqs.sort_unstable();
+        assert_eq!(seqs, (1..=200).collect::<Vec<_>>());
+        assert_eq!(log.last_seq(), 200);
+        let page = log.read_after(150, 10, None).await.unwrap();
+        assert_eq!(page.first().unwrap().seq, 151);
+        assert_eq!(page.len(), 10);
+        drop(log);
+
+        let reopened = EmbeddedLog::open(dir.path(), EmbeddedLimits::default()).unwrap();
+        assert_eq!(reopened.last_seq(), 200);
+        assert_eq!(reopened.append(record("d2", 1)).await.unwrap(), 201);
+        let d2 = reopened
+            .read_after(0, 100, Some("d2".into()))
+            .await
+            .unwrap();
+        assert_eq!(d2.len(), 1);
+        assert_eq!(d2[0].record.payload, Bytes::from("reading 1"));
+    }
+
+    #[tokio::test]
+    async fn a_torn_last_line_is_cut_back_at_start_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EmbeddedLog::open(dir.path(), EmbeddedLimits::default()).unwrap();
+        for n in 1..=3 {
+            log.append(record("d1", n)).await.unwrap();
+        }
+        drop(log);
+        let path = segment_path(dir.path(), 1);
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(br#"{"seq":4,"message_id":"m4","dev"#)
+            .unwrap();
+        drop(file);
+
+        let log = EmbeddedLog::open(dir.path(), EmbeddedLimits::default()).unwrap();
+        assert_eq!(log.last_seq(), 3);
+        assert_eq!(log.append(record("d1", 4)).await.unwrap(), 4);
+        let all = log.read_after(0, 100, None).await.unwrap();
+        assert_eq!(
+            all.iter().map(|s| s.seq).collect::<Vec<_>>(),
+            vec![1, 2, 3, 4]
+        );
+    }
+
+    #[tokio::test]
+    async fn segments_rotate_and_the_oldest_go_past_the_size_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = EmbeddedLimits {
+            segment_bytes: 2_000,
+            max_bytes: 6_000,
+            max_age: Duration::from_secs(3600),
+        };
+        let log = EmbeddedLog::open(dir.path(), limits).unwrap();
+        for n in 1..=200 {
+            log.append(record("d1", n)).await.unwrap();
+        }
+        let firsts = segments(dir.path()).unwrap();
+        assert!(firsts.len() >= 2, "{firsts:?}");
+        let total: u64 = firsts
+            .iter()
+            .map(|f| fs::metadata(segment_path(dir.path(), *f)).unwrap().len())
+            .sum();
+        assert!(total <= 6_000 + 2_000 + 1_000, "{total}");
+        assert_ne!(firsts[0], 1, "the oldest segment was deleted");
+        // Reading from the start skips what retention removed.
+        let page = log.read_after(0, 5, None).await.unwrap();
+        assert_eq!(page[0].seq, firsts[0]);
+        assert_eq!(log.read_after(195, 100, None).await.unwrap().len(), 5);
+    }
+}

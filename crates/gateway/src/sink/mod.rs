@@ -1,0 +1,67 @@
+//! Where accepted messages go. A sink says yes only once it holds the message durably: the
+//! transport adapters acknowledge (HTTP 202, MQTT PUBACK) after that and never before, so
+//! an acknowledged message is never lost, and a refused one may be sent again.
+
+pub mod embedded;
+pub mod nats;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+/// One accepted message with what the gateway verified about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TelemetryRecord {
+    /// Stable for a COSE message (a digest of its bytes, so a retry or the same message sent
+    /// to two nodes has one id and the sink can store it once); random otherwise.
+    pub message_id: String,
+    pub device_id: String,
+    pub model: Option<String>,
+    pub stream: String,
+    /// `certificate`, `device_token`, `access_token`, `cose_sign1` or `cose_mac0`.
+    pub method: String,
+    /// The key that authenticated the message (device key id or certificate serial).
+    pub key_id: Option<String>,
+    /// The message's own counter (COSE messages only).
+    pub counter: Option<u64>,
+    /// The message's own timestamp, Unix seconds (COSE messages only).
+    pub sent_at: Option<i64>,
+    /// When this node accepted it, Unix milliseconds.
+    pub received_at_ms: i64,
+    /// The device's data (the COSE payload, or the whole body).
+    #[serde(with = "payload_b64")]
+    pub payload: Bytes,
+}
+
+/// The sink cannot take messages now; nothing was stored.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SinkError(pub String);
+
+#[async_trait]
+pub trait Sink: Send + Sync + std::fmt::Debug {
+    /// Stores the message durably. `Ok` means it survives this node being killed.
+    async fn put(&self, record: TelemetryRecord) -> Result<(), SinkError>;
+    /// `embedded` or `nats`: a label for logs and metrics.
+    fn kind(&self) -> &'static str;
+}
+
+/// Payloads as unpadded base64url in JSON.
+mod payload_b64 {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    use bytes::Bytes;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(payload: &Bytes, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&URL_SAFE_NO_PAD.encode(payload))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
+        let text = <&str>::deserialize(d)?;
+        URL_SAFE_NO_PAD
+            .decode(text)
+            .map(Bytes::from)
+            .map_err(serde::de::Error::custom)
+    }
+}

@@ -1,0 +1,147 @@
+//! Builds a node's device gateway from `[gateway]`: the verification core over the device
+//! registry (the PKI), the certificate check, the token validator, the store (replay
+//! counters) and the sink; the HTTP routes both listeners mount; the MQTT listeners.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use portcullis_core::UnixTime;
+use portcullis_gateway::sink::embedded::{EmbeddedLimits, EmbeddedLog};
+use portcullis_gateway::sink::Sink;
+use portcullis_gateway::{
+    CertificateCheck, Gateway, GatewayConfig, GatewayError, GatewayLimits, GatewayParts,
+    MessageAuth, MessagePolicy, ValidCertificate,
+};
+use portcullis_pki::chain::IssuedCertificateValidator;
+
+use crate::bootstrap::unix_now;
+use crate::config::Config;
+use crate::node_services::NodeServices;
+use crate::serve_error::ServeError;
+
+/// Device certificates checked by the PKI's chain validation (our issuing CA, `clientAuth`,
+/// the store's revocation state now).
+struct PkiDeviceCertificates(IssuedCertificateValidator);
+
+#[async_trait]
+impl CertificateCheck for PkiDeviceCertificates {
+    async fn validate(
+        &self,
+        chain: &[Vec<u8>],
+        now: UnixTime,
+    ) -> Result<ValidCertificate, GatewayError> {
+        let leaf = self.0.validate(chain, now).await.map_err(|e| {
+            tracing::debug!(error = %e, "gateway refused a client certificate");
+            GatewayError::Unauthenticated("certificate_refused")
+        })?;
+        let device_id = leaf
+            .device_id()
+            .ok_or(GatewayError::Unauthenticated("certificate_names_no_device"))?;
+        Ok(ValidCertificate {
+            device_id,
+            serial: leaf.serial,
+            not_after: leaf.not_after,
+        })
+    }
+}
+
+/// A node's gateway and what its listeners need.
+pub struct NodeGateway {
+    pub gateway: Arc<Gateway>,
+    /// The embedded sink, when it is the sink (its stream endpoint reads it).
+    pub log: Option<EmbeddedLog>,
+    pub limits: Arc<portcullis_http::AbuseLimits>,
+}
+
+impl NodeGateway {
+    /// The gateway's HTTP routes for one listener.
+    pub fn router(&self, tls: bool) -> axum::Router {
+        portcullis_gateway::http::router(
+            self.gateway.clone(),
+            self.log.clone(),
+            self.limits.clone(),
+            tls,
+        )
+    }
+}
+
+/// Builds the gateway and starts following device changes.
+pub async fn start(
+    config: &Config,
+    services: &NodeServices,
+    issuer: &str,
+) -> Result<NodeGateway, ServeError> {
+    let g = &config.gateway;
+    let (sink, log): (Arc<dyn Sink>, Option<EmbeddedLog>) = if g.sink == "embedded" {
+        let dir = config.server.data_dir.join("telemetry");
+        let log = EmbeddedLog::open(
+            &dir,
+            EmbeddedLimits {
+                max_bytes: g.embedded_max_bytes,
+                max_age: Duration::from_secs(g.embedded_max_age_secs),
+                ..EmbeddedLimits::default()
+            },
+        )
+        .map_err(|e| ServeError::Gateway(format!("telemetry log {}: {e}", dir.display())))?;
+        (Arc::new(log.clone()), Some(log))
+    } else {
+        let sink = portcullis_gateway::sink::nats::NatsSink::connect(
+            &g.sink,
+            &g.nats_stream,
+            &g.nats_subject_prefix,
+        )
+        .await
+        .map_err(|e| ServeError::Gateway(e.to_string()))?;
+        (Arc::new(sink), None)
+    };
+    let policy = MessagePolicy {
+        models: g
+            .models
+            .iter()
+            .filter_map(|(m, p)| MessageAuth::parse(&p.message_auth).map(|a| (m.clone(), a)))
+            .collect(),
+    };
+    let gateway_config = GatewayConfig {
+        audience: g.audience.clone().unwrap_or_else(|| issuer.to_owned()),
+        max_device_token_secs: g.max_device_token_secs,
+        skew_secs: g.skew_secs,
+        message_window_secs: g.message_window_secs,
+        limits: GatewayLimits {
+            max_message_bytes: g.max_message_bytes,
+            connect_timeout: Duration::from_secs(g.connect_timeout_secs),
+            max_inflight: g.max_inflight,
+            max_keep_alive_secs: g.max_keep_alive_secs,
+        },
+        policy,
+    };
+    let certificates = PkiDeviceCertificates(IssuedCertificateValidator {
+        anchor: services.pki.pki.issuing_anchor().clone(),
+        store: services.store.clone(),
+    });
+    let gateway = Gateway::new(GatewayParts {
+        config: gateway_config,
+        registry: services.pki.pki.clone(),
+        certificates: Arc::new(certificates),
+        tokens: services.server.clone(),
+        store: services.store.clone(),
+        sink,
+        audit: services.audit.clone(),
+        clock: unix_now,
+    });
+    tokio::spawn(
+        gateway
+            .clone()
+            .follow_devices(services.pki.pki.watch_devices()),
+    );
+    let limits = Arc::new(portcullis_http::AbuseLimits::new(
+        0,
+        0,
+        config.rate_limit.auth_failures_per_minute,
+    ));
+    Ok(NodeGateway {
+        gateway,
+        log,
+        limits,
+    })
+}
