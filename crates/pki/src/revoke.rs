@@ -31,6 +31,11 @@ impl Pki {
         let cert = self.certificate(serial).await?;
         if changed {
             self.certificate_changed(serial);
+            // The device's credentials (the gateway's verifying keys) include this
+            // certificate's key: announce the device so they are rebuilt without it.
+            if let Some(device) = &cert.device_id {
+                self.devices.invalidate(device);
+            }
             self.commit_audit(
                 actor,
                 AuditAction::CertRevoked,

@@ -138,6 +138,22 @@ impl Pki {
         }
     }
 
+    /// A certificate revoked on another node: besides [`Self::certificate_changed`], its
+    /// device is announced, so credentials built from the certificate (the gateway's) go.
+    pub async fn certificate_revoked_elsewhere(&self, serial: &str) {
+        self.certificate_changed(serial);
+        match self.store.get_certificate(serial).await {
+            Ok(Some(cert)) => {
+                if let Some(device) = &cert.device_id {
+                    self.devices.invalidate(device);
+                }
+            }
+            Ok(None) => {}
+            // Unknown now: every device is checked again rather than one missed.
+            Err(_) => self.devices.invalidate_all(),
+        }
+    }
+
     /// Forgets this node's cached copy of device `id`. Called by the server for changes other
     /// nodes made (this node's own writes invalidate as they go).
     pub fn device_changed(&self, id: &DeviceId) {

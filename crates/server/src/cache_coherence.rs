@@ -35,7 +35,7 @@ pub async fn follow_changes(
             }
             // A certificate revoked on another node: re-sign its OCSP answer; the CRL builder
             // rebuilds the CRL.
-            Change::Certificate(serial) => pki.pki.certificate_changed(&serial),
+            Change::Certificate(serial) => pki.pki.certificate_revoked_elsewhere(&serial).await,
             // The CRL builder published: followers serve the new one.
             Change::Setting(name) if name == portcullis_pki::crl::CRL_SETTING => {
                 pki.pki.crl.mark_published();

@@ -14,6 +14,7 @@ mod admin_api;
 mod audit_chain;
 mod device_keys;
 mod forwarded_for;
+mod gateway_certificates;
 mod gateway_http;
 mod gateway_nats;
 mod gateway_mqtt;
