@@ -85,7 +85,7 @@ pub struct Gateway {
     directory: Directory,
     certificates: Arc<dyn CertificateCheck>,
     tokens: Arc<dyn TokenValidator>,
-    replay: ReplayGuard,
+    replay: Arc<ReplayGuard>,
     sink: Arc<dyn Sink>,
     audit: AuditLog,
     sessions: Arc<Sessions>,
@@ -131,7 +131,10 @@ impl Gateway {
     /// Builds the gateway; must run inside a Tokio runtime (the replay guard starts its
     /// batch task).
     pub fn new(parts: GatewayParts) -> Arc<Gateway> {
-        let replay = ReplayGuard::new(parts.store, parts.config.message_window_secs);
+        let replay = Arc::new(ReplayGuard::new(
+            parts.store,
+            parts.config.message_window_secs,
+        ));
         Arc::new(Gateway {
             directory: Directory::new(parts.registry, parts.config.policy.clone(), 1_000_000),
             config: parts.config,
@@ -387,10 +390,6 @@ impl Gateway {
         if i64::try_from(verified.counter).is_err() {
             return Err(GatewayError::Malformed("counter_out_of_range"));
         }
-        let reservation = self
-            .replay
-            .reserve(&verified.device_id, verified.counter)
-            .await?;
         let record = TelemetryRecord {
             message_id: cose_message_id(&payload),
             device_id: verified.device_id.to_string(),
@@ -403,14 +402,27 @@ impl Gateway {
             received_at_ms,
             payload: Bytes::from(verified.payload),
         };
-        let message_id = record.message_id.clone();
-        match self.sink.put(record).await {
-            Ok(()) => Ok(Accepted { message_id }),
-            Err(e) => {
-                self.replay.release(reservation).await;
-                Err(GatewayError::Unavailable(e.0))
+        // Reserve, store, and give the reservation back if the sink refuses: one step that
+        // runs to its end even if the caller goes away meanwhile (an HTTP client hanging up,
+        // an MQTT session ended mid-publish), so a counter is never left reserved for a
+        // message that was not stored.
+        let replay = Arc::clone(&self.replay);
+        let sink = Arc::clone(&self.sink);
+        let device = verified.device_id;
+        let counter = verified.counter;
+        tokio::spawn(async move {
+            let reservation = replay.reserve(&device, counter).await?;
+            let message_id = record.message_id.clone();
+            match sink.put(record).await {
+                Ok(()) => Ok(Accepted { message_id }),
+                Err(e) => {
+                    replay.release(reservation).await;
+                    Err(GatewayError::Unavailable(e.0))
+                }
             }
-        }
+        })
+        .await
+        .map_err(|e| GatewayError::Internal(format!("the store step failed: {e}")))?
     }
 
     /// Counts and audits a refusal an adapter decided itself (a bad topic, a bad CONNECT).

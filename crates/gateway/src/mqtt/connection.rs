@@ -14,6 +14,8 @@ use super::protocol::Version;
 
 /// What an idle connection's read buffer holds: a PINGREQ, a small PUBLISH.
 const INITIAL_READ_BUFFER: usize = 512;
+/// The most room made for one read.
+const READ_STEP: usize = 4 * 1024;
 /// Above this, an emptied read buffer is given back and a small one taken.
 const KEEP_READ_BUFFER: usize = 4 * 1024;
 /// A client that does not take our bytes for this long is gone.
@@ -58,13 +60,12 @@ impl Connection {
     }
 
     /// Reads once from the socket: `Ok(0)` at end of stream. Room is made for the rest of
-    /// the packet being read (as far as the codec knows it), never more than one packet.
+    /// the packet being read (as far as the codec knows it), at most one step at a time.
     /// Cancel-safe: bytes are only ever added to the buffer by a completed read.
     pub async fn read_more(&mut self) -> io::Result<usize> {
-        let room = self
-            .wanted
-            .max(INITIAL_READ_BUFFER / 2)
-            .min(self.max_remaining + 5);
+        // Never more than one step ahead of what arrived: a header claiming a large packet
+        // costs memory only as its bytes actually come (a slow sender cannot reserve it).
+        let room = self.wanted.clamp(INITIAL_READ_BUFFER / 2, READ_STEP);
         if self.read.capacity() - self.read.len() < room {
             self.read.reserve(room);
         }

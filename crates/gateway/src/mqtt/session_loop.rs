@@ -250,7 +250,10 @@ impl Link {
     /// Notes a read: bytes heard (keep-alive), end of stream, or a broken socket.
     fn heard(&mut self, read: io::Result<usize>) -> Result<(), End> {
         match read {
+            // A TLS peer that closes without close_notify is done all the same: what it sent
+            // before is still handled.
             Ok(0) => self.eof = true,
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => self.eof = true,
             Ok(_) => self.last_heard = Instant::now(),
             Err(_) => return Err(End::Broken),
         }
