@@ -731,3 +731,58 @@ fn ten_thousand_half_open_mqtt_connections_cost_little_memory() {
         "{per_connection} bytes per half-open connection"
     );
 }
+
+/// Python's paho-mqtt (through the example device, pycose + PyJWT) over MQTT with TLS on the
+/// default-style MQTTS listener, trusting our CA: the README's flow.
+#[test]
+fn paho_publishes_a_pycose_reading_over_tls_with_a_device_token() {
+    let Some(interop) = std::env::var_os("PORTCULLIS_INTEROP_DIR") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "PORTCULLIS_INTEROP_DIR is not set in CI: run scripts/test.sh"
+        );
+        eprintln!("skipping: run scripts/test.sh (it installs paho-mqtt and pycose)");
+        return;
+    };
+    let (node, tmp) = start_node(&[]);
+    let device = Device::register(&node, "paho-meter");
+    let root = node.cli(&["ca", "export"]);
+    assert!(root.status.success());
+    let cafile = tmp.path().join("root.pem");
+    std::fs::write(&cafile, &root.stdout).unwrap();
+    let key = URL_SAFE_NO_PAD.encode(device.key);
+    let example = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/python_device/device.py");
+    let out = std::process::Command::new("python3")
+        .arg(example)
+        .args([
+            "send",
+            "--device-id",
+            &device.id,
+            "--key-id",
+            &device.key_id,
+        ])
+        .args([
+            "--key",
+            &key,
+            "--audience",
+            &node.base,
+            "--payload",
+            "{\"kwh\": 3}",
+        ])
+        .args(["--mqtt", node.mqtts_addr.as_deref().unwrap(), "--cafile"])
+        .arg(&cafile)
+        .args(["--state"])
+        .arg(tmp.path().join("paho.counter.json"))
+        .env("PYTHONPATH", std::path::Path::new(&interop).join("python"))
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && printed.contains("published"),
+        "{printed}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = stored(&node, &device.id);
+    assert_eq!(got.len(), 1, "{got:?}");
+}
