@@ -203,6 +203,10 @@ async fn accept(
         Some(ConnectCredential::Token {
             token: token.to_owned(),
             claimed_device: None,
+            leaf: parts
+                .extensions
+                .get::<PeerCertificates>()
+                .and_then(|p| p.leaf().map(<[u8]>::to_vec)),
         })
     } else {
         parts

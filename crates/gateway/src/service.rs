@@ -53,6 +53,8 @@ impl Default for GatewayLimits {
 pub struct GatewayConfig {
     /// The `aud` a device token must carry.
     pub audience: String,
+    /// This server's issuer: a token it issued is an access token, not a device token.
+    pub issuer: String,
     pub max_device_token_secs: i64,
     pub skew_secs: i64,
     /// How far a COSE message's timestamp may be from this node's clock.
@@ -66,10 +68,14 @@ pub struct GatewayConfig {
 pub enum ConnectCredential {
     /// TLS client certificate chain, leaf first (DER).
     Certificate(Vec<Vec<u8>>),
-    /// A device token; `claimed_device` (the MQTT user name) must name the same device.
+    /// A device token, or an access token `/oauth2/token` issued to the device;
+    /// `claimed_device` (the MQTT user name) must name the same device. `leaf` is the TLS
+    /// client certificate the token came with, if any (a certificate-bound access token is
+    /// accepted only with its certificate, RFC 8705 §3).
     Token {
         token: String,
         claimed_device: Option<String>,
+        leaf: Option<Vec<u8>>,
     },
 }
 
@@ -203,8 +209,11 @@ impl Gateway {
                     expires_at: Some(valid.not_after),
                 })
             }
-            ConnectCredential::Token { token, .. } => {
+            ConnectCredential::Token { token, leaf, .. } => {
                 let unverified = device_token::peek(&token)?;
+                if unverified.issuer() == Some(self.config.issuer.as_str()) {
+                    return self.admit_access_token(&token, leaf.as_deref()).await;
+                }
                 let device_id = unverified.device_id()?;
                 let creds = self.active_credentials(&device_id).await?;
                 let rules = DeviceTokenRules {
@@ -222,6 +231,31 @@ impl Gateway {
                 })
             }
         }
+    }
+
+    /// An access token this server issued to a device (`client_id` = device id, issue #12
+    /// item 5): active, bound to the presented certificate if it is bound, and the device
+    /// registered and active.
+    async fn admit_access_token(
+        &self,
+        token: &str,
+        leaf: Option<&[u8]>,
+    ) -> Result<Admitted, GatewayError> {
+        let claims = self
+            .tokens
+            .presented_token(token, leaf)
+            .await
+            .map_err(|_| GatewayError::Unauthenticated("access_token_inactive"))?;
+        let device_id = DeviceId::parse(claims.client_id.as_str())
+            .map_err(|_| GatewayError::Unauthenticated("access_token_not_a_device"))?;
+        let creds = self.active_credentials(&device_id).await?;
+        Ok(Admitted {
+            device_id,
+            model: creds.model.clone(),
+            method: CredentialMethod::AccessToken,
+            credential: None,
+            expires_at: Some(claims.exp),
+        })
     }
 
     /// The device's credentials if it is registered and active.

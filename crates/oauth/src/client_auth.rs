@@ -442,11 +442,10 @@ fn is_hmac_alg(alg: &str) -> bool {
     matches!(alg, "HS256" | "HS384" | "HS512")
 }
 
-/// Loads a client from the cache (the store only on a miss).
+/// Loads a client from the cache (the store only on a miss), or a device as a client.
 async fn load_client(server: &AuthServer, client_id: &ClientId) -> Result<Arc<Client>, Error> {
     server
-        .clients
-        .get(server.store.as_ref(), client_id)
+        .find_client(client_id)
         .await?
         .ok_or_else(|| refuse_generic(FailureReason::UnknownClient))
 }

@@ -76,7 +76,7 @@ impl AuthServer {
         let claims = self.validate_access_token(token)?;
         let client_id =
             ClientId::parse(claims.client_id.as_str()).map_err(|_| TokenRejection::Malformed)?;
-        match self.clients.get(self.store.as_ref(), &client_id).await {
+        match self.find_client(&client_id).await {
             Ok(Some(client)) if client.backs_token_of_epoch(claims.client_epoch) => Ok(claims),
             Ok(Some(client)) if client.enabled => Err(TokenRejection::ClientChanged),
             Ok(_) => Err(TokenRejection::ClientGone),

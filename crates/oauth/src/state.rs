@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use portcullis_audit::{AuditLog, AuditTrail};
+use portcullis_core::client::Client;
 use portcullis_core::{ClientId, UnixTime};
 use portcullis_keys::software::MasterKey;
 use portcullis_keys::{Algorithm, KeyRing};
@@ -68,6 +69,8 @@ pub struct AuthServer {
     /// Trusts client certificate chains for `tls_client_auth` (RFC 8705 §2.1); without one,
     /// such clients cannot authenticate.
     pub(crate) certificate_validator: Option<Arc<dyn CertificateValidator>>,
+    /// Devices as `tls_client_auth` clients (issue #12), asked for ids no client has.
+    pub(crate) device_clients: Option<Arc<dyn portcullis_ports::DeviceClients>>,
 }
 
 /// The system clock, in whole seconds since the Unix epoch.
@@ -116,6 +119,7 @@ impl AuthServer {
             master,
             clock: Arc::new(system_clock),
             certificate_validator: None,
+            device_clients: None,
         }
     }
 
@@ -124,6 +128,34 @@ impl AuthServer {
     pub fn with_certificate_validator(mut self, validator: Arc<dyn CertificateValidator>) -> Self {
         self.certificate_validator = Some(validator);
         self
+    }
+
+    /// Lets registered devices authenticate as themselves with their certificates
+    /// (`tls_client_auth`, `client_id` = device id) when no client of that id exists.
+    pub fn with_device_clients(
+        mut self,
+        devices: Arc<dyn portcullis_ports::DeviceClients>,
+    ) -> Self {
+        self.device_clients = Some(devices);
+        self
+    }
+
+    /// The client `id`: a registered one (cached), else a device of that id as a client.
+    pub(crate) async fn find_client(
+        &self,
+        id: &ClientId,
+    ) -> Result<Option<Arc<Client>>, StoreError> {
+        if let Some(client) = self.clients.get(self.store.as_ref(), id).await? {
+            return Ok(Some(client));
+        }
+        let Some(devices) = &self.device_clients else {
+            return Ok(None);
+        };
+        match devices.device_client(id).await {
+            Ok(client) => Ok(client.map(Arc::new)),
+            Err(portcullis_ports::PortError::Store(e)) => Err(e),
+            Err(e) => Err(StoreError::Unavailable(e.to_string())),
+        }
     }
 
     /// Replaces the clock (tests, simulations).

@@ -8,11 +8,13 @@
 //! `Arc<dyn ...>`. Nothing here does I/O of its own.
 
 mod clients;
+mod device_clients;
 mod devices;
 mod error;
 mod tokens;
 
 pub use clients::{ClientRegistry, RotatedSecret};
+pub use device_clients::DeviceClients;
 pub use devices::{CaCertificates, DeviceKeyMaterial, DeviceRegistry, ImportOutcome, NewDevice};
 pub use error::PortError;
 pub use tokens::{TokenRejection, TokenValidator};

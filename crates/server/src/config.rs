@@ -335,11 +335,15 @@ pub struct GatewaySection {
     pub models: BTreeMap<String, GatewayModel>,
 }
 
-/// `[gateway.models.<model>]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// `[gateway.models.<model>]`: the policy of one device model.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct GatewayModel {
-    pub message_auth: String,
+    /// `required` or `optional`; unset: required for devices with a symmetric key.
+    pub message_auth: Option<String>,
+    /// Scopes a device of this model may get access tokens for at `/oauth2/token` (with its
+    /// certificate, `client_id` = device id). Default none.
+    pub scopes: Vec<String>,
 }
 
 impl Default for GatewaySection {
@@ -518,10 +522,17 @@ impl Config {
             return bad("nats_stream and nats_subject_prefix must be plain NATS names");
         }
         for (model, policy) in &g.models {
-            if portcullis_gateway::MessageAuth::parse(&policy.message_auth).is_none() {
+            if policy
+                .message_auth
+                .as_deref()
+                .is_some_and(|m| portcullis_gateway::MessageAuth::parse(m).is_none())
+            {
                 return bad(&format!(
                     "models.{model}.message_auth must be \"required\" or \"optional\""
                 ));
+            }
+            if portcullis_core::ScopeSet::from_tokens(policy.scopes.iter().cloned()).is_err() {
+                return bad(&format!("models.{model}.scopes holds an invalid scope"));
             }
         }
         Ok(())

@@ -99,11 +99,15 @@ pub async fn start(
         models: g
             .models
             .iter()
-            .filter_map(|(m, p)| MessageAuth::parse(&p.message_auth).map(|a| (m.clone(), a)))
+            .filter_map(|(m, p)| {
+                let auth = MessageAuth::parse(p.message_auth.as_deref()?)?;
+                Some((m.clone(), auth))
+            })
             .collect(),
     };
     let gateway_config = GatewayConfig {
         audience: g.audience.clone().unwrap_or_else(|| issuer.to_owned()),
+        issuer: issuer.to_owned(),
         max_device_token_secs: g.max_device_token_secs,
         skew_secs: g.skew_secs,
         message_window_secs: g.message_window_secs,

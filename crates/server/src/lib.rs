@@ -10,6 +10,7 @@ mod cli_pki;
 mod commands;
 mod config;
 mod config_values;
+mod device_clients;
 mod gateway_setup;
 mod health;
 mod http_conn;

@@ -75,7 +75,21 @@ impl NodeServices {
                 node.master.clone(),
             )
             .with_client_cache_entries(config.store.client_cache_entries)
-            .with_certificate_validator(Arc::new(validator)),
+            .with_certificate_validator(Arc::new(validator))
+            .with_device_clients(Arc::new(crate::device_clients::PkiDeviceClients {
+                pki: pki.pki.clone(),
+                scopes: config
+                    .gateway
+                    .models
+                    .iter()
+                    .filter_map(|(model, policy)| {
+                        let scopes =
+                            portcullis_core::ScopeSet::from_tokens(policy.scopes.iter().cloned())
+                                .ok()?;
+                        Some((model.clone(), scopes))
+                    })
+                    .collect(),
+            })),
         );
         server.reload_revocations().await?;
 

@@ -112,6 +112,7 @@ pub async fn admit(
         (None, Some(token)) => ConnectCredential::Token {
             token,
             claimed_device: request.username.clone(),
+            leaf: None,
         },
         (None, None) => {
             let e = GatewayError::Unauthenticated("no_credential");

@@ -159,3 +159,105 @@ fn an_enrolled_device_sends_with_its_certificate_until_it_is_revoked() {
     assert_eq!(bearer(&token), 401);
     assert_eq!(tail(&node, "cam-1").len(), 3);
 }
+
+/// Devices at the token endpoint: an enrolled device authenticates with its certificate
+/// (`tls_client_auth`, `client_id` = its id, no client registered), gets a certificate-bound
+/// token for its model's scopes, and the gateway admits it with that token only alongside the
+/// certificate. Suspending the device ends the token at once.
+#[test]
+fn an_enrolled_device_gets_bound_access_tokens_for_its_models_scopes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("portcullis.toml");
+    std::fs::write(
+        &config,
+        "[gateway.models.cam-v1]\nscopes = [\"telemetry:write\", \"camera:read\"]\n",
+    )
+    .unwrap();
+    let node = Node::start_with_args(
+        &tmp.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+        &[],
+    );
+    let dev = Device::new(&tmp.path().join("dev"), "cam-2");
+    provision_ca(&node, &dev);
+    let registered = node.cli_json(&["device", "register", "--id", "cam-2", "--model", "cam-v1"]);
+    let secret = registered["enrollment_secret"].as_str().unwrap().to_owned();
+    let csr = dev.csr("dev", "ec", "/CN=cam-2");
+    let (status, out) = dev.est(&node, "simpleenroll", &csr, Some(("cam-2", &secret)), None);
+    assert_eq!(status, 200);
+    let pem = dev.save_cert(&out, "dev");
+    let tls = node.tls_base.clone().unwrap();
+    let curl = |args: &[&str], with_cert: bool| {
+        let mut cmd = Command::new("curl");
+        cmd.args(["-s", "-w", "\n%{http_code}", "--cacert"])
+            .arg(dev.path("root.pem"));
+        if with_cert {
+            cmd.arg("--cert")
+                .arg(&pem)
+                .arg("--key")
+                .arg(dev.path("dev.key"));
+        }
+        let text = ok(cmd.args(args));
+        let (body, status) = text.rsplit_once('\n').unwrap();
+        (status.to_owned(), body.to_owned())
+    };
+    let token_request = |scope: &str| {
+        curl(
+            &[
+                "-d",
+                "grant_type=client_credentials",
+                "-d",
+                "client_id=cam-2",
+                "-d",
+                &format!("scope={scope}"),
+                &format!("{tls}/oauth2/token"),
+            ],
+            true,
+        )
+    };
+    let (status, body) = token_request("telemetry:write");
+    assert_eq!(status, "200", "{body}");
+    let token = serde_json::from_str::<Value>(&body).unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let claims = crate::support::jwt_payload(&token);
+    assert_eq!(claims["sub"], "cam-2");
+    assert_eq!(claims["client_id"], "cam-2");
+    assert_eq!(claims["scope"], "telemetry:write");
+    assert!(claims["cnf"]["x5t#S256"].is_string(), "{claims}");
+    let (status, body) = token_request("portcullis:admin");
+    assert_eq!(status, "400", "a scope outside the model's policy: {body}");
+
+    // The gateway takes the token with its certificate, not without.
+    let publish = |with_cert: bool| {
+        curl(
+            &[
+                "-H",
+                &format!("Authorization: Bearer {token}"),
+                "--data-binary",
+                "21.5",
+                &format!("{tls}/gateway/v1/telemetry"),
+            ],
+            with_cert,
+        )
+        .0
+    };
+    assert_eq!(publish(true), "202");
+    let stolen = node.request(
+        "POST",
+        "/gateway/v1/telemetry",
+        Some("text/plain"),
+        &[("Authorization", &format!("Bearer {token}"))],
+        b"1",
+    );
+    assert_eq!(stolen.status, 401, "a bound token without its certificate");
+    let stored = tail(&node, "cam-2");
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0]["method"], "access_token", "{stored:?}");
+
+    node.cli_json(&["device", "suspend", "cam-2"]);
+    assert_eq!(publish(true), "401");
+    let (status, _) = token_request("telemetry:write");
+    assert_eq!(status, "401", "a suspended device gets no tokens");
+}
