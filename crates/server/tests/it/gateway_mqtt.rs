@@ -786,3 +786,49 @@ fn paho_publishes_a_pycose_reading_over_tls_with_a_device_token() {
     let got = stored(&node, &device.id);
     assert_eq!(got.len(), 1, "{got:?}");
 }
+
+/// Two nodes on one PostgreSQL database: a device connected over MQTT to node B is
+/// disconnected within 500 ms of being suspended through node A, and a message it sent to B is
+/// a replay when sent to A.
+#[test]
+fn suspension_on_one_node_disconnects_the_device_from_the_other() {
+    let Some(nodes) = crate::postgres_nodes::two_nodes(
+        "gwmqtt",
+        &[("PORTCULLIS_GATEWAY__LISTEN_MQTT", "127.0.0.1:0")],
+    ) else {
+        return;
+    };
+    let (a, b) = (&nodes.a, &nodes.b);
+    let issuer = "https://auth.cluster.example";
+    let mut device = Device::register(a, "mqtt-pg-1");
+    let token = device.token(issuer);
+    let reading = device.reading(1.0);
+    let id = device.id.clone();
+    let connect = |node: &Node| {
+        let addr = node.mqtt_addr.clone().expect("plain MQTT listener");
+        let (client, code) = Client::connect(&addr, V5, Some(&id), Some(&token));
+        assert_eq!(code, 0, "CONNACK");
+        client
+    };
+    let mut on_b = connect(b);
+    on_b.publish(&device.topic(), 1, 1, &reading);
+    assert_eq!(on_b.puback(), (1, 0));
+    let mut on_a = connect(a);
+    on_a.publish(&device.topic(), 1, 1, &reading);
+    assert_eq!(on_a.puback().1, 0x83, "the message B took is a replay on A");
+    drop(on_a);
+
+    let out = a.cli(&["device", "suspend", &device.id]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let suspended = Instant::now();
+    assert_eq!(on_b.disconnect_reason(), 0x87);
+    let took = suspended.elapsed();
+    assert!(
+        took <= Duration::from_millis(500),
+        "disconnected from B after {took:?}"
+    );
+}

@@ -79,14 +79,14 @@ impl Drop for Database {
 /// Two nodes of one deployment on a fresh database; `None` (the test skips) without
 /// PostgreSQL outside CI. Fields drop in order: the nodes stop, then the directory and the
 /// database go.
-struct TwoNodes {
-    a: Node,
-    b: Node,
+pub(crate) struct TwoNodes {
+    pub(crate) a: Node,
+    pub(crate) b: Node,
     tmp: tempfile::TempDir,
     db: Database,
 }
 
-fn two_nodes(test: &str, extra: &[(&str, &str)]) -> Option<TwoNodes> {
+pub(crate) fn two_nodes(test: &str, extra: &[(&str, &str)]) -> Option<TwoNodes> {
     let db = Database::create_named(test)?;
     let tmp = tempfile::tempdir().unwrap();
     let master = tmp.path().join("master.key");
