@@ -544,3 +544,58 @@ fn a_node_killed_mid_stream_loses_no_acknowledged_message() {
         acked.len()
     );
 }
+
+/// `portcullis telemetry tail --follow` prints a message as soon as it is accepted.
+#[test]
+fn telemetry_tail_follows_new_messages() {
+    use std::io::BufRead as _;
+
+    let node = Node::start();
+    let (kid, key) = device_with_key(&node, "meter-f", &[]);
+    let id = DeviceId::parse("meter-f").unwrap();
+    let mut child = Command::new(crate::support::BIN)
+        .args([
+            "telemetry",
+            "tail",
+            "--follow",
+            "--json",
+            "--device",
+            "meter-f",
+            "--server",
+        ])
+        .arg(&node.base)
+        .arg("--admin-credential")
+        .arg(node.admin_credential())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    for counter in 1..=2 {
+        let body = seal_mac0(
+            &id,
+            &kid,
+            &key,
+            counter,
+            now(),
+            format!("live {counter}").as_bytes(),
+        );
+        assert_eq!(post_cose(&node, &body).status, 202);
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("tail --follow printed the message");
+        let record: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(record["counter"], counter);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
