@@ -279,6 +279,31 @@ fn hostile_messages_get_clear_refusals_and_nothing_is_stored() {
     let stored = tail(&node, "meter-h");
     assert_eq!(stored.len(), 1, "only the good message: {stored:?}");
     assert_eq!(stored[0]["counter"], 10);
+
+    // Counted by outcome; refusals and replays audited (summarised per source and minute).
+    let metrics = node.get("/metrics").text;
+    for line in [
+        r#"portcullis_gateway_messages_total{transport="http",outcome="accepted"}"#,
+        r#"portcullis_gateway_messages_total{transport="http",outcome="counter_not_increasing"}"#,
+        r#"portcullis_gateway_messages_total{transport="http",outcome="stale_timestamp"}"#,
+        "portcullis_gateway_verify_seconds",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from /metrics");
+    }
+    let audit = node.cli_json(&["audit", "list", "--limit", "200"]);
+    let actions: Vec<String> = audit
+        .as_array()
+        .or(audit["records"].as_array())
+        .unwrap()
+        .iter()
+        .map(|r| r["action"].as_str().unwrap_or("").to_owned())
+        .collect();
+    for action in ["gateway.refused", "gateway.replay"] {
+        assert!(
+            actions.iter().any(|a| a == action),
+            "{action} not audited: {actions:?}"
+        );
+    }
 }
 
 #[test]
