@@ -133,7 +133,7 @@ impl Decoded {
         if self.header.alg != key.algorithm().as_str() {
             return Err(KeyError::AlgorithmMismatch);
         }
-        key.verify_signature(self.signing_input.as_bytes(), &self.signature)
+        key.verify(self.signing_input.as_bytes(), &self.signature)
     }
 
     /// The JWS signing input, `header '.' payload` (RFC 7515 §5.2 step 8).

@@ -128,11 +128,6 @@ impl VerifyingKey {
             .verify_sig(message, signature)
             .map_err(|_| KeyError::BadSignature)
     }
-
-    /// [`Self::verify`], under the name the JWS decoder calls.
-    pub(crate) fn verify_signature(&self, message: &[u8], sig: &[u8]) -> Result<(), KeyError> {
-        self.verify(message, sig)
-    }
 }
 
 /// The algorithm a key can verify, decided by its type and curve, never by a token.

@@ -28,6 +28,9 @@ use std::collections::BTreeSet;
 use crate::credentials::{CredentialMethod, DeviceCredentials};
 use crate::error::GatewayError;
 
+mod seal;
+pub use seal::{seal_mac0, sign1_with};
+
 /// CBOR tag of `COSE_Mac0` (RFC 9052 §2).
 pub const TAG_MAC0: u64 = 17;
 /// CBOR tag of `COSE_Sign1` (RFC 9052 §2).
@@ -310,17 +313,6 @@ impl MessageAlg {
     }
 }
 
-/// The COSE identifier of a signature algorithm, for the builders.
-fn cose_algorithm(alg: Algorithm) -> iana::Algorithm {
-    match alg {
-        Algorithm::EdDSA => iana::Algorithm::EdDSA,
-        Algorithm::ES256 => iana::Algorithm::ES256,
-        Algorithm::ES384 => iana::Algorithm::ES384,
-        Algorithm::PS256 => iana::Algorithm::PS256,
-        Algorithm::RS256 => iana::Algorithm::RS256,
-    }
-}
-
 /// The protected header, read.
 struct Headers {
     alg: MessageAlg,
@@ -469,80 +461,4 @@ fn read_one_item(bytes: &[u8]) -> Result<Value, GatewayError> {
         return Err(GatewayError::Malformed("trailing_bytes"));
     }
     Ok(value)
-}
-
-/// The protected header every message carries (see `docs/gateway-protocol.md`).
-fn protected_header(
-    alg: iana::Algorithm,
-    kid: Option<&str>,
-    device_id: &DeviceId,
-    counter: u64,
-    timestamp: i64,
-) -> coset::Header {
-    let claims = Value::Map(vec![
-        (Value::from(CLAIM_ISS), Value::from(device_id.as_str())),
-        (Value::from(CLAIM_IAT), Value::from(timestamp)),
-    ]);
-    let builder = HeaderBuilder::new()
-        .algorithm(alg)
-        .value(CWT_CLAIMS_LABEL, claims)
-        .value(COUNTER_LABEL, Value::from(counter));
-    match kid {
-        Some(kid) => builder.key_id(kid.as_bytes().to_vec()),
-        None => builder,
-    }
-    .build()
-}
-
-/// Builds a `COSE_Mac0` as a device sends it: HMAC 256/256 under the device key `key`
-/// named `key_id`, with the device id, `timestamp` (Unix seconds) and `counter` in the
-/// protected header. For Rust devices, the load generator and tests.
-///
-/// Encoding into memory cannot fail; were it to, the result is empty, which every
-/// verifier refuses.
-pub fn seal_mac0(
-    device_id: &DeviceId,
-    key_id: &str,
-    key: &[u8; 32],
-    counter: u64,
-    timestamp: i64,
-    payload: &[u8],
-) -> Vec<u8> {
-    let header = protected_header(
-        iana::Algorithm::HMAC_256_256,
-        Some(key_id),
-        device_id,
-        counter,
-        timestamp,
-    );
-    let key = hmac::Key::new(hmac::HMAC_SHA256, key);
-    CoseMac0Builder::new()
-        .protected(header)
-        .payload(payload.to_vec())
-        .create_tag(b"", |data| hmac::sign(&key, data).as_ref().to_vec())
-        .build()
-        .to_tagged_vec()
-        .unwrap_or_default()
-}
-
-/// Builds a `COSE_Sign1` as a device sends it, signed by `sign` (which gets the
-/// `Sig_structure` bytes and returns the raw signature: `r||s` for ECDSA) under `alg`;
-/// `serial` names the certificate (lowercase hex) or is left out.
-pub fn sign1_with<E>(
-    device_id: &DeviceId,
-    serial: Option<&str>,
-    alg: Algorithm,
-    counter: u64,
-    timestamp: i64,
-    payload: &[u8],
-    sign: impl FnOnce(&[u8]) -> Result<Vec<u8>, E>,
-) -> Result<Vec<u8>, E> {
-    let header = protected_header(cose_algorithm(alg), serial, device_id, counter, timestamp);
-    Ok(CoseSign1Builder::new()
-        .protected(header)
-        .payload(payload.to_vec())
-        .try_create_signature(b"", sign)?
-        .build()
-        .to_tagged_vec()
-        .unwrap_or_default())
 }
