@@ -3,43 +3,13 @@
 //! with the certificate's key (pycose, PyJWT); once the certificate is revoked all three are
 //! refused.
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::Value;
 
 use crate::pki::{ok, provision_ca, register, Device};
+use crate::support::gateway::{example_device, python_path, stored as tail};
 use crate::support::Node;
-
-fn example_device() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/python_device/device.py")
-}
-
-fn python_path() -> Option<PathBuf> {
-    match std::env::var_os("PORTCULLIS_INTEROP_DIR") {
-        Some(d) => Some(PathBuf::from(d).join("python")),
-        None if std::env::var_os("CI").is_some() => {
-            panic!("PORTCULLIS_INTEROP_DIR is not set in CI: run scripts/test.sh")
-        }
-        None => {
-            eprintln!("skipping: run scripts/test.sh (it installs pycose and sets PORTCULLIS_INTEROP_DIR)");
-            None
-        }
-    }
-}
-
-fn tail(node: &Node, device: &str) -> Vec<Value> {
-    let out = node.cli(&["telemetry", "tail", "--device", device, "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
 
 #[test]
 fn an_enrolled_device_sends_with_its_certificate_until_it_is_revoked() {

@@ -3,7 +3,7 @@
 //! tokens minted with PyJWT, curl, and a hostile table built from valid messages. Every
 //! refusal leaves nothing in the telemetry log.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -12,28 +12,11 @@ use portcullis_core::device::DeviceId;
 use portcullis_gateway::cose::seal_mac0;
 use serde_json::Value;
 
+use crate::support::gateway::{example_device, python_path, stored as tail};
 use crate::support::Node;
 
 const TELEMETRY: &str = "/gateway/v1/telemetry";
 const COSE: &str = "application/cose";
-
-fn example_device() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/python_device/device.py")
-}
-
-/// pycose, cbor2, PyJWT and paho from `.interop/python`; `None` (skip) outside CI without them.
-fn python_path() -> Option<PathBuf> {
-    match std::env::var_os("PORTCULLIS_INTEROP_DIR") {
-        Some(d) => Some(PathBuf::from(d).join("python")),
-        None if std::env::var_os("CI").is_some() => {
-            panic!("PORTCULLIS_INTEROP_DIR is not set in CI: run scripts/test.sh")
-        }
-        None => {
-            eprintln!("skipping: run scripts/test.sh (it installs pycose and sets PORTCULLIS_INTEROP_DIR)");
-            None
-        }
-    }
-}
 
 /// Runs the example device; returns stdout, asserting success unless `expect_fail`.
 fn device_py(pythonpath: &Path, cwd: &Path, args: &[&str], expect_fail: bool) -> String {
@@ -78,20 +61,6 @@ fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64
-}
-
-/// What `portcullis telemetry tail --json` shows.
-fn tail(node: &Node, device: &str) -> Vec<Value> {
-    let out = node.cli(&["telemetry", "tail", "--device", device, "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 fn post_cose(node: &Node, body: &[u8]) -> crate::support::Answer {

@@ -13,8 +13,9 @@ use aws_lc_rs::hmac;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use portcullis_core::device::DeviceId;
-use serde_json::{json, Value};
+use serde_json::json;
 
+use crate::support::gateway::stored;
 use crate::support::Node;
 
 const V311: u8 = 4;
@@ -295,21 +296,6 @@ impl Client {
     fn closed(&mut self) -> bool {
         self.read().is_none()
     }
-}
-
-/// What the embedded sink holds for `device`.
-fn stored(node: &Node, device: &str) -> Vec<Value> {
-    let out = node.cli(&["telemetry", "tail", "--device", device, "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 #[test]
