@@ -4,12 +4,10 @@
 //! the locked values, write the new highs. A second node offered the same message waits on
 //! the row lock and then sees the first node's value.
 
-use std::collections::HashMap;
-
 use portcullis_core::device::DeviceId;
 use sqlx::PgPool;
 
-use crate::counters::{as_stored, CounterAdvance};
+use crate::counters::{as_stored, judge, CounterAdvance};
 use crate::StoreError;
 
 pub(super) async fn advance(
@@ -34,20 +32,7 @@ pub(super) async fn advance(
     .bind(&ids)
     .fetch_all(&mut *tx)
     .await?;
-    let mut current: HashMap<String, i64> = locked.into_iter().collect();
-    let mut out = Vec::with_capacity(batch.len());
-    let mut raised: HashMap<&str, i64> = HashMap::new();
-    for (device, counter) in batch {
-        let previous = current.get(device.as_str()).copied().unwrap_or(0);
-        match as_stored(*counter) {
-            Some(c) if c > previous => {
-                current.insert(device.as_str().to_owned(), c);
-                raised.insert(device.as_str(), c);
-                out.push(Some(previous.unsigned_abs()));
-            }
-            _ => out.push(None),
-        }
-    }
+    let (out, raised) = judge(batch, locked.into_iter().collect());
     if !raised.is_empty() {
         let (ids, counters): (Vec<&str>, Vec<i64>) = raised.into_iter().unzip();
         sqlx::query(

@@ -1,42 +1,73 @@
-//! Gateway message counters (replay protection): one transaction per batch, each advance
-//! judged against the value the previous ones in the batch left.
+//! Gateway message counters (replay protection) on SQLite: one transaction per batch, each
+//! advance judged against the value the previous ones in the batch left.
 
 use portcullis_core::device::DeviceId;
-use sqlx::SqlitePool;
+use std::collections::HashMap;
 
-use crate::counters::{as_stored, CounterAdvance};
+use sqlx::{Acquire as _, SqliteConnection, SqlitePool};
+
+use crate::counters::{as_stored, judge, CounterAdvance};
 use crate::StoreError;
 
+/// Device ids per statement: two variables each, far below SQLite's limit of 32 766.
+const CHUNK: usize = 500;
+
+/// One transaction per batch, two statements per 500 devices (read the stored counters,
+/// upsert the new highs), whatever the batch's size: the cost per message falls as the
+/// rate rises. The commit is synced (`synchronous = FULL` for this transaction only), like
+/// the embedded sink's messages, so a power cut cannot forget a counter whose message was
+/// acknowledged and let that message be accepted again.
 pub(super) async fn advance(
     pool: &SqlitePool,
     batch: &[(DeviceId, u64)],
 ) -> Result<Vec<CounterAdvance>, StoreError> {
-    let mut tx = pool.begin().await?;
-    let mut out = Vec::with_capacity(batch.len());
-    for (device, counter) in batch {
-        let Some(counter) = as_stored(*counter) else {
-            out.push(None);
-            continue;
-        };
-        let previous: Option<i64> =
-            sqlx::query_scalar("SELECT counter FROM device_counters WHERE device_id = ?")
-                .bind(device.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
-        let previous = previous.unwrap_or(0);
-        if counter > previous {
-            sqlx::query(
-                "INSERT INTO device_counters (device_id, counter) VALUES (?, ?) \
-                 ON CONFLICT (device_id) DO UPDATE SET counter = excluded.counter",
-            )
-            .bind(device.as_str())
-            .bind(counter)
-            .execute(&mut *tx)
-            .await?;
-            out.push(Some(previous.unsigned_abs()));
-        } else {
-            out.push(None);
+    let mut conn = pool.acquire().await?;
+    sqlx::query("PRAGMA synchronous = FULL")
+        .execute(&mut *conn)
+        .await?;
+    let result = advance_on(&mut conn, batch).await;
+    // Back to the pool's setting, whatever happened (a connection keeps its pragmas).
+    let reset = sqlx::query("PRAGMA synchronous = NORMAL")
+        .execute(&mut *conn)
+        .await;
+    let out = result?;
+    reset?;
+    Ok(out)
+}
+
+async fn advance_on(
+    conn: &mut SqliteConnection,
+    batch: &[(DeviceId, u64)],
+) -> Result<Vec<CounterAdvance>, StoreError> {
+    let mut ids: Vec<&str> = batch.iter().map(|(d, _)| d.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut tx = conn.begin().await?;
+    let mut current = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(CHUNK) {
+        let sql = format!(
+            "SELECT device_id, counter FROM device_counters WHERE device_id IN ({})",
+            vec!["?"; chunk.len()].join(", ")
+        );
+        let mut query = sqlx::query_as::<_, (String, i64)>(&sql);
+        for id in chunk {
+            query = query.bind(*id);
         }
+        current.extend(query.fetch_all(&mut *tx).await?);
+    }
+    let (out, raised) = judge(batch, current);
+    let raised: Vec<(&str, i64)> = raised.into_iter().collect();
+    for chunk in raised.chunks(CHUNK) {
+        let sql = format!(
+            "INSERT INTO device_counters (device_id, counter) VALUES {} \
+             ON CONFLICT (device_id) DO UPDATE SET counter = excluded.counter",
+            vec!["(?, ?)"; chunk.len()].join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for (id, counter) in chunk {
+            query = query.bind(*id).bind(*counter);
+        }
+        query.execute(&mut *tx).await?;
     }
     tx.commit().await?;
     Ok(out)
