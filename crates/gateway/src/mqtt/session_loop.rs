@@ -33,6 +33,8 @@ use crate::GatewayError;
 /// While a message is with the gateway, how often the session is checked for an end (the
 /// gateway's close signal needs the session exclusively, which the call holds shared).
 const CLOSE_POLL: Duration = Duration::from_millis(50);
+/// Answers waiting in the output buffer past which it is written even with publishes queued.
+const FLUSH_AT: usize = 4096;
 /// The first byte of a tagged `COSE_Mac0` / `COSE_Sign1` (CBOR major type 6, tag < 24).
 const MAC0_BYTE: u8 = 0xC0 | TAG_MAC0 as u8;
 const SIGN1_BYTE: u8 = 0xC0 | TAG_SIGN1 as u8;
@@ -136,7 +138,11 @@ impl Link {
             if let Err(end) = self.take_packets(conn, session, gateway) {
                 return end;
             }
-            if conn.flush().await.is_err() {
+            // PUBACKs of queued publishes go out together once the queue is drained (one
+            // write for a burst instead of one per message), or sooner if many piled up.
+            if (self.pending.is_empty() || conn.out.len() >= FLUSH_AT)
+                && conn.flush().await.is_err()
+            {
                 return End::Broken;
             }
             let Some(publish) = self.pending.pop_front() else {
