@@ -84,6 +84,12 @@ impl Session {
         }
     }
 
+    /// A receiver of the session's end, for waiting on it while `self` is borrowed (an
+    /// adapter handing a publish to the gateway).
+    pub fn close_watch(&self) -> watch::Receiver<CloseReason> {
+        self.close.clone()
+    }
+
     /// Whether the gateway has ended the session (a publish racing the close is refused).
     pub fn is_closed(&self) -> bool {
         *self.close.borrow() != CloseReason::Open

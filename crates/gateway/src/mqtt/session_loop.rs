@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use rumqttc::v5::mqttbytes::v5::DisconnectReasonCode as Code;
 use tokio::sync::watch;
-use tokio::time::{Instant, Interval, MissedTickBehavior};
+use tokio::time::Instant;
 
 use super::codec::{self, Inbound, InboundPublish, ReadError};
 use super::connect::Admission;
@@ -27,12 +27,9 @@ use super::reason::{self, PublishRefusal};
 use super::topic;
 use crate::cose::{TAG_MAC0, TAG_SIGN1};
 use crate::service::Gateway;
-use crate::session::{Session, Transport};
+use crate::session::{CloseReason, Session, Transport};
 use crate::GatewayError;
 
-/// While a message is with the gateway, how often the session is checked for an end (the
-/// gateway's close signal needs the session exclusively, which the call holds shared).
-const CLOSE_POLL: Duration = Duration::from_millis(50);
 /// Answers waiting in the output buffer past which it is written even with publishes queued.
 const FLUSH_AT: usize = 4096;
 /// The first byte of a tagged `COSE_Mac0` / `COSE_Sign1` (CBOR major type 6, tag < 24).
@@ -130,7 +127,8 @@ impl Link {
         let far = Duration::from_secs(365 * 24 * 3600);
         let keep_alive = tokio::time::sleep(self.keep_alive.unwrap_or(far));
         tokio::pin!(keep_alive);
-        let mut close_poll: Option<Interval> = None;
+        // Ends of the session seen while a publish is with the gateway.
+        let mut close_watch = session.close_watch();
         loop {
             if session.is_closed() {
                 return session_closed(session.closed().await);
@@ -174,13 +172,8 @@ impl Link {
                 continue;
             };
 
-            let poll = close_poll.get_or_insert_with(|| {
-                let mut poll = tokio::time::interval(CLOSE_POLL);
-                poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
-                poll
-            });
             if let Err(end) = self
-                .hand_over(publish, conn, session, gateway, shutdown, poll)
+                .hand_over(publish, conn, session, gateway, shutdown, &mut close_watch)
                 .await
             {
                 return end;
@@ -197,7 +190,7 @@ impl Link {
         session: &Session,
         gateway: &Gateway,
         shutdown: &mut watch::Receiver<bool>,
-        close_poll: &mut Interval,
+        close_watch: &mut watch::Receiver<CloseReason>,
     ) -> Result<(), End> {
         let InboundPublish {
             qos,
@@ -224,7 +217,7 @@ impl Link {
                 biased;
                 result = &mut call => Event::Published(result),
                 () = shutting_down(shutdown) => return Err(server_shutdown()),
-                _ = close_poll.tick() => Event::MaybeClosed,
+                _ = close_watch.changed() => Event::MaybeClosed,
                 read = conn.read_more(), if may_read => Event::Read(read),
             };
             match event {
@@ -379,7 +372,7 @@ impl Link {
     }
 }
 
-fn session_closed(reason: crate::session::CloseReason) -> End {
+fn session_closed(reason: CloseReason) -> End {
     let (code, why) = reason::session_closed_v5(reason);
     End::Server(code, why)
 }
