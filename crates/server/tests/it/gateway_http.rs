@@ -12,7 +12,7 @@ use portcullis_core::device::DeviceId;
 use portcullis_gateway::cose::seal_mac0;
 use serde_json::Value;
 
-use crate::support::gateway::{example_device, python_path, stored as tail};
+use crate::support::gateway::{device_with_key, example_device, now, python_path, stored as tail};
 use crate::support::Node;
 
 const TELEMETRY: &str = "/gateway/v1/telemetry";
@@ -38,29 +38,6 @@ fn device_py(pythonpath: &Path, cwd: &Path, args: &[&str], expect_fail: bool) ->
         "device.py {args:?}: {text}"
     );
     text
-}
-
-/// A registered device with one key: (key id, key).
-fn device_with_key(node: &Node, id: &str, attrs: &[&str]) -> (String, [u8; 32]) {
-    let mut args = vec!["device", "register", "--id", id, "--model", "meter-v1"];
-    for a in attrs {
-        args.extend_from_slice(&["--attr", a]);
-    }
-    node.cli_json(&args);
-    let key = node.cli_json(&["device", "key", "create", id]);
-    let raw: [u8; 32] = URL_SAFE_NO_PAD
-        .decode(key["key"].as_str().unwrap())
-        .unwrap()
-        .try_into()
-        .unwrap();
-    (key["key_id"].as_str().unwrap().to_owned(), raw)
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
 }
 
 fn post_cose(node: &Node, body: &[u8]) -> crate::support::Answer {

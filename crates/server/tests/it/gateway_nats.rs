@@ -14,6 +14,7 @@ use portcullis_gateway::cose::seal_mac0;
 use portcullis_gateway::sink::nats::NatsSink;
 use portcullis_gateway::sink::{Sink, TelemetryRecord};
 
+use crate::support::gateway::{device_with_key, now};
 use crate::support::Node;
 
 fn free_port() -> u16 {
@@ -79,26 +80,6 @@ async fn stream(url: &str) -> async_nats::jetstream::stream::Stream {
         .unwrap()
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-/// A device key as `device key create` prints it.
-fn device_with_key(node: &Node, id: &str) -> (String, [u8; 32]) {
-    use base64::Engine as _;
-    node.cli_json(&["device", "register", "--id", id, "--model", "meter-v1"]);
-    let k = node.cli_json(&["device", "key", "create", id]);
-    let key = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(k["key"].as_str().unwrap())
-        .unwrap()
-        .try_into()
-        .unwrap();
-    (k["key_id"].as_str().unwrap().to_owned(), key)
-}
-
 #[test]
 fn messages_reach_jetstream_with_their_identity_and_survive_an_outage() {
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -108,7 +89,7 @@ fn messages_reach_jetstream_with_their_identity_and_survive_an_outage() {
     let url = nats.url();
     let node = Node::start_with_env(&[("PORTCULLIS_GATEWAY__SINK", &url)]);
     // A device id with dots: one subject token all the same.
-    let (kid, key) = device_with_key(&node, "meter.n1");
+    let (kid, key) = device_with_key(&node, "meter.n1", &[]);
     let id = DeviceId::parse("meter.n1").unwrap();
     let seal = |counter: u64| {
         seal_mac0(

@@ -764,7 +764,6 @@ fn nodes_without_an_issuer_use_the_one_the_store_keeps_and_a_different_one_is_re
 /// node is honoured by the other within 500 ms.
 #[test]
 fn a_device_message_is_accepted_once_across_two_nodes() {
-    use base64::Engine as _;
     use portcullis_core::device::DeviceId;
     use portcullis_gateway::cose::seal_mac0;
 
@@ -772,21 +771,9 @@ fn a_device_message_is_accepted_once_across_two_nodes() {
         return;
     };
     let (a, b) = (&nodes.a, &nodes.b);
-    a.cli_json(&["device", "register", "--id", "meter-pg"]);
-    let k = a.cli_json(&["device", "key", "create", "meter-pg"]);
-    let kid = k["key_id"].as_str().unwrap().to_owned();
-    let key: [u8; 32] = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(k["key"].as_str().unwrap())
-        .unwrap()
-        .try_into()
-        .unwrap();
+    let (kid, key) = crate::support::gateway::device_with_key(a, "meter-pg", &[]);
     let id = DeviceId::parse("meter-pg").unwrap();
-    let now = || {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as i64
-    };
+    let now = crate::support::gateway::now;
     let post = |node: &Node, body: &[u8]| {
         node.request(
             "POST",

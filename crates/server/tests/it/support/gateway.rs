@@ -40,3 +40,29 @@ pub fn stored(node: &Node, device: &str) -> Vec<Value> {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
+
+/// Registers a device of model `meter-v1` (with `--attr` for each of `attrs`) and creates
+/// one key for it: (key id, key).
+pub fn device_with_key(node: &Node, id: &str, attrs: &[&str]) -> (String, [u8; 32]) {
+    use base64::Engine as _;
+    let mut args = vec!["device", "register", "--id", id, "--model", "meter-v1"];
+    for a in attrs {
+        args.extend_from_slice(&["--attr", a]);
+    }
+    node.cli_json(&args);
+    let key = node.cli_json(&["device", "key", "create", id]);
+    let raw: [u8; 32] = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(key["key"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    (key["key_id"].as_str().unwrap().to_owned(), raw)
+}
+
+/// This host's clock, Unix seconds (the time COSE messages carry).
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
