@@ -7,7 +7,8 @@
 #          COSE_Mac0 per message, embedded sink), interleaved Mosquitto, gateway, ... for each
 #          in-flight bound of GW_INFLIGHT ("16 1": at most that many unacknowledged per
 #          connection), GW_ROUNDS (3) rounds; acknowledged messages/s, PUBACK p50/p99, and each
-#          server's CPU time per message.
+#          server's CPU time per message. The COSE messages are sealed before the window
+#          (GW_PRESEAL per device, 1 200), so both runs cost the generator the same.
 #   rate   PUBACK latency paced at half the gateway's best median maximum rate (gateway,
 #          Mosquitto, gateway, Mosquitto at that same total rate).
 #   cose   COSE_Sign1 ES256 verifications/s (criterion, crates/gateway/benches/cose_verify.rs)
@@ -18,8 +19,9 @@
 #   idle   as many idle connected devices as the fd limit allows (at most GW_IDLE_MAX,
 #          100 000), sources spread over 127.0.0.2-127.0.0.9, on a freshly restarted node,
 #          then on Mosquitto: the server's VmRSS before, after, and per 1 000 connections.
-#   perf   `perf record --call-graph dwarf` of the node during one unpaced gateway run: CPU by
-#          thread, and the inclusive share of the node's own functions (GW_OUT/perf-*.txt).
+#   perf   `perf record --call-graph dwarf` of the node during one gateway run, unpaced or
+#          paced at GW_PERF_RATE msg/s: CPU by thread, and the inclusive share of the node's
+#          own functions (GW_OUT/perf-*.txt).
 #
 # Prints the raw RESULT lines as they come (stderr) and markdown tables at the end; keeps the
 # raw outputs in GW_OUT (default /tmp/gateway-bench-<time>). Starts everything on 127.0.0.1
@@ -29,6 +31,7 @@
 # usage: bench/gateway.sh                    (all phases; builds the release binaries first)
 #        GW_PHASES="mqtt rate" bench/gateway.sh
 # env:   GW_ROUNDS (3) GW_DEVICES (1000) GW_SIZE (200) GW_DURATION (10) GW_INFLIGHT ("16 1")
+#        GW_PRESEAL (1200)
 #        GW_IDLE_MAX (100000) GW_HTTP_DURATION (10s) GW_HTTP_MESSAGES (per wrk thread and run,
 #        400000) GW_OUT, BENCH_NO_BUILD=1, and bench/lib.sh's knobs. Binaries: PORTCULLIS_BIN,
 #        GW_LOAD_BIN (target/release/gateway-load), GW_COSE_BENCH (the criterion executable;
@@ -44,6 +47,10 @@ size="${GW_SIZE:-200}"
 mqtt_secs="${GW_DURATION:-10}"
 inflights="${GW_INFLIGHT:-16 1}"
 idle_max="${GW_IDLE_MAX:-100000}"
+# Messages sealed per device before each unpaced gateway run (sealing is the devices' work:
+# done before the window, it leaves the gateway and Mosquitto runs the same generator cost).
+# 1 200 covers 100 000 msg/s over the 12 s of warm-up and window with 1 000 devices.
+preseal="${GW_PRESEAL:-1200}"
 http_duration="${GW_HTTP_DURATION:-10s}"
 http_messages="${GW_HTTP_MESSAGES:-400000}"
 phases=" ${GW_PHASES:-mqtt rate cose http idle perf} "
@@ -172,8 +179,10 @@ mqtt_run() {
   echo "$line"
 }
 mosq_args() { echo --plain --target "127.0.0.1:$mosq_port" --server-pid "$mosq_pid"; }
+# gw_args [PRESEAL]: the gateway run's arguments, PRESEAL messages sealed ahead per device.
 gw_args() {
-  echo --gateway --secrets "$secrets" --audience "$issuer" --target "127.0.0.1:$mqtt_port" --server-pid "$node_pid"
+  echo --gateway --secrets "$secrets" --audience "$issuer" --target "127.0.0.1:$mqtt_port" --server-pid "$node_pid" \
+    --preseal "${1:-$preseal}"
 }
 pct() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f %%", 100 * a / b; else print "-" }'; }
 # 42 324: digits grouped by three with a space, as in the rest of docs/benchmarks.md.
@@ -218,11 +227,13 @@ fi
 if wants rate; then
   half=$(awk -v r="$best_gw" 'BEGIN{printf "%d", r/2}')
   paced_w=${inflights%% *}
+  # Enough sealed ahead for the paced rate over warm-up and window, with a margin.
+  paced_preseal=$(awk -v r="$half" -v d="$devices" -v s="$mqtt_secs" 'BEGIN{printf "%d", 1.2 * r * (s + 2) / d + 10}')
   tables+=("" "PUBACK latency paced at $(fmt "$half") msg/s in total (half the gateway's best median maximum above), $paced_w in flight at most per connection, latency from each message's due time:" ""
     "| run | server | msg/s acknowledged | p50 ms | p99 ms | p99.9 ms | max ms |" "| ---: | --- | ---: | ---: | ---: | ---: | ---: |")
   for ((r = 1; r <= 2; r++)); do
     # shellcheck disable=SC2046
-    g=$(mqtt_run "paced $r gateway" $(gw_args) --rate "$half" --inflight "$paced_w")
+    g=$(mqtt_run "paced $r gateway" $(gw_args "$paced_preseal") --rate "$half" --inflight "$paced_w")
     # shellcheck disable=SC2046
     m=$(mqtt_run "paced $r mosquitto" $(mosq_args) --rate "$half" --inflight "$paced_w")
     for pair in "gateway:$g" "Mosquitto:$m"; do
@@ -284,12 +295,13 @@ fi
 
 # --- perf: where the node's time goes under the MQTT load ----------------------------------
 if wants perf && command -v perf >/dev/null; then
-  say "perf record (DWARF call graphs) of the node during one unpaced gateway run"
+  perf_rate="${GW_PERF_RATE:-}"
+  say "perf record (DWARF call graphs) of the node during one gateway run${perf_rate:+ paced at $perf_rate msg/s}"
   (sleep 5 && perf record -F 299 --call-graph dwarf,32768 -p "$node_pid" -o "$work/perf.data" -- sleep 5 \
     >/dev/null 2>&1) &
   perf_pid=$!
   # shellcheck disable=SC2046
-  mqtt_run "perf gateway" $(gw_args) --inflight "${inflights%% *}" >/dev/null
+  mqtt_run "perf gateway" $(gw_args) --inflight "${inflights%% *}" ${perf_rate:+--rate "$perf_rate"} >/dev/null
   wait "$perf_pid" || true
   report() { timeout 600 perf report -i "$work/perf.data" --stdio "$@" 2>/dev/null | grep -E '^ +[0-9]' | sed 's/   */  /g' | cut -c1-220; }
   report --no-children --sort comm,dso >"$out/perf-threads.txt" || true
