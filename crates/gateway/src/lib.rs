@@ -5,15 +5,16 @@
 //! (`device_token`) or an access token; each message may — and by policy must — be a COSE
 //! object (`cose`) that names the device and carries a timestamp and a counter, so a message
 //! relayed through an untrusted hop is still attributable to one device and one moment.
-//! Replays are refused on every node (`replay`); accepted messages go to a sink (`sink`).
+//! Replays are refused on every node (`replay`); accepted messages go to a sink (`sink`),
+//! both through one group-committed pipeline (`ingest`).
 
-mod batch;
 pub mod cose;
 pub mod credentials;
 pub mod device_token;
 pub mod directory;
 pub mod error;
 pub mod http;
+mod ingest;
 pub mod mqtt;
 pub mod replay;
 pub mod service;

@@ -2,16 +2,18 @@
 //! socket, the gateway ending the session (suspension, take-over, credential expiry), the
 //! keep-alive clock and shutdown.
 //!
-//! Messages are handed to the gateway one at a time, in the order they arrived: the replay
-//! guard accepts a device's counters only in increasing order, so two messages of one
-//! connection verified side by side could refuse each other. What overlaps is the socket:
-//! while one message is with the gateway, the next ones (up to `max_inflight`, the MQTT 5
-//! Receive Maximum) are read and queued, and past that the socket is left unread, so a slow
-//! sink pushes back on the device through TCP instead of growing memory. PUBACKs go out in
-//! PUBLISH order, each only once the gateway said the sink holds the message.
+//! Messages are verified one at a time, in the order they arrived, and handed to the
+//! gateway's ingest pipeline, which judges and stores them in that order (the replay guard
+//! accepts a device's counters only in increasing order). Several may be being stored at
+//! once — up to `max_inflight` (the MQTT 5 Receive Maximum) read and not yet answered — so a
+//! connection's rate is not bounded by one storage round trip per message; past that bound
+//! the socket is left unread, and a slow sink pushes back on the device through TCP instead
+//! of growing memory. PUBACKs go out in PUBLISH order (MQTT 3.1.1 §4.6), each only once the
+//! sink holds its message, written together when several answers arrive at once.
 
 use std::collections::VecDeque;
 use std::io;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,7 +28,7 @@ use super::protocol::Version;
 use super::reason::{self, PublishRefusal};
 use super::topic;
 use crate::cose::{TAG_MAC0, TAG_SIGN1};
-use crate::service::Gateway;
+use crate::service::{Gateway, Submitted};
 use crate::session::{CloseReason, Session, Transport};
 use crate::GatewayError;
 
@@ -69,6 +71,7 @@ pub async fn serve(
         version,
         reason_strings,
         pending: VecDeque::new(),
+        inflight: VecDeque::new(),
         max_pending: usize::from(gateway.limits().max_inflight.max(1)),
         keep_alive: (keep_alive_secs > 0)
             .then(|| Duration::from_millis(u64::from(keep_alive_secs) * 1_500)),
@@ -98,6 +101,9 @@ struct Link {
     reason_strings: bool,
     /// PUBLISHes read and not yet handed to the gateway, in arrival order.
     pending: VecDeque<InboundPublish>,
+    /// PUBLISHes handed to the gateway and not yet answered, in arrival order.
+    inflight: VecDeque<InFlight>,
+    /// Read and not yet answered (`pending` + `inflight`) at most.
     max_pending: usize,
     /// 1.5 × the keep-alive in force (MQTT 3.1.1 §3.1.2.10); `None`: no keep-alive.
     keep_alive: Option<Duration>,
@@ -108,12 +114,33 @@ struct Link {
     disconnected: bool,
 }
 
-/// What woke the loop.
+/// A PUBLISH whose answer is to come.
+struct InFlight {
+    pkid: u16,
+    qos1: bool,
+    outcome: Outcome,
+}
+
+enum Outcome {
+    /// With the gateway.
+    Submitted(Submitted),
+    /// Refused by the adapter (a topic not its own); answered in its turn.
+    Refused(GatewayError),
+}
+
+impl InFlight {
+    fn is_settled(&mut self) -> bool {
+        match &mut self.outcome {
+            Outcome::Submitted(submitted) => submitted.is_settled(),
+            Outcome::Refused(_) => true,
+        }
+    }
+}
+
+/// What woke the idle loop.
 enum Event {
     Read(io::Result<usize>),
     KeepAliveCheck,
-    Published(Result<crate::service::Accepted, GatewayError>),
-    MaybeClosed,
 }
 
 impl Link {
@@ -133,117 +160,107 @@ impl Link {
             if session.is_closed() {
                 return session_closed(session.closed().await);
             }
+            // Answers first: they make room for what the read buffer still holds.
+            if let Err(end) = self.answer_settled(conn, session, gateway).await {
+                return end;
+            }
             if let Err(end) = self.take_packets(conn, session, gateway) {
                 return end;
             }
-            // PUBACKs of queued publishes go out together once the queue is drained (one
-            // write for a burst instead of one per message), or sooner if many piled up.
-            if (self.pending.is_empty() || conn.out.len() >= FLUSH_AT)
-                && conn.flush().await.is_err()
-            {
+            while let Some(publish) = self.pending.pop_front() {
+                let inflight = submit(publish, conn.source, session, gateway).await;
+                self.inflight.push_back(inflight);
+            }
+            // The answers that came together go out in one write.
+            if conn.flush().await.is_err() {
                 return End::Broken;
             }
-            let Some(publish) = self.pending.pop_front() else {
-                if self.disconnected || self.eof {
-                    return End::ClientDone;
-                }
-                // Idle: wait for the device, the gateway, the clock or shutdown.
-                let event = tokio::select! {
-                    reason = session.closed() => return session_closed(reason),
+            if session.is_closed() {
+                continue;
+            }
+            let may_read = !self.eof
+                && !self.disconnected
+                && self.pending.len() + self.inflight.len() < self.max_pending;
+            if let Some(front) = self.inflight.front_mut() {
+                // Messages with the gateway: wait for the oldest, reading ahead meanwhile.
+                // Keep-alive is not enforced here: the device may be waiting for us.
+                let read = tokio::select! {
+                    biased;
+                    () = ready(front) => None,
                     () = shutting_down(shutdown) => return server_shutdown(),
-                    () = &mut keep_alive, if self.keep_alive.is_some() => Event::KeepAliveCheck,
-                    read = conn.read_more() => Event::Read(read),
+                    // An ended session is handled at the top of the loop.
+                    _ = close_watch.changed() => None,
+                    read = conn.read_more(), if may_read => Some(read),
                 };
-                match event {
-                    Event::KeepAliveCheck => {
-                        let deadline = self.last_heard + self.keep_alive.unwrap_or(far);
-                        if Instant::now() >= deadline {
-                            return End::Server(Code::KeepAliveTimeout, "keep alive timeout");
-                        }
-                        keep_alive.as_mut().reset(deadline);
+                if let Some(read) = read {
+                    if let Err(end) = self.heard(read) {
+                        return end;
                     }
-                    Event::Read(read) => {
-                        if let Err(end) = self.heard(read) {
-                            return end;
-                        }
-                    }
-                    _ => {}
                 }
                 continue;
+            }
+            if self.disconnected || self.eof {
+                return End::ClientDone;
+            }
+            // Idle: wait for the device, the gateway, the clock or shutdown.
+            let event = tokio::select! {
+                reason = session.closed() => return session_closed(reason),
+                () = shutting_down(shutdown) => return server_shutdown(),
+                () = &mut keep_alive, if self.keep_alive.is_some() => Event::KeepAliveCheck,
+                read = conn.read_more() => Event::Read(read),
             };
-
-            if let Err(end) = self
-                .hand_over(publish, conn, session, gateway, shutdown, &mut close_watch)
-                .await
-            {
-                return end;
+            match event {
+                Event::KeepAliveCheck => {
+                    let deadline = self.last_heard + self.keep_alive.unwrap_or(far);
+                    if Instant::now() >= deadline {
+                        return End::Server(Code::KeepAliveTimeout, "keep alive timeout");
+                    }
+                    keep_alive.as_mut().reset(deadline);
+                }
+                Event::Read(read) => {
+                    if let Err(end) = self.heard(read) {
+                        return end;
+                    }
+                }
             }
         }
     }
 
-    /// Hands one PUBLISH to the gateway and answers it; the socket is read meanwhile, up to
-    /// the queue's bound. Keep-alive is not enforced here: the device may be waiting for us.
-    async fn hand_over(
+    /// Answers the oldest PUBLISHes whose outcome is in, in order, into the output buffer
+    /// (written once past `FLUSH_AT`).
+    async fn answer_settled(
         &mut self,
-        publish: InboundPublish,
         conn: &mut Connection,
         session: &Session,
         gateway: &Gateway,
-        shutdown: &mut watch::Receiver<bool>,
-        close_watch: &mut watch::Receiver<CloseReason>,
     ) -> Result<(), End> {
-        let InboundPublish {
-            qos,
-            pkid,
-            topic,
-            payload,
-            cose_content_type,
-            ..
-        } = publish;
-        let qos1 = qos == 1;
-        let device = session.admitted.device_id.as_str();
-        let stream = match topic::telemetry_stream(&topic, device) {
-            Ok(stream) => stream,
-            Err(e) => {
-                gateway.refused(Transport::Mqtt, conn.source, Some(device), &e);
-                return self.refuse(conn, qos1, pkid, &e);
-            }
-        };
-        let cose = cose_content_type || is_tagged_cose(&payload);
-        let mut call = Box::pin(gateway.publish(session, stream, payload, cose));
-        let result = loop {
-            let may_read = !self.eof && !self.disconnected && self.pending.len() < self.max_pending;
-            let event = tokio::select! {
-                biased;
-                result = &mut call => Event::Published(result),
-                () = shutting_down(shutdown) => return Err(server_shutdown()),
-                _ = close_watch.changed() => Event::MaybeClosed,
-                read = conn.read_more(), if may_read => Event::Read(read),
+        while self.inflight.front_mut().is_some_and(InFlight::is_settled) {
+            let Some(InFlight {
+                pkid,
+                qos1,
+                outcome,
+            }) = self.inflight.pop_front()
+            else {
+                break;
             };
-            match event {
-                Event::Published(result) => break result,
-                // Dropping the call abandons the message unacknowledged; the caller ends the
-                // session with the gateway's reason.
-                Event::MaybeClosed if session.is_closed() => return Ok(()),
-                Event::Read(read) => {
-                    self.heard(read)?;
-                    self.take_packets(conn, session, gateway)?;
-                    // PINGRESP, SUBACK: answered now, not after the message.
-                    conn.flush().await.map_err(|_| End::Broken)?;
+            let result = match outcome {
+                Outcome::Submitted(submitted) => gateway.settle(submitted).await,
+                Outcome::Refused(e) => Err(e),
+            };
+            match result {
+                Ok(_) if qos1 => {
+                    codec::puback(self.version, &mut conn.out, pkid).map_err(|_| End::Broken)?;
                 }
-                _ => {}
+                Ok(_) => {}
+                // A session the gateway ended is answered by the caller, with its reason.
+                Err(_) if session.is_closed() => return Ok(()),
+                Err(e) => self.refuse(conn, qos1, pkid, &e)?,
             }
-        };
-        drop(call);
-        match result {
-            Ok(_) if qos1 => {
-                codec::puback(self.version, &mut conn.out, pkid).map_err(|_| End::Broken)
+            if conn.out.len() >= FLUSH_AT {
+                conn.flush().await.map_err(|_| End::Broken)?;
             }
-            Ok(_) => Ok(()),
-            // A session the gateway ended is answered by the caller, with its reason.
-            Err(_) if session.is_closed() => Ok(()),
-            Err(e) => self.refuse(conn, qos1, pkid, &e),
         }
+        Ok(())
     }
 
     /// Notes a read: bytes heard (keep-alive), end of stream, or a broken socket.
@@ -273,7 +290,7 @@ impl Link {
             gateway.refused(Transport::Mqtt, source, Some(device), &e);
             Err(end)
         };
-        while !self.disconnected && self.pending.len() < self.max_pending {
+        while !self.disconnected && self.pending.len() + self.inflight.len() < self.max_pending {
             let packet = match conn.next_packet(self.version) {
                 Ok(Some(packet)) => packet,
                 Ok(None) => return Ok(()),
@@ -379,6 +396,48 @@ fn session_closed(reason: CloseReason) -> End {
 
 fn server_shutdown() -> End {
     End::Server(Code::ServerShuttingDown, "server shutting down")
+}
+
+/// Checks a PUBLISH's topic and hands it to the gateway (verification happens here, in
+/// order; storing, in the gateway's pipeline).
+async fn submit(
+    publish: InboundPublish,
+    source: IpAddr,
+    session: &Session,
+    gateway: &Gateway,
+) -> InFlight {
+    let InboundPublish {
+        qos,
+        pkid,
+        topic,
+        payload,
+        cose_content_type,
+        ..
+    } = publish;
+    let qos1 = qos == 1;
+    let device = session.admitted.device_id.as_str();
+    let outcome = match topic::telemetry_stream(&topic, device) {
+        Ok(stream) => {
+            let cose = cose_content_type || is_tagged_cose(&payload);
+            Outcome::Submitted(gateway.submit(session, stream, payload, cose).await)
+        }
+        Err(e) => {
+            gateway.refused(Transport::Mqtt, source, Some(device), &e);
+            Outcome::Refused(e)
+        }
+    };
+    InFlight {
+        pkid,
+        qos1,
+        outcome,
+    }
+}
+
+/// Resolves once the oldest message in flight is answered (without taking the answer).
+async fn ready(front: &mut InFlight) {
+    if let Outcome::Submitted(submitted) = &mut front.outcome {
+        submitted.ready().await;
+    }
 }
 
 /// Resolves once shutdown is signalled (or its sender is gone).

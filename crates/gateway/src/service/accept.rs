@@ -1,8 +1,8 @@
 //! Accepting a message: verified (COSE when it is one), checked for replay, held by the sink
-//! before the caller hears yes.
+//! before the caller hears yes. Verification happens in the caller's task; storing, in the
+//! ingest pipeline, so a connection may have several messages being stored at once.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -13,32 +13,95 @@ use super::{
 };
 use crate::cose;
 use crate::credentials::MessageAuth;
+use crate::ingest::Answer;
 use crate::session::{Admitted, Session, Transport};
 use crate::sink::TelemetryRecord;
 use crate::GatewayError;
 
+/// A message the gateway verified and handed to the ingest pipeline: its answer is to come
+/// ([`Gateway::settle`]). Submitting one message after another and settling them in the same
+/// order keeps a connection's messages in order while several are being stored.
+#[must_use = "a submitted message is settled to learn whether it was stored"]
+pub struct Submitted {
+    transport: Transport,
+    source: IpAddr,
+    device: Option<String>,
+    state: State,
+}
+
+enum State {
+    /// Refused before it reached the pipeline (counted and audited when settled, so that
+    /// refusals and acceptances are answered in the order the messages came).
+    Refused(GatewayError),
+    Pending {
+        message_id: String,
+        answer: Answer,
+    },
+}
+
+impl Submitted {
+    /// Whether the answer is in (settling will not wait).
+    pub fn is_settled(&mut self) -> bool {
+        match &mut self.state {
+            State::Refused(_) => true,
+            State::Pending { answer, .. } => answer.is_ready(),
+        }
+    }
+
+    /// Waits for the answer without taking it; cancel-safe.
+    pub async fn ready(&mut self) {
+        if let State::Pending { answer, .. } = &mut self.state {
+            answer.wait().await;
+        }
+    }
+}
+
 impl Gateway {
-    /// Accepts a message on an admitted connection: verified (COSE when `cose`), checked for
-    /// replay, held by the sink. A COSE message must name the session's device.
-    pub async fn publish(
+    /// Verifies a message on an admitted connection (COSE when `cose`; a COSE message must
+    /// name the session's device) and hands it to the ingest pipeline.
+    pub async fn submit(
         &self,
         session: &Session,
         stream: Option<&str>,
         payload: Bytes,
         cose: bool,
-    ) -> Result<Accepted, GatewayError> {
-        if session.is_closed() {
-            return Err(GatewayError::Forbidden("session_closed"));
+    ) -> Submitted {
+        let state = if session.is_closed() {
+            State::Refused(GatewayError::Forbidden("session_closed"))
+        } else {
+            match self
+                .verify_and_submit(Some(&session.admitted), stream, payload, cose)
+                .await
+            {
+                Ok((message_id, answer)) => State::Pending { message_id, answer },
+                Err(e) => State::Refused(e),
+            }
+        };
+        Submitted {
+            transport: session.transport,
+            source: session.source,
+            device: Some(session.admitted.device_id.to_string()),
+            state,
         }
-        self.accept(
-            session.transport,
-            session.source,
-            Some(&session.admitted),
-            stream,
-            payload,
-            cose,
-        )
-        .await
+    }
+
+    /// Waits until the sink holds a submitted message (or it is refused); counts and audits
+    /// the outcome.
+    pub async fn settle(&self, submitted: Submitted) -> Result<Accepted, GatewayError> {
+        let Submitted {
+            transport,
+            source,
+            device,
+            state,
+        } = submitted;
+        let result = match state {
+            State::Refused(e) => Err(e),
+            State::Pending { message_id, answer } => {
+                answer.take().await.map(|()| Accepted { message_id })
+            }
+        };
+        self.count(transport, source, device.as_deref(), &result);
+        result
     }
 
     /// Accepts a message that came with no connection credential (HTTP
@@ -52,27 +115,45 @@ impl Gateway {
         payload: Bytes,
         cose: bool,
     ) -> Result<Accepted, GatewayError> {
-        let result = self.verify_and_store(admitted, stream, payload, cose).await;
-        let outcome = match &result {
+        let result = match self
+            .verify_and_submit(admitted, stream, payload, cose)
+            .await
+        {
+            Ok((message_id, answer)) => answer.take().await.map(|()| Accepted { message_id }),
+            Err(e) => Err(e),
+        };
+        let device = admitted.map(|a| a.device_id.as_str());
+        self.count(transport, source, device, &result);
+        result
+    }
+
+    fn count(
+        &self,
+        transport: Transport,
+        source: IpAddr,
+        device: Option<&str>,
+        result: &Result<Accepted, GatewayError>,
+    ) {
+        let outcome = match result {
             Ok(_) => "accepted",
             Err(e) => e.reason(),
         };
         metrics::counter!(MESSAGES_METRIC, "transport" => transport.as_str(), "outcome" => outcome)
             .increment(1);
-        if let Err(e) = &result {
-            let device = admitted.map(|a| a.device_id.as_str());
+        if let Err(e) = result {
             self.audit_refusal(transport, source, device, e);
         }
-        result
     }
 
-    async fn verify_and_store(
+    /// Verifies a message and hands it to the ingest pipeline: its id, and where its answer
+    /// will come.
+    async fn verify_and_submit(
         &self,
         admitted: Option<&Admitted>,
         stream: Option<&str>,
         payload: Bytes,
         cose: bool,
-    ) -> Result<Accepted, GatewayError> {
+    ) -> Result<(String, Answer), GatewayError> {
         if payload.len() > self.config.limits.max_message_bytes {
             return Err(GatewayError::TooLarge);
         }
@@ -102,11 +183,7 @@ impl Gateway {
                 payload,
             };
             let message_id = record.message_id.clone();
-            self.sink
-                .put(record)
-                .await
-                .map_err(|e| GatewayError::Unavailable(e.0))?;
-            return Ok(Accepted { message_id });
+            return Ok((message_id, self.ingest.send(record, None).await?));
         }
 
         let started = Instant::now();
@@ -123,6 +200,8 @@ impl Gateway {
         if i64::try_from(verified.counter).is_err() {
             return Err(GatewayError::Malformed("counter_out_of_range"));
         }
+        self.replay
+            .check_known(&verified.device_id, verified.counter)?;
         let record = TelemetryRecord {
             message_id: cose_message_id(&payload),
             device_id: verified.device_id.to_string(),
@@ -135,26 +214,12 @@ impl Gateway {
             received_at_ms,
             payload: Bytes::from(verified.payload),
         };
-        // Reserve, store, and give the reservation back if the sink refuses: one step that
-        // runs to its end even if the caller goes away meanwhile (an HTTP client hanging up,
-        // an MQTT session ended mid-publish), so a counter is never left reserved for a
-        // message that was not stored.
-        let replay = Arc::clone(&self.replay);
-        let sink = Arc::clone(&self.sink);
-        let device = verified.device_id;
-        let counter = verified.counter;
-        tokio::spawn(async move {
-            let reservation = replay.reserve(&device, counter).await?;
-            let message_id = record.message_id.clone();
-            match sink.put(record).await {
-                Ok(()) => Ok(Accepted { message_id }),
-                Err(e) => {
-                    replay.release(reservation).await;
-                    Err(GatewayError::Unavailable(e.0))
-                }
-            }
-        })
-        .await
-        .map_err(|e| GatewayError::Internal(format!("the store step failed: {e}")))?
+        // Reserved, stored, and the reservation given back if the sink refuses: the
+        // pipeline owns the message once sent, so a caller going away meanwhile (an HTTP
+        // client hanging up, an MQTT session ended mid-publish) cannot leave a counter
+        // reserved for a message that was not stored.
+        let message_id = record.message_id.clone();
+        let counter = Some((verified.device_id, verified.counter));
+        Ok((message_id, self.ingest.send(record, counter).await?))
     }
 }

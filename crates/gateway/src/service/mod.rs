@@ -14,12 +14,14 @@ use portcullis_store::Store;
 use serde_json::json;
 
 use crate::directory::{CertificateCheck, Directory, MessagePolicy};
+use crate::ingest::Ingest;
 use crate::replay::ReplayGuard;
 use crate::session::{Admitted, Session, Sessions, Transport};
 use crate::sink::Sink;
 use crate::GatewayError;
 
 mod accept;
+pub use accept::Submitted;
 mod admit;
 mod follow;
 
@@ -90,6 +92,8 @@ pub struct Gateway {
     certificates: Arc<dyn CertificateCheck>,
     tokens: Arc<dyn TokenValidator>,
     replay: Arc<ReplayGuard>,
+    /// Counters reserved and messages stored, in batches.
+    ingest: Ingest,
     sink: Arc<dyn Sink>,
     audit: AuditLog,
     sessions: Arc<Sessions>,
@@ -132,8 +136,8 @@ pub fn valid_stream(stream: &str) -> bool {
 }
 
 impl Gateway {
-    /// Builds the gateway; must run inside a Tokio runtime (the replay guard starts its
-    /// batch task).
+    /// Builds the gateway; must run inside a Tokio runtime (it starts the ingest pipeline's
+    /// tasks).
     pub fn new(parts: GatewayParts) -> Arc<Gateway> {
         let replay = Arc::new(ReplayGuard::new(
             parts.store,
@@ -144,6 +148,7 @@ impl Gateway {
             config: parts.config,
             certificates: parts.certificates,
             tokens: parts.tokens,
+            ingest: Ingest::start(Arc::clone(&replay), Arc::clone(&parts.sink)),
             replay,
             sink: parts.sink,
             audit: parts.audit,

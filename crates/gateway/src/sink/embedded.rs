@@ -1,9 +1,10 @@
 //! The embedded sink: an append-only log in the data directory, needing no setup.
 //!
 //! Layout: `<dir>/<first seq, 20 digits>.ndjson` segments, one JSON object per line (a
-//! [`StoredTelemetry`]: the record and its position `seq`). Appends are group-committed: every
-//! message that queued while the previous write ran is written with one `write` and made
-//! durable with one `fdatasync` before any of them is acknowledged (the fsync policy: no
+//! [`StoredTelemetry`]: the record and its position `seq`). Appends are group-committed: the
+//! gateway's pipeline (`crate::ingest`) hands over every message that queued while the
+//! previous write ran, written with one `write` and made durable with one `fdatasync` before
+//! any of them is acknowledged (the fsync policy: no
 //! acknowledgement before the data is on disk, so `kill -9` — or a power cut, given honest
 //! disks — loses no acknowledged message). A segment is closed at `segment_bytes`; whole
 //! segments are deleted, oldest first, when the log exceeds `max_bytes` or a segment's last
@@ -25,7 +26,6 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use super::{Sink, SinkError, TelemetryRecord};
-use crate::batch::Batcher;
 
 /// Bounds of the embedded log.
 #[derive(Debug, Clone)]
@@ -77,7 +77,8 @@ struct Writer {
 pub struct EmbeddedLog {
     dir: PathBuf,
     committed: watch::Receiver<Committed>,
-    appender: Batcher<TelemetryRecord, Result<u64, String>>,
+    committed_tx: Arc<watch::Sender<Committed>>,
+    writer: Arc<Mutex<Writer>>,
 }
 
 impl std::fmt::Debug for EmbeddedLog {
@@ -249,47 +250,41 @@ impl EmbeddedLog {
         let writer = Writer::open(dir, limits)?;
         writer.enforce_retention()?;
         let (committed_tx, committed) = watch::channel(writer.committed());
-        let writer = Arc::new(Mutex::new(writer));
-        let appender = Batcher::start(16_384, 4_096, move |records: Vec<TelemetryRecord>| {
-            let writer = Arc::clone(&writer);
-            let committed_tx = committed_tx.clone();
-            async move {
-                let n = records.len();
-                let written = tokio::task::spawn_blocking(move || {
-                    let mut w = writer
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    let seqs = w.append(records);
-                    (seqs, w.committed())
-                })
-                .await;
-                match written {
-                    Ok((Ok(seqs), committed)) => {
-                        committed_tx.send_replace(committed);
-                        seqs.into_iter().map(Ok).collect()
-                    }
-                    Ok((Err(e), _)) => {
-                        tracing::error!(error = %e, "the telemetry log cannot be written");
-                        vec![Err(e.to_string()); n]
-                    }
-                    Err(e) => vec![Err(e.to_string()); n],
-                }
-            }
-        });
         Ok(EmbeddedLog {
             dir: dir.to_owned(),
             committed,
-            appender,
+            committed_tx: Arc::new(committed_tx),
+            writer: Arc::new(Mutex::new(writer)),
         })
     }
 
     /// Appends one record; returns its position once it is durable.
     pub async fn append(&self, record: TelemetryRecord) -> Result<u64, SinkError> {
-        self.appender
-            .submit(record)
-            .await
-            .map_err(|_| SinkError("the telemetry log is shutting down".into()))?
-            .map_err(SinkError)
+        let seqs = self.append_all(vec![record]).await?;
+        seqs.first()
+            .copied()
+            .ok_or_else(|| SinkError("the telemetry log gave no position".into()))
+    }
+
+    /// Appends records with one write and one `fdatasync`; returns their positions once
+    /// they are durable. On failure none of them is kept.
+    pub async fn append_all(&self, records: Vec<TelemetryRecord>) -> Result<Vec<u64>, SinkError> {
+        let writer = Arc::clone(&self.writer);
+        let committed_tx = Arc::clone(&self.committed_tx);
+        tokio::task::spawn_blocking(move || {
+            let mut w = writer
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let seqs = w.append(records).map_err(|e| {
+                tracing::error!(error = %e, "the telemetry log cannot be written");
+                SinkError(e.to_string())
+            })?;
+            // Published under the lock: readers never see the committed position go back.
+            committed_tx.send_replace(w.committed());
+            Ok(seqs)
+        })
+        .await
+        .map_err(|e| SinkError(e.to_string()))?
     }
 
     /// The last durable position (0 when the log is empty).
@@ -385,6 +380,14 @@ fn read_segments(
 impl Sink for EmbeddedLog {
     async fn put(&self, record: TelemetryRecord) -> Result<(), SinkError> {
         self.append(record).await.map(|_| ())
+    }
+
+    async fn put_batch(&self, records: Vec<TelemetryRecord>) -> Vec<Result<(), SinkError>> {
+        let n = records.len();
+        match self.append_all(records).await {
+            Ok(_) => (0..n).map(|_| Ok(())).collect(),
+            Err(e) => (0..n).map(|_| Err(SinkError(e.0.clone()))).collect(),
+        }
     }
 
     fn kind(&self) -> &'static str {

@@ -42,6 +42,13 @@ pub struct SinkError(pub String);
 pub trait Sink: Send + Sync + std::fmt::Debug {
     /// Stores the message durably. `Ok` means it survives this node being killed.
     async fn put(&self, record: TelemetryRecord) -> Result<(), SinkError>;
+    /// Stores a batch, one answer per record in order. The gateway hands its sink
+    /// everything that queued while the previous batch was written; a sink with a cheaper
+    /// write for many (one `fdatasync` for the embedded log) says so here. By default the
+    /// records are stored concurrently, one `put` each.
+    async fn put_batch(&self, records: Vec<TelemetryRecord>) -> Vec<Result<(), SinkError>> {
+        futures_util::future::join_all(records.into_iter().map(|r| self.put(r))).await
+    }
     /// `embedded` or `nats`: a label for logs and metrics.
     fn kind(&self) -> &'static str;
 }

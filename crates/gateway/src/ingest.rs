@@ -1,0 +1,361 @@
+//! The path of a verified message: its counter reserved (COSE messages), then the sink, then
+//! the answer — as a two-stage pipeline of group commits.
+//!
+//! Both stages pay for a durable write (the counters' transaction, the sink's `fdatasync` or
+//! JetStream acknowledgement). Each stage takes everything that queued while its previous
+//! write ran and handles it with one write, so the cost per message falls as the rate rises,
+//! and an idle gateway still answers a single message at once (no timer waits for company).
+//! The stages overlap: while the sink writes batch N, the counters of batch N+1 are reserved.
+//!
+//! A message costs its caller one channel send and one wake-up for the answer ([`Answer`]),
+//! and a caller may send the next message before the previous one is answered; everything
+//! between happens in the two stage tasks. Once the send is done the pipeline owns the
+//! message: a caller that goes away (an HTTP client hanging up, an MQTT session ended
+//! mid-publish) cannot leave a counter reserved for a message that was not stored — a
+//! message the sink refuses has its reservation given back before its caller hears no.
+//!
+//! Order is kept: jobs leave each stage in the order they entered it, so the counters of one
+//! device, submitted in increasing order, are judged in that order.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures_util::future::join_all;
+use portcullis_core::device::DeviceId;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::replay::{ReplayGuard, Reservation};
+use crate::sink::{Sink, TelemetryRecord};
+use crate::GatewayError;
+
+/// Jobs waiting for the counter stage at most; past it, callers wait (back-pressure reaches
+/// the sockets instead of memory growing).
+const QUEUE: usize = 65_536;
+/// Jobs per batch at most (one counters transaction, one sink write).
+const MAX_BATCH: usize = 4_096;
+/// Batches between the stages: enough to overlap them, few enough to bound memory.
+const BATCHES_IN_FLIGHT: usize = 2;
+
+type Reply = oneshot::Sender<Result<(), GatewayError>>;
+
+/// One message on its way.
+struct Job {
+    record: TelemetryRecord,
+    /// The device's counter to reserve first (COSE messages); `None`: straight to the sink.
+    counter: Option<(DeviceId, u64)>,
+    reply: Reply,
+}
+
+/// A job whose counter, if any, is reserved.
+struct Reserved {
+    record: TelemetryRecord,
+    reservation: Option<Reservation>,
+    reply: Reply,
+}
+
+/// The handle callers submit through; cheap to clone.
+#[derive(Clone)]
+pub struct Ingest {
+    tx: mpsc::Sender<Job>,
+}
+
+impl std::fmt::Debug for Ingest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ingest").finish_non_exhaustive()
+    }
+}
+
+impl Ingest {
+    /// Starts the two stage tasks; must be called inside a Tokio runtime.
+    pub fn start(replay: Arc<ReplayGuard>, sink: Arc<dyn Sink>) -> Ingest {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let (reserved_tx, reserved_rx) = mpsc::channel(BATCHES_IN_FLIGHT);
+        tokio::spawn(reserve_stage(rx, Arc::clone(&replay), reserved_tx));
+        tokio::spawn(store_stage(reserved_rx, replay, sink));
+        Ingest { tx }
+    }
+
+    /// Reserves `counter` (if any), stores the record, and answers once the sink holds it.
+    #[cfg(test)]
+    pub async fn submit(
+        &self,
+        record: TelemetryRecord,
+        counter: Option<(DeviceId, u64)>,
+    ) -> Result<(), GatewayError> {
+        self.send(record, counter).await?.take().await
+    }
+
+    /// Hands a record over (waiting only if the queue is full): the pipeline owns it from
+    /// here. Records sent one after another are judged and stored in that order.
+    pub async fn send(
+        &self,
+        record: TelemetryRecord,
+        counter: Option<(DeviceId, u64)>,
+    ) -> Result<Answer, GatewayError> {
+        let (reply, rx) = oneshot::channel();
+        let job = Job {
+            record,
+            counter,
+            reply,
+        };
+        self.tx.send(job).await.map_err(|_| shutting_down())?;
+        Ok(Answer { rx, got: None })
+    }
+}
+
+/// Where a sent record's answer comes: `Ok` once the sink holds it.
+#[derive(Debug)]
+pub struct Answer {
+    rx: oneshot::Receiver<Result<(), GatewayError>>,
+    got: Option<Result<(), GatewayError>>,
+}
+
+impl Answer {
+    /// Whether the answer is in, without waiting.
+    pub fn is_ready(&mut self) -> bool {
+        if self.got.is_none() {
+            match self.rx.try_recv() {
+                Ok(answer) => self.got = Some(answer),
+                Err(oneshot::error::TryRecvError::Empty) => return false,
+                Err(oneshot::error::TryRecvError::Closed) => self.got = Some(Err(shutting_down())),
+            }
+        }
+        true
+    }
+
+    /// Waits for the answer without taking it; cancel-safe.
+    pub async fn wait(&mut self) {
+        if self.got.is_none() {
+            let answer = (&mut self.rx)
+                .await
+                .unwrap_or_else(|_| Err(shutting_down()));
+            self.got = Some(answer);
+        }
+    }
+
+    /// The answer, once it is in.
+    pub async fn take(mut self) -> Result<(), GatewayError> {
+        self.wait().await;
+        self.got.take().unwrap_or_else(|| Err(shutting_down()))
+    }
+}
+
+fn shutting_down() -> GatewayError {
+    GatewayError::Unavailable("the gateway is shutting down".into())
+}
+
+/// Stage 1: one counters write per batch; refused jobs are answered here.
+async fn reserve_stage(
+    mut rx: mpsc::Receiver<Job>,
+    replay: Arc<ReplayGuard>,
+    next: mpsc::Sender<Vec<Reserved>>,
+) {
+    let mut jobs = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
+        let wanted: Vec<(DeviceId, u64)> = jobs.iter().filter_map(|j| j.counter.clone()).collect();
+        let mut verdicts = if wanted.is_empty() {
+            Vec::new()
+        } else {
+            replay.reserve_all(&wanted).await
+        }
+        .into_iter();
+        let mut reserved = Vec::with_capacity(jobs.len());
+        for job in jobs.drain(..) {
+            let reservation = match job.counter {
+                None => None,
+                Some(_) => match verdicts.next() {
+                    Some(Ok(reservation)) => Some(reservation),
+                    Some(Err(e)) => {
+                        let _ = job.reply.send(Err(e));
+                        continue;
+                    }
+                    None => {
+                        let e = GatewayError::Internal("a counter verdict is missing".into());
+                        let _ = job.reply.send(Err(e));
+                        continue;
+                    }
+                },
+            };
+            reserved.push(Reserved {
+                record: job.record,
+                reservation,
+                reply: job.reply,
+            });
+        }
+        if !reserved.is_empty() && next.send(reserved).await.is_err() {
+            // The store stage is gone (shutdown): the dropped replies tell the callers.
+            return;
+        }
+    }
+}
+
+/// Stage 2: one sink write per batch; a refused message's reservation is given back before
+/// its caller is answered, so the device may send the very same message again (unless a
+/// later message of the device was stored meanwhile: its counter stays, and the refused
+/// message must be sent again with a new counter).
+async fn store_stage(
+    mut rx: mpsc::Receiver<Vec<Reserved>>,
+    replay: Arc<ReplayGuard>,
+    sink: Arc<dyn Sink>,
+) {
+    while let Some(batch) = rx.recv().await {
+        let mut records = Vec::with_capacity(batch.len());
+        let mut waiting = Vec::with_capacity(batch.len());
+        for job in batch {
+            records.push(job.record);
+            waiting.push((job.reservation, job.reply));
+        }
+        let results = sink.put_batch(records).await;
+        let mut refused = Vec::new();
+        for ((reservation, reply), result) in waiting.into_iter().zip(results) {
+            match result {
+                Ok(()) => {
+                    let _ = reply.send(Ok(()));
+                }
+                Err(e) => refused.push((reservation, reply, e)),
+            }
+        }
+        if refused.is_empty() {
+            continue;
+        }
+        // Given back newest first per device (each release only undoes the latest
+        // counter), devices side by side.
+        let mut by_device: HashMap<DeviceId, Vec<Reservation>> = HashMap::new();
+        for reservation in refused.iter_mut().filter_map(|(r, _, _)| r.take()) {
+            by_device
+                .entry(reservation.device().clone())
+                .or_default()
+                .push(reservation);
+        }
+        join_all(by_device.into_values().map(|reservations| {
+            let replay = &replay;
+            async move {
+                for reservation in reservations.into_iter().rev() {
+                    replay.release(reservation).await;
+                }
+            }
+        }))
+        .await;
+        for (_, reply, e) in refused {
+            let _ = reply.send(Err(GatewayError::Unavailable(e.0)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sink::embedded::{EmbeddedLimits, EmbeddedLog};
+
+    /// The real parts: counters in an SQLite store, the embedded log, in a fresh directory.
+    async fn pipeline() -> (Ingest, EmbeddedLog, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("store.db").display());
+        let store = portcullis_store::open(&url).await.unwrap();
+        let log =
+            EmbeddedLog::open(&dir.path().join("telemetry"), EmbeddedLimits::default()).unwrap();
+        let replay = Arc::new(ReplayGuard::new(store, 300));
+        let ingest = Ingest::start(replay, Arc::new(log.clone()));
+        (ingest, log, dir)
+    }
+
+    fn record(device: &str, counter: u64) -> TelemetryRecord {
+        TelemetryRecord {
+            message_id: format!("{device}-{counter}"),
+            device_id: device.into(),
+            model: None,
+            stream: "default".into(),
+            method: "cose_mac0".into(),
+            key_id: None,
+            counter: Some(counter),
+            sent_at: None,
+            received_at_ms: 0,
+            payload: bytes::Bytes::from_static(b"x"),
+        }
+    }
+
+    fn counted(device: &str, counter: u64) -> (TelemetryRecord, Option<(DeviceId, u64)>) {
+        let id = DeviceId::parse(device.to_owned()).unwrap();
+        (record(device, counter), Some((id, counter)))
+    }
+
+    async fn stored(log: &EmbeddedLog) -> Vec<String> {
+        let all = log.read_after(0, 10_000, None).await.unwrap();
+        all.into_iter().map(|s| s.record.message_id).collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_messages_are_each_stored_once_and_answered() {
+        let (ingest, log, _dir) = pipeline().await;
+        let mut tasks = Vec::new();
+        for n in 0..500u32 {
+            let ingest = ingest.clone();
+            tasks.push(tokio::spawn(async move {
+                let (record, counter) = counted(&format!("dev-{n}"), 7);
+                ingest.submit(record, counter).await
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        let mut ids = stored(&log).await;
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 500);
+    }
+
+    #[tokio::test]
+    async fn a_replayed_counter_is_refused_and_not_stored() {
+        let (ingest, log, _dir) = pipeline().await;
+        let (record, counter) = counted("dev-1", 5);
+        ingest.submit(record, counter).await.unwrap();
+        for n in [5, 4] {
+            let (record, counter) = counted("dev-1", n);
+            let again = ingest.submit(record, counter).await;
+            assert!(
+                matches!(again, Err(GatewayError::Replay(_))),
+                "{n}: {again:?}"
+            );
+        }
+        assert_eq!(stored(&log).await, ["dev-1-5"]);
+    }
+
+    #[tokio::test]
+    async fn one_devices_counters_submitted_together_are_judged_in_order() {
+        let (ingest, log, _dir) = pipeline().await;
+        // Sent before any answer: they share a batch, and are judged in submission order.
+        let calls: Vec<_> = [1, 2, 2, 3]
+            .into_iter()
+            .map(|n| {
+                let (record, counter) = counted("dev-2", n);
+                ingest.submit(record, counter)
+            })
+            .collect();
+        let answers = join_all(calls).await;
+        let refused: Vec<bool> = answers.iter().map(Result::is_err).collect();
+        assert_eq!(refused, [false, false, true, false], "{answers:?}");
+        assert_eq!(stored(&log).await, ["dev-2-1", "dev-2-2", "dev-2-3"]);
+    }
+
+    #[tokio::test]
+    async fn a_message_without_a_counter_goes_straight_to_the_sink() {
+        let (ingest, log, _dir) = pipeline().await;
+        ingest.submit(record("dev-3", 1), None).await.unwrap();
+        ingest.submit(record("dev-3", 1), None).await.unwrap();
+        assert_eq!(stored(&log).await, ["dev-3-1", "dev-3-1"]);
+    }
+
+    #[tokio::test]
+    async fn a_caller_that_goes_away_still_has_its_message_stored_once() {
+        let (ingest, log, _dir) = pipeline().await;
+        let (record, counter) = counted("dev-4", 1);
+        let call = ingest.submit(record, counter);
+        // Polled until the job is sent, then dropped before the answer.
+        let _ = tokio::time::timeout(std::time::Duration::from_micros(1), call).await;
+        log.wait_after(0, std::time::Duration::from_secs(5)).await;
+        assert_eq!(stored(&log).await, ["dev-4-1"]);
+        let (record, counter) = counted("dev-4", 1);
+        let again = ingest.submit(record, counter).await;
+        assert!(matches!(again, Err(GatewayError::Replay(_))), "{again:?}");
+    }
+}
