@@ -48,7 +48,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 
 use crate::service::Gateway;
-use crate::session::Transport;
+use crate::session::{CloseReason, Transport};
 use crate::GatewayError;
 use connect::NoConnect;
 use connection::Connection;
@@ -104,6 +104,9 @@ pub async fn serve(
     }
     drop(listener);
     let _ = stop.send(true);
+    // Sessions hear it as their close signal (DISCONNECT 0x8B); one registered after this
+    // sees `stop` when it starts.
+    gateway.sessions().close_all(CloseReason::Shutdown);
     drop(alive);
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, all_closed.recv()).await;
 }

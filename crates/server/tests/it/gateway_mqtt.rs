@@ -655,6 +655,19 @@ fn mqtt_pipelined_qos1_messages_are_acknowledged_in_order() {
     assert_eq!(stored(&node, &device.id).len(), usize::from(count));
 }
 
+#[test]
+fn a_node_shutting_down_tells_mqtt5_devices_why_and_closes_every_connection() {
+    let (node, _tmp) = start_node(&[]);
+    let five = Device::register(&node, "mqtt-sensor-bye5");
+    let three = Device::register(&node, "mqtt-sensor-bye3");
+    let mut v5 = Client::connected(&node, &five, V5);
+    let mut v311 = Client::connected(&node, &three, V311);
+    assert!(node.stop().success());
+    // MQTT 5: DISCONNECT 0x8B "server shutting down"; 3.1.1 has no such packet: closed.
+    assert_eq!(v5.disconnect_reason(), 0x8B);
+    assert!(v311.closed());
+}
+
 /// The resident memory of the node serving `data_dir`, in bytes (Linux).
 fn node_rss(node: &Node) -> Option<u64> {
     let data_dir = node.data_dir.to_string_lossy().into_owned();
