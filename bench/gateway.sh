@@ -11,6 +11,8 @@
 #          (GW_PRESEAL per device, 1 200), so both runs cost the generator the same.
 #   rate   PUBACK latency paced at half the gateway's best median maximum rate (gateway,
 #          Mosquitto, gateway, Mosquitto at that same total rate).
+#   sweep  PUBACK latency paced at each of GW_SWEEP_RATES ("5000 10000 20000 30000"), gateway
+#          then Mosquitto: where the p99 stays low (not in the default phases).
 #   cose   COSE_Sign1 ES256 verifications/s (criterion, crates/gateway/benches/cose_verify.rs)
 #          and `openssl speed -seconds 5 ecdsap256` verify/s, interleaved GW_ROUNDS times.
 #   http   POST /gateway/v1/telemetry with application/cose bodies (bench/gateway_http.lua,
@@ -242,6 +244,24 @@ if wants rate; then
     done
   done
   tables+=("" "Target: gateway p99 ≤ 5 ms at half rate.")
+fi
+
+# --- sweep: PUBACK latency against the paced rate ------------------------------------------
+# Where the p99 stays low: gateway then Mosquitto at each of GW_SWEEP_RATES.
+if wants sweep; then
+  sweep_rates="${GW_SWEEP_RATES:-5000 10000 20000 30000}"
+  paced_w=${inflights%% *}
+  tables+=("" "PUBACK latency against the paced total rate ($paced_w in flight at most per connection, latency from each message's due time):" ""
+    "| msg/s paced | gateway p50 / p99 / p99.9 ms | gateway CPU µs/msg | Mosquitto p50 / p99 / p99.9 ms | Mosquitto CPU µs/msg |"
+    "| ---: | ---: | ---: | ---: | ---: |")
+  for rate in $sweep_rates; do
+    sweep_preseal=$(awk -v r="$rate" -v d="$devices" -v s="$mqtt_secs" 'BEGIN{printf "%d", 1.2 * r * (s + 2) / d + 10}')
+    # shellcheck disable=SC2046
+    g=$(mqtt_run "sweep $rate gateway" $(gw_args "$sweep_preseal") --rate "$rate" --inflight "$paced_w")
+    # shellcheck disable=SC2046
+    m=$(mqtt_run "sweep $rate mosquitto" $(mosq_args) --rate "$rate" --inflight "$paced_w")
+    tables+=("| $(fmt "$rate") | $(ms "$(field p50_us "$g")") / $(ms "$(field p99_us "$g")") / $(ms "$(field p999_us "$g")") | $(field server_us_per_msg "$g") | $(ms "$(field p50_us "$m")") / $(ms "$(field p99_us "$m")") / $(ms "$(field p999_us "$m")") | $(field server_us_per_msg "$m") |")
+  done
 fi
 
 # --- cose: Sign1 verification vs openssl speed --------------------------------------------
