@@ -19,6 +19,7 @@ pub mod mqtt;
 pub mod replay;
 pub mod service;
 pub mod session;
+pub mod signed;
 pub mod sink;
 
 pub use credentials::{
