@@ -3,17 +3,7 @@
 //! `super::parse` reads.
 
 use super::*;
-
-/// The COSE identifier of a signature algorithm, for the builders.
-fn cose_algorithm(alg: Algorithm) -> iana::Algorithm {
-    match alg {
-        Algorithm::EdDSA => iana::Algorithm::EdDSA,
-        Algorithm::ES256 => iana::Algorithm::ES256,
-        Algorithm::ES384 => iana::Algorithm::ES384,
-        Algorithm::PS256 => iana::Algorithm::PS256,
-        Algorithm::RS256 => iana::Algorithm::RS256,
-    }
-}
+use crate::signed::cose_algorithm;
 
 /// The protected header every message carries (see `docs/gateway-protocol.md`).
 fn protected_header(
