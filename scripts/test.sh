@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # THE one command that runs Portcullis's whole test suite on a fresh machine (CI runs it via
 # .ci/run). It sets up what the tests need, then runs fmt, clippy and every test:
-#   1. Debian packages the tests use (wrk, softhsm2, mosquitto, mosquitto-clients, nginx), only if
-#      missing (pki_broker starts its own mosquitto broker on a free port);
+#   1. Debian packages the tests use (wrk, softhsm2, mosquitto, mosquitto-clients, nginx,
+#      nats-server, rabbitmq-server), only if missing (pki_broker starts its own mosquitto broker
+#      on a free port, gateway_rabbitmq its own RabbitMQ node);
 #   2. PostgreSQL, started if it is down;
 #   3. the interop clients in .interop/ (gitignored): Node openid-client + jose from
 #      tests/interop/package-lock.json, Python PyJWT + cryptography from
@@ -35,6 +36,7 @@ declare -A apt_marker=(
   [mosquitto]=/usr/sbin/mosquitto
   [nginx]=/usr/sbin/nginx
   [nats-server]=/usr/sbin/nats-server
+  [rabbitmq-server]=/usr/sbin/rabbitmq-server
 )
 missing=()
 for pkg in "${!apt_marker[@]}"; do
@@ -47,7 +49,7 @@ if [[ ${#missing[@]} -gt 0 ]]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else
-  step "Debian packages present (wrk, softhsm2, mosquitto, mosquitto-clients, nginx, nats-server)"
+  step "Debian packages present (wrk, softhsm2, mosquitto, mosquitto-clients, nginx, nats-server, rabbitmq-server)"
 fi
 
 # --- 2. PostgreSQL -----------------------------------------------------------------------------

@@ -24,6 +24,7 @@ use portcullis_http::{
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::broker_auth::BrokerHook;
 use crate::service::{ConnectCredential, Gateway};
 use crate::session::Transport;
 use crate::sink::embedded::EmbeddedLog;
@@ -43,12 +44,14 @@ struct HttpState {
 }
 
 /// The gateway's routes for one listener (`tls`: the HTTPS one). `log` is the embedded sink
-/// when it is the sink in use (its stream endpoint exists only then).
+/// when it is the sink in use (its stream endpoint exists only then); `broker_hook` the
+/// RabbitMQ auth back-end when `[gateway.broker_hook]` is enabled.
 pub fn router(
     gateway: Arc<Gateway>,
     log: Option<EmbeddedLog>,
     limits: Arc<AbuseLimits>,
     tls: bool,
+    broker_hook: Option<&BrokerHook>,
 ) -> Router {
     let state = HttpState {
         gateway,
@@ -56,11 +59,15 @@ pub fn router(
         limits,
         tls,
     };
-    Router::new()
+    let routes = Router::new()
         .route("/gateway/v1/telemetry", post(publish_default))
         .route("/gateway/v1/telemetry/stream", get(stream))
         .route("/gateway/v1/telemetry/{stream}", post(publish_stream))
-        .with_state(state)
+        .with_state(state);
+    match broker_hook {
+        Some(hook) => routes.merge(hook.router()),
+        None => routes,
+    }
 }
 
 /// A refusal as problem+json; says which kind of check failed, never which detail.

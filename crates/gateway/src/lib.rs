@@ -8,6 +8,7 @@
 //! Replays are refused on every node (`replay`); accepted messages go to a sink (`sink`),
 //! both through one group-committed pipeline (`ingest`).
 
+pub mod broker_auth;
 pub mod cose;
 pub mod credentials;
 pub mod device_token;

@@ -17,6 +17,8 @@ use crate::credentials::CredentialMethod;
 pub enum Transport {
     Http,
     Mqtt,
+    /// A broker of the operator's own asking through the broker hook (`broker_auth`).
+    BrokerHook,
 }
 
 impl Transport {
@@ -24,6 +26,7 @@ impl Transport {
         match self {
             Self::Http => "http",
             Self::Mqtt => "mqtt",
+            Self::BrokerHook => "rabbitmq",
         }
     }
 }

@@ -333,6 +333,80 @@ pub struct GatewaySection {
     pub nats_subject_prefix: String,
     /// Per-model policy: `[gateway.models.<model>] message_auth = "required" | "optional"`.
     pub models: BTreeMap<String, GatewayModel>,
+    /// `[gateway.broker_hook]`: the RabbitMQ auth back-end. Default off.
+    pub broker_hook: GatewayBrokerHook,
+}
+
+/// `[gateway.broker_hook]`: an HTTP auth back-end in RabbitMQ's `rabbitmq_auth_backend_http`
+/// dialect (issue #13), so a broker of the operator's own admits devices by device token and
+/// lets each publish only to its own topics (README, "Your own MQTT broker (RabbitMQ)").
+/// Set from the environment as one inline table:
+/// `PORTCULLIS_GATEWAY__BROKER_HOOK='{ enabled = true, secret_file = "/run/secrets/hook" }'`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayBrokerHook {
+    /// Serve `/gateway/v1/broker/rabbitmq/...` on both listeners. Default false.
+    pub enabled: bool,
+    /// A file holding the secret RabbitMQ's URLs carry as a path segment
+    /// (`.../rabbitmq/<secret>/user`): 24 to 256 of `A-Z a-z 0-9 - _ . ~` (e.g.
+    /// `openssl rand -hex 32`), one trailing newline dropped. Unset (the default): the hook
+    /// answers loopback callers only (a broker on this host).
+    pub secret_file: Option<PathBuf>,
+    /// The one virtual host devices may use. Default `/`.
+    pub vhost: String,
+    /// Admit a user name that comes with no password as the device of that name, on the
+    /// broker's word that it verified a client certificate naming it (RabbitMQ
+    /// `ssl_cert_login`); the device must be active and hold a current unrevoked certificate.
+    /// Default false: the hook never sees the certificate.
+    pub trust_broker_certificates: bool,
+}
+
+impl Default for GatewayBrokerHook {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            secret_file: None,
+            vhost: "/".into(),
+            trust_broker_certificates: false,
+        }
+    }
+}
+
+impl GatewayBrokerHook {
+    /// Checks the keys of an enabled hook, reading the secret file now so that a missing
+    /// secret mount stops the node before it serves.
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !self.enabled {
+            return Ok(());
+        }
+        if self.vhost.is_empty()
+            || self.vhost.len() > 255
+            || self.vhost.chars().any(char::is_control)
+        {
+            return Err(ConfigError::Invalid(
+                "gateway.broker_hook.vhost must be 1 to 255 printable characters".into(),
+            ));
+        }
+        self.secret().map(drop)
+    }
+
+    /// The hook's URL secret from `secret_file`, if one is configured.
+    pub fn secret(&self) -> Result<Option<Zeroizing<String>>, ConfigError> {
+        let Some(path) = self.secret_file.as_deref() else {
+            return Ok(None);
+        };
+        let secret = read_password_file(path, "gateway.broker_hook.secret_file")?;
+        let unreserved =
+            |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~');
+        if !(24..=256).contains(&secret.len()) || !secret.bytes().all(unreserved) {
+            // The content is never echoed.
+            return Err(ConfigError::Invalid(format!(
+                "gateway.broker_hook.secret_file {}: must hold 24 to 256 of A-Z a-z 0-9 - _ . ~",
+                path.display()
+            )));
+        }
+        Ok(Some(secret))
+    }
 }
 
 /// `[gateway.models.<model>]`: the policy of one device model.
@@ -365,6 +439,7 @@ impl Default for GatewaySection {
             nats_stream: "TELEMETRY".into(),
             nats_subject_prefix: "telemetry".into(),
             models: BTreeMap::new(),
+            broker_hook: GatewayBrokerHook::default(),
         }
     }
 }
@@ -535,6 +610,7 @@ impl Config {
                 return bad(&format!("models.{model}.scopes holds an invalid scope"));
             }
         }
+        g.broker_hook.validate()?;
         Ok(())
     }
 

@@ -1,12 +1,14 @@
 //! Builds a node's device gateway from `[gateway]`: the verification core over the device
 //! registry (the PKI), the certificate check, the token validator, the store (replay
-//! counters) and the sink; the HTTP routes both listeners mount; the MQTT listeners.
+//! counters) and the sink; the HTTP routes both listeners mount (with the RabbitMQ broker
+//! hook when it is enabled); the MQTT listeners.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use portcullis_core::UnixTime;
+use portcullis_gateway::broker_auth::{BrokerHook, BrokerHookConfig};
 use portcullis_gateway::sink::embedded::{EmbeddedLimits, EmbeddedLog};
 use portcullis_gateway::sink::Sink;
 use portcullis_gateway::{
@@ -52,6 +54,8 @@ pub struct NodeGateway {
     /// The embedded sink, when it is the sink (its stream endpoint reads it).
     pub log: Option<EmbeddedLog>,
     pub limits: Arc<portcullis_http::AbuseLimits>,
+    /// The RabbitMQ auth back-end, when `[gateway.broker_hook]` is enabled.
+    pub broker_hook: Option<BrokerHook>,
 }
 
 impl NodeGateway {
@@ -62,6 +66,7 @@ impl NodeGateway {
             self.log.clone(),
             self.limits.clone(),
             tls,
+            self.broker_hook.as_ref(),
         )
     }
 }
@@ -143,9 +148,31 @@ pub async fn start(
         0,
         config.rate_limit.auth_failures_per_minute,
     ));
+    let hook = &g.broker_hook;
+    let broker_hook = if hook.enabled {
+        let secret = hook
+            .secret()
+            .map_err(|e| ServeError::Gateway(e.to_string()))?;
+        if secret.is_none() {
+            tracing::info!(
+                "the RabbitMQ broker hook answers loopback callers only (no secret_file)"
+            );
+        }
+        Some(BrokerHook::new(
+            gateway.clone(),
+            BrokerHookConfig {
+                vhost: hook.vhost.clone(),
+                trust_broker_certificates: hook.trust_broker_certificates,
+                secret,
+            },
+        ))
+    } else {
+        None
+    };
     Ok(NodeGateway {
         gateway,
         log,
         limits,
+        broker_hook,
     })
 }

@@ -100,7 +100,7 @@ impl Gateway {
     }
 
     /// The device's credentials if it is registered and active.
-    pub(super) async fn active_credentials(
+    pub(crate) async fn active_credentials(
         &self,
         id: &DeviceId,
     ) -> Result<Arc<DeviceCredentials>, GatewayError> {

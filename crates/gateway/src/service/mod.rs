@@ -170,7 +170,7 @@ impl Gateway {
         &self.tokens
     }
 
-    fn now(&self) -> UnixTime {
+    pub(crate) fn now(&self) -> UnixTime {
         (self.clock)()
     }
 

@@ -3,7 +3,6 @@
 //! accepted messages arrive with their verified identity in headers, one message is stored
 //! once, and while NATS is down messages get retryable refusals and none is lost.
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -15,15 +14,7 @@ use portcullis_gateway::sink::nats::NatsSink;
 use portcullis_gateway::sink::{Sink, TelemetryRecord};
 
 use crate::support::gateway::{device_with_key, now};
-use crate::support::Node;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::support::{free_port, Node};
 
 struct NatsServer {
     child: Option<Child>,

@@ -18,6 +18,7 @@ mod gateway_certificates;
 mod gateway_http;
 mod gateway_mqtt;
 mod gateway_nats;
+mod gateway_rabbitmq;
 mod hostile_inputs;
 mod hsm;
 mod interop;

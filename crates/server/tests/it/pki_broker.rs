@@ -5,22 +5,14 @@
 
 use crate::pki;
 use crate::support;
+use crate::support::free_port;
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use pki::{ok, provision_ca, register, run, Device};
 use support::Node;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 struct Broker {
     child: Child,

@@ -376,6 +376,16 @@ impl Drop for Node {
 }
 
 /// `Authorization: Basic` per RFC 6749 §2.3.1 (form-urlencoded id and secret).
+/// A TCP port free on 127.0.0.1 now, for a server a test starts itself (NATS, Mosquitto,
+/// RabbitMQ).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 pub fn basic_header(id: &str, secret: &str) -> String {
     let enc = |s: &str| form_encode(s);
     format!(
