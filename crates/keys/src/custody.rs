@@ -75,6 +75,14 @@ pub enum KeyPurpose {
     TokenSigning,
     /// A certificate authority's key.
     CertificateAuthority,
+    /// Signs the gateway's trust list: the key devices pin (issue #13).
+    TrustRoot,
+    /// Signs commands to devices.
+    CommandSigning,
+    /// Signs device settings.
+    SettingsSigning,
+    /// Signs software-update manifests.
+    UpdateSigning,
 }
 
 impl KeyPurpose {
@@ -84,6 +92,10 @@ impl KeyPurpose {
         match self {
             Self::TokenSigning => format!("portcullis-signing-key:{kid}"),
             Self::CertificateAuthority => format!("portcullis-ca-key:{kid}"),
+            Self::TrustRoot => format!("portcullis-trust-root-key:{kid}"),
+            Self::CommandSigning => format!("portcullis-command-key:{kid}"),
+            Self::SettingsSigning => format!("portcullis-settings-key:{kid}"),
+            Self::UpdateSigning => format!("portcullis-update-key:{kid}"),
         }
         .into_bytes()
     }
@@ -247,6 +259,22 @@ mod tests {
             &key.sealed,
         );
         assert!(as_ca.is_err());
+        // A command key's sealed blob put in the trust root's place does not open either.
+        let command = custody.generate(KeyPurpose::CommandSigning, Algorithm::ES256)?;
+        for other in [
+            KeyPurpose::TrustRoot,
+            KeyPurpose::SettingsSigning,
+            KeyPurpose::UpdateSigning,
+        ] {
+            let opened = custody.open(
+                other,
+                KeyBackend::Software,
+                Algorithm::ES256,
+                command.signer.kid(),
+                &command.sealed,
+            );
+            assert!(opened.is_err(), "{other:?}");
+        }
         Ok(())
     }
 

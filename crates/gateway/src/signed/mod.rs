@@ -15,10 +15,15 @@
 
 mod cose_key;
 mod objects;
+mod registry;
 
 pub use cose_key::{cose_key_from_jwk, jwk_from_cose_key};
 pub use objects::{
     CommandObject, SettingsObject, TrustList, TrustedKey, UpdateManifest, CLOCK_SKEW_SECS,
+};
+pub use registry::{
+    OperatorKeyState, OperatorKeys, StoredOperatorKey, StoredOperatorKeys, OPERATOR_KEYS_SETTING,
+    TRUST_LIST_SETTING,
 };
 
 use coset::cbor::value::Value;

@@ -79,16 +79,17 @@ pub async fn rewrap(
     let clients_done = rewrap_client_secrets(store.as_ref(), &old, &new).await?;
     let ca_keys_done = rewrap_ca_keys(store.as_ref(), &old, &new).await?;
     let device_keys_done = rewrap_device_keys(store.as_ref(), &old, &new).await?;
+    let operator_keys_done = rewrap_operator_keys(store.as_ref(), &old, &new).await?;
     let event = AuditEvent {
         at: crate::bootstrap::unix_now(),
         actor: "cli:key-rewrap".into(),
         action: AuditAction::KeyRewrapped.into(),
         subject: "*".into(),
         outcome: Outcome::Success.into(),
-        detail: serde_json::json!({"backend": "software", "signing_keys": keys_done, "client_secrets": clients_done, "ca_keys": ca_keys_done, "device_keys": device_keys_done}),
+        detail: serde_json::json!({"backend": "software", "signing_keys": keys_done, "client_secrets": clients_done, "ca_keys": ca_keys_done, "device_keys": device_keys_done, "operator_keys": operator_keys_done}),
     };
     store.append_audit(vec![event]).await.map_err(failed)?;
-    println!("rewrapped {keys_done} signing keys, {clients_done} client secrets and {ca_keys_done} CA keys, plus {device_keys_done} device keys; start the nodes with the new master key");
+    println!("rewrapped {keys_done} signing keys, {clients_done} client secrets and {ca_keys_done} CA keys, plus {device_keys_done} device keys and {operator_keys_done} operator keys; start the nodes with the new master key");
     Ok(())
 }
 
@@ -137,6 +138,50 @@ async fn rewrap_ca_keys(
     {
         return Err(CommandError::Failed(
             "the CA record changed during the rewrap; run it again".into(),
+        ));
+    }
+    Ok(done)
+}
+
+/// The gateway's operator keys (trust root, command, settings and update keys) live in one
+/// settings record, like the CA's; replaced by compare-and-swap once every key is re-sealed.
+async fn rewrap_operator_keys(
+    store: &dyn Store,
+    old: &MasterKey,
+    new: &MasterKey,
+) -> Result<u64, CommandError> {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine as _;
+    use portcullis_gateway::signed::{StoredOperatorKeys, OPERATOR_KEYS_SETTING};
+    let Some(bytes) = store
+        .get_setting(OPERATOR_KEYS_SETTING)
+        .await
+        .map_err(failed)?
+    else {
+        return Ok(0);
+    };
+    let mut record = StoredOperatorKeys::from_bytes(&bytes).map_err(failed)?;
+    let mut done = 0u64;
+    for key in &mut record.keys {
+        if key.backend != "software" || key.sealed.is_empty() {
+            continue;
+        }
+        let sealed = STANDARD.decode(&key.sealed).map_err(failed)?;
+        let what = format!("{} key {}", key.role.as_str(), key.kid);
+        if let Some(resealed) = reseal(old, new, &sealed, &key.role.purpose().aad(&key.kid), &what)?
+        {
+            key.sealed = STANDARD.encode(resealed);
+            done += 1;
+        }
+    }
+    if done > 0
+        && !store
+            .replace_setting(OPERATOR_KEYS_SETTING, &bytes, &record.to_bytes())
+            .await
+            .map_err(failed)?
+    {
+        return Err(CommandError::Failed(
+            "the operator key record changed during the rewrap; run it again".into(),
         ));
     }
     Ok(done)
@@ -301,5 +346,38 @@ mod tests {
             .find(|r| r.event.action == "key.rewrapped")
             .unwrap();
         assert_eq!(rewrapped.event.detail["device_keys"], 1);
+    }
+
+    #[tokio::test]
+    async fn operator_keys_sign_again_after_a_rewrap_and_only_under_the_new_master_key() {
+        use portcullis_gateway::signed::{OperatorKeys, Role};
+        use portcullis_keys::{Algorithm, KeyCustody};
+        use std::sync::Arc;
+
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let (config, node) = services(&data, None).await;
+        let custody =
+            |path: &Path| KeyCustody::Software(Arc::new(MasterKey::from_file(path).unwrap()));
+        let old_path = config.master_key_file();
+        let keys = OperatorKeys::new(node.store.clone(), custody(&old_path), || 1_800_000_000);
+        keys.create(Role::Root, Algorithm::ES256).await.unwrap();
+        let command = keys.create(Role::Commands, Algorithm::EdDSA).await.unwrap();
+        drop(node);
+
+        let url = format!("sqlite:{}", config.sqlite_path().display());
+        let new_path = dir.path().join("new-master.key");
+        let store = StoreArg::new(&url, None);
+        rewrap(&store, &old_path, &new_path).await.unwrap();
+        let store = store.open().await.unwrap();
+        let after = OperatorKeys::new(store.clone(), custody(&new_path), || 1_800_000_000);
+        let signer = after.signer(Role::Commands).await.unwrap();
+        assert_eq!(signer.kid().as_str(), command.kid);
+        assert!(after.publish_trust_list(3600).await.is_ok());
+        let before = OperatorKeys::new(store, custody(&old_path), || 1_800_000_000);
+        assert!(
+            before.signer(Role::Commands).await.is_err(),
+            "the old master key no longer opens it"
+        );
     }
 }

@@ -33,11 +33,11 @@ pub async fn copy(from: &StoreArg<'_>, to: &StoreArg<'_>) -> Result<(), CommandE
             "the target store is not empty; copy only into a fresh database".into(),
         ));
     }
-    for name in ALL_SETTINGS
-        .iter()
-        .copied()
-        .chain([portcullis_pki::ca::CA_SETTING])
-    {
+    for name in ALL_SETTINGS.iter().copied().chain([
+        portcullis_pki::ca::CA_SETTING,
+        portcullis_gateway::signed::OPERATOR_KEYS_SETTING,
+        portcullis_gateway::signed::TRUST_LIST_SETTING,
+    ]) {
         if let Some(value) = src.get_setting(name).await.map_err(failed)? {
             dst.put_setting_if_absent(name, &value)
                 .await
