@@ -17,6 +17,7 @@ pub mod extract;
 pub mod keys;
 pub mod openapi;
 pub mod secrets;
+pub mod trust;
 
 use std::sync::Arc;
 
@@ -30,6 +31,7 @@ pub use auth::{AdminCaller, ADMIN_SCOPE};
 pub use errors::{AdminError, Problem, PROBLEM_JSON};
 pub use keys::{KeyAdmin, KeyView, SharedKeyAdmin};
 pub use openapi::AdminApi;
+pub use trust::{SharedTrustAdmin, TrustAdmin};
 
 /// What the admin API works on, each through a port the server wires in: the admin crate
 /// imports none of `oauth`, `pki` or `gateway`.
@@ -40,6 +42,7 @@ pub struct AdminPorts {
     audit: AuditTrail,
     keys: Option<SharedKeyAdmin>,
     devices: Option<Arc<dyn DeviceRegistry>>,
+    trust: Option<SharedTrustAdmin>,
 }
 
 impl AdminPorts {
@@ -56,12 +59,19 @@ impl AdminPorts {
             audit,
             keys: None,
             devices: None,
+            trust: None,
         }
     }
 
     /// Adds the signing-key routes (`/keys`) and checkpoint verification in `/audit/verify`.
     pub fn with_keys(mut self, keys: SharedKeyAdmin) -> Self {
         self.keys = Some(keys);
+        self
+    }
+
+    /// Adds the gateway's operator-key routes (`/trust`).
+    pub fn with_trust(mut self, trust: SharedTrustAdmin) -> Self {
+        self.trust = Some(trust);
         self
     }
 
@@ -77,6 +87,7 @@ impl std::fmt::Debug for AdminPorts {
         f.debug_struct("AdminPorts")
             .field("keys", &self.keys.is_some())
             .field("devices", &self.devices.is_some())
+            .field("trust", &self.trust.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -96,6 +107,7 @@ pub fn router(ports: AdminPorts) -> Router {
         audit,
         keys,
         devices,
+        trust,
     } = ports;
     let device_routes: Router = match devices {
         Some(devices) => Router::new()
@@ -149,6 +161,17 @@ pub fn router(ports: AdminPorts) -> Router {
             .with_state(keys),
         None => Router::new(),
     };
+    let trust_routes: Router = match trust {
+        Some(trust) => Router::new()
+            .route(
+                "/trust/keys",
+                get(trust::list_operator_keys).post(trust::create_operator_key),
+            )
+            .route("/trust/keys/{kid}/retire", post(trust::retire_operator_key))
+            .route("/trust/publish", post(trust::publish_trust_list))
+            .with_state(trust),
+        None => Router::new(),
+    };
     let client_routes: Router = Router::new()
         .route(
             "/clients",
@@ -168,6 +191,7 @@ pub fn router(ports: AdminPorts) -> Router {
         .merge(audit_verify)
         .merge(key_routes)
         .merge(device_routes)
+        .merge(trust_routes)
         // route_layer: only matched routes authenticate, so an unknown path is a plain 404.
         .route_layer(middleware::from_fn_with_state(tokens, auth::require_admin));
     Router::new()

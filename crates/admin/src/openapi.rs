@@ -316,6 +316,10 @@ impl Modify for InputRules {
         crate::devices::get_certificate,
         crate::devices::revoke_certificate,
         crate::devices::get_ca,
+        crate::trust::list_operator_keys,
+        crate::trust::create_operator_key,
+        crate::trust::retire_operator_key,
+        crate::trust::publish_trust_list,
         openapi_document,
     ),
     components(schemas(
@@ -332,6 +336,8 @@ impl Modify for InputRules {
         crate::device_keys::CreatedDeviceKey, crate::device_keys::RotatedDeviceKey,
         crate::device_keys::RotateDeviceKeyRequest, crate::device_keys::DeviceKeyView,
         crate::device_keys::DeviceKeyList,
+        crate::trust::OperatorKeyView, crate::trust::CreateOperatorKeyRequest,
+        crate::trust::PublishTrustRequest, crate::trust::PublishedTrustList,
     )),
     modifiers(&BearerScheme, &InputRules),
     security(("bearer" = [])),
@@ -341,6 +347,7 @@ impl Modify for InputRules {
         (name = "keys", description = "Signing keys and their rotation"),
         (name = "devices", description = "Devices registered at manufacturing, their life cycle and their symmetric keys"),
         (name = "certificates", description = "Certificates the device CA issued, and the CA itself"),
+        (name = "trust", description = "The gateway's operator keys and the trust list devices verify commands, settings and updates with"),
         (name = "meta", description = "This document"),
     )
 )]

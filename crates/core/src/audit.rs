@@ -61,6 +61,9 @@ pub enum AuditAction {
     GatewayRefused,
     GatewayReplay,
     GatewayTakeover,
+    TrustKeyCreated,
+    TrustKeyRetired,
+    TrustListPublished,
     CertRevoked,
     AuditCheckpoint,
 }
@@ -99,6 +102,9 @@ impl AuditAction {
             Self::GatewayRefused => "gateway.refused",
             Self::GatewayReplay => "gateway.replay",
             Self::GatewayTakeover => "gateway.takeover",
+            Self::TrustKeyCreated => "trust.key_created",
+            Self::TrustKeyRetired => "trust.key_retired",
+            Self::TrustListPublished => "trust.published",
             Self::CertRevoked => "cert.revoked",
             Self::AuditCheckpoint => "audit.checkpoint",
         }
@@ -290,6 +296,9 @@ mod tests {
             (AuditAction::DeviceKeyCreated, "device.key_created"),
             (AuditAction::DeviceKeyRotated, "device.key_rotated"),
             (AuditAction::DeviceKeyDeleted, "device.key_deleted"),
+            (AuditAction::TrustKeyCreated, "trust.key_created"),
+            (AuditAction::TrustKeyRetired, "trust.key_retired"),
+            (AuditAction::TrustListPublished, "trust.published"),
         ];
         for (action, spelling) in released {
             assert_eq!(action.as_str(), spelling);

@@ -53,6 +53,7 @@ pub fn router(
     tls: bool,
     broker_hook: Option<&BrokerHook>,
 ) -> Router {
+    let trust = crate::trust_http::router(Arc::clone(&gateway));
     let state = HttpState {
         gateway,
         log,
@@ -63,7 +64,8 @@ pub fn router(
         .route("/gateway/v1/telemetry", post(publish_default))
         .route("/gateway/v1/telemetry/stream", get(stream))
         .route("/gateway/v1/telemetry/{stream}", post(publish_stream))
-        .with_state(state);
+        .with_state(state)
+        .merge(trust);
     match broker_hook {
         Some(hook) => routes.merge(hook.router()),
         None => routes,

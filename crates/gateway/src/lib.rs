@@ -22,6 +22,7 @@ pub mod service;
 pub mod session;
 pub mod signed;
 pub mod sink;
+pub mod trust_http;
 
 pub use credentials::{
     CertificateKey, CredentialMethod, DeviceCredentials, MessageAuth, SymmetricKey,

@@ -27,6 +27,10 @@ pub enum Command {
     /// Signing keys: list and rotate.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// The gateway's operator keys (trust root, command, settings and update keys) and the
+    /// trust list devices verify commands, settings and updates with.
+    #[command(subcommand)]
+    Trust(TrustCommand),
     /// Read and verify the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -274,6 +278,40 @@ pub enum KeyCommand {
         #[arg(long)]
         new_master_key: std::path::PathBuf,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TrustCommand {
+    /// Operator keys: create, list, retire.
+    #[command(subcommand)]
+    Key(TrustKeyCommand),
+    /// Sign the next trust list (the active command, settings and update keys) with the
+    /// active root; devices fetch it at GET /gateway/v1/trust.
+    Publish {
+        /// How long the list is valid.
+        #[arg(long, default_value_t = 30)]
+        valid_days: u32,
+        /// Also write the signed list (COSE_Sign1) to this file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TrustKeyCommand {
+    /// Create a key in key custody; it is active at once (publish a trust list next).
+    Create {
+        /// root, commands, settings or updates.
+        #[arg(long)]
+        role: String,
+        /// ES256 (default), ES384 or EdDSA; a root may also be PS256 or RS256.
+        #[arg(long)]
+        alg: Option<String>,
+    },
+    /// Every operator key, oldest first.
+    List,
+    /// Retire a key: it signs no more and is left out of the next trust list.
+    Retire { kid: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -54,6 +54,8 @@ pub struct NodeGateway {
     /// The embedded sink, when it is the sink (its stream endpoint reads it).
     pub log: Option<EmbeddedLog>,
     pub limits: Arc<portcullis_http::AbuseLimits>,
+    /// The admin API's `/trust` routes over the gateway's operator keys.
+    pub trust: portcullis_admin::SharedTrustAdmin,
     /// The RabbitMQ auth back-end, when `[gateway.broker_hook]` is enabled.
     pub broker_hook: Option<BrokerHook>,
 }
@@ -136,6 +138,7 @@ pub async fn start(
         store: services.store.clone(),
         sink,
         audit: services.audit.clone(),
+        custody: services.keys.custody().clone(),
         clock: unix_now,
     });
     tokio::spawn(
@@ -169,7 +172,12 @@ pub async fn start(
     } else {
         None
     };
+    let trust = Arc::new(crate::trust_admin::GatewayTrustAdmin {
+        keys: gateway.operator_keys().clone(),
+        audit: services.audit.clone(),
+    });
     Ok(NodeGateway {
+        trust,
         gateway,
         log,
         limits,

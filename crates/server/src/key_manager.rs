@@ -57,6 +57,11 @@ impl KeyManager {
     }
 
     /// This node's name in leases (leader-only jobs).
+    /// The key custody every key of this node goes through (token, CA and operator keys).
+    pub fn custody(&self) -> &portcullis_keys::KeyCustody {
+        self.lifecycle.custody()
+    }
+
     pub fn node_id(&self) -> &str {
         self.lifecycle.node_id()
     }

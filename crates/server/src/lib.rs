@@ -25,6 +25,7 @@ mod serve;
 mod serve_error;
 mod tls;
 mod tls_certificate;
+mod trust_admin;
 
 use std::process::ExitCode;
 
@@ -70,6 +71,7 @@ pub fn run() -> ExitCode {
             ))
         }),
         Command::Key(cmd) => commands::key::run(cmd, &cli.api),
+        Command::Trust(cmd) => commands::trust::run(cmd, &cli.api),
         Command::Migrate {
             store_url,
             password_file,

@@ -316,6 +316,10 @@ impl Surfaces {
         )
         .with_keys(self.keys.clone())
         .with_devices(self.pki.pki.clone());
+        let admin = match &self.gateway {
+            Some(gateway) => admin.with_trust(gateway.trust.clone()),
+            None => admin,
+        };
         let mut app = portcullis_oauth::router(self.server.clone())
             .nest("/admin/v1", portcullis_admin::router(admin))
             .merge(ops)

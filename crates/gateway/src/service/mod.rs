@@ -17,8 +17,10 @@ use crate::directory::{CertificateCheck, Directory, MessagePolicy};
 use crate::ingest::Ingest;
 use crate::replay::ReplayGuard;
 use crate::session::{Admitted, Session, Sessions, Transport};
+use crate::signed::OperatorKeys;
 use crate::sink::Sink;
 use crate::GatewayError;
+use portcullis_keys::KeyCustody;
 
 mod accept;
 pub use accept::Submitted;
@@ -97,6 +99,8 @@ pub struct Gateway {
     sink: Arc<dyn Sink>,
     audit: AuditLog,
     sessions: Arc<Sessions>,
+    /// The operator's signing keys and the trust list (issue #13).
+    operator_keys: OperatorKeys,
     clock: fn() -> UnixTime,
 }
 
@@ -118,6 +122,8 @@ pub struct GatewayParts {
     pub store: Arc<dyn Store>,
     pub sink: Arc<dyn Sink>,
     pub audit: AuditLog,
+    /// Where the operator keys are kept (the node's key custody).
+    pub custody: KeyCustody,
     pub clock: fn() -> UnixTime,
 }
 
@@ -139,11 +145,13 @@ impl Gateway {
     /// Builds the gateway; must run inside a Tokio runtime (it starts the ingest pipeline's
     /// tasks).
     pub fn new(parts: GatewayParts) -> Arc<Gateway> {
+        let operator_keys = OperatorKeys::new(Arc::clone(&parts.store), parts.custody, parts.clock);
         let replay = Arc::new(ReplayGuard::new(
             parts.store,
             parts.config.message_window_secs,
         ));
         Arc::new(Gateway {
+            operator_keys,
             directory: Directory::new(parts.registry, parts.config.policy.clone(), 1_000_000),
             config: parts.config,
             certificates: parts.certificates,
@@ -159,6 +167,11 @@ impl Gateway {
 
     pub fn limits(&self) -> &GatewayLimits {
         &self.config.limits
+    }
+
+    /// The operator's signing keys and the trust list.
+    pub fn operator_keys(&self) -> &OperatorKeys {
+        &self.operator_keys
     }
 
     pub fn sessions(&self) -> &Arc<Sessions> {

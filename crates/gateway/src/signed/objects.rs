@@ -63,6 +63,17 @@ impl TrustList {
         Ok(list)
     }
 
+    /// Reads a trust list **without verifying it**: for the publisher's own records (the next
+    /// version, what was just published), never for a device.
+    pub fn peek(bytes: &[u8]) -> Result<TrustList, GatewayError> {
+        use coset::{CborSerializable as _, CoseSign1, TaggedCborSerializable as _};
+        let sign1 = CoseSign1::from_tagged_slice(bytes)
+            .or_else(|_| CoseSign1::from_slice(bytes))
+            .map_err(|_| GatewayError::Malformed("not_cose_sign1"))?;
+        let payload = sign1.payload.unwrap_or_default();
+        ciborium::from_reader(payload.as_slice()).map_err(|_| GatewayError::Malformed("payload"))
+    }
+
     /// The verifying key `kid` names, if the list gives it `role`.
     pub fn key(&self, role: Role, kid: &str) -> Option<VerifyingKey> {
         self.keys

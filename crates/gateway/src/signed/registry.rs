@@ -343,14 +343,9 @@ impl OperatorKeys {
 /// The version of a stored trust list, read without verifying (it is our own record; the
 /// next version only has to be above it).
 fn stored_version(bytes: &[u8]) -> Result<u64, GatewayError> {
-    use coset::{CborSerializable as _, CoseSign1, TaggedCborSerializable as _};
-    let sign1 = CoseSign1::from_tagged_slice(bytes)
-        .or_else(|_| CoseSign1::from_slice(bytes))
-        .map_err(|_| GatewayError::Internal("the stored trust list does not parse".into()))?;
-    let payload = sign1.payload.unwrap_or_default();
-    let list: TrustList = ciborium::from_reader(payload.as_slice())
-        .map_err(|_| GatewayError::Internal("the stored trust list does not parse".into()))?;
-    Ok(list.ver)
+    TrustList::peek(bytes)
+        .map(|list| list.ver)
+        .map_err(|_| GatewayError::Internal("the stored trust list does not parse".into()))
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ pub mod output;
 pub mod rewrap;
 pub mod store_copy;
 pub mod telemetry;
+pub mod trust;
 
 /// A command failure, mapped to the exit code by `main`.
 #[derive(Debug, thiserror::Error)]

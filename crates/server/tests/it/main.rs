@@ -19,6 +19,7 @@ mod gateway_http;
 mod gateway_mqtt;
 mod gateway_nats;
 mod gateway_rabbitmq;
+mod gateway_trust;
 mod hostile_inputs;
 mod hsm;
 mod interop;

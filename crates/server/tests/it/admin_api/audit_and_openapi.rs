@@ -146,12 +146,15 @@ async fn openapi_document_is_3_1_public_and_lists_every_path() {
         ("/certificates/{serial}", &["get"][..]),
         ("/certificates/{serial}/revoke", &["post"][..]),
         ("/ca", &["get"][..]),
+        ("/trust/keys", &["get", "post"][..]),
+        ("/trust/keys/{kid}/retire", &["post"][..]),
+        ("/trust/publish", &["post"][..]),
     ] {
         for m in methods {
             assert!(paths[path].get(*m).is_some(), "{m} {path} missing");
         }
     }
-    assert_eq!(paths.len(), 20);
+    assert_eq!(paths.len(), 23);
     assert_eq!(
         doc["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"

@@ -1,0 +1,162 @@
+//! `/trust`: the gateway's operator keys — the trust root devices pin, and the command,
+//! settings and update keys — and the trust list the root signs over them (issue #13,
+//! `docs/signed-objects.md`). The admin API does not hold keys: it calls the [`TrustAdmin`]
+//! the server gives it, which owns key custody and audits every change.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use axum::extract::{Path, State};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::auth::AdminCaller;
+use crate::errors::{AdminError, Problem};
+use crate::extract::JsonBody;
+
+/// One operator key as the admin API shows it: its public half, never key material.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OperatorKeyView {
+    pub kid: String,
+    /// `root`, `commands`, `settings` or `updates`.
+    pub role: String,
+    pub alg: String,
+    /// `software` or `pkcs11`.
+    pub backend: String,
+    /// `active` or `retired`.
+    pub state: String,
+    pub created_at: i64,
+    pub retired_at: Option<i64>,
+    /// The public key (JWK); a root key's is what devices pin at manufacturing.
+    #[schema(value_type = Object)]
+    pub public_jwk: serde_json::Value,
+}
+
+/// `POST /trust/keys` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOperatorKeyRequest {
+    /// `root`, `commands`, `settings` or `updates`.
+    pub role: String,
+    /// ES256 (default), ES384 or EdDSA; a root may also be PS256 or RS256.
+    #[serde(default)]
+    pub alg: Option<String>,
+}
+
+/// `POST /trust/publish` body.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PublishTrustRequest {
+    /// How long the list is valid (default 30 days; 60 s to 400 days).
+    #[serde(default)]
+    pub valid_secs: Option<i64>,
+}
+
+/// A published trust list.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PublishedTrustList {
+    pub ver: u64,
+    pub iat: i64,
+    pub exp: i64,
+    /// The kids it lists (the root is not listed: devices pin it).
+    pub kids: Vec<String>,
+    /// The signed list (`COSE_Sign1`), base64url; also at `GET /gateway/v1/trust`.
+    pub signed: String,
+}
+
+/// What the admin API needs from whoever keeps the operator keys.
+#[async_trait]
+pub trait TrustAdmin: Send + Sync {
+    async fn list_operator_keys(&self) -> Result<Vec<OperatorKeyView>, AdminError>;
+    async fn create_operator_key(
+        &self,
+        actor: &str,
+        role: &str,
+        alg: Option<&str>,
+    ) -> Result<OperatorKeyView, AdminError>;
+    async fn retire_operator_key(
+        &self,
+        actor: &str,
+        kid: &str,
+    ) -> Result<OperatorKeyView, AdminError>;
+    async fn publish_trust_list(
+        &self,
+        actor: &str,
+        valid_secs: i64,
+    ) -> Result<PublishedTrustList, AdminError>;
+}
+
+/// The shared handle the trust routes hold as state.
+pub type SharedTrustAdmin = Arc<dyn TrustAdmin>;
+
+/// Default validity of a published trust list.
+pub const DEFAULT_TRUST_LIST_SECS: i64 = 30 * 86_400;
+
+#[utoipa::path(
+    get, path = "/trust/keys", tag = "trust",
+    responses((status = 200, description = "The operator keys, oldest first", body = [OperatorKeyView]))
+)]
+pub async fn list_operator_keys(
+    State(trust): State<SharedTrustAdmin>,
+    _caller: AdminCaller,
+) -> Result<Json<Vec<OperatorKeyView>>, AdminError> {
+    Ok(Json(trust.list_operator_keys().await?))
+}
+
+#[utoipa::path(
+    post, path = "/trust/keys", tag = "trust",
+    request_body = CreateOperatorKeyRequest,
+    responses(
+        (status = 201, description = "The new key, active", body = OperatorKeyView),
+        (status = 400, description = "Unknown role or an algorithm the role may not use", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn create_operator_key(
+    State(trust): State<SharedTrustAdmin>,
+    caller: AdminCaller,
+    JsonBody(request): JsonBody<CreateOperatorKeyRequest>,
+) -> Result<(axum::http::StatusCode, Json<OperatorKeyView>), AdminError> {
+    let actor = format!("admin:{}", caller.client_id);
+    let key = trust
+        .create_operator_key(&actor, &request.role, request.alg.as_deref())
+        .await?;
+    Ok((axum::http::StatusCode::CREATED, Json(key)))
+}
+
+#[utoipa::path(
+    post, path = "/trust/keys/{kid}/retire", tag = "trust",
+    params(("kid" = String, Path, description = "The key to retire")),
+    responses(
+        (status = 200, description = "The key, retired: left out of the next trust list", body = OperatorKeyView),
+        (status = 404, description = "No operator key has this kid", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The last active trust root", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn retire_operator_key(
+    State(trust): State<SharedTrustAdmin>,
+    caller: AdminCaller,
+    Path(kid): Path<String>,
+) -> Result<Json<OperatorKeyView>, AdminError> {
+    let actor = format!("admin:{}", caller.client_id);
+    Ok(Json(trust.retire_operator_key(&actor, &kid).await?))
+}
+
+#[utoipa::path(
+    post, path = "/trust/publish", tag = "trust",
+    request_body(content = Option<PublishTrustRequest>, description = "May be omitted"),
+    responses(
+        (status = 200, description = "The trust list now served at GET /gateway/v1/trust", body = PublishedTrustList),
+        (status = 400, description = "A validity outside 60 s to 400 days", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "No active trust root", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn publish_trust_list(
+    State(trust): State<SharedTrustAdmin>,
+    caller: AdminCaller,
+    JsonBody(request): JsonBody<PublishTrustRequest>,
+) -> Result<Json<PublishedTrustList>, AdminError> {
+    let actor = format!("admin:{}", caller.client_id);
+    let secs = request.valid_secs.unwrap_or(DEFAULT_TRUST_LIST_SECS);
+    Ok(Json(trust.publish_trust_list(&actor, secs).await?))
+}

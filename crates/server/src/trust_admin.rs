@@ -1,0 +1,167 @@
+//! The admin API's `/trust` routes over the gateway's operator keys: every change audited
+//! (`trust.key_created`, `trust.key_retired`, `trust.published`), gateway refusals mapped to
+//! the admin API's problems.
+
+use async_trait::async_trait;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use portcullis_admin::trust::{OperatorKeyView, PublishedTrustList, TrustAdmin};
+use portcullis_admin::AdminError;
+use portcullis_audit::AuditLog;
+use portcullis_core::audit::{AuditAction, AuditEvent, Outcome};
+use portcullis_gateway::signed::{OperatorKeys, Role, StoredOperatorKey, TrustList};
+use portcullis_gateway::GatewayError;
+use portcullis_keys::Algorithm;
+use serde_json::json;
+
+/// The operator keys as the admin API manages them.
+pub struct GatewayTrustAdmin {
+    pub keys: OperatorKeys,
+    pub audit: AuditLog,
+}
+
+fn view(key: StoredOperatorKey) -> OperatorKeyView {
+    OperatorKeyView {
+        kid: key.kid,
+        role: key.role.as_str().to_owned(),
+        alg: key.alg,
+        backend: key.backend,
+        state: match key.state {
+            portcullis_gateway::signed::OperatorKeyState::Active => "active",
+            portcullis_gateway::signed::OperatorKeyState::Retired => "retired",
+        }
+        .to_owned(),
+        created_at: key.created_at,
+        retired_at: key.retired_at,
+        public_jwk: serde_json::to_value(&key.public_jwk).unwrap_or_default(),
+    }
+}
+
+fn admin_error(e: GatewayError) -> AdminError {
+    match e {
+        GatewayError::Forbidden("unknown_operator_key") => {
+            AdminError::NotFound("no operator key has this kid".into())
+        }
+        GatewayError::Forbidden("last_trust_root") => AdminError::Conflict(
+            "this is the last active trust root: create another root first".into(),
+        ),
+        GatewayError::Forbidden("operator_key_algorithm") => AdminError::BadRequest(
+            "command, settings and update keys are ES256, ES384 or EdDSA".into(),
+        ),
+        GatewayError::Forbidden("trust_list_validity") => {
+            AdminError::BadRequest("valid_secs must be 60 s to 400 days".into())
+        }
+        GatewayError::Unavailable(why) => AdminError::Conflict(why),
+        other => AdminError::Internal(other.to_string()),
+    }
+}
+
+impl GatewayTrustAdmin {
+    async fn audit(
+        &self,
+        actor: &str,
+        action: AuditAction,
+        subject: &str,
+        detail: serde_json::Value,
+    ) {
+        let event = AuditEvent {
+            at: crate::bootstrap::unix_now(),
+            actor: actor.to_owned(),
+            action: action.into(),
+            subject: subject.to_owned(),
+            outcome: Outcome::Success.into(),
+            detail,
+        };
+        if self.audit.record(event).await.is_err() {
+            tracing::warn!(
+                subject,
+                "the audit log could not take an operator key record"
+            );
+        }
+    }
+}
+
+#[async_trait]
+impl TrustAdmin for GatewayTrustAdmin {
+    async fn list_operator_keys(&self) -> Result<Vec<OperatorKeyView>, AdminError> {
+        let keys = self.keys.list().await.map_err(admin_error)?;
+        Ok(keys.into_iter().map(view).collect())
+    }
+
+    async fn create_operator_key(
+        &self,
+        actor: &str,
+        role: &str,
+        alg: Option<&str>,
+    ) -> Result<OperatorKeyView, AdminError> {
+        let role = Role::parse(role).ok_or_else(|| {
+            AdminError::BadRequest("role is root, commands, settings or updates".into())
+        })?;
+        let alg = match alg {
+            Some(a) => Algorithm::parse(a)
+                .map_err(|_| AdminError::BadRequest(format!("unknown algorithm {a:?}")))?,
+            None => Algorithm::ES256,
+        };
+        let key = self.keys.create(role, alg).await.map_err(admin_error)?;
+        self.audit(
+            actor,
+            AuditAction::TrustKeyCreated,
+            &key.kid,
+            json!({"role": role.as_str(), "alg": key.alg, "backend": key.backend}),
+        )
+        .await;
+        Ok(view(key))
+    }
+
+    async fn retire_operator_key(
+        &self,
+        actor: &str,
+        kid: &str,
+    ) -> Result<OperatorKeyView, AdminError> {
+        let key = self.keys.retire(kid).await.map_err(admin_error)?;
+        self.audit(
+            actor,
+            AuditAction::TrustKeyRetired,
+            &key.kid,
+            json!({"role": key.role.as_str()}),
+        )
+        .await;
+        Ok(view(key))
+    }
+
+    async fn publish_trust_list(
+        &self,
+        actor: &str,
+        valid_secs: i64,
+    ) -> Result<PublishedTrustList, AdminError> {
+        let signed = self
+            .keys
+            .publish_trust_list(valid_secs)
+            .await
+            .map_err(admin_error)?;
+        let list = TrustList::peek(&signed).map_err(admin_error)?;
+        let kids: Vec<String> = list
+            .keys
+            .iter()
+            .filter_map(|k| {
+                portcullis_gateway::signed::jwk_from_cose_key(&k.key)
+                    .ok()?
+                    .kid
+            })
+            .collect();
+        self.audit(
+            actor,
+            AuditAction::TrustListPublished,
+            &format!("v{}", list.ver),
+            json!({"ver": list.ver, "exp": list.exp, "kids": kids}),
+        )
+        .await;
+        Ok(PublishedTrustList {
+            ver: list.ver,
+            iat: list.iat,
+            exp: list.exp,
+            kids,
+            signed: URL_SAFE_NO_PAD.encode(&signed),
+        })
+    }
+}
