@@ -118,7 +118,10 @@ fn a_root_signed_trust_list_is_published_served_and_rotated() {
     let root_key = VerifyingKey::from_jwk(&root, &Algorithm::ALL).unwrap();
     let now = crate::support::gateway::now();
     let list = TrustList::open(&served, &root_key, now, None).unwrap();
-    assert_eq!(kids_of(&list, Role::Commands), std::slice::from_ref(&first_kid));
+    assert_eq!(
+        kids_of(&list, Role::Commands),
+        std::slice::from_ref(&first_kid)
+    );
     assert_eq!(list.keys.len(), 3, "the root is pinned, not listed");
 
     // Rotation: a second command key, the first retired, the next list without it.
