@@ -337,6 +337,7 @@ impl Modify for InputRules {
         crate::device_keys::RotateDeviceKeyRequest, crate::device_keys::DeviceKeyView,
         crate::device_keys::DeviceKeyList,
         crate::trust::OperatorKeyView, crate::trust::CreateOperatorKeyRequest,
+        crate::trust::OperatorRole, crate::trust::OperatorAlg,
         crate::trust::PublishTrustRequest, crate::trust::PublishedTrustList,
     )),
     modifiers(&BearerScheme, &InputRules),

@@ -33,15 +33,53 @@ pub struct OperatorKeyView {
     pub public_jwk: serde_json::Value,
 }
 
+/// What an operator key signs.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OperatorRole {
+    Root,
+    Commands,
+    Settings,
+    Updates,
+}
+
+impl OperatorRole {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Root => "root",
+            Self::Commands => "commands",
+            Self::Settings => "settings",
+            Self::Updates => "updates",
+        }
+    }
+}
+
+/// The algorithms operator keys use: ones a constrained device verifies cheaply.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+pub enum OperatorAlg {
+    ES256,
+    ES384,
+    EdDSA,
+}
+
+impl OperatorAlg {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::ES256 => "ES256",
+            Self::ES384 => "ES384",
+            Self::EdDSA => "EdDSA",
+        }
+    }
+}
+
 /// `POST /trust/keys` body.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateOperatorKeyRequest {
-    /// `root`, `commands`, `settings` or `updates`.
-    pub role: String,
-    /// ES256 (default), ES384 or EdDSA; a root may also be PS256 or RS256.
+    pub role: OperatorRole,
+    /// ES256 when left out.
     #[serde(default)]
-    pub alg: Option<String>,
+    pub alg: Option<OperatorAlg>,
 }
 
 /// `POST /trust/publish` body.
@@ -50,6 +88,7 @@ pub struct CreateOperatorKeyRequest {
 pub struct PublishTrustRequest {
     /// How long the list is valid (default 30 days; 60 s to 400 days).
     #[serde(default)]
+    #[schema(minimum = 60, maximum = 34_560_000)]
     pub valid_secs: Option<i64>,
 }
 
@@ -72,8 +111,8 @@ pub trait TrustAdmin: Send + Sync {
     async fn create_operator_key(
         &self,
         actor: &str,
-        role: &str,
-        alg: Option<&str>,
+        role: OperatorRole,
+        alg: OperatorAlg,
     ) -> Result<OperatorKeyView, AdminError>;
     async fn retire_operator_key(
         &self,
@@ -109,7 +148,7 @@ pub async fn list_operator_keys(
     request_body = CreateOperatorKeyRequest,
     responses(
         (status = 201, description = "The new key, active", body = OperatorKeyView),
-        (status = 400, description = "Unknown role or an algorithm the role may not use", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Not one of the roles or algorithms", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn create_operator_key(
@@ -118,9 +157,8 @@ pub async fn create_operator_key(
     JsonBody(request): JsonBody<CreateOperatorKeyRequest>,
 ) -> Result<(axum::http::StatusCode, Json<OperatorKeyView>), AdminError> {
     let actor = format!("admin:{}", caller.client_id);
-    let key = trust
-        .create_operator_key(&actor, &request.role, request.alg.as_deref())
-        .await?;
+    let alg = request.alg.unwrap_or(OperatorAlg::ES256);
+    let key = trust.create_operator_key(&actor, request.role, alg).await?;
     Ok((axum::http::StatusCode::CREATED, Json(key)))
 }
 

@@ -304,7 +304,7 @@ pub enum TrustKeyCommand {
         /// root, commands, settings or updates.
         #[arg(long)]
         role: String,
-        /// ES256 (default), ES384 or EdDSA; a root may also be PS256 or RS256.
+        /// ES256 (default), ES384 or EdDSA.
         #[arg(long)]
         alg: Option<String>,
     },

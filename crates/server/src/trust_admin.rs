@@ -5,7 +5,9 @@
 use async_trait::async_trait;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use portcullis_admin::trust::{OperatorKeyView, PublishedTrustList, TrustAdmin};
+use portcullis_admin::trust::{
+    OperatorAlg, OperatorKeyView, OperatorRole, PublishedTrustList, TrustAdmin,
+};
 use portcullis_admin::AdminError;
 use portcullis_audit::AuditLog;
 use portcullis_core::audit::{AuditAction, AuditEvent, Outcome};
@@ -45,9 +47,9 @@ fn admin_error(e: GatewayError) -> AdminError {
         GatewayError::Forbidden("last_trust_root") => AdminError::Conflict(
             "this is the last active trust root: create another root first".into(),
         ),
-        GatewayError::Forbidden("operator_key_algorithm") => AdminError::BadRequest(
-            "command, settings and update keys are ES256, ES384 or EdDSA".into(),
-        ),
+        GatewayError::Forbidden("operator_key_algorithm") => {
+            AdminError::BadRequest("operator keys are ES256, ES384 or EdDSA".into())
+        }
         GatewayError::Forbidden("trust_list_validity") => {
             AdminError::BadRequest("valid_secs must be 60 s to 400 days".into())
         }
@@ -91,17 +93,13 @@ impl TrustAdmin for GatewayTrustAdmin {
     async fn create_operator_key(
         &self,
         actor: &str,
-        role: &str,
-        alg: Option<&str>,
+        role: OperatorRole,
+        alg: OperatorAlg,
     ) -> Result<OperatorKeyView, AdminError> {
-        let role = Role::parse(role).ok_or_else(|| {
-            AdminError::BadRequest("role is root, commands, settings or updates".into())
-        })?;
-        let alg = match alg {
-            Some(a) => Algorithm::parse(a)
-                .map_err(|_| AdminError::BadRequest(format!("unknown algorithm {a:?}")))?,
-            None => Algorithm::ES256,
-        };
+        let role = Role::parse(role.as_str())
+            .ok_or_else(|| AdminError::Internal(format!("role {} unknown", role.as_str())))?;
+        let alg =
+            Algorithm::parse(alg.as_str()).map_err(|e| AdminError::Internal(e.to_string()))?;
         let key = self.keys.create(role, alg).await.map_err(admin_error)?;
         self.audit(
             actor,

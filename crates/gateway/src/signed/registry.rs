@@ -181,9 +181,9 @@ impl OperatorKeys {
         role: Role,
         alg: Algorithm,
     ) -> Result<StoredOperatorKey, GatewayError> {
-        if role != Role::Root
-            && !matches!(alg, Algorithm::ES256 | Algorithm::ES384 | Algorithm::EdDSA)
-        {
+        // One set for every role, the root included: what a constrained device verifies
+        // cheaply (no RSA).
+        if !matches!(alg, Algorithm::ES256 | Algorithm::ES384 | Algorithm::EdDSA) {
             return Err(GatewayError::Forbidden("operator_key_algorithm"));
         }
         let key = self
