@@ -154,19 +154,7 @@ impl OperatorKeys {
         record: &StoredOperatorKeys,
     ) -> Result<bool, GatewayError> {
         let bytes = record.to_bytes();
-        Ok(match previous {
-            Some(old) => {
-                self.store
-                    .replace_setting(OPERATOR_KEYS_SETTING, old, &bytes)
-                    .await?
-            }
-            None => {
-                self.store
-                    .put_setting_if_absent(OPERATOR_KEYS_SETTING, &bytes)
-                    .await?
-                    == bytes
-            }
-        })
+        swap_setting(self.store.as_ref(), OPERATOR_KEYS_SETTING, previous, &bytes).await
     }
 
     /// Every operator key, oldest first.
@@ -312,19 +300,13 @@ impl OperatorKeys {
                 keys,
             };
             let signed = sign(Kind::Trust, &list, signer.as_ref())?;
-            let stored = match &previous {
-                Some(old) => {
-                    self.store
-                        .replace_setting(TRUST_LIST_SETTING, old, &signed)
-                        .await?
-                }
-                None => {
-                    self.store
-                        .put_setting_if_absent(TRUST_LIST_SETTING, &signed)
-                        .await?
-                        == signed
-                }
-            };
+            let stored = swap_setting(
+                self.store.as_ref(),
+                TRUST_LIST_SETTING,
+                previous.as_deref(),
+                &signed,
+            )
+            .await?;
             if stored {
                 return Ok(signed);
             }
@@ -338,6 +320,20 @@ impl OperatorKeys {
     pub async fn trust_list(&self) -> Result<Option<Vec<u8>>, GatewayError> {
         Ok(self.store.get_setting(TRUST_LIST_SETTING).await?)
     }
+}
+
+/// Compare-and-swap of a settings record: `value` replaces `previous` (as read; `None`: the
+/// record did not exist); `false` if another writer got there first.
+async fn swap_setting(
+    store: &dyn Store,
+    name: &str,
+    previous: Option<&[u8]>,
+    value: &[u8],
+) -> Result<bool, GatewayError> {
+    Ok(match previous {
+        Some(old) => store.replace_setting(name, old, value).await?,
+        None => store.put_setting_if_absent(name, value).await? == value,
+    })
 }
 
 /// The version of a stored trust list, read without verifying (it is our own record; the
