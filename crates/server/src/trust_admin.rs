@@ -11,7 +11,7 @@ use portcullis_admin::trust::{
 use portcullis_admin::AdminError;
 use portcullis_audit::AuditLog;
 use portcullis_core::audit::{AuditAction, AuditEvent, Outcome};
-use portcullis_gateway::signed::{OperatorKeys, Role, StoredOperatorKey, TrustList};
+use portcullis_gateway::signed::{OperatorKeys, Role, StoredOperatorKey, TrustedKey};
 use portcullis_gateway::GatewayError;
 use portcullis_keys::Algorithm;
 use serde_json::json;
@@ -132,21 +132,13 @@ impl TrustAdmin for GatewayTrustAdmin {
         actor: &str,
         valid_secs: i64,
     ) -> Result<PublishedTrustList, AdminError> {
-        let signed = self
+        let published = self
             .keys
             .publish_trust_list(valid_secs)
             .await
             .map_err(admin_error)?;
-        let list = TrustList::peek(&signed).map_err(admin_error)?;
-        let kids: Vec<String> = list
-            .keys
-            .iter()
-            .filter_map(|k| {
-                portcullis_gateway::signed::jwk_from_cose_key(&k.key)
-                    .ok()?
-                    .kid
-            })
-            .collect();
+        let list = &published.list;
+        let kids: Vec<String> = list.keys.iter().filter_map(TrustedKey::kid).collect();
         self.audit(
             actor,
             AuditAction::TrustListPublished,
@@ -159,7 +151,7 @@ impl TrustAdmin for GatewayTrustAdmin {
             iat: list.iat,
             exp: list.exp,
             kids,
-            signed: URL_SAFE_NO_PAD.encode(&signed),
+            signed: URL_SAFE_NO_PAD.encode(&published.signed),
         })
     }
 }

@@ -22,8 +22,8 @@ pub use objects::{
     CommandObject, SettingsObject, TrustList, TrustedKey, UpdateManifest, CLOCK_SKEW_SECS,
 };
 pub use registry::{
-    OperatorKeyState, OperatorKeys, StoredOperatorKey, StoredOperatorKeys, OPERATOR_KEYS_SETTING,
-    TRUST_LIST_SETTING,
+    OperatorKeyState, OperatorKeys, PublishedTrustList, StoredOperatorKey, StoredOperatorKeys,
+    OPERATOR_KEYS_SETTING, TRUST_LIST_SETTING,
 };
 
 use coset::cbor::value::Value;
@@ -144,9 +144,7 @@ pub fn open<P: DeserializeOwned>(
     if bytes.len() > MAX_OBJECT_BYTES {
         return Err(GatewayError::TooLarge);
     }
-    let sign1 = CoseSign1::from_tagged_slice(bytes)
-        .or_else(|_| CoseSign1::from_slice(bytes))
-        .map_err(|_| GatewayError::Malformed("not_cose_sign1"))?;
+    let sign1 = decode_sign1(bytes)?;
     let protected = &sign1.protected.header;
     if !sign1.unprotected.is_empty() {
         // Everything that matters is protected; an unprotected kid or alg could only mislead.
@@ -176,6 +174,13 @@ pub fn open<P: DeserializeOwned>(
         .as_deref()
         .ok_or(GatewayError::Malformed("detached_payload"))?;
     ciborium::from_reader(payload).map_err(|_| GatewayError::Malformed("payload"))
+}
+
+/// A `COSE_Sign1`, tagged (as we send it) or not.
+fn decode_sign1(bytes: &[u8]) -> Result<CoseSign1, GatewayError> {
+    CoseSign1::from_tagged_slice(bytes)
+        .or_else(|_| CoseSign1::from_slice(bytes))
+        .map_err(|_| GatewayError::Malformed("not_cose_sign1"))
 }
 
 /// A CBOR value from JSON (command arguments, settings values), refusing what CBOR cannot

@@ -27,6 +27,13 @@ pub struct TrustedKey {
     pub key: Value,
 }
 
+impl TrustedKey {
+    /// The key's id (COSE_Key label 2), if it has a readable one.
+    pub fn kid(&self) -> Option<String> {
+        jwk_from_cose_key(&self.key).ok()?.kid
+    }
+}
+
 /// The list of current operational keys, signed by the root (TUF's root metadata): a device
 /// pins the root key only and learns the others from here; a key missing from the newest
 /// list is no longer believed.
@@ -65,11 +72,8 @@ impl TrustList {
 
     /// Reads a trust list **without verifying it**: for the publisher's own records (the next
     /// version, what was just published), never for a device.
-    pub fn peek(bytes: &[u8]) -> Result<TrustList, GatewayError> {
-        use coset::{CborSerializable as _, CoseSign1, TaggedCborSerializable as _};
-        let sign1 = CoseSign1::from_tagged_slice(bytes)
-            .or_else(|_| CoseSign1::from_slice(bytes))
-            .map_err(|_| GatewayError::Malformed("not_cose_sign1"))?;
+    pub(crate) fn peek(bytes: &[u8]) -> Result<TrustList, GatewayError> {
+        let sign1 = super::decode_sign1(bytes)?;
         let payload = sign1.payload.unwrap_or_default();
         ciborium::from_reader(payload.as_slice()).map_err(|_| GatewayError::Malformed("payload"))
     }

@@ -108,6 +108,13 @@ impl StoredOperatorKeys {
     }
 }
 
+/// A trust list just published: what it says, and its signed form (what devices fetch).
+#[derive(Debug, Clone)]
+pub struct PublishedTrustList {
+    pub list: TrustList,
+    pub signed: Vec<u8>,
+}
+
 /// The operator keys and the trust list, over the store and key custody.
 #[derive(Clone)]
 pub struct OperatorKeys {
@@ -265,7 +272,10 @@ impl OperatorKeys {
 
     /// Signs and records the next trust list over the active command, settings and update
     /// keys, valid `valid_secs` from now, with the newest active root key. Returns it.
-    pub async fn publish_trust_list(&self, valid_secs: i64) -> Result<Vec<u8>, GatewayError> {
+    pub async fn publish_trust_list(
+        &self,
+        valid_secs: i64,
+    ) -> Result<PublishedTrustList, GatewayError> {
         if !(60..=400 * 86_400).contains(&valid_secs) {
             return Err(GatewayError::Forbidden("trust_list_validity"));
         }
@@ -308,7 +318,7 @@ impl OperatorKeys {
             )
             .await?;
             if stored {
-                return Ok(signed);
+                return Ok(PublishedTrustList { list, signed });
             }
         }
         Err(GatewayError::Unavailable(

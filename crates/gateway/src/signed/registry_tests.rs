@@ -57,7 +57,7 @@ async fn a_published_trust_list_lets_a_device_verify_commands_of_the_active_key(
         .create(Role::Updates, Algorithm::ES256)
         .await
         .unwrap();
-    let signed = registry.publish_trust_list(86_400).await.unwrap();
+    let signed = registry.publish_trust_list(86_400).await.unwrap().signed;
     assert_eq!(registry.trust_list().await.unwrap(), Some(signed.clone()));
 
     let keys = registry.list().await.unwrap();
@@ -97,7 +97,7 @@ async fn a_rotation_publishes_a_higher_list_without_the_retired_key() {
     );
     let retired = registry.retire(&old.kid).await.unwrap();
     assert_eq!(retired.state, OperatorKeyState::Retired);
-    let signed = registry.publish_trust_list(86_400).await.unwrap();
+    let signed = registry.publish_trust_list(86_400).await.unwrap().signed;
     let keys = registry.list().await.unwrap();
     let trust = TrustList::open(&signed, &root_of(&keys), NOW, Some(1)).unwrap();
     assert_eq!(trust.ver, 2);

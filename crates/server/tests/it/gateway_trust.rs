@@ -6,7 +6,7 @@
 
 use std::process::Command;
 
-use portcullis_gateway::signed::{cose_key_from_jwk, Role, TrustList};
+use portcullis_gateway::signed::{cose_key_from_jwk, Role, TrustList, TrustedKey};
 use portcullis_keys::verify::VerifyingKey;
 use portcullis_keys::{Algorithm, Jwk};
 use serde_json::Value;
@@ -75,11 +75,7 @@ fn kids_of(list: &TrustList, role: Role) -> Vec<String> {
     list.keys
         .iter()
         .filter(|k| k.role == role)
-        .filter_map(|k| {
-            portcullis_gateway::signed::jwk_from_cose_key(&k.key)
-                .ok()?
-                .kid
-        })
+        .filter_map(TrustedKey::kid)
         .collect()
 }
 
