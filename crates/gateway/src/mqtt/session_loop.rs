@@ -250,7 +250,7 @@ impl Link {
                 break;
             };
             let result = match outcome {
-                Outcome::Submitted(submitted) => gateway.settle(submitted).await,
+                Outcome::Submitted(submitted) => gateway.settle(session, submitted).await,
                 Outcome::Refused(e) => Err(e),
             };
             match result {

@@ -23,9 +23,6 @@ use crate::GatewayError;
 /// order keeps a connection's messages in order while several are being stored.
 #[must_use = "a submitted message is settled to learn whether it was stored"]
 pub struct Submitted {
-    transport: Transport,
-    source: IpAddr,
-    device: Option<String>,
     state: State,
 }
 
@@ -77,30 +74,24 @@ impl Gateway {
                 Err(e) => State::Refused(e),
             }
         };
-        Submitted {
-            transport: session.transport,
-            source: session.source,
-            device: Some(session.admitted.device_id.to_string()),
-            state,
-        }
+        Submitted { state }
     }
 
-    /// Waits until the sink holds a submitted message (or it is refused); counts and audits
-    /// the outcome.
-    pub async fn settle(&self, submitted: Submitted) -> Result<Accepted, GatewayError> {
-        let Submitted {
-            transport,
-            source,
-            device,
-            state,
-        } = submitted;
-        let result = match state {
+    /// Waits until the sink holds a message submitted on `session` (or it is refused);
+    /// counts and audits the outcome.
+    pub async fn settle(
+        &self,
+        session: &Session,
+        submitted: Submitted,
+    ) -> Result<Accepted, GatewayError> {
+        let result = match submitted.state {
             State::Refused(e) => Err(e),
             State::Pending { message_id, answer } => {
                 answer.take().await.map(|()| Accepted { message_id })
             }
         };
-        self.count(transport, source, device.as_deref(), &result);
+        let device = Some(session.admitted.device_id.as_str());
+        self.count(session.transport, session.source, device, &result);
         result
     }
 
