@@ -93,6 +93,48 @@ pub async fn rewrap(
     Ok(())
 }
 
+/// Re-seals a base64 sealed key in place; `false` if it was already under the new key.
+fn reseal_base64(
+    old: &MasterKey,
+    new: &MasterKey,
+    sealed: &mut String,
+    aad: &[u8],
+    what: &str,
+) -> Result<bool, CommandError> {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine as _;
+    let bytes = STANDARD.decode(sealed.as_str()).map_err(failed)?;
+    match reseal(old, new, &bytes, aad, what)? {
+        Some(resealed) => {
+            *sealed = STANDARD.encode(resealed);
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
+/// Writes a re-sealed settings record over the one read (`expected`), refusing if someone
+/// changed it meanwhile.
+async fn replace_record(
+    store: &dyn Store,
+    name: &str,
+    expected: &[u8],
+    value: &[u8],
+    what: &str,
+) -> Result<(), CommandError> {
+    if store
+        .replace_setting(name, expected, value)
+        .await
+        .map_err(failed)?
+    {
+        Ok(())
+    } else {
+        Err(CommandError::Failed(format!(
+            "{what} changed during the rewrap; run it again"
+        )))
+    }
+}
+
 /// The device CA's software keys live in one settings record; it is replaced by
 /// compare-and-swap once both keys are re-sealed.
 async fn rewrap_ca_keys(
@@ -100,8 +142,6 @@ async fn rewrap_ca_keys(
     old: &MasterKey,
     new: &MasterKey,
 ) -> Result<u64, CommandError> {
-    use base64::engine::general_purpose::STANDARD;
-    use base64::Engine as _;
     use portcullis_pki::ca::{StoredCa, StoredCaKey, CA_SETTING};
     let Some(bytes) = store.get_setting(CA_SETTING).await.map_err(failed)? else {
         return Ok(0);
@@ -112,16 +152,9 @@ async fn rewrap_ca_keys(
         if key.backend != "software" {
             return Ok(());
         }
-        let sealed = STANDARD.decode(&key.sealed).map_err(failed)?;
+        let aad = KeyPurpose::CertificateAuthority.aad(&key.kid);
         let what = format!("CA key {}", key.kid);
-        if let Some(resealed) = reseal(
-            old,
-            new,
-            &sealed,
-            &KeyPurpose::CertificateAuthority.aad(&key.kid),
-            &what,
-        )? {
-            key.sealed = STANDARD.encode(resealed);
+        if reseal_base64(old, new, &mut key.sealed, &aad, &what)? {
             done += 1;
         }
         Ok(())
@@ -130,15 +163,8 @@ async fn rewrap_ca_keys(
     if let Some(root) = ca.root_key.as_mut() {
         reseal_key(root)?;
     }
-    if done > 0
-        && !store
-            .replace_setting(CA_SETTING, &bytes, &ca.to_bytes())
-            .await
-            .map_err(failed)?
-    {
-        return Err(CommandError::Failed(
-            "the CA record changed during the rewrap; run it again".into(),
-        ));
+    if done > 0 {
+        replace_record(store, CA_SETTING, &bytes, &ca.to_bytes(), "the CA record").await?;
     }
     Ok(done)
 }
@@ -150,8 +176,6 @@ async fn rewrap_operator_keys(
     old: &MasterKey,
     new: &MasterKey,
 ) -> Result<u64, CommandError> {
-    use base64::engine::general_purpose::STANDARD;
-    use base64::Engine as _;
     use portcullis_gateway::signed::{StoredOperatorKeys, OPERATOR_KEYS_SETTING};
     let Some(bytes) = store
         .get_setting(OPERATOR_KEYS_SETTING)
@@ -166,23 +190,22 @@ async fn rewrap_operator_keys(
         if key.backend != "software" || key.sealed.is_empty() {
             continue;
         }
-        let sealed = STANDARD.decode(&key.sealed).map_err(failed)?;
+        let aad = key.role.purpose().aad(&key.kid);
         let what = format!("{} key {}", key.role.as_str(), key.kid);
-        if let Some(resealed) = reseal(old, new, &sealed, &key.role.purpose().aad(&key.kid), &what)?
-        {
-            key.sealed = STANDARD.encode(resealed);
+        if reseal_base64(old, new, &mut key.sealed, &aad, &what)? {
             done += 1;
         }
     }
-    if done > 0
-        && !store
-            .replace_setting(OPERATOR_KEYS_SETTING, &bytes, &record.to_bytes())
-            .await
-            .map_err(failed)?
-    {
-        return Err(CommandError::Failed(
-            "the operator key record changed during the rewrap; run it again".into(),
-        ));
+    if done > 0 {
+        let record = record.to_bytes();
+        replace_record(
+            store,
+            OPERATOR_KEYS_SETTING,
+            &bytes,
+            &record,
+            "the operator key record",
+        )
+        .await?;
     }
     Ok(done)
 }
