@@ -181,6 +181,9 @@ mqtt_run() {
   echo "$line"
 }
 mosq_args() { echo --plain --target "127.0.0.1:$mosq_port" --server-pid "$mosq_pid"; }
+# preseal_for RATE: messages to seal ahead per device for a run paced at RATE (warm-up and
+# window, with a margin).
+preseal_for() { awk -v r="$1" -v d="$devices" -v s="$mqtt_secs" 'BEGIN{printf "%d", 1.2 * r * (s + 2) / d + 10}'; }
 # gw_args [PRESEAL]: the gateway run's arguments, PRESEAL messages sealed ahead per device.
 gw_args() {
   echo --gateway --secrets "$secrets" --audience "$issuer" --target "127.0.0.1:$mqtt_port" --server-pid "$node_pid" \
@@ -229,8 +232,7 @@ fi
 if wants rate; then
   half=$(awk -v r="$best_gw" 'BEGIN{printf "%d", r/2}')
   paced_w=${inflights%% *}
-  # Enough sealed ahead for the paced rate over warm-up and window, with a margin.
-  paced_preseal=$(awk -v r="$half" -v d="$devices" -v s="$mqtt_secs" 'BEGIN{printf "%d", 1.2 * r * (s + 2) / d + 10}')
+  paced_preseal=$(preseal_for "$half")
   tables+=("" "PUBACK latency paced at $(fmt "$half") msg/s in total (half the gateway's best median maximum above), $paced_w in flight at most per connection, latency from each message's due time:" ""
     "| run | server | msg/s acknowledged | p50 ms | p99 ms | p99.9 ms | max ms |" "| ---: | --- | ---: | ---: | ---: | ---: | ---: |")
   for ((r = 1; r <= 2; r++)); do
@@ -255,7 +257,7 @@ if wants sweep; then
     "| msg/s paced | gateway p50 / p99 / p99.9 ms | gateway CPU µs/msg | Mosquitto p50 / p99 / p99.9 ms | Mosquitto CPU µs/msg |"
     "| ---: | ---: | ---: | ---: | ---: |")
   for rate in $sweep_rates; do
-    sweep_preseal=$(awk -v r="$rate" -v d="$devices" -v s="$mqtt_secs" 'BEGIN{printf "%d", 1.2 * r * (s + 2) / d + 10}')
+    sweep_preseal=$(preseal_for "$rate")
     # shellcheck disable=SC2046
     g=$(mqtt_run "sweep $rate gateway" $(gw_args "$sweep_preseal") --rate "$rate" --inflight "$paced_w")
     # shellcheck disable=SC2046
