@@ -96,7 +96,8 @@ pub struct Gateway {
     replay: Arc<ReplayGuard>,
     /// Counters reserved and messages stored, in batches.
     ingest: Ingest,
-    sink: Arc<dyn Sink>,
+    /// `embedded` or `nats` (the sink itself belongs to the ingest pipeline).
+    sink_kind: &'static str,
     audit: AuditLog,
     sessions: Arc<Sessions>,
     /// The operator's signing keys and the trust list (issue #13).
@@ -107,7 +108,7 @@ pub struct Gateway {
 impl std::fmt::Debug for Gateway {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Gateway")
-            .field("sink", &self.sink.kind())
+            .field("sink", &self.sink_kind)
             .field("sessions", &self.sessions)
             .finish_non_exhaustive()
     }
@@ -156,9 +157,9 @@ impl Gateway {
             config: parts.config,
             certificates: parts.certificates,
             tokens: parts.tokens,
-            ingest: Ingest::start(Arc::clone(&replay), Arc::clone(&parts.sink)),
+            sink_kind: parts.sink.kind(),
+            ingest: Ingest::start(Arc::clone(&replay), parts.sink),
             replay,
-            sink: parts.sink,
             audit: parts.audit,
             sessions: Arc::new(Sessions::default()),
             clock: parts.clock,
