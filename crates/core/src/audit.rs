@@ -64,6 +64,12 @@ pub enum AuditAction {
     TrustKeyCreated,
     TrustKeyRetired,
     TrustListPublished,
+    CommandSent,
+    CommandDenied,
+    CommandApproved,
+    CommandDelivered,
+    CommandResult,
+    CommandRulesChanged,
     CertRevoked,
     AuditCheckpoint,
 }
@@ -105,6 +111,12 @@ impl AuditAction {
             Self::TrustKeyCreated => "trust.key_created",
             Self::TrustKeyRetired => "trust.key_retired",
             Self::TrustListPublished => "trust.published",
+            Self::CommandSent => "command.sent",
+            Self::CommandDenied => "command.denied",
+            Self::CommandApproved => "command.approved",
+            Self::CommandDelivered => "command.delivered",
+            Self::CommandResult => "command.result",
+            Self::CommandRulesChanged => "command.rules_changed",
             Self::CertRevoked => "cert.revoked",
             Self::AuditCheckpoint => "audit.checkpoint",
         }
@@ -299,6 +311,12 @@ mod tests {
             (AuditAction::TrustKeyCreated, "trust.key_created"),
             (AuditAction::TrustKeyRetired, "trust.key_retired"),
             (AuditAction::TrustListPublished, "trust.published"),
+            (AuditAction::CommandSent, "command.sent"),
+            (AuditAction::CommandDenied, "command.denied"),
+            (AuditAction::CommandApproved, "command.approved"),
+            (AuditAction::CommandDelivered, "command.delivered"),
+            (AuditAction::CommandResult, "command.result"),
+            (AuditAction::CommandRulesChanged, "command.rules_changed"),
         ];
         for (action, spelling) in released {
             assert_eq!(action.as_str(), spelling);

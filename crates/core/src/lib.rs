@@ -8,6 +8,8 @@ pub mod assertion;
 pub mod audit;
 pub mod audit_checkpoint;
 pub mod client;
+/// A command's life: its states, its id, what a device reports.
+pub mod command;
 /// Which principals may send which commands, with which arguments, to which devices.
 pub mod command_policy;
 pub mod device;

@@ -17,6 +17,8 @@ pub enum Change {
     Key(String),
     /// A device was registered, updated or enrolled: drop it from the device cache.
     Device(DeviceId),
+    /// A command was queued for this device: wake its connection or long poll, wherever it is.
+    Commands(DeviceId),
     /// Devices were registered in bulk (`device:*`): flush the device cache, which may hold
     /// some of their ids as unknown.
     AllDevices,
@@ -40,6 +42,9 @@ impl Change {
             Some(("revocation", jti)) => Change::Revocation(jti.to_owned()),
             Some(("key", kid)) => Change::Key(kid.to_owned()),
             Some(("device", id)) => DeviceId::parse(id).map_or(Change::AllDevices, Change::Device),
+            Some(("command", id)) => {
+                DeviceId::parse(id).map_or(Change::Everything, Change::Commands)
+            }
             Some(("cert", serial)) => Change::Certificate(serial.to_owned()),
             Some(("setting", name)) => Change::Setting(name.to_owned()),
             Some(_) => Change::Everything,
@@ -72,6 +77,10 @@ mod tests {
         assert_eq!(
             Change::parse("device:meter-1"),
             Change::Device(DeviceId::parse("meter-1").unwrap())
+        );
+        assert_eq!(
+            Change::parse("command:valve-7"),
+            Change::Commands(DeviceId::parse("valve-7").unwrap())
         );
         for devices in ["device:*", "device:bad id"] {
             assert_eq!(Change::parse(devices), Change::AllDevices, "{devices:?}");

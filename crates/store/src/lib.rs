@@ -30,6 +30,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use portcullis_core::audit::{AuditEvent, AuditRecord};
 use portcullis_core::client::Client;
+use portcullis_core::command::{CommandId, CommandRecord, CommandState};
 use portcullis_core::device::{Device, DeviceId, DeviceState, RevocationReason};
 use portcullis_core::device_key::DeviceKeyId;
 use portcullis_core::rotation::StoredKeyState;
@@ -70,6 +71,10 @@ pub async fn open_with_password(
         "store URL must start with sqlite:, postgres:// or postgresql://".to_owned(),
     ))
 }
+
+/// Signs a command under the sequence number the store gave it ([`Store::queue_command`]):
+/// the `COSE_Sign1` bytes, or why it could not.
+pub type CommandSigner = dyn Fn(u64) -> Result<Vec<u8>, String> + Send + Sync;
 
 /// A signing key as stored: the private key sealed under the master key (or, for an HSM
 /// key, only a handle), and its public JWK for publication.
@@ -326,6 +331,70 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         key_id: &DeviceKeyId,
         sealed: &[u8],
     ) -> Result<(), StoreError>;
+
+    // --- Commands to devices (issue #13) ---
+
+    /// Stores a command that waits for its approver (`PendingApproval`: no sequence number,
+    /// nothing signed); [`StoreError::Conflict`] if the id exists, [`StoreError::NotFound`]
+    /// if the device does not.
+    async fn insert_command(&self, command: &CommandRecord) -> Result<(), StoreError>;
+    /// Queues a command, in one transaction: takes the device's next command sequence number
+    /// (one above the last one given to the device, 1 for its first), calls `sign(seq)` for
+    /// the bytes the device will receive, and stores the command `Queued` with that `seq`,
+    /// `signed` and `queued_at = now`. A new `command_id` is inserted; an existing one must
+    /// still be `PendingApproval` and unexpired at `now` (an approval: `approver` is taken
+    /// from `command`), else `Ok(None)` and nothing changes. The device's number is locked
+    /// until commit, so two nodes never give one number twice and numbers are committed in
+    /// rising order. A `sign` error aborts (nothing stored, the number not taken) and comes
+    /// back as [`StoreError::Unavailable`]. Announces `command:<device id>`.
+    async fn queue_command(
+        &self,
+        command: &CommandRecord,
+        now: UnixTime,
+        sign: &CommandSigner,
+    ) -> Result<Option<CommandRecord>, StoreError>;
+    async fn get_command(&self, id: &CommandId) -> Result<Option<CommandRecord>, StoreError>;
+    /// Commands ordered by id (oldest first), after `after`, of one device if given.
+    async fn list_commands(
+        &self,
+        device: Option<&DeviceId>,
+        after: Option<&CommandId>,
+        limit: u32,
+    ) -> Result<Vec<CommandRecord>, StoreError>;
+    /// A device's commands that are `Queued` and unexpired at `now`, by rising `seq`.
+    async fn deliverable_commands(
+        &self,
+        device: &DeviceId,
+        now: UnixTime,
+        limit: u32,
+    ) -> Result<Vec<CommandRecord>, StoreError>;
+    /// Marks a command `Delivered` at `now` if it is still `Queued` and unexpired; `false`
+    /// otherwise (delivered already, answered, or expired meanwhile).
+    async fn mark_command_delivered(
+        &self,
+        id: &CommandId,
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
+    /// Records a device's result: `state` (`Succeeded` or `Failed`), `output` and
+    /// `finished_at = now`, only if the command is `device`'s and `Queued` or `Delivered`
+    /// (a device may answer before its acknowledgement is processed); `false` otherwise
+    /// (unknown, another device's, not sent yet, or answered already: the first answer stays).
+    async fn record_command_result(
+        &self,
+        id: &CommandId,
+        device: &DeviceId,
+        state: CommandState,
+        output: Option<&serde_json::Value>,
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
+    /// How many commands allowed by `rule` were made for `device` at or after `since` (the
+    /// rule's per-device rate limit, counted across nodes).
+    async fn count_recent_commands(
+        &self,
+        device: &DeviceId,
+        rule: &str,
+        since: UnixTime,
+    ) -> Result<u64, StoreError>;
 
     // --- Device gateway (issue #12) ---
 

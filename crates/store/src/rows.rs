@@ -6,6 +6,7 @@ use portcullis_core::audit::{AuditEvent, AuditRecord};
 use std::collections::BTreeMap;
 
 use portcullis_core::client::{AuthMethod, Client, TlsClientAuthMatch};
+use portcullis_core::command::{CommandId, CommandRecord, CommandState};
 use portcullis_core::device::{Device, DeviceId, DeviceState, RevocationReason};
 use portcullis_core::device_key::{DeviceKeyId, DeviceKeyInfo};
 use portcullis_core::rotation::StoredKeyState;
@@ -337,5 +338,146 @@ pub(crate) fn revoked_from_row(row: &impl ColumnReader) -> Result<RevokedCertifi
         revoked_at: row.int("revoked_at")?,
         not_after: row.int("not_after")?,
         serial,
+    })
+}
+
+/// The columns of `commands`, in the order both backends bind them.
+pub(crate) const COMMAND_COLUMNS: &str = "command_id, device_id, name, args, sender, rule, \
+     approvals_required, approver, state, created_at, expires_at, seq, signed, queued_at, \
+     delivered_at, finished_at, output";
+
+/// A command's columns that are not stored as they are: the arguments and output as JSON
+/// text, the approval count as a small integer.
+pub(crate) struct CommandColumns {
+    pub args: String,
+    pub output: Option<String>,
+    pub approvals_required: i16,
+}
+
+impl CommandColumns {
+    pub fn of(command: &CommandRecord) -> Result<Self, StoreError> {
+        let id = command.command_id.as_str();
+        Ok(Self {
+            args: serde_json::to_string(&command.args)
+                .map_err(|_| StoreError::corrupt_field("commands.args", id))?,
+            output: command_output(command.output.as_ref(), &command.command_id)?,
+            approvals_required: i16::from(command.approvals_required),
+        })
+    }
+}
+
+/// A device's reported output as stored: JSON text, or NULL.
+pub(crate) fn command_output(
+    output: Option<&serde_json::Value>,
+    id: &CommandId,
+) -> Result<Option<String>, StoreError> {
+    output
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|_| StoreError::corrupt_field("commands.output", id.as_str()))
+}
+
+/// Only a command waiting for its approver is inserted as it is
+/// ([`crate::Store::insert_command`]); the others are queued, which numbers and signs them.
+pub(crate) fn check_pending_insert(command: &CommandRecord) -> Result<(), StoreError> {
+    if command.state == CommandState::PendingApproval
+        && command.seq.is_none()
+        && command.signed.is_none()
+    {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict(format!(
+            "command '{}' is inserted pending approval, without a number or signature",
+            command.command_id
+        )))
+    }
+}
+
+/// A device reports only success or failure ([`crate::Store::record_command_result`]).
+pub(crate) fn check_result_state(state: CommandState, id: &CommandId) -> Result<(), StoreError> {
+    match state {
+        CommandState::Succeeded | CommandState::Failed => Ok(()),
+        other => Err(StoreError::Conflict(format!(
+            "command '{id}' cannot be finished as {}",
+            other.as_str()
+        ))),
+    }
+}
+
+/// A refused command insert: a missing device (the foreign key) is `NotFound`, a duplicate id
+/// a `Conflict` naming the command. A clash on `(device_id, seq)` means the device's
+/// `command_sequences` row is behind its commands (a hand edit or a partial copy), said so.
+pub(crate) fn command_insert_error(err: sqlx::Error, command: &CommandRecord) -> StoreError {
+    match err {
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::NotFound,
+        other => StoreError::unique_as(other, |message| {
+            if message.contains("seq") {
+                format!(
+                    "the command sequence of device '{}' is behind its commands",
+                    command.device_id
+                )
+            } else {
+                format!("command '{}' already exists", command.command_id)
+            }
+        }),
+    }
+}
+
+/// A sequence number as read (`command_sequences.last_seq` or `commands.seq`): never below 1.
+pub(crate) fn read_seq(seq: i64, column: &str, key: &str) -> Result<u64, StoreError> {
+    u64::try_from(seq)
+        .ok()
+        .filter(|seq| *seq >= 1)
+        .ok_or_else(|| StoreError::corrupt_field(column, key))
+}
+
+/// Decodes a command, checking its ids, state, counts and JSON again: the database may have
+/// been edited by hand.
+pub(crate) fn command_from_row(row: &impl ColumnReader) -> Result<CommandRecord, StoreError> {
+    let id = row.text("command_id")?;
+    let corrupt = |column: &str| StoreError::corrupt_field(column, &id);
+    let command_id = CommandId::parse(id.as_str()).map_err(|_| corrupt("commands.command_id"))?;
+    let device_id =
+        DeviceId::parse(row.text("device_id")?).map_err(|_| corrupt("commands.device_id"))?;
+    let sender = ClientId::parse(row.text("sender")?).map_err(|_| corrupt("commands.sender"))?;
+    let approver = row
+        .opt_text("approver")?
+        .map(ClientId::parse)
+        .transpose()
+        .map_err(|_| corrupt("commands.approver"))?;
+    let approvals_required = row
+        .opt_small_int("approvals_required")?
+        .and_then(|n| u8::try_from(n).ok())
+        .ok_or_else(|| corrupt("commands.approvals_required"))?;
+    let state = CommandState::parse(&row.text("state")?).map_err(|_| corrupt("commands.state"))?;
+    let seq = row
+        .opt_int("seq")?
+        .map(|seq| read_seq(seq, "commands.seq", &id))
+        .transpose()?;
+    let output = row
+        .opt_text("output")?
+        .map(|text| serde_json::from_str(&text))
+        .transpose()
+        .map_err(|e| StoreError::corrupt_json("commands.output", &id, &e))?;
+    Ok(CommandRecord {
+        device_id,
+        name: row.text("name")?,
+        args: json_column::<serde_json::Map<String, serde_json::Value>>(
+            row, "commands", "args", &id,
+        )?,
+        sender,
+        rule: row.text("rule")?,
+        approvals_required,
+        approver,
+        state,
+        created_at: row.int("created_at")?,
+        expires_at: row.int("expires_at")?,
+        seq,
+        signed: row.opt_bytes("signed")?,
+        queued_at: row.opt_int("queued_at")?,
+        delivered_at: row.opt_int("delivered_at")?,
+        finished_at: row.opt_int("finished_at")?,
+        output,
+        command_id,
     })
 }

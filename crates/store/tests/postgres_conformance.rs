@@ -333,6 +333,21 @@ async fn message_counters_are_accepted_once_across_two_nodes() {
     .await;
 }
 
+/// Eight tasks on two nodes queue commands for one device at once: the device's numbers are
+/// 1 to 8, each given once (the row lock on its sequence spans the queuing transaction).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_queued_on_two_nodes_are_numbered_once() {
+    with_test_schema(|schema| async move {
+        let node_a = schema.connect().await;
+        let node_b = schema.connect().await;
+        let nodes: [Arc<dyn Store>; 2] = [Arc::new(node_a.clone()), Arc::new(node_b.clone())];
+        conformance::concurrent_queue_tasks_number_each_command_once(&nodes).await;
+        node_a.close().await;
+        node_b.close().await;
+    })
+    .await;
+}
+
 /// Device registrations, updates, spent enrollment secrets and certificate revocations on one
 /// node reach another node's change feed, and a bulk registration announces all devices; a
 /// revocation or spend that changes nothing is silent.
@@ -548,6 +563,100 @@ async fn device_key_writes_announce_their_device() {
             assert_eq!(next_of_ours().await, Change::Device(id.clone()), "{write}");
         }
         // Nothing more of ours (the repeated delete and the missing reseal were silent).
+        while let Ok(Some(change)) =
+            tokio::time::timeout(Duration::from_millis(300), feed.recv()).await
+        {
+            assert!(!ours(&change), "unexpected {change:?}");
+        }
+        writer.close().await;
+        reader.close().await;
+    })
+    .await;
+}
+
+/// Queuing a command (new, or approved) announces its device on another node's change feed,
+/// so the node holding the device's connection wakes it; a pending insert, a refused queuing
+/// (a failed signature, a second approval), a delivery and a result are silent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_commands_announce_their_device() {
+    with_test_schema(|schema| async move {
+        let writer = schema.connect().await;
+        let reader = schema.connect().await;
+        let mut feed = reader
+            .change_feed()
+            .await
+            .expect("feed")
+            .expect("PostgreSQL has a change feed");
+        let tag = schema.name().trim_start_matches("t_").to_owned();
+        let name = format!("cmdfeed-{tag}");
+        let device = conformance::sample_device(&name);
+        writer.insert_device(&device).await.expect("insert device");
+        let id = device.device_id.clone();
+        let ours =
+            |change: &Change| matches!(change, Change::Device(d) | Change::Commands(d) if d == &id);
+        let mut next_of_ours = async || loop {
+            let change = tokio::time::timeout(Duration::from_secs(5), feed.recv())
+                .await
+                .expect("a change within 5 s")
+                .expect("feed open");
+            if ours(&change) {
+                return change;
+            }
+        };
+        // The registration's own announcement first.
+        assert_eq!(next_of_ours().await, Change::Device(id.clone()));
+
+        let sign = |seq: u64| Ok::<_, String>(format!("signed-{seq}").into_bytes());
+        let fail = |_: u64| Err::<Vec<u8>, _>("hsm offline".to_owned());
+        let command = |i| {
+            conformance::sample_command(conformance::command_id(1, i), &name, 1_000, FAR_FUTURE)
+        };
+        let pending = command(0);
+        writer.insert_command(&pending).await.expect("pending");
+        assert!(writer
+            .queue_command(&command(1), 1_000, &fail)
+            .await
+            .is_err());
+        writer
+            .queue_command(&pending, 1_100, &sign)
+            .await
+            .expect("approve")
+            .expect("approved");
+        assert_eq!(
+            writer
+                .queue_command(&pending, 1_200, &sign)
+                .await
+                .expect("approve again"),
+            None
+        );
+        let queued = writer
+            .queue_command(&command(2), 1_300, &sign)
+            .await
+            .expect("queue")
+            .expect("queued");
+        assert!(writer
+            .mark_command_delivered(&queued.command_id, 1_400)
+            .await
+            .expect("deliver"));
+        assert!(writer
+            .record_command_result(
+                &queued.command_id,
+                &id,
+                portcullis_core::command::CommandState::Succeeded,
+                None,
+                1_500
+            )
+            .await
+            .expect("result"));
+        for write in ["approve", "queue"] {
+            assert_eq!(
+                next_of_ours().await,
+                Change::Commands(id.clone()),
+                "{write}"
+            );
+        }
+        // Nothing more of ours (the pending insert, the refusals, the delivery and the result
+        // were silent).
         while let Ok(Some(change)) =
             tokio::time::timeout(Duration::from_millis(300), feed.recv()).await
         {

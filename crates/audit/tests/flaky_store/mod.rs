@@ -6,13 +6,14 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use async_trait::async_trait;
 use portcullis_core::audit::{AuditEvent, AuditRecord};
 use portcullis_core::client::Client;
+use portcullis_core::command::{CommandId, CommandRecord, CommandState};
 use portcullis_core::device::{Device, DeviceId, DeviceState, RevocationReason};
 use portcullis_core::device_key::DeviceKeyId;
 use portcullis_core::{ClientId, Kid, UnixTime};
 use portcullis_store::sqlite::SqliteStore;
 use portcullis_store::{
-    CertificateFilter, CounterAdvance, Enrollment, IssuedCertificate, RevokedCertificate,
-    RevokedToken, Store, StoreError, StoredDeviceKey, StoredKey,
+    CertificateFilter, CommandSigner, CounterAdvance, Enrollment, IssuedCertificate,
+    RevokedCertificate, RevokedToken, Store, StoreError, StoredDeviceKey, StoredKey,
 };
 
 #[derive(Debug)]
@@ -221,6 +222,63 @@ impl Store for FlakyStore {
         _: &[u8],
     ) -> Result<(), StoreError> {
         Err(unused())
+    }
+    async fn insert_command(&self, command: &CommandRecord) -> Result<(), StoreError> {
+        self.inner.insert_command(command).await
+    }
+    async fn queue_command(
+        &self,
+        command: &CommandRecord,
+        now: UnixTime,
+        sign: &CommandSigner,
+    ) -> Result<Option<CommandRecord>, StoreError> {
+        self.inner.queue_command(command, now, sign).await
+    }
+    async fn get_command(&self, id: &CommandId) -> Result<Option<CommandRecord>, StoreError> {
+        self.inner.get_command(id).await
+    }
+    async fn list_commands(
+        &self,
+        device: Option<&DeviceId>,
+        after: Option<&CommandId>,
+        limit: u32,
+    ) -> Result<Vec<CommandRecord>, StoreError> {
+        self.inner.list_commands(device, after, limit).await
+    }
+    async fn deliverable_commands(
+        &self,
+        device: &DeviceId,
+        now: UnixTime,
+        limit: u32,
+    ) -> Result<Vec<CommandRecord>, StoreError> {
+        self.inner.deliverable_commands(device, now, limit).await
+    }
+    async fn mark_command_delivered(
+        &self,
+        id: &CommandId,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        self.inner.mark_command_delivered(id, now).await
+    }
+    async fn record_command_result(
+        &self,
+        id: &CommandId,
+        device: &DeviceId,
+        state: CommandState,
+        output: Option<&serde_json::Value>,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        self.inner
+            .record_command_result(id, device, state, output, now)
+            .await
+    }
+    async fn count_recent_commands(
+        &self,
+        device: &DeviceId,
+        rule: &str,
+        since: UnixTime,
+    ) -> Result<u64, StoreError> {
+        self.inner.count_recent_commands(device, rule, since).await
     }
     async fn advance_device_counters(
         &self,

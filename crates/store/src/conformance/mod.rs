@@ -9,6 +9,7 @@
 
 mod audit;
 mod clients;
+mod commands;
 mod counters;
 mod device_keys;
 mod pki;
@@ -22,6 +23,17 @@ pub use audit::{
 pub use clients::{
     bulk_insert_is_all_or_nothing, client_crud_round_trips_every_field, duplicate_client_conflicts,
     list_clients_pages_in_id_order, update_of_missing_client_is_not_found,
+};
+pub use commands::{
+    a_command_is_marked_delivered_once_while_unexpired,
+    a_command_result_is_recorded_once_from_its_device, a_command_round_trips_every_field,
+    approval_queues_a_pending_command_once_before_it_expires, command_id,
+    commands_page_by_id_with_an_optional_device_filter,
+    commands_queued_at_once_get_distinct_numbers, concurrent_queue_tasks_number_each_command_once,
+    deliverable_commands_come_by_number_until_they_expire,
+    pending_commands_are_stored_once_and_need_their_device,
+    queued_commands_are_numbered_per_device_and_signed,
+    recent_commands_are_counted_per_device_and_rule, sample_command,
 };
 pub use counters::{
     concurrent_advances_accept_each_counter_once,
@@ -96,6 +108,16 @@ pub async fn run_all(store: &dyn Store) {
     device_keys_are_deleted_and_resealed_one_by_one(store).await;
     all_device_keys_page_in_id_order(store).await;
     counters_only_rise_and_revert_only_their_own_advance(store).await;
+    pending_commands_are_stored_once_and_need_their_device(store).await;
+    queued_commands_are_numbered_per_device_and_signed(store).await;
+    approval_queues_a_pending_command_once_before_it_expires(store).await;
+    commands_queued_at_once_get_distinct_numbers(store).await;
+    deliverable_commands_come_by_number_until_they_expire(store).await;
+    a_command_is_marked_delivered_once_while_unexpired(store).await;
+    a_command_result_is_recorded_once_from_its_device(store).await;
+    recent_commands_are_counted_per_device_and_rule(store).await;
+    commands_page_by_id_with_an_optional_device_filter(store).await;
+    a_command_round_trips_every_field(store).await;
 }
 
 /// One holder per lease; the holder renews; another takes it only once it has expired.

@@ -8,13 +8,14 @@
 //! - **Change announcements**: `update_client`, `delete_client`, `revoke_token`,
 //!   `update_signing_key_state`, `update_device`, `consume_enrollment_secret`,
 //!   `revoke_certificate`, `revoke_device_certificates`, every device-key write (insert,
-//!   rotate, delete, reseal: `device:<id>`) and the settings writes call
+//!   rotate, delete, reseal: `device:<id>`), `queue_command` (`command:<device id>`, waking
+//!   the device's connection or long poll) and the settings writes call
 //!   `pg_notify('portcullis_changes', '<kind>:<id>')` in the writing statement (kinds `client`,
-//!   `revocation`, `key`, `device`, `cert`, `setting`; an id too long for a NOTIFY payload is
-//!   sent as `<kind>:*`, meaning "flush every entry of that kind"). PostgreSQL delivers it only
-//!   if the write commits; `listen.rs` turns it into the node's change feed. The channel is
-//!   database-wide, so schemas sharing a database (test runs) hear each other — harmless for
-//!   invalidation.
+//!   `revocation`, `key`, `device`, `command`, `cert`, `setting`; an id too long for a NOTIFY
+//!   payload is sent as `<kind>:*`, meaning "flush every entry of that kind"). PostgreSQL
+//!   delivers it only if the write commits; `listen.rs` turns it into the node's change feed.
+//!   The channel is database-wide, so schemas sharing a database (test runs) hear each other —
+//!   harmless for invalidation.
 //!
 //! One file per concern, like `sqlite/`; this one connects, migrates and wires the [`Store`]
 //! methods to them. `test_schema.rs` is the shared test harness (a fresh schema per run).
@@ -22,6 +23,7 @@
 mod audit;
 mod certificates;
 mod clients;
+mod commands;
 mod copy_text;
 mod counters;
 mod device_keys;
@@ -42,6 +44,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use portcullis_core::audit::{AuditEvent, AuditRecord};
 use portcullis_core::client::Client;
+use portcullis_core::command::{CommandId, CommandRecord, CommandState};
 use portcullis_core::device::{Device, DeviceId, DeviceState, RevocationReason};
 use portcullis_core::device_key::DeviceKeyId;
 use portcullis_core::rotation::StoredKeyState;
@@ -50,8 +53,8 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection};
 
 use crate::{
-    CertificateFilter, Enrollment, IssuedCertificate, RevokedCertificate, RevokedToken, Store,
-    StoreError, StoredDeviceKey, StoredKey,
+    CertificateFilter, CommandSigner, Enrollment, IssuedCertificate, RevokedCertificate,
+    RevokedToken, Store, StoreError, StoredDeviceKey, StoredKey,
 };
 
 /// The schema, compiled into the binary so an upgrade needs no files beside it.
@@ -426,6 +429,69 @@ impl Store for PostgresStore {
         sealed: &[u8],
     ) -> Result<(), StoreError> {
         device_keys::update_sealed(&self.pool, id, key_id, sealed).await
+    }
+
+    async fn insert_command(&self, command: &CommandRecord) -> Result<(), StoreError> {
+        commands::insert(&self.pool, command).await
+    }
+
+    async fn queue_command(
+        &self,
+        command: &CommandRecord,
+        now: UnixTime,
+        sign: &CommandSigner,
+    ) -> Result<Option<CommandRecord>, StoreError> {
+        commands::queue(&self.pool, command, now, sign).await
+    }
+
+    async fn get_command(&self, id: &CommandId) -> Result<Option<CommandRecord>, StoreError> {
+        commands::get(&self.pool, id).await
+    }
+
+    async fn list_commands(
+        &self,
+        device: Option<&DeviceId>,
+        after: Option<&CommandId>,
+        limit: u32,
+    ) -> Result<Vec<CommandRecord>, StoreError> {
+        commands::list(&self.pool, device, after, limit).await
+    }
+
+    async fn deliverable_commands(
+        &self,
+        device: &DeviceId,
+        now: UnixTime,
+        limit: u32,
+    ) -> Result<Vec<CommandRecord>, StoreError> {
+        commands::deliverable(&self.pool, device, now, limit).await
+    }
+
+    async fn mark_command_delivered(
+        &self,
+        id: &CommandId,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        commands::mark_delivered(&self.pool, id, now).await
+    }
+
+    async fn record_command_result(
+        &self,
+        id: &CommandId,
+        device: &DeviceId,
+        state: CommandState,
+        output: Option<&serde_json::Value>,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        commands::record_result(&self.pool, id, device, state, output, now).await
+    }
+
+    async fn count_recent_commands(
+        &self,
+        device: &DeviceId,
+        rule: &str,
+        since: UnixTime,
+    ) -> Result<u64, StoreError> {
+        commands::count_recent(&self.pool, device, rule, since).await
     }
 
     async fn advance_device_counters(

@@ -9,6 +9,7 @@ mod audit;
 mod bulk_insert;
 mod certificates;
 mod clients;
+mod commands;
 mod counters;
 mod device_keys;
 mod devices;
@@ -24,6 +25,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use portcullis_core::audit::{AuditEvent, AuditRecord};
 use portcullis_core::client::Client;
+use portcullis_core::command::{CommandId, CommandRecord, CommandState};
 use portcullis_core::device::{Device, DeviceId, DeviceState, RevocationReason};
 use portcullis_core::device_key::DeviceKeyId;
 use portcullis_core::rotation::StoredKeyState;
@@ -33,8 +35,8 @@ use sqlx::sqlite::{
 };
 
 use crate::{
-    CertificateFilter, Enrollment, IssuedCertificate, RevokedCertificate, RevokedToken, Store,
-    StoreError, StoredDeviceKey, StoredKey,
+    CertificateFilter, CommandSigner, Enrollment, IssuedCertificate, RevokedCertificate,
+    RevokedToken, Store, StoreError, StoredDeviceKey, StoredKey,
 };
 
 /// The schema, compiled into the binary so an upgrade needs no files beside it.
@@ -371,6 +373,73 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let _writer = self.writer.lock().await;
         device_keys::update_sealed(&self.pool, id, key_id, sealed).await
+    }
+
+    async fn insert_command(&self, command: &CommandRecord) -> Result<(), StoreError> {
+        let _writer = self.writer.lock().await;
+        commands::insert(&self.pool, command).await
+    }
+
+    async fn queue_command(
+        &self,
+        command: &CommandRecord,
+        now: UnixTime,
+        sign: &CommandSigner,
+    ) -> Result<Option<CommandRecord>, StoreError> {
+        let _writer = self.writer.lock().await;
+        commands::queue(&self.pool, command, now, sign).await
+    }
+
+    async fn get_command(&self, id: &CommandId) -> Result<Option<CommandRecord>, StoreError> {
+        commands::get(&self.pool, id).await
+    }
+
+    async fn list_commands(
+        &self,
+        device: Option<&DeviceId>,
+        after: Option<&CommandId>,
+        limit: u32,
+    ) -> Result<Vec<CommandRecord>, StoreError> {
+        commands::list(&self.pool, device, after, limit).await
+    }
+
+    async fn deliverable_commands(
+        &self,
+        device: &DeviceId,
+        now: UnixTime,
+        limit: u32,
+    ) -> Result<Vec<CommandRecord>, StoreError> {
+        commands::deliverable(&self.pool, device, now, limit).await
+    }
+
+    async fn mark_command_delivered(
+        &self,
+        id: &CommandId,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let _writer = self.writer.lock().await;
+        commands::mark_delivered(&self.pool, id, now).await
+    }
+
+    async fn record_command_result(
+        &self,
+        id: &CommandId,
+        device: &DeviceId,
+        state: CommandState,
+        output: Option<&serde_json::Value>,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let _writer = self.writer.lock().await;
+        commands::record_result(&self.pool, id, device, state, output, now).await
+    }
+
+    async fn count_recent_commands(
+        &self,
+        device: &DeviceId,
+        rule: &str,
+        since: UnixTime,
+    ) -> Result<u64, StoreError> {
+        commands::count_recent(&self.pool, device, rule, since).await
     }
 
     async fn advance_device_counters(
