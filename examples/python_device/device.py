@@ -4,7 +4,7 @@
 Implements docs/gateway-protocol.md with pycose, cbor2 and PyJWT only:
 
   # a reading as COSE_Mac0 under a device key, over HTTP
-  device.py send --device-id sensor-7 --key-id KID --key BASE64URL \
+  device.py send --device-id sensor-7 --key-id KID --key=BASE64URL \
       --url http://127.0.0.1:8080/gateway/v1/telemetry --payload '{"t":21.5}'
 
   # the same as COSE_Sign1 under the device certificate's private key
@@ -14,7 +14,7 @@ Implements docs/gateway-protocol.md with pycose, cbor2 and PyJWT only:
   device.py send ... --mqtt 127.0.0.1:8883 --cafile ca.pem --audience https://auth.example
 
   # a device token (HS256 with a device key, or ES256/ES384/EdDSA/PS256 with the certificate key)
-  device.py token --device-id sensor-7 --key-id KID --key BASE64URL --audience https://auth.example
+  device.py token --device-id sensor-7 --key-id KID --key=BASE64URL --audience https://auth.example
 
 The counter is kept in a small state file (--state, default ./<device-id>.counter.json) and
 written before a message leaves, so a crash never reuses one. --clock-counter uses the clock
@@ -188,7 +188,11 @@ def main():
         p = sub.add_parser(name)
         p.add_argument("--device-id", required=True)
         p.add_argument("--key-id", help="device key id (COSE_Mac0 / HS256)")
-        p.add_argument("--key", help="device key, base64url (as `device key create` prints it)")
+        p.add_argument(
+            "--key",
+            help="device key, base64url (as `device key create` prints it); write --key=KEY: "
+            "a key may begin with -",
+        )
         p.add_argument("--cert-key", help="PEM private key of the device certificate")
         p.add_argument("--serial", help="certificate serial, lowercase hex (optional kid)")
         p.add_argument("--audience", help="aud of the device token")

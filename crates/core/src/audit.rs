@@ -70,6 +70,11 @@ pub enum AuditAction {
     CommandDelivered,
     CommandResult,
     CommandRulesChanged,
+    SettingsChanged,
+    SettingsApplied,
+    UpdatePublished,
+    UpdateWithdrawn,
+    UpdateRefused,
     CertRevoked,
     AuditCheckpoint,
 }
@@ -117,6 +122,11 @@ impl AuditAction {
             Self::CommandDelivered => "command.delivered",
             Self::CommandResult => "command.result",
             Self::CommandRulesChanged => "command.rules_changed",
+            Self::SettingsChanged => "settings.changed",
+            Self::SettingsApplied => "settings.applied",
+            Self::UpdatePublished => "update.published",
+            Self::UpdateWithdrawn => "update.withdrawn",
+            Self::UpdateRefused => "update.refused",
             Self::CertRevoked => "cert.revoked",
             Self::AuditCheckpoint => "audit.checkpoint",
         }
@@ -317,6 +327,11 @@ mod tests {
             (AuditAction::CommandDelivered, "command.delivered"),
             (AuditAction::CommandResult, "command.result"),
             (AuditAction::CommandRulesChanged, "command.rules_changed"),
+            (AuditAction::SettingsChanged, "settings.changed"),
+            (AuditAction::SettingsApplied, "settings.applied"),
+            (AuditAction::UpdatePublished, "update.published"),
+            (AuditAction::UpdateWithdrawn, "update.withdrawn"),
+            (AuditAction::UpdateRefused, "update.refused"),
         ];
         for (action, spelling) in released {
             assert_eq!(action.as_str(), spelling);

@@ -28,6 +28,8 @@ pub mod serial;
 pub mod time;
 pub mod tls_renewal;
 pub mod token;
+/// Software releases: who gets which, and what devices report.
+pub mod update;
 
 pub use error::{CoreError, ErrorCode, OAuthError};
 pub use ids::{ClientId, Kid};

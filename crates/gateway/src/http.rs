@@ -13,6 +13,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::header::{ACCEPT, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -25,7 +26,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::broker_auth::BrokerHook;
-use crate::service::{ConnectCredential, Gateway};
+use crate::service::{ConnectCredential, Destination, Gateway};
 use crate::session::Transport;
 use crate::sink::embedded::EmbeddedLog;
 use crate::GatewayError;
@@ -64,8 +65,16 @@ pub fn router(
         .route("/gateway/v1/telemetry", post(publish_default))
         .route("/gateway/v1/telemetry/stream", get(stream))
         .route("/gateway/v1/telemetry/{stream}", post(publish_stream))
-        .with_state(state)
-        .merge(trust);
+        .route("/gateway/v1/results", post(publish_result))
+        .route("/gateway/v1/settings/applied", post(publish_applied))
+        .route("/gateway/v1/updates/status", post(publish_update_report))
+        .with_state(state.clone())
+        .merge(trust)
+        .merge(crate::commands::http::router(
+            state.gateway,
+            state.limits,
+            state.tls,
+        ));
     match broker_hook {
         Some(hook) => routes.merge(hook.router()),
         None => routes,
@@ -73,7 +82,7 @@ pub fn router(
 }
 
 /// A refusal as problem+json; says which kind of check failed, never which detail.
-fn problem(error: &GatewayError) -> Response {
+pub(crate) fn problem(error: &GatewayError) -> Response {
     let (status, slug, title, detail) = match error {
         GatewayError::Malformed(_) => (
             StatusCode::BAD_REQUEST,
@@ -155,7 +164,34 @@ async fn publish_default(
     SourceAddr(source): SourceAddr,
     request: Request,
 ) -> Response {
-    publish(state, source, None, request).await
+    publish(state, source, Destination::Telemetry(None), request).await
+}
+
+/// `POST /gateway/v1/settings/applied`: the settings version a device applied.
+async fn publish_applied(
+    State(state): State<HttpState>,
+    SourceAddr(source): SourceAddr,
+    request: Request,
+) -> Response {
+    publish(state, source, Destination::SettingsApplied, request).await
+}
+
+/// `POST /gateway/v1/updates/status`: what a device did with a release.
+async fn publish_update_report(
+    State(state): State<HttpState>,
+    SourceAddr(source): SourceAddr,
+    request: Request,
+) -> Response {
+    publish(state, source, Destination::UpdateReport, request).await
+}
+
+/// `POST /gateway/v1/results`: a device's result of a command, authenticated as telemetry is.
+async fn publish_result(
+    State(state): State<HttpState>,
+    SourceAddr(source): SourceAddr,
+    request: Request,
+) -> Response {
+    publish(state, source, Destination::CommandResult, request).await
 }
 
 async fn publish_stream(
@@ -164,16 +200,22 @@ async fn publish_stream(
     Path(stream): Path<String>,
     request: Request,
 ) -> Response {
-    publish(state, source, Some(stream), request).await
+    publish(
+        state,
+        source,
+        Destination::Telemetry(Some(&stream)),
+        request,
+    )
+    .await
 }
 
 async fn publish(
     state: HttpState,
     source: IpAddr,
-    stream: Option<String>,
+    destination: Destination<'_>,
     request: Request,
 ) -> Response {
-    match accept(&state, source, stream.as_deref(), request).await {
+    match accept(&state, source, destination, request).await {
         Ok(message_id) => (
             StatusCode::ACCEPTED,
             Json(json!({ "message_id": message_id })),
@@ -186,7 +228,7 @@ async fn publish(
 async fn accept(
     state: &HttpState,
     source: IpAddr,
-    stream: Option<&str>,
+    destination: Destination<'_>,
     request: Request,
 ) -> Result<String, GatewayError> {
     let gateway = &state.gateway;
@@ -199,30 +241,12 @@ async fn accept(
     }
     let (parts, body) = request.into_parts();
     let cose = has_media_type(&parts.headers, APPLICATION_COSE);
-    let peer_is_loopback = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .is_some_and(|ConnectInfo(addr)| addr.ip().is_loopback());
-    let credential = if let Some(token) = bearer_token(&parts.headers) {
-        if !state.tls && !peer_is_loopback {
-            let e = GatewayError::Forbidden("bearer_over_plain_http");
+    let credential = match request_credential(&parts, state.tls) {
+        Ok(credential) => credential,
+        Err(e) => {
             gateway.refused(Transport::Http, source, None, &e);
             return Err(e);
         }
-        Some(ConnectCredential::Token {
-            token: token.to_owned(),
-            claimed_device: None,
-            leaf: parts
-                .extensions
-                .get::<PeerCertificates>()
-                .and_then(|p| p.leaf().map(<[u8]>::to_vec)),
-        })
-    } else {
-        parts
-            .extensions
-            .get::<PeerCertificates>()
-            .filter(|p| p.leaf().is_some())
-            .map(|p| ConnectCredential::Certificate(p.0.as_ref().clone()))
     };
     if credential.is_none() && !cose {
         // A body of another type could only be taken on an authenticated connection.
@@ -264,7 +288,7 @@ async fn accept(
             Transport::Http,
             source,
             admitted.as_ref(),
-            stream,
+            destination,
             payload,
             cose,
         )
@@ -273,6 +297,37 @@ async fn accept(
         state.limits.record_failure(source);
     }
     result.map(|a| a.message_id)
+}
+
+/// The device credential a request carries: a bearer device (or access) token — refused over
+/// plain HTTP except from loopback (a local TLS-terminating proxy), where anyone on the path
+/// could read it — or else the TLS client certificate.
+pub(crate) fn request_credential(
+    parts: &Parts,
+    tls: bool,
+) -> Result<Option<ConnectCredential>, GatewayError> {
+    let peer_is_loopback = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .is_some_and(|ConnectInfo(addr)| addr.ip().is_loopback());
+    if let Some(token) = bearer_token(&parts.headers) {
+        if !tls && !peer_is_loopback {
+            return Err(GatewayError::Forbidden("bearer_over_plain_http"));
+        }
+        return Ok(Some(ConnectCredential::Token {
+            token: token.to_owned(),
+            claimed_device: None,
+            leaf: parts
+                .extensions
+                .get::<PeerCertificates>()
+                .and_then(|p| p.leaf().map(<[u8]>::to_vec)),
+        }));
+    }
+    Ok(parts
+        .extensions
+        .get::<PeerCertificates>()
+        .filter(|p| p.leaf().is_some())
+        .map(|p| ConnectCredential::Certificate(p.0.as_ref().clone())))
 }
 
 #[derive(Debug, Deserialize)]

@@ -9,8 +9,10 @@
 //! both through one group-committed pipeline (`ingest`).
 
 pub mod broker_auth;
+pub mod commands;
 pub mod cose;
 pub mod credentials;
+pub mod device_settings;
 pub mod device_token;
 pub mod directory;
 pub mod error;
@@ -23,6 +25,7 @@ pub mod session;
 pub mod signed;
 pub mod sink;
 pub mod trust_http;
+pub mod updates;
 
 pub use credentials::{
     CertificateKey, CredentialMethod, DeviceCredentials, MessageAuth, SymmetricKey,
@@ -30,6 +33,6 @@ pub use credentials::{
 pub use directory::{CertificateCheck, MessagePolicy, ValidCertificate};
 pub use error::GatewayError;
 pub use service::{
-    Accepted, ConnectCredential, Gateway, GatewayConfig, GatewayLimits, GatewayParts,
+    Accepted, ConnectCredential, Destination, Gateway, GatewayConfig, GatewayLimits, GatewayParts,
 };
 pub use session::{Admitted, CloseReason, Session, Transport};

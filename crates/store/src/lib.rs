@@ -34,6 +34,7 @@ use portcullis_core::command::{CommandId, CommandRecord, CommandState};
 use portcullis_core::device::{Device, DeviceId, DeviceState, RevocationReason};
 use portcullis_core::device_key::DeviceKeyId;
 use portcullis_core::rotation::StoredKeyState;
+use portcullis_core::update::UpdateStatus;
 use portcullis_core::{ClientId, Kid, UnixTime};
 
 /// Opens the store a URL names, so start-up has one call whatever the backend:
@@ -75,6 +76,18 @@ pub async fn open_with_password(
 /// Signs a command under the sequence number the store gave it ([`Store::queue_command`]):
 /// the `COSE_Sign1` bytes, or why it could not.
 pub type CommandSigner = dyn Fn(u64) -> Result<Vec<u8>, String> + Send + Sync;
+
+/// One device's latest report about one release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpdateReport {
+    pub device_id: DeviceId,
+    pub model: String,
+    pub release: u64,
+    pub status: UpdateStatus,
+    /// At most 256 characters, from the device.
+    pub detail: Option<String>,
+    pub reported_at: UnixTime,
+}
 
 /// A signing key as stored: the private key sealed under the master key (or, for an HSM
 /// key, only a handle), and its public JWK for publication.
@@ -395,6 +408,27 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         rule: &str,
         since: UnixTime,
     ) -> Result<u64, StoreError>;
+
+    // --- Software updates (issue #13) ---
+
+    /// Records what a device reports about a release of its model: one row per device, model
+    /// and release, a later report replacing an earlier one (a device goes downloading →
+    /// installed). [`StoreError::NotFound`] if the device does not exist.
+    async fn record_update_report(&self, report: &UpdateReport) -> Result<(), StoreError>;
+    /// How many devices of `model` last reported each status, per release, ordered by release
+    /// then status: `(release, status, devices)`.
+    async fn update_rollout(
+        &self,
+        model: &str,
+    ) -> Result<Vec<(u64, UpdateStatus, u64)>, StoreError>;
+    /// The reports about one release of `model`, by device id after `after` (keyset pages).
+    async fn list_update_reports(
+        &self,
+        model: &str,
+        release: u64,
+        after: Option<&DeviceId>,
+        limit: u32,
+    ) -> Result<Vec<UpdateReport>, StoreError>;
 
     // --- Device gateway (issue #12) ---
 

@@ -10,10 +10,11 @@ use portcullis_core::command::{CommandId, CommandRecord, CommandState};
 use portcullis_core::device::{Device, DeviceId, DeviceState, RevocationReason};
 use portcullis_core::device_key::{DeviceKeyId, DeviceKeyInfo};
 use portcullis_core::rotation::StoredKeyState;
+use portcullis_core::update::UpdateStatus;
 use portcullis_core::{ClientId, Kid, ScopeSet, SecretHash};
 
 use crate::pki::{IssuedCertificate, RevokedCertificate, StoredDeviceKey};
-use crate::{StoreError, StoredKey};
+use crate::{StoreError, StoredKey, UpdateReport};
 
 /// Reads one typed column of a row.
 pub(crate) trait ColumnReader {
@@ -480,4 +481,131 @@ pub(crate) fn command_from_row(row: &impl ColumnReader) -> Result<CommandRecord,
         output,
         command_id,
     })
+}
+
+/// The columns of `update_reports`, in the order both backends bind them.
+pub(crate) const UPDATE_REPORT_COLUMNS: &str =
+    "device_id, model, release, status, detail, reported_at";
+
+/// A release number as stored: 1..2^63-1. Numbers beyond `i64::MAX` cannot be stored (and
+/// release 0 does not exist), so they are refused before the database sees them.
+pub(crate) fn release_as_stored(release: u64) -> Result<i64, StoreError> {
+    i64::try_from(release)
+        .ok()
+        .filter(|release| *release >= 1)
+        .ok_or_else(|| StoreError::Conflict("release number out of range".to_owned()))
+}
+
+/// A release number as read: never below 1.
+fn read_release(release: i64, key: &str) -> Result<u64, StoreError> {
+    u64::try_from(release)
+        .ok()
+        .filter(|release| *release >= 1)
+        .ok_or_else(|| StoreError::corrupt_field("update_reports.release", key))
+}
+
+/// A refused report: the device does not exist (the foreign key) is `NotFound`.
+pub(crate) fn update_report_error(err: sqlx::Error) -> StoreError {
+    match err {
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::NotFound,
+        other => other.into(),
+    }
+}
+
+/// Decodes a device's report, checking its id, release and status again: the database may
+/// have been edited by hand.
+pub(crate) fn update_report_from_row(row: &impl ColumnReader) -> Result<UpdateReport, StoreError> {
+    let id = row.text("device_id")?;
+    let device_id = DeviceId::parse(id.as_str())
+        .map_err(|_| StoreError::corrupt_field("update_reports.device_id", &id))?;
+    let status = UpdateStatus::parse(&row.text("status")?)
+        .map_err(|_| StoreError::corrupt_field("update_reports.status", &id))?;
+    Ok(UpdateReport {
+        model: row.text("model")?,
+        release: read_release(row.int("release")?, &id)?,
+        status,
+        detail: row.opt_text("detail")?,
+        reported_at: row.int("reported_at")?,
+        device_id,
+    })
+}
+
+/// Decodes a model's rollout, `(release, status, devices)` rows of a `GROUP BY release,
+/// status`, and orders it by release then status, the order of [`UpdateStatus`] (the life of
+/// an update: downloading, installed, failed, refused), not of the status text, so both
+/// backends answer alike whatever their collation and the answer is sorted as Rust sorts it.
+pub(crate) fn rollout_from_rows(
+    model: &str,
+    rows: Vec<(i64, String, i64)>,
+) -> Result<Vec<(u64, UpdateStatus, u64)>, StoreError> {
+    let mut rollout = rows
+        .into_iter()
+        .map(|(release, status, devices)| {
+            let status = UpdateStatus::parse(&status)
+                .map_err(|_| StoreError::corrupt_field("update_reports.status", model))?;
+            Ok((
+                read_release(release, model)?,
+                status,
+                devices.unsigned_abs(),
+            ))
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    rollout.sort_unstable();
+    Ok(rollout)
+}
+
+#[cfg(test)]
+mod update_report_tests {
+    use super::*;
+
+    #[test]
+    fn a_hand_edited_rollout_row_is_corrupt_without_quoting_it() {
+        for row in [
+            (1, "s3cr3t-status".to_owned(), 1),
+            (0, "installed".to_owned(), 1),
+            (-5, "installed".to_owned(), 1),
+        ] {
+            match rollout_from_rows("cam-v1", vec![row]) {
+                Err(StoreError::Corrupt(m)) => {
+                    assert!(m.contains("update_reports.") && m.contains("cam-v1"), "{m}");
+                    assert!(!m.contains("s3cr3t"), "{m}");
+                }
+                other => panic!("expected corruption, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_rollout_is_ordered_by_release_number_then_status() {
+        let rows = vec![
+            (10, "downloading".to_owned(), 1),
+            (2, "refused".to_owned(), 3),
+            (2, "failed".to_owned(), 4),
+            (2, "installed".to_owned(), 5),
+        ];
+        assert_eq!(
+            rollout_from_rows("m", rows).unwrap(),
+            [
+                (2, UpdateStatus::Installed, 5),
+                (2, UpdateStatus::Failed, 4),
+                (2, UpdateStatus::Refused, 3),
+                (10, UpdateStatus::Downloading, 1),
+            ]
+        );
+    }
+
+    #[test]
+    fn only_releases_1_to_i64_max_are_stored() {
+        assert_eq!(release_as_stored(1).unwrap(), 1);
+        assert_eq!(
+            release_as_stored(i64::MAX.unsigned_abs()).unwrap(),
+            i64::MAX
+        );
+        for bad in [0, u64::MAX, 1 << 63] {
+            assert!(matches!(
+                release_as_stored(bad),
+                Err(StoreError::Conflict(m)) if m == "release number out of range"
+            ));
+        }
+    }
 }

@@ -9,11 +9,12 @@ use portcullis_core::client::Client;
 use portcullis_core::command::{CommandId, CommandRecord, CommandState};
 use portcullis_core::device::{Device, DeviceId, DeviceState, RevocationReason};
 use portcullis_core::device_key::DeviceKeyId;
+use portcullis_core::update::UpdateStatus;
 use portcullis_core::{ClientId, Kid, UnixTime};
 use portcullis_store::sqlite::SqliteStore;
 use portcullis_store::{
     CertificateFilter, CommandSigner, CounterAdvance, Enrollment, IssuedCertificate,
-    RevokedCertificate, RevokedToken, Store, StoreError, StoredDeviceKey, StoredKey,
+    RevokedCertificate, RevokedToken, Store, StoreError, StoredDeviceKey, StoredKey, UpdateReport,
 };
 
 #[derive(Debug)]
@@ -279,6 +280,26 @@ impl Store for FlakyStore {
         since: UnixTime,
     ) -> Result<u64, StoreError> {
         self.inner.count_recent_commands(device, rule, since).await
+    }
+    async fn record_update_report(&self, report: &UpdateReport) -> Result<(), StoreError> {
+        self.inner.record_update_report(report).await
+    }
+    async fn update_rollout(
+        &self,
+        model: &str,
+    ) -> Result<Vec<(u64, UpdateStatus, u64)>, StoreError> {
+        self.inner.update_rollout(model).await
+    }
+    async fn list_update_reports(
+        &self,
+        model: &str,
+        release: u64,
+        after: Option<&DeviceId>,
+        limit: u32,
+    ) -> Result<Vec<UpdateReport>, StoreError> {
+        self.inner
+            .list_update_reports(model, release, after, limit)
+            .await
     }
     async fn advance_device_counters(
         &self,

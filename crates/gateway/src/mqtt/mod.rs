@@ -31,11 +31,13 @@
 //!   only for the packet being read, no timer armed while idle beyond keep-alive.
 
 mod codec;
+mod command_feed;
 mod connect;
 mod connection;
 mod protocol;
 mod reason;
 mod session_loop;
+mod settings_feed;
 mod topic;
 
 use std::future::Future;

@@ -24,10 +24,12 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::codec::{self, Inbound, InboundPublish, ReadError};
+use super::command_feed::{command_topic, CommandFeed};
 use super::connect::Admission;
 use super::connection::Connection;
 use super::protocol::Version;
 use super::reason::{self, PublishRefusal};
+use super::settings_feed::{settings_topic, SettingsFeed};
 use super::topic;
 use crate::cose::{TAG_MAC0, TAG_SIGN1};
 use crate::service::{Gateway, Submitted};
@@ -80,6 +82,8 @@ pub async fn serve(
         last_heard: Instant::now(),
         eof: false,
         disconnected: false,
+        commands: None,
+        settings: None,
     };
     // The listener stopped before this session was registered: close_all did not see it.
     let end = if *shutdown.borrow() {
@@ -119,6 +123,10 @@ struct Link {
     eof: bool,
     /// The client sent DISCONNECT: nothing after it counts.
     disconnected: bool,
+    /// Commands to the device, once it subscribed to its command topic.
+    commands: Option<CommandFeed>,
+    /// Its desired settings, once it subscribed to its settings topic.
+    settings: Option<SettingsFeed>,
 }
 
 /// A PUBLISH whose answer is to come.
@@ -148,6 +156,8 @@ impl InFlight {
 enum Event {
     Read(io::Result<usize>),
     KeepAliveCheck,
+    /// The device's command or settings feed should look at the store.
+    Commands,
 }
 
 impl Link {
@@ -173,6 +183,12 @@ impl Link {
             if let Err(end) = self.take_packets(conn, session, gateway) {
                 return end;
             }
+            if let Some(feed) = &mut self.commands {
+                feed.pump(self.version, &mut conn.out, gateway).await;
+            }
+            if let Some(feed) = &mut self.settings {
+                feed.pump(self.version, &mut conn.out, gateway).await;
+            }
             while let Some(publish) = self.pending.pop_front() {
                 // Boxed: verification's future is large, and an idle connection's task would
                 // otherwise carry room for it (measured: +2.7 KB per connection).
@@ -197,6 +213,8 @@ impl Link {
                     () = ready(front) => None,
                     // An ended session is handled at the top of the loop.
                     _ = close_watch.changed() => None,
+                    () = commands_rung(&mut self.commands) => None,
+                    () = settings_rung(&mut self.settings) => None,
                     read = conn.read_more(), if may_read => Some(read),
                 };
                 if let Some(read) = read {
@@ -214,6 +232,8 @@ impl Link {
                 reason = session.closed() => return session_closed(reason),
                 () = &mut keep_alive, if self.keep_alive.is_some() => Event::KeepAliveCheck,
                 read = conn.read_more() => Event::Read(read),
+                () = commands_rung(&mut self.commands) => Event::Commands,
+                () = settings_rung(&mut self.settings) => Event::Commands,
             };
             match event {
                 Event::KeepAliveCheck => {
@@ -228,6 +248,8 @@ impl Link {
                         return end;
                     }
                 }
+                // Pumped at the top of the loop.
+                Event::Commands => {}
             }
         }
     }
@@ -323,11 +345,22 @@ impl Link {
                 }
                 Inbound::PingReq => codec::pingresp(self.version, &mut conn.out),
                 Inbound::Subscribe { pkid, filters } => {
-                    tracing::debug!(device, "MQTT SUBSCRIBE refused: telemetry ingress only");
-                    codec::suback_refused(self.version, &mut conn.out, pkid, filters)
+                    let granted = self.subscribe(&filters, session, gateway);
+                    codec::suback(self.version, &mut conn.out, pkid, &granted)
                 }
                 Inbound::Unsubscribe { pkid, filters } => {
-                    codec::unsuback(self.version, &mut conn.out, pkid, filters)
+                    let existed = self.unsubscribe(&filters);
+                    codec::unsuback(self.version, &mut conn.out, pkid, &existed)
+                }
+                Inbound::PubAck { pkid } => {
+                    if SettingsFeed::owns(pkid) {
+                        if let Some(feed) = &mut self.settings {
+                            feed.acked(pkid);
+                        }
+                    } else if let Some(feed) = &mut self.commands {
+                        feed.acked(pkid);
+                    }
+                    Ok(())
                 }
                 Inbound::Disconnect => {
                     self.disconnected = true;
@@ -343,6 +376,61 @@ impl Link {
             answered.map_err(|_| End::Broken)?;
         }
         Ok(())
+    }
+
+    /// Grants the device's own command and settings topics (QoS at most 1) and starts their
+    /// feeds; refuses every other filter.
+    fn subscribe(
+        &mut self,
+        filters: &[(String, u8)],
+        session: &Session,
+        gateway: &Gateway,
+    ) -> Vec<Option<u8>> {
+        let device = &session.admitted.device_id;
+        let commands = command_topic(device.as_str());
+        let settings = settings_topic(device.as_str());
+        let granted: Vec<Option<u8>> = filters
+            .iter()
+            .map(|(filter, qos)| {
+                if *filter == commands {
+                    if self.commands.is_none() {
+                        self.commands = Some(CommandFeed::new(gateway, device));
+                    }
+                } else if *filter == settings {
+                    if self.settings.is_none() {
+                        self.settings = Some(SettingsFeed::new(gateway, device));
+                    }
+                } else {
+                    return None;
+                }
+                Some((*qos).min(1))
+            })
+            .collect();
+        if granted.iter().any(Option::is_none) {
+            tracing::debug!(
+                device = device.as_str(),
+                "MQTT SUBSCRIBE refused: only devices/{{own id}}/commands and /settings"
+            );
+        }
+        granted
+    }
+
+    /// Stops the feeds whose topics are named; per filter, whether it was subscribed.
+    fn unsubscribe(&mut self, filters: &[String]) -> Vec<bool> {
+        filters
+            .iter()
+            .map(|f| {
+                if self.commands.as_ref().is_some_and(|c| c.topic() == f) {
+                    self.commands = None;
+                    true
+                } else if self.settings.as_ref().is_some_and(|c| c.topic() == f) {
+                    self.settings = None;
+                    true
+                } else {
+                    false
+                }
+            })
+            .collect()
     }
 
     /// What ends the connection as soon as a PUBLISH is read, before it is queued.
@@ -422,10 +510,10 @@ async fn submit(
     } = publish;
     let qos1 = qos == 1;
     let device = session.admitted.device_id.as_str();
-    let outcome = match topic::telemetry_stream(&topic, device) {
-        Ok(stream) => {
+    let outcome = match topic::destination(&topic, device) {
+        Ok(destination) => {
             let cose = cose_content_type || is_tagged_cose(&payload);
-            Outcome::Submitted(gateway.submit(session, stream, payload, cose).await)
+            Outcome::Submitted(gateway.submit(session, destination, payload, cose).await)
         }
         Err(e) => {
             gateway.refused(Transport::Mqtt, source, Some(device), &e);
@@ -436,6 +524,22 @@ async fn submit(
         pkid,
         qos1,
         outcome,
+    }
+}
+
+/// Resolves when a subscribed device's feed should look for commands; never without one.
+async fn commands_rung(feed: &mut Option<CommandFeed>) {
+    match feed {
+        Some(feed) => feed.rung().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Resolves when a subscribed device's settings feed should look again; never without one.
+async fn settings_rung(feed: &mut Option<SettingsFeed>) {
+    match feed {
+        Some(feed) => feed.rung().await,
+        None => std::future::pending().await,
     }
 }
 

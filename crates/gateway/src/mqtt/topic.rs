@@ -1,10 +1,30 @@
-//! The one topic family a device may publish to: `devices/{own id}/telemetry` (the default
-//! stream) or `devices/{own id}/telemetry/{stream}`. Anything else — another device's id, a
+//! The topics a device may publish to: `devices/{own id}/telemetry` (the default stream),
+//! `devices/{own id}/telemetry/{stream}`, `devices/{own id}/results` (results of commands)
+//! `devices/{own id}/settings/applied` (the settings version applied) and
+//! `devices/{own id}/updates/status` (what it did with a release). Anything else — another device's id, a
 //! wildcard, an empty or over-long stream, a deeper level — is refused; the topic is the
 //! adapter's only say in where a message goes, so it is matched exactly, byte by byte.
 
-use crate::service::valid_stream;
+use crate::service::{valid_stream, Destination};
 use crate::GatewayError;
+
+const RESULTS: &[u8] = b"/results";
+const APPLIED: &[u8] = b"/settings/applied";
+const UPDATE_STATUS: &[u8] = b"/updates/status";
+
+/// Where a PUBLISH to `topic` by `device` goes.
+pub fn destination<'t>(topic: &'t [u8], device: &str) -> Result<Destination<'t>, GatewayError> {
+    let own = topic
+        .strip_prefix(PREFIX)
+        .and_then(|rest| rest.strip_prefix(device.as_bytes()));
+    match own {
+        Some(RESULTS) => return Ok(Destination::CommandResult),
+        Some(APPLIED) => return Ok(Destination::SettingsApplied),
+        Some(UPDATE_STATUS) => return Ok(Destination::UpdateReport),
+        _ => {}
+    }
+    telemetry_stream(topic, device).map(Destination::Telemetry)
+}
 
 const PREFIX: &[u8] = b"devices/";
 const TELEMETRY: &[u8] = b"/telemetry";
@@ -43,6 +63,31 @@ mod tests {
 
     fn stream(topic: &str) -> Result<Option<&str>, GatewayError> {
         telemetry_stream(topic.as_bytes(), "sensor-1")
+    }
+
+    #[test]
+    fn own_results_topic_takes_results_and_no_one_elses() {
+        fn to(t: &str) -> Result<Destination<'_>, GatewayError> {
+            destination(t.as_bytes(), "sensor-1")
+        }
+        assert_eq!(
+            to("devices/sensor-1/results").unwrap(),
+            Destination::CommandResult
+        );
+        assert_eq!(
+            to("devices/sensor-1/telemetry").unwrap(),
+            Destination::Telemetry(None)
+        );
+        for refused in [
+            "devices/sensor-2/results",
+            "devices/sensor-1/results/x",
+            "devices/sensor-1/result",
+            "devices/sensor-1/commands",
+            "devices/sensor-1/settings",
+            "devices/sensor-2/settings/applied",
+        ] {
+            assert!(to(refused).is_err(), "{refused}");
+        }
     }
 
     #[test]

@@ -11,12 +11,48 @@ use super::{
     cose_message_id, random_message_id, unix_millis, valid_stream, Accepted, Gateway,
     DEFAULT_STREAM, MESSAGES_METRIC, VERIFY_SECONDS_METRIC,
 };
+use crate::commands::parse_outcome;
 use crate::cose;
 use crate::credentials::MessageAuth;
+use crate::device_settings::parse_applied;
 use crate::ingest::Answer;
 use crate::session::{Admitted, Session, Transport};
 use crate::sink::TelemetryRecord;
+use crate::updates::parse_report;
 use crate::GatewayError;
+use portcullis_core::command::CommandOutcome;
+use portcullis_core::device::DeviceId;
+use portcullis_core::update::UpdateReportPayload;
+
+/// Where a device's message goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Destination<'a> {
+    /// A telemetry stream (`None`: the default one).
+    Telemetry(Option<&'a str>),
+    /// The result of a command (`docs/gateway-protocol.md`): stored like telemetry, on the
+    /// stream [`RESULTS_STREAM`], then recorded as the command's outcome.
+    CommandResult,
+    /// The settings version a device applied: stored on [`APPLIED_STREAM`], then recorded.
+    SettingsApplied,
+    /// What a device did with a software release: stored on [`UPDATES_STREAM`], then recorded.
+    UpdateReport,
+}
+
+/// The stream results are stored on, beside the device's telemetry.
+pub const RESULTS_STREAM: &str = "command-results";
+/// The stream settings reports are stored on.
+pub const APPLIED_STREAM: &str = "settings-applied";
+/// The stream update reports are stored on.
+pub const UPDATES_STREAM: &str = "update-reports";
+
+/// What a verified message asks to record once it is stored.
+enum Followup {
+    CommandResult(DeviceId, CommandOutcome),
+    SettingsApplied(DeviceId, u64),
+    UpdateReport(DeviceId, UpdateReportPayload),
+}
+
+type PendingResult = Option<Followup>;
 
 /// A message the gateway verified and handed to the ingest pipeline: its answer is to come
 /// ([`Gateway::settle`]). Submitting one message after another and settling them in the same
@@ -33,6 +69,7 @@ enum State {
     Pending {
         message_id: String,
         answer: Answer,
+        result: PendingResult,
     },
 }
 
@@ -59,7 +96,7 @@ impl Gateway {
     pub async fn submit(
         &self,
         session: &Session,
-        stream: Option<&str>,
+        destination: Destination<'_>,
         payload: Bytes,
         cose: bool,
     ) -> Submitted {
@@ -67,10 +104,14 @@ impl Gateway {
             State::Refused(GatewayError::Forbidden("session_closed"))
         } else {
             match self
-                .verify_and_submit(Some(&session.admitted), stream, payload, cose)
+                .verify_and_submit(Some(&session.admitted), destination, payload, cose)
                 .await
             {
-                Ok((message_id, answer)) => State::Pending { message_id, answer },
+                Ok((message_id, answer, result)) => State::Pending {
+                    message_id,
+                    answer,
+                    result,
+                },
                 Err(e) => State::Refused(e),
             }
         };
@@ -86,9 +127,17 @@ impl Gateway {
     ) -> Result<Accepted, GatewayError> {
         let result = match submitted.state {
             State::Refused(e) => Err(e),
-            State::Pending { message_id, answer } => {
-                answer.take().await.map(|()| Accepted { message_id })
-            }
+            State::Pending {
+                message_id,
+                answer,
+                result,
+            } => match answer.take().await {
+                Ok(()) => self
+                    .record_result(result)
+                    .await
+                    .map(|()| Accepted { message_id }),
+                Err(e) => Err(e),
+            },
         };
         let device = Some(session.admitted.device_id.as_str());
         self.count(session.transport, session.source, device, &result);
@@ -102,20 +151,55 @@ impl Gateway {
         transport: Transport,
         source: IpAddr,
         admitted: Option<&Admitted>,
-        stream: Option<&str>,
+        destination: Destination<'_>,
         payload: Bytes,
         cose: bool,
     ) -> Result<Accepted, GatewayError> {
         let result = match self
-            .verify_and_submit(admitted, stream, payload, cose)
+            .verify_and_submit(admitted, destination, payload, cose)
             .await
         {
-            Ok((message_id, answer)) => answer.take().await.map(|()| Accepted { message_id }),
+            Ok((message_id, answer, result)) => match answer.take().await {
+                Ok(()) => self
+                    .record_result(result)
+                    .await
+                    .map(|()| Accepted { message_id }),
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         };
         let device = admitted.map(|a| a.device_id.as_str());
         self.count(transport, source, device, &result);
         result
+    }
+
+    /// Records a stored result message as its command's outcome. A result for no command of
+    /// this device that waits for one is refused (it is stored all the same, as what the
+    /// device said).
+    async fn record_result(&self, result: PendingResult) -> Result<(), GatewayError> {
+        let recorded = match result {
+            None => return Ok(()),
+            Some(Followup::CommandResult(device, outcome)) => self
+                .commands
+                .record_result(&device, &outcome)
+                .await
+                .map(|ok| ok.then_some(()).ok_or("no_such_command")),
+            Some(Followup::SettingsApplied(device, version)) => self
+                .settings
+                .applied(&device, version)
+                .await
+                .map(|ok| ok.then_some(()).ok_or("no_such_settings_version")),
+            Some(Followup::UpdateReport(device, report)) => self
+                .updates
+                .report(&device, &report)
+                .await
+                .map(|ok| ok.then_some(()).ok_or("no_such_release")),
+        };
+        match recorded {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(reason)) => Err(GatewayError::Forbidden(reason)),
+            Err(e) => Err(GatewayError::Unavailable(e.to_string())),
+        }
     }
 
     fn count(
@@ -141,17 +225,20 @@ impl Gateway {
     async fn verify_and_submit(
         &self,
         admitted: Option<&Admitted>,
-        stream: Option<&str>,
+        destination: Destination<'_>,
         payload: Bytes,
         cose: bool,
-    ) -> Result<(String, Answer), GatewayError> {
+    ) -> Result<(String, Answer, PendingResult), GatewayError> {
         if payload.len() > self.config.limits.max_message_bytes {
             return Err(GatewayError::TooLarge);
         }
-        let stream = match stream {
-            None => DEFAULT_STREAM,
-            Some(s) if valid_stream(s) => s,
-            Some(_) => return Err(GatewayError::Forbidden("bad_stream")),
+        let stream = match destination {
+            Destination::Telemetry(None) => DEFAULT_STREAM,
+            Destination::Telemetry(Some(s)) if valid_stream(s) => s,
+            Destination::Telemetry(Some(_)) => return Err(GatewayError::Forbidden("bad_stream")),
+            Destination::CommandResult => RESULTS_STREAM,
+            Destination::SettingsApplied => APPLIED_STREAM,
+            Destination::UpdateReport => UPDATES_STREAM,
         };
         let now = self.now();
         let received_at_ms = unix_millis();
@@ -161,6 +248,7 @@ impl Gateway {
             if creds.message_auth == MessageAuth::Required {
                 return Err(GatewayError::Forbidden("message_auth_required"));
             }
+            let result = followup(destination, &admitted.device_id, &payload)?;
             let record = TelemetryRecord {
                 message_id: random_message_id()?,
                 device_id: admitted.device_id.to_string(),
@@ -174,7 +262,7 @@ impl Gateway {
                 payload,
             };
             let message_id = record.message_id.clone();
-            return Ok((message_id, self.ingest.send(record, None).await?));
+            return Ok((message_id, self.ingest.send(record, None).await?, result));
         }
 
         let started = Instant::now();
@@ -193,6 +281,7 @@ impl Gateway {
         }
         self.replay
             .check_known(&verified.device_id, verified.counter)?;
+        let result = followup(destination, &verified.device_id, &verified.payload)?;
         let record = TelemetryRecord {
             message_id: cose_message_id(&payload),
             device_id: verified.device_id.to_string(),
@@ -211,6 +300,32 @@ impl Gateway {
         // reserved for a message that was not stored.
         let message_id = record.message_id.clone();
         let counter = Some((verified.device_id, verified.counter));
-        Ok((message_id, self.ingest.send(record, counter).await?))
+        Ok((message_id, self.ingest.send(record, counter).await?, result))
     }
+}
+
+/// What a result or report message asks to record, read before it is stored: one that does
+/// not parse is refused (and its counter not spent).
+fn followup(
+    destination: Destination<'_>,
+    device: &DeviceId,
+    payload: &[u8],
+) -> Result<PendingResult, GatewayError> {
+    Ok(match destination {
+        Destination::Telemetry(_) => None,
+        Destination::CommandResult => Some(Followup::CommandResult(
+            device.clone(),
+            parse_outcome(payload).map_err(|_| GatewayError::Malformed("command_result"))?,
+        )),
+        Destination::SettingsApplied => Some(Followup::SettingsApplied(
+            device.clone(),
+            parse_applied(payload)
+                .map_err(|_| GatewayError::Malformed("settings_report"))?
+                .ver,
+        )),
+        Destination::UpdateReport => Some(Followup::UpdateReport(
+            device.clone(),
+            parse_report(payload).map_err(|_| GatewayError::Malformed("update_report"))?,
+        )),
+    })
 }

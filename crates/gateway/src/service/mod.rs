@@ -13,17 +13,21 @@ use portcullis_ports::TokenValidator;
 use portcullis_store::Store;
 use serde_json::json;
 
+use crate::commands::Commands;
+use crate::device_settings::DeviceSettings;
 use crate::directory::{CertificateCheck, Directory, MessagePolicy};
 use crate::ingest::Ingest;
 use crate::replay::ReplayGuard;
 use crate::session::{Admitted, Session, Sessions, Transport};
 use crate::signed::OperatorKeys;
 use crate::sink::Sink;
+use crate::updates::Updates;
 use crate::GatewayError;
+use portcullis_core::command_policy::CommandPolicy;
 use portcullis_keys::KeyCustody;
 
 mod accept;
-pub use accept::Submitted;
+pub use accept::{Destination, Submitted, APPLIED_STREAM, RESULTS_STREAM, UPDATES_STREAM};
 mod admit;
 mod follow;
 
@@ -63,6 +67,8 @@ pub struct GatewayConfig {
     pub message_window_secs: i64,
     pub limits: GatewayLimits,
     pub policy: MessagePolicy,
+    /// The command rules of `[gateway.commands]` (the admin API's come after them).
+    pub command_rules: CommandPolicy,
 }
 
 /// What a device presents to open a connection.
@@ -102,6 +108,12 @@ pub struct Gateway {
     sessions: Arc<Sessions>,
     /// The operator's signing keys and the trust list (issue #13).
     operator_keys: OperatorKeys,
+    /// Commands to devices (issue #13).
+    commands: Commands,
+    /// Desired settings per device (issue #13).
+    settings: DeviceSettings,
+    /// Software releases (issue #13).
+    updates: Updates,
     clock: fn() -> UnixTime,
 }
 
@@ -125,6 +137,8 @@ pub struct GatewayParts {
     pub audit: AuditLog,
     /// Where the operator keys are kept (the node's key custody).
     pub custody: KeyCustody,
+    /// Where uploaded update images are kept (`<data_dir>/updates`).
+    pub images_dir: std::path::PathBuf,
     pub clock: fn() -> UnixTime,
 }
 
@@ -147,12 +161,40 @@ impl Gateway {
     /// tasks).
     pub fn new(parts: GatewayParts) -> Arc<Gateway> {
         let operator_keys = OperatorKeys::new(Arc::clone(&parts.store), parts.custody, parts.clock);
+        let commands = Commands::new(
+            Arc::clone(&parts.store),
+            Arc::clone(&parts.registry),
+            operator_keys.clone(),
+            parts.config.command_rules.clone(),
+            parts.audit.clone(),
+            parts.clock,
+        );
+        let settings = DeviceSettings::new(
+            Arc::clone(&parts.store),
+            Arc::clone(&parts.registry),
+            operator_keys.clone(),
+            parts.audit.clone(),
+            commands.doorbells(),
+            parts.clock,
+        );
+        let updates = Updates::new(
+            Arc::clone(&parts.store),
+            Arc::clone(&parts.registry),
+            operator_keys.clone(),
+            parts.audit.clone(),
+            parts.images_dir,
+            parts.config.issuer.clone(),
+            parts.clock,
+        );
         let replay = Arc::new(ReplayGuard::new(
             parts.store,
             parts.config.message_window_secs,
         ));
         Arc::new(Gateway {
             operator_keys,
+            commands,
+            settings,
+            updates,
             directory: Directory::new(parts.registry, parts.config.policy.clone(), 1_000_000),
             config: parts.config,
             certificates: parts.certificates,
@@ -173,6 +215,21 @@ impl Gateway {
     /// The operator's signing keys and the trust list.
     pub fn operator_keys(&self) -> &OperatorKeys {
         &self.operator_keys
+    }
+
+    /// Commands to devices: sending, approving, delivering, results.
+    pub fn commands(&self) -> &Commands {
+        &self.commands
+    }
+
+    /// Desired settings per device.
+    pub fn settings(&self) -> &DeviceSettings {
+        &self.settings
+    }
+
+    /// Software releases and their rollout.
+    pub fn updates(&self) -> &Updates {
+        &self.updates
     }
 
     pub fn sessions(&self) -> &Arc<Sessions> {

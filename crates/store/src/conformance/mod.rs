@@ -15,6 +15,7 @@ mod device_keys;
 mod pki;
 mod revocations;
 mod settings_and_keys;
+mod update_reports;
 
 pub use audit::{
     audit_chain_spans_batches_and_verifies, audit_pages_in_both_directions,
@@ -61,6 +62,13 @@ pub use revocations::{
 };
 pub use settings_and_keys::{
     setting_put_if_absent_keeps_the_first_value, signing_keys_are_listed_and_change_state,
+};
+pub use update_reports::{
+    an_update_report_needs_its_device_and_a_storable_release,
+    an_update_report_round_trips_and_a_later_one_replaces_it,
+    update_reports_of_two_releases_are_kept_apart,
+    update_reports_page_by_device_id_for_one_model_and_release,
+    update_rollout_counts_devices_per_release_and_status,
 };
 
 use portcullis_core::client::{AuthMethod, Client};
@@ -118,6 +126,11 @@ pub async fn run_all(store: &dyn Store) {
     recent_commands_are_counted_per_device_and_rule(store).await;
     commands_page_by_id_with_an_optional_device_filter(store).await;
     a_command_round_trips_every_field(store).await;
+    an_update_report_round_trips_and_a_later_one_replaces_it(store).await;
+    update_reports_of_two_releases_are_kept_apart(store).await;
+    update_rollout_counts_devices_per_release_and_status(store).await;
+    update_reports_page_by_device_id_for_one_model_and_release(store).await;
+    an_update_report_needs_its_device_and_a_storable_release(store).await;
 }
 
 /// One holder per lease; the holder renews; another takes it only once it has expired.

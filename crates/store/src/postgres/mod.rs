@@ -37,6 +37,7 @@ mod settings;
 /// A fresh schema per test run; for tests only (the `test-support` feature).
 #[cfg(any(test, feature = "test-support"))]
 pub mod test_schema;
+mod update_reports;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -48,13 +49,14 @@ use portcullis_core::command::{CommandId, CommandRecord, CommandState};
 use portcullis_core::device::{Device, DeviceId, DeviceState, RevocationReason};
 use portcullis_core::device_key::DeviceKeyId;
 use portcullis_core::rotation::StoredKeyState;
+use portcullis_core::update::UpdateStatus;
 use portcullis_core::{ClientId, Kid, UnixTime};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection};
 
 use crate::{
     CertificateFilter, CommandSigner, Enrollment, IssuedCertificate, RevokedCertificate,
-    RevokedToken, Store, StoreError, StoredDeviceKey, StoredKey,
+    RevokedToken, Store, StoreError, StoredDeviceKey, StoredKey, UpdateReport,
 };
 
 /// The schema, compiled into the binary so an upgrade needs no files beside it.
@@ -492,6 +494,27 @@ impl Store for PostgresStore {
         since: UnixTime,
     ) -> Result<u64, StoreError> {
         commands::count_recent(&self.pool, device, rule, since).await
+    }
+
+    async fn record_update_report(&self, report: &UpdateReport) -> Result<(), StoreError> {
+        update_reports::record(&self.pool, report).await
+    }
+
+    async fn update_rollout(
+        &self,
+        model: &str,
+    ) -> Result<Vec<(u64, UpdateStatus, u64)>, StoreError> {
+        update_reports::rollout(&self.pool, model).await
+    }
+
+    async fn list_update_reports(
+        &self,
+        model: &str,
+        release: u64,
+        after: Option<&DeviceId>,
+        limit: u32,
+    ) -> Result<Vec<UpdateReport>, StoreError> {
+        update_reports::list(&self.pool, model, release, after, limit).await
     }
 
     async fn advance_device_counters(

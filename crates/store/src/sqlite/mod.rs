@@ -18,6 +18,7 @@ mod keys;
 mod leases;
 mod revocations;
 mod settings;
+mod update_reports;
 
 use std::path::Path;
 use std::time::Duration;
@@ -29,6 +30,7 @@ use portcullis_core::command::{CommandId, CommandRecord, CommandState};
 use portcullis_core::device::{Device, DeviceId, DeviceState, RevocationReason};
 use portcullis_core::device_key::DeviceKeyId;
 use portcullis_core::rotation::StoredKeyState;
+use portcullis_core::update::UpdateStatus;
 use portcullis_core::{ClientId, Kid, UnixTime};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -36,7 +38,7 @@ use sqlx::sqlite::{
 
 use crate::{
     CertificateFilter, CommandSigner, Enrollment, IssuedCertificate, RevokedCertificate,
-    RevokedToken, Store, StoreError, StoredDeviceKey, StoredKey,
+    RevokedToken, Store, StoreError, StoredDeviceKey, StoredKey, UpdateReport,
 };
 
 /// The schema, compiled into the binary so an upgrade needs no files beside it.
@@ -440,6 +442,28 @@ impl Store for SqliteStore {
         since: UnixTime,
     ) -> Result<u64, StoreError> {
         commands::count_recent(&self.pool, device, rule, since).await
+    }
+
+    async fn record_update_report(&self, report: &UpdateReport) -> Result<(), StoreError> {
+        let _writer = self.writer.lock().await;
+        update_reports::record(&self.pool, report).await
+    }
+
+    async fn update_rollout(
+        &self,
+        model: &str,
+    ) -> Result<Vec<(u64, UpdateStatus, u64)>, StoreError> {
+        update_reports::rollout(&self.pool, model).await
+    }
+
+    async fn list_update_reports(
+        &self,
+        model: &str,
+        release: u64,
+        after: Option<&DeviceId>,
+        limit: u32,
+    ) -> Result<Vec<UpdateReport>, StoreError> {
+        update_reports::list(&self.pool, model, release, after, limit).await
     }
 
     async fn advance_device_counters(

@@ -7,8 +7,8 @@ use std::fmt;
 use std::io;
 
 use bytes::{Bytes, BytesMut};
-use rumqttc::mqttbytes::v4;
-use rumqttc::v5::mqttbytes::v5;
+use rumqttc::mqttbytes::{v4, QoS};
+use rumqttc::v5::mqttbytes::{v5, QoS as QoS5};
 
 use super::protocol::Version;
 
@@ -21,19 +21,24 @@ pub enum Inbound {
     Connect(ConnectRequest),
     Publish(InboundPublish),
     PingReq,
-    /// SUBSCRIBE: refused filter by filter (this adapter is an ingress, not a broker).
+    /// SUBSCRIBE: each filter and its QoS; only the device's own command topic is granted
+    /// (this adapter is not a broker).
     Subscribe {
         pkid: u16,
-        filters: usize,
+        filters: Vec<(String, u8)>,
     },
-    /// UNSUBSCRIBE: acknowledged (there is never a subscription to remove).
+    /// UNSUBSCRIBE: the filters to drop.
     Unsubscribe {
         pkid: u16,
-        filters: usize,
+        filters: Vec<String>,
+    },
+    /// PUBACK of a command the adapter published.
+    PubAck {
+        pkid: u16,
     },
     Disconnect,
-    /// A packet a client of this adapter never sends (PUBACK, PUBREL... for publishes it
-    /// never received, CONNACK, SUBACK, AUTH): a protocol error.
+    /// A packet a client of this adapter never sends (PUBREC, PUBREL... of QoS 2, CONNACK,
+    /// SUBACK, AUTH): a protocol error.
     Unexpected,
 }
 
@@ -140,12 +145,17 @@ fn read_v311(buf: &mut BytesMut, max_remaining: usize) -> Result<Inbound, ReadEr
         v4::Packet::PingReq => Inbound::PingReq,
         v4::Packet::Subscribe(s) => Inbound::Subscribe {
             pkid: s.pkid,
-            filters: s.filters.len(),
+            filters: s
+                .filters
+                .into_iter()
+                .map(|f| (f.path, f.qos as u8))
+                .collect(),
         },
         v4::Packet::Unsubscribe(u) => Inbound::Unsubscribe {
             pkid: u.pkid,
-            filters: u.topics.len(),
+            filters: u.topics,
         },
+        v4::Packet::PubAck(a) => Inbound::PubAck { pkid: a.pkid },
         v4::Packet::Disconnect => Inbound::Disconnect,
         _ => Inbound::Unexpected,
     })
@@ -204,12 +214,19 @@ fn read_v5(buf: &mut BytesMut, max_remaining: usize) -> Result<Inbound, ReadErro
         v5::Packet::PingReq(_) => Inbound::PingReq,
         v5::Packet::Subscribe(s) => Inbound::Subscribe {
             pkid: s.pkid,
-            filters: s.filters.len(),
+            filters: s
+                .filters
+                .into_iter()
+                .map(|f| (f.path, f.qos as u8))
+                .collect(),
         },
         v5::Packet::Unsubscribe(u) => Inbound::Unsubscribe {
             pkid: u.pkid,
-            filters: u.filters.len(),
+            filters: u.filters,
         },
+        // A refusing PUBACK (MQTT 5 reason ≥ 0x80) also ends the delivery: the device has the
+        // command and said no; the command stays delivered and waits for its result.
+        v5::Packet::PubAck(a) => Inbound::PubAck { pkid: a.pkid },
         v5::Packet::Disconnect(_) => Inbound::Disconnect,
         _ => Inbound::Unexpected,
     })
@@ -355,22 +372,54 @@ pub fn puback_refused_v5(
     )
 }
 
-/// Writes a SUBACK refusing every filter (MQTT 3.1.1 0x80 Failure, MQTT 5 0x87 Not
-/// authorized).
-pub fn suback_refused(
+/// Writes a SUBACK: per filter, the QoS granted, or `None` for a refusal (MQTT 3.1.1 0x80
+/// Failure, MQTT 5 0x87 Not authorized).
+pub fn suback(
     version: Version,
     out: &mut BytesMut,
     pkid: u16,
-    filters: usize,
+    granted: &[Option<u8>],
 ) -> io::Result<()> {
+    let qos = |q: u8| {
+        if q == 0 {
+            QoS::AtMostOnce
+        } else {
+            QoS::AtLeastOnce
+        }
+    };
+    let qos5 = |q: u8| {
+        if q == 0 {
+            QoS5::AtMostOnce
+        } else {
+            QoS5::AtLeastOnce
+        }
+    };
     match version {
         Version::V311 => encoded(
-            v4::SubAck::new(pkid, vec![v4::SubscribeReasonCode::Failure; filters]).write(out),
+            v4::SubAck::new(
+                pkid,
+                granted
+                    .iter()
+                    .map(|g| {
+                        g.map_or(v4::SubscribeReasonCode::Failure, |q| {
+                            v4::SubscribeReasonCode::Success(qos(q))
+                        })
+                    })
+                    .collect(),
+            )
+            .write(out),
         ),
         Version::V5 => encoded(
             v5::SubAck {
                 pkid,
-                return_codes: vec![v5::SubscribeReasonCode::NotAuthorized; filters],
+                return_codes: granted
+                    .iter()
+                    .map(|g| {
+                        g.map_or(v5::SubscribeReasonCode::NotAuthorized, |q| {
+                            v5::SubscribeReasonCode::Success(qos5(q))
+                        })
+                    })
+                    .collect(),
                 properties: None,
             }
             .write(out),
@@ -378,15 +427,63 @@ pub fn suback_refused(
     }
 }
 
-/// Writes an UNSUBACK (MQTT 5: 0x11 No subscription existed, per filter).
-pub fn unsuback(version: Version, out: &mut BytesMut, pkid: u16, filters: usize) -> io::Result<()> {
+/// Writes an UNSUBACK; MQTT 5 says per filter whether there was such a subscription.
+pub fn unsuback(
+    version: Version,
+    out: &mut BytesMut,
+    pkid: u16,
+    existed: &[bool],
+) -> io::Result<()> {
     match version {
         Version::V311 => encoded(v4::UnsubAck::new(pkid).write(out)),
         Version::V5 => encoded(
             v5::UnsubAck {
                 pkid,
-                reasons: vec![v5::UnsubAckReason::NoSubscriptionExisted; filters],
+                reasons: existed
+                    .iter()
+                    .map(|&e| {
+                        if e {
+                            v5::UnsubAckReason::Success
+                        } else {
+                            v5::UnsubAckReason::NoSubscriptionExisted
+                        }
+                    })
+                    .collect(),
                 properties: None,
+            }
+            .write(out),
+        ),
+    }
+}
+
+/// Writes a QoS 1 PUBLISH of a signed command to the device (MQTT 5: with the content type
+/// `application/cose`).
+pub fn publish_command(
+    version: Version,
+    out: &mut BytesMut,
+    topic: &str,
+    pkid: u16,
+    payload: Bytes,
+) -> io::Result<()> {
+    match version {
+        Version::V311 => {
+            let mut publish = v4::Publish::new(topic, QoS::AtLeastOnce, Vec::new());
+            publish.pkid = pkid;
+            publish.payload = payload;
+            encoded(publish.write(out))
+        }
+        Version::V5 => encoded(
+            v5::Publish {
+                dup: false,
+                qos: QoS5::AtLeastOnce,
+                retain: false,
+                topic: Bytes::copy_from_slice(topic.as_bytes()),
+                pkid,
+                payload,
+                properties: Some(v5::PublishProperties {
+                    content_type: Some(COSE_CONTENT_TYPE.to_owned()),
+                    ..Default::default()
+                }),
             }
             .write(out),
         ),

@@ -103,7 +103,7 @@ fn refusals_read_back_as_the_client_sees_them() {
     )
     .unwrap();
     puback_refused_v5(&mut out, 8, v5::PubAckReason::QuotaExceeded, None).unwrap();
-    suback_refused(Version::V5, &mut out, 9, 2).unwrap();
+    suback(Version::V5, &mut out, 9, &[None, None]).unwrap();
     let packets: Vec<_> = (0..4)
         .map(|_| v5::Packet::read(&mut out, None).unwrap())
         .collect();
@@ -119,7 +119,7 @@ fn refusals_read_back_as_the_client_sees_them() {
 
     let mut out = BytesMut::new();
     connack_refused_v311(&mut out, v4::ConnectReturnCode::NotAuthorized).unwrap();
-    suback_refused(Version::V311, &mut out, 3, 1).unwrap();
+    suback(Version::V311, &mut out, 3, &[None]).unwrap();
     assert_eq!(&out[..], &[0x20, 2, 0, 5, 0x90, 3, 0, 3, 0x80]);
 }
 

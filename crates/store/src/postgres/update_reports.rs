@@ -1,0 +1,79 @@
+//! The `update_reports` table: what each device last said about each release of its model.
+//! A report is an upsert on (device, model, release), so a device going downloading →
+//! installed leaves one row, and two nodes recording reports of one device (a retried message
+//! reaching another node) never clash: the row lock orders them and the last one stays. The
+//! rollout is counted by the database (`GROUP BY` over the `(model, release, device_id)`
+//! index) rather than by paging every report into memory: a release may go to many devices.
+//! Reports are announced to no one: no node caches them.
+
+use portcullis_core::device::DeviceId;
+use portcullis_core::update::UpdateStatus;
+use sqlx::PgPool;
+
+use crate::rows::{
+    release_as_stored, rollout_from_rows, update_report_error, update_report_from_row,
+    UPDATE_REPORT_COLUMNS,
+};
+use crate::{StoreError, UpdateReport};
+
+pub(super) async fn record(pool: &PgPool, report: &UpdateReport) -> Result<(), StoreError> {
+    let release = release_as_stored(report.release)?;
+    let sql = format!(
+        "INSERT INTO update_reports ({UPDATE_REPORT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (device_id, model, release) DO UPDATE \
+         SET status = excluded.status, detail = excluded.detail, \
+         reported_at = excluded.reported_at"
+    );
+    sqlx::query(&sql)
+        .bind(report.device_id.as_str())
+        .bind(report.model.as_str())
+        .bind(release)
+        .bind(report.status.as_str())
+        .bind(report.detail.as_deref())
+        .bind(report.reported_at)
+        .execute(pool)
+        .await
+        .map_err(update_report_error)?;
+    Ok(())
+}
+
+/// A handful of rows (releases × four statuses), put in order by [`rollout_from_rows`].
+pub(super) async fn rollout(
+    pool: &PgPool,
+    model: &str,
+) -> Result<Vec<(u64, UpdateStatus, u64)>, StoreError> {
+    let rows: Vec<(i64, String, i64)> = sqlx::query_as(
+        "SELECT release, status, COUNT(*) FROM update_reports WHERE model = $1 \
+         GROUP BY release, status",
+    )
+    .bind(model)
+    .fetch_all(pool)
+    .await?;
+    rollout_from_rows(model, rows)
+}
+
+/// Keyset pagination by device id (`COLLATE "C"`: byte order, as on SQLite); ids are never
+/// empty, so `''` sorts before every device. A release that cannot be stored has no reports.
+pub(super) async fn list(
+    pool: &PgPool,
+    model: &str,
+    release: u64,
+    after: Option<&DeviceId>,
+    limit: u32,
+) -> Result<Vec<UpdateReport>, StoreError> {
+    let Ok(release) = release_as_stored(release) else {
+        return Ok(Vec::new());
+    };
+    let sql = format!(
+        "SELECT {UPDATE_REPORT_COLUMNS} FROM update_reports \
+         WHERE model = $1 AND release = $2 AND device_id > $3 ORDER BY device_id LIMIT $4"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(model)
+        .bind(release)
+        .bind(after.map_or("", DeviceId::as_str))
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(update_report_from_row).collect()
+}
