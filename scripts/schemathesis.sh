@@ -26,6 +26,7 @@ base="http://127.0.0.1:$port"
 read -r id secret < <(python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); print(c["client_id"], c["client_secret"])' "$work/data/admin.json")
 token=$(curl -fsS -u "$id:$secret" -d grant_type=client_credentials -d scope=portcullis:admin "$base/oauth2/token" |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
-PYTHONPATH="$target" python3 "$target/bin/schemathesis" run "$base/admin/v1/openapi.json" \
+PYTHONPATH="$target" python3 "$target/bin/schemathesis" --config-file "$repo/scripts/schemathesis.toml" \
+  run "$base/admin/v1/openapi.json" \
   --url "$base/admin/v1" -H "Authorization: Bearer $token" \
   --checks all --max-examples "$max_examples" --seed 1

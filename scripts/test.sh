@@ -8,8 +8,8 @@
 #   3. the interop clients in .interop/ (gitignored): Node openid-client + jose from
 #      tests/interop/package-lock.json, Python PyJWT + cryptography from
 #      tests/interop/requirements.txt; reinstalled only when those files change;
-#   4. cargo fmt --check, cargo clippy -D warnings, the nginx cluster test (deploy/), doc tests,
-#      then cargo nextest run
+#   4. cargo fmt --check, cargo clippy -D warnings, the nginx cluster test (deploy/), the three
+#      example scenarios (examples/*/run.sh), schemathesis, doc tests, then cargo nextest run
 #      --workspace (cargo test if nextest is missing).
 # Idempotent; on a machine already set up, steps 1-3 take a second or two.
 # usage: scripts/test.sh [--setup-only]   (--setup-only stops after step 3, for running
@@ -120,6 +120,13 @@ fi
 step "deploy/cluster_test.sh: 3 nodes behind nginx, one kill -9ed under load"
 cargo build --bin portcullis --quiet
 PORTCULLIS_BIN="$repo/target/debug/portcullis" deploy/cluster_test.sh
+
+step "examples: the smart-energy, industrial and consumer-IoT scenarios, end to end"
+for scenario in smart-energy industrial consumer-iot; do
+  PORTCULLIS_BIN="$repo/target/debug/portcullis" "examples/$scenario/run.sh" >"$interop/example-$scenario.log" 2>&1 ||
+    { cat "$interop/example-$scenario.log"; die "examples/$scenario/run.sh failed"; }
+  tail -1 "$interop/example-$scenario.log"
+done
 
 step "scripts/schemathesis.sh: the admin API against its own OpenAPI document"
 PORTCULLIS_BIN="$repo/target/debug/portcullis" scripts/schemathesis.sh 30

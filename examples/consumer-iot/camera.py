@@ -7,9 +7,10 @@ pinned root signed — an `updates` key, its own model, not before `nbf`, not af
 expired manifest means someone is freezing it on old software), a release above the one it
 runs (no rollback) — downloads the image in ranges (resuming where it stopped), checks size and
 SHA-256 against the manifest, installs it, and reports each step in an authenticated message
-(COSE_Mac0 under its device key) to `POST /gateway/v1/updates/status`:
+(COSE_Sign1 with its certificate's key, or COSE_Mac0 under a device key) to
+`POST /gateway/v1/updates/status`:
 
-  camera.py --device-id cam-1 --key-id KID --key=BASE64URL --audience https://auth.example \
+  camera.py --device-id cam-1 --cert-key dev.key --serial HEX --audience https://auth.example \
       --gateway http://127.0.0.1:8080 --root root.jwk.json --model cam-v1 --installed 3 \
       [--image-out firmware.bin] [--chunk 65536]
 
@@ -83,8 +84,10 @@ def check(manifest, args, now):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device-id", required=True)
-    parser.add_argument("--key-id", required=True)
-    parser.add_argument("--key", required=True, help="device key, base64url (write --key=KEY)")
+    parser.add_argument("--key-id", help="device key id (or --cert-key and --serial)")
+    parser.add_argument("--key", help="device key, base64url (write --key=KEY)")
+    parser.add_argument("--cert-key", help="PEM private key of the device certificate")
+    parser.add_argument("--serial", help="the certificate's serial, lowercase hex")
     parser.add_argument("--audience", required=True, help="aud of the device token")
     parser.add_argument("--gateway", required=True, help="base URL of the gateway")
     parser.add_argument("--root", required=True, help="the pinned root public key, a JWK file")
@@ -94,8 +97,9 @@ def main():
     parser.add_argument("--chunk", type=int, default=65536, help="bytes per range request")
     parser.add_argument("--state", help="counter state file of the report messages")
     args = parser.parse_args()
-    args.cert_key, args.serial, args.lifetime = None, None, 600
-    args.counter, args.clock_counter = None, False
+    if (args.key is None) == (args.cert_key is None):
+        parser.error("give --key-id/--key (device key) or --cert-key/--serial (certificate)")
+    args.lifetime, args.counter, args.clock_counter = 600, None, False
 
     with open(args.root) as f:
         trust = Trust(args.gateway, json.load(f))

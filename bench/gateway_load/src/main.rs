@@ -17,6 +17,8 @@
 //!   so idle devices use rumqttc's own packet codec (`mqttbytes::v4`) over a tokio
 //!   `TcpSocket` bound to 127.0.0.k before it connects: no ephemeral-port range is shared
 //!   between the source addresses.
+//! - `gateway-load commands`: commands end to end (issue #13, `bench/commands.sh`): sent over
+//!   HTTP, delivered over MQTT to subscribed devices, answered with COSE results (`commands.rs`).
 //! - `gateway-load cose-file`: writes pre-built `COSE_Mac0` messages, all of exactly S bytes,
 //!   one file per wrk thread, for `bench/gateway_http.lua`.
 //!
@@ -50,6 +52,8 @@ use tokio::net::TcpSocket;
 use tokio::sync::{watch, Semaphore};
 use tokio::time::{Instant, MissedTickBehavior};
 
+mod commands;
+
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type Result<T, E = BoxError> = std::result::Result<T, E>;
 
@@ -69,6 +73,8 @@ enum Command {
     Mqtt(MqttArgs),
     /// Pre-built COSE_Mac0 bodies for wrk: FILE.0 .. FILE.<threads-1>, fixed-size records.
     CoseFile(CoseFileArgs),
+    /// Commands end to end: sent over HTTP, delivered over MQTT, answered (issue #13).
+    Commands(commands::CommandsArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -163,6 +169,10 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::CoseFile(args) => cose_file(&args),
+        Command::Commands(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(commands::run(args)),
         Command::Mqtt(args) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

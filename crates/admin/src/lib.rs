@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod auth;
 pub mod clients;
+pub mod command_rules;
 pub mod device_keys;
 pub mod devices;
 pub mod dto;
@@ -28,6 +29,7 @@ use portcullis_audit::AuditTrail;
 use portcullis_ports::{ClientRegistry, DeviceRegistry, TokenValidator};
 
 pub use auth::{AdminCaller, ADMIN_SCOPE};
+pub use command_rules::{CommandRulesAdmin, SharedCommandRulesAdmin};
 pub use errors::{AdminError, Problem, PROBLEM_JSON};
 pub use keys::{KeyAdmin, KeyView, SharedKeyAdmin};
 pub use openapi::AdminApi;
@@ -43,6 +45,7 @@ pub struct AdminPorts {
     keys: Option<SharedKeyAdmin>,
     devices: Option<Arc<dyn DeviceRegistry>>,
     trust: Option<SharedTrustAdmin>,
+    command_rules: Option<SharedCommandRulesAdmin>,
 }
 
 impl AdminPorts {
@@ -60,6 +63,7 @@ impl AdminPorts {
             keys: None,
             devices: None,
             trust: None,
+            command_rules: None,
         }
     }
 
@@ -72,6 +76,12 @@ impl AdminPorts {
     /// Adds the gateway's operator-key routes (`/trust`).
     pub fn with_trust(mut self, trust: SharedTrustAdmin) -> Self {
         self.trust = Some(trust);
+        self
+    }
+
+    /// Adds the command policy's routes (`/commands/rules`).
+    pub fn with_command_rules(mut self, rules: SharedCommandRulesAdmin) -> Self {
+        self.command_rules = Some(rules);
         self
     }
 
@@ -88,6 +98,7 @@ impl std::fmt::Debug for AdminPorts {
             .field("keys", &self.keys.is_some())
             .field("devices", &self.devices.is_some())
             .field("trust", &self.trust.is_some())
+            .field("command_rules", &self.command_rules.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -108,6 +119,7 @@ pub fn router(ports: AdminPorts) -> Router {
         keys,
         devices,
         trust,
+        command_rules,
     } = ports;
     let device_routes: Router = match devices {
         Some(devices) => Router::new()
@@ -172,6 +184,15 @@ pub fn router(ports: AdminPorts) -> Router {
             .with_state(trust),
         None => Router::new(),
     };
+    let command_rule_routes: Router = match command_rules {
+        Some(rules) => Router::new()
+            .route(
+                "/commands/rules",
+                get(command_rules::get_command_rules).put(command_rules::put_command_rules),
+            )
+            .with_state(rules),
+        None => Router::new(),
+    };
     let client_routes: Router = Router::new()
         .route(
             "/clients",
@@ -192,6 +213,7 @@ pub fn router(ports: AdminPorts) -> Router {
         .merge(key_routes)
         .merge(device_routes)
         .merge(trust_routes)
+        .merge(command_rule_routes)
         // route_layer: only matched routes authenticate, so an unknown path is a plain 404.
         .route_layer(middleware::from_fn_with_state(tokens, auth::require_admin));
     Router::new()

@@ -320,6 +320,8 @@ impl Modify for InputRules {
         crate::trust::create_operator_key,
         crate::trust::retire_operator_key,
         crate::trust::publish_trust_list,
+        crate::command_rules::get_command_rules,
+        crate::command_rules::put_command_rules,
         openapi_document,
     ),
     components(schemas(
@@ -339,6 +341,8 @@ impl Modify for InputRules {
         crate::trust::OperatorKeyView, crate::trust::CreateOperatorKeyRequest,
         crate::trust::OperatorRole, crate::trust::OperatorAlg,
         crate::trust::PublishTrustRequest, crate::trust::PublishedTrustList,
+        crate::command_rules::CommandRulesView, crate::command_rules::PutCommandRulesRequest,
+        crate::command_rules::CommandRuleSchema,
     )),
     modifiers(&BearerScheme, &InputRules),
     security(("bearer" = [])),
@@ -349,6 +353,7 @@ impl Modify for InputRules {
         (name = "devices", description = "Devices registered at manufacturing, their life cycle and their symmetric keys"),
         (name = "certificates", description = "Certificates the device CA issued, and the CA itself"),
         (name = "trust", description = "The gateway's operator keys and the trust list devices verify commands, settings and updates with"),
+        (name = "commands", description = "The command policy: which principals may send which commands, with which arguments, to which devices"),
         (name = "meta", description = "This document"),
     )
 )]

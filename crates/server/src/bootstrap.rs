@@ -21,6 +21,7 @@ use crate::key_custody::open_custody;
 use crate::key_lifecycle::KeyLifecycle;
 
 use portcullis_admin::ADMIN_SCOPE;
+use portcullis_gateway::commands::COMMANDS_READ_SCOPE;
 use portcullis_gateway::http::TELEMETRY_READ_SCOPE;
 /// The client id of the bootstrap admin client.
 pub const BOOTSTRAP_ADMIN_ID: &str = "portcullis-admin";
@@ -269,9 +270,14 @@ async fn ensure_bootstrap_admin(
         client_id: client_id.clone(),
         name: "bootstrap admin".into(),
         auth_method: AuthMethod::ClientSecretBasic,
-        // Reading device telemetry (`portcullis telemetry tail`) is the operator's too.
-        scopes: ScopeSet::from_tokens([ADMIN_SCOPE.to_owned(), TELEMETRY_READ_SCOPE.to_owned()])
-            .unwrap_or_default(),
+        // Reading device telemetry (`portcullis telemetry tail`) and every command
+        // (`portcullis command list`) is the operator's too.
+        scopes: ScopeSet::from_tokens([
+            ADMIN_SCOPE.to_owned(),
+            TELEMETRY_READ_SCOPE.to_owned(),
+            COMMANDS_READ_SCOPE.to_owned(),
+        ])
+        .unwrap_or_default(),
         audiences: vec![],
         token_ttl_secs: DEFAULT_TOKEN_TTL_SECS,
         enabled: true,

@@ -6,6 +6,9 @@
 use std::sync::Arc;
 
 use portcullis_core::client::MAX_TOKEN_TTL_SECS;
+use portcullis_gateway::commands::RULES_SETTING;
+use portcullis_gateway::device_settings::device_of_setting;
+use portcullis_gateway::Gateway;
 use portcullis_oauth::AuthServer;
 use portcullis_store::{Change, ChangeFeed};
 
@@ -18,6 +21,7 @@ pub async fn follow_changes(
     server: Arc<AuthServer>,
     keys: Arc<KeyManager>,
     pki: Arc<NodePki>,
+    gateway: Option<Arc<Gateway>>,
     mut feed: ChangeFeed,
 ) {
     while let Some(change) = feed.recv().await {
@@ -40,7 +44,26 @@ pub async fn follow_changes(
             Change::Setting(name) if name == portcullis_pki::crl::CRL_SETTING => {
                 pki.pki.crl.mark_published();
             }
+            // Another node changed the command rules of the admin API.
+            Change::Setting(name) if name == RULES_SETTING => {
+                if let Some(gateway) = &gateway {
+                    reload_command_rules(gateway).await;
+                }
+            }
+            // Another node changed a device's desired settings: wake its feed or poll here.
+            Change::Setting(name) if device_of_setting(&name).is_some() => {
+                if let (Some(gateway), Some(id)) = (&gateway, device_of_setting(&name)) {
+                    gateway.commands().wake(Some(&id));
+                }
+            }
             Change::Setting(_) => {}
+            // A command queued on another node: wake this node's connection or long poll of
+            // that device, if it has one.
+            Change::Commands(id) => {
+                if let Some(gateway) = &gateway {
+                    gateway.commands().wake(Some(&id));
+                }
+            }
             Change::Device(id) => pki.pki.device_changed(&id),
             Change::AllDevices => pki.pki.devices_changed(),
             Change::Everything => {
@@ -49,11 +72,21 @@ pub async fn follow_changes(
                 pki.pki.crl.mark_published();
                 server.clients_changed();
                 pki.pki.devices_changed();
+                if let Some(gateway) = &gateway {
+                    gateway.commands().wake(None);
+                    reload_command_rules(gateway).await;
+                }
                 if let Err(e) = server.reload_revocations().await {
                     tracing::warn!(error = %e, "reloading revocations after a lost change feed failed");
                 }
             }
         }
+    }
+}
+
+async fn reload_command_rules(gateway: &Gateway) {
+    if let Err(e) = gateway.commands().reload_rules().await {
+        tracing::warn!(error = %e, "reloading the command rules after a change failed; the previous rules stay in force");
     }
 }
 
@@ -97,6 +130,7 @@ mod tests {
             server.clone(),
             services.keys,
             services.pki,
+            None,
             changes,
         ));
         TestNode {

@@ -55,6 +55,11 @@ pub enum Command {
     /// Read what devices sent through the gateway (the embedded sink).
     #[command(subcommand)]
     Telemetry(TelemetryCommand),
+    /// Commands to devices: send, approve, show, list; and the command policy's rules.
+    /// Commands are sent and approved as the client of the credential file
+    /// (--admin-credential: any client's `{"client_id", "client_secret"}` file).
+    #[command(subcommand, name = "command")]
+    Commands(CommandCommand),
     /// Move a deployment between stores.
     #[command(subcommand)]
     Store(StoreCommand),
@@ -103,6 +108,68 @@ pub enum TelemetryCommand {
         /// Keep waiting for new messages.
         #[arg(long, short = 'f')]
         follow: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CommandCommand {
+    /// Send a command to a device; prints its id and state (queued, or pending_approval when
+    /// its rule asks a second principal to approve).
+    Send {
+        /// The device.
+        device: String,
+        /// The command, e.g. valve.open.
+        name: String,
+        /// An argument, KEY=VALUE (repeatable). VALUE is read as JSON if it parses (5, 2.5,
+        /// true, "text"), else taken as a string.
+        #[arg(long = "arg", value_name = "KEY=VALUE")]
+        args: Vec<String>,
+        /// The arguments as one JSON object; --arg values are added to it (and win).
+        #[arg(long, value_name = "JSON")]
+        args_json: Option<String>,
+        /// Seconds the command stays deliverable (and approvable).
+        #[arg(long, value_name = "SECS", default_value_t = 300)]
+        ttl: u32,
+    },
+    /// Approve a command waiting for its second principal (not its sender).
+    Approve {
+        /// The command id.
+        cid: String,
+    },
+    /// Show one command: its state, rule, sequence number and the device's answer.
+    Show {
+        /// The command id.
+        cid: String,
+    },
+    /// A device's commands, oldest first (the credential needs scope commands:read, which
+    /// the bootstrap admin has).
+    List {
+        /// The device.
+        #[arg(long)]
+        device: String,
+        /// Continue after this command id.
+        #[arg(long, value_name = "CID")]
+        after: Option<String>,
+        /// Most commands to show.
+        #[arg(long, value_name = "N")]
+        limit: Option<u32>,
+    },
+    /// The command policy's rules: the configuration's (read-only) and the admin API's.
+    #[command(subcommand)]
+    Rules(CommandRulesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CommandRulesCommand {
+    /// Print the rules in force: the configuration's (as comments: they are read-only and
+    /// evaluated first), then the admin API's as a file `rules set` takes.
+    Show,
+    /// Replace the admin API's rules with those of a TOML file of `[[rules]]` tables, in the
+    /// syntax of `[[gateway.commands.rules]]` (a file without any removes them all).
+    Set {
+        /// The rules file.
+        #[arg(long, value_name = "RULES.toml")]
+        file: PathBuf,
     },
 }
 

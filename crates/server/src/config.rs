@@ -335,6 +335,17 @@ pub struct GatewaySection {
     pub models: BTreeMap<String, GatewayModel>,
     /// `[gateway.broker_hook]`: the RabbitMQ auth back-end. Default off.
     pub broker_hook: GatewayBrokerHook,
+    /// `[gateway.commands]`: who may send which commands to which devices (issue #13).
+    pub commands: GatewayCommands,
+}
+
+/// `[gateway.commands]`: the command rules of this node's configuration, evaluated before
+/// those set through `/admin/v1/commands/rules` (README, "Commands to devices"). The rules'
+/// syntax is `core::command_policy`'s: `[[gateway.commands.rules]]` tables.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayCommands {
+    pub rules: portcullis_core::command_policy::CommandPolicy,
 }
 
 /// `[gateway.broker_hook]`: an HTTP auth back-end in RabbitMQ's `rabbitmq_auth_backend_http`
@@ -440,6 +451,7 @@ impl Default for GatewaySection {
             nats_subject_prefix: "telemetry".into(),
             models: BTreeMap::new(),
             broker_hook: GatewayBrokerHook::default(),
+            commands: GatewayCommands::default(),
         }
     }
 }

@@ -56,6 +56,8 @@ pub struct NodeGateway {
     pub limits: Arc<portcullis_http::AbuseLimits>,
     /// The admin API's `/trust` routes over the gateway's operator keys.
     pub trust: portcullis_admin::SharedTrustAdmin,
+    /// The admin API's `/commands/rules` routes over the gateway's command policy.
+    pub command_rules: portcullis_admin::SharedCommandRulesAdmin,
     /// The RabbitMQ auth back-end, when `[gateway.broker_hook]` is enabled.
     pub broker_hook: Option<BrokerHook>,
 }
@@ -125,6 +127,7 @@ pub async fn start(
             max_keep_alive_secs: g.max_keep_alive_secs,
         },
         policy,
+        command_rules: g.commands.rules.clone(),
     };
     let certificates = PkiDeviceCertificates(IssuedCertificateValidator {
         anchor: services.pki.pki.issuing_anchor().clone(),
@@ -139,8 +142,12 @@ pub async fn start(
         sink,
         audit: services.audit.clone(),
         custody: services.keys.custody().clone(),
+        images_dir: config.server.data_dir.join("updates"),
         clock: unix_now,
     });
+    if let Err(e) = gateway.commands().reload_rules().await {
+        tracing::warn!(error = %e, "the command rules set through the admin API are not in force");
+    }
     tokio::spawn(
         gateway
             .clone()
@@ -176,8 +183,12 @@ pub async fn start(
         keys: gateway.operator_keys().clone(),
         audit: services.audit.clone(),
     });
+    let command_rules = Arc::new(crate::command_rules_admin::GatewayCommandRulesAdmin {
+        gateway: gateway.clone(),
+    });
     Ok(NodeGateway {
         trust,
+        command_rules,
         gateway,
         log,
         limits,

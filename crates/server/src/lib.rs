@@ -7,6 +7,7 @@ mod bootstrap;
 mod cache_coherence;
 mod cli;
 mod cli_pki;
+mod command_rules_admin;
 mod commands;
 mod config;
 mod config_values;
@@ -58,6 +59,7 @@ pub fn run() -> ExitCode {
         Command::Device(cmd) => commands::device::run(cmd, &cli.api),
         Command::Cert(cmd) => commands::cert::run(cmd, &cli.api),
         Command::Telemetry(cmd) => commands::telemetry::run(cmd, &cli.api),
+        Command::Commands(cmd) => commands::command::run(cmd, &cli.api),
         Command::Key(cli::KeyCommand::Rewrap {
             store_url,
             password_file,

@@ -86,6 +86,7 @@ pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), ServeError> {
             server.clone(),
             key_manager.clone(),
             pki.clone(),
+            Some(gateway.gateway.clone()),
             feed,
         ));
     }
@@ -317,7 +318,9 @@ impl Surfaces {
         .with_keys(self.keys.clone())
         .with_devices(self.pki.pki.clone());
         let admin = match &self.gateway {
-            Some(gateway) => admin.with_trust(gateway.trust.clone()),
+            Some(gateway) => admin
+                .with_trust(gateway.trust.clone())
+                .with_command_rules(gateway.command_rules.clone()),
             None => admin,
         };
         let mut app = portcullis_oauth::router(self.server.clone())

@@ -35,6 +35,9 @@ pub enum CommandError {
     /// The command is not waiting for an approval (approved already, expired, ...).
     #[error("the command is {0}, not waiting for an approval")]
     NotPending(&'static str),
+    /// A compare-and-swap lost to another writer (two editors at once): read again and retry.
+    #[error("{0}")]
+    Conflict(String),
     /// A conditional change found another version than the one it was based on.
     #[error("the device's settings are at version {0}")]
     Stale(u64),

@@ -129,9 +129,10 @@ pub(crate) fn command_problem(error: &CommandError) -> Response {
             "Insufficient scope",
         ),
         CommandError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
-        CommandError::DeviceInactive | CommandError::NotPending(_) | CommandError::Stale(_) => {
-            (StatusCode::CONFLICT, "conflict", "Conflict")
-        }
+        CommandError::DeviceInactive
+        | CommandError::NotPending(_)
+        | CommandError::Stale(_)
+        | CommandError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
         CommandError::RateLimited { .. } => (
             StatusCode::TOO_MANY_REQUESTS,
             "rate-limited",

@@ -69,7 +69,7 @@ impl Rules {
             }
         };
         if !written {
-            return Err(CommandError::Unavailable(
+            return Err(CommandError::Conflict(
                 "the rules changed meanwhile; read them again and retry".into(),
             ));
         }

@@ -223,7 +223,7 @@ impl DeviceSettings {
                 return Ok(record);
             }
         }
-        Err(CommandError::Unavailable(
+        Err(CommandError::Conflict(
             "the device's settings kept changing; try again".into(),
         ))
     }
@@ -251,7 +251,7 @@ impl DeviceSettings {
                 return Ok(true);
             }
         }
-        Err(CommandError::Unavailable(
+        Err(CommandError::Conflict(
             "the device's settings kept changing; try again".into(),
         ))
     }

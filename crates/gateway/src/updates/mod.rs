@@ -271,7 +271,7 @@ impl Updates {
                 return Ok(release);
             }
         }
-        Err(CommandError::Unavailable(
+        Err(CommandError::Conflict(
             "the model's releases kept changing; try again".into(),
         ))
     }
@@ -303,7 +303,7 @@ impl Updates {
                 return Ok(withdrawn);
             }
         }
-        Err(CommandError::Unavailable(
+        Err(CommandError::Conflict(
             "the model's releases kept changing; try again".into(),
         ))
     }

@@ -21,6 +21,9 @@ pub enum ApiError {
         status: u16,
         title: String,
         detail: String,
+        /// The whole answer (a problem document's extra members, e.g. the `rule` and
+        /// `reason` of a refused command); `Null` if it was not JSON.
+        body: Value,
     },
 }
 
@@ -45,17 +48,30 @@ impl AdminApi {
 
     /// Reads the credential file and obtains a token for `scope` (e.g. `telemetry:read`).
     pub fn connect_with_scope(args: &ApiArgs, scope: &str) -> Result<Self, ApiError> {
+        Self::connect_for(args, Some(scope))
+    }
+
+    /// Reads the credential file and obtains a token with every scope its client may have:
+    /// for acting as that client (a command's sender or approver), whose rules may name any.
+    pub fn connect_as_client(args: &ApiArgs) -> Result<Self, ApiError> {
+        Self::connect_for(args, None)
+    }
+
+    fn connect_for(args: &ApiArgs, scope: Option<&str>) -> Result<Self, ApiError> {
         let base = args.server.trim_end_matches('/').to_owned();
         let cred = read_credential(&args.admin_credential)?;
         let agent = ureq::AgentBuilder::new()
             .timeout(Duration::from_secs(30))
             .build();
-        let response = agent.post(&format!("{base}/oauth2/token")).send_form(&[
+        let mut form = vec![
             ("grant_type", "client_credentials"),
-            ("scope", scope),
-            ("client_id", &cred.client_id),
-            ("client_secret", &cred.client_secret),
-        ]);
+            ("client_id", cred.client_id.as_str()),
+            ("client_secret", cred.client_secret.as_str()),
+        ];
+        if let Some(scope) = scope {
+            form.push(("scope", scope));
+        }
+        let response = agent.post(&format!("{base}/oauth2/token")).send_form(&form);
         let body = read_json(response, &base)?;
         let token = body["access_token"]
             .as_str()
@@ -66,9 +82,20 @@ impl AdminApi {
 
     /// Sends a request to `/admin/v1{path}` with an optional JSON body.
     pub fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, ApiError> {
+        self.call_root(method, &format!("/admin/v1{path}"), body)
+    }
+
+    /// Sends a request to `{path}` from the server's root (`/gateway/v1/...`) with an
+    /// optional JSON body.
+    pub fn call_root(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, ApiError> {
         let req = self
             .agent
-            .request(method, &format!("{}/admin/v1{path}", self.base))
+            .request(method, &format!("{}{path}", self.base))
             .set("Authorization", &format!("Bearer {}", self.token));
         let response = match body {
             Some(b) => req.send_json(b.clone()),
@@ -136,6 +163,7 @@ fn read_json(response: Result<ureq::Response, ureq::Error>, base: &str) -> Resul
                 status,
                 title,
                 detail,
+                body,
             })
         }
         Err(e) => Err(ApiError::Unreachable {

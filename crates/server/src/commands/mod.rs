@@ -14,6 +14,7 @@ pub mod bench;
 pub mod ca;
 pub mod cert;
 pub mod client;
+pub mod command;
 pub mod device;
 pub mod key;
 pub mod output;

@@ -57,14 +57,14 @@ fn a_pycose_device_sends_authenticated_readings_and_a_replay_is_refused() {
     for (i, stream) in [(1, None), (2, Some("power"))] {
         let payload = format!("{{\"kwh\": {i}}}");
         let out_file = format!("m{i}.cose");
+        let key_arg = format!("--key={key_b64}");
         let mut args = vec![
             "send",
             "--device-id",
             "meter-py",
             "--key-id",
             &kid,
-            "--key",
-            &key_b64,
+            &key_arg,
             "--url",
             &url,
             "--payload",
@@ -262,15 +262,14 @@ fn device_tokens_admit_plain_bodies_when_the_policy_allows() {
     let (strict_kid, strict_key) = device_with_key(&node, "therm-strict", &[]);
     let dir = tempfile::tempdir().unwrap();
     let token = |device: &str, kid: &str, key: &[u8; 32], extra: &[&str]| {
-        let key = URL_SAFE_NO_PAD.encode(key);
+        let key_arg = format!("--key={}", URL_SAFE_NO_PAD.encode(key));
         let mut args = vec![
             "token",
             "--device-id",
             device,
             "--key-id",
             kid,
-            "--key",
-            &key,
+            &key_arg,
             "--audience",
             &node.base,
         ];

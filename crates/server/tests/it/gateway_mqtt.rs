@@ -762,8 +762,7 @@ fn paho_publishes_a_pycose_reading_over_tls_with_a_device_token() {
             &device.key_id,
         ])
         .args([
-            "--key",
-            &key,
+            &format!("--key={key}"),
             "--audience",
             &node.base,
             "--payload",

@@ -39,8 +39,7 @@ fn device_token(node: &Node, python: &Path, id: &str, key_id: &str, key: &[u8; 3
         .arg(example_device())
         .args(["token", "--device-id", id, "--key-id", key_id])
         .args([
-            "--key",
-            &URL_SAFE_NO_PAD.encode(key),
+            &format!("--key={}", URL_SAFE_NO_PAD.encode(key)),
             "--audience",
             &node.base,
         ])

@@ -12,14 +12,18 @@ mod support;
 
 mod admin_api;
 mod audit_chain;
+mod command_rules_admin;
 mod device_keys;
 mod forwarded_for;
 mod gateway_certificates;
+mod gateway_commands;
 mod gateway_http;
 mod gateway_mqtt;
 mod gateway_nats;
 mod gateway_rabbitmq;
+mod gateway_settings;
 mod gateway_trust;
+mod gateway_updates;
 mod hostile_inputs;
 mod hsm;
 mod interop;

@@ -66,3 +66,130 @@ pub fn now() -> i64 {
         .unwrap()
         .as_secs() as i64
 }
+
+/// A device that holds one symmetric key: HS256 device tokens and COSE_Mac0 messages.
+pub struct KeyedDevice {
+    pub id: String,
+    pub key_id: String,
+    pub key: [u8; 32],
+    pub counter: u64,
+}
+
+impl KeyedDevice {
+    /// Registers `id` (model `model`) and creates its key.
+    pub fn register(node: &Node, id: &str, model: &str) -> KeyedDevice {
+        node.cli_json(&["device", "register", "--id", id, "--model", model]);
+        let created = node.cli_json(&["device", "key", "create", id]);
+        Self::from_created(id, &created)
+    }
+
+    /// From what `device key create --json` printed.
+    pub fn from_created(id: &str, created: &Value) -> KeyedDevice {
+        use base64::Engine as _;
+        let key: [u8; 32] = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(created["key"].as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap();
+        KeyedDevice {
+            id: id.to_owned(),
+            key_id: created["key_id"].as_str().unwrap().to_owned(),
+            key,
+            counter: 0,
+        }
+    }
+
+    /// An HS256 device token for `audience`, valid ten minutes.
+    pub fn token(&self, audience: &str) -> String {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine as _;
+        let header = serde_json::json!({"alg": "HS256", "typ": "JWT", "kid": self.key_id});
+        let iat = now();
+        let claims = serde_json::json!({
+            "iss": self.id, "sub": self.id, "aud": audience, "iat": iat, "exp": iat + 600,
+        });
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &self.key);
+        let tag = aws_lc_rs::hmac::sign(&key, input.as_bytes());
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
+    }
+
+    /// The next COSE_Mac0 message carrying `payload` (counter one above the last).
+    pub fn seal(&mut self, payload: &[u8]) -> Vec<u8> {
+        self.counter += 1;
+        portcullis_gateway::cose::seal_mac0(
+            &portcullis_core::device::DeviceId::parse(self.id.clone()).unwrap(),
+            &self.key_id,
+            &self.key,
+            self.counter,
+            now(),
+            payload,
+        )
+    }
+}
+
+/// A client with these scopes, and an access token for all of them.
+pub fn principal(node: &Node, scopes: &[&str]) -> String {
+    let mut args = Vec::new();
+    for scope in scopes {
+        args.extend_from_slice(&["--scope", scope]);
+    }
+    let (id, secret) = node.create_client(&args);
+    let form = if scopes.is_empty() {
+        String::new()
+    } else {
+        format!("&scope={}", scopes.join("%20"))
+    };
+    let answer = node.token(&id, &secret, &form);
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    answer.json["access_token"].as_str().unwrap().to_owned()
+}
+
+pub fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+/// A request with a bearer token and no body.
+pub fn call(node: &Node, method: &str, path: &str, token: &str) -> super::Answer {
+    let auth = bearer(token);
+    node.request(method, path, None, &[("Authorization", &auth)], b"")
+}
+
+/// A root key and one key per role in `roles` made, a trust list published: the list as a
+/// device opens it, and the root's public JWK (what a device pins).
+pub fn publish_trust(
+    node: &Node,
+    roles: &[&str],
+) -> (portcullis_gateway::signed::TrustList, Value) {
+    use std::io::Read as _;
+    node.cli_json(&["trust", "key", "create", "--role", "root"]);
+    for role in roles {
+        node.cli_json(&["trust", "key", "create", "--role", role]);
+    }
+    node.cli_json(&["trust", "publish"]);
+    let keys = node.cli_json(&["trust", "key", "list"]);
+    let root = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["role"] == "root")
+        .unwrap()["public_jwk"]
+        .clone();
+    let jwk: portcullis_keys::Jwk = serde_json::from_value(root.clone()).unwrap();
+    let key =
+        portcullis_keys::verify::VerifyingKey::from_jwk(&jwk, &portcullis_keys::Algorithm::ALL)
+            .unwrap();
+    let mut bytes = Vec::new();
+    ureq::get(&format!("{}/gateway/v1/trust", node.base))
+        .call()
+        .unwrap()
+        .into_reader()
+        .read_to_end(&mut bytes)
+        .unwrap();
+    let list = portcullis_gateway::signed::TrustList::open(&bytes, &key, now(), None).unwrap();
+    (list, root)
+}
