@@ -181,6 +181,9 @@ pub fn router(ports: AdminPorts) -> Router {
             )
             .route("/trust/keys/{kid}/retire", post(trust::retire_operator_key))
             .route("/trust/publish", post(trust::publish_trust_list))
+            .route("/trust/keys/import", post(trust::import_root_key))
+            .route("/trust/draft", post(trust::draft_trust_list))
+            .route("/trust/upload", post(trust::upload_trust_list))
             .with_state(trust),
         None => Router::new(),
     };

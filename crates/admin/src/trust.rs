@@ -104,6 +104,45 @@ pub struct PublishedTrustList {
     pub signed: String,
 }
 
+/// `POST /trust/keys/import` body: the public half of a root key kept offline.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImportRootRequest {
+    /// Only `root`: operational keys are made in key custody.
+    pub role: ImportRole,
+    /// The root's public JWK (EC P-256/P-384 or OKP Ed25519, with `alg`); its `kid`, if
+    /// given, must be the RFC 7638 thumbprint.
+    #[schema(value_type = Object)]
+    pub public_jwk: serde_json::Value,
+}
+
+/// The one role an imported key may have.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ImportRole {
+    Root,
+}
+
+/// The next trust list, unsigned, for an offline root to sign.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DraftTrustList {
+    pub ver: u64,
+    pub iat: i64,
+    pub exp: i64,
+    pub kids: Vec<String>,
+    /// The list's CBOR payload, base64url: what `portcullis trust sign` signs.
+    pub payload: String,
+}
+
+/// `POST /trust/upload` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UploadTrustRequest {
+    /// The signed list (`COSE_Sign1`), base64url.
+    #[schema(max_length = 65536)]
+    pub signed: String,
+}
+
 /// What the admin API needs from whoever keeps the operator keys.
 #[async_trait]
 pub trait TrustAdmin: Send + Sync {
@@ -123,6 +162,17 @@ pub trait TrustAdmin: Send + Sync {
         &self,
         actor: &str,
         valid_secs: i64,
+    ) -> Result<PublishedTrustList, AdminError>;
+    async fn import_root_key(
+        &self,
+        actor: &str,
+        public_jwk: serde_json::Value,
+    ) -> Result<OperatorKeyView, AdminError>;
+    async fn draft_trust_list(&self, valid_secs: i64) -> Result<DraftTrustList, AdminError>;
+    async fn upload_trust_list(
+        &self,
+        actor: &str,
+        signed: &str,
     ) -> Result<PublishedTrustList, AdminError>;
 }
 
@@ -197,4 +247,59 @@ pub async fn publish_trust_list(
     let actor = format!("admin:{}", caller.client_id);
     let secs = request.valid_secs.unwrap_or(DEFAULT_TRUST_LIST_SECS);
     Ok(Json(trust.publish_trust_list(&actor, secs).await?))
+}
+
+#[utoipa::path(
+    post, path = "/trust/keys/import", tag = "trust",
+    request_body = ImportRootRequest,
+    responses(
+        (status = 201, description = "The offline root, active: trust lists are drafted here and signed where it is", body = OperatorKeyView),
+        (status = 400, description = "Not a public EC/OKP key of ES256, ES384 or EdDSA, or a kid that is not its thumbprint", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn import_root_key(
+    State(trust): State<SharedTrustAdmin>,
+    caller: AdminCaller,
+    JsonBody(request): JsonBody<ImportRootRequest>,
+) -> Result<(axum::http::StatusCode, Json<OperatorKeyView>), AdminError> {
+    let actor = format!("admin:{}", caller.client_id);
+    let ImportRole::Root = request.role;
+    let key = trust.import_root_key(&actor, request.public_jwk).await?;
+    Ok((axum::http::StatusCode::CREATED, Json(key)))
+}
+
+#[utoipa::path(
+    post, path = "/trust/draft", tag = "trust",
+    request_body(content = Option<PublishTrustRequest>, description = "May be omitted"),
+    responses(
+        (status = 200, description = "The next trust list, unsigned (`portcullis trust sign` signs it)", body = DraftTrustList),
+        (status = 400, description = "A validity outside 60 s to 400 days", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn draft_trust_list(
+    State(trust): State<SharedTrustAdmin>,
+    _caller: AdminCaller,
+    JsonBody(request): JsonBody<PublishTrustRequest>,
+) -> Result<Json<DraftTrustList>, AdminError> {
+    let secs = request.valid_secs.unwrap_or(DEFAULT_TRUST_LIST_SECS);
+    Ok(Json(trust.draft_trust_list(secs).await?))
+}
+
+#[utoipa::path(
+    post, path = "/trust/upload", tag = "trust",
+    request_body = UploadTrustRequest,
+    responses(
+        (status = 200, description = "The uploaded list, verified with an active root and now served at GET /gateway/v1/trust", body = PublishedTrustList),
+        (status = 400, description = "Not a trust list an active root signed, expired, or not above the published version", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn upload_trust_list(
+    State(trust): State<SharedTrustAdmin>,
+    caller: AdminCaller,
+    JsonBody(request): JsonBody<UploadTrustRequest>,
+) -> Result<Json<PublishedTrustList>, AdminError> {
+    let actor = format!("admin:{}", caller.client_id);
+    Ok(Json(
+        trust.upload_trust_list(&actor, &request.signed).await?,
+    ))
 }

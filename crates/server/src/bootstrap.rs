@@ -22,7 +22,9 @@ use crate::key_lifecycle::KeyLifecycle;
 
 use portcullis_admin::ADMIN_SCOPE;
 use portcullis_gateway::commands::COMMANDS_READ_SCOPE;
+use portcullis_gateway::device_settings::{SETTINGS_READ_SCOPE, SETTINGS_WRITE_SCOPE};
 use portcullis_gateway::http::TELEMETRY_READ_SCOPE;
+use portcullis_gateway::updates::{UPDATES_READ_SCOPE, UPDATES_WRITE_SCOPE};
 /// The client id of the bootstrap admin client.
 pub const BOOTSTRAP_ADMIN_ID: &str = "portcullis-admin";
 /// The setting holding the pepper client secrets are HMACed under.
@@ -271,11 +273,16 @@ async fn ensure_bootstrap_admin(
         name: "bootstrap admin".into(),
         auth_method: AuthMethod::ClientSecretBasic,
         // Reading device telemetry (`portcullis telemetry tail`) and every command
-        // (`portcullis command list`) is the operator's too.
+        // (`portcullis command list`), devices' settings (`portcullis settings`) and software
+        // updates (`portcullis update`) are the operator's too.
         scopes: ScopeSet::from_tokens([
             ADMIN_SCOPE.to_owned(),
             TELEMETRY_READ_SCOPE.to_owned(),
             COMMANDS_READ_SCOPE.to_owned(),
+            SETTINGS_READ_SCOPE.to_owned(),
+            SETTINGS_WRITE_SCOPE.to_owned(),
+            UPDATES_READ_SCOPE.to_owned(),
+            UPDATES_WRITE_SCOPE.to_owned(),
         ])
         .unwrap_or_default(),
         audiences: vec![],
@@ -362,6 +369,23 @@ mod tests {
         let credential: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&written).unwrap()).unwrap();
         assert_eq!(credential["client_id"], BOOTSTRAP_ADMIN_ID);
+        let admin = first
+            .store
+            .get_client(&ClientId::parse(BOOTSTRAP_ADMIN_ID).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        for scope in [
+            "portcullis:admin",
+            "telemetry:read",
+            "commands:read",
+            "settings:read",
+            "settings:write",
+            "updates:read",
+            "updates:write",
+        ] {
+            assert!(admin.scopes.contains(scope), "{scope}");
+        }
         assert_eq!(
             credential["token_endpoint"],
             "http://127.0.0.1:1/oauth2/token"

@@ -60,6 +60,14 @@ pub enum Command {
     /// (--admin-credential: any client's `{"client_id", "client_secret"}` file).
     #[command(subcommand, name = "command")]
     Commands(CommandCommand),
+    /// A device's desired settings: show them, or set the next version (as the client of the
+    /// credential file; the bootstrap admin has settings:read and settings:write).
+    #[command(subcommand)]
+    Settings(SettingsCommand),
+    /// Software updates: publish a release, see its rollout, withdraw it (as the client of the
+    /// credential file; the bootstrap admin has updates:read and updates:write).
+    #[command(subcommand)]
+    Update(UpdateCommand),
     /// Move a deployment between stores.
     #[command(subcommand)]
     Store(StoreCommand),
@@ -170,6 +178,92 @@ pub enum CommandRulesCommand {
         /// The rules file.
         #[arg(long, value_name = "RULES.toml")]
         file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SettingsCommand {
+    /// Show a device's settings: their version, values and the version the device applied.
+    Get {
+        /// The device.
+        device: String,
+    },
+    /// Replace a device's settings with the next version, signed for the device at once.
+    /// The values given are the whole set: a key left out is removed.
+    #[command(group = clap::ArgGroup::new("values").required(true).multiple(false)
+        .args(["value", "values_json"]))]
+    Set {
+        /// The device.
+        device: String,
+        /// A value, KEY=VALUE (repeatable). VALUE is read as JSON if it parses (21.5, true,
+        /// "text", [1, 2]), else taken as a string.
+        #[arg(long, value_name = "KEY=VALUE")]
+        value: Vec<String>,
+        /// The values as one JSON object ('{}' clears them all).
+        #[arg(long, value_name = "JSON")]
+        values_json: Option<String>,
+        /// Refuse the change (409) unless the settings are still at this version: nobody
+        /// changed them since you read them.
+        #[arg(long, value_name = "N")]
+        if_version: Option<u64>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UpdateCommand {
+    /// Publish a release of a model: upload an image (--file), or name one kept elsewhere
+    /// (--url, --sha256, --size). Its manifest is signed by the active updates key.
+    #[command(group = clap::ArgGroup::new("image").required(true).multiple(false)
+        .args(["file", "url"]))]
+    Publish {
+        /// The device model it is for.
+        #[arg(long)]
+        model: String,
+        /// The version as people write it, e.g. 1.1.0.
+        #[arg(long)]
+        version: String,
+        /// The image to upload (streamed; at most 2 GiB).
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// Where devices download an image kept elsewhere (object storage, a CDN).
+        #[arg(long, value_name = "URL", requires_all = ["sha256", "size"])]
+        url: Option<String>,
+        /// The SHA-256 of the image at --url, in hex.
+        #[arg(long, value_name = "HEX", requires = "url")]
+        sha256: Option<String>,
+        /// The size in bytes of the image at --url.
+        #[arg(long, value_name = "BYTES", requires = "url")]
+        size: Option<u64>,
+        /// The release number (default: one above the highest); release numbers only rise.
+        #[arg(long, value_name = "N")]
+        release: Option<u64>,
+        /// Days the manifest stays valid (default 30).
+        #[arg(long, value_name = "DAYS")]
+        valid_days: Option<u32>,
+        /// Offer it to this percentage of the devices only (a stable sample).
+        #[arg(long, value_name = "P", value_parser = clap::value_parser!(u8).range(1..=100))]
+        percent: Option<u8>,
+        /// Offer it to these devices only (comma-separated or repeated).
+        #[arg(long, value_name = "ID,...", value_delimiter = ',')]
+        devices: Vec<String>,
+        /// Offer it to devices with this attribute only, KEY=VALUE (repeatable).
+        #[arg(long = "attr", value_name = "KEY=VALUE")]
+        attrs: Vec<String>,
+    },
+    /// A model's releases and, per release, how many devices reported each status.
+    Status {
+        /// The device model.
+        #[arg(long)]
+        model: String,
+    },
+    /// Withdraw a release: offered to no one any more (devices that installed it keep it).
+    Withdraw {
+        /// The device model.
+        #[arg(long)]
+        model: String,
+        /// The release number.
+        #[arg(long, value_name = "N")]
+        release: u64,
     },
 }
 
@@ -362,6 +456,43 @@ pub enum TrustCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// A root kept offline (an air-gapped machine): generate it there.
+    #[command(subcommand)]
+    Root(TrustRootCommand),
+    /// Write the next trust list, unsigned, for an offline root to sign.
+    Draft {
+        #[arg(long, default_value_t = 30)]
+        valid_days: u32,
+        /// Where the draft goes (CBOR): carry it to the root's machine.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Sign a draft with a root key file (offline: no server is contacted).
+    Sign {
+        /// The root's private key, PKCS#8 PEM (`trust root generate` wrote it).
+        #[arg(long)]
+        root_key: PathBuf,
+        #[arg(long)]
+        draft: PathBuf,
+        /// The signed list (COSE_Sign1).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Upload a list an offline root signed; the node verifies it with the imported root.
+    Upload { signed: PathBuf },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TrustRootCommand {
+    /// Generate a root key into a file (mode 0600) and print its public JWK, to import with
+    /// `trust key import` on a machine that reaches the node. No server is contacted.
+    Generate {
+        /// ES256 (default), ES384 or EdDSA.
+        #[arg(long, default_value = "ES256")]
+        alg: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -377,6 +508,11 @@ pub enum TrustKeyCommand {
     },
     /// Every operator key, oldest first.
     List,
+    /// Record a root kept offline by its public JWK (what `trust root generate` printed).
+    Import {
+        #[arg(long)]
+        public_jwk: PathBuf,
+    },
     /// Retire a key: it signs no more and is left out of the next trust list.
     Retire { kid: String },
 }

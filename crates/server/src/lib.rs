@@ -60,6 +60,8 @@ pub fn run() -> ExitCode {
         Command::Cert(cmd) => commands::cert::run(cmd, &cli.api),
         Command::Telemetry(cmd) => commands::telemetry::run(cmd, &cli.api),
         Command::Commands(cmd) => commands::command::run(cmd, &cli.api),
+        Command::Settings(cmd) => commands::settings::run(cmd, &cli.api),
+        Command::Update(cmd) => commands::update::run(cmd, &cli.api),
         Command::Key(cli::KeyCommand::Rewrap {
             store_url,
             password_file,

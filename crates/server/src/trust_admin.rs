@@ -6,14 +6,14 @@ use async_trait::async_trait;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use portcullis_admin::trust::{
-    OperatorAlg, OperatorKeyView, OperatorRole, PublishedTrustList, TrustAdmin,
+    DraftTrustList, OperatorAlg, OperatorKeyView, OperatorRole, PublishedTrustList, TrustAdmin,
 };
 use portcullis_admin::AdminError;
 use portcullis_audit::AuditLog;
 use portcullis_core::audit::{AuditAction, AuditEvent, Outcome};
 use portcullis_gateway::signed::{OperatorKeys, Role, StoredOperatorKey, TrustedKey};
 use portcullis_gateway::GatewayError;
-use portcullis_keys::Algorithm;
+use portcullis_keys::{Algorithm, Jwk};
 use serde_json::json;
 
 /// The operator keys as the admin API manages them.
@@ -53,6 +53,12 @@ fn admin_error(e: GatewayError) -> AdminError {
         GatewayError::Forbidden("trust_list_validity") => {
             AdminError::BadRequest("valid_secs must be 60 s to 400 days".into())
         }
+        GatewayError::Forbidden("root_public_key") => AdminError::BadRequest(
+            "public_jwk is not a public EC P-256/P-384 or Ed25519 key of its alg".into(),
+        ),
+        GatewayError::Forbidden("root_kid_not_thumbprint") => AdminError::BadRequest(
+            "the JWK's kid must be its RFC 7638 thumbprint (or left out)".into(),
+        ),
         GatewayError::Unavailable(why) => AdminError::Conflict(why),
         other => AdminError::Internal(other.to_string()),
     }
@@ -137,21 +143,95 @@ impl TrustAdmin for GatewayTrustAdmin {
             .publish_trust_list(valid_secs)
             .await
             .map_err(admin_error)?;
+        Ok(self.published(actor, &published, "online").await)
+    }
+
+    async fn import_root_key(
+        &self,
+        actor: &str,
+        public_jwk: serde_json::Value,
+    ) -> Result<OperatorKeyView, AdminError> {
+        let jwk: Jwk = serde_json::from_value(public_jwk).map_err(|_| {
+            AdminError::BadRequest("public_jwk is not a JWK (kty, crv, x, y, alg)".into())
+        })?;
+        let key = self.keys.import_root(&jwk).await.map_err(admin_error)?;
+        self.audit(
+            actor,
+            AuditAction::TrustKeyCreated,
+            &key.kid,
+            json!({"role": "root", "alg": key.alg, "backend": key.backend}),
+        )
+        .await;
+        Ok(view(key))
+    }
+
+    async fn draft_trust_list(&self, valid_secs: i64) -> Result<DraftTrustList, AdminError> {
+        let list = self
+            .keys
+            .draft_trust_list(valid_secs)
+            .await
+            .map_err(admin_error)?;
+        let payload = list.payload().map_err(admin_error)?;
+        Ok(DraftTrustList {
+            ver: list.ver,
+            iat: list.iat,
+            exp: list.exp,
+            kids: list.keys.iter().filter_map(TrustedKey::kid).collect(),
+            payload: URL_SAFE_NO_PAD.encode(payload),
+        })
+    }
+
+    async fn upload_trust_list(
+        &self,
+        actor: &str,
+        signed: &str,
+    ) -> Result<PublishedTrustList, AdminError> {
+        let bytes = URL_SAFE_NO_PAD
+            .decode(signed.trim_end_matches('='))
+            .map_err(|_| AdminError::BadRequest("signed is not base64url".into()))?;
+        let published = self
+            .keys
+            .upload_trust_list(&bytes)
+            .await
+            .map_err(|e| match e {
+                GatewayError::Malformed(_)
+                | GatewayError::Unauthenticated(_)
+                | GatewayError::Forbidden(_)
+                | GatewayError::Replay(_)
+                | GatewayError::TooLarge => AdminError::BadRequest(format!(
+                    "not a trust list an active root signed, unexpired and above the published \
+                     version ({})",
+                    e.reason()
+                )),
+                other => admin_error(other),
+            })?;
+        Ok(self.published(actor, &published, "offline").await)
+    }
+}
+
+impl GatewayTrustAdmin {
+    /// Audits a trust list that is now served and shows it.
+    async fn published(
+        &self,
+        actor: &str,
+        published: &portcullis_gateway::signed::PublishedTrustList,
+        signed_by: &str,
+    ) -> PublishedTrustList {
         let list = &published.list;
         let kids: Vec<String> = list.keys.iter().filter_map(TrustedKey::kid).collect();
         self.audit(
             actor,
             AuditAction::TrustListPublished,
             &format!("v{}", list.ver),
-            json!({"ver": list.ver, "exp": list.exp, "kids": kids}),
+            json!({"ver": list.ver, "exp": list.exp, "kids": kids, "root": signed_by}),
         )
         .await;
-        Ok(PublishedTrustList {
+        PublishedTrustList {
             ver: list.ver,
             iat: list.iat,
             exp: list.exp,
             kids,
             signed: URL_SAFE_NO_PAD.encode(&published.signed),
-        })
+        }
     }
 }

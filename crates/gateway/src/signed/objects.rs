@@ -78,6 +78,20 @@ impl TrustList {
         ciborium::from_reader(payload.as_slice()).map_err(|_| GatewayError::Malformed("payload"))
     }
 
+    /// The list as the CBOR payload a root signs (a draft for an offline root).
+    pub fn payload(&self) -> Result<Vec<u8>, GatewayError> {
+        let mut bytes = Vec::new();
+        ciborium::into_writer(self, &mut bytes)
+            .map_err(|e| GatewayError::Internal(format!("encoding a trust list: {e}")))?;
+        Ok(bytes)
+    }
+
+    /// Reads a draft's payload (what [`TrustList::payload`] wrote): for the offline signer,
+    /// which signs what it was given after showing it.
+    pub fn from_payload(bytes: &[u8]) -> Result<TrustList, GatewayError> {
+        ciborium::from_reader(bytes).map_err(|_| GatewayError::Malformed("trust_list_payload"))
+    }
+
     /// The verifying key `kid` names, if the list gives it `role`.
     pub fn key(&self, role: Role, kid: &str) -> Option<VerifyingKey> {
         self.keys

@@ -24,6 +24,15 @@ pub const OPERATOR_KEYS_SETTING: &str = "gateway.operator_keys";
 /// The settings record of the latest signed trust list.
 pub const TRUST_LIST_SETTING: &str = "gateway.trust_list";
 
+/// The backend of a root key whose private half never reaches Portcullis (an air-gapped
+/// file): only its public key is recorded; trust lists are drafted here, signed there
+/// (`portcullis trust sign`) and uploaded.
+pub const OFFLINE_BACKEND: &str = "offline";
+
+/// What an offline root's signer answers: the list must be signed where the key is.
+const ROOT_OFFLINE: &str = "the active trust root is kept offline: `portcullis trust draft`, \
+     sign the draft where the root key is (`portcullis trust sign`), then `portcullis trust upload`";
+
 /// How many times a compare-and-swap is retried against concurrent writers.
 const CAS_ATTEMPTS: usize = 8;
 
@@ -258,6 +267,9 @@ impl OperatorKeys {
     }
 
     fn open(&self, key: &StoredOperatorKey) -> Result<Arc<dyn Signer>, GatewayError> {
+        if key.backend == OFFLINE_BACKEND {
+            return Err(GatewayError::Unavailable(ROOT_OFFLINE.into()));
+        }
         let backend = KeyBackend::parse(&key.backend).map_err(key_error)?;
         let alg = Algorithm::parse(&key.alg).map_err(key_error)?;
         let kid = Kid::parse(key.kid.clone())
@@ -270,15 +282,96 @@ impl OperatorKeys {
             .map_err(key_error)
     }
 
+    /// Records a root key kept offline: its public JWK (ES256, ES384 or EdDSA, no private
+    /// members), active at once. Its kid is the key's RFC 7638 thumbprint, as for every
+    /// operator key (`portcullis trust root generate` prints it).
+    pub async fn import_root(&self, public_jwk: &Jwk) -> Result<StoredOperatorKey, GatewayError> {
+        let alg = public_jwk
+            .alg
+            .as_deref()
+            .and_then(|a| Algorithm::parse(a).ok())
+            .filter(|a| matches!(a, Algorithm::ES256 | Algorithm::ES384 | Algorithm::EdDSA))
+            .ok_or(GatewayError::Forbidden("operator_key_algorithm"))?;
+        // A key that does not parse for its algorithm is refused; private members cannot come
+        // in (the JWK type has none: a `d` sent along is dropped on reading).
+        portcullis_keys::verify::VerifyingKey::from_jwk(public_jwk, &[alg])
+            .map_err(|_| GatewayError::Forbidden("root_public_key"))?;
+        let kid = public_jwk
+            .thumbprint()
+            .map_err(|_| GatewayError::Forbidden("root_public_key"))?;
+        if public_jwk.kid.as_deref().is_some_and(|k| k != kid) {
+            return Err(GatewayError::Forbidden("root_kid_not_thumbprint"));
+        }
+        let mut jwk = public_jwk.clone();
+        jwk.kid = Some(kid.clone());
+        let stored = StoredOperatorKey {
+            kid,
+            role: Role::Root,
+            alg: alg.as_str().to_owned(),
+            backend: OFFLINE_BACKEND.to_owned(),
+            sealed: String::new(),
+            public_jwk: jwk,
+            state: OperatorKeyState::Active,
+            created_at: (self.clock)(),
+            retired_at: None,
+        };
+        for _ in 0..CAS_ATTEMPTS {
+            let (previous, mut record) = self.load().await?;
+            if let Some(existing) = record.keys.iter().find(|k| k.kid == stored.kid) {
+                return Ok(existing.clone());
+            }
+            record.keys.push(stored.clone());
+            if self.swap(previous.as_deref(), &record).await? {
+                return Ok(stored);
+            }
+        }
+        Err(GatewayError::Unavailable(
+            "the operator key record kept changing; try again".into(),
+        ))
+    }
+
+    /// The next trust list, unsigned: one version above the published one, over the active
+    /// command, settings and update keys, valid `valid_secs` from now.
+    fn next_list(
+        &self,
+        record: &StoredOperatorKeys,
+        published: Option<&[u8]>,
+        valid_secs: i64,
+    ) -> Result<TrustList, GatewayError> {
+        if !(60..=400 * 86_400).contains(&valid_secs) {
+            return Err(GatewayError::Forbidden("trust_list_validity"));
+        }
+        let ver = match published {
+            Some(bytes) => stored_version(bytes)? + 1,
+            None => 1,
+        };
+        let now = (self.clock)();
+        let keys = record
+            .keys
+            .iter()
+            .filter(|k| k.role != Role::Root && k.state == OperatorKeyState::Active)
+            .map(|k| {
+                Ok(TrustedKey {
+                    role: k.role,
+                    key: cose_key_from_jwk(&k.public_jwk)?,
+                })
+            })
+            .collect::<Result<Vec<_>, GatewayError>>()?;
+        Ok(TrustList {
+            ver,
+            iat: now,
+            exp: now.saturating_add(valid_secs),
+            keys,
+        })
+    }
+
     /// Signs and records the next trust list over the active command, settings and update
-    /// keys, valid `valid_secs` from now, with the newest active root key. Returns it.
+    /// keys, valid `valid_secs` from now, with the newest active root key (refused when that
+    /// root is offline: see [`OperatorKeys::draft_trust_list`]). Returns it.
     pub async fn publish_trust_list(
         &self,
         valid_secs: i64,
     ) -> Result<PublishedTrustList, GatewayError> {
-        if !(60..=400 * 86_400).contains(&valid_secs) {
-            return Err(GatewayError::Forbidden("trust_list_validity"));
-        }
         for _ in 0..CAS_ATTEMPTS {
             let (_, record) = self.load().await?;
             let root = record.active(Role::Root).ok_or(GatewayError::Unavailable(
@@ -287,28 +380,7 @@ impl OperatorKeys {
             ))?;
             let signer = self.open(root)?;
             let previous = self.store.get_setting(TRUST_LIST_SETTING).await?;
-            let ver = match &previous {
-                Some(bytes) => stored_version(bytes)? + 1,
-                None => 1,
-            };
-            let now = (self.clock)();
-            let keys = record
-                .keys
-                .iter()
-                .filter(|k| k.role != Role::Root && k.state == OperatorKeyState::Active)
-                .map(|k| {
-                    Ok(TrustedKey {
-                        role: k.role,
-                        key: cose_key_from_jwk(&k.public_jwk)?,
-                    })
-                })
-                .collect::<Result<Vec<_>, GatewayError>>()?;
-            let list = TrustList {
-                ver,
-                iat: now,
-                exp: now.saturating_add(valid_secs),
-                keys,
-            };
+            let list = self.next_list(&record, previous.as_deref(), valid_secs)?;
             let signed = sign(Kind::Trust, &list, signer.as_ref())?;
             let stored = swap_setting(
                 self.store.as_ref(),
@@ -319,6 +391,64 @@ impl OperatorKeys {
             .await?;
             if stored {
                 return Ok(PublishedTrustList { list, signed });
+            }
+        }
+        Err(GatewayError::Unavailable(
+            "the trust list kept changing; try again".into(),
+        ))
+    }
+
+    /// The next trust list for an offline root to sign: what `publish_trust_list` would sign.
+    pub async fn draft_trust_list(&self, valid_secs: i64) -> Result<TrustList, GatewayError> {
+        let (_, record) = self.load().await?;
+        let published = self.store.get_setting(TRUST_LIST_SETTING).await?;
+        self.next_list(&record, published.as_deref(), valid_secs)
+    }
+
+    /// Records a trust list signed elsewhere (an offline root): it must verify with an active
+    /// root key, be unexpired and of a version above the published one.
+    pub async fn upload_trust_list(
+        &self,
+        signed: &[u8],
+    ) -> Result<PublishedTrustList, GatewayError> {
+        let now = (self.clock)();
+        for _ in 0..CAS_ATTEMPTS {
+            let (_, record) = self.load().await?;
+            let previous = self.store.get_setting(TRUST_LIST_SETTING).await?;
+            let have = previous.as_deref().map(stored_version).transpose()?;
+            let mut opened = Err(GatewayError::Unauthenticated("unknown_root"));
+            for root in record
+                .keys
+                .iter()
+                .filter(|k| k.role == Role::Root && k.state == OperatorKeyState::Active)
+            {
+                let Ok(key) = portcullis_keys::verify::VerifyingKey::from_jwk(
+                    &root.public_jwk,
+                    &[Algorithm::ES256, Algorithm::ES384, Algorithm::EdDSA],
+                ) else {
+                    continue;
+                };
+                opened = TrustList::open(signed, &key, now, have);
+                if opened.is_ok() {
+                    break;
+                }
+            }
+            let list = opened?;
+            if have.is_some_and(|have| list.ver <= have) {
+                return Err(GatewayError::Replay("older_trust_list"));
+            }
+            if swap_setting(
+                self.store.as_ref(),
+                TRUST_LIST_SETTING,
+                previous.as_deref(),
+                signed,
+            )
+            .await?
+            {
+                return Ok(PublishedTrustList {
+                    list,
+                    signed: signed.to_vec(),
+                });
             }
         }
         Err(GatewayError::Unavailable(

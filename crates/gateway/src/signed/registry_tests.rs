@@ -195,3 +195,79 @@ async fn a_sealed_key_moved_to_another_role_does_not_open() {
     assert!(registry.signer(Role::Root).await.is_err());
     assert!(registry.publish_trust_list(86_400).await.is_err());
 }
+
+/// A root generated where Portcullis is not: its public JWK without a kid, as an operator
+/// copies it from `portcullis trust root generate`.
+fn offline_root(alg: Algorithm) -> (portcullis_keys::software::SoftwareSigner, Jwk) {
+    let (signer, _) = portcullis_keys::software::SoftwareSigner::generate(alg).unwrap();
+    let mut jwk = signer.public_jwk();
+    jwk.kid = None;
+    (signer, jwk)
+}
+
+#[tokio::test]
+async fn an_offline_root_signs_drafts_elsewhere_and_its_uploads_are_verified() {
+    let (registry, _, _dir) = registry().await;
+    let (root, public) = offline_root(Algorithm::ES384);
+    let imported = registry.import_root(&public).await.unwrap();
+    assert_eq!(imported.backend, OFFLINE_BACKEND);
+    assert_eq!(
+        imported.kid,
+        root.kid().as_str(),
+        "the kid is the thumbprint"
+    );
+    assert_eq!(
+        registry.import_root(&public).await.unwrap().kid,
+        imported.kid,
+        "importing twice records one key"
+    );
+    registry
+        .create(Role::Commands, Algorithm::ES256)
+        .await
+        .unwrap();
+    // The node cannot sign with a root it does not hold.
+    let refused = registry.publish_trust_list(86_400).await.unwrap_err();
+    assert!(refused.to_string().contains("offline"), "{refused}");
+
+    let draft = registry.draft_trust_list(86_400).await.unwrap();
+    assert_eq!(draft.ver, 1);
+    assert_eq!(draft.keys.len(), 1);
+    let signed = sign(Kind::Trust, &draft, &root).unwrap();
+    let published = registry.upload_trust_list(&signed).await.unwrap();
+    assert_eq!(published.list.ver, 1);
+    assert_eq!(registry.trust_list().await.unwrap().unwrap(), signed);
+    let device_view = TrustList::open(
+        &signed,
+        &VerifyingKey::from_jwk(&imported.public_jwk, &Algorithm::ALL).unwrap(),
+        NOW,
+        None,
+    )
+    .unwrap();
+    assert_eq!(device_view.ver, 1);
+
+    // The same list again, a list signed by another key, garbage: refused, nothing changes.
+    assert!(registry.upload_trust_list(&signed).await.is_err());
+    let (stranger, _) = offline_root(Algorithm::ES384);
+    let next = registry.draft_trust_list(86_400).await.unwrap();
+    assert_eq!(next.ver, 2);
+    let forged = sign(Kind::Trust, &next, &stranger).unwrap();
+    assert!(registry.upload_trust_list(&forged).await.is_err());
+    assert!(registry.upload_trust_list(b"\xd2\x84").await.is_err());
+    assert_eq!(registry.trust_list().await.unwrap().unwrap(), signed);
+    // A command key signed as if it were the root: its kid is no active root.
+    let commands = registry.signer(Role::Commands).await.unwrap();
+    let relabelled = sign(Kind::Trust, &next, commands.as_ref()).unwrap();
+    assert!(registry.upload_trust_list(&relabelled).await.is_err());
+}
+
+#[tokio::test]
+async fn an_offline_root_must_be_a_public_key_of_an_operator_algorithm() {
+    let (registry, _, _dir) = registry().await;
+    let (_, mut with_wrong_kid) = offline_root(Algorithm::ES256);
+    with_wrong_kid.kid = Some("not-the-thumbprint".into());
+    assert!(registry.import_root(&with_wrong_kid).await.is_err());
+    let (_, mut rsa) = offline_root(Algorithm::ES256);
+    rsa.alg = Some("RS256".into());
+    assert!(registry.import_root(&rsa).await.is_err());
+    assert!(registry.list().await.unwrap().is_empty());
+}

@@ -37,6 +37,8 @@ struct Credential {
 pub struct AdminApi {
     base: String,
     token: String,
+    /// The scopes the token endpoint granted (space-separated), if it said.
+    granted: Option<String>,
     agent: ureq::Agent,
 }
 
@@ -77,7 +79,21 @@ impl AdminApi {
             .as_str()
             .ok_or_else(|| ApiError::Credential("token endpoint returned no access_token".into()))?
             .to_owned();
-        Ok(Self { base, token, agent })
+        let granted = body["scope"].as_str().map(str::to_owned);
+        Ok(Self {
+            base,
+            token,
+            granted,
+            agent,
+        })
+    }
+
+    /// Whether the token holds `scope`, as far as the token endpoint said (`true` when it did
+    /// not say): lets a command refuse before a long upload the node would refuse unread.
+    pub fn may(&self, scope: &str) -> bool {
+        self.granted
+            .as_deref()
+            .is_none_or(|granted| granted.split_ascii_whitespace().any(|s| s == scope))
     }
 
     /// Sends a request to `/admin/v1{path}` with an optional JSON body.
@@ -105,7 +121,43 @@ impl AdminApi {
     }
 }
 
+/// A request body sent as it is, not as JSON: `length` bytes of `content_type`, read from
+/// `reader` while they are sent (a large file is never held in memory).
+pub struct RawBody<'a> {
+    pub content_type: &'a str,
+    pub length: u64,
+    pub reader: Box<dyn std::io::Read + 'a>,
+}
+
+/// How long a request with a raw body may take: an upload takes as long as the link needs.
+const RAW_BODY_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
 impl AdminApi {
+    /// Sends `{method} {path}?{query}` (`path` from the server's root, `query`'s pairs
+    /// percent-encoded) with `body`, if any, streamed as it is, and reads the JSON answer.
+    pub fn call_raw(
+        &self,
+        method: &str,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<RawBody<'_>>,
+    ) -> Result<Value, ApiError> {
+        let req = self
+            .agent
+            .request(method, &format!("{}{path}", self.base))
+            .query_pairs(query.iter().copied())
+            .set("Authorization", &format!("Bearer {}", self.token));
+        let response = match body {
+            Some(body) => req
+                .timeout(RAW_BODY_TIMEOUT)
+                .set("Content-Type", body.content_type)
+                .set("Content-Length", &body.length.to_string())
+                .send(body.reader),
+            None => req.call(),
+        };
+        read_json(response, &self.base)
+    }
+
     /// Sends `GET {path}` (a path from the server's root, not under `/admin/v1`) and hands
     /// back the body as a reader, for streamed answers (NDJSON).
     pub fn stream(&self, path: &str) -> Result<Box<dyn std::io::Read + Send>, ApiError> {

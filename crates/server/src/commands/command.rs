@@ -7,10 +7,11 @@ use std::path::Path;
 
 use portcullis_core::command_policy::CommandRule;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::api::{AdminApi, ApiError};
 use super::output::{print_json, print_table, rfc3339};
+use super::values::{json_object, path_segment};
 use super::CommandError;
 use crate::cli::{ApiArgs, CommandCommand, CommandRulesCommand};
 
@@ -29,10 +30,10 @@ pub fn run(cmd: CommandCommand, api: &ApiArgs) -> Result<(), CommandError> {
             args_json,
             ttl,
         } => {
-            let args = command_args(&args, args_json.as_deref())?;
+            let args = json_object(&args, args_json.as_deref(), "--arg", "--args-json")?;
             let body = json!({ "name": name, "args": args, "ttl_secs": ttl });
             let client = AdminApi::connect_as_client(api).map_err(failed)?;
-            let path = format!("/gateway/v1/devices/{}/commands", encode(&device));
+            let path = format!("/gateway/v1/devices/{}/commands", path_segment(&device));
             let command = client
                 .call_root("POST", &path, Some(&body))
                 .map_err(failed)?;
@@ -48,13 +49,13 @@ pub fn run(cmd: CommandCommand, api: &ApiArgs) -> Result<(), CommandError> {
         }
         CommandCommand::Approve { cid } => {
             let client = AdminApi::connect_as_client(api).map_err(failed)?;
-            let path = format!("/gateway/v1/commands/{}/approve", encode(&cid));
+            let path = format!("/gateway/v1/commands/{}/approve", path_segment(&cid));
             let command = client.call_root("POST", &path, None).map_err(failed)?;
             show_command(api, &command);
         }
         CommandCommand::Show { cid } => {
             let client = AdminApi::connect_as_client(api).map_err(failed)?;
-            let path = format!("/gateway/v1/commands/{}", encode(&cid));
+            let path = format!("/gateway/v1/commands/{}", path_segment(&cid));
             let command = client.call_root("GET", &path, None).map_err(failed)?;
             show_command(api, &command);
         }
@@ -72,7 +73,7 @@ pub fn run(cmd: CommandCommand, api: &ApiArgs) -> Result<(), CommandError> {
                 query.append_pair("limit", &limit.to_string());
             }
             let query = query.finish();
-            let mut path = format!("/gateway/v1/devices/{}/commands", encode(&device));
+            let mut path = format!("/gateway/v1/devices/{}/commands", path_segment(&device));
             if !query.is_empty() {
                 path.push('?');
                 path.push_str(&query);
@@ -163,35 +164,6 @@ fn rules_as_toml(shown: &Value) -> Result<String, CommandError> {
     Ok(out)
 }
 
-/// The arguments of `send`: the `--args-json` object, then each `--arg KEY=VALUE` (VALUE as
-/// JSON if it parses, else as a string).
-fn command_args(
-    args: &[String],
-    args_json: Option<&str>,
-) -> Result<Map<String, Value>, CommandError> {
-    let mut all = match args_json {
-        None => Map::new(),
-        Some(text) => match serde_json::from_str(text) {
-            Ok(Value::Object(map)) => map,
-            _ => {
-                return Err(CommandError::Usage(
-                    "--args-json must be a JSON object, e.g. '{\"position\": 40}'".into(),
-                ))
-            }
-        },
-    };
-    for arg in args {
-        let Some((key, value)) = arg.split_once('=').filter(|(k, _)| !k.is_empty()) else {
-            return Err(CommandError::Usage(format!(
-                "--arg takes KEY=VALUE, not '{arg}'"
-            )));
-        };
-        let value = serde_json::from_str(value).unwrap_or_else(|_| Value::from(value));
-        all.insert(key.to_owned(), value);
-    }
-    Ok(all)
-}
-
 fn show_command(api: &ApiArgs, command: &Value) {
     if api.json {
         print_json(command);
@@ -254,44 +226,9 @@ fn failed(e: ApiError) -> CommandError {
     }
 }
 
-/// Percent-encodes a path segment (ids are restricted, but the user may type anything).
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn arg_values_are_json_when_they_parse_else_strings() {
-        let args: Vec<String> = [
-            "position=40",
-            "ratio=2.5",
-            "force=true",
-            "mode=auto",
-            "note=\"7\"",
-            "empty=",
-        ]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
-        let all = command_args(&args, Some(r#"{"position": 1, "keep": [1]}"#)).unwrap();
-        assert_eq!(
-            Value::Object(all),
-            json!({"position": 40, "ratio": 2.5, "force": true, "mode": "auto", "note": "7", "empty": "", "keep": [1]})
-        );
-        assert!(command_args(&["=1".to_owned()], None).is_err());
-        assert!(command_args(&["novalue".to_owned()], None).is_err());
-        assert!(command_args(&[], Some("[1]")).is_err());
-    }
 
     #[test]
     fn rules_print_as_a_file_rules_set_takes_back() {

@@ -19,9 +19,12 @@ pub mod device;
 pub mod key;
 pub mod output;
 pub mod rewrap;
+pub mod settings;
 pub mod store_copy;
 pub mod telemetry;
 pub mod trust;
+pub mod update;
+pub mod values;
 
 /// A command failure, mapped to the exit code by `main`.
 #[derive(Debug, thiserror::Error)]

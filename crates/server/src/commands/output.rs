@@ -11,7 +11,7 @@ pub fn print_json(value: &Value) {
 }
 
 /// A cell as text: strings bare, arrays space-joined, null empty.
-fn cell(v: &Value) -> String {
+pub fn cell(v: &Value) -> String {
     match v {
         Value::Null => String::new(),
         Value::String(s) => s.clone(),

@@ -198,3 +198,97 @@ fn what_cannot_be_done_is_refused_clearly() {
     );
     assert_eq!(answer.status, 400, "{}", answer.text);
 }
+
+#[test]
+fn an_offline_root_signs_the_trust_list_on_its_own_machine() {
+    let node = Node::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+
+    // On the air-gapped machine: the root is generated into a file; its public JWK leaves.
+    let public = node.cli_json(&[
+        "trust",
+        "root",
+        "generate",
+        "--alg",
+        "ES384",
+        "--out",
+        &path("root.pem"),
+    ]);
+    assert!(public.get("d").is_none(), "only the public half is printed");
+    let pem = std::fs::read_to_string(path("root.pem")).unwrap();
+    assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(path("root.pem"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let again = node.cli(&["trust", "root", "generate", "--out", &path("root.pem")]);
+    assert!(
+        !again.status.success(),
+        "an existing root key is never overwritten"
+    );
+    std::fs::write(path("root.jwk"), public.to_string()).unwrap();
+
+    // On the node: the root is imported by its public key; the node cannot sign with it.
+    let imported = node.cli_json(&["trust", "key", "import", "--public-jwk", &path("root.jwk")]);
+    assert_eq!(imported[0]["backend"], "offline");
+    assert_eq!(imported[0]["kid"], public["kid"]);
+    node.cli_json(&["trust", "key", "create", "--role", "commands"]);
+    let online = node.cli(&["trust", "publish"]);
+    assert!(!online.status.success());
+    assert!(
+        String::from_utf8_lossy(&online.stderr).contains("offline"),
+        "{}",
+        String::from_utf8_lossy(&online.stderr)
+    );
+
+    // Draft on the node, sign offline, upload: served, and pycose verifies it with the root.
+    node.cli_json(&["trust", "draft", "--out", &path("draft.cbor")]);
+    let signed = node.cli(&[
+        "trust",
+        "sign",
+        "--root-key",
+        &path("root.pem"),
+        "--draft",
+        &path("draft.cbor"),
+        "--out",
+        &path("trust.cose"),
+    ]);
+    assert!(
+        signed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&signed.stderr)
+    );
+    let uploaded = node.cli_json(&["trust", "upload", &path("trust.cose")]);
+    assert_eq!(uploaded["ver"], 1);
+    let (status, served) = curl_trust(&node);
+    assert_eq!(status, 200);
+    assert_eq!(served, std::fs::read(path("trust.cose")).unwrap());
+    let jwk: Jwk = serde_json::from_value(public.clone()).unwrap();
+    assert!(
+        pycose_verifies(&served, &jwk),
+        "pycose refused the offline-signed list"
+    );
+
+    // The same list again, and a list signed by another root, are refused.
+    let replay = node.cli(&["trust", "upload", &path("trust.cose")]);
+    assert!(!replay.status.success());
+    node.cli_json(&["trust", "root", "generate", "--out", &path("other.pem")]);
+    node.cli_json(&["trust", "draft", "--out", &path("draft2.cbor")]);
+    let forged = node.cli(&[
+        "trust",
+        "sign",
+        "--root-key",
+        &path("other.pem"),
+        "--draft",
+        &path("draft2.cbor"),
+        "--out",
+        &path("forged.cose"),
+    ]);
+    assert!(forged.status.success());
+    let refused = node.cli(&["trust", "upload", &path("forged.cose")]);
+    assert!(!refused.status.success());
+    assert_eq!(curl_trust(&node).1, served, "the served list is unchanged");
+}

@@ -37,5 +37,6 @@ mod pki_registry;
 mod pki_trust;
 mod postgres_nodes;
 mod security_findings;
+mod settings_update_cli;
 mod tls_renewal;
 mod token_flow;

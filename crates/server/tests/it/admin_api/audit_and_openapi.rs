@@ -150,12 +150,15 @@ async fn openapi_document_is_3_1_public_and_lists_every_path() {
         ("/trust/keys/{kid}/retire", &["post"][..]),
         ("/trust/publish", &["post"][..]),
         ("/commands/rules", &["get", "put"][..]),
+        ("/trust/keys/import", &["post"][..]),
+        ("/trust/draft", &["post"][..]),
+        ("/trust/upload", &["post"][..]),
     ] {
         for m in methods {
             assert!(paths[path].get(*m).is_some(), "{m} {path} missing");
         }
     }
-    assert_eq!(paths.len(), 24);
+    assert_eq!(paths.len(), 27);
     assert_eq!(
         doc["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"
