@@ -48,7 +48,10 @@ portcullis_url="http://$addr/gateway/v1/updates/images/$sha"
 nginx_port=$(free_port)
 mkdir -p "$work/nginx/root" "$work/nginx/tmp"
 cp "$work/image.bin" "$work/nginx/root/$sha"
+# As root, nginx's workers would run as nobody, who cannot enter the private work directory.
+nginx_user=$([[ $EUID -eq 0 ]] && echo "user root;" || true)
 cat >"$work/nginx/nginx.conf" <<CONF
+$nginx_user
 worker_processes auto;
 pid $work/nginx/nginx.pid;
 error_log $work/nginx/error.log;
@@ -76,7 +79,7 @@ pids+=($!)
 nginx_url="http://127.0.0.1:$nginx_port/$sha"
 for ((i = 0; i < 50; i++)); do curl -sf -o /dev/null -r 0-0 "$nginx_url" && break; sleep 0.1; done
 for url in "$portcullis_url" "$nginx_url"; do
-  got=$(curl -sf "$url" | sha256sum | cut -d' ' -f1)
+  got=$(curl -sf "$url" | sha256sum | cut -d' ' -f1) || die "$url: no image"
   [[ $got == "$sha" ]] || die "$url does not serve the image ($got)"
 done
 

@@ -24,8 +24,8 @@ import time
 import cbor2
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python_device"))
-from device import device_token, next_counter, seal  # noqa: E402
-from signed import SETTINGS_TYPE, SKEW, Trust  # noqa: E402
+from device import next_counter, seal  # noqa: E402
+from signed import SETTINGS_TYPE, SKEW, Trust, subscribe_until  # noqa: E402
 
 
 def main():
@@ -46,14 +46,12 @@ def main():
     args.cert_key, args.serial, args.lifetime = None, None, 600
     args.counter, args.clock_counter = None, False
 
-    import paho.mqtt.client as mqtt
-
     with open(args.root) as f:
         trust = Trust(args.gateway, json.load(f))
     have = args.have
     applied = []
 
-    def on_message(client, _userdata, message):
+    def on_message(client, message):
         nonlocal have
         now = int(time.time())
         try:
@@ -76,24 +74,8 @@ def main():
             applied.append(have)
         print(json.dumps(line), flush=True)
 
-    host, _, port = args.mqtt.rpartition(":")
-    client = mqtt.Client(
-        mqtt.CallbackAPIVersion.VERSION2, client_id=args.device_id, protocol=mqtt.MQTTv311
-    )
-    client.username_pw_set(args.device_id, device_token(args, int(time.time())))
-    if not args.plain:
-        raise SystemExit("this example speaks plain MQTT on loopback; add TLS as device.py does")
-    client.on_connect = lambda c, *_: c.subscribe(f"devices/{args.device_id}/settings", qos=1)
-    client.on_message = on_message
-    client.connect(host, int(port))
-    client.loop_start()
-    deadline = time.time() + args.timeout
-    while len(applied) < args.count and time.time() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.5)  # the last report's PUBACK
-    client.loop_stop()
-    client.disconnect()
-    if len(applied) < args.count:
+    topic = f"devices/{args.device_id}/settings"
+    if not subscribe_until(args, topic, on_message, lambda: len(applied) >= args.count):
         raise SystemExit(f"only {len(applied)} of {args.count} versions arrived")
 
 

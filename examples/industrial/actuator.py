@@ -31,8 +31,8 @@ import time
 import cbor2
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python_device"))
-from device import device_token, next_counter, seal  # noqa: E402
-from signed import COMMAND_TYPE, SKEW, Trust  # noqa: E402
+from device import next_counter, seal  # noqa: E402
+from signed import COMMAND_TYPE, SKEW, Trust, subscribe_until  # noqa: E402
 
 
 def check(command, device_id, last_seq, now):
@@ -66,14 +66,12 @@ def main():
     args.cert_key, args.serial, args.lifetime = None, None, 600
     args.counter, args.clock_counter = None, False
 
-    import paho.mqtt.client as mqtt
-
     with open(args.root) as f:
         trust = Trust(args.gateway, json.load(f))
     last_seq = 0
     seen = []
 
-    def on_message(client, _userdata, message):
+    def on_message(client, message):
         nonlocal last_seq
         now = int(time.time())
         try:
@@ -96,24 +94,8 @@ def main():
         print(json.dumps(line), flush=True)
         seen.append(line)
 
-    host, _, port = args.mqtt.rpartition(":")
-    client = mqtt.Client(
-        mqtt.CallbackAPIVersion.VERSION2, client_id=args.device_id, protocol=mqtt.MQTTv311
-    )
-    client.username_pw_set(args.device_id, device_token(args, int(time.time())))
-    if not args.plain:
-        raise SystemExit("this example speaks plain MQTT on loopback; add TLS as device.py does")
-    client.on_connect = lambda c, *_: c.subscribe(f"devices/{args.device_id}/commands", qos=1)
-    client.on_message = on_message
-    client.connect(host, int(port))
-    client.loop_start()
-    deadline = time.time() + args.timeout
-    while len(seen) < args.count and time.time() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.5)  # the last result's PUBACK
-    client.loop_stop()
-    client.disconnect()
-    if len(seen) < args.count:
+    topic = f"devices/{args.device_id}/commands"
+    if not subscribe_until(args, topic, on_message, lambda: len(seen) >= args.count):
         raise SystemExit(f"only {len(seen)} of {args.count} commands arrived")
 
 

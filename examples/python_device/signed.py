@@ -79,3 +79,31 @@ class Trust:
                 raise
         self.refresh()
         return verified(message_bytes, content_type, lambda kid: self.keys.get((role, kid)))
+
+
+def subscribe_until(args, topic, on_message, done):
+    """Connects over plain MQTT as the device (user name = device id, password = a device
+    token), subscribes to `topic` with QoS 1, hands each message to `on_message(client,
+    message)` until `done()` or `args.timeout` seconds, then disconnects; `done()` at the end."""
+    import paho.mqtt.client as mqtt
+
+    from device import device_token
+
+    if not args.plain:
+        raise SystemExit("this example speaks plain MQTT on loopback; add TLS as device.py does")
+    host, _, port = args.mqtt.rpartition(":")
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2, client_id=args.device_id, protocol=mqtt.MQTTv311
+    )
+    client.username_pw_set(args.device_id, device_token(args, int(time.time())))
+    client.on_connect = lambda c, *_: c.subscribe(topic, qos=1)
+    client.on_message = lambda c, _userdata, message: on_message(c, message)
+    client.connect(host, int(port))
+    client.loop_start()
+    deadline = time.time() + args.timeout
+    while not done() and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # the PUBACK of the last message it published
+    client.loop_stop()
+    client.disconnect()
+    return done()

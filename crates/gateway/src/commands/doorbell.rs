@@ -80,6 +80,25 @@ impl Doorbell {
     }
 }
 
+/// How often a waiting HTTP poll looks at the store even without a ring (a ring lost with a
+/// reconnecting change feed costs at most this).
+pub const POLL_FALLBACK_LOOK: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl Doorbell {
+    /// A long poll's wait: `false` once `deadline` has passed (answer now); else waits for a
+    /// ring, [`POLL_FALLBACK_LOOK`] or the deadline, whichever comes first, and says `true`
+    /// (look again).
+    pub async fn wait_until(&mut self, deadline: tokio::time::Instant) -> bool {
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return false;
+        }
+        let look = (now + POLL_FALLBACK_LOOK).min(deadline);
+        let _ = tokio::time::timeout_at(look, self.rung()).await;
+        true
+    }
+}
+
 impl Drop for Doorbell {
     fn drop(&mut self) {
         let mut bells = self.bells.lock();

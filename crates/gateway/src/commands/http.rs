@@ -44,9 +44,6 @@ use crate::GatewayError;
 
 /// Longest a device's poll waits.
 pub const MAX_WAIT_SECS: u64 = 60;
-/// How often a waiting poll looks at the store even without a ring (a ring lost with a
-/// reconnecting change feed costs at most this).
-const FALLBACK_LOOK: Duration = Duration::from_secs(5);
 /// Most commands one poll hands out.
 const POLL_BATCH: u32 = 32;
 
@@ -412,11 +409,9 @@ async fn poll(
                 Err(e) => return command_problem(&e),
             }
         }
-        if !handed.is_empty() || tokio::time::Instant::now() >= deadline {
+        if !handed.is_empty() || !bell.wait_until(deadline).await {
             return delivery(&handed);
         }
-        let look = (tokio::time::Instant::now() + FALLBACK_LOOK).min(deadline);
-        let _ = tokio::time::timeout_at(look, bell.rung()).await;
     }
 }
 

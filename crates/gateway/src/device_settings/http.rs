@@ -29,8 +29,6 @@ use portcullis_http::SourceAddr;
 
 /// Longest a device's poll waits.
 const MAX_WAIT_SECS: u64 = 60;
-/// How often a waiting poll looks at the store without a ring.
-const FALLBACK_LOOK: Duration = Duration::from_secs(5);
 
 pub(crate) fn router(state: CommandsHttp) -> Router {
     Router::new()
@@ -154,11 +152,9 @@ async fn poll(
             Ok(None) => {}
             Err(e) => return command_problem(&e),
         }
-        if tokio::time::Instant::now() >= deadline {
+        if !bell.wait_until(deadline).await {
             return StatusCode::NO_CONTENT.into_response();
         }
-        let look = (tokio::time::Instant::now() + FALLBACK_LOOK).min(deadline);
-        let _ = tokio::time::timeout_at(look, bell.rung()).await;
     }
 }
 

@@ -41,6 +41,8 @@ use crate::commands::CommandError;
 
 /// Largest image a node takes by upload: 2 GiB.
 pub const MAX_IMAGE_BYTES: u64 = 2 << 30;
+/// Bytes read from an image file per body frame.
+const IMAGE_CHUNK_BYTES: usize = 1 << 20;
 /// Default validity of a manifest: 30 days.
 const DEFAULT_VALID_DAYS: i64 = 30;
 
@@ -336,7 +338,10 @@ async fn image(
         return command_problem(&CommandError::NotFound("image"));
     };
     // No extension: served as application/octet-stream.
-    let mut response = match ServeFile::new(path).oneshot(request).await {
+    // 1 MiB reads instead of the default 64 KiB: a sixteenth of the system calls and body
+    // frames for large images (measured: bench/updates.sh, docs/benchmarks.md).
+    let service = ServeFile::new(path).with_buf_chunk_size(IMAGE_CHUNK_BYTES);
+    let mut response = match service.oneshot(request).await {
         Ok(response) => response.map(Body::new),
         Err(e) => match e {},
     };

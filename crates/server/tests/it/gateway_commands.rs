@@ -13,7 +13,9 @@ use base64::Engine as _;
 use portcullis_gateway::signed::{CommandObject, TrustList};
 use serde_json::{json, Value};
 
-use crate::support::gateway::{bearer, call, now, principal, publish_trust, KeyedDevice};
+use crate::support::gateway::{
+    bearer, call, long_poll, now, principal, publish_trust, KeyedDevice,
+};
 use crate::support::{Answer, Node};
 
 /// The rules of `[gateway.commands]`, as one inline table in the environment (TOML inline
@@ -251,19 +253,11 @@ fn commands_are_decided_signed_delivered_answered_and_audited() {
     assert!(CommandObject::open(&signed, &trust, "valve-8", now(), 0).is_err());
 
     // A long poll is woken by a command queued meanwhile.
-    let waiting = {
-        let base = node.base.clone();
-        let token = valve.token(&node.base);
-        std::thread::spawn(move || {
-            let started = Instant::now();
-            let answer = ureq::get(&format!("{base}/gateway/v1/commands?wait=20"))
-                .set("Authorization", &format!("Bearer {token}"))
-                .call()
-                .unwrap();
-            let body: Value = answer.into_json().unwrap();
-            (started.elapsed(), body)
-        })
-    };
+    let waiting = long_poll(
+        &node.base,
+        "/gateway/v1/commands?wait=20",
+        valve.token(&node.base),
+    );
     std::thread::sleep(Duration::from_millis(500));
     let woke = send(
         &node,
@@ -396,19 +390,11 @@ fn a_command_sent_on_one_node_reaches_the_device_polling_the_other() {
     let (trust, _) = publish_trust(a, &["commands"]);
     let valve = KeyedDevice::register(a, "valve-9", "valve-v2");
     let control = principal(a, &["commands:valve"]);
-    let waiting = {
-        let base = b.base.clone();
-        let token = valve.token("https://auth.cluster.example");
-        std::thread::spawn(move || {
-            let started = Instant::now();
-            let answer = ureq::get(&format!("{base}/gateway/v1/commands?wait=20"))
-                .set("Authorization", &format!("Bearer {token}"))
-                .call()
-                .unwrap();
-            let body: Value = answer.into_json().unwrap();
-            (started.elapsed(), body)
-        })
-    };
+    let waiting = long_poll(
+        &b.base,
+        "/gateway/v1/commands?wait=20",
+        valve.token("https://auth.cluster.example"),
+    );
     std::thread::sleep(Duration::from_millis(800));
     let sent = send(
         a,

@@ -12,7 +12,7 @@ use base64::Engine as _;
 use portcullis_gateway::signed::SettingsObject;
 use serde_json::{json, Value};
 
-use crate::support::gateway::{call, now, principal, publish_trust, KeyedDevice};
+use crate::support::gateway::{call, long_poll, now, principal, publish_trust, KeyedDevice};
 use crate::support::{Answer, Node};
 
 fn put(node: &Node, token: &str, device: &str, body: Value) -> Answer {
@@ -129,18 +129,11 @@ fn settings_are_versioned_signed_delivered_and_reported() {
     assert_eq!(poll(&node, &thermo, 2, 0).status, 204, "nothing newer");
 
     // A long poll is woken by the next change.
-    let waiting = {
-        let base = node.base.clone();
-        let token = thermo.token(&node.base);
-        std::thread::spawn(move || {
-            let started = Instant::now();
-            let answer = ureq::get(&format!("{base}/gateway/v1/settings?have=2&wait=20"))
-                .set("Authorization", &format!("Bearer {token}"))
-                .call()
-                .unwrap();
-            (started.elapsed(), answer.into_json::<Value>().unwrap())
-        })
-    };
+    let waiting = long_poll(
+        &node.base,
+        "/gateway/v1/settings?have=2&wait=20",
+        thermo.token(&node.base),
+    );
     std::thread::sleep(Duration::from_millis(500));
     let third = put(
         &node,

@@ -193,3 +193,21 @@ pub fn publish_trust(
     let list = portcullis_gateway::signed::TrustList::open(&bytes, &key, now(), None).unwrap();
     (list, root)
 }
+
+/// A device's long poll of `base` + `path` with a bearer `token`, in a thread: join it for
+/// how long the request waited and the JSON it got.
+pub fn long_poll(
+    base: &str,
+    path: &str,
+    token: String,
+) -> std::thread::JoinHandle<(std::time::Duration, Value)> {
+    let url = format!("{base}{path}");
+    std::thread::spawn(move || {
+        let started = std::time::Instant::now();
+        let answer = ureq::get(&url)
+            .set("Authorization", &format!("Bearer {token}"))
+            .call()
+            .unwrap();
+        (started.elapsed(), answer.into_json::<Value>().unwrap())
+    })
+}
