@@ -55,7 +55,7 @@ impl OperatorRole {
 }
 
 /// The algorithms operator keys use: ones a constrained device verifies cheaply.
-#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
 pub enum OperatorAlg {
     ES256,
     ES384,
@@ -112,8 +112,41 @@ pub struct ImportRootRequest {
     pub role: ImportRole,
     /// The root's public JWK (EC P-256/P-384 or OKP Ed25519, with `alg`); its `kid`, if
     /// given, must be the RFC 7638 thumbprint.
-    #[schema(value_type = Object)]
-    pub public_jwk: serde_json::Value,
+    pub public_jwk: RootJwk,
+}
+
+/// A root's public JWK as the import takes it (RFC 7517/7518/8037 members).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RootJwk {
+    pub kty: RootKty,
+    pub crv: RootCurve,
+    /// base64url coordinate.
+    #[schema(max_length = 128)]
+    pub x: String,
+    /// base64url coordinate (EC only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 128)]
+    pub y: Option<String>,
+    pub alg: OperatorAlg,
+    /// The RFC 7638 thumbprint, if given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 128)]
+    pub kid: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+pub enum RootKty {
+    EC,
+    OKP,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+pub enum RootCurve {
+    #[serde(rename = "P-256")]
+    P256,
+    #[serde(rename = "P-384")]
+    P384,
+    Ed25519,
 }
 
 /// The one role an imported key may have.
@@ -138,8 +171,8 @@ pub struct DraftTrustList {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UploadTrustRequest {
-    /// The signed list (`COSE_Sign1`), base64url.
-    #[schema(max_length = 65536)]
+    /// The signed list (`COSE_Sign1`), base64url: a trust list is a few hundred bytes.
+    #[schema(max_length = 32768)]
     pub signed: String,
 }
 
@@ -166,7 +199,7 @@ pub trait TrustAdmin: Send + Sync {
     async fn import_root_key(
         &self,
         actor: &str,
-        public_jwk: serde_json::Value,
+        public_jwk: RootJwk,
     ) -> Result<OperatorKeyView, AdminError>;
     async fn draft_trust_list(&self, valid_secs: i64) -> Result<DraftTrustList, AdminError>;
     async fn upload_trust_list(

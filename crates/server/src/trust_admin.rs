@@ -6,7 +6,8 @@ use async_trait::async_trait;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use portcullis_admin::trust::{
-    DraftTrustList, OperatorAlg, OperatorKeyView, OperatorRole, PublishedTrustList, TrustAdmin,
+    DraftTrustList, OperatorAlg, OperatorKeyView, OperatorRole, PublishedTrustList, RootJwk,
+    TrustAdmin,
 };
 use portcullis_admin::AdminError;
 use portcullis_audit::AuditLog;
@@ -149,9 +150,11 @@ impl TrustAdmin for GatewayTrustAdmin {
     async fn import_root_key(
         &self,
         actor: &str,
-        public_jwk: serde_json::Value,
+        public_jwk: RootJwk,
     ) -> Result<OperatorKeyView, AdminError> {
-        let jwk: Jwk = serde_json::from_value(public_jwk).map_err(|_| {
+        let value = serde_json::to_value(public_jwk)
+            .map_err(|e| AdminError::Internal(format!("the JWK: {e}")))?;
+        let jwk: Jwk = serde_json::from_value(value).map_err(|_| {
             AdminError::BadRequest("public_jwk is not a JWK (kty, crv, x, y, alg)".into())
         })?;
         let key = self.keys.import_root(&jwk).await.map_err(admin_error)?;
