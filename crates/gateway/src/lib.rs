@@ -19,6 +19,7 @@ pub mod error;
 pub mod http;
 mod ingest;
 pub mod mqtt;
+mod records;
 pub mod replay;
 pub mod service;
 pub mod session;

@@ -42,6 +42,7 @@ use portcullis_ports::DeviceRegistry;
 use portcullis_store::Store;
 use serde_json::{json, Map, Value};
 
+use crate::records::json_or_cbor;
 use crate::signed::{cbor_from_json, sign, CommandObject, Kind, OperatorKeys, Role};
 pub use doorbell::{Doorbell, Doorbells};
 pub use error::CommandError;
@@ -526,14 +527,9 @@ fn new_command_id() -> Result<CommandId, CommandError> {
 /// Reads a device's result message: a JSON object, or a CBOR map (what a COSE device
 /// naturally sends), with `cid`, `status` and an optional `output`.
 pub fn parse_outcome(payload: &[u8]) -> Result<CommandOutcome, CommandError> {
-    let first = payload.iter().find(|b| !b.is_ascii_whitespace());
-    let outcome: CommandOutcome = if first == Some(&b'{') {
-        serde_json::from_slice(payload)
-            .map_err(|_| CommandError::Invalid("the result is not a valid result object".into()))?
-    } else {
-        ciborium::from_reader(payload)
-            .map_err(|_| CommandError::Invalid("the result is not a valid result map".into()))?
-    };
+    let outcome: CommandOutcome = json_or_cbor(payload).ok_or_else(|| {
+        CommandError::Invalid("the result is not a valid result object or map".into())
+    })?;
     Ok(outcome.validate()?)
 }
 

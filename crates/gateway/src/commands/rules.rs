@@ -11,6 +11,7 @@ use portcullis_core::command_policy::{CommandPolicy, CommandRule};
 use portcullis_store::Store;
 
 use super::CommandError;
+use crate::records::swap_setting;
 
 /// The store setting holding the admin API's rules (JSON, a list of rules).
 pub const RULES_SETTING: &str = "gateway.command_rules";
@@ -54,20 +55,13 @@ impl Rules {
         let bytes = serde_json::to_vec(&admin)
             .map_err(|e| CommandError::Unavailable(format!("encoding the rules: {e}")))?;
         let before = self.store.get_setting(RULES_SETTING).await?;
-        let written = match before {
-            None => {
-                let stored = self
-                    .store
-                    .put_setting_if_absent(RULES_SETTING, &bytes)
-                    .await?;
-                stored == bytes
-            }
-            Some(old) => {
-                self.store
-                    .replace_setting(RULES_SETTING, &old, &bytes)
-                    .await?
-            }
-        };
+        let written = swap_setting(
+            self.store.as_ref(),
+            RULES_SETTING,
+            before.as_deref(),
+            &bytes,
+        )
+        .await?;
         if !written {
             return Err(CommandError::Conflict(
                 "the rules changed meanwhile; read them again and retry".into(),

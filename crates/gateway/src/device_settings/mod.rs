@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::commands::{CommandError, Doorbells};
+use crate::records::{json_or_cbor, swap_setting};
 use crate::signed::{cbor_from_json, sign, Kind, OperatorKeys, Role, SettingsObject};
 
 /// The store setting of one device's settings: this prefix and the device id.
@@ -75,14 +76,8 @@ pub struct AppliedReport {
 
 /// Reads a device's report: a JSON object or a CBOR map `{"ver": uint}`.
 pub fn parse_applied(payload: &[u8]) -> Result<AppliedReport, CommandError> {
-    let first = payload.iter().find(|b| !b.is_ascii_whitespace());
-    let report: AppliedReport = if first == Some(&b'{') {
-        serde_json::from_slice(payload)
-            .map_err(|_| CommandError::Invalid("the report is not {\"ver\": N}".into()))?
-    } else {
-        ciborium::from_reader(payload)
-            .map_err(|_| CommandError::Invalid("the report is not {\"ver\": N}".into()))?
-    };
+    let report: AppliedReport = json_or_cbor(payload)
+        .ok_or_else(|| CommandError::Invalid("the report is not {\"ver\": N}".into()))?;
     if report.ver == 0 {
         return Err(CommandError::Invalid("versions start at 1".into()));
     }
@@ -266,10 +261,7 @@ impl DeviceSettings {
         let bytes = serde_json::to_vec(record)
             .map_err(|e| CommandError::Unavailable(format!("encoding settings: {e}")))?;
         let name = setting_name(device);
-        Ok(match expected {
-            None => self.store.put_setting_if_absent(&name, &bytes).await? == bytes,
-            Some(old) => self.store.replace_setting(&name, &old, &bytes).await?,
-        })
+        Ok(swap_setting(self.store.as_ref(), &name, expected.as_deref(), &bytes).await?)
     }
 
     async fn audit(&self, action: AuditAction, actor: &str, device: &DeviceId, detail: Value) {

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{cose_key_from_jwk, sign, Kind, Role, TrustList, TrustedKey};
 use crate::error::GatewayError;
+use crate::records::swap_setting;
 
 /// The settings record of operator keys.
 pub const OPERATOR_KEYS_SETTING: &str = "gateway.operator_keys";
@@ -170,7 +171,7 @@ impl OperatorKeys {
         record: &StoredOperatorKeys,
     ) -> Result<bool, GatewayError> {
         let bytes = record.to_bytes();
-        swap_setting(self.store.as_ref(), OPERATOR_KEYS_SETTING, previous, &bytes).await
+        Ok(swap_setting(self.store.as_ref(), OPERATOR_KEYS_SETTING, previous, &bytes).await?)
     }
 
     /// Every operator key, oldest first.
@@ -460,20 +461,6 @@ impl OperatorKeys {
     pub async fn trust_list(&self) -> Result<Option<Vec<u8>>, GatewayError> {
         Ok(self.store.get_setting(TRUST_LIST_SETTING).await?)
     }
-}
-
-/// Compare-and-swap of a settings record: `value` replaces `previous` (as read; `None`: the
-/// record did not exist); `false` if another writer got there first.
-async fn swap_setting(
-    store: &dyn Store,
-    name: &str,
-    previous: Option<&[u8]>,
-    value: &[u8],
-) -> Result<bool, GatewayError> {
-    Ok(match previous {
-        Some(old) => store.replace_setting(name, old, value).await?,
-        None => store.put_setting_if_absent(name, value).await? == value,
-    })
 }
 
 /// The version of a stored trust list, read without verifying (it is our own record; the

@@ -32,6 +32,7 @@ use portcullis_store::{Store, UpdateReport};
 use serde_json::{json, Value};
 
 use crate::commands::CommandError;
+use crate::records::{json_or_cbor, swap_setting};
 use crate::signed::{sign, Kind, OperatorKeys, Role, UpdateManifest};
 
 /// The store setting of a model's releases: this prefix and the model.
@@ -165,10 +166,7 @@ impl Updates {
         let bytes = serde_json::to_vec(releases)
             .map_err(|e| CommandError::Unavailable(format!("encoding releases: {e}")))?;
         let name = setting_name(model);
-        Ok(match expected {
-            None => self.store.put_setting_if_absent(&name, &bytes).await? == bytes,
-            Some(old) => self.store.replace_setting(&name, &old, &bytes).await?,
-        })
+        Ok(swap_setting(self.store.as_ref(), &name, expected.as_deref(), &bytes).await?)
     }
 
     /// Publishes a release: numbered, its manifest signed, offered from now on.
@@ -397,13 +395,7 @@ impl Updates {
 
 /// Reads a device's update report: a JSON object or a CBOR map.
 pub fn parse_report(payload: &[u8]) -> Result<UpdateReportPayload, CommandError> {
-    let first = payload.iter().find(|b| !b.is_ascii_whitespace());
-    let report: UpdateReportPayload = if first == Some(&b'{') {
-        serde_json::from_slice(payload)
-            .map_err(|_| CommandError::Invalid("not an update report".into()))?
-    } else {
-        ciborium::from_reader(payload)
-            .map_err(|_| CommandError::Invalid("not an update report".into()))?
-    };
+    let report: UpdateReportPayload = json_or_cbor(payload)
+        .ok_or_else(|| CommandError::Invalid("not an update report".into()))?;
     Ok(report.validate()?)
 }
