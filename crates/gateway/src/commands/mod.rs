@@ -518,9 +518,7 @@ impl Commands {
 fn new_command_id() -> Result<CommandId, CommandError> {
     let random = portcullis_keys::random_array::<COMMAND_ID_RANDOM_BYTES>()
         .map_err(|e| CommandError::Unavailable(e.to_string()))?;
-    let millis = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let millis = u64::try_from(crate::service::unix_millis()).unwrap_or(0);
     Ok(CommandId::new(millis, random))
 }
 

@@ -357,7 +357,7 @@ fn random_message_id() -> Result<String, GatewayError> {
 }
 
 /// This node's clock in Unix milliseconds (when a message was received).
-fn unix_millis() -> i64 {
+pub(crate) fn unix_millis() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
