@@ -2,14 +2,15 @@
 # THE one command that runs Portcullis's whole test suite on a fresh machine (CI runs it via
 # .ci/run). It sets up what the tests need, then runs fmt, clippy and every test:
 #   1. Debian packages the tests use (wrk, softhsm2, mosquitto, mosquitto-clients, nginx,
-#      nats-server, rabbitmq-server), only if missing (pki_broker starts its own mosquitto broker
+#      nats-server, rabbitmq-server, prometheus), only if missing (pki_broker starts its own mosquitto broker
 #      on a free port, gateway_rabbitmq its own RabbitMQ node);
 #   2. PostgreSQL, started if it is down;
 #   3. the interop clients in .interop/ (gitignored): Node openid-client + jose from
 #      tests/interop/package-lock.json, Python PyJWT + cryptography from
 #      tests/interop/requirements.txt; reinstalled only when those files change;
 #   4. cargo fmt --check, cargo clippy -D warnings, the nginx cluster test (deploy/), the three
-#      example scenarios (examples/*/run.sh), schemathesis, doc tests, then cargo nextest run
+#      example scenarios (examples/*/run.sh), the monitoring rules and dashboard against a real
+#      Prometheus (deploy/monitoring/check.sh), schemathesis, doc tests, then cargo nextest run
 #      --workspace (cargo test if nextest is missing).
 # Idempotent; on a machine already set up, steps 1-3 take a second or two.
 # usage: scripts/test.sh [--setup-only]   (--setup-only stops after step 3, for running
@@ -37,6 +38,7 @@ declare -A apt_marker=(
   [nginx]=/usr/sbin/nginx
   [nats-server]=/usr/sbin/nats-server
   [rabbitmq-server]=/usr/sbin/rabbitmq-server
+  [prometheus]=/usr/bin/prometheus
 )
 missing=()
 for pkg in "${!apt_marker[@]}"; do
@@ -49,7 +51,7 @@ if [[ ${#missing[@]} -gt 0 ]]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else
-  step "Debian packages present (wrk, softhsm2, mosquitto, mosquitto-clients, nginx, nats-server, rabbitmq-server)"
+  step "Debian packages present (wrk, softhsm2, mosquitto, mosquitto-clients, nginx, nats-server, rabbitmq-server, prometheus)"
 fi
 
 # --- 2. PostgreSQL -----------------------------------------------------------------------------
@@ -127,6 +129,9 @@ for scenario in smart-energy industrial consumer-iot; do
     { cat "$interop/example-$scenario.log"; die "examples/$scenario/run.sh failed"; }
   tail -1 "$interop/example-$scenario.log"
 done
+
+step "deploy/monitoring/check.sh: rules pass promtool, every dashboard query returns data"
+PORTCULLIS_BIN="$repo/target/debug/portcullis" deploy/monitoring/check.sh
 
 step "scripts/schemathesis.sh: the admin API against its own OpenAPI document"
 PORTCULLIS_BIN="$repo/target/debug/portcullis" scripts/schemathesis.sh 30
