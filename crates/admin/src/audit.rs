@@ -7,13 +7,16 @@ use axum::Json;
 use portcullis_audit::AuditTrail;
 
 use crate::auth::AdminCaller;
+use portcullis_core::audit::{AuditAction, AuditEvent, Outcome};
+use portcullis_core::time::unix_seconds;
+
 use crate::dto::{
-    end_page, page_size, AuditPage, AuditPageQuery, AuditRecordView, ChainVerified, UnverifiableKey,
+    end_page, page_size, AuditKeys, AuditPage, AuditPageQuery, AuditRecordView, ChainVerified,
+    UnverifiableKey,
 };
 use crate::errors::{AdminError, Problem};
 use crate::extract::QueryParams;
 use crate::keys::SharedKeyAdmin;
-use crate::ClientsState;
 
 /// What `POST /audit/verify` needs: the trail and the keys checkpoints are verified with.
 #[derive(Clone)]
@@ -23,28 +26,96 @@ pub struct AuditVerification {
     pub(crate) keys: Option<SharedKeyAdmin>,
 }
 
-/// List audit records, newest first.
+/// List audit records, newest first, decrypted. Needs scope `audit:read`; the read itself
+/// is recorded (who read which range) before the records are returned.
 #[utoipa::path(
     get, path = "/audit", tag = "audit",
     params(AuditPageQuery),
     responses(
         (status = 200, description = "One page of records, newest first", body = AuditPage),
         (status = 400, description = "Invalid query", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the audit:read scope", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The read could not be audited, so it is refused", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn list_audit(
-    State(state): State<ClientsState>,
-    _caller: AdminCaller,
+    State(trail): State<AuditTrail>,
+    caller: AdminCaller,
     QueryParams(query): QueryParams<AuditPageQuery>,
 ) -> Result<Json<AuditPage>, AdminError> {
     let limit = page_size(query.limit)?;
     let before = query.before.unwrap_or(i64::MAX);
-    let mut records = state.audit.records_desc(before, limit + 1).await?;
-    let next = end_page(&mut records, limit, |r| r.seq);
+    let mut records = trail.records_desc(before, limit + 1).await?;
+    let next = end_page(&mut records, limit, |r| r.record.seq);
+    let seqs = || records.iter().map(|r| r.record.seq);
+    trail
+        .commit(AuditEvent {
+            at: unix_seconds(std::time::SystemTime::now()),
+            actor: caller.actor(),
+            action: AuditAction::AuditRead.into(),
+            subject: "audit".into(),
+            outcome: Outcome::Success.into(),
+            detail: serde_json::json!({
+                "before": query.before,
+                "limit": limit,
+                "records": records.len(),
+                "first_seq": seqs().min(),
+                "last_seq": seqs().max(),
+            }),
+        })
+        .await?;
     Ok(Json(AuditPage {
         records: records.into_iter().map(AuditRecordView::from).collect(),
         next,
     }))
+}
+
+/// The audit data keys records are encrypted with (never key material).
+#[utoipa::path(
+    get, path = "/audit/keys", tag = "audit",
+    responses(
+        (status = 200, description = "The keys, oldest first; `active` seals new records", body = AuditKeys),
+    )
+)]
+pub async fn list_audit_keys(
+    State(trail): State<AuditTrail>,
+    _caller: AdminCaller,
+) -> Json<AuditKeys> {
+    Json(AuditKeys::from(trail.data_keys()))
+}
+
+/// Create a new audit data key and seal new records with it; older keys stay to read older
+/// records. Other nodes switch when they see the change.
+#[utoipa::path(
+    post, path = "/audit/keys/rotate", tag = "audit",
+    responses(
+        (status = 200, description = "The keys after the rotation", body = AuditKeys),
+        (status = 409, description = "Records are not encrypted on this node (`[audit] encrypt = false`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn rotate_audit_key(
+    State(trail): State<AuditTrail>,
+    caller: AdminCaller,
+) -> Result<Json<AuditKeys>, AdminError> {
+    let Some(kid) = trail
+        .rotate_data_key(unix_seconds(std::time::SystemTime::now()))
+        .await?
+    else {
+        return Err(AdminError::Conflict(
+            "audit records are not encrypted on this node ([audit] encrypt = false)".into(),
+        ));
+    };
+    trail
+        .commit(AuditEvent {
+            at: unix_seconds(std::time::SystemTime::now()),
+            actor: caller.actor(),
+            action: AuditAction::AuditKeyRotated.into(),
+            subject: kid,
+            outcome: Outcome::Success.into(),
+            detail: serde_json::json!({}),
+        })
+        .await?;
+    Ok(Json(AuditKeys::from(trail.data_keys())))
 }
 
 /// Check the whole chain: every record linked to the one before and unedited, and every

@@ -33,10 +33,29 @@ impl AdminCaller {
     }
 }
 
-/// Checks the request's bearer token and, if it carries the admin scope, records the caller
-/// in the request extensions for [`AdminCaller`] to pick up.
-pub async fn require_admin(
-    State(tokens): State<Arc<dyn TokenValidator>>,
+/// The scope that reads audit records (`GET /audit`, `/audit/stream`): separate from
+/// [`ADMIN_SCOPE`], so a client can administer without reading the trail, or audit without
+/// administering.
+pub const AUDIT_READ_SCOPE: &str = "audit:read";
+
+/// Which bearer tokens a group of routes accepts: those carrying any one of `any_of`.
+#[derive(Clone)]
+pub struct ScopeGate {
+    tokens: Arc<dyn TokenValidator>,
+    any_of: &'static [&'static str],
+}
+
+impl ScopeGate {
+    /// Routes for tokens with at least one of `any_of` (the first is named in refusals).
+    pub fn new(tokens: Arc<dyn TokenValidator>, any_of: &'static [&'static str]) -> Self {
+        Self { tokens, any_of }
+    }
+}
+
+/// Checks the request's bearer token and, if it carries one of the gate's scopes, records
+/// the caller in the request extensions for [`AdminCaller`] to pick up.
+pub async fn require_scope(
+    State(gate): State<ScopeGate>,
     mut request: Request,
     next: Next,
 ) -> Result<Response, AdminError> {
@@ -47,7 +66,8 @@ pub async fn require_admin(
         .extensions()
         .get::<PeerCertificates>()
         .and_then(PeerCertificates::leaf);
-    let claims = tokens
+    let claims = gate
+        .tokens
         .presented_token(token, presented)
         .await
         .map_err(|rejection| {
@@ -55,8 +75,10 @@ pub async fn require_admin(
             tracing::debug!(reason = %rejection, "admin token rejected");
             AdminError::InvalidToken
         })?;
-    if !claims.has_scope(ADMIN_SCOPE) {
-        return Err(AdminError::InsufficientScope(ADMIN_SCOPE));
+    if !gate.any_of.iter().any(|scope| claims.has_scope(scope)) {
+        return Err(AdminError::InsufficientScope(
+            gate.any_of.first().copied().unwrap_or(ADMIN_SCOPE),
+        ));
     }
     request.extensions_mut().insert(AdminCaller {
         client_id: claims.client_id,
@@ -67,7 +89,7 @@ pub async fn require_admin(
 impl<S: Send + Sync> FromRequestParts<S> for AdminCaller {
     type Rejection = AdminError;
 
-    /// Reads what [`require_admin`] stored; a handler mounted without that middleware
+    /// Reads what [`require_scope`] stored; a handler mounted without that middleware
     /// therefore refuses every request instead of running unauthenticated.
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, AdminError> {
         parts

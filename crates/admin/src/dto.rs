@@ -5,7 +5,7 @@
 //! client with fewer rights than the operator meant. Responses never contain secret hashes or
 //! sealed secrets; a plaintext secret appears only in the one response that creates it.
 
-use portcullis_core::audit::AuditRecord;
+use portcullis_audit::ReadRecord;
 use portcullis_core::client::{AuthMethod, Client, TlsClientAuthMatch};
 use portcullis_core::{CoreError, Secret, UnixTime};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -330,11 +330,21 @@ pub struct AuditRecordView {
     pub prev_hash: String,
     /// hex SHA-256 of this record.
     pub hash: String,
+    /// Whether the stored record is encrypted (its hashes cover the ciphertext; the fields
+    /// above are shown decrypted).
+    pub encrypted: bool,
+    /// Why an encrypted record could not be decrypted (its fields are then empty and
+    /// `detail` holds the ciphertext); absent when it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unreadable: Option<String>,
 }
 
-impl From<AuditRecord> for AuditRecordView {
-    fn from(r: AuditRecord) -> Self {
+impl From<ReadRecord> for AuditRecordView {
+    fn from(read: ReadRecord) -> Self {
+        let r = read.record;
         Self {
+            encrypted: read.encrypted,
+            unreadable: read.unreadable,
             seq: r.seq,
             at: r.event.at,
             actor: r.event.actor,
@@ -344,6 +354,41 @@ impl From<AuditRecord> for AuditRecordView {
             detail: r.event.detail,
             prev_hash: r.prev_hash,
             hash: r.hash,
+        }
+    }
+}
+
+/// The audit data keys (`GET /audit/keys`): names and dates, never key material.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditKeys {
+    /// Oldest first; exactly one is active unless records are not encrypted (then empty).
+    pub keys: Vec<AuditKeyView>,
+}
+
+/// One audit data key.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditKeyView {
+    pub kid: String,
+    /// Unix seconds.
+    pub created_at: UnixTime,
+    /// `software` (sealed under the master key) or `pkcs11` (sealed by the HSM).
+    pub backend: String,
+    /// Whether new records are sealed with it.
+    pub active: bool,
+}
+
+impl From<Vec<portcullis_audit::DataKeyInfo>> for AuditKeys {
+    fn from(keys: Vec<portcullis_audit::DataKeyInfo>) -> Self {
+        Self {
+            keys: keys
+                .into_iter()
+                .map(|k| AuditKeyView {
+                    kid: k.kid,
+                    created_at: k.created_at,
+                    backend: k.backend,
+                    active: k.active,
+                })
+                .collect(),
         }
     }
 }

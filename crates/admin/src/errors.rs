@@ -207,14 +207,14 @@ impl AdminError {
     }
 
     /// The RFC 6750 §3 challenge for authentication failures.
-    fn challenge(&self) -> Option<&'static str> {
+    fn challenge(&self) -> Option<String> {
         match self {
             Self::MissingToken | Self::InvalidToken => {
-                Some(r#"Bearer realm="portcullis-admin", error="invalid_token""#)
+                Some(r#"Bearer realm="portcullis-admin", error="invalid_token""#.to_owned())
             }
-            Self::InsufficientScope(_) => Some(
-                r#"Bearer realm="portcullis-admin", error="insufficient_scope", scope="portcullis:admin""#,
-            ),
+            Self::InsufficientScope(scope) => Some(format!(
+                r#"Bearer realm="portcullis-admin", error="insufficient_scope", scope="{scope}""#
+            )),
             _ => None,
         }
     }
@@ -233,11 +233,10 @@ impl IntoResponse for AdminError {
             tracing::error!(error = %self, "admin request failed");
         }
         let mut response = problem.into_response();
-        if let Some(challenge) = self.challenge() {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(challenge),
-            );
+        if let Some(challenge) = self.challenge().and_then(|c| HeaderValue::try_from(c).ok()) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, challenge);
         }
         response
     }

@@ -22,13 +22,14 @@ pub mod trust;
 
 use std::sync::Arc;
 
+use auth::ScopeGate;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post};
 use axum::{middleware, Router};
 use portcullis_audit::AuditTrail;
 use portcullis_ports::{ClientRegistry, DeviceRegistry, TokenValidator};
 
-pub use auth::{AdminCaller, ADMIN_SCOPE};
+pub use auth::{AdminCaller, ADMIN_SCOPE, AUDIT_READ_SCOPE};
 pub use command_rules::{CommandRulesAdmin, SharedCommandRulesAdmin};
 pub use errors::{AdminError, Problem, PROBLEM_JSON};
 pub use keys::{KeyAdmin, KeyView, SharedKeyAdmin};
@@ -159,12 +160,29 @@ pub fn router(ports: AdminPorts) -> Router {
             .with_state(devices),
         None => Router::new(),
     };
+    // Verifying reads no contents: administrators and auditors both may.
     let audit_verify: Router = Router::new()
         .route("/audit/verify", post(audit::verify_audit))
         .with_state(audit::AuditVerification {
             trail: audit.clone(),
             keys: keys.clone(),
-        });
+        })
+        .route_layer(middleware::from_fn_with_state(
+            ScopeGate::new(tokens.clone(), &[ADMIN_SCOPE, AUDIT_READ_SCOPE]),
+            auth::require_scope,
+        ));
+    // Reading records needs `audit:read`, and every read is itself audited.
+    let audit_read: Router = Router::new()
+        .route("/audit", get(audit::list_audit))
+        .with_state(audit.clone())
+        .route_layer(middleware::from_fn_with_state(
+            ScopeGate::new(tokens.clone(), &[AUDIT_READ_SCOPE]),
+            auth::require_scope,
+        ));
+    let audit_keys: Router = Router::new()
+        .route("/audit/keys", get(audit::list_audit_keys))
+        .route("/audit/keys/rotate", post(audit::rotate_audit_key))
+        .with_state(audit.clone());
     let key_routes: Router = match keys {
         Some(keys) => Router::new()
             .route("/keys", get(keys::list_keys))
@@ -208,20 +226,24 @@ pub fn router(ports: AdminPorts) -> Router {
                 .delete(clients::delete_client),
         )
         .route("/clients/{id}/rotate-secret", post(secrets::rotate_secret))
-        .route("/audit", get(audit::list_audit))
         .with_state(ClientsState { clients, audit });
     let protected = Router::new()
         .merge(client_routes)
-        .merge(audit_verify)
+        .merge(audit_keys)
         .merge(key_routes)
         .merge(device_routes)
         .merge(trust_routes)
         .merge(command_rule_routes)
         // route_layer: only matched routes authenticate, so an unknown path is a plain 404.
-        .route_layer(middleware::from_fn_with_state(tokens, auth::require_admin));
+        .route_layer(middleware::from_fn_with_state(
+            ScopeGate::new(tokens, &[ADMIN_SCOPE]),
+            auth::require_scope,
+        ));
     Router::new()
         .route("/openapi.json", get(openapi::openapi_document))
         .merge(protected)
+        .merge(audit_verify)
+        .merge(audit_read)
         .fallback(|| async { AdminError::NoRoute })
         .method_not_allowed_fallback(|| async { AdminError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(extract::BODY_LIMIT))

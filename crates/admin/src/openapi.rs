@@ -24,7 +24,7 @@ impl Modify for BearerScheme {
             .scheme(HttpAuthScheme::Bearer)
             .bearer_format("JWT")
             .description(Some(
-                "An access token of this server carrying the portcullis:admin scope.",
+                "An access token of this server carrying the portcullis:admin scope (audit:read to read audit records).",
             ))
             .build();
         openapi
@@ -269,7 +269,7 @@ impl Modify for InputRules {
                 for (status, description) in [
                     ("400", "The request is malformed or breaks a domain rule"),
                     ("401", "No bearer token, or one that is not active"),
-                    ("403", "The token lacks the portcullis:admin scope"),
+                    ("403", "The token lacks the scope the operation needs (portcullis:admin; audit:read for audit records)"),
                     ("500", "The server could not complete the request"),
                     ("503", "The store or the audit log cannot serve now; retry"),
                 ] {
@@ -299,6 +299,8 @@ impl Modify for InputRules {
         crate::clients::delete_client,
         crate::audit::list_audit,
         crate::audit::verify_audit,
+        crate::audit::list_audit_keys,
+        crate::audit::rotate_audit_key,
         crate::keys::list_keys,
                 crate::keys::rotate_keys,
         crate::keys::retire_key,
@@ -330,7 +332,7 @@ impl Modify for InputRules {
     components(schemas(
         CreateClientRequest, UpdateClientRequest, RotateSecretRequest, ClientView, CreatedClient,
         RotatedSecret, ClientPage, AuditRecordView, AuditPage, ChainVerified, Problem,
-        crate::dto::UnverifiableKey,
+        crate::dto::UnverifiableKey, crate::dto::AuditKeys, crate::dto::AuditKeyView,
         crate::keys::KeyView, crate::keys::RotateKeysRequest,
         crate::devices::DeviceView, crate::devices::RegisterDeviceRequest,
         crate::devices::ImportDevicesRequest, crate::devices::RegisteredDevice,

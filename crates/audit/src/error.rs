@@ -15,4 +15,7 @@ pub enum AuditError {
     /// The records could not be read.
     #[error("audit store: {0}")]
     Store(#[from] StoreError),
+    /// The audit data keys could not be created, opened or used (never carries key bytes).
+    #[error("audit data keys: {0}")]
+    Keys(String),
 }

@@ -11,11 +11,13 @@ pub mod checkpoint;
 pub mod error;
 pub mod log;
 pub mod refusals;
+pub mod sealing;
 pub mod trail;
 pub mod verify;
 
 pub use checkpoint::{sign_checkpoint, CheckpointKeys, CheckpointStatus};
 pub use error::AuditError;
 pub use log::{AuditLog, AuditMode, AuditUnavailable};
+pub use sealing::{AuditSealer, DataKeyInfo, ReadRecord};
 pub use trail::AuditTrail;
 pub use verify::{verify_chain, ChainReport, CheckpointReport};

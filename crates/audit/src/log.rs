@@ -27,6 +27,7 @@ use portcullis_store::Store;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::refusals::Refusals;
+use crate::sealing::AuditSealer;
 
 /// Events appended per store call at most.
 pub const MAX_BATCH: usize = 4096;
@@ -92,6 +93,8 @@ pub struct AuditLog {
     queue: mpsc::Sender<Command>,
     mode: AuditMode,
     refusals: Arc<Mutex<Refusals>>,
+    /// Seals records before they are appended (`[audit] encrypt`); readers open them with it.
+    sealer: Option<Arc<AuditSealer>>,
 }
 
 impl AuditLog {
@@ -104,12 +107,25 @@ impl AuditLog {
     /// Spawns the writer task with `mode` and a queue of `capacity` events, and the task that
     /// writes refusal summaries when their window closes.
     pub fn start_with(store: Arc<dyn Store>, mode: AuditMode, capacity: usize) -> AuditLog {
+        Self::start_sealed(store, mode, capacity, None)
+    }
+
+    /// Like [`Self::start_with`], sealing every record with `sealer` before it is appended
+    /// (records are never stored in the clear while a sealer is set: a batch that cannot be
+    /// sealed is retried like one the store refused).
+    pub fn start_sealed(
+        store: Arc<dyn Store>,
+        mode: AuditMode,
+        capacity: usize,
+        sealer: Option<Arc<AuditSealer>>,
+    ) -> AuditLog {
         let (queue, commands) = mpsc::channel(capacity.max(1));
-        tokio::spawn(write_batches(store, commands));
+        tokio::spawn(write_batches(store, commands, sealer.clone()));
         let log = AuditLog {
             queue,
             mode,
             refusals: Arc::new(Mutex::new(Refusals::default())),
+            sealer,
         };
         tokio::spawn(close_refusal_windows(log.clone()));
         log
@@ -118,6 +134,11 @@ impl AuditLog {
     /// The configured mode.
     pub fn mode(&self) -> AuditMode {
         self.mode
+    }
+
+    /// The sealer records are encrypted with, if `[audit] encrypt` is on.
+    pub fn sealer(&self) -> Option<&Arc<AuditSealer>> {
+        self.sealer.as_ref()
     }
 
     /// Records an ordinary event as `[audit] mode` says: stored before this returns
@@ -241,7 +262,11 @@ async fn close_refusal_windows(log: AuditLog) {
 }
 
 /// The writer task: drain, append, acknowledge, until the queue is closed and empty.
-async fn write_batches(store: Arc<dyn Store>, mut queue: mpsc::Receiver<Command>) {
+async fn write_batches(
+    store: Arc<dyn Store>,
+    mut queue: mpsc::Receiver<Command>,
+    sealer: Option<Arc<AuditSealer>>,
+) {
     let mut commands = Vec::with_capacity(MAX_BATCH);
     let mut stopped = Vec::new();
     // recv_many returns 0 only once the queue is closed (by a Stop, or every handle dropped)
@@ -263,6 +288,9 @@ async fn write_batches(store: Arc<dyn Store>, mut queue: mpsc::Receiver<Command>
                 }
             }
         }
+        if let Some(sealer) = &sealer {
+            seal_until_sealed(sealer, &mut events).await;
+        }
         append_until_stored(store.as_ref(), events, &queue).await;
         metrics::gauge!(QUEUE_DEPTH_METRIC).set(queue.len() as f64);
         for done in stored.into_iter().chain(flushed) {
@@ -271,6 +299,22 @@ async fn write_batches(store: Arc<dyn Store>, mut queue: mpsc::Receiver<Command>
     }
     for done in stopped {
         let _ = done.send(());
+    }
+}
+
+/// Seals `events` in place, retrying with backoff: a batch is never stored in the clear.
+/// (Sealing fails only if the random generator does, or the active key vanished.)
+async fn seal_until_sealed(sealer: &AuditSealer, events: &mut [AuditEvent]) {
+    let mut delay = FIRST_RETRY_DELAY;
+    loop {
+        match sealer.seal_batch(events) {
+            Ok(()) => return,
+            Err(err) => {
+                tracing::error!(error = %err, events = events.len(), retry_in_ms = delay.as_millis() as u64, "sealing an audit batch failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(MAX_RETRY_DELAY);
+            }
+        }
     }
 }
 

@@ -7,9 +7,10 @@
 
 use std::sync::Arc;
 
-use portcullis_core::audit::{AuditEvent, AuditRecord};
+use portcullis_core::audit::AuditEvent;
 use portcullis_store::{Store, StoreError};
 
+use crate::sealing::{DataKeyInfo, ReadRecord};
 use crate::{verify_chain, AuditError, AuditLog, AuditUnavailable, ChainReport, CheckpointKeys};
 
 /// Appends to, lists and verifies one audit chain.
@@ -44,14 +45,40 @@ impl AuditTrail {
     }
 
     /// Up to `limit` records with `seq` below `before`, newest first, including every record
-    /// queued before this call.
+    /// queued before this call; encrypted ones opened with the audit data keys.
     pub async fn records_desc(
         &self,
         before: i64,
         limit: u32,
-    ) -> Result<Vec<AuditRecord>, StoreError> {
+    ) -> Result<Vec<ReadRecord>, StoreError> {
         self.log.flush().await;
-        self.store.list_audit_desc(before, limit).await
+        let records = self.store.list_audit_desc(before, limit).await?;
+        Ok(match self.log.sealer() {
+            Some(sealer) => sealer.open_records(records).await,
+            None => records.into_iter().map(ReadRecord::plain).collect(),
+        })
+    }
+
+    /// The audit data keys (empty when records are not encrypted).
+    pub fn data_keys(&self) -> Vec<DataKeyInfo> {
+        self.log.sealer().map(|s| s.list()).unwrap_or_default()
+    }
+
+    /// Makes a new audit data key the one records are sealed with; `None` when records are
+    /// not encrypted on this node.
+    pub async fn rotate_data_key(&self, now: i64) -> Result<Option<String>, AuditError> {
+        match self.log.sealer() {
+            Some(sealer) => sealer.rotate(now).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Re-reads the audit data keys after another node changed them.
+    pub async fn reload_data_keys(&self) -> Result<(), AuditError> {
+        match self.log.sealer() {
+            Some(sealer) => sealer.reload().await,
+            None => Ok(()),
+        }
     }
 
     /// Verifies the chain as stored, and the checkpoints in it with `keys`. Call

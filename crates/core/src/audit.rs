@@ -77,6 +77,8 @@ pub enum AuditAction {
     UpdateRefused,
     CertRevoked,
     AuditCheckpoint,
+    AuditRead,
+    AuditKeyRotated,
 }
 
 impl AuditAction {
@@ -129,6 +131,8 @@ impl AuditAction {
             Self::UpdateRefused => "update.refused",
             Self::CertRevoked => "cert.revoked",
             Self::AuditCheckpoint => "audit.checkpoint",
+            Self::AuditRead => "audit.read",
+            Self::AuditKeyRotated => "audit.key_rotated",
         }
     }
 }
@@ -332,6 +336,8 @@ mod tests {
             (AuditAction::UpdatePublished, "update.published"),
             (AuditAction::UpdateWithdrawn, "update.withdrawn"),
             (AuditAction::UpdateRefused, "update.refused"),
+            (AuditAction::AuditRead, "audit.read"),
+            (AuditAction::AuditKeyRotated, "audit.key_rotated"),
         ];
         for (action, spelling) in released {
             assert_eq!(action.as_str(), spelling);

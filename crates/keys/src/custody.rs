@@ -83,6 +83,9 @@ pub enum KeyPurpose {
     SettingsSigning,
     /// Signs software-update manifests.
     UpdateSigning,
+    /// Encrypts the sensitive fields of audit records (a 256-bit AES data key, not a
+    /// signing key: see [`KeyCustody::seal_secret`]).
+    AuditData,
 }
 
 impl KeyPurpose {
@@ -96,6 +99,7 @@ impl KeyPurpose {
             Self::CommandSigning => format!("portcullis-command-key:{kid}"),
             Self::SettingsSigning => format!("portcullis-settings-key:{kid}"),
             Self::UpdateSigning => format!("portcullis-update-key:{kid}"),
+            Self::AuditData => format!("portcullis-audit-data-key:{kid}"),
         }
         .into_bytes()
     }
@@ -213,6 +217,41 @@ impl KeyCustody {
         })
     }
 
+    /// Seals a symmetric secret of `purpose` named `kid` (an audit data key): under the
+    /// master key (software), or by the token under an AES key that never leaves it
+    /// (pkcs11), so with an HSM a copied database and master key file open nothing.
+    pub fn seal_secret(
+        &self,
+        purpose: KeyPurpose,
+        kid: &str,
+        secret: &[u8],
+    ) -> Result<Vec<u8>, KeyError> {
+        match self {
+            Self::Software(master) => software::seal(master, secret, &purpose.aad(kid)),
+            Self::Pkcs11(token) => token.seal_secret(secret, &purpose.aad(kid)),
+        }
+    }
+
+    /// Opens a secret [`Self::seal_secret`] made; `backend` is the one recorded with it.
+    pub fn open_secret(
+        &self,
+        purpose: KeyPurpose,
+        backend: KeyBackend,
+        kid: &str,
+        sealed: &[u8],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, KeyError> {
+        if backend != self.backend() {
+            return Err(KeyError::Malformed(format!(
+                "secret {kid} is held by the {backend} backend, but keys.backend is {}",
+                self.backend()
+            )));
+        }
+        match self {
+            Self::Software(master) => software::open(master, sealed, &purpose.aad(kid)),
+            Self::Pkcs11(token) => token.open_secret(sealed, &purpose.aad(kid)),
+        }
+    }
+
     /// Destroys a key that will never be used again. A software key's sealed blob stays in
     /// its row (it still verifies old audit checkpoints); a token key is deleted from the
     /// token.
@@ -230,6 +269,30 @@ mod tests {
 
     fn custody(seed: u8) -> KeyCustody {
         KeyCustody::Software(Arc::new(MasterKey::from_bytes([seed; 32])))
+    }
+
+    #[test]
+    fn a_sealed_secret_opens_only_for_its_purpose_kid_and_master_key() -> Result<(), KeyError> {
+        let keys = custody(2);
+        let sealed = keys.seal_secret(KeyPurpose::AuditData, "ak-1", &[7; 32])?;
+        let opened =
+            keys.open_secret(KeyPurpose::AuditData, KeyBackend::Software, "ak-1", &sealed)?;
+        assert_eq!(opened.as_slice(), &[7; 32]);
+        for (purpose, kid) in [
+            (KeyPurpose::AuditData, "ak-2"),
+            (KeyPurpose::TokenSigning, "ak-1"),
+        ] {
+            assert!(keys
+                .open_secret(purpose, KeyBackend::Software, kid, &sealed)
+                .is_err());
+        }
+        assert!(custody(3)
+            .open_secret(KeyPurpose::AuditData, KeyBackend::Software, "ak-1", &sealed)
+            .is_err());
+        assert!(keys
+            .open_secret(KeyPurpose::AuditData, KeyBackend::Pkcs11, "ak-1", &sealed)
+            .is_err());
+        Ok(())
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::config::Config;
 use crate::key_custody::open_custody;
 use crate::key_lifecycle::KeyLifecycle;
 
-use portcullis_admin::ADMIN_SCOPE;
+use portcullis_admin::{ADMIN_SCOPE, AUDIT_READ_SCOPE};
 use portcullis_gateway::commands::COMMANDS_READ_SCOPE;
 use portcullis_gateway::device_settings::{SETTINGS_READ_SCOPE, SETTINGS_WRITE_SCOPE};
 use portcullis_gateway::http::TELEMETRY_READ_SCOPE;
@@ -272,11 +272,13 @@ async fn ensure_bootstrap_admin(
         client_id: client_id.clone(),
         name: "bootstrap admin".into(),
         auth_method: AuthMethod::ClientSecretBasic,
-        // Reading device telemetry (`portcullis telemetry tail`) and every command
+        // Reading the audit trail (`audit:read`, kept apart from administering), device
+        // telemetry (`portcullis telemetry tail`) and every command
         // (`portcullis command list`), devices' settings (`portcullis settings`) and software
         // updates (`portcullis update`) are the operator's too.
         scopes: ScopeSet::from_tokens([
             ADMIN_SCOPE.to_owned(),
+            AUDIT_READ_SCOPE.to_owned(),
             TELEMETRY_READ_SCOPE.to_owned(),
             COMMANDS_READ_SCOPE.to_owned(),
             SETTINGS_READ_SCOPE.to_owned(),
@@ -377,6 +379,7 @@ mod tests {
             .unwrap();
         for scope in [
             "portcullis:admin",
+            "audit:read",
             "telemetry:read",
             "commands:read",
             "settings:read",

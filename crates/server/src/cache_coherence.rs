@@ -56,6 +56,12 @@ pub async fn follow_changes(
                     gateway.commands().wake(Some(&id));
                 }
             }
+            // Another node rotated the audit data key: seal new records with it here too.
+            Change::Setting(name) if name == portcullis_audit::sealing::DATA_KEYS_SETTING => {
+                if let Err(e) = server.audit_trail().reload_data_keys().await {
+                    tracing::warn!(error = %e, "reloading the audit data keys after a change failed");
+                }
+            }
             Change::Setting(_) => {}
             // A command queued on another node: wake this node's connection or long poll of
             // that device, if it has one.

@@ -519,7 +519,8 @@ pub enum TrustKeyCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Show audit records, newest first.
+    /// Show audit records, newest first, decrypted (needs scope audit:read; the read is
+    /// itself audited).
     List {
         #[arg(long, default_value_t = 50)]
         limit: u32,
@@ -527,8 +528,34 @@ pub enum AuditCommand {
         #[arg(long)]
         before: Option<i64>,
     },
-    /// Prove the hash chain unbroken; exit 1 if a record was edited or removed.
-    Verify,
+    /// Prove the hash chain unbroken; exit 1 if a record was edited or removed. Needs no
+    /// audit data key: the chain covers the ciphertext. Through a node's admin API, or
+    /// offline on a store (or a copy of one) with --store-url, with no master key.
+    Verify {
+        /// Verify this store directly instead of asking a node, e.g. sqlite:copy.db or
+        /// postgres://host/db.
+        #[arg(long)]
+        store_url: Option<String>,
+        /// A file holding the PostgreSQL password (with --store-url).
+        #[arg(long, requires = "store_url")]
+        password_file: Option<PathBuf>,
+        /// The public keys checkpoints are verified with (a saved `/jwks`), with
+        /// --store-url; without it signatures are reported unverifiable.
+        #[arg(long, requires = "store_url")]
+        jwks: Option<PathBuf>,
+    },
+    /// The audit data keys that encrypt records at rest.
+    #[command(subcommand)]
+    Key(AuditKeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditKeyCommand {
+    /// List the audit data keys (names and dates only).
+    List,
+    /// Create a new audit data key and encrypt new records with it; older keys stay to read
+    /// older records.
+    Rotate,
 }
 
 #[derive(Debug, Subcommand)]

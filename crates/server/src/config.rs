@@ -282,6 +282,10 @@ pub struct AuditSection {
     /// 74 % of async's throughput and twice its p99, so async is the default.
     #[serde(deserialize_with = "config_values::audit_mode")]
     pub mode: portcullis_audit::AuditMode,
+    /// Encrypt who, what and from where of every new record (AES-256-GCM under an audit
+    /// data key in key custody); default true. The chain and checkpoints cover the
+    /// ciphertext, so `audit verify` needs no key. Turning it off affects new records only.
+    pub encrypt: bool,
 }
 
 impl Default for AuditSection {
@@ -289,6 +293,7 @@ impl Default for AuditSection {
         Self {
             checkpoint_interval_secs: 60,
             mode: portcullis_audit::AuditMode::Async,
+            encrypt: true,
         }
     }
 }

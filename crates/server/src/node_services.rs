@@ -36,10 +36,23 @@ impl NodeServices {
         node: Node,
         tls_local: Option<SocketAddr>,
     ) -> Result<NodeServices, ServeError> {
-        let audit = AuditLog::start_with(
+        let sealer = if config.audit.encrypt {
+            Some(
+                portcullis_audit::AuditSealer::load_or_create(
+                    node.store.clone(),
+                    node.lifecycle.custody().clone(),
+                    crate::bootstrap::unix_now(),
+                )
+                .await?,
+            )
+        } else {
+            None
+        };
+        let audit = AuditLog::start_sealed(
             node.store.clone(),
             config.audit.mode,
             portcullis_audit::log::QUEUE_CAPACITY,
+            sealer,
         );
         // The PKI first: its CA keys come from the same custody the key manager takes over,
         // and mTLS client authentication checks certificates against its CA.

@@ -35,6 +35,9 @@ pub enum ServeError {
     Metrics(#[from] metrics_exporter_prometheus::BuildError),
     #[error("signing keys: {0}")]
     Keys(#[from] KeyManagerError),
+    /// The audit data keys could not be created or opened (`[audit] encrypt`).
+    #[error("{0}")]
+    Audit(#[from] portcullis_audit::AuditError),
     /// The device CA, the OCSP responder or the PKI service could not be set up.
     #[error("{what}: {source}")]
     Pki {

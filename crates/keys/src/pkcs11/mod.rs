@@ -13,6 +13,7 @@
 mod config;
 mod error;
 mod public_key;
+mod secret_wrap;
 mod session;
 mod signer;
 mod token;

@@ -27,7 +27,7 @@ const RSA_PUBLIC_EXPONENT: [u8; 3] = [0x01, 0x00, 0x01];
 
 /// A logged-in token holding signing keys. `Debug` shows the label only.
 pub struct Pkcs11Token {
-    pool: Arc<SessionPool>,
+    pub(super) pool: Arc<SessionPool>,
     label: String,
 }
 

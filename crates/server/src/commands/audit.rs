@@ -4,7 +4,7 @@ use super::api::{AdminApi, ApiError};
 use super::output::{print_json, print_table};
 use super::CommandError;
 use crate::cli::ApiArgs;
-use crate::cli::AuditCommand;
+use crate::cli::{AuditCommand, AuditKeyCommand};
 
 /// Runs one audit subcommand.
 pub fn run(cmd: AuditCommand, api: &ApiArgs) -> Result<(), CommandError> {
@@ -14,7 +14,8 @@ pub fn run(cmd: AuditCommand, api: &ApiArgs) -> Result<(), CommandError> {
             if let Some(b) = before {
                 path.push_str(&format!("&before={b}"));
             }
-            let page = AdminApi::connect(api)?.call("GET", &path, None)?;
+            let page = AdminApi::connect_with_scope(api, portcullis_admin::AUDIT_READ_SCOPE)?
+                .call("GET", &path, None)?;
             if api.json {
                 print_json(&page);
             } else {
@@ -30,28 +31,67 @@ pub fn run(cmd: AuditCommand, api: &ApiArgs) -> Result<(), CommandError> {
                 );
             }
         }
-        AuditCommand::Verify => match AdminApi::connect(api)?.call("POST", "/audit/verify", None) {
-            Ok(report) => {
-                if api.json {
-                    print_json(&report);
-                } else {
-                    print_verified(&report);
+        AuditCommand::Key(cmd) => {
+            let (method, path) = match cmd {
+                AuditKeyCommand::List => ("GET", "/audit/keys"),
+                AuditKeyCommand::Rotate => ("POST", "/audit/keys/rotate"),
+            };
+            let keys = AdminApi::connect(api)?.call(method, path, None)?;
+            if api.json {
+                print_json(&keys);
+            } else {
+                let mut rows = keys["keys"].as_array().cloned().unwrap_or_default();
+                for r in &mut rows {
+                    if let Some(at) = r["created_at"].as_i64() {
+                        r["created_at"] = super::output::rfc3339(at).into();
+                    }
                 }
+                print_table(&["kid", "created_at", "backend", "active"], &rows);
             }
-            Err(ApiError::Problem {
-                status: 409,
-                detail,
-                ..
-            }) => {
-                if api.json {
-                    print_json(&serde_json::json!({"ok": false, "error": detail}));
+        }
+        AuditCommand::Verify {
+            store_url: Some(url),
+            password_file,
+            jwks,
+        } => {
+            let store = super::StoreArg::new(&url, password_file.as_deref());
+            let report = crate::runtime()?
+                .block_on(super::audit_offline::verify(&store, jwks.as_deref()))
+                .inspect_err(|e| {
+                    if api.json {
+                        print_json(&serde_json::json!({"ok": false, "error": e.to_string()}));
+                    }
+                })?;
+            if api.json {
+                print_json(&report);
+            } else {
+                print_verified(&report);
+            }
+        }
+        AuditCommand::Verify { .. } => {
+            match AdminApi::connect(api)?.call("POST", "/audit/verify", None) {
+                Ok(report) => {
+                    if api.json {
+                        print_json(&report);
+                    } else {
+                        print_verified(&report);
+                    }
                 }
-                return Err(CommandError::Failed(format!(
-                    "audit chain BROKEN: {detail}"
-                )));
+                Err(ApiError::Problem {
+                    status: 409,
+                    detail,
+                    ..
+                }) => {
+                    if api.json {
+                        print_json(&serde_json::json!({"ok": false, "error": detail}));
+                    }
+                    return Err(CommandError::Failed(format!(
+                        "audit chain BROKEN: {detail}"
+                    )));
+                }
+                Err(e) => return Err(e.into()),
             }
-            Err(e) => return Err(e.into()),
-        },
+        }
     }
     Ok(())
 }

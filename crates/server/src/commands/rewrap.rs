@@ -1,6 +1,6 @@
 //! `portcullis key rewrap`: re-encrypts every sealed secret under a new master key — software
-//! signing keys, `client_secret_jwt` client secrets, the device CA's software keys and the
-//! devices' symmetric keys — with the nodes stopped. Idempotent: a blob that already opens
+//! signing keys, `client_secret_jwt` client secrets, the device CA's software keys, the
+//! devices' symmetric keys and the audit data keys — with the nodes stopped. Idempotent: a blob that already opens
 //! under the new key is left alone, so an interrupted run can simply be repeated. Keys in a
 //! PKCS#11 token are not sealed here and are untouched.
 
@@ -80,17 +80,60 @@ pub async fn rewrap(
     let ca_keys_done = rewrap_ca_keys(store.as_ref(), &old, &new).await?;
     let device_keys_done = rewrap_device_keys(store.as_ref(), &old, &new).await?;
     let operator_keys_done = rewrap_operator_keys(store.as_ref(), &old, &new).await?;
+    let audit_keys_done = rewrap_audit_data_keys(store.as_ref(), &old, &new).await?;
     let event = AuditEvent {
         at: crate::bootstrap::unix_now(),
         actor: "cli:key-rewrap".into(),
         action: AuditAction::KeyRewrapped.into(),
         subject: "*".into(),
         outcome: Outcome::Success.into(),
-        detail: serde_json::json!({"backend": "software", "signing_keys": keys_done, "client_secrets": clients_done, "ca_keys": ca_keys_done, "device_keys": device_keys_done, "operator_keys": operator_keys_done}),
+        detail: serde_json::json!({"backend": "software", "signing_keys": keys_done, "client_secrets": clients_done, "ca_keys": ca_keys_done, "device_keys": device_keys_done, "operator_keys": operator_keys_done, "audit_data_keys": audit_keys_done}),
     };
     store.append_audit(vec![event]).await.map_err(failed)?;
-    println!("rewrapped {keys_done} signing keys, {clients_done} client secrets and {ca_keys_done} CA keys, plus {device_keys_done} device keys and {operator_keys_done} operator keys; start the nodes with the new master key");
+    println!("rewrapped {keys_done} signing keys, {clients_done} client secrets and {ca_keys_done} CA keys, plus {device_keys_done} device keys, {operator_keys_done} operator keys and {audit_keys_done} audit data keys; start the nodes with the new master key");
     Ok(())
+}
+
+/// The audit data keys sealed under the master key (`audit.data_keys`), replaced by
+/// compare-and-swap once all are re-sealed. Keys sealed by an HSM are left alone.
+async fn rewrap_audit_data_keys(
+    store: &dyn Store,
+    old: &MasterKey,
+    new: &MasterKey,
+) -> Result<usize, CommandError> {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    use portcullis_audit::sealing::{StoredDataKeys, DATA_KEYS_SETTING};
+    let Some(bytes) = store.get_setting(DATA_KEYS_SETTING).await.map_err(failed)? else {
+        return Ok(0);
+    };
+    let mut set = StoredDataKeys::parse(&bytes).map_err(failed)?;
+    let mut done = 0;
+    for key in set.keys.iter_mut().filter(|k| k.backend == "software") {
+        let sealed = URL_SAFE_NO_PAD.decode(&key.sealed).map_err(failed)?;
+        let what = format!("audit data key {}", key.kid);
+        if let Some(resealed) = reseal(
+            old,
+            new,
+            &sealed,
+            &KeyPurpose::AuditData.aad(&key.kid),
+            &what,
+        )? {
+            key.sealed = URL_SAFE_NO_PAD.encode(resealed);
+            done += 1;
+        }
+    }
+    if done > 0 {
+        replace_record(
+            store,
+            DATA_KEYS_SETTING,
+            &bytes,
+            &set.to_bytes(),
+            "the audit data keys",
+        )
+        .await?;
+    }
+    Ok(done)
 }
 
 /// Re-seals a base64 sealed key in place; `false` if it was already under the new key.

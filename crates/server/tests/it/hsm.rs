@@ -134,6 +134,19 @@ fn token_flow_with_the_signing_key_in_softhsm() {
     let verify = node.cli_json(&["audit", "verify"]);
     assert_eq!(verify["checkpoints_verified"], 1, "{verify}");
     assert_eq!(verify["checkpoints_unverifiable"], 0, "{verify}");
+    // The audit data key is sealed by the token (not the master key file), and opens again
+    // after the restart: records from before it read back decrypted.
+    let audit_keys = node.cli_json(&["audit", "key", "list"]);
+    assert_eq!(audit_keys["keys"][0]["backend"], "pkcs11", "{audit_keys}");
+    let trail = node.cli_json(&["audit", "list", "--limit", "100"]);
+    let created = trail["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["action"] == "client.created")
+        .expect("client.created");
+    assert_eq!(created["subject"], id.as_str(), "{created}");
+    assert_eq!(created["encrypted"], true);
     let again = node.token(&id, &secret, "");
     assert_eq!(again.status, 200, "{}", again.text);
     assert_eq!(

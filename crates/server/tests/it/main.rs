@@ -12,6 +12,7 @@ mod support;
 
 mod admin_api;
 mod audit_chain;
+mod audit_encryption;
 mod command_rules_admin;
 mod device_keys;
 mod forwarded_for;

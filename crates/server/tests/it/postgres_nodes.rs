@@ -86,6 +86,13 @@ pub(crate) struct TwoNodes {
     db: Database,
 }
 
+impl TwoNodes {
+    /// The name of the nodes' database (for `pg_dump`).
+    pub(crate) fn database(&self) -> String {
+        self.db.0.clone()
+    }
+}
+
 pub(crate) fn two_nodes(test: &str, extra: &[(&str, &str)]) -> Option<TwoNodes> {
     let db = Database::create_named(test)?;
     let tmp = tempfile::tempdir().unwrap();

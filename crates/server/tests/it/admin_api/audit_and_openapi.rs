@@ -63,6 +63,117 @@ async fn audit_is_paged_newest_first() {
 }
 
 #[tokio::test]
+async fn reading_the_trail_needs_audit_read_and_every_read_is_audited() {
+    let h = Harness::new().await;
+    h.create(json!({"name": "n", "client_id": "watched-client"}))
+        .await;
+    let admin_only = h.token("admin-cli", Some("portcullis:admin"), 300);
+    let auditor = h.token("reader", Some("audit:read"), 300);
+    // Administering does not open the trail, on any read path.
+    for (method, path) in [(Method::GET, "/audit"), (Method::GET, "/audit?limit=5")] {
+        let r = h.call_with(&admin_only, method, path, None).await;
+        r.assert_problem(StatusCode::FORBIDDEN);
+        assert!(r
+            .www_authenticate
+            .as_deref()
+            .is_some_and(|c| c.contains(r#"scope="audit:read""#)));
+    }
+    // Auditing does not administer, nor rotate the audit keys.
+    h.call_with(&auditor, Method::GET, "/clients", None)
+        .await
+        .assert_problem(StatusCode::FORBIDDEN);
+    h.call_with(&auditor, Method::POST, "/audit/keys/rotate", None)
+        .await
+        .assert_problem(StatusCode::FORBIDDEN);
+    // Verification reads no contents: both may.
+    for token in [&admin_only, &auditor] {
+        let r = h
+            .call_with(token, Method::POST, "/audit/verify", None)
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    }
+    // The auditor reads decrypted records; the read lands in the trail with its range.
+    let page = h
+        .call_with(&auditor, Method::GET, "/audit?limit=3", None)
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let records = page.body["records"].as_array().unwrap();
+    let created = records
+        .iter()
+        .find(|r| r["action"] == "client.created")
+        .unwrap();
+    assert_eq!(created["subject"], "watched-client");
+    assert_eq!(created["encrypted"], true);
+    let first_seq = records.iter().map(|r| r["seq"].as_i64().unwrap()).min();
+    let last_seq = records.iter().map(|r| r["seq"].as_i64().unwrap()).max();
+    let next = h.call(Method::GET, "/audit?limit=1", None).await;
+    let read = &next.body["records"][0];
+    assert_eq!(read["action"], "audit.read");
+    assert_eq!(read["actor"], "admin:reader");
+    assert_eq!(read["detail"]["limit"], 3);
+    assert_eq!(read["detail"]["first_seq"].as_i64(), first_seq);
+    assert_eq!(read["detail"]["last_seq"].as_i64(), last_seq);
+    // The audit table holds none of it in the clear.
+    h.server.audit_trail().flush().await;
+    let url = format!("sqlite://{}", h.db_path.display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let rows: Vec<(String,)> = sqlx::query_as("SELECT actor || subject || detail FROM audit_log")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    assert!(rows.len() >= 3);
+    for (text,) in rows {
+        assert!(
+            !text.contains("watched-client") && !text.contains("reader"),
+            "{text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn audit_data_keys_rotate_and_old_records_stay_readable() {
+    let h = Harness::new().await;
+    h.create(json!({"name": "n", "client_id": "before-rotation"}))
+        .await;
+    let keys = h.call(Method::GET, "/audit/keys", None).await;
+    assert_eq!(keys.status, StatusCode::OK, "{}", keys.body);
+    let first = keys.body["keys"][0]["kid"].as_str().unwrap().to_owned();
+    assert_eq!(keys.body["keys"][0]["active"], true);
+    assert_eq!(keys.body["keys"][0]["backend"], "software");
+    assert!(keys.body["keys"][0].get("sealed").is_none());
+    let rotated = h.call(Method::POST, "/audit/keys/rotate", None).await;
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.body);
+    let listed = rotated.body["keys"].as_array().unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0]["kid"], first.as_str());
+    assert_eq!(listed[0]["active"], false);
+    assert_eq!(listed[1]["active"], true);
+    h.create(json!({"name": "n", "client_id": "after-rotation"}))
+        .await;
+    let page = h.call(Method::GET, "/audit?limit=100", None).await;
+    let subjects: Vec<&str> = page.body["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == "client.created")
+        .map(|r| r["subject"].as_str().unwrap())
+        .collect();
+    assert_eq!(subjects, ["after-rotation", "before-rotation"]);
+    let rotation = page.body["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["action"] == "audit.key_rotated")
+        .unwrap();
+    assert_eq!(rotation["subject"], listed[1]["kid"]);
+    assert_eq!(
+        h.call(Method::POST, "/audit/verify", None).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
 async fn intact_chain_verifies_including_just_made_changes() {
     let h = Harness::new().await;
     let empty = h.call(Method::POST, "/audit/verify", None).await;
@@ -94,10 +205,14 @@ async fn edited_record_makes_verification_a_409_naming_it() {
         .execute(&pool)
         .await
         .unwrap();
-    sqlx::query("UPDATE audit_log SET subject = 'forged' WHERE subject = 'e1'")
-        .execute(&pool)
-        .await
-        .unwrap();
+    // Records are encrypted: the attacker edits the ciphertext of the first client.created.
+    sqlx::query(
+        "UPDATE audit_log SET detail = replace(detail, '\"ct\":\"', '\"ct\":\"A') \
+         WHERE seq = (SELECT MIN(seq) FROM audit_log WHERE action = 'client.created')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
     pool.close().await;
     let r = h.call(Method::POST, "/audit/verify", None).await;
     let detail = r.assert_problem(StatusCode::CONFLICT);
@@ -153,12 +268,14 @@ async fn openapi_document_is_3_1_public_and_lists_every_path() {
         ("/trust/keys/import", &["post"][..]),
         ("/trust/draft", &["post"][..]),
         ("/trust/upload", &["post"][..]),
+        ("/audit/keys", &["get"][..]),
+        ("/audit/keys/rotate", &["post"][..]),
     ] {
         for m in methods {
             assert!(paths[path].get(*m).is_some(), "{m} {path} missing");
         }
     }
-    assert_eq!(paths.len(), 27);
+    assert_eq!(paths.len(), 29);
     assert_eq!(
         doc["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"

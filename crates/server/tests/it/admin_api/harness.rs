@@ -72,7 +72,8 @@ impl Harness {
             db_path: dir.path().join(DB_FILE),
             _dir: dir,
         };
-        h.admin_token = h.token("admin-cli", Some("portcullis:admin"), 300);
+        // As the bootstrap credential: administers and reads the audit trail.
+        h.admin_token = h.token("admin-cli", Some("portcullis:admin audit:read"), 300);
         h
     }
 
@@ -105,10 +106,21 @@ impl Harness {
 
     /// Sends a request with the admin token and, if given, a JSON body.
     pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
-        let mut req = Request::builder().method(method).uri(path).header(
-            header::AUTHORIZATION,
-            format!("Bearer {}", self.admin_token),
-        );
+        self.call_with(&self.admin_token, method, path, body).await
+    }
+
+    /// Sends a request with bearer `token` and, if given, a JSON body.
+    pub async fn call_with(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"));
         let body = match body {
             Some(v) => {
                 req = req.header(header::CONTENT_TYPE, "application/json");
@@ -222,7 +234,20 @@ pub mod backends {
             ])
             .await
             .unwrap();
-        let audit = AuditLog::start(store.clone());
+        // Records sealed as a node seals them (`[audit] encrypt` defaults on).
+        let sealer = portcullis_audit::AuditSealer::load_or_create(
+            store.clone(),
+            portcullis_keys::KeyCustody::Software(master.clone()),
+            T0,
+        )
+        .await
+        .unwrap();
+        let audit = AuditLog::start_sealed(
+            store.clone(),
+            portcullis_audit::AuditMode::Async,
+            portcullis_audit::log::QUEUE_CAPACITY,
+            Some(sealer),
+        );
         let settings = OAuthSettings {
             issuer: ISSUER.into(),
             rate_per_client: 0,
