@@ -2,7 +2,7 @@
 # THE one command that runs Portcullis's whole test suite on a fresh machine (CI runs it via
 # .ci/run). It sets up what the tests need, then runs fmt, clippy and every test:
 #   1. Debian packages the tests use (wrk, softhsm2, mosquitto, mosquitto-clients, nginx,
-#      nats-server, rabbitmq-server, prometheus), only if missing (pki_broker starts its own mosquitto broker
+#      nats-server, rabbitmq-server, prometheus, rsyslog, rsyslog-gnutls), only if missing (pki_broker starts its own mosquitto broker
 #      on a free port, gateway_rabbitmq its own RabbitMQ node);
 #   2. PostgreSQL, started if it is down;
 #   3. the interop clients in .interop/ (gitignored): Node openid-client + jose from
@@ -39,6 +39,8 @@ declare -A apt_marker=(
   [nats-server]=/usr/sbin/nats-server
   [rabbitmq-server]=/usr/sbin/rabbitmq-server
   [prometheus]=/usr/bin/prometheus
+  [rsyslog]=/usr/sbin/rsyslogd
+  [rsyslog-gnutls]=/usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so
 )
 missing=()
 for pkg in "${!apt_marker[@]}"; do
@@ -51,7 +53,7 @@ if [[ ${#missing[@]} -gt 0 ]]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else
-  step "Debian packages present (wrk, softhsm2, mosquitto, mosquitto-clients, nginx, nats-server, rabbitmq-server, prometheus)"
+  step "Debian packages present (wrk, softhsm2, mosquitto, mosquitto-clients, nginx, nats-server, rabbitmq-server, prometheus, rsyslog, rsyslog-gnutls)"
 fi
 
 # --- 2. PostgreSQL -----------------------------------------------------------------------------

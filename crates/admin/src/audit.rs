@@ -154,5 +154,7 @@ pub async fn verify_audit(
             .collect(),
         last_checkpoint_seq: checkpoints.last_seq,
         records_after_checkpoint,
+        archived_through: report.archived_through,
+        anchor_verified: report.anchor_verified,
     }))
 }

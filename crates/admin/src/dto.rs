@@ -424,6 +424,11 @@ pub struct ChainVerified {
     /// Records after it (`last_seq - last_checkpoint_seq`): compare `last_seq` with the
     /// newest checkpoint in the operational log to see whether this tail was cut.
     pub records_after_checkpoint: u64,
+    /// The last record moved to an archive segment (0: none); the chain is proven from there
+    /// (`portcullis audit verify --archive` proves the segments).
+    pub archived_through: i64,
+    /// Whether a verified checkpoint in the live chain signs that archive anchor.
+    pub anchor_verified: bool,
 }
 
 /// A key whose checkpoints could not be verified.

@@ -86,6 +86,7 @@ impl From<AuditError> for AdminError {
         match e {
             AuditError::Broken(b) => Self::ChainBroken(b),
             AuditError::Store(s) => Self::Store(s),
+            AuditError::Archive(why) => Self::Conflict(why),
             other => Self::Audit(other),
         }
     }

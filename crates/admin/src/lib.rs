@@ -7,6 +7,8 @@
 //! problem (`errors.rs`); every change is audited (`clients.rs`, `secrets.rs`).
 
 pub mod audit;
+pub mod audit_archive;
+pub mod audit_stream;
 pub mod auth;
 pub mod clients;
 pub mod command_rules;
@@ -47,6 +49,10 @@ pub struct AdminPorts {
     devices: Option<Arc<dyn DeviceRegistry>>,
     trust: Option<SharedTrustAdmin>,
     command_rules: Option<SharedCommandRulesAdmin>,
+    archive: Option<(
+        Arc<dyn portcullis_store::Store>,
+        Arc<portcullis_keys::KeyRing>,
+    )>,
 }
 
 impl AdminPorts {
@@ -65,7 +71,19 @@ impl AdminPorts {
             devices: None,
             trust: None,
             command_rules: None,
+            archive: None,
         }
+    }
+
+    /// Adds archiving (`/audit/archive`): the store whose records move to segments and the
+    /// keys that sign the segments' manifests.
+    pub fn with_archive(
+        mut self,
+        store: Arc<dyn portcullis_store::Store>,
+        keys: Arc<portcullis_keys::KeyRing>,
+    ) -> Self {
+        self.archive = Some((store, keys));
+        self
     }
 
     /// Adds the signing-key routes (`/keys`) and checkpoint verification in `/audit/verify`.
@@ -100,6 +118,7 @@ impl std::fmt::Debug for AdminPorts {
             .field("devices", &self.devices.is_some())
             .field("trust", &self.trust.is_some())
             .field("command_rules", &self.command_rules.is_some())
+            .field("archive", &self.archive.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -121,6 +140,7 @@ pub fn router(ports: AdminPorts) -> Router {
         devices,
         trust,
         command_rules,
+        archive,
     } = ports;
     let device_routes: Router = match devices {
         Some(devices) => Router::new()
@@ -174,11 +194,34 @@ pub fn router(ports: AdminPorts) -> Router {
     // Reading records needs `audit:read`, and every read is itself audited.
     let audit_read: Router = Router::new()
         .route("/audit", get(audit::list_audit))
+        .route("/audit/stream", get(audit_stream::stream_audit))
         .with_state(audit.clone())
         .route_layer(middleware::from_fn_with_state(
             ScopeGate::new(tokens.clone(), &[AUDIT_READ_SCOPE]),
             auth::require_scope,
         ));
+    let (archive_read, archive_purge): (Router, Router) = match archive {
+        Some((store, keys)) => {
+            let state = audit_archive::ArchiveState {
+                trail: audit.clone(),
+                store,
+                keys,
+            };
+            (
+                Router::new()
+                    .route("/audit/archive", get(audit_archive::get_archive))
+                    .with_state(state.clone())
+                    .route_layer(middleware::from_fn_with_state(
+                        ScopeGate::new(tokens.clone(), &[AUDIT_READ_SCOPE]),
+                        auth::require_scope,
+                    )),
+                Router::new()
+                    .route("/audit/archive/purge", post(audit_archive::purge_archived))
+                    .with_state(state),
+            )
+        }
+        None => (Router::new(), Router::new()),
+    };
     let audit_keys: Router = Router::new()
         .route("/audit/keys", get(audit::list_audit_keys))
         .route("/audit/keys/rotate", post(audit::rotate_audit_key))
@@ -230,6 +273,7 @@ pub fn router(ports: AdminPorts) -> Router {
     let protected = Router::new()
         .merge(client_routes)
         .merge(audit_keys)
+        .merge(archive_purge)
         .merge(key_routes)
         .merge(device_routes)
         .merge(trust_routes)
@@ -244,6 +288,7 @@ pub fn router(ports: AdminPorts) -> Router {
         .merge(protected)
         .merge(audit_verify)
         .merge(audit_read)
+        .merge(archive_read)
         .fallback(|| async { AdminError::NoRoute })
         .method_not_allowed_fallback(|| async { AdminError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(extract::BODY_LIMIT))

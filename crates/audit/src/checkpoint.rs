@@ -80,6 +80,15 @@ impl CheckpointKeys {
         matches!(self.keys.get(kid), Some(KeyTrust::Trusted(_)))
     }
 
+    /// The key that verifies signatures of `kid`, or why there is none.
+    pub(crate) fn key_for(&self, kid: &str) -> Result<&VerifyingKey, String> {
+        match (self.keys.get(kid), &self.unknown) {
+            (Some(KeyTrust::Trusted(key)), _) => Ok(key),
+            (Some(KeyTrust::Unavailable(reason)), _) | (None, Some(reason)) => Err(reason.clone()),
+            (None, None) => Err(format!("key {kid} is not in the key table")),
+        }
+    }
+
     /// Checkpoints signed by `kid` prove nothing, for `reason` (reported, not an error).
     pub fn distrust(&mut self, kid: impl Into<String>, reason: impl Into<String>) {
         self.keys

@@ -15,6 +15,9 @@ pub enum AuditError {
     /// The records could not be read.
     #[error("audit store: {0}")]
     Store(#[from] StoreError),
+    /// An archive segment could not be built, or does not verify.
+    #[error("audit archive: {0}")]
+    Archive(String),
     /// The audit data keys could not be created, opened or used (never carries key bytes).
     #[error("audit data keys: {0}")]
     Keys(String),

@@ -7,8 +7,10 @@
 //! ([`log`], [`refusals`]). [`verify_chain`] checks the stored chain end to end ([`verify`]), including the
 //! signed checkpoints a leader-only job appends to it ([`checkpoint`]).
 
+pub mod archive;
 pub mod checkpoint;
 pub mod error;
+pub mod export;
 pub mod log;
 pub mod refusals;
 pub mod sealing;

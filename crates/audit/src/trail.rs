@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use portcullis_core::audit::AuditEvent;
+use portcullis_core::audit::{AuditEvent, AuditRecord};
 use portcullis_store::{Store, StoreError};
 
 use crate::sealing::{DataKeyInfo, ReadRecord};
@@ -53,10 +53,25 @@ impl AuditTrail {
     ) -> Result<Vec<ReadRecord>, StoreError> {
         self.log.flush().await;
         let records = self.store.list_audit_desc(before, limit).await?;
-        Ok(match self.log.sealer() {
+        Ok(self.open(records).await)
+    }
+
+    /// Up to `limit` records with `seq` above `after`, oldest first, encrypted ones opened
+    /// (what a stream reads; it does not wait for the pending batch).
+    pub async fn records_after(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<ReadRecord>, StoreError> {
+        let records = self.store.list_audit(after, limit).await?;
+        Ok(self.open(records).await)
+    }
+
+    async fn open(&self, records: Vec<AuditRecord>) -> Vec<ReadRecord> {
+        match self.log.sealer() {
             Some(sealer) => sealer.open_records(records).await,
             None => records.into_iter().map(ReadRecord::plain).collect(),
-        })
+        }
     }
 
     /// The audit data keys (empty when records are not encrypted).

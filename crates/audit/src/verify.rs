@@ -1,7 +1,7 @@
 //! Checks the whole audit hash chain, a page at a time, so a log of millions of records is
 //! verified in constant memory, and every signed checkpoint in it against the chain.
 
-use portcullis_core::audit::{AuditRecord, ChainBreak, ChainVerifier};
+use portcullis_core::audit::{from_hex, AuditRecord, ChainBreak, ChainVerifier};
 use portcullis_core::audit_checkpoint::{is_checkpoint, CheckpointBreak, CheckpointDetail};
 use portcullis_store::Store;
 
@@ -24,6 +24,12 @@ pub struct ChainReport {
     pub last_seq: i64,
     /// What the signed checkpoints in the chain proved.
     pub checkpoints: CheckpointReport,
+    /// The last archived record when older records went to archive segments (0: none): the
+    /// chain was checked from there.
+    pub archived_through: i64,
+    /// Whether a verified checkpoint in the live chain signs the archive anchor (so the
+    /// removed records are those of the archive segment, not a cut someone made).
+    pub anchor_verified: bool,
 }
 
 impl ChainReport {
@@ -84,9 +90,24 @@ pub async fn verify_chain(
         .await?
         .first()
         .map_or(0, |head| head.seq);
-    let mut verifier = ChainVerifier::default();
+    let anchor = store.audit_anchor().await?;
+    let mut verifier = match &anchor {
+        Some(anchor) => {
+            let hash = from_hex(&anchor.hash).ok_or_else(|| {
+                AuditError::Broken(ChainBreak::Checkpoint(CheckpointBreak::Malformed {
+                    seq: anchor.seq,
+                    why: "the archive anchor's hash is not hex".into(),
+                }))
+            })?;
+            ChainVerifier::after(anchor.seq, hash)
+        }
+        None => ChainVerifier::default(),
+    };
+    let anchor_seq = anchor.as_ref().map_or(0, |a| a.seq);
+    let mut anchor_covered = false;
+    let mut anchor_verified = false;
     let mut checkpoints = CheckpointReport::default();
-    let mut last_seq = 0;
+    let mut last_seq = anchor_seq;
     while last_seq < end {
         let mut page = store.list_audit(last_seq, PAGE_SIZE).await?;
         page.retain(|record| record.seq <= end);
@@ -96,25 +117,59 @@ pub async fn verify_chain(
             if is_checkpoint(&record.event) {
                 let (detail, status) = check_checkpoint_signature(record, keys)
                     .map_err(|b| AuditError::Broken(b.into()))?;
-                let covered = covered_record(
-                    store,
-                    page.get(..i).unwrap_or_default(),
-                    &detail,
-                    record.seq,
-                )
-                .await?;
-                detail
-                    .check_covered(record.seq, &covered)
-                    .map_err(|b| AuditError::Broken(b.into()))?;
+                match (&anchor, detail.seq.cmp(&anchor_seq)) {
+                    // It signs the anchor: the hash must be the anchor's.
+                    (Some(anchor), std::cmp::Ordering::Equal) => {
+                        if detail.hash != anchor.hash {
+                            return Err(AuditError::Broken(ChainBreak::Checkpoint(
+                                CheckpointBreak::Malformed {
+                                    seq: record.seq,
+                                    why: format!(
+                                        "it signs record {} with another hash than the archive anchor",
+                                        anchor.seq
+                                    ),
+                                },
+                            )));
+                        }
+                        anchor_covered = true;
+                        anchor_verified |= status == CheckpointStatus::Verified;
+                    }
+                    // It signs an archived record: its archive segment holds the proof.
+                    (Some(_), std::cmp::Ordering::Less) => {}
+                    _ => {
+                        let covered = covered_record(
+                            store,
+                            page.get(..i).unwrap_or_default(),
+                            &detail,
+                            record.seq,
+                        )
+                        .await?;
+                        detail
+                            .check_covered(record.seq, &covered)
+                            .map_err(|b| AuditError::Broken(b.into()))?;
+                    }
+                }
                 checkpoints.count(&detail, status);
             }
         }
         last_seq = last.seq;
     }
+    if let Some(anchor) = &anchor {
+        if !anchor_covered && end > anchor.seq {
+            return Err(AuditError::Broken(ChainBreak::Checkpoint(
+                CheckpointBreak::Malformed {
+                    seq: anchor.seq,
+                    why: "no checkpoint in the live chain signs the archive anchor".into(),
+                },
+            )));
+        }
+    }
     Ok(ChainReport {
         records: verifier.count,
         last_seq,
         checkpoints,
+        archived_through: anchor_seq,
+        anchor_verified,
     })
 }
 

@@ -79,6 +79,7 @@ pub enum AuditAction {
     AuditCheckpoint,
     AuditRead,
     AuditKeyRotated,
+    AuditArchived,
 }
 
 impl AuditAction {
@@ -133,6 +134,7 @@ impl AuditAction {
             Self::AuditCheckpoint => "audit.checkpoint",
             Self::AuditRead => "audit.read",
             Self::AuditKeyRotated => "audit.key_rotated",
+            Self::AuditArchived => "audit.archived",
         }
     }
 }
@@ -279,6 +281,21 @@ impl Default for ChainVerifier {
 }
 
 impl ChainVerifier {
+    /// A verifier that continues after record `seq` whose hash is `hash`: the anchor a live
+    /// chain starts from once older records were archived, or an archive segment's start.
+    pub fn after(seq: i64, hash: [u8; 32]) -> Self {
+        Self {
+            prev_hash: hash,
+            prev_seq: seq,
+            count: 0,
+        }
+    }
+
+    /// The sequence number and hash of the last record checked (the start, before any).
+    pub fn position(&self) -> (i64, [u8; 32]) {
+        (self.prev_seq, self.prev_hash)
+    }
+
     /// Checks the next record of the chain.
     pub fn check(&mut self, rec: &AuditRecord) -> Result<(), ChainBreak> {
         if rec.seq != self.prev_seq + 1 {
@@ -338,6 +355,7 @@ mod tests {
             (AuditAction::UpdateRefused, "update.refused"),
             (AuditAction::AuditRead, "audit.read"),
             (AuditAction::AuditKeyRotated, "audit.key_rotated"),
+            (AuditAction::AuditArchived, "audit.archived"),
         ];
         for (action, spelling) in released {
             assert_eq!(action.as_str(), spelling);

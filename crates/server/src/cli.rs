@@ -539,10 +539,24 @@ pub enum AuditCommand {
         /// A file holding the PostgreSQL password (with --store-url).
         #[arg(long, requires = "store_url")]
         password_file: Option<PathBuf>,
-        /// The public keys checkpoints are verified with (a saved `/jwks`), with
-        /// --store-url; without it signatures are reported unverifiable.
-        #[arg(long, requires = "store_url")]
+        /// Verify an archive segment file offline instead (with --jwks).
+        #[arg(long, conflicts_with = "store_url", requires = "jwks")]
+        archive: Option<PathBuf>,
+        /// The public keys signatures are verified with (a saved `/jwks.json`; `audit archive`
+        /// writes one beside each segment). With --store-url, optional: without it
+        /// checkpoint signatures are reported unverifiable.
+        #[arg(long)]
         jwks: Option<PathBuf>,
+    },
+    /// Move the oldest records into a signed archive segment: up to the newest checkpoint
+    /// before DATE. Writes FILE (never over an existing one) and FILE.jwks.json, verifies
+    /// them, then removes those records from the live store.
+    Archive {
+        /// 2026-01-31, 2026-01-31T12:00:00Z or Unix seconds.
+        #[arg(long)]
+        before: String,
+        #[arg(long)]
+        out: PathBuf,
     },
     /// The audit data keys that encrypt records at rest.
     #[command(subcommand)]

@@ -286,6 +286,87 @@ pub struct AuditSection {
     /// data key in key custody); default true. The chain and checkpoints cover the
     /// ciphertext, so `audit verify` needs no key. Turning it off affects new records only.
     pub encrypt: bool,
+    /// `[[audit.export]]`: streams of the trail to a syslog receiver or an NDJSON file, each
+    /// resuming from its own cursor in the store.
+    pub export: Vec<AuditExportConfig>,
+}
+
+/// One `[[audit.export]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditExportConfig {
+    /// Names the export's cursor (`audit.export.<name>` in the store): keep it stable, or the
+    /// export starts over. Letters, digits, `-` and `_`.
+    pub name: String,
+    /// `syslog` (RFC 5424 over TLS, octet-counting framing) or `ndjson`.
+    pub kind: AuditExportKind,
+    /// ndjson: the file to append to, or `-` for stdout.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// syslog: the receiver, `host:port`.
+    #[serde(default)]
+    pub address: Option<String>,
+    /// syslog: the name the receiver's certificate must carry (default: the host of `address`).
+    #[serde(default)]
+    pub server_name: Option<String>,
+    /// syslog: PEM file of the CA(s) that sign the receiver's certificate.
+    #[serde(default)]
+    pub tls_ca_file: Option<PathBuf>,
+    /// syslog: the HOSTNAME field (default: this machine's host name).
+    #[serde(default)]
+    pub hostname: Option<String>,
+    /// Where a new export starts: `beginning` (default, the whole trail) or `end` (records
+    /// from now on).
+    #[serde(default)]
+    pub start: AuditExportStart,
+}
+
+/// `kind` of an `[[audit.export]]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditExportKind {
+    Syslog,
+    Ndjson,
+}
+
+/// `start` of an `[[audit.export]]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditExportStart {
+    #[default]
+    Beginning,
+    End,
+}
+
+impl AuditExportConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |why: String| Err(ConfigError::Invalid(why));
+        if self.name.is_empty()
+            || self.name.len() > 64
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return invalid(format!(
+                "audit.export name {:?}: 1 to 64 letters, digits, '-' or '_'",
+                self.name
+            ));
+        }
+        match self.kind {
+            AuditExportKind::Ndjson if self.path.is_none() => invalid(format!(
+                "audit.export {}: an ndjson export needs path (a file, or \"-\" for stdout)",
+                self.name
+            )),
+            AuditExportKind::Syslog if self.address.is_none() || self.tls_ca_file.is_none() => {
+                invalid(format!(
+                    "audit.export {}: a syslog export needs address (host:port) and tls_ca_file",
+                    self.name
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 impl Default for AuditSection {
@@ -294,6 +375,7 @@ impl Default for AuditSection {
             checkpoint_interval_secs: 60,
             mode: portcullis_audit::AuditMode::Async,
             encrypt: true,
+            export: Vec::new(),
         }
     }
 }
@@ -520,6 +602,16 @@ impl Config {
             return Err(ConfigError::Invalid(format!(
                 "pki.tls_cert_lifetime_secs must be from 5 to {MAX_TLS_CERT_LIFETIME_SECS} (398 days)"
             )));
+        }
+        for export in &self.audit.export {
+            export.validate()?;
+        }
+        let mut names: Vec<&str> = self.audit.export.iter().map(|e| e.name.as_str()).collect();
+        names.sort_unstable();
+        if names.windows(2).any(|w| w.first() == w.get(1)) {
+            return Err(ConfigError::Invalid(
+                "audit.export names must be unique (each names its own cursor)".into(),
+            ));
         }
         if self.audit.checkpoint_interval_secs > 86_400 {
             return Err(ConfigError::Invalid(

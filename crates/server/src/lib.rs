@@ -3,6 +3,7 @@
 //! unit tests reach every module. Exit codes: 0 ok, 1 failure, 2 usage.
 
 mod audit_checkpoint;
+mod audit_export;
 mod bootstrap;
 mod cache_coherence;
 mod cli;

@@ -202,6 +202,8 @@ pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), ServeError> {
         interval: Duration::from_secs(config.audit.checkpoint_interval_secs),
     };
     let checkpoints = checkpoint_job.clone().spawn();
+    let exports = crate::audit_export::spawn_all(&config.audit.export, &store, &audit, &node_id)
+        .map_err(ServeError::AuditExport)?;
     let background = tokio::spawn(background_jobs(
         server.clone(),
         store.clone(),
@@ -215,6 +217,9 @@ pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), ServeError> {
         None => shutdown.await,
     }
     background.abort();
+    for task in exports {
+        task.abort();
+    }
     if let Some(task) = checkpoints {
         task.abort();
         // A last checkpoint over what this node recorded since the previous one, so a clean
@@ -316,7 +321,8 @@ impl Surfaces {
             self.server.audit_trail(),
         )
         .with_keys(self.keys.clone())
-        .with_devices(self.pki.pki.clone());
+        .with_devices(self.pki.pki.clone())
+        .with_archive(self.store.clone(), self.server.keys().clone());
         let admin = match &self.gateway {
             Some(gateway) => admin
                 .with_trust(gateway.trust.clone())

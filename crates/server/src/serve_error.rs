@@ -38,6 +38,9 @@ pub enum ServeError {
     /// The audit data keys could not be created or opened (`[audit] encrypt`).
     #[error("{0}")]
     Audit(#[from] portcullis_audit::AuditError),
+    /// An `[[audit.export]]` could not be set up (its message names it).
+    #[error("{0}")]
+    AuditExport(String),
     /// The device CA, the OCSP responder or the PKI service could not be set up.
     #[error("{what}: {source}")]
     Pki {

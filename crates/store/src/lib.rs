@@ -77,6 +77,22 @@ pub async fn open_with_password(
 /// the `COSE_Sign1` bytes, or why it could not.
 pub type CommandSigner = dyn Fn(u64) -> Result<Vec<u8>, String> + Send + Sync;
 
+/// Where the live audit chain starts after older records went to an archive segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditArchiveAnchor {
+    /// The last archived record; the live chain continues at `seq + 1`.
+    pub seq: i64,
+    /// Its chain hash (hex): the first live record's `prev_hash`.
+    pub hash: String,
+    /// The first record of the archived segment.
+    pub first_seq: i64,
+    /// The checkpoint record (still in the live chain) that signs `seq`'s hash.
+    pub checkpoint_seq: i64,
+    /// SHA-256 (hex) of the segment file.
+    pub segment_sha256: String,
+    pub archived_at: UnixTime,
+}
+
 /// One device's latest report about one release.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpdateReport {
@@ -231,6 +247,13 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         before_seq: i64,
         limit: u32,
     ) -> Result<Vec<AuditRecord>, StoreError>;
+    /// Records `anchor` and removes the records it covers (`seq <= anchor.seq`), in one
+    /// transaction, only if the live chain starts at `anchor.first_seq` and record
+    /// `anchor.seq` has hash `anchor.hash` (else [`StoreError::Conflict`]); returns how many
+    /// records went. The tables' triggers refuse any other delete.
+    async fn archive_audit(&self, anchor: &AuditArchiveAnchor) -> Result<u64, StoreError>;
+    /// The newest archive anchor: where the live chain starts (`None`: at the genesis).
+    async fn audit_anchor(&self) -> Result<Option<AuditArchiveAnchor>, StoreError>;
 
     // --- Device PKI (issue #4) ---
 

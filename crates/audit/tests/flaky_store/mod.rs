@@ -47,6 +47,17 @@ impl Store for FlakyStore {
     ) -> Result<Vec<AuditRecord>, StoreError> {
         self.inner.list_audit_desc(before, limit).await
     }
+    async fn archive_audit(
+        &self,
+        anchor: &portcullis_store::AuditArchiveAnchor,
+    ) -> Result<u64, StoreError> {
+        self.inner.archive_audit(anchor).await
+    }
+    async fn audit_anchor(
+        &self,
+    ) -> Result<Option<portcullis_store::AuditArchiveAnchor>, StoreError> {
+        self.inner.audit_anchor().await
+    }
     async fn ping(&self) -> Result<(), StoreError> {
         Err(unused())
     }

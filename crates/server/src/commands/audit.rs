@@ -49,10 +49,17 @@ pub fn run(cmd: AuditCommand, api: &ApiArgs) -> Result<(), CommandError> {
                 print_table(&["kid", "created_at", "backend", "active"], &rows);
             }
         }
+        AuditCommand::Archive { before, out } => super::audit_archive::archive(api, &before, &out)?,
+        AuditCommand::Verify {
+            archive: Some(file),
+            jwks: Some(jwks),
+            ..
+        } => super::audit_archive::verify_file(&file, &jwks, api.json)?,
         AuditCommand::Verify {
             store_url: Some(url),
             password_file,
             jwks,
+            ..
         } => {
             let store = super::StoreArg::new(&url, password_file.as_deref());
             let report = crate::runtime()?
@@ -104,6 +111,17 @@ fn print_verified(report: &serde_json::Value) {
         int("records"),
         int("last_seq")
     );
+    if int("archived_through") > 0 {
+        let proven = if report["anchor_verified"].as_bool() == Some(true) {
+            "signed by a verified checkpoint"
+        } else {
+            "NOT signed by a verified checkpoint here"
+        };
+        println!(
+            "records up to seq {} are archived; the live chain continues from that anchor ({proven})",
+            int("archived_through")
+        );
+    }
     if int("checkpoints_verified") > 0 {
         println!(
             "checkpoints: {} verified; the newest covers seq {} ({} records after it)",

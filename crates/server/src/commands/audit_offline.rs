@@ -7,7 +7,6 @@
 use std::path::Path;
 
 use portcullis_audit::{verify_chain, AuditError, ChainReport, CheckpointKeys};
-use portcullis_keys::{JwkSet, VerifyingKey};
 
 use super::{CommandError, StoreArg};
 
@@ -35,18 +34,7 @@ pub async fn verify(
 fn checkpoint_keys(path: &Path) -> Result<CheckpointKeys, CommandError> {
     let text = std::fs::read(path)
         .map_err(|e| CommandError::Usage(format!("--jwks {}: {e}", path.display())))?;
-    let set: JwkSet = serde_json::from_slice(&text).map_err(|e| {
-        CommandError::Usage(format!("--jwks {}: not a JWK set: {e}", path.display()))
-    })?;
-    let mut keys = CheckpointKeys::none(format!("its key is not in {}", path.display()));
-    for jwk in &set.keys {
-        let Some(kid) = jwk.kid.clone() else { continue };
-        match VerifyingKey::from_jwk(jwk, &portcullis_keys::Algorithm::ALL) {
-            Ok(key) => keys.trust(kid, key),
-            Err(e) => keys.distrust(kid, format!("unusable in the JWKS: {e}")),
-        }
-    }
-    Ok(keys)
+    super::audit_archive::public_keys(&text, &path.display().to_string())
 }
 
 /// The same members `POST /admin/v1/audit/verify` answers with.
@@ -63,5 +51,7 @@ pub fn report_json(report: &ChainReport) -> serde_json::Value {
             .collect::<Vec<_>>(),
         "last_checkpoint_seq": checkpoints.last_seq,
         "records_after_checkpoint": report.records_after_checkpoint(),
+        "archived_through": report.archived_through,
+        "anchor_verified": report.anchor_verified,
     })
 }

@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod audit;
+pub mod audit_archive;
 pub mod audit_offline;
 pub mod bench;
 pub mod ca;

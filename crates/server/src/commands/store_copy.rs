@@ -33,10 +33,21 @@ pub async fn copy(from: &StoreArg<'_>, to: &StoreArg<'_>) -> Result<(), CommandE
             "the target store is not empty; copy only into a fresh database".into(),
         ));
     }
+    // The copy re-links every record from the genesis and checks each hash comes out the
+    // same, which an archived chain (starting at an anchor) cannot do.
+    if let Some(anchor) = src.audit_anchor().await.map_err(failed)? {
+        return Err(CommandError::Failed(format!(
+            "the source's audit records up to seq {} are archived: copying an archived chain \
+             is not supported (copy before archiving, or keep the source for the trail)",
+            anchor.seq
+        )));
+    }
     for name in ALL_SETTINGS.iter().copied().chain([
         portcullis_pki::ca::CA_SETTING,
         portcullis_gateway::signed::OPERATOR_KEYS_SETTING,
         portcullis_gateway::signed::TRUST_LIST_SETTING,
+        // The audit data keys: without them the copied records could not be read.
+        portcullis_audit::sealing::DATA_KEYS_SETTING,
     ]) {
         if let Some(value) = src.get_setting(name).await.map_err(failed)? {
             dst.put_setting_if_absent(name, &value)

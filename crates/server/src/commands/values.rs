@@ -92,3 +92,74 @@ mod tests {
         assert_eq!(path_segment("a/b c?"), "a%2Fb%20c%3F");
     }
 }
+
+/// A point in time as an operator types it: `2026-01-31` (midnight UTC),
+/// `2026-01-31T12:00:00Z`, or Unix seconds. Returns Unix seconds.
+pub fn parse_time(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return s.parse().map_err(|_| format!("{s:?} is too large"));
+    }
+    let bad = || format!("{s:?} is not a date (2026-01-31, 2026-01-31T12:00:00Z or Unix seconds)");
+    let (date, time) = match s.split_once('T') {
+        Some((date, time)) => (date, Some(time.strip_suffix('Z').ok_or_else(bad)?)),
+        None => (s, None),
+    };
+    let number = |part: Option<&str>| part.and_then(|p| p.parse::<i64>().ok()).ok_or_else(bad);
+    let mut ymd = date.split('-');
+    let (year, month, day) = (
+        number(ymd.next())?,
+        number(ymd.next())?,
+        number(ymd.next())?,
+    );
+    if ymd.next().is_some() || !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return Err(bad());
+    }
+    let secs = match time {
+        Some(time) => {
+            let mut hms = time.split(':');
+            let (h, m, sec) = (
+                number(hms.next())?,
+                number(hms.next())?,
+                number(hms.next())?,
+            );
+            if hms.next().is_some() || h > 23 || m > 59 || sec > 60 {
+                return Err(bad());
+            }
+            h * 3600 + m * 60 + sec
+        }
+        None => 0,
+    };
+    // Days since 1970-01-01 (H. Hinnant's days_from_civil).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Ok(days * 86_400 + secs)
+}
+
+#[cfg(test)]
+mod parse_time_tests {
+    use super::parse_time;
+
+    #[test]
+    fn dates_times_and_unix_seconds_parse_and_nonsense_does_not() {
+        assert_eq!(parse_time("1970-01-01"), Ok(0));
+        assert_eq!(parse_time("2026-12-04"), Ok(1_796_342_400));
+        assert_eq!(parse_time("2000-03-01T01:02:03Z"), Ok(951_872_523));
+        assert_eq!(parse_time("1796342400"), Ok(1_796_342_400));
+        for bad in [
+            "",
+            "2026-13-01",
+            "2026-12-04T10:00:00",
+            "tomorrow",
+            "2026-12",
+            "2026-12-04T25:00:00Z",
+        ] {
+            assert!(parse_time(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -11,8 +11,11 @@ mod pki;
 mod support;
 
 mod admin_api;
+mod audit_archive;
 mod audit_chain;
 mod audit_encryption;
+mod audit_export;
+mod audit_syslog;
 mod command_rules_admin;
 mod device_keys;
 mod forwarded_for;

@@ -6,7 +6,7 @@ use sqlx::{Arguments, SqlitePool};
 
 use super::bulk_insert::BulkInsert;
 use crate::rows::record_from_row;
-use crate::StoreError;
+use crate::{AuditArchiveAnchor, StoreError};
 
 const COLUMNS: &str = "seq, at, actor, action, subject, outcome, detail, prev_hash, hash";
 
@@ -93,4 +93,72 @@ pub(super) async fn list_descending(
         .fetch_all(pool)
         .await?;
     rows.iter().map(record_from_row).collect()
+}
+
+/// Records `anchor` and deletes the records it covers, if the live chain starts at
+/// `anchor.first_seq` and record `anchor.seq` still has `anchor.hash`.
+pub(super) async fn archive(
+    pool: &SqlitePool,
+    anchor: &AuditArchiveAnchor,
+) -> Result<u64, StoreError> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let first: Option<(i64,)> = sqlx::query_as("SELECT MIN(seq) FROM audit_log")
+        .fetch_optional(&mut *tx)
+        .await?;
+    let first = first.map(|(seq,)| seq);
+    if first != Some(anchor.first_seq) {
+        return Err(StoreError::Conflict(format!(
+            "the live audit chain starts at {first:?}, not at {}: archive from its start",
+            anchor.first_seq
+        )));
+    }
+    let hash: Option<(String,)> = sqlx::query_as("SELECT hash FROM audit_log WHERE seq = ?")
+        .bind(anchor.seq)
+        .fetch_optional(&mut *tx)
+        .await?;
+    if hash.as_ref().map(|(h,)| h.as_str()) != Some(anchor.hash.as_str()) {
+        return Err(StoreError::Conflict(format!(
+            "audit record {} is not the one the archive segment ends with",
+            anchor.seq
+        )));
+    }
+    sqlx::query(
+        "INSERT INTO audit_archives (anchor_seq, anchor_hash, first_seq, checkpoint_seq, \
+         segment_sha256, archived_at) VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(anchor.seq)
+    .bind(&anchor.hash)
+    .bind(anchor.first_seq)
+    .bind(anchor.checkpoint_seq)
+    .bind(&anchor.segment_sha256)
+    .bind(anchor.archived_at)
+    .execute(&mut *tx)
+    .await?;
+    let deleted = sqlx::query("DELETE FROM audit_log WHERE seq <= ?")
+        .bind(anchor.seq)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    tx.commit().await?;
+    Ok(deleted)
+}
+
+/// The newest archive anchor.
+pub(super) async fn anchor(pool: &SqlitePool) -> Result<Option<AuditArchiveAnchor>, StoreError> {
+    let row: Option<(i64, String, i64, i64, String, i64)> = sqlx::query_as(
+        "SELECT anchor_seq, anchor_hash, first_seq, checkpoint_seq, segment_sha256, archived_at \
+         FROM audit_archives ORDER BY anchor_seq DESC LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(
+        |(seq, hash, first_seq, checkpoint_seq, segment_sha256, archived_at)| AuditArchiveAnchor {
+            seq,
+            hash,
+            first_seq,
+            checkpoint_seq,
+            segment_sha256,
+            archived_at,
+        },
+    ))
 }

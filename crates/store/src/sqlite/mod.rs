@@ -37,8 +37,8 @@ use sqlx::sqlite::{
 };
 
 use crate::{
-    CertificateFilter, CommandSigner, Enrollment, IssuedCertificate, RevokedCertificate,
-    RevokedToken, Store, StoreError, StoredDeviceKey, StoredKey, UpdateReport,
+    AuditArchiveAnchor, CertificateFilter, CommandSigner, Enrollment, IssuedCertificate,
+    RevokedCertificate, RevokedToken, Store, StoreError, StoredDeviceKey, StoredKey, UpdateReport,
 };
 
 /// The schema, compiled into the binary so an upgrade needs no files beside it.
@@ -243,6 +243,15 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<Vec<AuditRecord>, StoreError> {
         audit::list_descending(&self.pool, before_seq, limit).await
+    }
+
+    async fn archive_audit(&self, anchor: &AuditArchiveAnchor) -> Result<u64, StoreError> {
+        let _writer = self.writer.lock().await;
+        audit::archive(&self.pool, anchor).await
+    }
+
+    async fn audit_anchor(&self) -> Result<Option<AuditArchiveAnchor>, StoreError> {
+        audit::anchor(&self.pool).await
     }
 
     async fn insert_device(&self, device: &Device) -> Result<(), StoreError> {

@@ -270,12 +270,15 @@ async fn openapi_document_is_3_1_public_and_lists_every_path() {
         ("/trust/upload", &["post"][..]),
         ("/audit/keys", &["get"][..]),
         ("/audit/keys/rotate", &["post"][..]),
+        ("/audit/stream", &["get"][..]),
+        ("/audit/archive", &["get"][..]),
+        ("/audit/archive/purge", &["post"][..]),
     ] {
         for m in methods {
             assert!(paths[path].get(*m).is_some(), "{m} {path} missing");
         }
     }
-    assert_eq!(paths.len(), 29);
+    assert_eq!(paths.len(), 32);
     assert_eq!(
         doc["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"

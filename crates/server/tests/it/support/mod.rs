@@ -336,6 +336,11 @@ impl Node {
 
     /// An access token for the admin API, from the bootstrap credential.
     pub fn admin_token(&self) -> String {
+        self.admin_token_with_scope("portcullis:admin")
+    }
+
+    /// An access token of the bootstrap credential with only `scope` (e.g. `audit:read`).
+    pub fn admin_token_with_scope(&self, scope: &str) -> String {
         let cred: Value = serde_json::from_str(
             &std::fs::read_to_string(self.admin_credential()).expect("admin.json"),
         )
@@ -343,7 +348,7 @@ impl Node {
         let a = self.token(
             cred["client_id"].as_str().unwrap(),
             cred["client_secret"].as_str().unwrap(),
-            "&scope=portcullis:admin",
+            &format!("&scope={scope}"),
         );
         assert_eq!(a.status, 200, "admin token: {}", a.text);
         a.json["access_token"].as_str().unwrap().to_owned()

@@ -1,0 +1,260 @@
+//! Archive segments: old audit records moved out of the live store without losing proof.
+//!
+//! A segment holds records `first..=last` exactly as stored (ciphertext included: archiving
+//! needs no audit data key, and reading the archive later needs the key as the live trail
+//! does), and the signed checkpoint that covers `last`. The live store keeps that checkpoint
+//! and records an anchor (`last`, its hash) before deleting the segment's records, so
+//! `audit verify` proves the live chain from the anchor and the checkpoint proves the anchor.
+//!
+//! The file is text, one item per line, so any changed byte shows:
+//!
+//! ```text
+//! portcullis-audit-archive/1
+//! <manifest: a JWS signed by the token-signing key, typ audit-archive+jwt>
+//! <the checkpoint record, JSON>
+//! <record first, JSON>
+//! ...
+//! <record last, JSON>
+//! ```
+//!
+//! The manifest states the range, the first record's `prev_hash` (where it links to the
+//! segment before), the last hash, the checkpoint's seq and the SHA-256 of every byte after
+//! the manifest line. [`verify_segment`] checks all of it with public keys only.
+
+use portcullis_core::audit::{from_hex, AuditRecord, ChainVerifier};
+use portcullis_core::audit_checkpoint::{is_checkpoint, CheckpointDetail};
+use portcullis_keys::{decode, JwtSigner};
+use portcullis_store::Store;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::checkpoint::{check_checkpoint_signature, CheckpointKeys, CheckpointStatus};
+use crate::AuditError;
+
+/// The first line of every segment.
+pub const MAGIC: &str = "portcullis-audit-archive/1";
+/// The manifest's JWS `typ`.
+pub const MANIFEST_TYP: &str = "audit-archive+jwt";
+/// Records per segment at most (a segment is built in memory).
+pub const MAX_SEGMENT_RECORDS: i64 = 1_000_000;
+const PAGE: u32 = 10_000;
+
+/// What the manifest signs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArchiveManifest {
+    pub first_seq: i64,
+    pub last_seq: i64,
+    /// The first record's `prev_hash`: the previous segment's last hash (or the genesis).
+    pub first_prev_hash: String,
+    pub last_hash: String,
+    /// The checkpoint record that signs `last_hash`.
+    pub checkpoint_seq: i64,
+    pub records: u64,
+    /// SHA-256 (hex) of every byte after the manifest line.
+    pub body_sha256: String,
+    pub created_at: i64,
+}
+
+/// A built segment: its manifest and the file's bytes.
+#[derive(Debug, Clone)]
+pub struct Segment {
+    pub manifest: ArchiveManifest,
+    pub bytes: Vec<u8>,
+}
+
+impl Segment {
+    /// SHA-256 (hex) of the whole file.
+    pub fn sha256(&self) -> String {
+        portcullis_core::hex::encode(&Sha256::digest(&self.bytes))
+    }
+}
+
+/// What a verified segment proved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentReport {
+    pub manifest: ArchiveManifest,
+    /// Whether the checkpoint's signature verified with the given keys (else it is
+    /// unverifiable with them, and the report says why).
+    pub checkpoint_verified: bool,
+    pub unverifiable: Option<String>,
+}
+
+fn broken(why: impl Into<String>) -> AuditError {
+    AuditError::Archive(why.into())
+}
+
+/// Builds the segment of the oldest live records, up to the newest record that a checkpoint
+/// taken before `before` signs (so the segment carries its own proof); `None` when no such
+/// checkpoint exists. Refuses to archive a chain that does not verify.
+pub async fn build_segment(
+    store: &dyn Store,
+    signer: &JwtSigner,
+    before: i64,
+    now: i64,
+) -> Result<Option<Segment>, AuditError> {
+    let anchor = store.audit_anchor().await?;
+    let start = anchor.as_ref().map_or(0, |a| a.seq);
+    // Find the newest usable checkpoint: recorded before `before`, covering a live record.
+    let mut after = start;
+    let mut chosen: Option<(AuditRecord, CheckpointDetail)> = None;
+    'scan: loop {
+        let page = store.list_audit(after, PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        for record in page {
+            if record.event.at >= before {
+                break 'scan;
+            }
+            if !is_checkpoint(&record.event) {
+                continue;
+            }
+            let detail =
+                CheckpointDetail::from_record(&record).map_err(|b| AuditError::Broken(b.into()))?;
+            if detail.seq > start && detail.seq - start <= MAX_SEGMENT_RECORDS {
+                chosen = Some((record, detail));
+            }
+        }
+    }
+    let Some((checkpoint, detail)) = chosen else {
+        return Ok(None);
+    };
+    let mut verifier = match &anchor {
+        Some(a) => ChainVerifier::after(
+            a.seq,
+            from_hex(&a.hash).ok_or_else(|| broken("the archive anchor's hash is not hex"))?,
+        ),
+        None => ChainVerifier::default(),
+    };
+    let mut body = Vec::new();
+    serde_json::to_writer(&mut body, &checkpoint).map_err(|e| broken(e.to_string()))?;
+    body.push(b'\n');
+    let (mut first, mut last): (Option<AuditRecord>, Option<AuditRecord>) = (None, None);
+    let mut after = start;
+    while after < detail.seq {
+        let page = store.list_audit(after, PAGE).await?;
+        let Some(tail) = page.last() else { break };
+        after = tail.seq;
+        for record in page.into_iter().filter(|r| r.seq <= detail.seq) {
+            verifier.check(&record)?;
+            serde_json::to_writer(&mut body, &record).map_err(|e| broken(e.to_string()))?;
+            body.push(b'\n');
+            if first.is_none() {
+                first = Some(record.clone());
+            }
+            last = Some(record);
+        }
+    }
+    let (Some(first), Some(last)) = (first, last) else {
+        return Ok(None);
+    };
+    if last.seq != detail.seq || last.hash != detail.hash {
+        return Err(broken(format!(
+            "checkpoint {} signs record {} with another hash than the chain holds",
+            checkpoint.seq, detail.seq
+        )));
+    }
+    let manifest = ArchiveManifest {
+        first_seq: first.seq,
+        last_seq: last.seq,
+        first_prev_hash: first.prev_hash,
+        last_hash: last.hash,
+        checkpoint_seq: checkpoint.seq,
+        records: verifier.count,
+        body_sha256: portcullis_core::hex::encode(&Sha256::digest(&body)),
+        created_at: now,
+    };
+    let jws = signer
+        .with_typ(MANIFEST_TYP)
+        .sign(&manifest)
+        .map_err(|e| broken(format!("signing the manifest: {e}")))?;
+    let mut bytes = Vec::with_capacity(body.len() + jws.len() + MAGIC.len() + 2);
+    bytes.extend_from_slice(MAGIC.as_bytes());
+    bytes.push(b'\n');
+    bytes.extend_from_slice(jws.as_bytes());
+    bytes.push(b'\n');
+    bytes.extend_from_slice(&body);
+    Ok(Some(Segment { manifest, bytes }))
+}
+
+/// Verifies a segment file offline: the manifest's signature with `keys`, the body's hash,
+/// every record's chain link and hash from `first_prev_hash`, and the checkpoint's signature
+/// over the last record.
+pub fn verify_segment(bytes: &[u8], keys: &CheckpointKeys) -> Result<SegmentReport, AuditError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| broken("the archive is not UTF-8 text"))?;
+    let (magic, rest) = text
+        .split_once('\n')
+        .ok_or_else(|| broken("the archive has no manifest"))?;
+    if magic != MAGIC {
+        return Err(broken(format!(
+            "not an archive segment (first line is not {MAGIC})"
+        )));
+    }
+    let (jws, body) = rest
+        .split_once('\n')
+        .ok_or_else(|| broken("the archive has no records"))?;
+    let decoded = decode(jws).map_err(|e| broken(format!("manifest: {e}")))?;
+    if decoded.header.typ.as_deref() != Some(MANIFEST_TYP) {
+        return Err(broken(format!("manifest typ is not {MANIFEST_TYP}")));
+    }
+    let kid = decoded
+        .header
+        .kid
+        .clone()
+        .ok_or_else(|| broken("the manifest names no key"))?;
+    let key = keys
+        .key_for(&kid)
+        .map_err(|why| broken(format!("manifest key {kid}: {why}")))?;
+    decoded
+        .verify(key)
+        .map_err(|e| broken(format!("manifest signature: {e}")))?;
+    let manifest: ArchiveManifest = serde_json::from_slice(&decoded.claims)
+        .map_err(|e| broken(format!("manifest claims: {e}")))?;
+    if portcullis_core::hex::encode(&Sha256::digest(body.as_bytes())) != manifest.body_sha256 {
+        return Err(broken(
+            "the records are not those the manifest signed (changed bytes)",
+        ));
+    }
+    let mut lines = body.lines();
+    let checkpoint: AuditRecord = lines
+        .next()
+        .ok_or_else(|| broken("the archive has no checkpoint"))
+        .and_then(|l| serde_json::from_str(l).map_err(|e| broken(format!("checkpoint: {e}"))))?;
+    let start_hash =
+        from_hex(&manifest.first_prev_hash).ok_or_else(|| broken("first_prev_hash is not hex"))?;
+    let mut verifier = ChainVerifier::after(manifest.first_seq - 1, start_hash);
+    let mut last: Option<AuditRecord> = None;
+    for (i, line) in lines.enumerate() {
+        let record: AuditRecord = serde_json::from_str(line)
+            .map_err(|e| broken(format!("record line {}: {e}", i + 4)))?;
+        verifier.check(&record)?;
+        last = Some(record);
+    }
+    let last = last.ok_or_else(|| broken("the archive holds no records"))?;
+    if last.seq != manifest.last_seq
+        || last.hash != manifest.last_hash
+        || verifier.count != manifest.records
+    {
+        return Err(broken("the records end elsewhere than the manifest says"));
+    }
+    if checkpoint.seq != manifest.checkpoint_seq {
+        return Err(broken("the checkpoint is not the one the manifest names"));
+    }
+    let (detail, status) =
+        check_checkpoint_signature(&checkpoint, keys).map_err(|b| AuditError::Broken(b.into()))?;
+    detail
+        .check_covered(checkpoint.seq, &last)
+        .map_err(|b| AuditError::Broken(b.into()))?;
+    let (checkpoint_verified, unverifiable) = match status {
+        CheckpointStatus::Verified => (true, None),
+        CheckpointStatus::Unverifiable { kid, reason } => (false, Some(format!("{kid}: {reason}"))),
+    };
+    Ok(SegmentReport {
+        manifest,
+        checkpoint_verified,
+        unverifiable,
+    })
+}
+
+#[cfg(test)]
+#[path = "archive_tests.rs"]
+mod tests;

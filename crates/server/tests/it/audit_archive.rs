@@ -1,0 +1,152 @@
+//! Retention without losing proof (issue #14, item 3): `portcullis audit archive` writes a
+//! signed segment and removes its records from the live store; `audit verify` proves the
+//! live chain from the segment's anchor; `audit verify --archive` proves the segment offline
+//! with the public keys only, and fails on any changed byte.
+
+use crate::support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::Node;
+
+/// The newest `audit.checkpoint` record's time, waiting up to 20 s for one that covers
+/// `after_seq` or later.
+fn checkpoint_after(node: &Node, after_seq: i64) -> (i64, i64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let list = node.cli_json(&["audit", "list", "--limit", "500"]);
+        let found = list["records"].as_array().unwrap().iter().find(|r| {
+            r["action"] == "audit.checkpoint" && r["detail"]["seq"].as_i64() >= Some(after_seq)
+        });
+        if let Some(cp) = found {
+            return (cp["seq"].as_i64().unwrap(), cp["at"].as_i64().unwrap());
+        }
+        assert!(Instant::now() < deadline, "no checkpoint over {after_seq}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+fn verify_archive(file: &std::path::Path, jwks: &std::path::Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["--json", "audit", "verify", "--archive"])
+        .arg(file)
+        .arg("--jwks")
+        .arg(jwks)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn archiving_moves_old_records_to_a_signed_segment_and_both_halves_still_verify() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let node = Node::start_in(&dir, &[("PORTCULLIS_AUDIT__CHECKPOINT_INTERVAL_SECS", "1")]);
+    let (id, secret) = node.create_client(&["--id", "archived-client"]);
+    for _ in 0..5 {
+        assert_eq!(node.token(&id, &secret, "").status, 200);
+    }
+    let head = node.cli_json(&["audit", "list", "--limit", "1"])["records"][0]["seq"]
+        .as_i64()
+        .unwrap();
+    let (_, checkpoint_at) = checkpoint_after(&node, head);
+    // Records after the checkpoint's second stay live.
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(node.token(&id, &secret, "").status, 200);
+
+    let out = tmp.path().join("segment-1.archive");
+    let before = (checkpoint_at + 1).to_string();
+    let archived = node.cli_json(&[
+        "audit",
+        "archive",
+        "--before",
+        &before,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let last = archived["last_seq"].as_i64().unwrap();
+    assert_eq!(archived["first_seq"], 1, "{archived}");
+    assert!(last >= head, "{archived}");
+    assert_eq!(archived["removed"].as_i64(), Some(last));
+    let jwks = tmp.path().join("segment-1.jwks.json");
+    assert!(jwks.exists());
+
+    // The live chain starts after the anchor and verifies, anchor signed.
+    let verified = node.cli_json(&["audit", "verify"]);
+    assert_eq!(verified["ok"], true, "{verified}");
+    assert_eq!(
+        verified["archived_through"].as_i64(),
+        Some(last),
+        "{verified}"
+    );
+    assert_eq!(verified["anchor_verified"], true, "{verified}");
+    let live = node.cli_json(&["audit", "list", "--limit", "1000"]);
+    let oldest = live["records"].as_array().unwrap().last().unwrap();
+    assert_eq!(oldest["seq"].as_i64(), Some(last + 1));
+    let purge = live["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["action"] == "audit.archived")
+        .expect("the purge is audited");
+    assert_eq!(purge["detail"]["last_seq"].as_i64(), Some(last));
+
+    // The segment verifies offline with the saved public keys; any changed byte fails.
+    let ok = verify_archive(&out, &jwks);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let report: Value = serde_json::from_slice(&ok.stdout).unwrap();
+    assert_eq!(report["checkpoint_verified"], true, "{report}");
+    assert_eq!(report["records"].as_i64(), Some(last));
+    let bytes = std::fs::read(&out).unwrap();
+    for at in [0, bytes.len() / 3, bytes.len() / 2, bytes.len() - 2] {
+        let mut changed = bytes.clone();
+        changed[at] = if changed[at] == b'0' { b'1' } else { b'0' };
+        let copy = tmp.path().join("changed.archive");
+        std::fs::write(&copy, &changed).unwrap();
+        let out = verify_archive(&copy, &jwks);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "byte {at} changed and still verified"
+        );
+    }
+
+    // Never over an existing file; nothing is removed then.
+    let again = node.cli(&[
+        "audit",
+        "archive",
+        "--before",
+        &before,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists"));
+    // Nothing older than any checkpoint before 1970: a clear refusal.
+    let none = node.cli(&[
+        "audit",
+        "archive",
+        "--before",
+        "1970-01-02",
+        "--out",
+        tmp.path().join("none").to_str().unwrap(),
+    ]);
+    assert!(!none.status.success());
+    assert!(String::from_utf8_lossy(&none.stderr).contains("checkpoint"));
+    assert!(node.stop().success());
+
+    // The store refuses to delete records no archive covers, even to someone with the file
+    // who does not first drop the trigger.
+    let refused = Command::new("python3")
+        .args(["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('DELETE FROM audit_log WHERE seq = (SELECT MAX(seq) FROM audit_log)'); c.commit()"])
+        .arg(dir.join("portcullis.db"))
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("append-only"));
+}
