@@ -12,6 +12,7 @@ pub mod client;
 pub mod command;
 /// Which principals may send which commands, with which arguments, to which devices.
 pub mod command_policy;
+pub mod detection;
 pub mod device;
 pub mod device_key;
 pub mod error;
