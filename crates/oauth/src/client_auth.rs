@@ -93,7 +93,10 @@ fn refuse(reason: FailureReason, error: OAuthError) -> Error {
     tracing::debug!(reason = reason.as_str(), "client authentication failed");
     metrics::counter!("portcullis_client_auth_failures_total", "reason" => reason.label())
         .increment(1);
-    Error::OAuth(error)
+    Error::ClientAuth {
+        reason: reason.as_str(),
+        error,
+    }
 }
 
 fn refuse_generic(reason: FailureReason) -> Error {

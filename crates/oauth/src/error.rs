@@ -21,6 +21,14 @@ pub enum Error {
     /// A protocol error, rendered as is (RFC 6749 §5.2).
     #[error(transparent)]
     OAuth(#[from] OAuthError),
+    /// Client authentication failed: answered exactly as [`Error::OAuth`] (`invalid_client`);
+    /// `reason` (`FailureReason::as_str`) goes to the audit record only, where attack
+    /// detection tells a disabled client or a replayed assertion from a wrong secret.
+    #[error("{error}")]
+    ClientAuth {
+        reason: &'static str,
+        error: OAuthError,
+    },
     /// An abuse limit was hit; answered 429 `slow_down` with `Retry-After` (RFC 6585 §4).
     #[error("rate limit exceeded; retry after {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
@@ -51,10 +59,18 @@ impl From<portcullis_http::Limited> for Error {
 }
 
 impl Error {
+    /// Why client authentication failed, when that is what this is.
+    pub fn client_auth_reason(&self) -> Option<&'static str> {
+        match self {
+            Error::ClientAuth { reason, .. } => Some(reason),
+            _ => None,
+        }
+    }
+
     /// The OAuth error code the caller sees, for audit records and metrics.
     pub fn code(&self) -> ErrorCode {
         match self {
-            Error::OAuth(e) => e.code,
+            Error::OAuth(e) | Error::ClientAuth { error: e, .. } => e.code,
             Error::RateLimited { .. } => ErrorCode::SlowDown,
             Error::BodyTooLarge { .. } => ErrorCode::InvalidRequest,
             Error::Store(_) | Error::Audit(_) => ErrorCode::TemporarilyUnavailable,
@@ -118,7 +134,9 @@ fn status_of(code: ErrorCode) -> StatusCode {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         match self {
-            Error::OAuth(e) => render(e.code, &e.description, status_of(e.code)),
+            Error::OAuth(e) | Error::ClientAuth { error: e, .. } => {
+                render(e.code, &e.description, status_of(e.code))
+            }
             Error::RateLimited { retry_after_secs } => {
                 let secs = retry_after_secs.max(1);
                 let description = format!("rate limit exceeded; retry after {secs} s");

@@ -160,9 +160,18 @@ fn audit_refusal(server: &AuthServer, claimed: Option<&ClientId>, error: &Error,
             action: AuditAction::TokenRefused.into(),
             subject: "-".to_owned(),
             outcome: Outcome::Failure.into(),
-            detail: match claimed {
-                Some(id) => serde_json::json!({ "error": error.code().as_str(), "source": addr.to_string(), "claimed_client_id": id.as_str() }),
-                None => serde_json::json!({ "error": error.code().as_str(), "source": addr.to_string() }),
+            detail: {
+                let mut detail = serde_json::json!({ "error": error.code().as_str(), "source": addr.to_string() });
+                if let Some(map) = detail.as_object_mut() {
+                    if let Some(id) = claimed {
+                        map.insert("claimed_client_id".into(), id.as_str().into());
+                    }
+                    // Kept in the (sealed) audit record only; the answer stays `invalid_client`.
+                    if let Some(reason) = error.client_auth_reason() {
+                        map.insert("reason".into(), reason.into());
+                    }
+                }
+                detail
             },
         },
     );

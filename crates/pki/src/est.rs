@@ -203,15 +203,19 @@ fn refused_by_limits(pki: &Pki, addr: IpAddr) -> Option<Response> {
 /// A refused enrollment: counted towards the address's lock-out when the request was bad or
 /// unauthenticated, and audited — summarised per source and window, so a flood of refusals
 /// cannot grow the audit chain.
-fn refused(pki: &Pki, addr: IpAddr, action: AuditAction, e: &PkiError) {
+fn refused(pki: &Pki, addr: IpAddr, action: AuditAction, e: &PkiError, headers: &HeaderMap) {
     if matches!(e, PkiError::NotAuthenticated(_) | PkiError::Invalid(_)) {
         pki.limits.record_failure(addr);
     }
-    pki.audit_refusal(
-        addr,
-        action,
-        serde_json::json!({"error": e.to_string(), "source": addr.to_string()}),
-    );
+    let mut detail = serde_json::json!({"error": e.to_string(), "source": addr.to_string()});
+    // The device id an HTTP Basic enrollment claimed (a claim: the secret did not prove it),
+    // so attack detection counts guessed secrets per device too.
+    if let (Some(map), Ok(Some((claimed, _)))) =
+        (detail.as_object_mut(), enrollment_credentials(headers))
+    {
+        map.insert("claimed_device_id".into(), claimed.into());
+    }
+    pki.audit_refusal(addr, action, detail);
 }
 
 async fn simpleenroll(
@@ -259,7 +263,7 @@ async fn simpleenroll(
     match result {
         Ok(cert) => pkcs7_response(certs_only(&[&cert.der])),
         Err(e) => {
-            refused(&pki, addr, AuditAction::DeviceEnrollRefused, &e);
+            refused(&pki, addr, AuditAction::DeviceEnrollRefused, &e, &headers);
             error_response(&e)
         }
     }
@@ -291,7 +295,7 @@ async fn simplereenroll(
     match result {
         Ok(cert) => pkcs7_response(certs_only(&[&cert.der])),
         Err(e) => {
-            refused(&pki, addr, AuditAction::DeviceReenrollRefused, &e);
+            refused(&pki, addr, AuditAction::DeviceReenrollRefused, &e, &headers);
             error_response(&e)
         }
     }

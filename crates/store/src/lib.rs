@@ -93,6 +93,74 @@ pub struct AuditArchiveAnchor {
     pub archived_at: UnixTime,
 }
 
+/// One increment of a shared detection counter. Keys are opaque (HMACs computed by the
+/// caller, never client ids in the clear).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DetectionIncrement {
+    /// The counter: (rule, key) hashed.
+    pub key: String,
+    /// The counter's group: (rule, the key's group, e.g. the device of a device+source key)
+    /// hashed; for counting distinct keys per group.
+    pub group: String,
+    /// Start of the time bucket (Unix seconds).
+    pub bucket: i64,
+    pub count: u64,
+    /// Totals are over buckets >= this (Unix seconds).
+    pub window_from: i64,
+}
+
+/// What an increment's counter stands at after the batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DetectionTotals {
+    /// Sum of the key's counts over buckets >= window_from.
+    pub total: u64,
+    /// Number of distinct keys of the group with a count in buckets >= window_from.
+    pub distinct_in_group: u64,
+}
+
+/// A raised alert. `detail` is opaque text (the caller stores it sealed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredAlert {
+    /// The incident id (deterministic across nodes: an HMAC).
+    pub id: String,
+    /// The rule's name, e.g. `auth_failures_per_client` (in the clear: operators filter on it).
+    pub rule: String,
+    pub raised_at: i64,
+    /// `open` or `acknowledged`.
+    pub state: String,
+    pub detail: String,
+    pub acked_by: Option<String>,
+    pub acked_at: Option<i64>,
+}
+
+/// One `detection_counts` row a batch adds to: `(key, group, bucket, count)`.
+pub(crate) type DetectionRow<'a> = (&'a str, &'a str, i64, i64);
+
+/// The rows a batch of increments writes: one per (key, bucket), their counts summed and
+/// clamped to what a row holds (`i64::MAX`), zero counts left out (a row means "counted"), in
+/// (key, bucket) byte order: the order a batch locks its rows in, so two nodes' batches
+/// cannot deadlock. A key keeps the group of its first increment.
+pub(crate) fn detection_rows(increments: &[DetectionIncrement]) -> Vec<DetectionRow<'_>> {
+    let mut rows: std::collections::BTreeMap<(&str, i64), (&str, u64)> =
+        std::collections::BTreeMap::new();
+    for inc in increments.iter().filter(|inc| inc.count > 0) {
+        let row = rows
+            .entry((inc.key.as_str(), inc.bucket))
+            .or_insert((inc.group.as_str(), 0));
+        row.1 = row.1.saturating_add(inc.count);
+    }
+    rows.into_iter()
+        .map(|((key, bucket), (group, count))| {
+            (key, group, bucket, i64::try_from(count).unwrap_or(i64::MAX))
+        })
+        .collect()
+}
+
+/// A stored count or total as returned: never negative (the tables refuse it).
+pub(crate) fn detection_count(stored: i64) -> u64 {
+    u64::try_from(stored).unwrap_or(0)
+}
+
 /// One device's latest report about one release.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpdateReport {
@@ -478,6 +546,37 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         after: Option<&DeviceId>,
         limit: u32,
     ) -> Result<Vec<(DeviceId, u64)>, StoreError>;
+
+    // --- Detection (issue #14) ---
+
+    /// Adds every increment to its counter in ONE transaction (upsert: count += increment,
+    /// saturating at `i64::MAX`) and returns, in the same order, each counter's totals after
+    /// the batch (as the whole cluster sees them). Increments of one (key, bucket) in a batch
+    /// add up; a zero count writes nothing but still gets its totals.
+    async fn add_detection_counts(
+        &self,
+        increments: &[DetectionIncrement],
+    ) -> Result<Vec<DetectionTotals>, StoreError>;
+    /// Deletes counter buckets that start before `before`; returns how many rows went.
+    async fn purge_detection_counts(&self, before: i64) -> Result<u64, StoreError>;
+    /// Inserts `alert` unless an alert with its id exists (two nodes deciding the same
+    /// incident); true if this call inserted it. A state other than `open` or `acknowledged`
+    /// is a [`StoreError::Conflict`].
+    async fn insert_alert(&self, alert: &StoredAlert) -> Result<bool, StoreError>;
+    /// Alerts newest first (raised_at DESC, id DESC), those raised strictly before `before` (a
+    /// (raised_at, id) keyset cursor; None = from the newest), optionally only those in
+    /// `state`, at most `limit`.
+    async fn list_alerts(
+        &self,
+        state: Option<&str>,
+        before: Option<(i64, &str)>,
+        limit: u32,
+    ) -> Result<Vec<StoredAlert>, StoreError>;
+    async fn get_alert(&self, id: &str) -> Result<Option<StoredAlert>, StoreError>;
+    /// Marks an open alert acknowledged by `by` at `at`; Ok(false) if there is no such alert;
+    /// acknowledging an acknowledged alert changes nothing (the first acknowledgement stays)
+    /// and returns Ok(true).
+    async fn ack_alert(&self, id: &str, by: &str, at: i64) -> Result<bool, StoreError>;
 }
 
 #[cfg(test)]

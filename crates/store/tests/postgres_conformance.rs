@@ -667,3 +667,35 @@ async fn queued_commands_announce_their_device() {
     })
     .await;
 }
+
+/// What one node adds to a detection counter, the other node's next batch counts; eight tasks
+/// on two nodes adding to the same counters at once (in both orders) lose nothing and never
+/// deadlock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn detection_counts_are_shared_across_two_nodes() {
+    with_test_schema(|schema| async move {
+        let node_a = schema.connect().await;
+        let node_b = schema.connect().await;
+        let nodes: [Arc<dyn Store>; 2] = [Arc::new(node_a.clone()), Arc::new(node_b.clone())];
+        conformance::detection_counts_add_up_across_nodes(&nodes).await;
+        conformance::concurrent_detection_counts_lose_nothing(&nodes).await;
+        node_a.close().await;
+        node_b.close().await;
+    })
+    .await;
+}
+
+/// Eight tasks on two nodes insert the same incidents at once, as nodes deciding the same
+/// crossing do: each alert is inserted by exactly one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_raised_on_two_nodes_at_once_is_inserted_once() {
+    with_test_schema(|schema| async move {
+        let node_a = schema.connect().await;
+        let node_b = schema.connect().await;
+        let nodes: [Arc<dyn Store>; 2] = [Arc::new(node_a.clone()), Arc::new(node_b.clone())];
+        conformance::concurrent_alert_inserts_have_one_winner(&nodes).await;
+        node_a.close().await;
+        node_b.close().await;
+    })
+    .await;
+}

@@ -333,4 +333,36 @@ impl Store for FlakyStore {
     ) -> Result<Vec<(DeviceId, u64)>, StoreError> {
         Err(unused())
     }
+    async fn add_detection_counts(
+        &self,
+        increments: &[portcullis_store::DetectionIncrement],
+    ) -> Result<Vec<portcullis_store::DetectionTotals>, StoreError> {
+        self.inner.add_detection_counts(increments).await
+    }
+    async fn purge_detection_counts(&self, before: i64) -> Result<u64, StoreError> {
+        self.inner.purge_detection_counts(before).await
+    }
+    async fn insert_alert(
+        &self,
+        alert: &portcullis_store::StoredAlert,
+    ) -> Result<bool, StoreError> {
+        self.inner.insert_alert(alert).await
+    }
+    async fn list_alerts(
+        &self,
+        state: Option<&str>,
+        before: Option<(i64, &str)>,
+        limit: u32,
+    ) -> Result<Vec<portcullis_store::StoredAlert>, StoreError> {
+        self.inner.list_alerts(state, before, limit).await
+    }
+    async fn get_alert(
+        &self,
+        id: &str,
+    ) -> Result<Option<portcullis_store::StoredAlert>, StoreError> {
+        self.inner.get_alert(id).await
+    }
+    async fn ack_alert(&self, id: &str, by: &str, at: i64) -> Result<bool, StoreError> {
+        self.inner.ack_alert(id, by, at).await
+    }
 }

@@ -155,6 +155,9 @@ impl Gateway {
         payload: Bytes,
         cose: bool,
     ) -> Result<Accepted, GatewayError> {
+        // Without a connection credential the device is named only inside the message; kept
+        // (a reference count, not a copy) to name it in the record of a replay.
+        let raw = (admitted.is_none() && cose).then(|| payload.clone());
         let result = match self
             .verify_and_submit(admitted, destination, payload, cose)
             .await
@@ -168,7 +171,15 @@ impl Gateway {
             },
             Err(e) => Err(e),
         };
-        let device = admitted.map(|a| a.device_id.as_str());
+        // A replay is refused only after the message verified, so the device it names is
+        // the one that signed it: attack detection counts replays per device.
+        let signer = match (&result, raw) {
+            (Err(GatewayError::Replay(_)), Some(raw)) => cose::parse(&raw)
+                .ok()
+                .map(|m| m.device_id().as_str().to_owned()),
+            _ => None,
+        };
+        let device = admitted.map(|a| a.device_id.as_str()).or(signer.as_deref());
         self.count(transport, source, device, &result);
         result
     }

@@ -11,6 +11,7 @@ mod audit;
 mod clients;
 mod commands;
 mod counters;
+mod detection;
 mod device_keys;
 mod pki;
 mod revocations;
@@ -39,6 +40,12 @@ pub use commands::{
 pub use counters::{
     concurrent_advances_accept_each_counter_once,
     counters_only_rise_and_revert_only_their_own_advance,
+};
+pub use detection::{
+    alerts_are_raised_once_listed_newest_first_and_acknowledged,
+    concurrent_alert_inserts_have_one_winner, concurrent_detection_counts_lose_nothing,
+    detection_counts_add_up_across_nodes, detection_counts_add_up_within_their_window,
+    detection_counts_purge_only_old_buckets,
 };
 pub use device_keys::{
     all_device_keys_page_in_id_order, device_keys_are_deleted_and_resealed_one_by_one,
@@ -131,6 +138,9 @@ pub async fn run_all(store: &dyn Store) {
     update_rollout_counts_devices_per_release_and_status(store).await;
     update_reports_page_by_device_id_for_one_model_and_release(store).await;
     an_update_report_needs_its_device_and_a_storable_release(store).await;
+    detection_counts_add_up_within_their_window(store).await;
+    detection_counts_purge_only_old_buckets(store).await;
+    alerts_are_raised_once_listed_newest_first_and_acknowledged(store).await;
 }
 
 /// One holder per lease; the holder renews; another takes it only once it has expired.

@@ -11,6 +11,7 @@ mod certificates;
 mod clients;
 mod commands;
 mod counters;
+mod detection;
 mod device_keys;
 mod devices;
 mod enrollment;
@@ -499,6 +500,42 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<Vec<(DeviceId, u64)>, StoreError> {
         counters::list(&self.pool, after, limit).await
+    }
+
+    async fn add_detection_counts(
+        &self,
+        increments: &[crate::DetectionIncrement],
+    ) -> Result<Vec<crate::DetectionTotals>, StoreError> {
+        let _writer = self.writer.lock().await;
+        detection::add_counts(&self.pool, increments).await
+    }
+
+    async fn purge_detection_counts(&self, before: i64) -> Result<u64, StoreError> {
+        let _writer = self.writer.lock().await;
+        detection::purge_counts(&self.pool, before).await
+    }
+
+    async fn insert_alert(&self, alert: &crate::StoredAlert) -> Result<bool, StoreError> {
+        let _writer = self.writer.lock().await;
+        detection::insert_alert(&self.pool, alert).await
+    }
+
+    async fn list_alerts(
+        &self,
+        state: Option<&str>,
+        before: Option<(i64, &str)>,
+        limit: u32,
+    ) -> Result<Vec<crate::StoredAlert>, StoreError> {
+        detection::list_alerts(&self.pool, state, before, limit).await
+    }
+
+    async fn get_alert(&self, id: &str) -> Result<Option<crate::StoredAlert>, StoreError> {
+        detection::get_alert(&self.pool, id).await
+    }
+
+    async fn ack_alert(&self, id: &str, by: &str, at: i64) -> Result<bool, StoreError> {
+        let _writer = self.writer.lock().await;
+        detection::ack_alert(&self.pool, id, by, at).await
     }
 }
 
