@@ -6,6 +6,7 @@
 //! of this server with the `portcullis:admin` scope (`auth.rs`); every failure is an RFC 9457
 //! problem (`errors.rs`); every change is audited (`clients.rs`, `secrets.rs`).
 
+pub mod alerts;
 pub mod audit;
 pub mod audit_archive;
 pub mod audit_stream;
@@ -53,6 +54,7 @@ pub struct AdminPorts {
         Arc<dyn portcullis_store::Store>,
         Arc<portcullis_keys::KeyRing>,
     )>,
+    alerts: Option<Arc<dyn portcullis_store::Store>>,
 }
 
 impl AdminPorts {
@@ -72,7 +74,14 @@ impl AdminPorts {
             trust: None,
             command_rules: None,
             archive: None,
+            alerts: None,
         }
+    }
+
+    /// Adds the alerts of attack detection (`/alerts`), kept in `store`.
+    pub fn with_alerts(mut self, store: Arc<dyn portcullis_store::Store>) -> Self {
+        self.alerts = Some(store);
+        self
     }
 
     /// Adds archiving (`/audit/archive`): the store whose records move to segments and the
@@ -119,6 +128,7 @@ impl std::fmt::Debug for AdminPorts {
             .field("trust", &self.trust.is_some())
             .field("command_rules", &self.command_rules.is_some())
             .field("archive", &self.archive.is_some())
+            .field("alerts", &self.alerts.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -141,6 +151,7 @@ pub fn router(ports: AdminPorts) -> Router {
         trust,
         command_rules,
         archive,
+        alerts,
     } = ports;
     let device_routes: Router = match devices {
         Some(devices) => Router::new()
@@ -222,6 +233,28 @@ pub fn router(ports: AdminPorts) -> Router {
         }
         None => (Router::new(), Router::new()),
     };
+    let (alert_read, alert_ack): (Router, Router) = match alerts {
+        Some(store) => {
+            let state = alerts::AlertsState {
+                store,
+                trail: audit.clone(),
+            };
+            (
+                Router::new()
+                    .route("/alerts", get(alerts::list_alerts))
+                    .route("/alerts/{id}", get(alerts::get_alert))
+                    .with_state(state.clone())
+                    .route_layer(middleware::from_fn_with_state(
+                        ScopeGate::new(tokens.clone(), &[ADMIN_SCOPE, AUDIT_READ_SCOPE]),
+                        auth::require_scope,
+                    )),
+                Router::new()
+                    .route("/alerts/{id}/ack", post(alerts::ack_alert))
+                    .with_state(state),
+            )
+        }
+        None => (Router::new(), Router::new()),
+    };
     let audit_keys: Router = Router::new()
         .route("/audit/keys", get(audit::list_audit_keys))
         .route("/audit/keys/rotate", post(audit::rotate_audit_key))
@@ -274,6 +307,7 @@ pub fn router(ports: AdminPorts) -> Router {
         .merge(client_routes)
         .merge(audit_keys)
         .merge(archive_purge)
+        .merge(alert_ack)
         .merge(key_routes)
         .merge(device_routes)
         .merge(trust_routes)
@@ -289,6 +323,7 @@ pub fn router(ports: AdminPorts) -> Router {
         .merge(audit_verify)
         .merge(audit_read)
         .merge(archive_read)
+        .merge(alert_read)
         .fallback(|| async { AdminError::NoRoute })
         .method_not_allowed_fallback(|| async { AdminError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(extract::BODY_LIMIT))

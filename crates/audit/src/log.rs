@@ -48,6 +48,13 @@ pub const REFUSALS_SUMMARISED_METRIC: &str = "portcullis_audit_refusals_summaris
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(100);
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(10);
 
+/// Sees every event as it is recorded, before refusals are summarised and before anything is
+/// stored: real-time detection (the server's `detection` module) counts what happens here.
+/// Called on the recording task, so it must be quick and must not block (queue, do not wait).
+pub trait AuditObserver: Send + Sync {
+    fn observe(&self, event: &AuditEvent);
+}
+
 /// `[audit] mode`: whether an ordinary event (an issued token) is answered before or after
 /// its record is stored. Events that must survive a crash use [`AuditLog::commit`] in both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -95,6 +102,14 @@ pub struct AuditLog {
     refusals: Arc<Mutex<Refusals>>,
     /// Seals records before they are appended (`[audit] encrypt`); readers open them with it.
     sealer: Option<Arc<AuditSealer>>,
+    /// Sees every event first (attack detection).
+    observer: Option<Arc<dyn AuditObserver>>,
+}
+
+impl std::fmt::Debug for dyn AuditObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuditObserver")
+    }
 }
 
 impl AuditLog {
@@ -126,6 +141,7 @@ impl AuditLog {
             mode,
             refusals: Arc::new(Mutex::new(Refusals::default())),
             sealer,
+            observer: None,
         };
         tokio::spawn(close_refusal_windows(log.clone()));
         log
@@ -136,6 +152,18 @@ impl AuditLog {
         self.mode
     }
 
+    /// Shows every event recorded from now on through this handle and its later clones to
+    /// `observer` first (set it before handing clones out).
+    pub fn set_observer(&mut self, observer: Arc<dyn AuditObserver>) {
+        self.observer = Some(observer);
+    }
+
+    fn observe(&self, event: &AuditEvent) {
+        if let Some(observer) = &self.observer {
+            observer.observe(event);
+        }
+    }
+
     /// The sealer records are encrypted with, if `[audit] encrypt` is on.
     pub fn sealer(&self) -> Option<&Arc<AuditSealer>> {
         self.sealer.as_ref()
@@ -144,14 +172,20 @@ impl AuditLog {
     /// Records an ordinary event as `[audit] mode` says: stored before this returns
     /// (durable), or queued (async). Waits for room when the queue is full.
     pub async fn record(&self, event: AuditEvent) -> Result<(), AuditUnavailable> {
+        self.observe(&event);
         match self.mode {
-            AuditMode::Durable => self.commit(event).await,
+            AuditMode::Durable => self.commit_observed(event).await,
             AuditMode::Async => self.enqueue(event, None).await,
         }
     }
 
     /// Returns once `event` is stored, whatever the mode: for events a crash must not lose.
     pub async fn commit(&self, event: AuditEvent) -> Result<(), AuditUnavailable> {
+        self.observe(&event);
+        self.commit_observed(event).await
+    }
+
+    async fn commit_observed(&self, event: AuditEvent) -> Result<(), AuditUnavailable> {
         let (done, stored) = oneshot::channel();
         self.enqueue(event, Some(done)).await?;
         match tokio::time::timeout(DURABLE_WAIT, stored).await {
@@ -164,6 +198,7 @@ impl AuditLog {
     /// first of its kind from that source in the current window, otherwise counted into the
     /// window's summary record. Never waits for the store.
     pub fn record_refusal(&self, source: IpAddr, event: AuditEvent) {
+        self.observe(&event);
         let first = match self.refusals.lock() {
             Ok(mut refusals) => refusals.note(std::time::Instant::now(), source, event),
             // A poisoned lock means a panic mid-update of counters: record the event plainly.

@@ -312,6 +312,67 @@ impl AuditSealer {
         Ok(())
     }
 
+    /// Seals a JSON value kept outside the chain (an alert's detail) under the active key:
+    /// `v1.<kid>.<salt>.<ciphertext>`, bound to `context` (e.g. the alert id) so it does not
+    /// open anywhere else.
+    pub fn seal_value(
+        &self,
+        context: &str,
+        value: &serde_json::Value,
+    ) -> Result<String, AuditError> {
+        let set = self.current();
+        let kid = set.stored.active.as_str();
+        let data_key = set
+            .keys
+            .get(kid)
+            .ok_or_else(|| AuditError::Keys(format!("active audit key {kid} is not open")))?;
+        let salt = portcullis_keys::random_array::<SALT_LEN>()
+            .map_err(|e| AuditError::Keys(e.to_string()))?;
+        let mut buffer = serde_json::to_vec(value)
+            .map_err(|e| AuditError::Keys(format!("encoding a value: {e}")))?;
+        record_key(data_key, &salt)?
+            .seal_in_place_append_tag(nonce(0), Aad::from(value_aad(kid, context)), &mut buffer)
+            .map_err(|_| AuditError::Keys("sealing a value failed".into()))?;
+        Ok(format!(
+            "v1.{kid}.{}.{}",
+            B64.encode(salt),
+            B64.encode(&buffer)
+        ))
+    }
+
+    /// Opens what [`Self::seal_value`] sealed for the same `context`.
+    pub async fn open_value(
+        &self,
+        context: &str,
+        sealed: &str,
+    ) -> Result<serde_json::Value, String> {
+        let mut parts = sealed.splitn(4, '.');
+        let (Some("v1"), Some(kid), Some(salt), Some(ct)) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err("not a sealed value".into());
+        };
+        if !self.current().keys.contains_key(kid) {
+            self.reload().await.map_err(|e| e.to_string())?;
+        }
+        let set = self.current();
+        let data_key = set
+            .keys
+            .get(kid)
+            .ok_or_else(|| format!("audit data key {kid} is not available"))?;
+        let salt = B64
+            .decode(salt)
+            .map_err(|_| "the salt is not base64url".to_owned())?;
+        let mut buffer = B64
+            .decode(ct)
+            .map_err(|_| "the ciphertext is not base64url".to_owned())?;
+        let plain = record_key(data_key, &salt)
+            .map_err(|e| e.to_string())?
+            .open_in_place(nonce(0), Aad::from(value_aad(kid, context)), &mut buffer)
+            .map_err(|_| "the ciphertext does not authenticate".to_owned())?;
+        serde_json::from_slice(plain).map_err(|_| "the plaintext is not JSON".to_owned())
+    }
+
     /// Opens the sealed records among `records`; a kid this node has not loaded makes it
     /// reload the key set once.
     pub async fn open_records(&self, records: Vec<AuditRecord>) -> Vec<ReadRecord> {
@@ -450,6 +511,16 @@ fn record_key(data_key: &[u8; DATA_KEY_LEN], salt: &[u8]) -> Result<LessSafeKey,
 fn nonce(n: u64) -> Nonce {
     let [a, b, c, d, e, f, g, h] = n.to_be_bytes();
     Nonce::assume_unique_for_key([0, 0, 0, 0, a, b, c, d, e, f, g, h])
+}
+
+/// What a sealed value is bound to: its key and its context.
+fn value_aad(kid: &str, context: &str) -> Vec<u8> {
+    let mut aad = b"portcullis sealed value v1".to_vec();
+    for field in [kid.as_bytes(), context.as_bytes()] {
+        aad.extend_from_slice(&(field.len() as u64).to_be_bytes());
+        aad.extend_from_slice(field);
+    }
+    aad
 }
 
 /// What the ciphertext is bound to: its key, and the record's clear fields.

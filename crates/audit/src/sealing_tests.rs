@@ -136,3 +136,17 @@ fn a_plain_record_reads_as_stored() {
     assert!(!read.encrypted);
     assert!(!is_sealed(&record.event));
 }
+
+#[tokio::test]
+async fn a_sealed_value_opens_only_in_its_context() {
+    let dir = tempfile::tempdir().unwrap();
+    let sealer = AuditSealer::load_or_create(store(&dir).await, custody(1), 5)
+        .await
+        .unwrap();
+    let value = serde_json::json!({"key": "client ghost-1", "total": 21});
+    let sealed = sealer.seal_value("alert-a", &value).unwrap();
+    assert!(!sealed.contains("ghost-1"));
+    assert_eq!(sealer.open_value("alert-a", &sealed).await.unwrap(), value);
+    assert!(sealer.open_value("alert-b", &sealed).await.is_err());
+    assert!(sealer.open_value("alert-a", "v1.x.y.z").await.is_err());
+}

@@ -74,6 +74,15 @@ impl AuditTrail {
         }
     }
 
+    /// Opens a value kept outside the chain (an alert's detail): sealed with
+    /// `AuditSealer::seal_value` for `context`, or plain JSON when records are not encrypted.
+    pub async fn open_value(&self, context: &str, text: &str) -> Result<serde_json::Value, String> {
+        match self.log.sealer() {
+            Some(sealer) if text.starts_with("v1.") => sealer.open_value(context, text).await,
+            _ => serde_json::from_str(text).map_err(|_| "not JSON".to_owned()),
+        }
+    }
+
     /// The audit data keys (empty when records are not encrypted).
     pub fn data_keys(&self) -> Vec<DataKeyInfo> {
         self.log.sealer().map(|s| s.list()).unwrap_or_default()

@@ -80,6 +80,8 @@ pub enum AuditAction {
     AuditRead,
     AuditKeyRotated,
     AuditArchived,
+    AlertRaised,
+    AlertAcknowledged,
 }
 
 impl AuditAction {
@@ -135,6 +137,8 @@ impl AuditAction {
             Self::AuditRead => "audit.read",
             Self::AuditKeyRotated => "audit.key_rotated",
             Self::AuditArchived => "audit.archived",
+            Self::AlertRaised => "alert.raised",
+            Self::AlertAcknowledged => "alert.acknowledged",
         }
     }
 }
@@ -356,6 +360,8 @@ mod tests {
             (AuditAction::AuditRead, "audit.read"),
             (AuditAction::AuditKeyRotated, "audit.key_rotated"),
             (AuditAction::AuditArchived, "audit.archived"),
+            (AuditAction::AlertRaised, "alert.raised"),
+            (AuditAction::AlertAcknowledged, "alert.acknowledged"),
         ];
         for (action, spelling) in released {
             assert_eq!(action.as_str(), spelling);

@@ -34,6 +34,9 @@ pub enum Command {
     /// Read and verify the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Alerts raised by attack detection: list, show, acknowledge.
+    #[command(subcommand)]
+    Alerts(AlertsCommand),
     /// The device CA: export its certificates, or import an existing CA.
     #[command(subcommand)]
     Ca(crate::cli_pki::CaCommand),
@@ -561,6 +564,22 @@ pub enum AuditCommand {
     /// The audit data keys that encrypt records at rest.
     #[command(subcommand)]
     Key(AuditKeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlertsCommand {
+    /// Alerts, newest first.
+    List {
+        /// Only `open` or `acknowledged` ones.
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// One alert with what fired it.
+    Show { id: String },
+    /// Acknowledge an alert (audited).
+    Ack { id: String },
 }
 
 #[derive(Debug, Subcommand)]

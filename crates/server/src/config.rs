@@ -291,6 +291,14 @@ pub struct AuditSection {
     pub export: Vec<AuditExportConfig>,
 }
 
+/// `[alerts]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsSection {
+    /// `[alerts.webhook]`: POST each alert, signed (see `alert_webhook.rs`).
+    pub webhook: Option<crate::alert_webhook::WebhookConfig>,
+}
+
 /// One `[[audit.export]]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -554,6 +562,10 @@ pub struct Config {
     pub pki: PkiSection,
     pub log: LogSection,
     pub audit: AuditSection,
+    /// `[detection]`: real-time attack detection (rules, thresholds, actions).
+    pub detection: portcullis_core::detection::DetectionConfig,
+    /// `[alerts]`: where raised alerts go besides the audit log and the admin API.
+    pub alerts: AlertsSection,
     pub oauth: OAuthSection,
     pub gateway: GatewaySection,
 }
@@ -605,6 +617,17 @@ impl Config {
         }
         for export in &self.audit.export {
             export.validate()?;
+        }
+        for rule in &self.detection.rules {
+            if matches!(
+                rule.action,
+                portcullis_core::detection::Action::BlockAddress { .. }
+            ) {
+                return Err(ConfigError::Invalid(format!(
+                    "detection rule {}: the block action is not available yet (use \"none\", \"suspend\" or \"disable\")",
+                    rule.kind.as_str()
+                )));
+            }
         }
         let mut names: Vec<&str> = self.audit.export.iter().map(|e| e.name.as_str()).collect();
         names.sort_unstable();

@@ -2,6 +2,7 @@
 //! CLI. `main.rs` only installs the allocator and calls [`run`]; keeping the rest here lets
 //! unit tests reach every module. Exit codes: 0 ok, 1 failure, 2 usage.
 
+mod alert_webhook;
 mod audit_checkpoint;
 mod audit_export;
 mod bootstrap;
@@ -12,6 +13,7 @@ mod command_rules_admin;
 mod commands;
 mod config;
 mod config_values;
+mod detection;
 mod device_clients;
 mod gateway_setup;
 mod health;
@@ -43,6 +45,7 @@ pub fn run() -> ExitCode {
         Command::Serve(args) => serve_command(args),
         Command::Client(cmd) => commands::client::run(cmd, &cli.api),
         Command::Audit(cmd) => commands::audit::run(cmd, &cli.api),
+        Command::Alerts(cmd) => commands::alerts::run(cmd, &cli.api),
         Command::Ca(cli_pki::CaCommand::Import {
             offline,
             cert,

@@ -26,6 +26,12 @@ pub struct NodeServices {
     pub server: Arc<AuthServer>,
     pub keys: Arc<KeyManager>,
     pub pki: Arc<NodePki>,
+    /// What the attack detector reads (`None` with `[detection] enabled = false`): the
+    /// observed events and the key that names counters and incidents.
+    pub detection: Option<(
+        tokio::sync::mpsc::Receiver<crate::detection::Observed>,
+        zeroize::Zeroizing<Vec<u8>>,
+    )>,
 }
 
 impl NodeServices {
@@ -48,12 +54,19 @@ impl NodeServices {
         } else {
             None
         };
-        let audit = AuditLog::start_sealed(
+        let mut audit = AuditLog::start_sealed(
             node.store.clone(),
             config.audit.mode,
             portcullis_audit::log::QUEUE_CAPACITY,
             sealer,
         );
+        // Before any clone of the log is handed out: every component's events pass it.
+        let detection = config.detection.enabled.then(|| {
+            let (observer, rx) =
+                crate::detection::DetectionObserver::new(Arc::new(config.detection.clone()));
+            audit.set_observer(Arc::new(observer));
+            (rx, crate::detection::naming_key(&node.pepper))
+        });
         // The PKI first: its CA keys come from the same custody the key manager takes over,
         // and mTLS client authentication checks certificates against its CA.
         let public_url = config
@@ -120,6 +133,7 @@ impl NodeServices {
             server,
             keys,
             pki,
+            detection,
         })
     }
 }

@@ -78,6 +78,7 @@ pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), ServeError> {
         server,
         keys: key_manager,
         pki,
+        detection,
     } = services;
 
     // Other nodes' changes (PostgreSQL NOTIFY) invalidate this node's caches.
@@ -204,6 +205,28 @@ pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), ServeError> {
     let checkpoints = checkpoint_job.clone().spawn();
     let exports = crate::audit_export::spawn_all(&config.audit.export, &store, &audit, &node_id)
         .map_err(ServeError::AuditExport)?;
+    let detector = match detection {
+        Some((observed, secret)) => {
+            let webhook = config
+                .alerts
+                .webhook
+                .as_ref()
+                .map(crate::alert_webhook::AlertWebhook::start)
+                .transpose()
+                .map_err(ServeError::Alerts)?;
+            let detector = crate::detection::Detector {
+                config: Arc::new(config.detection.clone()),
+                store: store.clone(),
+                secret,
+                audit: audit.clone(),
+                webhook,
+                clients: server.clone(),
+                devices: pki.pki.clone(),
+            };
+            Some(tokio::spawn(detector.run(observed)))
+        }
+        None => None,
+    };
     let background = tokio::spawn(background_jobs(
         server.clone(),
         store.clone(),
@@ -217,6 +240,9 @@ pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), ServeError> {
         None => shutdown.await,
     }
     background.abort();
+    if let Some(task) = detector {
+        task.abort();
+    }
     for task in exports {
         task.abort();
     }
@@ -322,7 +348,8 @@ impl Surfaces {
         )
         .with_keys(self.keys.clone())
         .with_devices(self.pki.pki.clone())
-        .with_archive(self.store.clone(), self.server.keys().clone());
+        .with_archive(self.store.clone(), self.server.keys().clone())
+        .with_alerts(self.store.clone());
         let admin = match &self.gateway {
             Some(gateway) => admin
                 .with_trust(gateway.trust.clone())

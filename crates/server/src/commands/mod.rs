@@ -8,6 +8,7 @@
     reason = "serde_json::Value indexing returns Null instead of panicking"
 )]
 
+pub mod alerts;
 pub mod api;
 pub mod audit;
 pub mod audit_archive;

@@ -17,6 +17,7 @@ mod audit_encryption;
 mod audit_export;
 mod audit_syslog;
 mod command_rules_admin;
+mod detection;
 mod device_keys;
 mod forwarded_for;
 mod gateway_certificates;

@@ -273,12 +273,15 @@ async fn openapi_document_is_3_1_public_and_lists_every_path() {
         ("/audit/stream", &["get"][..]),
         ("/audit/archive", &["get"][..]),
         ("/audit/archive/purge", &["post"][..]),
+        ("/alerts", &["get"][..]),
+        ("/alerts/{id}", &["get"][..]),
+        ("/alerts/{id}/ack", &["post"][..]),
     ] {
         for m in methods {
             assert!(paths[path].get(*m).is_some(), "{m} {path} missing");
         }
     }
-    assert_eq!(paths.len(), 32);
+    assert_eq!(paths.len(), 35);
     assert_eq!(
         doc["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"

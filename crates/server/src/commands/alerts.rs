@@ -1,0 +1,50 @@
+//! `portcullis alerts list|show|ack`.
+
+use super::api::AdminApi;
+use super::output::{print_fields, print_json, print_table, rfc3339};
+use super::values::path_segment;
+use super::CommandError;
+use crate::cli::{AlertsCommand, ApiArgs};
+
+/// Runs one alerts subcommand.
+pub fn run(cmd: AlertsCommand, api: &ApiArgs) -> Result<(), CommandError> {
+    let admin = AdminApi::connect(api)?;
+    let alert = match cmd {
+        AlertsCommand::List { state, limit } => {
+            let mut path = format!("/alerts?limit={limit}");
+            if let Some(state) = state {
+                path.push_str(&format!("&state={}", path_segment(&state)));
+            }
+            let page = admin.call("GET", &path, None)?;
+            if api.json {
+                print_json(&page);
+            } else {
+                let mut rows = page["alerts"].as_array().cloned().unwrap_or_default();
+                for r in &mut rows {
+                    if let Some(at) = r["raised_at"].as_i64() {
+                        r["raised_at"] = rfc3339(at).into();
+                    }
+                    r["key"] = r["detail"]["key"].clone();
+                    r["action"] = r["detail"]["action_taken"].clone();
+                }
+                print_table(
+                    &["id", "raised_at", "rule", "key", "state", "action"],
+                    &rows,
+                );
+            }
+            return Ok(());
+        }
+        AlertsCommand::Show { id } => {
+            admin.call("GET", &format!("/alerts/{}", path_segment(&id)), None)?
+        }
+        AlertsCommand::Ack { id } => {
+            admin.call("POST", &format!("/alerts/{}/ack", path_segment(&id)), None)?
+        }
+    };
+    if api.json {
+        print_json(&alert);
+    } else {
+        print_fields(&alert);
+    }
+    Ok(())
+}

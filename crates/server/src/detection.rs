@@ -1,0 +1,299 @@
+//! Real-time attack detection on a node: the pure engine (`portcullis_core::detection`) fed
+//! from the audit log and wired to the shared store, the alert webhook and the automatic
+//! actions.
+//!
+//! Every event the node records passes [`DetectionObserver`] first — before refusals are
+//! summarised — which turns it into signals and queues them (never waiting: a full queue
+//! drops the signals, counted in `portcullis_detection_signals_dropped_total`). The
+//! [`Detector`] task sums them per (rule, key, bucket) and every [`FLUSH`] adds the sums to
+//! the shared counters in the store, whose totals over the window — every node's events
+//! together — decide. A firing is an incident named by an HMAC of (rule, key, cooldown
+//! period); only the node whose insert creates it alerts: an `alert.raised` audit record,
+//! `portcullis_alerts_total{rule}`, the webhook, and the rule's action (suspend the device,
+//! disable the client). Event to alert: one flush, ≤ 250 ms plus a store round trip.
+//!
+//! Counter and incident names are HMACs under a key derived from the deployment's pepper,
+//! and an alert's detail (who, from where) is sealed with the audit data key: the store
+//! holds no client id or address in the clear for detection either.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use portcullis_audit::{AuditLog, AuditObserver};
+use portcullis_core::audit::{AuditAction, AuditEvent, Outcome};
+use portcullis_core::detection::{
+    decide, signals, window_buckets, ActionTarget, Counting, DetectionConfig, Firing, LocalTally,
+    Signal, SignalKey,
+};
+use portcullis_core::device::{DeviceId, DeviceState};
+use portcullis_core::ClientId;
+use portcullis_ports::{ClientRegistry, DeviceRegistry};
+use portcullis_store::{DetectionIncrement, Store, StoredAlert};
+use tokio::sync::mpsc;
+use zeroize::Zeroizing;
+
+use crate::alert_webhook::AlertWebhook;
+use crate::bootstrap::unix_now;
+
+/// How often local tallies go to the shared counters (the bound on detection latency).
+pub const FLUSH: Duration = Duration::from_millis(250);
+/// Signal batches queued between the recording tasks and the detector.
+const QUEUE: usize = 65_536;
+/// Counter: alerts raised, by rule.
+pub const ALERTS_METRIC: &str = "portcullis_alerts_total";
+/// Counter: signals lost to a full queue.
+pub const DROPPED_METRIC: &str = "portcullis_detection_signals_dropped_total";
+/// The actor of alert records and automatic actions.
+const ACTOR: &str = "system:detection";
+/// How long counter buckets are kept: the longest window a rule may have (7 days).
+const KEEP_SECS: i64 = 7 * 86_400;
+
+/// One event's signals, with its time.
+pub struct Observed {
+    signals: Vec<Signal>,
+    at: i64,
+}
+
+/// Turns recorded events into signals for the detector (installed on the audit log).
+pub struct DetectionObserver {
+    tx: mpsc::Sender<Observed>,
+    config: Arc<DetectionConfig>,
+}
+
+impl DetectionObserver {
+    /// The observer and the receiving end the [`Detector`] takes.
+    pub fn new(config: Arc<DetectionConfig>) -> (Self, mpsc::Receiver<Observed>) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        (Self { tx, config }, rx)
+    }
+}
+
+impl AuditObserver for DetectionObserver {
+    fn observe(&self, event: &AuditEvent) {
+        let signals = signals(event, &self.config);
+        if signals.is_empty() {
+            return;
+        }
+        let at = event.at;
+        if self.tx.try_send(Observed { signals, at }).is_err() {
+            metrics::counter!(DROPPED_METRIC).increment(1);
+        }
+    }
+}
+
+/// What the detector acts with.
+pub struct Detector {
+    pub config: Arc<DetectionConfig>,
+    pub store: Arc<dyn Store>,
+    /// Names counters and incidents (HMAC key).
+    pub secret: Zeroizing<Vec<u8>>,
+    pub audit: AuditLog,
+    pub webhook: Option<AlertWebhook>,
+    pub clients: Arc<dyn ClientRegistry>,
+    pub devices: Arc<dyn DeviceRegistry>,
+}
+
+/// The key that names detection counters and incidents, derived from the deployment's pepper
+/// (every node has it; the store alone does not).
+pub fn naming_key(pepper: &[u8]) -> Zeroizing<Vec<u8>> {
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, pepper);
+    let tag = aws_lc_rs::hmac::sign(&key, b"portcullis detection names v1");
+    Zeroizing::new(tag.as_ref().to_vec())
+}
+
+impl Detector {
+    /// Runs until the queue closes (the node stops).
+    pub async fn run(self, mut rx: mpsc::Receiver<Observed>) {
+        let mut tally = LocalTally::new();
+        let mut tick = tokio::time::interval(FLUSH);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut purged_at = 0;
+        loop {
+            tokio::select! {
+                observed = rx.recv() => match observed {
+                    Some(observed) => tally.add_all(&observed.signals, observed.at, &self.config),
+                    None => return,
+                },
+                _ = tick.tick() => {
+                    self.flush(&mut tally).await;
+                    let now = unix_now();
+                    if now - purged_at > 3600 {
+                        purged_at = now;
+                        if let Err(e) = self.store.purge_detection_counts(now - KEEP_SECS).await {
+                            tracing::warn!(error = %e, "purging old detection counters failed");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds the tally to the shared counters and decides on each touched key.
+    async fn flush(&self, tally: &mut LocalTally) {
+        let increments = tally.drain();
+        if increments.is_empty() {
+            return;
+        }
+        let now = unix_now();
+        let mut touched = Vec::with_capacity(increments.len());
+        let mut shared = Vec::with_capacity(increments.len());
+        for increment in increments {
+            let Some(rule) = self.config.active_rule(increment.rule) else {
+                continue;
+            };
+            // The token-rate baseline is not counted here (see the README: not wired yet).
+            if increment.rule.counting() == Counting::Baseline {
+                continue;
+            }
+            shared.push(DetectionIncrement {
+                key: increment.counter_key(&self.secret),
+                group: increment.group_key(&self.secret),
+                bucket: increment.bucket_start,
+                count: increment.count,
+                window_from: window_buckets(now, rule).start,
+            });
+            touched.push((*rule, increment.key));
+        }
+        if shared.is_empty() {
+            return;
+        }
+        let totals = match self.store.add_detection_counts(&shared).await {
+            Ok(totals) => totals,
+            Err(e) => {
+                tracing::warn!(error = %e, signals = shared.len(), "detection counters could not be stored; these signals are lost");
+                return;
+            }
+        };
+        for ((rule, key), totals) in touched.into_iter().zip(totals) {
+            let (key, total) = match rule.kind.counting() {
+                Counting::Distinct => match key {
+                    SignalKey::DeviceSource { device, .. } => {
+                        (SignalKey::Device(device), totals.distinct_in_group)
+                    }
+                    other => (other, totals.distinct_in_group),
+                },
+                _ => (key, totals.total),
+            };
+            if let Some(firing) = decide(&rule, &key, total, now) {
+                self.raise(firing).await;
+            }
+        }
+    }
+
+    /// Records the incident once across the cluster; the node that created it alerts.
+    async fn raise(&self, firing: Firing) {
+        let id = firing.incident_id_with(&self.secret);
+        let rule = firing.rule.as_str();
+        let view = serde_json::json!({
+            "id": id,
+            "rule": rule,
+            "raised_at": firing.at,
+            "key": firing.key.to_string(),
+            "total": firing.total,
+            "threshold": firing.threshold,
+            "window_secs": firing.window_secs,
+            "action": firing.action.as_str(),
+        });
+        let detail = match self.audit.sealer() {
+            Some(sealer) => match sealer.seal_value(&id, &view) {
+                Ok(sealed) => sealed,
+                Err(e) => {
+                    tracing::error!(error = %e, rule, "sealing an alert failed; not raised now");
+                    return;
+                }
+            },
+            None => view.to_string(),
+        };
+        let alert = StoredAlert {
+            id: id.clone(),
+            rule: rule.to_owned(),
+            raised_at: firing.at,
+            state: "open".into(),
+            detail,
+            acked_by: None,
+            acked_at: None,
+        };
+        match self.store.insert_alert(&alert).await {
+            Ok(true) => {}
+            // Raised already (by this node on an earlier event, or by another node).
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, rule, "storing an alert failed; it is retried on the next event");
+                return;
+            }
+        }
+        metrics::counter!(ALERTS_METRIC, "rule" => rule).increment(1);
+        tracing::warn!(alert = %id, rule, "security alert raised");
+        let action = self.act(&firing).await;
+        let mut detail = view.clone();
+        if let Some(map) = detail.as_object_mut() {
+            map.insert("action_taken".into(), action.clone().into());
+        }
+        if self
+            .audit
+            .commit(AuditEvent {
+                at: firing.at,
+                actor: ACTOR.into(),
+                action: AuditAction::AlertRaised.into(),
+                subject: id,
+                outcome: Outcome::Success.into(),
+                detail,
+            })
+            .await
+            .is_err()
+        {
+            tracing::error!(rule, "the alert.raised audit record could not be stored");
+        }
+        if let Some(webhook) = &self.webhook {
+            let mut body = view;
+            if let Some(map) = body.as_object_mut() {
+                map.insert("action_taken".into(), action.into());
+            }
+            webhook.send(body);
+        }
+    }
+
+    /// Runs the rule's automatic action; says what happened.
+    async fn act(&self, firing: &Firing) -> String {
+        let Some(target) = firing.action_target() else {
+            return "none".into();
+        };
+        let result = match &target {
+            ActionTarget::SuspendDevice(id) => match DeviceId::parse(id.clone()) {
+                Ok(id) => self
+                    .devices
+                    .set_state(ACTOR, &id, DeviceState::Suspended)
+                    .await
+                    .map(|_| format!("suspended device {id}"))
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            },
+            ActionTarget::DisableClient(id) => self.disable_client(id).await,
+            ActionTarget::BlockAddress { .. } => {
+                Err("blocking addresses is not available yet".into())
+            }
+        };
+        match result {
+            Ok(done) => done,
+            Err(why) => {
+                tracing::warn!(rule = firing.rule.as_str(), error = %why, "automatic action failed");
+                format!("failed: {why}")
+            }
+        }
+    }
+
+    async fn disable_client(&self, id: &str) -> Result<String, String> {
+        let id = ClientId::parse(id).map_err(|e| e.to_string())?;
+        let mut client = self.clients.client(&id).await.map_err(|e| e.to_string())?;
+        if !client.enabled {
+            return Ok(format!("client {id} was disabled already"));
+        }
+        client.enabled = false;
+        client.updated_at = unix_now();
+        self.clients
+            .update(&client)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(format!("disabled client {id}"))
+    }
+}
