@@ -10,10 +10,11 @@
 //! they hold hashes and signatures only, and verification must read them.
 //!
 //! A sealed record is stored with empty `actor` and `subject` and
-//! `detail = {"sealed": {"v": 1, "kid", "salt", "n", "ct"}}`: `kid` names the data key,
+//! `detail = {"sealed": "1.<kid>.<salt>.<n>.<ct>"}` (one string: a record is built, hashed and
+//! stored at token rates, and a nested object costs measurably more): `kid` names the data key,
 //! `salt` (16 random bytes, base64url) derives the batch's record key with HKDF-SHA256 from
 //! it, `n` is the record's index in its batch and so its nonce, `ct` the ciphertext and tag
-//! of the JSON `{"actor", "subject", "detail"}`. One derived key per batch means nonces are
+//! (base64url) of the JSON `{"actor", "subject", "detail"}`. One derived key per batch means nonces are
 //! counters under a key used once, instead of random nonces under one key whose 2^32-message
 //! limit a busy node would reach within a day.
 //!
@@ -132,14 +133,28 @@ impl ReadRecord {
     }
 }
 
-/// The sealed fields of a record, as stored in `detail.sealed`.
-#[derive(Debug, Serialize, Deserialize)]
+/// The sealed fields of a record, as stored in `detail.sealed` (`1.kid.salt.n.ct`).
+#[derive(Debug)]
 struct SealedFields {
     v: u64,
     kid: String,
     salt: String,
     n: u64,
     ct: String,
+}
+
+impl SealedFields {
+    fn parse(text: &str) -> Option<Self> {
+        let mut parts = text.split('.');
+        let fields = SealedFields {
+            v: parts.next()?.parse().ok()?,
+            kid: parts.next()?.to_owned(),
+            salt: parts.next()?.to_owned(),
+            n: parts.next()?.parse().ok()?,
+            ct: parts.next()?.to_owned(),
+        };
+        parts.next().is_none().then_some(fields)
+    }
 }
 
 /// The plaintext that is sealed, as written.
@@ -283,7 +298,7 @@ impl AuditSealer {
         let salt = portcullis_keys::random_array::<SALT_LEN>()
             .map_err(|e| AuditError::Keys(e.to_string()))?;
         let key = record_key(data_key, &salt)?;
-        let salt = B64.encode(salt);
+        let prefix = format!("{FORMAT_VERSION}.{kid}.{}.", B64.encode(salt));
         for (n, event) in events.iter_mut().enumerate() {
             if event.action == AuditAction::AuditCheckpoint.as_str() || is_sealed(event) {
                 continue;
@@ -299,15 +314,14 @@ impl AuditSealer {
                 .map_err(|_| AuditError::Keys("sealing a record failed".into()))?;
             event.actor.clear();
             event.subject.clear();
-            event.detail = serde_json::json!({
-                "sealed": SealedFields {
-                    v: FORMAT_VERSION,
-                    kid: kid.to_owned(),
-                    salt: salt.clone(),
-                    n,
-                    ct: B64.encode(&buffer),
-                }
-            });
+            let mut sealed = String::with_capacity(prefix.len() + 24 + buffer.len() * 4 / 3);
+            sealed.push_str(&prefix);
+            sealed.push_str(&n.to_string());
+            sealed.push('.');
+            B64.encode_string(&buffer, &mut sealed);
+            let mut detail = serde_json::Map::with_capacity(1);
+            detail.insert("sealed".to_owned(), serde_json::Value::String(sealed));
+            event.detail = serde_json::Value::Object(detail);
         }
         Ok(())
     }
@@ -442,7 +456,7 @@ fn sealed_fields(event: &AuditEvent) -> Option<SealedFields> {
     if !is_sealed(event) {
         return None;
     }
-    serde_json::from_value(event.detail.get("sealed")?.clone()).ok()
+    SealedFields::parse(event.detail.get("sealed")?.as_str()?)
 }
 
 /// A fresh data key, sealed by `custody`.

@@ -21,9 +21,11 @@ use std::time::Duration;
 
 use portcullis_audit::{AuditLog, AuditObserver};
 use portcullis_core::audit::{AuditAction, AuditEvent, Outcome};
+use std::collections::HashMap;
+
 use portcullis_core::detection::{
-    decide, signals, window_buckets, ActionTarget, Counting, DetectionConfig, Firing, LocalTally,
-    Signal, SignalKey,
+    decide, decide_rate, signals, window_buckets, ActionTarget, Baseline, Counting,
+    DetectionConfig, Firing, LocalTally, Signal, SignalKey,
 };
 use portcullis_core::device::{DeviceId, DeviceState};
 use portcullis_core::ClientId;
@@ -47,6 +49,23 @@ pub const DROPPED_METRIC: &str = "portcullis_detection_signals_dropped_total";
 const ACTOR: &str = "system:detection";
 /// How long counter buckets are kept: the longest window a rule may have (7 days).
 const KEEP_SECS: i64 = 7 * 86_400;
+
+/// A client's token rate as this node follows it: the moving average of the cluster's
+/// tokens per interval, and the interval being counted.
+///
+/// Each node learns it from the shared counters' totals at its flushes, so nodes that see the
+/// client agree to within a flush; a restarted node relearns it (the warm-up, `min_samples`
+/// intervals) before it decides again. The decision's incident id is the same on every node.
+struct RateState {
+    baseline: Baseline,
+    /// Start of the interval `total` counts.
+    interval: i64,
+    /// The cluster's tokens in that interval, as of the last flush.
+    total: u64,
+}
+
+/// Rates not seen for this long are forgotten (bounded memory; a returning client relearns).
+const RATE_FORGET_SECS: i64 = 86_400;
 
 /// One event's signals, with its time.
 pub struct Observed {
@@ -105,6 +124,7 @@ impl Detector {
     /// Runs until the queue closes (the node stops).
     pub async fn run(self, mut rx: mpsc::Receiver<Observed>) {
         let mut tally = LocalTally::new();
+        let mut rates: HashMap<SignalKey, RateState> = HashMap::new();
         let mut tick = tokio::time::interval(FLUSH);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut purged_at = 0;
@@ -115,10 +135,11 @@ impl Detector {
                     None => return,
                 },
                 _ = tick.tick() => {
-                    self.flush(&mut tally).await;
+                    self.flush(&mut tally, &mut rates).await;
                     let now = unix_now();
                     if now - purged_at > 3600 {
                         purged_at = now;
+                        rates.retain(|_, state| state.interval > now - RATE_FORGET_SECS);
                         if let Err(e) = self.store.purge_detection_counts(now - KEEP_SECS).await {
                             tracing::warn!(error = %e, "purging old detection counters failed");
                         }
@@ -129,7 +150,7 @@ impl Detector {
     }
 
     /// Adds the tally to the shared counters and decides on each touched key.
-    async fn flush(&self, tally: &mut LocalTally) {
+    async fn flush(&self, tally: &mut LocalTally, rates: &mut HashMap<SignalKey, RateState>) {
         let increments = tally.drain();
         if increments.is_empty() {
             return;
@@ -141,18 +162,19 @@ impl Detector {
             let Some(rule) = self.config.active_rule(increment.rule) else {
                 continue;
             };
-            // The token-rate baseline is not counted here (see the README: not wired yet).
-            if increment.rule.counting() == Counting::Baseline {
-                continue;
-            }
+            // The token rate counts the increment's own interval (one bucket per interval).
+            let window_from = match increment.rule.counting() {
+                Counting::Baseline => increment.bucket_start,
+                _ => window_buckets(now, rule).start,
+            };
             shared.push(DetectionIncrement {
                 key: increment.counter_key(&self.secret),
                 group: increment.group_key(&self.secret),
                 bucket: increment.bucket_start,
                 count: increment.count,
-                window_from: window_buckets(now, rule).start,
+                window_from,
             });
-            touched.push((*rule, increment.key));
+            touched.push((*rule, increment.key, increment.bucket_start));
         }
         if shared.is_empty() {
             return;
@@ -164,7 +186,13 @@ impl Detector {
                 return;
             }
         };
-        for ((rule, key), totals) in touched.into_iter().zip(totals) {
+        for ((rule, key, bucket), totals) in touched.into_iter().zip(totals) {
+            if rule.kind.counting() == Counting::Baseline {
+                if let Some(firing) = self.rate(rates, &rule, key, bucket, totals.total, now) {
+                    self.raise(firing).await;
+                }
+                continue;
+            }
             let (key, total) = match rule.kind.counting() {
                 Counting::Distinct => match key {
                     SignalKey::DeviceSource { device, .. } => {
@@ -178,6 +206,44 @@ impl Detector {
                 self.raise(firing).await;
             }
         }
+    }
+
+    /// Follows a client's tokens per interval: an interval that ended is folded into the
+    /// baseline, and the current one is judged against it.
+    fn rate(
+        &self,
+        rates: &mut HashMap<SignalKey, RateState>,
+        rule: &portcullis_core::detection::RuleConfig,
+        key: SignalKey,
+        interval: i64,
+        total: u64,
+        now: i64,
+    ) -> Option<Firing> {
+        let alpha = self.config.token_rate.alpha;
+        let state = rates.entry(key.clone()).or_insert(RateState {
+            baseline: Baseline::default(),
+            interval,
+            total: 0,
+        });
+        if interval < state.interval {
+            // A late increment of an interval already folded in: nothing to judge.
+            return None;
+        }
+        if interval > state.interval {
+            state
+                .baseline
+                .observe(state.interval, rule.window_secs, state.total, alpha);
+            state.interval = interval;
+        }
+        state.total = total;
+        decide_rate(
+            rule,
+            &self.config.token_rate,
+            &key,
+            &state.baseline,
+            total,
+            now,
+        )
     }
 
     /// Records the incident once across the cluster; the node that created it alerts.

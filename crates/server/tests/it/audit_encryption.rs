@@ -141,7 +141,7 @@ fn a_copied_sqlite_file_shows_no_ids_and_verifies_without_any_key() {
     // One flipped character of one ciphertext, then one record dropped: both are caught.
     python_sql(
         &copy,
-        "UPDATE audit_log SET detail = replace(detail, '\"ct\":\"', '\"ct\":\"B') \
+        "UPDATE audit_log SET detail = substr(detail, 1, length(detail) - 3) || CASE substr(detail, length(detail) - 2, 1) WHEN 'A' THEN 'B' ELSE 'A' END || substr(detail, length(detail) - 1) \
          WHERE seq = (SELECT MIN(seq) FROM audit_log WHERE action = 'token.refused')",
     );
     let edited = verify_offline(&copy, None);

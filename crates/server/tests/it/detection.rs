@@ -370,3 +370,105 @@ fn a_benign_load_of_many_clients_raises_no_alert() {
     assert!(alerts(&node).is_empty(), "{:?}", alerts(&node));
     assert!(round > 10, "the load ran ({round} rounds)");
 }
+
+/// Guessed enrollment secrets for one device (curl over EST, as an attacker would) and a
+/// disabled client that keeps trying: each rule raises its alert, naming the device or client.
+#[test]
+fn guessed_enrollment_secrets_and_a_disabled_client_still_trying_raise_their_alerts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config(
+        tmp.path(),
+        "[detection.rules.enroll_failures_per_device]\nthreshold = 3\n\
+         [detection.rules.disabled_client_use]\nthreshold = 3\n",
+        None,
+    );
+    let node = Node::start_with_args(
+        &tmp.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+        &[],
+    );
+    crate::pki::register(&node, "meter-guessed");
+    let device = crate::pki::Device::new(&tmp.path().join("device"), "meter-guessed");
+    crate::pki::provision_ca(&node, &device);
+    let csr = device.csr("guess", "ec", "/CN=meter-guessed");
+    for guess in ["000000", "123456", "password"] {
+        let (status, _) = device.est(
+            &node,
+            "simpleenroll",
+            &csr,
+            Some(("meter-guessed", guess)),
+            None,
+        );
+        assert_eq!(status, 401);
+    }
+    let (id, secret) = node.create_client(&["--id", "retired-client"]);
+    node.cli_json(&["client", "update", &id, "--disable"]);
+    for _ in 0..3 {
+        assert_eq!(node.token(&id, &secret, "").status, 401);
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let listed = alerts(&node);
+        let key_of = |rule: &str| {
+            listed
+                .iter()
+                .find(|a| a["rule"] == rule)
+                .map(|a| a["detail"]["key"].as_str().unwrap_or("").to_owned())
+        };
+        if let (Some(device_key), Some(client_key)) = (
+            key_of("enroll_failures_per_device"),
+            key_of("disabled_client_use"),
+        ) {
+            assert_eq!(device_key, "device meter-guessed");
+            assert_eq!(client_key, "client retired-client");
+            break;
+        }
+        assert!(Instant::now() < deadline, "alerts so far: {listed:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A client that suddenly asks for many times its usual tokens: once its baseline is learnt
+/// (here: 1-second intervals, 3 of them), the burst raises `token_rate_anomaly`.
+#[test]
+fn a_client_far_above_its_own_token_rate_raises_an_alert() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config(
+        tmp.path(),
+        "[detection.rules.token_rate_anomaly]\nthreshold = 20\nwindow_secs = 1\n\
+         [detection.token_rate]\nfactor = 4.0\nmin_samples = 3\nalpha = 0.5\n",
+        None,
+    );
+    let node = Node::start_with_args(
+        &tmp.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+        &[],
+    );
+    let (id, secret) = node.create_client(&["--id", "steady-client"]);
+    // Its habit: two tokens a second, for five seconds. Nothing fires.
+    for _ in 0..10 {
+        assert_eq!(node.token(&id, &secret, "").status, 200);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(alerts(&node)
+        .iter()
+        .all(|a| a["rule"] != "token_rate_anomaly"));
+    // Then sixty in a second.
+    for _ in 0..60 {
+        assert_eq!(node.token(&id, &secret, "").status, 200);
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let listed = alerts(&node);
+        if let Some(alert) = listed.iter().find(|a| a["rule"] == "token_rate_anomaly") {
+            assert_eq!(alert["detail"]["key"], "client steady-client");
+            assert!(alert["detail"]["total"].as_u64().unwrap() >= 20, "{alert}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no token_rate_anomaly alert: {listed:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

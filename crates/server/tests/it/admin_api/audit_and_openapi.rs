@@ -207,7 +207,7 @@ async fn edited_record_makes_verification_a_409_naming_it() {
         .unwrap();
     // Records are encrypted: the attacker edits the ciphertext of the first client.created.
     sqlx::query(
-        "UPDATE audit_log SET detail = replace(detail, '\"ct\":\"', '\"ct\":\"A') \
+        "UPDATE audit_log SET detail = substr(detail, 1, length(detail) - 3) || CASE substr(detail, length(detail) - 2, 1) WHEN 'A' THEN 'B' ELSE 'A' END || substr(detail, length(detail) - 1) \
          WHERE seq = (SELECT MIN(seq) FROM audit_log WHERE action = 'client.created')",
     )
     .execute(&pool)
