@@ -27,6 +27,7 @@ pub struct AlertsState {
 
 /// Which alerts to list.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AlertQuery {
     /// `open` or `acknowledged`; all when absent.
@@ -84,7 +85,11 @@ async fn view(trail: &AuditTrail, alert: StoredAlert) -> AlertView {
 }
 
 fn valid_id(id: &str) -> Result<(), AdminError> {
-    if id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if id.len() == 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
         Ok(())
     } else {
         Err(AdminError::NotFound(format!("alert {id:?}")))
@@ -114,6 +119,9 @@ pub async fn list_alerts(
         Some(cursor) => {
             let parsed = cursor
                 .split_once('.')
+                .filter(|(at, _)| {
+                    (1..=19).contains(&at.len()) && at.bytes().all(|b| b.is_ascii_digit())
+                })
                 .and_then(|(at, id)| Some((at.parse::<i64>().ok()?, id)))
                 .filter(|(_, id)| valid_id(id).is_ok());
             Some(parsed.ok_or_else(|| AdminError::BadRequest("before is a `next` value".into()))?)
@@ -155,9 +163,14 @@ pub async fn get_alert(
     Path(id): Path<String>,
 ) -> Result<Json<AlertView>, AdminError> {
     valid_id(&id)?;
+    shown(&state, &id).await
+}
+
+/// The stored alert `id` as the API shows it, or 404.
+async fn shown(state: &AlertsState, id: &str) -> Result<Json<AlertView>, AdminError> {
     let alert = state
         .store
-        .get_alert(&id)
+        .get_alert(id)
         .await?
         .ok_or_else(|| AdminError::NotFound(format!("alert {id}")))?;
     Ok(Json(view(&state.trail, alert).await))
@@ -193,10 +206,5 @@ pub async fn ack_alert(
             detail: serde_json::json!({}),
         })
         .await?;
-    let alert = state
-        .store
-        .get_alert(&id)
-        .await?
-        .ok_or_else(|| AdminError::NotFound(format!("alert {id}")))?;
-    Ok(Json(view(&state.trail, alert).await))
+    shown(&state, &id).await
 }

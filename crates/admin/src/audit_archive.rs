@@ -41,6 +41,7 @@ pub struct ArchiveState {
 
 /// Which records to archive.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ArchiveQuery {
     /// Unix seconds: archive records up to the newest checkpoint recorded before this time.

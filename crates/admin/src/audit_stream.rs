@@ -31,6 +31,7 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// Where the stream starts.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StreamQuery {
     /// Send records with a sequence number above this one (default 0: the whole trail). A

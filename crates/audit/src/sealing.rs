@@ -290,14 +290,7 @@ impl AuditSealer {
     /// sealed are left alone, so a batch whose sealing failed half-way is simply sealed again.
     pub fn seal_batch(&self, events: &mut [AuditEvent]) -> Result<(), AuditError> {
         let set = self.current();
-        let kid = set.stored.active.as_str();
-        let data_key = set
-            .keys
-            .get(kid)
-            .ok_or_else(|| AuditError::Keys(format!("active audit key {kid} is not open")))?;
-        let salt = portcullis_keys::random_array::<SALT_LEN>()
-            .map_err(|e| AuditError::Keys(e.to_string()))?;
-        let key = record_key(data_key, &salt)?;
+        let (kid, salt, key) = fresh_key(&set)?;
         let prefix = format!("{FORMAT_VERSION}.{kid}.{}.", B64.encode(salt));
         for (n, event) in events.iter_mut().enumerate() {
             if event.action == AuditAction::AuditCheckpoint.as_str() || is_sealed(event) {
@@ -335,17 +328,10 @@ impl AuditSealer {
         value: &serde_json::Value,
     ) -> Result<String, AuditError> {
         let set = self.current();
-        let kid = set.stored.active.as_str();
-        let data_key = set
-            .keys
-            .get(kid)
-            .ok_or_else(|| AuditError::Keys(format!("active audit key {kid} is not open")))?;
-        let salt = portcullis_keys::random_array::<SALT_LEN>()
-            .map_err(|e| AuditError::Keys(e.to_string()))?;
+        let (kid, salt, key) = fresh_key(&set)?;
         let mut buffer = serde_json::to_vec(value)
             .map_err(|e| AuditError::Keys(format!("encoding a value: {e}")))?;
-        record_key(data_key, &salt)?
-            .seal_in_place_append_tag(nonce(0), Aad::from(value_aad(kid, context)), &mut buffer)
+        key.seal_in_place_append_tag(nonce(0), Aad::from(value_aad(kid, context)), &mut buffer)
             .map_err(|_| AuditError::Keys("sealing a value failed".into()))?;
         Ok(format!(
             "v1.{kid}.{}.{}",
@@ -450,6 +436,20 @@ impl AuditSealer {
             .map_err(|_| "the ciphertext does not authenticate".to_owned())?;
         serde_json::from_slice(plain).map_err(|_| "the plaintext is not a record".to_owned())
     }
+}
+
+/// The active kid, a fresh salt and the key it derives: what one sealing (a batch, a value)
+/// uses once.
+fn fresh_key(set: &KeySet) -> Result<(&str, [u8; SALT_LEN], LessSafeKey), AuditError> {
+    let kid = set.stored.active.as_str();
+    let data_key = set
+        .keys
+        .get(kid)
+        .ok_or_else(|| AuditError::Keys(format!("active audit key {kid} is not open")))?;
+    let salt =
+        portcullis_keys::random_array::<SALT_LEN>().map_err(|e| AuditError::Keys(e.to_string()))?;
+    let key = record_key(data_key, &salt)?;
+    Ok((kid, salt, key))
 }
 
 fn sealed_fields(event: &AuditEvent) -> Option<SealedFields> {
