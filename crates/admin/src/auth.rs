@@ -83,7 +83,11 @@ pub async fn require_scope(
     request.extensions_mut().insert(AdminCaller {
         client_id: claims.client_id,
     });
-    Ok(next.run(request).await)
+    // Every record this request causes says where the caller was (unless it names a source).
+    let (parts, body) = request.into_parts();
+    let source = portcullis_http::client_address(&parts);
+    let request = Request::from_parts(parts, body);
+    Ok(portcullis_audit::with_request_source(source, next.run(request)).await)
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for AdminCaller {

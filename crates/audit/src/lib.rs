@@ -19,7 +19,7 @@ pub mod verify;
 
 pub use checkpoint::{sign_checkpoint, CheckpointKeys, CheckpointStatus};
 pub use error::AuditError;
-pub use log::{AuditLog, AuditMode, AuditObserver, AuditUnavailable};
+pub use log::{with_request_source, AuditLog, AuditMode, AuditObserver, AuditUnavailable};
 pub use sealing::{AuditSealer, DataKeyInfo, ReadRecord};
 pub use trail::AuditTrail;
 pub use verify::{verify_chain, ChainReport, CheckpointReport};

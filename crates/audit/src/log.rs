@@ -48,6 +48,33 @@ pub const REFUSALS_SUMMARISED_METRIC: &str = "portcullis_audit_refusals_summaris
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(100);
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(10);
 
+tokio::task_local! {
+    /// The source address of the request being served, for the records it causes.
+    static REQUEST_SOURCE: IpAddr;
+}
+
+/// Runs `work` as the serving of a request from `source`: every record it makes through
+/// [`AuditLog::record`] or [`AuditLog::commit`] whose detail names no `source` of its own gets
+/// this one, so an admin change says where it came from (and detection can judge networks).
+pub async fn with_request_source<F: std::future::Future>(source: IpAddr, work: F) -> F::Output {
+    REQUEST_SOURCE.scope(source, work).await
+}
+
+/// Adds the serving request's source to `event`'s detail, unless it has one.
+fn stamp_source(event: &mut AuditEvent) {
+    let Ok(source) = REQUEST_SOURCE.try_with(|source| *source) else {
+        return;
+    };
+    if source.is_unspecified() {
+        return;
+    }
+    if let Some(detail) = event.detail.as_object_mut() {
+        detail
+            .entry("source")
+            .or_insert_with(|| source.to_string().into());
+    }
+}
+
 /// Sees every event as it is recorded, before refusals are summarised and before anything is
 /// stored: real-time detection (the server's `detection` module) counts what happens here.
 /// Called on the recording task, so it must be quick and must not block (queue, do not wait).
@@ -171,7 +198,8 @@ impl AuditLog {
 
     /// Records an ordinary event as `[audit] mode` says: stored before this returns
     /// (durable), or queued (async). Waits for room when the queue is full.
-    pub async fn record(&self, event: AuditEvent) -> Result<(), AuditUnavailable> {
+    pub async fn record(&self, mut event: AuditEvent) -> Result<(), AuditUnavailable> {
+        stamp_source(&mut event);
         self.observe(&event);
         match self.mode {
             AuditMode::Durable => self.commit_observed(event).await,
@@ -180,7 +208,8 @@ impl AuditLog {
     }
 
     /// Returns once `event` is stored, whatever the mode: for events a crash must not lose.
-    pub async fn commit(&self, event: AuditEvent) -> Result<(), AuditUnavailable> {
+    pub async fn commit(&self, mut event: AuditEvent) -> Result<(), AuditUnavailable> {
+        stamp_source(&mut event);
         self.observe(&event);
         self.commit_observed(event).await
     }

@@ -22,6 +22,7 @@ pub async fn follow_changes(
     keys: Arc<KeyManager>,
     pki: Arc<NodePki>,
     gateway: Option<Arc<Gateway>>,
+    blocklist: Option<Arc<crate::blocklist::Blocklist>>,
     mut feed: ChangeFeed,
 ) {
     while let Some(change) = feed.recv().await {
@@ -60,6 +61,14 @@ pub async fn follow_changes(
             Change::Setting(name) if name == portcullis_audit::sealing::DATA_KEYS_SETTING => {
                 if let Err(e) = server.audit_trail().reload_data_keys().await {
                     tracing::warn!(error = %e, "reloading the audit data keys after a change failed");
+                }
+            }
+            // Another node blocked an address (attack detection).
+            Change::Setting(name) if name == crate::blocklist::BLOCKED_SETTING => {
+                if let Some(list) = &blocklist {
+                    if let Err(e) = list.reload().await {
+                        tracing::warn!(error = %e, "reloading the blocked addresses failed");
+                    }
                 }
             }
             Change::Setting(_) => {}
@@ -136,6 +145,7 @@ mod tests {
             server.clone(),
             services.keys,
             services.pki,
+            None,
             None,
             changes,
         ));

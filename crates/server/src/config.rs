@@ -618,17 +618,6 @@ impl Config {
         for export in &self.audit.export {
             export.validate()?;
         }
-        for rule in &self.detection.rules {
-            if matches!(
-                rule.action,
-                portcullis_core::detection::Action::BlockAddress { .. }
-            ) {
-                return Err(ConfigError::Invalid(format!(
-                    "detection rule {}: the block action is not available yet (use \"none\", \"suspend\" or \"disable\")",
-                    rule.kind.as_str()
-                )));
-            }
-        }
         let mut names: Vec<&str> = self.audit.export.iter().map(|e| e.name.as_str()).collect();
         names.sort_unstable();
         if names.windows(2).any(|w| w.first() == w.get(1)) {

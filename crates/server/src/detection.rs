@@ -10,7 +10,7 @@
 //! together — decide. A firing is an incident named by an HMAC of (rule, key, cooldown
 //! period); only the node whose insert creates it alerts: an `alert.raised` audit record,
 //! `portcullis_alerts_total{rule}`, the webhook, and the rule's action (suspend the device,
-//! disable the client). Event to alert: one flush, ≤ 250 ms plus a store round trip.
+//! disable the client, block the address: `blocklist.rs`). Event to alert: one flush, ≤ 250 ms plus a store round trip.
 //!
 //! Counter and incident names are HMACs under a key derived from the deployment's pepper,
 //! and an alert's detail (who, from where) is sealed with the audit data key: the store
@@ -110,6 +110,7 @@ pub struct Detector {
     pub webhook: Option<AlertWebhook>,
     pub clients: Arc<dyn ClientRegistry>,
     pub devices: Arc<dyn DeviceRegistry>,
+    pub blocklist: Arc<crate::blocklist::Blocklist>,
 }
 
 /// The key that names detection counters and incidents, derived from the deployment's pepper
@@ -335,9 +336,11 @@ impl Detector {
                 Err(e) => Err(e.to_string()),
             },
             ActionTarget::DisableClient(id) => self.disable_client(id).await,
-            ActionTarget::BlockAddress { .. } => {
-                Err("blocking addresses is not available yet".into())
-            }
+            ActionTarget::BlockAddress { address, secs } => self
+                .blocklist
+                .block(*address, *secs)
+                .await
+                .map(|until| format!("blocked address {address} until {until}")),
         };
         match result {
             Ok(done) => done,

@@ -5,6 +5,7 @@
 mod alert_webhook;
 mod audit_checkpoint;
 mod audit_export;
+mod blocklist;
 mod bootstrap;
 mod cache_coherence;
 mod cli;

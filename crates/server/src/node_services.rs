@@ -32,6 +32,8 @@ pub struct NodeServices {
         tokio::sync::mpsc::Receiver<crate::detection::Observed>,
         zeroize::Zeroizing<Vec<u8>>,
     )>,
+    /// Addresses attack detection blocked (loaded from the store).
+    pub blocklist: Arc<crate::blocklist::Blocklist>,
 }
 
 impl NodeServices {
@@ -61,6 +63,13 @@ impl NodeServices {
             sealer,
         );
         // Before any clone of the log is handed out: every component's events pass it.
+        let blocklist = crate::blocklist::Blocklist::new(
+            node.store.clone(),
+            crate::detection::naming_key(&node.pepper),
+        );
+        if let Err(e) = blocklist.reload().await {
+            tracing::warn!(error = %e, "the blocked addresses could not be read; none are blocked");
+        }
         let detection = config.detection.enabled.then(|| {
             let (observer, rx) =
                 crate::detection::DetectionObserver::new(Arc::new(config.detection.clone()));
@@ -134,6 +143,7 @@ impl NodeServices {
             keys,
             pki,
             detection,
+            blocklist,
         })
     }
 }

@@ -79,6 +79,7 @@ pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), ServeError> {
         keys: key_manager,
         pki,
         detection,
+        blocklist,
     } = services;
 
     // Other nodes' changes (PostgreSQL NOTIFY) invalidate this node's caches.
@@ -88,6 +89,7 @@ pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), ServeError> {
             key_manager.clone(),
             pki.clone(),
             Some(gateway.gateway.clone()),
+            Some(blocklist.clone()),
             feed,
         ));
     }
@@ -107,6 +109,7 @@ pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), ServeError> {
         trusted_proxies,
         metrics_on_own_listener: config.server.metrics_listen.is_some(),
         gateway: Some(gateway.clone()),
+        blocklist: blocklist.clone(),
     };
     let metrics_task = match metrics_listener {
         Some(listener) => {
@@ -222,6 +225,7 @@ pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), ServeError> {
                 webhook,
                 clients: server.clone(),
                 devices: pki.pki.clone(),
+                blocklist: blocklist.clone(),
             };
             Some(tokio::spawn(detector.run(observed)))
         }
@@ -323,6 +327,8 @@ pub struct Surfaces {
     pub metrics_on_own_listener: bool,
     /// The device gateway's routes (`/gateway/v1`), on both listeners.
     pub gateway: Option<Arc<crate::gateway_setup::NodeGateway>>,
+    /// Addresses attack detection blocked: refused before any route.
+    pub blocklist: Arc<crate::blocklist::Blocklist>,
 }
 
 impl Surfaces {
@@ -367,8 +373,12 @@ impl Surfaces {
         if let Some(gateway) = &self.gateway {
             app = app.merge(gateway.router(listener == Listener::Tls));
         }
-        app.layer(axum::middleware::from_fn(http_metrics::record_request))
-            .layer(axum::Extension(self.trusted_proxies.clone()))
+        app.layer(axum::middleware::from_fn_with_state(
+            self.blocklist.clone(),
+            crate::blocklist::refuse_blocked,
+        ))
+        .layer(axum::middleware::from_fn(http_metrics::record_request))
+        .layer(axum::Extension(self.trusted_proxies.clone()))
     }
 }
 

@@ -220,14 +220,14 @@ fn a_burst_of_failed_authentication_raises_one_signed_alert_within_a_second_and_
 }
 
 #[test]
-fn failures_per_address_and_admin_actions_off_hours_raise_their_alerts() {
+fn failures_per_address_and_admin_actions_off_hours_and_networks_raise_their_alerts() {
     let tmp = tempfile::tempdir().unwrap();
     // Admin actions allowed only in an hour that is not now.
     let hour = (support::gateway::now() / 3600 % 24) as u8;
     let (start, end) = ((hour + 2) % 24, (hour + 3) % 24);
     let rules = format!(
-        "[detection.rules.auth_failures_per_address]\nthreshold = 6\n\
-         [detection.admin]\nhours = [{start}, {end}]\n"
+        "[detection.rules.auth_failures_per_address]\nthreshold = 6\naction = {{ block = 60 }}\n\
+         [detection.admin]\nhours = [{start}, {end}]\nnetworks = [\"10.0.0.0/8\"]\n"
     );
     let config = config(tmp.path(), &rules, None);
     let node = Node::start_with_args(
@@ -254,6 +254,7 @@ fn failures_per_address_and_admin_actions_off_hours_raise_their_alerts() {
             .collect();
         if rules_seen.contains(&"auth_failures_per_address".to_owned())
             && rules_seen.contains(&"admin_off_hours".to_owned())
+            && rules_seen.contains(&"admin_off_network".to_owned())
         {
             let by_address: Vec<&Value> = listed
                 .iter()
@@ -270,6 +271,51 @@ fn failures_per_address_and_admin_actions_off_hours_raise_their_alerts() {
         !rules_seen.contains(&"auth_failures_per_client".to_owned()),
         "{rules_seen:?}"
     );
+    // The sprayer's address is blocked on every route; the other address is not.
+    let (id, secret) = node.create_client(&["--id", "innocent"]);
+    let auth = basic_header(&id, &secret);
+    let from = |address: &str| {
+        node.request(
+            "POST",
+            "/oauth2/token",
+            Some("application/x-www-form-urlencoded"),
+            &[
+                ("Authorization", auth.as_str()),
+                ("X-Forwarded-For", address),
+            ],
+            b"grant_type=client_credentials",
+        )
+    };
+    let blocked = from("203.0.113.66");
+    assert_eq!(blocked.status, 403, "{}", blocked.text);
+    assert_eq!(blocked.json["error"], "access_denied");
+    assert_eq!(from("203.0.113.77").status, 200);
+    // Admin records say where the administrator was.
+    let trail = node.cli_json(&["audit", "list", "--limit", "200"]);
+    let created = trail["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["action"] == "client.created" && r["subject"] == "made-off-hours")
+        .expect("client.created");
+    assert_eq!(created["detail"]["source"], "127.0.0.1", "{created}");
+    // Neither the block list nor the alert shows the address in the store.
+    assert!(node.stop().success());
+    for entry in std::fs::read_dir(tmp.path().join("data")).unwrap() {
+        let path = entry.unwrap().path();
+        if path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("portcullis.db")
+        {
+            let bytes = std::fs::read(&path).unwrap();
+            assert!(
+                !String::from_utf8_lossy(&bytes).contains("203.0.113.66"),
+                "{path:?}"
+            );
+        }
+    }
 }
 
 /// Message replays to both nodes of a cluster: one alert, and the device suspended on both.

@@ -1,0 +1,158 @@
+//! Addresses blocked for a while by attack detection (a rule's `action = { block = SECS }`):
+//! every HTTP request from one is answered 403 before any handler runs, on every node.
+//!
+//! The list is one store setting, `detection.blocked`: `{name: until}`, where a name is the
+//! HMAC of the address under the detection naming key (a copied database shows no address),
+//! replaced by compare-and-swap and announced to the other nodes by the change feed. Expired
+//! entries are dropped at the next change. A request costs a lock-free emptiness check, plus
+//! one HMAC while something is blocked.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use portcullis_store::Store;
+use zeroize::Zeroizing;
+
+use crate::bootstrap::unix_now;
+
+/// The store setting of the list.
+pub const BLOCKED_SETTING: &str = "detection.blocked";
+const CAS_ATTEMPTS: usize = 5;
+
+/// This node's copy of the list.
+pub struct Blocklist {
+    store: Arc<dyn Store>,
+    secret: Zeroizing<Vec<u8>>,
+    entries: RwLock<HashMap<String, i64>>,
+    /// Whether `entries` holds anything: the per-request check when nothing is blocked.
+    any: AtomicBool,
+}
+
+impl Blocklist {
+    /// An empty list over `store`; `secret` names addresses (the detection naming key).
+    pub fn new(store: Arc<dyn Store>, secret: Zeroizing<Vec<u8>>) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            secret,
+            entries: RwLock::new(HashMap::new()),
+            any: AtomicBool::new(false),
+        })
+    }
+
+    fn name(&self, address: IpAddr) -> String {
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &self.secret);
+        let tag = aws_lc_rs::hmac::sign(&key, format!("blocked address {address}").as_bytes());
+        portcullis_core::hex::encode(tag.as_ref())
+    }
+
+    /// Whether requests from `address` are refused now.
+    pub fn is_blocked(&self, address: IpAddr) -> bool {
+        if !self.any.load(Ordering::Relaxed) {
+            return false;
+        }
+        let name = self.name(address);
+        let now = unix_now();
+        match self.entries.read() {
+            Ok(entries) => entries.get(&name).is_some_and(|until| *until > now),
+            Err(_) => false,
+        }
+    }
+
+    fn install(&self, entries: HashMap<String, i64>) {
+        self.any.store(!entries.is_empty(), Ordering::Relaxed);
+        match self.entries.write() {
+            Ok(mut current) => *current = entries,
+            Err(poisoned) => *poisoned.into_inner() = entries,
+        }
+    }
+
+    /// Re-reads the list (another node blocked an address).
+    pub async fn reload(&self) -> Result<(), String> {
+        let bytes = self
+            .store
+            .get_setting(BLOCKED_SETTING)
+            .await
+            .map_err(|e| e.to_string())?;
+        let entries = match bytes {
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| e.to_string())?,
+            None => HashMap::new(),
+        };
+        self.install(entries);
+        Ok(())
+    }
+
+    /// Blocks `address` for `secs` from now on every node; returns until when.
+    pub async fn block(&self, address: IpAddr, secs: u64) -> Result<i64, String> {
+        let now = unix_now();
+        let until = now.saturating_add(i64::try_from(secs).unwrap_or(i64::MAX));
+        let name = self.name(address);
+        for _ in 0..CAS_ATTEMPTS {
+            let current = self
+                .store
+                .get_setting(BLOCKED_SETTING)
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut entries: HashMap<String, i64> = match &current {
+                Some(bytes) => serde_json::from_slice(bytes).map_err(|e| e.to_string())?,
+                None => HashMap::new(),
+            };
+            entries.retain(|_, until| *until > now);
+            let longer = entries.get(&name).map_or(until, |old| (*old).max(until));
+            entries.insert(name.clone(), longer);
+            let value = serde_json::to_vec(&entries).map_err(|e| e.to_string())?;
+            let stored = match &current {
+                Some(expected) => self
+                    .store
+                    .replace_setting(BLOCKED_SETTING, expected, &value)
+                    .await
+                    .map_err(|e| e.to_string())?,
+                None => {
+                    self.store
+                        .put_setting_if_absent(BLOCKED_SETTING, &value)
+                        .await
+                        .map_err(|e| e.to_string())?
+                        == value
+                }
+            };
+            if stored {
+                self.install(entries);
+                return Ok(longer);
+            }
+        }
+        Err("the block list kept changing under this update; not blocked".into())
+    }
+}
+
+/// The middleware: a blocked source gets 403 (an OAuth-style error body, so token clients
+/// read it too) and nothing else runs.
+pub async fn refuse_blocked(
+    State(list): State<Arc<Blocklist>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let source = portcullis_http::client_address(&parts);
+    if list.is_blocked(source) {
+        metrics::counter!(BLOCKED_METRIC).increment(1);
+        let mut response = (
+            StatusCode::FORBIDDEN,
+            r#"{"error":"access_denied","error_description":"requests from this address are blocked for a while after an attack was detected"}"#,
+        )
+            .into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        return response;
+    }
+    next.run(Request::from_parts(parts, body)).await
+}
+
+/// Counter: requests refused because their source is blocked.
+pub const BLOCKED_METRIC: &str = "portcullis_blocked_requests_total";
