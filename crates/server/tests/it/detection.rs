@@ -518,3 +518,39 @@ fn a_client_far_above_its_own_token_rate_raises_an_alert() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A signed client assertion replayed (its `jti` used again): `assertion_replay` names the
+/// client it claims to be.
+#[test]
+fn a_replayed_client_assertion_raises_an_alert() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config(
+        tmp.path(),
+        "[detection.rules.assertion_replay]\nthreshold = 2\n",
+        None,
+    );
+    let node = Node::start_with_args(
+        &tmp.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+        &[],
+    );
+    let client = crate::hostile_inputs::KeyClient::register(&node);
+    let assertion = client.sign(&client.claims(&node));
+    assert_eq!(client.request(&node, &assertion).status, 200);
+    for _ in 0..2 {
+        assert_eq!(client.request(&node, &assertion).status, 401, "replayed");
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let listed = alerts(&node);
+        if let Some(alert) = listed.iter().find(|a| a["rule"] == "assertion_replay") {
+            assert_eq!(alert["detail"]["key"], format!("client {}", client.id));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no assertion_replay alert: {listed:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -47,14 +47,14 @@ fn b64(v: &Value) -> String {
     URL_SAFE_NO_PAD.encode(v.to_string())
 }
 
-/// A private_key_jwt client registered with a fresh ES256 key.
-struct KeyClient {
-    id: String,
+/// A private_key_jwt client registered with a fresh ES256 key (also used by `detection.rs`).
+pub(crate) struct KeyClient {
+    pub(crate) id: String,
     signer: Arc<dyn Signer>,
 }
 
 impl KeyClient {
-    fn register(node: &Node) -> KeyClient {
+    pub(crate) fn register(node: &Node) -> KeyClient {
         let (signer, _pkcs8) = SoftwareSigner::generate(Algorithm::ES256).unwrap();
         let jwks = json!({"keys": [signer.public_jwk()]});
         let file = node.data_dir.with_extension("jwks.json");
@@ -72,17 +72,17 @@ impl KeyClient {
         }
     }
 
-    fn claims(&self, node: &Node) -> Value {
+    pub(crate) fn claims(&self, node: &Node) -> Value {
         json!({"iss": self.id, "sub": self.id, "aud": format!("{}/oauth2/token", node.base), "iat": now(), "exp": now() + 60, "jti": format!("j-{}", rand_suffix())})
     }
 
-    fn sign(&self, claims: &Value) -> String {
+    pub(crate) fn sign(&self, claims: &Value) -> String {
         JwtSigner::new(self.signer.clone(), "JWT")
             .sign(claims)
             .unwrap()
     }
 
-    fn request(&self, node: &Node, assertion: &str) -> support::Answer {
+    pub(crate) fn request(&self, node: &Node, assertion: &str) -> support::Answer {
         node.post_form(
             "/oauth2/token",
             &format!("grant_type=client_credentials&client_assertion_type={ASSERTION_TYPE}&client_assertion={assertion}"),
