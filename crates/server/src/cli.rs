@@ -420,12 +420,17 @@ pub enum KeyCommand {
     /// prepublish_secs). With --compromised KID: that key leaves JWKS at once, its tokens
     /// become inactive, and a successor signs immediately.
     Rotate {
-        #[arg(long)]
+        /// The compromised key's id (base64url: it may begin with `-`).
+        #[arg(long, allow_hyphen_values = true)]
         compromised: Option<String>,
     },
     /// Retire a key: a pending (next) key is withdrawn; the signing key only when a published
     /// successor takes over at once (publish one with `key rotate` first).
-    Retire { kid: String },
+    Retire {
+        /// The key id (base64url: it may begin with `-`).
+        #[arg(allow_hyphen_values = true)]
+        kid: String,
+    },
     /// Re-encrypt every software key and sealed client secret under a new master key. Stop
     /// the nodes first; then start them with the new key file.
     Rewrap {
@@ -517,7 +522,11 @@ pub enum TrustKeyCommand {
         public_jwk: PathBuf,
     },
     /// Retire a key: it signs no more and is left out of the next trust list.
-    Retire { kid: String },
+    Retire {
+        /// The key id (base64url: it may begin with `-`).
+        #[arg(allow_hyphen_values = true)]
+        kid: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -224,7 +224,9 @@ fn failures_per_address_and_admin_actions_off_hours_and_networks_raise_their_ale
     let tmp = tempfile::tempdir().unwrap();
     // Admin actions allowed only in an hour that is not now.
     let hour = (support::gateway::now() / 3600 % 24) as u8;
-    let (start, end) = ((hour + 2) % 24, (hour + 3) % 24);
+    // [start, start + 1): one hour that is not this one (end may be 24).
+    let start = (hour + 2) % 24;
+    let end = start + 1;
     let rules = format!(
         "[detection.rules.auth_failures_per_address]\nthreshold = 6\naction = {{ block = 60 }}\n\
          [detection.admin]\nhours = [{start}, {end}]\nnetworks = [\"10.0.0.0/8\"]\n"
