@@ -23,7 +23,13 @@ impl Gateway {
             ConnectCredential::Token { claimed_device, .. } => claimed_device.clone(),
             ConnectCredential::Certificate(_) => None,
         };
-        let result = self.admit(credential).await;
+        // A refusal because the device is not active names it (its certificate or access
+        // token verified, or its device token claims it): attack detection counts an
+        // inactive device that keeps trying.
+        let (result, inactive) = match self.admit(credential).await {
+            Ok(admitted) => (Ok(admitted), None),
+            Err((e, device)) => (Err(e), device),
+        };
         let result = result.and_then(|admitted| match &claimed {
             Some(name) if name != admitted.device_id.as_str() => {
                 Err(GatewayError::Unauthenticated("user_name_mismatch"))
@@ -31,17 +37,28 @@ impl Gateway {
             _ => Ok(admitted),
         });
         if let Err(e) = &result {
-            self.refused(transport, source, claimed.as_deref(), e);
+            let named = claimed.or_else(|| inactive.map(|d| d.to_string()));
+            self.refused(transport, source, named.as_deref(), e);
         }
         result
     }
 
-    async fn admit(&self, credential: ConnectCredential) -> Result<Admitted, GatewayError> {
+    /// Admits a credential; a refusal carries the device when it is refused for not being
+    /// active.
+    async fn admit(
+        &self,
+        credential: ConnectCredential,
+    ) -> Result<Admitted, (GatewayError, Option<DeviceId>)> {
         let now = self.now();
+        let plain = |e: GatewayError| (e, None);
         match credential {
             ConnectCredential::Certificate(chain) => {
-                let valid = self.certificates.validate(&chain, now).await?;
-                let creds = self.active_credentials(&valid.device_id).await?;
+                let valid = self
+                    .certificates
+                    .validate(&chain, now)
+                    .await
+                    .map_err(plain)?;
+                let creds = self.active_or_named(&valid.device_id).await?;
                 Ok(Admitted {
                     device_id: valid.device_id,
                     model: creds.model.clone(),
@@ -51,18 +68,18 @@ impl Gateway {
                 })
             }
             ConnectCredential::Token { token, leaf, .. } => {
-                let unverified = device_token::peek(&token)?;
+                let unverified = device_token::peek(&token).map_err(plain)?;
                 if unverified.issuer() == Some(self.config.issuer.as_str()) {
                     return self.admit_access_token(&token, leaf.as_deref()).await;
                 }
-                let device_id = unverified.device_id()?;
-                let creds = self.active_credentials(&device_id).await?;
+                let device_id = unverified.device_id().map_err(plain)?;
+                let creds = self.active_or_named(&device_id).await?;
                 let rules = DeviceTokenRules {
                     audience: self.config.audience.clone(),
                     max_lifetime_secs: self.config.max_device_token_secs,
                     skew_secs: self.config.skew_secs,
                 };
-                let verified = unverified.verify(&creds, &rules, now)?;
+                let verified = unverified.verify(&creds, &rules, now).map_err(plain)?;
                 Ok(Admitted {
                     device_id: verified.device_id,
                     model: creds.model.clone(),
@@ -81,21 +98,36 @@ impl Gateway {
         &self,
         token: &str,
         leaf: Option<&[u8]>,
-    ) -> Result<Admitted, GatewayError> {
+    ) -> Result<Admitted, (GatewayError, Option<DeviceId>)> {
         let claims = self
             .tokens
             .presented_token(token, leaf)
             .await
-            .map_err(|_| GatewayError::Unauthenticated("access_token_inactive"))?;
-        let device_id = DeviceId::parse(claims.client_id.as_str())
-            .map_err(|_| GatewayError::Unauthenticated("access_token_not_a_device"))?;
-        let creds = self.active_credentials(&device_id).await?;
+            .map_err(|_| (GatewayError::Unauthenticated("access_token_inactive"), None))?;
+        let device_id = DeviceId::parse(claims.client_id.as_str()).map_err(|_| {
+            (
+                GatewayError::Unauthenticated("access_token_not_a_device"),
+                None,
+            )
+        })?;
+        let creds = self.active_or_named(&device_id).await?;
         Ok(Admitted {
             device_id,
             model: creds.model.clone(),
             method: CredentialMethod::AccessToken,
             credential: None,
             expires_at: Some(claims.exp),
+        })
+    }
+
+    /// [`Self::active_credentials`], a refusal naming the device.
+    async fn active_or_named(
+        &self,
+        id: &DeviceId,
+    ) -> Result<Arc<DeviceCredentials>, (GatewayError, Option<DeviceId>)> {
+        self.active_credentials(id).await.map_err(|e| match e {
+            GatewayError::Forbidden("device_inactive") => (e, Some(id.clone())),
+            other => (other, None),
         })
     }
 

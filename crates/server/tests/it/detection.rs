@@ -556,3 +556,47 @@ fn a_replayed_client_assertion_raises_an_alert() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A suspended device that keeps presenting its device token: `inactive_device_use` names it.
+#[test]
+fn a_suspended_device_still_trying_raises_an_alert() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config(
+        tmp.path(),
+        "[detection.rules.inactive_device_use]\nthreshold = 3\n",
+        None,
+    );
+    let node = Node::start_with_args(
+        &tmp.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+        &[],
+    );
+    let device = support::gateway::KeyedDevice::register(&node, "meter-suspended", "meter-v1");
+    node.cli_json(&["device", "suspend", "meter-suspended"]);
+    let token = device.token(&node.base);
+    for _ in 0..3 {
+        let status = node
+            .request(
+                "POST",
+                "/gateway/v1/telemetry",
+                Some("application/json"),
+                &[("Authorization", &format!("Bearer {token}"))],
+                b"{\"t\":21}",
+            )
+            .status;
+        assert!(status == 401 || status == 403, "{status}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let listed = alerts(&node);
+        if let Some(alert) = listed.iter().find(|a| a["rule"] == "inactive_device_use") {
+            assert_eq!(alert["detail"]["key"], "device meter-suspended");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no inactive_device_use alert: {listed:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
