@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::Json;
 use portcullis_audit::AuditTrail;
-use portcullis_core::audit::{AuditAction, AuditEvent, Outcome};
+use portcullis_core::audit::AuditAction;
 use portcullis_core::time::unix_seconds;
 use portcullis_store::{Store, StoredAlert};
 use serde::{Deserialize, Serialize};
@@ -197,14 +197,12 @@ pub async fn ack_alert(
     }
     state
         .trail
-        .commit(AuditEvent {
-            at: now,
-            actor: caller.actor(),
-            action: AuditAction::AlertAcknowledged.into(),
-            subject: id.clone(),
-            outcome: Outcome::Success.into(),
-            detail: serde_json::json!({}),
-        })
+        .commit(caller.event(
+            now,
+            AuditAction::AlertAcknowledged,
+            id.clone(),
+            serde_json::json!({}),
+        ))
         .await?;
     shown(&state, &id).await
 }

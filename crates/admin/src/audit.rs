@@ -7,7 +7,7 @@ use axum::Json;
 use portcullis_audit::AuditTrail;
 
 use crate::auth::AdminCaller;
-use portcullis_core::audit::{AuditAction, AuditEvent, Outcome};
+use portcullis_core::audit::AuditAction;
 use portcullis_core::time::unix_seconds;
 
 use crate::dto::{
@@ -49,20 +49,18 @@ pub async fn list_audit(
     let next = end_page(&mut records, limit, |r| r.record.seq);
     let seqs = || records.iter().map(|r| r.record.seq);
     trail
-        .commit(AuditEvent {
-            at: unix_seconds(std::time::SystemTime::now()),
-            actor: caller.actor(),
-            action: AuditAction::AuditRead.into(),
-            subject: "audit".into(),
-            outcome: Outcome::Success.into(),
-            detail: serde_json::json!({
+        .commit(caller.event(
+            unix_seconds(std::time::SystemTime::now()),
+            AuditAction::AuditRead,
+            "audit",
+            serde_json::json!({
                 "before": query.before,
                 "limit": limit,
                 "records": records.len(),
                 "first_seq": seqs().min(),
                 "last_seq": seqs().max(),
             }),
-        })
+        ))
         .await?;
     Ok(Json(AuditPage {
         records: records.into_iter().map(AuditRecordView::from).collect(),
@@ -106,14 +104,12 @@ pub async fn rotate_audit_key(
         ));
     };
     trail
-        .commit(AuditEvent {
-            at: unix_seconds(std::time::SystemTime::now()),
-            actor: caller.actor(),
-            action: AuditAction::AuditKeyRotated.into(),
-            subject: kid,
-            outcome: Outcome::Success.into(),
-            detail: serde_json::json!({}),
-        })
+        .commit(caller.event(
+            unix_seconds(std::time::SystemTime::now()),
+            AuditAction::AuditKeyRotated,
+            kid,
+            serde_json::json!({}),
+        ))
         .await?;
     Ok(Json(AuditKeys::from(trail.data_keys())))
 }

@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use portcullis_audit::archive::build_segment;
 use portcullis_audit::AuditTrail;
-use portcullis_core::audit::{AuditAction, AuditEvent, Outcome};
+use portcullis_core::audit::AuditAction;
 use portcullis_core::time::unix_seconds;
 use portcullis_keys::KeyRing;
 use portcullis_store::{AuditArchiveAnchor, Store};
@@ -107,19 +107,17 @@ pub async fn get_archive(
     let m = &segment.manifest;
     state
         .trail
-        .commit(AuditEvent {
-            at: now,
-            actor: caller.actor(),
-            action: AuditAction::AuditRead.into(),
-            subject: "audit".into(),
-            outcome: Outcome::Success.into(),
-            detail: serde_json::json!({
+        .commit(caller.event(
+            now,
+            AuditAction::AuditRead,
+            "audit",
+            serde_json::json!({
                 "archive": true,
                 "first_seq": m.first_seq,
                 "last_seq": m.last_seq,
                 "records": m.records,
             }),
-        })
+        ))
         .await?;
     Ok(([(header::CONTENT_TYPE, SEGMENT_MEDIA_TYPE)], segment.bytes).into_response())
 }
@@ -180,19 +178,17 @@ pub async fn purge_archived(
     let removed = state.store.archive_audit(&anchor).await?;
     state
         .trail
-        .commit(AuditEvent {
-            at: now,
-            actor: caller.actor(),
-            action: AuditAction::AuditArchived.into(),
-            subject: format!("{}-{}", anchor.first_seq, anchor.seq),
-            outcome: Outcome::Success.into(),
-            detail: serde_json::json!({
+        .commit(caller.event(
+            now,
+            AuditAction::AuditArchived,
+            format!("{}-{}", anchor.first_seq, anchor.seq),
+            serde_json::json!({
                 "first_seq": anchor.first_seq,
                 "last_seq": anchor.seq,
                 "removed": removed,
                 "segment_sha256": anchor.segment_sha256,
             }),
-        })
+        ))
         .await?;
     Ok(Json(Purged {
         removed,

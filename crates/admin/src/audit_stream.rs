@@ -15,7 +15,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::stream::{self, Stream};
 use portcullis_audit::export::{record_json, POLL};
 use portcullis_audit::{AuditTrail, ReadRecord};
-use portcullis_core::audit::{AuditAction, AuditEvent, Outcome};
+use portcullis_core::audit::{AuditAction, AuditEvent};
 use portcullis_core::time::unix_seconds;
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -97,14 +97,12 @@ fn event(record: &ReadRecord) -> Event {
 }
 
 fn read_event(caller: &AdminCaller, detail: serde_json::Value) -> AuditEvent {
-    AuditEvent {
-        at: unix_seconds(std::time::SystemTime::now()),
-        actor: caller.actor(),
-        action: AuditAction::AuditRead.into(),
-        subject: "audit".into(),
-        outcome: Outcome::Success.into(),
+    caller.event(
+        unix_seconds(std::time::SystemTime::now()),
+        AuditAction::AuditRead,
+        "audit",
         detail,
-    }
+    )
 }
 
 /// One client's position in the trail.

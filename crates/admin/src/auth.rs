@@ -11,6 +11,7 @@ use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::Response;
+use portcullis_core::audit::{AuditAction, AuditEvent, Outcome};
 use portcullis_http::{bearer_token, PeerCertificates};
 use portcullis_ports::TokenValidator;
 
@@ -30,6 +31,24 @@ impl AdminCaller {
     /// The `actor` of audit events this caller causes.
     pub fn actor(&self) -> String {
         format!("admin:{}", self.client_id)
+    }
+
+    /// A successful `action` of this caller on `subject` at `at`.
+    pub fn event(
+        &self,
+        at: portcullis_core::UnixTime,
+        action: AuditAction,
+        subject: impl Into<String>,
+        detail: serde_json::Value,
+    ) -> AuditEvent {
+        AuditEvent {
+            at,
+            actor: self.actor(),
+            action: action.into(),
+            subject: subject.into(),
+            outcome: Outcome::Success.into(),
+            detail,
+        }
     }
 }
 

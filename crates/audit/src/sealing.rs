@@ -355,22 +355,8 @@ impl AuditSealer {
         if !self.current().keys.contains_key(kid) {
             self.reload().await.map_err(|e| e.to_string())?;
         }
-        let set = self.current();
-        let data_key = set
-            .keys
-            .get(kid)
-            .ok_or_else(|| format!("audit data key {kid} is not available"))?;
-        let salt = B64
-            .decode(salt)
-            .map_err(|_| "the salt is not base64url".to_owned())?;
-        let mut buffer = B64
-            .decode(ct)
-            .map_err(|_| "the ciphertext is not base64url".to_owned())?;
-        let plain = record_key(data_key, &salt)
-            .map_err(|e| e.to_string())?
-            .open_in_place(nonce(0), Aad::from(value_aad(kid, context)), &mut buffer)
-            .map_err(|_| "the ciphertext does not authenticate".to_owned())?;
-        serde_json::from_slice(plain).map_err(|_| "the plaintext is not JSON".to_owned())
+        let plain = self.open_sealed(kid, salt, 0, &value_aad(kid, context), ct)?;
+        serde_json::from_slice(&plain).map_err(|_| "the plaintext is not JSON".to_owned())
     }
 
     /// Opens the sealed records among `records`; a kid this node has not loaded makes it
@@ -415,26 +401,45 @@ impl AuditSealer {
         if fields.v != FORMAT_VERSION {
             return Err(format!("unknown sealed format {}", fields.v));
         }
+        let plain = self.open_sealed(
+            &fields.kid,
+            &fields.salt,
+            fields.n,
+            &aad(&fields.kid, event),
+            &fields.ct,
+        )?;
+        serde_json::from_slice(&plain).map_err(|_| "the plaintext is not a record".to_owned())
+    }
+
+    /// Decrypts `ct` (base64url) under the key `salt` (base64url) derives from data key `kid`,
+    /// with nonce `n` and `aad`: what opening a record and opening a value share.
+    fn open_sealed(
+        &self,
+        kid: &str,
+        salt: &str,
+        n: u64,
+        aad: &[u8],
+        ct: &str,
+    ) -> Result<Zeroizing<Vec<u8>>, String> {
         let set = self.current();
         let data_key = set
             .keys
-            .get(&fields.kid)
-            .ok_or_else(|| format!("audit data key {} is not available", fields.kid))?;
+            .get(kid)
+            .ok_or_else(|| format!("audit data key {kid} is not available"))?;
         let salt = B64
-            .decode(&fields.salt)
+            .decode(salt)
             .map_err(|_| "the salt is not base64url".to_owned())?;
-        let mut buffer = B64
-            .decode(&fields.ct)
-            .map_err(|_| "the ciphertext is not base64url".to_owned())?;
-        let key = record_key(data_key, &salt).map_err(|e| e.to_string())?;
-        let plain = key
-            .open_in_place(
-                nonce(fields.n),
-                Aad::from(aad(&fields.kid, event)),
-                &mut buffer,
-            )
-            .map_err(|_| "the ciphertext does not authenticate".to_owned())?;
-        serde_json::from_slice(plain).map_err(|_| "the plaintext is not a record".to_owned())
+        let mut buffer = Zeroizing::new(
+            B64.decode(ct)
+                .map_err(|_| "the ciphertext is not base64url".to_owned())?,
+        );
+        let len = record_key(data_key, &salt)
+            .map_err(|e| e.to_string())?
+            .open_in_place(nonce(n), Aad::from(aad), buffer.as_mut_slice())
+            .map_err(|_| "the ciphertext does not authenticate".to_owned())?
+            .len();
+        buffer.truncate(len);
+        Ok(buffer)
     }
 }
 

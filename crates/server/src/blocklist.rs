@@ -16,7 +16,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use portcullis_store::Store;
+use portcullis_store::{swap_setting, Store};
 use zeroize::Zeroizing;
 
 use crate::bootstrap::unix_now;
@@ -28,7 +28,8 @@ const CAS_ATTEMPTS: usize = 5;
 /// This node's copy of the list.
 pub struct Blocklist {
     store: Arc<dyn Store>,
-    secret: Zeroizing<Vec<u8>>,
+    /// Names addresses (HMAC-SHA256 under the detection naming key).
+    namer: aws_lc_rs::hmac::Key,
     entries: RwLock<HashMap<String, i64>>,
     /// Whether `entries` holds anything: the per-request check when nothing is blocked.
     any: AtomicBool,
@@ -39,15 +40,15 @@ impl Blocklist {
     pub fn new(store: Arc<dyn Store>, secret: Zeroizing<Vec<u8>>) -> Arc<Self> {
         Arc::new(Self {
             store,
-            secret,
+            namer: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &secret),
             entries: RwLock::new(HashMap::new()),
             any: AtomicBool::new(false),
         })
     }
 
     fn name(&self, address: IpAddr) -> String {
-        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &self.secret);
-        let tag = aws_lc_rs::hmac::sign(&key, format!("blocked address {address}").as_bytes());
+        let tag =
+            aws_lc_rs::hmac::sign(&self.namer, format!("blocked address {address}").as_bytes());
         portcullis_core::hex::encode(tag.as_ref())
     }
 
@@ -106,20 +107,14 @@ impl Blocklist {
             let longer = entries.get(&name).map_or(until, |old| (*old).max(until));
             entries.insert(name.clone(), longer);
             let value = serde_json::to_vec(&entries).map_err(|e| e.to_string())?;
-            let stored = match &current {
-                Some(expected) => self
-                    .store
-                    .replace_setting(BLOCKED_SETTING, expected, &value)
-                    .await
-                    .map_err(|e| e.to_string())?,
-                None => {
-                    self.store
-                        .put_setting_if_absent(BLOCKED_SETTING, &value)
-                        .await
-                        .map_err(|e| e.to_string())?
-                        == value
-                }
-            };
+            let stored = swap_setting(
+                self.store.as_ref(),
+                BLOCKED_SETTING,
+                current.as_deref(),
+                &value,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
             if stored {
                 self.install(entries);
                 return Ok(longer);

@@ -77,6 +77,21 @@ pub async fn open_with_password(
 /// the `COSE_Sign1` bytes, or why it could not.
 pub type CommandSigner = dyn Fn(u64) -> Result<Vec<u8>, String> + Send + Sync;
 
+/// Compare-and-swap of a settings record: `value` replaces `previous` (as read; `None`: the
+/// record did not exist); `false` if another writer got there first. Every read-modify-write
+/// of a setting shared by nodes goes through this.
+pub async fn swap_setting(
+    store: &dyn Store,
+    name: &str,
+    previous: Option<&[u8]>,
+    value: &[u8],
+) -> Result<bool, StoreError> {
+    Ok(match previous {
+        Some(old) => store.replace_setting(name, old, value).await?,
+        None => store.put_setting_if_absent(name, value).await? == value,
+    })
+}
+
 /// Where the live audit chain starts after older records went to an archive segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditArchiveAnchor {

@@ -107,8 +107,9 @@ impl Exporter {
     pub async fn run(mut self) {
         let lease = format!("audit-export:{}", self.name);
         let mut delay = FIRST_RETRY;
+        let mut held = Held::default();
         loop {
-            match self.round(&lease).await {
+            match self.round(&lease, &mut held).await {
                 Ok(Progress::Delivered) => {
                     delay = FIRST_RETRY;
                     continue;
@@ -118,6 +119,8 @@ impl Exporter {
                     tokio::time::sleep(POLL).await;
                 }
                 Err(e) => {
+                    // Read lease and cursor afresh next time: another node may have moved on.
+                    held = Held::default();
                     metrics::counter!(EXPORT_FAILURES_METRIC, "export" => self.name.clone())
                         .increment(1);
                     tracing::warn!(
@@ -134,24 +137,35 @@ impl Exporter {
         }
     }
 
-    /// One page: takes the lease, reads after the cursor, delivers, moves the cursor.
-    async fn round(&mut self, lease: &str) -> Result<Progress, ExportError> {
+    /// One page: holds the lease, reads after the cursor, delivers, moves the cursor. The
+    /// lease is renewed once a third of it has passed, not every poll, and the cursor is kept
+    /// between rounds while this node holds the lease (the compare-and-swap that moves it
+    /// still catches another node having moved it).
+    async fn round(&mut self, lease: &str, held: &mut Held) -> Result<Progress, ExportError> {
         let now = unix_now();
-        let leader = self
-            .store
-            .try_acquire_lease(lease, &self.node_id, LEASE_SECS, now)
-            .await
-            .map_err(store_error)?;
-        if !leader {
-            return Ok(Progress::Idle);
+        if now >= held.renew_at {
+            let leader = self
+                .store
+                .try_acquire_lease(lease, &self.node_id, LEASE_SECS, now)
+                .await
+                .map_err(store_error)?;
+            if !leader {
+                *held = Held::default();
+                return Ok(Progress::Idle);
+            }
+            held.renew_at = now + LEASE_SECS / 3;
         }
-        let (cursor, stored) = self.cursor().await?;
+        let (cursor, stored) = match held.position.take() {
+            Some(position) => position,
+            None => self.cursor().await?,
+        };
         let records = self
             .store
             .list_audit(cursor, PAGE)
             .await
             .map_err(store_error)?;
         let Some(last) = records.last().map(|r| r.seq) else {
+            held.position = Some((cursor, stored));
             return Ok(Progress::Idle);
         };
         let read = match &self.sealer {
@@ -159,7 +173,7 @@ impl Exporter {
             None => records.into_iter().map(ReadRecord::plain).collect(),
         };
         self.sink.deliver(&read).await?;
-        self.save_cursor(stored.as_deref(), last).await?;
+        held.position = Some((last, self.save_cursor(&stored, last).await?));
         metrics::counter!(EXPORTED_METRIC, "export" => self.name.clone())
             .increment(read.len() as u64);
         metrics::gauge!(EXPORTED_SEQ_METRIC, "export" => self.name.clone()).set(last as f64);
@@ -167,7 +181,7 @@ impl Exporter {
     }
 
     /// The last delivered sequence number, and the setting's bytes (for the swap).
-    async fn cursor(&self) -> Result<(i64, Option<Vec<u8>>), ExportError> {
+    async fn cursor(&self) -> Result<(i64, Vec<u8>), ExportError> {
         let setting = Self::cursor_setting(&self.name);
         if let Some(bytes) = self
             .store
@@ -175,11 +189,9 @@ impl Exporter {
             .await
             .map_err(store_error)?
         {
-            let seq = std::str::from_utf8(&bytes)
-                .ok()
-                .and_then(|s| s.trim().parse::<i64>().ok())
+            let seq = parse_cursor(&bytes)
                 .ok_or_else(|| ExportError(format!("{setting} is not a sequence number")))?;
-            return Ok((seq, Some(bytes)));
+            return Ok((seq, bytes));
         }
         let start = match self.start {
             StartAt::Beginning => 0,
@@ -196,26 +208,21 @@ impl Exporter {
             .put_setting_if_absent(&setting, start.to_string().as_bytes())
             .await
             .map_err(store_error)?;
-        let seq = std::str::from_utf8(&stored)
-            .ok()
-            .and_then(|s| s.trim().parse::<i64>().ok())
-            .unwrap_or(start);
-        Ok((seq, Some(stored)))
+        let seq = parse_cursor(&stored).unwrap_or(start);
+        Ok((seq, stored))
     }
 
-    async fn save_cursor(&self, expected: Option<&[u8]>, seq: i64) -> Result<(), ExportError> {
+    /// Moves the cursor from `expected` to `seq`; returns the setting's new bytes.
+    async fn save_cursor(&self, expected: &[u8], seq: i64) -> Result<Vec<u8>, ExportError> {
         let setting = Self::cursor_setting(&self.name);
-        let value = seq.to_string();
-        let swapped = match expected {
-            Some(expected) => self
-                .store
-                .replace_setting(&setting, expected, value.as_bytes())
-                .await
-                .map_err(store_error)?,
-            None => false,
-        };
+        let value = seq.to_string().into_bytes();
+        let swapped = self
+            .store
+            .replace_setting(&setting, expected, &value)
+            .await
+            .map_err(store_error)?;
         if swapped {
-            Ok(())
+            Ok(value)
         } else {
             // Another node moved the cursor meanwhile (it took the lease over while this one
             // stalled): its position wins; this page may have been delivered twice.
@@ -229,6 +236,20 @@ impl Exporter {
 enum Progress {
     Delivered,
     Idle,
+}
+
+/// What a node holding an export's lease keeps between rounds.
+#[derive(Default)]
+struct Held {
+    /// When to renew the lease (0: take it first).
+    renew_at: i64,
+    /// The cursor and the setting's bytes, as last read or written.
+    position: Option<(i64, Vec<u8>)>,
+}
+
+/// A cursor setting's sequence number.
+fn parse_cursor(bytes: &[u8]) -> Option<i64> {
+    std::str::from_utf8(bytes).ok()?.trim().parse().ok()
 }
 
 fn store_error(e: portcullis_store::StoreError) -> ExportError {

@@ -11,7 +11,7 @@ use portcullis_core::command_policy::{CommandPolicy, CommandRule};
 use portcullis_store::Store;
 
 use super::CommandError;
-use crate::records::swap_setting;
+use portcullis_store::swap_setting;
 
 /// The store setting holding the admin API's rules (JSON, a list of rules).
 pub const RULES_SETTING: &str = "gateway.command_rules";

@@ -28,8 +28,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::commands::{CommandError, Doorbells};
-use crate::records::{json_or_cbor, swap_setting};
+use crate::records::json_or_cbor;
 use crate::signed::{cbor_from_json, sign, Kind, OperatorKeys, Role, SettingsObject};
+use portcullis_store::swap_setting;
 
 /// The store setting of one device's settings: this prefix and the device id.
 pub const SETTINGS_PREFIX: &str = "device-settings:";

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{cose_key_from_jwk, sign, Kind, Role, TrustList, TrustedKey};
 use crate::error::GatewayError;
-use crate::records::swap_setting;
+use portcullis_store::swap_setting;
 
 /// The settings record of operator keys.
 pub const OPERATOR_KEYS_SETTING: &str = "gateway.operator_keys";

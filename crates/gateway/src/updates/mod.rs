@@ -32,8 +32,9 @@ use portcullis_store::{Store, UpdateReport};
 use serde_json::{json, Value};
 
 use crate::commands::CommandError;
-use crate::records::{json_or_cbor, swap_setting};
+use crate::records::json_or_cbor;
 use crate::signed::{sign, Kind, OperatorKeys, Role, UpdateManifest};
+use portcullis_store::swap_setting;
 
 /// The store setting of a model's releases: this prefix and the model.
 pub const RELEASES_PREFIX: &str = "update-releases:";

@@ -101,8 +101,6 @@ async fn rewrap_audit_data_keys(
     old: &MasterKey,
     new: &MasterKey,
 ) -> Result<usize, CommandError> {
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    use base64::Engine as _;
     use portcullis_audit::sealing::{StoredDataKeys, DATA_KEYS_SETTING};
     let Some(bytes) = store.get_setting(DATA_KEYS_SETTING).await.map_err(failed)? else {
         return Ok(0);
@@ -110,16 +108,10 @@ async fn rewrap_audit_data_keys(
     let mut set = StoredDataKeys::parse(&bytes).map_err(failed)?;
     let mut done = 0;
     for key in set.keys.iter_mut().filter(|k| k.backend == "software") {
-        let sealed = URL_SAFE_NO_PAD.decode(&key.sealed).map_err(failed)?;
         let what = format!("audit data key {}", key.kid);
-        if let Some(resealed) = reseal(
-            old,
-            new,
-            &sealed,
-            &KeyPurpose::AuditData.aad(&key.kid),
-            &what,
-        )? {
-            key.sealed = URL_SAFE_NO_PAD.encode(resealed);
+        let aad = KeyPurpose::AuditData.aad(&key.kid);
+        let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        if reseal_encoded(&engine, old, new, &mut key.sealed, &aad, &what)? {
             done += 1;
         }
     }
@@ -136,7 +128,8 @@ async fn rewrap_audit_data_keys(
     Ok(done)
 }
 
-/// Re-seals a base64 sealed key in place; `false` if it was already under the new key.
+/// Re-seals a sealed key kept as standard base64 in place; `false` if it was already under
+/// the new key.
 fn reseal_base64(
     old: &MasterKey,
     new: &MasterKey,
@@ -144,12 +137,29 @@ fn reseal_base64(
     aad: &[u8],
     what: &str,
 ) -> Result<bool, CommandError> {
-    use base64::engine::general_purpose::STANDARD;
-    use base64::Engine as _;
-    let bytes = STANDARD.decode(sealed.as_str()).map_err(failed)?;
+    reseal_encoded(
+        &base64::engine::general_purpose::STANDARD,
+        old,
+        new,
+        sealed,
+        aad,
+        what,
+    )
+}
+
+/// [`reseal_base64`] for a blob kept in `engine`'s base64 alphabet.
+fn reseal_encoded(
+    engine: &impl base64::Engine,
+    old: &MasterKey,
+    new: &MasterKey,
+    sealed: &mut String,
+    aad: &[u8],
+    what: &str,
+) -> Result<bool, CommandError> {
+    let bytes = engine.decode(sealed.as_str()).map_err(failed)?;
     match reseal(old, new, &bytes, aad, what)? {
         Some(resealed) => {
-            *sealed = STANDARD.encode(resealed);
+            *sealed = engine.encode(resealed);
             Ok(true)
         }
         None => Ok(false),
