@@ -1,4 +1,5 @@
-//! Bearer-token authentication of admin callers (RFC 6750 §2.1).
+//! Access-token authentication of admin callers: `Bearer` (RFC 6750 §2.1) or `DPoP`
+//! (RFC 9449 §7.1).
 //!
 //! A middleware rather than a per-handler extractor: it runs on every protected route before
 //! any body is read, so an unauthenticated caller learns nothing about request validation,
@@ -12,7 +13,7 @@ use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::Response;
 use portcullis_core::audit::{AuditAction, AuditEvent, Outcome};
-use portcullis_http::{bearer_token, PeerCertificates};
+use portcullis_http::presented_access_token;
 use portcullis_ports::TokenValidator;
 
 use crate::errors::AdminError;
@@ -75,16 +76,13 @@ impl ScopeGate {
 /// the caller in the request extensions for [`AdminCaller`] to pick up.
 pub async fn require_scope(
     State(gate): State<ScopeGate>,
-    mut request: Request,
+    request: Request,
     next: Next,
 ) -> Result<Response, AdminError> {
-    let token = bearer_token(request.headers()).ok_or(AdminError::MissingToken)?;
-    // Over the TLS listener, the client certificate the connection presented: a token bound
-    // to a certificate is refused without it (RFC 8705 §3).
-    let presented = request
-        .extensions()
-        .get::<PeerCertificates>()
-        .and_then(PeerCertificates::leaf);
+    let (parts, body) = request.into_parts();
+    // The token with what proves possession of the key it may be bound to: the client
+    // certificate of a TLS connection (RFC 8705 §3), a DPoP proof (RFC 9449 §7.1).
+    let (token, presented) = presented_access_token(&parts).ok_or(AdminError::MissingToken)?;
     let claims = gate
         .tokens
         .presented_token(token, presented)
@@ -92,18 +90,24 @@ pub async fn require_scope(
         .map_err(|rejection| {
             // The reason helps the operator reading the log; the token itself is never logged.
             tracing::debug!(reason = %rejection, "admin token rejected");
-            AdminError::InvalidToken
+            match rejection.dpop_error() {
+                Some(error) => AdminError::DpopRefused {
+                    error,
+                    nonce: gate.tokens.dpop_nonce(),
+                },
+                None => AdminError::InvalidToken,
+            }
         })?;
     if !gate.any_of.iter().any(|scope| claims.has_scope(scope)) {
         return Err(AdminError::InsufficientScope(
             gate.any_of.first().copied().unwrap_or(ADMIN_SCOPE),
         ));
     }
-    request.extensions_mut().insert(AdminCaller {
+    let mut parts = parts;
+    parts.extensions.insert(AdminCaller {
         client_id: claims.client_id,
     });
     // Every record this request causes says where the caller was (unless it names a source).
-    let (parts, body) = request.into_parts();
     let source = portcullis_http::client_address(&parts);
     let request = Request::from_parts(parts, body);
     Ok(portcullis_audit::with_request_source(source, next.run(request)).await)

@@ -120,6 +120,7 @@ pub async fn create_client(
             .transpose()?,
         jwks_uri: request.jwks_uri,
         tls_client_auth,
+        dpop_bound_access_tokens: request.dpop_bound_access_tokens.unwrap_or(false),
         created_at: now,
         updated_at: now,
         // Drawn by the registry when it stores the client.
@@ -143,6 +144,11 @@ pub async fn create_client(
             .tls_client_auth
             .is_some()
             .then_some("tls_client_auth"),
+    );
+    changed.extend(
+        client
+            .dpop_bound_access_tokens
+            .then_some("dpop_bound_access_tokens"),
     );
     changed.extend(secret.is_some().then_some("client_secret"));
     audit_change(
@@ -260,6 +266,14 @@ pub async fn update_client(
     }
     if let Some(enabled) = request.enabled {
         set(&mut client.enabled, enabled, "enabled", &mut changed);
+    }
+    if let Some(bound) = request.dpop_bound_access_tokens {
+        set(
+            &mut client.dpop_bound_access_tokens,
+            bound,
+            "dpop_bound_access_tokens",
+            &mut changed,
+        );
     }
     if let Some(m) = new_match {
         set(

@@ -64,6 +64,8 @@ pub struct CreateClientRequest {
     pub client_id: Option<String>,
     /// Whether the client may obtain tokens; default true.
     pub enabled: Option<bool>,
+    /// RFC 9449 §5.2: every token request must carry a DPoP proof; default false.
+    pub dpop_bound_access_tokens: Option<bool>,
 }
 
 /// `PATCH /clients/{id}`: change some settings. Absent fields are left as they are; for
@@ -72,6 +74,9 @@ pub struct CreateClientRequest {
 #[serde(deny_unknown_fields)]
 pub struct UpdateClientRequest {
     pub name: Option<String>,
+    /// RFC 9449 §5.2: every token request must carry a DPoP proof. Turning it on ends the
+    /// client's tokens issued before.
+    pub dpop_bound_access_tokens: Option<bool>,
     pub scopes: Option<Vec<String>>,
     pub audiences: Option<Vec<String>>,
     pub token_ttl_secs: Option<u32>,
@@ -181,6 +186,8 @@ pub struct ClientView {
     pub tls_client_auth_san_ip: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_client_auth_san_email: Option<String>,
+    /// RFC 9449 §5.2: every token request must carry a DPoP proof.
+    pub dpop_bound_access_tokens: bool,
     /// Unix seconds.
     pub created_at: UnixTime,
     /// Unix seconds.
@@ -218,6 +225,7 @@ impl ClientView {
             tls_client_auth_san_uri: tls_value(client, "tls_client_auth_san_uri"),
             tls_client_auth_san_ip: tls_value(client, "tls_client_auth_san_ip"),
             tls_client_auth_san_email: tls_value(client, "tls_client_auth_san_email"),
+            dpop_bound_access_tokens: client.dpop_bound_access_tokens,
             created_at: client.created_at,
             updated_at: client.updated_at,
             secret_rotation_deadline: client
@@ -494,6 +502,7 @@ mod tests {
                 tls_client_auth_san_uri: None,
                 tls_client_auth_san_ip: None,
                 tls_client_auth_san_email: None,
+                dpop_bound_access_tokens: false,
                 created_at: 0,
                 updated_at: 0,
                 secret_rotation_deadline: None,

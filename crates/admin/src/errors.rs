@@ -27,6 +27,14 @@ pub enum AdminError {
     /// caller *why* a token failed helps an attacker more than an operator.
     #[error("the bearer token is invalid or expired")]
     InvalidToken,
+    /// A DPoP-bound token without a valid proof, or a proof without the current nonce
+    /// (RFC 9449 §7.1): answered 401 with a `DPoP` challenge naming `error`, and the nonce to
+    /// retry with.
+    #[error("the DPoP proof is missing or invalid ({error})")]
+    DpopRefused {
+        error: &'static str,
+        nonce: Option<String>,
+    },
     /// A valid token without the admin scope (RFC 6750 §3.1 `insufficient_scope`).
     #[error("the bearer token lacks the {0} scope")]
     InsufficientScope(&'static str),
@@ -114,7 +122,7 @@ impl AdminError {
     /// Status, problem-type slug and title: the whole mapping in one table.
     fn classify(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
-            Self::MissingToken | Self::InvalidToken => (
+            Self::MissingToken | Self::InvalidToken | Self::DpopRefused { .. } => (
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
                 "Authentication required",
@@ -238,6 +246,14 @@ impl IntoResponse for AdminError {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, challenge);
+        }
+        if let Self::DpopRefused { error, nonce } = &self {
+            portcullis_http::insert_dpop_challenge(
+                response.headers_mut(),
+                "portcullis-admin",
+                error,
+                nonce.as_deref(),
+            );
         }
         response
     }

@@ -522,6 +522,10 @@ pub struct Client {
     /// in `jwks` (`x5c`) instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_client_auth: Option<TlsClientAuthMatch>,
+    /// RFC 9449 §5.2 `dpop_bound_access_tokens`: every token request must carry a DPoP proof,
+    /// so every token of this client is bound to a key it keeps.
+    #[serde(default)]
+    pub dpop_bound_access_tokens: bool,
     pub created_at: UnixTime,
     pub updated_at: UnixTime,
     /// The epoch of this client's tokens: every token carries the epoch it was issued in
@@ -535,7 +539,7 @@ pub struct Client {
 
 impl Client {
     /// Whether changing this client into `new` must end every token issued before the change:
-    /// it was disabled, lost scopes or audiences, or its way of authenticating changed
+    /// it was disabled, lost scopes or audiences, began to require DPoP, or its way of authenticating changed
     /// (method, certificate match, key source). What a token holder could do before must not
     /// outlive what the client may do now. Additions (a scope, an audience, a longer TTL, a
     /// new name) end nothing.
@@ -549,7 +553,13 @@ impl Client {
         let credentials_replaced = self.auth_method != new.auth_method
             || self.tls_client_auth != new.tls_client_auth
             || self.jwks_uri != new.jwks_uri;
-        disabled || scopes_narrowed || audiences_narrowed || credentials_replaced
+        // Requiring DPoP from now on must not leave bearer tokens of before in circulation.
+        let binding_required = !self.dpop_bound_access_tokens && new.dpop_bound_access_tokens;
+        disabled
+            || scopes_narrowed
+            || audiences_narrowed
+            || credentials_replaced
+            || binding_required
     }
 
     /// Whether this client still backs a token issued to it in `epoch` (its `client_epoch`
@@ -735,6 +745,7 @@ mod tests {
             tls_client_auth: None,
             created_at: 0,
             updated_at: 0,
+            dpop_bound_access_tokens: false,
             token_epoch: 0,
         }
     }

@@ -18,6 +18,8 @@ pub enum ErrorCode {
     InvalidTarget,
     InvalidToken,
     InvalidDpopProof,
+    /// RFC 9449 §8: the proof must carry the nonce the `DPoP-Nonce` header gives.
+    UseDpopNonce,
     SlowDown,
     ServerError,
     TemporarilyUnavailable,
@@ -38,6 +40,7 @@ impl ErrorCode {
             Self::InvalidTarget => "invalid_target",
             Self::InvalidToken => "invalid_token",
             Self::InvalidDpopProof => "invalid_dpop_proof",
+            Self::UseDpopNonce => "use_dpop_nonce",
             Self::SlowDown => "slow_down",
             Self::ServerError => "server_error",
             Self::TemporarilyUnavailable => "temporarily_unavailable",

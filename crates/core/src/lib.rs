@@ -15,6 +15,8 @@ pub mod command_policy;
 pub mod detection;
 pub mod device;
 pub mod device_key;
+/// DPoP proofs (RFC 9449): the claim rules, without the cryptography.
+pub mod dpop;
 pub mod error;
 pub mod form;
 pub mod forwarded;

@@ -65,7 +65,8 @@ pub struct AccessTokenClaims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
     /// RFC 7800 confirmation: set when the token is bound to the client certificate of the
-    /// TLS connection it was requested over (RFC 8705 §3).
+    /// TLS connection it was requested over (RFC 8705 §3), to a DPoP key (RFC 9449 §6), or
+    /// to both.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cnf: Option<Confirmation>,
     /// The epoch of the client when the token was issued ([`Client::token_epoch`]): the token
@@ -77,12 +78,31 @@ pub struct AccessTokenClaims {
     pub client_epoch: Option<u32>,
 }
 
-/// The `cnf` claim (RFC 7800 §3.1) of a certificate-bound access token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The `cnf` claim (RFC 7800 §3.1) of a bound access token.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Confirmation {
     /// RFC 8705 §3.1: base64url (no padding) of the SHA-256 of the DER client certificate.
     #[serde(rename = "x5t#S256", default, skip_serializing_if = "Option::is_none")]
     pub x5t_s256: Option<String>,
+    /// RFC 9449 §6.1: the JWK SHA-256 thumbprint (RFC 7638) of the DPoP key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jkt: Option<String>,
+}
+
+impl AccessTokenClaims {
+    /// The DPoP key thumbprint the token is bound to, if any.
+    pub fn dpop_jkt(&self) -> Option<&str> {
+        self.cnf.as_ref().and_then(|c| c.jkt.as_deref())
+    }
+
+    /// `DPoP` for a token bound to a DPoP key (RFC 9449 §5, §6.2), else `Bearer`.
+    pub fn token_type(&self) -> &'static str {
+        if self.dpop_jkt().is_some() {
+            "DPoP"
+        } else {
+            "Bearer"
+        }
+    }
 }
 
 /// The `aud` claim, which JWT allows as one string or an array.
@@ -206,6 +226,7 @@ mod tests {
             tls_client_auth: None,
             created_at: 0,
             updated_at: 0,
+            dpop_bound_access_tokens: false,
             token_epoch,
         }
     }
@@ -277,6 +298,7 @@ mod tests {
         );
         c.cnf = Some(Confirmation {
             x5t_s256: Some("abc".into()),
+            jkt: None,
         });
         let json = serde_json::to_value(&c).unwrap();
         assert_eq!(json["cnf"], serde_json::json!({"x5t#S256": "abc"}));

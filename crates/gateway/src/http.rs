@@ -19,14 +19,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use portcullis_http::{
-    bearer_token, has_media_type, read_bounded, AbuseLimits, BodyError, PeerCertificates, Problem,
-    SourceAddr,
+    has_media_type, presented_access_token, read_bounded, AbuseLimits, BodyError, PeerCertificates,
+    Problem, SourceAddr,
 };
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::broker_auth::BrokerHook;
-use crate::service::{ConnectCredential, Destination, Gateway};
+use crate::service::{ConnectCredential, Destination, DpopRequest, Gateway};
 use crate::session::Transport;
 use crate::sink::embedded::EmbeddedLog;
 use crate::GatewayError;
@@ -221,7 +221,28 @@ async fn publish(
             Json(json!({ "message_id": message_id })),
         )
             .into_response(),
-        Err(e) => problem(&e),
+        Err(e) => {
+            let mut response = problem(&e);
+            if let GatewayError::Unauthenticated(reason) = e {
+                add_dpop_challenge(&mut response, &state.gateway, reason);
+            }
+            response
+        }
+    }
+}
+
+/// A token refused for its DPoP proof is answered with a `DPoP` challenge and, for
+/// `use_dpop_nonce`, the nonce to retry with (RFC 9449 §7.1, §9); `reason` is the refusal's
+/// RFC 9449 error code then ([`portcullis_ports::TokenRejection::dpop_error`]).
+pub(crate) fn add_dpop_challenge(response: &mut Response, gateway: &Gateway, reason: &str) {
+    if matches!(reason, "invalid_dpop_proof" | "use_dpop_nonce") {
+        let nonce = gateway.tokens().dpop_nonce();
+        portcullis_http::insert_dpop_challenge(
+            response.headers_mut(),
+            "gateway",
+            reason,
+            nonce.as_deref(),
+        );
     }
 }
 
@@ -310,17 +331,19 @@ pub(crate) fn request_credential(
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .is_some_and(|ConnectInfo(addr)| addr.ip().is_loopback());
-    if let Some(token) = bearer_token(&parts.headers) {
+    if let Some((token, presented)) = presented_access_token(parts) {
         if !tls && !peer_is_loopback {
             return Err(GatewayError::Forbidden("bearer_over_plain_http"));
         }
         return Ok(Some(ConnectCredential::Token {
             token: token.to_owned(),
             claimed_device: None,
-            leaf: parts
-                .extensions
-                .get::<PeerCertificates>()
-                .and_then(|p| p.leaf().map(<[u8]>::to_vec)),
+            leaf: presented.certificate.map(<[u8]>::to_vec),
+            dpop: presented.dpop.map(|d| DpopRequest {
+                proof: d.proof.map(str::to_owned),
+                method: d.method.to_owned(),
+                path: d.path.to_owned(),
+            }),
         }));
     }
     Ok(parts
@@ -372,7 +395,8 @@ async fn stream(
             "the telemetry stream is served only by the embedded sink",
         );
     };
-    let Some(token) = bearer_token(&headers) else {
+    let (parts, _body) = request.into_parts();
+    let Some((token, presented)) = presented_access_token(&parts) else {
         return read_problem(
             StatusCode::UNAUTHORIZED,
             "not-authenticated",
@@ -380,24 +404,24 @@ async fn stream(
             "a bearer access token with scope telemetry:read is required",
         );
     };
-    let leaf = request
-        .extensions()
-        .get::<PeerCertificates>()
-        .and_then(|p| p.leaf().map(<[u8]>::to_vec));
     let claims = match state
         .gateway
         .tokens()
-        .presented_token(token, leaf.as_deref())
+        .presented_token(token, presented)
         .await
     {
         Ok(claims) => claims,
-        Err(_) => {
-            return read_problem(
+        Err(rejection) => {
+            let mut response = read_problem(
                 StatusCode::UNAUTHORIZED,
                 "not-authenticated",
                 "Not authenticated",
-                "the access token is not active",
-            )
+                "the access token is not active, or its DPoP proof is missing or invalid",
+            );
+            if let Some(reason) = rejection.dpop_error() {
+                add_dpop_challenge(&mut response, &state.gateway, reason);
+            }
+            return response;
         }
     };
     let allowed = claims

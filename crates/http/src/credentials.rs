@@ -125,8 +125,49 @@ pub fn basic_credentials(
 /// The token of an `Authorization: Bearer` header (RFC 6750 §2.1). Anything else, including
 /// a second header or an empty token, counts as no token.
 pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    match access_token(headers)? {
+        (TokenScheme::Bearer, token) => Some(token),
+        (TokenScheme::Dpop, _) => None,
+    }
+}
+
+/// How an access token is presented in `Authorization`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenScheme {
+    /// `Bearer` (RFC 6750 §2.1).
+    Bearer,
+    /// `DPoP` (RFC 9449 §7.1): a `DPoP` proof header must come with it.
+    Dpop,
+}
+
+/// The token of an `Authorization: Bearer` or `Authorization: DPoP` header, with its scheme.
+/// Anything else, including a second header or an empty token, counts as no token.
+pub fn access_token(headers: &HeaderMap) -> Option<(TokenScheme, &str)> {
     let (scheme, token) = authorization(headers).ok()??;
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+    if token.is_empty() {
+        return None;
+    }
+    if scheme.eq_ignore_ascii_case("bearer") {
+        Some((TokenScheme::Bearer, token))
+    } else if scheme.eq_ignore_ascii_case("dpop") {
+        Some((TokenScheme::Dpop, token))
+    } else {
+        None
+    }
+}
+
+/// The one `DPoP` header of the request (RFC 9449 §4.1): `Ok(None)` without one, `Err(())`
+/// when there are several or it is not text (§4.3 step 1 refuses both).
+#[allow(clippy::result_unit_err)]
+pub fn dpop_proof(headers: &HeaderMap) -> Result<Option<&str>, ()> {
+    let mut values = headers.get_all("dpop").iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(());
+    }
+    value.to_str().map(|v| Some(v.trim())).map_err(|_| ())
 }
 
 #[cfg(test)]
@@ -140,6 +181,26 @@ mod tests {
             h.append(AUTHORIZATION, HeaderValue::from_static(v));
         }
         h
+    }
+
+    #[test]
+    fn dpop_tokens_are_told_apart_from_bearer_tokens() {
+        assert_eq!(
+            access_token(&headers(&["DPoP abc"])),
+            Some((TokenScheme::Dpop, "abc"))
+        );
+        assert_eq!(
+            access_token(&headers(&["dpop abc"])),
+            Some((TokenScheme::Dpop, "abc"))
+        );
+        assert_eq!(bearer_token(&headers(&["DPoP abc"])), None);
+        assert_eq!(access_token(&headers(&["DPoP "])), None);
+        let mut h = HeaderMap::new();
+        assert_eq!(dpop_proof(&h), Ok(None));
+        h.append("dpop", HeaderValue::from_static("a.b.c"));
+        assert_eq!(dpop_proof(&h), Ok(Some("a.b.c")));
+        h.append("dpop", HeaderValue::from_static("d.e.f"));
+        assert_eq!(dpop_proof(&h), Err(()));
     }
 
     #[test]

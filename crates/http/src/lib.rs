@@ -14,14 +14,21 @@ pub mod credentials;
 pub mod media_type;
 pub mod no_store;
 pub mod peer;
+pub mod presentation;
 pub mod problem;
 pub mod source;
 
 pub use abuse::{AbuseLimits, Limited};
 pub use body::{read_bounded, BodyError};
-pub use credentials::{basic_credentials, bearer_token, BasicCredentials, MalformedCredentials};
+pub use credentials::{
+    access_token, basic_credentials, bearer_token, dpop_proof, BasicCredentials,
+    MalformedCredentials, TokenScheme,
+};
 pub use media_type::{has_media_type, is_json};
 pub use no_store::{insert_no_store, NO_STORE};
 pub use peer::PeerCertificates;
+pub use presentation::{
+    insert_dpop_challenge, presented_access_token, DpopPresentation, Presentation,
+};
 pub use problem::{Problem, PROBLEM_JSON};
 pub use source::{client_address, SourceAddr};

@@ -158,9 +158,9 @@ pub struct JwkSet {
 /// A key as it arrives from outside: the public members plus every private member name of
 /// RFC 7518 §6, so their mere presence can be detected and refused.
 #[derive(Deserialize)]
-struct IncomingJwk {
+pub(crate) struct IncomingJwk {
     #[serde(flatten)]
-    public: Jwk,
+    pub(crate) public: Jwk,
     d: Option<IgnoredAny>,
     p: Option<IgnoredAny>,
     q: Option<IgnoredAny>,
@@ -172,7 +172,7 @@ struct IncomingJwk {
 }
 
 impl IncomingJwk {
-    fn has_private_member(&self) -> bool {
+    pub(crate) fn has_private_member(&self) -> bool {
         [
             &self.d, &self.p, &self.q, &self.dp, &self.dq, &self.qi, &self.oth, &self.k,
         ]

@@ -362,7 +362,7 @@ pub async fn authenticate(
             // RFC 7523 §3 item 7: a jti is accepted once.
             if !server
                 .store
-                .record_assertion_jti(&client.client_id, &checked.jti, checked.exp, now)
+                .record_single_use(client.client_id.as_str(), &checked.jti, checked.exp, now)
                 .await?
             {
                 return Err(refuse(

@@ -15,7 +15,9 @@ use portcullis_keys::random::random_array;
 use portcullis_keys::software::seal;
 use portcullis_keys::verify::VerifyingKey;
 use portcullis_keys::{Algorithm, JwkSet, KeyError};
-use portcullis_ports::{ClientRegistry, PortError, RotatedSecret, TokenRejection, TokenValidator};
+use portcullis_ports::{
+    ClientRegistry, PortError, Presentation, RotatedSecret, TokenRejection, TokenValidator,
+};
 use portcullis_store::StoreError;
 
 use crate::AuthServer;
@@ -220,13 +222,19 @@ impl TokenValidator for AuthServer {
     async fn presented_token(
         &self,
         token: &str,
-        presented: Option<&[u8]>,
+        presented: Presentation<'_>,
     ) -> Result<AccessTokenClaims, TokenRejection> {
         let claims = self.check_active_token(token).await?;
-        if !crate::mtls::binding_holds(&claims, presented) {
+        if !crate::mtls::binding_holds(&claims, presented.certificate) {
             return Err(TokenRejection::CertificateMismatch);
         }
+        self.check_dpop_binding(&claims, token, presented.dpop)
+            .await?;
         Ok(claims)
+    }
+
+    fn dpop_nonce(&self) -> Option<String> {
+        self.current_dpop_nonce()
     }
 }
 

@@ -62,6 +62,8 @@ fn metadata(settings: &OAuthSettings) -> serde_json::Map<String, Value> {
         "revocation_endpoint_auth_signing_alg_values_supported": signing_algs,
         // RFC 9207 §3: no authorization responses are ever sent.
         "authorization_response_iss_parameter_supported": false,
+        // RFC 9449 §5.1: the algorithms a DPoP proof may be signed with.
+        "dpop_signing_alg_values_supported": settings.dpop.algorithms.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
     });
     if let (Some(base), Value::Object(map)) = (mtls, &mut doc) {
         // RFC 8705 §3.3 and §5: tokens requested over mTLS are certificate-bound, and the
@@ -142,6 +144,7 @@ mod tests {
             assertion_algorithms: vec![Algorithm::ES256, Algorithm::EdDSA],
             mtls_base: None,
             jwks_uri_allow_private: false,
+            dpop: crate::DpopSettings::default(),
         }
     }
 
@@ -173,6 +176,10 @@ mod tests {
         assert_eq!(
             v["token_endpoint_auth_signing_alg_values_supported"],
             json!(["ES256", "EdDSA", "HS256"])
+        );
+        assert_eq!(
+            v["dpop_signing_alg_values_supported"],
+            json!(["EdDSA", "ES256", "ES384", "PS256", "RS256"])
         );
         assert!(v.get("subject_types_supported").is_none());
         assert!(v

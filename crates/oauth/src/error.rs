@@ -29,6 +29,10 @@ pub enum Error {
         reason: &'static str,
         error: OAuthError,
     },
+    /// RFC 9449 §8: the DPoP proof must carry the server nonce, which the answer's
+    /// `DPoP-Nonce` header gives; answered 400 `use_dpop_nonce`.
+    #[error("a DPoP nonce is required")]
+    UseDpopNonce { nonce: String },
     /// An abuse limit was hit; answered 429 `slow_down` with `Retry-After` (RFC 6585 §4).
     #[error("rate limit exceeded; retry after {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
@@ -71,6 +75,7 @@ impl Error {
     pub fn code(&self) -> ErrorCode {
         match self {
             Error::OAuth(e) | Error::ClientAuth { error: e, .. } => e.code,
+            Error::UseDpopNonce { .. } => ErrorCode::UseDpopNonce,
             Error::RateLimited { .. } => ErrorCode::SlowDown,
             Error::BodyTooLarge { .. } => ErrorCode::InvalidRequest,
             Error::Store(_) | Error::Audit(_) => ErrorCode::TemporarilyUnavailable,
@@ -94,6 +99,9 @@ struct ErrorBody<'a> {
 /// RFC 6749 §5.2: a 401 `invalid_client` answer carries the challenge of the scheme the
 /// client may use.
 pub const CLIENT_CHALLENGE: &str = "Basic realm=\"portcullis\"";
+
+/// RFC 9449 §8.1: the header a server nonce travels in.
+pub const DPOP_NONCE: &str = "dpop-nonce";
 
 /// A JSON response with the RFC 6749 §5.1 no-store headers, used by every OAuth endpoint.
 pub(crate) fn json_no_store(status: StatusCode, body: Vec<u8>) -> Response {
@@ -136,6 +144,17 @@ impl IntoResponse for Error {
         match self {
             Error::OAuth(e) | Error::ClientAuth { error: e, .. } => {
                 render(e.code, &e.description, status_of(e.code))
+            }
+            Error::UseDpopNonce { nonce } => {
+                let mut response = render(
+                    ErrorCode::UseDpopNonce,
+                    "the DPoP proof must carry the nonce in the DPoP-Nonce header",
+                    StatusCode::BAD_REQUEST,
+                );
+                if let Ok(value) = HeaderValue::from_str(&nonce) {
+                    response.headers_mut().insert(DPOP_NONCE, value);
+                }
+                response
             }
             Error::RateLimited { retry_after_secs } => {
                 let secs = retry_after_secs.max(1);

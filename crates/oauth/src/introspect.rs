@@ -99,7 +99,8 @@ struct ActiveToken<'a> {
     iat: i64,
     jti: &'a str,
     token_type: &'static str,
-    /// RFC 8705 §3.2: the certificate a bound token is confirmed by.
+    /// RFC 8705 §3.2 and RFC 9449 §6.2: the certificate or DPoP key a bound token is
+    /// confirmed by.
     #[serde(skip_serializing_if = "Option::is_none")]
     cnf: Option<&'a Confirmation>,
 }
@@ -144,7 +145,8 @@ async fn introspect_token(
                 exp: claims.exp,
                 iat: claims.iat,
                 jti: &claims.jti,
-                token_type: "Bearer",
+                // RFC 9449 §6.2: a DPoP-bound token is of type DPoP, with its cnf.jkt.
+                token_type: claims.token_type(),
                 cnf: claims.cnf.as_ref(),
             })?
         }

@@ -11,6 +11,7 @@ pub mod client_auth;
 pub mod client_keys;
 mod client_registry;
 pub mod discovery;
+pub mod dpop;
 pub mod error;
 pub mod fetch_guard;
 pub mod introspect;
@@ -22,6 +23,7 @@ pub mod state;
 pub mod token;
 
 pub use client_auth::{AuthenticatedClient, Credentials};
+pub use dpop::DpopSettings;
 pub use error::Error;
 pub use mtls::{CertificateValidator, PeerCertificates, ValidatedCertificate};
 pub use portcullis_ports::TokenRejection;

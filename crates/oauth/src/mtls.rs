@@ -42,6 +42,7 @@ pub use portcullis_http::PeerCertificates;
 pub fn confirmation(peer: &PeerCertificates) -> Option<Confirmation> {
     peer.leaf().map(|leaf| Confirmation {
         x5t_s256: Some(x5t_s256(leaf)),
+        jkt: None,
     })
 }
 

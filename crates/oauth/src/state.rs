@@ -40,6 +40,8 @@ pub struct OAuthSettings {
     /// Whether a client's `jwks_uri` may resolve to loopback, private or link-local
     /// addresses (`[oauth] jwks_uri_allow_private`, default false: see `fetch_guard`).
     pub jwks_uri_allow_private: bool,
+    /// DPoP (RFC 9449): proof algorithms, freshness window and server nonces.
+    pub dpop: crate::dpop::DpopSettings,
 }
 
 /// Everything the OAuth handlers need. Shared as `Arc<AuthServer>`; other crates reach it
@@ -69,6 +71,8 @@ pub struct AuthServer {
     /// Trusts client certificate chains for `tls_client_auth` (RFC 8705 §2.1); without one,
     /// such clients cannot authenticate.
     pub(crate) certificate_validator: Option<Arc<dyn CertificateValidator>>,
+    /// Checks DPoP proofs and hands out nonces.
+    pub(crate) dpop: crate::dpop::DpopVerifier,
     /// Devices as `tls_client_auth` clients (issue #12), asked for ids no client has.
     pub(crate) device_clients: Option<Arc<dyn portcullis_ports::DeviceClients>>,
 }
@@ -100,7 +104,14 @@ impl AuthServer {
             }
         }
         let discovery = Discovery::build(&settings, keys.active().algorithm());
+        let dpop = crate::dpop::DpopVerifier::new(
+            settings.dpop.clone(),
+            &pepper,
+            &settings.issuer,
+            settings.mtls_base.as_deref(),
+        );
         AuthServer {
+            dpop,
             limits: AbuseLimits::new(
                 settings.rate_per_client,
                 settings.rate_per_address,

@@ -10,18 +10,19 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use portcullis_core::audit::AuditEvent;
 use portcullis_core::scope::grant_scopes;
-use portcullis_core::token::{parse_token_request, AccessTokenClaims, Audience};
-use portcullis_core::{ClientId, ErrorCode};
+use portcullis_core::token::{parse_token_request, AccessTokenClaims, Audience, Confirmation};
+use portcullis_core::{ClientId, ErrorCode, OAuthError};
 use serde::Serialize;
 
 use crate::client_auth::{authenticate_request, AuthenticatedClient};
-use crate::error::{json_no_store, Error};
+use crate::dpop::ProofRefusal;
+use crate::error::{json_no_store, Error, DPOP_NONCE};
 use crate::router::{OAuthForm, SourceAddr};
 use crate::AuthServer;
 
@@ -85,9 +86,22 @@ async fn issue_access_token(
     // The grant is checked before the client: a removed grant is refused the same way
     // whoever asks, with a description that says what to use instead.
     let grant = parse_token_request(&request.form)?;
+    let proof = portcullis_http::dpop_proof(&request.headers)
+        .map_err(|()| invalid_dpop_proof("send exactly one DPoP header"))?;
     let AuthenticatedClient { client, method } =
         authenticate_request(server, addr, &request, claimed).await?;
     server.limits.check_client(&client.client_id)?;
+    // RFC 9449 §5: checked once the client is authenticated, so an anonymous flood cannot
+    // spend replay-store writes; a client that must use DPoP gets nothing without it.
+    let jkt = match proof {
+        Some(proof) => Some(dpop_key(server, proof).await?),
+        None if client.dpop_bound_access_tokens => {
+            return Err(invalid_dpop_proof(
+                "this client must send a DPoP proof (dpop_bound_access_tokens)",
+            ))
+        }
+        None => None,
+    };
     let scopes = grant_scopes(grant.scope, &client.scopes)?;
     let issuer = server.settings.issuer.as_str();
     let audience = client.select_audience(&grant.resources, issuer)?;
@@ -107,13 +121,18 @@ async fn issue_access_token(
     if let Some(peer) = &request.peer_certificates {
         claims.cnf = crate::mtls::confirmation(peer);
     }
+    // RFC 9449 §6.1: bound to the proof's key as well (a token may be bound to both).
+    if let Some(jkt) = jkt {
+        claims.cnf.get_or_insert_with(Confirmation::default).jkt = Some(jkt);
+    }
+    let token_type = claims.token_type();
     let access_token = server
         .keys
         .active()
         .sign_claims_json(&serde_json::to_vec(&claims)?)?;
     let body = serde_json::to_vec(&TokenResponse {
         access_token: &access_token,
-        token_type: "Bearer",
+        token_type,
         expires_in: client.token_ttl_secs,
         scope: claims.scope.as_deref(),
     })?;
@@ -131,20 +150,58 @@ async fn issue_access_token(
         Audience::One(a) => serde_json::Value::String(a),
         Audience::Many(v) => v.into_iter().map(serde_json::Value::String).collect(),
     };
+    let mut detail =
+        serde_json::json!({ "scope": scope, "aud": aud, "auth_method": method.as_str() });
+    if let (Some(cnf), Some(map)) = (cnf, detail.as_object_mut()) {
+        if let Some(x5t) = cnf.x5t_s256 {
+            map.insert("x5t#S256".into(), x5t.into());
+        }
+        if let Some(jkt) = cnf.jkt {
+            map.insert("jkt".into(), jkt.into());
+        }
+    }
     // `[audit] mode = "durable"`: the token is answered only once its record is stored.
-    server.audit.record(AuditEvent {
-        at: now,
-        actor: client.client_id.to_string(),
-        action: AuditAction::TokenIssued.into(),
-        subject: jti,
-        outcome: Outcome::Success.into(),
-        detail: match cnf.and_then(|c| c.x5t_s256) {
-            None => serde_json::json!({ "scope": scope, "aud": aud, "auth_method": method.as_str() }),
-            Some(x5t) => serde_json::json!({ "scope": scope, "aud": aud, "auth_method": method.as_str(), "x5t#S256": x5t }),
-        },
-    })
-    .await?;
-    Ok(json_no_store(StatusCode::OK, body))
+    server
+        .audit
+        .record(AuditEvent {
+            at: now,
+            actor: client.client_id.to_string(),
+            action: AuditAction::TokenIssued.into(),
+            subject: jti,
+            outcome: Outcome::Success.into(),
+            detail,
+        })
+        .await?;
+    let mut response = json_no_store(StatusCode::OK, body);
+    // RFC 9449 §8.2: a fresh nonce with every answer, so a client never has to fail first.
+    if let Some(nonce) = server.current_dpop_nonce() {
+        if let Ok(value) = HeaderValue::from_str(&nonce) {
+            response.headers_mut().insert(DPOP_NONCE, value);
+        }
+    }
+    Ok(response)
+}
+
+fn invalid_dpop_proof(description: &'static str) -> Error {
+    Error::OAuth(OAuthError::new(ErrorCode::InvalidDpopProof, description))
+}
+
+/// Accepts the token request's DPoP proof (`htm` POST, `htu` the token endpoint, no `ath`)
+/// and returns its key's thumbprint.
+async fn dpop_key(server: &AuthServer, proof: &str) -> Result<String, Error> {
+    match server
+        .accept_dpop_proof(proof, "POST", "/oauth2/token", None)
+        .await
+    {
+        Ok(verified) => Ok(verified.jkt),
+        Err(ProofRefusal::Invalid(why)) => Err(invalid_dpop_proof(why)),
+        Err(ProofRefusal::NonceRequired) => Err(Error::UseDpopNonce {
+            nonce: server.dpop.nonce(server.now()),
+        }),
+        Err(ProofRefusal::StoreUnavailable) => Err(Error::Store(
+            portcullis_store::StoreError::Unavailable("DPoP replay check".into()),
+        )),
+    }
 }
 
 /// Audits a refused token request: the error code, the source address and the client id

@@ -17,4 +17,4 @@ pub use clients::{ClientRegistry, RotatedSecret};
 pub use device_clients::DeviceClients;
 pub use devices::{CaCertificates, DeviceKeyMaterial, DeviceRegistry, ImportOutcome, NewDevice};
 pub use error::PortError;
-pub use tokens::{TokenRejection, TokenValidator};
+pub use tokens::{DpopPresentation, Presentation, TokenRejection, TokenValidator};

@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 use portcullis_core::token::AccessTokenClaims;
+pub use portcullis_http::{DpopPresentation, Presentation};
 
 /// Why a token is not active. Introspection answers every case alike (`{"active":false}`,
 /// RFC 7662 §2.2); the reason is for logs.
@@ -34,6 +35,17 @@ pub enum TokenRejection {
     /// The token is bound to a certificate (`cnf.x5t#S256`, RFC 8705 §3) and the connection
     /// it came over presented none, or another one.
     CertificateMismatch,
+    /// The token is bound to a DPoP key (`cnf.jkt`) and came as `Bearer`, or as `DPoP`
+    /// without a `DPoP` proof header (RFC 9449 §7.1).
+    DpopProofMissing,
+    /// The DPoP proof is malformed, badly signed, for another request, stale, replayed, or
+    /// signed by another key than the token's (RFC 9449 §4.3, §7.1).
+    DpopProofInvalid,
+    /// The DPoP proof lacks the current server nonce (RFC 9449 §9): the endpoint answers
+    /// `use_dpop_nonce` with a fresh `DPoP-Nonce`.
+    DpopNonceRequired,
+    /// The token came as `DPoP` but is not bound to a DPoP key.
+    NotDpopBound,
 }
 
 impl TokenRejection {
@@ -51,6 +63,20 @@ impl TokenRejection {
             Self::ClientChanged => "client_changed",
             Self::StoreUnavailable => "store_unavailable",
             Self::CertificateMismatch => "certificate_mismatch",
+            Self::DpopProofMissing => "dpop_proof_missing",
+            Self::DpopProofInvalid => "dpop_proof_invalid",
+            Self::DpopNonceRequired => "dpop_nonce_required",
+            Self::NotDpopBound => "not_dpop_bound",
+        }
+    }
+
+    /// The RFC 9449 §12.2 error code a `WWW-Authenticate: DPoP` challenge carries for this
+    /// rejection, or `None` when the plain `invalid_token` fits.
+    pub const fn dpop_error(self) -> Option<&'static str> {
+        match self {
+            Self::DpopProofInvalid | Self::DpopProofMissing => Some("invalid_dpop_proof"),
+            Self::DpopNonceRequired => Some("use_dpop_nonce"),
+            _ => None,
         }
     }
 }
@@ -64,16 +90,20 @@ impl std::fmt::Display for TokenRejection {
 /// Validates bearer access tokens issued by this server.
 #[async_trait]
 pub trait TokenValidator: Send + Sync {
-    /// The claims of a token presented to one of our own endpoints over a connection whose
-    /// client certificate (leaf, DER) is `presented`, if the token is active now: genuine,
-    /// unexpired, unrevoked, its client still exists, is enabled and has not changed in a way
-    /// that ends its tokens, and — when the token is certificate-bound — the connection
-    /// presents that very certificate (RFC 8705 §3), so a stolen bound token is worthless
+    /// The claims of a token presented to one of our own endpoints as `presented` says, if
+    /// the token is active now: genuine, unexpired, unrevoked, its client still exists, is
+    /// enabled and has not changed in a way that ends its tokens; when the token is
+    /// certificate-bound the connection presents that very certificate (RFC 8705 §3), and
+    /// when it is DPoP-bound it came as `DPoP` with a fresh, unreplayed proof for this
+    /// request signed by its key (RFC 9449 §7.1) — so a stolen bound token is worthless
     /// without the private key. The one way in: an endpoint cannot check a token and forget
     /// the binding.
     async fn presented_token(
         &self,
         token: &str,
-        presented: Option<&[u8]>,
+        presented: Presentation<'_>,
     ) -> Result<AccessTokenClaims, TokenRejection>;
+
+    /// A fresh DPoP nonce for a `DPoP-Nonce` header (RFC 9449 §9), when nonces are required.
+    fn dpop_nonce(&self) -> Option<String>;
 }

@@ -297,6 +297,7 @@ async fn ensure_bootstrap_admin(
         tls_client_auth: None,
         created_at: now,
         updated_at: now,
+        dpop_bound_access_tokens: false,
         token_epoch: 0,
     };
     let path = config.server.data_dir.join("admin.json");

@@ -364,6 +364,9 @@ pub enum ClientCommand {
         /// Access-token lifetime in seconds (default 3600).
         #[arg(long)]
         token_ttl: Option<u32>,
+        /// Every token request must carry a DPoP proof (RFC 9449 `dpop_bound_access_tokens`).
+        #[arg(long)]
+        dpop_bound: bool,
     },
     /// List clients.
     List {
@@ -400,6 +403,13 @@ pub enum ClientCommand {
         /// Replace the certificate match of a tls_client_auth client.
         #[command(flatten)]
         tls: Box<TlsMatchArgs>,
+        /// Require a DPoP proof with every token request from now on (ends the client's
+        /// earlier tokens).
+        #[arg(long, conflicts_with = "no_dpop_bound")]
+        dpop_bound: bool,
+        /// Stop requiring DPoP proofs.
+        #[arg(long)]
+        no_dpop_bound: bool,
     },
     /// Issue a new secret; the old one keeps working for the overlap window.
     RotateSecret {

@@ -267,6 +267,70 @@ pub struct OAuthSection {
     pub jwks_uri_allow_private: bool,
 }
 
+/// `[dpop]`: DPoP-bound access tokens (RFC 9449).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DpopSection {
+    /// Algorithms a DPoP proof may be signed with; default all five asymmetric ones
+    /// (EdDSA, ES256, ES384, PS256, RS256). Advertised as `dpop_signing_alg_values_supported`.
+    #[serde(deserialize_with = "config_values::assertion_algorithms")]
+    pub algorithms: Vec<Algorithm>,
+    /// Oldest accepted proof `iat`, in seconds before now; default 60, from 1 to 3600.
+    pub max_age_secs: u32,
+    /// Newest accepted proof `iat`, in seconds after now (clock skew); default 5, at most 300.
+    pub clock_skew_secs: u32,
+    /// Require a server nonce in every proof (RFC 9449 §8, §9): proofs cannot be made ahead
+    /// of time. Default false.
+    pub require_nonce: bool,
+    /// Seconds one nonce slot lasts; a nonce is accepted in its slot and the next. Default
+    /// 300, from 10 to 86400.
+    pub nonce_lifetime_secs: u32,
+}
+
+impl Default for DpopSection {
+    fn default() -> Self {
+        let d = portcullis_oauth::DpopSettings::default();
+        Self {
+            algorithms: d.algorithms,
+            max_age_secs: d.window.max_age_secs,
+            clock_skew_secs: d.window.skew_secs,
+            require_nonce: d.require_nonce,
+            nonce_lifetime_secs: d.nonce_lifetime_secs,
+        }
+    }
+}
+
+impl DpopSection {
+    /// The validated settings.
+    pub fn settings(&self) -> Result<portcullis_oauth::DpopSettings, ConfigError> {
+        if !(1..=3600).contains(&self.max_age_secs) || self.clock_skew_secs > 300 {
+            return Err(ConfigError::Invalid(
+                "dpop.max_age_secs must be from 1 to 3600 and dpop.clock_skew_secs at most 300"
+                    .into(),
+            ));
+        }
+        if !(10..=86_400).contains(&self.nonce_lifetime_secs) {
+            return Err(ConfigError::Invalid(
+                "dpop.nonce_lifetime_secs must be from 10 to 86400".into(),
+            ));
+        }
+        if self.algorithms.is_empty() {
+            return Err(ConfigError::Invalid(
+                "dpop.algorithms must name at least one algorithm".into(),
+            ));
+        }
+        Ok(portcullis_oauth::DpopSettings {
+            algorithms: self.algorithms.clone(),
+            window: portcullis_core::dpop::ProofWindow {
+                max_age_secs: self.max_age_secs,
+                skew_secs: self.clock_skew_secs,
+            },
+            require_nonce: self.require_nonce,
+            nonce_lifetime_secs: self.nonce_lifetime_secs,
+        })
+    }
+}
+
 /// `[audit]`: the audit log's signed checkpoints and its durability.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -567,6 +631,8 @@ pub struct Config {
     /// `[alerts]`: where raised alerts go besides the audit log and the admin API.
     pub alerts: AlertsSection,
     pub oauth: OAuthSection,
+    /// `[dpop]`: DPoP proofs and nonces (RFC 9449).
+    pub dpop: DpopSection,
     pub gateway: GatewaySection,
 }
 
@@ -602,6 +668,7 @@ impl Config {
             ));
         }
         self.rotation_policy()?;
+        self.dpop.settings()?;
         self.certificate_profile()?;
         self.ca_algorithm()?;
         self.trusted_proxies()?;

@@ -94,13 +94,12 @@ pub fn ca_algorithm<'de, D: Deserializer<'de>>(d: D) -> Result<Algorithm, D::Err
     algorithm_named(d, "pki.ca_algorithm")
 }
 
-/// `[keys] assertion_algorithms`.
+/// `[keys] assertion_algorithms`, `[dpop] algorithms`: JWS algorithm names.
 pub fn assertion_algorithms<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Algorithm>, D::Error> {
     Vec::<String>::deserialize(d)?
         .iter()
         .map(|name| {
-            Algorithm::parse(name)
-                .map_err(|e| D::Error::custom(format!("keys.assertion_algorithms: {e}")))
+            Algorithm::parse(name).map_err(|e| D::Error::custom(format!("algorithms: {e}")))
         })
         .collect()
 }

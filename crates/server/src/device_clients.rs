@@ -57,6 +57,7 @@ impl DeviceClients for PkiDeviceClients {
             // Any change to the device (suspension, resumption, re-enrollment) gives it a new
             // epoch, so the tokens it had end at once; never 0 (the epoch of clients stored
             // before epochs).
+            dpop_bound_access_tokens: false,
             token_epoch: u32::try_from(device.updated_at.rem_euclid(i64::from(u32::MAX)))
                 .unwrap_or(1)
                 .max(1),

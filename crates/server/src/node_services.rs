@@ -99,6 +99,7 @@ impl NodeServices {
             assertion_algorithms: config.assertion_algorithms().to_vec(),
             mtls_base: tls_local.map(|a| format!("https://{a}")),
             jwks_uri_allow_private: config.oauth.jwks_uri_allow_private,
+            dpop: config.dpop.settings()?,
         };
         let server = Arc::new(
             AuthServer::new(

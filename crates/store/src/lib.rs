@@ -300,16 +300,18 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Revocations whose token has not yet expired at `now`.
     async fn list_revoked_tokens(&self, now: UnixTime) -> Result<Vec<RevokedToken>, StoreError>;
 
-    /// Remembers a client assertion's `jti` until `expires_at`; returns false if it was
-    /// already seen (RFC 7523 §3 item 7: a jti must not be accepted twice). A row for the same
-    /// jti counts as expired only if `expires_at <= now`, where `now` is the clock that just
-    /// accepted the assertion as unexpired: acceptance and expiry are judged by the same clock,
-    /// so a node whose clock lags cannot replay an assertion another node's clock (or the
-    /// database's) already called expired.
-    async fn record_assertion_jti(
+    /// Remembers a single-use id in `scope` until `expires_at`; returns false if it was
+    /// already seen there. Scopes: a client's id for its assertions' `jti` (RFC 7523 §3 item 7:
+    /// a jti must not be accepted twice), and names beginning with `#`, which no client id can
+    /// contain, for everything else that is accepted once (`#dpop` proofs, RFC 9449 §11.1).
+    /// A row for the same id counts as expired only if `expires_at <= now`, where `now` is the
+    /// clock that just accepted the id's carrier as unexpired: acceptance and expiry are judged
+    /// by the same clock, so a node whose clock lags cannot replay what another node's clock
+    /// (or the database's) already called expired.
+    async fn record_single_use(
         &self,
-        client_id: &ClientId,
-        jti: &str,
+        scope: &str,
+        id: &str,
         expires_at: UnixTime,
         now: UnixTime,
     ) -> Result<bool, StoreError>;

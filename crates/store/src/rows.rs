@@ -132,6 +132,7 @@ pub(crate) fn client_from_row(row: &impl ColumnReader) -> Result<Client, StoreEr
         updated_at: row.int("updated_at")?,
         token_epoch: u32::try_from(row.int("token_epoch")?)
             .map_err(|_| StoreError::corrupt_field("clients.token_epoch", &id))?,
+        dpop_bound_access_tokens: row.flag("dpop_bound_access_tokens")?,
         client_id,
     })
 }

@@ -126,9 +126,9 @@ impl Store for FlakyStore {
     async fn list_revoked_tokens(&self, _: UnixTime) -> Result<Vec<RevokedToken>, StoreError> {
         Err(unused())
     }
-    async fn record_assertion_jti(
+    async fn record_single_use(
         &self,
-        _: &ClientId,
+        _: &str,
         _: &str,
         _: UnixTime,
         _: UnixTime,

@@ -219,6 +219,7 @@ async fn user(
                 token: password,
                 claimed_device: Some(id.as_str().to_owned()),
                 leaf: None,
+                dpop: None,
             };
             let admitted = hook
                 .gateway

@@ -17,6 +17,13 @@ pub enum CommandError {
     /// No bearer token, or one that is not active.
     #[error("not authenticated")]
     Unauthenticated,
+    /// A DPoP-bound token without a valid proof, or a proof without the current nonce
+    /// (RFC 9449 §7.1): `error` is the RFC 9449 code for the `DPoP` challenge.
+    #[error("not authenticated: the DPoP proof is missing or invalid ({error})")]
+    DpopRefused {
+        error: &'static str,
+        nonce: Option<String>,
+    },
     /// The policy refused: which rule (if any matched all but the arguments) and why.
     #[error("refused: {reason}")]
     Denied {

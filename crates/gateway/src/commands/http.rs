@@ -32,7 +32,7 @@ use portcullis_core::command::{CommandId, CommandRecord};
 use portcullis_core::command_policy::Principal;
 use portcullis_core::device::DeviceId;
 use portcullis_core::ScopeSet;
-use portcullis_http::{bearer_token, AbuseLimits, PeerCertificates, Problem, SourceAddr};
+use portcullis_http::{presented_access_token, AbuseLimits, Problem, SourceAddr};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -112,7 +112,7 @@ pub(crate) fn command_problem(error: &CommandError) -> Response {
             "invalid-request",
             "Invalid request",
         ),
-        CommandError::Unauthenticated => (
+        CommandError::Unauthenticated | CommandError::DpopRefused { .. } => (
             StatusCode::UNAUTHORIZED,
             "not-authenticated",
             "Not authenticated",
@@ -173,6 +173,9 @@ pub(crate) fn command_problem(error: &CommandError) -> Response {
                 HeaderValue::from_static("Bearer realm=\"gateway\""),
             );
         }
+        CommandError::DpopRefused { error, nonce } => {
+            portcullis_http::insert_dpop_challenge(headers, "gateway", error, nonce.as_deref());
+        }
         CommandError::RateLimited {
             retry_after_secs, ..
         } => {
@@ -206,21 +209,20 @@ pub(crate) async fn caller(
     if state.limits.check_lockout(source).is_err() {
         return Err(CommandError::Unauthenticated);
     }
-    let token = bearer_token(&request.headers).ok_or(CommandError::Unauthenticated)?;
-    let leaf = request
-        .extensions
-        .get::<PeerCertificates>()
-        .and_then(|p| p.leaf().map(<[u8]>::to_vec));
-    let claims = match state
-        .gateway
-        .tokens()
-        .presented_token(token, leaf.as_deref())
-        .await
-    {
+    let (token, presented) =
+        presented_access_token(request).ok_or(CommandError::Unauthenticated)?;
+    let tokens = state.gateway.tokens();
+    let claims = match tokens.presented_token(token, presented).await {
         Ok(claims) => claims,
-        Err(_) => {
+        Err(rejection) => {
             state.limits.record_failure(source);
-            return Err(CommandError::Unauthenticated);
+            return Err(match rejection.dpop_error() {
+                Some(error) => CommandError::DpopRefused {
+                    error,
+                    nonce: tokens.dpop_nonce(),
+                },
+                None => CommandError::Unauthenticated,
+            });
         }
     };
     let scopes = ScopeSet::parse(claims.scope.as_deref().unwrap_or_default())

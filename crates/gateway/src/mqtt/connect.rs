@@ -113,6 +113,7 @@ pub async fn admit(
             token,
             claimed_device: request.username.clone(),
             leaf: None,
+            dpop: None,
         },
         (None, None) => {
             let e = GatewayError::Unauthenticated("no_credential");

@@ -5,11 +5,13 @@ use std::sync::Arc;
 
 use portcullis_core::device::DeviceId;
 
+use super::DpopRequest;
 use super::{ConnectCredential, Gateway};
 use crate::credentials::{CredentialMethod, DeviceCredentials};
 use crate::device_token::{self, DeviceTokenRules};
 use crate::session::{Admitted, Transport};
 use crate::GatewayError;
+use portcullis_ports::Presentation;
 
 impl Gateway {
     /// Verifies a connection credential; the device must be registered and active.
@@ -67,10 +69,21 @@ impl Gateway {
                     expires_at: Some(valid.not_after),
                 })
             }
-            ConnectCredential::Token { token, leaf, .. } => {
+            ConnectCredential::Token {
+                token, leaf, dpop, ..
+            } => {
                 let unverified = device_token::peek(&token).map_err(plain)?;
                 if unverified.issuer() == Some(self.config.issuer.as_str()) {
-                    return self.admit_access_token(&token, leaf.as_deref()).await;
+                    let presented = Presentation {
+                        certificate: leaf.as_deref(),
+                        dpop: dpop.as_ref().map(DpopRequest::presentation),
+                    };
+                    return self.admit_access_token(&token, presented).await;
+                }
+                if dpop.is_some() {
+                    // A device token is the device's own signature already; `DPoP` is for
+                    // access tokens bound to a key (RFC 9449 §7.1).
+                    return Err(plain(GatewayError::Unauthenticated("not_dpop_bound")));
                 }
                 let device_id = unverified.device_id().map_err(plain)?;
                 let creds = self.active_or_named(&device_id).await?;
@@ -97,13 +110,18 @@ impl Gateway {
     async fn admit_access_token(
         &self,
         token: &str,
-        leaf: Option<&[u8]>,
+        presented: Presentation<'_>,
     ) -> Result<Admitted, (GatewayError, Option<DeviceId>)> {
         let claims = self
             .tokens
-            .presented_token(token, leaf)
+            .presented_token(token, presented)
             .await
-            .map_err(|_| (GatewayError::Unauthenticated("access_token_inactive"), None))?;
+            .map_err(|rejection| {
+                // DPoP refusals keep their name: the HTTP adapter answers them with a DPoP
+                // challenge (RFC 9449 §7.1) instead of a bearer one.
+                let reason = rejection.dpop_error().unwrap_or("access_token_inactive");
+                (GatewayError::Unauthenticated(reason), None)
+            })?;
         let device_id = DeviceId::parse(claims.client_id.as_str()).map_err(|_| {
             (
                 GatewayError::Unauthenticated("access_token_not_a_device"),

@@ -84,7 +84,29 @@ pub enum ConnectCredential {
         token: String,
         claimed_device: Option<String>,
         leaf: Option<Vec<u8>>,
+        /// Set when the token came over HTTP as `Authorization: DPoP` (RFC 9449 §7.1): the
+        /// proof and the request it must be for. MQTT has nowhere to carry a proof, so a
+        /// DPoP-bound token is refused there.
+        dpop: Option<DpopRequest>,
     },
+}
+
+/// An owned [`portcullis_ports::DpopPresentation`]: the credential outlives the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DpopRequest {
+    pub proof: Option<String>,
+    pub method: String,
+    pub path: String,
+}
+
+impl DpopRequest {
+    pub(crate) fn presentation(&self) -> portcullis_ports::DpopPresentation<'_> {
+        portcullis_ports::DpopPresentation {
+            proof: self.proof.as_deref(),
+            method: &self.method,
+            path: &self.path,
+        }
+    }
 }
 
 /// A message the sink holds.

@@ -5,7 +5,8 @@
 //! and no `crit` header, since we implement no extension that could be critical (§4.1.11).
 
 use super::VerifyingKey;
-use crate::KeyError;
+use crate::jwk::IncomingJwk;
+use crate::{Jwk, KeyError};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde::de::{DeserializeOwned, IgnoredAny};
@@ -23,6 +24,10 @@ pub struct JwsHeader {
     pub kid: Option<String>,
     /// `typ`, if present (RFC 8725 §3.11 explicit typing).
     pub typ: Option<String>,
+    /// `jwk` (RFC 7515 §4.1.3), public members only: a key carrying private or symmetric
+    /// members is refused while decoding. Only DPoP proofs (RFC 9449 §4.2) verify with it;
+    /// every other verifier ignores it, since a token naming its own key proves nothing.
+    pub jwk: Option<Box<Jwk>>,
 }
 
 /// A decoded but not yet verified token.
@@ -47,6 +52,8 @@ struct RawHeader {
     typ: Option<String>,
     #[serde(default)]
     crit: Option<IgnoredAny>,
+    #[serde(default)]
+    jwk: Option<Box<IncomingJwk>>,
 }
 
 /// Splits and decodes a compact JWS; the signature is *not* checked here.
@@ -76,6 +83,15 @@ pub fn decode(token: &str) -> Result<Decoded, KeyError> {
             "header has crit; no extensions are understood (RFC 7515 §4.1.11)".into(),
         ));
     }
+    let jwk = match raw.jwk {
+        Some(jwk) if jwk.has_private_member() => {
+            return Err(KeyError::Malformed(
+                "header jwk carries private or symmetric key material".into(),
+            ))
+        }
+        Some(jwk) => Some(Box::new(jwk.public)),
+        None => None,
+    };
     if raw.alg == "none" {
         // RFC 7518 §3.6: never accepted; refused here already as defense in depth.
         return Err(KeyError::UnsupportedAlgorithm("none".into()));
@@ -97,6 +113,7 @@ pub fn decode(token: &str) -> Result<Decoded, KeyError> {
             alg: raw.alg,
             kid: raw.kid,
             typ: raw.typ,
+            jwk,
         },
         claims,
         signing_input: token[..signing_input_len].to_owned(),

@@ -59,6 +59,24 @@ impl VerifyingKey {
         })
     }
 
+    /// Builds the key a token carries in its own header (a DPoP proof's `jwk`, RFC 9449
+    /// §4.2) for the header's `alg`. An EC or OKP key still decides its algorithm itself; an
+    /// RSA key without `alg` serves the header's RS256 or PS256, since one RSA key can sign
+    /// with either. Symmetric (`kty: oct`) keys and algorithms outside `allowed` are refused.
+    pub fn from_header_jwk(
+        jwk: &Jwk,
+        header_alg: &str,
+        allowed: &[Algorithm],
+    ) -> Result<VerifyingKey, KeyError> {
+        if jwk.kty == "RSA" && jwk.alg.is_none() {
+            let alg = Algorithm::parse(header_alg)?;
+            let mut with_alg = jwk.clone();
+            with_alg.alg = Some(alg.as_str().to_owned());
+            return VerifyingKey::from_jwk(&with_alg, allowed);
+        }
+        VerifyingKey::from_jwk(jwk, allowed)
+    }
+
     /// Builds the verifying keys of a certificate's `SubjectPublicKeyInfo` (RFC 5280 §4.1.2.7):
     /// EC P-256 → ES256, P-384 → ES384, Ed25519 (RFC 8410) → EdDSA, RSA of 2048 to 8192 bits
     /// → RS256 and PS256; each kept only if in `allowed`. Any other key type or curve, a

@@ -75,6 +75,7 @@ pub fn client(id: &str, method: AuthMethod, now: UnixTime) -> Client {
         tls_client_auth: None,
         created_at: now,
         updated_at: now,
+        dpop_bound_access_tokens: false,
         token_epoch: 0,
     }
 }
@@ -164,6 +165,7 @@ impl Harness {
             assertion_algorithms: vec![Algorithm::ES256, Algorithm::EdDSA],
             mtls_base,
             jwks_uri_allow_private: true,
+            dpop: Default::default(),
         };
         let mut server = AuthServer::new(
             settings,

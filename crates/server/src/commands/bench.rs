@@ -61,6 +61,7 @@ pub async fn load_clients(store_url: &str, count: u64) -> Result<(), CommandErro
                 tls_client_auth: None,
                 created_at: now,
                 updated_at: now,
+                dpop_bound_access_tokens: false,
                 token_epoch: 0,
             })
             .collect();

@@ -30,6 +30,7 @@ pub fn run(cmd: ClientCommand, api: &ApiArgs) -> Result<(), CommandError> {
             jwks_uri,
             tls,
             token_ttl,
+            dpop_bound,
         } => {
             let mut body = Map::new();
             body.insert("name".into(), json!(name));
@@ -47,6 +48,9 @@ pub fn run(cmd: ClientCommand, api: &ApiArgs) -> Result<(), CommandError> {
                 body.insert(field.into(), json!(value));
             }
             insert_some(&mut body, "token_ttl_secs", token_ttl.map(Value::from));
+            if dpop_bound {
+                body.insert("dpop_bound_access_tokens".into(), Value::Bool(true));
+            }
             let created =
                 AdminApi::connect(api)?.call("POST", "/clients", Some(&Value::Object(body)))?;
             if api.json {
@@ -92,8 +96,15 @@ pub fn run(cmd: ClientCommand, api: &ApiArgs) -> Result<(), CommandError> {
             jwks_file,
             jwks_uri,
             tls,
+            dpop_bound,
+            no_dpop_bound,
         } => {
             let mut body = Map::new();
+            insert_some(
+                &mut body,
+                "dpop_bound_access_tokens",
+                (dpop_bound || no_dpop_bound).then_some(Value::Bool(dpop_bound)),
+            );
             insert_some(&mut body, "name", name.map(Value::from));
             insert_some(&mut body, "scopes", scopes.map(|s| json!(s)));
             insert_some(&mut body, "audiences", audiences.map(|a| json!(a)));

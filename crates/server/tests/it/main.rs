@@ -19,6 +19,7 @@ mod audit_syslog;
 mod command_rules_admin;
 mod detection;
 mod device_keys;
+mod dpop;
 mod forwarded_for;
 mod gateway_certificates;
 mod gateway_commands;

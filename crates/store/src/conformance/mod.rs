@@ -239,6 +239,8 @@ pub fn sample_client(id: &str) -> Client {
         jwks: None,
         jwks_uri: None,
         tls_client_auth: None,
+        // Not the default, so every round trip through a backend proves the column is kept.
+        dpop_bound_access_tokens: true,
         created_at: 1_700_000_000,
         updated_at: 1_700_000_000,
         token_epoch: 0,

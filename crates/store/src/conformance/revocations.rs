@@ -45,41 +45,48 @@ pub async fn assertion_jti_replay_is_refused(store: &dyn Store) {
     let a = client_id("jti-client-a");
     let b = client_id("jti-client-b");
     assert!(store
-        .record_assertion_jti(&a, "jti-1", FAR_FUTURE, NOW)
+        .record_single_use(a.as_str(), "jti-1", FAR_FUTURE, NOW)
         .await
         .expect("first"));
     assert!(!store
-        .record_assertion_jti(&a, "jti-1", FAR_FUTURE, NOW)
+        .record_single_use(a.as_str(), "jti-1", FAR_FUTURE, NOW)
         .await
         .expect("replay"));
     assert!(store
-        .record_assertion_jti(&b, "jti-1", FAR_FUTURE, NOW)
+        .record_single_use(b.as_str(), "jti-1", FAR_FUTURE, NOW)
         .await
         .expect("other client"));
+    assert!(
+        store
+            .record_single_use("#dpop", "jti-1", FAR_FUTURE, NOW)
+            .await
+            .expect("other scope"),
+        "a `#` scope is apart from every client's"
+    );
 
     // A row already expired (not purged yet) does not block a new assertion with that jti.
     assert!(store
-        .record_assertion_jti(&a, "jti-stale", 10, NOW)
+        .record_single_use(a.as_str(), "jti-stale", 10, NOW)
         .await
         .expect("first"));
     assert!(store
-        .record_assertion_jti(&a, "jti-stale", FAR_FUTURE, NOW)
+        .record_single_use(a.as_str(), "jti-stale", FAR_FUTURE, NOW)
         .await
         .expect("replaces"));
     assert!(!store
-        .record_assertion_jti(&a, "jti-stale", FAR_FUTURE, NOW)
+        .record_single_use(a.as_str(), "jti-stale", FAR_FUTURE, NOW)
         .await
         .expect("replay"));
 
     assert!(store
-        .record_assertion_jti(&a, "jti-purged", 20, NOW)
+        .record_single_use(a.as_str(), "jti-purged", 20, NOW)
         .await
         .expect("first"));
     // Kept a grace period past expiry, for nodes whose clocks lag.
     assert_eq!(store.purge_expired(30).await.expect("purge"), 0);
     assert!(
         !store
-            .record_assertion_jti(&a, "jti-purged", FAR_FUTURE, 15)
+            .record_single_use(a.as_str(), "jti-purged", FAR_FUTURE, 15)
             .await
             .expect("lagging clock"),
         "a node whose clock still calls it unexpired cannot replay it"
@@ -92,7 +99,7 @@ pub async fn assertion_jti_replay_is_refused(store: &dyn Store) {
             >= 1
     );
     assert!(!store
-        .record_assertion_jti(&a, "jti-1", FAR_FUTURE, NOW)
+        .record_single_use(a.as_str(), "jti-1", FAR_FUTURE, NOW)
         .await
         .expect("still live"));
 }

@@ -12,13 +12,13 @@ use crate::StoreError;
 
 const COLUMNS: &str = "client_id, name, auth_method, scopes, audiences, token_ttl_secs, enabled, \
                        secret_hashes, sealed_secret, jwks, jwks_uri, created_at, updated_at, \
-                       tls_client_auth, token_epoch";
+                       tls_client_auth, token_epoch, dpop_bound_access_tokens";
 
 /// Rows encoded per COPY message: a few megabytes, so a million-row load streams instead of
 /// building one huge buffer.
 const ROWS_PER_CHUNK: usize = 10_000;
 
-/// Binds every column of `c` as `$1..$15` in `COLUMNS` order (`client_id` first).
+/// Binds every column of `c` as `$1..$16` in `COLUMNS` order (`client_id` first).
 fn bind_client<'q>(
     query: Query<'q, Postgres, PgArguments>,
     c: &'q Client,
@@ -40,13 +40,14 @@ fn bind_client<'q>(
         .bind(c.updated_at)
         .bind(json.tls_client_auth)
         .bind(i64::from(c.token_epoch))
+        .bind(c.dpop_bound_access_tokens)
 }
 
 pub(super) async fn insert_one(pool: &PgPool, client: &Client) -> Result<(), StoreError> {
     let json = JsonColumns::of(client)?;
     let sql = format!(
         "INSERT INTO clients ({COLUMNS}) VALUES \
-         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
     );
     bind_client(sqlx::query(&sql), client, json)
         .execute(pool)
@@ -89,6 +90,7 @@ pub(super) async fn insert_many(pool: &PgPool, clients: &[Client]) -> Result<(),
                 .int(c.updated_at)
                 .opt_text(json.tls_client_auth.as_deref())
                 .int(i64::from(c.token_epoch))
+                .boolean(c.dpop_bound_access_tokens)
                 .end();
         }
         copy.send(buf.as_bytes()).await?;
@@ -133,7 +135,7 @@ pub(super) async fn update(pool: &PgPool, client: &Client) -> Result<(), StoreEr
     let json = JsonColumns::of(client)?;
     let sql = format!(
         "WITH updated AS (UPDATE clients SET ({COLUMNS}) = \
-         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
          WHERE client_id = $1 RETURNING client_id) \
          SELECT portcullis_notify_change('client', client_id) FROM updated"
     );

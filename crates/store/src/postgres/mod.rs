@@ -284,14 +284,14 @@ impl Store for PostgresStore {
         revocations::list_unexpired(&self.pool, now).await
     }
 
-    async fn record_assertion_jti(
+    async fn record_single_use(
         &self,
-        client_id: &ClientId,
-        jti: &str,
+        scope: &str,
+        id: &str,
         expires_at: UnixTime,
         now: UnixTime,
     ) -> Result<bool, StoreError> {
-        revocations::record_assertion_jti(&self.pool, client_id, jti, expires_at, now).await
+        revocations::record_single_use(&self.pool, scope, id, expires_at, now).await
     }
 
     async fn purge_expired(&self, now: UnixTime) -> Result<u64, StoreError> {

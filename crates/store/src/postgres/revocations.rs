@@ -64,10 +64,10 @@ pub(super) async fn list_unexpired(
 /// a concurrent inserter to commit first) and replaces it only if that row has expired (a
 /// leftover the purge has not reached yet). "Expired" is judged by `now`, the clock of the
 /// node that just accepted the assertion as unexpired (see the trait).
-pub(super) async fn record_assertion_jti(
+pub(super) async fn record_single_use(
     pool: &PgPool,
-    client_id: &ClientId,
-    jti: &str,
+    scope: &str,
+    id: &str,
     expires_at: UnixTime,
     now: UnixTime,
 ) -> Result<bool, StoreError> {
@@ -76,8 +76,8 @@ pub(super) async fn record_assertion_jti(
          ON CONFLICT (client_id, jti) DO UPDATE SET expires_at = excluded.expires_at \
          WHERE assertion_jtis.expires_at <= $4",
     )
-    .bind(client_id.as_str())
-    .bind(jti)
+    .bind(scope)
+    .bind(id)
     .bind(expires_at)
     .bind(now)
     .execute(pool)

@@ -11,12 +11,12 @@ use crate::StoreError;
 
 const COLUMNS: &str = "client_id, name, auth_method, scopes, audiences, token_ttl_secs, enabled, \
                        secret_hashes, sealed_secret, jwks, jwks_uri, created_at, updated_at, \
-                       tls_client_auth, token_epoch";
+                       tls_client_auth, token_epoch, dpop_bound_access_tokens";
 
 const INSERT: BulkInsert = BulkInsert {
     table: "clients",
     columns: COLUMNS,
-    column_count: 15,
+    column_count: 16,
     suffix: "",
 };
 
@@ -38,7 +38,8 @@ fn bind_client<'a>(args: &mut SqliteArguments<'a>, c: &'a Client) -> Result<(), 
         args.add(c.created_at)?;
         args.add(c.updated_at)?;
         args.add(json.tls_client_auth)?;
-        args.add(i64::from(c.token_epoch))
+        args.add(i64::from(c.token_epoch))?;
+        args.add(c.dpop_bound_access_tokens)
     })();
     bound.map_err(|_| StoreError::corrupt_field("clients row", c.client_id.as_str()))
 }
@@ -93,7 +94,7 @@ pub(super) async fn update(pool: &SqlitePool, client: &Client) -> Result<(), Sto
         "UPDATE clients SET name = ?, auth_method = ?, scopes = ?, audiences = ?, \
          token_ttl_secs = ?, enabled = ?, secret_hashes = ?, sealed_secret = ?, jwks = ?, \
          jwks_uri = ?, created_at = ?, updated_at = ?, tls_client_auth = ?, \
-         token_epoch = ? WHERE client_id = ?",
+         token_epoch = ?, dpop_bound_access_tokens = ? WHERE client_id = ?",
     )
     .bind(c.name.as_str())
     .bind(c.auth_method.as_str())
@@ -109,6 +110,7 @@ pub(super) async fn update(pool: &SqlitePool, client: &Client) -> Result<(), Sto
     .bind(c.updated_at)
     .bind(json.tls_client_auth)
     .bind(i64::from(c.token_epoch))
+    .bind(c.dpop_bound_access_tokens)
     .bind(c.client_id.as_str())
     .execute(pool)
     .await?;

@@ -59,10 +59,10 @@ pub(super) async fn list_unexpired(
 /// One statement, so two requests replaying the same assertion at once cannot both win: the
 /// insert succeeds, or it meets the existing row and replaces it only if that row has expired
 /// (a leftover the purge has not reached yet).
-pub(super) async fn record_assertion_jti(
+pub(super) async fn record_single_use(
     pool: &SqlitePool,
-    client_id: &ClientId,
-    jti: &str,
+    scope: &str,
+    id: &str,
     expires_at: UnixTime,
     now: UnixTime,
 ) -> Result<bool, StoreError> {
@@ -71,8 +71,8 @@ pub(super) async fn record_assertion_jti(
          ON CONFLICT (client_id, jti) DO UPDATE SET expires_at = excluded.expires_at \
          WHERE assertion_jtis.expires_at <= ?4",
     )
-    .bind(client_id.as_str())
-    .bind(jti)
+    .bind(scope)
+    .bind(id)
     .bind(expires_at)
     .bind(now)
     .execute(pool)

@@ -256,6 +256,7 @@ pub mod backends {
             assertion_algorithms: Algorithm::ALL.to_vec(),
             mtls_base: None,
             jwks_uri_allow_private: false,
+            dpop: Default::default(),
         };
         let clock = Arc::new(AtomicI64::new(T0));
         let c = clock.clone();

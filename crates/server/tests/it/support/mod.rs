@@ -2,6 +2,7 @@
 //! random port with a temporary data directory and speaks HTTP (and the CLI) to it.
 #![allow(dead_code)]
 
+pub mod dpop;
 pub mod gateway;
 
 use std::io::{BufRead, BufReader};
