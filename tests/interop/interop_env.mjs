@@ -68,7 +68,7 @@ export function run(main) {
   main().then(
     () => process.exit(0),
     (err) => {
-      const detail = err && err.cause ? ` (cause: ${JSON.stringify(err.cause)})` : '';
+      const detail = err && err.cause ? ` (cause: ${JSON.stringify(err.cause)})` : err && err.error ? ` (${err.error}: ${err.error_description})` : '';
       fail(`${err && err.stack ? err.stack : err}${detail}`);
     },
   );

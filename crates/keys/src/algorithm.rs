@@ -43,12 +43,20 @@ impl Algorithm {
         }
     }
 
-    /// Parses an `alg` value; exact, case-sensitive match (RFC 7515 §4.1.1), so `none`,
-    /// `HS256` and unknown names are all `UnsupportedAlgorithm`.
+    /// Whether a JWS header's `alg` names this algorithm: its own name, or for EdDSA also
+    /// `Ed25519`, the fully-specified name of RFC 9864 §2.2 that newer JOSE libraries
+    /// (jose, oauth4webapi) write for the same signature.
+    pub fn matches_header(self, alg: &str) -> bool {
+        alg == self.as_str() || (self == Algorithm::EdDSA && alg == "Ed25519")
+    }
+
+    /// Parses an `alg` value; exact, case-sensitive match (RFC 7515 §4.1.1) of a name
+    /// [`matches_header`](Self::matches_header) accepts, so `none`, `HS256` and unknown names
+    /// are all `UnsupportedAlgorithm`.
     pub fn parse(alg: &str) -> Result<Algorithm, KeyError> {
         Algorithm::ALL
             .into_iter()
-            .find(|a| a.as_str() == alg)
+            .find(|a| a.matches_header(alg))
             .ok_or_else(|| KeyError::UnsupportedAlgorithm(crate::error::shorten(alg)))
     }
 
@@ -91,6 +99,15 @@ mod tests {
         for alg in Algorithm::ALL {
             assert_eq!(Algorithm::parse(alg.as_str()).ok(), Some(alg));
         }
+    }
+
+    #[test]
+    fn ed25519_is_eddsa_under_its_rfc_9864_name_and_nothing_else_is_aliased() {
+        assert_eq!(Algorithm::parse("Ed25519").ok(), Some(Algorithm::EdDSA));
+        assert!(Algorithm::EdDSA.matches_header("Ed25519"));
+        assert!(!Algorithm::ES256.matches_header("Ed25519"));
+        assert!(Algorithm::parse("Ed448").is_err());
+        assert!(Algorithm::parse("ed25519").is_err());
     }
 
     #[test]

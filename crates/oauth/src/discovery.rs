@@ -63,7 +63,7 @@ fn metadata(settings: &OAuthSettings) -> serde_json::Map<String, Value> {
         // RFC 9207 §3: no authorization responses are ever sent.
         "authorization_response_iss_parameter_supported": false,
         // RFC 9449 §5.1: the algorithms a DPoP proof may be signed with.
-        "dpop_signing_alg_values_supported": settings.dpop.algorithms.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
+        "dpop_signing_alg_values_supported": dpop_algorithms(settings),
     });
     if let (Some(base), Value::Object(map)) = (mtls, &mut doc) {
         // RFC 8705 §3.3 and §5: tokens requested over mTLS are certificate-bound, and the
@@ -85,6 +85,19 @@ fn metadata(settings: &OAuthSettings) -> serde_json::Map<String, Value> {
         Value::Object(map) => map,
         _ => serde_json::Map::new(),
     }
+}
+
+/// RFC 9449 §5.1 `dpop_signing_alg_values_supported`: EdDSA under both its names, the
+/// polymorphic `EdDSA` and RFC 9864's fully-specified `Ed25519`, since clients write either.
+fn dpop_algorithms(settings: &OAuthSettings) -> Vec<&'static str> {
+    let mut names = Vec::new();
+    for alg in &settings.dpop.algorithms {
+        names.push(alg.as_str());
+        if *alg == Algorithm::EdDSA {
+            names.push("Ed25519");
+        }
+    }
+    names
 }
 
 impl Discovery {
@@ -179,7 +192,7 @@ mod tests {
         );
         assert_eq!(
             v["dpop_signing_alg_values_supported"],
-            json!(["EdDSA", "ES256", "ES384", "PS256", "RS256"])
+            json!(["EdDSA", "Ed25519", "ES256", "ES384", "PS256", "RS256"])
         );
         assert!(v.get("subject_types_supported").is_none());
         assert!(v

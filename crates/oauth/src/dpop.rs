@@ -68,8 +68,9 @@ pub struct VerifiedProof {
     pub jkt: String,
 }
 
-/// The nonce key and the origins a proof's `htu` may name: fixed at start-up.
-pub(crate) struct DpopVerifier {
+/// The nonce key and the origins a proof's `htu` may name: fixed at start-up. Public for the
+/// fuzz target; the server reaches it through [`AuthServer`].
+pub struct DpopVerifier {
     settings: DpopSettings,
     nonce_key: hmac::Key,
     origins: Vec<String>,
@@ -78,7 +79,7 @@ pub(crate) struct DpopVerifier {
 impl DpopVerifier {
     /// `pepper` is the server secret every node shares; the nonce key is derived from it
     /// (one HMAC, so the pepper itself never keys anything but secret hashes).
-    pub(crate) fn new(
+    pub fn new(
         settings: DpopSettings,
         pepper: &[u8],
         issuer: &str,
@@ -134,7 +135,7 @@ impl DpopVerifier {
     /// an allowed asymmetric algorithm by the public key in its header, for `method` and
     /// `path` on one of our origins, fresh, with `ath` exactly when a token is presented and
     /// the current nonce when nonces are required.
-    pub(crate) fn check(
+    pub fn check(
         &self,
         proof: &str,
         method: &str,

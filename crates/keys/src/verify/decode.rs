@@ -147,7 +147,7 @@ impl Decoded {
     /// algorithm (RFC 8725 §3.1), then the signature must check out (ECDSA as the fixed
     /// `r||s` of RFC 7518 §3.4).
     pub fn verify(&self, key: &VerifyingKey) -> Result<(), KeyError> {
-        if self.header.alg != key.algorithm().as_str() {
+        if !key.algorithm().matches_header(&self.header.alg) {
             return Err(KeyError::AlgorithmMismatch);
         }
         key.verify(self.signing_input.as_bytes(), &self.signature)

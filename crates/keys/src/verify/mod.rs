@@ -33,7 +33,7 @@ pub fn verify_with_any<'k>(
         Some(kid) => keys.iter().filter(|k| k.kid() == Some(kid)).collect(),
         None => keys
             .iter()
-            .filter(|k| k.algorithm().as_str() == decoded.header.alg)
+            .filter(|k| k.algorithm().matches_header(&decoded.header.alg))
             .collect(),
     };
     if candidates.is_empty() {
@@ -43,7 +43,7 @@ pub fn verify_with_any<'k>(
         });
     }
     // Keys sharing a kid are tried with the matching algorithm first, for a precise error.
-    candidates.sort_by_key(|k| k.algorithm().as_str() != decoded.header.alg);
+    candidates.sort_by_key(|k| !k.algorithm().matches_header(&decoded.header.alg));
     let mut last_error = KeyError::BadSignature;
     for key in candidates {
         match decoded.verify(key) {

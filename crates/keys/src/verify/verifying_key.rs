@@ -38,7 +38,7 @@ impl VerifyingKey {
         }
         let algorithm = algorithm_of(jwk)?;
         if let Some(alg) = jwk.alg.as_deref() {
-            if alg != algorithm.as_str() {
+            if !algorithm.matches_header(alg) {
                 return Err(KeyError::AlgorithmMismatch);
             }
         }

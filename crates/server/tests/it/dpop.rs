@@ -94,7 +94,7 @@ fn a_proof_binds_the_token_to_the_key_for_every_algorithm() {
     let discovery = node.get("/.well-known/oauth-authorization-server").json;
     assert_eq!(
         discovery["dpop_signing_alg_values_supported"],
-        json!(["EdDSA", "ES256", "ES384", "PS256", "RS256"])
+        json!(["EdDSA", "Ed25519", "ES256", "ES384", "PS256", "RS256"])
     );
 }
 

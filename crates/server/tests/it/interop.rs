@@ -92,6 +92,31 @@ fn openid_client_discovers_and_obtains_tokens_that_jose_and_pyjwt_verify() {
     run("python3", "pyjwt_verify.py", &dir, &env);
 }
 
+/// openid-client as a DPoP client (RFC 9449), against a node without and with required
+/// nonces: its proofs get bound tokens and pass at the admin API.
+#[test]
+fn openid_client_obtains_and_uses_dpop_bound_tokens() {
+    let Some(dir) = interop_dir() else { return };
+    for require_nonce in ["false", "true"] {
+        let node = Node::start_with_env(&[("PORTCULLIS_DPOP__REQUIRE_NONCE", require_nonce)]);
+        let cred: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(node.admin_credential()).unwrap())
+                .unwrap();
+        let resource = format!("{}/admin/v1/clients", node.base);
+        run(
+            "node",
+            "openid_client_dpop.mjs",
+            &dir,
+            &[
+                ("ISSUER", &node.base),
+                ("CLIENT_ID", cred["client_id"].as_str().unwrap()),
+                ("CLIENT_SECRET", cred["client_secret"].as_str().unwrap()),
+                ("RESOURCE", &resource),
+            ],
+        );
+    }
+}
+
 #[test]
 fn foreign_verifiers_accept_eddsa_and_rs256_tokens() {
     let Some(dir) = interop_dir() else { return };
