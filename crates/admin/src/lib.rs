@@ -18,6 +18,7 @@ pub mod devices;
 pub mod dto;
 pub mod errors;
 pub mod extract;
+pub mod federation;
 pub mod keys;
 pub mod openapi;
 pub mod secrets;
@@ -35,6 +36,7 @@ use portcullis_ports::{ClientRegistry, DeviceRegistry, TokenValidator};
 pub use auth::{AdminCaller, ADMIN_SCOPE, AUDIT_READ_SCOPE};
 pub use command_rules::{CommandRulesAdmin, SharedCommandRulesAdmin};
 pub use errors::{AdminError, Problem, PROBLEM_JSON};
+pub use federation::{FederationAdmin, SharedFederationAdmin};
 pub use keys::{KeyAdmin, KeyView, SharedKeyAdmin};
 pub use openapi::AdminApi;
 pub use trust::{SharedTrustAdmin, TrustAdmin};
@@ -50,6 +52,7 @@ pub struct AdminPorts {
     devices: Option<Arc<dyn DeviceRegistry>>,
     trust: Option<SharedTrustAdmin>,
     command_rules: Option<SharedCommandRulesAdmin>,
+    federation: Option<SharedFederationAdmin>,
     archive: Option<(
         Arc<dyn portcullis_store::Store>,
         Arc<portcullis_keys::KeyRing>,
@@ -73,6 +76,7 @@ impl AdminPorts {
             devices: None,
             trust: None,
             command_rules: None,
+            federation: None,
             archive: None,
             alerts: None,
         }
@@ -113,6 +117,12 @@ impl AdminPorts {
         self
     }
 
+    /// Adds workload federation's trust (`/federation`).
+    pub fn with_federation(mut self, federation: SharedFederationAdmin) -> Self {
+        self.federation = Some(federation);
+        self
+    }
+
     /// Adds the device PKI's routes (`/devices` with their keys, `/certificates`, `/ca`).
     pub fn with_devices(mut self, devices: Arc<dyn DeviceRegistry>) -> Self {
         self.devices = Some(devices);
@@ -127,6 +137,7 @@ impl std::fmt::Debug for AdminPorts {
             .field("devices", &self.devices.is_some())
             .field("trust", &self.trust.is_some())
             .field("command_rules", &self.command_rules.is_some())
+            .field("federation", &self.federation.is_some())
             .field("archive", &self.archive.is_some())
             .field("alerts", &self.alerts.is_some())
             .finish_non_exhaustive()
@@ -150,6 +161,7 @@ pub fn router(ports: AdminPorts) -> Router {
         devices,
         trust,
         command_rules,
+        federation,
         archive,
         alerts,
     } = ports;
@@ -290,6 +302,15 @@ pub fn router(ports: AdminPorts) -> Router {
             .with_state(rules),
         None => Router::new(),
     };
+    let federation_routes: Router = match federation {
+        Some(federation) => Router::new()
+            .route(
+                "/federation",
+                get(federation::get_federation).put(federation::put_federation),
+            )
+            .with_state(federation),
+        None => Router::new(),
+    };
     let client_routes: Router = Router::new()
         .route(
             "/clients",
@@ -312,6 +333,7 @@ pub fn router(ports: AdminPorts) -> Router {
         .merge(device_routes)
         .merge(trust_routes)
         .merge(command_rule_routes)
+        .merge(federation_routes)
         // route_layer: only matched routes authenticate, so an unknown path is a plain 404.
         .route_layer(middleware::from_fn_with_state(
             ScopeGate::new(tokens, &[ADMIN_SCOPE]),

@@ -333,6 +333,8 @@ impl Modify for InputRules {
         crate::trust::upload_trust_list,
         crate::command_rules::get_command_rules,
         crate::command_rules::put_command_rules,
+        crate::federation::get_federation,
+        crate::federation::put_federation,
         openapi_document,
     ),
     components(schemas(
@@ -359,6 +361,7 @@ impl Modify for InputRules {
         crate::trust::RootCurve,
         crate::command_rules::CommandRulesView, crate::command_rules::PutCommandRulesRequest,
         crate::command_rules::CommandRuleSchema,
+        crate::federation::FederationView, crate::federation::TrustSetSchema,
     )),
     modifiers(&BearerScheme, &InputRules),
     security(("bearer" = [])),
@@ -370,6 +373,7 @@ impl Modify for InputRules {
         (name = "certificates", description = "Certificates the device CA issued, and the CA itself"),
         (name = "trust", description = "The gateway's operator keys and the trust list devices verify commands, settings and updates with"),
         (name = "commands", description = "The command policy: which principals may send which commands, with which arguments, to which devices"),
+        (name = "federation", description = "Workload federation: the outside token issuers trusted for the JWT bearer grant and the policies mapping their subjects to clients"),
         (name = "meta", description = "This document"),
     )
 )]

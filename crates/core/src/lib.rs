@@ -18,6 +18,8 @@ pub mod device_key;
 /// DPoP proofs (RFC 9449): the claim rules, without the cryptography.
 pub mod dpop;
 pub mod error;
+/// Workload federation: trusted outside issuers and the policies mapping their subjects.
+pub mod federation;
 pub mod form;
 pub mod forwarded;
 pub mod hex;

@@ -9,12 +9,25 @@ use serde::{Deserialize, Serialize};
 pub const JWT_BEARER_ASSERTION_TYPE: &str =
     "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
-/// The grant types this server supports.
-pub const SUPPORTED_GRANT_TYPES: &[&str] = &["client_credentials"];
+/// `grant_type` of the JWT bearer grant (RFC 7523 §2.1): an outside token for ours.
+pub const JWT_BEARER_GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
-/// A validated client_credentials token request, before client authentication.
+/// The grant types this server supports.
+pub const SUPPORTED_GRANT_TYPES: &[&str] = &["client_credentials", JWT_BEARER_GRANT_TYPE];
+
+/// Which grant a token request uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grant<'a> {
+    /// RFC 6749 §4.4: the client acts for itself.
+    ClientCredentials,
+    /// RFC 7523 §2.1: a token from a trusted outside issuer, mapped to a client by policy.
+    JwtBearer { assertion: &'a str },
+}
+
+/// A validated token request, before client authentication.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenRequest<'a> {
+    pub grant: Grant<'a>,
     pub scope: Option<&'a str>,
     pub resources: Vec<&'a str>,
 }
@@ -30,8 +43,11 @@ pub fn parse_token_request(form: &Form) -> Result<TokenRequest<'_>, OAuthError> 
         ));
     }
     let grant_type = form.require("grant_type")?;
-    match grant_type {
-        "client_credentials" => {}
+    let grant = match grant_type {
+        "client_credentials" => Grant::ClientCredentials,
+        JWT_BEARER_GRANT_TYPE => Grant::JwtBearer {
+            assertion: form.require("assertion")?,
+        },
         "password" => {
             return Err(OAuthError::new(
                 ErrorCode::UnsupportedGrantType,
@@ -41,11 +57,12 @@ pub fn parse_token_request(form: &Form) -> Result<TokenRequest<'_>, OAuthError> 
         _ => {
             return Err(OAuthError::new(
                 ErrorCode::UnsupportedGrantType,
-                "this server supports grant_type=client_credentials",
+                "this server supports grant_type=client_credentials and urn:ietf:params:oauth:grant-type:jwt-bearer",
             ))
         }
-    }
+    };
     Ok(TokenRequest {
+        grant,
         scope: form.get("scope"),
         resources: form.get_all("resource").collect(),
     })
@@ -76,6 +93,17 @@ pub struct AccessTokenClaims {
     /// [`Client::token_epoch`]: crate::client::Client::token_epoch
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_epoch: Option<u32>,
+    /// For a token obtained with an outside token (JWT bearer grant, RFC 7523 §2.1): who that
+    /// token named, so a resource server sees the workload and not only the mapped client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub federated: Option<FederatedSubject>,
+}
+
+/// The issuer and subject of the outside token a federated token was issued for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FederatedSubject {
+    pub iss: String,
+    pub sub: String,
 }
 
 /// The `cnf` claim (RFC 7800 §3.1) of a bound access token.
@@ -158,6 +186,7 @@ impl AccessTokenClaims {
             scope: (!scopes.is_empty()).then(|| scopes.to_space_delimited()),
             cnf: None,
             client_epoch: (client.token_epoch != 0).then_some(client.token_epoch),
+            federated: None,
         }
     }
 

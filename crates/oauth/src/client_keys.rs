@@ -99,6 +99,8 @@ fn check(keys: &ClientKeys, decoded: &Decoded) -> Check {
 pub struct ClientKeyCache {
     inline: moka::sync::Cache<String, Arc<ClientKeys>>,
     fetched: moka::sync::Cache<String, Arc<ClientKeys>>,
+    /// Issuer URL → the `jwks_uri` its discovery document names (federation).
+    discovered: moka::sync::Cache<String, String>,
     failed: moka::sync::Cache<String, Arc<ClientKeysError>>,
     fetches: Arc<tokio::sync::Semaphore>,
     agent: ureq::Agent,
@@ -128,6 +130,10 @@ impl ClientKeyCache {
                 .max_capacity(MAX_CACHED_SETS)
                 .build(),
             fetched: moka::sync::Cache::builder()
+                .max_capacity(MAX_CACHED_SETS)
+                .time_to_live(JWKS_URI_TTL)
+                .build(),
+            discovered: moka::sync::Cache::builder()
                 .max_capacity(MAX_CACHED_SETS)
                 .time_to_live(JWKS_URI_TTL)
                 .build(),
@@ -219,8 +225,8 @@ pub async fn verify_assertion(server: &AuthServer, client: &Client, decoded: &De
     let allowed = &server.settings.assertion_algorithms;
     let cache = &server.client_keys;
     if let Some(text) = client.jwks.as_deref() {
-        return match cache.inline_keys(text, allowed) {
-            Ok(keys) => check(&keys, decoded) == Check::Verified,
+        return match cache.verify_inline(text, allowed, decoded) {
+            Ok(verified) => verified,
             Err(e) => {
                 tracing::warn!(client_id = %client.client_id, error = %e, "client has an unusable jwks");
                 false
@@ -230,25 +236,93 @@ pub async fn verify_assertion(server: &AuthServer, client: &Client, decoded: &De
     let Some(uri) = client.jwks_uri.as_deref() else {
         return false;
     };
-    let keys = match cache.uri_keys(uri, allowed).await {
-        Ok(keys) => keys,
+    match cache.verify_with_uri(uri, allowed, decoded).await {
+        Ok(verified) => verified,
         Err(e) => {
             tracing::warn!(client_id = %client.client_id, error = %e, "cannot fetch the client's jwks_uri");
-            return false;
+            false
         }
-    };
-    match check(&keys, decoded) {
-        Check::Verified => true,
-        Check::UnknownKid if keys.fetched_at.elapsed() >= MIN_REFETCH_INTERVAL => {
-            cache.fetched.invalidate(uri);
-            match cache.uri_keys(uri, allowed).await {
-                Ok(keys) => check(&keys, decoded) == Check::Verified,
-                Err(e) => {
-                    tracing::warn!(client_id = %client.client_id, error = %e, "cannot refetch the client's jwks_uri");
-                    false
-                }
+    }
+}
+
+impl ClientKeyCache {
+    /// Whether `decoded` verifies with a key of the inline JWK Set `text`.
+    pub(crate) fn verify_inline(
+        &self,
+        text: &str,
+        allowed: &[Algorithm],
+        decoded: &Decoded,
+    ) -> Result<bool, ClientKeysError> {
+        let keys = self.inline_keys(text, allowed)?;
+        Ok(check(&keys, decoded) == Check::Verified)
+    }
+
+    /// Whether `decoded` verifies with a key of the JWK Set published at `uri`; a `kid` the
+    /// cached set lacks makes one refetch (the publisher may have rotated), at most every
+    /// [`MIN_REFETCH_INTERVAL`].
+    pub(crate) async fn verify_with_uri(
+        &self,
+        uri: &str,
+        allowed: &[Algorithm],
+        decoded: &Decoded,
+    ) -> Result<bool, Arc<ClientKeysError>> {
+        let keys = self.uri_keys(uri, allowed).await?;
+        match check(&keys, decoded) {
+            Check::Verified => Ok(true),
+            Check::UnknownKid if keys.fetched_at.elapsed() >= MIN_REFETCH_INTERVAL => {
+                self.fetched.invalidate(uri);
+                let keys = self.uri_keys(uri, allowed).await?;
+                Ok(check(&keys, decoded) == Check::Verified)
             }
+            Check::UnknownKid | Check::Failed => Ok(false),
         }
-        Check::UnknownKid | Check::Failed => false,
+    }
+
+    /// The `jwks_uri` of an OpenID issuer, from its discovery document
+    /// (`{issuer}/.well-known/openid-configuration`, OpenID Connect Discovery 1.0 §4), fetched
+    /// under the same guard as every JWK Set and cached as long. The document must name the
+    /// same `issuer` (§4.3), or a look-alike could hand out its own keys.
+    pub(crate) async fn discovered_jwks_uri(
+        &self,
+        issuer: &str,
+    ) -> Result<String, Arc<ClientKeysError>> {
+        if let Some(uri) = self.discovered.get(issuer) {
+            return Ok(uri);
+        }
+        if let Some(failure) = self.failed.get(issuer) {
+            return Err(failure);
+        }
+        let _permit = self
+            .fetches
+            .acquire()
+            .await
+            .map_err(|e| Arc::new(ClientKeysError::NotRun(e.to_string())))?;
+        let agent = self.agent.clone();
+        let expected = issuer.to_owned();
+        let result = tokio::task::spawn_blocking(move || {
+            let url = format!("{expected}/.well-known/openid-configuration");
+            let text = fetch(&agent, &url)?;
+            let doc: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|_| ClientKeysError::Fetch("the discovery document is not JSON".into()))?;
+            if doc.get("issuer").and_then(|v| v.as_str()) != Some(expected.as_str()) {
+                return Err(ClientKeysError::Fetch(
+                    "the discovery document names another issuer".into(),
+                ));
+            }
+            doc.get("jwks_uri")
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+                .ok_or_else(|| {
+                    ClientKeysError::Fetch("the discovery document has no jwks_uri".into())
+                })
+        })
+        .await
+        .map_err(|e| Arc::new(ClientKeysError::NotRun(e.to_string())))?
+        .map_err(Arc::new);
+        match &result {
+            Ok(uri) => self.discovered.insert(issuer.to_owned(), uri.clone()),
+            Err(failure) => self.failed.insert(issuer.to_owned(), failure.clone()),
+        }
+        result
     }
 }

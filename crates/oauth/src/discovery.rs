@@ -50,7 +50,7 @@ fn metadata(settings: &OAuthSettings) -> serde_json::Map<String, Value> {
         "jwks_uri": format!("{issuer}/jwks.json"),
         "introspection_endpoint": format!("{issuer}/oauth2/introspect"),
         "revocation_endpoint": format!("{issuer}/oauth2/revoke"),
-        "grant_types_supported": ["client_credentials"],
+        "grant_types_supported": portcullis_core::token::SUPPORTED_GRANT_TYPES,
         // RFC 8414 §2 makes this REQUIRED; a server without an authorization endpoint
         // supports no response type.
         "response_types_supported": [],
@@ -177,7 +177,13 @@ mod tests {
             "https://as.example/oauth2/introspect"
         );
         assert_eq!(v["revocation_endpoint"], "https://as.example/oauth2/revoke");
-        assert_eq!(v["grant_types_supported"], json!(["client_credentials"]));
+        assert_eq!(
+            v["grant_types_supported"],
+            json!([
+                "client_credentials",
+                "urn:ietf:params:oauth:grant-type:jwt-bearer"
+            ])
+        );
         assert_eq!(v["response_types_supported"], json!([]));
         assert_eq!(
             v["token_endpoint_auth_methods_supported"]

@@ -13,6 +13,7 @@ mod client_registry;
 pub mod discovery;
 pub mod dpop;
 pub mod error;
+pub mod federation;
 pub mod fetch_guard;
 pub mod introspect;
 pub mod jwks;

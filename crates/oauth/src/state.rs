@@ -71,6 +71,8 @@ pub struct AuthServer {
     /// Trusts client certificate chains for `tls_client_auth` (RFC 8705 §2.1); without one,
     /// such clients cannot authenticate.
     pub(crate) certificate_validator: Option<Arc<dyn CertificateValidator>>,
+    /// Trusted outside issuers and the policies mapping their tokens to clients.
+    pub(crate) federation: crate::federation::FederationTrust,
     /// Checks DPoP proofs and hands out nonces.
     pub(crate) dpop: crate::dpop::DpopVerifier,
     /// Devices as `tls_client_auth` clients (issue #12), asked for ids no client has.
@@ -112,6 +114,7 @@ impl AuthServer {
         );
         AuthServer {
             dpop,
+            federation: crate::federation::FederationTrust::empty(store.clone()),
             limits: AbuseLimits::new(
                 settings.rate_per_client,
                 settings.rate_per_address,
@@ -132,6 +135,20 @@ impl AuthServer {
             certificate_validator: None,
             device_clients: None,
         }
+    }
+
+    /// Trusts the configuration's federation issuers and policies (checked here).
+    pub fn with_federation(
+        mut self,
+        config: crate::federation::TrustSet,
+    ) -> Result<Self, portcullis_core::CoreError> {
+        self.federation = crate::federation::FederationTrust::new(self.store.clone(), config)?;
+        Ok(self)
+    }
+
+    /// The federation trust in force (the admin API changes its admin part).
+    pub fn federation(&self) -> &crate::federation::FederationTrust {
+        &self.federation
     }
 
     /// Sets the validator of client certificate chains for `tls_client_auth` clients

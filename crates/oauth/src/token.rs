@@ -15,9 +15,12 @@ use axum::response::{IntoResponse, Response};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use portcullis_core::audit::AuditEvent;
+use portcullis_core::client::Client;
 use portcullis_core::scope::grant_scopes;
-use portcullis_core::token::{parse_token_request, AccessTokenClaims, Audience, Confirmation};
-use portcullis_core::{ClientId, ErrorCode, OAuthError};
+use portcullis_core::token::{
+    parse_token_request, AccessTokenClaims, Audience, Confirmation, FederatedSubject, Grant,
+};
+use portcullis_core::{ClientId, ErrorCode, OAuthError, ScopeSet};
 use serde::Serialize;
 
 use crate::client_auth::{authenticate_request, AuthenticatedClient};
@@ -88,8 +91,13 @@ async fn issue_access_token(
     let grant = parse_token_request(&request.form)?;
     let proof = portcullis_http::dpop_proof(&request.headers)
         .map_err(|()| invalid_dpop_proof("send exactly one DPoP header"))?;
-    let AuthenticatedClient { client, method } =
-        authenticate_request(server, addr, &request, claimed).await?;
+    let Granted {
+        client,
+        method,
+        allowed,
+        ttl_secs,
+        federated,
+    } = authorize(server, addr, &request, grant.grant, claimed).await?;
     server.limits.check_client(&client.client_id)?;
     // RFC 9449 §5: checked once the client is authenticated, so an anonymous flood cannot
     // spend replay-store writes; a client that must use DPoP gets nothing without it.
@@ -102,20 +110,15 @@ async fn issue_access_token(
         }
         None => None,
     };
-    let scopes = grant_scopes(grant.scope, &client.scopes)?;
+    let scopes = grant_scopes(grant.scope, &allowed)?;
     let issuer = server.settings.issuer.as_str();
     let audience = client.select_audience(&grant.resources, issuer)?;
     let jti = URL_SAFE_NO_PAD.encode(portcullis_keys::random::random_array::<16>()?);
     let now = server.now();
-    let mut claims = AccessTokenClaims::for_client(
-        issuer,
-        &client,
-        audience,
-        &scopes,
-        now,
-        client.token_ttl_secs,
-        jti,
-    );
+    let mut claims =
+        AccessTokenClaims::for_client(issuer, &client, audience, &scopes, now, ttl_secs, jti);
+    let policy = federated.as_ref().map(|(_, policy)| policy.clone());
+    claims.federated = federated.map(|(subject, _)| subject);
     // RFC 8705 §3: over a connection with a client certificate, whatever the authentication
     // method, the token is bound to that certificate. Without one, nothing is computed.
     if let Some(peer) = &request.peer_certificates {
@@ -133,25 +136,30 @@ async fn issue_access_token(
     let body = serde_json::to_vec(&TokenResponse {
         access_token: &access_token,
         token_type,
-        expires_in: client.token_ttl_secs,
+        expires_in: ttl_secs,
         scope: claims.scope.as_deref(),
     })?;
 
-    metrics::counter!("portcullis_tokens_issued_total", "auth_method" => method.as_str())
-        .increment(1);
+    metrics::counter!("portcullis_tokens_issued_total", "auth_method" => method).increment(1);
     let AccessTokenClaims {
         jti,
         aud,
         scope,
         cnf,
+        federated,
         ..
     } = claims;
     let aud = match aud {
         Audience::One(a) => serde_json::Value::String(a),
         Audience::Many(v) => v.into_iter().map(serde_json::Value::String).collect(),
     };
-    let mut detail =
-        serde_json::json!({ "scope": scope, "aud": aud, "auth_method": method.as_str() });
+    let mut detail = serde_json::json!({ "scope": scope, "aud": aud, "auth_method": method });
+    if let (Some(subject), Some(map)) = (federated, detail.as_object_mut()) {
+        map.insert(
+            "federated".into(),
+            serde_json::json!({ "iss": subject.iss, "sub": subject.sub, "policy": policy }),
+        );
+    }
     if let (Some(cnf), Some(map)) = (cnf, detail.as_object_mut()) {
         if let Some(x5t) = cnf.x5t_s256 {
             map.insert("x5t#S256".into(), x5t.into());
@@ -180,6 +188,79 @@ async fn issue_access_token(
         }
     }
     Ok(response)
+}
+
+/// Who a token request gets a token for, and within what.
+struct Granted {
+    client: Arc<Client>,
+    /// How the request proved it (metrics label, audit detail).
+    method: &'static str,
+    /// The scopes it may ask for.
+    allowed: ScopeSet,
+    /// The token's lifetime: the client's, or less so it ends with the outside token.
+    ttl_secs: u32,
+    /// For the JWT bearer grant: the outside subject and the policy that mapped it.
+    federated: Option<(FederatedSubject, String)>,
+}
+
+/// Authenticates the client (client credentials), or checks the outside token and its policy
+/// (JWT bearer, where client authentication is optional, RFC 7523 §3.1, and if sent must be
+/// the client the policy names).
+async fn authorize(
+    server: &AuthServer,
+    addr: IpAddr,
+    request: &OAuthForm,
+    grant: Grant<'_>,
+    claimed: &mut Option<ClientId>,
+) -> Result<Granted, Error> {
+    match grant {
+        Grant::ClientCredentials => {
+            let AuthenticatedClient { client, method } =
+                authenticate_request(server, addr, request, claimed).await?;
+            Ok(Granted {
+                allowed: client.scopes.clone(),
+                ttl_secs: client.token_ttl_secs,
+                client,
+                method: method.as_str(),
+                federated: None,
+            })
+        }
+        Grant::JwtBearer { assertion } => {
+            let authenticated = if sends_client_credentials(request) {
+                Some(authenticate_request(server, addr, request, claimed).await?)
+            } else {
+                None
+            };
+            let granted = server
+                .federated_grant(
+                    assertion,
+                    authenticated.as_ref().map(|a| &a.client.client_id),
+                )
+                .await?;
+            *claimed = Some(granted.client.client_id.clone());
+            let left = granted.expires_at.saturating_sub(server.now());
+            let ttl_secs = u32::try_from(left.max(1))
+                .unwrap_or(u32::MAX)
+                .min(granted.client.token_ttl_secs);
+            Ok(Granted {
+                method: authenticated.map_or("jwt_bearer", |a| a.method.as_str()),
+                allowed: granted.scopes,
+                ttl_secs,
+                client: granted.client,
+                federated: Some((granted.subject, granted.policy)),
+            })
+        }
+    }
+}
+
+/// Whether the request tries to authenticate a client (a header, a secret or an assertion in
+/// the form); a bare `client_id` does not.
+fn sends_client_credentials(request: &OAuthForm) -> bool {
+    request
+        .headers
+        .contains_key(axum::http::header::AUTHORIZATION)
+        || request.form.get("client_secret").is_some()
+        || request.form.get("client_assertion").is_some()
 }
 
 fn invalid_dpop_proof(description: &'static str) -> Error {

@@ -57,6 +57,10 @@ pub async fn follow_changes(
                     gateway.commands().wake(Some(&id));
                 }
             }
+            // Another node changed the federation trust of the admin API.
+            Change::Setting(name) if name == portcullis_oauth::federation::TRUST_SETTING => {
+                reload_federation(&server).await;
+            }
             // Another node rotated the audit data key: seal new records with it here too.
             Change::Setting(name) if name == portcullis_audit::sealing::DATA_KEYS_SETTING => {
                 if let Err(e) = server.audit_trail().reload_data_keys().await {
@@ -86,6 +90,7 @@ pub async fn follow_changes(
                 pki.pki.crl.mark_stale();
                 pki.pki.crl.mark_published();
                 server.clients_changed();
+                reload_federation(&server).await;
                 pki.pki.devices_changed();
                 if let Some(gateway) = &gateway {
                     gateway.commands().wake(None);
@@ -96,6 +101,12 @@ pub async fn follow_changes(
                 }
             }
         }
+    }
+}
+
+async fn reload_federation(server: &portcullis_oauth::AuthServer) {
+    if let Err(e) = server.federation().reload().await {
+        tracing::warn!(error = %e, "reloading the federation trust after a change failed; the previous trust stays in force");
     }
 }
 
@@ -170,6 +181,7 @@ mod tests {
             scope: None,
             cnf: None,
             client_epoch: None,
+            federated: None,
         };
         server.keys().active().sign(&claims).unwrap()
     }

@@ -71,6 +71,10 @@ pub enum Command {
     /// credential file; the bootstrap admin has updates:read and updates:write).
     #[command(subcommand)]
     Update(UpdateCommand),
+    /// Workload federation (JWT bearer grant): the trusted outside issuers and the policies
+    /// mapping their subjects to clients.
+    #[command(subcommand)]
+    Federation(FederationCommand),
     /// Move a deployment between stores.
     #[command(subcommand)]
     Store(StoreCommand),
@@ -170,6 +174,21 @@ pub enum CommandCommand {
     Rules(CommandRulesCommand),
 }
 
+/// `portcullis federation ...`.
+#[derive(Debug, Subcommand)]
+pub enum FederationCommand {
+    /// Print the trust in force as JSON: the configuration's part (read-only) and the admin
+    /// API's.
+    Show,
+    /// Replace the admin API's part with a file of `[[issuers]]` and `[[policies]]` tables
+    /// (the syntax of `[federation]`; JSON also works). An empty file removes them all.
+    Set {
+        /// The trust file.
+        file: PathBuf,
+    },
+}
+
+/// `portcullis command rules ...`.
 #[derive(Debug, Subcommand)]
 pub enum CommandRulesCommand {
     /// Print the rules in force: the configuration's (as comments: they are read-only and
@@ -635,6 +654,24 @@ pub enum BenchCommand {
     /// Insert COUNT registered devices (dev-00000000 ...), each with a random enrollment
     /// secret, directly into the store of DATA_DIR.
     LoadDevices(BenchLoad),
+    /// Write COUNT DPoP proofs (RFC 9449), one per line, all by one fresh key, for a load
+    /// generator to send one per request (bench/dpop.sh).
+    DpopProofs(BenchDpopProofs),
+}
+
+/// What `bench dpop-proofs` signs.
+#[derive(Debug, Args)]
+pub struct BenchDpopProofs {
+    /// The proofs' `htu`, e.g. http://127.0.0.1:8080/oauth2/token.
+    #[arg(long)]
+    pub htu: String,
+    #[arg(long)]
+    pub count: u64,
+    /// The key's algorithm.
+    #[arg(long, default_value = "ES256")]
+    pub alg: String,
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 /// Where and how many rows a bench loader writes.

@@ -633,6 +633,10 @@ pub struct Config {
     pub oauth: OAuthSection,
     /// `[dpop]`: DPoP proofs and nonces (RFC 9449).
     pub dpop: DpopSection,
+    /// `[federation]`: outside token issuers trusted for the JWT bearer grant
+    /// (`[[federation.issuers]]`) and the policies mapping their subjects to clients
+    /// (`[[federation.policies]]`).
+    pub federation: portcullis_oauth::federation::TrustSet,
     pub gateway: GatewaySection,
 }
 

@@ -16,6 +16,7 @@ mod config;
 mod config_values;
 mod detection;
 mod device_clients;
+mod federation_admin;
 mod gateway_setup;
 mod health;
 mod http_conn;
@@ -66,6 +67,7 @@ pub fn run() -> ExitCode {
         Command::Telemetry(cmd) => commands::telemetry::run(cmd, &cli.api),
         Command::Commands(cmd) => commands::command::run(cmd, &cli.api),
         Command::Settings(cmd) => commands::settings::run(cmd, &cli.api),
+        Command::Federation(cmd) => commands::federation::run(cmd, &cli.api),
         Command::Update(cmd) => commands::update::run(cmd, &cli.api),
         Command::Key(cli::KeyCommand::Rewrap {
             store_url,
@@ -107,6 +109,9 @@ pub fn run() -> ExitCode {
         Command::Bench(BenchCommand::LoadDevices(load)) => runtime().and_then(|rt| {
             rt.block_on(commands::bench::load_devices(&load.store_url(), load.count))
         }),
+        Command::Bench(BenchCommand::DpopProofs(p)) => {
+            commands::bench::dpop_proofs(&p.htu, p.count, &p.alg, &p.out)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

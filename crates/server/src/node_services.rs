@@ -12,7 +12,7 @@ use portcullis_oauth::{AuthServer, OAuthSettings};
 use portcullis_store::Store;
 
 use crate::bootstrap::Node;
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::key_manager::KeyManager;
 use crate::pki_setup::NodePki;
 use crate::serve_error::ServeError;
@@ -125,9 +125,14 @@ impl NodeServices {
                         Some((model.clone(), scopes))
                     })
                     .collect(),
-            })),
+            }))
+            .with_federation(config.federation.clone())
+            .map_err(|e| ConfigError::Invalid(format!("federation: {e}")))?,
         );
         server.reload_revocations().await?;
+        if let Err(e) = server.federation().reload().await {
+            tracing::warn!(error = %e, "the stored federation trust cannot be used; only the configuration's is in force");
+        }
 
         let keys = Arc::new(KeyManager::new(
             node.lifecycle,

@@ -355,7 +355,10 @@ impl Surfaces {
         .with_keys(self.keys.clone())
         .with_devices(self.pki.pki.clone())
         .with_archive(self.store.clone(), self.server.keys().clone())
-        .with_alerts(self.store.clone());
+        .with_alerts(self.store.clone())
+        .with_federation(Arc::new(crate::federation_admin::OAuthFederationAdmin {
+            server: self.server.clone(),
+        }));
         let admin = match &self.gateway {
             Some(gateway) => admin
                 .with_trust(gateway.trust.clone())

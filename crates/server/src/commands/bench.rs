@@ -126,3 +126,51 @@ pub async fn load_devices(store_url: &str, count: u64) -> Result<(), CommandErro
     println!("{}", serde_json::json!({"prefix": "dev-", "count": count}));
     Ok(())
 }
+
+/// Writes `count` DPoP proofs for `POST htu`, one per line, signed by one fresh `alg` key,
+/// each with its own `jti` and `iat` now; prints the key's thumbprint. A node that takes them
+/// over a whole benchmark needs `[dpop] max_age_secs` above the run's length.
+pub fn dpop_proofs(
+    htu: &str,
+    count: u64,
+    alg: &str,
+    out: &std::path::Path,
+) -> Result<(), CommandError> {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    use portcullis_keys::Signer as _;
+    use std::io::Write as _;
+
+    let fail = |e: String| CommandError::Failed(e);
+    let alg =
+        portcullis_keys::Algorithm::parse(alg).map_err(|e| CommandError::Usage(e.to_string()))?;
+    let (signer, _pkcs8) = portcullis_keys::software::SoftwareSigner::generate(alg)
+        .map_err(|e| fail(e.to_string()))?;
+    let mut jwk = serde_json::to_value(signer.public_jwk()).map_err(|e| fail(e.to_string()))?;
+    if let Some(map) = jwk.as_object_mut() {
+        map.retain(|k, _| matches!(k.as_str(), "kty" | "crv" | "x" | "y" | "n" | "e"));
+    }
+    let header = URL_SAFE_NO_PAD.encode(
+        serde_json::json!({"typ": "dpop+jwt", "alg": alg.as_str(), "jwk": jwk}).to_string(),
+    );
+    let file = std::fs::File::create(out).map_err(|e| fail(format!("{}: {e}", out.display())))?;
+    let mut w = std::io::BufWriter::new(file);
+    let iat = unix_now();
+    for i in 0..count {
+        let claims =
+            serde_json::json!({"jti": format!("bench-{i}"), "htm": "POST", "htu": htu, "iat": iat});
+        let input = format!("{header}.{}", URL_SAFE_NO_PAD.encode(claims.to_string()));
+        let signature = signer
+            .sign(input.as_bytes())
+            .map_err(|e| fail(e.to_string()))?;
+        writeln!(w, "{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+            .map_err(|e| fail(e.to_string()))?;
+    }
+    w.flush().map_err(|e| fail(e.to_string()))?;
+    let thumbprint = signer
+        .public_jwk()
+        .thumbprint()
+        .map_err(|e| fail(e.to_string()))?;
+    println!("{{\"count\":{count},\"jkt\":\"{thumbprint}\"}}");
+    Ok(())
+}

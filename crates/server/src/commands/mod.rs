@@ -19,6 +19,7 @@ pub mod cert;
 pub mod client;
 pub mod command;
 pub mod device;
+pub mod federation;
 pub mod key;
 pub mod output;
 pub mod rewrap;

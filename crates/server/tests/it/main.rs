@@ -20,6 +20,7 @@ mod command_rules_admin;
 mod detection;
 mod device_keys;
 mod dpop;
+mod federation;
 mod forwarded_for;
 mod gateway_certificates;
 mod gateway_commands;

@@ -100,6 +100,7 @@ impl Harness {
             scope: scope.map(str::to_owned),
             cnf: None,
             client_epoch: None,
+            federated: None,
         };
         self.server.keys().active().sign(&claims).unwrap()
     }

@@ -4,6 +4,7 @@
 
 pub mod dpop;
 pub mod gateway;
+pub mod issuer;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

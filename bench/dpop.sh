@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# /oauth2/token with client_secret_basic as a bearer token, the same with a DPoP proof (RFC
+# 9449: one more signature to verify, the jti spent in the store, a bound token), and the
+# ceiling server (parse + ES256 sign, nothing else), in one interleaved run (basic, dpop,
+# ceiling, basic, ...) so the machine's drift falls on all alike. Issue #15 expects DPoP at
+# >= 60 % of client_secret_basic. Basic and DPoP go to one release node on SQLite.
+#
+# The proofs are signed beforehand (`portcullis bench dpop-proofs`, ES256, one file per run,
+# every request its own jti), so the load generator signs nothing; the node accepts proofs up
+# to an hour old for that (`[dpop] max_age_secs = 3600`), which changes no per-request work.
+#
+# usage: bench/dpop.sh
+# env: bench/lib.sh's knobs (BENCH_RUNS, BENCH_DURATION, BENCH_CONNECTIONS, ...);
+#      BENCH_DPOP_PROOFS proofs per run (default 30 000 per second of BENCH_DURATION).
+set -euo pipefail
+shopt -s inherit_errexit
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source bench/lib.sh
+
+port="${BENCH_PORT_BASE:-18490}"
+require_tools
+build_release portcullis portcullis-bench-ceiling
+trap cleanup EXIT
+
+seconds=${duration%s}
+proofs_per_run="${BENCH_DPOP_PROOFS:-$((seconds * 30000))}"
+export PORTCULLIS_DPOP__MAX_AGE_SECS=3600
+start_portcullis "127.0.0.1:$port" "$work/node"
+token_url="http://127.0.0.1:$port/oauth2/token"
+say "starting the ceiling server"
+target/release/portcullis-bench-ceiling "127.0.0.1:$((port + 1))" >"$work/ceiling.log" 2>&1 &
+pids+=($!)
+wait_for_line "$work/ceiling.log" "ceiling listening on" "${pids[-1]}"
+ceiling_url="http://127.0.0.1:$((port + 1))/token"
+ceiling_auth=$(basic_auth bench unchecked)
+
+for ((i = 1; i <= runs; i++)); do
+  say "signing $proofs_per_run DPoP proofs for run $i"
+  "$portcullis_bin" bench dpop-proofs --htu "$token_url" --count "$proofs_per_run" \
+    --out "$work/proofs.$i" >/dev/null
+done
+preflight "$token_url" "$portcullis_auth" "grant_type=client_credentials"
+preflight "$ceiling_url" "$ceiling_auth" "grant_type=client_credentials"
+one_proof=$("$portcullis_bin" bench dpop-proofs --htu "$token_url" --count 1 --out "$work/one" >/dev/null && cat "$work/one")
+curl -s -H "Authorization: $portcullis_auth" -H "DPoP: $one_proof" -d grant_type=client_credentials "$token_url" |
+  grep -q '"token_type":"DPoP"' || die "preflight: a DPoP proof did not give a DPoP token"
+
+variants=(basic dpop ceiling)
+declare -A rps p99
+errors=0
+for ((i = 1; i <= runs; i++)); do
+  for v in "${variants[@]}"; do
+    say "run $i/$runs: $v"
+    case $v in
+      basic) line=$(TOKEN_AUTH="$portcullis_auth" timeout 300 \
+        wrk "-t$threads" "-c$connections" "-d$duration" --latency -s bench/token.lua "$token_url" | grep '^RESULT') ;;
+      dpop) line=$(TOKEN_AUTH="$portcullis_auth" DPOP_PROOFS="$work/proofs.$i" THREADS="$threads" timeout 300 \
+        wrk "-t$threads" "-c$connections" "-d$duration" --latency -s bench/token_dpop.lua "$token_url" | grep '^RESULT') ;;
+      ceiling) line=$(TOKEN_AUTH="$ceiling_auth" timeout 300 \
+        wrk "-t$threads" "-c$connections" "-d$duration" --latency -s bench/token.lua "$ceiling_url" | grep '^RESULT') ;;
+    esac
+    [[ -n $line ]] || die "wrk failed against $v"
+    rps[$v]+="$(field rps "$line") "
+    p99[$v]+="$(field p99_us "$line") "
+    errors=$((errors + $(field errors "$line")))
+  done
+done
+
+cat <<TABLE
+
+/oauth2/token, client_secret_basic as bearer vs with a DPoP proof (ES256), and the ceiling, $(date -u +%Y-%m-%d), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end;
+wrk -t$threads -c$connections -d$duration, bench/token.lua and bench/token_dpop.lua, $runs interleaved runs (basic, dpop, ceiling, ...).
+
+| variant | tokens/s (each run) | median | p99 ms (median) |
+|---|---|---:|---:|
+TABLE
+for v in "${variants[@]}"; do
+  # shellcheck disable=SC2086  # space-separated numbers
+  printf '| %s | %s | %.0f | %s |\n' "$v" "$(printf '%.0f / ' ${rps[$v]} | sed 's| / $||')" \
+    "$(median ${rps[$v]})" "$(ms "$(median ${p99[$v]})")"
+done
+# shellcheck disable=SC2086
+awk -v b="$(median ${rps[basic]})" -v d="$(median ${rps[dpop]})" -v k="$(median ${rps[ceiling]})" \
+  'BEGIN { printf "\ndpop / basic: %.1f %%; basic / ceiling: %.1f %%; dpop / ceiling: %.1f %%\n", 100 * d / b, 100 * b / k, 100 * d / k }'
+echo "failed requests over all runs: $errors"

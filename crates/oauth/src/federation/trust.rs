@@ -1,0 +1,133 @@
+//! The trust in force: issuers and policies from the configuration, then the admin API's.
+
+use std::sync::{Arc, PoisonError, RwLock};
+
+pub use portcullis_core::federation::TrustSet;
+use portcullis_core::CoreError;
+use portcullis_store::{swap_setting, Store, StoreError};
+
+/// The store setting holding the admin API's trust (JSON [`TrustSet`]).
+pub const TRUST_SETTING: &str = "oauth.federation";
+
+/// Why the trust could not be changed.
+#[derive(Debug, thiserror::Error)]
+pub enum TrustError {
+    #[error(transparent)]
+    Invalid(#[from] CoreError),
+    #[error("the federation trust changed meanwhile; read it again and retry")]
+    Conflict,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the stored federation trust does not parse: {0}")]
+    Corrupt(String),
+    /// Stored and in force, but its audit record could not be committed in time.
+    #[error("the change could not be audited in time")]
+    AuditUnavailable,
+}
+
+/// The trust in force on this node.
+pub struct FederationTrust {
+    store: Arc<dyn Store>,
+    config: TrustSet,
+    /// (admin part, configuration + admin), swapped together.
+    current: RwLock<(TrustSet, Arc<TrustSet>)>,
+}
+
+impl FederationTrust {
+    /// No configured trust (the admin part is read by [`reload`](Self::reload)).
+    pub fn empty(store: Arc<dyn Store>) -> Self {
+        Self {
+            store,
+            config: TrustSet::default(),
+            current: RwLock::new((TrustSet::default(), Arc::new(TrustSet::default()))),
+        }
+    }
+
+    /// The configuration's trust, checked; the admin part is read by [`reload`](Self::reload).
+    pub fn new(store: Arc<dyn Store>, config: TrustSet) -> Result<Self, CoreError> {
+        let all = Arc::new(config.combined(&TrustSet::default())?);
+        Ok(Self {
+            store,
+            config,
+            current: RwLock::new((TrustSet::default(), all)),
+        })
+    }
+
+    /// Configuration and admin trust together, in that order.
+    pub fn in_force(&self) -> Arc<TrustSet> {
+        Arc::clone(&self.read().1)
+    }
+
+    /// (configuration part, admin part).
+    pub fn parts(&self) -> (TrustSet, TrustSet) {
+        (self.config.clone(), self.read().0.clone())
+    }
+
+    /// Checks the admin part with the configuration's, stores it by compare-and-swap against
+    /// what this node last read (two concurrent edits cannot both win silently), and puts it
+    /// in force here.
+    pub async fn set(&self, admin: TrustSet) -> Result<(), TrustError> {
+        let all = self.config.combined(&admin)?;
+        let bytes = serde_json::to_vec(&admin).map_err(|e| TrustError::Corrupt(e.to_string()))?;
+        let before = self.store.get_setting(TRUST_SETTING).await?;
+        if !swap_setting(
+            self.store.as_ref(),
+            TRUST_SETTING,
+            before.as_deref(),
+            &bytes,
+        )
+        .await?
+        {
+            return Err(TrustError::Conflict);
+        }
+        *self.write() = (admin, Arc::new(all));
+        Ok(())
+    }
+
+    /// Reads the admin part again (at start, and when another node changed it). A stored
+    /// part that no longer fits this node's configuration is refused: the node keeps what it
+    /// had and says so.
+    pub async fn reload(&self) -> Result<(), TrustError> {
+        let admin: TrustSet = match self.store.get_setting(TRUST_SETTING).await? {
+            None => TrustSet::default(),
+            Some(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|e| TrustError::Corrupt(e.to_string()))?
+            }
+        };
+        let all = self.config.combined(&admin)?;
+        *self.write() = (admin, Arc::new(all));
+        Ok(())
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, (TrustSet, Arc<TrustSet>)> {
+        // Replaced whole under the lock: a panic cannot leave it half-written.
+        self.current.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, (TrustSet, Arc<TrustSet>)> {
+        self.current.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl crate::AuthServer {
+    /// Replaces the admin part of the federation trust and audits it
+    /// (`federation.changed`, with the issuer and policy names), committed before the answer.
+    pub async fn set_federation(&self, actor: &str, admin: TrustSet) -> Result<(), TrustError> {
+        let detail = serde_json::json!({
+            "issuers": admin.issuers.iter().map(|i| i.name.as_str()).collect::<Vec<_>>(),
+            "policies": admin.policies.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+        });
+        self.federation.set(admin).await?;
+        self.audit
+            .commit(portcullis_core::audit::AuditEvent {
+                at: self.now(),
+                actor: actor.to_owned(),
+                action: portcullis_core::audit::AuditAction::FederationChanged.into(),
+                subject: "federation".to_owned(),
+                outcome: portcullis_core::audit::Outcome::Success.into(),
+                detail,
+            })
+            .await
+            .map_err(|_| TrustError::AuditUnavailable)
+    }
+}
