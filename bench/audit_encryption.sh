@@ -61,14 +61,8 @@ cat <<TABLE
 /oauth2/token, audit records clear vs encrypted vs encrypted + detection (SQLite, async), and the ceiling, $(date -u +%Y-%m-%d), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end;
 wrk -t$threads -c$connections -d$duration, bench/token.lua, $runs interleaved runs (clear, encrypted, detection, ceiling, ...).
 
-| variant | tokens/s (each run) | median | p99 ms (median) |
-|---|---|---:|---:|
 TABLE
-for v in "${variants[@]}"; do
-  # shellcheck disable=SC2086  # space-separated numbers
-  printf '| %s | %s | %.0f | %s |\n' "$v" "$(printf '%.0f / ' ${rps[$v]} | sed 's| / $||')" \
-    "$(median ${rps[$v]})" "$(ms "$(median ${p99[$v]})")"
-done
+interleaved_rows "${variants[@]}"
 # shellcheck disable=SC2086
 awk -v c="$(median ${rps[clear]})" -v e="$(median ${rps[encrypted]})" -v d="$(median ${rps[detection]})" -v k="$(median ${rps[ceiling]})" \
   'BEGIN { printf "\nencrypted / clear: %.1f %%; detection / encrypted: %.1f %%; detection / clear: %.1f %%\nclear / ceiling: %.1f %%; detection / ceiling: %.1f %%\n", 100 * e / c, 100 * d / e, 100 * d / c, 100 * c / k, 100 * d / k }'

@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # /oauth2/token with client_secret_basic as a bearer token, the same with a DPoP proof (RFC
-# 9449: one more signature to verify, the jti spent in the store, a bound token), and the
-# ceiling server (parse + ES256 sign, nothing else), in one interleaved run (basic, dpop,
-# ceiling, basic, ...) so the machine's drift falls on all alike. Issue #15 expects DPoP at
-# >= 60 % of client_secret_basic. Basic and DPoP go to one release node on SQLite.
+# 9449: one more signature to verify, the jti spent in the store, a bound token), the JWT
+# bearer grant (RFC 7523: an outside ES256 token verified with its issuer's cached keys and
+# mapped by a policy), and the ceiling server (parse + ES256 sign, nothing else), in one
+# interleaved run (basic, dpop, jwt-bearer, ceiling, basic, ...) so the machine's drift falls
+# on all alike. Issue #15 expects DPoP at >= 60 % of client_secret_basic. All three token
+# variants go to one release node on SQLite.
+#
+# The outside token has no jti (as Kubernetes service-account tokens), so the same one is sent
+# again and again; its issuer's JWKS is served by `python3 -m http.server`, fetched once.
 #
 # The proofs are signed beforehand (`portcullis bench dpop-proofs`, ES256, one file per run,
 # every request its own jti), so the load generator signs nothing; the node accepts proofs up
@@ -24,9 +29,22 @@ trap cleanup EXIT
 
 seconds=${duration%s}
 proofs_per_run="${BENCH_DPOP_PROOFS:-$((seconds * 30000))}"
-export PORTCULLIS_DPOP__MAX_AGE_SECS=3600
+issuer="http://127.0.0.1:$((port + 2))"
+mkdir -p "$work/issuer"
+"$portcullis_bin" bench external-token --issuer "$issuer" --audience portcullis-bench \
+  --sub system:serviceaccount:bench:load >"$work/external.json"
+python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))["jwks"]))' \
+  "$work/external.json" >"$work/issuer/jwks.json"
+assertion=$(json_field "$work/external.json" assertion)
+python3 -m http.server --bind 127.0.0.1 --directory "$work/issuer" "$((port + 2))" >"$work/issuer.log" 2>&1 &
+pids+=($!)
+export PORTCULLIS_DPOP__MAX_AGE_SECS=3600 PORTCULLIS_OAUTH__JWKS_URI_ALLOW_PRIVATE=true
+export PORTCULLIS_FEDERATION__ISSUERS="[{ name = \"bench\", issuer = \"$issuer\", audience = \"portcullis-bench\", jwks_uri = \"$issuer/jwks.json\" }]"
+export PORTCULLIS_FEDERATION__POLICIES="[{ name = \"bench\", issuer = \"bench\", claims = { sub = \"system:serviceaccount:bench:*\" }, client_id = \"bench-federated\" }]"
 start_portcullis "127.0.0.1:$port" "$work/node"
 token_url="http://127.0.0.1:$port/oauth2/token"
+"$portcullis_bin" client create --server "http://127.0.0.1:$port" --admin-credential "$work/node/admin.json" \
+  --name bench-federated --id bench-federated --json >/dev/null || die "creating the federated client failed"
 say "starting the ceiling server"
 target/release/portcullis-bench-ceiling "127.0.0.1:$((port + 1))" >"$work/ceiling.log" 2>&1 &
 pids+=($!)
@@ -40,12 +58,15 @@ for ((i = 1; i <= runs; i++)); do
     --out "$work/proofs.$i" >/dev/null
 done
 preflight "$token_url" "$portcullis_auth" "grant_type=client_credentials"
+jwt_bearer_body="grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion=$assertion"
+curl -s -d "$jwt_bearer_body" "$token_url" | grep -q '"access_token":"ey' ||
+  die "preflight: the outside token did not give a token"
 preflight "$ceiling_url" "$ceiling_auth" "grant_type=client_credentials"
 one_proof=$("$portcullis_bin" bench dpop-proofs --htu "$token_url" --count 1 --out "$work/one" >/dev/null && cat "$work/one")
 curl -s -H "Authorization: $portcullis_auth" -H "DPoP: $one_proof" -d grant_type=client_credentials "$token_url" |
   grep -q '"token_type":"DPoP"' || die "preflight: a DPoP proof did not give a DPoP token"
 
-variants=(basic dpop ceiling)
+variants=(basic dpop jwt-bearer ceiling)
 declare -A rps p99
 errors=0
 for ((i = 1; i <= runs; i++)); do
@@ -56,6 +77,8 @@ for ((i = 1; i <= runs; i++)); do
         wrk "-t$threads" "-c$connections" "-d$duration" --latency -s bench/token.lua "$token_url" | grep '^RESULT') ;;
       dpop) line=$(TOKEN_AUTH="$portcullis_auth" DPOP_PROOFS="$work/proofs.$i" THREADS="$threads" timeout 300 \
         wrk "-t$threads" "-c$connections" "-d$duration" --latency -s bench/token_dpop.lua "$token_url" | grep '^RESULT') ;;
+      jwt-bearer) line=$(TOKEN_BODY="$jwt_bearer_body" timeout 300 \
+        wrk "-t$threads" "-c$connections" "-d$duration" --latency -s bench/token.lua "$token_url" | grep '^RESULT') ;;
       ceiling) line=$(TOKEN_AUTH="$ceiling_auth" timeout 300 \
         wrk "-t$threads" "-c$connections" "-d$duration" --latency -s bench/token.lua "$ceiling_url" | grep '^RESULT') ;;
     esac
@@ -68,18 +91,12 @@ done
 
 cat <<TABLE
 
-/oauth2/token, client_secret_basic as bearer vs with a DPoP proof (ES256), and the ceiling, $(date -u +%Y-%m-%d), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end;
-wrk -t$threads -c$connections -d$duration, bench/token.lua and bench/token_dpop.lua, $runs interleaved runs (basic, dpop, ceiling, ...).
+/oauth2/token, client_secret_basic as bearer vs with a DPoP proof (ES256) vs the JWT bearer grant (ES256 outside token), and the ceiling, $(date -u +%Y-%m-%d), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end;
+wrk -t$threads -c$connections -d$duration, bench/token.lua and bench/token_dpop.lua, $runs interleaved runs (basic, dpop, jwt-bearer, ceiling, ...).
 
-| variant | tokens/s (each run) | median | p99 ms (median) |
-|---|---|---:|---:|
 TABLE
-for v in "${variants[@]}"; do
-  # shellcheck disable=SC2086  # space-separated numbers
-  printf '| %s | %s | %.0f | %s |\n' "$v" "$(printf '%.0f / ' ${rps[$v]} | sed 's| / $||')" \
-    "$(median ${rps[$v]})" "$(ms "$(median ${p99[$v]})")"
-done
+interleaved_rows "${variants[@]}"
 # shellcheck disable=SC2086
-awk -v b="$(median ${rps[basic]})" -v d="$(median ${rps[dpop]})" -v k="$(median ${rps[ceiling]})" \
-  'BEGIN { printf "\ndpop / basic: %.1f %%; basic / ceiling: %.1f %%; dpop / ceiling: %.1f %%\n", 100 * d / b, 100 * b / k, 100 * d / k }'
+awk -v b="$(median ${rps[basic]})" -v d="$(median ${rps[dpop]})" -v j="$(median ${rps[jwt-bearer]})" -v k="$(median ${rps[ceiling]})" \
+  'BEGIN { printf "\ndpop / basic: %.1f %%; jwt-bearer / basic: %.1f %%; basic / ceiling: %.1f %%; dpop / ceiling: %.1f %%\n", 100 * d / b, 100 * j / b, 100 * b / k, 100 * d / k }'
 echo "failed requests over all runs: $errors"

@@ -136,6 +136,20 @@ row() {
   rows+=("| $1 | $(printf '%.0f' "${r[0]}") | $(ms "${r[1]}") | $(ms "${r[2]}") | $(ms "${r[3]}") | ${r[4]} |")
 }
 
+# interleaved_rows VARIANT...: one markdown row per variant of an interleaved run, from the
+# callers' associative arrays `rps` and `p99` (space-separated numbers per variant, one per
+# run): every run's tokens/s, their median and the median p99.
+interleaved_rows() {
+  local v
+  echo "| variant | tokens/s (each run) | median | p99 ms (median) |"
+  echo "|---|---|---:|---:|"
+  for v in "$@"; do
+    # shellcheck disable=SC2086  # space-separated numbers
+    printf '| %s | %s | %.0f | %s |\n' "$v" "$(printf '%.0f / ' ${rps[$v]} | sed 's| / $||')" \
+      "$(median ${rps[$v]})" "$(ms "$(median ${p99[$v]})")"
+  done
+}
+
 # print_table TITLE: the header naming machine and method, then the rows.
 print_table() {
   cat <<TABLE

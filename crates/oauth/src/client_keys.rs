@@ -164,17 +164,32 @@ impl ClientKeyCache {
         Ok(keys)
     }
 
-    /// The set published at `uri`, from the cache or fetched (concurrent callers share one
-    /// fetch). The blocking HTTP client runs on the blocking pool.
+    /// The set published at `uri`, from the cache or fetched.
     async fn uri_keys(
         &self,
         uri: &str,
         allowed: &[Algorithm],
     ) -> Result<Arc<ClientKeys>, Arc<ClientKeysError>> {
-        if let Some(keys) = self.fetched.get(uri) {
-            return Ok(keys);
+        let allowed = allowed.to_vec();
+        self.cached_fetch(&self.fetched, uri, move |agent, uri| {
+            fetch(agent, uri).and_then(|t| ClientKeys::parse(&t, &allowed).map(Arc::new))
+        })
+        .await
+    }
+
+    /// `cache[key]`, or what `load` fetches for it (concurrent callers share one load): a
+    /// failure is remembered for [`FAILED_FETCH_TTL`], at most [`MAX_CONCURRENT_FETCHES`]
+    /// loads run at once, each on the blocking pool (the HTTP client blocks).
+    async fn cached_fetch<T: Clone + Send + Sync + 'static>(
+        &self,
+        cache: &moka::sync::Cache<String, T>,
+        key: &str,
+        load: impl FnOnce(&ureq::Agent, &str) -> Result<T, ClientKeysError> + Send + 'static,
+    ) -> Result<T, Arc<ClientKeysError>> {
+        if let Some(value) = cache.get(key) {
+            return Ok(value);
         }
-        if let Some(failure) = self.failed.get(uri) {
+        if let Some(failure) = self.failed.get(key) {
             return Err(failure);
         }
         let _permit = self
@@ -182,19 +197,14 @@ impl ClientKeyCache {
             .acquire()
             .await
             .map_err(|e| Arc::new(ClientKeysError::NotRun(e.to_string())))?;
-        let cache = self.fetched.clone();
-        let agent = self.agent.clone();
-        let allowed = allowed.to_vec();
-        let key = uri.to_owned();
+        let (cache_clone, agent, owned) = (cache.clone(), self.agent.clone(), key.to_owned());
         let result = tokio::task::spawn_blocking(move || {
-            cache.try_get_with(key.clone(), || {
-                fetch(&agent, &key).and_then(|t| ClientKeys::parse(&t, &allowed).map(Arc::new))
-            })
+            cache_clone.try_get_with(owned.clone(), || load(&agent, &owned))
         })
         .await
         .map_err(|e| Arc::new(ClientKeysError::NotRun(e.to_string())))?;
         if let Err(failure) = &result {
-            self.failed.insert(uri.to_owned(), failure.clone());
+            self.failed.insert(key.to_owned(), failure.clone());
         }
         result
     }
@@ -286,25 +296,11 @@ impl ClientKeyCache {
         &self,
         issuer: &str,
     ) -> Result<String, Arc<ClientKeysError>> {
-        if let Some(uri) = self.discovered.get(issuer) {
-            return Ok(uri);
-        }
-        if let Some(failure) = self.failed.get(issuer) {
-            return Err(failure);
-        }
-        let _permit = self
-            .fetches
-            .acquire()
-            .await
-            .map_err(|e| Arc::new(ClientKeysError::NotRun(e.to_string())))?;
-        let agent = self.agent.clone();
-        let expected = issuer.to_owned();
-        let result = tokio::task::spawn_blocking(move || {
-            let url = format!("{expected}/.well-known/openid-configuration");
-            let text = fetch(&agent, &url)?;
+        self.cached_fetch(&self.discovered, issuer, |agent, issuer| {
+            let text = fetch(agent, &format!("{issuer}/.well-known/openid-configuration"))?;
             let doc: serde_json::Value = serde_json::from_str(&text)
                 .map_err(|_| ClientKeysError::Fetch("the discovery document is not JSON".into()))?;
-            if doc.get("issuer").and_then(|v| v.as_str()) != Some(expected.as_str()) {
+            if doc.get("issuer").and_then(|v| v.as_str()) != Some(issuer) {
                 return Err(ClientKeysError::Fetch(
                     "the discovery document names another issuer".into(),
                 ));
@@ -317,12 +313,5 @@ impl ClientKeyCache {
                 })
         })
         .await
-        .map_err(|e| Arc::new(ClientKeysError::NotRun(e.to_string())))?
-        .map_err(Arc::new);
-        match &result {
-            Ok(uri) => self.discovered.insert(issuer.to_owned(), uri.clone()),
-            Err(failure) => self.failed.insert(issuer.to_owned(), failure.clone()),
-        }
-        result
     }
 }

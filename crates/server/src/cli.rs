@@ -657,6 +657,18 @@ pub enum BenchCommand {
     /// Write COUNT DPoP proofs (RFC 9449), one per line, all by one fresh key, for a load
     /// generator to send one per request (bench/dpop.sh).
     DpopProofs(BenchDpopProofs),
+    /// Print a fresh key's JWK Set and an outside token (a Kubernetes-like service-account
+    /// token) it signed, for the JWT bearer grant's benchmark.
+    ExternalToken {
+        #[arg(long)]
+        issuer: String,
+        #[arg(long)]
+        audience: String,
+        #[arg(long)]
+        sub: String,
+        #[arg(long, default_value_t = 3600)]
+        lifetime_secs: i64,
+    },
 }
 
 /// What `bench dpop-proofs` signs.

@@ -112,6 +112,12 @@ pub fn run() -> ExitCode {
         Command::Bench(BenchCommand::DpopProofs(p)) => {
             commands::bench::dpop_proofs(&p.htu, p.count, &p.alg, &p.out)
         }
+        Command::Bench(BenchCommand::ExternalToken {
+            issuer,
+            audience,
+            sub,
+            lifetime_secs,
+        }) => commands::bench::external_token(&issuer, &audience, &sub, lifetime_secs),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

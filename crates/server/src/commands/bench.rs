@@ -127,6 +127,52 @@ pub async fn load_devices(store_url: &str, count: u64) -> Result<(), CommandErro
     Ok(())
 }
 
+/// A fresh software key for the bench helpers, its public JWK (key members only), and a
+/// signer of `header.claims` compact JWS with it.
+struct BenchKey {
+    signer: portcullis_keys::software::SoftwareSigner,
+    alg: portcullis_keys::Algorithm,
+}
+
+impl BenchKey {
+    fn generate(alg: &str) -> Result<BenchKey, CommandError> {
+        let alg = portcullis_keys::Algorithm::parse(alg)
+            .map_err(|e| CommandError::Usage(e.to_string()))?;
+        let (signer, _pkcs8) = portcullis_keys::software::SoftwareSigner::generate(alg)
+            .map_err(|e| CommandError::Failed(e.to_string()))?;
+        Ok(BenchKey { signer, alg })
+    }
+
+    fn public_jwk(&self) -> serde_json::Value {
+        use portcullis_keys::Signer as _;
+        serde_json::to_value(self.signer.public_jwk()).unwrap_or_default()
+    }
+
+    /// `base64url(header).base64url(claims).base64url(signature)`.
+    fn sign(&self, header_b64: &str, claims: &serde_json::Value) -> Result<String, CommandError> {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine as _;
+        use portcullis_keys::Signer as _;
+        let input = format!(
+            "{header_b64}.{}",
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let signature = self
+            .signer
+            .sign(input.as_bytes())
+            .map_err(|e| CommandError::Failed(e.to_string()))?;
+        Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature)))
+    }
+
+    fn header(&self, header: serde_json::Value) -> String {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine as _;
+        let mut header = header;
+        header["alg"] = self.alg.as_str().into();
+        URL_SAFE_NO_PAD.encode(header.to_string())
+    }
+}
+
 /// Writes `count` DPoP proofs for `POST htu`, one per line, signed by one fresh `alg` key,
 /// each with its own `jti` and `iat` now; prints the key's thumbprint. A node that takes them
 /// over a whole benchmark needs `[dpop] max_age_secs` above the run's length.
@@ -136,41 +182,46 @@ pub fn dpop_proofs(
     alg: &str,
     out: &std::path::Path,
 ) -> Result<(), CommandError> {
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    use base64::Engine as _;
-    use portcullis_keys::Signer as _;
     use std::io::Write as _;
 
     let fail = |e: String| CommandError::Failed(e);
-    let alg =
-        portcullis_keys::Algorithm::parse(alg).map_err(|e| CommandError::Usage(e.to_string()))?;
-    let (signer, _pkcs8) = portcullis_keys::software::SoftwareSigner::generate(alg)
-        .map_err(|e| fail(e.to_string()))?;
-    let mut jwk = serde_json::to_value(signer.public_jwk()).map_err(|e| fail(e.to_string()))?;
+    let key = BenchKey::generate(alg)?;
+    let mut jwk = key.public_jwk();
     if let Some(map) = jwk.as_object_mut() {
         map.retain(|k, _| matches!(k.as_str(), "kty" | "crv" | "x" | "y" | "n" | "e"));
     }
-    let header = URL_SAFE_NO_PAD.encode(
-        serde_json::json!({"typ": "dpop+jwt", "alg": alg.as_str(), "jwk": jwk}).to_string(),
-    );
+    let header = key.header(serde_json::json!({"typ": "dpop+jwt", "jwk": jwk}));
     let file = std::fs::File::create(out).map_err(|e| fail(format!("{}: {e}", out.display())))?;
     let mut w = std::io::BufWriter::new(file);
     let iat = unix_now();
     for i in 0..count {
         let claims =
             serde_json::json!({"jti": format!("bench-{i}"), "htm": "POST", "htu": htu, "iat": iat});
-        let input = format!("{header}.{}", URL_SAFE_NO_PAD.encode(claims.to_string()));
-        let signature = signer
-            .sign(input.as_bytes())
-            .map_err(|e| fail(e.to_string()))?;
-        writeln!(w, "{input}.{}", URL_SAFE_NO_PAD.encode(signature))
-            .map_err(|e| fail(e.to_string()))?;
+        writeln!(w, "{}", key.sign(&header, &claims)?).map_err(|e| fail(e.to_string()))?;
     }
     w.flush().map_err(|e| fail(e.to_string()))?;
-    let thumbprint = signer
-        .public_jwk()
-        .thumbprint()
-        .map_err(|e| fail(e.to_string()))?;
-    println!("{{\"count\":{count},\"jkt\":\"{thumbprint}\"}}");
+    Ok(())
+}
+
+/// Prints `{"jwks": ..., "assertion": ...}`: a fresh key's JWK Set and an outside token it
+/// signed, shaped like a Kubernetes service-account token (no `jti`, so a load generator may
+/// send it again and again) for the JWT bearer grant's benchmark.
+pub fn external_token(
+    issuer: &str,
+    audience: &str,
+    sub: &str,
+    lifetime_secs: i64,
+) -> Result<(), CommandError> {
+    let key = BenchKey::generate("ES256")?;
+    let jwk = key.public_jwk();
+    let header = key.header(serde_json::json!({"typ": "JWT", "kid": jwk["kid"]}));
+    let now = unix_now();
+    let claims = serde_json::json!({
+        "iss": issuer, "sub": sub, "aud": [audience],
+        "iat": now, "nbf": now, "exp": now + lifetime_secs,
+    });
+    let out =
+        serde_json::json!({"jwks": {"keys": [jwk]}, "assertion": key.sign(&header, &claims)?});
+    println!("{out}");
     Ok(())
 }
