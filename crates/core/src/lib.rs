@@ -33,6 +33,8 @@ pub mod serial;
 pub mod time;
 pub mod tls_renewal;
 pub mod token;
+/// Token exchange (RFC 8693): who may exchange whose tokens, and for what.
+pub mod token_exchange;
 /// Software releases: who gets which, and what devices report.
 pub mod update;
 

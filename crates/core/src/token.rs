@@ -13,15 +13,21 @@ pub const JWT_BEARER_ASSERTION_TYPE: &str =
 pub const JWT_BEARER_GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
 /// The grant types this server supports.
-pub const SUPPORTED_GRANT_TYPES: &[&str] = &["client_credentials", JWT_BEARER_GRANT_TYPE];
+pub const SUPPORTED_GRANT_TYPES: &[&str] = &[
+    "client_credentials",
+    JWT_BEARER_GRANT_TYPE,
+    crate::token_exchange::GRANT_TYPE,
+];
 
 /// Which grant a token request uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Grant<'a> {
     /// RFC 6749 §4.4: the client acts for itself.
     ClientCredentials,
     /// RFC 7523 §2.1: a token from a trusted outside issuer, mapped to a client by policy.
     JwtBearer { assertion: &'a str },
+    /// RFC 8693: a subject token (and maybe an actor token) for a narrower or other token.
+    TokenExchange(crate::token_exchange::ExchangeRequest<'a>),
 }
 
 /// A validated token request, before client authentication.
@@ -48,6 +54,9 @@ pub fn parse_token_request(form: &Form) -> Result<TokenRequest<'_>, OAuthError> 
         JWT_BEARER_GRANT_TYPE => Grant::JwtBearer {
             assertion: form.require("assertion")?,
         },
+        crate::token_exchange::GRANT_TYPE => {
+            Grant::TokenExchange(crate::token_exchange::parse_exchange_request(form)?)
+        }
         "password" => {
             return Err(OAuthError::new(
                 ErrorCode::UnsupportedGrantType,
@@ -57,7 +66,7 @@ pub fn parse_token_request(form: &Form) -> Result<TokenRequest<'_>, OAuthError> 
         _ => {
             return Err(OAuthError::new(
                 ErrorCode::UnsupportedGrantType,
-                "this server supports grant_type=client_credentials and urn:ietf:params:oauth:grant-type:jwt-bearer",
+                "this server supports grant_type=client_credentials, urn:ietf:params:oauth:grant-type:jwt-bearer and urn:ietf:params:oauth:grant-type:token-exchange",
             ))
         }
     };
@@ -97,6 +106,18 @@ pub struct AccessTokenClaims {
     /// token named, so a resource server sees the workload and not only the mapped client.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub federated: Option<FederatedSubject>,
+    /// RFC 8693 §4.1: for a token obtained by delegation, who acts for `sub` (and, nested,
+    /// who acted for the subject token before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Actor>,
+}
+
+/// The `act` claim (RFC 8693 §4.1): the acting party, and the chain of earlier actors.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    pub sub: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Box<Actor>>,
 }
 
 /// The issuer and subject of the outside token a federated token was issued for.
@@ -187,6 +208,7 @@ impl AccessTokenClaims {
             cnf: None,
             client_epoch: (client.token_epoch != 0).then_some(client.token_epoch),
             federated: None,
+            act: None,
         }
     }
 

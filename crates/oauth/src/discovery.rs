@@ -158,6 +158,7 @@ mod tests {
             mtls_base: None,
             jwks_uri_allow_private: false,
             dpop: crate::DpopSettings::default(),
+            exchange_rules: Vec::new(),
         }
     }
 
@@ -181,7 +182,8 @@ mod tests {
             v["grant_types_supported"],
             json!([
                 "client_credentials",
-                "urn:ietf:params:oauth:grant-type:jwt-bearer"
+                "urn:ietf:params:oauth:grant-type:jwt-bearer",
+                "urn:ietf:params:oauth:grant-type:token-exchange"
             ])
         );
         assert_eq!(v["response_types_supported"], json!([]));

@@ -22,6 +22,7 @@ pub mod revoke;
 pub mod router;
 pub mod state;
 pub mod token;
+mod token_exchange;
 
 pub use client_auth::{AuthenticatedClient, Credentials};
 pub use dpop::DpopSettings;

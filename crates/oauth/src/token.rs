@@ -27,12 +27,16 @@ use crate::client_auth::{authenticate_request, AuthenticatedClient};
 use crate::dpop::ProofRefusal;
 use crate::error::{json_no_store, Error, DPOP_NONCE};
 use crate::router::{OAuthForm, SourceAddr};
+use crate::token_exchange::Exchanged;
 use crate::AuthServer;
 
 /// RFC 6749 §5.1 successful response.
 #[derive(Serialize)]
 struct TokenResponse<'a> {
     access_token: &'a str,
+    /// RFC 8693 §2.2.1: set for token exchange.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    issued_token_type: Option<&'static str>,
     token_type: &'static str,
     expires_in: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -97,7 +101,8 @@ async fn issue_access_token(
         allowed,
         ttl_secs,
         federated,
-    } = authorize(server, addr, &request, grant.grant, claimed).await?;
+        exchanged,
+    } = authorize(server, addr, &request, grant.grant.clone(), claimed).await?;
     server.limits.check_client(&client.client_id)?;
     // RFC 9449 §5: checked once the client is authenticated, so an anonymous flood cannot
     // spend replay-store writes; a client that must use DPoP gets nothing without it.
@@ -112,13 +117,24 @@ async fn issue_access_token(
     };
     let scopes = grant_scopes(grant.scope, &allowed)?;
     let issuer = server.settings.issuer.as_str();
-    let audience = client.select_audience(&grant.resources, issuer)?;
+    let audience = match &exchanged {
+        Some(e) => e.audiences.clone(),
+        None => client.select_audience(&grant.resources, issuer)?,
+    };
     let jti = URL_SAFE_NO_PAD.encode(portcullis_keys::random::random_array::<16>()?);
     let now = server.now();
     let mut claims =
         AccessTokenClaims::for_client(issuer, &client, audience, &scopes, now, ttl_secs, jti);
     let policy = federated.as_ref().map(|(_, policy)| policy.clone());
     claims.federated = federated.map(|(subject, _)| subject);
+    let rule = exchanged.as_ref().map(|e| e.rule.clone());
+    if let Some(e) = exchanged {
+        // RFC 8693 §2.1: the new token is about the subject; `client_id` stays the
+        // requester's, so the requester's state and epoch decide whether it is active.
+        claims.sub = e.sub;
+        claims.act = e.act;
+        claims.federated = claims.federated.or(e.federated);
+    }
     // RFC 8705 §3: over a connection with a client certificate, whatever the authentication
     // method, the token is bound to that certificate. Without one, nothing is computed.
     if let Some(peer) = &request.peer_certificates {
@@ -135,6 +151,9 @@ async fn issue_access_token(
         .sign_claims_json(&serde_json::to_vec(&claims)?)?;
     let body = serde_json::to_vec(&TokenResponse {
         access_token: &access_token,
+        issued_token_type: rule
+            .is_some()
+            .then_some(portcullis_core::token_exchange::ACCESS_TOKEN_TYPE),
         token_type,
         expires_in: ttl_secs,
         scope: claims.scope.as_deref(),
@@ -147,6 +166,8 @@ async fn issue_access_token(
         scope,
         cnf,
         federated,
+        sub,
+        act,
         ..
     } = claims;
     let aud = match aud {
@@ -158,6 +179,12 @@ async fn issue_access_token(
         map.insert(
             "federated".into(),
             serde_json::json!({ "iss": subject.iss, "sub": subject.sub, "policy": policy }),
+        );
+    }
+    if let (Some(rule), Some(map)) = (rule, detail.as_object_mut()) {
+        map.insert(
+            "exchange".into(),
+            serde_json::json!({ "rule": rule, "sub": sub, "act": act }),
         );
     }
     if let (Some(cnf), Some(map)) = (cnf, detail.as_object_mut()) {
@@ -201,6 +228,8 @@ struct Granted {
     ttl_secs: u32,
     /// For the JWT bearer grant: the outside subject and the policy that mapped it.
     federated: Option<(FederatedSubject, String)>,
+    /// For token exchange: the subject, audiences, actor chain and rule.
+    exchanged: Option<Exchanged>,
 }
 
 /// Authenticates the client (client credentials), or checks the outside token and its policy
@@ -223,6 +252,24 @@ async fn authorize(
                 client,
                 method: method.as_str(),
                 federated: None,
+                exchanged: None,
+            })
+        }
+        Grant::TokenExchange(exchange) => {
+            // RFC 8693 §2.1: the client authenticates as it would for any grant.
+            let AuthenticatedClient { client, method } =
+                authenticate_request(server, addr, request, claimed).await?;
+            let exchanged = server.exchange_token(&exchange, &client.client_id).await?;
+            let left = exchanged.expires_at.saturating_sub(server.now());
+            Ok(Granted {
+                allowed: exchanged.scopes.clone(),
+                ttl_secs: u32::try_from(left.max(1))
+                    .unwrap_or(u32::MAX)
+                    .min(client.token_ttl_secs),
+                client,
+                method: method.as_str(),
+                federated: None,
+                exchanged: Some(exchanged),
             })
         }
         Grant::JwtBearer { assertion } => {
@@ -248,6 +295,7 @@ async fn authorize(
                 ttl_secs,
                 client: granted.client,
                 federated: Some((granted.subject, granted.policy)),
+                exchanged: None,
             })
         }
     }

@@ -44,7 +44,11 @@ async fn both_discovery_documents_name_every_endpoint() {
         assert_eq!(body["jwks_uri"], format!("{ISSUER}/jwks.json"));
         assert_eq!(
             body["grant_types_supported"],
-            serde_json::json!(["client_credentials"])
+            serde_json::json!([
+                "client_credentials",
+                "urn:ietf:params:oauth:grant-type:jwt-bearer",
+                "urn:ietf:params:oauth:grant-type:token-exchange"
+            ])
         );
     }
     let (_, _, oidc) = h

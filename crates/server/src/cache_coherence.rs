@@ -182,6 +182,7 @@ mod tests {
             cnf: None,
             client_epoch: None,
             federated: None,
+            act: None,
         };
         server.keys().active().sign(&claims).unwrap()
     }

@@ -267,6 +267,14 @@ pub struct OAuthSection {
     pub jwks_uri_allow_private: bool,
 }
 
+/// `[token_exchange]`: which clients may exchange whose tokens, for which audiences
+/// (`[[token_exchange.rules]]`, RFC 8693).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenExchangeSection {
+    pub rules: Vec<portcullis_core::token_exchange::ExchangeRule>,
+}
+
 /// `[dpop]`: DPoP-bound access tokens (RFC 9449).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -637,6 +645,8 @@ pub struct Config {
     /// (`[[federation.issuers]]`) and the policies mapping their subjects to clients
     /// (`[[federation.policies]]`).
     pub federation: portcullis_oauth::federation::TrustSet,
+    /// `[token_exchange]`: RFC 8693 rules (`[[token_exchange.rules]]`).
+    pub token_exchange: TokenExchangeSection,
     pub gateway: GatewaySection,
 }
 
@@ -673,6 +683,8 @@ impl Config {
         }
         self.rotation_policy()?;
         self.dpop.settings()?;
+        portcullis_core::token_exchange::validate_rules(&self.token_exchange.rules)
+            .map_err(|e| ConfigError::Invalid(format!("token_exchange.rules: {e}")))?;
         self.certificate_profile()?;
         self.ca_algorithm()?;
         self.trusted_proxies()?;

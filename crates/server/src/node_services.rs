@@ -100,6 +100,7 @@ impl NodeServices {
             mtls_base: tls_local.map(|a| format!("https://{a}")),
             jwks_uri_allow_private: config.oauth.jwks_uri_allow_private,
             dpop: config.dpop.settings()?,
+            exchange_rules: config.token_exchange.rules.clone(),
         };
         let server = Arc::new(
             AuthServer::new(

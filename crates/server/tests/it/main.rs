@@ -46,4 +46,5 @@ mod postgres_nodes;
 mod security_findings;
 mod settings_update_cli;
 mod tls_renewal;
+mod token_exchange;
 mod token_flow;

@@ -103,7 +103,11 @@ fn discovery_lists_every_endpoint_and_capability() {
         }
         assert_eq!(
             j["grant_types_supported"],
-            serde_json::json!(["client_credentials"])
+            serde_json::json!([
+                "client_credentials",
+                "urn:ietf:params:oauth:grant-type:jwt-bearer",
+                "urn:ietf:params:oauth:grant-type:token-exchange"
+            ])
         );
         let methods = j["token_endpoint_auth_methods_supported"]
             .as_array()

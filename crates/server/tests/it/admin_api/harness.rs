@@ -101,6 +101,7 @@ impl Harness {
             cnf: None,
             client_epoch: None,
             federated: None,
+            act: None,
         };
         self.server.keys().active().sign(&claims).unwrap()
     }
@@ -258,6 +259,7 @@ pub mod backends {
             mtls_base: None,
             jwks_uri_allow_private: false,
             dpop: Default::default(),
+            exchange_rules: Vec::new(),
         };
         let clock = Arc::new(AtomicI64::new(T0));
         let c = clock.clone();

@@ -1,0 +1,108 @@
+//! Token exchange (RFC 8693) at the token endpoint: the requesting client (authenticated)
+//! presents a subject token — one of ours, or an outside JWT of a trusted federation issuer —
+//! and, for delegation, its own token as `actor_token`; a rule of `[[token_exchange.rules]]`
+//! must allow it. The new token is about the subject (`sub`), names the actor chain (`act`),
+//! carries no more scope than the subject token and the rule allow, is for an audience the
+//! rule names, and lives no longer than the subject token. No refresh token is ever issued.
+
+use portcullis_core::token::{Actor, FederatedSubject};
+use portcullis_core::token_exchange::{
+    exchange_audiences, exchange_scope_bound, select_rule, ExchangeRequest, TokenKind,
+};
+use portcullis_core::{ClientId, ErrorCode, OAuthError, ScopeSet};
+
+use crate::error::Error;
+use crate::AuthServer;
+
+/// What an allowed exchange yields, besides the requesting client.
+#[derive(Debug, Clone)]
+pub(crate) struct Exchanged {
+    /// The new token's `sub`: the subject token's.
+    pub sub: String,
+    /// The most scope it may carry.
+    pub scopes: ScopeSet,
+    pub audiences: Vec<String>,
+    /// When the subject token expires: the new one must not outlive it.
+    pub expires_at: i64,
+    pub act: Option<Actor>,
+    pub federated: Option<FederatedSubject>,
+    /// The rule that allowed it (audited).
+    pub rule: String,
+}
+
+fn invalid_grant(description: &'static str) -> Error {
+    Error::OAuth(OAuthError::new(ErrorCode::InvalidGrant, description))
+}
+
+impl AuthServer {
+    /// RFC 8693 §2.1 for `request` by the authenticated `requester`.
+    pub(crate) async fn exchange_token(
+        &self,
+        request: &ExchangeRequest<'_>,
+        requester: &ClientId,
+    ) -> Result<Exchanged, Error> {
+        let (sub, subject_scopes, expires_at, earlier_act, federated) = match request.subject_kind {
+            TokenKind::AccessToken => {
+                let claims = self
+                    .check_active_token(request.subject_token)
+                    .await
+                    .map_err(|_| {
+                        invalid_grant("the subject token is not an active token of this server")
+                    })?;
+                let scopes = ScopeSet::parse(claims.scope.as_deref().unwrap_or_default())
+                    .map_err(|_| invalid_grant("the subject token's scope is malformed"))?;
+                (claims.sub, scopes, claims.exp, claims.act, claims.federated)
+            }
+            TokenKind::Jwt => {
+                let granted = self.federated_grant(request.subject_token, None).await?;
+                (
+                    granted.client.client_id.to_string(),
+                    granted.scopes,
+                    granted.expires_at,
+                    None,
+                    Some(granted.subject),
+                )
+            }
+        };
+        // The actor is the requester itself, proven by a token of its own (§2.1, §4.1): a
+        // client cannot name another party as the one acting.
+        if let Some(actor_token) = request.actor_token {
+            let actor = self.check_active_token(actor_token).await.map_err(|_| {
+                invalid_grant("the actor token is not an active token of this server")
+            })?;
+            if actor.client_id != requester.as_str() {
+                return Err(invalid_grant(
+                    "the actor token must be the requesting client's own",
+                ));
+            }
+        }
+        let rules = &self.settings.exchange_rules;
+        let rule = select_rule(rules, requester.as_str(), &sub, request.actor_token.is_some())
+            .ok_or_else(|| {
+                Error::OAuth(OAuthError::new(
+                    ErrorCode::UnauthorizedClient,
+                    "no token exchange rule lets this client exchange this subject's token (with or without an actor token)",
+                ))
+            })?;
+        let audiences = exchange_audiences(rule, &request.audiences)?;
+        let scopes = exchange_scope_bound(rule, &subject_scopes)
+            .map_err(|_| invalid_grant("the rule's scopes are invalid"))?;
+        let act = match request.actor_token {
+            Some(_) => Some(Actor {
+                sub: requester.to_string(),
+                act: earlier_act.map(Box::new),
+            }),
+            // Exchanged again without an actor, a delegated token keeps its chain.
+            None => earlier_act,
+        };
+        Ok(Exchanged {
+            sub,
+            scopes,
+            audiences,
+            expires_at,
+            act,
+            federated,
+            rule: rule.name.clone(),
+        })
+    }
+}
