@@ -265,6 +265,7 @@ async fn openapi_document_is_3_1_public_and_lists_every_path() {
         ("/trust/keys/{kid}/retire", &["post"][..]),
         ("/trust/publish", &["post"][..]),
         ("/commands/rules", &["get", "put"][..]),
+        ("/federation", &["get", "put"][..]),
         ("/trust/keys/import", &["post"][..]),
         ("/trust/draft", &["post"][..]),
         ("/trust/upload", &["post"][..]),
@@ -281,7 +282,7 @@ async fn openapi_document_is_3_1_public_and_lists_every_path() {
             assert!(paths[path].get(*m).is_some(), "{m} {path} missing");
         }
     }
-    assert_eq!(paths.len(), 35);
+    assert_eq!(paths.len(), 36);
     assert_eq!(
         doc["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"
