@@ -212,8 +212,8 @@ impl AuthServer {
         let id = replay_id(&verified.jkt, &claims.jti);
         let expires_at = self.dpop.settings().window.expires_at(claims.iat);
         match self
-            .store
-            .record_single_use(REPLAY_SCOPE, &id, expires_at, now)
+            .single_use
+            .spend(REPLAY_SCOPE, &id, expires_at, now)
             .await
         {
             Ok(true) => Ok(verified),

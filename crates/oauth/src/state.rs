@@ -77,6 +77,8 @@ pub struct AuthServer {
     pub(crate) federation: crate::federation::FederationTrust,
     /// Checks DPoP proofs and hands out nonces.
     pub(crate) dpop: crate::dpop::DpopVerifier,
+    /// Spends DPoP proof and outside-token ids in batched store transactions.
+    pub(crate) single_use: portcullis_store::SingleUseBatcher,
     /// Devices as `tls_client_auth` clients (issue #12), asked for ids no client has.
     pub(crate) device_clients: Option<Arc<dyn portcullis_ports::DeviceClients>>,
 }
@@ -116,6 +118,7 @@ impl AuthServer {
         );
         AuthServer {
             dpop,
+            single_use: portcullis_store::SingleUseBatcher::start(store.clone()),
             federation: crate::federation::FederationTrust::empty(store.clone()),
             limits: AbuseLimits::new(
                 settings.rate_per_client,

@@ -14,6 +14,7 @@ pub mod error;
 pub mod pki;
 pub mod postgres;
 mod rows;
+mod single_use;
 pub mod sqlite;
 
 pub use cache::{ClientCache, DeviceCache, KeyedCache, RevocationCache};
@@ -23,6 +24,7 @@ pub use error::StoreError;
 pub use pki::{
     CertificateFilter, Enrollment, IssuedCertificate, RevokedCertificate, StoredDeviceKey,
 };
+pub use single_use::{SingleUse, SingleUseBatcher};
 
 use std::path::Path;
 use std::sync::Arc;
@@ -315,6 +317,24 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         expires_at: UnixTime,
         now: UnixTime,
     ) -> Result<bool, StoreError>;
+
+    /// [`record_single_use`](Self::record_single_use) for many ids in one transaction (one
+    /// commit for all): the answers in order. An id twice in one batch is new the first time
+    /// only. What [`SingleUseBatcher`] sends under load.
+    async fn record_single_use_batch(
+        &self,
+        items: &[SingleUse],
+        now: UnixTime,
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut fresh = Vec::with_capacity(items.len());
+        for item in items {
+            fresh.push(
+                self.record_single_use(&item.scope, &item.id, item.expires_at, now)
+                    .await?,
+            );
+        }
+        Ok(fresh)
+    }
 
     /// Deletes expired revocations, and assertion jtis expired for longer than
     /// [`ASSERTION_JTI_GRACE_SECS`] (so a node whose clock lags the purging node's by less

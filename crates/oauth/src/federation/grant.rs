@@ -94,8 +94,8 @@ impl AuthServer {
                 ))?;
             let scope = format!("#federation:{}", issuer.name);
             if !self
-                .store
-                .record_single_use(&scope, jti, expires_at + SKEW_SECS, now)
+                .single_use
+                .spend(&scope, jti, expires_at + SKEW_SECS, now)
                 .await?
             {
                 return Err(invalid_grant("the assertion was already used (jti)"));

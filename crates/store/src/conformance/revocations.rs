@@ -63,6 +63,22 @@ pub async fn assertion_jti_replay_is_refused(store: &dyn Store) {
             .expect("other scope"),
         "a `#` scope is apart from every client's"
     );
+    // A batch: one commit, answers in order, an id twice in it new only the first time.
+    let spend = |id: &str| crate::SingleUse {
+        scope: "#dpop".into(),
+        id: id.into(),
+        expires_at: FAR_FUTURE,
+    };
+    assert_eq!(
+        store
+            .record_single_use_batch(
+                &[spend("b-1"), spend("jti-1"), spend("b-2"), spend("b-1")],
+                NOW
+            )
+            .await
+            .expect("batch"),
+        [true, false, true, false]
+    );
 
     // A row already expired (not purged yet) does not block a new assertion with that jti.
     assert!(store

@@ -294,6 +294,14 @@ impl Store for PostgresStore {
         revocations::record_single_use(&self.pool, scope, id, expires_at, now).await
     }
 
+    async fn record_single_use_batch(
+        &self,
+        items: &[crate::SingleUse],
+        now: UnixTime,
+    ) -> Result<Vec<bool>, StoreError> {
+        revocations::record_single_use_batch(&self.pool, items, now).await
+    }
+
     async fn purge_expired(&self, now: UnixTime) -> Result<u64, StoreError> {
         revocations::purge_expired(&self.pool, now).await
     }

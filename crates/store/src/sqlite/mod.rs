@@ -224,6 +224,15 @@ impl Store for SqliteStore {
         revocations::record_single_use(&self.pool, scope, id, expires_at, now).await
     }
 
+    async fn record_single_use_batch(
+        &self,
+        items: &[crate::SingleUse],
+        now: UnixTime,
+    ) -> Result<Vec<bool>, StoreError> {
+        let _writer = self.writer.lock().await;
+        revocations::record_single_use_batch(&self.pool, items, now).await
+    }
+
     async fn purge_expired(&self, now: UnixTime) -> Result<u64, StoreError> {
         let _writer = self.writer.lock().await;
         revocations::purge_expired(&self.pool, now).await

@@ -56,9 +56,12 @@ pub(super) async fn list_unexpired(
         .collect()
 }
 
-/// One statement, so two requests replaying the same assertion at once cannot both win: the
-/// insert succeeds, or it meets the existing row and replaces it only if that row has expired
-/// (a leftover the purge has not reached yet).
+/// The insert that spends an id, replacing a row only if it has expired (a leftover the
+/// purge has not reached yet).
+const SPEND: &str = "INSERT INTO assertion_jtis (client_id, jti, expires_at) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (client_id, jti) DO UPDATE SET expires_at = excluded.expires_at \
+         WHERE assertion_jtis.expires_at <= ?4";
+
 pub(super) async fn record_single_use(
     pool: &SqlitePool,
     scope: &str,
@@ -66,18 +69,80 @@ pub(super) async fn record_single_use(
     expires_at: UnixTime,
     now: UnixTime,
 ) -> Result<bool, StoreError> {
-    let result = sqlx::query(
-        "INSERT INTO assertion_jtis (client_id, jti, expires_at) VALUES (?1, ?2, ?3) \
-         ON CONFLICT (client_id, jti) DO UPDATE SET expires_at = excluded.expires_at \
-         WHERE assertion_jtis.expires_at <= ?4",
-    )
-    .bind(scope)
-    .bind(id)
-    .bind(expires_at)
-    .bind(now)
-    .execute(pool)
-    .await?;
+    spend(pool, scope, id, expires_at, now).await
+}
+
+/// One statement per id, so two requests replaying the same id at once cannot both win.
+async fn spend<'e>(
+    executor: impl sqlx::Executor<'e, Database = sqlx::Sqlite>,
+    scope: &str,
+    id: &str,
+    expires_at: UnixTime,
+    now: UnixTime,
+) -> Result<bool, StoreError> {
+    let result = sqlx::query(SPEND)
+        .bind(scope)
+        .bind(id)
+        .bind(expires_at)
+        .bind(now)
+        .execute(executor)
+        .await?;
     Ok(result.rows_affected() > 0)
+}
+
+/// Many ids in one statement (one commit for the batch): a multi-row upsert whose
+/// `RETURNING` lists the ids it spent. An id twice in the batch is sent once (a statement
+/// may not upsert one row twice) and counts as new the first time only.
+pub(super) async fn record_single_use_batch(
+    pool: &SqlitePool,
+    items: &[crate::SingleUse],
+    now: UnixTime,
+) -> Result<Vec<bool>, StoreError> {
+    let mut first = std::collections::HashMap::new();
+    for (i, item) in items.iter().enumerate() {
+        first
+            .entry((item.scope.as_str(), item.id.as_str()))
+            .or_insert(i);
+    }
+    let unique: Vec<&crate::SingleUse> = items
+        .iter()
+        .enumerate()
+        .filter(|(i, item)| first.get(&(item.scope.as_str(), item.id.as_str())) == Some(i))
+        .map(|(_, item)| item)
+        .collect();
+    let mut fresh = vec![false; items.len()];
+    // At most 3 parameters per row and one for `now`: far below either backend's limit for
+    // the writer's batches (1 024 ids), and chunked anyway.
+    for chunk in unique.chunks(2_000) {
+        let mut sql =
+            String::from("INSERT INTO assertion_jtis (client_id, jti, expires_at) VALUES ");
+        for n in 0..chunk.len() {
+            if n > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("(?{}, ?{}, ?{})", 3 * n + 1, 3 * n + 2, 3 * n + 3));
+        }
+        sql.push_str(&format!(
+            " ON CONFLICT (client_id, jti) DO UPDATE SET expires_at = excluded.expires_at \
+             WHERE assertion_jtis.expires_at <= ?{} RETURNING client_id, jti",
+            3 * chunk.len() + 1
+        ));
+        let mut query = sqlx::query(&sql);
+        for item in chunk {
+            query = query.bind(&item.scope).bind(&item.id).bind(item.expires_at);
+        }
+        let spent = query.bind(now).fetch_all(pool).await?;
+        for row in spent {
+            let scope: String = row.try_get("client_id")?;
+            let id: String = row.try_get("jti")?;
+            if let Some(i) = first.get(&(scope.as_str(), id.as_str())) {
+                if let Some(slot) = fresh.get_mut(*i) {
+                    *slot = true;
+                }
+            }
+        }
+    }
+    Ok(fresh)
 }
 
 pub(super) async fn purge_expired(pool: &SqlitePool, now: UnixTime) -> Result<u64, StoreError> {
