@@ -73,8 +73,9 @@ for ((i = 1; i <= runs; i++)); do
   for v in "${variants[@]}"; do
     say "run $i/$runs: $v"
     case $v in
-      basic) line=$(TOKEN_AUTH="$portcullis_auth" timeout 300 \
-        wrk "-t$threads" "-c$connections" "-d$duration" --latency -s bench/token.lua "$token_url" | grep '^RESULT') ;;
+      # The same Lua request path as dpop, without a proof: equal load-generator cost.
+      basic) line=$(TOKEN_AUTH="$portcullis_auth" DPOP_PROOFS="" THREADS="$threads" timeout 300 \
+        wrk "-t$threads" "-c$connections" "-d$duration" --latency -s bench/token_dpop.lua "$token_url" | grep '^RESULT') ;;
       dpop) line=$(TOKEN_AUTH="$portcullis_auth" DPOP_PROOFS="$work/proofs.$i" THREADS="$threads" timeout 300 \
         wrk "-t$threads" "-c$connections" "-d$duration" --latency -s bench/token_dpop.lua "$token_url" | grep '^RESULT') ;;
       jwt-bearer) line=$(TOKEN_BODY="$jwt_bearer_body" timeout 300 \
@@ -92,7 +93,7 @@ done
 cat <<TABLE
 
 /oauth2/token, client_secret_basic as bearer vs with a DPoP proof (ES256) vs the JWT bearer grant (ES256 outside token), and the ceiling, $(date -u +%Y-%m-%d), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end;
-wrk -t$threads -c$connections -d$duration, bench/token.lua and bench/token_dpop.lua, $runs interleaved runs (basic, dpop, jwt-bearer, ceiling, ...).
+wrk -t$threads -c$connections -d$duration, bench/token_dpop.lua (basic, dpop) and bench/token.lua (jwt-bearer, ceiling), $runs interleaved runs (basic, dpop, jwt-bearer, ceiling, ...).
 
 TABLE
 interleaved_rows "${variants[@]}"
