@@ -8,6 +8,8 @@
 //! (scope `#dpop`) until the proof could no longer be accepted anyway, so a proof replayed to
 //! another node is refused there too.
 
+use std::sync::Arc;
+
 use aws_lc_rs::hmac;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -74,7 +76,14 @@ pub struct DpopVerifier {
     settings: DpopSettings,
     nonce_key: hmac::Key,
     origins: Vec<String>,
+    /// Keys of recent proofs by their protected header (base64url, as sent): a client signs
+    /// every proof with the same key and header, so the key is parsed and its thumbprint
+    /// computed once, not per request. The signature is still checked every time.
+    keys: moka::sync::Cache<String, Arc<(VerifyingKey, String)>>,
 }
+
+/// Proof keys kept parsed.
+const CACHED_KEYS: u64 = 10_000;
 
 impl DpopVerifier {
     /// `pepper` is the server secret every node shares; the nonce key is derived from it
@@ -97,6 +106,7 @@ impl DpopVerifier {
             settings,
             nonce_key: hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref()),
             origins,
+            keys: moka::sync::Cache::new(CACHED_KEYS),
         }
     }
 
@@ -148,18 +158,10 @@ impl DpopVerifier {
         if decoded.header.typ.as_deref() != Some(PROOF_TYPE) {
             return Err(Invalid("the DPoP proof's typ is not dpop+jwt"));
         }
-        let jwk = decoded
-            .header
-            .jwk
-            .as_deref()
-            .ok_or(Invalid("the DPoP proof's header carries no public jwk"))?;
-        let key =
-            VerifyingKey::from_header_jwk(jwk, &decoded.header.alg, &self.settings.algorithms)
-                .map_err(|_| {
-                    Invalid("the DPoP proof's alg is not allowed or does not fit its jwk")
-                })?;
+        let key = self.key_of(proof, &decoded)?;
+        let (key, jkt) = (&key.0, &key.1);
         decoded
-            .verify(&key)
+            .verify(key)
             .map_err(|_| Invalid("the DPoP proof's signature does not verify with its jwk"))?;
         let claims: ProofClaims = decoded
             .claims_as()
@@ -180,10 +182,36 @@ impl DpopVerifier {
         {
             return Err(ProofRefusal::NonceRequired);
         }
+        Ok((claims, VerifiedProof { jkt: jkt.clone() }))
+    }
+
+    /// The proof's key and its thumbprint, from the cache when its header was seen before.
+    fn key_of(
+        &self,
+        proof: &str,
+        decoded: &portcullis_keys::Decoded,
+    ) -> Result<Arc<(VerifyingKey, String)>, ProofRefusal> {
+        use ProofRefusal::Invalid;
+        let header = proof.split('.').next().unwrap_or_default();
+        if let Some(key) = self.keys.get(header) {
+            return Ok(key);
+        }
+        let jwk = decoded
+            .header
+            .jwk
+            .as_deref()
+            .ok_or(Invalid("the DPoP proof's header carries no public jwk"))?;
+        let key =
+            VerifyingKey::from_header_jwk(jwk, &decoded.header.alg, &self.settings.algorithms)
+                .map_err(|_| {
+                    Invalid("the DPoP proof's alg is not allowed or does not fit its jwk")
+                })?;
         let jkt = jwk
             .thumbprint()
             .map_err(|_| Invalid("the DPoP proof's jwk has no thumbprint"))?;
-        Ok((claims, VerifiedProof { jkt }))
+        let key = Arc::new((key, jkt));
+        self.keys.insert(header.to_owned(), key.clone());
+        Ok(key)
     }
 }
 
@@ -266,6 +294,17 @@ impl AuthServer {
             tracing::debug!("DPoP proof signed by another key than the token's");
             Err(TokenRejection::DpopProofInvalid)
         }
+    }
+
+    /// Loads the single-use ids the store keeps (DPoP proofs, outside tokens) where this
+    /// node decides them in memory (an embedded store): at start, before serving.
+    pub async fn load_single_use(&self) -> Result<usize, portcullis_store::StoreError> {
+        self.single_use.load(self.store.as_ref(), self.now()).await
+    }
+
+    /// Writes every spent id still queued (a graceful stop, before the process ends).
+    pub async fn flush_single_use(&self) {
+        self.single_use.flush().await;
     }
 
     /// A fresh nonce for a `DPoP-Nonce` header, when nonces are required.

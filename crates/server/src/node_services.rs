@@ -131,6 +131,8 @@ impl NodeServices {
             .map_err(|e| ConfigError::Invalid(format!("federation: {e}")))?,
         );
         server.reload_revocations().await?;
+        let spent = server.load_single_use().await?;
+        tracing::debug!(spent, "single-use ids loaded");
         if let Err(e) = server.federation().reload().await {
             tracing::warn!(error = %e, "the stored federation trust cannot be used; only the configuration's is in force");
         }

@@ -274,6 +274,9 @@ pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), ServeError> {
     if let Err(e) = store.release_leases(&node_id).await {
         tracing::warn!(error = %e, "releasing leases failed; they expire on their own");
     }
+    // Spent DPoP proof and outside-token ids still queued for the store (embedded store:
+    // written behind), so a restart knows them.
+    server.flush_single_use().await;
     audit.shutdown().await;
     tracing::info!("portcullis stopped");
     Ok(())

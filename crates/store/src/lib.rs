@@ -318,6 +318,19 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         now: UnixTime,
     ) -> Result<bool, StoreError>;
 
+    /// Whether other nodes may share this store (PostgreSQL). An embedded store (SQLite) has
+    /// one node, which may then keep per-node state such as spent ids in memory first.
+    fn is_shared(&self) -> bool {
+        true
+    }
+
+    /// The unexpired single-use ids of every `#` scope (DPoP proofs, outside tokens): what
+    /// a node of an embedded store loads into memory at start, so a restart forgets none.
+    async fn list_single_use(&self, now: UnixTime) -> Result<Vec<SingleUse>, StoreError> {
+        let _ = now;
+        Ok(Vec::new())
+    }
+
     /// [`record_single_use`](Self::record_single_use) for many ids in one transaction (one
     /// commit for all): the answers in order. An id twice in one batch is new the first time
     /// only. What [`SingleUseBatcher`] sends under load.

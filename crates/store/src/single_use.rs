@@ -1,9 +1,19 @@
-//! Spending single-use ids (DPoP proof `jti`s, outside tokens' `jti`s) in batches: one
-//! store transaction for every id that arrived while the previous one was being written, so
-//! the replay check costs a commit per batch, not per request — the audit log's group commit,
-//! for the replay table.
+//! Spending single-use ids (DPoP proof `jti`s, outside tokens' `jti`s).
+//!
+//! On a shared store (PostgreSQL, many nodes) the store decides: an id is new only if its
+//! insert wins, so two nodes cannot both accept it. The writer task sends every id that
+//! arrived during the previous write as one multi-row upsert, so the check costs a commit per
+//! batch, not per request — the audit log's group commit, for the replay table.
+//!
+//! On an embedded store (SQLite) there is one node: the ids it spent are kept in memory and
+//! decided there, and the store is written behind (the same batches, off the answer's path)
+//! so that a restart loads them back ([`SingleUseBatcher::load`]). What a crash can lose is
+//! the last batch not yet written, as the audit log's `async` mode can; a graceful stop
+//! flushes it ([`SingleUseBatcher::flush`]).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -23,48 +33,81 @@ const MAX_BATCH: usize = 1024;
 /// Requests waiting for the writer at most; more wait for room (back-pressure).
 const QUEUE: usize = 16 * 1024;
 
-struct Pending {
-    item: SingleUse,
-    now: UnixTime,
-    reply: oneshot::Sender<Result<bool, StoreError>>,
+enum Command {
+    Spend {
+        item: SingleUse,
+        now: UnixTime,
+        /// `None`: written behind (embedded store), nobody waits.
+        reply: Option<oneshot::Sender<Result<bool, StoreError>>>,
+    },
+    /// Answered once everything queued before it is written.
+    Flush(oneshot::Sender<()>),
+}
+
+/// The ids one node of an embedded store has spent: a keyed 128-bit hash of scope and id
+/// (two independent SipHash keys, so nobody outside can aim a collision) → expiry.
+struct LocalIds {
+    keys: (RandomState, RandomState),
+    spent: Mutex<(HashMap<u128, UnixTime>, usize)>,
+}
+
+impl LocalIds {
+    fn key(&self, scope: &str, id: &str) -> u128 {
+        let half = |k: &RandomState| k.hash_one((scope, id));
+        (u128::from(half(&self.keys.0)) << 64) | u128::from(half(&self.keys.1))
+    }
+
+    /// True if the id was not spent (or its record has expired), and spends it.
+    fn spend(&self, scope: &str, id: &str, expires_at: UnixTime, now: UnixTime) -> bool {
+        let key = self.key(scope, id);
+        let mut guard = self.spent.lock().unwrap_or_else(PoisonError::into_inner);
+        let (spent, pruned_at) = &mut *guard;
+        if spent.get(&key).is_some_and(|&until| until > now) {
+            return false;
+        }
+        spent.insert(key, expires_at);
+        // Expired entries go when the map has doubled since the last sweep: amortised O(1).
+        if spent.len() >= 2 * (*pruned_at).max(1024) {
+            spent.retain(|_, until| *until > now);
+            *pruned_at = spent.len();
+        }
+        true
+    }
 }
 
 /// A writer task spending ids in batches; cheap to clone.
 #[derive(Clone)]
 pub struct SingleUseBatcher {
-    queue: mpsc::Sender<Pending>,
+    queue: mpsc::Sender<Command>,
+    local: Option<Arc<LocalIds>>,
 }
 
 impl SingleUseBatcher {
-    /// Starts the writer on the current runtime; it ends when every handle is dropped.
+    /// Starts the writer on the current runtime (it ends when every handle is dropped); ids
+    /// are decided in memory when the store is not shared ([`Store::is_shared`]).
     pub fn start(store: Arc<dyn Store>) -> SingleUseBatcher {
-        let (queue, mut rx) = mpsc::channel::<Pending>(QUEUE);
-        tokio::spawn(async move {
-            let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
-            while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-                // Each caller's own clock judged its id unexpired; the batch is judged by the
-                // earliest of them, so no row counts as expired to a lagging node.
-                let now = batch.iter().map(|p| p.now).min().unwrap_or_default();
-                let items: Vec<SingleUse> = batch.iter().map(|p| p.item.clone()).collect();
-                match store.record_single_use_batch(&items, now).await {
-                    Ok(fresh) => {
-                        for (pending, fresh) in batch.drain(..).zip(fresh) {
-                            let _ = pending.reply.send(Ok(fresh));
-                        }
-                    }
-                    Err(e) => {
-                        let why = e.to_string();
-                        for pending in batch.drain(..) {
-                            let _ = pending
-                                .reply
-                                .send(Err(StoreError::Unavailable(why.clone())));
-                        }
-                    }
-                }
-                batch.clear();
-            }
+        let local = (!store.is_shared()).then(|| {
+            Arc::new(LocalIds {
+                keys: (RandomState::new(), RandomState::new()),
+                spent: Mutex::new((HashMap::new(), 0)),
+            })
         });
-        SingleUseBatcher { queue }
+        let (queue, rx) = mpsc::channel::<Command>(QUEUE);
+        tokio::spawn(write(store, rx));
+        SingleUseBatcher { queue, local }
+    }
+
+    /// Loads the unexpired ids the store holds into memory (embedded store, at start); how
+    /// many. Nothing to do on a shared store.
+    pub async fn load(&self, store: &dyn Store, now: UnixTime) -> Result<usize, StoreError> {
+        let Some(local) = &self.local else {
+            return Ok(0);
+        };
+        let rows = store.list_single_use(now).await?;
+        for row in &rows {
+            local.spend(&row.scope, &row.id, row.expires_at, now);
+        }
+        Ok(rows.len())
     }
 
     /// Spends `id` in `scope` until `expires_at`: true if it was new, false if already spent
@@ -76,18 +119,87 @@ impl SingleUseBatcher {
         expires_at: UnixTime,
         now: UnixTime,
     ) -> Result<bool, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        let pending = Pending {
-            item: SingleUse {
-                scope: scope.to_owned(),
-                id: id.to_owned(),
-                expires_at,
-            },
-            now,
-            reply,
-        };
         let gone = || StoreError::Unavailable("the single-use writer has stopped".into());
-        self.queue.send(pending).await.map_err(|_| gone())?;
+        let item = SingleUse {
+            scope: scope.to_owned(),
+            id: id.to_owned(),
+            expires_at,
+        };
+        if let Some(local) = &self.local {
+            if !local.spend(scope, id, expires_at, now) {
+                return Ok(false);
+            }
+            let behind = Command::Spend {
+                item,
+                now,
+                reply: None,
+            };
+            self.queue.send(behind).await.map_err(|_| gone())?;
+            return Ok(true);
+        }
+        let (reply, answer) = oneshot::channel();
+        let command = Command::Spend {
+            item,
+            now,
+            reply: Some(reply),
+        };
+        self.queue.send(command).await.map_err(|_| gone())?;
         answer.await.map_err(|_| gone())?
+    }
+
+    /// Waits until every id queued so far is in the store (a graceful stop calls it).
+    pub async fn flush(&self) {
+        let (done, written) = oneshot::channel();
+        if self.queue.send(Command::Flush(done)).await.is_ok() {
+            let _ = written.await;
+        }
+    }
+}
+
+/// The writer: drain up to a batch, write it in one statement, answer, repeat.
+async fn write(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Command>) {
+    let mut commands: Vec<Command> = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut commands, MAX_BATCH).await > 0 {
+        let mut items = Vec::new();
+        let mut replies = Vec::new();
+        let mut flushed = Vec::new();
+        // Each caller's own clock judged its id unexpired; the batch is judged by the
+        // earliest of them, so no row counts as expired to a lagging node.
+        let mut now = UnixTime::MAX;
+        for command in commands.drain(..) {
+            match command {
+                Command::Spend {
+                    item,
+                    now: at,
+                    reply,
+                } => {
+                    now = now.min(at);
+                    items.push(item);
+                    replies.push(reply);
+                }
+                Command::Flush(done) => flushed.push(done),
+            }
+        }
+        if !items.is_empty() {
+            match store.record_single_use_batch(&items, now).await {
+                Ok(fresh) => {
+                    for (reply, fresh) in replies.into_iter().zip(fresh) {
+                        if let Some(reply) = reply {
+                            let _ = reply.send(Ok(fresh));
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, ids = items.len(), "spending single-use ids failed");
+                    let why = e.to_string();
+                    for reply in replies.into_iter().flatten() {
+                        let _ = reply.send(Err(StoreError::Unavailable(why.clone())));
+                    }
+                }
+            }
+        }
+        for done in flushed {
+            let _ = done.send(());
+        }
     }
 }

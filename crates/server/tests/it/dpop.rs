@@ -480,3 +480,28 @@ fn nonces_and_replay_protection_hold_across_nodes() {
     );
     assert_eq!(ok.status, 200, "{}", ok.text);
 }
+
+/// On the embedded store a node decides spent proof ids in memory and writes them behind; a
+/// restart loads them back, so a proof accepted before it is refused after.
+#[test]
+fn a_restarted_node_still_refuses_a_proof_it_accepted_before() {
+    let dir = tempfile::tempdir().unwrap();
+    // One public URL for both lives of the node, whatever port each listens on: what the
+    // proofs name as htu.
+    let env = [("PORTCULLIS_SERVER__ISSUER", "https://auth.restart.example")];
+    let node = Node::start_in(dir.path(), &env);
+    let (id, secret) = node.create_client(&[]);
+    let key = DpopKey::new(Algorithm::ES256);
+    let url = "https://auth.restart.example/oauth2/token";
+    let proof = key.proof("POST", url, None, None);
+    assert_eq!(
+        token_request(&node, &id, &secret, "", &[&proof]).status,
+        200
+    );
+    node.stop();
+    let node = Node::start_in(dir.path(), &env);
+    let replay = token_request(&node, &id, &secret, "", &[&proof]);
+    assert_eq!(replay.status, 400, "{}", replay.text);
+    assert_eq!(replay.error(), "invalid_dpop_proof");
+    assert!(replay.text.contains("already used"), "{}", replay.text);
+}

@@ -79,6 +79,12 @@ pub async fn assertion_jti_replay_is_refused(store: &dyn Store) {
             .expect("batch"),
         [true, false, true, false]
     );
+    // What an embedded node loads at start: the unexpired ids of `#` scopes only.
+    let loaded = store.list_single_use(NOW).await.expect("list");
+    assert!(loaded.iter().all(|u| u.scope.starts_with('#')));
+    for id in ["jti-1", "b-1", "b-2"] {
+        assert!(loaded.iter().any(|u| u.id == id), "{id} listed");
+    }
 
     // A row already expired (not purged yet) does not block a new assertion with that jti.
     assert!(store

@@ -294,6 +294,10 @@ impl Store for PostgresStore {
         revocations::record_single_use(&self.pool, scope, id, expires_at, now).await
     }
 
+    async fn list_single_use(&self, now: UnixTime) -> Result<Vec<crate::SingleUse>, StoreError> {
+        revocations::list_single_use(&self.pool, now).await
+    }
+
     async fn record_single_use_batch(
         &self,
         items: &[crate::SingleUse],

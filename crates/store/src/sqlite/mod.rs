@@ -224,6 +224,14 @@ impl Store for SqliteStore {
         revocations::record_single_use(&self.pool, scope, id, expires_at, now).await
     }
 
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    async fn list_single_use(&self, now: UnixTime) -> Result<Vec<crate::SingleUse>, StoreError> {
+        revocations::list_single_use(&self.pool, now).await
+    }
+
     async fn record_single_use_batch(
         &self,
         items: &[crate::SingleUse],

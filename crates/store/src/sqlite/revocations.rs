@@ -158,3 +158,26 @@ pub(super) async fn purge_expired(pool: &SqlitePool, now: UnixTime) -> Result<u6
     tx.commit().await?;
     Ok(tokens.rows_affected() + jtis.rows_affected())
 }
+
+/// Unexpired rows of the `#` scopes (the assertion jtis of clients are not needed in memory).
+pub(super) async fn list_single_use(
+    pool: &SqlitePool,
+    now: UnixTime,
+) -> Result<Vec<crate::SingleUse>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT client_id, jti, expires_at FROM assertion_jtis \
+         WHERE client_id LIKE '#%' AND expires_at > ?",
+    )
+    .bind(now)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(crate::SingleUse {
+                scope: row.try_get("client_id")?,
+                id: row.try_get("jti")?,
+                expires_at: row.try_get("expires_at")?,
+            })
+        })
+        .collect()
+}
