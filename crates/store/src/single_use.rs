@@ -28,6 +28,91 @@ pub struct SingleUse {
     pub expires_at: UnixTime,
 }
 
+/// A batch as the backends write it: each id once (a statement may not upsert one row
+/// twice), in chunks of one multi-row upsert each, and the answers filled in from what the
+/// upserts' `RETURNING` says they spent. The SQL differs between backends only in how
+/// parameters are written (`?N` or `$N`).
+pub(crate) struct BatchPlan<'a> {
+    items: &'a [SingleUse],
+    /// (scope, id) → index of its first occurrence in `items`.
+    first: HashMap<(&'a str, &'a str), usize>,
+    unique: Vec<&'a SingleUse>,
+    fresh: Vec<bool>,
+}
+
+/// Rows per statement: 3 parameters each plus one for `now`, far below both backends' limits.
+const ROWS_PER_STATEMENT: usize = 2_000;
+
+impl<'a> BatchPlan<'a> {
+    pub(crate) fn new(items: &'a [SingleUse]) -> Self {
+        let mut first = HashMap::new();
+        for (i, item) in items.iter().enumerate() {
+            first
+                .entry((item.scope.as_str(), item.id.as_str()))
+                .or_insert(i);
+        }
+        let unique = items
+            .iter()
+            .enumerate()
+            .filter(|(i, item)| first.get(&(item.scope.as_str(), item.id.as_str())) == Some(i))
+            .map(|(_, item)| item)
+            .collect();
+        Self {
+            items,
+            first,
+            unique,
+            fresh: vec![false; items.len()],
+        }
+    }
+
+    /// The ids to send, a statement's worth at a time.
+    pub(crate) fn chunks(&self) -> Vec<Vec<&'a SingleUse>> {
+        self.unique
+            .chunks(ROWS_PER_STATEMENT)
+            .map(<[&SingleUse]>::to_vec)
+            .collect()
+    }
+
+    /// The upsert of `rows` ids: parameters `(scope, id, expires_at)` per row, then `now`;
+    /// `param(n)` writes the n-th parameter (1-based) in the backend's syntax.
+    pub(crate) fn upsert_sql(rows: usize, param: impl Fn(usize) -> String) -> String {
+        let values: Vec<String> = (0..rows)
+            .map(|n| {
+                format!(
+                    "({}, {}, {})",
+                    param(3 * n + 1),
+                    param(3 * n + 2),
+                    param(3 * n + 3)
+                )
+            })
+            .collect();
+        format!(
+            "INSERT INTO assertion_jtis (client_id, jti, expires_at) VALUES {} \
+             ON CONFLICT (client_id, jti) DO UPDATE SET expires_at = excluded.expires_at \
+             WHERE assertion_jtis.expires_at <= {} RETURNING client_id, jti",
+            values.join(", "),
+            param(3 * rows + 1)
+        )
+    }
+
+    /// Marks `(scope, id)`, which an upsert returned, as spent now.
+    pub(crate) fn spent(&mut self, scope: &str, id: &str) {
+        if let Some(slot) = self
+            .first
+            .get(&(scope, id))
+            .and_then(|i| self.fresh.get_mut(*i))
+        {
+            *slot = true;
+        }
+    }
+
+    /// The answers, in the order of the items.
+    pub(crate) fn answers(self) -> Vec<bool> {
+        debug_assert_eq!(self.fresh.len(), self.items.len());
+        self.fresh
+    }
+}
+
 /// Most ids written in one transaction.
 const MAX_BATCH: usize = 1024;
 /// Requests waiting for the writer at most; more wait for room (back-pressure).

@@ -91,58 +91,26 @@ async fn spend<'e>(
 }
 
 /// Many ids in one statement (one commit for the batch): a multi-row upsert whose
-/// `RETURNING` lists the ids it spent. An id twice in the batch is sent once (a statement
-/// may not upsert one row twice) and counts as new the first time only.
+/// `RETURNING` lists the ids it spent (`SingleUseBatcher`'s batches; `BatchPlan` has the rules).
 pub(super) async fn record_single_use_batch(
     pool: &SqlitePool,
     items: &[crate::SingleUse],
     now: UnixTime,
 ) -> Result<Vec<bool>, StoreError> {
-    let mut first = std::collections::HashMap::new();
-    for (i, item) in items.iter().enumerate() {
-        first
-            .entry((item.scope.as_str(), item.id.as_str()))
-            .or_insert(i);
-    }
-    let unique: Vec<&crate::SingleUse> = items
-        .iter()
-        .enumerate()
-        .filter(|(i, item)| first.get(&(item.scope.as_str(), item.id.as_str())) == Some(i))
-        .map(|(_, item)| item)
-        .collect();
-    let mut fresh = vec![false; items.len()];
-    // At most 3 parameters per row and one for `now`: far below either backend's limit for
-    // the writer's batches (1 024 ids), and chunked anyway.
-    for chunk in unique.chunks(2_000) {
-        let mut sql =
-            String::from("INSERT INTO assertion_jtis (client_id, jti, expires_at) VALUES ");
-        for n in 0..chunk.len() {
-            if n > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&format!("(?{}, ?{}, ?{})", 3 * n + 1, 3 * n + 2, 3 * n + 3));
-        }
-        sql.push_str(&format!(
-            " ON CONFLICT (client_id, jti) DO UPDATE SET expires_at = excluded.expires_at \
-             WHERE assertion_jtis.expires_at <= ?{} RETURNING client_id, jti",
-            3 * chunk.len() + 1
-        ));
+    let mut plan = crate::single_use::BatchPlan::new(items);
+    for chunk in plan.chunks() {
+        let sql = crate::single_use::BatchPlan::upsert_sql(chunk.len(), |n| format!("?{n}"));
         let mut query = sqlx::query(&sql);
-        for item in chunk {
+        for item in &chunk {
             query = query.bind(&item.scope).bind(&item.id).bind(item.expires_at);
         }
-        let spent = query.bind(now).fetch_all(pool).await?;
-        for row in spent {
+        for row in query.bind(now).fetch_all(pool).await? {
             let scope: String = row.try_get("client_id")?;
             let id: String = row.try_get("jti")?;
-            if let Some(i) = first.get(&(scope.as_str(), id.as_str())) {
-                if let Some(slot) = fresh.get_mut(*i) {
-                    *slot = true;
-                }
-            }
+            plan.spent(&scope, &id);
         }
     }
-    Ok(fresh)
+    Ok(plan.answers())
 }
 
 pub(super) async fn purge_expired(pool: &SqlitePool, now: UnixTime) -> Result<u64, StoreError> {
