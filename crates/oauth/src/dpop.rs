@@ -59,6 +59,8 @@ pub enum ProofRefusal {
     Invalid(&'static str),
     /// `use_dpop_nonce`: the proof lacks the current nonce.
     NonceRequired,
+    /// `invalid_dpop_proof`: the proof was already used (a replay, counted by detection).
+    Replayed,
     /// The replay store could not answer; the request is not served.
     StoreUnavailable,
 }
@@ -245,7 +247,7 @@ impl AuthServer {
             .await
         {
             Ok(true) => Ok(verified),
-            Ok(false) => Err(ProofRefusal::Invalid("the DPoP proof was already used")),
+            Ok(false) => Err(ProofRefusal::Replayed),
             Err(e) => {
                 tracing::warn!(error = %e, "DPoP replay check failed: store unavailable");
                 Err(ProofRefusal::StoreUnavailable)
@@ -278,6 +280,7 @@ impl AuthServer {
             .map_err(|refusal| match refusal {
                 ProofRefusal::NonceRequired => TokenRejection::DpopNonceRequired,
                 ProofRefusal::StoreUnavailable => TokenRejection::StoreUnavailable,
+                ProofRefusal::Replayed => TokenRejection::DpopProofInvalid,
                 ProofRefusal::Invalid(why) => {
                     tracing::debug!(why, "DPoP proof refused");
                     TokenRejection::DpopProofInvalid

@@ -29,6 +29,11 @@ pub enum Error {
         reason: &'static str,
         error: OAuthError,
     },
+    /// A single-use credential came a second time (a DPoP proof, an outside token's `jti`):
+    /// answered exactly as [`Error::OAuth`]; audited with reason `replay`, which attack
+    /// detection counts as it counts replayed client assertions.
+    #[error("{0}")]
+    Replayed(OAuthError),
     /// RFC 9449 §8: the DPoP proof must carry the server nonce, which the answer's
     /// `DPoP-Nonce` header gives; answered 400 `use_dpop_nonce`.
     #[error("a DPoP nonce is required")]
@@ -63,10 +68,12 @@ impl From<portcullis_http::Limited> for Error {
 }
 
 impl Error {
-    /// Why client authentication failed, when that is what this is.
-    pub fn client_auth_reason(&self) -> Option<&'static str> {
+    /// What the refusal's audit record names as its `reason` (never shown to the caller):
+    /// why client authentication failed, or `replay`.
+    pub fn audit_reason(&self) -> Option<&'static str> {
         match self {
             Error::ClientAuth { reason, .. } => Some(reason),
+            Error::Replayed(_) => Some(portcullis_core::detection::REASON_REPLAY),
             _ => None,
         }
     }
@@ -74,7 +81,7 @@ impl Error {
     /// The OAuth error code the caller sees, for audit records and metrics.
     pub fn code(&self) -> ErrorCode {
         match self {
-            Error::OAuth(e) | Error::ClientAuth { error: e, .. } => e.code,
+            Error::OAuth(e) | Error::ClientAuth { error: e, .. } | Error::Replayed(e) => e.code,
             Error::UseDpopNonce { .. } => ErrorCode::UseDpopNonce,
             Error::RateLimited { .. } => ErrorCode::SlowDown,
             Error::BodyTooLarge { .. } => ErrorCode::InvalidRequest,
@@ -142,7 +149,7 @@ fn status_of(code: ErrorCode) -> StatusCode {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         match self {
-            Error::OAuth(e) | Error::ClientAuth { error: e, .. } => {
+            Error::OAuth(e) | Error::ClientAuth { error: e, .. } | Error::Replayed(e) => {
                 render(e.code, &e.description, status_of(e.code))
             }
             Error::UseDpopNonce { nonce } => {

@@ -323,6 +323,10 @@ async fn dpop_key(server: &AuthServer, proof: &str) -> Result<String, Error> {
         .await
     {
         Ok(verified) => Ok(verified.jkt),
+        Err(ProofRefusal::Replayed) => Err(Error::Replayed(OAuthError::new(
+            ErrorCode::InvalidDpopProof,
+            "the DPoP proof was already used",
+        ))),
         Err(ProofRefusal::Invalid(why)) => Err(invalid_dpop_proof(why)),
         Err(ProofRefusal::NonceRequired) => Err(Error::UseDpopNonce {
             nonce: server.dpop.nonce(server.now()),
@@ -353,7 +357,7 @@ fn audit_refusal(server: &AuthServer, claimed: Option<&ClientId>, error: &Error,
                         map.insert("claimed_client_id".into(), id.as_str().into());
                     }
                     // Kept in the (sealed) audit record only; the answer stays `invalid_client`.
-                    if let Some(reason) = error.client_auth_reason() {
+                    if let Some(reason) = error.audit_reason() {
                         map.insert("reason".into(), reason.into());
                     }
                 }

@@ -27,8 +27,8 @@ use crate::audit::{AuditAction, AuditEvent, Outcome};
 use crate::device::DeviceId;
 use crate::ErrorCode;
 
-/// `token.refused` `detail.reason` of a replayed assertion `jti` (the OAuth crate's
-/// `FailureReason::Replay`).
+/// `token.refused` `detail.reason` of a replay: a client assertion's `jti` (the OAuth crate's
+/// `FailureReason::Replay`), a DPoP proof, an outside token's `jti` (`Error::Replayed`).
 pub const REASON_REPLAY: &str = "replay";
 /// `token.refused` `detail.reason` of a disabled client (`FailureReason::Disabled`).
 pub const REASON_DISABLED: &str = "disabled";
@@ -115,10 +115,15 @@ fn detail_str<'a>(event: &'a AuditEvent, member: &str) -> Option<&'a str> {
 }
 
 fn token_refused(event: &AuditEvent, out: &mut Vec<Signal>) {
+    let client = detail_str(event, "claimed_client_id").map(|id| SignalKey::Client(id.to_owned()));
+    // A replay — of a client assertion (`invalid_client`), a DPoP proof (`invalid_dpop_proof`)
+    // or an outside token (`invalid_grant`) — whatever error it was answered with.
+    if let (Some(REASON_REPLAY), Some(client)) = (detail_str(event, "reason"), &client) {
+        out.push(Signal::new(RuleKind::AssertionReplay, client.clone()));
+    }
     if detail_str(event, "error") != Some(ErrorCode::InvalidClient.as_str()) {
         return;
     }
-    let client = detail_str(event, "claimed_client_id").map(|id| SignalKey::Client(id.to_owned()));
     if let Some(ip) = source_address(event) {
         out.push(Signal::new(
             RuleKind::AuthFailuresPerAddress,
@@ -129,10 +134,8 @@ fn token_refused(event: &AuditEvent, out: &mut Vec<Signal>) {
         return;
     };
     out.push(Signal::new(RuleKind::AuthFailuresPerClient, client.clone()));
-    match detail_str(event, "reason") {
-        Some(REASON_REPLAY) => out.push(Signal::new(RuleKind::AssertionReplay, client)),
-        Some(REASON_DISABLED) => out.push(Signal::new(RuleKind::DisabledClientUse, client)),
-        _ => {}
+    if detail_str(event, "reason") == Some(REASON_DISABLED) {
+        out.push(Signal::new(RuleKind::DisabledClientUse, client));
     }
 }
 

@@ -98,7 +98,10 @@ impl AuthServer {
                 .spend(&scope, jti, expires_at + SKEW_SECS, now)
                 .await?
             {
-                return Err(invalid_grant("the assertion was already used (jti)"));
+                return Err(Error::Replayed(OAuthError::new(
+                    ErrorCode::InvalidGrant,
+                    "the assertion was already used (jti)",
+                )));
             }
         }
         let allowed = ScopeSet::from_tokens(policy.scopes.clone())

@@ -600,3 +600,56 @@ fn a_suspended_device_still_trying_raises_an_alert() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A replayed DPoP proof and a replayed outside token are replays like a replayed client
+/// assertion: the same rule counts them for the client and raises one alert.
+#[test]
+fn replayed_dpop_proofs_raise_the_replay_alert() {
+    use portcullis_keys::Algorithm;
+    use support::dpop::DpopKey;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config(
+        tmp.path(),
+        "[detection.rules.assertion_replay]\nthreshold = 2\n",
+        None,
+    );
+    let node = Node::start_with_args(
+        &tmp.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+        &[],
+    );
+    let (id, secret) = node.create_client(&[]);
+    let key = DpopKey::new(Algorithm::ES256);
+    let proof = key.proof("POST", &format!("{}/oauth2/token", node.base), None, None);
+    let request = || {
+        node.request(
+            "POST",
+            "/oauth2/token",
+            Some("application/x-www-form-urlencoded"),
+            &[
+                ("Authorization", &support::basic_header(&id, &secret)),
+                ("DPoP", &proof),
+            ],
+            b"grant_type=client_credentials",
+        )
+    };
+    assert_eq!(request().status, 200);
+    for _ in 0..2 {
+        let replay = request();
+        assert_eq!(replay.error(), "invalid_dpop_proof", "{}", replay.text);
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let listed = alerts(&node);
+        if let Some(alert) = listed.iter().find(|a| a["rule"] == "assertion_replay") {
+            assert_eq!(alert["detail"]["key"], format!("client {id}"));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no assertion_replay alert: {listed:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

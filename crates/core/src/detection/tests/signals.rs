@@ -82,6 +82,19 @@ fn replayed_assertion_and_disabled_client_count_when_the_refusal_says_why() {
 }
 
 #[test]
+fn a_replayed_dpop_proof_or_outside_token_counts_as_a_replay_and_not_as_failed_authentication() {
+    for error in ["invalid_dpop_proof", "invalid_grant"] {
+        let mut e = token_refused(Some("svc"), error, "203.0.113.9");
+        e.detail["reason"] = json!("replay");
+        assert_eq!(
+            of(&e),
+            [sig(RuleKind::AssertionReplay, client("svc"))],
+            "{error}"
+        );
+    }
+}
+
+#[test]
 fn issued_tokens_count_toward_the_actors_rate() {
     assert_eq!(
         of(&token_issued("svc")),
