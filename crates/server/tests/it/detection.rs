@@ -128,6 +128,29 @@ fn wrong_secret(node: &Node, client: &str, forwarded: Option<&str>) -> u16 {
     .status
 }
 
+/// A node whose configuration file holds `rules` (and no webhook).
+fn node_with_rules(dir: &Path, rules: &str) -> Node {
+    let config = config(dir, rules, None);
+    Node::start_with_args(
+        &dir.join("data"),
+        &["--config", config.to_str().unwrap()],
+        &[],
+    )
+}
+
+/// The first alert of `rule` on `node`, waiting up to 5 s for it.
+fn first_alert(node: &Node, rule: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let listed = alerts(node);
+        if let Some(alert) = listed.iter().find(|a| a["rule"] == rule) {
+            return alert.clone();
+        }
+        assert!(Instant::now() < deadline, "no {rule} alert: {listed:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn alerts(node: &Node) -> Vec<Value> {
     node.cli_json(&["alerts", "list", "--limit", "100"])["alerts"]
         .as_array()
@@ -424,16 +447,10 @@ fn a_benign_load_of_many_clients_raises_no_alert() {
 #[test]
 fn guessed_enrollment_secrets_and_a_disabled_client_still_trying_raise_their_alerts() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = config(
+    let node = node_with_rules(
         tmp.path(),
         "[detection.rules.enroll_failures_per_device]\nthreshold = 3\n\
          [detection.rules.disabled_client_use]\nthreshold = 3\n",
-        None,
-    );
-    let node = Node::start_with_args(
-        &tmp.path().join("data"),
-        &["--config", config.to_str().unwrap()],
-        &[],
     );
     crate::pki::register(&node, "meter-guessed");
     let device = crate::pki::Device::new(&tmp.path().join("device"), "meter-guessed");
@@ -481,16 +498,10 @@ fn guessed_enrollment_secrets_and_a_disabled_client_still_trying_raise_their_ale
 #[test]
 fn a_client_far_above_its_own_token_rate_raises_an_alert() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = config(
+    let node = node_with_rules(
         tmp.path(),
         "[detection.rules.token_rate_anomaly]\nthreshold = 20\nwindow_secs = 1\n\
          [detection.token_rate]\nfactor = 4.0\nmin_samples = 3\nalpha = 0.5\n",
-        None,
-    );
-    let node = Node::start_with_args(
-        &tmp.path().join("data"),
-        &["--config", config.to_str().unwrap()],
-        &[],
     );
     let (id, secret) = node.create_client(&["--id", "steady-client"]);
     // Its habit: two tokens a second, for five seconds. Nothing fires.
@@ -505,20 +516,9 @@ fn a_client_far_above_its_own_token_rate_raises_an_alert() {
     for _ in 0..60 {
         assert_eq!(node.token(&id, &secret, "").status, 200);
     }
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let listed = alerts(&node);
-        if let Some(alert) = listed.iter().find(|a| a["rule"] == "token_rate_anomaly") {
-            assert_eq!(alert["detail"]["key"], "client steady-client");
-            assert!(alert["detail"]["total"].as_u64().unwrap() >= 20, "{alert}");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no token_rate_anomaly alert: {listed:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let alert = first_alert(&node, "token_rate_anomaly");
+    assert_eq!(alert["detail"]["key"], "client steady-client");
+    assert!(alert["detail"]["total"].as_u64().unwrap() >= 20, "{alert}");
 }
 
 /// A signed client assertion replayed (its `jti` used again): `assertion_replay` names the
@@ -526,15 +526,9 @@ fn a_client_far_above_its_own_token_rate_raises_an_alert() {
 #[test]
 fn a_replayed_client_assertion_raises_an_alert() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = config(
+    let node = node_with_rules(
         tmp.path(),
         "[detection.rules.assertion_replay]\nthreshold = 2\n",
-        None,
-    );
-    let node = Node::start_with_args(
-        &tmp.path().join("data"),
-        &["--config", config.to_str().unwrap()],
-        &[],
     );
     let client = crate::hostile_inputs::KeyClient::register(&node);
     let assertion = client.sign(&client.claims(&node));
@@ -542,34 +536,17 @@ fn a_replayed_client_assertion_raises_an_alert() {
     for _ in 0..2 {
         assert_eq!(client.request(&node, &assertion).status, 401, "replayed");
     }
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let listed = alerts(&node);
-        if let Some(alert) = listed.iter().find(|a| a["rule"] == "assertion_replay") {
-            assert_eq!(alert["detail"]["key"], format!("client {}", client.id));
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no assertion_replay alert: {listed:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let alert = first_alert(&node, "assertion_replay");
+    assert_eq!(alert["detail"]["key"], format!("client {}", client.id));
 }
 
 /// A suspended device that keeps presenting its device token: `inactive_device_use` names it.
 #[test]
 fn a_suspended_device_still_trying_raises_an_alert() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = config(
+    let node = node_with_rules(
         tmp.path(),
         "[detection.rules.inactive_device_use]\nthreshold = 3\n",
-        None,
-    );
-    let node = Node::start_with_args(
-        &tmp.path().join("data"),
-        &["--config", config.to_str().unwrap()],
-        &[],
     );
     let device = support::gateway::KeyedDevice::register(&node, "meter-suspended", "meter-v1");
     node.cli_json(&["device", "suspend", "meter-suspended"]);
@@ -586,19 +563,8 @@ fn a_suspended_device_still_trying_raises_an_alert() {
             .status;
         assert!(status == 401 || status == 403, "{status}");
     }
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let listed = alerts(&node);
-        if let Some(alert) = listed.iter().find(|a| a["rule"] == "inactive_device_use") {
-            assert_eq!(alert["detail"]["key"], "device meter-suspended");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no inactive_device_use alert: {listed:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let alert = first_alert(&node, "inactive_device_use");
+    assert_eq!(alert["detail"]["key"], "device meter-suspended");
 }
 
 /// A replayed DPoP proof and a replayed outside token are replays like a replayed client
@@ -609,15 +575,9 @@ fn replayed_dpop_proofs_raise_the_replay_alert() {
     use support::dpop::DpopKey;
 
     let tmp = tempfile::tempdir().unwrap();
-    let config = config(
+    let node = node_with_rules(
         tmp.path(),
         "[detection.rules.assertion_replay]\nthreshold = 2\n",
-        None,
-    );
-    let node = Node::start_with_args(
-        &tmp.path().join("data"),
-        &["--config", config.to_str().unwrap()],
-        &[],
     );
     let (id, secret) = node.create_client(&[]);
     let key = DpopKey::new(Algorithm::ES256);
@@ -639,17 +599,6 @@ fn replayed_dpop_proofs_raise_the_replay_alert() {
         let replay = request();
         assert_eq!(replay.error(), "invalid_dpop_proof", "{}", replay.text);
     }
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let listed = alerts(&node);
-        if let Some(alert) = listed.iter().find(|a| a["rule"] == "assertion_replay") {
-            assert_eq!(alert["detail"]["key"], format!("client {id}"));
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no assertion_replay alert: {listed:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let alert = first_alert(&node, "assertion_replay");
+    assert_eq!(alert["detail"]["key"], format!("client {id}"));
 }
