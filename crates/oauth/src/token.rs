@@ -19,6 +19,7 @@ use portcullis_core::client::Client;
 use portcullis_core::scope::grant_scopes;
 use portcullis_core::token::{
     parse_token_request, AccessTokenClaims, Audience, Confirmation, FederatedSubject, Grant,
+    TokenRequest,
 };
 use portcullis_core::{ClientId, ErrorCode, OAuthError, ScopeSet};
 use serde::Serialize;
@@ -92,7 +93,11 @@ async fn issue_access_token(
     let request = request?;
     // The grant is checked before the client: a removed grant is refused the same way
     // whoever asks, with a description that says what to use instead.
-    let grant = parse_token_request(&request.form)?;
+    let TokenRequest {
+        grant,
+        scope,
+        resources,
+    } = parse_token_request(&request.form)?;
     let proof = portcullis_http::dpop_proof(&request.headers)
         .map_err(|()| invalid_dpop_proof("send exactly one DPoP header"))?;
     let Granted {
@@ -102,7 +107,7 @@ async fn issue_access_token(
         ttl_secs,
         federated,
         exchanged,
-    } = authorize(server, addr, &request, grant.grant.clone(), claimed).await?;
+    } = authorize(server, addr, &request, grant, claimed).await?;
     server.limits.check_client(&client.client_id)?;
     // RFC 9449 §5: checked once the client is authenticated, so an anonymous flood cannot
     // spend replay-store writes; a client that must use DPoP gets nothing without it.
@@ -115,11 +120,11 @@ async fn issue_access_token(
         }
         None => None,
     };
-    let scopes = grant_scopes(grant.scope, &allowed)?;
+    let scopes = grant_scopes(scope, &allowed)?;
     let issuer = server.settings.issuer.as_str();
     let audience = match &exchanged {
         Some(e) => e.audiences.clone(),
-        None => client.select_audience(&grant.resources, issuer)?,
+        None => client.select_audience(&resources, issuer)?,
     };
     let jti = URL_SAFE_NO_PAD.encode(portcullis_keys::random::random_array::<16>()?);
     let now = server.now();

@@ -69,23 +69,12 @@ pub(super) async fn record_single_use(
     expires_at: UnixTime,
     now: UnixTime,
 ) -> Result<bool, StoreError> {
-    spend(pool, scope, id, expires_at, now).await
-}
-
-/// One statement per id, so two requests replaying the same id at once cannot both win.
-async fn spend<'e>(
-    executor: impl sqlx::Executor<'e, Database = sqlx::Sqlite>,
-    scope: &str,
-    id: &str,
-    expires_at: UnixTime,
-    now: UnixTime,
-) -> Result<bool, StoreError> {
     let result = sqlx::query(SPEND)
         .bind(scope)
         .bind(id)
         .bind(expires_at)
         .bind(now)
-        .execute(executor)
+        .execute(pool)
         .await?;
     Ok(result.rows_affected() > 0)
 }
