@@ -264,13 +264,11 @@ impl AuthServer {
         token: &str,
         presented: Option<DpopPresentation<'_>>,
     ) -> Result<(), TokenRejection> {
-        let bound = claims.dpop_jkt();
-        let (Some(jkt), Some(dpop)) = (bound, presented) else {
-            return match (bound, presented) {
-                (None, None) => Ok(()),
-                (None, Some(_)) => Err(TokenRejection::NotDpopBound),
-                _ => Err(TokenRejection::DpopProofMissing),
-            };
+        let (jkt, dpop) = match (claims.dpop_jkt(), presented) {
+            (None, None) => return Ok(()),
+            (None, Some(_)) => return Err(TokenRejection::NotDpopBound),
+            (Some(_), None) => return Err(TokenRejection::DpopProofMissing),
+            (Some(jkt), Some(dpop)) => (jkt, dpop),
         };
         let proof = dpop.proof.ok_or(TokenRejection::DpopProofMissing)?;
         let ath = access_token_hash(token);
