@@ -1,5 +1,6 @@
-//! `/federation`: workload federation's trust (issue #15) — which outside token issuers are
-//! trusted for the JWT bearer grant and which of their subjects become which client
+//! `/federation`: workload federation's trust (issue #15) — which outside token issuers (JWT
+//! bearer grant) and SAML identity providers (SAML 2.0 bearer grant) are trusted, and which
+//! of their subjects become which client
 //! (`portcullis_core::federation` has the rules).
 //!
 //! Two parts are in force, in this order: the node configuration's
@@ -84,7 +85,7 @@ pub async fn put_federation(
     ))
 }
 
-/// The JSON Schema of a trust part (`{issuers, policies}`).
+/// The JSON Schema of a trust part (`{issuers, policies, saml_issuers}`).
 pub struct TrustSetSchema;
 
 const NAME: &str = "^[A-Za-z0-9_.-]{1,64}$";
@@ -102,6 +103,18 @@ fn trust_set_schema() -> Value {
             "algorithms": {"type": "array", "items": {"enum": ["EdDSA", "Ed25519", "ES256", "ES384", "PS256", "RS256"]}},
             "audience": {"type": "string", "minLength": 1, "maxLength": 1024},
             "max_lifetime_secs": {"type": "integer", "minimum": 60, "maximum": 2_678_400},
+        },
+    });
+    let saml_issuer = json!({
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["name", "entity_id", "certificates"],
+        "properties": {
+            "name": {"type": "string", "pattern": NAME},
+            "entity_id": {"type": "string", "minLength": 1, "maxLength": 1024, "description": "the exact saml:Issuer of its assertions"},
+            "certificates": {"type": "array", "minItems": 1, "maxItems": 8, "items": {"type": "string", "description": "a PEM X.509 signing certificate"}},
+            "audience": {"type": "string", "minLength": 1, "maxLength": 1024, "description": "the Audience its assertions must name (default: our issuer URL or token endpoint)"},
+            "max_lifetime_secs": {"type": "integer", "minimum": 60, "maximum": 86_400},
         },
     });
     let policy = json!({
@@ -127,6 +140,7 @@ fn trust_set_schema() -> Value {
         "properties": {
             "issuers": {"type": "array", "items": issuer},
             "policies": {"type": "array", "items": policy},
+            "saml_issuers": {"type": "array", "items": saml_issuer, "description": "SAML 2.0 identity providers (RFC 7522 grant; builds with the saml feature)"},
         },
     })
 }

@@ -248,6 +248,16 @@ pub fn validate_trust(
     issuers: &[TrustedIssuer],
     policies: &[TrustPolicy],
 ) -> Result<(), CoreError> {
+    validate_trust_with_saml(issuers, &[], policies)
+}
+
+/// [`validate_trust`] with SAML identity providers too: names are unique across both kinds
+/// (a policy names either), entity ids unique among the SAML ones.
+pub fn validate_trust_with_saml(
+    issuers: &[TrustedIssuer],
+    saml_issuers: &[crate::saml::SamlIssuer],
+    policies: &[TrustPolicy],
+) -> Result<(), CoreError> {
     let mut names = std::collections::BTreeSet::new();
     let mut iss = std::collections::BTreeSet::new();
     for i in issuers {
@@ -256,6 +266,16 @@ pub fn validate_trust(
             return Err(CoreError::invalid(
                 "federation issuers",
                 "names and issuer URLs must be unique",
+            ));
+        }
+    }
+    let mut entity_ids = std::collections::BTreeSet::new();
+    for i in saml_issuers {
+        i.validate()?;
+        if !names.insert(i.name.as_str()) || !entity_ids.insert(i.entity_id.as_str()) {
+            return Err(CoreError::invalid(
+                "federation SAML issuers",
+                "names (across issuers and saml_issuers) and entity ids must be unique",
             ));
         }
     }
@@ -290,6 +310,9 @@ pub struct TrustSet {
     pub issuers: Vec<TrustedIssuer>,
     #[serde(default)]
     pub policies: Vec<TrustPolicy>,
+    /// SAML 2.0 identity providers (RFC 7522 grant); policies name them like JWT issuers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub saml_issuers: Vec<crate::saml::SamlIssuer>,
 }
 
 impl TrustSet {
@@ -299,7 +322,8 @@ impl TrustSet {
         let mut all = self.clone();
         all.issuers.extend(other.issuers.iter().cloned());
         all.policies.extend(other.policies.iter().cloned());
-        validate_trust(&all.issuers, &all.policies)?;
+        all.saml_issuers.extend(other.saml_issuers.iter().cloned());
+        validate_trust_with_saml(&all.issuers, &all.saml_issuers, &all.policies)?;
         let known = |a: &String| ALGORITHM_NAMES.contains(&a.as_str());
         if !all.issuers.iter().all(|i| i.algorithms.iter().all(known)) {
             return Err(CoreError::invalid(
@@ -313,6 +337,11 @@ impl TrustSet {
     /// The issuer whose `iss` is `iss`.
     pub fn issuer(&self, iss: &str) -> Option<&TrustedIssuer> {
         self.issuers.iter().find(|i| i.issuer == iss)
+    }
+
+    /// The SAML identity provider whose entity id is `entity_id`.
+    pub fn saml_issuer(&self, entity_id: &str) -> Option<&crate::saml::SamlIssuer> {
+        self.saml_issuers.iter().find(|i| i.entity_id == entity_id)
     }
 }
 
@@ -347,7 +376,7 @@ pub fn pattern_matches(pattern: &str, value: &str) -> bool {
     p.get(pi..).unwrap_or_default().iter().all(|c| *c == b'*')
 }
 
-fn check_name(what: &'static str, name: &str) -> Result<(), CoreError> {
+pub(crate) fn check_name(what: &'static str, name: &str) -> Result<(), CoreError> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name

@@ -27,6 +27,7 @@ pub mod ids;
 pub mod issuer;
 pub mod pem;
 pub mod rotation;
+pub mod saml;
 pub mod scope;
 pub mod secret;
 pub mod serial;

@@ -28,6 +28,9 @@ pub enum Grant<'a> {
     JwtBearer { assertion: &'a str },
     /// RFC 8693: a subject token (and maybe an actor token) for a narrower or other token.
     TokenExchange(crate::token_exchange::ExchangeRequest<'a>),
+    /// RFC 7522: a signed SAML 2.0 assertion (base64url) from a trusted identity provider,
+    /// mapped to a client by policy like a JWT bearer assertion.
+    Saml2Bearer { assertion: &'a str },
 }
 
 /// A validated token request, before client authentication.
@@ -54,6 +57,9 @@ pub fn parse_token_request(form: &Form) -> Result<TokenRequest<'_>, OAuthError> 
         JWT_BEARER_GRANT_TYPE => Grant::JwtBearer {
             assertion: form.require("assertion")?,
         },
+        crate::saml::SAML2_BEARER_GRANT_TYPE => Grant::Saml2Bearer {
+            assertion: form.require("assertion")?,
+        },
         crate::token_exchange::GRANT_TYPE => {
             Grant::TokenExchange(crate::token_exchange::parse_exchange_request(form)?)
         }
@@ -66,7 +72,7 @@ pub fn parse_token_request(form: &Form) -> Result<TokenRequest<'_>, OAuthError> 
         _ => {
             return Err(OAuthError::new(
                 ErrorCode::UnsupportedGrantType,
-                "this server supports grant_type=client_credentials, urn:ietf:params:oauth:grant-type:jwt-bearer and urn:ietf:params:oauth:grant-type:token-exchange",
+                "this server supports grant_type=client_credentials, urn:ietf:params:oauth:grant-type:jwt-bearer, urn:ietf:params:oauth:grant-type:token-exchange and (in builds with SAML) urn:ietf:params:oauth:grant-type:saml2-bearer",
             ))
         }
     };

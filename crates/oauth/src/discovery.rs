@@ -50,7 +50,7 @@ fn metadata(settings: &OAuthSettings) -> serde_json::Map<String, Value> {
         "jwks_uri": format!("{issuer}/jwks.json"),
         "introspection_endpoint": format!("{issuer}/oauth2/introspect"),
         "revocation_endpoint": format!("{issuer}/oauth2/revoke"),
-        "grant_types_supported": portcullis_core::token::SUPPORTED_GRANT_TYPES,
+        "grant_types_supported": grant_types(),
         // RFC 8414 §2 makes this REQUIRED; a server without an authorization endpoint
         // supports no response type.
         "response_types_supported": [],
@@ -89,6 +89,15 @@ fn metadata(settings: &OAuthSettings) -> serde_json::Map<String, Value> {
 
 /// RFC 9449 §5.1 `dpop_signing_alg_values_supported`: EdDSA under both its names, the
 /// polymorphic `EdDSA` and RFC 9864's fully-specified `Ed25519`, since clients write either.
+/// The grant types: the core's, and the SAML 2.0 bearer grant in builds that verify SAML.
+fn grant_types() -> Vec<&'static str> {
+    let mut types = portcullis_core::token::SUPPORTED_GRANT_TYPES.to_vec();
+    if portcullis_saml::SUPPORTED {
+        types.push(portcullis_core::saml::SAML2_BEARER_GRANT_TYPE);
+    }
+    types
+}
+
 fn dpop_algorithms(settings: &OAuthSettings) -> Vec<&'static str> {
     let mut names = Vec::new();
     for alg in &settings.dpop.algorithms {
@@ -178,14 +187,17 @@ mod tests {
             "https://as.example/oauth2/introspect"
         );
         assert_eq!(v["revocation_endpoint"], "https://as.example/oauth2/revoke");
-        assert_eq!(
-            v["grant_types_supported"],
-            json!([
-                "client_credentials",
-                "urn:ietf:params:oauth:grant-type:jwt-bearer",
-                "urn:ietf:params:oauth:grant-type:token-exchange"
-            ])
-        );
+        let mut grants = json!([
+            "client_credentials",
+            "urn:ietf:params:oauth:grant-type:jwt-bearer",
+            "urn:ietf:params:oauth:grant-type:token-exchange"
+        ]);
+        if cfg!(feature = "saml") {
+            if let Some(all) = grants.as_array_mut() {
+                all.push("urn:ietf:params:oauth:grant-type:saml2-bearer".into());
+            }
+        }
+        assert_eq!(v["grant_types_supported"], grants);
         assert_eq!(v["response_types_supported"], json!([]));
         assert_eq!(
             v["token_endpoint_auth_methods_supported"]

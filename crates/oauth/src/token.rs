@@ -277,25 +277,29 @@ async fn authorize(
                 exchanged: Some(exchanged),
             })
         }
-        Grant::JwtBearer { assertion } => {
+        Grant::JwtBearer { assertion } | Grant::Saml2Bearer { assertion } => {
+            let saml = matches!(grant, Grant::Saml2Bearer { .. });
             let authenticated = if sends_client_credentials(request) {
                 Some(authenticate_request(server, addr, request, claimed).await?)
             } else {
                 None
             };
-            let granted = server
-                .federated_grant(
-                    assertion,
-                    authenticated.as_ref().map(|a| &a.client.client_id),
-                )
-                .await?;
+            let client_id = authenticated.as_ref().map(|a| &a.client.client_id);
+            let granted = if saml {
+                server.saml_grant(assertion, client_id).await?
+            } else {
+                server.federated_grant(assertion, client_id).await?
+            };
             *claimed = Some(granted.client.client_id.clone());
             let left = granted.expires_at.saturating_sub(server.now());
             let ttl_secs = u32::try_from(left.max(1))
                 .unwrap_or(u32::MAX)
                 .min(granted.client.token_ttl_secs);
             Ok(Granted {
-                method: authenticated.map_or("jwt_bearer", |a| a.method.as_str()),
+                method: authenticated
+                    .map_or(if saml { "saml2_bearer" } else { "jwt_bearer" }, |a| {
+                        a.method.as_str()
+                    }),
                 allowed: granted.scopes,
                 ttl_secs,
                 client: granted.client,

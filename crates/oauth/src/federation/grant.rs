@@ -5,7 +5,9 @@
 use std::sync::Arc;
 
 use portcullis_core::client::Client;
-use portcullis_core::federation::{select_policy, ExternalTokenError, TrustedIssuer, SKEW_SECS};
+use portcullis_core::federation::{
+    select_policy, ExternalTokenError, TrustPolicy, TrustedIssuer, SKEW_SECS,
+};
 use portcullis_core::token::FederatedSubject;
 use portcullis_core::{ClientId, ErrorCode, OAuthError, ScopeSet};
 use portcullis_keys::verify::{decode, Decoded};
@@ -33,7 +35,16 @@ pub struct FederatedGrant {
     pub policy: String,
 }
 
-fn invalid_grant(description: &'static str) -> Error {
+/// An outside assertion's id, spent once per issuer.
+pub(crate) struct SingleUse<'a> {
+    /// The single-use scope: one per issuer, so two issuers' ids never collide.
+    pub scope: String,
+    pub id: &'a str,
+    /// The refusal's description when it was already spent.
+    pub what: &'static str,
+}
+
+pub(crate) fn invalid_grant(description: &'static str) -> Error {
     Error::OAuth(OAuthError::new(ErrorCode::InvalidGrant, description))
 }
 
@@ -70,6 +81,45 @@ impl AuthServer {
         let expires_at = issuer.check_claims(&claims, now)?;
         let policy = select_policy(&trust.policies, &issuer.name, &claims)
             .ok_or(ExternalTokenError::NoPolicy)?;
+        // RFC 7523 §3 item 7: a jti, when there is one, is accepted once per issuer.
+        let jti = match claims.get("jti") {
+            None => None,
+            Some(jti) => Some(
+                jti.as_str()
+                    .filter(|j| !j.is_empty() && j.len() <= MAX_JTI_LEN)
+                    .ok_or(invalid_grant(
+                        "the assertion's jti is not a string of 1-256 characters",
+                    ))?,
+            ),
+        };
+        let subject = FederatedSubject {
+            iss: issuer.issuer.clone(),
+            sub: claims
+                .get("sub")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+        };
+        let once = jti.map(|id| SingleUse {
+            scope: format!("#federation:{}", issuer.name),
+            id,
+            what: "the assertion was already used (jti)",
+        });
+        self.grant_by_policy(policy, authenticated, subject, expires_at, once)
+            .await
+    }
+
+    /// What a verified outside assertion grants once `policy` matched it: the policy's
+    /// client (enabled, and the authenticated one if the request authenticated), the
+    /// assertion's id spent (when it has one), the policy's scopes that the client has.
+    pub(crate) async fn grant_by_policy(
+        &self,
+        policy: &TrustPolicy,
+        authenticated: Option<&ClientId>,
+        subject: FederatedSubject,
+        expires_at: i64,
+        once: Option<SingleUse<'_>>,
+    ) -> Result<FederatedGrant, Error> {
         let client_id = ClientId::parse(policy.client_id.as_str())
             .map_err(|_| invalid_grant("the policy names an invalid client id"))?;
         if authenticated.is_some_and(|a| *a != client_id) {
@@ -84,23 +134,15 @@ impl AuthServer {
             .ok_or(invalid_grant(
                 "the client the policy maps to does not exist or is disabled",
             ))?;
-        // RFC 7523 §3 item 7: a jti, when there is one, is accepted once per issuer.
-        if let Some(jti) = claims.get("jti") {
-            let jti = jti
-                .as_str()
-                .filter(|j| !j.is_empty() && j.len() <= MAX_JTI_LEN)
-                .ok_or(invalid_grant(
-                    "the assertion's jti is not a string of 1-256 characters",
-                ))?;
-            let scope = format!("#federation:{}", issuer.name);
+        if let Some(once) = once {
             if !self
                 .single_use
-                .spend(&scope, jti, expires_at + SKEW_SECS, now)
+                .spend(&once.scope, once.id, expires_at + SKEW_SECS, self.now())
                 .await?
             {
                 return Err(Error::Replayed(OAuthError::new(
                     ErrorCode::InvalidGrant,
-                    "the assertion was already used (jti)",
+                    once.what,
                 )));
             }
         }
@@ -114,14 +156,7 @@ impl AuthServer {
         )
         .map_err(|_| invalid_grant("the policy's scopes are invalid"))?;
         Ok(FederatedGrant {
-            subject: FederatedSubject {
-                iss: issuer.issuer.clone(),
-                sub: claims
-                    .get("sub")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned(),
-            },
+            subject,
             client,
             scopes,
             expires_at,

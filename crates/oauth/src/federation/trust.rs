@@ -45,7 +45,7 @@ impl FederationTrust {
 
     /// The configuration's trust, checked; the admin part is read by [`reload`](Self::reload).
     pub fn new(store: Arc<dyn Store>, config: TrustSet) -> Result<Self, CoreError> {
-        let all = Arc::new(config.combined(&TrustSet::default())?);
+        let all = Arc::new(checked(&config, &TrustSet::default())?);
         Ok(Self {
             store,
             config,
@@ -67,7 +67,7 @@ impl FederationTrust {
     /// what this node last read (two concurrent edits cannot both win silently), and puts it
     /// in force here.
     pub async fn set(&self, admin: TrustSet) -> Result<(), TrustError> {
-        let all = self.config.combined(&admin)?;
+        let all = checked(&self.config, &admin)?;
         let bytes = serde_json::to_vec(&admin).map_err(|e| TrustError::Corrupt(e.to_string()))?;
         let before = self.store.get_setting(TRUST_SETTING).await?;
         if !swap_setting(
@@ -94,7 +94,7 @@ impl FederationTrust {
                 serde_json::from_slice(&bytes).map_err(|e| TrustError::Corrupt(e.to_string()))?
             }
         };
-        let all = self.config.combined(&admin)?;
+        let all = checked(&self.config, &admin)?;
         *self.write() = (admin, Arc::new(all));
         Ok(())
     }
@@ -107,6 +107,33 @@ impl FederationTrust {
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, (TrustSet, Arc<TrustSet>)> {
         self.current.write().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// `config` followed by `admin`, checked as a whole ([`TrustSet::combined`]), and SAML
+/// identity providers only in a build that verifies their signatures, with certificates that
+/// parse (a typo is caught when the trust is set, not at the first grant).
+fn checked(config: &TrustSet, admin: &TrustSet) -> Result<TrustSet, CoreError> {
+    let all = config.combined(admin)?;
+    if !all.saml_issuers.is_empty() && !portcullis_saml::SUPPORTED {
+        return Err(CoreError::invalid(
+            "federation saml_issuers",
+            "this build has no SAML support (build with --features saml)",
+        ));
+    }
+    let bad = || {
+        CoreError::invalid(
+            "federation SAML certificates",
+            "each must be a PEM X.509 certificate",
+        )
+    };
+    for issuer in &all.saml_issuers {
+        for pem in &issuer.certificates {
+            for der in portcullis_saml::pem_certificates(pem).map_err(|_| bad())? {
+                x509_parser::parse_x509_certificate(&der).map_err(|_| bad())?;
+            }
+        }
+    }
+    Ok(all)
 }
 
 impl crate::AuthServer {

@@ -317,3 +317,41 @@ claims = {{ sub = "system:serviceaccount:edge:agent" }}
         "{audit}"
     );
 }
+
+/// A build without the `saml` feature cannot verify SAML signatures: the grant is refused as
+/// unsupported (and says how to get it), discovery does not list it, and SAML issuers cannot
+/// be configured.
+#[cfg(not(feature = "saml"))]
+#[test]
+fn a_build_without_saml_refuses_the_saml_grant_clearly() {
+    let node = Node::start();
+    let answer = node.request(
+        "POST",
+        "/oauth2/token",
+        Some("application/x-www-form-urlencoded"),
+        &[],
+        b"grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Asaml2-bearer&assertion=PGEvPg",
+    );
+    assert_eq!(answer.status, 400, "{}", answer.text);
+    assert_eq!(answer.error(), "unsupported_grant_type");
+    assert!(answer.text.contains("--features saml"), "{}", answer.text);
+    let discovery = node.get("/.well-known/oauth-authorization-server");
+    assert!(
+        !discovery.text.contains("saml2-bearer"),
+        "{}",
+        discovery.text
+    );
+    let file = node.data_dir.with_extension("trust.toml");
+    std::fs::write(
+        &file,
+        "[[saml_issuers]]\nname = \"corp\"\nentity_id = \"urn:corp\"\ncertificates = [\"-----BEGIN CERTIFICATE-----\\nAAAA\\n-----END CERTIFICATE-----\"]\n",
+    )
+    .unwrap();
+    let refused = node.cli(&["federation", "set", file.to_str().unwrap()]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("no SAML support"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}

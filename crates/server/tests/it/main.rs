@@ -43,6 +43,8 @@ mod pki_mtls;
 mod pki_registry;
 mod pki_trust;
 mod postgres_nodes;
+#[cfg(feature = "saml")]
+mod saml;
 mod security_findings;
 mod settings_update_cli;
 mod tls_renewal;

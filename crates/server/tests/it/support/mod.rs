@@ -5,6 +5,7 @@
 pub mod dpop;
 pub mod gateway;
 pub mod issuer;
+pub mod saml;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
