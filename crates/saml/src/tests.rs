@@ -228,3 +228,31 @@ fn pem_certificates_are_read_in_order() {
         pem_certificates("-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----").is_err()
     );
 }
+
+/// The real signature check on an xmlsec1-signed fixture (the bench's): it verifies with the
+/// IdP's certificate, not with another, and not once a signed value changed.
+#[cfg(feature = "xmlsec")]
+#[test]
+fn libxmlsec1_verifies_the_fixture_and_nothing_bent() {
+    let xml = include_str!("../benches/fixtures/assertion.xml");
+    let certificates = pem_certificates(include_str!("../benches/fixtures/idp.pem")).unwrap();
+    let inspected = inspect(xml).unwrap();
+    let assertion = verify(xml, &inspected, &certificates).unwrap();
+    assert_eq!(assertion.name_id, "billing-batch");
+    assert_eq!(assertion.id, "_a1");
+
+    let bent = xml.replacen("billing-batch", "billing-batcH", 1);
+    assert_eq!(
+        verify(&bent, &inspect(&bent).unwrap(), &certificates),
+        Err(SamlError::BadSignature)
+    );
+    let other = pem_certificates(include_str!("../benches/fixtures/other.pem")).unwrap();
+    assert_eq!(
+        verify(xml, &inspected, &other),
+        Err(SamlError::BadSignature)
+    );
+    // The right certificate after a wrong one (a rollover list) still verifies.
+    let both = [other, certificates.clone()].concat();
+    assert!(verify(xml, &inspected, &both).is_ok());
+    assert_eq!(verify(xml, &inspected, &[]), Err(SamlError::BadSignature));
+}

@@ -450,3 +450,44 @@ fn saml_identity_providers_are_managed_through_the_cli_and_admin_api() {
     let again = Assertion::new(&corp, &endpoint(&node), &node.base, "billing-batch-2");
     assert_eq!(exchange(&node, &again.signed(&corp), &[]).status, 200);
 }
+
+/// RFC 7522 §3 item 8 across a cluster: an assertion one node accepted is refused by the other
+/// (the IDs are spent in the shared PostgreSQL store).
+#[test]
+fn an_assertion_is_spent_once_across_nodes() {
+    let corp = SamlIdp::rsa(CORP);
+    let issuers = format!(
+        r#"[{{ name = "corp", entity_id = "{CORP}", certificates = [{}] }}]"#,
+        toml_string(&corp.cert_pem())
+    );
+    let policies = r#"[{ name = "billing", issuer = "corp", claims = { sub = "billing-*" }, client_id = "billing", scopes = ["invoices:read"] }]"#;
+    let Some(nodes) = crate::postgres_nodes::two_nodes(
+        "saml",
+        &[
+            ("PORTCULLIS_FEDERATION__SAML_ISSUERS", &issuers),
+            ("PORTCULLIS_FEDERATION__POLICIES", policies),
+        ],
+    ) else {
+        return;
+    };
+    nodes
+        .a
+        .create_client(&["--id", "billing", "--scope", "invoices:read"]);
+    // The cluster's issuer, not a node's address, is what assertions are aimed at.
+    let issuer = "https://auth.cluster.example";
+    let assertion = Assertion::new(
+        &corp,
+        &format!("{issuer}/oauth2/token"),
+        issuer,
+        "billing-7",
+    );
+    let signed = assertion.signed(&corp);
+    let at_a = exchange(&nodes.a, &signed, &[]);
+    assert_eq!(at_a.status, 200, "{}", at_a.text);
+    refused(
+        &exchange(&nodes.b, &signed, &[]),
+        "invalid_grant",
+        "already used",
+        "replay at B",
+    );
+}
