@@ -6,7 +6,7 @@ use portcullis_core::saml::{parse_instant, Conditions, SamlAssertion, SubjectCon
 use portcullis_core::UnixTime;
 use roxmltree::Node;
 
-use crate::xml::{at_most_one, children, exactly_one, is, parse, text, ASSERTION_NS};
+use crate::xml::{at_most_one, children, exactly_one, is, issuer, parse, text, ASSERTION_NS};
 use crate::SamlError;
 
 /// Reads the signed bytes of the assertion whose `ID` is `expected_id` (what [`inspect`]
@@ -25,15 +25,7 @@ pub fn read_signed(signed: &str, expected_id: &str) -> Result<SamlAssertion, Sam
     if root.descendants().any(|n| n.is_comment() || n.is_pi()) {
         return Err(SamlError::CommentOrInstruction);
     }
-    let issuer = text(
-        exactly_one(
-            root,
-            ASSERTION_NS,
-            "Issuer",
-            "the assertion must have one Issuer",
-        )?,
-        "the assertion's Issuer must be plain text",
-    )?;
+    let issuer = issuer(root)?;
     let issue_instant = instant(root, "IssueInstant")?
         .ok_or(Structure("the assertion has no valid IssueInstant"))?;
     let subject = exactly_one(

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use roxmltree::Node;
 
 use crate::xml::{
-    at_most_one, children, exactly_one, is, parse, text, ASSERTION_NS, DSIG_NS, ENVELOPED,
+    at_most_one, children, exactly_one, is, issuer, parse, ASSERTION_NS, DSIG_NS, ENVELOPED,
     EXC_C14N, PROTOCOL_NS, XML_NS,
 };
 use crate::SamlError;
@@ -74,15 +74,7 @@ pub fn inspect(xml: &str) -> Result<Inspected, SamlError> {
     if root.attribute("Version") != Some("2.0") {
         return Err(SamlError::Structure("the assertion's Version must be 2.0"));
     }
-    let issuer = text(
-        exactly_one(
-            root,
-            ASSERTION_NS,
-            "Issuer",
-            "the assertion must have one Issuer",
-        )?,
-        "the assertion's Issuer must be plain text",
-    )?;
+    let issuer = issuer(root)?;
     check_signature(root, &id)?;
     Ok(Inspected {
         id,

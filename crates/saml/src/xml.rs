@@ -76,3 +76,16 @@ pub(crate) fn text<'a>(node: Node<'a, '_>, what: &'static str) -> Result<&'a str
     };
     Ok(value)
 }
+
+/// The assertion's one `<saml:Issuer>`, as plain text.
+pub(crate) fn issuer<'a>(assertion: Node<'a, '_>) -> Result<&'a str, SamlError> {
+    text(
+        exactly_one(
+            assertion,
+            ASSERTION_NS,
+            "Issuer",
+            "the assertion must have one Issuer",
+        )?,
+        "the assertion's Issuer must be plain text",
+    )
+}
