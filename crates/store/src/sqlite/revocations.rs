@@ -88,7 +88,11 @@ pub(super) async fn record_single_use_batch(
 ) -> Result<Vec<bool>, StoreError> {
     let mut plan = crate::single_use::BatchPlan::new(items);
     for chunk in plan.chunks() {
-        let sql = crate::single_use::BatchPlan::upsert_sql(chunk.len(), |n| format!("?{n}"));
+        // Anonymous `?` (bound in order; `now` is the last and used once), not `?NNN`:
+        // SQLite keeps numbered parameters in a list it scans linearly on every lookup, which
+        // made preparing and binding a 6 000-parameter batch quadratic (6 % of a DPoP load's
+        // CPU in `sqlite3_bind_parameter_name`).
+        let sql = crate::single_use::BatchPlan::upsert_sql(chunk.len(), |_| "?".to_owned());
         let mut query = sqlx::query(&sql);
         for item in &chunk {
             query = query.bind(&item.scope).bind(&item.id).bind(item.expires_at);
