@@ -58,6 +58,8 @@ pub enum CloseReason {
     Expired,
     /// The node is shutting down.
     Shutdown,
+    /// Attack detection blocked the address the connection comes from.
+    Blocked,
 }
 
 /// A connected device, held by its transport adapter for the connection's life. Dropping it
@@ -108,6 +110,7 @@ impl Drop for Session {
 struct Live {
     id: u64,
     close: watch::Sender<CloseReason>,
+    source: IpAddr,
     method: CredentialMethod,
     credential: Option<String>,
     expires_at: Option<i64>,
@@ -150,6 +153,7 @@ impl Sessions {
         let live = Live {
             id,
             close: tx,
+            source,
             method: admitted.method,
             credential: admitted.credential.clone(),
             expires_at: admitted.expires_at,
@@ -187,6 +191,20 @@ impl Sessions {
         for (_, live) in self.lock().drain() {
             let _ = live.close.send(reason);
         }
+    }
+
+    /// Ends every session whose connection comes from an address `blocked` names; how many.
+    pub fn close_from(&self, blocked: impl Fn(IpAddr) -> bool, reason: CloseReason) -> usize {
+        let mut live = self.lock();
+        let before = live.len();
+        live.retain(|_, session| {
+            let keep = !blocked(session.source);
+            if !keep {
+                let _ = session.close.send(reason);
+            }
+            keep
+        });
+        before - live.len()
     }
 
     /// The devices connected now and what admitted them (to re-check them after a change).

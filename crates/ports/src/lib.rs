@@ -7,12 +7,14 @@
 //! [`DeviceRegistry`]); `server` hands the implementations to the crates that use them as
 //! `Arc<dyn ...>`. Nothing here does I/O of its own.
 
+mod address_gate;
 mod clients;
 mod device_clients;
 mod devices;
 mod error;
 mod tokens;
 
+pub use address_gate::{AddressGate, BLOCKED_METRIC};
 pub use clients::{ClientRegistry, RotatedSecret};
 pub use device_clients::DeviceClients;
 pub use devices::{CaCertificates, DeviceKeyMaterial, DeviceRegistry, ImportOutcome, NewDevice};

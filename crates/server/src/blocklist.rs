@@ -1,5 +1,6 @@
 //! Addresses blocked for a while by attack detection (a rule's `action = { block = SECS }`):
-//! every HTTP request from one is answered 403 before any handler runs, on every node.
+//! every HTTP request from one is answered 403 before any handler runs, and MQTT connections
+//! from one are closed at `accept` (and ended if already open), on every node.
 //!
 //! The list is one store setting, `detection.blocked`: `{name: until}`, where a name is the
 //! HMAC of the address under the detection naming key (a copied database shows no address),
@@ -33,6 +34,8 @@ pub struct Blocklist {
     entries: RwLock<HashMap<String, i64>>,
     /// Whether `entries` holds anything: the per-request check when nothing is blocked.
     any: AtomicBool,
+    /// Bumped at every install.
+    changed: tokio::sync::watch::Sender<()>,
 }
 
 impl Blocklist {
@@ -43,6 +46,7 @@ impl Blocklist {
             namer: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &secret),
             entries: RwLock::new(HashMap::new()),
             any: AtomicBool::new(false),
+            changed: tokio::sync::watch::Sender::new(()),
         })
     }
 
@@ -50,6 +54,12 @@ impl Blocklist {
         let tag =
             aws_lc_rs::hmac::sign(&self.namer, format!("blocked address {address}").as_bytes());
         portcullis_core::hex::encode(tag.as_ref())
+    }
+
+    /// Tells of every change of the list (this node's blocks and other nodes', reloaded), so
+    /// that long-lived connections from a newly blocked address can be ended.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<()> {
+        self.changed.subscribe()
     }
 
     /// Whether requests from `address` are refused now.
@@ -71,6 +81,7 @@ impl Blocklist {
             Ok(mut current) => *current = entries,
             Err(poisoned) => *poisoned.into_inner() = entries,
         }
+        self.changed.send_replace(());
     }
 
     /// Re-reads the list (another node blocked an address).
@@ -149,5 +160,10 @@ pub async fn refuse_blocked(
     next.run(Request::from_parts(parts, body)).await
 }
 
-/// Counter: requests refused because their source is blocked.
-pub const BLOCKED_METRIC: &str = "portcullis_blocked_requests_total";
+pub use portcullis_ports::BLOCKED_METRIC;
+
+impl portcullis_ports::AddressGate for Blocklist {
+    fn is_blocked(&self, address: IpAddr) -> bool {
+        Blocklist::is_blocked(self, address)
+    }
+}

@@ -12,8 +12,8 @@ use portcullis_gateway::broker_auth::{BrokerHook, BrokerHookConfig};
 use portcullis_gateway::sink::embedded::{EmbeddedLimits, EmbeddedLog};
 use portcullis_gateway::sink::Sink;
 use portcullis_gateway::{
-    CertificateCheck, Gateway, GatewayConfig, GatewayError, GatewayLimits, GatewayParts,
-    MessageAuth, MessagePolicy, ValidCertificate,
+    CertificateCheck, CloseReason, Gateway, GatewayConfig, GatewayError, GatewayLimits,
+    GatewayParts, MessageAuth, MessagePolicy, ValidCertificate,
 };
 use portcullis_pki::chain::IssuedCertificateValidator;
 
@@ -143,7 +143,23 @@ pub async fn start(
         audit: services.audit.clone(),
         custody: services.keys.custody().clone(),
         images_dir: config.server.data_dir.join("updates"),
+        address_gate: Some(services.blocklist.clone()),
         clock: unix_now,
+    });
+    // A newly blocked address loses its open MQTT connections too, on every node (the list
+    // changes here when another node's block arrives through the change feed).
+    let mut blocked = services.blocklist.changes();
+    let (list, sessions) = (services.blocklist.clone(), gateway.sessions().clone());
+    tokio::spawn(async move {
+        while blocked.changed().await.is_ok() {
+            let ended = sessions.close_from(|a| list.is_blocked(a), CloseReason::Blocked);
+            if ended > 0 {
+                tracing::warn!(
+                    connections = ended,
+                    "ended gateway connections from a blocked address"
+                );
+            }
+        }
     });
     if let Err(e) = gateway.commands().reload_rules().await {
         tracing::warn!(error = %e, "the command rules set through the admin API are not in force");

@@ -95,6 +95,13 @@ pub async fn serve(
                 continue;
             }
         };
+        // Attack detection blocked the address: closed before a TLS handshake or a CONNECT
+        // costs anything (HTTP answers such requests 403).
+        if gateway.is_blocked(remote.ip()) {
+            metrics::counter!(portcullis_ports::BLOCKED_METRIC).increment(1);
+            drop(socket);
+            continue;
+        }
         let acceptor = acceptor.clone();
         let gateway = Arc::clone(&gateway);
         let stopping = stopping.clone();

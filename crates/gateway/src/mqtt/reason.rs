@@ -133,6 +133,11 @@ pub fn session_closed_v5(reason: CloseReason) -> (DisconnectReasonCode, &'static
             DisconnectReasonCode::ServerShuttingDown,
             "server shutting down",
         ),
+        // MQTT 5 §3.14.2.1: 0x98, "the connection is closed due to an administrative action".
+        CloseReason::Blocked => (
+            DisconnectReasonCode::AdministrativeAction,
+            "address blocked",
+        ),
         // Never asked for (a session that is still open is not closed).
         CloseReason::Open => (DisconnectReasonCode::UnspecifiedError, "closed"),
     }

@@ -136,6 +136,7 @@ pub struct Gateway {
     settings: DeviceSettings,
     /// Software releases (issue #13).
     updates: Updates,
+    address_gate: Option<Arc<dyn portcullis_ports::AddressGate>>,
     clock: fn() -> UnixTime,
 }
 
@@ -161,6 +162,8 @@ pub struct GatewayParts {
     pub custody: KeyCustody,
     /// Where uploaded update images are kept (`<data_dir>/updates`).
     pub images_dir: std::path::PathBuf,
+    /// Addresses attack detection blocked (none: nothing is blocked).
+    pub address_gate: Option<Arc<dyn portcullis_ports::AddressGate>>,
     pub clock: fn() -> UnixTime,
 }
 
@@ -226,8 +229,17 @@ impl Gateway {
             replay,
             audit: parts.audit,
             sessions: Arc::new(Sessions::default()),
+            address_gate: parts.address_gate,
             clock: parts.clock,
         })
+    }
+
+    /// Whether attack detection blocked `address`: its connections are refused before any
+    /// work is spent on them.
+    pub fn is_blocked(&self, address: std::net::IpAddr) -> bool {
+        self.address_gate
+            .as_ref()
+            .is_some_and(|gate| gate.is_blocked(address))
     }
 
     pub fn limits(&self) -> &GatewayLimits {

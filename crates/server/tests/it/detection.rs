@@ -443,13 +443,15 @@ fn a_benign_load_of_many_clients_raises_no_alert() {
 }
 
 /// Guessed enrollment secrets for one device (curl over EST, as an attacker would) and a
-/// disabled client that keeps trying: each rule raises its alert, naming the device or client.
+/// disabled client that keeps trying: each rule raises its alert, naming the device, the
+/// guessing address or the client.
 #[test]
 fn guessed_enrollment_secrets_and_a_disabled_client_still_trying_raise_their_alerts() {
     let tmp = tempfile::tempdir().unwrap();
     let node = node_with_rules(
         tmp.path(),
         "[detection.rules.enroll_failures_per_device]\nthreshold = 3\n\
+         [detection.rules.enroll_failures_per_address]\nthreshold = 3\n\
          [detection.rules.disabled_client_use]\nthreshold = 3\n",
     );
     crate::pki::register(&node, "meter-guessed");
@@ -480,11 +482,13 @@ fn guessed_enrollment_secrets_and_a_disabled_client_still_trying_raise_their_ale
                 .find(|a| a["rule"] == rule)
                 .map(|a| a["detail"]["key"].as_str().unwrap_or("").to_owned())
         };
-        if let (Some(device_key), Some(client_key)) = (
+        if let (Some(device_key), Some(address_key), Some(client_key)) = (
             key_of("enroll_failures_per_device"),
+            key_of("enroll_failures_per_address"),
             key_of("disabled_client_use"),
         ) {
             assert_eq!(device_key, "device meter-guessed");
+            assert_eq!(address_key, "address 127.0.0.1", "the guesser's address");
             assert_eq!(client_key, "client retired-client");
             break;
         }
@@ -601,4 +605,202 @@ fn replayed_dpop_proofs_raise_the_replay_alert() {
     }
     let alert = first_alert(&node, "assertion_replay");
     assert_eq!(alert["detail"]["key"], format!("client {id}"));
+}
+
+/// A cloned device: the same device id connected over MQTT from two places at once
+/// (`mosquitto_pub -A` binds its socket to 127.0.0.2 and 127.0.0.3, two sources on loopback).
+/// The take-overs from two distinct sources raise `cloned_device`, naming the device; one
+/// source reconnecting does not (the core's tests cover that), so the rule's threshold is the
+/// number of places.
+#[test]
+fn one_device_connected_from_two_places_raises_the_cloned_device_alert() {
+    use std::process::{Child, Stdio};
+    if Command::new("mosquitto_pub")
+        .arg("--help")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "mosquitto_pub is missing in CI"
+        );
+        eprintln!("skipping: mosquitto_pub is not installed (run scripts/test.sh)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config(
+        tmp.path(),
+        "[detection.rules.cloned_device]\nthreshold = 2\n",
+        None,
+    );
+    let node = Node::start_with_args(
+        &tmp.path().join("data"),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--listen-mqtt",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
+    let device = support::gateway::KeyedDevice::register(&node, "valve-cloned", "valve");
+    let (host, port) = node.mqtt_addr.as_deref().unwrap().rsplit_once(':').unwrap();
+    let token = device.token(&node.base);
+    let topic = format!("devices/{}/telemetry", device.id);
+    // `-l` keeps the connection open while stdin is.
+    let hold = |source: &str| -> Child {
+        Command::new("mosquitto_pub")
+            .args(["-A", source, "-h", host, "-p", port, "-V", "mqttv5"])
+            .args([
+                "-i", &device.id, "-u", &device.id, "-P", &token, "-t", &topic, "-l",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut held = Vec::new();
+    for source in ["127.0.0.2", "127.0.0.3", "127.0.0.2"] {
+        held.push(hold(source));
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    let alert = first_alert(&node, "cloned_device");
+    assert_eq!(alert["detail"]["key"], "device valve-cloned", "{alert}");
+    for mut child in held {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let takeovers = node.cli_json(&["audit", "list", "--limit", "50"])["records"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["action"] == "gateway.takeover")
+        .count();
+    assert!(takeovers >= 2, "{takeovers} take-overs audited");
+}
+
+/// The `block` action reaches MQTT too: once failures from 127.0.0.5 (curl `--interface`)
+/// block that address, the device connected from it is disconnected, a new connection from it
+/// is closed at once, and the same device from 127.0.0.6 still gets in.
+#[test]
+fn a_blocked_address_loses_its_mqtt_connections_and_cannot_open_new_ones() {
+    use std::process::{Child, Stdio};
+    if Command::new("mosquitto_pub")
+        .arg("--help")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "mosquitto_pub is missing in CI"
+        );
+        eprintln!("skipping: mosquitto_pub is not installed (run scripts/test.sh)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config(
+        tmp.path(),
+        "[detection.rules.auth_failures_per_address]\nthreshold = 3\naction = { block = 60 }\n",
+        None,
+    );
+    let node = Node::start_with_args(
+        &tmp.path().join("data"),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--listen-mqtt",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
+    let mut device = support::gateway::KeyedDevice::register(&node, "valve-blocked", "valve");
+    let reading = tmp.path().join("reading.cose");
+    std::fs::write(&reading, device.seal(b"21.5")).unwrap();
+    let (host, port) = node.mqtt_addr.as_deref().unwrap().rsplit_once(':').unwrap();
+    let token = device.token(&node.base);
+    let topic = format!("devices/{}/telemetry", device.id);
+    let mosquitto = |source: &str| {
+        let mut cmd = Command::new("mosquitto_pub");
+        cmd.args([
+            "-A", source, "-h", host, "-p", port, "-V", "mqttv5", "-q", "1",
+        ])
+        .args(["-u", &device.id, "-P", &token, "-t", &topic]);
+        cmd
+    };
+    let connections = || -> f64 {
+        node.get("/metrics")
+            .text
+            .lines()
+            .find(|l| l.starts_with("portcullis_gateway_connections{transport=\"mqtt\"}"))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let wait_for = |want: f64| {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while connections() != want {
+            assert!(
+                Instant::now() < deadline,
+                "connections: {} (want {want})",
+                connections()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    // `-l`: connected while stdin is open.
+    let mut held: Child = mosquitto("127.0.0.5")
+        .arg("-l")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(1.0);
+
+    for i in 0..3 {
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--interface",
+                "127.0.0.5",
+            ])
+            .args([
+                "-u",
+                &format!("sprayed-{i}:wrong"),
+                "-d",
+                "grant_type=client_credentials",
+            ])
+            .arg(format!("{}/oauth2/token", node.base))
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "401");
+    }
+    let alert = first_alert(&node, "auth_failures_per_address");
+    assert_eq!(alert["detail"]["key"], "address 127.0.0.5", "{alert}");
+
+    // The open connection is ended (and its reconnects refused), within the detection second.
+    wait_for(0.0);
+    let refused = mosquitto("127.0.0.5").arg("-f").arg(&reading).output().unwrap();
+    assert!(!refused.status.success(), "a blocked address connected");
+    // The same device from another address is admitted and its reading acknowledged.
+    let elsewhere = mosquitto("127.0.0.6").arg("-f").arg(&reading).output().unwrap();
+    assert!(
+        elsewhere.status.success(),
+        "127.0.0.6 should get in: {}",
+        String::from_utf8_lossy(&elsewhere.stderr)
+    );
+    let _ = held.kill();
+    let _ = held.wait();
+    let metrics = node.get("/metrics").text;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("portcullis_blocked_requests_total ") && !l.ends_with(" 0")),
+        "{metrics}"
+    );
 }
