@@ -42,14 +42,16 @@ async fn both_discovery_documents_name_every_endpoint() {
         assert_eq!(body["issuer"], ISSUER);
         assert_eq!(body["token_endpoint"], format!("{ISSUER}/oauth2/token"));
         assert_eq!(body["jwks_uri"], format!("{ISSUER}/jwks.json"));
-        assert_eq!(
-            body["grant_types_supported"],
-            serde_json::json!([
-                "client_credentials",
-                "urn:ietf:params:oauth:grant-type:jwt-bearer",
-                "urn:ietf:params:oauth:grant-type:token-exchange"
-            ])
-        );
+        // The SAML 2.0 bearer grant is listed by builds that verify SAML (feature `saml`).
+        let mut grants = vec![
+            "client_credentials",
+            "urn:ietf:params:oauth:grant-type:jwt-bearer",
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+        ];
+        if cfg!(feature = "saml") {
+            grants.push("urn:ietf:params:oauth:grant-type:saml2-bearer");
+        }
+        assert_eq!(body["grant_types_supported"], serde_json::json!(grants));
     }
     let (_, _, oidc) = h
         .send(

@@ -785,10 +785,18 @@ fn a_blocked_address_loses_its_mqtt_connections_and_cannot_open_new_ones() {
 
     // The open connection is ended (and its reconnects refused), within the detection second.
     wait_for(0.0);
-    let refused = mosquitto("127.0.0.5").arg("-f").arg(&reading).output().unwrap();
+    let refused = mosquitto("127.0.0.5")
+        .arg("-f")
+        .arg(&reading)
+        .output()
+        .unwrap();
     assert!(!refused.status.success(), "a blocked address connected");
     // The same device from another address is admitted and its reading acknowledged.
-    let elsewhere = mosquitto("127.0.0.6").arg("-f").arg(&reading).output().unwrap();
+    let elsewhere = mosquitto("127.0.0.6")
+        .arg("-f")
+        .arg(&reading)
+        .output()
+        .unwrap();
     assert!(
         elsewhere.status.success(),
         "127.0.0.6 should get in: {}",
