@@ -607,34 +607,24 @@ fn replayed_dpop_proofs_raise_the_replay_alert() {
     assert_eq!(alert["detail"]["key"], format!("client {id}"));
 }
 
-/// A cloned device: the same device id connected over MQTT from two places at once
-/// (`mosquitto_pub -A` binds its socket to 127.0.0.2 and 127.0.0.3, two sources on loopback).
-/// The take-overs from two distinct sources raise `cloned_device`, naming the device; one
-/// source reconnecting does not (the core's tests cover that), so the rule's threshold is the
-/// number of places.
-#[test]
-fn one_device_connected_from_two_places_raises_the_cloned_device_alert() {
-    use std::process::{Child, Stdio};
-    if Command::new("mosquitto_pub")
-        .arg("--help")
-        .output()
-        .is_err()
-    {
+/// Whether `mosquitto_pub` is here; in CI its absence is a failure.
+fn mosquitto_pub_installed() -> bool {
+    let installed = Command::new("mosquitto_pub").arg("--help").output().is_ok();
+    if !installed {
         assert!(
             std::env::var_os("CI").is_none(),
             "mosquitto_pub is missing in CI"
         );
         eprintln!("skipping: mosquitto_pub is not installed (run scripts/test.sh)");
-        return;
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let config = config(
-        tmp.path(),
-        "[detection.rules.cloned_device]\nthreshold = 2\n",
-        None,
-    );
-    let node = Node::start_with_args(
-        &tmp.path().join("data"),
+    installed
+}
+
+/// A node with `rules` and a plain MQTT listener.
+fn mqtt_node_with_rules(dir: &Path, rules: &str) -> Node {
+    let config = config(dir, rules, None);
+    Node::start_with_args(
+        &dir.join("data"),
         &[
             "--config",
             config.to_str().unwrap(),
@@ -642,27 +632,52 @@ fn one_device_connected_from_two_places_raises_the_cloned_device_alert() {
             "127.0.0.1:0",
         ],
         &[],
+    )
+}
+
+/// `mosquitto_pub` as `device` (MQTT 5, QoS 1, a fresh device token) from the loopback
+/// address `source` (`-A` binds the socket: 127.0.0.x are distinct places), to its topic.
+fn mosquitto_pub(node: &Node, device: &support::gateway::KeyedDevice, source: &str) -> Command {
+    let (host, port) = node.mqtt_addr.as_deref().unwrap().rsplit_once(':').unwrap();
+    let mut cmd = Command::new("mosquitto_pub");
+    cmd.args([
+        "-A", source, "-h", host, "-p", port, "-V", "mqttv5", "-q", "1",
+    ])
+    .args(["-u", &device.id, "-P", &device.token(&node.base)])
+    .args(["-t", &format!("devices/{}/telemetry", device.id)]);
+    cmd
+}
+
+/// A `mosquitto_pub -l` that keeps its connection open until killed.
+fn held_connection(mut cmd: Command) -> std::process::Child {
+    use std::process::Stdio;
+    cmd.arg("-l")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// A cloned device: the same device id connected over MQTT from two places at once
+/// (`mosquitto_pub -A` binds its socket to 127.0.0.2 and 127.0.0.3, two sources on loopback).
+/// The take-overs from two distinct sources raise `cloned_device`, naming the device; one
+/// source reconnecting does not (the core's tests cover that), so the rule's threshold is the
+/// number of places.
+#[test]
+fn one_device_connected_from_two_places_raises_the_cloned_device_alert() {
+    if !mosquitto_pub_installed() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let node = mqtt_node_with_rules(
+        tmp.path(),
+        "[detection.rules.cloned_device]\nthreshold = 2\n",
     );
     let device = support::gateway::KeyedDevice::register(&node, "valve-cloned", "valve");
-    let (host, port) = node.mqtt_addr.as_deref().unwrap().rsplit_once(':').unwrap();
-    let token = device.token(&node.base);
-    let topic = format!("devices/{}/telemetry", device.id);
-    // `-l` keeps the connection open while stdin is.
-    let hold = |source: &str| -> Child {
-        Command::new("mosquitto_pub")
-            .args(["-A", source, "-h", host, "-p", port, "-V", "mqttv5"])
-            .args([
-                "-i", &device.id, "-u", &device.id, "-P", &token, "-t", &topic, "-l",
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap()
-    };
     let mut held = Vec::new();
     for source in ["127.0.0.2", "127.0.0.3", "127.0.0.2"] {
-        held.push(hold(source));
+        held.push(held_connection(mosquitto_pub(&node, &device, source)));
         std::thread::sleep(Duration::from_millis(400));
     }
     let alert = first_alert(&node, "cloned_device");
@@ -685,49 +700,17 @@ fn one_device_connected_from_two_places_raises_the_cloned_device_alert() {
 /// is closed at once, and the same device from 127.0.0.6 still gets in.
 #[test]
 fn a_blocked_address_loses_its_mqtt_connections_and_cannot_open_new_ones() {
-    use std::process::{Child, Stdio};
-    if Command::new("mosquitto_pub")
-        .arg("--help")
-        .output()
-        .is_err()
-    {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "mosquitto_pub is missing in CI"
-        );
-        eprintln!("skipping: mosquitto_pub is not installed (run scripts/test.sh)");
+    if !mosquitto_pub_installed() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let config = config(
+    let node = mqtt_node_with_rules(
         tmp.path(),
         "[detection.rules.auth_failures_per_address]\nthreshold = 3\naction = { block = 60 }\n",
-        None,
-    );
-    let node = Node::start_with_args(
-        &tmp.path().join("data"),
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "--listen-mqtt",
-            "127.0.0.1:0",
-        ],
-        &[],
     );
     let mut device = support::gateway::KeyedDevice::register(&node, "valve-blocked", "valve");
     let reading = tmp.path().join("reading.cose");
     std::fs::write(&reading, device.seal(b"21.5")).unwrap();
-    let (host, port) = node.mqtt_addr.as_deref().unwrap().rsplit_once(':').unwrap();
-    let token = device.token(&node.base);
-    let topic = format!("devices/{}/telemetry", device.id);
-    let mosquitto = |source: &str| {
-        let mut cmd = Command::new("mosquitto_pub");
-        cmd.args([
-            "-A", source, "-h", host, "-p", port, "-V", "mqttv5", "-q", "1",
-        ])
-        .args(["-u", &device.id, "-P", &token, "-t", &topic]);
-        cmd
-    };
     let connections = || -> f64 {
         node.get("/metrics")
             .text
@@ -748,14 +731,7 @@ fn a_blocked_address_loses_its_mqtt_connections_and_cannot_open_new_ones() {
             std::thread::sleep(Duration::from_millis(50));
         }
     };
-    // `-l`: connected while stdin is open.
-    let mut held: Child = mosquitto("127.0.0.5")
-        .arg("-l")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut held = held_connection(mosquitto_pub(&node, &device, "127.0.0.5"));
     wait_for(1.0);
 
     for i in 0..3 {
@@ -785,14 +761,14 @@ fn a_blocked_address_loses_its_mqtt_connections_and_cannot_open_new_ones() {
 
     // The open connection is ended (and its reconnects refused), within the detection second.
     wait_for(0.0);
-    let refused = mosquitto("127.0.0.5")
+    let refused = mosquitto_pub(&node, &device, "127.0.0.5")
         .arg("-f")
         .arg(&reading)
         .output()
         .unwrap();
     assert!(!refused.status.success(), "a blocked address connected");
     // The same device from another address is admitted and its reading acknowledged.
-    let elsewhere = mosquitto("127.0.0.6")
+    let elsewhere = mosquitto_pub(&node, &device, "127.0.0.6")
         .arg("-f")
         .arg(&reading)
         .output()

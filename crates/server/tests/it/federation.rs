@@ -77,17 +77,10 @@ fn a_service_account_token_becomes_a_token_of_the_mapped_client() {
     assert_eq!(bound.status, 200, "{}", bound.text);
     assert_eq!(bound.json["token_type"], "DPoP");
 
-    let audit = node.cli_json(&["audit", "list", "--limit", "20"]);
-    let issued = audit["records"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|r| r["action"] == "token.issued" && r["actor"] == "payments-api")
-        .cloned()
-        .unwrap_or(Value::Null);
+    let issued = node.issued_record("payments-api");
     assert_eq!(
         issued["detail"]["federated"]["policy"], "payments",
-        "{audit}"
+        "{issued}"
     );
     assert_eq!(issued["detail"]["auth_method"], "jwt_bearer");
 }

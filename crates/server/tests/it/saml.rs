@@ -5,7 +5,7 @@
 
 use crate::support;
 
-use serde_json::{json, Value};
+use serde_json::json;
 use support::saml::{param, signature_template, Assertion, SamlIdp, ASSERTION_NS};
 use support::{basic_header, jwt_payload, Answer, Node};
 
@@ -127,18 +127,11 @@ fn an_xmlsec1_signed_assertion_becomes_a_token_of_the_mapped_client_once() {
         "authenticated as another client",
     );
 
-    let audit = node.cli_json(&["audit", "list", "--limit", "30"]);
-    let issued = audit["records"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|r| r["action"] == "token.issued" && r["actor"] == "billing")
-        .cloned()
-        .unwrap_or(Value::Null);
-    assert_eq!(issued["detail"]["auth_method"], "saml2_bearer", "{audit}");
+    let issued = node.issued_record("billing");
+    assert_eq!(issued["detail"]["auth_method"], "saml2_bearer", "{issued}");
     assert_eq!(
         issued["detail"]["federated"]["policy"], "billing",
-        "{audit}"
+        "{issued}"
     );
 }
 

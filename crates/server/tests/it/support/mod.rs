@@ -198,6 +198,17 @@ impl Node {
     }
 
     /// Creates a client through the CLI and returns (client_id, client_secret).
+    /// The most recent `token.issued` audit record of `actor` among the last 50 (Null if none).
+    pub fn issued_record(&self, actor: &str) -> Value {
+        self.cli_json(&["audit", "list", "--limit", "50"])["records"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["action"] == "token.issued" && r["actor"] == actor)
+            .cloned()
+            .unwrap_or(Value::Null)
+    }
+
     pub fn create_client(&self, extra: &[&str]) -> (String, String) {
         let mut args = vec!["client", "create", "--name", "test client"];
         args.extend_from_slice(extra);
