@@ -242,18 +242,10 @@ pub fn select_policy<'p>(
         .find(|p| p.issuer == issuer && p.matches(claims))
 }
 
-/// Checks a whole trust configuration: each issuer and policy valid, names unique, every
-/// policy naming an issuer that exists.
+/// Checks a whole trust configuration: each issuer, SAML identity provider and policy valid;
+/// names unique across both kinds of issuer (a policy names either), issuer URLs and entity
+/// ids unique; every policy naming an issuer that exists.
 pub fn validate_trust(
-    issuers: &[TrustedIssuer],
-    policies: &[TrustPolicy],
-) -> Result<(), CoreError> {
-    validate_trust_with_saml(issuers, &[], policies)
-}
-
-/// [`validate_trust`] with SAML identity providers too: names are unique across both kinds
-/// (a policy names either), entity ids unique among the SAML ones.
-pub fn validate_trust_with_saml(
     issuers: &[TrustedIssuer],
     saml_issuers: &[crate::saml::SamlIssuer],
     policies: &[TrustPolicy],
@@ -323,7 +315,7 @@ impl TrustSet {
         all.issuers.extend(other.issuers.iter().cloned());
         all.policies.extend(other.policies.iter().cloned());
         all.saml_issuers.extend(other.saml_issuers.iter().cloned());
-        validate_trust_with_saml(&all.issuers, &all.saml_issuers, &all.policies)?;
+        validate_trust(&all.issuers, &all.saml_issuers, &all.policies)?;
         let known = |a: &String| ALGORITHM_NAMES.contains(&a.as_str());
         if !all.issuers.iter().all(|i| i.algorithms.iter().all(known)) {
             return Err(CoreError::invalid(

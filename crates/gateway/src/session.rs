@@ -194,11 +194,16 @@ impl Sessions {
     }
 
     /// Ends every session whose connection comes from an address `blocked` names; how many.
+    /// `blocked` is asked once per distinct address (devices behind one NAT share one, and
+    /// the answer may cost an HMAC).
     pub fn close_from(&self, blocked: impl Fn(IpAddr) -> bool, reason: CloseReason) -> usize {
+        let mut verdicts: HashMap<IpAddr, bool> = HashMap::new();
         let mut live = self.lock();
         let before = live.len();
         live.retain(|_, session| {
-            let keep = !blocked(session.source);
+            let keep = !*verdicts
+                .entry(session.source)
+                .or_insert_with(|| blocked(session.source));
             if !keep {
                 let _ = session.close.send(reason);
             }

@@ -126,8 +126,7 @@ fn check_signature(root: Node<'_, '_>, id: &str) -> Result<(), SamlError> {
         DSIG_NS,
         "SignedInfo",
         "the Signature needs one SignedInfo",
-    )
-    .map_err(|_| Shape("the Signature needs one SignedInfo"))?;
+    )?;
     let c14n = exactly_one(
         signed_info,
         DSIG_NS,

@@ -154,16 +154,16 @@ fn a_policy_matches_only_string_claims() {
 #[test]
 fn trust_configurations_are_checked_whole() {
     assert_eq!(
-        validate_trust(&[k8s()], &[policy("system:serviceaccount:prod:*")]),
+        validate_trust(&[k8s()], &[], &[policy("system:serviceaccount:prod:*")]),
         Ok(())
     );
     let mut orphan = policy("x");
     orphan.issuer = "nobody".into();
-    assert!(validate_trust(&[k8s()], &[orphan]).is_err());
-    assert!(validate_trust(&[k8s(), k8s()], &[]).is_err());
+    assert!(validate_trust(&[k8s()], &[], &[orphan]).is_err());
+    assert!(validate_trust(&[k8s(), k8s()], &[], &[]).is_err());
     let mut only_star = policy("*");
     only_star.name = "star".into();
-    assert!(validate_trust(&[k8s()], &[only_star]).is_err());
+    assert!(validate_trust(&[k8s()], &[], &[only_star]).is_err());
     let mut no_sub = policy("x");
     no_sub.claims = [("repository".to_owned(), "acme/api".to_owned())].into();
     assert!(no_sub.validate().is_err());
