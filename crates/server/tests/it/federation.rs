@@ -35,13 +35,7 @@ fn federated_node(k8s: &LocalIssuer, ci: &LocalIssuer) -> Node {
 }
 
 fn exchange(node: &Node, assertion: &str, extra: &[(&str, &str)]) -> Answer {
-    node.request(
-        "POST",
-        "/oauth2/token",
-        Some("application/x-www-form-urlencoded"),
-        extra,
-        format!("grant_type={GRANT}&assertion={assertion}").as_bytes(),
-    )
+    node.assertion_grant(GRANT, assertion, extra)
 }
 
 #[test]

@@ -45,13 +45,7 @@ fn exchange(node: &Node, xml: &str, extra: &[(&str, &str)]) -> Answer {
 }
 
 fn exchange_param(node: &Node, assertion: &str, extra: &[(&str, &str)]) -> Answer {
-    node.request(
-        "POST",
-        "/oauth2/token",
-        Some("application/x-www-form-urlencoded"),
-        extra,
-        format!("grant_type={GRANT}&assertion={assertion}").as_bytes(),
-    )
+    node.assertion_grant(GRANT, assertion, extra)
 }
 
 fn refused(answer: &Answer, code: &str, description: &str, case: &str) {

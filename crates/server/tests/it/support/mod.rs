@@ -198,6 +198,18 @@ impl Node {
     }
 
     /// Creates a client through the CLI and returns (client_id, client_secret).
+    /// `POST /oauth2/token` of an assertion grant (`grant`, form-encoded, e.g. the JWT or
+    /// SAML 2.0 bearer grant type) with `extra` headers.
+    pub fn assertion_grant(&self, grant: &str, assertion: &str, extra: &[(&str, &str)]) -> Answer {
+        self.request(
+            "POST",
+            "/oauth2/token",
+            Some("application/x-www-form-urlencoded"),
+            extra,
+            format!("grant_type={grant}&assertion={assertion}").as_bytes(),
+        )
+    }
+
     /// The most recent `token.issued` audit record of `actor` among the last 50 (Null if none).
     pub fn issued_record(&self, actor: &str) -> Value {
         self.cli_json(&["audit", "list", "--limit", "50"])["records"]
