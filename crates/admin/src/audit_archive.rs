@@ -160,22 +160,7 @@ pub async fn purge_archived(
         segment_sha256: request.segment_sha256.to_ascii_lowercase(),
         archived_at: now,
     };
-    // The checkpoint that proves the anchor must be in the live chain and sign it.
-    let checkpoint = state
-        .store
-        .list_audit(request.checkpoint_seq - 1, 1)
-        .await?
-        .into_iter()
-        .find(|r| r.seq == request.checkpoint_seq)
-        .and_then(|r| portcullis_core::audit_checkpoint::CheckpointDetail::from_record(&r).ok())
-        .filter(|d| d.seq == anchor.seq && d.hash == anchor.hash);
-    if checkpoint.is_none() {
-        return Err(AdminError::Conflict(format!(
-            "record {} is not a checkpoint over record {} with that hash",
-            request.checkpoint_seq, request.last_seq
-        )));
-    }
-    let removed = state.store.archive_audit(&anchor).await?;
+    let removed = portcullis_audit::archive::purge(state.store.as_ref(), &anchor).await?;
     state
         .trail
         .commit(caller.event(

@@ -24,7 +24,7 @@
 use portcullis_core::audit::{from_hex, AuditRecord, ChainVerifier};
 use portcullis_core::audit_checkpoint::{is_checkpoint, CheckpointDetail};
 use portcullis_keys::{decode, JwtSigner};
-use portcullis_store::Store;
+use portcullis_store::{AuditArchiveAnchor, Store};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -174,6 +174,27 @@ pub async fn build_segment(
     bytes.push(b'\n');
     bytes.extend_from_slice(&body);
     Ok(Some(Segment { manifest, bytes }))
+}
+
+/// Removes the records of an archived segment from the live store, keeping `anchor` so the
+/// chain stays provable from it. Refuses unless the checkpoint the segment carries is in the
+/// live chain and signs exactly the anchor's record and hash (the store itself refuses unless
+/// the live chain starts at `anchor.first_seq`). Returns how many records were removed.
+pub async fn purge(store: &dyn Store, anchor: &AuditArchiveAnchor) -> Result<u64, AuditError> {
+    let checkpoint = store
+        .list_audit(anchor.checkpoint_seq - 1, 1)
+        .await?
+        .into_iter()
+        .find(|r| r.seq == anchor.checkpoint_seq)
+        .and_then(|r| CheckpointDetail::from_record(&r).ok())
+        .filter(|d| d.seq == anchor.seq && d.hash == anchor.hash);
+    if checkpoint.is_none() {
+        return Err(broken(format!(
+            "record {} is not a checkpoint over record {} with that hash",
+            anchor.checkpoint_seq, anchor.seq
+        )));
+    }
+    Ok(store.archive_audit(anchor).await?)
 }
 
 /// Verifies a segment file offline: the manifest's signature with `keys`, the body's hash,

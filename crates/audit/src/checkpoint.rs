@@ -13,7 +13,7 @@ use portcullis_core::audit_checkpoint::{
     CheckpointBreak, CheckpointClaims, CheckpointDetail, CHECKPOINT_JWS_TYP,
 };
 use portcullis_core::UnixTime;
-use portcullis_keys::{decode, JwtSigner, KeyError, VerifyingKey};
+use portcullis_keys::{decode, Algorithm, JwkSet, JwtSigner, KeyError, VerifyingKey};
 
 /// Signs a checkpoint of `head` (the newest record) at `now` with `active`, the token
 /// endpoint's signer, under the checkpoint `typ`.
@@ -68,6 +68,23 @@ impl CheckpointKeys {
             keys: HashMap::new(),
             unknown: Some(why.into()),
         }
+    }
+
+    /// Every key of a published JWK Set (`what` names it in reasons), trusted: what an
+    /// auditor holding only the public keys checks an archive segment with. A kid the set
+    /// lacks is reported unverifiable, not forged.
+    pub fn from_jwks(jwks: &[u8], what: &str) -> Result<CheckpointKeys, String> {
+        let set: JwkSet =
+            serde_json::from_slice(jwks).map_err(|e| format!("{what}: not a JWK set: {e}"))?;
+        let mut keys = CheckpointKeys::none(format!("its key is not in {what}"));
+        for jwk in &set.keys {
+            let Some(kid) = jwk.kid.clone() else { continue };
+            match VerifyingKey::from_jwk(jwk, &Algorithm::ALL) {
+                Ok(key) => keys.trust(kid, key),
+                Err(e) => keys.distrust(kid, format!("unusable in {what}: {e}")),
+            }
+        }
+        Ok(keys)
     }
 
     /// Checkpoints signed by `kid` are verified with `key`.

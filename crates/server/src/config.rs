@@ -361,6 +361,16 @@ pub struct AuditSection {
     /// `[[audit.export]]`: streams of the trail to a syslog receiver or an NDJSON file, each
     /// resuming from its own cursor in the store.
     pub export: Vec<AuditExportConfig>,
+    /// Archive records automatically once they are this many days old (fractions allowed):
+    /// one node (the `audit-archive` lease holder) writes a signed segment to `archive_dir`,
+    /// verifies it and only then removes its records, as `portcullis audit archive` does.
+    /// Unset (default): records stay live until archived by hand.
+    pub archive_after_days: Option<f64>,
+    /// Where automatic archiving writes segments (default `<data_dir>/audit-archive`). With
+    /// several nodes, a directory every node can write (the lease holder may change).
+    pub archive_dir: Option<PathBuf>,
+    /// Seconds between automatic archiving runs (default 3600, 1 to 86400).
+    pub archive_interval_secs: u64,
 }
 
 /// `[alerts]`.
@@ -456,6 +466,9 @@ impl Default for AuditSection {
             mode: portcullis_audit::AuditMode::Async,
             encrypt: true,
             export: Vec::new(),
+            archive_after_days: None,
+            archive_dir: None,
+            archive_interval_secs: 3600,
         }
     }
 }
@@ -714,6 +727,18 @@ impl Config {
                     .into(),
             ));
         }
+        if let Some(days) = self.audit.archive_after_days {
+            if !(days > 0.0 && days <= 36_500.0) {
+                return Err(ConfigError::Invalid(
+                    "audit.archive_after_days must be above 0 and at most 36500".into(),
+                ));
+            }
+        }
+        if !(1..=86_400).contains(&self.audit.archive_interval_secs) {
+            return Err(ConfigError::Invalid(
+                "audit.archive_interval_secs must be between 1 and 86400".into(),
+            ));
+        }
         if self.server.tls_cert_file.is_some() != self.server.tls_key_file.is_some() {
             return Err(ConfigError::Invalid(
                 "server.tls_cert_file and server.tls_key_file go together".into(),
@@ -908,6 +933,14 @@ impl Config {
             Some(url) => PathBuf::from(url.trim_start_matches("sqlite:").trim_start_matches("//")),
             None => self.server.data_dir.join("portcullis.db"),
         }
+    }
+
+    /// Where automatic audit archiving writes its segments.
+    pub fn audit_archive_dir(&self) -> PathBuf {
+        self.audit
+            .archive_dir
+            .clone()
+            .unwrap_or_else(|| self.server.data_dir.join("audit-archive"))
     }
 
     /// The master key file.
@@ -1136,6 +1169,39 @@ mod tests {
             )
             .unwrap();
             assert_eq!(c.audit.checkpoint_interval_secs, want);
+        }
+    }
+
+    #[test]
+    fn automatic_audit_archiving_is_off_unless_an_age_is_configured() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert_eq!(c.audit.archive_after_days, None);
+        assert_eq!(c.audit.archive_interval_secs, 3600);
+        assert_eq!(
+            c.audit_archive_dir(),
+            PathBuf::from("portcullis-data/audit-archive")
+        );
+        let c = Config::load(
+            None,
+            env(&[
+                ("PORTCULLIS_AUDIT__ARCHIVE_AFTER_DAYS", "365"),
+                ("PORTCULLIS_AUDIT__ARCHIVE_DIR", "/srv/archive"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.audit.archive_after_days, Some(365.0));
+        assert_eq!(c.audit_archive_dir(), PathBuf::from("/srv/archive"));
+        for (key, value) in [
+            ("PORTCULLIS_AUDIT__ARCHIVE_AFTER_DAYS", "0"),
+            ("PORTCULLIS_AUDIT__ARCHIVE_AFTER_DAYS", "-1.5"),
+            ("PORTCULLIS_AUDIT__ARCHIVE_AFTER_DAYS", "nan"),
+            ("PORTCULLIS_AUDIT__ARCHIVE_INTERVAL_SECS", "0"),
+            ("PORTCULLIS_AUDIT__ARCHIVE_INTERVAL_SECS", "86401"),
+        ] {
+            let err = Config::load(None, env(&[(key, value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("audit.archive_"), "{key}={value}: {err}");
         }
     }
 

@@ -3,6 +3,7 @@
 //! unit tests reach every module. Exit codes: 0 ok, 1 failure, 2 usage.
 
 mod alert_webhook;
+mod audit_auto_archive;
 mod audit_checkpoint;
 mod audit_export;
 mod blocklist;

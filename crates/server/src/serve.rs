@@ -206,6 +206,9 @@ pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), ServeError> {
         interval: Duration::from_secs(config.audit.checkpoint_interval_secs),
     };
     let checkpoints = checkpoint_job.clone().spawn();
+    let archiving =
+        crate::audit_auto_archive::ArchiveJob::configured(&config, &store, &ring, &audit, &node_id)
+            .map(crate::audit_auto_archive::ArchiveJob::spawn);
     let exports = crate::audit_export::spawn_all(&config.audit.export, &store, &audit, &node_id)
         .map_err(ServeError::AuditExport)?;
     let detector = match detection {
@@ -248,6 +251,11 @@ pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), ServeError> {
         task.abort();
     }
     for task in exports {
+        task.abort();
+    }
+    if let Some(task) = archiving {
+        // Stopping between a segment's write and its purge loses nothing: the next run
+        // finds the segment on disk, verifies it and purges with it.
         task.abort();
     }
     if let Some(task) = checkpoints {

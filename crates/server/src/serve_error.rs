@@ -86,3 +86,20 @@ pub enum CheckpointError {
     #[error("storing the checkpoint: {0}")]
     Audit(#[from] portcullis_audit::AuditUnavailable),
 }
+
+/// Why an automatic audit archiving run stopped (it retries on its next tick; nothing was
+/// removed unless its segment was written and verified first).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ArchiveJobError {
+    #[error("archive lease: {0}")]
+    Lease(StoreError),
+    #[error("{0}")]
+    Audit(#[from] portcullis_audit::AuditError),
+    #[error("writing the segment: {0}")]
+    Write(String),
+    #[error("the segment does not verify: {0}")]
+    Verify(String),
+    #[error("recording the archive: {0}")]
+    Record(#[from] portcullis_audit::AuditUnavailable),
+}

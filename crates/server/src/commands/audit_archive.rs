@@ -10,7 +10,6 @@ use std::path::Path;
 
 use portcullis_audit::archive::verify_segment;
 use portcullis_audit::CheckpointKeys;
-use portcullis_keys::{JwkSet, VerifyingKey};
 use sha2::{Digest, Sha256};
 
 use super::api::AdminApi;
@@ -131,17 +130,7 @@ pub fn verify_file(file: &Path, jwks: &Path, json: bool) -> Result<(), CommandEr
 
 /// Every signing key of a JWKS, trusted (a kid it lacks is unverifiable, not forged).
 pub fn public_keys(jwks: &[u8], what: &str) -> Result<CheckpointKeys, CommandError> {
-    let set: JwkSet = serde_json::from_slice(jwks)
-        .map_err(|e| CommandError::Usage(format!("{what}: not a JWK set: {e}")))?;
-    let mut keys = CheckpointKeys::none(format!("its key is not in {what}"));
-    for jwk in &set.keys {
-        let Some(kid) = jwk.kid.clone() else { continue };
-        match VerifyingKey::from_jwk(jwk, &portcullis_keys::Algorithm::ALL) {
-            Ok(key) => keys.trust(kid, key),
-            Err(e) => keys.distrust(kid, format!("unusable in {what}: {e}")),
-        }
-    }
-    Ok(keys)
+    CheckpointKeys::from_jwks(jwks, what).map_err(CommandError::Usage)
 }
 
 /// Writes `bytes` to a file that must not exist yet, and syncs it.
