@@ -33,6 +33,9 @@ pub struct AuditEvent {
 pub enum AuditAction {
     TokenIssued,
     TokenRefused,
+    /// A genuine access token presented without proof of the key or certificate it is bound
+    /// to (RFC 8705 §3, RFC 9449 §7.1), or with a replayed DPoP proof: a stolen bound token.
+    TokenUseRefused,
     TokenRevoked,
     TokenRevokeRefused,
     ClientCreated,
@@ -91,6 +94,7 @@ impl AuditAction {
         match self {
             Self::TokenIssued => "token.issued",
             Self::TokenRefused => "token.refused",
+            Self::TokenUseRefused => "token.use_refused",
             Self::TokenRevoked => "token.revoked",
             Self::TokenRevokeRefused => "token.revoke_refused",
             Self::ClientCreated => "client.created",
@@ -335,6 +339,7 @@ mod tests {
         let released = [
             (AuditAction::TokenIssued, "token.issued"),
             (AuditAction::TokenRefused, "token.refused"),
+            (AuditAction::TokenUseRefused, "token.use_refused"),
             (AuditAction::TokenRevokeRefused, "token.revoke_refused"),
             (AuditAction::ClientSecretRotated, "client.secret_rotated"),
             (

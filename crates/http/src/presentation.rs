@@ -3,6 +3,8 @@
 //! presented a client certificate (RFC 8705 §3). The token validator needs all three to
 //! check whatever the token is bound to.
 
+use std::net::IpAddr;
+
 use axum::extract::OriginalUri;
 use axum::http::header::WWW_AUTHENTICATE;
 use axum::http::request::Parts;
@@ -19,6 +21,9 @@ pub struct Presentation<'a> {
     pub certificate: Option<&'a [u8]>,
     /// Set when the token came as `Authorization: DPoP` (RFC 9449 §7.1).
     pub dpop: Option<DpopPresentation<'a>>,
+    /// The client's address as this node attributes it (trusted proxies honoured), for the
+    /// audit record of a refused presentation; `None` where the caller does not know it.
+    pub source: Option<IpAddr>,
 }
 
 /// The request a DPoP-presented token came with: the proof must be for exactly this.
@@ -50,7 +55,14 @@ pub fn presented_access_token(parts: &Parts) -> Option<(&str, Presentation<'_>)>
         method: parts.method.as_str(),
         path,
     });
-    Some((token, Presentation { certificate, dpop }))
+    Some((
+        token,
+        Presentation {
+            certificate,
+            dpop,
+            source: Some(crate::client_address(parts)),
+        },
+    ))
 }
 
 /// Adds what a refused DPoP presentation is answered with (RFC 9449 §7.1, §9): the challenge

@@ -225,12 +225,19 @@ impl TokenValidator for AuthServer {
         presented: Presentation<'_>,
     ) -> Result<AccessTokenClaims, TokenRejection> {
         let claims = self.check_active_token(token).await?;
-        if !crate::mtls::binding_holds(&claims, presented.certificate) {
-            return Err(TokenRejection::CertificateMismatch);
+        let bound = if crate::mtls::binding_holds(&claims, presented.certificate) {
+            self.check_dpop_binding(&claims, token, presented.dpop)
+                .await
+        } else {
+            Err(TokenRejection::CertificateMismatch)
+        };
+        match bound {
+            Ok(()) => Ok(claims),
+            Err(rejection) => {
+                self.audit_bound_use_refused(&claims, &presented, rejection);
+                Err(rejection)
+            }
         }
-        self.check_dpop_binding(&claims, token, presented.dpop)
-            .await?;
-        Ok(claims)
     }
 
     fn dpop_nonce(&self) -> Option<String> {

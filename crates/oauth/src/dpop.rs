@@ -278,7 +278,7 @@ impl AuthServer {
             .map_err(|refusal| match refusal {
                 ProofRefusal::NonceRequired => TokenRejection::DpopNonceRequired,
                 ProofRefusal::StoreUnavailable => TokenRejection::StoreUnavailable,
-                ProofRefusal::Replayed => TokenRejection::DpopProofInvalid,
+                ProofRefusal::Replayed => TokenRejection::DpopProofReplayed,
                 ProofRefusal::Invalid(why) => {
                     tracing::debug!(why, "DPoP proof refused");
                     TokenRejection::DpopProofInvalid

@@ -7,6 +7,7 @@
 //! `error.rs`; the routes and shared request extractors in `router.rs`; RFC 8705 mutual-TLS
 //! client authentication and certificate-bound tokens in `mtls.rs`.
 
+mod bound_use;
 pub mod client_auth;
 pub mod client_keys;
 mod client_registry;

@@ -38,9 +38,12 @@ pub enum TokenRejection {
     /// The token is bound to a DPoP key (`cnf.jkt`) and came as `Bearer`, or as `DPoP`
     /// without a `DPoP` proof header (RFC 9449 §7.1).
     DpopProofMissing,
-    /// The DPoP proof is malformed, badly signed, for another request, stale, replayed, or
-    /// signed by another key than the token's (RFC 9449 §4.3, §7.1).
+    /// The DPoP proof is malformed, badly signed, for another request, stale, or signed by
+    /// another key than the token's (RFC 9449 §4.3, §7.1).
     DpopProofInvalid,
+    /// The DPoP proof was already used (RFC 9449 §11.1): answered as `invalid_dpop_proof`,
+    /// told apart so the audit record and detection see a replay.
+    DpopProofReplayed,
     /// The DPoP proof lacks the current server nonce (RFC 9449 §9): the endpoint answers
     /// `use_dpop_nonce` with a fresh `DPoP-Nonce`.
     DpopNonceRequired,
@@ -65,6 +68,7 @@ impl TokenRejection {
             Self::CertificateMismatch => "certificate_mismatch",
             Self::DpopProofMissing => "dpop_proof_missing",
             Self::DpopProofInvalid => "dpop_proof_invalid",
+            Self::DpopProofReplayed => "dpop_proof_replayed",
             Self::DpopNonceRequired => "dpop_nonce_required",
             Self::NotDpopBound => "not_dpop_bound",
         }
@@ -74,10 +78,27 @@ impl TokenRejection {
     /// rejection, or `None` when the plain `invalid_token` fits.
     pub const fn dpop_error(self) -> Option<&'static str> {
         match self {
-            Self::DpopProofInvalid | Self::DpopProofMissing => Some("invalid_dpop_proof"),
+            Self::DpopProofInvalid | Self::DpopProofReplayed | Self::DpopProofMissing => {
+                Some("invalid_dpop_proof")
+            }
             Self::DpopNonceRequired => Some("use_dpop_nonce"),
             _ => None,
         }
+    }
+}
+
+impl TokenRejection {
+    /// Whether the token itself was genuine and active but the request failed to prove
+    /// possession of what it is bound to (its certificate or DPoP key): what a stolen bound
+    /// token looks like, audited with the token's client.
+    pub const fn is_possession_failure(self) -> bool {
+        matches!(
+            self,
+            Self::CertificateMismatch
+                | Self::DpopProofMissing
+                | Self::DpopProofInvalid
+                | Self::DpopProofReplayed
+        )
     }
 }
 

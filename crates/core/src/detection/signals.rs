@@ -62,6 +62,17 @@ pub fn signals(event: &AuditEvent, config: &DetectionConfig) -> Vec<Signal> {
     let action = event.action.as_str();
     if action == AuditAction::TokenRefused.as_str() {
         token_refused(event, &mut out);
+    } else if action == AuditAction::TokenUseRefused.as_str() {
+        // A DPoP proof replayed to a resource endpoint (`oauth/src/bound_use.rs`): the same
+        // rule as a replayed assertion at the token endpoint, keyed on the token's client.
+        if let (Some(REASON_REPLAY), Some(client)) =
+            (detail_str(event, "reason"), detail_str(event, "client_id"))
+        {
+            out.push(Signal::new(
+                RuleKind::AssertionReplay,
+                SignalKey::Client(client.to_owned()),
+            ));
+        }
     } else if action == AuditAction::TokenIssued.as_str() && !failed {
         out.push(Signal::new(
             RuleKind::TokenRateAnomaly,

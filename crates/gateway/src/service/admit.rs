@@ -77,6 +77,8 @@ impl Gateway {
                     let presented = Presentation {
                         certificate: leaf.as_deref(),
                         dpop: dpop.as_ref().map(DpopRequest::presentation),
+                        // The adapters audit their own refusals with the address.
+                        source: None,
                     };
                     return self.admit_access_token(&token, presented).await;
                 }

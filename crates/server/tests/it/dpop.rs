@@ -197,6 +197,58 @@ fn a_bound_token_works_only_with_a_fresh_proof_of_its_key() {
     );
 }
 
+/// A stolen bound token tried at a resource endpoint is on the record: the replayed proof is
+/// audited with the token's client and the presenter's address, and three replays raise the
+/// replay alert as replayed assertions at the token endpoint do.
+#[test]
+fn a_proof_replayed_to_the_admin_api_is_audited_and_raises_the_replay_alert() {
+    let node = Node::start();
+    let (admin_id, _) = admin_client(&node);
+    let key = DpopKey::new(Algorithm::ES256);
+    let token = bound_admin_token(&node, &key);
+    let dpop = format!("DPoP {token}");
+    let proof = key.proof("GET", &clients_url(&node), Some(&token), None);
+    assert_eq!(list_clients(&node, &dpop, Some(&proof)).status, 200);
+    for _ in 0..3 {
+        assert_eq!(list_clients(&node, &dpop, Some(&proof)).status, 401);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let alert = loop {
+        let listed = node.cli_json(&["alerts", "list"]);
+        let found = listed["alerts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|a| a["rule"] == "assertion_replay")
+            .cloned();
+        if let Some(alert) = found {
+            break alert;
+        }
+        assert!(std::time::Instant::now() < deadline, "no alert: {listed}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(alert["detail"]["key"], format!("client {admin_id}"));
+
+    let records = node.cli_json(&["audit", "list", "--limit", "100"]);
+    let refused = records["records"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["action"] == "token.use_refused")
+        .cloned()
+        .expect("the replay is audited");
+    assert_eq!(refused["outcome"], "failure", "{refused}");
+    assert_eq!(refused["subject"], jwt_payload(&token)["jti"], "{refused}");
+    let detail = &refused["detail"];
+    assert_eq!(detail["client_id"], admin_id.as_str(), "{refused}");
+    assert_eq!(detail["reason"], "replay", "{refused}");
+    assert_eq!(detail["path"], "/admin/v1/clients", "{refused}");
+    assert_eq!(detail["source"], "127.0.0.1", "{refused}");
+    // Neither the token nor the proof is in the record.
+    assert!(!refused.to_string().contains(&token));
+    assert!(!refused.to_string().contains(&proof));
+}
+
 #[test]
 fn the_gateway_checks_the_binding_too() {
     let node = Node::start();

@@ -95,6 +95,28 @@ fn a_replayed_dpop_proof_or_outside_token_counts_as_a_replay_and_not_as_failed_a
 }
 
 #[test]
+fn a_dpop_proof_replayed_to_a_resource_endpoint_counts_as_a_replay_of_the_tokens_client() {
+    let mut e = AuditEvent {
+        at: 1,
+        actor: "anonymous".into(),
+        action: AuditAction::TokenUseRefused.into(),
+        subject: "jti-1".into(),
+        outcome: Outcome::Failure.into(),
+        detail: json!({"client_id": "svc", "reason": "replay", "source": "203.0.113.9"}),
+    };
+    assert_eq!(of(&e), [sig(RuleKind::AssertionReplay, client("svc"))]);
+    // A bound token without its proof or certificate is recorded, not a replay.
+    for reason in [
+        "dpop_proof_missing",
+        "certificate_mismatch",
+        "dpop_proof_invalid",
+    ] {
+        e.detail["reason"] = json!(reason);
+        assert_eq!(of(&e), [], "{reason}");
+    }
+}
+
+#[test]
 fn issued_tokens_count_toward_the_actors_rate() {
     assert_eq!(
         of(&token_issued("svc")),
