@@ -194,8 +194,6 @@ const TOKEN_64: &str = "^[A-Za-z0-9_.-]{1,64}$";
 const COMMAND_NAME: &str = "^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$";
 /// Every command below a dotted prefix: `prefix.*`.
 const COMMAND_PREFIX: &str = "^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*\\.\\*$";
-/// A scope token (RFC 6749 §3.3), as `ScopeSet` takes it.
-const SCOPE_TOKEN: &str = "^[\\x21\\x23-\\x5b\\x5d-\\x7e]{1,256}$";
 
 /// An argument constraint: a number, a string or a bool, its type said by `type` or implied
 /// by its keys (which must all be of that one kind). Spelled as a union of closed objects, one
@@ -258,7 +256,7 @@ fn command_rule_schema() -> Value {
                 "additionalProperties": false,
                 "properties": {
                     "clients": list_of(json!({"type": "string", "pattern": ID_PATTERN})),
-                    "scopes": list_of(json!({"type": "string", "pattern": SCOPE_TOKEN})),
+                    "scopes": list_of(json!({"type": "string", "pattern": crate::openapi::SCOPE_PATTERN})),
                 },
                 "anyOf": [
                     {"required": ["clients"], "properties": {"clients": {"minItems": 1}}},
@@ -474,7 +472,7 @@ mod tests {
             COMMAND_PREFIX => s
                 .strip_suffix(".*")
                 .is_some_and(|p| p.split('.').all(segment)),
-            SCOPE_TOKEN => {
+            crate::openapi::SCOPE_PATTERN => {
                 (1..=256).contains(&s.len())
                     && s.chars()
                         .all(|c| matches!(c, '\x21' | '\x23'..='\x5b' | '\x5d'..='\x7e'))

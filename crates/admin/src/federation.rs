@@ -1,6 +1,7 @@
 //! `/federation`: workload federation's trust (issue #15) — which outside token issuers (JWT
-//! bearer grant) and SAML identity providers (SAML 2.0 bearer grant) are trusted, and which
-//! of their subjects become which client
+//! bearer grant) and SAML identity providers (SAML 2.0 bearer grant) are trusted, which of
+//! their subjects become which client, and which clients may exchange whose tokens (token
+//! exchange rules, RFC 8693)
 //! (`portcullis_core::federation` has the rules).
 //!
 //! Two parts are in force, in this order: the node configuration's
@@ -24,7 +25,7 @@ use utoipa::{PartialSchema, ToSchema};
 use crate::auth::AdminCaller;
 use crate::errors::{AdminError, Problem};
 use crate::extract::JsonBody;
-use crate::openapi::ID_PATTERN;
+use crate::openapi::{ID_PATTERN, SCOPE_PATTERN};
 
 /// The trust in force: the configuration's part first, then the admin API's.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -85,7 +86,7 @@ pub async fn put_federation(
     ))
 }
 
-/// The JSON Schema of a trust part (`{issuers, policies, saml_issuers}`).
+/// The JSON Schema of a trust part (`{issuers, policies, saml_issuers, exchange_rules}`).
 pub struct TrustSetSchema;
 
 const NAME: &str = "^[A-Za-z0-9_.-]{1,64}$";
@@ -131,13 +132,27 @@ fn trust_set_schema() -> Value {
                 "additionalProperties": {"type": "string", "minLength": 1, "maxLength": 1024},
             },
             "client_id": {"type": "string", "pattern": ID_PATTERN},
-            "scopes": {"type": "array", "items": {"type": "string", "pattern": "^[\\x21\\x23-\\x5b\\x5d-\\x7e]{1,256}$"}},
+            "scopes": {"type": "array", "items": {"type": "string", "pattern": SCOPE_PATTERN}},
+        },
+    });
+    let exchange_rule = json!({
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["name", "clients", "subjects", "audiences"],
+        "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 64},
+            "clients": {"type": "array", "minItems": 1, "items": {"type": "string", "pattern": ID_PATTERN}, "description": "the clients that may ask"},
+            "subjects": {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}, "description": "patterns on the subject token's sub (* = any run of characters; not only *)"},
+            "audiences": {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1, "maxLength": 1024}},
+            "scopes": {"type": "array", "items": {"type": "string", "pattern": SCOPE_PATTERN}, "description": "the most the new token may carry (empty: the subject token's)"},
+            "require_actor": {"type": "boolean", "description": "delegation: the requester's own token must come as actor_token"},
         },
     });
     json!({
         "type": "object",
         "additionalProperties": false,
         "properties": {
+            "exchange_rules": {"type": "array", "items": exchange_rule, "description": "token exchange rules (RFC 8693), after the configuration's [[token_exchange.rules]]"},
             "issuers": {"type": "array", "items": issuer},
             "policies": {"type": "array", "items": policy},
             "saml_issuers": {"type": "array", "items": saml_issuer, "description": "SAML 2.0 identity providers (RFC 7522 grant; builds with the saml feature)"},

@@ -46,6 +46,8 @@ pub const ID_PATTERN: &str = "^[A-Za-z0-9._:@-]{1,128}$";
 /// The syntax of device ids (`portcullis_core::device::DeviceId`).
 pub const DEVICE_ID_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$";
 /// The syntax of device key ids (`portcullis_core::device_key::DeviceKeyId`).
+/// A scope token (RFC 6749 §3.3: printable ASCII but space, `"` and `\\`).
+pub const SCOPE_PATTERN: &str = "^[\\x21\\x23-\\x5b\\x5d-\\x7e]{1,256}$";
 pub const KEY_ID_PATTERN: &str = "^[A-Za-z0-9._-]{1,64}$";
 /// A certificate serial as typed: hex digits, optional colons and `0x` prefix.
 const SERIAL_PATTERN: &str = "^(0[xX])?:*[0-9A-Fa-f][0-9A-Fa-f:]{0,127}$";

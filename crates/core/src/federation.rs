@@ -305,6 +305,10 @@ pub struct TrustSet {
     /// SAML 2.0 identity providers (RFC 7522 grant); policies name them like JWT issuers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub saml_issuers: Vec<crate::saml::SamlIssuer>,
+    /// Token exchange rules (RFC 8693): which clients may exchange whose tokens for what. The
+    /// configuration's come from `[[token_exchange.rules]]`; they are evaluated first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exchange_rules: Vec<crate::token_exchange::ExchangeRule>,
 }
 
 impl TrustSet {
@@ -315,7 +319,10 @@ impl TrustSet {
         all.issuers.extend(other.issuers.iter().cloned());
         all.policies.extend(other.policies.iter().cloned());
         all.saml_issuers.extend(other.saml_issuers.iter().cloned());
+        all.exchange_rules
+            .extend(other.exchange_rules.iter().cloned());
         validate_trust(&all.issuers, &all.saml_issuers, &all.policies)?;
+        crate::token_exchange::validate_rules(&all.exchange_rules)?;
         let known = |a: &String| ALGORITHM_NAMES.contains(&a.as_str());
         if !all.issuers.iter().all(|i| i.algorithms.iter().all(known)) {
             return Err(CoreError::invalid(

@@ -167,7 +167,6 @@ mod tests {
             mtls_base: None,
             jwks_uri_allow_private: false,
             dpop: crate::DpopSettings::default(),
-            exchange_rules: Vec::new(),
         }
     }
 

@@ -42,8 +42,6 @@ pub struct OAuthSettings {
     pub jwks_uri_allow_private: bool,
     /// DPoP (RFC 9449): proof algorithms, freshness window and server nonces.
     pub dpop: crate::dpop::DpopSettings,
-    /// Token exchange (RFC 8693): which clients may exchange whose tokens, for what.
-    pub exchange_rules: Vec<portcullis_core::token_exchange::ExchangeRule>,
 }
 
 /// Everything the OAuth handlers need. Shared as `Arc<AuthServer>`; other crates reach it

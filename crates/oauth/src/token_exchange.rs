@@ -1,7 +1,7 @@
 //! Token exchange (RFC 8693) at the token endpoint: the requesting client (authenticated)
 //! presents a subject token — one of ours, or an outside JWT of a trusted federation issuer —
 //! and, for delegation, its own token as `actor_token`; a rule of `[[token_exchange.rules]]`
-//! must allow it. The new token is about the subject (`sub`), names the actor chain (`act`),
+//! or of the admin API's federation trust must allow it. The new token is about the subject (`sub`), names the actor chain (`act`),
 //! carries no more scope than the subject token and the rule allow, is for an audience the
 //! rule names, and lives no longer than the subject token. No refresh token is ever issued.
 
@@ -76,8 +76,9 @@ impl AuthServer {
                 ));
             }
         }
-        let rules = &self.settings.exchange_rules;
-        let rule = select_rule(rules, requester.as_str(), &sub, request.actor_token.is_some())
+        // The configuration's rules, then the admin API's (`PUT /admin/v1/federation`).
+        let trust = self.federation.in_force();
+        let rule = select_rule(&trust.exchange_rules, requester.as_str(), &sub, request.actor_token.is_some())
             .ok_or_else(|| {
                 Error::OAuth(OAuthError::new(
                     ErrorCode::UnauthorizedClient,

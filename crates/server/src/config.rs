@@ -698,6 +698,14 @@ impl Config {
         self.dpop.settings()?;
         portcullis_core::token_exchange::validate_rules(&self.token_exchange.rules)
             .map_err(|e| ConfigError::Invalid(format!("token_exchange.rules: {e}")))?;
+        if !self.federation.exchange_rules.is_empty() {
+            // One spelling in the configuration; the admin API's trust file takes them as
+            // `[[exchange_rules]]`.
+            return Err(ConfigError::Invalid(
+                "federation.exchange_rules: write token exchange rules as [[token_exchange.rules]]"
+                    .into(),
+            ));
+        }
         self.certificate_profile()?;
         self.ca_algorithm()?;
         self.trusted_proxies()?;
@@ -933,6 +941,14 @@ impl Config {
             Some(url) => PathBuf::from(url.trim_start_matches("sqlite:").trim_start_matches("//")),
             None => self.server.data_dir.join("portcullis.db"),
         }
+    }
+
+    /// The configuration's part of the federation trust: `[federation]` with the rules of
+    /// `[[token_exchange.rules]]`.
+    pub fn configured_trust(&self) -> portcullis_oauth::federation::TrustSet {
+        let mut trust = self.federation.clone();
+        trust.exchange_rules = self.token_exchange.rules.clone();
+        trust
     }
 
     /// Where automatic audit archiving writes its segments.

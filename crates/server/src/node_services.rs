@@ -100,7 +100,6 @@ impl NodeServices {
             mtls_base: tls_local.map(|a| format!("https://{a}")),
             jwks_uri_allow_private: config.oauth.jwks_uri_allow_private,
             dpop: config.dpop.settings()?,
-            exchange_rules: config.token_exchange.rules.clone(),
         };
         let server = Arc::new(
             AuthServer::new(
@@ -127,7 +126,7 @@ impl NodeServices {
                     })
                     .collect(),
             }))
-            .with_federation(config.federation.clone())
+            .with_federation(config.configured_trust())
             .map_err(|e| ConfigError::Invalid(format!("federation: {e}")))?,
         );
         server.reload_revocations().await?;

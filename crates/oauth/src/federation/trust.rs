@@ -1,4 +1,5 @@
-//! The trust in force: issuers and policies from the configuration, then the admin API's.
+//! The trust in force: issuers, policies and token exchange rules from the configuration, then
+//! the admin API's.
 
 use std::sync::{Arc, PoisonError, RwLock};
 
@@ -143,6 +144,8 @@ impl crate::AuthServer {
         let detail = serde_json::json!({
             "issuers": admin.issuers.iter().map(|i| i.name.as_str()).collect::<Vec<_>>(),
             "policies": admin.policies.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+            "saml_issuers": admin.saml_issuers.iter().map(|i| i.name.as_str()).collect::<Vec<_>>(),
+            "exchange_rules": admin.exchange_rules.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
         });
         self.federation.set(admin).await?;
         self.audit

@@ -166,7 +166,6 @@ impl Harness {
             mtls_base,
             jwks_uri_allow_private: true,
             dpop: Default::default(),
-            exchange_rules: Vec::new(),
         };
         let mut server = AuthServer::new(
             settings,

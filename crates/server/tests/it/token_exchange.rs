@@ -190,3 +190,87 @@ fn a_trusted_outside_token_can_be_the_subject() {
     );
     assert_eq!(claims["act"]["sub"], "gateway-1");
 }
+
+/// Rules set through the admin API (`federation set`, `PUT /admin/v1/federation`) work like
+/// the configuration's, after them; a name the configuration uses is refused, and removing
+/// the rule refuses the exchange again at once.
+#[test]
+fn rules_set_through_the_admin_api_allow_exchanges_after_the_configurations() {
+    let s = setup(&[]);
+    let proxy = s
+        .node
+        .create_client(&["--id", "historian-proxy", "--scope", "proxy"]);
+    let valve = token_of(&s.node, &s.valve);
+    let form = format!("&subject_token={valve}&subject_token_type={ACCESS}");
+    assert_eq!(
+        exchange(&s.node, &proxy, &form).error(),
+        "unauthorized_client"
+    );
+
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("trust.toml");
+    let rule = |name: &str| {
+        format!(
+            "[[exchange_rules]]\nname = \"{name}\"\nclients = [\"historian-proxy\"]\n\
+             subjects = [\"valve-*\"]\naudiences = [\"{HISTORIAN}\"]\n"
+        )
+    };
+    std::fs::write(&file, rule("proxy-for-valves")).unwrap();
+    let shown = s
+        .node
+        .cli_json(&["federation", "set", file.to_str().unwrap()]);
+    assert_eq!(
+        shown["admin"]["exchange_rules"][0]["name"], "proxy-for-valves",
+        "{shown}"
+    );
+    // The configuration's rule is shown as the configuration's part.
+    assert_eq!(
+        shown["config"]["exchange_rules"][0]["name"], "gateway-for-meters",
+        "{shown}"
+    );
+    let answer = exchange(&s.node, &proxy, &form);
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let claims = jwt_payload(answer.json["access_token"].as_str().unwrap());
+    assert_eq!(claims["sub"], "valve-3");
+    assert_eq!(claims["aud"], HISTORIAN);
+    // The change is audited with the rule's name.
+    let changed = s.node.cli_json(&["audit", "list", "--limit", "20"])["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["action"] == "federation.changed")
+        .cloned()
+        .expect("audited");
+    assert_eq!(
+        changed["detail"]["exchange_rules"],
+        json!(["proxy-for-valves"])
+    );
+
+    // A name the configuration already uses, and a rule that breaks the rules, are refused;
+    // what was in force stays.
+    for (bad, why) in [
+        (rule("gateway-for-meters"), "unique"),
+        (
+            "[[exchange_rules]]\nname = \"any\"\nclients = [\"historian-proxy\"]\n\
+             subjects = [\"*\"]\naudiences = [\"x\"]\n"
+                .to_owned(),
+            "only '*'",
+        ),
+    ] {
+        std::fs::write(&file, bad).unwrap();
+        let refused = s.node.cli(&["federation", "set", file.to_str().unwrap()]);
+        assert!(!refused.status.success());
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains(why), "{why}: {stderr}");
+    }
+    assert_eq!(exchange(&s.node, &proxy, &form).status, 200);
+
+    // Removed: refused again.
+    std::fs::write(&file, "").unwrap();
+    s.node
+        .cli_json(&["federation", "set", file.to_str().unwrap()]);
+    assert_eq!(
+        exchange(&s.node, &proxy, &form).error(),
+        "unauthorized_client"
+    );
+}

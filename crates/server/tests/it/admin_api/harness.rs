@@ -259,7 +259,6 @@ pub mod backends {
             mtls_base: None,
             jwks_uri_allow_private: false,
             dpop: Default::default(),
-            exchange_rules: Vec::new(),
         };
         let clock = Arc::new(AtomicI64::new(T0));
         let c = clock.clone();
