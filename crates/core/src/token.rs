@@ -116,7 +116,16 @@ pub struct AccessTokenClaims {
     /// who acted for the subject token before).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub act: Option<Actor>,
+    /// For a token obtained by token exchange from one of ours: the `jti` of that subject
+    /// token, then of the tokens it was itself exchanged from (at most
+    /// [`MAX_EXCHANGE_DEPTH`]). Revoking any of them ends this token too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exchanged_from: Vec<String>,
 }
+
+/// How many exchanges deep a token may be: bounds the `exchanged_from` list checked on every
+/// presentation.
+pub const MAX_EXCHANGE_DEPTH: usize = 8;
 
 /// The `act` claim (RFC 8693 §4.1): the acting party, and the chain of earlier actors.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -215,6 +224,7 @@ impl AccessTokenClaims {
             client_epoch: (client.token_epoch != 0).then_some(client.token_epoch),
             federated: None,
             act: None,
+            exchanged_from: Vec::new(),
         }
     }
 

@@ -59,7 +59,11 @@ impl AuthServer {
         if claims.exp <= now {
             return Err(TokenRejection::Expired);
         }
-        if self.revocations.contains(&claims.jti, now) {
+        // A token exchanged from a revoked token ends with it (an in-memory lookup each).
+        if std::iter::once(&claims.jti)
+            .chain(&claims.exchanged_from)
+            .any(|jti| self.revocations.contains(jti, now))
+        {
             return Err(TokenRejection::Revoked);
         }
         Ok(claims)

@@ -139,6 +139,7 @@ async fn issue_access_token(
         claims.sub = e.sub;
         claims.act = e.act;
         claims.federated = claims.federated.or(e.federated);
+        claims.exchanged_from = e.exchanged_from;
     }
     // RFC 8705 §3: over a connection with a client certificate, whatever the authentication
     // method, the token is bound to that certificate. Without one, nothing is computed.

@@ -3,9 +3,10 @@
 //! and, for delegation, its own token as `actor_token`; a rule of `[[token_exchange.rules]]`
 //! or of the admin API's federation trust must allow it. The new token is about the subject (`sub`), names the actor chain (`act`),
 //! carries no more scope than the subject token and the rule allow, is for an audience the
-//! rule names, and lives no longer than the subject token. No refresh token is ever issued.
+//! rule names, lives no longer than the subject token, and ends when the subject token (or
+//! any token that one was exchanged from) is revoked. No refresh token is ever issued.
 
-use portcullis_core::token::{Actor, FederatedSubject};
+use portcullis_core::token::{Actor, FederatedSubject, MAX_EXCHANGE_DEPTH};
 use portcullis_core::token_exchange::{
     exchange_audiences, exchange_scope_bound, select_rule, ExchangeRequest, TokenKind,
 };
@@ -26,6 +27,8 @@ pub(crate) struct Exchanged {
     pub expires_at: i64,
     pub act: Option<Actor>,
     pub federated: Option<FederatedSubject>,
+    /// Our tokens it derives from (the subject token and its own sources), newest first.
+    pub exchanged_from: Vec<String>,
     /// The rule that allowed it (audited).
     pub rule: String,
 }
@@ -41,29 +44,46 @@ impl AuthServer {
         request: &ExchangeRequest<'_>,
         requester: &ClientId,
     ) -> Result<Exchanged, Error> {
-        let (sub, subject_scopes, expires_at, earlier_act, federated) = match request.subject_kind {
-            TokenKind::AccessToken => {
-                let claims = self
-                    .check_active_token(request.subject_token)
-                    .await
-                    .map_err(|_| {
-                        invalid_grant("the subject token is not an active token of this server")
-                    })?;
-                let scopes = ScopeSet::parse(claims.scope.as_deref().unwrap_or_default())
-                    .map_err(|_| invalid_grant("the subject token's scope is malformed"))?;
-                (claims.sub, scopes, claims.exp, claims.act, claims.federated)
-            }
-            TokenKind::Jwt => {
-                let granted = self.federated_grant(request.subject_token, None).await?;
-                (
-                    granted.client.client_id.to_string(),
-                    granted.scopes,
-                    granted.expires_at,
-                    None,
-                    Some(granted.subject),
-                )
-            }
-        };
+        let (sub, subject_scopes, expires_at, earlier_act, federated, exchanged_from) =
+            match request.subject_kind {
+                TokenKind::AccessToken => {
+                    let claims = self
+                        .check_active_token(request.subject_token)
+                        .await
+                        .map_err(|_| {
+                            invalid_grant("the subject token is not an active token of this server")
+                        })?;
+                    let scopes = ScopeSet::parse(claims.scope.as_deref().unwrap_or_default())
+                        .map_err(|_| invalid_grant("the subject token's scope is malformed"))?;
+                    if claims.exchanged_from.len() >= MAX_EXCHANGE_DEPTH {
+                        return Err(invalid_grant(
+                            "the subject token was already exchanged too many times over",
+                        ));
+                    }
+                    let mut sources = Vec::with_capacity(claims.exchanged_from.len() + 1);
+                    sources.push(claims.jti);
+                    sources.extend(claims.exchanged_from);
+                    (
+                        claims.sub,
+                        scopes,
+                        claims.exp,
+                        claims.act,
+                        claims.federated,
+                        sources,
+                    )
+                }
+                TokenKind::Jwt => {
+                    let granted = self.federated_grant(request.subject_token, None).await?;
+                    (
+                        granted.client.client_id.to_string(),
+                        granted.scopes,
+                        granted.expires_at,
+                        None,
+                        Some(granted.subject),
+                        Vec::new(),
+                    )
+                }
+            };
         // The actor is the requester itself, proven by a token of its own (§2.1, §4.1): a
         // client cannot name another party as the one acting.
         if let Some(actor_token) = request.actor_token {
@@ -103,6 +123,7 @@ impl AuthServer {
             expires_at,
             act,
             federated,
+            exchanged_from,
             rule: rule.name.clone(),
         })
     }

@@ -183,6 +183,7 @@ mod tests {
             client_epoch: None,
             federated: None,
             act: None,
+            exchanged_from: Vec::new(),
         };
         server.keys().active().sign(&claims).unwrap()
     }

@@ -115,6 +115,94 @@ fn a_gateway_acting_for_a_device_gets_a_narrower_token_naming_both() {
     );
 }
 
+/// Revoking a subject token ends every token exchanged from it, directly or through another
+/// exchange; revoking an exchanged token leaves its subject token alone.
+#[test]
+fn revoking_the_subject_token_ends_what_was_exchanged_from_it() {
+    let s = setup(&[]);
+    let active = |token: &str| {
+        let i = s.node.post_form(
+            "/oauth2/introspect",
+            &format!("token={token}"),
+            Some((&s.gateway.0, &s.gateway.1)),
+        );
+        i.json["active"] == true
+    };
+    let exchange_from = |subject: &str| {
+        let own = token_of(&s.node, &s.gateway);
+        let answer = exchange(
+            &s.node,
+            &s.gateway,
+            &format!("&subject_token={subject}&subject_token_type={ACCESS}&actor_token={own}&actor_token_type={ACCESS}"),
+        );
+        assert_eq!(answer.status, 200, "{}", answer.text);
+        answer.json["access_token"].as_str().unwrap().to_owned()
+    };
+    let revoke = |token: &str, (id, secret): &(String, String)| {
+        let r = s.node.post_form(
+            "/oauth2/revoke",
+            &format!("token={token}"),
+            Some((id, secret)),
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+    };
+
+    let device = token_of(&s.node, &s.meter);
+    let first = exchange_from(&device);
+    let second = exchange_from(&first);
+    assert_eq!(
+        jwt_payload(&second)["exchanged_from"],
+        json!([jwt_payload(&first)["jti"], jwt_payload(&device)["jti"]])
+    );
+    // Revoking the middle one ends it and what came from it, not its source.
+    revoke(&first, &s.gateway);
+    assert!(!active(&first) && !active(&second));
+    assert!(active(&device));
+    // Revoking the device's own token ends every token exchanged from it.
+    let third = exchange_from(&device);
+    let fourth = exchange_from(&third);
+    assert!(active(&third) && active(&fourth));
+    revoke(&device, &s.meter);
+    assert!(!active(&third) && !active(&fourth));
+    // And nothing more can be exchanged from them.
+    let own = token_of(&s.node, &s.gateway);
+    let refused = exchange(
+        &s.node,
+        &s.gateway,
+        &format!("&subject_token={third}&subject_token_type={ACCESS}&actor_token={own}&actor_token_type={ACCESS}"),
+    );
+    assert_eq!(refused.error(), "invalid_grant", "{}", refused.text);
+}
+
+/// An exchange chain is bounded, so the sources checked on every use stay few.
+#[test]
+fn a_token_exchanged_eight_times_over_cannot_be_exchanged_again() {
+    let s = setup(&[]);
+    let mut token = token_of(&s.node, &s.meter);
+    for depth in 0..=8 {
+        let own = token_of(&s.node, &s.gateway);
+        let answer = exchange(
+            &s.node,
+            &s.gateway,
+            &format!("&subject_token={token}&subject_token_type={ACCESS}&actor_token={own}&actor_token_type={ACCESS}"),
+        );
+        if depth < 8 {
+            assert_eq!(answer.status, 200, "{depth}: {}", answer.text);
+            token = answer.json["access_token"].as_str().unwrap().to_owned();
+        } else {
+            assert_eq!(answer.error(), "invalid_grant", "{}", answer.text);
+            assert!(answer.text.contains("too many"), "{}", answer.text);
+        }
+    }
+    assert_eq!(
+        jwt_payload(&token)["exchanged_from"]
+            .as_array()
+            .unwrap()
+            .len(),
+        8
+    );
+}
+
 #[test]
 fn exchanges_outside_the_rules_are_refused() {
     let s = setup(&[]);

@@ -102,6 +102,7 @@ impl Harness {
             client_epoch: None,
             federated: None,
             act: None,
+            exchanged_from: Vec::new(),
         };
         self.server.keys().active().sign(&claims).unwrap()
     }
