@@ -355,7 +355,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn purge_expired(&self, now: UnixTime) -> Result<u64, StoreError>;
 
     /// Appends events to the audit hash chain in one transaction, linking them to the last
-    /// stored record (`portcullis_core::audit::link`); returns the new records.
+    /// stored record, or to the newest archive anchor when no record is stored
+    /// (`portcullis_core::audit::link`); returns the new records.
     async fn append_audit(&self, events: Vec<AuditEvent>) -> Result<Vec<AuditRecord>, StoreError>;
     /// Audit records with `seq > after_seq`, ascending, at most `limit`.
     async fn list_audit(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditRecord>, StoreError>;
@@ -372,6 +373,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn archive_audit(&self, anchor: &AuditArchiveAnchor) -> Result<u64, StoreError>;
     /// The newest archive anchor: where the live chain starts (`None`: at the genesis).
     async fn audit_anchor(&self) -> Result<Option<AuditArchiveAnchor>, StoreError>;
+    /// Records `anchor` in a store whose audit log is empty (else [`StoreError::Conflict`]):
+    /// the next append then links to it, as the live chain of an archived store does, so
+    /// `portcullis store copy` reproduces an archived chain hash for hash.
+    async fn import_audit_anchor(&self, anchor: &AuditArchiveAnchor) -> Result<(), StoreError>;
 
     // --- Device PKI (issue #4) ---
 

@@ -47,6 +47,16 @@ async fn audit_chain_continues_across_a_reconnect() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_imported_anchor_starts_an_empty_chain() {
+    with_test_schema(|schema| async move {
+        let store = schema.connect().await;
+        conformance::an_imported_anchor_starts_an_empty_chain(&store).await;
+        store.close().await;
+    })
+    .await;
+}
+
 fn node_event(node: usize, batch: usize, i: usize) -> AuditEvent {
     AuditEvent {
         at: 1_700_000_000 + i as i64,

@@ -33,6 +33,15 @@ async fn audit_chain_continues_across_a_reopen() {
     conformance::audit_chain_spans_batches_and_verifies(&second).await;
 }
 
+#[tokio::test]
+async fn an_imported_anchor_starts_an_empty_chain() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteStore::open(&dir.path().join("anchor.db"))
+        .await
+        .expect("open");
+    conformance::an_imported_anchor_starts_an_empty_chain(&store).await;
+}
+
 /// Eight spawned tasks presenting one enrollment secret at once: exactly one spends it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_enrollment_tasks_have_one_winner() {

@@ -58,6 +58,13 @@ impl Store for FlakyStore {
     ) -> Result<Option<portcullis_store::AuditArchiveAnchor>, StoreError> {
         self.inner.audit_anchor().await
     }
+
+    async fn import_audit_anchor(
+        &self,
+        anchor: &portcullis_store::AuditArchiveAnchor,
+    ) -> Result<(), StoreError> {
+        self.inner.import_audit_anchor(anchor).await
+    }
     async fn ping(&self) -> Result<(), StoreError> {
         Err(unused())
     }

@@ -33,14 +33,12 @@ pub async fn copy(from: &StoreArg<'_>, to: &StoreArg<'_>) -> Result<(), CommandE
             "the target store is not empty; copy only into a fresh database".into(),
         ));
     }
-    // The copy re-links every record from the genesis and checks each hash comes out the
-    // same, which an archived chain (starting at an anchor) cannot do.
-    if let Some(anchor) = src.audit_anchor().await.map_err(failed)? {
-        return Err(CommandError::Failed(format!(
-            "the source's audit records up to seq {} are archived: copying an archived chain \
-             is not supported (copy before archiving, or keep the source for the trail)",
-            anchor.seq
-        )));
+    // An archived chain continues from its newest anchor: the target starts from the same
+    // one, so re-linking the live records reproduces every hash (checked below), and
+    // `audit verify` on the target proves it from the anchor's checkpoint as on the source.
+    let anchor = src.audit_anchor().await.map_err(failed)?;
+    if let Some(anchor) = &anchor {
+        dst.import_audit_anchor(anchor).await.map_err(failed)?;
     }
     for name in ALL_SETTINGS.iter().copied().chain([
         portcullis_pki::ca::CA_SETTING,
@@ -72,9 +70,13 @@ pub async fn copy(from: &StoreArg<'_>, to: &StoreArg<'_>) -> Result<(), CommandE
     println!(
         "copied {clients} clients, {} signing keys, {} revocations, {devices} devices, \
          {certificates} certificates, {device_keys} device keys, {counters} device message \
-         counters and {audit} audit records (chain identical)",
+         counters and {audit} audit records (chain identical{})",
         keys.len(),
-        revocations.len()
+        revocations.len(),
+        anchor.map_or(String::new(), |a| format!(
+            ", continuing from the archive anchor at record {}",
+            a.seq
+        ))
     );
     eprintln!(
         "Give the new nodes the same master key file: the signing and CA keys are sealed under it."

@@ -275,6 +275,77 @@ fn one_node_builds_the_crl_and_every_node_serves_the_same_one() {
     );
 }
 
+/// An archived embedded chain moves too: the target continues from the same anchor, so the
+/// copy reproduces every live record's hash and `audit verify` proves it there from the
+/// anchor's checkpoint.
+#[test]
+fn store_copy_moves_an_archived_chain_that_still_verifies_from_its_anchor() {
+    let Some(db) = Database::create_named("copy_archived") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let master = tmp.path().join("master.key");
+    let archive_dir = tmp.path().join("archive");
+    let issuer = [
+        ("PORTCULLIS_SERVER__ISSUER", "https://auth.example"),
+        ("PORTCULLIS_KEYS__MASTER_KEY_FILE", master.to_str().unwrap()),
+    ];
+    let mut env = issuer.to_vec();
+    env.extend([
+        ("PORTCULLIS_AUDIT__CHECKPOINT_INTERVAL_SECS", "1"),
+        ("PORTCULLIS_AUDIT__ARCHIVE_AFTER_DAYS", "0.0000347"),
+        ("PORTCULLIS_AUDIT__ARCHIVE_INTERVAL_SECS", "1"),
+        (
+            "PORTCULLIS_AUDIT__ARCHIVE_DIR",
+            archive_dir.to_str().unwrap(),
+        ),
+    ]);
+    let dir = tmp.path().join("embedded");
+    let node = Node::start_in(&dir, &env);
+    let (id, secret) = node.create_client(&["--id", "archived-pump", "--scope", "read"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let through = loop {
+        assert_eq!(node.token(&id, &secret, "").status, 200);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let verified = node.cli_json(&["audit", "verify"]);
+        let through = verified["archived_through"].as_i64().unwrap_or_default();
+        if through > 0 {
+            break through;
+        }
+        assert!(std::time::Instant::now() < deadline, "nothing archived");
+    };
+    assert!(node.stop().success());
+
+    let sqlite = format!("sqlite:{}", dir.join("portcullis.db").display());
+    let copy = Command::new(support::BIN)
+        .args(["store", "copy", "--from", &sqlite, "--to", &db.url()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&copy.stdout);
+    assert!(
+        copy.status.success(),
+        "{}",
+        String::from_utf8_lossy(&copy.stderr)
+    );
+    assert!(stdout.contains("chain identical"), "{stdout}");
+    assert!(
+        stdout.contains("continuing from the archive anchor"),
+        "{stdout}"
+    );
+
+    let url = db.url();
+    let mut env = issuer.to_vec();
+    env.push(("PORTCULLIS_STORE__URL", url.as_str()));
+    let pg = Node::start_in(&tmp.path().join("pg"), &env);
+    let report = audit_verify(&pg, &dir.join("admin.json"));
+    assert_eq!(report["ok"], true, "{report}");
+    let copied_through = report["archived_through"].as_i64().unwrap();
+    // The target's own archiving is off; the source's last anchor is where it starts.
+    assert!(copied_through >= through, "{report}");
+    assert_eq!(report["anchor_verified"], true, "{report}");
+    assert_eq!(pg.token(&id, &secret, "").status, 200);
+}
+
 #[test]
 fn store_copy_moves_an_embedded_deployment_to_postgres_with_its_audit_chain() {
     let Some(db) = Database::create_named("copy") else {

@@ -117,3 +117,50 @@ pub async fn audit_pages_in_both_directions(store: &dyn Store) {
     backward.reverse();
     assert_eq!(backward, forward, "newest first, the same records");
 }
+
+/// On a fresh store: an imported archive anchor is where the chain continues, exactly as after
+/// an archive purge; once a record is stored, no anchor can be imported.
+pub async fn an_imported_anchor_starts_an_empty_chain(store: &dyn Store) {
+    use crate::{AuditArchiveAnchor, StoreError};
+    let anchor = AuditArchiveAnchor {
+        seq: 41,
+        hash: "ab".repeat(32),
+        first_seq: 1,
+        checkpoint_seq: 43,
+        segment_sha256: "cd".repeat(32),
+        archived_at: 1_700_000_000,
+    };
+    store
+        .import_audit_anchor(&anchor)
+        .await
+        .expect("import into an empty log");
+    assert_eq!(
+        store.audit_anchor().await.expect("anchor"),
+        Some(anchor.clone())
+    );
+    let records = store
+        .append_audit(vec![audit_event(0, 1), audit_event(0, 2)])
+        .await
+        .expect("append after the anchor");
+    assert_consecutive(&records, 42);
+    assert_eq!(
+        records.first().map(|r| r.prev_hash.as_str()),
+        Some(anchor.hash.as_str())
+    );
+    let mut verifier = ChainVerifier::after(
+        anchor.seq,
+        portcullis_core::audit::from_hex(&anchor.hash).expect("hex"),
+    );
+    for record in &records {
+        verifier.check(record).expect("links to the anchor");
+    }
+    let again = AuditArchiveAnchor { seq: 100, ..anchor };
+    assert!(matches!(
+        store.import_audit_anchor(&again).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.audit_anchor().await.expect("anchor").map(|a| a.seq),
+        Some(41)
+    );
+}

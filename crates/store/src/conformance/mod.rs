@@ -19,8 +19,8 @@ mod settings_and_keys;
 mod update_reports;
 
 pub use audit::{
-    audit_chain_spans_batches_and_verifies, audit_pages_in_both_directions,
-    concurrent_audit_appends_form_one_chain,
+    an_imported_anchor_starts_an_empty_chain, audit_chain_spans_batches_and_verifies,
+    audit_pages_in_both_directions, concurrent_audit_appends_form_one_chain,
 };
 pub use clients::{
     bulk_insert_is_all_or_nothing, client_crud_round_trips_every_field, duplicate_client_conflicts,

@@ -334,6 +334,10 @@ impl Store for PostgresStore {
         audit::anchor(&self.pool).await
     }
 
+    async fn import_audit_anchor(&self, anchor: &AuditArchiveAnchor) -> Result<(), StoreError> {
+        audit::import_anchor(&self.pool, anchor).await
+    }
+
     async fn insert_device(&self, device: &Device) -> Result<(), StoreError> {
         devices::insert_one(&self.pool, device).await
     }

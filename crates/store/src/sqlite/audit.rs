@@ -2,7 +2,7 @@
 
 use portcullis_core::audit::{from_hex, link, AuditEvent, AuditRecord, GENESIS_HASH};
 use sqlx::sqlite::SqliteArguments;
-use sqlx::{Arguments, SqlitePool};
+use sqlx::{Arguments, SqliteConnection, SqlitePool};
 
 use super::bulk_insert::BulkInsert;
 use crate::rows::record_from_row;
@@ -32,6 +32,15 @@ pub(super) async fn append(
         sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
             .fetch_optional(&mut *tx)
             .await?;
+    // An empty log continues from the newest anchor (a copied archived chain).
+    let tail = match tail {
+        Some(tail) => Some(tail),
+        None => sqlx::query_as(
+            "SELECT anchor_seq, anchor_hash FROM audit_archives ORDER BY anchor_seq DESC LIMIT 1",
+        )
+        .fetch_optional(&mut *tx)
+        .await?,
+    };
     let (last_seq, last_hash) = match tail {
         None => (0, GENESIS_HASH),
         Some((seq, hex)) => {
@@ -122,6 +131,40 @@ pub(super) async fn archive(
             anchor.seq
         )));
     }
+    insert_anchor(&mut tx, anchor).await?;
+    let deleted = sqlx::query("DELETE FROM audit_log WHERE seq <= ?")
+        .bind(anchor.seq)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    tx.commit().await?;
+    Ok(deleted)
+}
+
+/// Records `anchor` if the audit log is empty (the start of a copied archived chain).
+pub(super) async fn import_anchor(
+    pool: &SqlitePool,
+    anchor: &AuditArchiveAnchor,
+) -> Result<(), StoreError> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let any: Option<(i64,)> = sqlx::query_as("SELECT seq FROM audit_log LIMIT 1")
+        .fetch_optional(&mut *tx)
+        .await?;
+    if any.is_some() {
+        return Err(StoreError::Conflict(
+            "the audit log already holds records: an archive anchor is imported only before any"
+                .into(),
+        ));
+    }
+    insert_anchor(&mut tx, anchor).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn insert_anchor(
+    conn: &mut SqliteConnection,
+    anchor: &AuditArchiveAnchor,
+) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO audit_archives (anchor_seq, anchor_hash, first_seq, checkpoint_seq, \
          segment_sha256, archived_at) VALUES (?, ?, ?, ?, ?, ?)",
@@ -132,15 +175,9 @@ pub(super) async fn archive(
     .bind(anchor.checkpoint_seq)
     .bind(&anchor.segment_sha256)
     .bind(anchor.archived_at)
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await?;
-    let deleted = sqlx::query("DELETE FROM audit_log WHERE seq <= ?")
-        .bind(anchor.seq)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    tx.commit().await?;
-    Ok(deleted)
+    Ok(())
 }
 
 /// The newest archive anchor.

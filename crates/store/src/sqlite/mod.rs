@@ -272,6 +272,11 @@ impl Store for SqliteStore {
         audit::anchor(&self.pool).await
     }
 
+    async fn import_audit_anchor(&self, anchor: &AuditArchiveAnchor) -> Result<(), StoreError> {
+        let _writer = self.writer.lock().await;
+        audit::import_anchor(&self.pool, anchor).await
+    }
+
     async fn insert_device(&self, device: &Device) -> Result<(), StoreError> {
         let _writer = self.writer.lock().await;
         devices::insert_one(&self.pool, device).await
