@@ -362,20 +362,41 @@ impl AuditSealer {
     /// Opens the sealed records among `records`; a kid this node has not loaded makes it
     /// reload the key set once.
     pub async fn open_records(&self, records: Vec<AuditRecord>) -> Vec<ReadRecord> {
-        let needs_reload = records.iter().any(|r| {
-            sealed_fields(&r.event).is_some_and(|f| !self.current().keys.contains_key(&f.kid))
-        });
+        // Each record's sealed fields are parsed once, for the kid check and the opening.
+        let parsed: Vec<(AuditRecord, Option<SealedFields>)> = records
+            .into_iter()
+            .map(|r| {
+                let fields = sealed_fields(&r.event);
+                (r, fields)
+            })
+            .collect();
+        let needs_reload = {
+            let current = self.current();
+            parsed.iter().any(|(_, fields)| {
+                fields
+                    .as_ref()
+                    .is_some_and(|f| !current.keys.contains_key(&f.kid))
+            })
+        };
         if needs_reload {
             if let Err(e) = self.reload().await {
                 tracing::warn!(error = %e, "reloading the audit data keys failed");
             }
         }
-        records.into_iter().map(|r| self.open_record(r)).collect()
+        parsed
+            .into_iter()
+            .map(|(record, fields)| self.open_parsed(record, fields))
+            .collect()
     }
 
     /// Opens one record (stored in the clear: returned as is).
-    pub fn open_record(&self, mut record: AuditRecord) -> ReadRecord {
-        let Some(fields) = sealed_fields(&record.event) else {
+    pub fn open_record(&self, record: AuditRecord) -> ReadRecord {
+        let fields = sealed_fields(&record.event);
+        self.open_parsed(record, fields)
+    }
+
+    fn open_parsed(&self, mut record: AuditRecord, fields: Option<SealedFields>) -> ReadRecord {
+        let Some(fields) = fields else {
             return ReadRecord::plain(record);
         };
         match self.open_fields(&record.event, &fields) {
