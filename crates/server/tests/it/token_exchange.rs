@@ -59,6 +59,16 @@ fn exchange(node: &Node, (id, secret): &(String, String), form: &str) -> Answer 
     )
 }
 
+/// The gateway exchanges `subject`, acting for it with a fresh token of its own.
+fn exchange_acting(s: &Setup, subject: &str) -> Answer {
+    let own = token_of(&s.node, &s.gateway);
+    exchange(
+        &s.node,
+        &s.gateway,
+        &format!("&subject_token={subject}&subject_token_type={ACCESS}&actor_token={own}&actor_token_type={ACCESS}"),
+    )
+}
+
 #[test]
 fn a_gateway_acting_for_a_device_gets_a_narrower_token_naming_both() {
     let s = setup(&[]);
@@ -91,12 +101,7 @@ fn a_gateway_acting_for_a_device_gets_a_narrower_token_naming_both() {
     assert_eq!(i.json["sub"], "meter-7");
 
     // Exchanged again, acting again: the chain of actors grows (RFC 8693 §4.1).
-    let own = token_of(&s.node, &s.gateway);
-    let again = exchange(
-        &s.node,
-        &s.gateway,
-        &format!("&subject_token={token}&subject_token_type={ACCESS}&actor_token={own}&actor_token_type={ACCESS}"),
-    );
+    let again = exchange_acting(&s, &token);
     assert_eq!(again.status, 200, "{}", again.text);
     let claims = jwt_payload(again.json["access_token"].as_str().unwrap());
     assert_eq!(
@@ -129,12 +134,7 @@ fn revoking_the_subject_token_ends_what_was_exchanged_from_it() {
         i.json["active"] == true
     };
     let exchange_from = |subject: &str| {
-        let own = token_of(&s.node, &s.gateway);
-        let answer = exchange(
-            &s.node,
-            &s.gateway,
-            &format!("&subject_token={subject}&subject_token_type={ACCESS}&actor_token={own}&actor_token_type={ACCESS}"),
-        );
+        let answer = exchange_acting(&s, subject);
         assert_eq!(answer.status, 200, "{}", answer.text);
         answer.json["access_token"].as_str().unwrap().to_owned()
     };
@@ -165,12 +165,7 @@ fn revoking_the_subject_token_ends_what_was_exchanged_from_it() {
     revoke(&device, &s.meter);
     assert!(!active(&third) && !active(&fourth));
     // And nothing more can be exchanged from them.
-    let own = token_of(&s.node, &s.gateway);
-    let refused = exchange(
-        &s.node,
-        &s.gateway,
-        &format!("&subject_token={third}&subject_token_type={ACCESS}&actor_token={own}&actor_token_type={ACCESS}"),
-    );
+    let refused = exchange_acting(&s, &third);
     assert_eq!(refused.error(), "invalid_grant", "{}", refused.text);
 }
 
@@ -180,12 +175,7 @@ fn a_token_exchanged_eight_times_over_cannot_be_exchanged_again() {
     let s = setup(&[]);
     let mut token = token_of(&s.node, &s.meter);
     for depth in 0..=8 {
-        let own = token_of(&s.node, &s.gateway);
-        let answer = exchange(
-            &s.node,
-            &s.gateway,
-            &format!("&subject_token={token}&subject_token_type={ACCESS}&actor_token={own}&actor_token_type={ACCESS}"),
-        );
+        let answer = exchange_acting(&s, &token);
         if depth < 8 {
             assert_eq!(answer.status, 200, "{depth}: {}", answer.text);
             token = answer.json["access_token"].as_str().unwrap().to_owned();
