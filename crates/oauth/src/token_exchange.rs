@@ -1,10 +1,11 @@
 //! Token exchange (RFC 8693) at the token endpoint: the requesting client (authenticated)
 //! presents a subject token — one of ours, or an outside JWT of a trusted federation issuer —
 //! and, for delegation, its own token as `actor_token`; a rule of `[[token_exchange.rules]]`
-//! or of the admin API's federation trust must allow it. The new token is about the subject (`sub`), names the actor chain (`act`),
-//! carries no more scope than the subject token and the rule allow, is for an audience the
-//! rule names, lives no longer than the subject token, and ends when the subject token (or
-//! any token that one was exchanged from) is revoked. No refresh token is ever issued.
+//! or of the admin API's federation trust must allow it. The new token is about the subject
+//! (`sub`), names the actor chain (`act`), carries no more scope than the subject token and
+//! the rule allow, is for an audience the rule names, lives no longer than the subject token,
+//! and ends when the subject token (or any token that one was exchanged from) is revoked. No
+//! refresh token is ever issued.
 
 use portcullis_core::token::{Actor, FederatedSubject, MAX_EXCHANGE_DEPTH};
 use portcullis_core::token_exchange::{

@@ -130,14 +130,14 @@ impl ArchiveJob {
         // what is on disk must verify before anything is removed.
         verify_segment(&segment.bytes, &keys)
             .map_err(|e| ArchiveJobError::Verify(e.to_string()))?;
-        let m = &segment.manifest;
+        let portcullis_audit::archive::Segment { manifest: m, bytes } = segment;
         let path = self.dir.join(format!(
             "audit-{:012}-{:012}.archive",
             m.first_seq, m.last_seq
         ));
         let jwks = self.keys.jwks_json();
         let written = {
-            let (dir, path, bytes) = (self.dir.clone(), path.clone(), segment.bytes.clone());
+            let (dir, path) = (self.dir.clone(), path.clone());
             tokio::task::spawn_blocking(move || write_segment(&dir, &path, &bytes, jwks.as_bytes()))
                 .await
                 .map_err(|e| ArchiveJobError::Write(format!("writer task: {e}")))??
