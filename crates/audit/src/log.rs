@@ -464,18 +464,19 @@ mod tests {
     use super::*;
     use portcullis_core::audit::{AuditAction, Outcome};
 
+    fn event() -> AuditEvent {
+        AuditEvent {
+            at: 1,
+            actor: "svc".into(),
+            action: AuditAction::TokenIssued.into(),
+            subject: "jti".into(),
+            outcome: Outcome::Success.into(),
+            detail: serde_json::json!({}),
+        }
+    }
+
     fn record() -> Command {
-        Command::Record(
-            AuditEvent {
-                at: 1,
-                actor: "svc".into(),
-                action: AuditAction::TokenIssued.into(),
-                subject: "jti".into(),
-                outcome: Outcome::Success.into(),
-                detail: serde_json::json!({}),
-            },
-            None,
-        )
+        Command::Record(event(), None)
     }
 
     #[tokio::test(start_paused = true)]
@@ -515,7 +516,7 @@ mod tests {
 
         // A batch that holds a waiter already is not gathered at all.
         let (done, _stored) = oneshot::channel();
-        let mut commands = vec![record(), Command::Record(record_event(), Some(done))];
+        let mut commands = vec![record(), Command::Record(event(), Some(done))];
         let start = tokio::time::Instant::now();
         gather(&mut rx, &mut commands).await;
         assert_eq!(start.elapsed(), Duration::ZERO);
@@ -529,12 +530,5 @@ mod tests {
         gather(&mut rx, &mut commands).await;
         assert_eq!(start.elapsed(), Duration::ZERO);
         drop(tx);
-    }
-
-    fn record_event() -> AuditEvent {
-        match record() {
-            Command::Record(event, _) => event,
-            _ => unreachable!(),
-        }
     }
 }
