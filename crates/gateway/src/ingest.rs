@@ -2,7 +2,9 @@
 //! the answer — as a two-stage pipeline of group commits.
 //!
 //! Both stages pay for a durable write (the counters' transaction, the sink's `fdatasync` or
-//! JetStream acknowledgement). Each stage takes everything that queued while its previous
+//! JetStream acknowledgement) — except on one node with the embedded log, where stage 1
+//! decides known devices' counters in memory and the log's `fdatasync` is the only one
+//! (`crate::replay`). Each stage takes everything that queued while its previous
 //! write ran and handles it with one write, so the cost per message falls as the rate rises,
 //! and an idle gateway still answers a single message at once (no timer waits for company).
 //! The stages overlap: while the sink writes batch N, the counters of batch N+1 are reserved.
@@ -70,6 +72,9 @@ impl Ingest {
     pub fn start(replay: Arc<ReplayGuard>, sink: Arc<dyn Sink>) -> Ingest {
         let (tx, rx) = mpsc::channel(QUEUE);
         let (reserved_tx, reserved_rx) = mpsc::channel(BATCHES_IN_FLIGHT);
+        if replay.is_local() {
+            tokio::spawn(Arc::clone(&replay).write_behind());
+        }
         tokio::spawn(reserve_stage(rx, Arc::clone(&replay), reserved_tx));
         tokio::spawn(store_stage(reserved_rx, replay, sink));
         Ingest { tx }
@@ -206,15 +211,19 @@ async fn store_stage(
             waiting.push((job.reservation, job.reply));
         }
         let results = sink.put_batch(records).await;
+        let position = sink.position();
+        let mut kept = Vec::new();
         let mut refused = Vec::new();
         for ((reservation, reply), result) in waiting.into_iter().zip(results) {
             match result {
                 Ok(()) => {
+                    kept.extend(reservation);
                     let _ = reply.send(Ok(()));
                 }
                 Err(e) => refused.push((reservation, reply, e)),
             }
         }
+        replay.kept(kept, position);
         if refused.is_empty() {
             continue;
         }
@@ -257,6 +266,230 @@ mod tests {
         let replay = Arc::new(ReplayGuard::new(store, 300));
         let ingest = Ingest::start(replay, Arc::new(log.clone()));
         (ingest, log, dir)
+    }
+
+    /// The real parts deciding counters in memory, as one node with the embedded log does;
+    /// the write-behind task is not started, so nothing reaches the store unless flushed.
+    async fn local_pipeline(
+        dir: &std::path::Path,
+        sink: impl FnOnce(&EmbeddedLog) -> Arc<dyn Sink>,
+    ) -> (
+        Ingest,
+        Arc<ReplayGuard>,
+        Arc<dyn portcullis_store::Store>,
+        EmbeddedLog,
+    ) {
+        let url = format!("sqlite:{}", dir.join("store.db").display());
+        let store = portcullis_store::open(&url).await.unwrap();
+        let log = EmbeddedLog::open(&dir.join("telemetry"), EmbeddedLimits::default()).unwrap();
+        crate::counters_behind::recover(&*store, &log)
+            .await
+            .unwrap();
+        let replay = Arc::new(ReplayGuard::deciding_locally(Arc::clone(&store), 300));
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let (reserved_tx, reserved_rx) = mpsc::channel(BATCHES_IN_FLIGHT);
+        tokio::spawn(reserve_stage(rx, Arc::clone(&replay), reserved_tx));
+        tokio::spawn(store_stage(reserved_rx, Arc::clone(&replay), sink(&log)));
+        (Ingest { tx }, replay, store, log)
+    }
+
+    async fn stored_counter(store: &dyn portcullis_store::Store, device: &str) -> Option<u64> {
+        let all = store.list_device_counters(None, 100).await.unwrap();
+        all.into_iter()
+            .find(|(d, _)| d.as_str() == device)
+            .map(|(_, c)| c)
+    }
+
+    #[tokio::test]
+    async fn deciding_locally_refuses_replays_and_writes_counters_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ingest, replay, store, log) = local_pipeline(dir.path(), the_log).await;
+        for n in 1..=3 {
+            let (record, counter) = counted("dev-5", n);
+            ingest.submit(record, counter).await.unwrap();
+        }
+        for n in [3, 2] {
+            let (record, counter) = counted("dev-5", n);
+            let again = ingest.submit(record, counter).await;
+            assert!(
+                matches!(again, Err(GatewayError::Replay(_))),
+                "{n}: {again:?}"
+            );
+        }
+        // The first counter was reserved in the store (nothing was known of the device);
+        // the next ones were decided in memory and are written behind.
+        assert_eq!(stored_counter(&*store, "dev-5").await, Some(1));
+        replay.flush().await;
+        assert_eq!(stored_counter(&*store, "dev-5").await, Some(3));
+        let flushed = store
+            .get_setting(crate::counters_behind::FLUSHED_SETTING)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(flushed, log.last_seq().to_string().into_bytes());
+        assert_eq!(stored(&log).await, ["dev-5-1", "dev-5-2", "dev-5-3"]);
+    }
+
+    #[tokio::test]
+    async fn deciding_locally_judges_one_devices_counters_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ingest, _replay, _store, log) = local_pipeline(dir.path(), the_log).await;
+        // Unknown device: its whole first batch is judged by the store, in order.
+        let first: Vec<_> = [1, 2, 2]
+            .into_iter()
+            .map(|n| {
+                let (record, counter) = counted("dev-9", n);
+                ingest.submit(record, counter)
+            })
+            .collect();
+        let refused: Vec<bool> = join_all(first).await.iter().map(Result::is_err).collect();
+        assert_eq!(refused, [false, false, true]);
+        // Known now: decided in memory, in order.
+        let next: Vec<_> = [3, 4, 4, 3, 5]
+            .into_iter()
+            .map(|n| {
+                let (record, counter) = counted("dev-9", n);
+                ingest.submit(record, counter)
+            })
+            .collect();
+        let refused: Vec<bool> = join_all(next).await.iter().map(Result::is_err).collect();
+        assert_eq!(refused, [false, false, true, true, false]);
+        assert_eq!(
+            stored(&log).await,
+            ["dev-9-1", "dev-9-2", "dev-9-3", "dev-9-4", "dev-9-5"]
+        );
+    }
+
+    /// A crash after the log's `fdatasync` and before the store's copy: the restarted node
+    /// reads the counters back from the log before judging any message.
+    #[tokio::test]
+    async fn counters_the_store_missed_are_recovered_from_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (ingest, _replay, _store, _log) = local_pipeline(dir.path(), the_log).await;
+            for n in 1..=4 {
+                let (record, counter) = counted("dev-6", n);
+                ingest.submit(record, counter).await.unwrap();
+            }
+            // Dropped without a flush: the store has counter 1 only.
+        }
+        let (ingest, _replay, store, _log) = local_pipeline(dir.path(), the_log).await;
+        assert_eq!(stored_counter(&*store, "dev-6").await, Some(4));
+        let (record, counter) = counted("dev-6", 4);
+        let again = ingest.submit(record, counter).await;
+        assert!(matches!(again, Err(GatewayError::Replay(_))), "{again:?}");
+        let (record, counter) = counted("dev-6", 5);
+        ingest.submit(record, counter).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_log_emptied_since_the_recorded_position_is_read_from_its_start() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (ingest, replay, _store, _log) = local_pipeline(dir.path(), the_log).await;
+            for n in 1..=3 {
+                let (record, counter) = counted("dev-10", n);
+                ingest.submit(record, counter).await.unwrap();
+            }
+            replay.flush().await;
+        }
+        // An operator empties the log; a new one starts at position 1.
+        std::fs::remove_dir_all(dir.path().join("telemetry")).unwrap();
+        {
+            let (ingest, _replay, _store, _log) = local_pipeline(dir.path(), the_log).await;
+            for n in 4..=5 {
+                let (record, counter) = counted("dev-10", n);
+                ingest.submit(record, counter).await.unwrap();
+            }
+            // Killed before the write-behind.
+        }
+        let (ingest, _replay, store, _log) = local_pipeline(dir.path(), the_log).await;
+        assert_eq!(stored_counter(&*store, "dev-10").await, Some(5));
+        let (record, counter) = counted("dev-10", 5);
+        assert!(ingest.submit(record, counter).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_first_start_counts_the_log_as_covered() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("store.db").display());
+        let store = portcullis_store::open(&url).await.unwrap();
+        let log =
+            EmbeddedLog::open(&dir.path().join("telemetry"), EmbeddedLimits::default()).unwrap();
+        log.append_all(vec![record("dev-7", 9)]).await.unwrap();
+        // Written before counters were decided in memory: the store had every counter first.
+        let read = crate::counters_behind::recover(&*store, &log)
+            .await
+            .unwrap();
+        assert_eq!(read, 0);
+        let flushed = store
+            .get_setting(crate::counters_behind::FLUSHED_SETTING)
+            .await
+            .unwrap();
+        assert_eq!(flushed, Some(b"1".to_vec()));
+    }
+
+    fn the_log(log: &EmbeddedLog) -> Arc<dyn Sink> {
+        Arc::new(log.clone())
+    }
+
+    /// The real log, refusing one batch when told to.
+    #[derive(Debug)]
+    struct RefusesOnce {
+        log: EmbeddedLog,
+        refused: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    #[async_trait::async_trait]
+    impl Sink for RefusesOnce {
+        async fn put(&self, record: TelemetryRecord) -> Result<(), crate::sink::SinkError> {
+            self.put_batch(vec![record]).await.remove(0)
+        }
+        async fn put_batch(
+            &self,
+            records: Vec<TelemetryRecord>,
+        ) -> Vec<Result<(), crate::sink::SinkError>> {
+            if !self.refused.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                let e = || Err(crate::sink::SinkError("disk full".into()));
+                return records.iter().map(|_| e()).collect();
+            }
+            self.log.put_batch(records).await
+        }
+        fn kind(&self) -> &'static str {
+            "embedded"
+        }
+        fn position(&self) -> Option<u64> {
+            self.log.position()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_counter_decided_in_memory_is_given_back_when_the_sink_refuses() {
+        let dir = tempfile::tempdir().unwrap();
+        let refused = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let flag = Arc::clone(&refused);
+        let (ingest, _replay, _store, log) = local_pipeline(dir.path(), move |log| {
+            Arc::new(RefusesOnce {
+                log: log.clone(),
+                refused: flag,
+            })
+        })
+        .await;
+        let (record, counter) = counted("dev-8", 1);
+        ingest.submit(record, counter).await.unwrap();
+        refused.store(false, std::sync::atomic::Ordering::SeqCst);
+        let (record, counter) = counted("dev-8", 2);
+        let refused = ingest.submit(record, counter).await;
+        assert!(
+            matches!(refused, Err(GatewayError::Unavailable(_))),
+            "{refused:?}"
+        );
+        // The very same message is accepted when sent again, once.
+        let (record, counter) = counted("dev-8", 2);
+        ingest.submit(record, counter).await.unwrap();
+        let (record, counter) = counted("dev-8", 2);
+        assert!(ingest.submit(record, counter).await.is_err());
+        assert_eq!(stored(&log).await, ["dev-8-1", "dev-8-2"]);
     }
 
     fn record(device: &str, counter: u64) -> TelemetryRecord {

@@ -11,6 +11,7 @@
 pub mod broker_auth;
 pub mod commands;
 pub mod cose;
+pub mod counters_behind;
 pub mod credentials;
 pub mod device_settings;
 pub mod device_token;

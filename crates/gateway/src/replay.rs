@@ -16,8 +16,19 @@
 //!
 //! This node remembers the highest counter it knows is stored per device; a counter at or
 //! below it is refused without a round trip (the store can only be higher, never lower).
+//!
+//! **One node, embedded log** ([`ReplayGuard::deciding_locally`]): when no other node shares
+//! the store (SQLite) and the sink is the embedded log, nobody else can advance a counter,
+//! so what this node remembers is not a hint but the value itself. A device's first message
+//! since start is reserved in the store as above, which tells the exact counter; from then
+//! on its counters are decided in memory, and the message's own durable write — the log's
+//! `fdatasync`, which records the counter with the message — is the only one on its path.
+//! The store is brought up to date behind ([`crate::counters_behind`]), and after a crash
+//! the counters of whatever the log holds beyond the last such write are read back from the
+//! log before the gateway serves ([`crate::counters_behind::recover`]). An entry whose
+//! counter is not yet in the store is never forgotten.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex};
 
@@ -25,6 +36,7 @@ use portcullis_core::device::DeviceId;
 use portcullis_core::UnixTime;
 use portcullis_store::Store;
 
+use crate::counters_behind::Behind;
 use crate::GatewayError;
 
 /// A reserved counter: the message may go to the sink.
@@ -34,18 +46,23 @@ pub struct Reservation {
     device: DeviceId,
     counter: u64,
     previous: u64,
+    /// Decided in memory (not yet in the store) rather than by a store write.
+    local: bool,
 }
 
 pub struct ReplayGuard {
     window_secs: i64,
     known: KnownCounters,
     store: Arc<dyn Store>,
+    /// Set when this node alone decides counters (see the module docs).
+    behind: Option<Behind>,
 }
 
 impl std::fmt::Debug for ReplayGuard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ReplayGuard")
             .field("window_secs", &self.window_secs)
+            .field("local", &self.behind.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -58,13 +75,31 @@ impl Reservation {
 }
 
 impl ReplayGuard {
-    /// A guard accepting timestamps within `window_secs` of the clock.
+    /// A guard accepting timestamps within `window_secs` of the clock; every counter is
+    /// reserved in the store.
     pub fn new(store: Arc<dyn Store>, window_secs: i64) -> Self {
         Self {
             window_secs,
             known: KnownCounters::new(1_000_000),
             store,
+            behind: None,
         }
+    }
+
+    /// A guard for a node that alone writes `store` and whose sink it can read back: known
+    /// devices' counters are decided in memory and written to the store behind. The caller
+    /// runs [`crate::counters_behind::recover`] before the first message, and the ingest
+    /// pipeline starts the writer ([`ReplayGuard::write_behind`]).
+    pub fn deciding_locally(store: Arc<dyn Store>, window_secs: i64) -> Self {
+        Self {
+            behind: Some(Behind::default()),
+            ..Self::new(store, window_secs)
+        }
+    }
+
+    /// Whether counters are decided in memory.
+    pub fn is_local(&self) -> bool {
+        self.behind.is_some()
     }
 
     /// Refuses a timestamp outside the window around `now`.
@@ -84,13 +119,72 @@ impl ReplayGuard {
         Ok(())
     }
 
-    /// Reserves each `(device, counter)` in order, with one store write for all of them:
-    /// `Err(Replay)` for a counter not above every counter accepted for its device so far,
-    /// on any node (earlier entries of the same batch included).
+    /// Reserves each `(device, counter)` in order: `Err(Replay)` for a counter not above
+    /// every counter accepted for its device so far, on any node (earlier entries of the
+    /// same batch included). One store write for all of them — or, deciding locally, none
+    /// for the devices whose exact counter this node holds.
     pub async fn reserve_all(
         &self,
         wanted: &[(DeviceId, u64)],
     ) -> Vec<Result<Reservation, GatewayError>> {
+        if self.behind.is_none() {
+            return self.reserve_in_store(wanted).await;
+        }
+        let mut out: Vec<Option<Result<Reservation, GatewayError>>> =
+            wanted.iter().map(|_| None).collect();
+        // A device not held exactly at the batch's start goes to the store for every one of
+        // its entries in this batch, so its entries are still judged in order.
+        let mut via_store: HashSet<&DeviceId> = HashSet::new();
+        let mut to_store = Vec::new();
+        for (i, (device, counter)) in wanted.iter().enumerate() {
+            if !via_store.contains(device) {
+                match self.known.reserve_exact(device, *counter) {
+                    Some(verdict) => {
+                        if let Some(slot) = out.get_mut(i) {
+                            *slot = Some(verdict.map(|previous| Reservation {
+                                device: device.clone(),
+                                counter: *counter,
+                                previous,
+                                local: true,
+                            }));
+                        }
+                        continue;
+                    }
+                    None => {
+                        via_store.insert(device);
+                    }
+                }
+            }
+            to_store.push((i, (device.clone(), *counter)));
+        }
+        if !to_store.is_empty() {
+            let (at, batch): (Vec<usize>, Vec<(DeviceId, u64)>) = to_store.into_iter().unzip();
+            for (i, verdict) in at.into_iter().zip(self.reserve_in_store(&batch).await) {
+                if let Some(slot) = out.get_mut(i) {
+                    *slot = Some(verdict);
+                }
+            }
+        }
+        out.into_iter()
+            .map(|verdict| {
+                verdict.unwrap_or_else(|| {
+                    Err(GatewayError::Internal(
+                        "a counter verdict is missing".into(),
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    /// One store write for the batch; each accepted counter is then known (exactly, when
+    /// deciding locally: nobody else writes the store).
+    async fn reserve_in_store(
+        &self,
+        wanted: &[(DeviceId, u64)],
+    ) -> Vec<Result<Reservation, GatewayError>> {
+        // Synced even when deciding locally: every in-memory decision about a device then
+        // follows a durable commit made since start, and so does the recorded log position
+        // recovery starts from (`counters_behind`, whose own writes are not synced).
         let answers = match self.store.advance_device_counters(wanted).await {
             Ok(answers) if answers.len() == wanted.len() => answers,
             Ok(_) => {
@@ -99,16 +193,18 @@ impl ReplayGuard {
             }
             Err(e) => return unavailable_all(wanted.len(), &e.to_string()),
         };
+        let exact = self.behind.is_some();
         wanted
             .iter()
             .zip(answers)
             .map(|((device, counter), answer)| match answer {
                 Some(previous) => {
-                    self.raise(device, *counter);
+                    self.known.raise(device, *counter, exact);
                     Ok(Reservation {
                         device: device.clone(),
                         counter: *counter,
                         previous,
+                        local: false,
                     })
                 }
                 None => Err(GatewayError::Replay("counter_not_increasing")),
@@ -116,10 +212,30 @@ impl ReplayGuard {
             .collect()
     }
 
+    /// The sink holds the messages of `kept` (in the order they were reserved) at or below
+    /// `position`: counters decided in memory are queued for the store.
+    pub fn kept(&self, kept: Vec<Reservation>, position: Option<u64>) {
+        if let Some(behind) = &self.behind {
+            let local = kept
+                .into_iter()
+                .filter(|r| r.local)
+                .map(|r| (r.device, r.counter));
+            behind.queue(local, position);
+        }
+    }
+
     /// Takes a reservation back after the sink refused the message, so the device can send
     /// it again. If a later counter was accepted meanwhile the store keeps that one (the
     /// retry will be refused as a replay, which it then is).
     pub async fn release(&self, reservation: Reservation) {
+        if reservation.local {
+            self.known.give_back(
+                &reservation.device,
+                reservation.counter,
+                reservation.previous,
+            );
+            return;
+        }
         self.known.forget(&reservation.device);
         if let Err(e) = self
             .store
@@ -135,18 +251,39 @@ impl ReplayGuard {
         }
     }
 
-    fn raise(&self, device: &DeviceId, counter: u64) {
-        self.known.raise(device, counter);
+    /// Writes the counters decided in memory and not yet written to the store, now.
+    pub async fn flush(&self) {
+        if let Some(behind) = &self.behind {
+            behind.flush(&*self.store, &self.known).await;
+        }
+    }
+
+    /// Writes the counters decided in memory to the store, every interval, forever.
+    pub async fn write_behind(self: Arc<Self>) {
+        let Some(behind) = &self.behind else { return };
+        behind.run(&*self.store, &self.known).await;
     }
 }
 
-/// The highest counter this node knows is stored, per device: a hint that spares the store
-/// a round trip for an obvious replay, never the decision (the store decides). Sharded
+/// What this node holds of one device's counter.
+#[derive(Debug, Clone, Copy)]
+struct Known {
+    /// The highest counter known to be accepted.
+    counter: u64,
+    /// `counter` is the device's counter itself, not a lower bound (deciding locally).
+    exact: bool,
+    /// Counters decided in memory and not yet in the store: the entry must stay.
+    unwritten: u32,
+}
+
+/// The highest counter this node knows is accepted, per device: a hint that spares the store
+/// a round trip for an obvious replay — or, deciding locally, the counter itself. Sharded
 /// maps under short locks: it is read and raised once per message, where a general cache's
 /// bookkeeping (moka's) cost more than the lookup. Bounded by forgetting a whole shard when
-/// it is full — forgetting only costs a round trip.
-struct KnownCounters {
-    shards: [Mutex<HashMap<DeviceId, u64>>; SHARDS],
+/// it is full — except entries the store does not have yet; forgetting only costs a round
+/// trip.
+pub(crate) struct KnownCounters {
+    shards: [Mutex<HashMap<DeviceId, Known>>; SHARDS],
     per_shard: usize,
     hasher: RandomState,
 }
@@ -162,7 +299,7 @@ impl KnownCounters {
         }
     }
 
-    fn shard(&self, device: &DeviceId) -> std::sync::MutexGuard<'_, HashMap<DeviceId, u64>> {
+    fn shard(&self, device: &DeviceId) -> std::sync::MutexGuard<'_, HashMap<DeviceId, Known>> {
         let i = usize::try_from(self.hasher.hash_one(device) % SHARDS as u64).unwrap_or(0);
         #[allow(clippy::indexing_slicing)] // i < SHARDS, the array's length
         let shard = &self.shards[i];
@@ -172,24 +309,67 @@ impl KnownCounters {
     }
 
     fn get(&self, device: &DeviceId) -> Option<u64> {
-        self.shard(device).get(device).copied()
+        self.shard(device).get(device).map(|k| k.counter)
     }
 
     /// Monotonic per device: never lowers what this node knows.
-    fn raise(&self, device: &DeviceId, counter: u64) {
+    fn raise(&self, device: &DeviceId, counter: u64, exact: bool) {
         let mut shard = self.shard(device);
         if let Some(known) = shard.get_mut(device) {
-            *known = (*known).max(counter);
+            known.counter = known.counter.max(counter);
+            known.exact |= exact;
             return;
         }
         if shard.len() >= self.per_shard {
-            shard.clear();
+            shard.retain(|_, k| k.unwritten > 0);
         }
-        shard.insert(device.clone(), counter);
+        shard.insert(
+            device.clone(),
+            Known {
+                counter,
+                exact,
+                unwritten: 0,
+            },
+        );
+    }
+
+    /// Decides `counter` in memory if the device's exact counter is held: `Some(Ok(previous))`
+    /// (now reserved), `Some(Err(Replay))`, or `None` (not held: ask the store).
+    fn reserve_exact(&self, device: &DeviceId, counter: u64) -> Option<Result<u64, GatewayError>> {
+        let mut shard = self.shard(device);
+        let known = shard.get_mut(device).filter(|k| k.exact)?;
+        if counter <= known.counter {
+            return Some(Err(GatewayError::Replay("counter_not_increasing")));
+        }
+        let previous = known.counter;
+        known.counter = counter;
+        known.unwritten = known.unwritten.saturating_add(1);
+        Some(Ok(previous))
+    }
+
+    /// Undoes an in-memory reservation the sink refused: back to `previous` unless a later
+    /// counter was accepted meanwhile.
+    fn give_back(&self, device: &DeviceId, counter: u64, previous: u64) {
+        if let Some(known) = self.shard(device).get_mut(device) {
+            if known.counter == counter {
+                known.counter = previous;
+            }
+            known.unwritten = known.unwritten.saturating_sub(1);
+        }
+    }
+
+    /// `count` in-memory reservations of the device are now in the store.
+    pub(crate) fn written(&self, device: &DeviceId, count: u32) {
+        if let Some(known) = self.shard(device).get_mut(device) {
+            known.unwritten = known.unwritten.saturating_sub(count);
+        }
     }
 
     fn forget(&self, device: &DeviceId) {
-        self.shard(device).remove(device);
+        let mut shard = self.shard(device);
+        if shard.get(device).is_some_and(|k| k.unwritten == 0) {
+            shard.remove(device);
+        }
     }
 }
 
@@ -212,8 +392,8 @@ mod tests {
         let known = KnownCounters::new(1_000);
         let d = device(1);
         assert_eq!(known.get(&d), None);
-        known.raise(&d, 7);
-        known.raise(&d, 3);
+        known.raise(&d, 7, false);
+        known.raise(&d, 3, false);
         assert_eq!(known.get(&d), Some(7));
         known.forget(&d);
         assert_eq!(known.get(&d), None);
@@ -223,11 +403,57 @@ mod tests {
     fn known_counters_stay_within_their_bound() {
         let known = KnownCounters::new(SHARDS * 4);
         for n in 0..10_000 {
-            known.raise(&device(n), 1);
+            known.raise(&device(n), 1, false);
         }
         let held: usize = known.shards.iter().map(|s| s.lock().unwrap().len()).sum();
         assert!(held <= SHARDS * 4, "{held} entries held");
         // The latest one is remembered.
         assert_eq!(known.get(&device(9_999)), Some(1));
+    }
+
+    #[test]
+    fn a_counter_decided_in_memory_is_kept_until_written_to_the_store() {
+        let known = KnownCounters::new(SHARDS);
+        let pinned = device(0);
+        known.raise(&pinned, 1, true);
+        assert_eq!(known.reserve_exact(&pinned, 2).unwrap().unwrap(), 1);
+        assert!(
+            known.reserve_exact(&pinned, 2).unwrap().is_err(),
+            "a replay"
+        );
+        // Enough other devices to fill every shard several times over.
+        for n in 1..2_000 {
+            known.raise(&device(n), 1, true);
+        }
+        assert_eq!(known.get(&pinned), Some(2), "not forgotten while unwritten");
+        known.written(&pinned, 1);
+        known.forget(&pinned);
+        assert_eq!(known.get(&pinned), None, "forgettable once written");
+        assert!(
+            known.reserve_exact(&pinned, 3).is_none(),
+            "unknown: ask the store"
+        );
+    }
+
+    #[test]
+    fn a_counter_given_back_restores_the_previous_one_unless_a_later_one_was_taken() {
+        let known = KnownCounters::new(SHARDS);
+        let d = device(1);
+        known.raise(&d, 4, true);
+        assert_eq!(known.reserve_exact(&d, 5).unwrap().unwrap(), 4);
+        known.give_back(&d, 5, 4);
+        assert_eq!(known.get(&d), Some(4));
+        assert_eq!(known.reserve_exact(&d, 5).unwrap().unwrap(), 4);
+        assert_eq!(known.reserve_exact(&d, 6).unwrap().unwrap(), 5);
+        known.give_back(&d, 5, 4);
+        assert_eq!(known.get(&d), Some(6), "the later counter stands");
+    }
+
+    #[test]
+    fn a_hint_is_never_decided_in_memory() {
+        let known = KnownCounters::new(SHARDS);
+        let d = device(2);
+        known.raise(&d, 4, false);
+        assert!(known.reserve_exact(&d, 5).is_none());
     }
 }

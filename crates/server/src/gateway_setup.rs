@@ -93,6 +93,13 @@ pub async fn start(
             },
         )
         .map_err(|e| ServeError::Gateway(format!("telemetry log {}: {e}", dir.display())))?;
+        if !services.store.is_shared() {
+            // Counters are decided in memory on this node (the store is its alone): the
+            // log's records beyond what the store covers go back in before any message.
+            portcullis_gateway::counters_behind::recover(&*services.store, &log)
+                .await
+                .map_err(|e| ServeError::Gateway(format!("message counters: {e}")))?;
+        }
         (Arc::new(log.clone()), Some(log))
     } else {
         let sink = portcullis_gateway::sink::nats::NatsSink::connect(

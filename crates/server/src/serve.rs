@@ -273,6 +273,7 @@ pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), ServeError> {
     for task in mqtt_tasks {
         task.abort();
     }
+    gateway.gateway.flush_counters().await;
     if let Some(task) = metrics_task {
         task.abort();
     }

@@ -83,4 +83,11 @@ impl Gateway {
     pub fn close_all(&self) {
         self.sessions.close_all(CloseReason::Shutdown);
     }
+
+    /// At a clean stop: message counters decided in memory go to the store now, so a
+    /// `store copy` of the stopped node carries them (a restart would read them back from
+    /// the telemetry log anyway).
+    pub async fn flush_counters(&self) {
+        self.replay.flush().await;
+    }
 }

@@ -211,10 +211,15 @@ impl Gateway {
             parts.config.issuer.clone(),
             parts.clock,
         );
-        let replay = Arc::new(ReplayGuard::new(
-            parts.store,
-            parts.config.message_window_secs,
-        ));
+        // One node writing its own store and log decides counters in memory (`replay`).
+        let window = parts.config.message_window_secs;
+        let replay = Arc::new(
+            if !parts.store.is_shared() && parts.sink.position().is_some() {
+                ReplayGuard::deciding_locally(parts.store, window)
+            } else {
+                ReplayGuard::new(parts.store, window)
+            },
+        );
         Arc::new(Gateway {
             operator_keys,
             commands,

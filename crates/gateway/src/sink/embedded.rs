@@ -393,6 +393,10 @@ impl Sink for EmbeddedLog {
     fn kind(&self) -> &'static str {
         "embedded"
     }
+
+    fn position(&self) -> Option<u64> {
+        Some(self.last_seq())
+    }
 }
 
 #[cfg(test)]

@@ -51,6 +51,13 @@ pub trait Sink: Send + Sync + std::fmt::Debug {
     }
     /// `embedded` or `nats`: a label for logs and metrics.
     fn kind(&self) -> &'static str;
+    /// For a sink this node writes and can read back (the embedded log): the position at or
+    /// below which every record it acknowledged lies. `None` for one it cannot read back
+    /// (NATS). With such a sink and a store no other node shares, message counters are
+    /// decided in memory and recovered from the sink after a crash (`crate::replay`).
+    fn position(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Payloads as unpadded base64url in JSON.

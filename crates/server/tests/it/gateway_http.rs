@@ -447,9 +447,12 @@ fn the_telemetry_stream_needs_its_scope_and_resumes_by_position() {
 
 /// The embedded sink's promise: a node killed with SIGKILL while devices are sending loses
 /// no message it acknowledged (each batch is fdatasync'ed before any of it is answered), and
-/// the restarted node serves the log, a possibly torn last write cut away.
+/// the restarted node serves the log, a possibly torn last write cut away. Counters are
+/// decided in memory on such a node and reach the store behind: the restarted node reads
+/// them back from the log, so every device's last acknowledged message is still a replay.
 #[test]
 fn a_node_killed_mid_stream_loses_no_acknowledged_message() {
+    use std::collections::HashMap;
     use std::sync::{Arc, Mutex};
 
     let dir = tempfile::tempdir().unwrap();
@@ -463,12 +466,14 @@ fn a_node_killed_mid_stream_loses_no_acknowledged_message() {
         })
         .collect();
     let acked = Arc::new(Mutex::new(Vec::<String>::new()));
+    let last_acked = Arc::new(Mutex::new(HashMap::<String, Vec<u8>>::new()));
     let url = format!("{}{TELEMETRY}", node.base);
     let senders: Vec<_> = devices
         .iter()
         .cloned()
         .map(|(id, kid, key)| {
             let (acked, url) = (acked.clone(), url.clone());
+            let last_acked = last_acked.clone();
             std::thread::spawn(move || {
                 let agent = ureq::AgentBuilder::new()
                     .timeout(std::time::Duration::from_secs(5))
@@ -483,6 +488,7 @@ fn a_node_killed_mid_stream_loses_no_acknowledged_message() {
                                 .lock()
                                 .unwrap()
                                 .push(v["message_id"].as_str().unwrap().to_owned());
+                            last_acked.lock().unwrap().insert(id.clone(), body);
                         }
                         // The node is gone: stop.
                         _ => return,
@@ -513,6 +519,20 @@ fn a_node_killed_mid_stream_loses_no_acknowledged_message() {
         lost.len(),
         acked.len()
     );
+    let last_acked = last_acked.lock().unwrap().clone();
+    assert_eq!(
+        last_acked.len(),
+        devices.len(),
+        "every device got an answer"
+    );
+    for (id, body) in &last_acked {
+        let again = post_cose(&node, body);
+        assert_eq!(
+            again.status, 409,
+            "{id}'s last message replayed: {}",
+            again.text
+        );
+    }
 }
 
 /// `portcullis telemetry tail --follow` prints a message as soon as it is accepted.

@@ -80,6 +80,27 @@ pub async fn counters_only_rise_and_revert_only_their_own_advance(store: &dyn St
     assert!(after_a.iter().all(|(d, _)| d > &a));
 }
 
+/// The relaxed advance (durability kept elsewhere) judges exactly as the synced one, and
+/// both see each other's writes.
+pub async fn relaxed_advances_are_judged_like_synced_ones(store: &dyn Store) {
+    let a = id("ctr-relaxed");
+    let got = store
+        .advance_device_counters_relaxed(&[(a.clone(), 3), (a.clone(), 3), (a.clone(), 7)])
+        .await
+        .unwrap();
+    assert_eq!(got, vec![Some(0), None, Some(3)]);
+    let synced = store
+        .advance_device_counters(&[(a.clone(), 7), (a.clone(), 8)])
+        .await
+        .unwrap();
+    assert_eq!(synced, vec![None, Some(7)]);
+    let relaxed = store
+        .advance_device_counters_relaxed(&[(a.clone(), 8), (a.clone(), 0)])
+        .await
+        .unwrap();
+    assert_eq!(relaxed, vec![None, None]);
+}
+
 /// Many tasks (on one or several nodes) offer the same counters for one device at once:
 /// each counter is accepted exactly once.
 pub async fn concurrent_advances_accept_each_counter_once(stores: &[Arc<dyn Store>]) {

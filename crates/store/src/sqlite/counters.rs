@@ -35,6 +35,16 @@ pub(super) async fn advance(
     Ok(out)
 }
 
+/// The same transaction at the pool's `synchronous = NORMAL`: for counters whose durability
+/// the caller keeps elsewhere (`Store::advance_device_counters_relaxed`).
+pub(super) async fn advance_relaxed(
+    pool: &SqlitePool,
+    batch: &[(DeviceId, u64)],
+) -> Result<Vec<CounterAdvance>, StoreError> {
+    let mut conn = pool.acquire().await?;
+    advance_on(&mut conn, batch).await
+}
+
 async fn advance_on(
     conn: &mut SqliteConnection,
     batch: &[(DeviceId, u64)],

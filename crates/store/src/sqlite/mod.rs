@@ -506,6 +506,14 @@ impl Store for SqliteStore {
         counters::advance(&self.pool, batch).await
     }
 
+    async fn advance_device_counters_relaxed(
+        &self,
+        batch: &[(DeviceId, u64)],
+    ) -> Result<Vec<crate::CounterAdvance>, StoreError> {
+        let _writer = self.writer.lock().await;
+        counters::advance_relaxed(&self.pool, batch).await
+    }
+
     async fn revert_device_counter(
         &self,
         device: &DeviceId,
