@@ -28,7 +28,7 @@ impl Gateway {
         // A refusal because the device is not active names it (its certificate or access
         // token verified, or its device token claims it): attack detection counts an
         // inactive device that keeps trying.
-        let (result, inactive) = match self.admit(credential).await {
+        let (result, inactive) = match self.admit(credential, source).await {
             Ok(admitted) => (Ok(admitted), None),
             Err((e, device)) => (Err(e), device),
         };
@@ -50,6 +50,7 @@ impl Gateway {
     async fn admit(
         &self,
         credential: ConnectCredential,
+        source: IpAddr,
     ) -> Result<Admitted, (GatewayError, Option<DeviceId>)> {
         let now = self.now();
         let plain = |e: GatewayError| (e, None);
@@ -77,8 +78,9 @@ impl Gateway {
                     let presented = Presentation {
                         certificate: leaf.as_deref(),
                         dpop: dpop.as_ref().map(DpopRequest::presentation),
-                        // The adapters audit their own refusals with the address.
-                        source: None,
+                        // A bound token used without its certificate or proof is audited
+                        // (`token.use_refused`) with the connection's address.
+                        source: Some(source),
                     };
                     return self.admit_access_token(&token, presented).await;
                 }
