@@ -236,6 +236,13 @@ impl ReplayGuard {
             );
             return;
         }
+        if self.behind.is_some() && self.known.get(&reservation.device) != Some(reservation.counter)
+        {
+            // A later counter of the device was decided in memory since (and is not in the
+            // store yet): it stays, as the store's conditional revert decides on a shared
+            // store.
+            return;
+        }
         self.known.forget(&reservation.device);
         if let Err(e) = self
             .store
@@ -447,6 +454,45 @@ mod tests {
         assert_eq!(known.reserve_exact(&d, 6).unwrap().unwrap(), 5);
         known.give_back(&d, 5, 4);
         assert_eq!(known.get(&d), Some(6), "the later counter stands");
+    }
+
+    /// The shared store's rule, kept when the later counter is only in memory: a refused
+    /// message's counter is given back unless a later one was reserved since.
+    #[tokio::test]
+    async fn a_store_reservation_given_back_after_a_later_one_in_memory_leaves_the_later_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("store.db").display());
+        let store = portcullis_store::open(&url).await.unwrap();
+        let guard = ReplayGuard::deciding_locally(store, 300);
+        let d = device(3);
+        let mut first = guard.reserve_all(&[(d.clone(), 1)]).await;
+        let r1 = first.remove(0).unwrap();
+        assert!(!r1.local, "unknown: reserved in the store");
+        let r2 = guard
+            .reserve_all(&[(d.clone(), 2)])
+            .await
+            .remove(0)
+            .unwrap();
+        assert!(r2.local, "known: decided in memory");
+        // Both messages refused by the sink, the first one first.
+        guard.release(r1).await;
+        guard.release(r2).await;
+        let stored = guard.store.list_device_counters(None, 10).await.unwrap();
+        assert_eq!(
+            stored,
+            [(d.clone(), 1)],
+            "counter 1 stays spent in the store too"
+        );
+        let again = |n| {
+            let guard = &guard;
+            let d = d.clone();
+            async move { guard.reserve_all(&[(d, n)]).await.remove(0) }
+        };
+        assert!(
+            again(1).await.is_err(),
+            "counter 2 had been reserved after it"
+        );
+        assert!(again(2).await.unwrap().local);
     }
 
     #[test]
