@@ -305,12 +305,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (ingest, replay, store, log) = local_pipeline(dir.path(), the_log).await;
         for n in 1..=3 {
-            let (record, counter) = counted("dev-5", n);
-            ingest.submit(record, counter).await.unwrap();
+            ingest.submit_counted("dev-5", n).await.unwrap();
         }
         for n in [3, 2] {
-            let (record, counter) = counted("dev-5", n);
-            let again = ingest.submit(record, counter).await;
+            let again = ingest.submit_counted("dev-5", n).await;
             assert!(
                 matches!(again, Err(GatewayError::Replay(_))),
                 "{n}: {again:?}"
@@ -337,20 +335,14 @@ mod tests {
         // Unknown device: its whole first batch is judged by the store, in order.
         let first: Vec<_> = [1, 2, 2]
             .into_iter()
-            .map(|n| {
-                let (record, counter) = counted("dev-9", n);
-                ingest.submit(record, counter)
-            })
+            .map(|n| ingest.submit_counted("dev-9", n))
             .collect();
         let refused: Vec<bool> = join_all(first).await.iter().map(Result::is_err).collect();
         assert_eq!(refused, [false, false, true]);
         // Known now: decided in memory, in order.
         let next: Vec<_> = [3, 4, 4, 3, 5]
             .into_iter()
-            .map(|n| {
-                let (record, counter) = counted("dev-9", n);
-                ingest.submit(record, counter)
-            })
+            .map(|n| ingest.submit_counted("dev-9", n))
             .collect();
         let refused: Vec<bool> = join_all(next).await.iter().map(Result::is_err).collect();
         assert_eq!(refused, [false, false, true, true, false]);
@@ -368,18 +360,15 @@ mod tests {
         {
             let (ingest, _replay, _store, _log) = local_pipeline(dir.path(), the_log).await;
             for n in 1..=4 {
-                let (record, counter) = counted("dev-6", n);
-                ingest.submit(record, counter).await.unwrap();
+                ingest.submit_counted("dev-6", n).await.unwrap();
             }
             // Dropped without a flush: the store has counter 1 only.
         }
         let (ingest, _replay, store, _log) = local_pipeline(dir.path(), the_log).await;
         assert_eq!(stored_counter(&*store, "dev-6").await, Some(4));
-        let (record, counter) = counted("dev-6", 4);
-        let again = ingest.submit(record, counter).await;
+        let again = ingest.submit_counted("dev-6", 4).await;
         assert!(matches!(again, Err(GatewayError::Replay(_))), "{again:?}");
-        let (record, counter) = counted("dev-6", 5);
-        ingest.submit(record, counter).await.unwrap();
+        ingest.submit_counted("dev-6", 5).await.unwrap();
     }
 
     #[tokio::test]
@@ -388,8 +377,7 @@ mod tests {
         {
             let (ingest, replay, _store, _log) = local_pipeline(dir.path(), the_log).await;
             for n in 1..=3 {
-                let (record, counter) = counted("dev-10", n);
-                ingest.submit(record, counter).await.unwrap();
+                ingest.submit_counted("dev-10", n).await.unwrap();
             }
             replay.flush().await;
         }
@@ -398,15 +386,13 @@ mod tests {
         {
             let (ingest, _replay, _store, _log) = local_pipeline(dir.path(), the_log).await;
             for n in 4..=5 {
-                let (record, counter) = counted("dev-10", n);
-                ingest.submit(record, counter).await.unwrap();
+                ingest.submit_counted("dev-10", n).await.unwrap();
             }
             // Killed before the write-behind.
         }
         let (ingest, _replay, store, _log) = local_pipeline(dir.path(), the_log).await;
         assert_eq!(stored_counter(&*store, "dev-10").await, Some(5));
-        let (record, counter) = counted("dev-10", 5);
-        assert!(ingest.submit(record, counter).await.is_err());
+        assert!(ingest.submit_counted("dev-10", 5).await.is_err());
     }
 
     #[tokio::test]
@@ -475,20 +461,16 @@ mod tests {
             })
         })
         .await;
-        let (record, counter) = counted("dev-8", 1);
-        ingest.submit(record, counter).await.unwrap();
+        ingest.submit_counted("dev-8", 1).await.unwrap();
         refused.store(false, std::sync::atomic::Ordering::SeqCst);
-        let (record, counter) = counted("dev-8", 2);
-        let refused = ingest.submit(record, counter).await;
+        let refused = ingest.submit_counted("dev-8", 2).await;
         assert!(
             matches!(refused, Err(GatewayError::Unavailable(_))),
             "{refused:?}"
         );
         // The very same message is accepted when sent again, once.
-        let (record, counter) = counted("dev-8", 2);
-        ingest.submit(record, counter).await.unwrap();
-        let (record, counter) = counted("dev-8", 2);
-        assert!(ingest.submit(record, counter).await.is_err());
+        ingest.submit_counted("dev-8", 2).await.unwrap();
+        assert!(ingest.submit_counted("dev-8", 2).await.is_err());
         assert_eq!(stored(&log).await, ["dev-8-1", "dev-8-2"]);
     }
 
@@ -504,6 +486,14 @@ mod tests {
             sent_at: None,
             received_at_ms: 0,
             payload: bytes::Bytes::from_static(b"x"),
+        }
+    }
+
+    impl Ingest {
+        /// Submits `device`'s message with `counter`.
+        async fn submit_counted(&self, device: &str, counter: u64) -> Result<(), GatewayError> {
+            let (record, counted) = counted(device, counter);
+            self.submit(record, counted).await
         }
     }
 
@@ -524,8 +514,7 @@ mod tests {
         for n in 0..500u32 {
             let ingest = ingest.clone();
             tasks.push(tokio::spawn(async move {
-                let (record, counter) = counted(&format!("dev-{n}"), 7);
-                ingest.submit(record, counter).await
+                ingest.submit_counted(&format!("dev-{n}"), 7).await
             }));
         }
         for task in tasks {
@@ -540,11 +529,9 @@ mod tests {
     #[tokio::test]
     async fn a_replayed_counter_is_refused_and_not_stored() {
         let (ingest, log, _dir) = pipeline().await;
-        let (record, counter) = counted("dev-1", 5);
-        ingest.submit(record, counter).await.unwrap();
+        ingest.submit_counted("dev-1", 5).await.unwrap();
         for n in [5, 4] {
-            let (record, counter) = counted("dev-1", n);
-            let again = ingest.submit(record, counter).await;
+            let again = ingest.submit_counted("dev-1", n).await;
             assert!(
                 matches!(again, Err(GatewayError::Replay(_))),
                 "{n}: {again:?}"
@@ -559,10 +546,7 @@ mod tests {
         // Sent before any answer: they share a batch, and are judged in submission order.
         let calls: Vec<_> = [1, 2, 2, 3]
             .into_iter()
-            .map(|n| {
-                let (record, counter) = counted("dev-2", n);
-                ingest.submit(record, counter)
-            })
+            .map(|n| ingest.submit_counted("dev-2", n))
             .collect();
         let answers = join_all(calls).await;
         let refused: Vec<bool> = answers.iter().map(Result::is_err).collect();
@@ -581,14 +565,12 @@ mod tests {
     #[tokio::test]
     async fn a_caller_that_goes_away_still_has_its_message_stored_once() {
         let (ingest, log, _dir) = pipeline().await;
-        let (record, counter) = counted("dev-4", 1);
-        let call = ingest.submit(record, counter);
+        let call = ingest.submit_counted("dev-4", 1);
         // Polled until the job is sent, then dropped before the answer.
         let _ = tokio::time::timeout(std::time::Duration::from_micros(1), call).await;
         log.wait_after(0, std::time::Duration::from_secs(5)).await;
         assert_eq!(stored(&log).await, ["dev-4-1"]);
-        let (record, counter) = counted("dev-4", 1);
-        let again = ingest.submit(record, counter).await;
+        let again = ingest.submit_counted("dev-4", 1).await;
         assert!(matches!(again, Err(GatewayError::Replay(_))), "{again:?}");
     }
 }
