@@ -182,6 +182,29 @@ impl Node {
             .expect("run portcullis cli")
     }
 
+    /// The newest of the last 100 audit records with `action`, waited for up to 5 s (the
+    /// audit log is written behind the answer).
+    pub fn audit_record(&self, action: &str) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let records = self.cli_json(&["audit", "list", "--limit", "100"]);
+            let found = records["records"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|r| r["action"] == action)
+                .cloned();
+            if let Some(found) = found {
+                return found;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {action} record: {records}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
     /// Runs a CLI subcommand with `--json`, asserting success, and parses its output.
     pub fn cli_json(&self, args: &[&str]) -> Value {
         let mut all = args.to_vec();
