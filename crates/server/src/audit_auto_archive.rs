@@ -136,12 +136,30 @@ impl ArchiveJob {
             m.first_seq, m.last_seq
         ));
         let jwks = self.keys.jwks_json();
-        let written = {
-            let (dir, path) = (self.dir.clone(), path.clone());
-            tokio::task::spawn_blocking(move || write_segment(&dir, &path, &bytes, jwks.as_bytes()))
+        let write = |set_aside_first: bool| {
+            let (dir, path, bytes, jwks) =
+                (self.dir.clone(), path.clone(), bytes.clone(), jwks.clone());
+            async move {
+                tokio::task::spawn_blocking(move || {
+                    if set_aside_first {
+                        set_aside(&path, now)?;
+                    }
+                    write_segment(&dir, &path, &bytes, jwks.as_bytes())
+                })
                 .await
-                .map_err(|e| ArchiveJobError::Write(format!("writer task: {e}")))??
+                .map_err(|e| ArchiveJobError::Write(format!("writer task: {e}")))?
+            }
         };
+        let mut written = write(false).await?;
+        if written != bytes && verify_segment(&written, &keys).is_err() {
+            // An earlier run's segment that does not verify with today's keys (its signing
+            // key left the JWKS since, or the file is damaged): nothing was purged with it
+            // (a purge follows only a verified segment), so the live chain still holds every
+            // record it covers. Kept aside for inspection; this run's segment replaces it.
+            tracing::warn!(file = %path.display(),
+                "an archive segment left by an earlier run does not verify with the node's keys; set aside and written again");
+            written = write(true).await?;
+        }
         let on_disk = verify_segment(&written, &keys)
             .map_err(|e| ArchiveJobError::Verify(format!("{}: {e}", path.display())))?
             .manifest;
@@ -230,6 +248,28 @@ fn write_segment(
     std::fs::read(path).map_err(|e| io(path, e))
 }
 
+/// Renames the segment at `path` and the keys beside it to names no tool reads as a segment
+/// (`.archive.unverifiable-<now>`), so a fresh one can take its name.
+fn set_aside(path: &Path, now: i64) -> Result<(), ArchiveJobError> {
+    for (from, ext) in [
+        (path.to_owned(), "archive"),
+        (path.with_extension("jwks.json"), "jwks.json"),
+    ] {
+        let to = path.with_extension(format!("{ext}.unverifiable-{now}"));
+        match std::fs::rename(&from, &to) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && ext != "archive" => {}
+            Err(e) => {
+                return Err(ArchiveJobError::Write(format!(
+                    "setting {} aside: {e}",
+                    from.display()
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Writes and syncs a new file readable by its owner only.
 fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut options = std::fs::OpenOptions::new();
@@ -267,12 +307,28 @@ mod tests {
             std::fs::read(path.with_extension("jwks.json")).unwrap(),
             b"{\"keys\":[1]}"
         );
+        // Set aside, the name is free for a fresh segment; both old files are kept.
+        set_aside(&path, 1_700_000_000).unwrap();
+        let third = write_segment(&dir, &path, b"third run", b"{\"keys\":[3]}").unwrap();
+        assert_eq!(third, b"third run");
+        let kept = std::fs::read(
+            dir.join("audit-000000000001-000000000009.archive.unverifiable-1700000000"),
+        );
+        assert_eq!(kept.unwrap(), b"first run");
+        let kept_keys = std::fs::read(
+            dir.join("audit-000000000001-000000000009.jwks.json.unverifiable-1700000000"),
+        );
+        assert_eq!(kept_keys.unwrap(), b"{\"keys\":[1]}");
+        assert_eq!(
+            std::fs::read(path.with_extension("jwks.json")).unwrap(),
+            b"{\"keys\":[3]}"
+        );
         // No temporary file is left behind.
         let names: Vec<_> = std::fs::read_dir(&dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
-        assert_eq!(names.len(), 2, "{names:?}");
+        assert_eq!(names.len(), 4, "{names:?}");
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
