@@ -279,3 +279,63 @@ async fn a_flood_of_refusals_from_one_source_is_one_record_until_its_window_clos
     assert_eq!(records.len(), 2);
     assert_eq!(records[1].event.detail["summary"]["more_refusals"], 9_999);
 }
+
+/// Records `n` events through a writer on `store`, sealed with `sealer` if given; events/s
+/// from the first record to the flush that stored the last.
+async fn write_rate(
+    store: Arc<dyn Store>,
+    sealer: Option<Arc<portcullis_audit::AuditSealer>>,
+    n: usize,
+) -> f64 {
+    let log = AuditLog::start_sealed(
+        store,
+        portcullis_audit::AuditMode::Async,
+        portcullis_audit::log::QUEUE_CAPACITY,
+        sealer,
+    );
+    let rate = record_and_flush(&log, n).await;
+    log.shutdown().await;
+    rate
+}
+
+async fn sealer_for(store: Arc<dyn Store>) -> Arc<portcullis_audit::AuditSealer> {
+    use portcullis_keys::software::MasterKey;
+    let custody = portcullis_keys::KeyCustody::Software(Arc::new(MasterKey::from_bytes([7; 32])));
+    portcullis_audit::AuditSealer::load_or_create(store, custody, 1)
+        .await
+        .unwrap()
+}
+
+/// The audit write rate, records in the clear and sealed (AES-256-GCM), on SQLite and on
+/// PostgreSQL, interleaved (clear, sealed, clear, sealed, ...) on one chain per backend:
+/// `cargo test -p portcullis-audit --release --test audit_log -- --ignored --nocapture write_rate`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "throughput measurement, tens of seconds"]
+async fn write_rate_clear_and_sealed_on_sqlite_and_postgresql() {
+    const EVENTS: usize = 200_000;
+    const ROUNDS: usize = 3;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sqlite: Arc<dyn Store> = open_store(&dir).await;
+    let sealer = sealer_for(sqlite.clone()).await;
+    for round in 1..=ROUNDS {
+        let clear = write_rate(sqlite.clone(), None, EVENTS).await;
+        let sealed = write_rate(sqlite.clone(), Some(sealer.clone()), EVENTS).await;
+        println!("SQLite round {round}: clear {clear:.0} records/s, sealed {sealed:.0} records/s");
+    }
+    portcullis_store::postgres::test_schema::with_test_schema(|schema| async move {
+        let postgres: Arc<dyn Store> = Arc::new(schema.connect().await);
+        let sealer = sealer_for(postgres.clone()).await;
+        for round in 1..=ROUNDS {
+            let clear = write_rate(postgres.clone(), None, EVENTS).await;
+            let sealed = write_rate(postgres.clone(), Some(sealer.clone()), EVENTS).await;
+            println!(
+                "PostgreSQL round {round}: clear {clear:.0} records/s, sealed {sealed:.0} records/s"
+            );
+        }
+        let report = verify_chain(postgres.as_ref(), &no_keys())
+            .await
+            .expect("verifies");
+        assert_eq!(report.records, (2 * ROUNDS * EVENTS) as u64);
+    })
+    .await;
+}
