@@ -151,7 +151,8 @@ impl ArchiveJob {
             }
         };
         let mut written = write(false).await?;
-        if written != bytes && verify_segment(&written, &keys).is_err() {
+        let mut checked = verify_segment(&written, &keys);
+        if checked.is_err() && written != bytes {
             // An earlier run's segment that does not verify with today's keys (its signing
             // key left the JWKS since, or the file is damaged): nothing was purged with it
             // (a purge follows only a verified segment), so the live chain still holds every
@@ -159,8 +160,9 @@ impl ArchiveJob {
             tracing::warn!(file = %path.display(),
                 "an archive segment left by an earlier run does not verify with the node's keys; set aside and written again");
             written = write(true).await?;
+            checked = verify_segment(&written, &keys);
         }
-        let on_disk = verify_segment(&written, &keys)
+        let on_disk = checked
             .map_err(|e| ArchiveJobError::Verify(format!("{}: {e}", path.display())))?
             .manifest;
         if (on_disk.first_seq, on_disk.last_seq, &on_disk.last_hash)

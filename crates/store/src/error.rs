@@ -25,6 +25,14 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// `Store::import_audit_anchor` on a log that already holds records (both backends).
+    pub(crate) fn audit_log_not_empty() -> Self {
+        Self::Conflict(
+            "the audit log already holds records: an archive anchor is imported only before any"
+                .into(),
+        )
+    }
+
     /// A JSON column that does not decode. serde_json quotes the offending value in its
     /// messages, so only the error's category and position are kept: the column may hold
     /// secret hashes.

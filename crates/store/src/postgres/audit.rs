@@ -182,10 +182,7 @@ pub(super) async fn import_anchor(
         .fetch_optional(&mut *tx)
         .await?;
     if any.is_some() {
-        return Err(StoreError::Conflict(
-            "the audit log already holds records: an archive anchor is imported only before any"
-                .into(),
-        ));
+        return Err(StoreError::audit_log_not_empty());
     }
     insert_anchor(&mut tx, anchor).await?;
     tx.commit().await?;
