@@ -282,6 +282,50 @@ fn hostile_messages_are_refused_with_their_reason() {
     let mut deep = vec![0xd1];
     deep.extend(std::iter::repeat_n(0x81, 100_000));
     deep.push(0x00);
+    // The good message with an unprotected value 100 000 arrays deep: it is skipped, not read.
+    let deep_unprotected = {
+        let protected_len = cbor(&Value::Map(mac0_header())).len();
+        assert!((24..256).contains(&protected_len));
+        let at = 4 + protected_len;
+        assert_eq!(good_mac[at], 0xa0);
+        let mut value = vec![0xa1, 0x18, 99];
+        value.extend(std::iter::repeat_n(0x81, 100_000));
+        value.push(0x00);
+        let mut message = good_mac.clone();
+        message.splice(at..at + 1, value);
+        message
+    };
+    // The same good message with an indefinite-length envelope (RFC 8949 §3.2.2).
+    let mut indefinite = good_mac.clone();
+    assert_eq!(indefinite[1], 0x84);
+    indefinite[1] = 0x9f;
+    indefinite.push(0xff);
+    let mut indefinite_short = indefinite.clone();
+    indefinite_short.truncate(indefinite.len() - 1 - 34);
+    indefinite_short.push(0xff);
+    let mut break_in_definite = good_mac.clone();
+    break_in_definite.truncate(good_mac.len() - 34);
+    break_in_definite.push(0xff);
+    // The payload `reading` as two chunks of an indefinite-length bstr.
+    let chunked_payload = {
+        let protected = cbor(&Value::Map(mac0_header()));
+        let whole = craft_raw(17, protected, vec![], bytes(b"reading"), Proof::Mac(&KEY));
+        let at = whole
+            .windows(8)
+            .position(|w| w == b"\x47reading")
+            .expect("the payload in the message");
+        [
+            &whole[..at],
+            &[0x5f, 0x43][..],
+            b"rea",
+            &[0x44],
+            b"ding",
+            &[0xff],
+            &whole[at + 8..],
+        ]
+        .concat()
+    };
+    let nest = |depth: usize| (0..depth).fold(int(1), |inner, _| Value::Array(vec![inner]));
 
     let m = "malformed";
     let u = "unauthenticated";
@@ -662,7 +706,7 @@ fn hostile_messages_are_refused_with_their_reason() {
         (
             "array claiming 2^32 items",
             vec![0xd1, 0x9a, 0xff, 0xff, 0xff, 0xff, 0x40],
-            (m, "bad_cbor"),
+            (m, "not_cose"),
         ),
         (
             "indefinite array without break",
@@ -670,7 +714,103 @@ fn hostile_messages_are_refused_with_their_reason() {
             (m, "bad_cbor"),
         ),
         ("a lone break", vec![0xff], (m, "bad_cbor")),
-        ("100 000 nested arrays", deep, (m, "bad_cbor")),
+        ("indefinite-length envelope", indefinite, ("ok", "")),
+        (
+            "indefinite-length envelope of three elements",
+            indefinite_short,
+            (m, "not_cose"),
+        ),
+        (
+            "break inside a definite array",
+            break_in_definite,
+            (m, "bad_cbor"),
+        ),
+        ("payload in two chunks", chunked_payload, ("ok", "")),
+        (
+            "ignored header nested 32 deep",
+            mac(with(mac0_header(), 99, nest(32))),
+            ("ok", ""),
+        ),
+        (
+            "ignored header nested 200 deep",
+            mac(with(mac0_header(), 99, nest(200))),
+            (m, "bad_cbor"),
+        ),
+        (
+            "ignored map claiming 2^32 entries",
+            craft_raw(
+                17,
+                [
+                    &[0xa5][..],
+                    &[0x18, 99, 0xba, 0xff, 0xff, 0xff, 0xff][..],
+                    &cbor(&Value::Map(mac0_header()))[1..],
+                ]
+                .concat(),
+                vec![],
+                bytes(b"r"),
+                Proof::Mac(&KEY),
+            ),
+            (m, "bad_cbor"),
+        ),
+        (
+            "unprotected counter that agrees, written long",
+            {
+                let mut message = craft(
+                    17,
+                    mac0_header(),
+                    vec![(int(COUNTER_LABEL), int(7))],
+                    Proof::Mac(&KEY),
+                );
+                // `07` after the counter label `3a 00 01 00 00` becomes `18 07`.
+                let label = [0x3a, 0x00, 0x01, 0x00, 0x00, 0x07];
+                let at = message
+                    .windows(6)
+                    .rposition(|w| w == label)
+                    .expect("the unprotected counter");
+                message.splice(at + 5..at + 6, [0x18, 0x07]);
+                message
+            },
+            ("ok", ""),
+        ),
+        (
+            "text label, ignored",
+            mac({
+                let mut header = mac0_header();
+                header.push((text("note"), text("hi")));
+                header
+            }),
+            ("ok", ""),
+        ),
+        (
+            "text label twice",
+            mac({
+                let mut header = mac0_header();
+                header.push((text("note"), text("hi")));
+                header.push((text("note"), text("ho")));
+                header
+            }),
+            (m, "duplicate_label"),
+        ),
+        (
+            "a float as a label",
+            mac({
+                let mut header = mac0_header();
+                header.push((Value::Float(1.5), int(1)));
+                header
+            }),
+            (m, "bad_label"),
+        ),
+        (
+            "two faults: alg and counter missing",
+            mac(without(without(mac0_header(), 1), COUNTER_LABEL)),
+            (m, "missing_alg"),
+        ),
+        ("100 000 nested arrays", deep, (m, "not_cose")),
+        (
+            "unprotected value 100 000 arrays deep",
+            deep_unprotected,
+            (m, "bad_cbor"),
+        ),
     ];
     for (what, input, expected) in table {
         let result = check(&input, &d.creds);

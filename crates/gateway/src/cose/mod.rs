@@ -10,26 +10,31 @@
 //! guard): this module only reads them.
 //!
 //! The headers are read from the protected bucket alone and strictly (duplicate labels,
-//! conflicting unprotected copies and unknown critical labels are refused); coset builds the
-//! `Sig_structure` / `MAC_structure` over the protected bytes exactly as received.
+//! conflicting unprotected copies and unknown critical labels are refused), in one pass
+//! with no intermediate value tree (`cbor_reader`, `headers`); the `Sig_structure` /
+//! `MAC_structure` is built over the protected bytes exactly as received (`structure`).
+//! `coset` only builds messages (`seal`), and its encoding is what `structure` is tested
+//! against.
 
 use aws_lc_rs::hmac;
-use coset::cbor::value::Value;
+use ciborium_ll::Header;
 use coset::iana::{self, EnumI64 as _};
-use coset::{
-    AsCborValue as _, CoseMac0, CoseMac0Builder, CoseSign1, CoseSign1Builder, HeaderBuilder, Label,
-    ProtectedHeader, TaggedCborSerializable as _,
-};
 use portcullis_core::device::DeviceId;
 use portcullis_core::UnixTime;
 use portcullis_keys::Algorithm;
-use std::collections::BTreeSet;
+use subtle::ConstantTimeEq as _;
 
 use crate::credentials::{CredentialMethod, DeviceCredentials};
 use crate::error::GatewayError;
 
+mod cbor_reader;
+mod headers;
 mod seal;
+mod structure;
 pub use seal::{seal_mac0, sign1_with};
+
+use cbor_reader::Reader;
+use headers::{Headers, Unprotected};
 
 /// CBOR tag of `COSE_Mac0` (RFC 9052 §2).
 pub const TAG_MAC0: u64 = 17;
@@ -77,18 +82,18 @@ impl CoseKind {
 /// [`CoseMessage::verify`] succeeds.
 #[derive(Debug, Clone)]
 pub struct CoseMessage {
-    body: Body,
+    kind: CoseKind,
+    /// The signature algorithm named by the protected header (`COSE_Sign1`).
+    signature_alg: Option<Algorithm>,
+    /// The protected bstr's contents exactly as received: the tag or signature covers them.
+    protected: Vec<u8>,
+    payload: Vec<u8>,
+    /// The tag (`COSE_Mac0`) or signature (`COSE_Sign1`).
+    proof: Vec<u8>,
     device_id: DeviceId,
     key_id: Option<String>,
     counter: u64,
     timestamp: i64,
-}
-
-#[derive(Debug, Clone)]
-enum Body {
-    /// The signature algorithm named by the protected header.
-    Sign1(CoseSign1, Algorithm),
-    Mac0(CoseMac0),
 }
 
 /// A message whose tag or signature verified under the device's credential.
@@ -109,69 +114,70 @@ pub struct VerifiedCose {
 /// Parses a tagged `COSE_Sign1` or `COSE_Mac0` without verifying it. The caller bounds the
 /// input's size before calling.
 pub fn parse(bytes: &[u8]) -> Result<CoseMessage, GatewayError> {
-    let (tag, content) = match read_one_item(bytes)? {
-        Value::Tag(tag, content) => (tag, content),
+    let malformed = |reason| Err(GatewayError::Malformed(reason));
+    let mut r = Reader::new(bytes);
+    let kind = match r.header()? {
+        Header::Tag(TAG_SIGN1) => CoseKind::Sign1,
+        Header::Tag(TAG_MAC0) => CoseKind::Mac0,
+        Header::Tag(_) => return malformed("wrong_tag"),
+        Header::Break => return malformed("bad_cbor"),
         // Untagged, a Sign1 and a Mac0 are the same shape: which one it is must not be a guess.
-        _ => return Err(GatewayError::Malformed("untagged")),
+        _ => return malformed("untagged"),
     };
-    let kind = match tag {
-        TAG_SIGN1 => CoseKind::Sign1,
-        TAG_MAC0 => CoseKind::Mac0,
-        _ => return Err(GatewayError::Malformed("wrong_tag")),
+    let definite = match r.header()? {
+        Header::Array(Some(4)) => true,
+        Header::Array(None) => false,
+        _ => return malformed("not_cose"),
     };
-    let Value::Array(items) = *content else {
-        return Err(GatewayError::Malformed("not_cose"));
+    // The next element's header; an indefinite array that ends early is not COSE, a break
+    // inside a definite one is not CBOR.
+    let element = |r: &mut Reader<'_>| match r.header()? {
+        Header::Break if definite => Err(GatewayError::Malformed("bad_cbor")),
+        Header::Break => Err(GatewayError::Malformed("not_cose")),
+        header => Ok(header),
     };
-    let Ok([protected, unprotected, payload, proof]) = <[Value; 4]>::try_from(items) else {
-        return Err(GatewayError::Malformed("not_cose"));
+    let protected = match element(&mut r)? {
+        Header::Bytes(len) => r.bytes(len)?,
+        _ => return malformed("protected_not_bstr"),
     };
-    let Value::Bytes(protected_bytes) = protected else {
-        return Err(GatewayError::Malformed("protected_not_bstr"));
+    let unprotected = match element(&mut r)? {
+        Header::Map(len) => Unprotected::read(&mut r, len)?,
+        _ => return malformed("unprotected_not_map"),
     };
-    let Value::Map(unprotected) = unprotected else {
-        return Err(GatewayError::Malformed("unprotected_not_map"));
+    let payload = match element(&mut r)? {
+        Header::Bytes(len) => r.bytes(len)?,
+        header if headers::is_null(&header) => return malformed("detached_payload"),
+        _ => return malformed("payload_not_bstr"),
     };
-    let payload = match payload {
-        Value::Bytes(payload) => payload,
-        Value::Null => return Err(GatewayError::Malformed("detached_payload")),
-        _ => return Err(GatewayError::Malformed("payload_not_bstr")),
+    let proof = match element(&mut r)? {
+        Header::Bytes(len) => r.bytes(len)?,
+        _ => return malformed("tag_not_bstr"),
     };
-    let Value::Bytes(proof) = proof else {
-        return Err(GatewayError::Malformed("tag_not_bstr"));
-    };
+    if !definite && r.header()? != Header::Break {
+        return malformed("not_cose");
+    }
+    if !r.at_end() {
+        return malformed("trailing_bytes");
+    }
 
-    let headers = Headers::read(&protected_bytes, &unprotected)?;
-    let protected = ProtectedHeader {
-        // The MAC_structure / Sig_structure is built over these bytes exactly as received.
-        original_data: Some(protected_bytes),
-        header: Default::default(),
-    };
-    let body = match (kind, headers.alg) {
+    let headers = Headers::read(&protected, &unprotected, bytes)?;
+    let signature_alg = match (kind, headers.alg) {
         (CoseKind::Mac0, MessageAlg::Hmac256) => {
             if headers.kid.is_none() {
-                return Err(GatewayError::Malformed("missing_kid"));
+                return malformed("missing_kid");
             }
-            Body::Mac0(CoseMac0 {
-                protected,
-                unprotected: Default::default(),
-                payload: Some(payload),
-                tag: proof,
-            })
+            None
         }
-        (CoseKind::Sign1, MessageAlg::Signature(alg)) => Body::Sign1(
-            CoseSign1 {
-                protected,
-                unprotected: Default::default(),
-                payload: Some(payload),
-                signature: proof,
-            },
-            alg,
-        ),
+        (CoseKind::Sign1, MessageAlg::Signature(alg)) => Some(alg),
         // A MAC algorithm on a signature structure or the reverse: the structure decides.
         _ => return Err(GatewayError::Unauthenticated("alg_not_allowed")),
     };
     Ok(CoseMessage {
-        body,
+        kind,
+        signature_alg,
+        protected,
+        payload,
+        proof,
         device_id: headers.device_id,
         key_id: headers.kid,
         counter: headers.counter,
@@ -192,10 +198,7 @@ impl CoseMessage {
 
     /// `COSE_Sign1` or `COSE_Mac0`.
     pub fn kind(&self) -> CoseKind {
-        match self.body {
-            Body::Sign1(..) => CoseKind::Sign1,
-            Body::Mac0(_) => CoseKind::Mac0,
-        }
+        self.kind
     }
 
     /// The per-device counter, not yet verified.
@@ -219,73 +222,85 @@ impl CoseMessage {
         if creds.device_id != self.device_id {
             return Err(GatewayError::Unauthenticated("wrong_device"));
         }
-        let method = self.kind().method();
-        let (key_id, payload) = match self.body {
-            Body::Mac0(mac0) => {
-                let kid = self.key_id.ok_or(GatewayError::Malformed("missing_kid"))?;
-                let key = creds
-                    .symmetric_key(&kid, now)
-                    .ok_or(GatewayError::Unauthenticated("unknown_key"))?;
-                if mac0.tag.len() != MAC_TAG_LEN {
-                    return Err(GatewayError::Unauthenticated("bad_signature"));
-                }
-                let key = hmac::Key::new(hmac::HMAC_SHA256, key.key.as_slice());
-                // RFC 9052 §6.3: the tag covers MAC_structure; `hmac::verify` compares in
-                // constant time.
-                mac0.verify_tag(b"", |tag, data| hmac::verify(&key, data, tag))
-                    .map_err(|_| GatewayError::Unauthenticated("bad_signature"))?;
-                (kid, mac0.payload)
-            }
-            Body::Sign1(sign1, alg) => {
-                let serial = verify_sign1(&sign1, alg, self.key_id.as_deref(), creds, now)?;
-                (serial, sign1.payload)
-            }
+        let key_id = match self.signature_alg {
+            None => self.verify_mac0(creds, now)?,
+            Some(alg) => self.verify_sign1(alg, creds, now)?,
         };
         Ok(VerifiedCose {
             device_id: self.device_id,
             key_id,
-            method,
+            method: self.kind.method(),
             counter: self.counter,
             timestamp: self.timestamp,
-            payload: payload.unwrap_or_default(),
+            payload: self.payload,
         })
     }
-}
 
-/// The serial of the certificate whose key verifies `sign1`; the algorithm must be one that
-/// certificate's key allows (the credential decides, RFC 8725 §3.1 in COSE form).
-fn verify_sign1(
-    sign1: &CoseSign1,
-    alg: Algorithm,
-    serial: Option<&str>,
-    creds: &DeviceCredentials,
-    now: UnixTime,
-) -> Result<String, GatewayError> {
-    let mut any_certificate = false;
-    let mut any_verifier = false;
-    for certificate in creds.certificates(serial, now) {
-        any_certificate = true;
-        for verifier in certificate
-            .verifiers
-            .iter()
-            .filter(|v| v.algorithm() == alg)
-        {
-            any_verifier = true;
-            if sign1
-                .verify_signature(b"", |sig, data| verifier.verify(data, sig))
-                .is_ok()
+    /// The key id whose device key gives the message's tag over its `MAC_structure`
+    /// (RFC 9052 §6.3).
+    fn verify_mac0(
+        &self,
+        creds: &DeviceCredentials,
+        now: UnixTime,
+    ) -> Result<String, GatewayError> {
+        let kid = self
+            .key_id
+            .as_deref()
+            .ok_or(GatewayError::Malformed("missing_kid"))?;
+        let key = creds
+            .symmetric_key(kid, now)
+            .ok_or(GatewayError::Unauthenticated("unknown_key"))?;
+        if self.proof.len() != MAC_TAG_LEN {
+            return Err(GatewayError::Unauthenticated("bad_signature"));
+        }
+        let key = hmac::Key::new(hmac::HMAC_SHA256, key.key.as_slice());
+        let mut context = hmac::Context::with_key(&key);
+        structure::emit(structure::MAC0, &self.protected, &self.payload, |part| {
+            context.update(part)
+        });
+        // Compared in constant time: a tag must not be guessable byte by byte.
+        if !bool::from(context.sign().as_ref().ct_eq(&self.proof)) {
+            return Err(GatewayError::Unauthenticated("bad_signature"));
+        }
+        Ok(kid.to_owned())
+    }
+
+    /// The serial of the certificate whose key verifies the signature over the message's
+    /// `Sig_structure` (RFC 9052 §4.4); the algorithm must be one that certificate's key
+    /// allows (the credential decides, RFC 8725 §3.1 in COSE form).
+    fn verify_sign1(
+        &self,
+        alg: Algorithm,
+        creds: &DeviceCredentials,
+        now: UnixTime,
+    ) -> Result<String, GatewayError> {
+        let mut signed: Option<Vec<u8>> = None;
+        let mut any_certificate = false;
+        let mut any_verifier = false;
+        for certificate in creds.certificates(self.key_id.as_deref(), now) {
+            any_certificate = true;
+            for verifier in certificate
+                .verifiers
+                .iter()
+                .filter(|v| v.algorithm() == alg)
             {
-                return Ok(certificate.serial.clone());
+                any_verifier = true;
+                let data = signed.get_or_insert_with(|| {
+                    structure::to_vec(structure::SIGNATURE1, &self.protected, &self.payload)
+                });
+                if verifier.verify(data, &self.proof).is_ok() {
+                    return Ok(certificate.serial.clone());
+                }
             }
         }
+        Err(GatewayError::Unauthenticated(if !any_certificate {
+            "unknown_key"
+        } else if !any_verifier {
+            "alg_not_allowed"
+        } else {
+            "bad_signature"
+        }))
     }
-    Err(GatewayError::Unauthenticated(if !any_certificate {
-        "unknown_key"
-    } else if !any_verifier {
-        "alg_not_allowed"
-    } else {
-        "bad_signature"
-    }))
 }
 
 /// The algorithm a protected header names.
@@ -311,154 +326,4 @@ impl MessageAlg {
         };
         Some(found)
     }
-}
-
-/// The protected header, read.
-struct Headers {
-    alg: MessageAlg,
-    kid: Option<String>,
-    device_id: DeviceId,
-    iat: i64,
-    counter: u64,
-}
-
-impl Headers {
-    fn read(protected_bytes: &[u8], unprotected: &[(Value, Value)]) -> Result<Self, GatewayError> {
-        // RFC 9052 §3: a zero-length bstr stands for an empty map.
-        let protected = if protected_bytes.is_empty() {
-            Value::Map(Vec::new())
-        } else {
-            read_one_item(protected_bytes)?
-        };
-        let Value::Map(protected) = protected else {
-            return Err(GatewayError::Malformed("protected_not_map"));
-        };
-        let protected = labelled(protected)?;
-        // RFC 9052 §3: a label appears once. An unprotected copy of one of ours is ignored
-        // when it agrees and refused when it does not (it could fool a lax reader).
-        for (label, value) in labelled(unprotected.to_vec())? {
-            if let Label::Int(l) = label {
-                let ours = UNDERSTOOD.contains(&l);
-                if ours && protected.iter().any(|(p, v)| *p == label && *v != value) {
-                    return Err(GatewayError::Malformed("conflicting_header"));
-                }
-            }
-        }
-        let find = |label: i64| {
-            protected
-                .iter()
-                .find(|(l, _)| *l == Label::Int(label))
-                .map(|(_, v)| v)
-        };
-        if let Some(crit) = find(CRIT) {
-            check_critical(crit)?;
-        }
-        let alg = match find(ALG) {
-            Some(Value::Integer(id)) => i64::try_from(*id)
-                .ok()
-                .and_then(MessageAlg::from_cose)
-                .ok_or(GatewayError::Unauthenticated("alg_not_allowed"))?,
-            Some(Value::Text(_)) => return Err(GatewayError::Unauthenticated("alg_not_allowed")),
-            Some(_) => return Err(GatewayError::Malformed("bad_alg")),
-            None => return Err(GatewayError::Malformed("missing_alg")),
-        };
-        let kid = match find(KID) {
-            Some(Value::Bytes(kid)) if !kid.is_empty() && kid.len() <= MAX_KID_BYTES => Some(
-                String::from_utf8(kid.clone()).map_err(|_| GatewayError::Malformed("bad_kid"))?,
-            ),
-            Some(_) => return Err(GatewayError::Malformed("bad_kid")),
-            None => None,
-        };
-        let counter = match find(COUNTER_LABEL) {
-            Some(Value::Integer(n)) => u64::try_from(*n)
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or(GatewayError::Malformed("bad_counter"))?,
-            Some(_) => return Err(GatewayError::Malformed("bad_counter")),
-            None => return Err(GatewayError::Malformed("missing_counter")),
-        };
-        let (device_id, iat) = match find(CWT_CLAIMS_LABEL) {
-            Some(Value::Map(claims)) => read_claims(claims)?,
-            Some(_) => return Err(GatewayError::Malformed("bad_claims")),
-            None => return Err(GatewayError::Malformed("missing_claims")),
-        };
-        Ok(Self {
-            alg,
-            kid,
-            device_id,
-            iat,
-            counter,
-        })
-    }
-}
-
-/// `iss` and `iat` of the CWT Claims map (RFC 9597); other claims are ignored.
-fn read_claims(claims: &[(Value, Value)]) -> Result<(DeviceId, i64), GatewayError> {
-    let claims = labelled(claims.to_vec())?;
-    let find = |key: i64| {
-        claims
-            .iter()
-            .find(|(l, _)| *l == Label::Int(key))
-            .map(|(_, v)| v)
-    };
-    let device_id = match find(CLAIM_ISS) {
-        Some(Value::Text(iss)) => {
-            DeviceId::parse(iss.as_str()).map_err(|_| GatewayError::Malformed("bad_iss"))?
-        }
-        Some(_) => return Err(GatewayError::Malformed("bad_iss")),
-        None => return Err(GatewayError::Malformed("missing_iss")),
-    };
-    // RFC 8392 §2: NumericDate; only its integer form is taken.
-    let iat = match find(CLAIM_IAT) {
-        Some(Value::Integer(t)) => {
-            i64::try_from(*t).map_err(|_| GatewayError::Malformed("bad_iat"))?
-        }
-        Some(_) => return Err(GatewayError::Malformed("bad_iat")),
-        None => return Err(GatewayError::Malformed("missing_iat")),
-    };
-    Ok((device_id, iat))
-}
-
-/// RFC 9052 §3.1: every label in `crit` must be understood, or the message is refused.
-fn check_critical(crit: &Value) -> Result<(), GatewayError> {
-    let Value::Array(labels) = crit else {
-        return Err(GatewayError::Malformed("bad_crit"));
-    };
-    if labels.is_empty() {
-        return Err(GatewayError::Malformed("bad_crit"));
-    }
-    for label in labels {
-        match Label::from_cbor_value(label.clone()) {
-            Ok(Label::Int(l)) if UNDERSTOOD.contains(&l) => {}
-            Ok(_) => return Err(GatewayError::Malformed("unknown_critical_header")),
-            Err(_) => return Err(GatewayError::Malformed("bad_crit")),
-        }
-    }
-    Ok(())
-}
-
-/// A CBOR map's entries with their keys as COSE labels (int or tstr), each label once.
-fn labelled(map: Vec<(Value, Value)>) -> Result<Vec<(Label, Value)>, GatewayError> {
-    let mut seen = BTreeSet::new();
-    let mut entries = Vec::with_capacity(map.len());
-    for (key, value) in map {
-        let label =
-            Label::from_cbor_value(key).map_err(|_| GatewayError::Malformed("bad_label"))?;
-        if !seen.insert(label.clone()) {
-            return Err(GatewayError::Malformed("duplicate_label"));
-        }
-        entries.push((label, value));
-    }
-    Ok(entries)
-}
-
-/// Exactly one CBOR data item (RFC 8949 §5.1): trailing bytes are refused.
-fn read_one_item(bytes: &[u8]) -> Result<Value, GatewayError> {
-    let mut rest = bytes;
-    let value: Value =
-        coset::cbor::de::from_reader(&mut rest).map_err(|_| GatewayError::Malformed("bad_cbor"))?;
-    if !rest.is_empty() {
-        return Err(GatewayError::Malformed("trailing_bytes"));
-    }
-    Ok(value)
 }

@@ -2,7 +2,13 @@
 //! generator and tests. The layout is the one `docs/gateway-protocol.md` specifies and
 //! `super::parse` reads.
 
-use super::*;
+use aws_lc_rs::hmac;
+use coset::cbor::value::Value;
+use coset::{iana, CoseMac0Builder, CoseSign1Builder, HeaderBuilder, TaggedCborSerializable as _};
+use portcullis_core::device::DeviceId;
+use portcullis_keys::Algorithm;
+
+use super::{CLAIM_IAT, CLAIM_ISS, COUNTER_LABEL, CWT_CLAIMS_LABEL};
 use crate::signed::cose_algorithm;
 
 /// The protected header every message carries (see `docs/gateway-protocol.md`).
