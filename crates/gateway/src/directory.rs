@@ -5,6 +5,7 @@
 //! change to the device, so a suspension or a key rotation applies to the next message.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -63,6 +64,8 @@ pub struct Directory {
     registry: Arc<dyn DeviceRegistry>,
     policy: MessagePolicy,
     cache: Cache<DeviceId, Option<Arc<DeviceCredentials>>>,
+    /// Moves after every change the directory is told of (see [`Self::generation`]).
+    generation: AtomicU64,
 }
 
 impl std::fmt::Debug for Directory {
@@ -84,6 +87,7 @@ impl Directory {
                 .max_capacity(capacity)
                 .time_to_live(Duration::from_secs(300))
                 .build(),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -109,10 +113,19 @@ impl Directory {
     /// Forgets the device's cached credentials (its state, keys or certificates changed).
     pub async fn forget(&self, id: &DeviceId) {
         self.cache.invalidate(id).await;
+        self.generation.fetch_add(1, Ordering::Release);
     }
 
     pub fn forget_all(&self) {
         self.cache.invalidate_all();
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// A number that moves after every change (it moves once the cached copy is gone, so
+    /// credentials read after seeing a generation are at least as new as it): a session's
+    /// copy taken at the current generation is current (`credentials_memo`).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     async fn load(&self, id: &DeviceId) -> Result<Option<Arc<DeviceCredentials>>, GatewayError> {

@@ -13,6 +13,7 @@ pub mod commands;
 pub mod cose;
 pub mod counters_behind;
 pub mod credentials;
+mod credentials_memo;
 pub mod device_settings;
 pub mod device_token;
 pub mod directory;

@@ -2,6 +2,7 @@
 //! revocation or a second connection (a take-over, possibly a clone) ends the session the
 //! transport adapter holds, at once.
 
+use crate::credentials_memo::CredentialsMemo;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -69,6 +70,8 @@ pub struct Session {
     pub admitted: Admitted,
     pub transport: Transport,
     pub source: IpAddr,
+    /// The device's credentials as this session last read them.
+    pub(crate) credentials: CredentialsMemo,
     id: u64,
     close: watch::Receiver<CloseReason>,
     registry: Arc<Sessions>,
@@ -167,6 +170,7 @@ impl Sessions {
             admitted,
             transport,
             source,
+            credentials: CredentialsMemo::default(),
             id,
             close: rx,
             registry: Arc::clone(self),

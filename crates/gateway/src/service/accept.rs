@@ -2,6 +2,7 @@
 //! before the caller hears yes. Verification happens in the caller's task; storing, in the
 //! ingest pipeline, so a connection may have several messages being stored at once.
 
+use crate::credentials_memo::CredentialsMemo;
 use std::net::IpAddr;
 use std::time::Instant;
 
@@ -9,7 +10,7 @@ use bytes::Bytes;
 
 use super::{
     cose_message_id, random_message_id, unix_millis, valid_stream, Accepted, Gateway,
-    DEFAULT_STREAM, MESSAGES_METRIC, VERIFY_SECONDS_METRIC,
+    DEFAULT_STREAM, MESSAGES_METRIC,
 };
 use crate::commands::parse_outcome;
 use crate::cose;
@@ -104,7 +105,13 @@ impl Gateway {
             State::Refused(GatewayError::Forbidden("session_closed"))
         } else {
             match self
-                .verify_and_submit(Some(&session.admitted), destination, payload, cose)
+                .verify_and_submit(
+                    Some(&session.admitted),
+                    Some(&session.credentials),
+                    destination,
+                    payload,
+                    cose,
+                )
                 .await
             {
                 Ok((message_id, answer, result)) => State::Pending {
@@ -159,7 +166,7 @@ impl Gateway {
         // (a reference count, not a copy) to name it in the record of a replay.
         let raw = (admitted.is_none() && cose).then(|| payload.clone());
         let result = match self
-            .verify_and_submit(admitted, destination, payload, cose)
+            .verify_and_submit(admitted, None, destination, payload, cose)
             .await
         {
             Ok((message_id, answer, result)) => match answer.take().await {
@@ -220,14 +227,13 @@ impl Gateway {
         device: Option<&str>,
         result: &Result<Accepted, GatewayError>,
     ) {
-        let outcome = match result {
-            Ok(_) => "accepted",
-            Err(e) => e.reason(),
-        };
-        metrics::counter!(MESSAGES_METRIC, "transport" => transport.as_str(), "outcome" => outcome)
-            .increment(1);
-        if let Err(e) = result {
-            self.audit_refusal(transport, source, device, e);
+        match result {
+            Ok(_) => self.metrics.accepted(transport).increment(1),
+            Err(e) => {
+                metrics::counter!(MESSAGES_METRIC, "transport" => transport.as_str(), "outcome" => e.reason())
+                    .increment(1);
+                self.audit_refusal(transport, source, device, e);
+            }
         }
     }
 
@@ -236,6 +242,7 @@ impl Gateway {
     async fn verify_and_submit(
         &self,
         admitted: Option<&Admitted>,
+        memo: Option<&CredentialsMemo>,
         destination: Destination<'_>,
         payload: Bytes,
         cose: bool,
@@ -255,7 +262,7 @@ impl Gateway {
         let received_at_ms = unix_millis();
         if !cose {
             let admitted = admitted.ok_or(GatewayError::Unauthenticated("no_credential"))?;
-            let creds = self.active_credentials(&admitted.device_id).await?;
+            let creds = self.session_credentials(memo, &admitted.device_id).await?;
             if creds.message_auth == MessageAuth::Required {
                 return Err(GatewayError::Forbidden("message_auth_required"));
             }
@@ -283,9 +290,14 @@ impl Gateway {
                 return Err(GatewayError::Forbidden("other_device"));
             }
         }
-        let creds = self.active_credentials(message.device_id()).await?;
+        // On a session the message names the session's device (checked above), whose
+        // credentials the session keeps.
+        let memo = admitted.and(memo);
+        let creds = self.session_credentials(memo, message.device_id()).await?;
         let verified = message.verify(&creds, now)?;
-        metrics::histogram!(VERIFY_SECONDS_METRIC).record(started.elapsed().as_secs_f64());
+        self.metrics
+            .verify_seconds
+            .record(started.elapsed().as_secs_f64());
         self.replay.check_time(verified.timestamp, now)?;
         if i64::try_from(verified.counter).is_err() {
             return Err(GatewayError::Malformed("counter_out_of_range"));

@@ -1,5 +1,6 @@
 //! Admitting a connection: which credential, verified how, for which active device.
 
+use crate::credentials_memo::CredentialsMemo;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -154,6 +155,25 @@ impl Gateway {
     }
 
     /// The device's credentials if it is registered and active.
+    /// [`Self::active_credentials`], from the session's copy while it is current.
+    pub(crate) async fn session_credentials(
+        &self,
+        memo: Option<&CredentialsMemo>,
+        id: &DeviceId,
+    ) -> Result<Arc<DeviceCredentials>, GatewayError> {
+        let Some(memo) = memo else {
+            return self.active_credentials(id).await;
+        };
+        // Read before the credentials: a change after this moment moves it again.
+        let generation = self.directory.generation();
+        if let Some(creds) = memo.get(generation) {
+            return Ok(creds);
+        }
+        let creds = self.active_credentials(id).await?;
+        memo.keep(generation, &creds);
+        Ok(creds)
+    }
+
     pub(crate) async fn active_credentials(
         &self,
         id: &DeviceId,

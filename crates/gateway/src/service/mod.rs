@@ -138,6 +138,7 @@ pub struct Gateway {
     updates: Updates,
     address_gate: Option<Arc<dyn portcullis_ports::AddressGate>>,
     clock: fn() -> UnixTime,
+    metrics: MessageMetrics,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -170,6 +171,37 @@ pub struct GatewayParts {
 const MESSAGES_METRIC: &str = "portcullis_gateway_messages_total";
 const CONNECTIONS_METRIC: &str = "portcullis_gateway_connections";
 const VERIFY_SECONDS_METRIC: &str = "portcullis_gateway_verify_seconds";
+
+/// The per-message metrics' handles, registered once: `counter!` with labels looks its series
+/// up in the recorder on every call, ~1.5 % of a paced message's CPU. Built with the gateway,
+/// after the server installs its recorder (a handle taken before would count nowhere).
+struct MessageMetrics {
+    accepted_http: metrics::Counter,
+    accepted_mqtt: metrics::Counter,
+    accepted_broker_hook: metrics::Counter,
+    verify_seconds: metrics::Histogram,
+}
+
+impl MessageMetrics {
+    fn register() -> Self {
+        let accepted = |transport: Transport| metrics::counter!(MESSAGES_METRIC, "transport" => transport.as_str(), "outcome" => "accepted");
+        Self {
+            accepted_http: accepted(Transport::Http),
+            accepted_mqtt: accepted(Transport::Mqtt),
+            accepted_broker_hook: accepted(Transport::BrokerHook),
+            verify_seconds: metrics::histogram!(VERIFY_SECONDS_METRIC),
+        }
+    }
+
+    /// `portcullis_gateway_messages_total{transport, outcome="accepted"}`.
+    fn accepted(&self, transport: Transport) -> &metrics::Counter {
+        match transport {
+            Transport::Http => &self.accepted_http,
+            Transport::Mqtt => &self.accepted_mqtt,
+            Transport::BrokerHook => &self.accepted_broker_hook,
+        }
+    }
+}
 
 /// Stream names: 1 to 64 of A-Z a-z 0-9 _ - (they become NATS subject tokens and file-safe
 /// labels).
@@ -236,6 +268,7 @@ impl Gateway {
             sessions: Arc::new(Sessions::default()),
             address_gate: parts.address_gate,
             clock: parts.clock,
+            metrics: MessageMetrics::register(),
         })
     }
 

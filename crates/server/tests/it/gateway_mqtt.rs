@@ -462,6 +462,47 @@ fn mqtt_take_over_and_suspension_end_connections() {
     assert_eq!(code, 0x05);
 }
 
+/// A session keeps its device's credentials between messages (`credentials_memo`); a key
+/// added by rotation must still be taken by the same session's next message, within the
+/// change announcement's delay and not the copy's 5 s age.
+#[test]
+fn a_key_rotated_mid_session_signs_the_sessions_next_message() {
+    let (node, _tmp) = start_node(&[]);
+    let mut device = Device::register(&node, "mqtt-sensor-rotating");
+    let mut client = Client::connected(&node, &device, V5);
+    let reading = device.reading(1.0);
+    client.publish(&device.topic(), 1, 1, &reading);
+    assert_eq!(client.puback(), (1, 0));
+
+    let rotated = node.cli_json(&["device", "key", "rotate", &device.id, "--overlap", "600"]);
+    let rotated_at = Instant::now();
+    device.key = URL_SAFE_NO_PAD
+        .decode(rotated["key"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    device.key_id = rotated["key_id"].as_str().unwrap().to_owned();
+    let mut pkid = 1;
+    loop {
+        pkid += 1;
+        let reading = device.reading(2.0);
+        client.publish(&device.topic(), 1, pkid, &reading);
+        let (acked, code) = client.puback();
+        assert_eq!(acked, pkid);
+        if code == 0 {
+            break;
+        }
+        assert!(
+            rotated_at.elapsed() < Duration::from_millis(1500),
+            "the new key is still refused (reason {code:#x}) after {:?}",
+            rotated_at.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let records = stored(&node, &device.id);
+    assert_eq!(records.last().unwrap()["key_id"], device.key_id.as_str());
+}
+
 #[test]
 fn mqtt_slow_or_absent_connect_is_closed() {
     let (node, _tmp) = start_node(&[("PORTCULLIS_GATEWAY__CONNECT_TIMEOUT_SECS", "1")]);
