@@ -11,7 +11,7 @@
 //! still a replay after it.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use portcullis_core::device::DeviceId;
@@ -19,6 +19,7 @@ use portcullis_store::{swap_setting, Store};
 
 use crate::replay::KnownCounters;
 use crate::sink::embedded::EmbeddedLog;
+use crate::sink::Sink;
 use crate::GatewayError;
 
 /// How often counters decided in memory are written to the store.
@@ -29,9 +30,18 @@ pub const FLUSHED_SETTING: &str = "gateway.counters_flushed_seq";
 const PAGE: usize = 10_000;
 
 /// Counters the sink holds and the store does not yet, in the order they were kept.
-#[derive(Debug, Default)]
 pub(crate) struct Behind {
     queue: Mutex<Queued>,
+    /// Told each position the store comes to cover (it keeps the records after it).
+    sink: Arc<dyn Sink>,
+}
+
+impl std::fmt::Debug for Behind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Behind")
+            .field("queue", &self.queue)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -42,6 +52,13 @@ struct Queued {
 }
 
 impl Behind {
+    pub(crate) fn new(sink: Arc<dyn Sink>) -> Self {
+        Self {
+            queue: Mutex::default(),
+            sink,
+        }
+    }
+
     pub(crate) fn queue(
         &self,
         counters: impl Iterator<Item = (DeviceId, u64)>,
@@ -102,9 +119,10 @@ impl Behind {
             known.written(device, count);
         }
         if let Some(position) = queued.position {
-            if let Err(e) = record_flushed(store, position).await {
-                tracing::warn!(error = %e,
-                    "the telemetry log position the store's counters cover was not recorded; a restart reads more of the log");
+            match record_flushed(store, position).await {
+                Ok(()) => self.sink.covered_by_store(position),
+                Err(e) => tracing::warn!(error = %e,
+                    "the telemetry log position the store's counters cover was not recorded; a restart reads more of the log"),
             }
         }
     }
@@ -139,6 +157,12 @@ async fn write(store: &dyn Store, counters: &[(DeviceId, u64)]) -> Result<(), Ga
             .map_err(|e| GatewayError::Unavailable(e.to_string()))?;
     }
     Ok(())
+}
+
+/// The log position up to which the store holds every counter, if one was recorded: what
+/// the log must keep records after ([`EmbeddedLog::open_holding`]).
+pub async fn covered(store: &dyn Store) -> Result<Option<u64>, GatewayError> {
+    Ok(flushed_position(store).await?.map(|(_, position)| position))
 }
 
 async fn flushed_position(store: &dyn Store) -> Result<Option<(Vec<u8>, u64)>, GatewayError> {
@@ -189,6 +213,7 @@ pub async fn recover(store: &dyn Store, log: &EmbeddedLog) -> Result<u64, Gatewa
     let end = log.last_seq();
     let Some((raw, mut from)) = flushed_position(store).await? else {
         record_flushed(store, end).await?;
+        log.hold_after(end);
         return Ok(0);
     };
     if from > end {
@@ -242,6 +267,7 @@ pub async fn recover(store: &dyn Store, log: &EmbeddedLog) -> Result<u64, Gatewa
         .collect();
     write(store, &counters).await?;
     record_flushed(store, after.max(end)).await?;
+    log.hold_after(after.max(end));
     if read > 0 {
         tracing::info!(
             records = read,

@@ -285,11 +285,16 @@ mod tests {
         crate::counters_behind::recover(&*store, &log)
             .await
             .unwrap();
-        let replay = Arc::new(ReplayGuard::deciding_locally(Arc::clone(&store), 300));
+        let sink = sink(&log);
+        let replay = Arc::new(ReplayGuard::deciding_locally(
+            Arc::clone(&store),
+            300,
+            Arc::clone(&sink),
+        ));
         let (tx, rx) = mpsc::channel(QUEUE);
         let (reserved_tx, reserved_rx) = mpsc::channel(BATCHES_IN_FLIGHT);
         tokio::spawn(reserve_stage(rx, Arc::clone(&replay), reserved_tx));
-        tokio::spawn(store_stage(reserved_rx, Arc::clone(&replay), sink(&log)));
+        tokio::spawn(store_stage(reserved_rx, Arc::clone(&replay), sink));
         (Ingest { tx }, replay, store, log)
     }
 
@@ -325,6 +330,11 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(flushed, log.last_seq().to_string().into_bytes());
+        assert_eq!(
+            log.held_after(),
+            log.last_seq(),
+            "the log may let covered records go"
+        );
         assert_eq!(stored(&log).await, ["dev-5-1", "dev-5-2", "dev-5-3"]);
     }
 

@@ -37,6 +37,7 @@ use portcullis_core::UnixTime;
 use portcullis_store::Store;
 
 use crate::counters_behind::Behind;
+use crate::sink::Sink;
 use crate::GatewayError;
 
 /// A reserved counter: the message may go to the sink.
@@ -90,9 +91,11 @@ impl ReplayGuard {
     /// devices' counters are decided in memory and written to the store behind. The caller
     /// runs [`crate::counters_behind::recover`] before the first message, and the ingest
     /// pipeline starts the writer ([`ReplayGuard::write_behind`]).
-    pub fn deciding_locally(store: Arc<dyn Store>, window_secs: i64) -> Self {
+    /// `sink` is told each position the store comes to cover, so that it keeps what the
+    /// store does not hold yet.
+    pub fn deciding_locally(store: Arc<dyn Store>, window_secs: i64, sink: Arc<dyn Sink>) -> Self {
         Self {
-            behind: Some(Behind::default()),
+            behind: Some(Behind::new(sink)),
             ..Self::new(store, window_secs)
         }
     }
@@ -463,7 +466,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite:{}", dir.path().join("store.db").display());
         let store = portcullis_store::open(&url).await.unwrap();
-        let guard = ReplayGuard::deciding_locally(store, 300);
+        let log = crate::sink::embedded::EmbeddedLog::open(
+            &dir.path().join("telemetry"),
+            crate::sink::embedded::EmbeddedLimits::default(),
+        )
+        .unwrap();
+        let guard = ReplayGuard::deciding_locally(store, 300, Arc::new(log));
         let d = device(3);
         let mut first = guard.reserve_all(&[(d.clone(), 1)]).await;
         let r1 = first.remove(0).unwrap();

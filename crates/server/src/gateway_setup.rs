@@ -84,13 +84,23 @@ pub async fn start(
     let g = &config.gateway;
     let (sink, log): (Arc<dyn Sink>, Option<EmbeddedLog>) = if g.sink == "embedded" {
         let dir = config.server.data_dir.join("telemetry");
-        let log = EmbeddedLog::open(
+        // Deciding counters in memory, the log keeps what the store's counters do not cover.
+        let covered = if services.store.is_shared() {
+            u64::MAX
+        } else {
+            portcullis_gateway::counters_behind::covered(&*services.store)
+                .await
+                .map_err(|e| ServeError::Gateway(format!("message counters: {e}")))?
+                .unwrap_or(u64::MAX)
+        };
+        let log = EmbeddedLog::open_holding(
             &dir,
             EmbeddedLimits {
                 max_bytes: g.embedded_max_bytes,
                 max_age: Duration::from_secs(g.embedded_max_age_secs),
                 ..EmbeddedLimits::default()
             },
+            covered,
         )
         .map_err(|e| ServeError::Gateway(format!("telemetry log {}: {e}", dir.display())))?;
         if !services.store.is_shared() {

@@ -247,7 +247,7 @@ impl Gateway {
         let window = parts.config.message_window_secs;
         let replay = Arc::new(
             if !parts.store.is_shared() && parts.sink.position().is_some() {
-                ReplayGuard::deciding_locally(parts.store, window)
+                ReplayGuard::deciding_locally(parts.store, window, Arc::clone(&parts.sink))
             } else {
                 ReplayGuard::new(parts.store, window)
             },

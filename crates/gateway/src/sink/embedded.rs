@@ -8,7 +8,10 @@
 //! acknowledgement before the data is on disk, so `kill -9` — or a power cut, given honest
 //! disks — loses no acknowledged message). A segment is closed at `segment_bytes`; whole
 //! segments are deleted, oldest first, when the log exceeds `max_bytes` or a segment's last
-//! write is older than `max_age`.
+//! write is older than `max_age` — except a segment holding records the store's message
+//! counters do not cover yet ([`EmbeddedLog::open_holding`]): after a crash those records are
+//! the only copy of their devices' counters (`crate::counters_behind`), so the bounds wait
+//! for the store (with a warning) rather than let a message be accepted twice.
 //!
 //! After a crash the last segment may end in a torn line (a batch that was being written and
 //! so was never acknowledged): start-up cuts the file back to its last complete record.
@@ -18,6 +21,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -70,6 +74,8 @@ struct Writer {
     segment: u64,
     len: u64,
     next_seq: u64,
+    /// Records after this position are kept whatever the bounds say (`u64::MAX`: none is).
+    hold: Arc<AtomicU64>,
 }
 
 /// The embedded log; cheap to share.
@@ -79,6 +85,7 @@ pub struct EmbeddedLog {
     committed: watch::Receiver<Committed>,
     committed_tx: Arc<watch::Sender<Committed>>,
     writer: Arc<Mutex<Writer>>,
+    hold: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for EmbeddedLog {
@@ -147,7 +154,7 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 }
 
 impl Writer {
-    fn open(dir: &Path, limits: EmbeddedLimits) -> io::Result<Writer> {
+    fn open(dir: &Path, limits: EmbeddedLimits, hold: Arc<AtomicU64>) -> io::Result<Writer> {
         fs::create_dir_all(dir)?;
         let firsts = segments(dir)?;
         let (segment, len, next_seq) = match firsts.last() {
@@ -169,6 +176,7 @@ impl Writer {
             segment,
             len,
             next_seq,
+            hold,
         })
     }
 
@@ -217,17 +225,21 @@ impl Writer {
         self.enforce_retention()
     }
 
-    /// Deletes whole closed segments, oldest first, past the size or age bound.
+    /// Deletes whole closed segments, oldest first, past the size or age bound, but none
+    /// holding a record after the hold.
     fn enforce_retention(&self) -> io::Result<()> {
         let firsts = segments(&self.dir)?;
         let mut sized: Vec<(u64, u64, SystemTime)> = Vec::new();
-        for first in firsts {
+        for &first in &firsts {
             let meta = fs::metadata(segment_path(&self.dir, first))?;
             sized.push((first, meta.len(), meta.modified()?));
         }
         let mut total: u64 = sized.iter().map(|s| s.1).sum();
         let now = SystemTime::now();
-        for (first, len, modified) in sized {
+        let hold = self.hold.load(Ordering::Acquire);
+        // A closed segment's last record is just before the next segment's first.
+        let nexts = firsts.iter().skip(1);
+        for ((first, len, modified), next) in sized.into_iter().zip(nexts) {
             if first == self.segment {
                 break;
             }
@@ -235,6 +247,14 @@ impl Writer {
                 .duration_since(modified)
                 .is_ok_and(|age| age > self.limits.max_age);
             if total <= self.limits.max_bytes && !too_old {
+                break;
+            }
+            if next.saturating_sub(1) > hold {
+                tracing::warn!(
+                    segment = first,
+                    covered = hold,
+                    "the telemetry log is past its bounds but keeps records the store's message counters do not cover yet"
+                );
                 break;
             }
             fs::remove_file(segment_path(&self.dir, first))?;
@@ -247,7 +267,30 @@ impl Writer {
 impl EmbeddedLog {
     /// Opens (or creates) the log in `dir`, recovering from an unfinished write.
     pub fn open(dir: &Path, limits: EmbeddedLimits) -> io::Result<EmbeddedLog> {
-        let writer = Writer::open(dir, limits)?;
+        Self::open_holding(dir, limits, u64::MAX)
+    }
+
+    /// [`Self::open`] for a node deciding message counters in memory: records after
+    /// `covered` (the position up to which the store holds every counter; `u64::MAX`: no
+    /// hold) survive the bounds until the store covers them ([`Self::hold_after`],
+    /// [`Sink::covered_by_store`]). A `covered` beyond the log's end (a log emptied or
+    /// replaced) holds all of it.
+    pub fn open_holding(
+        dir: &Path,
+        limits: EmbeddedLimits,
+        covered: u64,
+    ) -> io::Result<EmbeddedLog> {
+        let hold = Arc::new(AtomicU64::new(u64::MAX));
+        let writer = Writer::open(dir, limits, Arc::clone(&hold))?;
+        let last = writer.next_seq - 1;
+        hold.store(
+            if covered != u64::MAX && covered > last {
+                0
+            } else {
+                covered
+            },
+            Ordering::Release,
+        );
         writer.enforce_retention()?;
         let (committed_tx, committed) = watch::channel(writer.committed());
         Ok(EmbeddedLog {
@@ -255,7 +298,20 @@ impl EmbeddedLog {
             committed,
             committed_tx: Arc::new(committed_tx),
             writer: Arc::new(Mutex::new(writer)),
+            hold,
         })
+    }
+
+    /// The position after which records are kept whatever the bounds say.
+    #[cfg(test)]
+    pub(crate) fn held_after(&self) -> u64 {
+        self.hold.load(Ordering::Acquire)
+    }
+
+    /// Sets the position after which records are kept whatever the bounds say (recovery
+    /// sets it to what it recorded; later flushes only raise it).
+    pub fn hold_after(&self, covered: u64) {
+        self.hold.store(covered, Ordering::Release);
     }
 
     /// Appends one record; returns its position once it is durable.
@@ -397,6 +453,10 @@ impl Sink for EmbeddedLog {
     fn position(&self) -> Option<u64> {
         Some(self.last_seq())
     }
+
+    fn covered_by_store(&self, position: u64) {
+        self.hold.fetch_max(position, Ordering::AcqRel);
+    }
 }
 
 #[cfg(test)]
@@ -501,5 +561,50 @@ mod tests {
         let page = log.read_after(0, 5, None).await.unwrap();
         assert_eq!(page[0].seq, firsts[0]);
         assert_eq!(log.read_after(195, 100, None).await.unwrap().len(), 5);
+    }
+
+    /// A node deciding counters in memory: records the store's counters do not cover stay
+    /// past the size bound, and go once the store covers them.
+    #[tokio::test]
+    async fn records_the_store_does_not_cover_survive_the_bounds() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = EmbeddedLimits {
+            segment_bytes: 2_000,
+            max_bytes: 6_000,
+            max_age: Duration::from_secs(3600),
+        };
+        let log = EmbeddedLog::open_holding(dir.path(), limits.clone(), 0).unwrap();
+        for n in 1..=200 {
+            log.append(record("d1", n)).await.unwrap();
+        }
+        assert_eq!(
+            segments(dir.path()).unwrap()[0],
+            1,
+            "nothing covered, nothing deleted"
+        );
+        assert_eq!(log.read_after(0, 1, None).await.unwrap()[0].seq, 1);
+
+        // The store covers up to 100: segments wholly at or below it may go.
+        log.covered_by_store(100);
+        log.append(record("d1", 201)).await.unwrap();
+        for n in 202..=260 {
+            log.append(record("d1", n)).await.unwrap();
+        }
+        let firsts = segments(dir.path()).unwrap();
+        assert_ne!(firsts[0], 1, "covered segments went: {firsts:?}");
+        assert!(
+            firsts[0] <= 101,
+            "a segment with an uncovered record went: {firsts:?}"
+        );
+
+        // Reopened with the covered position beyond the log's end (the log was replaced):
+        // all of it is held.
+        drop(log);
+        let first_now = segments(dir.path()).unwrap()[0];
+        let log = EmbeddedLog::open_holding(dir.path(), limits, 1_000_000).unwrap();
+        for n in 261..=400 {
+            log.append(record("d1", n)).await.unwrap();
+        }
+        assert_eq!(segments(dir.path()).unwrap()[0], first_now);
     }
 }

@@ -58,6 +58,11 @@ pub trait Sink: Send + Sync + std::fmt::Debug {
     fn position(&self) -> Option<u64> {
         None
     }
+
+    /// Tells a sink read back after a crash that the store now holds every message counter
+    /// of the records at or below `position` (`crate::counters_behind`): those records may
+    /// go when the sink's bounds say so. A sink not read back ignores it.
+    fn covered_by_store(&self, _position: u64) {}
 }
 
 /// Payloads as unpadded base64url in JSON.
