@@ -98,6 +98,41 @@ impl DeviceCredentials {
             now < c.not_after && serial.is_none_or(|s| s.eq_ignore_ascii_case(&c.serial))
         })
     }
+
+    /// The serial of the first of [`Self::certificates`] with a key of algorithm `alg` for
+    /// which `verifies` holds: the credential decides the algorithm (RFC 8725 §3.1), never
+    /// the message. The refusal says which step failed: no such certificate, no key of that
+    /// algorithm, or no signature that verifies.
+    pub fn verify_by_certificate(
+        &self,
+        serial: Option<&str>,
+        alg: portcullis_keys::Algorithm,
+        now: UnixTime,
+        mut verifies: impl FnMut(&VerifyingKey) -> bool,
+    ) -> Result<String, crate::GatewayError> {
+        let mut any_certificate = false;
+        let mut any_verifier = false;
+        for certificate in self.certificates(serial, now) {
+            any_certificate = true;
+            for verifier in certificate
+                .verifiers
+                .iter()
+                .filter(|v| v.algorithm() == alg)
+            {
+                any_verifier = true;
+                if verifies(verifier) {
+                    return Ok(certificate.serial.clone());
+                }
+            }
+        }
+        Err(crate::GatewayError::Unauthenticated(if !any_certificate {
+            "unknown_key"
+        } else if !any_verifier {
+            "alg_not_allowed"
+        } else {
+            "bad_signature"
+        }))
+    }
 }
 
 /// How a message's sender was authenticated.

@@ -172,28 +172,9 @@ impl UnverifiedToken {
         }
         let alg =
             Algorithm::parse(alg).map_err(|_| GatewayError::Unauthenticated("alg_not_allowed"))?;
-        let mut any_certificate = false;
-        let mut any_verifier = false;
-        for certificate in creds.certificates(self.kid(), now) {
-            any_certificate = true;
-            for verifier in certificate
-                .verifiers
-                .iter()
-                .filter(|v| v.algorithm() == alg)
-            {
-                any_verifier = true;
-                if self.decoded.verify(verifier).is_ok() {
-                    return Ok(certificate.serial.clone());
-                }
-            }
-        }
-        Err(GatewayError::Unauthenticated(if !any_certificate {
-            "unknown_key"
-        } else if !any_verifier {
-            "alg_not_allowed"
-        } else {
-            "bad_signature"
-        }))
+        creds.verify_by_certificate(self.kid(), alg, now, |verifier| {
+            self.decoded.verify(verifier).is_ok()
+        })
     }
 
     /// RFC 7519 §4.1.3–4.1.6 with the gateway's rules; returns `exp`.

@@ -275,31 +275,12 @@ impl CoseMessage {
         now: UnixTime,
     ) -> Result<String, GatewayError> {
         let mut signed: Option<Vec<u8>> = None;
-        let mut any_certificate = false;
-        let mut any_verifier = false;
-        for certificate in creds.certificates(self.key_id.as_deref(), now) {
-            any_certificate = true;
-            for verifier in certificate
-                .verifiers
-                .iter()
-                .filter(|v| v.algorithm() == alg)
-            {
-                any_verifier = true;
-                let data = signed.get_or_insert_with(|| {
-                    structure::to_vec(structure::SIGNATURE1, &self.protected, &self.payload)
-                });
-                if verifier.verify(data, &self.proof).is_ok() {
-                    return Ok(certificate.serial.clone());
-                }
-            }
-        }
-        Err(GatewayError::Unauthenticated(if !any_certificate {
-            "unknown_key"
-        } else if !any_verifier {
-            "alg_not_allowed"
-        } else {
-            "bad_signature"
-        }))
+        creds.verify_by_certificate(self.key_id.as_deref(), alg, now, |verifier| {
+            let data = signed.get_or_insert_with(|| {
+                structure::to_vec(structure::SIGNATURE1, &self.protected, &self.payload)
+            });
+            verifier.verify(data, &self.proof).is_ok()
+        })
     }
 }
 
