@@ -18,6 +18,11 @@
 //!
 //! Order is kept: jobs leave each stage in the order they entered it, so the counters of one
 //! device, submitted in increasing order, are judged in that order.
+//!
+//! Deciding counters in memory, the two stages run as one task ([`local_stage`]): stage 1 is
+//! then a memory operation for every known device, and a second task would cost each batch —
+//! at a paced rate, each message — one more wake-up than the overlap saves; what queues
+//! during the log's `fdatasync` is taken as one batch.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -71,12 +76,14 @@ impl Ingest {
     /// Starts the two stage tasks; must be called inside a Tokio runtime.
     pub fn start(replay: Arc<ReplayGuard>, sink: Arc<dyn Sink>) -> Ingest {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let (reserved_tx, reserved_rx) = mpsc::channel(BATCHES_IN_FLIGHT);
         if replay.is_local() {
             tokio::spawn(Arc::clone(&replay).write_behind());
+            tokio::spawn(local_stage(rx, replay, sink));
+        } else {
+            let (reserved_tx, reserved_rx) = mpsc::channel(BATCHES_IN_FLIGHT);
+            tokio::spawn(reserve_stage(rx, Arc::clone(&replay), reserved_tx));
+            tokio::spawn(store_stage(reserved_rx, replay, sink));
         }
-        tokio::spawn(reserve_stage(rx, Arc::clone(&replay), reserved_tx));
-        tokio::spawn(store_stage(reserved_rx, replay, sink));
         Ingest { tx }
     }
 
@@ -157,41 +164,59 @@ async fn reserve_stage(
 ) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
-        let wanted: Vec<(DeviceId, u64)> = jobs.iter().filter_map(|j| j.counter.clone()).collect();
-        let mut verdicts = if wanted.is_empty() {
-            Vec::new()
-        } else {
-            replay.reserve_all(&wanted).await
-        }
-        .into_iter();
-        let mut reserved = Vec::with_capacity(jobs.len());
-        for job in jobs.drain(..) {
-            let reservation = match job.counter {
-                None => None,
-                Some(_) => match verdicts.next() {
-                    Some(Ok(reservation)) => Some(reservation),
-                    Some(Err(e)) => {
-                        let _ = job.reply.send(Err(e));
-                        continue;
-                    }
-                    None => {
-                        let e = GatewayError::Internal("a counter verdict is missing".into());
-                        let _ = job.reply.send(Err(e));
-                        continue;
-                    }
-                },
-            };
-            reserved.push(Reserved {
-                record: job.record,
-                reservation,
-                reply: job.reply,
-            });
-        }
+        let reserved = reserve_batch(&mut jobs, &replay).await;
         if !reserved.is_empty() && next.send(reserved).await.is_err() {
             // The store stage is gone (shutdown): the dropped replies tell the callers.
             return;
         }
     }
+}
+
+/// Both stages in one task, one batch after the other (counters decided in memory).
+async fn local_stage(mut rx: mpsc::Receiver<Job>, replay: Arc<ReplayGuard>, sink: Arc<dyn Sink>) {
+    let mut jobs = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
+        let reserved = reserve_batch(&mut jobs, &replay).await;
+        if !reserved.is_empty() {
+            store_batch(reserved, &replay, &*sink).await;
+        }
+    }
+}
+
+/// Reserves the counters of `jobs` (draining it) with one counters write at most; answers
+/// the refused ones and returns the rest, in order.
+async fn reserve_batch(jobs: &mut Vec<Job>, replay: &ReplayGuard) -> Vec<Reserved> {
+    let wanted: Vec<(DeviceId, u64)> = jobs.iter().filter_map(|j| j.counter.clone()).collect();
+    let mut verdicts = if wanted.is_empty() {
+        Vec::new()
+    } else {
+        replay.reserve_all(&wanted).await
+    }
+    .into_iter();
+    let mut reserved = Vec::with_capacity(jobs.len());
+    for job in jobs.drain(..) {
+        let reservation = match job.counter {
+            None => None,
+            Some(_) => match verdicts.next() {
+                Some(Ok(reservation)) => Some(reservation),
+                Some(Err(e)) => {
+                    let _ = job.reply.send(Err(e));
+                    continue;
+                }
+                None => {
+                    let e = GatewayError::Internal("a counter verdict is missing".into());
+                    let _ = job.reply.send(Err(e));
+                    continue;
+                }
+            },
+        };
+        reserved.push(Reserved {
+            record: job.record,
+            reservation,
+            reply: job.reply,
+        });
+    }
+    reserved
 }
 
 /// Stage 2: one sink write per batch; a refused message's reservation is given back before
@@ -204,50 +229,52 @@ async fn store_stage(
     sink: Arc<dyn Sink>,
 ) {
     while let Some(batch) = rx.recv().await {
-        let mut records = Vec::with_capacity(batch.len());
-        let mut waiting = Vec::with_capacity(batch.len());
-        for job in batch {
-            records.push(job.record);
-            waiting.push((job.reservation, job.reply));
-        }
-        let results = sink.put_batch(records).await;
-        let position = sink.position();
-        let mut kept = Vec::new();
-        let mut refused = Vec::new();
-        for ((reservation, reply), result) in waiting.into_iter().zip(results) {
-            match result {
-                Ok(()) => {
-                    kept.extend(reservation);
-                    let _ = reply.send(Ok(()));
-                }
-                Err(e) => refused.push((reservation, reply, e)),
+        store_batch(batch, &replay, &*sink).await;
+    }
+}
+
+/// Writes `batch` to the sink with one write and answers each job.
+async fn store_batch(batch: Vec<Reserved>, replay: &ReplayGuard, sink: &dyn Sink) {
+    let mut records = Vec::with_capacity(batch.len());
+    let mut waiting = Vec::with_capacity(batch.len());
+    for job in batch {
+        records.push(job.record);
+        waiting.push((job.reservation, job.reply));
+    }
+    let results = sink.put_batch(records).await;
+    let position = sink.position();
+    let mut kept = Vec::new();
+    let mut refused = Vec::new();
+    for ((reservation, reply), result) in waiting.into_iter().zip(results) {
+        match result {
+            Ok(()) => {
+                kept.extend(reservation);
+                let _ = reply.send(Ok(()));
             }
+            Err(e) => refused.push((reservation, reply, e)),
         }
-        replay.kept(kept, position);
-        if refused.is_empty() {
-            continue;
+    }
+    replay.kept(kept, position);
+    if refused.is_empty() {
+        return;
+    }
+    // Given back newest first per device (each release only undoes the latest counter),
+    // devices side by side.
+    let mut by_device: HashMap<DeviceId, Vec<Reservation>> = HashMap::new();
+    for reservation in refused.iter_mut().filter_map(|(r, _, _)| r.take()) {
+        by_device
+            .entry(reservation.device().clone())
+            .or_default()
+            .push(reservation);
+    }
+    join_all(by_device.into_values().map(|reservations| async move {
+        for reservation in reservations.into_iter().rev() {
+            replay.release(reservation).await;
         }
-        // Given back newest first per device (each release only undoes the latest
-        // counter), devices side by side.
-        let mut by_device: HashMap<DeviceId, Vec<Reservation>> = HashMap::new();
-        for reservation in refused.iter_mut().filter_map(|(r, _, _)| r.take()) {
-            by_device
-                .entry(reservation.device().clone())
-                .or_default()
-                .push(reservation);
-        }
-        join_all(by_device.into_values().map(|reservations| {
-            let replay = &replay;
-            async move {
-                for reservation in reservations.into_iter().rev() {
-                    replay.release(reservation).await;
-                }
-            }
-        }))
-        .await;
-        for (_, reply, e) in refused {
-            let _ = reply.send(Err(GatewayError::Unavailable(e.0)));
-        }
+    }))
+    .await;
+    for (_, reply, e) in refused {
+        let _ = reply.send(Err(GatewayError::Unavailable(e.0)));
     }
 }
 
@@ -292,9 +319,7 @@ mod tests {
             Arc::clone(&sink),
         ));
         let (tx, rx) = mpsc::channel(QUEUE);
-        let (reserved_tx, reserved_rx) = mpsc::channel(BATCHES_IN_FLIGHT);
-        tokio::spawn(reserve_stage(rx, Arc::clone(&replay), reserved_tx));
-        tokio::spawn(store_stage(reserved_rx, Arc::clone(&replay), sink));
+        tokio::spawn(local_stage(rx, Arc::clone(&replay), sink));
         (Ingest { tx }, replay, store, log)
     }
 
