@@ -51,6 +51,17 @@ fn bad_cbor<E>(_: E) -> GatewayError {
     GatewayError::Malformed("bad_cbor")
 }
 
+/// The value of an integer header (major types 0 and 1): `Some(None)` for one that does not
+/// fit an `i64`, `None` for any other header.
+pub(super) fn integer(header: Header) -> Option<Option<i64>> {
+    match header {
+        Header::Positive(n) => Some(i64::try_from(n).ok()),
+        // RFC 8949 §3.1: major type 1 encodes -1 - n.
+        Header::Negative(n) => Some(i64::try_from(n).ok().map(|n| -1 - n)),
+        _ => None,
+    }
+}
+
 impl<'a> Reader<'a> {
     pub(super) fn new(bytes: &'a [u8]) -> Self {
         Self {
@@ -87,13 +98,19 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 
+    /// The next `len` bytes (the contents of a definite-length string), checked against
+    /// what remains before anything is allocated.
+    fn definite(&mut self, len: usize) -> Result<Vec<u8>, GatewayError> {
+        self.check_count(len)?;
+        let mut out = vec![0; len];
+        ciborium_io::Read::read_exact(&mut self.decoder, &mut out).map_err(bad_cbor)?;
+        Ok(out)
+    }
+
     /// The contents of the byte string whose header (`Header::Bytes(len)`) was just read.
     pub(super) fn bytes(&mut self, len: Option<usize>) -> Result<Vec<u8>, GatewayError> {
         if let Some(len) = len {
-            self.check_count(len)?;
-            let mut out = vec![0; len];
-            ciborium_io::Read::read_exact(&mut self.decoder, &mut out).map_err(bad_cbor)?;
-            return Ok(out);
+            return self.definite(len);
         }
         let mut out = Vec::new();
         let mut buffer = [0u8; 256];
@@ -110,10 +127,7 @@ impl<'a> Reader<'a> {
     /// invalid UTF-8 is malformed CBOR.
     pub(super) fn text(&mut self, len: Option<usize>) -> Result<String, GatewayError> {
         if let Some(len) = len {
-            self.check_count(len)?;
-            let mut out = vec![0; len];
-            ciborium_io::Read::read_exact(&mut self.decoder, &mut out).map_err(bad_cbor)?;
-            return String::from_utf8(out).map_err(bad_cbor);
+            return String::from_utf8(self.definite(len)?).map_err(bad_cbor);
         }
         let mut out = String::new();
         let mut buffer = [0u8; 256];
@@ -130,9 +144,10 @@ impl<'a> Reader<'a> {
     /// (skipped, so the caller can report it after the rest is read).
     pub(super) fn label(&mut self) -> Result<Option<Label>, GatewayError> {
         let header = self.header()?;
+        if let Some(n) = integer(header) {
+            return Ok(n.map(Label::Int));
+        }
         Ok(match header {
-            Header::Positive(n) => i64::try_from(n).ok().map(Label::Int),
-            Header::Negative(n) => i64::try_from(n).ok().map(|n| Label::Int(-1 - n)),
             Header::Text(len) => Some(Label::Text(self.text(len)?)),
             other => {
                 self.skip(other)?;

@@ -10,7 +10,7 @@ use coset::cbor::value::Value;
 use portcullis_core::device::DeviceId;
 use std::ops::Range;
 
-use super::cbor_reader::{Label, Reader, SeenLabels, NULL};
+use super::cbor_reader::{integer, Label, Reader, SeenLabels};
 use super::{
     MessageAlg, ALG, CLAIM_IAT, CLAIM_ISS, COUNTER_LABEL, CRIT, CWT_CLAIMS_LABEL, KID,
     MAX_KID_BYTES, UNDERSTOOD,
@@ -169,11 +169,7 @@ fn skip_value(r: &mut Reader<'_>) -> Result<(), GatewayError> {
 /// The outer `Result` is a CBOR error, the inner says whether it was an integer.
 fn read_int(r: &mut Reader<'_>) -> Result<Result<i64, Header>, GatewayError> {
     let header = r.header()?;
-    Ok(match header {
-        Header::Positive(n) => i64::try_from(n).map_err(|_| header),
-        Header::Negative(n) => i64::try_from(n).map(|n| -1 - n).map_err(|_| header),
-        other => Err(other),
-    })
+    Ok(integer(header).flatten().ok_or(header))
 }
 
 /// `alg`: RFC 9053 / RFC 8230 integer identifiers only; a text name is never taken.
@@ -205,22 +201,16 @@ fn read_crit(r: &mut Reader<'_>) -> Result<Result<(), GatewayError>, GatewayErro
     let mut count = 0usize;
     r.array_items(len, |r, item| {
         count += 1;
-        let fault = match item {
-            Header::Positive(n) => match i64::try_from(n) {
-                Ok(l) if UNDERSTOOD.contains(&l) => None,
-                Ok(_) => Some("unknown_critical_header"),
-                Err(_) => Some("bad_crit"),
-            },
-            Header::Negative(n) => match i64::try_from(n).map(|n| -1 - n) {
-                Ok(l) if UNDERSTOOD.contains(&l) => None,
-                Ok(_) => Some("unknown_critical_header"),
-                Err(_) => Some("bad_crit"),
-            },
-            Header::Text(len) => {
+        let fault = match (integer(item), item) {
+            (Some(Some(l)), _) if UNDERSTOOD.contains(&l) => None,
+            (Some(Some(_)), _) => Some("unknown_critical_header"),
+            // An integer label beyond an `i64` is no COSE label at all.
+            (Some(None), _) => Some("bad_crit"),
+            (None, Header::Text(len)) => {
                 r.text(len)?;
                 Some("unknown_critical_header")
             }
-            other => {
+            (None, other) => {
                 r.skip(other)?;
                 Some("bad_crit")
             }
@@ -352,9 +342,4 @@ fn check_copies(
         }
     }
     Ok(())
-}
-
-/// Whether `header` is CBOR `null` (a detached payload).
-pub(super) fn is_null(header: &Header) -> bool {
-    *header == Header::Simple(NULL)
 }

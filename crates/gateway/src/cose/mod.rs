@@ -146,7 +146,7 @@ pub fn parse(bytes: &[u8]) -> Result<CoseMessage, GatewayError> {
     };
     let payload = match element(&mut r)? {
         Header::Bytes(len) => r.bytes(len)?,
-        header if headers::is_null(&header) => return malformed("detached_payload"),
+        Header::Simple(cbor_reader::NULL) => return malformed("detached_payload"),
         _ => return malformed("payload_not_bstr"),
     };
     let proof = match element(&mut r)? {

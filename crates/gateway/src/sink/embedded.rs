@@ -237,12 +237,10 @@ impl Writer {
         let mut total: u64 = sized.iter().map(|s| s.1).sum();
         let now = SystemTime::now();
         let hold = self.hold.load(Ordering::Acquire);
-        // A closed segment's last record is just before the next segment's first.
+        // A closed segment's last record is just before the next segment's first; the zip
+        // leaves out the last segment, the one being written.
         let nexts = firsts.iter().skip(1);
         for ((first, len, modified), next) in sized.into_iter().zip(nexts) {
-            if first == self.segment {
-                break;
-            }
             let too_old = now
                 .duration_since(modified)
                 .is_ok_and(|age| age > self.limits.max_age);
