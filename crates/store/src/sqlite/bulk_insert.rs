@@ -28,13 +28,33 @@ impl BulkInsert {
         (MAX_PARAMETERS / self.column_count.max(1)).max(1)
     }
 
+    /// The INSERT for `rows` rows, written into one buffer: an audit batch builds one per
+    /// commit, so a row must not cost an allocation of its own.
     fn sql(&self, rows: usize) -> String {
-        let row = format!("({})", vec!["?"; self.column_count].join(", "));
-        let values = vec![row; rows].join(", ");
-        format!(
-            "INSERT INTO {} ({}) VALUES {values}{}",
-            self.table, self.columns, self.suffix
-        )
+        let placeholders = self.column_count.max(1) * 3;
+        let mut sql = String::with_capacity(
+            40 + self.table.len() + self.columns.len() + self.suffix.len() + rows * placeholders,
+        );
+        sql.push_str("INSERT INTO ");
+        sql.push_str(self.table);
+        sql.push_str(" (");
+        sql.push_str(self.columns);
+        sql.push_str(") VALUES ");
+        for row in 0..rows {
+            if row > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('(');
+            for column in 0..self.column_count {
+                if column > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push('?');
+            }
+            sql.push(')');
+        }
+        sql.push_str(self.suffix);
+        sql
     }
 
     /// Inserts `items` on `conn`, `bind` adding each item's columns in `columns` order. Every
@@ -46,12 +66,16 @@ impl BulkInsert {
         bind: impl Fn(&mut SqliteArguments<'a>, &'a T) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let per_statement = self.rows_per_statement();
-        let full_chunk_sql = self.sql(per_statement);
+        let mut full_chunk_sql: Option<String> = None;
         for chunk in items.chunks(per_statement) {
             let args = Self::arguments(chunk, &bind)?;
+            // Full chunks share one text (built on first use), so sqlx prepares it once per
+            // connection; the last, shorter chunk gets its own.
             let partial_sql;
             let sql = if chunk.len() == per_statement {
-                full_chunk_sql.as_str()
+                full_chunk_sql
+                    .get_or_insert_with(|| self.sql(per_statement))
+                    .as_str()
             } else {
                 partial_sql = self.sql(chunk.len());
                 partial_sql.as_str()
@@ -71,13 +95,17 @@ impl BulkInsert {
         bind: impl Fn(&mut SqliteArguments<'a>, &'a T) -> Result<(), StoreError>,
     ) -> Result<Vec<String>, StoreError> {
         let per_statement = self.rows_per_statement();
-        let full_chunk_sql = self.sql(per_statement);
+        let mut full_chunk_sql: Option<String> = None;
         let mut returned = Vec::new();
         for chunk in items.chunks(per_statement) {
             let args = Self::arguments(chunk, &bind)?;
+            // Full chunks share one text (built on first use), so sqlx prepares it once per
+            // connection; the last, shorter chunk gets its own.
             let partial_sql;
             let sql = if chunk.len() == per_statement {
-                full_chunk_sql.as_str()
+                full_chunk_sql
+                    .get_or_insert_with(|| self.sql(per_statement))
+                    .as_str()
             } else {
                 partial_sql = self.sql(chunk.len());
                 partial_sql.as_str()
