@@ -13,9 +13,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
-use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use portcullis_store::{swap_setting, Store};
 use zeroize::Zeroizing;
@@ -135,29 +133,20 @@ impl Blocklist {
     }
 }
 
-/// The middleware: a blocked source gets 403 (an OAuth-style error body, so token clients
-/// read it too) and nothing else runs.
-pub async fn refuse_blocked(
-    State(list): State<Arc<Blocklist>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let (parts, body) = request.into_parts();
-    let source = portcullis_http::client_address(&parts);
-    if list.is_blocked(source) {
-        metrics::counter!(BLOCKED_METRIC).increment(1);
-        let mut response = (
-            StatusCode::FORBIDDEN,
-            r#"{"error":"access_denied","error_description":"requests from this address are blocked for a while after an attack was detected"}"#,
-        )
-            .into_response();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        return response;
-    }
-    next.run(Request::from_parts(parts, body)).await
+/// The answer to a request from a blocked address (counted in `BLOCKED_METRIC`); checked
+/// before any route by [`crate::edge`].
+pub fn refusal() -> Response {
+    metrics::counter!(BLOCKED_METRIC).increment(1);
+    let mut response = (
+        StatusCode::FORBIDDEN,
+        r#"{"error":"access_denied","error_description":"requests from this address are blocked for a while after an attack was detected"}"#,
+    )
+        .into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 pub use portcullis_ports::BLOCKED_METRIC;

@@ -2,13 +2,14 @@
 //! the Prometheus text format. Recording is a few atomic operations, so it can sit on the
 //! token endpoint's hot path.
 
-use std::time::Instant;
+use std::sync::OnceLock;
+use std::time::Duration;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use portcullis_http::SourceAddr;
 
@@ -27,10 +28,30 @@ pub fn install_recorder() -> Result<PrometheusHandle, metrics_exporter_prometheu
         .install_recorder()
 }
 
-/// The endpoint label: the route pattern, never the raw path (unbounded label values would
-/// let a scanner grow the metrics without limit).
-fn endpoint_label(path: Option<&MatchedPath>) -> &'static str {
-    match path.map(MatchedPath::as_str) {
+/// The `endpoint` label values; [`endpoint_index`] picks one.
+const ENDPOINTS: [&str; 16] = [
+    "token",
+    "introspect",
+    "revoke",
+    "jwks",
+    "discovery",
+    "health",
+    "metrics",
+    "est_enroll",
+    "est_reenroll",
+    "est_cacerts",
+    "est_csrattrs",
+    "crl",
+    "ca_certificates",
+    "ocsp",
+    "admin",
+    "other",
+];
+
+/// The endpoint label of a request: the route pattern, never the raw path (unbounded label
+/// values would let a scanner grow the metrics without limit).
+fn endpoint_index(path: Option<&MatchedPath>) -> usize {
+    let label = match path.map(MatchedPath::as_str) {
         Some("/oauth2/token") => "token",
         Some("/oauth2/introspect") => "introspect",
         Some("/oauth2/revoke") => "revoke",
@@ -49,51 +70,98 @@ fn endpoint_label(path: Option<&MatchedPath>) -> &'static str {
         Some(p) if p.starts_with("/admin/v1") => "admin",
         // No route matched (404, 405): one label, so scanners cannot grow the metrics.
         _ => "other",
-    }
+    };
+    ENDPOINTS
+        .iter()
+        .position(|e| *e == label)
+        .unwrap_or(ENDPOINTS.len() - 1)
 }
 
-fn outcome_label(status: u16) -> &'static str {
+/// The `outcome` label values, by status class.
+const OUTCOMES: [&str; 5] = [
+    "success",
+    "unauthorized",
+    "rate_limited",
+    "client_error",
+    "server_error",
+];
+
+fn outcome_index(status: u16) -> usize {
     match status {
-        200..=299 => "success",
-        401 | 403 => "unauthorized",
-        429 => "rate_limited",
-        400..=499 => "client_error",
-        _ => "server_error",
+        200..=299 => 0,
+        401 | 403 => 1,
+        429 => 2,
+        400..=499 => 3,
+        _ => 4,
     }
 }
 
-fn status_label(status: u16) -> &'static str {
-    match status {
-        200 => "200",
-        201 => "201",
-        204 => "204",
-        400 => "400",
-        401 => "401",
-        403 => "403",
-        404 => "404",
-        405 => "405",
-        409 => "409",
-        413 => "413",
-        415 => "415",
-        429 => "429",
-        500 => "500",
-        503 => "503",
-        _ => "other",
+/// The `status` label values: the statuses Portcullis answers, and `other`.
+const STATUSES: [u16; 15] = [
+    200, 201, 204, 400, 401, 403, 404, 405, 409, 413, 415, 429, 500, 503, 0,
+];
+const STATUS_LABELS: [&str; 15] = [
+    "200", "201", "204", "400", "401", "403", "404", "405", "409", "413", "415", "429", "500",
+    "503", "other",
+];
+
+fn status_index(status: u16) -> usize {
+    STATUSES
+        .iter()
+        .position(|s| *s == status)
+        .unwrap_or(STATUSES.len() - 1)
+}
+
+/// The request counter and latency histogram of every (endpoint, status) and (endpoint,
+/// outcome), each registered on its first use. Why: a labelled `metrics::counter!` hashes
+/// its name and labels, allocates the label set and takes a registry lock on every call;
+/// with the handle kept here a request costs an atomic load and the recording itself, on a
+/// path that runs tens of thousands of times a second.
+pub struct HttpMetrics {
+    requests: Box<[OnceLock<Counter>]>,
+    durations: Box<[OnceLock<Histogram>]>,
+}
+
+impl Default for HttpMetrics {
+    fn default() -> Self {
+        Self {
+            requests: (0..ENDPOINTS.len() * STATUSES.len())
+                .map(|_| OnceLock::new())
+                .collect(),
+            durations: (0..ENDPOINTS.len() * OUTCOMES.len())
+                .map(|_| OnceLock::new())
+                .collect(),
+        }
     }
 }
 
-/// Middleware that counts and times every request.
-pub async fn record_request(request: Request, next: Next) -> Response {
-    let endpoint = endpoint_label(request.extensions().get::<MatchedPath>());
-    let start = Instant::now();
-    let response = next.run(request).await;
-    let status = response.status().as_u16();
-    let outcome = outcome_label(status);
-    metrics::counter!("portcullis_http_requests_total", "endpoint" => endpoint, "status" => status_label(status))
-        .increment(1);
-    metrics::histogram!("portcullis_http_request_duration_seconds", "endpoint" => endpoint, "outcome" => outcome)
-        .record(start.elapsed().as_secs_f64());
-    response
+impl HttpMetrics {
+    /// The endpoint a request is counted under, read before the handler consumes it.
+    pub fn endpoint(request: &Request) -> usize {
+        endpoint_index(request.extensions().get::<MatchedPath>())
+    }
+
+    /// Counts one answered request and records how long it took.
+    pub fn record(&self, endpoint: usize, status: u16, elapsed: Duration) {
+        let endpoint_label = ENDPOINTS.get(endpoint).copied().unwrap_or("other");
+        let (s, o) = (status_index(status), outcome_index(status));
+        if let Some(counter) = self.requests.get(endpoint * STATUSES.len() + s) {
+            let status_label = STATUS_LABELS.get(s).copied().unwrap_or("other");
+            counter
+                .get_or_init(|| {
+                    metrics::counter!("portcullis_http_requests_total", "endpoint" => endpoint_label, "status" => status_label)
+                })
+                .increment(1);
+        }
+        if let Some(histogram) = self.durations.get(endpoint * OUTCOMES.len() + o) {
+            let outcome_label = OUTCOMES.get(o).copied().unwrap_or("server_error");
+            histogram
+                .get_or_init(|| {
+                    metrics::histogram!("portcullis_http_request_duration_seconds", "endpoint" => endpoint_label, "outcome" => outcome_label)
+                })
+                .record(elapsed.as_secs_f64());
+        }
+    }
 }
 
 /// `GET /metrics` on its own listener (`[server] metrics_listen`): whoever can reach that
@@ -128,6 +196,7 @@ pub async fn render_local(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::middleware::Next;
     use axum::routing::get;
     use axum::Router;
     use tower::ServiceExt;
@@ -136,7 +205,7 @@ mod tests {
     async fn label_of(routes: Router, path: &str) -> &'static str {
         let app = routes.layer(axum::middleware::from_fn(
             |request: Request, next: Next| async move {
-                let label = endpoint_label(request.extensions().get::<MatchedPath>());
+                let label = ENDPOINTS[HttpMetrics::endpoint(&request)];
                 let mut response = next.run(request).await;
                 response.extensions_mut().insert(label);
                 response

@@ -17,6 +17,7 @@ mod config;
 mod config_values;
 mod detection;
 mod device_clients;
+mod edge;
 mod federation_admin;
 mod gateway_setup;
 mod health;

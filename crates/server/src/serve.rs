@@ -344,8 +344,8 @@ pub struct Surfaces {
 }
 
 impl Surfaces {
-    /// The whole HTTP surface of one listener. The metrics layer goes on last, so every
-    /// route of every surface is counted under its matched route.
+    /// The whole HTTP surface of one listener. The edge layer goes on last, so it wraps every
+    /// route of every surface and counts each under its matched route.
     pub fn router(&self, listener: Listener) -> Router {
         let ops = Router::new()
             .route("/healthz", get(crate::health::healthz))
@@ -388,12 +388,15 @@ impl Surfaces {
         if let Some(gateway) = &self.gateway {
             app = app.merge(gateway.router(listener == Listener::Tls));
         }
+        let edge = Arc::new(crate::edge::Edge {
+            trusted_proxies: self.trusted_proxies.clone(),
+            blocklist: self.blocklist.clone(),
+            metrics: http_metrics::HttpMetrics::default(),
+        });
         app.layer(axum::middleware::from_fn_with_state(
-            self.blocklist.clone(),
-            crate::blocklist::refuse_blocked,
+            edge,
+            crate::edge::edge,
         ))
-        .layer(axum::middleware::from_fn(http_metrics::record_request))
-        .layer(axum::Extension(self.trusted_proxies.clone()))
     }
 }
 
