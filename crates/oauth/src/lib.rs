@@ -17,6 +17,7 @@ pub mod error;
 pub mod federation;
 pub mod fetch_guard;
 pub mod introspect;
+mod issued_metrics;
 pub mod jwks;
 pub mod mtls;
 pub mod revoke;

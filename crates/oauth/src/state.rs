@@ -79,6 +79,8 @@ pub struct AuthServer {
     pub(crate) single_use: portcullis_store::SingleUseBatcher,
     /// Devices as `tls_client_auth` clients (issue #12), asked for ids no client has.
     pub(crate) device_clients: Option<Arc<dyn portcullis_ports::DeviceClients>>,
+    /// `portcullis_tokens_issued_total` per authentication method.
+    pub(crate) issued: crate::issued_metrics::IssuedCounters,
 }
 
 /// The system clock, in whole seconds since the Unix epoch.
@@ -137,6 +139,7 @@ impl AuthServer {
             clock: Arc::new(system_clock),
             certificate_validator: None,
             device_clients: None,
+            issued: Default::default(),
         }
     }
 

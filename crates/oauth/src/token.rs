@@ -120,7 +120,7 @@ async fn issue_access_token(
         }
         None => None,
     };
-    let scopes = grant_scopes(scope, &allowed)?;
+    let scopes = grant_scopes(scope, allowed.as_ref().unwrap_or(&client.scopes))?;
     let issuer = server.settings.issuer.as_str();
     let audience = match &exchanged {
         Some(e) => e.audiences.clone(),
@@ -165,7 +165,7 @@ async fn issue_access_token(
         scope: claims.scope.as_deref(),
     })?;
 
-    metrics::counter!("portcullis_tokens_issued_total", "auth_method" => method).increment(1);
+    server.issued.increment(method);
     let AccessTokenClaims {
         jti,
         aud,
@@ -228,8 +228,8 @@ struct Granted {
     client: Arc<Client>,
     /// How the request proved it (metrics label, audit detail).
     method: &'static str,
-    /// The scopes it may ask for.
-    allowed: ScopeSet,
+    /// The scopes it may ask for; `None`: the client's own (not copied for every token).
+    allowed: Option<ScopeSet>,
     /// The token's lifetime: the client's, or less so it ends with the outside token.
     ttl_secs: u32,
     /// For the JWT bearer grant: the outside subject and the policy that mapped it.
@@ -253,7 +253,7 @@ async fn authorize(
             let AuthenticatedClient { client, method } =
                 authenticate_request(server, addr, request, claimed).await?;
             Ok(Granted {
-                allowed: client.scopes.clone(),
+                allowed: None,
                 ttl_secs: client.token_ttl_secs,
                 client,
                 method: method.as_str(),
@@ -268,7 +268,7 @@ async fn authorize(
             let exchanged = server.exchange_token(&exchange, &client.client_id).await?;
             let left = exchanged.expires_at.saturating_sub(server.now());
             Ok(Granted {
-                allowed: exchanged.scopes.clone(),
+                allowed: Some(exchanged.scopes.clone()),
                 ttl_secs: u32::try_from(left.max(1))
                     .unwrap_or(u32::MAX)
                     .min(client.token_ttl_secs),
@@ -301,7 +301,7 @@ async fn authorize(
                     .map_or(if saml { "saml2_bearer" } else { "jwt_bearer" }, |a| {
                         a.method.as_str()
                     }),
-                allowed: granted.scopes,
+                allowed: Some(granted.scopes),
                 ttl_secs,
                 client: granted.client,
                 federated: Some((granted.subject, granted.policy)),
