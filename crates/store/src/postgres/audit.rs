@@ -83,7 +83,7 @@ async fn insert(conn: &mut PgConnection, records: &[AuditRecord]) -> Result<(), 
         action.push(r.event.action.as_str());
         subject.push(r.event.subject.as_str());
         outcome.push(r.event.outcome.as_str());
-        detail.push(r.event.detail.to_string());
+        detail.push(portcullis_core::audit::detail_text(&r.event.detail));
         prev_hash.push(r.prev_hash.as_str());
         hash.push(r.hash.as_str());
     }

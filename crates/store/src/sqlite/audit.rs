@@ -69,7 +69,7 @@ fn bind_record<'a>(
         args.add(e.action.as_str())?;
         args.add(e.subject.as_str())?;
         args.add(e.outcome.as_str())?;
-        args.add(e.detail.to_string())?;
+        args.add(portcullis_core::audit::detail_text(&e.detail))?;
         args.add(record.prev_hash.as_str())?;
         args.add(record.hash.as_str())
     })();
