@@ -3,10 +3,11 @@
 //! actions.
 //!
 //! Every event the node records passes [`DetectionObserver`] first — before refusals are
-//! summarised — which turns it into signals and queues them (never waiting: a full queue
-//! drops the signals, counted in `portcullis_detection_signals_dropped_total`). The
-//! [`Detector`] task sums them per (rule, key, bucket) and every [`FLUSH`] adds the sums to
-//! the shared counters in the store, whose totals over the window — every node's events
+//! summarised — which turns it into signals and adds them to the node's [`SharedTally`],
+//! summed per (rule, key, bucket) (never waiting long: a lock held for one insertion; past
+//! [`MAX_PENDING`] counters the signals are dropped, counted in
+//! `portcullis_detection_signals_dropped_total`). Every [`FLUSH`] the [`Detector`] task takes
+//! the tally and adds the sums to the shared counters in the store, whose totals over the window — every node's events
 //! together — decide. A firing is an incident named by an HMAC of (rule, key, cooldown
 //! period); only the node whose insert creates it alerts: an `alert.raised` audit record,
 //! `portcullis_alerts_total{rule}`, the webhook, and the rule's action (suspend the device,
@@ -16,7 +17,7 @@
 //! and an alert's detail (who, from where) is sealed with the audit data key: the store
 //! holds no client id or address in the clear for detection either.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use portcullis_audit::{AuditLog, AuditObserver};
@@ -25,13 +26,12 @@ use std::collections::HashMap;
 
 use portcullis_core::detection::{
     decide, decide_rate, signals, window_buckets, ActionTarget, Baseline, Counting,
-    DetectionConfig, Firing, LocalTally, Signal, SignalKey,
+    DetectionConfig, Firing, LocalTally, SignalKey,
 };
 use portcullis_core::device::{DeviceId, DeviceState};
 use portcullis_core::ClientId;
 use portcullis_ports::{ClientRegistry, DeviceRegistry};
 use portcullis_store::{DetectionIncrement, Store, StoredAlert};
-use tokio::sync::mpsc;
 use zeroize::Zeroizing;
 
 use crate::alert_webhook::AlertWebhook;
@@ -39,11 +39,12 @@ use crate::bootstrap::unix_now;
 
 /// How often local tallies go to the shared counters (the bound on detection latency).
 pub const FLUSH: Duration = Duration::from_millis(250);
-/// Signal batches queued between the recording tasks and the detector.
-const QUEUE: usize = 65_536;
+/// Distinct counters a node holds between two flushes at most: beyond, signals are dropped
+/// (and counted), so a flood of distinct keys cannot grow memory without bound.
+pub const MAX_PENDING: usize = 65_536;
 /// Counter: alerts raised, by rule.
 pub const ALERTS_METRIC: &str = "portcullis_alerts_total";
-/// Counter: signals lost to a full queue.
+/// Counter: signals dropped because [`MAX_PENDING`] counters were waiting.
 pub const DROPPED_METRIC: &str = "portcullis_detection_signals_dropped_total";
 /// The actor of alert records and automatic actions.
 const ACTOR: &str = "system:detection";
@@ -67,23 +68,30 @@ struct RateState {
 /// Rates not seen for this long are forgotten (bounded memory; a returning client relearns).
 const RATE_FORGET_SECS: i64 = 86_400;
 
-/// One event's signals, with its time.
-pub struct Observed {
-    signals: Vec<Signal>,
-    at: i64,
-}
+/// The signals this node observed since the detector's last flush: the recording tasks add,
+/// the detector takes it all every [`FLUSH`]. Why a lock and not a queue: each queued event
+/// woke the detector task, about once per token at tens of thousands a second, which cost
+/// the node more than the counting; an insertion under an uncontended lock costs less than
+/// the wake-up did, and the detector wakes four times a second.
+pub type SharedTally = Arc<Mutex<LocalTally>>;
 
 /// Turns recorded events into signals for the detector (installed on the audit log).
 pub struct DetectionObserver {
-    tx: mpsc::Sender<Observed>,
+    tally: SharedTally,
     config: Arc<DetectionConfig>,
 }
 
 impl DetectionObserver {
-    /// The observer and the receiving end the [`Detector`] takes.
-    pub fn new(config: Arc<DetectionConfig>) -> (Self, mpsc::Receiver<Observed>) {
-        let (tx, rx) = mpsc::channel(QUEUE);
-        (Self { tx, config }, rx)
+    /// The observer and the tally the [`Detector`] drains.
+    pub fn new(config: Arc<DetectionConfig>) -> (Self, SharedTally) {
+        let tally = SharedTally::default();
+        (
+            Self {
+                tally: tally.clone(),
+                config,
+            },
+            tally,
+        )
     }
 }
 
@@ -93,10 +101,14 @@ impl AuditObserver for DetectionObserver {
         if signals.is_empty() {
             return;
         }
-        let at = event.at;
-        if self.tx.try_send(Observed { signals, at }).is_err() {
-            metrics::counter!(DROPPED_METRIC).increment(1);
+        // A panic elsewhere while holding the lock leaves counts, not a broken invariant.
+        let mut tally = self.tally.lock().unwrap_or_else(PoisonError::into_inner);
+        if tally.len() >= MAX_PENDING {
+            drop(tally);
+            metrics::counter!(DROPPED_METRIC).increment(signals.len() as u64);
+            return;
         }
+        tally.add_all(&signals, event.at, &self.config);
     }
 }
 
@@ -122,30 +134,28 @@ pub fn naming_key(pepper: &[u8]) -> Zeroizing<Vec<u8>> {
 }
 
 impl Detector {
-    /// Runs until the queue closes (the node stops).
-    pub async fn run(self, mut rx: mpsc::Receiver<Observed>) {
-        let mut tally = LocalTally::new();
+    /// Runs until the observer is gone (the node stops), flushing `tally` every [`FLUSH`].
+    pub async fn run(self, tally: SharedTally) {
         let mut rates: HashMap<SignalKey, RateState> = HashMap::new();
         let mut tick = tokio::time::interval(FLUSH);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut purged_at = 0;
         loop {
-            tokio::select! {
-                observed = rx.recv() => match observed {
-                    Some(observed) => tally.add_all(&observed.signals, observed.at, &self.config),
-                    None => return,
-                },
-                _ = tick.tick() => {
-                    self.flush(&mut tally, &mut rates).await;
-                    let now = unix_now();
-                    if now - purged_at > 3600 {
-                        purged_at = now;
-                        rates.retain(|_, state| state.interval > now - RATE_FORGET_SECS);
-                        if let Err(e) = self.store.purge_detection_counts(now - KEEP_SECS).await {
-                            tracing::warn!(error = %e, "purging old detection counters failed");
-                        }
-                    }
+            tick.tick().await;
+            let mut pending =
+                std::mem::take(&mut *tally.lock().unwrap_or_else(PoisonError::into_inner));
+            self.flush(&mut pending, &mut rates).await;
+            let now = unix_now();
+            if now - purged_at > 3600 {
+                purged_at = now;
+                rates.retain(|_, state| state.interval > now - RATE_FORGET_SECS);
+                if let Err(e) = self.store.purge_detection_counts(now - KEEP_SECS).await {
+                    tracing::warn!(error = %e, "purging old detection counters failed");
                 }
+            }
+            // Only this task holds the tally now: the audit log and its observer are gone.
+            if Arc::strong_count(&tally) == 1 {
+                return;
             }
         }
     }

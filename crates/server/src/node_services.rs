@@ -27,11 +27,8 @@ pub struct NodeServices {
     pub keys: Arc<KeyManager>,
     pub pki: Arc<NodePki>,
     /// What the attack detector reads (`None` with `[detection] enabled = false`): the
-    /// observed events and the key that names counters and incidents.
-    pub detection: Option<(
-        tokio::sync::mpsc::Receiver<crate::detection::Observed>,
-        zeroize::Zeroizing<Vec<u8>>,
-    )>,
+    /// signals observed since its last flush and the key that names counters and incidents.
+    pub detection: Option<(crate::detection::SharedTally, zeroize::Zeroizing<Vec<u8>>)>,
     /// Addresses attack detection blocked (loaded from the store).
     pub blocklist: Arc<crate::blocklist::Blocklist>,
 }
