@@ -213,6 +213,11 @@ fn put_field(h: &mut Sha256, field: &[u8]) {
 /// The chain hash of record `seq` holding `event`, following `prev`. Fields are
 /// length-prefixed so no two different records can hash the same input.
 pub fn chain_hash(prev: &[u8; 32], seq: i64, event: &AuditEvent) -> [u8; 32] {
+    chain_hash_over(prev, seq, event, &detail_text(&event.detail))
+}
+
+/// [`chain_hash`] with the record's [`detail_text`] already written.
+fn chain_hash_over(prev: &[u8; 32], seq: i64, event: &AuditEvent, detail: &str) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(prev);
     h.update(seq.to_be_bytes());
@@ -221,7 +226,7 @@ pub fn chain_hash(prev: &[u8; 32], seq: i64, event: &AuditEvent) -> [u8; 32] {
     put_field(&mut h, event.action.as_bytes());
     put_field(&mut h, event.subject.as_bytes());
     put_field(&mut h, event.outcome.as_bytes());
-    put_field(&mut h, detail_text(&event.detail).as_bytes());
+    put_field(&mut h, detail.as_bytes());
     h.finalize().into()
 }
 
@@ -251,13 +256,26 @@ pub fn from_hex(s: &str) -> Option<[u8; 32]> {
 /// Builds the records for `events` appended after a chain whose last record is
 /// (`last_seq`, `last_hash`).
 pub fn link(last_seq: i64, last_hash: [u8; 32], events: Vec<AuditEvent>) -> Vec<AuditRecord> {
+    link_with_details(last_seq, last_hash, events).0
+}
+
+/// [`link`], also returning each record's [`detail_text`] — the exact text its hash covered —
+/// so a store writes that text instead of serialising the detail a second time.
+pub fn link_with_details(
+    last_seq: i64,
+    last_hash: [u8; 32],
+    events: Vec<AuditEvent>,
+) -> (Vec<AuditRecord>, Vec<String>) {
     let mut prev = last_hash;
     let mut seq = last_seq;
-    events
+    let mut details = Vec::with_capacity(events.len());
+    let records = events
         .into_iter()
         .map(|event| {
             seq += 1;
-            let hash = chain_hash(&prev, seq, &event);
+            let detail = detail_text(&event.detail);
+            let hash = chain_hash_over(&prev, seq, &event, &detail);
+            details.push(detail);
             let rec = AuditRecord {
                 seq,
                 event,
@@ -267,7 +285,8 @@ pub fn link(last_seq: i64, last_hash: [u8; 32], events: Vec<AuditEvent>) -> Vec<
             prev = hash;
             rec
         })
-        .collect()
+        .collect();
+    (records, details)
 }
 
 /// Why a chain failed verification.

@@ -1,7 +1,7 @@
 //! The `audit_log` table: the append-only hash chain of everything that happened, shared by
 //! every node.
 
-use portcullis_core::audit::{from_hex, link, AuditEvent, AuditRecord, GENESIS_HASH};
+use portcullis_core::audit::{from_hex, link_with_details, AuditEvent, AuditRecord, GENESIS_HASH};
 use sqlx::{PgConnection, PgPool};
 
 use crate::rows::record_from_row;
@@ -56,24 +56,30 @@ pub(super) async fn append(
             (seq, hash)
         }
     };
-    let records = link(last_seq, last_hash, events);
-    for chunk in records.chunks(ROWS_PER_STATEMENT) {
-        insert(&mut tx, chunk).await?;
+    let (records, details) = link_with_details(last_seq, last_hash, events);
+    for (chunk, details) in records
+        .chunks(ROWS_PER_STATEMENT)
+        .zip(details.chunks(ROWS_PER_STATEMENT))
+    {
+        insert(&mut tx, chunk, details).await?;
     }
     tx.commit().await?;
     Ok(records)
 }
 
-/// One statement for the whole chunk, one array per column; `detail` is stored as the exact
-/// JSON text the chain hash covered.
-async fn insert(conn: &mut PgConnection, records: &[AuditRecord]) -> Result<(), StoreError> {
+/// One statement for the whole chunk, one array per column; `details` are the exact JSON texts
+/// the chain hashes covered.
+async fn insert(
+    conn: &mut PgConnection,
+    records: &[AuditRecord],
+    details: &[String],
+) -> Result<(), StoreError> {
     let mut seq = Vec::with_capacity(records.len());
     let mut at = Vec::with_capacity(records.len());
     let mut actor = Vec::with_capacity(records.len());
     let mut action = Vec::with_capacity(records.len());
     let mut subject = Vec::with_capacity(records.len());
     let mut outcome = Vec::with_capacity(records.len());
-    let mut detail = Vec::with_capacity(records.len());
     let mut prev_hash = Vec::with_capacity(records.len());
     let mut hash = Vec::with_capacity(records.len());
     for r in records {
@@ -83,7 +89,6 @@ async fn insert(conn: &mut PgConnection, records: &[AuditRecord]) -> Result<(), 
         action.push(r.event.action.as_str());
         subject.push(r.event.subject.as_str());
         outcome.push(r.event.outcome.as_str());
-        detail.push(portcullis_core::audit::detail_text(&r.event.detail));
         prev_hash.push(r.prev_hash.as_str());
         hash.push(r.hash.as_str());
     }
@@ -98,7 +103,7 @@ async fn insert(conn: &mut PgConnection, records: &[AuditRecord]) -> Result<(), 
     .bind(action)
     .bind(subject)
     .bind(outcome)
-    .bind(detail)
+    .bind(details)
     .bind(prev_hash)
     .bind(hash)
     .execute(conn)

@@ -1,6 +1,6 @@
 //! The `audit_log` table: the append-only hash chain of everything that happened.
 
-use portcullis_core::audit::{from_hex, link, AuditEvent, AuditRecord, GENESIS_HASH};
+use portcullis_core::audit::{from_hex, link_with_details, AuditEvent, AuditRecord, GENESIS_HASH};
 use sqlx::sqlite::SqliteArguments;
 use sqlx::{Arguments, SqliteConnection, SqlitePool};
 
@@ -49,8 +49,12 @@ pub(super) async fn append(
             (seq, hash)
         }
     };
-    let records = link(last_seq, last_hash, events);
-    INSERT.run(&mut tx, &records, bind_record).await?;
+    let (records, details) = link_with_details(last_seq, last_hash, events);
+    let rows: Vec<(&AuditRecord, &str)> = records
+        .iter()
+        .zip(details.iter().map(String::as_str))
+        .collect();
+    INSERT.run(&mut tx, &rows, bind_record).await?;
     tx.commit().await?;
     Ok(records)
 }
@@ -59,7 +63,7 @@ pub(super) async fn append(
 /// the chain hash covered.
 fn bind_record<'a>(
     args: &mut SqliteArguments<'a>,
-    record: &'a AuditRecord,
+    (record, detail): &'a (&'a AuditRecord, &'a str),
 ) -> Result<(), StoreError> {
     let e = &record.event;
     let bound = (|| {
@@ -69,7 +73,7 @@ fn bind_record<'a>(
         args.add(e.action.as_str())?;
         args.add(e.subject.as_str())?;
         args.add(e.outcome.as_str())?;
-        args.add(portcullis_core::audit::detail_text(&e.detail))?;
+        args.add(*detail)?;
         args.add(record.prev_hash.as_str())?;
         args.add(record.hash.as_str())
     })();
