@@ -133,8 +133,9 @@ impl Blocklist {
     }
 }
 
-/// The answer to a request from a blocked address (counted in `BLOCKED_METRIC`); checked
-/// before any route by [`crate::edge`].
+/// The answer to a request from a blocked address, counted in `BLOCKED_METRIC`: 403 with an
+/// OAuth-style error body, so token clients read it too. Checked before any handler runs, by
+/// [`crate::edge`].
 pub fn refusal() -> Response {
     metrics::counter!(BLOCKED_METRIC).increment(1);
     let mut response = (

@@ -7,8 +7,8 @@
 //! summed per (rule, key, bucket) (never waiting long: a lock held for one insertion; past
 //! [`MAX_PENDING`] counters the signals are dropped, counted in
 //! `portcullis_detection_signals_dropped_total`). Every [`FLUSH`] the [`Detector`] task takes
-//! the tally and adds the sums to the shared counters in the store, whose totals over the window — every node's events
-//! together — decide. A firing is an incident named by an HMAC of (rule, key, cooldown
+//! the tally and adds the sums to the shared counters in the store, whose totals over the
+//! window — every node's events together — decide. A firing is an incident named by an HMAC of (rule, key, cooldown
 //! period); only the node whose insert creates it alerts: an `alert.raised` audit record,
 //! `portcullis_alerts_total{rule}`, the webhook, and the rule's action (suspend the device,
 //! disable the client, block the address: `blocklist.rs`). Event to alert: one flush, ≤ 250 ms plus a store round trip.
