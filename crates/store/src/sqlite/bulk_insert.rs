@@ -66,20 +66,11 @@ impl BulkInsert {
         bind: impl Fn(&mut SqliteArguments<'a>, &'a T) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let per_statement = self.rows_per_statement();
-        let mut full_chunk_sql: Option<String> = None;
+        let mut full_chunk_sql = None;
         for chunk in items.chunks(per_statement) {
             let args = Self::arguments(chunk, &bind)?;
-            // Full chunks share one text (built on first use), so sqlx prepares it once per
-            // connection; the last, shorter chunk gets its own.
-            let partial_sql;
-            let sql = if chunk.len() == per_statement {
-                full_chunk_sql
-                    .get_or_insert_with(|| self.sql(per_statement))
-                    .as_str()
-            } else {
-                partial_sql = self.sql(chunk.len());
-                partial_sql.as_str()
-            };
+            let mut partial_sql = String::new();
+            let sql = self.chunk_sql(chunk.len(), &mut full_chunk_sql, &mut partial_sql);
             sqlx::query_with(sql, args).execute(&mut *conn).await?;
         }
         Ok(())
@@ -95,27 +86,35 @@ impl BulkInsert {
         bind: impl Fn(&mut SqliteArguments<'a>, &'a T) -> Result<(), StoreError>,
     ) -> Result<Vec<String>, StoreError> {
         let per_statement = self.rows_per_statement();
-        let mut full_chunk_sql: Option<String> = None;
+        let mut full_chunk_sql = None;
         let mut returned = Vec::new();
         for chunk in items.chunks(per_statement) {
             let args = Self::arguments(chunk, &bind)?;
-            // Full chunks share one text (built on first use), so sqlx prepares it once per
-            // connection; the last, shorter chunk gets its own.
-            let partial_sql;
-            let sql = if chunk.len() == per_statement {
-                full_chunk_sql
-                    .get_or_insert_with(|| self.sql(per_statement))
-                    .as_str()
-            } else {
-                partial_sql = self.sql(chunk.len());
-                partial_sql.as_str()
-            };
+            let mut partial_sql = String::new();
+            let sql = self.chunk_sql(chunk.len(), &mut full_chunk_sql, &mut partial_sql);
             let rows = sqlx::query_with(sql, args).fetch_all(&mut *conn).await?;
             for row in rows {
                 returned.push(row.try_get::<String, _>(0)?);
             }
         }
         Ok(returned)
+    }
+
+    /// The SQL for a chunk of `rows`. Full chunks share one text, built on first use into
+    /// `full`, so sqlx prepares it once per connection; the last, shorter chunk gets its own,
+    /// written into `partial`.
+    fn chunk_sql<'s>(
+        &self,
+        rows: usize,
+        full: &'s mut Option<String>,
+        partial: &'s mut String,
+    ) -> &'s str {
+        if rows == self.rows_per_statement() {
+            full.get_or_insert_with(|| self.sql(rows))
+        } else {
+            *partial = self.sql(rows);
+            partial
+        }
     }
 
     fn arguments<'a, T>(
