@@ -96,19 +96,30 @@ fn outcome_index(status: u16) -> usize {
     }
 }
 
-/// The `status` label values: the statuses Portcullis answers, and `other`.
-const STATUSES: [u16; 15] = [
-    200, 201, 204, 400, 401, 403, 404, 405, 409, 413, 415, 429, 500, 503, 0,
-];
-const STATUS_LABELS: [&str; 15] = [
-    "200", "201", "204", "400", "401", "403", "404", "405", "409", "413", "415", "429", "500",
-    "503", "other",
+/// The `status` label values: the statuses Portcullis answers, and `other` (last) for any
+/// other.
+const STATUSES: [(u16, &str); 15] = [
+    (200, "200"),
+    (201, "201"),
+    (204, "204"),
+    (400, "400"),
+    (401, "401"),
+    (403, "403"),
+    (404, "404"),
+    (405, "405"),
+    (409, "409"),
+    (413, "413"),
+    (415, "415"),
+    (429, "429"),
+    (500, "500"),
+    (503, "503"),
+    (0, "other"),
 ];
 
 fn status_index(status: u16) -> usize {
     STATUSES
         .iter()
-        .position(|s| *s == status)
+        .position(|(s, _)| *s == status)
         .unwrap_or(STATUSES.len() - 1)
 }
 
@@ -146,7 +157,7 @@ impl HttpMetrics {
         let endpoint_label = ENDPOINTS.get(endpoint).copied().unwrap_or("other");
         let (s, o) = (status_index(status), outcome_index(status));
         if let Some(counter) = self.requests.get(endpoint * STATUSES.len() + s) {
-            let status_label = STATUS_LABELS.get(s).copied().unwrap_or("other");
+            let status_label = STATUSES.get(s).map_or("other", |(_, label)| *label);
             counter
                 .get_or_init(|| {
                     metrics::counter!("portcullis_http_requests_total", "endpoint" => endpoint_label, "status" => status_label)
