@@ -23,6 +23,7 @@
 //! key and makes it active; old keys stay to read old records; `key rewrap` reseals them.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::sync::{Arc, RwLock};
 
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
@@ -309,8 +310,8 @@ impl AuditSealer {
             event.subject.clear();
             let mut sealed = String::with_capacity(prefix.len() + 24 + buffer.len() * 4 / 3);
             sealed.push_str(&prefix);
-            sealed.push_str(&n.to_string());
-            sealed.push('.');
+            // Writing into a String cannot fail.
+            let _ = write!(sealed, "{n}.");
             B64.encode_string(&buffer, &mut sealed);
             let mut detail = serde_json::Map::with_capacity(1);
             detail.insert("sealed".to_owned(), serde_json::Value::String(sealed));
