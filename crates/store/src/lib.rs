@@ -349,6 +349,14 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         Ok(fresh)
     }
 
+    /// Keeps single-use ids that this node has already decided in memory (an embedded store,
+    /// [`is_shared`](Self::is_shared) false), so that [`list_single_use`](Self::list_single_use)
+    /// returns them after a restart. Nothing is decided here: the answers were given. A shared
+    /// store never gets this call; by default the ids are spent as usual.
+    async fn keep_spent(&self, items: &[SingleUse], now: UnixTime) -> Result<(), StoreError> {
+        self.record_single_use_batch(items, now).await.map(drop)
+    }
+
     /// Deletes expired revocations, and assertion jtis expired for longer than
     /// [`ASSERTION_JTI_GRACE_SECS`] (so a node whose clock lags the purging node's by less
     /// than that still finds the jti and refuses a replay); returns how many rows went.

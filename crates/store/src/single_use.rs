@@ -6,8 +6,9 @@
 //! batch, not per request — the audit log's group commit, for the replay table.
 //!
 //! On an embedded store (SQLite) there is one node: the ids it spent are kept in memory and
-//! decided there, and the store is written behind (the same batches, off the answer's path)
-//! so that a restart loads them back ([`SingleUseBatcher::load`]). What a crash can lose is
+//! decided there, and the store is written behind (batches gathered off the answer's path,
+//! appended in time order by [`Store::keep_spent`], no unique index to keep) so that a
+//! restart loads them back ([`SingleUseBatcher::load`]). What a crash can lose is
 //! the last batch not yet written, as the audit log's `async` mode can; a graceful stop
 //! flushes it ([`SingleUseBatcher::flush`]).
 
@@ -283,7 +284,12 @@ async fn write(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Command>, behind: b
                 Command::Flush(done) => flushed.push(done),
             }
         }
-        if !items.is_empty() {
+        if behind && !items.is_empty() {
+            // Decided already: the rows are only kept for a restart (`Store::keep_spent`).
+            if let Err(e) = store.keep_spent(&items, now).await {
+                tracing::warn!(error = %e, ids = items.len(), "keeping spent single-use ids failed");
+            }
+        } else if !items.is_empty() {
             match store.record_single_use_batch(&items, now).await {
                 Ok(fresh) => {
                     for (reply, fresh) in replies.into_iter().zip(fresh) {

@@ -66,7 +66,8 @@ pub use pki::{
     sample_certificate, sample_device, serial, update_device_replaces_fields_or_reports_missing,
 };
 pub use revocations::{
-    assertion_jti_replay_is_refused, revocation_is_idempotent_listed_until_expiry_and_purged,
+    assertion_jti_replay_is_refused, kept_ids_are_listed_until_expiry_and_purged,
+    revocation_is_idempotent_listed_until_expiry_and_purged,
 };
 pub use settings_and_keys::{
     setting_put_if_absent_keeps_the_first_value, signing_keys_are_listed_and_change_state,
@@ -99,6 +100,7 @@ pub async fn run_all(store: &dyn Store) {
     signing_keys_are_listed_and_change_state(store).await;
     revocation_is_idempotent_listed_until_expiry_and_purged(store).await;
     assertion_jti_replay_is_refused(store).await;
+    kept_ids_are_listed_until_expiry_and_purged(store).await;
     audit_chain_spans_batches_and_verifies(store).await;
     concurrent_audit_appends_form_one_chain(store).await;
     audit_pages_in_both_directions(store).await;

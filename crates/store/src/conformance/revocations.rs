@@ -125,3 +125,39 @@ pub async fn assertion_jti_replay_is_refused(store: &dyn Store) {
         .await
         .expect("still live"));
 }
+
+/// Ids a node decided in memory and keeps for a restart (`keep_spent`) are listed while
+/// unexpired and purged a grace period after.
+pub async fn kept_ids_are_listed_until_expiry_and_purged(store: &dyn Store) {
+    let kept = |id: &str, expires_at| crate::SingleUse {
+        scope: "#dpop".into(),
+        id: id.into(),
+        expires_at,
+    };
+    store
+        .keep_spent(&[kept("kept-live", FAR_FUTURE), kept("kept-old", 50)], NOW)
+        .await
+        .expect("keep");
+    let listed = |rows: &[crate::SingleUse], id: &str| rows.iter().any(|u| u.id == id);
+    let loaded = store.list_single_use(NOW).await.expect("list");
+    assert!(
+        listed(&loaded, "kept-live"),
+        "an unexpired kept id is listed"
+    );
+    assert!(!listed(&loaded, "kept-old"), "an expired one is not");
+    assert!(listed(
+        &store.list_single_use(10).await.expect("list"),
+        "kept-old"
+    ));
+
+    assert!(
+        store
+            .purge_expired(50 + crate::ASSERTION_JTI_GRACE_SECS)
+            .await
+            .expect("purge")
+            >= 1
+    );
+    let loaded = store.list_single_use(10).await.expect("list");
+    assert!(!listed(&loaded, "kept-old"), "purged");
+    assert!(listed(&loaded, "kept-live"), "not purged before it expires");
+}

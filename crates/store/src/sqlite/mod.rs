@@ -241,6 +241,15 @@ impl Store for SqliteStore {
         revocations::record_single_use_batch(&self.pool, items, now).await
     }
 
+    async fn keep_spent(
+        &self,
+        items: &[crate::SingleUse],
+        _now: UnixTime,
+    ) -> Result<(), StoreError> {
+        let _writer = self.writer.lock().await;
+        revocations::keep_spent(&self.pool, items).await
+    }
+
     async fn purge_expired(&self, now: UnixTime) -> Result<u64, StoreError> {
         let _writer = self.writer.lock().await;
         revocations::purge_expired(&self.pool, now).await

@@ -1,10 +1,12 @@
-//! Short-lived "already seen" state: revoked access tokens (RFC 7009) and accepted client
-//! assertion jtis (RFC 7523 §3 item 7). Both are kept only until the token or assertion would
-//! have expired anyway, then purged.
+//! Short-lived "already seen" state: revoked access tokens (RFC 7009), accepted client
+//! assertion jtis (RFC 7523 §3 item 7) and the single-use ids this node decided in memory
+//! (`spent_ids`). All are kept only until the token, assertion or proof would have expired
+//! anyway, then purged.
 
 use portcullis_core::{ClientId, UnixTime};
-use sqlx::{Row, SqlitePool};
+use sqlx::{Arguments, Row, SqlitePool};
 
+use super::bulk_insert::BulkInsert;
 use crate::{RevokedToken, StoreError};
 
 /// Idempotent: revoking a token twice keeps the first record.
@@ -106,6 +108,33 @@ pub(super) async fn record_single_use_batch(
     Ok(plan.answers())
 }
 
+const SPENT: BulkInsert = BulkInsert {
+    table: "spent_ids",
+    columns: "expires_at, scope, id",
+    column_count: 3,
+    suffix: "",
+};
+
+/// Appends ids this node already decided in memory (`Store::keep_spent`), one transaction.
+pub(super) async fn keep_spent(
+    pool: &SqlitePool,
+    items: &[crate::SingleUse],
+) -> Result<(), StoreError> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    SPENT
+        .run(&mut tx, items, |args, item| {
+            let bound = (|| {
+                args.add(item.expires_at)?;
+                args.add(item.scope.as_str())?;
+                args.add(item.id.as_str())
+            })();
+            bound.map_err(|_| StoreError::corrupt_field("spent_ids row", &item.scope))
+        })
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 pub(super) async fn purge_expired(pool: &SqlitePool, now: UnixTime) -> Result<u64, StoreError> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let tokens = sqlx::query("DELETE FROM revoked_tokens WHERE expires_at <= ?")
@@ -116,8 +145,12 @@ pub(super) async fn purge_expired(pool: &SqlitePool, now: UnixTime) -> Result<u6
         .bind(now - crate::ASSERTION_JTI_GRACE_SECS)
         .execute(&mut *tx)
         .await?;
+    let spent = sqlx::query("DELETE FROM spent_ids WHERE expires_at <= ?")
+        .bind(now - crate::ASSERTION_JTI_GRACE_SECS)
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
-    Ok(tokens.rows_affected() + jtis.rows_affected())
+    Ok(tokens.rows_affected() + jtis.rows_affected() + spent.rows_affected())
 }
 
 /// Unexpired rows of the `#` scopes (the assertion jtis of clients are not needed in memory).
@@ -127,7 +160,8 @@ pub(super) async fn list_single_use(
 ) -> Result<Vec<crate::SingleUse>, StoreError> {
     let rows = sqlx::query(
         "SELECT client_id, jti, expires_at FROM assertion_jtis \
-         WHERE client_id LIKE '#%' AND expires_at > ?",
+         WHERE client_id LIKE '#%' AND expires_at > ?1 \
+         UNION ALL SELECT scope, id, expires_at FROM spent_ids WHERE expires_at > ?1",
     )
     .bind(now)
     .fetch_all(pool)
