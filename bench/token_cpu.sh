@@ -7,12 +7,12 @@
 # so a small change to the token path shows here first. Default configuration (sealed audit,
 # detection on, SQLite), rate limits off, three nodes up at once.
 #
-# usage: bench/token_cpu.sh BIN_A BIN_B [ROUNDS]   (ROUNDS default 4)
+# usage: bench/token_cpu.sh BIN_A BIN_B [ROUNDS]   (ROUNDS default 4; CEILING_BIN overrides the ceiling)
 # Needs wrk, perf and the ceiling (cargo build --release -p portcullis-bench-ceiling).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 a=$1 b=$2 rounds=${3:-4}
-ceiling_bin=target/release/portcullis-bench-ceiling
+ceiling_bin=${CEILING_BIN:-target/release/portcullis-bench-ceiling}
 for tool in wrk perf; do command -v "$tool" >/dev/null || { echo "needs $tool" >&2; exit 1; }; done
 work=$(mktemp -d -t portcullis-cpu.XXXXXX)
 pids=()
