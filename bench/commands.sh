@@ -26,7 +26,6 @@ if [[ -z ${BENCH_NO_BUILD:-} ]]; then
   cargo build --release -p portcullis -p portcullis-bench-gateway-load >&2
 fi
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 http_port=$(free_port)
 mqtt_port=$(free_port)
 data="$work/node"

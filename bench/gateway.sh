@@ -92,7 +92,6 @@ idle_n=$((fd_limit - 1000 < idle_max ? fd_limit - 1000 : idle_max))
 registered=$((idle_n > devices ? idle_n : devices))
 log "fd limit $fd_limit (hard $(ulimit -Hn)): $idle_n idle devices, $registered registered"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # --- Mosquitto: the ceiling ---------------------------------------------------------------
 mosq_port=$(free_port)

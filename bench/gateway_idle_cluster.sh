@@ -42,7 +42,6 @@ per_node=$(((total + nodes - 1) / nodes))
 db="portcullis_idle_$$"
 trap 'cleanup; pg postgres "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true' EXIT
 pg postgres "CREATE DATABASE $db" >/dev/null
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 http_ports=() mqtt_ports=() node_pids=()
 issuer="http://127.0.0.1:$(free_port)"

@@ -59,6 +59,8 @@ wait_for_line() {
   die "server not ready after ${BENCH_START_TIMEOUT:-60} s"
 }
 
+# free_port: a TCP port free on 127.0.0.1 now (the kernel's pick).
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 json_field() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
 basic_auth() { printf 'Basic %s' "$(printf '%s:%s' "$1" "$2" | base64 -w0)"; }
 

@@ -8,58 +8,37 @@
 # detection on, SQLite), rate limits off, three nodes up at once.
 #
 # usage: bench/token_cpu.sh BIN_A BIN_B [ROUNDS]   (ROUNDS default 4; CEILING_BIN overrides the ceiling)
-# Needs wrk, perf and the ceiling (cargo build --release -p portcullis-bench-ceiling).
+# Needs perf and the ceiling (cargo build --release -p portcullis-bench-ceiling); wrk is
+# installed if missing.
 set -euo pipefail
+shopt -s inherit_errexit
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source bench/lib.sh
 a=$1 b=$2 rounds=${3:-4}
 ceiling_bin=${CEILING_BIN:-target/release/portcullis-bench-ceiling}
-for tool in wrk perf; do command -v "$tool" >/dev/null || { echo "needs $tool" >&2; exit 1; }; done
-work=$(mktemp -d -t portcullis-cpu.XXXXXX)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-export PORTCULLIS_RATE_LIMIT__PER_CLIENT=0 PORTCULLIS_RATE_LIMIT__PER_ADDRESS=0 RUST_LOG=warn
+require_tools
+command -v perf >/dev/null || die "needs perf"
 port=$((20000 + RANDOM % 20000))
 
-# start BIN NAME PORT: a node with its own data directory; prints its Authorization header.
-start() {
-  "$1" serve --data-dir "$work/$2" --listen "127.0.0.1:$3" --listen-tls 127.0.0.1:0 >"$work/$2.log" 2>&1 &
-  pids+=($!)
-  for _ in $(seq 300); do [[ -s $work/$2/admin.json ]] && break; sleep 0.1; done
-  for _ in $(seq 300); do grep -q 'listening on http' "$work/$2.log" && break; sleep 0.1; done
-  "$1" client create --server "http://127.0.0.1:$3" --admin-credential "$work/$2/admin.json" \
-    --name cpu --json >"$work/$2.client.json"
-}
-auth_of() {
-  python3 -c 'import base64,json,sys; c=json.load(open(sys.argv[1]))
-print("Basic " + base64.b64encode((c["client_id"] + ":" + c["client_secret"]).encode()).decode())' "$1"
-}
-start "$a" a "$port"; pid_a=${pids[-1]}
-start "$b" b "$((port + 1))"; pid_b=${pids[-1]}
+# Two nodes (lib.sh's start_portcullis: own data directory, rate limits off, one client).
+portcullis_bin=$a start_portcullis "127.0.0.1:$port" "$work/a"
+pid_a=${pids[-1]} auth_a=$portcullis_auth
+portcullis_bin=$b start_portcullis "127.0.0.1:$((port + 1))" "$work/b"
+pid_b=${pids[-1]} auth_b=$portcullis_auth
 "$ceiling_bin" "127.0.0.1:$((port + 2))" >"$work/ceiling.log" 2>&1 &
-pids+=($!); pid_c=${pids[-1]}
-sleep 1
-auth_a=$(auth_of "$work/a.client.json") auth_b=$(auth_of "$work/b.client.json")
-auth_c="Basic $(printf 'bench:x' | base64 -w0)"
-cat >"$work/token.lua" <<'LUA'
-wrk.method = "POST"
-wrk.body = "grant_type=client_credentials"
-wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
-wrk.headers["Authorization"] = os.getenv("AUTH")
-LUA
+pids+=($!)
+pid_c=${pids[-1]}
+wait_for_line "$work/ceiling.log" "ceiling listening on" "$pid_c"
+auth_c=$(basic_auth bench unchecked)
 
 # turn NAME PID URL AUTH: one loaded run; prints tokens/s, CPU µs and context switches a request.
 turn() {
-  AUTH=$4 wrk -t2 -c32 -d10s -s "$work/token.lua" "$3" >"$work/wrk.txt" 2>&1 &
+  TOKEN_AUTH=$4 wrk -t2 -c32 -d10s -s bench/token.lua "$3" >"$work/wrk.txt" 2>&1 &
   local load=$!
   sleep 2
   perf stat -x, -e task-clock,context-switches -p "$2" -- sleep 6 2>"$work/stat.txt"
   wait "$load"
-  python3 - "$1" "$(awk '/Requests\/sec/ {print $2}' "$work/wrk.txt")" "$work/stat.txt" <<'PY'
+  python3 - "$1" "$(field rps "$(grep '^RESULT' "$work/wrk.txt")")" "$work/stat.txt" <<'PY'
 import sys
 name, rps, path = sys.argv[1], float(sys.argv[2]), sys.argv[3]
 counts = {}

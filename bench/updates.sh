@@ -24,7 +24,6 @@ command -v nginx >/dev/null || command -v /usr/sbin/nginx >/dev/null ||
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 build_release portcullis
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 addr="127.0.0.1:$(free_port)"
 data="$work/data"
 start_portcullis "$addr" "$data"

@@ -67,12 +67,9 @@ impl BulkInsert {
         items: &'a [T],
         bind: impl Fn(&mut SqliteArguments<'a>, &'a T) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let mut rest = items;
-        for rows in self.statement_sizes(items.len()) {
-            let (chunk, after) = rest.split_at(rows);
-            rest = after;
+        for chunk in self.chunks(items) {
             let args = Self::arguments(chunk, &bind)?;
-            sqlx::query_with(&self.sql(rows), args)
+            sqlx::query_with(&self.sql(chunk.len()), args)
                 .execute(&mut *conn)
                 .await?;
         }
@@ -88,13 +85,10 @@ impl BulkInsert {
         items: &'a [T],
         bind: impl Fn(&mut SqliteArguments<'a>, &'a T) -> Result<(), StoreError>,
     ) -> Result<Vec<String>, StoreError> {
-        let mut rest = items;
         let mut returned = Vec::new();
-        for rows in self.statement_sizes(items.len()) {
-            let (chunk, after) = rest.split_at(rows);
-            rest = after;
+        for chunk in self.chunks(items) {
             let args = Self::arguments(chunk, &bind)?;
-            let found = sqlx::query_with(&self.sql(rows), args)
+            let found = sqlx::query_with(&self.sql(chunk.len()), args)
                 .fetch_all(&mut *conn)
                 .await?;
             for row in found {
@@ -119,6 +113,16 @@ impl BulkInsert {
         std::iter::repeat_n(per_statement, full)
             .chain([stepped, rest % SIZE_STEP])
             .filter(|&rows| rows > 0)
+    }
+
+    /// `items` split into the statements [`statement_sizes`](Self::statement_sizes) gives.
+    fn chunks<'a, T>(&self, items: &'a [T]) -> impl Iterator<Item = &'a [T]> {
+        let mut rest = items;
+        self.statement_sizes(items.len()).map(move |rows| {
+            let (chunk, after) = rest.split_at(rows);
+            rest = after;
+            chunk
+        })
     }
 
     fn arguments<'a, T>(
