@@ -347,12 +347,14 @@ async fn write_batches(
     sealer: Option<Arc<AuditSealer>>,
 ) {
     let mut commands = Vec::with_capacity(MAX_BATCH);
+    // Kept across batches, as `commands` is: a fresh batch-sized buffer each time came from
+    // fresh allocator pages, and their page faults showed on the token path.
+    let mut events = Vec::with_capacity(MAX_BATCH);
     let mut stopped = Vec::new();
     // recv_many returns 0 only once the queue is closed (by a Stop, or every handle dropped)
     // and everything queued before that has been taken.
     while queue.recv_many(&mut commands, MAX_BATCH).await > 0 {
         gather(&mut queue, &mut commands).await;
-        let mut events = Vec::with_capacity(commands.len());
         let mut stored = Vec::new();
         let mut flushed = Vec::new();
         for command in commands.drain(..) {
@@ -371,7 +373,8 @@ async fn write_batches(
         if let Some(sealer) = &sealer {
             seal_until_sealed(sealer, &mut events).await;
         }
-        append_until_stored(store.as_ref(), events, &queue).await;
+        append_until_stored(store.as_ref(), &events, &queue).await;
+        events.clear();
         metrics::gauge!(QUEUE_DEPTH_METRIC).set(queue.len() as f64);
         for done in stored.into_iter().chain(flushed) {
             let _ = done.send(());
@@ -437,7 +440,7 @@ async fn seal_until_sealed(sealer: &AuditSealer, events: &mut [AuditEvent]) {
 /// store takes it: dropping audit events because the database blinked is not an option.
 async fn append_until_stored(
     store: &dyn Store,
-    events: Vec<AuditEvent>,
+    events: &[AuditEvent],
     queue: &mpsc::Receiver<Command>,
 ) {
     if events.is_empty() {
@@ -447,9 +450,8 @@ async fn append_until_stored(
     let mut delay = FIRST_RETRY_DELAY;
     loop {
         metrics::gauge!(QUEUE_DEPTH_METRIC).set((queue.len() + count) as f64);
-        // The store consumes the batch, so each attempt gets a copy to keep the original for
-        // a retry.
-        match store.append_audit(events.clone()).await {
+        // Borrowed: the same batch again on a retry.
+        match store.append_audit_batch(events).await {
             Ok(_) => {
                 metrics::counter!(EVENTS_WRITTEN_METRIC).increment(count as u64);
                 return;

@@ -266,27 +266,65 @@ pub fn link_with_details(
     last_hash: [u8; 32],
     events: Vec<AuditEvent>,
 ) -> (Vec<AuditRecord>, Vec<String>) {
-    let mut prev = last_hash;
-    let mut seq = last_seq;
+    let mut linker = ChainLinker::after(last_seq, last_hash);
     let mut details = Vec::with_capacity(events.len());
     let records = events
         .into_iter()
         .map(|event| {
-            seq += 1;
-            let detail = detail_text(&event.detail);
-            let hash = chain_hash_over(&prev, seq, &event, &detail);
-            details.push(detail);
-            let rec = AuditRecord {
-                seq,
+            let link = linker.link(&event);
+            details.push(link.detail);
+            AuditRecord {
+                seq: link.seq,
                 event,
-                prev_hash: to_hex(&prev),
-                hash: to_hex(&hash),
-            };
-            prev = hash;
-            rec
+                prev_hash: to_hex(&link.prev_hash),
+                hash: to_hex(&link.hash),
+            }
         })
         .collect();
     (records, details)
+}
+
+/// Links events to a chain one at a time, borrowing each: what a store uses to write a batch
+/// it does not own (the audit writer keeps its batch for a retry) without first turning it
+/// into [`AuditRecord`]s nobody reads.
+#[derive(Debug, Clone)]
+pub struct ChainLinker {
+    seq: i64,
+    prev: [u8; 32],
+}
+
+/// One event's place in the chain, as [`ChainLinker::link`] computed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainLink {
+    pub seq: i64,
+    /// The event's [`detail_text`]: what the hash covered and the store keeps.
+    pub detail: String,
+    pub prev_hash: [u8; 32],
+    pub hash: [u8; 32],
+}
+
+impl ChainLinker {
+    /// Continues a chain whose last record is (`last_seq`, `last_hash`).
+    pub fn after(last_seq: i64, last_hash: [u8; 32]) -> Self {
+        Self {
+            seq: last_seq,
+            prev: last_hash,
+        }
+    }
+
+    /// The next record's link for `event`.
+    pub fn link(&mut self, event: &AuditEvent) -> ChainLink {
+        self.seq += 1;
+        let detail = detail_text(&event.detail);
+        let hash = chain_hash_over(&self.prev, self.seq, event, &detail);
+        let prev_hash = std::mem::replace(&mut self.prev, hash);
+        ChainLink {
+            seq: self.seq,
+            detail,
+            prev_hash,
+            hash,
+        }
+    }
 }
 
 /// Why a chain failed verification.
@@ -462,6 +500,19 @@ mod tests {
             vec![ev(4), ev(5)],
         ));
         assert_eq!(verify(&recs).unwrap(), 5);
+    }
+
+    #[test]
+    fn a_linker_links_one_event_at_a_time_as_link_does_a_batch() {
+        let recs = chain(4);
+        let mut linker = ChainLinker::after(0, GENESIS_HASH);
+        for (i, rec) in (1..=4).zip(&recs) {
+            let one = linker.link(&ev(i));
+            assert_eq!(one.seq, rec.seq);
+            assert_eq!(to_hex(&one.prev_hash), rec.prev_hash);
+            assert_eq!(to_hex(&one.hash), rec.hash);
+            assert_eq!(one.detail, detail_text(&rec.event.detail));
+        }
     }
 
     #[test]

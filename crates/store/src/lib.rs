@@ -366,6 +366,13 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// stored record, or to the newest archive anchor when no record is stored
     /// (`portcullis_core::audit::link`); returns the new records.
     async fn append_audit(&self, events: Vec<AuditEvent>) -> Result<Vec<AuditRecord>, StoreError>;
+    /// [`append_audit`](Self::append_audit) of a batch the caller keeps, returning nothing:
+    /// the audit writer's path (it holds each batch for a retry and reads nothing back), where
+    /// copying the batch and building records per decision showed on the token path. By
+    /// default, exactly `append_audit` of a copy.
+    async fn append_audit_batch(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
+        self.append_audit(events.to_vec()).await.map(drop)
+    }
     /// Audit records with `seq > after_seq`, ascending, at most `limit`.
     async fn list_audit(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditRecord>, StoreError>;
     /// Audit records with `seq < before_seq`, descending (newest first), at most `limit`.

@@ -49,7 +49,8 @@ fn assert_consecutive(records: &[AuditRecord], first_seq: i64) {
     }
 }
 
-/// Batches of different sizes append to one chain that verifies from the first record.
+/// Batches of different sizes, appended owned or borrowed, form one chain that verifies from
+/// the first record.
 pub async fn audit_chain_spans_batches_and_verifies(store: &dyn Store) {
     assert!(store
         .append_audit(Vec::new())
@@ -69,6 +70,23 @@ pub async fn audit_chain_spans_batches_and_verifies(store: &dyn Store) {
         assert_eq!(stored, records);
         next_seq += size as i64;
     }
+    // The writer's borrowing append continues the same chain, across statement sizes.
+    for (batch, size) in [(10usize, 3usize), (11, 1000), (12, 1)] {
+        let events: Vec<AuditEvent> = (0..size).map(|i| audit_event(batch, i)).collect();
+        store
+            .append_audit_batch(&events)
+            .await
+            .expect("batch append");
+        let stored = store
+            .list_audit(next_seq - 1, size as u32)
+            .await
+            .expect("read back");
+        assert_consecutive(&stored, next_seq);
+        assert!(stored.iter().map(|r| &r.event).eq(events.iter()));
+        next_seq += size as i64;
+    }
+    assert!(store.append_audit_batch(&[]).await.is_ok());
+    assert_eq!(audit_tail(store).await, next_seq - 1);
     assert_eq!(assert_chain_verifies(store).await, (next_seq - 1) as u64);
 }
 

@@ -1,6 +1,8 @@
 //! The `audit_log` table: the append-only hash chain of everything that happened.
 
-use portcullis_core::audit::{from_hex, link_with_details, AuditEvent, AuditRecord, GENESIS_HASH};
+use portcullis_core::audit::{
+    from_hex, to_hex, AuditEvent, AuditRecord, ChainLink, ChainLinker, GENESIS_HASH,
+};
 use sqlx::sqlite::SqliteArguments;
 use sqlx::{Arguments, SqliteConnection, SqlitePool};
 
@@ -19,20 +21,72 @@ const INSERT: BulkInsert = BulkInsert {
 
 /// Links `events` to the last stored record and inserts them, all in one `BEGIN IMMEDIATE`
 /// transaction: the read of the chain's tail and the insert cannot interleave with another
-/// appender, so two writers can never both link to the same record.
+/// appender, so two writers can never both link to the same record. Returns the records.
 pub(super) async fn append(
     pool: &SqlitePool,
     events: Vec<AuditEvent>,
 ) -> Result<Vec<AuditRecord>, StoreError> {
+    let mut links = Vec::with_capacity(events.len());
+    append_with(pool, &events, |link| {
+        links.push((link.seq, link.prev_hash, link.hash))
+    })
+    .await?;
+    Ok(events
+        .into_iter()
+        .zip(links)
+        .map(|(event, (seq, prev, hash))| AuditRecord {
+            seq,
+            event,
+            prev_hash: to_hex(&prev),
+            hash: to_hex(&hash),
+        })
+        .collect())
+}
+
+/// [`append`] of a batch the caller keeps (the audit writer, for a retry), returning nothing:
+/// each statement's rows are linked and bound straight from the events, so a batch of
+/// hundreds is neither copied nor turned into records nobody reads, and the texts made for
+/// it (detail, hashes) move into the statement instead of being copied once more.
+pub(super) async fn append_batch(
+    pool: &SqlitePool,
+    events: &[AuditEvent],
+) -> Result<(), StoreError> {
+    append_with(pool, events, |_| {}).await
+}
+
+async fn append_with(
+    pool: &SqlitePool,
+    events: &[AuditEvent],
+    mut linked: impl FnMut(&ChainLink),
+) -> Result<(), StoreError> {
     if events.is_empty() {
-        return Ok(Vec::new());
+        return Ok(());
     }
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let mut linker = tail(&mut tx).await?;
+    let mut rest = events;
+    for rows in INSERT.statement_sizes(events.len()) {
+        let (chunk, after) = rest.split_at(rows);
+        rest = after;
+        let mut args = INSERT.arguments_for(rows);
+        for event in chunk {
+            let link = linker.link(event);
+            linked(&link);
+            bind_record(&mut args, event, link)?;
+        }
+        INSERT.execute(&mut tx, rows, args).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Where the next record links: after the last stored record, or after the newest archive
+/// anchor when the log is empty (a copied archived chain), or at the genesis.
+async fn tail(tx: &mut SqliteConnection) -> Result<ChainLinker, StoreError> {
     let tail: Option<(i64, String)> =
         sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
             .fetch_optional(&mut *tx)
             .await?;
-    // An empty log continues from the newest anchor (a copied archived chain).
     let tail = match tail {
         Some(tail) => Some(tail),
         None => sqlx::query_as(
@@ -41,43 +95,35 @@ pub(super) async fn append(
         .fetch_optional(&mut *tx)
         .await?,
     };
-    let (last_seq, last_hash) = match tail {
-        None => (0, GENESIS_HASH),
+    Ok(match tail {
+        None => ChainLinker::after(0, GENESIS_HASH),
         Some((seq, hex)) => {
             let hash = from_hex(&hex)
                 .ok_or_else(|| StoreError::corrupt_field("audit_log.hash", &seq.to_string()))?;
-            (seq, hash)
+            ChainLinker::after(seq, hash)
         }
-    };
-    let (records, details) = link_with_details(last_seq, last_hash, events);
-    let rows: Vec<(&AuditRecord, &str)> = records
-        .iter()
-        .zip(details.iter().map(String::as_str))
-        .collect();
-    INSERT.run(&mut tx, &rows, bind_record).await?;
-    tx.commit().await?;
-    Ok(records)
+    })
 }
 
-/// Adds every column of `record` in `COLUMNS` order; `detail` is stored as the exact JSON text
-/// the chain hash covered.
+/// Adds every column of one record in `COLUMNS` order; the detail is the exact JSON text the
+/// chain hash covered.
 fn bind_record<'a>(
     args: &mut SqliteArguments<'a>,
-    (record, detail): &'a (&'a AuditRecord, &'a str),
+    e: &'a AuditEvent,
+    link: ChainLink,
 ) -> Result<(), StoreError> {
-    let e = &record.event;
     let bound = (|| {
-        args.add(record.seq)?;
+        args.add(link.seq)?;
         args.add(e.at)?;
         args.add(e.actor.as_str())?;
         args.add(e.action.as_str())?;
         args.add(e.subject.as_str())?;
         args.add(e.outcome.as_str())?;
-        args.add(*detail)?;
-        args.add(record.prev_hash.as_str())?;
-        args.add(record.hash.as_str())
+        args.add(link.detail)?;
+        args.add(to_hex(&link.prev_hash))?;
+        args.add(to_hex(&link.hash))
     })();
-    bound.map_err(|_| StoreError::corrupt_field("audit_log row", &record.seq.to_string()))
+    bound.map_err(|_| StoreError::corrupt_field("audit_log row", &link.seq.to_string()))
 }
 
 pub(super) async fn list_ascending(
