@@ -31,7 +31,7 @@ pub use error::KeyError;
 pub use jwk::{Jwk, JwkSet};
 pub use jws::JwtSigner;
 pub use keyring::KeyRing;
-pub use random::random_array;
+pub use random::{random_array, random_id};
 pub use verify::{decode, Decoded, VerifyingKey};
 
 use portcullis_core::Kid;

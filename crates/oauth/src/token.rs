@@ -126,7 +126,7 @@ async fn issue_access_token(
         Some(e) => e.audiences.clone(),
         None => client.select_audience(&resources, issuer)?,
     };
-    let jti = URL_SAFE_NO_PAD.encode(portcullis_keys::random::random_array::<16>()?);
+    let jti = URL_SAFE_NO_PAD.encode(portcullis_keys::random_id::<16>()?);
     let now = server.now();
     let mut claims =
         AccessTokenClaims::for_client(issuer, &client, audience, &scopes, now, ttl_secs, jti);

@@ -423,7 +423,7 @@ fn cose_message_id(bytes: &[u8]) -> String {
 }
 
 fn random_message_id() -> Result<String, GatewayError> {
-    portcullis_keys::random_array::<16>()
+    portcullis_keys::random_id::<16>()
         .map(|b| hex::encode(&b))
         .map_err(|e| GatewayError::Internal(e.to_string()))
 }
