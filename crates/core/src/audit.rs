@@ -256,32 +256,11 @@ pub fn from_hex(s: &str) -> Option<[u8; 32]> {
 /// Builds the records for `events` appended after a chain whose last record is
 /// (`last_seq`, `last_hash`).
 pub fn link(last_seq: i64, last_hash: [u8; 32], events: Vec<AuditEvent>) -> Vec<AuditRecord> {
-    link_with_details(last_seq, last_hash, events).0
-}
-
-/// [`link`], also returning each record's [`detail_text`] — the exact text its hash covered —
-/// so a store writes that text instead of serialising the detail a second time.
-pub fn link_with_details(
-    last_seq: i64,
-    last_hash: [u8; 32],
-    events: Vec<AuditEvent>,
-) -> (Vec<AuditRecord>, Vec<String>) {
     let mut linker = ChainLinker::after(last_seq, last_hash);
-    let mut details = Vec::with_capacity(events.len());
-    let records = events
+    events
         .into_iter()
-        .map(|event| {
-            let link = linker.link(&event);
-            details.push(link.detail);
-            AuditRecord {
-                seq: link.seq,
-                event,
-                prev_hash: to_hex(&link.prev_hash),
-                hash: to_hex(&link.hash),
-            }
-        })
-        .collect();
-    (records, details)
+        .map(|event| linker.link(&event).place.record(event))
+        .collect()
 }
 
 /// Links events to a chain one at a time, borrowing each: what a store uses to write a batch
@@ -293,14 +272,32 @@ pub struct ChainLinker {
     prev: [u8; 32],
 }
 
-/// One event's place in the chain, as [`ChainLinker::link`] computed it.
+/// One event's link, as [`ChainLinker::link`] computed it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainLink {
-    pub seq: i64,
+    pub place: ChainPlace,
     /// The event's [`detail_text`]: what the hash covered and the store keeps.
     pub detail: String,
+}
+
+/// Where a record sits in the chain: its number and the hashes that tie it in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainPlace {
+    pub seq: i64,
     pub prev_hash: [u8; 32],
     pub hash: [u8; 32],
+}
+
+impl ChainPlace {
+    /// The record `event` becomes at this place.
+    pub fn record(self, event: AuditEvent) -> AuditRecord {
+        AuditRecord {
+            seq: self.seq,
+            event,
+            prev_hash: to_hex(&self.prev_hash),
+            hash: to_hex(&self.hash),
+        }
+    }
 }
 
 impl ChainLinker {
@@ -319,10 +316,12 @@ impl ChainLinker {
         let hash = chain_hash_over(&self.prev, self.seq, event, &detail);
         let prev_hash = std::mem::replace(&mut self.prev, hash);
         ChainLink {
-            seq: self.seq,
+            place: ChainPlace {
+                seq: self.seq,
+                prev_hash,
+                hash,
+            },
             detail,
-            prev_hash,
-            hash,
         }
     }
 }
@@ -508,10 +507,8 @@ mod tests {
         let mut linker = ChainLinker::after(0, GENESIS_HASH);
         for (i, rec) in (1..=4).zip(&recs) {
             let one = linker.link(&ev(i));
-            assert_eq!(one.seq, rec.seq);
-            assert_eq!(to_hex(&one.prev_hash), rec.prev_hash);
-            assert_eq!(to_hex(&one.hash), rec.hash);
             assert_eq!(one.detail, detail_text(&rec.event.detail));
+            assert_eq!(&one.place.record(ev(i)), rec);
         }
     }
 

@@ -2,7 +2,7 @@
 //! with the same corruption checks, whether the row came from SQLite or PostgreSQL. Each
 //! backend's row type only says how to read one column ([`ColumnReader`]).
 
-use portcullis_core::audit::{AuditEvent, AuditRecord};
+use portcullis_core::audit::{from_hex, AuditEvent, AuditRecord, ChainLinker, GENESIS_HASH};
 use std::collections::BTreeMap;
 
 use portcullis_core::client::{AuthMethod, Client, TlsClientAuthMatch};
@@ -159,6 +159,19 @@ pub(crate) fn key_from_row(row: &impl ColumnReader) -> Result<StoredKey, StoreEr
 
 /// Decodes an audit record as stored, without judging it: checking the chain is the
 /// verifier's job, and it must see an edited record to report it.
+/// Where an append links, from the chain's tail as read (`(seq, hash)` of the last record, or
+/// of the newest archive anchor when the log is empty; `None` for a chain not begun).
+pub(crate) fn linker_after(tail: Option<(i64, String)>) -> Result<ChainLinker, StoreError> {
+    Ok(match tail {
+        None => ChainLinker::after(0, GENESIS_HASH),
+        Some((seq, hex)) => {
+            let hash = from_hex(&hex)
+                .ok_or_else(|| StoreError::corrupt_field("audit_log.hash", &seq.to_string()))?;
+            ChainLinker::after(seq, hash)
+        }
+    })
+}
+
 pub(crate) fn record_from_row(row: &impl ColumnReader) -> Result<AuditRecord, StoreError> {
     let seq = row.int("seq")?;
     let detail = serde_json::from_str(&row.text("detail")?)

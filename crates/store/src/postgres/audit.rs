@@ -1,10 +1,10 @@
 //! The `audit_log` table: the append-only hash chain of everything that happened, shared by
 //! every node.
 
-use portcullis_core::audit::{from_hex, link_with_details, AuditEvent, AuditRecord, GENESIS_HASH};
+use portcullis_core::audit::{to_hex, AuditEvent, AuditRecord, ChainLink, ChainLinker};
 use sqlx::{PgConnection, PgPool};
 
-use crate::rows::record_from_row;
+use crate::rows::{linker_after, record_from_row};
 use crate::{AuditArchiveAnchor, StoreError};
 
 const COLUMNS: &str = "seq, at, actor, action, subject, outcome, detail, prev_hash, hash";
@@ -22,24 +22,63 @@ const ROWS_PER_STATEMENT: usize = 4096;
 /// Every appender on every node takes the same lock, so no two can link to the same record;
 /// readers take no lock and never wait. (Under READ COMMITTED each statement sees what was
 /// committed before it started, so the tail read after the lock sees the previous holder's
-/// rows.)
+/// rows.) Returns the records.
 pub(super) async fn append(
     pool: &PgPool,
     events: Vec<AuditEvent>,
 ) -> Result<Vec<AuditRecord>, StoreError> {
+    let mut places = Vec::with_capacity(events.len());
+    append_with(pool, &events, |link| places.push(link.place)).await?;
+    Ok(events
+        .into_iter()
+        .zip(places)
+        .map(|(event, place)| place.record(event))
+        .collect())
+}
+
+/// [`append`] of a batch the caller keeps (the audit writer, for a retry), returning nothing:
+/// the columns are filled from the borrowed events and their links, without a copy of the
+/// batch or records nobody reads.
+pub(super) async fn append_batch(pool: &PgPool, events: &[AuditEvent]) -> Result<(), StoreError> {
+    append_with(pool, events, |_| {}).await
+}
+
+async fn append_with(
+    pool: &PgPool,
+    events: &[AuditEvent],
+    mut linked: impl FnMut(&ChainLink),
+) -> Result<(), StoreError> {
     if events.is_empty() {
-        return Ok(Vec::new());
+        return Ok(());
     }
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1, 'audit_log'::regclass::oid::int)")
         .bind(AUDIT_LOCK_NAMESPACE)
         .execute(&mut *tx)
         .await?;
+    let mut linker = tail(&mut tx).await?;
+    for chunk in events.chunks(ROWS_PER_STATEMENT) {
+        let links: Vec<ChainLink> = chunk
+            .iter()
+            .map(|event| {
+                let link = linker.link(event);
+                linked(&link);
+                link
+            })
+            .collect();
+        insert(&mut tx, chunk, links).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Where the next record links: after the last stored record, or after the newest archive
+/// anchor when the log is empty (a copied archived chain), or at the genesis.
+async fn tail(tx: &mut PgConnection) -> Result<ChainLinker, StoreError> {
     let tail: Option<(i64, String)> =
         sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
             .fetch_optional(&mut *tx)
             .await?;
-    // An empty log continues from the newest anchor (a copied archived chain).
     let tail = match tail {
         Some(tail) => Some(tail),
         None => sqlx::query_as(
@@ -48,49 +87,35 @@ pub(super) async fn append(
         .fetch_optional(&mut *tx)
         .await?,
     };
-    let (last_seq, last_hash) = match tail {
-        None => (0, GENESIS_HASH),
-        Some((seq, hex)) => {
-            let hash = from_hex(&hex)
-                .ok_or_else(|| StoreError::corrupt_field("audit_log.hash", &seq.to_string()))?;
-            (seq, hash)
-        }
-    };
-    let (records, details) = link_with_details(last_seq, last_hash, events);
-    for (chunk, details) in records
-        .chunks(ROWS_PER_STATEMENT)
-        .zip(details.chunks(ROWS_PER_STATEMENT))
-    {
-        insert(&mut tx, chunk, details).await?;
-    }
-    tx.commit().await?;
-    Ok(records)
+    linker_after(tail)
 }
 
-/// One statement for the whole chunk, one array per column; `details` are the exact JSON texts
-/// the chain hashes covered.
+/// One statement for the whole chunk, one array per column; each link's detail is the exact
+/// JSON text its hash covered.
 async fn insert(
     conn: &mut PgConnection,
-    records: &[AuditRecord],
-    details: &[String],
+    events: &[AuditEvent],
+    links: Vec<ChainLink>,
 ) -> Result<(), StoreError> {
-    let mut seq = Vec::with_capacity(records.len());
-    let mut at = Vec::with_capacity(records.len());
-    let mut actor = Vec::with_capacity(records.len());
-    let mut action = Vec::with_capacity(records.len());
-    let mut subject = Vec::with_capacity(records.len());
-    let mut outcome = Vec::with_capacity(records.len());
-    let mut prev_hash = Vec::with_capacity(records.len());
-    let mut hash = Vec::with_capacity(records.len());
-    for r in records {
-        seq.push(r.seq);
-        at.push(r.event.at);
-        actor.push(r.event.actor.as_str());
-        action.push(r.event.action.as_str());
-        subject.push(r.event.subject.as_str());
-        outcome.push(r.event.outcome.as_str());
-        prev_hash.push(r.prev_hash.as_str());
-        hash.push(r.hash.as_str());
+    let mut seq = Vec::with_capacity(events.len());
+    let mut at = Vec::with_capacity(events.len());
+    let mut actor = Vec::with_capacity(events.len());
+    let mut action = Vec::with_capacity(events.len());
+    let mut subject = Vec::with_capacity(events.len());
+    let mut outcome = Vec::with_capacity(events.len());
+    let mut detail = Vec::with_capacity(events.len());
+    let mut prev_hash = Vec::with_capacity(events.len());
+    let mut hash = Vec::with_capacity(events.len());
+    for (e, link) in events.iter().zip(links) {
+        seq.push(link.place.seq);
+        at.push(e.at);
+        actor.push(e.actor.as_str());
+        action.push(e.action.as_str());
+        subject.push(e.subject.as_str());
+        outcome.push(e.outcome.as_str());
+        prev_hash.push(to_hex(&link.place.prev_hash));
+        hash.push(to_hex(&link.place.hash));
+        detail.push(link.detail);
     }
     sqlx::query(
         "INSERT INTO audit_log (seq, at, actor, action, subject, outcome, detail, prev_hash, \
@@ -103,7 +128,7 @@ async fn insert(
     .bind(action)
     .bind(subject)
     .bind(outcome)
-    .bind(details)
+    .bind(detail)
     .bind(prev_hash)
     .bind(hash)
     .execute(conn)

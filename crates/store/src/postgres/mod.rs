@@ -314,6 +314,10 @@ impl Store for PostgresStore {
         audit::append(&self.pool, events).await
     }
 
+    async fn append_audit_batch(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
+        audit::append_batch(&self.pool, events).await
+    }
+
     async fn list_audit(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditRecord>, StoreError> {
         audit::list_ascending(&self.pool, after_seq, limit).await
     }

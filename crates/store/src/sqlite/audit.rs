@@ -1,13 +1,11 @@
 //! The `audit_log` table: the append-only hash chain of everything that happened.
 
-use portcullis_core::audit::{
-    from_hex, to_hex, AuditEvent, AuditRecord, ChainLink, ChainLinker, GENESIS_HASH,
-};
+use portcullis_core::audit::{to_hex, AuditEvent, AuditRecord, ChainLink, ChainLinker};
 use sqlx::sqlite::SqliteArguments;
 use sqlx::{Arguments, SqliteConnection, SqlitePool};
 
 use super::bulk_insert::BulkInsert;
-use crate::rows::record_from_row;
+use crate::rows::{linker_after, record_from_row};
 use crate::{AuditArchiveAnchor, StoreError};
 
 const COLUMNS: &str = "seq, at, actor, action, subject, outcome, detail, prev_hash, hash";
@@ -26,20 +24,12 @@ pub(super) async fn append(
     pool: &SqlitePool,
     events: Vec<AuditEvent>,
 ) -> Result<Vec<AuditRecord>, StoreError> {
-    let mut links = Vec::with_capacity(events.len());
-    append_with(pool, &events, |link| {
-        links.push((link.seq, link.prev_hash, link.hash))
-    })
-    .await?;
+    let mut places = Vec::with_capacity(events.len());
+    append_with(pool, &events, |link| places.push(link.place)).await?;
     Ok(events
         .into_iter()
-        .zip(links)
-        .map(|(event, (seq, prev, hash))| AuditRecord {
-            seq,
-            event,
-            prev_hash: to_hex(&prev),
-            hash: to_hex(&hash),
-        })
+        .zip(places)
+        .map(|(event, place)| place.record(event))
         .collect())
 }
 
@@ -95,14 +85,7 @@ async fn tail(tx: &mut SqliteConnection) -> Result<ChainLinker, StoreError> {
         .fetch_optional(&mut *tx)
         .await?,
     };
-    Ok(match tail {
-        None => ChainLinker::after(0, GENESIS_HASH),
-        Some((seq, hex)) => {
-            let hash = from_hex(&hex)
-                .ok_or_else(|| StoreError::corrupt_field("audit_log.hash", &seq.to_string()))?;
-            ChainLinker::after(seq, hash)
-        }
-    })
+    linker_after(tail)
 }
 
 /// Adds every column of one record in `COLUMNS` order; the detail is the exact JSON text the
@@ -112,18 +95,19 @@ fn bind_record<'a>(
     e: &'a AuditEvent,
     link: ChainLink,
 ) -> Result<(), StoreError> {
+    let place = link.place;
     let bound = (|| {
-        args.add(link.seq)?;
+        args.add(place.seq)?;
         args.add(e.at)?;
         args.add(e.actor.as_str())?;
         args.add(e.action.as_str())?;
         args.add(e.subject.as_str())?;
         args.add(e.outcome.as_str())?;
         args.add(link.detail)?;
-        args.add(to_hex(&link.prev_hash))?;
-        args.add(to_hex(&link.hash))
+        args.add(to_hex(&place.prev_hash))?;
+        args.add(to_hex(&place.hash))
     })();
-    bound.map_err(|_| StoreError::corrupt_field("audit_log row", &link.seq.to_string()))
+    bound.map_err(|_| StoreError::corrupt_field("audit_log row", &place.seq.to_string()))
 }
 
 pub(super) async fn list_ascending(
