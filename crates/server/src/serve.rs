@@ -157,6 +157,9 @@ pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), ServeError> {
         None => None,
     };
     let mut mqtt_tasks = Vec::new();
+    // Told at shutdown; each listener then says goodbye to its connections (MQTT 5:
+    // DISCONNECT 0x8B) and waits a little for them, instead of being cut off mid-write.
+    let (mqtt_stop, mqtt_stopping) = tokio::sync::watch::channel(false);
     for (listener, tls) in [(mqtts_listener, true), (mqtt_listener, false)] {
         let Some(listener) = listener else { continue };
         let addr = listener.local_addr().map_err(ServeError::Http)?;
@@ -168,7 +171,12 @@ pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), ServeError> {
             listener,
             if tls { tls_config.clone() } else { None },
             gateway.gateway.clone(),
-            std::future::pending(),
+            {
+                let mut stopping = mqtt_stopping.clone();
+                async move {
+                    let _ = stopping.wait_for(|stop| *stop).await;
+                }
+            },
         )));
     }
     let tls_task = match (tls_listener, tls_local, certificate, tls_config.clone()) {
@@ -270,8 +278,10 @@ pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), ServeError> {
         task.abort();
     }
     gateway.gateway.close_all();
+    let _ = mqtt_stop.send(true);
     for task in mqtt_tasks {
-        task.abort();
+        // Bounded by the listener's own grace period.
+        let _ = task.await;
     }
     gateway.gateway.flush_counters().await;
     if let Some(task) = metrics_task {
