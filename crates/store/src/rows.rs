@@ -157,8 +157,6 @@ pub(crate) fn key_from_row(row: &impl ColumnReader) -> Result<StoredKey, StoreEr
     })
 }
 
-/// Decodes an audit record as stored, without judging it: checking the chain is the
-/// verifier's job, and it must see an edited record to report it.
 /// Where an append links, from the chain's tail as read (`(seq, hash)` of the last record, or
 /// of the newest archive anchor when the log is empty; `None` for a chain not begun).
 pub(crate) fn linker_after(tail: Option<(i64, String)>) -> Result<ChainLinker, StoreError> {
@@ -172,6 +170,8 @@ pub(crate) fn linker_after(tail: Option<(i64, String)>) -> Result<ChainLinker, S
     })
 }
 
+/// Decodes an audit record as stored, without judging it: checking the chain is the
+/// verifier's job, and it must see an edited record to report it.
 pub(crate) fn record_from_row(row: &impl ColumnReader) -> Result<AuditRecord, StoreError> {
     let seq = row.int("seq")?;
     let detail = serde_json::from_str(&row.text("detail")?)

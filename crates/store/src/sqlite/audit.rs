@@ -54,17 +54,14 @@ async fn append_with(
     }
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let mut linker = tail(&mut tx).await?;
-    let mut rest = events;
-    for rows in INSERT.statement_sizes(events.len()) {
-        let (chunk, after) = rest.split_at(rows);
-        rest = after;
-        let mut args = INSERT.arguments_for(rows);
+    for chunk in INSERT.chunks(events) {
+        let mut args = INSERT.arguments_for(chunk.len());
         for event in chunk {
             let link = linker.link(event);
             linked(&link);
             bind_record(&mut args, event, link)?;
         }
-        INSERT.execute(&mut tx, rows, args).await?;
+        INSERT.execute(&mut tx, chunk.len(), args).await?;
     }
     tx.commit().await?;
     Ok(())

@@ -145,7 +145,7 @@ impl BulkInsert {
     /// instead of parsing one of its own (measured: parsing a few-hundred-row INSERT per audit
     /// batch was an eighth of SQLite's time on the token path). The extra statement costs a
     /// round trip per batch, not per row.
-    pub fn statement_sizes(&self, total: usize) -> impl Iterator<Item = usize> {
+    fn statement_sizes(&self, total: usize) -> impl Iterator<Item = usize> {
         let per_statement = self.rows_per_statement();
         let full = total / per_statement;
         let rest = total % per_statement;
@@ -156,7 +156,7 @@ impl BulkInsert {
     }
 
     /// `items` split into the statements [`statement_sizes`](Self::statement_sizes) gives.
-    fn chunks<'a, T>(&self, items: &'a [T]) -> impl Iterator<Item = &'a [T]> {
+    pub fn chunks<'a, T>(&self, items: &'a [T]) -> impl Iterator<Item = &'a [T]> {
         let mut rest = items;
         self.statement_sizes(items.len()).map(move |rows| {
             let (chunk, after) = rest.split_at(rows);
