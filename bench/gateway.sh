@@ -33,7 +33,8 @@
 # usage: bench/gateway.sh                    (all phases; builds the release binaries first)
 #        GW_PHASES="mqtt rate" bench/gateway.sh
 # env:   GW_ROUNDS (3) GW_DEVICES (1000) GW_SIZE (200) GW_DURATION (10) GW_INFLIGHT ("16 1")
-#        GW_PRESEAL (1200)
+#        GW_PRESEAL (1200) GW_TIMELINE=1 (each run's latencies per 10 ms of due time, in
+#        GW_OUT/timeline-LABEL.txt: where the tail comes from)
 #        GW_IDLE_MAX (100000) GW_HTTP_DURATION (10s) GW_HTTP_MESSAGES (per wrk thread and run,
 #        400000) GW_OUT, BENCH_NO_BUILD=1, and bench/lib.sh's knobs. Binaries: PORTCULLIS_BIN,
 #        GW_LOAD_BIN (target/release/gateway-load), GW_COSE_BENCH (the criterion executable;
@@ -172,8 +173,10 @@ log "device import --with-keys of $registered devices: $(awk -v a="$t0" -v b="$(
 mqtt_run() {
   local label=$1 line
   shift
+  local timeline=()
+  [[ -n ${GW_TIMELINE:-} ]] && timeline=(--timeline "$out/timeline-${label// /_}.txt")
   line=$(timeout 600 "$load_bin" mqtt --devices "$devices" --size "$size" --duration "$mqtt_secs" \
-    "$@" 2>"$work/load.err" | grep '^RESULT') ||
+    "${timeline[@]}" "$@" 2>"$work/load.err" | grep '^RESULT') ||
     { cat "$work/load.err" >&2; die "$label: gateway-load failed"; }
   [[ -s $work/load.err ]] && cat "$work/load.err" >>"$out/raw.txt"
   log "$label: $line"

@@ -141,6 +141,10 @@ struct MqttArgs {
     /// The server's process id: its CPU time (load) or VmRSS (idle) is reported.
     #[arg(long)]
     server_pid: Option<u32>,
+    /// Write the PUBACK latencies over time to this file: per 10 ms of due time in the
+    /// window, `offset_ms count p99_us max_us` (where stalls come from, and how often).
+    #[arg(long)]
+    timeline: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -288,7 +292,13 @@ enum Payloads {
 static SEALED_LIVE: AtomicUsize = AtomicUsize::new(0);
 
 impl Payloads {
-    /// Seals `n` messages ahead (their counters and timestamps fixed now).
+    /// Seals `n` messages ahead (their counters and timestamps fixed now), into one buffer
+    /// they are slices of: handing one out and dropping it after the write is then a
+    /// reference count, as `Random`'s is. (Messages allocated one by one made the run
+    /// against the gateway free ~200-byte blocks by the tens of thousands a second, and
+    /// glibc's `malloc_consolidate` then stalled this generator for 20-100 ms at a time —
+    /// seen in `perf record -a` as the generator busy and the node idle, counted as PUBACK
+    /// latency.)
     fn preseal(&mut self, n: usize) {
         if let Self::Sealed {
             device,
@@ -298,6 +308,8 @@ impl Payloads {
         } = self
         {
             let now = unix_secs();
+            let mut all = BytesMut::new();
+            let mut ends = Vec::with_capacity(n);
             for _ in 0..n {
                 *counter += 1;
                 let sealed = seal_mac0(
@@ -308,7 +320,17 @@ impl Payloads {
                     now,
                     filler,
                 );
-                ready.push_back(Bytes::from(sealed));
+                if all.is_empty() {
+                    all.reserve(sealed.len() * n);
+                }
+                all.extend_from_slice(&sealed);
+                ends.push(all.len());
+            }
+            let all = all.freeze();
+            let mut start = 0;
+            for end in ends {
+                ready.push_back(all.slice(start..end));
+                start = end;
             }
         }
     }
@@ -464,6 +486,8 @@ struct Tally {
     acked: u64,
     /// Their latencies, microseconds.
     latencies_us: Vec<u32>,
+    /// When each was due, milliseconds into the window (parallel to `latencies_us`).
+    due_ms: Vec<u32>,
 }
 
 async fn publish(args: MqttArgs) -> Result<()> {
@@ -540,9 +564,13 @@ async fn publish(args: MqttArgs) -> Result<()> {
         total.sent += tally.sent;
         total.acked += tally.acked;
         total.latencies_us.extend(tally.latencies_us);
+        total.due_ms.extend(tally.due_ms);
     }
     for e in &first_errors {
         eprintln!("gateway-load: {e}");
+    }
+    if let Some(path) = &args.timeline {
+        write_timeline(path, &total.due_ms, &total.latencies_us)?;
     }
     let mut latencies = total.latencies_us;
     latencies.sort_unstable();
@@ -585,6 +613,27 @@ async fn publish(args: MqttArgs) -> Result<()> {
         connect_failed + broken,
         SEALED_LIVE.load(Ordering::Relaxed),
     );
+    Ok(())
+}
+
+/// Per 10 ms of due time: how many PUBACKs, their p99 and maximum latency.
+fn write_timeline(path: &std::path::Path, due_ms: &[u32], latencies_us: &[u32]) -> Result<()> {
+    let mut buckets: std::collections::BTreeMap<u32, Vec<u32>> = Default::default();
+    for (due, latency) in due_ms.iter().zip(latencies_us) {
+        buckets.entry(due / 10).or_default().push(*latency);
+    }
+    let mut text = String::from("offset_ms count p99_us max_us\n");
+    for (bucket, mut latencies) in buckets {
+        latencies.sort_unstable();
+        let p99 = latencies[(latencies.len() * 99).div_ceil(100).max(1) - 1];
+        let max = latencies[latencies.len() - 1];
+        text.push_str(&format!(
+            "{} {} {p99} {max}\n",
+            bucket * 10,
+            latencies.len()
+        ));
+    }
+    std::fs::write(path, text)?;
     Ok(())
 }
 
@@ -687,6 +736,8 @@ async fn connection(
                     tally
                         .latencies_us
                         .push(u32::try_from(us).unwrap_or(u32::MAX));
+                    let into = due.saturating_duration_since(window.from).as_millis();
+                    tally.due_ms.push(u32::try_from(into).unwrap_or(u32::MAX));
                 }
             }
             Event::Incoming(Packet::Disconnect) => {
