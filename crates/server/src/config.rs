@@ -503,6 +503,12 @@ pub struct GatewaySection {
     /// `embedded` (default: an append-only log in `<data_dir>/telemetry`) or a
     /// `nats://host:port` URL (JetStream).
     pub sink: String,
+    /// While messages come faster than the sink writes them, it is written at most once per
+    /// this many milliseconds, everything that arrived meanwhile in one write (one
+    /// `fdatasync` of the embedded log); messages that come one at a time are written at
+    /// once. Less CPU per message under load for about this much more latency. Default 0
+    /// (as soon as the previous write is done); at most 100.
+    pub sink_write_interval_ms: u64,
     /// The embedded log's bound in bytes (oldest segments go first). Default 1 GiB.
     pub embedded_max_bytes: u64,
     /// The embedded log's bound in age. Default 7 days.
@@ -625,6 +631,7 @@ impl Default for GatewaySection {
             listen_mqtts: None,
             listen_mqtt: Listen::Off,
             sink: "embedded".into(),
+            sink_write_interval_ms: 0,
             embedded_max_bytes: 1 << 30,
             embedded_max_age_secs: 7 * 24 * 3600,
             nats_stream: "TELEMETRY".into(),
@@ -821,6 +828,9 @@ impl Config {
         }
         if g.max_inflight == 0 || g.max_keep_alive_secs == 0 {
             return bad("max_inflight and max_keep_alive_secs must be above 0");
+        }
+        if g.sink_write_interval_ms > 100 {
+            return bad("sink_write_interval_ms must be at most 100");
         }
         if g.sink != "embedded" && !g.sink.starts_with("nats://") {
             return bad("sink must be \"embedded\" or a nats:// URL");
@@ -1042,6 +1052,7 @@ mod tests {
         assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.signing_algorithm(), Algorithm::ES256);
         assert_eq!(c.rate_limit.per_client, 1000);
+        assert_eq!(c.gateway.sink_write_interval_ms, 0);
     }
 
     #[test]
@@ -1087,6 +1098,7 @@ mod tests {
             ("PORTCULLIS_AUDIT__CHECKPOINT_INTERVAL_SECS", "-1"),
             ("PORTCULLIS_AUDIT__CHECKPOINT_INTERVAL_SECS", "86401"),
             ("PORTCULLIS_AUDIT__CHECKPOINT_INTERVAL_SECS", "often"),
+            ("PORTCULLIS_GATEWAY__SINK_WRITE_INTERVAL_MS", "101"),
             ("PORTCULLIS_PKI__TLS_CERT_LIFETIME_SECS", "4"),
             ("PORTCULLIS_PKI__TLS_CERT_LIFETIME_SECS", "34387201"),
             ("PORTCULLIS_PKI__TLS_CERT_LIFETIME_SECS", "-1"),

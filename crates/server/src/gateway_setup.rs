@@ -142,6 +142,7 @@ pub async fn start(
             connect_timeout: Duration::from_secs(g.connect_timeout_secs),
             max_inflight: g.max_inflight,
             max_keep_alive_secs: g.max_keep_alive_secs,
+            sink_write_interval: Duration::from_millis(g.sink_write_interval_ms),
         },
         policy,
         command_rules: g.commands.rules.clone(),

@@ -41,6 +41,10 @@ pub struct GatewayLimits {
     pub connect_timeout: Duration,
     pub max_inflight: u16,
     pub max_keep_alive_secs: u16,
+    /// While messages come faster than the sink writes them, it is written at most once
+    /// per this interval (group commit: one `fdatasync` of the embedded log for everything
+    /// that came meanwhile); zero: as soon as the previous write is done.
+    pub sink_write_interval: Duration,
 }
 
 impl Default for GatewayLimits {
@@ -50,6 +54,7 @@ impl Default for GatewayLimits {
             connect_timeout: Duration::from_secs(10),
             max_inflight: 64,
             max_keep_alive_secs: 300,
+            sink_write_interval: Duration::ZERO,
         }
     }
 }
@@ -252,6 +257,7 @@ impl Gateway {
                 ReplayGuard::new(parts.store, window)
             },
         );
+        let write_interval = parts.config.limits.sink_write_interval;
         Arc::new(Gateway {
             operator_keys,
             commands,
@@ -262,7 +268,7 @@ impl Gateway {
             certificates: parts.certificates,
             tokens: parts.tokens,
             sink_kind: parts.sink.kind(),
-            ingest: Ingest::start(Arc::clone(&replay), parts.sink),
+            ingest: Ingest::start(Arc::clone(&replay), parts.sink, write_interval),
             replay,
             audit: parts.audit,
             sessions: Arc::new(Sessions::default()),
