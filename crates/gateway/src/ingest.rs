@@ -540,15 +540,17 @@ mod tests {
         Arc::new(log.clone())
     }
 
-    /// The real log, refusing one batch when told to.
+    /// The real log, counting its writes and refusing one batch when told to (`refused`
+    /// set back to false).
     #[derive(Debug)]
-    struct RefusesOnce {
+    struct WatchedLog {
         log: EmbeddedLog,
         refused: Arc<std::sync::atomic::AtomicBool>,
+        writes: Arc<std::sync::atomic::AtomicUsize>,
     }
 
     #[async_trait::async_trait]
-    impl Sink for RefusesOnce {
+    impl Sink for WatchedLog {
         async fn put(&self, record: TelemetryRecord) -> Result<(), crate::sink::SinkError> {
             self.put_batch(vec![record]).await.remove(0)
         }
@@ -556,6 +558,8 @@ mod tests {
             &self,
             records: Vec<TelemetryRecord>,
         ) -> Vec<Result<(), crate::sink::SinkError>> {
+            self.writes
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             if !self.refused.swap(true, std::sync::atomic::Ordering::SeqCst) {
                 let e = || Err(crate::sink::SinkError("disk full".into()));
                 return records.iter().map(|_| e()).collect();
@@ -576,9 +580,10 @@ mod tests {
         let refused = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let flag = Arc::clone(&refused);
         let (ingest, _replay, _store, log) = local_pipeline(dir.path(), move |log| {
-            Arc::new(RefusesOnce {
+            Arc::new(WatchedLog {
                 log: log.clone(),
                 refused: flag,
+                writes: Arc::default(),
             })
         })
         .await;
@@ -595,34 +600,6 @@ mod tests {
         assert_eq!(stored(&log).await, ["dev-8-1", "dev-8-2"]);
     }
 
-    /// The real log, counting its writes.
-    #[derive(Debug)]
-    struct CountsWrites {
-        log: EmbeddedLog,
-        writes: Arc<std::sync::atomic::AtomicUsize>,
-    }
-
-    #[async_trait::async_trait]
-    impl Sink for CountsWrites {
-        async fn put(&self, record: TelemetryRecord) -> Result<(), crate::sink::SinkError> {
-            self.put_batch(vec![record]).await.remove(0)
-        }
-        async fn put_batch(
-            &self,
-            records: Vec<TelemetryRecord>,
-        ) -> Vec<Result<(), crate::sink::SinkError>> {
-            self.writes
-                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            self.log.put_batch(records).await
-        }
-        fn kind(&self) -> &'static str {
-            "embedded"
-        }
-        fn position(&self) -> Option<u64> {
-            self.log.position()
-        }
-    }
-
     /// Messages one at a time are written at once; after a batch of several, the next
     /// waits for the rest of the interval and what arrives meanwhile joins its write.
     /// Without an interval each is written as it comes.
@@ -635,8 +612,9 @@ mod tests {
             let (ingest, _replay, _store, log) = local_pipeline_paced(
                 dir.path(),
                 move |log| {
-                    Arc::new(CountsWrites {
+                    Arc::new(WatchedLog {
                         log: log.clone(),
+                        refused: Arc::new(true.into()),
                         writes: counter,
                     })
                 },
