@@ -2,7 +2,9 @@
 //! with the same corruption checks, whether the row came from SQLite or PostgreSQL. Each
 //! backend's row type only says how to read one column ([`ColumnReader`]).
 
-use portcullis_core::audit::{from_hex, AuditEvent, AuditRecord, ChainLinker, GENESIS_HASH};
+use portcullis_core::audit::{
+    from_hex, AuditEvent, AuditRecord, ChainLinker, ChainPlace, GENESIS_HASH,
+};
 use std::collections::BTreeMap;
 
 use portcullis_core::client::{AuthMethod, Client, TlsClientAuthMatch};
@@ -168,6 +170,15 @@ pub(crate) fn linker_after(tail: Option<(i64, String)>) -> Result<ChainLinker, S
             ChainLinker::after(seq, hash)
         }
     })
+}
+
+/// The records `events` became at `places`: an append's links, in the events' order.
+pub(crate) fn records_at(events: Vec<AuditEvent>, places: Vec<ChainPlace>) -> Vec<AuditRecord> {
+    events
+        .into_iter()
+        .zip(places)
+        .map(|(event, place)| place.record(event))
+        .collect()
 }
 
 /// Decodes an audit record as stored, without judging it: checking the chain is the

@@ -5,7 +5,7 @@ use sqlx::sqlite::SqliteArguments;
 use sqlx::{Arguments, SqliteConnection, SqlitePool};
 
 use super::bulk_insert::BulkInsert;
-use crate::rows::{linker_after, record_from_row};
+use crate::rows::{linker_after, record_from_row, records_at};
 use crate::{AuditArchiveAnchor, StoreError};
 
 const COLUMNS: &str = "seq, at, actor, action, subject, outcome, detail, prev_hash, hash";
@@ -26,11 +26,7 @@ pub(super) async fn append(
 ) -> Result<Vec<AuditRecord>, StoreError> {
     let mut places = Vec::with_capacity(events.len());
     append_with(pool, &events, |link| places.push(link.place)).await?;
-    Ok(events
-        .into_iter()
-        .zip(places)
-        .map(|(event, place)| place.record(event))
-        .collect())
+    Ok(records_at(events, places))
 }
 
 /// [`append`] of a batch the caller keeps (the audit writer, for a retry), returning nothing:
