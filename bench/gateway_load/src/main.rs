@@ -296,7 +296,7 @@ impl Payloads {
     /// they are slices of: handing one out and dropping it after the write is then a
     /// reference count, as `Random`'s is. (Messages allocated one by one made the run
     /// against the gateway free ~200-byte blocks by the tens of thousands a second, and
-    /// glibc's `malloc_consolidate` then stalled this generator for 20-100 ms at a time —
+    /// glibc's `malloc_consolidate` then stalled this generator for 20-150 ms at a time —
     /// seen in `perf record -a` as the generator busy and the node idle, counted as PUBACK
     /// latency.)
     fn preseal(&mut self, n: usize) {
