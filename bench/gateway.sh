@@ -34,7 +34,9 @@
 #        GW_PHASES="mqtt rate" bench/gateway.sh
 # env:   GW_ROUNDS (3) GW_DEVICES (1000) GW_SIZE (200) GW_DURATION (10) GW_INFLIGHT ("16 1")
 #        GW_PRESEAL (1200) GW_TIMELINE=1 (each run's latencies per 10 ms of due time, in
-#        GW_OUT/timeline-LABEL.txt: where the tail comes from)
+#        GW_OUT/timeline-LABEL.txt: where the tail comes from) GW_DIRECT=1 (publishers drive
+#        rumqttc's codec over their own sockets, `gateway-load --direct`: the same packets for
+#        less of the generator's CPU, in every publishing run against both servers)
 #        GW_IDLE_MAX (100000) GW_HTTP_DURATION (10s) GW_HTTP_MESSAGES (per wrk thread and run,
 #        400000) GW_OUT, BENCH_NO_BUILD=1, and bench/lib.sh's knobs. Binaries: PORTCULLIS_BIN,
 #        GW_LOAD_BIN (target/release/gateway-load), GW_COSE_BENCH (the criterion executable;
@@ -173,10 +175,11 @@ log "device import --with-keys of $registered devices: $(awk -v a="$t0" -v b="$(
 mqtt_run() {
   local label=$1 line
   shift
-  local timeline=()
-  [[ -n ${GW_TIMELINE:-} ]] && timeline=(--timeline "$out/timeline-${label// /_}.txt")
+  local extra=()
+  [[ -n ${GW_TIMELINE:-} ]] && extra+=(--timeline "$out/timeline-${label// /_}.txt")
+  [[ -n ${GW_DIRECT:-} ]] && extra+=(--direct)
   line=$(timeout 600 "$load_bin" mqtt --devices "$devices" --size "$size" --duration "$mqtt_secs" \
-    "${timeline[@]}" "$@" 2>"$work/load.err" | grep '^RESULT') ||
+    "${extra[@]}" "$@" 2>"$work/load.err" | grep '^RESULT') ||
     { cat "$work/load.err" >&2; die "$label: gateway-load failed"; }
   [[ -s $work/load.err ]] && cat "$work/load.err" >>"$out/raw.txt"
   log "$label: $line"

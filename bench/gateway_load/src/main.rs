@@ -10,6 +10,9 @@
 //!   (`--plain`) the same clients send the same number of random bytes with no login.
 //!   Prints one `RESULT ...` line: PUBACKs received in the measured window per second, PUBACK
 //!   latency percentiles, and the CPU the generator and the server (`--server-pid`) used.
+//!   With `--direct`, each device drives rumqttc's packet codec over its own socket instead
+//!   (one task, one write per message: `direct.rs`), for a generator that leaves more of
+//!   the shared CPU to the server.
 //! - `gateway-load mqtt --idle`: N devices connect and hold their connection (a PINGREQ at
 //!   half the keep-alive), publishing nothing; prints the server's VmRSS before and after.
 //!   rumqttc's client cannot choose a source address (`NetworkOptions::set_bind_device` is
@@ -53,6 +56,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::time::{Instant, MissedTickBehavior};
 
 mod commands;
+mod direct;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type Result<T, E = BoxError> = std::result::Result<T, E>;
@@ -131,6 +135,11 @@ struct MqttArgs {
     /// Idle mode: seconds to hold every connection once all are up.
     #[arg(long, default_value_t = 10.0)]
     hold: f64,
+    /// Publishers drive rumqttc's packet codec over their own sockets, one task per device,
+    /// instead of rumqttc's client (two tasks and a channel per device): the same packets
+    /// for a fraction of the generator's CPU (`direct.rs`).
+    #[arg(long, conflicts_with = "idle")]
+    direct: bool,
     /// Idle mode: keep-alive in the CONNECT (a PINGREQ goes out every half of it).
     #[arg(long, default_value_t = 60)]
     keep_alive: u16,
@@ -500,7 +509,29 @@ async fn publish(args: MqttArgs) -> Result<()> {
     let (start_tx, start_rx) = watch::channel::<Option<Window>>(None);
     let setup_started = Instant::now();
     let mut tasks = Vec::with_capacity(n);
+    let direct_target = match args.direct {
+        true => Some(
+            tokio::net::lookup_host(&args.target)
+                .await?
+                .next()
+                .ok_or_else(|| format!("--target {}: no address", args.target))?,
+        ),
+        false => None,
+    };
     for (index, plan) in plans.into_iter().enumerate() {
+        if let Some(target) = direct_target {
+            tasks.push(tokio::spawn(direct::connection(
+                index,
+                n,
+                target,
+                plan,
+                inflight,
+                Arc::clone(&connecting),
+                Arc::clone(&settled),
+                start_rx.clone(),
+            )));
+            continue;
+        }
         let mut options = MqttOptions::new(plan.client_id.clone(), host.clone(), port);
         options
             .set_keep_alive(Duration::from_secs(60))
@@ -538,6 +569,11 @@ async fn publish(args: MqttArgs) -> Result<()> {
         until,
         rate: args.rate,
     }));
+    if args.timeline.is_some() {
+        // The window's start on CLOCK_MONOTONIC (std's Instant prints its timespec on
+        // Linux), to line the timeline up with `perf record -k CLOCK_MONOTONIC`.
+        eprintln!("gateway-load: window from {:?}", from.into_std());
+    }
     tokio::time::sleep_until(from).await;
     let cpu_before = (cpu_secs(None), args.server_pid.map(|p| cpu_secs(Some(p))));
     tokio::time::sleep_until(until).await;
