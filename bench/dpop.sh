@@ -10,8 +10,9 @@
 # The outside token has no jti (as Kubernetes service-account tokens), so the same one is sent
 # again and again; its issuer's JWKS is served by `python3 -m http.server`, fetched once.
 #
-# The proofs are signed beforehand (`portcullis bench dpop-proofs`, ES256, one file per run,
-# every request its own jti), so the load generator signs nothing; the node accepts proofs up
+# The proofs are signed beforehand (`portcullis bench dpop-proofs`, one file per run and
+# algorithm, every request its own jti): ES256 (`dpop`, what most clients use) and EdDSA
+# (`dpop-eddsa`, Ed25519), so the load generator signs nothing; the node accepts proofs up
 # to an hour old for that (`[dpop] max_age_secs = 3600`), which changes no per-request work.
 #
 # usage: bench/dpop.sh
@@ -56,6 +57,8 @@ for ((i = 1; i <= runs; i++)); do
   say "signing $proofs_per_run DPoP proofs for run $i"
   "$portcullis_bin" bench dpop-proofs --htu "$token_url" --count "$proofs_per_run" \
     --out "$work/proofs.$i" >/dev/null
+  "$portcullis_bin" bench dpop-proofs --htu "$token_url" --count "$proofs_per_run" --alg EdDSA \
+    --out "$work/proofs-eddsa.$i" >/dev/null
 done
 preflight "$token_url" "$portcullis_auth" "grant_type=client_credentials"
 jwt_bearer_body="grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion=$assertion"
@@ -65,8 +68,11 @@ preflight "$ceiling_url" "$ceiling_auth" "grant_type=client_credentials"
 one_proof=$("$portcullis_bin" bench dpop-proofs --htu "$token_url" --count 1 --out "$work/one" >/dev/null && cat "$work/one")
 curl -s -H "Authorization: $portcullis_auth" -H "DPoP: $one_proof" -d grant_type=client_credentials "$token_url" |
   grep -q '"token_type":"DPoP"' || die "preflight: a DPoP proof did not give a DPoP token"
+one_proof=$("$portcullis_bin" bench dpop-proofs --htu "$token_url" --count 1 --alg EdDSA --out "$work/one" >/dev/null && cat "$work/one")
+curl -s -H "Authorization: $portcullis_auth" -H "DPoP: $one_proof" -d grant_type=client_credentials "$token_url" |
+  grep -q '"token_type":"DPoP"' || die "preflight: an EdDSA DPoP proof did not give a DPoP token"
 
-variants=(basic dpop jwt-bearer ceiling)
+variants=(basic dpop dpop-eddsa jwt-bearer ceiling)
 declare -A rps p99
 errors=0
 for ((i = 1; i <= runs; i++)); do
@@ -77,6 +83,8 @@ for ((i = 1; i <= runs; i++)); do
       basic) line=$(TOKEN_AUTH="$portcullis_auth" DPOP_PROOFS="" THREADS="$threads" timeout 300 \
         wrk "-t$threads" "-c$connections" "-d$duration" --latency -s bench/token_dpop.lua "$token_url" | grep '^RESULT') ;;
       dpop) line=$(TOKEN_AUTH="$portcullis_auth" DPOP_PROOFS="$work/proofs.$i" THREADS="$threads" timeout 300 \
+        wrk "-t$threads" "-c$connections" "-d$duration" --latency -s bench/token_dpop.lua "$token_url" | grep '^RESULT') ;;
+      dpop-eddsa) line=$(TOKEN_AUTH="$portcullis_auth" DPOP_PROOFS="$work/proofs-eddsa.$i" THREADS="$threads" timeout 300 \
         wrk "-t$threads" "-c$connections" "-d$duration" --latency -s bench/token_dpop.lua "$token_url" | grep '^RESULT') ;;
       jwt-bearer) line=$(TOKEN_BODY="$jwt_bearer_body" timeout 300 \
         wrk "-t$threads" "-c$connections" "-d$duration" --latency -s bench/token.lua "$token_url" | grep '^RESULT') ;;
@@ -92,12 +100,12 @@ done
 
 cat <<TABLE
 
-/oauth2/token, client_secret_basic as bearer vs with a DPoP proof (ES256) vs the JWT bearer grant (ES256 outside token), and the ceiling, $(date -u +%Y-%m-%d), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end;
-wrk -t$threads -c$connections -d$duration, bench/token_dpop.lua (basic, dpop) and bench/token.lua (jwt-bearer, ceiling), $runs interleaved runs (basic, dpop, jwt-bearer, ceiling, ...).
+/oauth2/token, client_secret_basic as bearer vs with a DPoP proof (ES256, EdDSA) vs the JWT bearer grant (ES256 outside token), and the ceiling, $(date -u +%Y-%m-%d), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end;
+wrk -t$threads -c$connections -d$duration, bench/token_dpop.lua (basic, dpop) and bench/token.lua (jwt-bearer, ceiling), $runs interleaved runs (basic, dpop, dpop-eddsa, jwt-bearer, ceiling, ...).
 
 TABLE
 interleaved_rows "${variants[@]}"
 # shellcheck disable=SC2086
-awk -v b="$(median ${rps[basic]})" -v d="$(median ${rps[dpop]})" -v j="$(median ${rps[jwt-bearer]})" -v k="$(median ${rps[ceiling]})" \
-  'BEGIN { printf "\ndpop / basic: %.1f %%; jwt-bearer / basic: %.1f %%; basic / ceiling: %.1f %%; dpop / ceiling: %.1f %%\n", 100 * d / b, 100 * j / b, 100 * b / k, 100 * d / k }'
+awk -v b="$(median ${rps[basic]})" -v d="$(median ${rps[dpop]})" -v e="$(median ${rps[dpop-eddsa]})" -v j="$(median ${rps[jwt-bearer]})" -v k="$(median ${rps[ceiling]})" \
+  'BEGIN { printf "\ndpop / basic: %.1f %%; dpop-eddsa / basic: %.1f %%; jwt-bearer / basic: %.1f %%; basic / ceiling: %.1f %%; dpop / ceiling: %.1f %%\n", 100 * d / b, 100 * e / b, 100 * j / b, 100 * b / k, 100 * d / k }'
 echo "failed requests over all runs: $errors"
