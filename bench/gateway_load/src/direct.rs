@@ -23,7 +23,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::{watch, Semaphore};
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::{idle_connect, Plan, Tally, Window};
+use crate::{idle_connect, start_of, Plan, Tally, Window};
 
 /// Keep-alive in the CONNECT: longer than any set-up plus run, so no PINGREQ is needed.
 const KEEP_ALIVE_SECS: u16 = 600;
@@ -61,13 +61,8 @@ pub(crate) async fn connection(
         }
     };
     tally.connected = true;
-    let window = loop {
-        if let Some(window) = *start_rx.borrow_and_update() {
-            break window;
-        }
-        if start_rx.changed().await.is_err() {
-            return tally;
-        }
+    let Some(window) = start_of(&mut start_rx).await else {
+        return tally;
     };
     let client_id = plan.client_id.clone();
     if let Err(e) = run(stream, plan, inflight, window, index, n, &mut tally).await {

@@ -673,6 +673,16 @@ fn write_timeline(path: &std::path::Path, due_ms: &[u32], latencies_us: &[u32]) 
     Ok(())
 }
 
+/// The run's window, once every connection is up; `None` if the run was abandoned.
+async fn start_of(start_rx: &mut watch::Receiver<Option<Window>>) -> Option<Window> {
+    loop {
+        if let Some(window) = *start_rx.borrow_and_update() {
+            return Some(window);
+        }
+        start_rx.changed().await.ok()?;
+    }
+}
+
 /// One device: connect, wait for the start, publish until the window ends, tally.
 #[allow(clippy::too_many_arguments)]
 async fn connection(
@@ -710,13 +720,8 @@ async fn connection(
     if !tally.connected {
         return tally;
     }
-    let window = loop {
-        if let Some(window) = *start_rx.borrow_and_update() {
-            break window;
-        }
-        if start_rx.changed().await.is_err() {
-            return tally;
-        }
+    let Some(window) = start_of(&mut start_rx).await else {
+        return tally;
     };
     // Paced: the intended send instants, oldest first; a PUBACK's latency counts from the
     // instant the message was due, not from when a full window let it out.
