@@ -36,6 +36,19 @@ fn health_readiness_and_metrics() {
     }
 }
 
+/// `main` turns transparent huge pages off for the process: under the gateway's load their
+/// faults and splits stalled acknowledgements for tens of milliseconds (docs/benchmarks.md).
+#[test]
+fn the_server_runs_without_transparent_huge_pages() {
+    let node = Node::start();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", node.pid())).expect("status");
+    let thp = status
+        .lines()
+        .find_map(|line| line.strip_prefix("THP_enabled:"))
+        .expect("the kernel reports THP_enabled in /proc/PID/status (Linux 5.0 and later)");
+    assert_eq!(thp.trim(), "0", "{status}");
+}
+
 #[test]
 fn admin_flags_are_accepted_before_or_after_the_subcommand() {
     let node = Node::start();
