@@ -21,7 +21,7 @@ use bytes::BytesMut;
 use rumqttc::{Packet, Publish, QoS};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::{watch, Semaphore};
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 
 use crate::{idle_connect, start_of, Plan, Tally, Window};
 
@@ -93,13 +93,7 @@ async fn run(
     let mut due_of: Vec<Option<Instant>> = vec![None; usize::from(inflight.max(1)) + 1];
     // Paced messages due but not yet sent (the in-flight window was full).
     let mut waiting: VecDeque<Instant> = VecDeque::new();
-    let mut ticks = window.rate.map(|rate| {
-        let period = Duration::from_secs_f64(n as f64 / rate.max(1e-3));
-        let phase = period.mul_f64(index as f64 / n as f64);
-        let mut ticks = tokio::time::interval_at(window.start + phase, period);
-        ticks.set_missed_tick_behavior(MissedTickBehavior::Burst);
-        ticks
-    });
+    let mut ticks = window.ticks(index, n);
     let close = window.until + Duration::from_millis(500);
     let mut input = BytesMut::with_capacity(4096);
     let mut out = BytesMut::with_capacity(4096);
@@ -147,7 +141,6 @@ async fn run(
                     return Err("the server closed the connection".into());
                 }
                 let now = Instant::now();
-                let counted = now >= window.from && now < window.until;
                 loop {
                     match Packet::read(&mut input, 64 * 1024) {
                         Ok(Packet::PubAck(ack)) => {
@@ -156,13 +149,7 @@ async fn run(
                                 .and_then(Option::take)
                                 .ok_or_else(|| format!("PUBACK for packet id {} not in flight", ack.pkid))?;
                             free.push(ack.pkid);
-                            if counted {
-                                tally.acked += 1;
-                                let us = now.saturating_duration_since(due).as_micros();
-                                tally.latencies_us.push(u32::try_from(us).unwrap_or(u32::MAX));
-                                let into = due.saturating_duration_since(window.from).as_millis();
-                                tally.due_ms.push(u32::try_from(into).unwrap_or(u32::MAX));
-                            }
+                            tally.acked(&window, due, now);
                         }
                         Ok(Packet::Disconnect) => return Err("the server disconnected".into()),
                         Ok(_) => {}

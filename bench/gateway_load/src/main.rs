@@ -483,6 +483,20 @@ struct Window {
     rate: Option<f64>,
 }
 
+impl Window {
+    /// Paced runs: device `index` of `n`'s send instants, one every `n / rate` seconds from
+    /// the start, the devices' phases spread over the period. Behind schedule (a full
+    /// in-flight window) the ticks catch up, each message still timed from its due instant.
+    fn ticks(&self, index: usize, n: usize) -> Option<tokio::time::Interval> {
+        let rate = self.rate?;
+        let period = Duration::from_secs_f64(n as f64 / rate.max(1e-3));
+        let phase = period.mul_f64(index as f64 / n as f64);
+        let mut ticks = tokio::time::interval_at(self.start + phase, period);
+        ticks.set_missed_tick_behavior(MissedTickBehavior::Burst);
+        Some(ticks)
+    }
+}
+
 /// One connection's tally.
 #[derive(Debug, Default)]
 struct Tally {
@@ -499,6 +513,21 @@ struct Tally {
     due_ms: Vec<u32>,
 }
 
+impl Tally {
+    /// A PUBACK read at `now` for the message due at `due`, counted if `now` is in the window.
+    fn acked(&mut self, window: &Window, due: Instant, now: Instant) {
+        if now < window.from || now >= window.until {
+            return;
+        }
+        self.acked += 1;
+        let us = now.saturating_duration_since(due).as_micros();
+        self.latencies_us
+            .push(u32::try_from(us).unwrap_or(u32::MAX));
+        let into = due.saturating_duration_since(window.from).as_millis();
+        self.due_ms.push(u32::try_from(into).unwrap_or(u32::MAX));
+    }
+}
+
 async fn publish(args: MqttArgs) -> Result<()> {
     let (host, port) = host_port(&args.target)?;
     let plans = plans(&args)?;
@@ -509,14 +538,11 @@ async fn publish(args: MqttArgs) -> Result<()> {
     let (start_tx, start_rx) = watch::channel::<Option<Window>>(None);
     let setup_started = Instant::now();
     let mut tasks = Vec::with_capacity(n);
-    let direct_target = match args.direct {
-        true => Some(
-            tokio::net::lookup_host(&args.target)
-                .await?
-                .next()
-                .ok_or_else(|| format!("--target {}: no address", args.target))?,
-        ),
-        false => None,
+    let direct_target = if args.direct {
+        let address = tokio::net::lookup_host(&args.target).await?.next();
+        Some(address.ok_or_else(|| format!("--target {}: no address", args.target))?)
+    } else {
+        None
     };
     for (index, plan) in plans.into_iter().enumerate() {
         if let Some(target) = direct_target {
@@ -771,14 +797,8 @@ async fn connection(
                 let due = sent_at
                     .get_mut(usize::from(ack.pkid))
                     .and_then(Option::take);
-                if let (Some(due), true) = (due, counted) {
-                    tally.acked += 1;
-                    let us = now.saturating_duration_since(due).as_micros();
-                    tally
-                        .latencies_us
-                        .push(u32::try_from(us).unwrap_or(u32::MAX));
-                    let into = due.saturating_duration_since(window.from).as_millis();
-                    tally.due_ms.push(u32::try_from(into).unwrap_or(u32::MAX));
+                if let Some(due) = due {
+                    tally.acked(&window, due, now);
                 }
             }
             Event::Incoming(Packet::Disconnect) => {
@@ -803,7 +823,7 @@ async fn publisher(
     n: usize,
     intended: Arc<Mutex<VecDeque<Instant>>>,
 ) {
-    match window.rate {
+    match window.ticks(index, n) {
         None => {
             tokio::time::sleep_until(window.start).await;
             while Instant::now() < window.until {
@@ -817,31 +837,23 @@ async fn publisher(
                 }
             }
         }
-        Some(rate) => {
-            let period = Duration::from_secs_f64(n as f64 / rate.max(1e-3));
-            let phase = period.mul_f64(index as f64 / n as f64);
-            let mut ticks = tokio::time::interval_at(window.start + phase, period);
-            // Behind schedule (a full window): catch up, each message still timed from its
-            // due instant.
-            ticks.set_missed_tick_behavior(MissedTickBehavior::Burst);
-            loop {
-                let due = ticks.tick().await;
-                if due >= window.until {
-                    return;
-                }
-                let payload = payloads.next();
-                if let Ok(mut q) = intended.lock() {
-                    q.push_back(due);
-                }
-                if client
-                    .publish_bytes(topic.clone(), QoS::AtLeastOnce, false, payload)
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
+        Some(mut ticks) => loop {
+            let due = ticks.tick().await;
+            if due >= window.until {
+                return;
             }
-        }
+            let payload = payloads.next();
+            if let Ok(mut q) = intended.lock() {
+                q.push_back(due);
+            }
+            if client
+                .publish_bytes(topic.clone(), QoS::AtLeastOnce, false, payload)
+                .await
+                .is_err()
+            {
+                return;
+            }
+        },
     }
 }
 
