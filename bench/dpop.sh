@@ -53,24 +53,25 @@ wait_for_line "$work/ceiling.log" "ceiling listening on" "${pids[-1]}"
 ceiling_url="http://127.0.0.1:$((port + 1))/token"
 ceiling_auth=$(basic_auth bench unchecked)
 
+# The DPoP variants and their proofs' algorithm; proofs for variant V, run i: $work/proofs-V.i.
+declare -A proof_alg=([dpop]=ES256 [dpop-eddsa]=EdDSA)
 for ((i = 1; i <= runs; i++)); do
-  say "signing $proofs_per_run DPoP proofs for run $i"
-  "$portcullis_bin" bench dpop-proofs --htu "$token_url" --count "$proofs_per_run" \
-    --out "$work/proofs.$i" >/dev/null
-  "$portcullis_bin" bench dpop-proofs --htu "$token_url" --count "$proofs_per_run" --alg EdDSA \
-    --out "$work/proofs-eddsa.$i" >/dev/null
+  say "signing $proofs_per_run DPoP proofs per algorithm for run $i"
+  for v in "${!proof_alg[@]}"; do
+    "$portcullis_bin" bench dpop-proofs --htu "$token_url" --count "$proofs_per_run" \
+      --alg "${proof_alg[$v]}" --out "$work/proofs-$v.$i" >/dev/null
+  done
 done
 preflight "$token_url" "$portcullis_auth" "grant_type=client_credentials"
 jwt_bearer_body="grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion=$assertion"
 curl -s -d "$jwt_bearer_body" "$token_url" | grep -q '"access_token":"ey' ||
   die "preflight: the outside token did not give a token"
 preflight "$ceiling_url" "$ceiling_auth" "grant_type=client_credentials"
-one_proof=$("$portcullis_bin" bench dpop-proofs --htu "$token_url" --count 1 --out "$work/one" >/dev/null && cat "$work/one")
-curl -s -H "Authorization: $portcullis_auth" -H "DPoP: $one_proof" -d grant_type=client_credentials "$token_url" |
-  grep -q '"token_type":"DPoP"' || die "preflight: a DPoP proof did not give a DPoP token"
-one_proof=$("$portcullis_bin" bench dpop-proofs --htu "$token_url" --count 1 --alg EdDSA --out "$work/one" >/dev/null && cat "$work/one")
-curl -s -H "Authorization: $portcullis_auth" -H "DPoP: $one_proof" -d grant_type=client_credentials "$token_url" |
-  grep -q '"token_type":"DPoP"' || die "preflight: an EdDSA DPoP proof did not give a DPoP token"
+for alg in "${proof_alg[@]}"; do
+  one_proof=$("$portcullis_bin" bench dpop-proofs --htu "$token_url" --count 1 --alg "$alg" --out "$work/one" >/dev/null && cat "$work/one")
+  curl -s -H "Authorization: $portcullis_auth" -H "DPoP: $one_proof" -d grant_type=client_credentials "$token_url" |
+    grep -q '"token_type":"DPoP"' || die "preflight: an $alg DPoP proof did not give a DPoP token"
+done
 
 variants=(basic dpop dpop-eddsa jwt-bearer ceiling)
 declare -A rps p99
@@ -79,13 +80,12 @@ for ((i = 1; i <= runs; i++)); do
   for v in "${variants[@]}"; do
     say "run $i/$runs: $v"
     case $v in
-      # The same Lua request path as dpop, without a proof: equal load-generator cost.
-      basic) line=$(TOKEN_AUTH="$portcullis_auth" DPOP_PROOFS="" THREADS="$threads" timeout 300 \
-        wrk "-t$threads" "-c$connections" "-d$duration" --latency -s bench/token_dpop.lua "$token_url" | grep '^RESULT') ;;
-      dpop) line=$(TOKEN_AUTH="$portcullis_auth" DPOP_PROOFS="$work/proofs.$i" THREADS="$threads" timeout 300 \
-        wrk "-t$threads" "-c$connections" "-d$duration" --latency -s bench/token_dpop.lua "$token_url" | grep '^RESULT') ;;
-      dpop-eddsa) line=$(TOKEN_AUTH="$portcullis_auth" DPOP_PROOFS="$work/proofs-eddsa.$i" THREADS="$threads" timeout 300 \
-        wrk "-t$threads" "-c$connections" "-d$duration" --latency -s bench/token_dpop.lua "$token_url" | grep '^RESULT') ;;
+      # basic: the same Lua request path as dpop, without a proof: equal load-generator cost.
+      basic | dpop | dpop-eddsa)
+        proofs=""
+        [[ $v == basic ]] || proofs="$work/proofs-$v.$i"
+        line=$(TOKEN_AUTH="$portcullis_auth" DPOP_PROOFS="$proofs" THREADS="$threads" timeout 300 \
+          wrk "-t$threads" "-c$connections" "-d$duration" --latency -s bench/token_dpop.lua "$token_url" | grep '^RESULT') ;;
       jwt-bearer) line=$(TOKEN_BODY="$jwt_bearer_body" timeout 300 \
         wrk "-t$threads" "-c$connections" "-d$duration" --latency -s bench/token.lua "$token_url" | grep '^RESULT') ;;
       ceiling) line=$(TOKEN_AUTH="$ceiling_auth" timeout 300 \
@@ -101,7 +101,7 @@ done
 cat <<TABLE
 
 /oauth2/token, client_secret_basic as bearer vs with a DPoP proof (ES256, EdDSA) vs the JWT bearer grant (ES256 outside token), and the ceiling, $(date -u +%Y-%m-%d), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end;
-wrk -t$threads -c$connections -d$duration, bench/token_dpop.lua (basic, dpop) and bench/token.lua (jwt-bearer, ceiling), $runs interleaved runs (basic, dpop, dpop-eddsa, jwt-bearer, ceiling, ...).
+wrk -t$threads -c$connections -d$duration, bench/token_dpop.lua (basic, dpop, dpop-eddsa) and bench/token.lua (jwt-bearer, ceiling), $runs interleaved runs (basic, dpop, dpop-eddsa, jwt-bearer, ceiling, ...).
 
 TABLE
 interleaved_rows "${variants[@]}"
