@@ -144,15 +144,9 @@ fn per_device(counters: &[(DeviceId, u64)]) -> HashMap<&DeviceId, u32> {
 /// log; the position recorded at a first start is made durable by the synced reservation
 /// that precedes any in-memory decision (`crate::replay`).
 async fn write(store: &dyn Store, counters: &[(DeviceId, u64)]) -> Result<(), GatewayError> {
-    let mut highest: HashMap<&DeviceId, u64> = HashMap::new();
-    for (device, counter) in counters {
-        let high = highest.entry(device).or_default();
-        *high = (*high).max(*counter);
-    }
-    let batch: Vec<(DeviceId, u64)> = highest.into_iter().map(|(d, c)| (d.clone(), c)).collect();
-    for chunk in batch.chunks(PAGE) {
+    for chunk in counters.chunks(PAGE) {
         store
-            .advance_device_counters_relaxed(chunk)
+            .raise_device_counters(chunk)
             .await
             .map_err(|e| GatewayError::Unavailable(e.to_string()))?;
     }

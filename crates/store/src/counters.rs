@@ -32,3 +32,40 @@ pub(crate) fn judge(
     }
     (out, raised)
 }
+
+/// A raise's rows (`Store::raise_device_counters`): the highest valid counter per device,
+/// ordered by device id (so that rows are locked in one order on a shared store, and no
+/// statement touches a device twice, which PostgreSQL's upsert refuses).
+pub(crate) fn highest(highs: &[(portcullis_core::device::DeviceId, u64)]) -> Vec<(&str, i64)> {
+    let mut rows: Vec<(&str, i64)> = highs
+        .iter()
+        .filter_map(|(device, counter)| Some((device.as_str(), as_stored(*counter)?)))
+        .collect();
+    // Highest first within a device, then keep each device's first row.
+    rows.sort_unstable_by(|a, b| a.0.cmp(b.0).then(b.1.cmp(&a.1)));
+    rows.dedup_by(|later, first| later.0 == first.0);
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portcullis_core::device::DeviceId;
+
+    fn id(s: &str) -> DeviceId {
+        DeviceId::parse(s).unwrap()
+    }
+
+    #[test]
+    fn a_raise_keeps_the_highest_valid_counter_per_device_in_device_order() {
+        let highs = [
+            (id("b"), 3),
+            (id("a"), 5),
+            (id("b"), 9),
+            (id("a"), 2),
+            (id("c"), 0),
+            (id("d"), u64::MAX),
+        ];
+        assert_eq!(highest(&highs), vec![("a", 5), ("b", 9)]);
+    }
+}

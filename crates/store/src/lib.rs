@@ -602,17 +602,13 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         &self,
         batch: &[(DeviceId, u64)],
     ) -> Result<Vec<CounterAdvance>, StoreError>;
-    /// [`advance_device_counters`](Store::advance_device_counters) for a caller that keeps
-    /// the counters durable elsewhere (one node whose telemetry log records each accepted
-    /// counter and is read back after a crash): the embedded store skips syncing the commit
-    /// (a power cut may lose the last ones, never reorder them); a shared store does as
-    /// always.
-    async fn advance_device_counters_relaxed(
-        &self,
-        batch: &[(DeviceId, u64)],
-    ) -> Result<Vec<CounterAdvance>, StoreError> {
-        self.advance_device_counters(batch).await
-    }
+    /// Raises each device's stored counter to at least the one given (one already at or
+    /// above stays; a counter that could never be accepted is skipped), judging nothing: for
+    /// a caller that decided the counters itself and keeps them durable elsewhere (one node
+    /// whose telemetry log records each accepted counter and is read back after a crash).
+    /// One statement per chunk of devices, no rows read back; the embedded store skips
+    /// syncing the commit (a power cut may lose the last ones, never reorder them).
+    async fn raise_device_counters(&self, highs: &[(DeviceId, u64)]) -> Result<(), StoreError>;
     /// Takes an advance back (the sink refused the message): sets the counter to `previous`
     /// only if it is still `counter`; `false` if a later advance happened meanwhile.
     async fn revert_device_counter(

@@ -325,6 +325,9 @@ impl Store for FlakyStore {
     ) -> Result<Vec<CounterAdvance>, StoreError> {
         Err(unused())
     }
+    async fn raise_device_counters(&self, _: &[(DeviceId, u64)]) -> Result<(), StoreError> {
+        Err(unused())
+    }
     async fn revert_device_counter(
         &self,
         _: &DeviceId,

@@ -80,25 +80,35 @@ pub async fn counters_only_rise_and_revert_only_their_own_advance(store: &dyn St
     assert!(after_a.iter().all(|(d, _)| d > &a));
 }
 
-/// The relaxed advance (durability kept elsewhere) judges exactly as the synced one, and
-/// both see each other's writes.
-pub async fn relaxed_advances_are_judged_like_synced_ones(store: &dyn Store) {
-    let a = id("ctr-relaxed");
-    let got = store
-        .advance_device_counters_relaxed(&[(a.clone(), 3), (a.clone(), 3), (a.clone(), 7)])
+/// A raise (counters decided elsewhere) only ever raises, keeps each device's highest,
+/// skips counters that could never be accepted, and the judged advances see what it wrote.
+pub async fn raises_only_raise_and_advances_see_them(store: &dyn Store) {
+    let (a, b, c) = (id("ctr-raise-a"), id("ctr-raise-b"), id("ctr-raise-c"));
+    store
+        .raise_device_counters(&[(a.clone(), 7), (b.clone(), 4), (a.clone(), 3)])
         .await
         .unwrap();
-    assert_eq!(got, vec![Some(0), None, Some(3)]);
-    let synced = store
-        .advance_device_counters(&[(a.clone(), 7), (a.clone(), 8)])
+    // Lower ones and invalid ones change nothing; a higher one raises.
+    store
+        .raise_device_counters(&[(a.clone(), 5), (b.clone(), 9), (c.clone(), 0)])
         .await
         .unwrap();
-    assert_eq!(synced, vec![None, Some(7)]);
-    let relaxed = store
-        .advance_device_counters_relaxed(&[(a.clone(), 8), (a.clone(), 0)])
+    store
+        .raise_device_counters(&[(c.clone(), u64::MAX)])
         .await
         .unwrap();
-    assert_eq!(relaxed, vec![None, None]);
+    store.raise_device_counters(&[]).await.unwrap();
+    let listed = store
+        .list_device_counters(Some(&id("ctr-raise")), 10)
+        .await
+        .unwrap();
+    let of = |d: &DeviceId| listed.iter().find(|(x, _)| x == d).map(|(_, n)| *n);
+    assert_eq!((of(&a), of(&b), of(&c)), (Some(7), Some(9), None));
+    let judged = store
+        .advance_device_counters(&[(a.clone(), 7), (a.clone(), 8), (b.clone(), 9)])
+        .await
+        .unwrap();
+    assert_eq!(judged, vec![None, Some(7), None]);
 }
 
 /// Many tasks (on one or several nodes) offer the same counters for one device at once:

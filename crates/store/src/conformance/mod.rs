@@ -39,8 +39,7 @@ pub use commands::{
 };
 pub use counters::{
     concurrent_advances_accept_each_counter_once,
-    counters_only_rise_and_revert_only_their_own_advance,
-    relaxed_advances_are_judged_like_synced_ones,
+    counters_only_rise_and_revert_only_their_own_advance, raises_only_raise_and_advances_see_them,
 };
 pub use detection::{
     alerts_are_raised_once_listed_newest_first_and_acknowledged,
@@ -126,7 +125,7 @@ pub async fn run_all(store: &dyn Store) {
     device_keys_are_deleted_and_resealed_one_by_one(store).await;
     all_device_keys_page_in_id_order(store).await;
     counters_only_rise_and_revert_only_their_own_advance(store).await;
-    relaxed_advances_are_judged_like_synced_ones(store).await;
+    raises_only_raise_and_advances_see_them(store).await;
     pending_commands_are_stored_once_and_need_their_device(store).await;
     queued_commands_are_numbered_per_device_and_signed(store).await;
     approval_queues_a_pending_command_once_before_it_expires(store).await;

@@ -7,7 +7,7 @@
 use portcullis_core::device::DeviceId;
 use sqlx::PgPool;
 
-use crate::counters::{as_stored, judge, CounterAdvance};
+use crate::counters::{as_stored, highest, judge, CounterAdvance};
 use crate::StoreError;
 
 pub(super) async fn advance(
@@ -47,6 +47,27 @@ pub(super) async fn advance(
     }
     tx.commit().await?;
     Ok(out)
+}
+
+/// `Store::raise_device_counters`: one upsert keeping the higher counter, rows in device
+/// order (as `advance` locks them, so the two never deadlock).
+pub(super) async fn raise(pool: &PgPool, highs: &[(DeviceId, u64)]) -> Result<(), StoreError> {
+    let rows = highest(highs);
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let (ids, counters): (Vec<&str>, Vec<i64>) = rows.into_iter().unzip();
+    sqlx::query(
+        "INSERT INTO device_counters (device_id, counter) \
+         SELECT * FROM unnest($1::text[], $2::bigint[]) \
+         ON CONFLICT (device_id) DO UPDATE \
+         SET counter = GREATEST(device_counters.counter, excluded.counter)",
+    )
+    .bind(&ids)
+    .bind(&counters)
+    .execute(pool)
+    .await?;
+    Ok(())
 }
 
 pub(super) async fn revert(

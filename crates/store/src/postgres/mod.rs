@@ -553,6 +553,10 @@ impl Store for PostgresStore {
         counters::advance(&self.pool, batch).await
     }
 
+    async fn raise_device_counters(&self, highs: &[(DeviceId, u64)]) -> Result<(), StoreError> {
+        counters::raise(&self.pool, highs).await
+    }
+
     async fn revert_device_counter(
         &self,
         device: &DeviceId,

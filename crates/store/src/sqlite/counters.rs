@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use sqlx::{Acquire as _, SqliteConnection, SqlitePool};
 
-use crate::counters::{as_stored, judge, CounterAdvance};
+use crate::counters::{as_stored, highest, judge, CounterAdvance};
 use crate::StoreError;
 
 /// Device ids per statement: two variables each, far below SQLite's limit of 32 766.
@@ -35,14 +35,28 @@ pub(super) async fn advance(
     Ok(out)
 }
 
-/// The same transaction at the pool's `synchronous = NORMAL`: for counters whose durability
-/// the caller keeps elsewhere (`Store::advance_device_counters_relaxed`).
-pub(super) async fn advance_relaxed(
-    pool: &SqlitePool,
-    batch: &[(DeviceId, u64)],
-) -> Result<Vec<CounterAdvance>, StoreError> {
-    let mut conn = pool.acquire().await?;
-    advance_on(&mut conn, batch).await
+/// `Store::raise_device_counters` at the pool's `synchronous = NORMAL`: one upsert per 500
+/// devices keeping the higher counter, in one transaction; nothing is read back.
+pub(super) async fn raise(pool: &SqlitePool, highs: &[(DeviceId, u64)]) -> Result<(), StoreError> {
+    let rows = highest(highs);
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut tx = pool.begin().await?;
+    for chunk in rows.chunks(CHUNK) {
+        let sql = format!(
+            "INSERT INTO device_counters (device_id, counter) VALUES {} \
+             ON CONFLICT (device_id) DO UPDATE SET counter = max(counter, excluded.counter)",
+            vec!["(?, ?)"; chunk.len()].join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for (id, counter) in chunk {
+            query = query.bind(*id).bind(*counter);
+        }
+        query.execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 async fn advance_on(

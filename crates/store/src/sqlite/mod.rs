@@ -520,12 +520,9 @@ impl Store for SqliteStore {
         counters::advance(&self.pool, batch).await
     }
 
-    async fn advance_device_counters_relaxed(
-        &self,
-        batch: &[(DeviceId, u64)],
-    ) -> Result<Vec<crate::CounterAdvance>, StoreError> {
+    async fn raise_device_counters(&self, highs: &[(DeviceId, u64)]) -> Result<(), StoreError> {
         let _writer = self.writer.lock().await;
-        counters::advance_relaxed(&self.pool, batch).await
+        counters::raise(&self.pool, highs).await
     }
 
     async fn revert_device_counter(
