@@ -43,6 +43,15 @@ pub(super) async fn raise(pool: &SqlitePool, highs: &[(DeviceId, u64)]) -> Resul
         return Ok(());
     }
     let mut tx = pool.begin().await?;
+    write_highs(&mut tx, &rows).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Upserts `(device, counter)` rows, 500 per statement, keeping a stored counter that is
+/// higher (an advance's rows never are: it judged them against what it read in the same
+/// transaction; a raise's may be).
+async fn write_highs(conn: &mut SqliteConnection, rows: &[(&str, i64)]) -> Result<(), StoreError> {
     for chunk in rows.chunks(CHUNK) {
         let sql = format!(
             "INSERT INTO device_counters (device_id, counter) VALUES {} \
@@ -53,9 +62,8 @@ pub(super) async fn raise(pool: &SqlitePool, highs: &[(DeviceId, u64)]) -> Resul
         for (id, counter) in chunk {
             query = query.bind(*id).bind(*counter);
         }
-        query.execute(&mut *tx).await?;
+        query.execute(&mut *conn).await?;
     }
-    tx.commit().await?;
     Ok(())
 }
 
@@ -81,18 +89,7 @@ async fn advance_on(
     }
     let (out, raised) = judge(batch, current);
     let raised: Vec<(&str, i64)> = raised.into_iter().collect();
-    for chunk in raised.chunks(CHUNK) {
-        let sql = format!(
-            "INSERT INTO device_counters (device_id, counter) VALUES {} \
-             ON CONFLICT (device_id) DO UPDATE SET counter = excluded.counter",
-            vec!["(?, ?)"; chunk.len()].join(", ")
-        );
-        let mut query = sqlx::query(&sql);
-        for (id, counter) in chunk {
-            query = query.bind(*id).bind(*counter);
-        }
-        query.execute(&mut *tx).await?;
-    }
+    write_highs(&mut tx, &raised).await?;
     tx.commit().await?;
     Ok(out)
 }
