@@ -227,22 +227,36 @@ fn write_segment(
     create_private_dir(dir).map_err(|e| io(dir, e))?;
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
     write_new(&tmp, bytes).map_err(|e| io(&tmp, e))?;
+    // The keys beside a segment are those of the run that wrote it, and they are in place
+    // before the segment appears: whoever sees a segment finds its keys.
+    let jwks_path = path.with_extension("jwks.json");
+    let put_keys = || {
+        let tmp = jwks_path.with_extension(format!("tmp-{}", std::process::id()));
+        let put = write_new(&tmp, jwks).and_then(|()| std::fs::rename(&tmp, &jwks_path));
+        if put.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        put.map_err(|e| io(&jwks_path, e))
+    };
+    if !path.exists() {
+        if let Err(e) = put_keys() {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+    }
     // A hard link never replaces an existing name: a segment already there (another node's,
-    // or this one's before a crash) is kept and read back instead.
+    // or this one's before a crash) is kept and read back instead, with its keys (written
+    // now only if that run left none).
     let linked = std::fs::hard_link(&tmp, path);
     let _ = std::fs::remove_file(&tmp);
-    let fresh = match linked {
-        Ok(()) => true,
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+    match linked {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            if !jwks_path.exists() {
+                put_keys()?;
+            }
+        }
         Err(e) => return Err(io(path, e)),
-    };
-    // The keys beside a segment are those of the run that wrote it.
-    let jwks_path = path.with_extension("jwks.json");
-    if fresh || !jwks_path.exists() {
-        let tmp = jwks_path.with_extension(format!("tmp-{}", std::process::id()));
-        write_new(&tmp, jwks)
-            .and_then(|()| std::fs::rename(&tmp, &jwks_path))
-            .map_err(|e| io(&jwks_path, e))?;
     }
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
@@ -338,5 +352,24 @@ mod tests {
             assert_eq!(mode(&dir), 0o700);
             assert_eq!(mode(&path), 0o600);
         }
+    }
+
+    /// The keys are in place before the segment appears (a reader listing the directory
+    /// while the job writes found a segment without its keys): when they cannot be written,
+    /// no segment appears and nothing temporary stays.
+    #[test]
+    fn a_segment_never_appears_without_its_keys() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("archive");
+        let path = dir.join("audit-000000000001-000000000009.archive");
+        // A directory where the keys file goes: renaming the keys onto it fails.
+        std::fs::create_dir_all(path.with_extension("jwks.json").join("blocker")).unwrap();
+        assert!(write_segment(&dir, &path, b"segment", b"{\"keys\":[]}").is_err());
+        assert!(!path.exists(), "a segment was published without its keys");
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, vec!["audit-000000000001-000000000009.jwks.json"]);
     }
 }

@@ -41,8 +41,9 @@ pub fn archive(api: &ApiArgs, before: &str, out: &Path) -> Result<(), CommandErr
     // that does not verify, leaves no file behind.
     let report = verify_segment(&segment, &keys)
         .map_err(|e| CommandError::Failed(format!("the node's segment does not verify: {e}")))?;
-    write_new(out, &segment)?;
+    // The keys first: a segment is never seen without them.
     write_new(&jwks_path, jwks_text.as_bytes())?;
+    write_new(out, &segment)?;
     let written = std::fs::read(out).map_err(|e| io(out, &e))?;
     verify_segment(&written, &keys).map_err(|e| {
         CommandError::Failed(format!(
