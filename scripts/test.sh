@@ -25,7 +25,9 @@ export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 interop="$repo/.interop"
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step says when it started (seconds since the script began), so a CI log shows where
+# the 30-minute budget goes.
+step() { printf '\n==> [%4ds] %s\n' "$SECONDS" "$*"; }
 die() { printf 'scripts/test.sh: %s\n' "$*" >&2; exit 1; }
 
 # --- 1. Debian packages ----------------------------------------------------------------------
