@@ -131,31 +131,44 @@ if [[ -z ${SKIP_LINT:-} ]]; then
   cargo clippy --workspace --all-targets --quiet -- -D warnings
 fi
 
-# Integration tests start the debug binary that cargo builds (CARGO_BIN_EXE_portcullis); no
-# release build is needed here. Doc tests first (nextest cannot run them), then every other
-# test under nextest, whose closing "Summary ... N tests run: N passed" line is the suite's
-# total. --no-fail-fast: CI shows every failing test, not only the first binary's.
-# The cluster test runs before the test suite so that the suite's summary is the last line.
+# Integration tests start the debug binary that cargo builds for them (CARGO_BIN_EXE_portcullis):
+# the test build comes first and the scripts below use the very binary it made — a separate
+# `cargo build` resolves features without the dev-dependencies' (tokio's test-util, ...) and
+# would compile the whole workspace a second time (~5 minutes of a CI run). Doc tests next
+# (nextest cannot run them), then every other test under nextest, whose closing "Summary ...
+# N tests run: N passed" line is the suite's total. --no-fail-fast: CI shows every failing
+# test, not only the first binary's. The cluster test runs before the test suite so that the
+# suite's summary is the last line.
+nextest=false
+cargo nextest --version >/dev/null 2>&1 && nextest=true
+step "building the tests and the binary they start (${features[*]})"
+if $nextest; then
+  cargo nextest run --workspace "${features[@]}" --no-run --cargo-quiet
+else
+  cargo test --workspace "${features[@]}" --no-run --quiet
+fi
+bin="$repo/target/debug/portcullis"
+[[ -x $bin ]] || die "the test build made no $bin"
+
 step "deploy/cluster_test.sh: 3 nodes behind nginx, one kill -9ed under load"
-cargo build --bin portcullis "${features[@]}" --quiet
-PORTCULLIS_BIN="$repo/target/debug/portcullis" deploy/cluster_test.sh
+PORTCULLIS_BIN="$bin" deploy/cluster_test.sh
 
 step "examples: the smart-energy, industrial and consumer-IoT scenarios, end to end"
 for scenario in smart-energy industrial consumer-iot; do
-  PORTCULLIS_BIN="$repo/target/debug/portcullis" "examples/$scenario/run.sh" >"$interop/example-$scenario.log" 2>&1 ||
+  PORTCULLIS_BIN="$bin" "examples/$scenario/run.sh" >"$interop/example-$scenario.log" 2>&1 ||
     { cat "$interop/example-$scenario.log"; die "examples/$scenario/run.sh failed"; }
   tail -1 "$interop/example-$scenario.log"
 done
 
 step "deploy/monitoring/check.sh: rules pass promtool, every dashboard query returns data"
-PORTCULLIS_BIN="$repo/target/debug/portcullis" deploy/monitoring/check.sh
+PORTCULLIS_BIN="$bin" deploy/monitoring/check.sh
 
 step "scripts/schemathesis.sh: the admin API against its own OpenAPI document"
-PORTCULLIS_BIN="$repo/target/debug/portcullis" scripts/schemathesis.sh 30
+PORTCULLIS_BIN="$bin" scripts/schemathesis.sh 30
 
 step "cargo test --workspace --doc"
 cargo test --workspace --doc "${features[@]}" --quiet
-if cargo nextest --version >/dev/null 2>&1; then
+if $nextest; then
   step "cargo nextest run --workspace ${features[*]} (PORTCULLIS_INTEROP_DIR=$PORTCULLIS_INTEROP_DIR)"
   cargo nextest run --workspace "${features[@]}" --no-fail-fast
 else
