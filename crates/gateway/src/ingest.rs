@@ -348,7 +348,7 @@ async fn store_batch(batch: Vec<Reserved>, replay: &ReplayGuard, sink: &dyn Sink
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sink::embedded::{EmbeddedLimits, EmbeddedLog};
+    use crate::sink::embedded::{EmbeddedLog, EmbeddedOptions};
 
     /// The real parts: counters in an SQLite store, the embedded log, in a fresh directory.
     async fn pipeline() -> (Ingest, EmbeddedLog, tempfile::TempDir) {
@@ -356,7 +356,7 @@ mod tests {
         let url = format!("sqlite:{}", dir.path().join("store.db").display());
         let store = portcullis_store::open(&url).await.unwrap();
         let log =
-            EmbeddedLog::open(&dir.path().join("telemetry"), EmbeddedLimits::default()).unwrap();
+            EmbeddedLog::open(&dir.path().join("telemetry"), EmbeddedOptions::default()).unwrap();
         let replay = Arc::new(ReplayGuard::new(store, 300));
         let ingest = Ingest::start(replay, Arc::new(log.clone()), Duration::ZERO);
         (ingest, log, dir)
@@ -389,7 +389,7 @@ mod tests {
     ) {
         let url = format!("sqlite:{}", dir.join("store.db").display());
         let store = portcullis_store::open(&url).await.unwrap();
-        let log = EmbeddedLog::open(&dir.join("telemetry"), EmbeddedLimits::default()).unwrap();
+        let log = EmbeddedLog::open(&dir.join("telemetry"), EmbeddedOptions::default()).unwrap();
         crate::counters_behind::recover(&*store, &log)
             .await
             .unwrap();
@@ -522,7 +522,7 @@ mod tests {
         let url = format!("sqlite:{}", dir.path().join("store.db").display());
         let store = portcullis_store::open(&url).await.unwrap();
         let log =
-            EmbeddedLog::open(&dir.path().join("telemetry"), EmbeddedLimits::default()).unwrap();
+            EmbeddedLog::open(&dir.path().join("telemetry"), EmbeddedOptions::default()).unwrap();
         log.append_all(vec![record("dev-7", 9)]).await.unwrap();
         // Written before counters were decided in memory: the store had every counter first.
         let read = crate::counters_behind::recover(&*store, &log)

@@ -468,7 +468,7 @@ mod tests {
         let store = portcullis_store::open(&url).await.unwrap();
         let log = crate::sink::embedded::EmbeddedLog::open(
             &dir.path().join("telemetry"),
-            crate::sink::embedded::EmbeddedLimits::default(),
+            crate::sink::embedded::EmbeddedOptions::default(),
         )
         .unwrap();
         let guard = ReplayGuard::deciding_locally(store, 300, Arc::new(log));

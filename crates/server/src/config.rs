@@ -513,6 +513,13 @@ pub struct GatewaySection {
     pub embedded_max_bytes: u64,
     /// The embedded log's bound in age. Default 7 days.
     pub embedded_max_age_secs: u64,
+    /// The embedded log's fsync policy. 0 (default): every batch is `fdatasync`ed before any
+    /// of its messages is acknowledged, so nothing acknowledged is lost to a kill, an OS crash
+    /// or a power cut. N (1 to 10 000): a batch is acknowledged once written — it survives the
+    /// node being killed — and the log is synced every N ms, as PostgreSQL's
+    /// `synchronous_commit = off` or JetStream's `sync_interval`: an OS crash or a power cut
+    /// may lose the last N ms of acknowledged messages. Readers see only synced records.
+    pub embedded_sync_interval_ms: u64,
     /// JetStream stream the NATS sink writes to (created if missing). Default `TELEMETRY`.
     pub nats_stream: String,
     /// Subject prefix: messages go to `<prefix>.<device_id>.<stream>`. Default `telemetry`.
@@ -634,6 +641,7 @@ impl Default for GatewaySection {
             sink_write_interval_ms: 0,
             embedded_max_bytes: 1 << 30,
             embedded_max_age_secs: 7 * 24 * 3600,
+            embedded_sync_interval_ms: 0,
             nats_stream: "TELEMETRY".into(),
             nats_subject_prefix: "telemetry".into(),
             models: BTreeMap::new(),
@@ -831,6 +839,9 @@ impl Config {
         }
         if g.sink_write_interval_ms > 100 {
             return bad("sink_write_interval_ms must be at most 100");
+        }
+        if g.embedded_sync_interval_ms > 10_000 {
+            return bad("embedded_sync_interval_ms must be at most 10000 (0: sync every batch)");
         }
         if g.sink != "embedded" && !g.sink.starts_with("nats://") {
             return bad("sink must be \"embedded\" or a nats:// URL");
@@ -1053,6 +1064,7 @@ mod tests {
         assert_eq!(c.signing_algorithm(), Algorithm::ES256);
         assert_eq!(c.rate_limit.per_client, 1000);
         assert_eq!(c.gateway.sink_write_interval_ms, 0);
+        assert_eq!(c.gateway.embedded_sync_interval_ms, 0, "sync every batch");
     }
 
     #[test]
@@ -1099,6 +1111,8 @@ mod tests {
             ("PORTCULLIS_AUDIT__CHECKPOINT_INTERVAL_SECS", "86401"),
             ("PORTCULLIS_AUDIT__CHECKPOINT_INTERVAL_SECS", "often"),
             ("PORTCULLIS_GATEWAY__SINK_WRITE_INTERVAL_MS", "101"),
+            ("PORTCULLIS_GATEWAY__EMBEDDED_SYNC_INTERVAL_MS", "10001"),
+            ("PORTCULLIS_GATEWAY__EMBEDDED_SYNC_INTERVAL_MS", "-1"),
             ("PORTCULLIS_PKI__TLS_CERT_LIFETIME_SECS", "4"),
             ("PORTCULLIS_PKI__TLS_CERT_LIFETIME_SECS", "34387201"),
             ("PORTCULLIS_PKI__TLS_CERT_LIFETIME_SECS", "-1"),

@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use portcullis_core::UnixTime;
 use portcullis_gateway::broker_auth::{BrokerHook, BrokerHookConfig};
-use portcullis_gateway::sink::embedded::{EmbeddedLimits, EmbeddedLog};
+use portcullis_gateway::sink::embedded::{EmbeddedLog, EmbeddedOptions, SyncPolicy};
 use portcullis_gateway::sink::Sink;
 use portcullis_gateway::{
     CertificateCheck, CloseReason, Gateway, GatewayConfig, GatewayError, GatewayLimits,
@@ -95,10 +95,14 @@ pub async fn start(
         };
         let log = EmbeddedLog::open_holding(
             &dir,
-            EmbeddedLimits {
+            EmbeddedOptions {
                 max_bytes: g.embedded_max_bytes,
                 max_age: Duration::from_secs(g.embedded_max_age_secs),
-                ..EmbeddedLimits::default()
+                sync: match g.embedded_sync_interval_ms {
+                    0 => SyncPolicy::EveryBatch,
+                    ms => SyncPolicy::Interval(Duration::from_millis(ms)),
+                },
+                ..EmbeddedOptions::default()
             },
             covered,
         )

@@ -3,10 +3,21 @@
 //! Layout: `<dir>/<first seq, 20 digits>.ndjson` segments, one JSON object per line (a
 //! [`StoredTelemetry`]: the record and its position `seq`). Appends are group-committed: the
 //! gateway's pipeline (`crate::ingest`) hands over every message that queued while the
-//! previous write ran, written with one `write` and made durable with one `fdatasync` before
-//! any of them is acknowledged (the fsync policy: no
-//! acknowledgement before the data is on disk, so `kill -9` — or a power cut, given honest
-//! disks — loses no acknowledged message). A segment is closed at `segment_bytes`; whole
+//! previous write ran, written with one `write`. The fsync policy ([`SyncPolicy`]) says
+//! when that write is made durable:
+//! - [`SyncPolicy::EveryBatch`] (the default): one `fdatasync` before any message of the batch
+//!   is acknowledged, so `kill -9` — or a power cut, given honest disks — loses no
+//!   acknowledged message;
+//! - [`SyncPolicy::Interval`]: a batch is acknowledged once written (it is then in the kernel's
+//!   page cache, which outlives the process: `kill -9` still loses nothing) and the log is
+//!   `fdatasync`ed once per interval by a task of its own, as PostgreSQL does with
+//!   `synchronous_commit = off` and NATS JetStream by default; a crash of the OS or a power cut
+//!   may lose the acknowledged messages of the last interval. Readers see only synced records,
+//!   so what a reader saw is never lost and never re-used for another record. A failed
+//!   `fdatasync` (the kernel may have dropped the pages) refuses every later append until the
+//!   node restarts: acknowledging on top of a hole would hide it.
+//!
+//! A segment is closed at `segment_bytes`; whole
 //! segments are deleted, oldest first, when the log exceeds `max_bytes` or a segment's last
 //! write is older than `max_age` — except a segment holding records the store's message
 //! counters do not cover yet ([`EmbeddedLog::open_holding`]): after a crash those records are
@@ -31,20 +42,32 @@ use tokio::sync::watch;
 
 use super::{Sink, SinkError, TelemetryRecord};
 
-/// Bounds of the embedded log.
+/// When the log's writes are made durable (the module's doc says what each one promises).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SyncPolicy {
+    /// `fdatasync` before a batch is acknowledged.
+    #[default]
+    EveryBatch,
+    /// Acknowledged once written; `fdatasync` once per this interval.
+    Interval(Duration),
+}
+
+/// Bounds and fsync policy of the embedded log.
 #[derive(Debug, Clone)]
-pub struct EmbeddedLimits {
+pub struct EmbeddedOptions {
     pub segment_bytes: u64,
     pub max_bytes: u64,
     pub max_age: Duration,
+    pub sync: SyncPolicy,
 }
 
-impl Default for EmbeddedLimits {
+impl Default for EmbeddedOptions {
     fn default() -> Self {
         Self {
             segment_bytes: 64 << 20,
             max_bytes: 1 << 30,
             max_age: Duration::from_secs(7 * 24 * 3600),
+            sync: SyncPolicy::EveryBatch,
         }
     }
 }
@@ -57,25 +80,29 @@ pub struct StoredTelemetry {
     pub record: TelemetryRecord,
 }
 
-/// How far the log is durable: what readers may see.
+/// A position in the log: how far it is written, or how far durable (what readers may see).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Committed {
-    /// The last durable position (0 = none yet).
+    /// The last position (0 = none yet).
     seq: u64,
-    /// The segment being written and its durable length.
+    /// The segment being written and its length up to that position.
     segment: u64,
     len: u64,
 }
 
 struct Writer {
     dir: PathBuf,
-    limits: EmbeddedLimits,
+    limits: EmbeddedOptions,
     file: File,
     segment: u64,
     len: u64,
     next_seq: u64,
     /// Records after this position are kept whatever the bounds say (`u64::MAX`: none is).
     hold: Arc<AtomicU64>,
+    /// Set once an interval's `fdatasync` failed: no append is taken after it.
+    sync_failed: Option<String>,
+    /// The last position an interval's `fdatasync` covered.
+    synced_seq: u64,
 }
 
 /// The embedded log; cheap to share.
@@ -86,6 +113,9 @@ pub struct EmbeddedLog {
     committed_tx: Arc<watch::Sender<Committed>>,
     writer: Arc<Mutex<Writer>>,
     hold: Arc<AtomicU64>,
+    sync: SyncPolicy,
+    /// Whether the interval's `fdatasync` task runs (started by the first append).
+    syncing: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for EmbeddedLog {
@@ -154,7 +184,7 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 }
 
 impl Writer {
-    fn open(dir: &Path, limits: EmbeddedLimits, hold: Arc<AtomicU64>) -> io::Result<Writer> {
+    fn open(dir: &Path, limits: EmbeddedOptions, hold: Arc<AtomicU64>) -> io::Result<Writer> {
         fs::create_dir_all(dir)?;
         let firsts = segments(dir)?;
         let (segment, len, next_seq) = match firsts.last() {
@@ -168,6 +198,9 @@ impl Writer {
             .create(true)
             .append(true)
             .open(segment_path(dir, segment))?;
+        // What a killed node wrote under the interval policy may still be only in the page
+        // cache: readers are about to see it, so it is made durable first.
+        file.sync_data()?;
         sync_dir(dir)?;
         Ok(Writer {
             dir: dir.to_owned(),
@@ -177,6 +210,8 @@ impl Writer {
             len,
             next_seq,
             hold,
+            sync_failed: None,
+            synced_seq: next_seq - 1,
         })
     }
 
@@ -188,8 +223,14 @@ impl Writer {
         }
     }
 
-    /// Writes a batch and makes it durable; on failure nothing of it stays.
+    /// Writes a batch (and makes it durable under [`SyncPolicy::EveryBatch`]); on failure
+    /// nothing of it stays.
     fn append(&mut self, records: Vec<TelemetryRecord>) -> io::Result<Vec<u64>> {
+        if let Some(why) = &self.sync_failed {
+            return Err(io::Error::other(format!(
+                "an earlier fdatasync of the log failed ({why}); restart the node"
+            )));
+        }
         if self.len >= self.limits.segment_bytes {
             self.rotate()?;
         }
@@ -201,10 +242,14 @@ impl Writer {
             buf.push(b'\n');
             seqs.push(seq);
         }
-        let written = self
-            .file
-            .write_all(&buf)
-            .and_then(|()| self.file.sync_data());
+        let every_batch = self.limits.sync == SyncPolicy::EveryBatch;
+        let written = self.file.write_all(&buf).and_then(|()| {
+            if every_batch {
+                self.file.sync_data()
+            } else {
+                Ok(())
+            }
+        });
         if let Err(e) = written {
             // Take back whatever part of the batch reached the file: none of it is
             // acknowledged, and a later batch must not follow a torn line.
@@ -217,6 +262,10 @@ impl Writer {
     }
 
     fn rotate(&mut self) -> io::Result<()> {
+        if self.limits.sync != SyncPolicy::EveryBatch {
+            // The interval's task syncs only the segment being written.
+            self.file.sync_data()?;
+        }
         let path = segment_path(&self.dir, self.next_seq);
         self.file = OpenOptions::new().create(true).append(true).open(path)?;
         self.segment = self.next_seq;
@@ -264,7 +313,7 @@ impl Writer {
 
 impl EmbeddedLog {
     /// Opens (or creates) the log in `dir`, recovering from an unfinished write.
-    pub fn open(dir: &Path, limits: EmbeddedLimits) -> io::Result<EmbeddedLog> {
+    pub fn open(dir: &Path, limits: EmbeddedOptions) -> io::Result<EmbeddedLog> {
         Self::open_holding(dir, limits, u64::MAX)
     }
 
@@ -275,10 +324,11 @@ impl EmbeddedLog {
     /// replaced) holds all of it.
     pub fn open_holding(
         dir: &Path,
-        limits: EmbeddedLimits,
+        limits: EmbeddedOptions,
         covered: u64,
     ) -> io::Result<EmbeddedLog> {
         let hold = Arc::new(AtomicU64::new(u64::MAX));
+        let sync = limits.sync;
         let writer = Writer::open(dir, limits, Arc::clone(&hold))?;
         let last = writer.next_seq - 1;
         hold.store(
@@ -297,6 +347,8 @@ impl EmbeddedLog {
             committed_tx: Arc::new(committed_tx),
             writer: Arc::new(Mutex::new(writer)),
             hold,
+            sync,
+            syncing: Arc::default(),
         })
     }
 
@@ -320,12 +372,13 @@ impl EmbeddedLog {
             .ok_or_else(|| SinkError("the telemetry log gave no position".into()))
     }
 
-    /// Appends records with one write and one `fdatasync`; returns their positions once
-    /// they are durable. On failure none of them is kept.
+    /// Appends records with one write (and one `fdatasync` under [`SyncPolicy::EveryBatch`]);
+    /// returns their positions once they are written as the policy says. On failure none of
+    /// them is kept.
     pub async fn append_all(&self, records: Vec<TelemetryRecord>) -> Result<Vec<u64>, SinkError> {
         let writer = Arc::clone(&self.writer);
         let committed_tx = Arc::clone(&self.committed_tx);
-        tokio::task::spawn_blocking(move || {
+        let seqs = tokio::task::spawn_blocking(move || {
             let mut w = writer
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -333,12 +386,33 @@ impl EmbeddedLog {
                 tracing::error!(error = %e, "the telemetry log cannot be written");
                 SinkError(e.to_string())
             })?;
-            // Published under the lock: readers never see the committed position go back.
-            committed_tx.send_replace(w.committed());
-            Ok(seqs)
+            if w.limits.sync == SyncPolicy::EveryBatch {
+                // Published under the lock: readers never see the committed position go back.
+                committed_tx.send_replace(w.committed());
+            }
+            Ok::<_, SinkError>(seqs)
         })
         .await
-        .map_err(|e| SinkError(e.to_string()))?
+        .map_err(|e| SinkError(e.to_string()))??;
+        self.start_interval_sync();
+        Ok(seqs)
+    }
+
+    /// Under [`SyncPolicy::Interval`], starts the task that syncs the log (once; it ends when
+    /// the log is dropped). Started by an append rather than by `open`, which may run outside
+    /// a runtime.
+    fn start_interval_sync(&self) {
+        let SyncPolicy::Interval(every) = self.sync else {
+            return;
+        };
+        if self.syncing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        tokio::spawn(sync_every(
+            Arc::downgrade(&self.writer),
+            Arc::clone(&self.committed_tx),
+            every,
+        ));
     }
 
     /// The last durable position (0 when the log is empty).
@@ -367,6 +441,87 @@ impl EmbeddedLog {
             .await
             .map_err(|e| SinkError(e.to_string()))?
             .map_err(|e| SinkError(e.to_string()))
+    }
+}
+
+/// Syncs what was written since the last time, once per `every`, and lets readers see it;
+/// ends when the log is dropped or a sync fails.
+async fn sync_every(
+    writer: std::sync::Weak<Mutex<Writer>>,
+    committed: Arc<watch::Sender<Committed>>,
+    every: Duration,
+) {
+    // The first sync one interval after the first append, not at once.
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(writer) = writer.upgrade() else {
+            return;
+        };
+        match tokio::task::spawn_blocking(move || sync_written(&writer)).await {
+            Ok(Ok(Some(synced))) => {
+                committed.send_if_modified(|seen| {
+                    let newer = synced.seq > seen.seq;
+                    if newer {
+                        *seen = synced;
+                    }
+                    newer
+                });
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(())) | Err(_) => return,
+        }
+    }
+}
+
+/// Makes what is written durable, without holding the writer's lock through the
+/// `fdatasync`; returns the position it covers (`None`: nothing new). On failure the log
+/// takes no more appends.
+fn sync_written(writer: &Mutex<Writer>) -> Result<Option<Committed>, ()> {
+    let lock = || {
+        writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    };
+    let (written, file) = {
+        let w = lock();
+        let written = w.committed();
+        if written.seq <= w.synced_seq {
+            return Ok(None);
+        }
+        // The same open file: syncing it syncs the segment being written, even if the
+        // writer moves to the next one meanwhile (it syncs a segment before leaving it).
+        match w.file.try_clone() {
+            Ok(file) => (written, file),
+            Err(e) => {
+                drop(w);
+                sync_failed(&mut lock(), &e);
+                return Err(());
+            }
+        }
+    };
+    if let Err(e) = file.sync_data() {
+        sync_failed(&mut lock(), &e);
+        return Err(());
+    }
+    let mut w = lock();
+    w.synced_seq = w.synced_seq.max(written.seq);
+    Ok(Some(written))
+}
+
+fn sync_failed(w: &mut Writer, e: &io::Error) {
+    tracing::error!(error = %e,
+        "the telemetry log could not be synced; acknowledged messages since the last sync may be lost on a power cut, and no more are taken until the node restarts");
+    w.sync_failed = Some(e.to_string());
+}
+
+impl Drop for Writer {
+    /// A clean stop under the interval policy leaves nothing unsynced.
+    fn drop(&mut self) {
+        if self.limits.sync != SyncPolicy::EveryBatch {
+            let _ = self.file.sync_data();
+        }
     }
 }
 
@@ -480,7 +635,7 @@ mod tests {
     #[tokio::test]
     async fn appends_are_positioned_durable_and_readable_after_reopening() {
         let dir = tempfile::tempdir().unwrap();
-        let log = EmbeddedLog::open(dir.path(), EmbeddedLimits::default()).unwrap();
+        let log = EmbeddedLog::open(dir.path(), EmbeddedOptions::default()).unwrap();
         let mut tasks = Vec::new();
         for n in 1..=200u64 {
             let log = log.clone();
@@ -500,7 +655,7 @@ mod tests {
         assert_eq!(page.len(), 10);
         drop(log);
 
-        let reopened = EmbeddedLog::open(dir.path(), EmbeddedLimits::default()).unwrap();
+        let reopened = EmbeddedLog::open(dir.path(), EmbeddedOptions::default()).unwrap();
         assert_eq!(reopened.last_seq(), 200);
         assert_eq!(reopened.append(record("d2", 1)).await.unwrap(), 201);
         let d2 = reopened
@@ -514,7 +669,7 @@ mod tests {
     #[tokio::test]
     async fn a_torn_last_line_is_cut_back_at_start_up() {
         let dir = tempfile::tempdir().unwrap();
-        let log = EmbeddedLog::open(dir.path(), EmbeddedLimits::default()).unwrap();
+        let log = EmbeddedLog::open(dir.path(), EmbeddedOptions::default()).unwrap();
         for n in 1..=3 {
             log.append(record("d1", n)).await.unwrap();
         }
@@ -525,7 +680,7 @@ mod tests {
             .unwrap();
         drop(file);
 
-        let log = EmbeddedLog::open(dir.path(), EmbeddedLimits::default()).unwrap();
+        let log = EmbeddedLog::open(dir.path(), EmbeddedOptions::default()).unwrap();
         assert_eq!(log.last_seq(), 3);
         assert_eq!(log.append(record("d1", 4)).await.unwrap(), 4);
         let all = log.read_after(0, 100, None).await.unwrap();
@@ -535,12 +690,102 @@ mod tests {
         );
     }
 
+    fn interval(ms: u64) -> EmbeddedOptions {
+        EmbeddedOptions {
+            sync: SyncPolicy::Interval(Duration::from_millis(ms)),
+            ..EmbeddedOptions::default()
+        }
+    }
+
+    /// Under the interval policy an append returns once written, and readers see it only
+    /// once the interval's sync made it durable.
+    #[tokio::test]
+    async fn under_the_interval_policy_readers_see_records_once_synced() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EmbeddedLog::open(dir.path(), interval(300)).unwrap();
+        let started = std::time::Instant::now();
+        assert_eq!(log.append(record("d1", 1)).await.unwrap(), 1);
+        assert_eq!(log.append(record("d1", 2)).await.unwrap(), 2);
+        if started.elapsed() < Duration::from_millis(250) {
+            // Still before the first sync: written, not yet readable.
+            assert_eq!(log.last_seq(), 0);
+            assert!(log.read_after(0, 10, None).await.unwrap().is_empty());
+        }
+        log.wait_after(1, Duration::from_secs(5)).await;
+        assert_eq!(log.last_seq(), 2);
+        let seqs: Vec<u64> = log
+            .read_after(0, 10, None)
+            .await
+            .unwrap()
+            .iter()
+            .map(|s| s.seq)
+            .collect();
+        assert_eq!(seqs, vec![1, 2]);
+    }
+
+    /// What was written and not yet synced is there after the log is dropped (a clean stop
+    /// syncs) or the process killed (the page cache outlives it; the next open syncs).
+    #[tokio::test]
+    async fn under_the_interval_policy_a_reopened_log_holds_every_written_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EmbeddedLog::open(dir.path(), interval(10_000)).unwrap();
+        for n in 1..=50 {
+            log.append(record("d1", n)).await.unwrap();
+        }
+        assert_eq!(log.last_seq(), 0, "the first sync is 10 s away");
+        drop(log);
+        let log = EmbeddedLog::open(dir.path(), interval(10_000)).unwrap();
+        assert_eq!(log.last_seq(), 50);
+        assert_eq!(log.read_after(0, 100, None).await.unwrap().len(), 50);
+        assert_eq!(log.append(record("d1", 51)).await.unwrap(), 51);
+    }
+
+    /// Segments rotate under the interval policy too (each synced as it is left), and
+    /// readers follow across them.
+    #[tokio::test]
+    async fn under_the_interval_policy_segments_rotate_and_stay_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = EmbeddedOptions {
+            segment_bytes: 2_000,
+            ..interval(20)
+        };
+        let log = EmbeddedLog::open(dir.path(), options).unwrap();
+        for n in 1..=100 {
+            log.append(record("d1", n)).await.unwrap();
+        }
+        assert!(segments(dir.path()).unwrap().len() >= 2);
+        log.wait_after(99, Duration::from_secs(5)).await;
+        let seqs: Vec<u64> = log
+            .read_after(0, 1_000, None)
+            .await
+            .unwrap()
+            .iter()
+            .map(|s| s.seq)
+            .collect();
+        assert_eq!(seqs, (1..=100).collect::<Vec<_>>());
+    }
+
+    /// After a failed sync the kernel may have dropped written pages: nothing more is
+    /// acknowledged on top of that hole.
+    #[test]
+    fn after_a_failed_sync_no_append_is_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        let hold = Arc::new(AtomicU64::new(u64::MAX));
+        let mut writer = Writer::open(dir.path(), interval(100), hold).unwrap();
+        writer.append(vec![record("d1", 1)]).unwrap();
+        sync_failed(&mut writer, &io::Error::other("EIO"));
+        let refused = writer.append(vec![record("d1", 2)]).unwrap_err();
+        assert!(refused.to_string().contains("restart"), "{refused}");
+        assert_eq!(writer.next_seq, 2);
+    }
+
     /// Segments of 2 000 bytes, 6 000 in all: a few hundred records rotate and go.
-    fn small_segments() -> EmbeddedLimits {
-        EmbeddedLimits {
+    fn small_segments() -> EmbeddedOptions {
+        EmbeddedOptions {
             segment_bytes: 2_000,
             max_bytes: 6_000,
             max_age: Duration::from_secs(3600),
+            sync: SyncPolicy::EveryBatch,
         }
     }
 

@@ -1,6 +1,8 @@
 //! Where accepted messages go. A sink says yes only once it holds the message durably: the
 //! transport adapters acknowledge (HTTP 202, MQTT PUBACK) after that and never before, so
-//! an acknowledged message is never lost, and a refused one may be sent again.
+//! an acknowledged message is never lost when the node is killed, and a refused one may be
+//! sent again. (Whether a power cut is survived too is the sink's fsync policy: always for
+//! the embedded log's default, `embedded::SyncPolicy`.)
 
 pub mod embedded;
 pub mod nats;
@@ -51,8 +53,11 @@ pub trait Sink: Send + Sync + std::fmt::Debug {
     }
     /// `embedded` or `nats`: a label for logs and metrics.
     fn kind(&self) -> &'static str;
-    /// For a sink this node writes and can read back (the embedded log): the position at or
-    /// below which every record it acknowledged lies. `None` for one it cannot read back
+    /// For a sink this node writes and can read back (the embedded log): the position up to
+    /// which its records are durable. Under the embedded log's interval fsync policy records
+    /// acknowledged since the last sync lie beyond it: the store's counters then cover more
+    /// than the position recorded with them, and recovery reads a little more of the log
+    /// than it needs, never less. `None` for one it cannot read back
     /// (NATS). With such a sink and a store no other node shares, message counters are
     /// decided in memory and recovered from the sink after a crash (`crate::replay`).
     fn position(&self) -> Option<u64> {
