@@ -697,6 +697,12 @@ mod tests {
         }
     }
 
+    /// The positions a reader sees now, from the start.
+    async fn readable_seqs(log: &EmbeddedLog) -> Vec<u64> {
+        let records = log.read_after(0, 1_000, None).await.unwrap();
+        records.iter().map(|s| s.seq).collect()
+    }
+
     /// Under the interval policy an append returns once written, and readers see it only
     /// once the interval's sync made it durable.
     #[tokio::test]
@@ -713,14 +719,7 @@ mod tests {
         }
         log.wait_after(1, Duration::from_secs(5)).await;
         assert_eq!(log.last_seq(), 2);
-        let seqs: Vec<u64> = log
-            .read_after(0, 10, None)
-            .await
-            .unwrap()
-            .iter()
-            .map(|s| s.seq)
-            .collect();
-        assert_eq!(seqs, vec![1, 2]);
+        assert_eq!(readable_seqs(&log).await, vec![1, 2]);
     }
 
     /// What was written and not yet synced is there after the log is dropped (a clean stop
@@ -755,14 +754,7 @@ mod tests {
         }
         assert!(segments(dir.path()).unwrap().len() >= 2);
         log.wait_after(99, Duration::from_secs(5)).await;
-        let seqs: Vec<u64> = log
-            .read_after(0, 1_000, None)
-            .await
-            .unwrap()
-            .iter()
-            .map(|s| s.seq)
-            .collect();
-        assert_eq!(seqs, (1..=100).collect::<Vec<_>>());
+        assert_eq!(readable_seqs(&log).await, (1..=100).collect::<Vec<_>>());
     }
 
     /// After a failed sync the kernel may have dropped written pages: nothing more is
