@@ -134,7 +134,9 @@ fi
 # Integration tests start the debug binary that cargo builds for them (CARGO_BIN_EXE_portcullis):
 # the test build comes first and the scripts below use the very binary it made — a separate
 # `cargo build` resolves features without the dev-dependencies' (tokio's test-util, ...) and
-# would compile the whole workspace a second time (~5 minutes of a CI run). Doc tests next
+# built a second portcullis binary and what differs beneath it (measured on clean clones:
+# 1 176 s for the whole run before, 1 129 s after; the rest is compiling the workspace once
+# for clippy and once for the tests). Doc tests next
 # (nextest cannot run them), then every other test under nextest, whose closing "Summary ...
 # N tests run: N passed" line is the suite's total. --no-fail-fast: CI shows every failing
 # test, not only the first binary's. The cluster test runs before the test suite so that the
