@@ -136,11 +136,10 @@ fi
 # `cargo build` resolves features without the dev-dependencies' (tokio's test-util, ...) and
 # built a second portcullis binary and what differs beneath it (measured on clean clones:
 # 1 176 s for the whole run before, 1 129 s after; the rest is compiling the workspace once
-# for clippy and once for the tests). Doc tests next
-# (nextest cannot run them), then every other test under nextest, whose closing "Summary ...
-# N tests run: N passed" line is the suite's total. --no-fail-fast: CI shows every failing
-# test, not only the first binary's. The cluster test runs before the test suite so that the
-# suite's summary is the last line.
+# for clippy and once for the tests). Doc tests next (nextest cannot run them), then every
+# other test under nextest, whose closing "Summary ... N tests run: N passed" line is the
+# suite's total. --no-fail-fast: CI shows every failing test, not only the first binary's.
+# The cluster test runs before the test suite so that the suite's summary is the last line.
 nextest=false
 cargo nextest --version >/dev/null 2>&1 && nextest=true
 step "building the tests and the binary they start (${features[*]})"

@@ -101,8 +101,6 @@ struct Writer {
     hold: Arc<AtomicU64>,
     /// Set once an interval's `fdatasync` failed: no append is taken after it.
     sync_failed: Option<String>,
-    /// The last position an interval's `fdatasync` covered.
-    synced_seq: u64,
 }
 
 /// The embedded log; cheap to share.
@@ -211,7 +209,6 @@ impl Writer {
             next_seq,
             hold,
             sync_failed: None,
-            synced_seq: next_seq - 1,
         })
     }
 
@@ -459,7 +456,9 @@ async fn sync_every(
         let Some(writer) = writer.upgrade() else {
             return;
         };
-        match tokio::task::spawn_blocking(move || sync_written(&writer)).await {
+        // Under this policy only this task publishes: what readers see is what was synced.
+        let synced = committed.borrow().seq;
+        match tokio::task::spawn_blocking(move || sync_written(&writer, synced)).await {
             Ok(Ok(Some(synced))) => {
                 committed.send_if_modified(|seen| {
                     let newer = synced.seq > seen.seq;
@@ -475,10 +474,10 @@ async fn sync_every(
     }
 }
 
-/// Makes what is written durable, without holding the writer's lock through the
-/// `fdatasync`; returns the position it covers (`None`: nothing new). On failure the log
-/// takes no more appends.
-fn sync_written(writer: &Mutex<Writer>) -> Result<Option<Committed>, ()> {
+/// Makes what is written beyond position `synced` durable, without holding the writer's lock
+/// through the `fdatasync`; returns the position it covers (`None`: nothing new). On failure
+/// the log takes no more appends.
+fn sync_written(writer: &Mutex<Writer>, synced: u64) -> Result<Option<Committed>, ()> {
     let lock = || {
         writer
             .lock()
@@ -487,7 +486,7 @@ fn sync_written(writer: &Mutex<Writer>) -> Result<Option<Committed>, ()> {
     let (written, file) = {
         let w = lock();
         let written = w.committed();
-        if written.seq <= w.synced_seq {
+        if written.seq <= synced {
             return Ok(None);
         }
         // The same open file: syncing it syncs the segment being written, even if the
@@ -505,8 +504,6 @@ fn sync_written(writer: &Mutex<Writer>) -> Result<Option<Committed>, ()> {
         sync_failed(&mut lock(), &e);
         return Err(());
     }
-    let mut w = lock();
-    w.synced_seq = w.synced_seq.max(written.seq);
     Ok(Some(written))
 }
 
