@@ -51,6 +51,8 @@ declare -A apt_marker=(
   [libxmlsec1-dev]=/usr/bin/xmlsec1-config
   [libclang-dev]='/usr/lib/llvm-*/lib/libclang.so'
   [xmlsec1]=/usr/bin/xmlsec1
+  # A failing disk for the gateway's durability test (tests/fault/failing_fsync_fs.py).
+  [libfuse3-3]='/usr/lib/*/libfuse3.so.3'
 )
 missing=()
 for pkg in "${!apt_marker[@]}"; do
@@ -110,8 +112,8 @@ else
     --target "$interop/python" -r tests/interop/requirements.txt
   stamp_of "${python_inputs[@]}" >"$interop/python/.stamp"
 fi
-PYTHONPATH="$interop/python" python3 -c 'import jwt, cryptography, pycose, cbor2, paho.mqtt.client, signxml' ||
-  die "PyJWT/cryptography/signxml in .interop/python do not import"
+PYTHONPATH="$interop/python" python3 -c 'import jwt, cryptography, pycose, cbor2, paho.mqtt.client, signxml, mfusepy' ||
+  die "PyJWT/cryptography/signxml/mfusepy in .interop/python do not import"
 export PORTCULLIS_INTEROP_DIR="$interop"
 if [[ ${1:-} == --setup-only ]]; then
   step "set up; for single tests: export PORTCULLIS_INTEROP_DIR=$interop"

@@ -360,7 +360,10 @@ impl Surfaces {
         let ops = Router::new()
             .route("/healthz", get(crate::health::healthz))
             .route("/readyz", get(crate::health::readyz))
-            .with_state(self.store.clone())
+            .with_state(crate::health::Readiness {
+                store: self.store.clone(),
+                log: self.gateway.as_ref().and_then(|g| g.log.clone()),
+            })
             .merge(if self.metrics_on_own_listener {
                 // `[server] metrics_listen` serves them: here `/metrics` is no route (404).
                 Router::new()

@@ -412,6 +412,17 @@ impl EmbeddedLog {
         ));
     }
 
+    /// Why the log takes no more appends until the node restarts (an interval's
+    /// `fdatasync` failed), or `None` while it takes them. `/readyz` reports it, so a load
+    /// balancer sends devices to another node and an orchestrator restarts this one.
+    pub fn stopped(&self) -> Option<String> {
+        self.writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .sync_failed
+            .clone()
+    }
+
     /// The last durable position (0 when the log is empty).
     pub fn last_seq(&self) -> u64 {
         self.committed.borrow().seq
@@ -755,17 +766,19 @@ mod tests {
     }
 
     /// After a failed sync the kernel may have dropped written pages: nothing more is
-    /// acknowledged on top of that hole.
-    #[test]
-    fn after_a_failed_sync_no_append_is_taken() {
+    /// acknowledged on top of that hole, and the log says why it stopped (for `/readyz`).
+    /// (`gateway_http::after_a_failed_fdatasync_*` fails a real one through FUSE.)
+    #[tokio::test]
+    async fn after_a_failed_sync_no_append_is_taken() {
         let dir = tempfile::tempdir().unwrap();
-        let hold = Arc::new(AtomicU64::new(u64::MAX));
-        let mut writer = Writer::open(dir.path(), interval(100), hold).unwrap();
-        writer.append(vec![record("d1", 1)]).unwrap();
-        sync_failed(&mut writer, &io::Error::other("EIO"));
-        let refused = writer.append(vec![record("d1", 2)]).unwrap_err();
+        let log = EmbeddedLog::open(dir.path(), interval(100)).unwrap();
+        log.append(record("d1", 1)).await.unwrap();
+        assert_eq!(log.stopped(), None);
+        sync_failed(&mut log.writer.lock().unwrap(), &io::Error::other("EIO"));
+        let refused = log.append(record("d1", 2)).await.unwrap_err();
         assert!(refused.to_string().contains("restart"), "{refused}");
-        assert_eq!(writer.next_seq, 2);
+        assert_eq!(log.writer.lock().unwrap().next_seq, 2);
+        assert!(log.stopped().is_some_and(|why| why.contains("EIO")));
     }
 
     /// Segments of 2 000 bytes, 6 000 in all: a few hundred records rotate and go.

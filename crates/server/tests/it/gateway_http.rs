@@ -548,6 +548,67 @@ fn killed_mid_stream(env: &[(&str, &str)]) {
     }
 }
 
+/// A disk that stops taking writes, under the interval fsync policy: an interval's
+/// `fdatasync` fails (EIO from a FUSE filesystem under the log). The kernel may have dropped
+/// the pages it could not write, so the node acknowledges nothing more on top of that hole:
+/// every message gets 503 with `Retry-After`, and `/readyz` says not ready so a load balancer
+/// sends the devices elsewhere, until a restart. The restarted node (on a disk that works
+/// again) takes messages and still refuses a replay of one acknowledged before the failure.
+#[test]
+fn after_a_failed_fdatasync_the_node_takes_no_message_and_is_not_ready() {
+    use crate::support::gateway::FailingFsync;
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let Some(disk) = FailingFsync::mount(&data.join("telemetry"), dir.path()) else {
+        return;
+    };
+    let env = [("PORTCULLIS_GATEWAY__EMBEDDED_SYNC_INTERVAL_MS", "50")];
+    let node = Node::start_in(&data, &env);
+    let (kid, key) = device_with_key(&node, "meter-eio", &[]);
+    let device = DeviceId::parse("meter-eio").unwrap();
+    let send = |node: &Node, counter: u64| {
+        post_cose(node, &seal_mac0(&device, &kid, &key, counter, now(), b"r"))
+    };
+    assert_eq!(send(&node, 1).status, 202);
+    assert_eq!(node.get("/readyz").status, 200);
+
+    disk.fail(true);
+    let mut counter = 1;
+    let refused = loop {
+        counter += 1;
+        let answer = send(&node, counter);
+        if answer.status != 202 {
+            break answer;
+        }
+        assert!(
+            counter < 200,
+            "the node kept acknowledging after its fdatasync failed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(refused.status, 503, "{}", refused.text);
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    assert!(!refused.text.contains("EIO") && !refused.text.contains("Input/output"));
+    let ready = node.get("/readyz");
+    assert_eq!(ready.status, 503);
+    assert!(ready.text.contains("telemetry log"), "{}", ready.text);
+
+    // The disk works again; the log does not trust it before a restart.
+    disk.fail(false);
+    assert_eq!(send(&node, counter + 1).status, 503);
+    assert_eq!(node.get("/readyz").status, 503);
+
+    drop(node);
+    let node = Node::start_in(&data, &env);
+    assert_eq!(node.get("/readyz").status, 200);
+    assert_eq!(send(&node, counter + 1).status, 202);
+    let replay = post_cose(&node, &seal_mac0(&device, &kid, &key, 1, now(), b"r"));
+    assert_eq!(replay.status, 409, "{}", replay.text);
+    drop(node);
+    drop(disk);
+}
+
 /// `portcullis telemetry tail --follow` prints a message as soon as it is accepted.
 #[test]
 fn telemetry_tail_follows_new_messages() {

@@ -211,3 +211,92 @@ pub fn long_poll(
         (started.elapsed(), answer.into_json::<Value>().unwrap())
     })
 }
+
+/// A FUSE filesystem (`tests/fault/failing_fsync_fs.py`) mounted over a directory: it passes
+/// everything through to a backing directory, but `fsync`/`fdatasync` fail with EIO while
+/// [`FailingFsync::fail`] is on. Unmounted when dropped (after the node using it is gone).
+pub struct FailingFsync {
+    child: std::process::Child,
+    mount_point: PathBuf,
+    flag: PathBuf,
+}
+
+impl FailingFsync {
+    /// Mounts it at `mount_point` (created, and empty), the backing directory in `scratch`.
+    /// `None` (skip) where FUSE cannot be mounted: no `/dev/fuse`, or not root.
+    pub fn mount(mount_point: &std::path::Path, scratch: &std::path::Path) -> Option<FailingFsync> {
+        if let Err(e) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/fuse")
+        {
+            eprintln!("skipping: FUSE is not available here ({e}); CI runs as root with /dev/fuse");
+            return None;
+        }
+        let python = python_path()?;
+        let backing = scratch.join("backing");
+        std::fs::create_dir_all(&backing).unwrap();
+        std::fs::create_dir_all(mount_point).unwrap();
+        let flag = scratch.join("fail-fsync");
+        let script =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fault/failing_fsync_fs.py");
+        let mut child = std::process::Command::new("python3")
+            .env("PYTHONPATH", &python)
+            .arg(script)
+            .args([&backing, mount_point, &flag])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3");
+        let mounted = || {
+            std::fs::read_to_string("/proc/self/mountinfo")
+                .unwrap_or_default()
+                .lines()
+                .any(|l| l.split(' ').nth(4) == Some(mount_point.to_str().unwrap()))
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        while !mounted() {
+            if let Some(status) = child.try_wait().unwrap() {
+                let mut err = String::new();
+                use std::io::Read as _;
+                child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut err)
+                    .unwrap();
+                panic!("the FUSE filesystem did not mount ({status}): {err}");
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the FUSE filesystem did not mount in 15 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Some(FailingFsync {
+            child,
+            mount_point: mount_point.to_owned(),
+            flag,
+        })
+    }
+
+    /// From now on every `fsync`/`fdatasync` under the mount fails (`false`: they work again).
+    pub fn fail(&self, on: bool) {
+        if on {
+            std::fs::write(&self.flag, b"").unwrap();
+        } else {
+            std::fs::remove_file(&self.flag).unwrap();
+        }
+    }
+}
+
+impl Drop for FailingFsync {
+    fn drop(&mut self) {
+        // Lazy: a process of the test still holding a file under it must not keep it mounted.
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.mount_point)
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,129 @@
+"""A pass-through FUSE filesystem whose fsync/fdatasync fail with EIO on demand.
+
+    python3 failing_fsync_fs.py BACKING_DIR MOUNT_POINT FAIL_FLAG
+
+Mounts BACKING_DIR at MOUNT_POINT (in the foreground, until unmounted). Every operation is
+passed through to BACKING_DIR, except that fsync and fdatasync fail with EIO while the file
+FAIL_FLAG exists: the way a disk that stops taking writes (or a lost network volume)
+answers, which nothing short of a real filesystem can show a process. The gateway's
+durability tests use it to check what the node does after an fdatasync of its telemetry
+log failed.
+
+Written for mfusepy (ctypes bindings for libfuse 3); needs root or /dev/fuse access.
+"""
+
+import errno
+import os
+import sys
+
+import mfusepy as fuse
+
+
+class FailingFsync(fuse.Operations):
+    use_ns = True
+
+    def __init__(self, root, fail_flag):
+        self.root = os.path.realpath(root)
+        # Absolute: libfuse changes the working directory to / once mounted.
+        self.fail_flag = os.path.abspath(fail_flag)
+
+    def _full(self, path):
+        return os.path.join(self.root, path.lstrip("/"))
+
+    def _io(self, call, *args):
+        try:
+            return call(*args)
+        except OSError as e:
+            raise fuse.FuseOSError(e.errno or errno.EIO) from e
+
+    # --- metadata -----------------------------------------------------------------------------
+    def getattr(self, path, fh=None):
+        st = self._io(os.lstat, self._full(path))
+        keys = ("st_mode", "st_nlink", "st_uid", "st_gid", "st_size",
+                "st_atime_ns", "st_mtime_ns", "st_ctime_ns")
+        attrs = {k: getattr(st, k) for k in keys}
+        for k in ("st_atime", "st_mtime", "st_ctime"):
+            attrs[k] = attrs.pop(k + "_ns")
+        return attrs
+
+    def access(self, path, amode):
+        if not os.access(self._full(path), amode):
+            raise fuse.FuseOSError(errno.EACCES)
+        return 0
+
+    def chmod(self, path, mode):
+        return self._io(os.chmod, self._full(path), mode)
+
+    def chown(self, path, uid, gid):
+        return self._io(os.chown, self._full(path), uid, gid)
+
+    def utimens(self, path, times=None):
+        return self._io(os.utime, self._full(path), None, times)
+
+    def statfs(self, path):
+        st = self._io(os.statvfs, self._full(path))
+        keys = ("f_bavail", "f_bfree", "f_blocks", "f_bsize", "f_favail",
+                "f_ffree", "f_files", "f_flag", "f_frsize", "f_namemax")
+        return {k: getattr(st, k) for k in keys}
+
+    # --- directories --------------------------------------------------------------------------
+    def readdir(self, path, fh):
+        return [".", ".."] + self._io(os.listdir, self._full(path))
+
+    def mkdir(self, path, mode):
+        return self._io(os.mkdir, self._full(path), mode)
+
+    def rmdir(self, path):
+        return self._io(os.rmdir, self._full(path))
+
+    def unlink(self, path):
+        return self._io(os.unlink, self._full(path))
+
+    def rename(self, old, new):
+        return self._io(os.rename, self._full(old), self._full(new))
+
+    # --- files --------------------------------------------------------------------------------
+    def open(self, path, flags):
+        return self._io(os.open, self._full(path), flags)
+
+    def create(self, path, mode, fi=None):
+        return self._io(os.open, self._full(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+
+    def read(self, path, size, offset, fh):
+        return self._io(os.pread, fh, size, offset)
+
+    def write(self, path, data, offset, fh):
+        return self._io(os.pwrite, fh, data, offset)
+
+    def truncate(self, path, length, fh=None):
+        if fh is not None:
+            return self._io(os.ftruncate, fh, length)
+        return self._io(os.truncate, self._full(path), length)
+
+    def flush(self, path, fh):
+        return 0
+
+    def release(self, path, fh):
+        return self._io(os.close, fh)
+
+    def fsync(self, path, datasync, fh):
+        if os.path.exists(self.fail_flag):
+            raise fuse.FuseOSError(errno.EIO)
+        return self._io(os.fdatasync if datasync else os.fsync, fh)
+
+    def fsyncdir(self, path, datasync, fh):
+        if os.path.exists(self.fail_flag):
+            raise fuse.FuseOSError(errno.EIO)
+        return 0
+
+
+def main():
+    if len(sys.argv) != 4:
+        sys.exit(__doc__)
+    backing, mount_point, fail_flag = sys.argv[1:]
+    fuse.FUSE(FailingFsync(backing, fail_flag), mount_point, foreground=True,
+              nothreads=True)
+
+
+if __name__ == "__main__":
+    main()
