@@ -260,8 +260,12 @@ impl Writer {
 
     fn rotate(&mut self) -> io::Result<()> {
         if self.limits.sync != SyncPolicy::EveryBatch {
-            // The interval's task syncs only the segment being written.
-            self.file.sync_data()?;
+            // The interval's task syncs only the segment being written. This segment holds
+            // acknowledged records: a failure here is the interval sync's failure.
+            if let Err(e) = self.file.sync_data() {
+                sync_failed(self, &e);
+                return Err(e);
+            }
         }
         let path = segment_path(&self.dir, self.next_seq);
         self.file = OpenOptions::new().create(true).append(true).open(path)?;
@@ -767,7 +771,7 @@ mod tests {
 
     /// After a failed sync the kernel may have dropped written pages: nothing more is
     /// acknowledged on top of that hole, and the log says why it stopped (for `/readyz`).
-    /// (`gateway_http::after_a_failed_fdatasync_*` fails a real one through FUSE.)
+    /// (`gateway_http::*_a_failed_fdatasync_*` fail real ones through FUSE.)
     #[tokio::test]
     async fn after_a_failed_sync_no_append_is_taken() {
         let dir = tempfile::tempdir().unwrap();

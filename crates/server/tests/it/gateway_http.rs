@@ -555,7 +555,7 @@ fn killed_mid_stream(env: &[(&str, &str)]) {
 /// sends the devices elsewhere, until a restart. The restarted node (on a disk that works
 /// again) takes messages and still refuses a replay of one acknowledged before the failure.
 #[test]
-fn after_a_failed_fdatasync_the_node_takes_no_message_and_is_not_ready() {
+fn under_the_interval_policy_a_failed_fdatasync_stops_the_log_until_restart() {
     use crate::support::gateway::FailingFsync;
 
     let dir = tempfile::tempdir().unwrap();
@@ -605,6 +605,48 @@ fn after_a_failed_fdatasync_the_node_takes_no_message_and_is_not_ready() {
     assert_eq!(send(&node, counter + 1).status, 202);
     let replay = post_cose(&node, &seal_mac0(&device, &kid, &key, 1, now(), b"r"));
     assert_eq!(replay.status, 409, "{}", replay.text);
+    drop(node);
+    drop(disk);
+}
+
+/// Syncing every batch (the default), a failed `fdatasync` refuses only the batch it was
+/// for: the log takes back what of it was written, so the device may send the very same
+/// message again, and once the disk works the node takes it without a restart (`/readyz`
+/// stays ready: nothing acknowledged is at risk). Each message is stored once.
+#[test]
+fn syncing_every_batch_a_failed_fdatasync_refuses_only_its_batch() {
+    use crate::support::gateway::FailingFsync;
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let Some(disk) = FailingFsync::mount(&data.join("telemetry"), dir.path()) else {
+        return;
+    };
+    let node = Node::start_in(&data, &[]);
+    let (kid, key) = device_with_key(&node, "meter-eio1", &[]);
+    let device = DeviceId::parse("meter-eio1").unwrap();
+    let first = seal_mac0(&device, &kid, &key, 1, now(), b"r1");
+    let second = seal_mac0(&device, &kid, &key, 2, now(), b"r2");
+    assert_eq!(post_cose(&node, &first).status, 202);
+
+    disk.fail(true);
+    let refused = post_cose(&node, &second);
+    assert_eq!(refused.status, 503, "{}", refused.text);
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    assert_eq!(node.get("/readyz").status, 200);
+
+    disk.fail(false);
+    let again = post_cose(&node, &second);
+    assert_eq!(again.status, 202, "{}", again.text);
+
+    drop(node);
+    let node = Node::start_in(&data, &[]);
+    let counters: Vec<_> = tail(&node, "meter-eio1")
+        .iter()
+        .map(|r| r["counter"].as_u64().unwrap())
+        .collect();
+    assert_eq!(counters, [1, 2]);
+    assert_eq!(post_cose(&node, &second).status, 409);
     drop(node);
     drop(disk);
 }
