@@ -12,7 +12,9 @@ use portcullis_core::device::DeviceId;
 use portcullis_gateway::cose::seal_mac0;
 use serde_json::Value;
 
-use crate::support::gateway::{device_with_key, example_device, now, python_path, stored as tail};
+use crate::support::gateway::{
+    device_with_key, example_device, now, python_path, stored as tail, DiskFault, FailingDisk,
+};
 use crate::support::Node;
 
 const TELEMETRY: &str = "/gateway/v1/telemetry";
@@ -556,11 +558,9 @@ fn killed_mid_stream(env: &[(&str, &str)]) {
 /// again) takes messages and still refuses a replay of one acknowledged before the failure.
 #[test]
 fn under_the_interval_policy_a_failed_fdatasync_stops_the_log_until_restart() {
-    use crate::support::gateway::FailingFsync;
-
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("node");
-    let Some(disk) = FailingFsync::mount(&data.join("telemetry"), dir.path()) else {
+    let Some(disk) = FailingDisk::mount(&data.join("telemetry"), dir.path()) else {
         return;
     };
     let env = [("PORTCULLIS_GATEWAY__EMBEDDED_SYNC_INTERVAL_MS", "50")];
@@ -573,7 +573,7 @@ fn under_the_interval_policy_a_failed_fdatasync_stops_the_log_until_restart() {
     assert_eq!(send(&node, 1).status, 202);
     assert_eq!(node.get("/readyz").status, 200);
 
-    disk.fail(true);
+    disk.fail(DiskFault::Fsync);
     let mut counter = 1;
     let refused = loop {
         counter += 1;
@@ -595,7 +595,7 @@ fn under_the_interval_policy_a_failed_fdatasync_stops_the_log_until_restart() {
     assert!(ready.text.contains("telemetry log"), "{}", ready.text);
 
     // The disk works again; the log does not trust it before a restart.
-    disk.fail(false);
+    disk.heal();
     assert_eq!(send(&node, counter + 1).status, 503);
     assert_eq!(node.get("/readyz").status, 503);
 
@@ -610,37 +610,52 @@ fn under_the_interval_policy_a_failed_fdatasync_stops_the_log_until_restart() {
 }
 
 /// Syncing every batch (the default), a failed `fdatasync` refuses only the batch it was
-/// for: the log takes back what of it was written, so the device may send the very same
-/// message again, and once the disk works the node takes it without a restart (`/readyz`
-/// stays ready: nothing acknowledged is at risk). Each message is stored once.
+/// for: nothing acknowledged is at risk, so the node goes on once the disk works.
 #[test]
 fn syncing_every_batch_a_failed_fdatasync_refuses_only_its_batch() {
-    use crate::support::gateway::FailingFsync;
+    refused_until_the_disk_heals(DiskFault::Fsync, &[]);
+}
 
+/// A full disk (writes fail with ENOSPC), under either fsync policy: refused until there
+/// is room again, without a restart.
+#[test]
+fn a_full_disk_refuses_messages_until_there_is_room() {
+    refused_until_the_disk_heals(DiskFault::Full, &[]);
+    refused_until_the_disk_heals(
+        DiskFault::Full,
+        &[("PORTCULLIS_GATEWAY__EMBEDDED_SYNC_INTERVAL_MS", "50")],
+    );
+}
+
+/// While the disk fails as `fault` says, a message is refused (503 with `Retry-After`) and
+/// the log takes back what of its batch was written, so the device may send the very same
+/// message again; once the disk heals the node takes it without a restart, `/readyz` staying
+/// ready throughout. After a restart each message is stored once and a replay is refused.
+fn refused_until_the_disk_heals(fault: DiskFault, env: &[(&str, &str)]) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("node");
-    let Some(disk) = FailingFsync::mount(&data.join("telemetry"), dir.path()) else {
+    let Some(disk) = FailingDisk::mount(&data.join("telemetry"), dir.path()) else {
         return;
     };
-    let node = Node::start_in(&data, &[]);
+    let node = Node::start_in(&data, env);
     let (kid, key) = device_with_key(&node, "meter-eio1", &[]);
     let device = DeviceId::parse("meter-eio1").unwrap();
     let first = seal_mac0(&device, &kid, &key, 1, now(), b"r1");
     let second = seal_mac0(&device, &kid, &key, 2, now(), b"r2");
     assert_eq!(post_cose(&node, &first).status, 202);
 
-    disk.fail(true);
+    disk.fail(fault);
     let refused = post_cose(&node, &second);
     assert_eq!(refused.status, 503, "{}", refused.text);
     assert_eq!(refused.header("retry-after"), Some("1"));
     assert_eq!(node.get("/readyz").status, 200);
 
-    disk.fail(false);
+    disk.heal();
     let again = post_cose(&node, &second);
     assert_eq!(again.status, 202, "{}", again.text);
 
     drop(node);
-    let node = Node::start_in(&data, &[]);
+    let node = Node::start_in(&data, env);
     let counters: Vec<_> = tail(&node, "meter-eio1")
         .iter()
         .map(|r| r["counter"].as_u64().unwrap())

@@ -212,19 +212,19 @@ pub fn long_poll(
     })
 }
 
-/// A FUSE filesystem (`tests/fault/failing_fsync_fs.py`) mounted over a directory: it passes
-/// everything through to a backing directory, but `fsync`/`fdatasync` fail with EIO while
-/// [`FailingFsync::fail`] is on. Unmounted when dropped (after the node using it is gone).
-pub struct FailingFsync {
+/// A FUSE filesystem (`tests/fault/failing_disk_fs.py`) mounted over a directory: it passes
+/// everything through to a backing directory, but fails as [`FailingDisk::fail`] says until
+/// [`FailingDisk::heal`]. Unmounted when dropped (after the node using it is gone).
+pub struct FailingDisk {
     child: std::process::Child,
     mount_point: PathBuf,
     flag: PathBuf,
 }
 
-impl FailingFsync {
+impl FailingDisk {
     /// Mounts it at `mount_point` (created, and empty), the backing directory in `scratch`.
     /// `None` (skip) where FUSE cannot be mounted: no `/dev/fuse`, or not root.
-    pub fn mount(mount_point: &std::path::Path, scratch: &std::path::Path) -> Option<FailingFsync> {
+    pub fn mount(mount_point: &std::path::Path, scratch: &std::path::Path) -> Option<FailingDisk> {
         if let Err(e) = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -237,9 +237,9 @@ impl FailingFsync {
         let backing = scratch.join("backing");
         std::fs::create_dir_all(&backing).unwrap();
         std::fs::create_dir_all(mount_point).unwrap();
-        let flag = scratch.join("fail-fsync");
+        let flag = scratch.join("disk-fault");
         let script =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fault/failing_fsync_fs.py");
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fault/failing_disk_fs.py");
         let mut child = std::process::Command::new("python3")
             .env("PYTHONPATH", &python)
             .arg(script)
@@ -272,24 +272,37 @@ impl FailingFsync {
             );
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
-        Some(FailingFsync {
+        Some(FailingDisk {
             child,
             mount_point: mount_point.to_owned(),
             flag,
         })
     }
 
-    /// From now on every `fsync`/`fdatasync` under the mount fails (`false`: they work again).
-    pub fn fail(&self, on: bool) {
-        if on {
-            std::fs::write(&self.flag, b"").unwrap();
-        } else {
-            std::fs::remove_file(&self.flag).unwrap();
-        }
+    /// From now on the mount fails as `fault` says.
+    pub fn fail(&self, fault: DiskFault) {
+        let what = match fault {
+            DiskFault::Fsync => "fsync",
+            DiskFault::Full => "full",
+        };
+        std::fs::write(&self.flag, what).unwrap();
+    }
+
+    /// From now on the mount works again.
+    pub fn heal(&self) {
+        std::fs::remove_file(&self.flag).unwrap();
     }
 }
 
-impl Drop for FailingFsync {
+/// How a [`FailingDisk`] fails.
+pub enum DiskFault {
+    /// `fsync` and `fdatasync` fail with EIO.
+    Fsync,
+    /// Writes fail with ENOSPC.
+    Full,
+}
+
+impl Drop for FailingDisk {
     fn drop(&mut self) {
         // Lazy: a process of the test still holding a file under it must not keep it mounted.
         let _ = std::process::Command::new("umount")

@@ -1,13 +1,15 @@
-"""A pass-through FUSE filesystem whose fsync/fdatasync fail with EIO on demand.
+"""A pass-through FUSE filesystem that fails on demand, as a sick or full disk does.
 
-    python3 failing_fsync_fs.py BACKING_DIR MOUNT_POINT FAIL_FLAG
+    python3 failing_disk_fs.py BACKING_DIR MOUNT_POINT FAIL_FLAG
 
 Mounts BACKING_DIR at MOUNT_POINT (in the foreground, until unmounted). Every operation is
-passed through to BACKING_DIR, except that fsync and fdatasync fail with EIO while the file
-FAIL_FLAG exists: the way a disk that stops taking writes (or a lost network volume)
-answers, which nothing short of a real filesystem can show a process. The gateway's
-durability tests use it to check what the node does after an fdatasync of its telemetry
-log failed.
+passed through to BACKING_DIR, except while the file FAIL_FLAG exists:
+- if it says `fsync`, fsync and fdatasync fail with EIO (a disk that stops taking writes,
+  or a lost network volume);
+- if it says `full`, writes fail with ENOSPC (a full disk).
+Nothing short of a real filesystem can show a process these answers. The gateway's
+durability tests use it to check what the node does when its telemetry log cannot be
+written or synced.
 
 Written for mfusepy (ctypes bindings for libfuse 3); needs root or /dev/fuse access.
 """
@@ -19,7 +21,7 @@ import sys
 import mfusepy as fuse
 
 
-class FailingFsync(fuse.Operations):
+class FailingDisk(fuse.Operations):
     use_ns = True
 
     def __init__(self, root, fail_flag):
@@ -92,7 +94,16 @@ class FailingFsync(fuse.Operations):
     def read(self, path, size, offset, fh):
         return self._io(os.pread, fh, size, offset)
 
+    def _failing(self, what):
+        try:
+            with open(self.fail_flag) as f:
+                return f.read().strip() == what
+        except FileNotFoundError:
+            return False
+
     def write(self, path, data, offset, fh):
+        if self._failing("full"):
+            raise fuse.FuseOSError(errno.ENOSPC)
         return self._io(os.pwrite, fh, data, offset)
 
     def truncate(self, path, length, fh=None):
@@ -107,12 +118,12 @@ class FailingFsync(fuse.Operations):
         return self._io(os.close, fh)
 
     def fsync(self, path, datasync, fh):
-        if os.path.exists(self.fail_flag):
+        if self._failing("fsync"):
             raise fuse.FuseOSError(errno.EIO)
         return self._io(os.fdatasync if datasync else os.fsync, fh)
 
     def fsyncdir(self, path, datasync, fh):
-        if os.path.exists(self.fail_flag):
+        if self._failing("fsync"):
             raise fuse.FuseOSError(errno.EIO)
         return 0
 
@@ -121,7 +132,7 @@ def main():
     if len(sys.argv) != 4:
         sys.exit(__doc__)
     backing, mount_point, fail_flag = sys.argv[1:]
-    fuse.FUSE(FailingFsync(backing, fail_flag), mount_point, foreground=True,
+    fuse.FUSE(FailingDisk(backing, fail_flag), mount_point, foreground=True,
               nothreads=True)
 
 
