@@ -696,6 +696,55 @@ fn mqtt_pipelined_qos1_messages_are_acknowledged_in_order() {
     assert_eq!(stored(&node, &device.id).len(), usize::from(count));
 }
 
+/// A full disk, over MQTT (the log's writes fail with ENOSPC, from a FUSE filesystem under
+/// it): an MQTT 5 device gets a negative PUBACK (0x80, unspecified error) and keeps its
+/// connection; an MQTT 3.1.1 device, which has no negative PUBACK, loses its connection
+/// without one, so it sends the message again when it reconnects (§4.4). Once there is room
+/// the same messages are acknowledged, each stored once.
+#[test]
+fn a_full_disk_refuses_mqtt_messages_in_each_versions_way() {
+    use crate::support::gateway::{DiskFault, FailingDisk};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let Some(disk) = FailingDisk::mount(&data.join("telemetry"), tmp.path()) else {
+        return;
+    };
+    let node = Node::start_with_args(&data, &["--listen-mqtt", "127.0.0.1:0"], &[]);
+    let mut device = Device::register(&node, "mqtt-full");
+    let topic = device.topic();
+
+    let mut v5 = Client::connected(&node, &device, V5);
+    v5.publish(&topic, 1, 1, &device.reading(1.0));
+    assert_eq!(v5.puback(), (1, 0));
+    disk.fail(DiskFault::Full);
+    let second = device.reading(2.0);
+    v5.publish(&topic, 1, 2, &second);
+    assert_eq!(v5.puback(), (2, 0x80));
+    disk.heal();
+    v5.publish(&topic, 1, 3, &second);
+    assert_eq!(v5.puback(), (3, 0));
+    drop(v5);
+
+    disk.fail(DiskFault::Full);
+    let third = device.reading(3.0);
+    let mut v311 = Client::connected(&node, &device, V311);
+    v311.publish(&topic, 1, 4, &third);
+    assert!(v311.closed(), "an MQTT 3.1.1 refusal closes the connection");
+    disk.heal();
+    let mut v311 = Client::connected(&node, &device, V311);
+    v311.publish(&topic, 1, 4, &third);
+    assert_eq!(v311.puback(), (4, 0));
+
+    let counters: Vec<_> = stored(&node, &device.id)
+        .iter()
+        .map(|r| r["counter"].as_u64().unwrap())
+        .collect();
+    assert_eq!(counters, [1, 2, 3]);
+    drop(node);
+    drop(disk);
+}
+
 #[test]
 fn a_node_shutting_down_tells_mqtt5_devices_why_and_closes_every_connection() {
     let (node, _tmp) = start_node(&[]);
