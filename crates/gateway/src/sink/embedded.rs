@@ -125,6 +125,10 @@ impl std::fmt::Debug for EmbeddedLog {
     }
 }
 
+/// 1 while the log takes no appends until restart ([`EmbeddedLog::stopped`]), else 0: for
+/// an alert that pages someone (`/readyz` only tells the load balancer).
+const STOPPED_METRIC: &str = "portcullis_gateway_log_stopped";
+
 fn segment_path(dir: &Path, first_seq: u64) -> PathBuf {
     dir.join(format!("{first_seq:020}.ndjson"))
 }
@@ -341,6 +345,7 @@ impl EmbeddedLog {
             Ordering::Release,
         );
         writer.enforce_retention()?;
+        metrics::gauge!(STOPPED_METRIC).set(0.0);
         let (committed_tx, committed) = watch::channel(writer.committed());
         Ok(EmbeddedLog {
             dir: dir.to_owned(),
@@ -526,6 +531,7 @@ fn sync_failed(w: &mut Writer, e: &io::Error) {
     tracing::error!(error = %e,
         "the telemetry log could not be synced; acknowledged messages since the last sync may be lost on a power cut, and no more are taken until the node restarts");
     w.sync_failed = Some(e.to_string());
+    metrics::gauge!(STOPPED_METRIC).set(1.0);
 }
 
 impl Drop for Writer {

@@ -553,8 +553,8 @@ fn killed_mid_stream(env: &[(&str, &str)]) {
 /// A disk that stops taking writes, under the interval fsync policy: an interval's
 /// `fdatasync` fails (EIO from a FUSE filesystem under the log). The kernel may have dropped
 /// the pages it could not write, so the node acknowledges nothing more on top of that hole:
-/// every message gets 503 with `Retry-After`, and `/readyz` says not ready so a load balancer
-/// sends the devices elsewhere, until a restart. The restarted node (on a disk that works
+/// every message gets 503 with `Retry-After`, `/readyz` says not ready so a load balancer
+/// sends the devices elsewhere, and a gauge says why for an alert, until a restart. The restarted node (on a disk that works
 /// again) takes messages and still refuses a replay of one acknowledged before the failure.
 #[test]
 fn under_the_interval_policy_a_failed_fdatasync_stops_the_log_until_restart() {
@@ -572,6 +572,10 @@ fn under_the_interval_policy_a_failed_fdatasync_stops_the_log_until_restart() {
     };
     assert_eq!(send(&node, 1).status, 202);
     assert_eq!(node.get("/readyz").status, 200);
+    assert!(node
+        .get("/metrics")
+        .text
+        .contains("\nportcullis_gateway_log_stopped 0\n"));
 
     disk.fail(DiskFault::Fsync);
     let mut counter = 1;
@@ -593,6 +597,11 @@ fn under_the_interval_policy_a_failed_fdatasync_stops_the_log_until_restart() {
     let ready = node.get("/readyz");
     assert_eq!(ready.status, 503);
     assert!(ready.text.contains("telemetry log"), "{}", ready.text);
+    // For the alert that pages someone (PortcullisGatewayLogStopped).
+    assert!(node
+        .get("/metrics")
+        .text
+        .contains("\nportcullis_gateway_log_stopped 1\n"));
 
     // The disk works again; the log does not trust it before a restart.
     disk.heal();
