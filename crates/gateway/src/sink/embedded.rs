@@ -423,7 +423,7 @@ impl EmbeddedLog {
 
     /// Why the log takes no more appends until the node restarts (an interval's
     /// `fdatasync` failed), or `None` while it takes them. `/readyz` reports it, so a load
-    /// balancer sends devices to another node and an orchestrator restarts this one.
+    /// balancer sends devices to other nodes until this one is restarted.
     pub fn stopped(&self) -> Option<String> {
         self.writer
             .lock()

@@ -554,8 +554,9 @@ fn killed_mid_stream(env: &[(&str, &str)]) {
 /// `fdatasync` fails (EIO from a FUSE filesystem under the log). The kernel may have dropped
 /// the pages it could not write, so the node acknowledges nothing more on top of that hole:
 /// every message gets 503 with `Retry-After`, `/readyz` says not ready so a load balancer
-/// sends the devices elsewhere, and a gauge says why for an alert, until a restart. The restarted node (on a disk that works
-/// again) takes messages and still refuses a replay of one acknowledged before the failure.
+/// sends the devices elsewhere, and a gauge says why for an alert, until a restart. The
+/// restarted node (on a disk that works again) takes messages and still refuses a replay of
+/// one acknowledged before the failure.
 #[test]
 fn under_the_interval_policy_a_failed_fdatasync_stops_the_log_until_restart() {
     let dir = tempfile::tempdir().unwrap();
