@@ -6,7 +6,9 @@ Mounts BACKING_DIR at MOUNT_POINT (in the foreground, until unmounted). Every op
 passed through to BACKING_DIR, except while the file FAIL_FLAG exists:
 - if it says `fsync`, fsync and fdatasync fail with EIO (a disk that stops taking writes,
   or a lost network volume);
-- if it says `full`, writes fail with ENOSPC (a full disk).
+- if it says `full`, writes are short and end in ENOSPC (a disk filling up mid-write);
+- if it says `broken`, writes are short and end in EIO, and truncating fails with EIO too
+  (a disk going bad mid-write: what was half written cannot even be taken back).
 Nothing short of a real filesystem can show a process these answers. The gateway's
 durability tests use it to check what the node does when its telemetry log cannot be
 written or synced.
@@ -102,11 +104,19 @@ class FailingDisk(fuse.Operations):
             return False
 
     def write(self, path, data, offset, fh):
-        if self._failing("full"):
-            raise fuse.FuseOSError(errno.ENOSPC)
+        failing = "full" if self._failing("full") else "broken" if self._failing("broken") else None
+        if failing:
+            # As a disk fills up (or goes bad) mid-write: the first half goes, the caller's
+            # retries get a half of what is left each, and the last byte an error. Whoever
+            # writes is left with a torn record to take back.
+            if len(data) <= 1:
+                raise fuse.FuseOSError(errno.ENOSPC if failing == "full" else errno.EIO)
+            data = data[: len(data) // 2]
         return self._io(os.pwrite, fh, data, offset)
 
     def truncate(self, path, length, fh=None):
+        if self._failing("broken"):
+            raise fuse.FuseOSError(errno.EIO)
         if fh is not None:
             return self._io(os.ftruncate, fh, length)
         return self._io(os.truncate, self._full(path), length)

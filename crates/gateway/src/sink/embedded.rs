@@ -99,8 +99,9 @@ struct Writer {
     next_seq: u64,
     /// Records after this position are kept whatever the bounds say (`u64::MAX`: none is).
     hold: Arc<AtomicU64>,
-    /// Set once an interval's `fdatasync` failed: no append is taken after it.
-    sync_failed: Option<String>,
+    /// Set once the log cannot vouch for what it holds (an interval's `fdatasync` failed, or
+    /// a refused batch could not be taken back): no append is taken after it.
+    stopped: Option<String>,
 }
 
 /// The embedded log; cheap to share.
@@ -212,7 +213,7 @@ impl Writer {
             len,
             next_seq,
             hold,
-            sync_failed: None,
+            stopped: None,
         })
     }
 
@@ -227,9 +228,9 @@ impl Writer {
     /// Writes a batch (and makes it durable under [`SyncPolicy::EveryBatch`]); on failure
     /// nothing of it stays.
     fn append(&mut self, records: Vec<TelemetryRecord>) -> io::Result<Vec<u64>> {
-        if let Some(why) = &self.sync_failed {
+        if let Some(why) = &self.stopped {
             return Err(io::Error::other(format!(
-                "an earlier fdatasync of the log failed ({why}); restart the node"
+                "the telemetry log is stopped ({why}); restart the node"
             )));
         }
         if self.len >= self.limits.segment_bytes {
@@ -253,8 +254,12 @@ impl Writer {
         });
         if let Err(e) = written {
             // Take back whatever part of the batch reached the file: none of it is
-            // acknowledged, and a later batch must not follow a torn line.
-            let _ = self.file.set_len(self.len);
+            // acknowledged, and a later batch must not follow a torn line (the readers would
+            // stop at it). If even that fails, nothing more is appended: at the next start
+            // the torn line is the last one, and cut.
+            if let Err(cut) = self.file.set_len(self.len) {
+                stop(self, TAKE_BACK_FAILED, &cut);
+            }
             return Err(e);
         }
         self.len += buf.len() as u64;
@@ -267,7 +272,7 @@ impl Writer {
             // The interval's task syncs only the segment being written. This segment holds
             // acknowledged records: a failure here is the interval sync's failure.
             if let Err(e) = self.file.sync_data() {
-                sync_failed(self, &e);
+                stop(self, SYNC_FAILED, &e);
                 return Err(e);
             }
         }
@@ -422,13 +427,14 @@ impl EmbeddedLog {
     }
 
     /// Why the log takes no more appends until the node restarts (an interval's
-    /// `fdatasync` failed), or `None` while it takes them. `/readyz` reports it, so a load
+    /// `fdatasync` failed, or a refused batch could not be taken back), or `None` while it
+    /// takes them. `/readyz` reports it, so a load
     /// balancer sends devices to other nodes until this one is restarted.
     pub fn stopped(&self) -> Option<String> {
         self.writer
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .sync_failed
+            .stopped
             .clone()
     }
 
@@ -515,22 +521,26 @@ fn sync_written(writer: &Mutex<Writer>, synced: u64) -> Result<Option<Committed>
             Ok(file) => (written, file),
             Err(e) => {
                 drop(w);
-                sync_failed(&mut lock(), &e);
+                stop(&mut lock(), SYNC_FAILED, &e);
                 return Err(());
             }
         }
     };
     if let Err(e) = file.sync_data() {
-        sync_failed(&mut lock(), &e);
+        stop(&mut lock(), SYNC_FAILED, &e);
         return Err(());
     }
     Ok(Some(written))
 }
 
-fn sync_failed(w: &mut Writer, e: &io::Error) {
-    tracing::error!(error = %e,
-        "the telemetry log could not be synced; acknowledged messages since the last sync may be lost on a power cut, and no more are taken until the node restarts");
-    w.sync_failed = Some(e.to_string());
+const SYNC_FAILED: &str = "the telemetry log could not be synced (acknowledged messages since the last sync may be lost on a power cut)";
+const TAKE_BACK_FAILED: &str = "a refused batch could not be taken back from the telemetry log";
+
+/// Takes no more appends until the node restarts, and says why ([`EmbeddedLog::stopped`],
+/// `/readyz`, the gauge).
+fn stop(w: &mut Writer, what: &str, e: &io::Error) {
+    tracing::error!(error = %e, "{what}; no more telemetry is taken until the node restarts");
+    w.stopped = Some(format!("{what}: {e}"));
     metrics::gauge!(STOPPED_METRIC).set(1.0);
 }
 
@@ -784,7 +794,11 @@ mod tests {
         let log = EmbeddedLog::open(dir.path(), interval(100)).unwrap();
         log.append(record("d1", 1)).await.unwrap();
         assert_eq!(log.stopped(), None);
-        sync_failed(&mut log.writer.lock().unwrap(), &io::Error::other("EIO"));
+        stop(
+            &mut log.writer.lock().unwrap(),
+            SYNC_FAILED,
+            &io::Error::other("EIO"),
+        );
         let refused = log.append(record("d1", 2)).await.unwrap_err();
         assert!(refused.to_string().contains("restart"), "{refused}");
         assert_eq!(log.writer.lock().unwrap().next_seq, 2);

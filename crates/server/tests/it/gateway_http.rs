@@ -552,20 +552,36 @@ fn killed_mid_stream(env: &[(&str, &str)]) {
 
 /// A disk that stops taking writes, under the interval fsync policy: an interval's
 /// `fdatasync` fails (EIO from a FUSE filesystem under the log). The kernel may have dropped
-/// the pages it could not write, so the node acknowledges nothing more on top of that hole:
-/// every message gets 503 with `Retry-After`, `/readyz` says not ready so a load balancer
-/// sends the devices elsewhere, and a gauge says why for an alert, until a restart. The
-/// restarted node (on a disk that works again) takes messages and still refuses a replay of
-/// one acknowledged before the failure.
+/// the pages it could not write, so the node acknowledges nothing more on top of that hole.
 #[test]
 fn under_the_interval_policy_a_failed_fdatasync_stops_the_log_until_restart() {
+    stopped_until_restart(
+        DiskFault::Fsync,
+        &[("PORTCULLIS_GATEWAY__EMBEDDED_SYNC_INTERVAL_MS", "50")],
+    );
+}
+
+/// A disk going bad mid-write, syncing every batch: the batch is refused, and the torn
+/// record it left cannot be taken back (truncating fails too). Nothing may follow it — the
+/// log's readers would stop there, and every message after it would be lost — so the log
+/// stops; the next start cuts the torn last line.
+#[test]
+fn a_refused_batch_that_cannot_be_taken_back_stops_the_log_until_restart() {
+    stopped_until_restart(DiskFault::Broken, &[]);
+}
+
+/// While the disk fails as `fault` says, the log stops: every message gets 503 with
+/// `Retry-After`, `/readyz` says not ready so a load balancer sends the devices elsewhere,
+/// and a gauge says why for an alert, until a restart — also once the disk works again. The
+/// restarted node takes messages, holds every one acknowledged before, and still refuses a
+/// replay of one of them.
+fn stopped_until_restart(fault: DiskFault, env: &[(&str, &str)]) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("node");
     let Some(disk) = FailingDisk::mount(&data.join("telemetry"), dir.path()) else {
         return;
     };
-    let env = [("PORTCULLIS_GATEWAY__EMBEDDED_SYNC_INTERVAL_MS", "50")];
-    let node = Node::start_in(&data, &env);
+    let node = Node::start_in(&data, env);
     let (kid, key) = device_with_key(&node, "meter-eio", &[]);
     let device = DeviceId::parse("meter-eio").unwrap();
     let send = |node: &Node, counter: u64| {
@@ -578,7 +594,7 @@ fn under_the_interval_policy_a_failed_fdatasync_stops_the_log_until_restart() {
         .text
         .contains("\nportcullis_gateway_log_stopped 0\n"));
 
-    disk.fail(DiskFault::Fsync);
+    disk.fail(fault);
     let mut counter = 1;
     let refused = loop {
         counter += 1;
@@ -588,7 +604,7 @@ fn under_the_interval_policy_a_failed_fdatasync_stops_the_log_until_restart() {
         }
         assert!(
             counter < 200,
-            "the node kept acknowledging after its fdatasync failed"
+            "the node kept acknowledging after its disk failed"
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     };
@@ -610,9 +626,23 @@ fn under_the_interval_policy_a_failed_fdatasync_stops_the_log_until_restart() {
     assert_eq!(node.get("/readyz").status, 503);
 
     drop(node);
-    let node = Node::start_in(&data, &env);
+    let node = Node::start_in(&data, env);
     assert_eq!(node.get("/readyz").status, 200);
     assert_eq!(send(&node, counter + 1).status, 202);
+    // Readers see a record once it is synced: under the interval policy, within 50 ms.
+    let acknowledged: Vec<u64> = (1..counter).chain([counter + 1]).collect();
+    let mut counters = Vec::new();
+    for _ in 0..40 {
+        counters = tail(&node, "meter-eio")
+            .iter()
+            .map(|r| r["counter"].as_u64().unwrap())
+            .collect();
+        if counters == acknowledged {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(counters, acknowledged);
     let replay = post_cose(&node, &seal_mac0(&device, &kid, &key, 1, now(), b"r"));
     assert_eq!(replay.status, 409, "{}", replay.text);
     drop(node);

@@ -284,6 +284,7 @@ impl FailingDisk {
         let what = match fault {
             DiskFault::Fsync => "fsync",
             DiskFault::Full => "full",
+            DiskFault::Broken => "broken",
         };
         std::fs::write(&self.flag, what).unwrap();
     }
@@ -298,8 +299,11 @@ impl FailingDisk {
 pub enum DiskFault {
     /// `fsync` and `fdatasync` fail with EIO.
     Fsync,
-    /// Writes fail with ENOSPC.
+    /// Writes are short, then fail with ENOSPC: the writer is left with a torn record.
     Full,
+    /// Writes are short, then fail with EIO, and truncating fails too: the torn record
+    /// cannot be taken back.
+    Broken,
 }
 
 impl Drop for FailingDisk {
