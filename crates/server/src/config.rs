@@ -511,6 +511,9 @@ pub struct GatewaySection {
     pub sink_write_interval_ms: u64,
     /// The embedded log's bound in bytes (oldest segments go first). Default 1 GiB.
     pub embedded_max_bytes: u64,
+    /// The size at which the embedded log closes a segment and starts the next (the unit in
+    /// which the bounds delete). Default 64 MiB; from 4 KiB to 1 GiB.
+    pub embedded_segment_bytes: u64,
     /// The embedded log's bound in age. Default 7 days.
     pub embedded_max_age_secs: u64,
     /// The embedded log's fsync policy. 0 (default): every batch is `fdatasync`ed before any
@@ -640,6 +643,7 @@ impl Default for GatewaySection {
             sink: "embedded".into(),
             sink_write_interval_ms: 0,
             embedded_max_bytes: 1 << 30,
+            embedded_segment_bytes: 64 << 20,
             embedded_max_age_secs: 7 * 24 * 3600,
             embedded_sync_interval_ms: 0,
             nats_stream: "TELEMETRY".into(),
@@ -839,6 +843,9 @@ impl Config {
         }
         if g.sink_write_interval_ms > 100 {
             return bad("sink_write_interval_ms must be at most 100");
+        }
+        if !(4096..=1 << 30).contains(&g.embedded_segment_bytes) {
+            return bad("embedded_segment_bytes must be from 4096 to 1073741824");
         }
         if g.embedded_sync_interval_ms > 10_000 {
             return bad("embedded_sync_interval_ms must be at most 10000 (0: sync every batch)");
@@ -1065,6 +1072,7 @@ mod tests {
         assert_eq!(c.rate_limit.per_client, 1000);
         assert_eq!(c.gateway.sink_write_interval_ms, 0);
         assert_eq!(c.gateway.embedded_sync_interval_ms, 0, "sync every batch");
+        assert_eq!(c.gateway.embedded_segment_bytes, 64 << 20);
     }
 
     #[test]
@@ -1113,6 +1121,8 @@ mod tests {
             ("PORTCULLIS_GATEWAY__SINK_WRITE_INTERVAL_MS", "101"),
             ("PORTCULLIS_GATEWAY__EMBEDDED_SYNC_INTERVAL_MS", "10001"),
             ("PORTCULLIS_GATEWAY__EMBEDDED_SYNC_INTERVAL_MS", "-1"),
+            ("PORTCULLIS_GATEWAY__EMBEDDED_SEGMENT_BYTES", "4095"),
+            ("PORTCULLIS_GATEWAY__EMBEDDED_SEGMENT_BYTES", "1073741825"),
             ("PORTCULLIS_PKI__TLS_CERT_LIFETIME_SECS", "4"),
             ("PORTCULLIS_PKI__TLS_CERT_LIFETIME_SECS", "34387201"),
             ("PORTCULLIS_PKI__TLS_CERT_LIFETIME_SECS", "-1"),

@@ -97,12 +97,12 @@ pub async fn start(
             &dir,
             EmbeddedOptions {
                 max_bytes: g.embedded_max_bytes,
+                segment_bytes: g.embedded_segment_bytes,
                 max_age: Duration::from_secs(g.embedded_max_age_secs),
                 sync: match g.embedded_sync_interval_ms {
                     0 => SyncPolicy::EveryBatch,
                     ms => SyncPolicy::Interval(Duration::from_millis(ms)),
                 },
-                ..EmbeddedOptions::default()
             },
             covered,
         )

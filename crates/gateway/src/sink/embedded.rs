@@ -280,7 +280,13 @@ impl Writer {
         self.file = OpenOptions::new().create(true).append(true).open(path)?;
         self.segment = self.next_seq;
         self.len = 0;
-        sync_dir(&self.dir)?;
+        // The new segment's name must be durable before a record in it is acknowledged;
+        // after a failed directory sync nothing says it is, so the log stops, as after any
+        // failed sync (appending on would acknowledge records a power cut could unname).
+        if let Err(e) = sync_dir(&self.dir) {
+            stop(self, DIR_SYNC_FAILED, &e);
+            return Err(e);
+        }
         self.enforce_retention()
     }
 
@@ -535,6 +541,8 @@ fn sync_written(writer: &Mutex<Writer>, synced: u64) -> Result<Option<Committed>
 
 const SYNC_FAILED: &str = "the telemetry log could not be synced (acknowledged messages since the last sync may be lost on a power cut)";
 const TAKE_BACK_FAILED: &str = "a refused batch could not be taken back from the telemetry log";
+const DIR_SYNC_FAILED: &str =
+    "the telemetry log's directory could not be synced after a new segment";
 
 /// Takes no more appends until the node restarts, and says why ([`EmbeddedLog::stopped`],
 /// `/readyz`, the gauge).
