@@ -99,8 +99,9 @@ struct Writer {
     next_seq: u64,
     /// Records after this position are kept whatever the bounds say (`u64::MAX`: none is).
     hold: Arc<AtomicU64>,
-    /// Set once the log cannot vouch for what it holds (an interval's `fdatasync` failed, or
-    /// a refused batch could not be taken back): no append is taken after it.
+    /// Set once the log cannot vouch for what it holds (a sync of what is acknowledged
+    /// failed, a new segment's name could not be made durable, or a refused batch could not
+    /// be taken back): no append is taken after it.
     stopped: Option<String>,
 }
 
@@ -432,10 +433,9 @@ impl EmbeddedLog {
         ));
     }
 
-    /// Why the log takes no more appends until the node restarts (an interval's
-    /// `fdatasync` failed, or a refused batch could not be taken back), or `None` while it
-    /// takes them. `/readyz` reports it, so a load
-    /// balancer sends devices to other nodes until this one is restarted.
+    /// Why the log takes no more appends until the node restarts (see where `stop` is called),
+    /// or `None` while it takes them. `/readyz` reports it, so a load balancer sends devices
+    /// to other nodes until this one is restarted.
     pub fn stopped(&self) -> Option<String> {
         self.writer
             .lock()
@@ -795,7 +795,7 @@ mod tests {
 
     /// After a failed sync the kernel may have dropped written pages: nothing more is
     /// acknowledged on top of that hole, and the log says why it stopped (for `/readyz`).
-    /// (`gateway_http::*_a_failed_fdatasync_*` fail real ones through FUSE.)
+    /// (The `FailingDisk` tests of `gateway_http` fail real syncs and writes through FUSE.)
     #[tokio::test]
     async fn after_a_failed_sync_no_append_is_taken() {
         let dir = tempfile::tempdir().unwrap();
