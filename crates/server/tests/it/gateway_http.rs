@@ -13,7 +13,8 @@ use portcullis_gateway::cose::seal_mac0;
 use serde_json::Value;
 
 use crate::support::gateway::{
-    device_with_key, example_device, now, python_path, stored as tail, DiskFault, FailingDisk,
+    device_with_key, example_device, now, python_path, stored as tail, stored_counters, DiskFault,
+    FailingDisk,
 };
 use crate::support::Node;
 
@@ -569,7 +570,7 @@ fn under_the_interval_policy_a_failed_fdatasync_stops_the_log_until_restart() {
 /// the log stops until restart.
 #[test]
 fn a_segment_change_on_a_failing_disk_stops_the_log_until_restart() {
-    let small = ("PORTCULLIS_GATEWAY__EMBEDDED_SEGMENT_BYTES", "4096");
+    let small = ("PORTCULLIS_GATEWAY__EMBEDDED_SEGMENT_BYTES", SMALL_SEGMENT);
     stopped_until_restart(DiskFault::Fsync, &[small], segment_full);
     stopped_until_restart(
         DiskFault::Fsync,
@@ -581,7 +582,11 @@ fn a_segment_change_on_a_failing_disk_stops_the_log_until_restart() {
     );
 }
 
-/// Whether the newest segment in `log` is full (4 KiB): the next append starts another.
+/// The segment size of [`a_segment_change_on_a_failing_disk_stops_the_log_until_restart`].
+const SMALL_SEGMENT: &str = "4096";
+
+/// Whether the newest segment in `log` is full ([`SMALL_SEGMENT`]): the next append starts
+/// another.
 fn segment_full(log: &Path) -> bool {
     let newest = std::fs::read_dir(log)
         .unwrap()
@@ -589,7 +594,7 @@ fn segment_full(log: &Path) -> bool {
         .filter(|p| p.extension().is_some_and(|x| x == "ndjson"))
         .max()
         .unwrap();
-    std::fs::metadata(newest).unwrap().len() >= 4096
+    std::fs::metadata(newest).unwrap().len() >= SMALL_SEGMENT.parse::<u64>().unwrap()
 }
 
 /// A disk going bad mid-write, syncing every batch: the batch is refused, and the torn
@@ -602,11 +607,10 @@ fn a_refused_batch_that_cannot_be_taken_back_stops_the_log_until_restart() {
 }
 
 /// Devices send until `armed(log directory)`; then, while the disk fails as `fault` says,
-/// the log stops: every message gets 503 with
-/// `Retry-After`, `/readyz` says not ready so a load balancer sends the devices elsewhere,
-/// and a gauge says why for an alert, until a restart — also once the disk works again. The
-/// restarted node takes messages, holds every one acknowledged before, and still refuses a
-/// replay of one of them.
+/// the log stops: every message gets 503 with `Retry-After`, `/readyz` says not ready so a
+/// load balancer sends the devices elsewhere, and a gauge says why for an alert, until a
+/// restart — also once the disk works again. The restarted node takes messages, holds every
+/// one acknowledged before, and still refuses a replay of one of them.
 fn stopped_until_restart(fault: DiskFault, env: &[(&str, &str)], armed: fn(&Path) -> bool) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("node");
@@ -672,10 +676,7 @@ fn stopped_until_restart(fault: DiskFault, env: &[(&str, &str)], armed: fn(&Path
     let acknowledged: Vec<u64> = (1..counter).chain([counter + 1]).collect();
     let mut counters = Vec::new();
     for _ in 0..100 {
-        counters = tail(&node, "meter-eio")
-            .iter()
-            .map(|r| r["counter"].as_u64().unwrap())
-            .collect();
+        counters = stored_counters(&node, "meter-eio");
         if counters == acknowledged {
             break;
         }
@@ -735,11 +736,7 @@ fn refused_until_the_disk_heals(fault: DiskFault, env: &[(&str, &str)]) {
 
     drop(node);
     let node = Node::start_in(&data, env);
-    let counters: Vec<_> = tail(&node, "meter-eio1")
-        .iter()
-        .map(|r| r["counter"].as_u64().unwrap())
-        .collect();
-    assert_eq!(counters, [1, 2]);
+    assert_eq!(stored_counters(&node, "meter-eio1"), [1, 2]);
     assert_eq!(post_cose(&node, &second).status, 409);
     drop(node);
     drop(disk);

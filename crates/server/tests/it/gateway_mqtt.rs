@@ -703,7 +703,7 @@ fn mqtt_pipelined_qos1_messages_are_acknowledged_in_order() {
 /// the same messages are acknowledged, each stored once.
 #[test]
 fn a_full_disk_refuses_mqtt_messages_in_each_versions_way() {
-    use crate::support::gateway::{DiskFault, FailingDisk};
+    use crate::support::gateway::{stored_counters, DiskFault, FailingDisk};
 
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
@@ -736,11 +736,7 @@ fn a_full_disk_refuses_mqtt_messages_in_each_versions_way() {
     v311.publish(&topic, 1, 4, &third);
     assert_eq!(v311.puback(), (4, 0));
 
-    let counters: Vec<_> = stored(&node, &device.id)
-        .iter()
-        .map(|r| r["counter"].as_u64().unwrap())
-        .collect();
-    assert_eq!(counters, [1, 2, 3]);
+    assert_eq!(stored_counters(&node, &device.id), [1, 2, 3]);
     drop(node);
     drop(disk);
 }

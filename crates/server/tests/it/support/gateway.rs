@@ -41,6 +41,14 @@ pub fn stored(node: &Node, device: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The message counters of what `telemetry tail` shows for `device`, in log order.
+pub fn stored_counters(node: &Node, device: &str) -> Vec<u64> {
+    stored(node, device)
+        .iter()
+        .map(|r| r["counter"].as_u64().unwrap())
+        .collect()
+}
+
 /// Registers a device of model `meter-v1` (with `--attr` for each of `attrs`) and creates
 /// one key for it: (key id, key).
 pub fn device_with_key(node: &Node, id: &str, attrs: &[&str]) -> (String, [u8; 32]) {
