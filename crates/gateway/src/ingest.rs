@@ -24,6 +24,12 @@
 //! at a paced rate, each message — one more wake-up than the overlap saves; what queues
 //! during the log's `fdatasync` is taken as one batch.
 //!
+//! One node with the embedded log syncing on an interval skips the pipeline for known
+//! devices ([`InPlace`]): the caller reserves the counter in memory and writes the record
+//! itself, under one lock, and has its answer when `send` returns. The pipeline then serves
+//! only what needs the store or the disk (a device's first message since start, a write that
+//! opens a segment), and while it holds anything every message follows it there.
+//!
 //! An operator may trade latency for CPU ([`Cadence`], `[gateway] sink_write_interval_ms`,
 //! off by default): while messages come faster than the sink writes them, a batch is then
 //! taken at most once per interval. Each batch costs a durable write and a round of thread
@@ -32,6 +38,7 @@
 //! one at a time are written at once either way.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,7 +48,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::replay::{ReplayGuard, Reservation};
-use crate::sink::{Sink, TelemetryRecord};
+use crate::sink::{NotInPlace, Sink, TelemetryRecord};
 use crate::GatewayError;
 
 /// Jobs waiting for the counter stage at most; past it, callers wait (back-pressure reaches
@@ -72,13 +79,43 @@ struct Reserved {
 /// The handle callers submit through; cheap to clone.
 #[derive(Clone)]
 pub struct Ingest {
-    tx: mpsc::Sender<Job>,
+    route: Route,
 }
 
 impl std::fmt::Debug for Ingest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ingest").finish_non_exhaustive()
     }
+}
+
+#[derive(Clone)]
+enum Route {
+    /// Through the stage tasks.
+    Pipeline(mpsc::Sender<Job>),
+    /// By the callers themselves, one at a time ([`InPlace`]).
+    InPlace(Arc<InPlace>),
+}
+
+/// Counters decided in memory and a sink written in place (one node, the embedded log
+/// syncing on an interval): each caller judges and writes its own message on its own thread,
+/// taking turns. A paced message then costs no hand-over at all — no channel send waking a
+/// stage task, no blocking-pool thread woken for the write and waking the stage back, no
+/// wake-up for the answer; the few microseconds of a `write` into the page cache per message
+/// cost less than the thread hand-overs that batching saved (docs/benchmarks.md).
+///
+/// A counter only the store can judge (a device's first message since start) goes through
+/// the pipeline, which batches those into one store transaction; while any message is in
+/// the pipeline every message follows it there, so a device's counters are still judged in
+/// the order they came.
+struct InPlace {
+    /// Held while a counter is judged and its record written (or handed to the pipeline):
+    /// no two writes interleave, and a message sees every earlier message's verdict.
+    turn: std::sync::Mutex<()>,
+    replay: Arc<ReplayGuard>,
+    sink: Arc<dyn Sink>,
+    pipeline: mpsc::Sender<Job>,
+    /// Messages handed to the pipeline and not yet answered.
+    in_pipeline: Arc<AtomicUsize>,
 }
 
 impl Ingest {
@@ -90,17 +127,42 @@ impl Ingest {
         sink: Arc<dyn Sink>,
         write_interval: Duration,
     ) -> Ingest {
-        let (tx, rx) = mpsc::channel(QUEUE);
-        let cadence = Cadence::new(write_interval);
         if replay.is_local() {
             tokio::spawn(Arc::clone(&replay).write_behind());
-            tokio::spawn(local_stage(rx, replay, sink, cadence));
+        }
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let cadence = Cadence::new(write_interval);
+        if replay.is_local() && sink.writes_in_place() && write_interval.is_zero() {
+            let in_pipeline = Arc::new(AtomicUsize::new(0));
+            let stage = local_stage(
+                rx,
+                Arc::clone(&replay),
+                Arc::clone(&sink),
+                cadence,
+                Some(Arc::clone(&in_pipeline)),
+            );
+            tokio::spawn(stage);
+            let in_place = InPlace {
+                turn: std::sync::Mutex::default(),
+                replay,
+                sink,
+                pipeline: tx,
+                in_pipeline,
+            };
+            return Ingest {
+                route: Route::InPlace(Arc::new(in_place)),
+            };
+        }
+        if replay.is_local() {
+            tokio::spawn(local_stage(rx, replay, sink, cadence, None));
         } else {
             let (reserved_tx, reserved_rx) = mpsc::channel(BATCHES_IN_FLIGHT);
             tokio::spawn(reserve_stage(rx, Arc::clone(&replay), reserved_tx, cadence));
             tokio::spawn(store_stage(reserved_rx, replay, sink));
         }
-        Ingest { tx }
+        Ingest {
+            route: Route::Pipeline(tx),
+        }
     }
 
     /// Reserves `counter` (if any), stores the record, and answers once the sink holds it.
@@ -120,29 +182,109 @@ impl Ingest {
         record: TelemetryRecord,
         counter: Option<(DeviceId, u64)>,
     ) -> Result<Answer, GatewayError> {
+        let tx = match &self.route {
+            Route::Pipeline(tx) => tx,
+            Route::InPlace(in_place) => return Ok(in_place.store(record, counter)),
+        };
         let (reply, rx) = oneshot::channel();
         let job = Job {
             record,
             counter,
             reply,
         };
-        self.tx.send(job).await.map_err(|_| shutting_down())?;
-        Ok(Answer { rx, got: None })
+        tx.send(job).await.map_err(|_| shutting_down())?;
+        Ok(Answer::later(rx))
+    }
+}
+
+impl InPlace {
+    /// Judges and writes one record in its turn, or hands it to the pipeline. Nothing here
+    /// awaits: a caller cannot go away halfway, leaving a counter reserved for a message that
+    /// was not written.
+    fn store(&self, record: TelemetryRecord, counter: Option<(DeviceId, u64)>) -> Answer {
+        let _turn = self
+            .turn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let reservation = match (&counter, self.in_pipeline.load(Ordering::Acquire)) {
+            (None, 0) => None,
+            (Some((device, n)), 0) => match self.replay.reserve_known(device, *n) {
+                Some(Ok(reservation)) => Some(reservation),
+                Some(Err(e)) => return Answer::now(Err(e)),
+                None => return self.hand_over(record, counter),
+            },
+            _ => return self.hand_over(record, counter),
+        };
+        let refused = match self.sink.put_in_place(record) {
+            Ok(()) => {
+                self.replay
+                    .kept(reservation.into_iter().collect(), self.sink.position());
+                return Answer::now(Ok(()));
+            }
+            Err(refused) => refused,
+        };
+        if let Some(reservation) = reservation {
+            self.replay.release_known(reservation);
+        }
+        match refused {
+            // Judged again in the pipeline, as this turn found it.
+            NotInPlace::Declined(record) => self.hand_over(*record, counter),
+            NotInPlace::Failed(e) => Answer::now(Err(GatewayError::Unavailable(e.0))),
+        }
+    }
+
+    /// Hands a message to the pipeline (its turn held), without waiting: a full queue is a
+    /// refusal to retry, as a full sink is.
+    fn hand_over(&self, record: TelemetryRecord, counter: Option<(DeviceId, u64)>) -> Answer {
+        let (reply, rx) = oneshot::channel();
+        let job = Job {
+            record,
+            counter,
+            reply,
+        };
+        self.in_pipeline.fetch_add(1, Ordering::AcqRel);
+        match self.pipeline.try_send(job) {
+            Ok(()) => Answer::later(rx),
+            Err(e) => {
+                self.in_pipeline.fetch_sub(1, Ordering::AcqRel);
+                Answer::now(Err(match e {
+                    mpsc::error::TrySendError::Full(_) => {
+                        GatewayError::Unavailable("the gateway is busy".into())
+                    }
+                    mpsc::error::TrySendError::Closed(_) => shutting_down(),
+                }))
+            }
+        }
     }
 }
 
 /// Where a sent record's answer comes: `Ok` once the sink holds it.
 #[derive(Debug)]
 pub struct Answer {
-    rx: oneshot::Receiver<Result<(), GatewayError>>,
+    /// Where the answer comes; `None` once it is in `got`.
+    rx: Option<oneshot::Receiver<Result<(), GatewayError>>>,
     got: Option<Result<(), GatewayError>>,
 }
 
 impl Answer {
+    fn later(rx: oneshot::Receiver<Result<(), GatewayError>>) -> Self {
+        Self {
+            rx: Some(rx),
+            got: None,
+        }
+    }
+
+    fn now(answer: Result<(), GatewayError>) -> Self {
+        Self {
+            rx: None,
+            got: Some(answer),
+        }
+    }
+
     /// Whether the answer is in, without waiting.
     pub fn is_ready(&mut self) -> bool {
-        if self.got.is_none() {
-            match self.rx.try_recv() {
+        if let (None, Some(rx)) = (&self.got, &mut self.rx) {
+            match rx.try_recv() {
                 Ok(answer) => self.got = Some(answer),
                 Err(oneshot::error::TryRecvError::Empty) => return false,
                 Err(oneshot::error::TryRecvError::Closed) => self.got = Some(Err(shutting_down())),
@@ -153,10 +295,8 @@ impl Answer {
 
     /// Waits for the answer without taking it; cancel-safe.
     pub async fn wait(&mut self) {
-        if self.got.is_none() {
-            let answer = (&mut self.rx)
-                .await
-                .unwrap_or_else(|_| Err(shutting_down()));
+        if let (None, Some(rx)) = (&self.got, &mut self.rx) {
+            let answer = rx.await.unwrap_or_else(|_| Err(shutting_down()));
             self.got = Some(answer);
         }
     }
@@ -234,18 +374,24 @@ async fn reserve_stage(
 }
 
 /// Both stages in one task, one batch after the other (counters decided in memory).
+/// With `in_pipeline` ([`InPlace`]), counts down each job once it is answered.
 async fn local_stage(
     mut rx: mpsc::Receiver<Job>,
     replay: Arc<ReplayGuard>,
     sink: Arc<dyn Sink>,
     mut cadence: Cadence,
+    in_pipeline: Option<Arc<AtomicUsize>>,
 ) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
         cadence.gather(&mut rx, &mut jobs).await;
+        let taken = jobs.len();
         let reserved = reserve_batch(&mut jobs, &replay).await;
         if !reserved.is_empty() {
             store_batch(reserved, &replay, &*sink).await;
+        }
+        if let Some(in_pipeline) = &in_pipeline {
+            in_pipeline.fetch_sub(taken, Ordering::AcqRel);
         }
     }
 }
@@ -348,7 +494,7 @@ async fn store_batch(batch: Vec<Reserved>, replay: &ReplayGuard, sink: &dyn Sink
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sink::embedded::{EmbeddedLog, EmbeddedOptions};
+    use crate::sink::embedded::{EmbeddedLog, EmbeddedOptions, SyncPolicy};
 
     /// The real parts: counters in an SQLite store, the embedded log, in a fresh directory.
     async fn pipeline() -> (Ingest, EmbeddedLog, tempfile::TempDir) {
@@ -405,8 +551,16 @@ mod tests {
             Arc::clone(&replay),
             sink,
             Cadence::new(interval),
+            None,
         ));
-        (Ingest { tx }, replay, store, log)
+        (
+            Ingest {
+                route: Route::Pipeline(tx),
+            },
+            replay,
+            store,
+            log,
+        )
     }
 
     async fn stored_counter(store: &dyn portcullis_store::Store, device: &str) -> Option<u64> {
@@ -694,6 +848,106 @@ mod tests {
     async fn stored(log: &EmbeddedLog) -> Vec<String> {
         let all = log.read_after(0, 10_000, None).await.unwrap();
         all.into_iter().map(|s| s.record.message_id).collect()
+    }
+
+    /// One node with the log syncing on an interval: callers write in place.
+    async fn in_place_pipeline(dir: &std::path::Path, segment_bytes: u64) -> (Ingest, EmbeddedLog) {
+        let url = format!("sqlite:{}", dir.join("store.db").display());
+        let store = portcullis_store::open(&url).await.unwrap();
+        let options = EmbeddedOptions {
+            segment_bytes,
+            sync: SyncPolicy::Interval(Duration::from_millis(10)),
+            ..EmbeddedOptions::default()
+        };
+        let log = EmbeddedLog::open(&dir.join("telemetry"), options).unwrap();
+        crate::counters_behind::recover(&*store, &log)
+            .await
+            .unwrap();
+        let sink: Arc<dyn Sink> = Arc::new(log.clone());
+        let replay = Arc::new(ReplayGuard::deciding_locally(store, 300, Arc::clone(&sink)));
+        let ingest = Ingest::start(replay, sink, Duration::ZERO);
+        assert!(matches!(ingest.route, Route::InPlace(_)));
+        (ingest, log)
+    }
+
+    /// Synced records (what readers see) once the log holds more than `after`.
+    async fn stored_after_sync(log: &EmbeddedLog, after: u64) -> Vec<String> {
+        log.wait_after(after, Duration::from_secs(10)).await;
+        stored(log).await
+    }
+
+    #[tokio::test]
+    async fn known_devices_are_written_in_place_and_answered_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ingest, log) = in_place_pipeline(dir.path(), 64 << 20).await;
+        // Nothing is known of the device yet: the store judges its first counter.
+        ingest.submit_counted("dev-20", 1).await.unwrap();
+        // Known now: judged and written by the caller, answered when `send` returns.
+        for (n, accepted) in [(2, true), (2, false), (1, false), (3, true)] {
+            let (record, counter) = counted("dev-20", n);
+            let mut answer = ingest.send(record, counter).await.unwrap();
+            assert!(answer.is_ready(), "{n}");
+            assert_eq!(answer.take().await.is_ok(), accepted, "{n}");
+        }
+        let mut uncounted = ingest.send(record("dev-21", 1), None).await.unwrap();
+        assert!(uncounted.is_ready());
+        uncounted.take().await.unwrap();
+        assert_eq!(
+            stored_after_sync(&log, 3).await,
+            ["dev-20-1", "dev-20-2", "dev-20-3", "dev-21-1"]
+        );
+    }
+
+    /// A write that would open a segment goes through the pipeline, and the messages sent
+    /// meanwhile follow it there: each device's counters are still judged in order (one
+    /// judged out of order would be refused as a replay), none is lost or stored twice.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn messages_follow_the_pipeline_in_order_while_it_opens_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ingest, log) = in_place_pipeline(dir.path(), 4096).await;
+        // Each device known first (its first counter judged by the store), so that the
+        // messages below are written in place until a segment is full.
+        for d in 0..4 {
+            ingest
+                .submit_counted(&format!("dev-3{d}"), 1)
+                .await
+                .unwrap();
+        }
+        let mut devices = Vec::new();
+        for d in 0..4 {
+            let ingest = ingest.clone();
+            devices.push(tokio::spawn(async move {
+                let device = format!("dev-3{d}");
+                // Sent back to back, answered later: several in flight, as over MQTT.
+                let mut answers = Vec::new();
+                for n in 2..=150 {
+                    let (record, counter) = counted(&device, n);
+                    answers.push(ingest.send(record, counter).await.unwrap());
+                    // Bursts of five (a connection reading several at once), then a pause.
+                    if n % 5 == 0 {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                }
+                for (n, answer) in (2..).zip(answers) {
+                    answer
+                        .take()
+                        .await
+                        .unwrap_or_else(|e| panic!("{device} {n}: {e:?}"));
+                }
+            }));
+        }
+        for device in devices {
+            device.await.unwrap();
+        }
+        let mut ids = stored_after_sync(&log, 599).await;
+        assert_eq!(ids.len(), 600);
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 600, "a message stored twice");
+        let segments = std::fs::read_dir(dir.path().join("telemetry"))
+            .unwrap()
+            .count();
+        assert!(segments > 10, "{segments} segments");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -141,15 +141,10 @@ impl ReplayGuard {
         let mut to_store = Vec::new();
         for (i, (device, counter)) in wanted.iter().enumerate() {
             if !via_store.contains(device) {
-                match self.known.reserve_exact(device, *counter) {
+                match self.reserve_known(device, *counter) {
                     Some(verdict) => {
                         if let Some(slot) = out.get_mut(i) {
-                            *slot = Some(verdict.map(|previous| Reservation {
-                                device: device.clone(),
-                                counter: *counter,
-                                previous,
-                                local: true,
-                            }));
+                            *slot = Some(verdict);
                         }
                         continue;
                     }
@@ -177,6 +172,24 @@ impl ReplayGuard {
                 })
             })
             .collect()
+    }
+
+    /// Deciding locally, reserves a counter of a device whose exact counter this node holds:
+    /// in memory, at once. `None` when the store must decide (counters are not decided
+    /// locally, or the device is not held exactly): [`Self::reserve_all`] then.
+    pub fn reserve_known(
+        &self,
+        device: &DeviceId,
+        counter: u64,
+    ) -> Option<Result<Reservation, GatewayError>> {
+        self.behind.as_ref()?;
+        let verdict = self.known.reserve_exact(device, counter)?;
+        Some(verdict.map(|previous| Reservation {
+            device: device.clone(),
+            counter,
+            previous,
+            local: true,
+        }))
     }
 
     /// One store write for the batch; each accepted counter is then known (exactly, when
@@ -232,11 +245,7 @@ impl ReplayGuard {
     /// retry will be refused as a replay, which it then is).
     pub async fn release(&self, reservation: Reservation) {
         if reservation.local {
-            self.known.give_back(
-                &reservation.device,
-                reservation.counter,
-                reservation.previous,
-            );
+            self.release_known(reservation);
             return;
         }
         if self.behind.is_some() && self.known.get(&reservation.device) != Some(reservation.counter)
@@ -259,6 +268,19 @@ impl ReplayGuard {
             tracing::warn!(device = %reservation.device, error = %e,
                 "a message the sink refused keeps its counter reserved; the device must send it with a new counter");
         }
+    }
+
+    /// Takes back, at once, a reservation decided in memory ([`Self::reserve_known`]).
+    pub fn release_known(&self, reservation: Reservation) {
+        debug_assert!(
+            reservation.local,
+            "a store's reservation is released by release"
+        );
+        self.known.give_back(
+            &reservation.device,
+            reservation.counter,
+            reservation.previous,
+        );
     }
 
     /// Writes the counters decided in memory and not yet written to the store, now.

@@ -40,7 +40,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use super::{Sink, SinkError, TelemetryRecord};
+use super::{NotInPlace, Sink, SinkError, TelemetryRecord};
 
 /// When the log's writes are made durable (the module's doc says what each one promises).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -396,22 +396,9 @@ impl EmbeddedLog {
     pub async fn append_all(&self, records: Vec<TelemetryRecord>) -> Result<Vec<u64>, SinkError> {
         let writer = Arc::clone(&self.writer);
         let committed_tx = Arc::clone(&self.committed_tx);
-        let seqs = tokio::task::spawn_blocking(move || {
-            let mut w = writer
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let seqs = w.append(records).map_err(|e| {
-                tracing::error!(error = %e, "the telemetry log cannot be written");
-                SinkError(e.to_string())
-            })?;
-            if w.limits.sync == SyncPolicy::EveryBatch {
-                // Published under the lock: readers never see the committed position go back.
-                committed_tx.send_replace(w.committed());
-            }
-            Ok::<_, SinkError>(seqs)
-        })
-        .await
-        .map_err(|e| SinkError(e.to_string()))??;
+        let seqs = tokio::task::spawn_blocking(move || write(&writer, &committed_tx, records))
+            .await
+            .map_err(|e| SinkError(e.to_string()))??;
         self.start_interval_sync();
         Ok(seqs)
     }
@@ -471,6 +458,36 @@ impl EmbeddedLog {
             .map_err(|e| SinkError(e.to_string()))?
             .map_err(|e| SinkError(e.to_string()))
     }
+}
+
+/// Appends records under the writer's lock (and publishes the committed position under
+/// [`SyncPolicy::EveryBatch`]); blocks for the write, and for the `fdatasync` under that
+/// policy.
+fn write(
+    writer: &Mutex<Writer>,
+    committed_tx: &watch::Sender<Committed>,
+    records: Vec<TelemetryRecord>,
+) -> Result<Vec<u64>, SinkError> {
+    let mut w = writer
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    write_locked(&mut w, committed_tx, records)
+}
+
+fn write_locked(
+    w: &mut Writer,
+    committed_tx: &watch::Sender<Committed>,
+    records: Vec<TelemetryRecord>,
+) -> Result<Vec<u64>, SinkError> {
+    let seqs = w.append(records).map_err(|e| {
+        tracing::error!(error = %e, "the telemetry log cannot be written");
+        SinkError(e.to_string())
+    })?;
+    if w.limits.sync == SyncPolicy::EveryBatch {
+        // Published under the lock: readers never see the committed position go back.
+        committed_tx.send_replace(w.committed());
+    }
+    Ok(seqs)
 }
 
 /// Syncs what was written since the last time, once per `every`, and lets readers see it;
@@ -633,6 +650,33 @@ impl Sink for EmbeddedLog {
             Ok(_) => (0..n).map(|_| Ok(())).collect(),
             Err(e) => (0..n).map(|_| Err(SinkError(e.0.clone()))).collect(),
         }
+    }
+
+    /// Under the interval policy an append is a `write` into the page cache: acknowledged
+    /// once written (what `kill -9` cannot take), synced behind by its own task.
+    fn writes_in_place(&self) -> bool {
+        matches!(self.sync, SyncPolicy::Interval(_))
+    }
+
+    /// Declines under the other policy, and when the segment is full: the next write opens
+    /// a new one, syncing the last segment and the directory — a wait for the disk that
+    /// would hold up every connection of the caller's thread.
+    fn put_in_place(&self, record: TelemetryRecord) -> Result<(), NotInPlace> {
+        if !self.writes_in_place() {
+            return Err(NotInPlace::Declined(Box::new(record)));
+        }
+        {
+            let mut w = self
+                .writer
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if w.len >= w.limits.segment_bytes {
+                return Err(NotInPlace::Declined(Box::new(record)));
+            }
+            write_locked(&mut w, &self.committed_tx, vec![record]).map_err(NotInPlace::Failed)?;
+        }
+        self.start_interval_sync();
+        Ok(())
     }
 
     fn kind(&self) -> &'static str {

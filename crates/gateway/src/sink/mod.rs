@@ -40,6 +40,16 @@ pub struct TelemetryRecord {
 #[error("{0}")]
 pub struct SinkError(pub String);
 
+/// Why [`Sink::put_in_place`] did not store a record.
+#[derive(Debug)]
+pub enum NotInPlace {
+    /// Not on the caller's thread (not this sink, or not this write: the embedded log's next
+    /// write opens a segment, which syncs the last one); the record comes back.
+    Declined(Box<TelemetryRecord>),
+    /// The sink refused it, as [`Sink::put`] would have.
+    Failed(SinkError),
+}
+
 #[async_trait]
 pub trait Sink: Send + Sync + std::fmt::Debug {
     /// Stores the message durably. `Ok` means it survives this node being killed.
@@ -50,6 +60,17 @@ pub trait Sink: Send + Sync + std::fmt::Debug {
     /// records are stored concurrently, one `put` each.
     async fn put_batch(&self, records: Vec<TelemetryRecord>) -> Vec<Result<(), SinkError>> {
         futures_util::future::join_all(records.into_iter().map(|r| self.put(r))).await
+    }
+    /// Whether [`Sink::put_in_place`] stores records as a rule: a write is then one short
+    /// system call that waits for no disk and no peer (the embedded log syncing on an
+    /// interval), so a caller may make it on its own thread instead of handing it over.
+    fn writes_in_place(&self) -> bool {
+        false
+    }
+    /// Stores a record on the caller's thread, as [`Sink::put`] does, when that waits for
+    /// no disk and no peer; otherwise gives it back, for [`Sink::put_batch`].
+    fn put_in_place(&self, record: TelemetryRecord) -> Result<(), NotInPlace> {
+        Err(NotInPlace::Declined(Box::new(record)))
     }
     /// `embedded` or `nats`: a label for logs and metrics.
     fn kind(&self) -> &'static str;
