@@ -119,50 +119,48 @@ struct InPlace {
 }
 
 impl Ingest {
-    /// Starts the two stage tasks, taking a batch at most once per `write_interval` while
+    /// Starts the stage tasks, taking a batch at most once per `write_interval` while
     /// messages come faster than they are written (zero: as soon as the previous one is
-    /// written); must be called inside a Tokio runtime.
+    /// written), and — on one node whose sink writes in place, without such a floor — lets
+    /// callers write known devices' messages themselves ([`InPlace`]); must be called inside
+    /// a Tokio runtime.
     pub fn start(
         replay: Arc<ReplayGuard>,
         sink: Arc<dyn Sink>,
         write_interval: Duration,
     ) -> Ingest {
-        if replay.is_local() {
-            tokio::spawn(Arc::clone(&replay).write_behind());
-        }
         let (tx, rx) = mpsc::channel(QUEUE);
         let cadence = Cadence::new(write_interval);
-        if replay.is_local() && sink.writes_in_place() && write_interval.is_zero() {
-            let in_pipeline = Arc::new(AtomicUsize::new(0));
-            let stage = local_stage(
-                rx,
-                Arc::clone(&replay),
-                Arc::clone(&sink),
-                cadence,
-                Some(Arc::clone(&in_pipeline)),
-            );
-            tokio::spawn(stage);
-            let in_place = InPlace {
+        if !replay.is_local() {
+            let (reserved_tx, reserved_rx) = mpsc::channel(BATCHES_IN_FLIGHT);
+            tokio::spawn(reserve_stage(rx, Arc::clone(&replay), reserved_tx, cadence));
+            tokio::spawn(store_stage(reserved_rx, replay, sink));
+            return Ingest {
+                route: Route::Pipeline(tx),
+            };
+        }
+        tokio::spawn(Arc::clone(&replay).write_behind());
+        let in_pipeline = (sink.writes_in_place() && write_interval.is_zero())
+            .then(|| Arc::new(AtomicUsize::new(0)));
+        let stage = local_stage(
+            rx,
+            Arc::clone(&replay),
+            Arc::clone(&sink),
+            cadence,
+            in_pipeline.clone(),
+        );
+        tokio::spawn(stage);
+        let route = match in_pipeline {
+            Some(in_pipeline) => Route::InPlace(Arc::new(InPlace {
                 turn: std::sync::Mutex::default(),
                 replay,
                 sink,
                 pipeline: tx,
                 in_pipeline,
-            };
-            return Ingest {
-                route: Route::InPlace(Arc::new(in_place)),
-            };
-        }
-        if replay.is_local() {
-            tokio::spawn(local_stage(rx, replay, sink, cadence, None));
-        } else {
-            let (reserved_tx, reserved_rx) = mpsc::channel(BATCHES_IN_FLIGHT);
-            tokio::spawn(reserve_stage(rx, Arc::clone(&replay), reserved_tx, cadence));
-            tokio::spawn(store_stage(reserved_rx, replay, sink));
-        }
-        Ingest {
-            route: Route::Pipeline(tx),
-        }
+            })),
+            None => Route::Pipeline(tx),
+        };
+        Ingest { route }
     }
 
     /// Reserves `counter` (if any), stores the record, and answers once the sink holds it.

@@ -396,9 +396,14 @@ impl EmbeddedLog {
     pub async fn append_all(&self, records: Vec<TelemetryRecord>) -> Result<Vec<u64>, SinkError> {
         let writer = Arc::clone(&self.writer);
         let committed_tx = Arc::clone(&self.committed_tx);
-        let seqs = tokio::task::spawn_blocking(move || write(&writer, &committed_tx, records))
-            .await
-            .map_err(|e| SinkError(e.to_string()))??;
+        let seqs = tokio::task::spawn_blocking(move || {
+            let mut w = writer
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            write_locked(&mut w, &committed_tx, records)
+        })
+        .await
+        .map_err(|e| SinkError(e.to_string()))??;
         self.start_interval_sync();
         Ok(seqs)
     }
@@ -410,7 +415,9 @@ impl EmbeddedLog {
         let SyncPolicy::Interval(every) = self.sync else {
             return;
         };
-        if self.syncing.swap(true, Ordering::AcqRel) {
+        // Called for every write in place: a read first, so that the flag's cache line is
+        // not written (and bounced between cores) once the task runs.
+        if self.syncing.load(Ordering::Acquire) || self.syncing.swap(true, Ordering::AcqRel) {
             return;
         }
         tokio::spawn(sync_every(
@@ -460,20 +467,9 @@ impl EmbeddedLog {
     }
 }
 
-/// Appends records under the writer's lock (and publishes the committed position under
+/// Appends records, the writer's lock held (and publishes the committed position under
 /// [`SyncPolicy::EveryBatch`]); blocks for the write, and for the `fdatasync` under that
 /// policy.
-fn write(
-    writer: &Mutex<Writer>,
-    committed_tx: &watch::Sender<Committed>,
-    records: Vec<TelemetryRecord>,
-) -> Result<Vec<u64>, SinkError> {
-    let mut w = writer
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    write_locked(&mut w, committed_tx, records)
-}
-
 fn write_locked(
     w: &mut Writer,
     committed_tx: &watch::Sender<Committed>,
