@@ -170,64 +170,135 @@ impl Ingest {
         record: TelemetryRecord,
         counter: Option<(DeviceId, u64)>,
     ) -> Result<(), GatewayError> {
-        self.send(record, counter).await?.take().await
+        self.send(record, counter).await.take().await
     }
 
     /// Hands a record over (waiting only if the queue is full): the pipeline owns it from
     /// here. Records sent one after another are judged and stored in that order.
-    pub async fn send(
-        &self,
-        record: TelemetryRecord,
-        counter: Option<(DeviceId, u64)>,
-    ) -> Result<Answer, GatewayError> {
+    pub async fn send(&self, record: TelemetryRecord, counter: Option<(DeviceId, u64)>) -> Answer {
+        let mut answers = self.send_all(vec![(record, counter)]).await;
+        answers
+            .pop()
+            .unwrap_or_else(|| Answer::now(Err(shutting_down())))
+    }
+
+    /// Hands records over together, one answer each, in order. Written in place, they share
+    /// one turn and one write: an MQTT session sends what one read brought in.
+    pub async fn send_all(&self, messages: Vec<Message>) -> Vec<Answer> {
         let tx = match &self.route {
             Route::Pipeline(tx) => tx,
-            Route::InPlace(in_place) => return Ok(in_place.store(record, counter)),
+            Route::InPlace(in_place) => return in_place.store_all(messages),
         };
-        let (reply, rx) = oneshot::channel();
-        let job = Job {
-            record,
-            counter,
-            reply,
-        };
-        tx.send(job).await.map_err(|_| shutting_down())?;
-        Ok(Answer::later(rx))
+        let mut answers = Vec::with_capacity(messages.len());
+        for (record, counter) in messages {
+            let (reply, rx) = oneshot::channel();
+            let job = Job {
+                record,
+                counter,
+                reply,
+            };
+            answers.push(match tx.send(job).await {
+                Ok(()) => Answer::later(rx),
+                Err(_) => Answer::now(Err(shutting_down())),
+            });
+        }
+        answers
     }
 }
 
+/// A record, and the device's counter to reserve for it (COSE messages).
+pub type Message = (TelemetryRecord, Option<(DeviceId, u64)>);
+
+/// Messages judged in place and not yet written: their records, and for each its answer's
+/// index and its reservation.
+#[derive(Default)]
+struct Judged {
+    records: Vec<TelemetryRecord>,
+    held: Vec<(usize, Option<Reservation>)>,
+}
+
 impl InPlace {
-    /// Judges and writes one record in its turn, or hands it to the pipeline. Nothing here
-    /// awaits: a caller cannot go away halfway, leaving a counter reserved for a message that
-    /// was not written.
-    fn store(&self, record: TelemetryRecord, counter: Option<(DeviceId, u64)>) -> Answer {
+    /// Judges messages in one turn and writes those judged in place with one write; hands
+    /// the rest to the pipeline, in order. Nothing here awaits: a caller cannot go away
+    /// halfway, leaving a counter reserved for a message that was not written.
+    fn store_all(&self, messages: Vec<Message>) -> Vec<Answer> {
         let _turn = self
             .turn
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let reservation = match (&counter, self.in_pipeline.load(Ordering::Acquire)) {
-            (None, 0) => None,
-            (Some((device, n)), 0) => match self.replay.reserve_known(device, *n) {
-                Some(Ok(reservation)) => Some(reservation),
-                Some(Err(e)) => return Answer::now(Err(e)),
-                None => return self.hand_over(record, counter),
-            },
-            _ => return self.hand_over(record, counter),
-        };
-        let refused = match self.sink.put_in_place(record) {
+        let mut answers = Vec::with_capacity(messages.len());
+        let mut judged = Judged::default();
+        for (record, counter) in messages {
+            let verdict = if self.in_pipeline.load(Ordering::Acquire) > 0 {
+                None
+            } else {
+                match &counter {
+                    None => Some(Ok(None)),
+                    Some((device, n)) => self
+                        .replay
+                        .reserve_known(device, *n)
+                        .map(|verdict| verdict.map(Some)),
+                }
+            };
+            match verdict {
+                Some(Ok(reservation)) => {
+                    // Yes once written (`write` answers otherwise if it is not).
+                    judged.held.push((answers.len(), reservation));
+                    judged.records.push(record);
+                    answers.push(Answer::now(Ok(())));
+                }
+                Some(Err(e)) => answers.push(Answer::now(Err(e))),
+                None => {
+                    // What was judged before it is written before it is judged again.
+                    self.write(&mut judged, &mut answers);
+                    answers.push(self.hand_over(record, counter));
+                }
+            }
+        }
+        self.write(&mut judged, &mut answers);
+        answers
+    }
+
+    /// Writes what was judged in place with one write. If the sink declines, the counters
+    /// are given back and the messages handed to the pipeline; if it fails, refused.
+    fn write(&self, judged: &mut Judged, answers: &mut [Answer]) {
+        if judged.records.is_empty() {
+            return;
+        }
+        let records = std::mem::take(&mut judged.records);
+        let held = std::mem::take(&mut judged.held);
+        let refused = match self.sink.put_in_place(records) {
             Ok(()) => {
-                self.replay
-                    .kept(reservation.into_iter().collect(), self.sink.position());
-                return Answer::now(Ok(()));
+                let kept = held.into_iter().filter_map(|(_, r)| r).collect();
+                self.replay.kept(kept, self.sink.position());
+                return;
             }
             Err(refused) => refused,
         };
-        if let Some(reservation) = reservation {
-            self.replay.release_known(reservation);
-        }
+        // Newest first: each release undoes only its device's latest counter.
+        let mut given_back: Vec<(usize, Option<(DeviceId, u64)>)> = held
+            .into_iter()
+            .rev()
+            .map(|(i, r)| (i, r.map(|r| self.replay.release_known(r))))
+            .collect();
+        given_back.reverse();
+        let mut answer = |i: usize, a: Answer| {
+            if let Some(slot) = answers.get_mut(i) {
+                *slot = a;
+            }
+        };
         match refused {
-            // Judged again in the pipeline, as this turn found it.
-            NotInPlace::Declined(record) => self.hand_over(*record, counter),
-            NotInPlace::Failed(e) => Answer::now(Err(GatewayError::Unavailable(e.0))),
+            // Judged again in the pipeline, as this turn found them.
+            NotInPlace::Declined(records) => {
+                for ((i, counter), record) in given_back.into_iter().zip(records) {
+                    answer(i, self.hand_over(record, counter));
+                }
+            }
+            NotInPlace::Failed(e) => {
+                for (i, _) in given_back {
+                    answer(i, Answer::now(Err(GatewayError::Unavailable(e.0.clone()))));
+                }
+            }
         }
     }
 
@@ -718,6 +789,19 @@ mod tests {
             }
             self.log.put_batch(records).await
         }
+        fn writes_in_place(&self) -> bool {
+            self.log.writes_in_place()
+        }
+        fn put_in_place(&self, records: Vec<TelemetryRecord>) -> Result<(), NotInPlace> {
+            self.writes
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if !self.refused.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                return Err(NotInPlace::Failed(crate::sink::SinkError(
+                    "disk full".into(),
+                )));
+            }
+            self.log.put_in_place(records)
+        }
         fn kind(&self) -> &'static str {
             "embedded"
         }
@@ -850,6 +934,15 @@ mod tests {
 
     /// One node with the log syncing on an interval: callers write in place.
     async fn in_place_pipeline(dir: &std::path::Path, segment_bytes: u64) -> (Ingest, EmbeddedLog) {
+        in_place_pipeline_over(dir, segment_bytes, the_log).await
+    }
+
+    /// The same, the log seen through `sink`.
+    async fn in_place_pipeline_over(
+        dir: &std::path::Path,
+        segment_bytes: u64,
+        sink: impl FnOnce(&EmbeddedLog) -> Arc<dyn Sink>,
+    ) -> (Ingest, EmbeddedLog) {
         let url = format!("sqlite:{}", dir.join("store.db").display());
         let store = portcullis_store::open(&url).await.unwrap();
         let options = EmbeddedOptions {
@@ -861,7 +954,7 @@ mod tests {
         crate::counters_behind::recover(&*store, &log)
             .await
             .unwrap();
-        let sink: Arc<dyn Sink> = Arc::new(log.clone());
+        let sink = sink(&log);
         let replay = Arc::new(ReplayGuard::deciding_locally(store, 300, Arc::clone(&sink)));
         let ingest = Ingest::start(replay, sink, Duration::ZERO);
         assert!(matches!(ingest.route, Route::InPlace(_)));
@@ -883,16 +976,88 @@ mod tests {
         // Known now: judged and written by the caller, answered when `send` returns.
         for (n, accepted) in [(2, true), (2, false), (1, false), (3, true)] {
             let (record, counter) = counted("dev-20", n);
-            let mut answer = ingest.send(record, counter).await.unwrap();
+            let mut answer = ingest.send(record, counter).await;
             assert!(answer.is_ready(), "{n}");
             assert_eq!(answer.take().await.is_ok(), accepted, "{n}");
         }
-        let mut uncounted = ingest.send(record("dev-21", 1), None).await.unwrap();
+        let mut uncounted = ingest.send(record("dev-21", 1), None).await;
         assert!(uncounted.is_ready());
         uncounted.take().await.unwrap();
         assert_eq!(
             stored_after_sync(&log, 3).await,
             ["dev-20-1", "dev-20-2", "dev-20-3", "dev-21-1"]
+        );
+    }
+
+    /// What one MQTT read brings in is judged in order in one turn and written with one
+    /// write; a device the store must judge, and whatever follows it, go to the pipeline
+    /// behind what was judged before it; a failed write refuses them all and gives their
+    /// counters back, so the same messages are taken when sent again.
+    #[tokio::test]
+    async fn messages_sent_together_are_judged_in_order_and_written_at_once() {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+        let dir = tempfile::tempdir().unwrap();
+        let refused = Arc::new(AtomicBool::new(true));
+        let writes = Arc::new(AtomicUsize::new(0));
+        let (r, w) = (Arc::clone(&refused), Arc::clone(&writes));
+        let watched = move |log: &EmbeddedLog| -> Arc<dyn Sink> {
+            Arc::new(WatchedLog {
+                log: log.clone(),
+                refused: r,
+                writes: w,
+            })
+        };
+        let (ingest, log) = in_place_pipeline_over(dir.path(), 64 << 20, watched).await;
+        ingest.submit_counted("dev-40", 1).await.unwrap();
+        let send_all = |messages: Vec<Message>| ingest.send_all(messages);
+        let outcomes = |answers: Vec<Answer>| async {
+            let mut outcomes = Vec::new();
+            for answer in answers {
+                outcomes.push(answer.take().await.is_ok());
+            }
+            outcomes
+        };
+
+        let before = writes.load(SeqCst);
+        let mut answers = send_all(vec![
+            counted("dev-40", 2),
+            counted("dev-40", 2),
+            counted("dev-40", 3),
+            (record("dev-41", 1), None),
+            counted("dev-40", 4),
+        ])
+        .await;
+        assert!(answers.iter_mut().all(Answer::is_ready));
+        assert_eq!(outcomes(answers).await, [true, false, true, true, true]);
+        assert_eq!(
+            writes.load(SeqCst),
+            before + 1,
+            "one write for the four kept"
+        );
+
+        // dev-42 is new: the store judges it, and dev-40's 6 follows it to the pipeline.
+        let mut answers = send_all(vec![
+            counted("dev-40", 5),
+            counted("dev-42", 1),
+            counted("dev-40", 6),
+        ])
+        .await;
+        assert!(answers[0].is_ready());
+        assert_eq!(outcomes(answers).await, [true, true, true]);
+
+        // The disk refuses one write: both are refused, and both taken when sent again
+        // (their counters given back newest first).
+        refused.store(false, SeqCst);
+        for expected in [[false, false], [true, true]] {
+            let answers = send_all(vec![counted("dev-40", 7), counted("dev-40", 8)]).await;
+            assert_eq!(outcomes(answers).await, expected);
+        }
+        assert_eq!(
+            stored_after_sync(&log, 9).await,
+            [
+                "dev-40-1", "dev-40-2", "dev-40-3", "dev-41-1", "dev-40-4", "dev-40-5", "dev-42-1",
+                "dev-40-6", "dev-40-7", "dev-40-8"
+            ]
         );
     }
 
@@ -920,7 +1085,7 @@ mod tests {
                 let mut answers = Vec::new();
                 for n in 2..=150 {
                     let (record, counter) = counted(&device, n);
-                    answers.push(ingest.send(record, counter).await.unwrap());
+                    answers.push(ingest.send(record, counter).await);
                     // Bursts of five (a connection reading several at once), then a pause.
                     if n % 5 == 0 {
                         tokio::time::sleep(Duration::from_millis(1)).await;

@@ -245,7 +245,7 @@ impl ReplayGuard {
     /// retry will be refused as a replay, which it then is).
     pub async fn release(&self, reservation: Reservation) {
         if reservation.local {
-            self.release_known(reservation);
+            let _ = self.release_known(reservation);
             return;
         }
         if self.behind.is_some() && self.known.get(&reservation.device) != Some(reservation.counter)
@@ -270,8 +270,10 @@ impl ReplayGuard {
         }
     }
 
-    /// Takes back, at once, a reservation decided in memory ([`Self::reserve_known`]).
-    pub fn release_known(&self, reservation: Reservation) {
+    /// Takes back, at once, a reservation decided in memory ([`Self::reserve_known`]); gives
+    /// the counter it held, to be judged again elsewhere. A device's reservations are taken
+    /// back newest first (each undoes only the latest).
+    pub fn release_known(&self, reservation: Reservation) -> (DeviceId, u64) {
         debug_assert!(
             reservation.local,
             "a store's reservation is released by release"
@@ -281,6 +283,7 @@ impl ReplayGuard {
             reservation.counter,
             reservation.previous,
         );
+        (reservation.device, reservation.counter)
     }
 
     /// Writes the counters decided in memory and not yet written to the store, now.

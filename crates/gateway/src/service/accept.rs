@@ -55,6 +55,14 @@ enum Followup {
 
 type PendingResult = Option<Followup>;
 
+/// A message verified, to be handed to the ingest.
+struct Verified {
+    record: TelemetryRecord,
+    /// The device's counter to reserve for it (COSE messages).
+    counter: Option<(DeviceId, u64)>,
+    result: PendingResult,
+}
+
 /// A message the gateway verified and handed to the ingest pipeline: its answer is to come
 /// ([`Gateway::settle`]). Submitting one message after another and settling them in the same
 /// order keeps a connection's messages in order while several are being stored.
@@ -92,20 +100,22 @@ impl Submitted {
 }
 
 impl Gateway {
-    /// Verifies a message on an admitted connection (COSE when `cose`; a COSE message must
-    /// name the session's device) and hands it to the ingest pipeline.
-    pub async fn submit(
+    /// Verifies messages read together on an admitted connection (COSE when `cose`; a COSE
+    /// message must name the session's device) and hands them to the ingest pipeline
+    /// together, one [`Submitted`] each, in order.
+    pub async fn submit_all(
         &self,
         session: &Session,
-        destination: Destination<'_>,
-        payload: Bytes,
-        cose: bool,
-    ) -> Submitted {
-        let state = if session.is_closed() {
-            State::Refused(GatewayError::Forbidden("session_closed"))
-        } else {
-            match self
-                .verify_and_submit(
+        messages: Vec<(Destination<'_>, Bytes, bool)>,
+    ) -> Vec<Submitted> {
+        let mut states = Vec::with_capacity(messages.len());
+        let mut batch = Vec::with_capacity(messages.len());
+        let mut waiting = Vec::with_capacity(messages.len());
+        for (destination, payload, cose) in messages {
+            let verified = if session.is_closed() {
+                Err(GatewayError::Forbidden("session_closed"))
+            } else {
+                self.verify(
                     Some(&session.admitted),
                     Some(&session.credentials),
                     destination,
@@ -113,16 +123,38 @@ impl Gateway {
                     cose,
                 )
                 .await
-            {
-                Ok((message_id, answer, result)) => State::Pending {
+            };
+            match verified {
+                Ok(Verified {
+                    record,
+                    counter,
+                    result,
+                }) => {
+                    waiting.push((states.len(), record.message_id.clone(), result));
+                    batch.push((record, counter));
+                    states.push(None);
+                }
+                Err(e) => states.push(Some(State::Refused(e))),
+            }
+        }
+        let answers = self.ingest.send_all(batch).await;
+        for ((i, message_id, result), answer) in waiting.into_iter().zip(answers) {
+            if let Some(slot) = states.get_mut(i) {
+                *slot = Some(State::Pending {
                     message_id,
                     answer,
                     result,
-                },
-                Err(e) => State::Refused(e),
+                });
             }
-        };
-        Submitted { state }
+        }
+        states
+            .into_iter()
+            .map(|state| Submitted {
+                state: state.unwrap_or_else(|| {
+                    State::Refused(GatewayError::Internal("a message got no answer".into()))
+                }),
+            })
+            .collect()
     }
 
     /// Waits until the sink holds a message submitted on `session` (or it is refused);
@@ -166,16 +198,23 @@ impl Gateway {
         // (a reference count, not a copy) to name it in the record of a replay.
         let raw = (admitted.is_none() && cose).then(|| payload.clone());
         let result = match self
-            .verify_and_submit(admitted, None, destination, payload, cose)
+            .verify(admitted, None, destination, payload, cose)
             .await
         {
-            Ok((message_id, answer, result)) => match answer.take().await {
-                Ok(()) => self
-                    .record_result(result)
-                    .await
-                    .map(|()| Accepted { message_id }),
-                Err(e) => Err(e),
-            },
+            Ok(Verified {
+                record,
+                counter,
+                result,
+            }) => {
+                let message_id = record.message_id.clone();
+                match self.ingest.send(record, counter).await.take().await {
+                    Ok(()) => self
+                        .record_result(result)
+                        .await
+                        .map(|()| Accepted { message_id }),
+                    Err(e) => Err(e),
+                }
+            }
             Err(e) => Err(e),
         };
         // A replay is refused only after the message verified, so the device it names is
@@ -237,16 +276,16 @@ impl Gateway {
         }
     }
 
-    /// Verifies a message and hands it to the ingest pipeline: its id, and where its answer
-    /// will come.
-    async fn verify_and_submit(
+    /// Verifies a message and judges it by everything but its counter's reservation: the
+    /// record to store, the counter to reserve for it, what to record once it is stored.
+    async fn verify(
         &self,
         admitted: Option<&Admitted>,
         memo: Option<&CredentialsMemo>,
         destination: Destination<'_>,
         payload: Bytes,
         cose: bool,
-    ) -> Result<(String, Answer, PendingResult), GatewayError> {
+    ) -> Result<Verified, GatewayError> {
         if payload.len() > self.config.limits.max_message_bytes {
             return Err(GatewayError::TooLarge);
         }
@@ -279,8 +318,11 @@ impl Gateway {
                 received_at_ms,
                 payload,
             };
-            let message_id = record.message_id.clone();
-            return Ok((message_id, self.ingest.send(record, None).await?, result));
+            return Ok(Verified {
+                record,
+                counter: None,
+                result,
+            });
         }
 
         let started = Instant::now();
@@ -317,13 +359,15 @@ impl Gateway {
             received_at_ms,
             payload: Bytes::from(verified.payload),
         };
-        // Reserved, stored, and the reservation given back if the sink refuses: the
-        // pipeline owns the message once sent, so a caller going away meanwhile (an HTTP
+        // Reserved, stored, and the reservation given back if the sink refuses, by the
+        // ingest: it owns the message once sent, so a caller going away meanwhile (an HTTP
         // client hanging up, an MQTT session ended mid-publish) cannot leave a counter
         // reserved for a message that was not stored.
-        let message_id = record.message_id.clone();
-        let counter = Some((verified.device_id, verified.counter));
-        Ok((message_id, self.ingest.send(record, counter).await?, result))
+        Ok(Verified {
+            record,
+            counter: Some((verified.device_id, verified.counter)),
+            result,
+        })
     }
 }
 

@@ -657,9 +657,9 @@ impl Sink for EmbeddedLog {
     /// Declines under the other policy, and when the segment is full: the next write opens
     /// a new one, syncing the last segment and the directory — a wait for the disk that
     /// would hold up every connection of the caller's thread.
-    fn put_in_place(&self, record: TelemetryRecord) -> Result<(), NotInPlace> {
+    fn put_in_place(&self, records: Vec<TelemetryRecord>) -> Result<(), NotInPlace> {
         if !self.writes_in_place() {
-            return Err(NotInPlace::Declined(Box::new(record)));
+            return Err(NotInPlace::Declined(records));
         }
         {
             let mut w = self
@@ -667,9 +667,9 @@ impl Sink for EmbeddedLog {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             if w.len >= w.limits.segment_bytes {
-                return Err(NotInPlace::Declined(Box::new(record)));
+                return Err(NotInPlace::Declined(records));
             }
-            write_locked(&mut w, &self.committed_tx, vec![record]).map_err(NotInPlace::Failed)?;
+            write_locked(&mut w, &self.committed_tx, records).map_err(NotInPlace::Failed)?;
         }
         self.start_interval_sync();
         Ok(())

@@ -40,13 +40,13 @@ pub struct TelemetryRecord {
 #[error("{0}")]
 pub struct SinkError(pub String);
 
-/// Why [`Sink::put_in_place`] did not store a record.
+/// Why [`Sink::put_in_place`] did not store records.
 #[derive(Debug)]
 pub enum NotInPlace {
     /// Not on the caller's thread (not this sink, or not this write: the embedded log's next
-    /// write opens a segment, which syncs the last one); the record comes back.
-    Declined(Box<TelemetryRecord>),
-    /// The sink refused it, as [`Sink::put`] would have.
+    /// write opens a segment, which syncs the last one); the records come back, in order.
+    Declined(Vec<TelemetryRecord>),
+    /// The sink refused them, as [`Sink::put_batch`] would have; none of them is stored.
     Failed(SinkError),
 }
 
@@ -67,10 +67,10 @@ pub trait Sink: Send + Sync + std::fmt::Debug {
     fn writes_in_place(&self) -> bool {
         false
     }
-    /// Stores a record on the caller's thread, as [`Sink::put`] does, when that waits for
-    /// no disk and no peer; otherwise gives it back, for [`Sink::put_batch`].
-    fn put_in_place(&self, record: TelemetryRecord) -> Result<(), NotInPlace> {
-        Err(NotInPlace::Declined(Box::new(record)))
+    /// Stores records on the caller's thread with one write, all or none, when that waits
+    /// for no disk and no peer; otherwise gives them back, for [`Sink::put_batch`].
+    fn put_in_place(&self, records: Vec<TelemetryRecord>) -> Result<(), NotInPlace> {
+        Err(NotInPlace::Declined(records))
     }
     /// `embedded` or `nats`: a label for logs and metrics.
     fn kind(&self) -> &'static str;
