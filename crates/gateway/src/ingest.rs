@@ -26,7 +26,8 @@
 //!
 //! One node with the embedded log syncing on an interval skips the pipeline for known
 //! devices ([`InPlace`]): the caller reserves the counter in memory and writes the record
-//! itself, under one lock, and has its answer when `send` returns. The pipeline then serves
+//! itself, under one lock, and has its answer when `send` returns (messages sent together
+//! with `send_all` share the lock and one write). The pipeline then serves
 //! only what needs the store or the disk (a device's first message since start, a write that
 //! opens a segment), and while it holds anything every message follows it there.
 //!
@@ -329,51 +330,50 @@ impl InPlace {
 
 /// Where a sent record's answer comes: `Ok` once the sink holds it.
 #[derive(Debug)]
-pub struct Answer {
-    /// Where the answer comes; `None` once it is in `got`.
-    rx: Option<oneshot::Receiver<Result<(), GatewayError>>>,
-    got: Option<Result<(), GatewayError>>,
+pub struct Answer(Awaited);
+
+#[derive(Debug)]
+enum Awaited {
+    /// From the pipeline, which answers once the sink holds the record.
+    Later(oneshot::Receiver<Result<(), GatewayError>>),
+    /// In (at once when written in place, or received).
+    Got(Result<(), GatewayError>),
 }
 
 impl Answer {
     fn later(rx: oneshot::Receiver<Result<(), GatewayError>>) -> Self {
-        Self {
-            rx: Some(rx),
-            got: None,
-        }
+        Self(Awaited::Later(rx))
     }
 
     fn now(answer: Result<(), GatewayError>) -> Self {
-        Self {
-            rx: None,
-            got: Some(answer),
-        }
+        Self(Awaited::Got(answer))
     }
 
     /// Whether the answer is in, without waiting.
     pub fn is_ready(&mut self) -> bool {
-        if let (None, Some(rx)) = (&self.got, &mut self.rx) {
-            match rx.try_recv() {
-                Ok(answer) => self.got = Some(answer),
+        if let Awaited::Later(rx) = &mut self.0 {
+            self.0 = Awaited::Got(match rx.try_recv() {
+                Ok(answer) => answer,
                 Err(oneshot::error::TryRecvError::Empty) => return false,
-                Err(oneshot::error::TryRecvError::Closed) => self.got = Some(Err(shutting_down())),
-            }
+                Err(oneshot::error::TryRecvError::Closed) => Err(shutting_down()),
+            });
         }
         true
     }
 
     /// Waits for the answer without taking it; cancel-safe.
     pub async fn wait(&mut self) {
-        if let (None, Some(rx)) = (&self.got, &mut self.rx) {
-            let answer = rx.await.unwrap_or_else(|_| Err(shutting_down()));
-            self.got = Some(answer);
+        if let Awaited::Later(rx) = &mut self.0 {
+            self.0 = Awaited::Got(rx.await.unwrap_or_else(|_| Err(shutting_down())));
         }
     }
 
     /// The answer, once it is in.
-    pub async fn take(mut self) -> Result<(), GatewayError> {
-        self.wait().await;
-        self.got.take().unwrap_or_else(|| Err(shutting_down()))
+    pub async fn take(self) -> Result<(), GatewayError> {
+        match self.0 {
+            Awaited::Got(answer) => answer,
+            Awaited::Later(rx) => rx.await.unwrap_or_else(|_| Err(shutting_down())),
+        }
     }
 }
 
