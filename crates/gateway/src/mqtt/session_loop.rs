@@ -4,9 +4,9 @@
 //! (`Sessions::close_all`), not as a second watch in every wait: one watch shared by every
 //! connection would be locked twice per message by both worker threads.
 //!
-//! Messages are verified one at a time, in the order they arrived, and handed to the
-//! gateway's ingest pipeline, which judges and stores them in that order (the replay guard
-//! accepts a device's counters only in increasing order). Several may be being stored at
+//! Messages are verified one at a time, in the order they arrived, and those one read
+//! brought in are handed to the gateway's ingest together, which judges and stores them in
+//! that order (the replay guard accepts a device's counters only in increasing order). Several may be being stored at
 //! once — up to `max_inflight` (the MQTT 5 Receive Maximum) read and not yet answered — so a
 //! connection's rate is not bounded by one storage round trip per message; past that bound
 //! the socket is left unread, and a slow sink pushes back on the device through TCP instead
