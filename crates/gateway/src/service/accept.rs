@@ -170,17 +170,24 @@ impl Gateway {
                 message_id,
                 answer,
                 result,
-            } => match answer.take().await {
-                Ok(()) => self
-                    .record_result(result)
-                    .await
-                    .map(|()| Accepted { message_id }),
-                Err(e) => Err(e),
-            },
+            } => self.stored(message_id, answer, result).await,
         };
         let device = Some(session.admitted.device_id.as_str());
         self.count(session.transport, session.source, device, &result);
         result
+    }
+
+    /// Waits for the sink's answer to a handed-over message, then records what it asks
+    /// (a command's result, a settings or update report).
+    async fn stored(
+        &self,
+        message_id: String,
+        answer: Answer,
+        result: PendingResult,
+    ) -> Result<Accepted, GatewayError> {
+        answer.take().await?;
+        self.record_result(result).await?;
+        Ok(Accepted { message_id })
     }
 
     /// Accepts a message that came with no connection credential (HTTP
@@ -207,13 +214,8 @@ impl Gateway {
                 result,
             }) => {
                 let message_id = record.message_id.clone();
-                match self.ingest.send(record, counter).await.take().await {
-                    Ok(()) => self
-                        .record_result(result)
-                        .await
-                        .map(|()| Accepted { message_id }),
-                    Err(e) => Err(e),
-                }
+                let answer = self.ingest.send(record, counter).await;
+                self.stored(message_id, answer, result).await
             }
             Err(e) => Err(e),
         };
