@@ -108,9 +108,10 @@ impl Gateway {
         session: &Session,
         messages: Vec<(Destination<'_>, Bytes, bool)>,
     ) -> Vec<Submitted> {
-        let mut states = Vec::with_capacity(messages.len());
+        // Each message's id and follow-up, or its refusal, in order; the verified ones'
+        // answers come back from the ingest in the same order.
+        let mut judged = Vec::with_capacity(messages.len());
         let mut batch = Vec::with_capacity(messages.len());
-        let mut waiting = Vec::with_capacity(messages.len());
         for (destination, payload, cose) in messages {
             let verified = if session.is_closed() {
                 Err(GatewayError::Forbidden("session_closed"))
@@ -130,29 +131,30 @@ impl Gateway {
                     counter,
                     result,
                 }) => {
-                    waiting.push((states.len(), record.message_id.clone(), result));
+                    judged.push(Ok((record.message_id.clone(), result)));
                     batch.push((record, counter));
-                    states.push(None);
                 }
-                Err(e) => states.push(Some(State::Refused(e))),
+                Err(e) => judged.push(Err(e)),
             }
         }
-        let answers = self.ingest.send_all(batch).await;
-        for ((i, message_id, result), answer) in waiting.into_iter().zip(answers) {
-            if let Some(slot) = states.get_mut(i) {
-                *slot = Some(State::Pending {
-                    message_id,
-                    answer,
-                    result,
-                });
-            }
-        }
-        states
+        let mut answers = self.ingest.send_all(batch).await.into_iter();
+        judged
             .into_iter()
-            .map(|state| Submitted {
-                state: state.unwrap_or_else(|| {
-                    State::Refused(GatewayError::Internal("a message got no answer".into()))
-                }),
+            .map(|judged| {
+                let state = match judged {
+                    Err(e) => State::Refused(e),
+                    Ok((message_id, result)) => match answers.next() {
+                        Some(answer) => State::Pending {
+                            message_id,
+                            answer,
+                            result,
+                        },
+                        None => {
+                            State::Refused(GatewayError::Internal("a message got no answer".into()))
+                        }
+                    },
+                };
+                Submitted { state }
             })
             .collect()
     }
