@@ -40,6 +40,7 @@ fuzz_target!(|data: &[u8]| {
             jwks: request.jwks.as_ref().map(|j| j.to_string()),
             jwks_uri: request.jwks_uri.clone(),
             tls_client_auth,
+            dpop_bound_access_tokens: request.dpop_bound_access_tokens.unwrap_or(false),
             created_at: 0,
             updated_at: 0,
             token_epoch: 0,

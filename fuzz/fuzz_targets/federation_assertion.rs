@@ -28,13 +28,19 @@ fn trust() -> &'static (TrustedIssuer, Vec<TrustPolicy>) {
         let policy = |name: &str, claims: &[(&str, &str)]| TrustPolicy {
             name: name.into(),
             issuer: "k8s".into(),
-            claims: claims.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            claims: claims
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
             client_id: "c".into(),
             scopes: vec![],
         };
         let policies = vec![
             policy("sa", &[("sub", "system:serviceaccount:prod:*")]),
-            policy("ci", &[("sub", "repo:acme/*:ref:*"), ("ref", "refs/heads/main")]),
+            policy(
+                "ci",
+                &[("sub", "repo:acme/*:ref:*"), ("ref", "refs/heads/main")],
+            ),
         ];
         (issuer, policies)
     })
