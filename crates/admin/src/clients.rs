@@ -13,7 +13,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use portcullis_core::audit::{AuditAction, AuditEvent, Outcome};
 use portcullis_core::client::{AuthMethod, Client, DEFAULT_TOKEN_TTL_SECS};
-use portcullis_core::{ClientId, CoreError, ScopeSet};
+use portcullis_core::{ClientId, CoreError, ScopeSet, UnixTime};
 use portcullis_keys::random::random_array;
 
 use crate::auth::AdminCaller;
@@ -52,6 +52,54 @@ fn check_key_source(client: &Client) -> Result<(), AdminError> {
         .into());
     }
     Ok(())
+}
+
+/// The client a registration asks for, checked as far as the request itself allows (the
+/// registry then stores it, refusing a taken id). `generate_id` draws an id when the request
+/// names none; `check_jwks` is the registry's check of a JWK Set for the method, giving the
+/// text to store. Errors come in the order a caller fixes them: certificate match, id,
+/// scopes, key set, then the client's own rules. The `admin_json` fuzz target runs this very
+/// function, so it cannot drift from the handler.
+pub fn client_to_register(
+    request: CreateClientRequest,
+    now: UnixTime,
+    generate_id: impl FnOnce() -> Result<ClientId, AdminError>,
+    check_jwks: impl FnOnce(AuthMethod, &serde_json::Value) -> Result<String, AdminError>,
+) -> Result<Client, AdminError> {
+    let tls_client_auth = request.tls_client_auth()?;
+    let client_id = match request.client_id {
+        Some(id) => ClientId::parse(id)?,
+        None => generate_id()?,
+    };
+    let auth_method = request.auth_method.unwrap_or(AuthMethod::ClientSecretBasic);
+    let scopes = ScopeSet::from_tokens(request.scopes)?;
+    let jwks = request
+        .jwks
+        .as_ref()
+        .map(|j| check_jwks(auth_method, j))
+        .transpose()?;
+    let client = Client {
+        client_id,
+        name: request.name,
+        auth_method,
+        scopes,
+        audiences: request.audiences,
+        token_ttl_secs: request.token_ttl_secs.unwrap_or(DEFAULT_TOKEN_TTL_SECS),
+        enabled: request.enabled.unwrap_or(true),
+        secret_hashes: Vec::new(),
+        sealed_secret: None,
+        jwks,
+        jwks_uri: request.jwks_uri,
+        tls_client_auth,
+        dpop_bound_access_tokens: request.dpop_bound_access_tokens.unwrap_or(false),
+        created_at: now,
+        updated_at: now,
+        // Drawn by the registry when it stores the client.
+        token_epoch: 0,
+    };
+    client.validate()?;
+    check_key_source(&client)?;
+    Ok(client)
 }
 
 /// Records an admin change durably (a crash must not lose it) before the change is
@@ -97,37 +145,9 @@ pub async fn create_client(
     JsonBody(request): JsonBody<CreateClientRequest>,
 ) -> Result<(StatusCode, Json<CreatedClient>), AdminError> {
     let now = state.clients.now();
-    let tls_client_auth = request.tls_client_auth()?;
-    let client_id = match request.client_id {
-        Some(id) => ClientId::parse(id)?,
-        None => generate_client_id()?,
-    };
-    let auth_method = request.auth_method.unwrap_or(AuthMethod::ClientSecretBasic);
-    let client = Client {
-        client_id,
-        name: request.name,
-        auth_method,
-        scopes: ScopeSet::from_tokens(request.scopes)?,
-        audiences: request.audiences,
-        token_ttl_secs: request.token_ttl_secs.unwrap_or(DEFAULT_TOKEN_TTL_SECS),
-        enabled: request.enabled.unwrap_or(true),
-        secret_hashes: Vec::new(),
-        sealed_secret: None,
-        jwks: request
-            .jwks
-            .as_ref()
-            .map(|j| state.clients.check_jwks(auth_method, j))
-            .transpose()?,
-        jwks_uri: request.jwks_uri,
-        tls_client_auth,
-        dpop_bound_access_tokens: request.dpop_bound_access_tokens.unwrap_or(false),
-        created_at: now,
-        updated_at: now,
-        // Drawn by the registry when it stores the client.
-        token_epoch: 0,
-    };
-    client.validate()?;
-    check_key_source(&client)?;
+    let client = client_to_register(request, now, generate_client_id, |method, jwks| {
+        Ok(state.clients.check_jwks(method, jwks)?)
+    })?;
     let (client, secret) = state.clients.register(client).await?;
     let mut changed = vec![
         "name",
