@@ -1,13 +1,14 @@
 //! Fuzzes the JSON bodies of the admin API (a holder of an admin token is trusted to
 //! administer, not to crash the server or store what the domain forbids): arbitrary bytes as
 //! each request body, and every body that parses through the checks its handler runs before
-//! anything is stored (for clients, the handler's own `client_to_register`). Nothing may
-//! panic; a client that passes them must have an id and scopes that parse again from their
-//! own text.
+//! anything is stored (for clients, the handlers' own `client_to_register` and
+//! `apply_update`). Nothing may panic; a client that passes them must have an id and scopes
+//! that parse again from their own text, and an update must list exactly the fields it
+//! changed (the audit record) and touch no other.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use portcullis_admin::clients::client_to_register;
+use portcullis_admin::clients::{apply_update, client_to_register};
 use portcullis_admin::devices::{ImportDevicesRequest, RegisterDeviceRequest};
 use portcullis_admin::dto::{CreateClientRequest, RotateSecretRequest, UpdateClientRequest};
 use portcullis_core::device::DeviceId;
@@ -32,9 +33,65 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     if let Ok(request) = serde_json::from_slice::<UpdateClientRequest>(data) {
-        let _ = request.tls_client_auth();
-        if let Some(scopes) = request.scopes {
-            let _ = ScopeSet::from_tokens(scopes);
+        // The handler's own function, on a fixed registered client.
+        let registered: CreateClientRequest = serde_json::from_str(
+            r#"{"name":"svc","scopes":["read"],"audiences":["https://api.example"]}"#,
+        )
+        .expect("fixed request");
+        let original = client_to_register(
+            registered,
+            0,
+            || Ok(ClientId::parse("c-fuzz")?),
+            |_, jwks| Ok(jwks.to_string()),
+        )
+        .expect("fixed client");
+        let mut client = original.clone();
+        if let Ok(changed) = apply_update(&mut client, request, |_, jwks| Ok(jwks.to_string())) {
+            assert!(client.validate().is_ok());
+            // What the audit record lists is exactly what changed, and nothing else did.
+            let differs = [
+                ("name", client.name != original.name),
+                ("scopes", client.scopes != original.scopes),
+                ("audiences", client.audiences != original.audiences),
+                (
+                    "token_ttl_secs",
+                    client.token_ttl_secs != original.token_ttl_secs,
+                ),
+                ("enabled", client.enabled != original.enabled),
+                (
+                    "dpop_bound_access_tokens",
+                    client.dpop_bound_access_tokens != original.dpop_bound_access_tokens,
+                ),
+                (
+                    "tls_client_auth",
+                    client.tls_client_auth != original.tls_client_auth,
+                ),
+                ("jwks", client.jwks != original.jwks),
+                ("jwks_uri", client.jwks_uri != original.jwks_uri),
+            ];
+            for (field, differs) in differs {
+                let listed = changed.iter().filter(|name| **name == field).count();
+                assert_eq!(
+                    listed,
+                    usize::from(differs),
+                    "{field}: listed {listed} times"
+                );
+            }
+            assert_eq!(changed.len(), differs.iter().filter(|(_, d)| *d).count());
+            let mut unchanged = client.clone();
+            unchanged.name = original.name.clone();
+            unchanged.scopes = original.scopes.clone();
+            unchanged.audiences = original.audiences.clone();
+            unchanged.token_ttl_secs = original.token_ttl_secs;
+            unchanged.enabled = original.enabled;
+            unchanged.dpop_bound_access_tokens = original.dpop_bound_access_tokens;
+            unchanged.tls_client_auth = original.tls_client_auth.clone();
+            unchanged.jwks = original.jwks.clone();
+            unchanged.jwks_uri = original.jwks_uri.clone();
+            assert_eq!(
+                unchanged, original,
+                "a field an update may not touch changed"
+            );
         }
     }
     if let Ok(request) = serde_json::from_slice::<RegisterDeviceRequest>(data) {

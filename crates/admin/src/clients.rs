@@ -241,26 +241,17 @@ fn set<T: PartialEq>(field: &mut T, value: T, name: &'static str, changed: &mut 
     }
 }
 
-/// Change some of a client's settings. Its id, auth method and secret cannot be changed
-/// here: a different method is a different client, and secrets are only ever rotated.
-#[utoipa::path(
-    patch, path = "/clients/{id}", tag = "clients",
-    params(("id" = String, Path, description = "The client id")),
-    request_body(content = Option<UpdateClientRequest>, description = "Fields to change; an empty or omitted body changes nothing"),
-    responses(
-        (status = 200, description = "The updated client", body = ClientView),
-        (status = 400, description = "Invalid body or setting", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such client", body = Problem, content_type = "application/problem+json"),
-    )
-)]
-pub async fn update_client(
-    State(state): State<ClientsState>,
-    caller: AdminCaller,
-    ClientIdPath(id): ClientIdPath,
-    JsonBody(request): JsonBody<UpdateClientRequest>,
-) -> Result<Json<ClientView>, AdminError> {
+/// Applies an update to `client` and returns the names of the fields it changed (for the
+/// audit record; values can hold secrets). `check_jwks` is the registry's check of a JWK Set
+/// for the client's method. The updated client must pass the same rules as a new one
+/// (`Client::validate`, the key-source rule); on an error `client` may be half-changed and
+/// must not be stored. The `admin_json` fuzz target runs this very function.
+pub fn apply_update(
+    client: &mut Client,
+    request: UpdateClientRequest,
+    check_jwks: impl FnOnce(AuthMethod, &serde_json::Value) -> Result<String, AdminError>,
+) -> Result<Vec<&'static str>, AdminError> {
     let new_match = request.tls_client_auth()?;
-    let mut client = state.clients.client(&id).await?;
     let mut changed = Vec::new();
     if let Some(name) = request.name {
         set(&mut client.name, name, "name", &mut changed);
@@ -306,7 +297,7 @@ pub async fn update_client(
     if let Some(jwks) = request.jwks {
         let jwks = jwks
             .as_ref()
-            .map(|j| state.clients.check_jwks(client.auth_method, j))
+            .map(|j| check_jwks(client.auth_method, j))
             .transpose()?;
         set(&mut client.jwks, jwks, "jwks", &mut changed);
     }
@@ -314,7 +305,34 @@ pub async fn update_client(
         set(&mut client.jwks_uri, jwks_uri, "jwks_uri", &mut changed);
     }
     client.validate()?;
-    check_key_source(&client)?;
+    check_key_source(client)?;
+    Ok(changed)
+}
+
+/// Change some of a client's settings. Its id, auth method and secret cannot be changed
+/// here: a different method is a different client, and secrets are only ever rotated.
+#[utoipa::path(
+    patch, path = "/clients/{id}", tag = "clients",
+    params(("id" = String, Path, description = "The client id")),
+    request_body(content = Option<UpdateClientRequest>, description = "Fields to change; an empty or omitted body changes nothing"),
+    responses(
+        (status = 200, description = "The updated client", body = ClientView),
+        (status = 400, description = "Invalid body or setting", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such client", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn update_client(
+    State(state): State<ClientsState>,
+    caller: AdminCaller,
+    ClientIdPath(id): ClientIdPath,
+    JsonBody(request): JsonBody<UpdateClientRequest>,
+) -> Result<Json<ClientView>, AdminError> {
+    // Two certificate matches are a 400 before the client is looked up (and maybe a 404).
+    request.tls_client_auth()?;
+    let mut client = state.clients.client(&id).await?;
+    let changed = apply_update(&mut client, request, |method, jwks| {
+        Ok(state.clients.check_jwks(method, jwks)?)
+    })?;
     let now = state.clients.now();
     if !changed.is_empty() {
         client.updated_at = now;
