@@ -8,10 +8,10 @@
 #   3. the interop clients in .interop/ (gitignored): Node openid-client + jose from
 #      tests/interop/package-lock.json, Python PyJWT + cryptography from
 #      tests/interop/requirements.txt; reinstalled only when those files change;
-#   4. cargo fmt --check, cargo clippy -D warnings (the fuzz targets too), the nginx cluster test (deploy/), the three
-#      example scenarios (examples/*/run.sh), the monitoring rules and dashboard against a real
-#      Prometheus (deploy/monitoring/check.sh), schemathesis, doc tests, then cargo nextest run
-#      --workspace (cargo test if nextest is missing).
+#   4. cargo fmt --check, cargo clippy -D warnings (the fuzz targets too), the nginx cluster
+#      test (deploy/), the three example scenarios (examples/*/run.sh), the monitoring rules and
+#      dashboard against a real Prometheus (deploy/monitoring/check.sh), schemathesis, doc
+#      tests, then cargo nextest run --workspace (cargo test if nextest is missing).
 # Idempotent; on a machine already set up, steps 1-3 take a second or two.
 # usage: scripts/test.sh [--setup-only]   (--setup-only stops after step 3, for running
 #        single tests by hand with PORTCULLIS_INTEROP_DIR=$PWD/.interop)
