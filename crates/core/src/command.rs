@@ -71,6 +71,27 @@ impl CommandState {
     }
 }
 
+/// What recording a device's result changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResultRecorded {
+    /// No command of this device was waiting for a result: nothing changed.
+    NotWaiting,
+    /// Recorded; the command's delivery had been recorded before.
+    Recorded,
+    /// Recorded, and the result is the first sign that the device had the command (it
+    /// answered before its acknowledgement was processed — an MQTT client that publishes its
+    /// result from its message callback sends it before the PUBACK): the delivery is
+    /// recorded with it, at the same time.
+    RecordedAndDelivered,
+}
+
+impl ResultRecorded {
+    /// Whether the result was recorded.
+    pub const fn recorded(self) -> bool {
+        !matches!(self, Self::NotWaiting)
+    }
+}
+
 /// A command's id: `c`, 12 hex digits of the millisecond it was made and 16 random hex
 /// digits, so ids sort by creation time (keyset pagination lists commands oldest first).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -32,7 +32,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use portcullis_core::audit::{AuditEvent, AuditRecord};
 use portcullis_core::client::Client;
-use portcullis_core::command::{CommandId, CommandRecord, CommandState};
+use portcullis_core::command::{CommandId, CommandRecord, CommandState, ResultRecorded};
 use portcullis_core::device::{Device, DeviceId, DeviceState, RevocationReason};
 use portcullis_core::device_key::DeviceKeyId;
 use portcullis_core::rotation::StoredKeyState;
@@ -550,9 +550,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         now: UnixTime,
     ) -> Result<bool, StoreError>;
     /// Records a device's result: `state` (`Succeeded` or `Failed`), `output` and
-    /// `finished_at = now`, only if the command is `device`'s and `Queued` or `Delivered`
-    /// (a device may answer before its acknowledgement is processed); `false` otherwise
-    /// (unknown, another device's, not sent yet, or answered already: the first answer stays).
+    /// `finished_at = now`, only if the command is `device`'s and `Queued` or `Delivered`;
+    /// a `Queued` one also gets `delivered_at = now` (a device may answer before its
+    /// acknowledgement is processed, and its answer shows it had the command).
+    /// [`ResultRecorded::NotWaiting`] otherwise (unknown, another device's, not sent yet, or
+    /// answered already: the first answer stays).
     async fn record_command_result(
         &self,
         id: &CommandId,
@@ -560,7 +562,7 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         state: CommandState,
         output: Option<&serde_json::Value>,
         now: UnixTime,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<ResultRecorded, StoreError>;
     /// How many commands allowed by `rule` were made for `device` at or after `since` (the
     /// rule's per-device rate limit, counted across nodes).
     async fn count_recent_commands(

@@ -657,7 +657,8 @@ async fn queued_commands_announce_their_device() {
                 1_500
             )
             .await
-            .expect("result"));
+            .expect("result")
+            .recorded());
         for write in ["approve", "queue"] {
             assert_eq!(
                 next_of_ours().await,

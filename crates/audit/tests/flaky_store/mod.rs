@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use async_trait::async_trait;
 use portcullis_core::audit::{AuditEvent, AuditRecord};
 use portcullis_core::client::Client;
-use portcullis_core::command::{CommandId, CommandRecord, CommandState};
+use portcullis_core::command::{CommandId, CommandRecord, CommandState, ResultRecorded};
 use portcullis_core::device::{Device, DeviceId, DeviceState, RevocationReason};
 use portcullis_core::device_key::DeviceKeyId;
 use portcullis_core::update::UpdateStatus;
@@ -286,7 +286,7 @@ impl Store for FlakyStore {
         state: CommandState,
         output: Option<&serde_json::Value>,
         now: UnixTime,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<ResultRecorded, StoreError> {
         self.inner
             .record_command_result(id, device, state, output, now)
             .await

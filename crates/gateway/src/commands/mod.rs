@@ -31,7 +31,8 @@ use std::sync::Arc;
 use portcullis_audit::AuditLog;
 use portcullis_core::audit::{AuditAction, AuditEvent, Outcome};
 use portcullis_core::command::{
-    validate_ttl, CommandId, CommandOutcome, CommandRecord, CommandState, COMMAND_ID_RANDOM_BYTES,
+    validate_ttl, CommandId, CommandOutcome, CommandRecord, CommandState, ResultRecorded,
+    COMMAND_ID_RANDOM_BYTES,
 };
 use portcullis_core::command_policy::{
     validate_command_name, CommandPolicy, CommandRequest, CommandRule, Decision, Principal, Target,
@@ -384,11 +385,15 @@ impl Commands {
     }
 
     /// Records what the device reported (its message was authenticated and stored by the
-    /// caller). `false`: no such command of this device waiting for a result.
+    /// caller; `transport` is the one it came by). `false`: no such command of this device
+    /// waiting for a result. A result for a command whose delivery was not recorded yet (the
+    /// device answered before its acknowledgement was read) records the delivery too, and
+    /// audits it as `command.delivered` with `"by": "result"`.
     pub async fn record_result(
         &self,
         device: &DeviceId,
         outcome: &CommandOutcome,
+        transport: &'static str,
     ) -> Result<bool, CommandError> {
         let state = CommandState::from(outcome.status);
         let recorded = self
@@ -401,7 +406,17 @@ impl Commands {
                 self.now(),
             )
             .await?;
-        let result = if recorded {
+        if recorded == ResultRecorded::RecordedAndDelivered {
+            self.audit_event(
+                AuditAction::CommandDelivered,
+                device.as_str(),
+                device.as_str(),
+                Outcome::Success,
+                json!({ "command_id": outcome.cid, "transport": transport, "by": "result" }),
+            )
+            .await;
+        }
+        let result = if recorded.recorded() {
             Outcome::Success
         } else {
             Outcome::Failure
@@ -414,7 +429,7 @@ impl Commands {
             json!({ "command_id": outcome.cid, "status": state.as_str() }),
         )
         .await;
-        Ok(recorded)
+        Ok(recorded.recorded())
     }
 
     /// The doorbells of this node's devices (shared with desired settings).

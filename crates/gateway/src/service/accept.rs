@@ -172,7 +172,10 @@ impl Gateway {
                 message_id,
                 answer,
                 result,
-            } => self.stored(message_id, answer, result).await,
+            } => {
+                self.stored(message_id, answer, result, session.transport)
+                    .await
+            }
         };
         let device = Some(session.admitted.device_id.as_str());
         self.count(session.transport, session.source, device, &result);
@@ -186,9 +189,10 @@ impl Gateway {
         message_id: String,
         answer: Answer,
         result: PendingResult,
+        transport: Transport,
     ) -> Result<Accepted, GatewayError> {
         answer.take().await?;
-        self.record_result(result).await?;
+        self.record_result(result, transport).await?;
         Ok(Accepted { message_id })
     }
 
@@ -217,7 +221,7 @@ impl Gateway {
             }) => {
                 let message_id = record.message_id.clone();
                 let answer = self.ingest.send(record, counter).await;
-                self.stored(message_id, answer, result).await
+                self.stored(message_id, answer, result, transport).await
             }
             Err(e) => Err(e),
         };
@@ -237,12 +241,16 @@ impl Gateway {
     /// Records a stored result message as its command's outcome. A result for no command of
     /// this device that waits for one is refused (it is stored all the same, as what the
     /// device said).
-    async fn record_result(&self, result: PendingResult) -> Result<(), GatewayError> {
+    async fn record_result(
+        &self,
+        result: PendingResult,
+        transport: Transport,
+    ) -> Result<(), GatewayError> {
         let recorded = match result {
             None => return Ok(()),
             Some(Followup::CommandResult(device, outcome)) => self
                 .commands
-                .record_result(&device, &outcome)
+                .record_result(&device, &outcome, transport.as_str())
                 .await
                 .map(|ok| ok.then_some(()).ok_or("no_such_command")),
             Some(Followup::SettingsApplied(device, version)) => self

@@ -511,6 +511,11 @@ fn an_actuator_written_with_paho_and_pycose_takes_its_commands_over_mqtt() {
         );
         if first.json["state"] == "succeeded" && second.json["state"] == "failed" {
             assert_eq!(second.json["output"], json!({"position": 95}));
+            // paho sends the PUBACK after the callback that published the result: the
+            // result is then the first sign of the delivery, and records it.
+            for answered in [&first, &second] {
+                assert!(answered.json["delivered_at"].is_i64(), "{}", answered.text);
+            }
             break;
         }
         assert!(
@@ -520,5 +525,18 @@ fn an_actuator_written_with_paho_and_pycose_takes_its_commands_over_mqtt() {
             second.text
         );
         std::thread::sleep(Duration::from_millis(100));
+    }
+    // One delivery record per command, whichever came first: its PUBACK or its result.
+    let audit = node.cli_json(&["audit", "list", "--limit", "200"])["records"].clone();
+    for line in &lines {
+        let deliveries = audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| {
+                r["action"] == "command.delivered" && r["detail"]["command_id"] == line["cid"]
+            })
+            .count();
+        assert_eq!(deliveries, 1, "{}", line["cid"]);
     }
 }

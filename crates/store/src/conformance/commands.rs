@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use portcullis_core::command::{CommandId, CommandRecord, CommandState};
+use portcullis_core::command::{CommandId, CommandRecord, CommandState, ResultRecorded};
 use portcullis_core::device::DeviceId;
 use portcullis_core::UnixTime;
 use serde_json::json;
@@ -475,7 +475,8 @@ pub async fn a_command_is_marked_delivered_once_while_unexpired(store: &dyn Stor
 
 /// A result is recorded only from the command's own device, only for a command sent (queued
 /// or delivered) and not answered yet: the first answer stays. Its output round-trips; only
-/// `Succeeded` and `Failed` are results.
+/// `Succeeded` and `Failed` are results. A queued command's result delivers it at the same
+/// time; a delivered one keeps its delivery's time.
 pub async fn a_command_result_is_recorded_once_from_its_device(store: &dyn Store) {
     let device = registered(store, "cmd-res").await;
     let other = registered(store, "cmd-res-other").await;
@@ -483,16 +484,19 @@ pub async fn a_command_result_is_recorded_once_from_its_device(store: &dyn Store
     let queued = queue(store, &cmd(0), 1_000).await;
     let output = json!({ "reading": 21.5, "unit": "°C", "raw": [1, 2, 3] });
 
-    assert!(!store
-        .record_command_result(
-            &queued.command_id,
-            &other,
-            CommandState::Succeeded,
-            None,
-            1_100
-        )
-        .await
-        .expect("another device's"));
+    assert_eq!(
+        store
+            .record_command_result(
+                &queued.command_id,
+                &other,
+                CommandState::Succeeded,
+                None,
+                1_100
+            )
+            .await
+            .expect("another device's"),
+        ResultRecorded::NotWaiting
+    );
     for not_a_result in [
         CommandState::Delivered,
         CommandState::Queued,
@@ -515,18 +519,22 @@ pub async fn a_command_result_is_recorded_once_from_its_device(store: &dyn Store
         "refusals change nothing"
     );
     // A queued command may be answered before its delivery is recorded.
-    assert!(store
-        .record_command_result(
-            &queued.command_id,
-            &device,
-            CommandState::Succeeded,
-            Some(&output),
-            1_200
-        )
-        .await
-        .expect("result"));
+    assert_eq!(
+        store
+            .record_command_result(
+                &queued.command_id,
+                &device,
+                CommandState::Succeeded,
+                Some(&output),
+                1_200
+            )
+            .await
+            .expect("result"),
+        ResultRecorded::RecordedAndDelivered
+    );
     let succeeded = CommandRecord {
         state: CommandState::Succeeded,
+        delivered_at: Some(1_200),
         finished_at: Some(1_200),
         output: Some(output.clone()),
         ..queued.clone()
@@ -535,16 +543,26 @@ pub async fn a_command_result_is_recorded_once_from_its_device(store: &dyn Store
         store.get_command(&queued.command_id).await.expect("get"),
         Some(succeeded.clone())
     );
-    assert!(!store
-        .record_command_result(
-            &queued.command_id,
-            &device,
-            CommandState::Failed,
-            None,
-            1_300
-        )
-        .await
-        .expect("a second answer"));
+    assert_eq!(
+        store
+            .record_command_result(
+                &queued.command_id,
+                &device,
+                CommandState::Failed,
+                None,
+                1_300
+            )
+            .await
+            .expect("a second answer"),
+        ResultRecorded::NotWaiting
+    );
+    assert!(
+        !store
+            .mark_command_delivered(&queued.command_id, 1_300)
+            .await
+            .expect("a late acknowledgement"),
+        "an acknowledgement read after the answer changes nothing"
+    );
     assert_eq!(
         store.get_command(&queued.command_id).await.expect("get"),
         Some(succeeded),
@@ -556,16 +574,19 @@ pub async fn a_command_result_is_recorded_once_from_its_device(store: &dyn Store
         .mark_command_delivered(&delivered.command_id, 1_100)
         .await
         .expect("deliver"));
-    assert!(store
-        .record_command_result(
-            &delivered.command_id,
-            &device,
-            CommandState::Failed,
-            None,
-            1_400
-        )
-        .await
-        .expect("failure"));
+    assert_eq!(
+        store
+            .record_command_result(
+                &delivered.command_id,
+                &device,
+                CommandState::Failed,
+                None,
+                1_400
+            )
+            .await
+            .expect("failure"),
+        ResultRecorded::Recorded
+    );
     let failed = store
         .get_command(&delivered.command_id)
         .await
@@ -583,26 +604,32 @@ pub async fn a_command_result_is_recorded_once_from_its_device(store: &dyn Store
 
     let pending = cmd(2);
     store.insert_command(&pending).await.expect("pending");
-    assert!(!store
-        .record_command_result(
-            &pending.command_id,
-            &device,
-            CommandState::Succeeded,
-            None,
-            1_100
-        )
-        .await
-        .expect("not sent yet"));
-    assert!(!store
-        .record_command_result(
-            &command_id(8, 3),
-            &device,
-            CommandState::Succeeded,
-            None,
-            1_100
-        )
-        .await
-        .expect("unknown"));
+    assert_eq!(
+        store
+            .record_command_result(
+                &pending.command_id,
+                &device,
+                CommandState::Succeeded,
+                None,
+                1_100
+            )
+            .await
+            .expect("not sent yet"),
+        ResultRecorded::NotWaiting
+    );
+    assert_eq!(
+        store
+            .record_command_result(
+                &command_id(8, 3),
+                &device,
+                CommandState::Succeeded,
+                None,
+                1_100
+            )
+            .await
+            .expect("unknown"),
+        ResultRecorded::NotWaiting
+    );
 }
 
 /// Commands a rule allowed for a device since a moment (inclusive) are counted, whatever
@@ -733,16 +760,19 @@ pub async fn a_command_round_trips_every_field(store: &dyn Store) {
         .await
         .expect("deliver"));
     let output = json!({ "version": "2.4.1", "took_ms": 812.25, "log": "ok\n\"done\"" });
-    assert!(store
-        .record_command_result(
-            &command.command_id,
-            &command.device_id,
-            CommandState::Succeeded,
-            Some(&output),
-            1_030
-        )
-        .await
-        .expect("result"));
+    assert_eq!(
+        store
+            .record_command_result(
+                &command.command_id,
+                &command.device_id,
+                CommandState::Succeeded,
+                Some(&output),
+                1_030
+            )
+            .await
+            .expect("result"),
+        ResultRecorded::Recorded
+    );
     let expected = CommandRecord {
         state: CommandState::Succeeded,
         delivered_at: Some(1_020),

@@ -7,7 +7,7 @@
 //! hears it exactly when it commits. State changes are conditional updates, so the first
 //! delivery and the first result win.
 
-use portcullis_core::command::{CommandId, CommandRecord, CommandState};
+use portcullis_core::command::{CommandId, CommandRecord, CommandState, ResultRecorded};
 use portcullis_core::device::DeviceId;
 use portcullis_core::UnixTime;
 use sqlx::{PgConnection, PgPool};
@@ -255,24 +255,46 @@ pub(super) async fn record_result(
     state: CommandState,
     output: Option<&serde_json::Value>,
     now: UnixTime,
-) -> Result<bool, StoreError> {
+) -> Result<ResultRecorded, StoreError> {
     check_result_state(state, id)?;
     let output = command_output(output, id)?;
+    let mut tx = pool.begin().await?;
+    // The answer shows that the device had the command: one still queued is delivered now.
+    let delivered_now = sqlx::query(
+        "UPDATE commands SET state = $1, delivered_at = $2 \
+         WHERE command_id = $3 AND device_id = $4 AND state = $5",
+    )
+    .bind(CommandState::Delivered.as_str())
+    .bind(now)
+    .bind(id.as_str())
+    .bind(device.as_str())
+    .bind(CommandState::Queued.as_str())
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
     let done = sqlx::query(
         "UPDATE commands SET state = $1, output = $2, finished_at = $3 \
-         WHERE command_id = $4 AND device_id = $5 AND state IN ($6, $7)",
+         WHERE command_id = $4 AND device_id = $5 AND state = $6",
     )
     .bind(state.as_str())
     .bind(output)
     .bind(now)
     .bind(id.as_str())
     .bind(device.as_str())
-    .bind(CommandState::Queued.as_str())
     .bind(CommandState::Delivered.as_str())
-    .execute(pool)
+    .execute(&mut *tx)
     .await?
     .rows_affected();
-    Ok(done == 1)
+    if done != 1 {
+        return Ok(ResultRecorded::NotWaiting);
+    }
+    tx.commit().await?;
+    Ok(if delivered_now {
+        ResultRecorded::RecordedAndDelivered
+    } else {
+        ResultRecorded::Recorded
+    })
 }
 
 pub(super) async fn count_recent(

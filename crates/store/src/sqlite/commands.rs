@@ -5,7 +5,7 @@
 //! committed in rising order. State changes are conditional updates, so the first delivery
 //! and the first result win.
 
-use portcullis_core::command::{CommandId, CommandRecord, CommandState};
+use portcullis_core::command::{CommandId, CommandRecord, CommandState, ResultRecorded};
 use portcullis_core::device::DeviceId;
 use portcullis_core::UnixTime;
 use sqlx::{SqliteConnection, SqlitePool};
@@ -247,24 +247,46 @@ pub(super) async fn record_result(
     state: CommandState,
     output: Option<&serde_json::Value>,
     now: UnixTime,
-) -> Result<bool, StoreError> {
+) -> Result<ResultRecorded, StoreError> {
     check_result_state(state, id)?;
     let output = command_output(output, id)?;
+    let mut tx = pool.begin().await?;
+    // The answer shows that the device had the command: one still queued is delivered now.
+    let delivered_now = sqlx::query(
+        "UPDATE commands SET state = ?, delivered_at = ? \
+         WHERE command_id = ? AND device_id = ? AND state = ?",
+    )
+    .bind(CommandState::Delivered.as_str())
+    .bind(now)
+    .bind(id.as_str())
+    .bind(device.as_str())
+    .bind(CommandState::Queued.as_str())
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
     let done = sqlx::query(
         "UPDATE commands SET state = ?, output = ?, finished_at = ? \
-         WHERE command_id = ? AND device_id = ? AND state IN (?, ?)",
+         WHERE command_id = ? AND device_id = ? AND state = ?",
     )
     .bind(state.as_str())
     .bind(output)
     .bind(now)
     .bind(id.as_str())
     .bind(device.as_str())
-    .bind(CommandState::Queued.as_str())
     .bind(CommandState::Delivered.as_str())
-    .execute(pool)
+    .execute(&mut *tx)
     .await?
     .rows_affected();
-    Ok(done == 1)
+    if done != 1 {
+        return Ok(ResultRecorded::NotWaiting);
+    }
+    tx.commit().await?;
+    Ok(if delivered_now {
+        ResultRecorded::RecordedAndDelivered
+    } else {
+        ResultRecorded::Recorded
+    })
 }
 
 pub(super) async fn count_recent(

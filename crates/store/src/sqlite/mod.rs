@@ -27,7 +27,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use portcullis_core::audit::{AuditEvent, AuditRecord};
 use portcullis_core::client::Client;
-use portcullis_core::command::{CommandId, CommandRecord, CommandState};
+use portcullis_core::command::{CommandId, CommandRecord, CommandState, ResultRecorded};
 use portcullis_core::device::{Device, DeviceId, DeviceState, RevocationReason};
 use portcullis_core::device_key::DeviceKeyId;
 use portcullis_core::rotation::StoredKeyState;
@@ -476,7 +476,7 @@ impl Store for SqliteStore {
         state: CommandState,
         output: Option<&serde_json::Value>,
         now: UnixTime,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<ResultRecorded, StoreError> {
         let _writer = self.writer.lock().await;
         commands::record_result(&self.pool, id, device, state, output, now).await
     }
