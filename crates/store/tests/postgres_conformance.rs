@@ -203,6 +203,7 @@ async fn changes_are_announced_for_cache_invalidation() {
             created_at: 1,
             state_changed_at: 1,
         };
+        // Announced too: a pre-published key is in every node's JWKS at once.
         store.insert_signing_key(&key).await.expect("insert key");
         store
             .update_signing_key_state(
@@ -221,6 +222,7 @@ async fn changes_are_announced_for_cache_invalidation() {
             format!("client:{client_id}"),
             format!("client:{client_id}"),
             format!("revocation:{}", token.jti),
+            format!("key:{}", key.kid.as_str()),
             format!("key:{}", key.kid.as_str()),
         ];
         let mut heard = Vec::new();

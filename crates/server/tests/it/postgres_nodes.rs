@@ -652,6 +652,28 @@ fn device_changes_on_one_node_are_honoured_by_another_within_500_ms() {
     });
 }
 
+/// A key made by `key rotate` is pre-published: every node's JWKS lists it before any token
+/// is signed with it, whichever node made it (the insert is announced like a state change).
+#[test]
+fn a_pre_published_key_is_in_every_nodes_jwks_at_once() {
+    let Some(nodes) = two_nodes("prepublish", &[]) else {
+        return;
+    };
+    let (a, b) = (&nodes.a, &nodes.b);
+    let kids = |n: &Node| -> Vec<String> {
+        n.get("/jwks.json").json["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let next = support::pending_kid(&a.cli_json(&["key", "rotate"]));
+    assert!(kids(a).contains(&next), "published where it was made");
+    honoured_within_500_ms("a pre-published key", || kids(b).contains(&next));
+    assert_eq!(kids(a), kids(b), "one JWKS on every node");
+}
+
 #[test]
 fn one_node_carries_out_a_due_rotation_and_every_node_follows() {
     let Some(nodes) = two_nodes("rotation", &[("PORTCULLIS_KEYS__PREPUBLISH_SECS", "1")]) else {

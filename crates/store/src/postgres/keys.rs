@@ -7,10 +7,14 @@ use sqlx::PgPool;
 use crate::rows::key_from_row;
 use crate::{StoreError, StoredKey};
 
+/// Stores a new key and announces `key:<kid>` in the same statement, so every node publishes
+/// a pre-published key at once (not only the one that made it).
 pub(super) async fn insert(pool: &PgPool, key: &StoredKey) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO signing_keys (kid, alg, backend, sealed_private, public_jwk, state, \
-         created_at, state_changed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "WITH inserted AS (INSERT INTO signing_keys (kid, alg, backend, sealed_private, \
+         public_jwk, state, created_at, state_changed_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING kid) \
+         SELECT portcullis_notify_change('key', kid) FROM inserted",
     )
     .bind(key.kid.as_str())
     .bind(key.alg.as_str())
