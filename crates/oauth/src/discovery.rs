@@ -15,10 +15,11 @@ use std::sync::Arc;
 
 use crate::{AuthServer, OAuthSettings};
 
-/// The HMAC algorithm `client_secret_jwt` assertions can use. RFC 7518 §3.2 requires a key at
-/// least as long as the hash: generated secrets are 43 bytes (base64url of 256 bits), enough
-/// for HS256 only, so HS384 and HS512 are not advertised (and are refused).
-pub const HMAC_ASSERTION_ALGORITHMS: [&str; 1] = ["HS256"];
+/// The HMAC algorithms `client_secret_jwt` assertions can use. RFC 7518 §3.2 requires a key
+/// at least as long as the hash: secrets of `client_secret_jwt` clients are generated with 512
+/// bits (86 characters), enough for all three; an older client's shorter secret is refused
+/// for the algorithms it is too short for.
+pub const HMAC_ASSERTION_ALGORITHMS: [&str; 3] = ["HS256", "HS384", "HS512"];
 
 /// The two encoded documents.
 #[derive(Debug, Clone)]

@@ -135,11 +135,14 @@ fn discovery_lists_every_endpoint_and_capability() {
         ] {
             assert!(methods.iter().any(|x| x == m), "{path} lists {m}");
         }
-        assert!(j["token_endpoint_auth_signing_alg_values_supported"]
+        // Every algorithm the token endpoint accepts for assertions, the client_secret_jwt
+        // HMACs included.
+        let algs = j["token_endpoint_auth_signing_alg_values_supported"]
             .as_array()
-            .unwrap()
-            .iter()
-            .any(|a| a == "ES256"));
+            .unwrap();
+        for alg in ["ES256", "HS256", "HS384", "HS512"] {
+            assert!(algs.iter().any(|a| a == alg), "{path} lists {alg}");
+        }
     }
 }
 
