@@ -590,8 +590,9 @@ pub enum AuditCommand {
         jwks: Option<PathBuf>,
     },
     /// Move the oldest records into a signed archive segment: up to the newest checkpoint
-    /// before DATE. Writes FILE (never over an existing one) and FILE.jwks.json, verifies
-    /// them, then removes those records from the live store.
+    /// before DATE. Writes FILE (never over an existing one) and the keys that verify it beside
+    /// it, its extension replaced by `.jwks.json` (`trail.archive` → `trail.jwks.json`),
+    /// verifies them, then removes those records from the live store.
     Archive {
         /// 2026-01-31, 2026-01-31T12:00:00Z or Unix seconds.
         #[arg(long)]

@@ -8,7 +8,12 @@ use crate::cli::{AlertsCommand, ApiArgs};
 
 /// Runs one alerts subcommand.
 pub fn run(cmd: AlertsCommand, api: &ApiArgs) -> Result<(), CommandError> {
-    let admin = AdminApi::connect(api)?;
+    // Reading takes `portcullis:admin` or `audit:read` (an auditor's credential), acknowledging
+    // `portcullis:admin`.
+    let admin = match cmd {
+        AlertsCommand::Ack { .. } => AdminApi::connect(api)?,
+        _ => AdminApi::connect_as_client(api)?,
+    };
     let alert = match cmd {
         AlertsCommand::List { state, limit } => {
             let mut path = format!("/alerts?limit={limit}");
@@ -25,7 +30,9 @@ pub fn run(cmd: AlertsCommand, api: &ApiArgs) -> Result<(), CommandError> {
                         r["raised_at"] = rfc3339(at).into();
                     }
                     r["key"] = r["detail"]["key"].clone();
-                    r["action"] = r["detail"]["action_taken"].clone();
+                    // The rule's configured action (what it did is in the `alert.raised`
+                    // audit record and the webhook's body).
+                    r["action"] = r["detail"]["action"].clone();
                 }
                 print_table(
                     &["id", "raised_at", "rule", "key", "state", "action"],

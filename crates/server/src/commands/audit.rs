@@ -76,7 +76,8 @@ pub fn run(cmd: AuditCommand, api: &ApiArgs) -> Result<(), CommandError> {
             }
         }
         AuditCommand::Verify { .. } => {
-            match AdminApi::connect(api)?.call("POST", "/audit/verify", None) {
+            // Administrators and auditors (`audit:read` alone) may both verify.
+            match AdminApi::connect_as_client(api)?.call("POST", "/audit/verify", None) {
                 Ok(report) => {
                     if api.json {
                         print_json(&report);

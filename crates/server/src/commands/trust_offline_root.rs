@@ -49,9 +49,11 @@ pub fn generate(alg: &str, out: &Path, json: bool) -> Result<(), CommandError> {
     if json {
         print_json(&jwk);
     } else {
-        println!(
+        // The message on stderr, the key alone on stdout: `> root.jwk` saves a JWK that
+        // `trust key import --public-jwk` reads.
+        eprintln!(
             "root {} written to {} (keep it offline); its public key, for `portcullis trust key \
-             import --public-jwk FILE` and for devices to pin:",
+             import --public-jwk FILE` and for devices to pin, follows on standard output:",
             signer.kid().as_str(),
             out.display()
         );

@@ -299,3 +299,52 @@ fn signed_checkpoints_are_verified_and_expose_a_rehashed_rewrite_or_a_forgery() 
         "{stderr}"
     );
 }
+
+/// An auditor's credential (`audit:read` alone, no `portcullis:admin`) does from the CLI what
+/// the API lets it: verify the chain and read alerts; acknowledging stays an administrator's.
+#[test]
+fn an_auditor_credential_verifies_the_chain_and_reads_alerts_from_the_cli() {
+    let node = Node::start();
+    let created = node.cli_json(&[
+        "client",
+        "create",
+        "--name",
+        "auditor",
+        "--scope",
+        "audit:read",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let credential = dir.path().join("auditor.json");
+    let file = serde_json::json!({
+        "client_id": created["client_id"],
+        "client_secret": created["client_secret"],
+    });
+    std::fs::write(&credential, file.to_string()).unwrap();
+    let run = |args: &[&str]| {
+        Command::new(support::BIN)
+            .args(["--server", &node.base, "--admin-credential"])
+            .arg(&credential)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    for args in [
+        &["audit", "verify"][..],
+        &["alerts", "list"],
+        &["audit", "list"],
+    ] {
+        let out = run(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let ack = run(&["alerts", "ack", "no-such-alert"]);
+    assert!(!ack.status.success());
+    assert!(
+        String::from_utf8_lossy(&ack.stderr).contains("portcullis:admin"),
+        "{}",
+        String::from_utf8_lossy(&ack.stderr)
+    );
+}

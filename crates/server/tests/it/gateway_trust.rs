@@ -229,6 +229,11 @@ fn an_offline_root_signs_the_trust_list_on_its_own_machine() {
         !again.status.success(),
         "an existing root key is never overwritten"
     );
+    // Without --json too, standard output is the JWK alone (`> root.jwk`, as the README).
+    let plain = node.cli(&["trust", "root", "generate", "--out", &path("plain.pem")]);
+    assert!(plain.status.success());
+    let jwk: serde_json::Value = serde_json::from_slice(&plain.stdout).expect("a JWK alone");
+    assert!(jwk["kid"].is_string() && jwk.get("d").is_none(), "{jwk}");
     std::fs::write(path("root.jwk"), public.to_string()).unwrap();
 
     // On the node: the root is imported by its public key; the node cannot sign with it.
