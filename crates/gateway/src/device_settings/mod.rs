@@ -204,6 +204,7 @@ impl DeviceSettings {
                 applied_version,
                 applied_at,
             };
+            let changed = changed_keys(current.as_ref().map(|(_, r)| &r.values), &values);
             if self
                 .swap(device, current.map(|(bytes, _)| bytes), &record)
                 .await?
@@ -213,7 +214,7 @@ impl DeviceSettings {
                     AuditAction::SettingsChanged,
                     actor,
                     device,
-                    json!({ "version": version, "keys": values.keys().collect::<Vec<_>>() }),
+                    json!({ "version": version, "keys": changed }),
                 )
                 .await;
                 return Ok(record);
@@ -283,9 +284,42 @@ impl DeviceSettings {
     }
 }
 
+/// The keys a new set of values changes against the old one: added, given another value, or
+/// removed, in key order. The audit names them (never the values), so a reader sees what a
+/// version changed rather than what it holds.
+fn changed_keys(old: Option<&Map<String, Value>>, new: &Map<String, Value>) -> Vec<String> {
+    let mut keys: Vec<String> = new
+        .iter()
+        .filter(|(k, v)| old.and_then(|o| o.get(*k)) != Some(*v))
+        .map(|(k, _)| k.clone())
+        .chain(
+            old.into_iter()
+                .flat_map(|o| o.keys())
+                .filter(|k| !new.contains_key(*k))
+                .cloned(),
+        )
+        .collect();
+    keys.sort_unstable();
+    keys
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_audit_names_the_keys_a_version_changes() {
+        let map = |v: Value| v.as_object().unwrap().clone();
+        let old = map(json!({"mode": "eco", "setpoint": 21.5, "fan": 2}));
+        let new = map(json!({"setpoint": 21.5, "fan": 3, "light": true}));
+        assert_eq!(changed_keys(Some(&old), &new), ["fan", "light", "mode"]);
+        assert!(changed_keys(Some(&new), &new).is_empty(), "the same values");
+        assert_eq!(changed_keys(None, &new), ["fan", "light", "setpoint"]);
+        assert_eq!(
+            changed_keys(Some(&old), &Map::new()),
+            ["fan", "mode", "setpoint"]
+        );
+    }
 
     #[test]
     fn reports_are_read_from_json_or_cbor_and_name_a_version() {
