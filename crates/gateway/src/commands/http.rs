@@ -279,11 +279,19 @@ async fn send(
     }
 }
 
-/// A JSON error's category and position, not its text (which may quote the input).
+/// A JSON error's category and position, not its text (which may quote the input) — except
+/// a missing field, whose text names one of our fields.
 fn json_problem(e: &serde_json::Error) -> String {
     match e.classify() {
         serde_json::error::Category::Data => {
-            format!("wrong field or type at column {}", e.column())
+            let text = e.to_string();
+            match text
+                .strip_prefix("missing field ")
+                .and_then(|rest| rest.split(" at line").next())
+            {
+                Some(field) => format!("missing field {field}"),
+                None => format!("wrong field or type at column {}", e.column()),
+            }
         }
         _ => format!("not valid JSON at column {}", e.column()),
     }
@@ -465,4 +473,25 @@ fn delivery(records: &[CommandRecord]) -> Response {
     let mut response = Json(json!({ "commands": commands })).into_response();
     portcullis_http::insert_no_store(response.headers_mut());
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_field_is_named_and_no_error_quotes_the_input() {
+        let missing = serde_json::from_str::<SendBody>(r#"{"name": "valve.open"}"#).unwrap_err();
+        assert_eq!(json_problem(&missing), "missing field `ttl_secs`");
+        for (body, secret) in [
+            (r#"{"name": "x", "ttl_secs": 5, "s3cret": 1}"#, "s3cret"),
+            (r#"{"name": "x", "ttl_secs": "s3cret"}"#, "s3cret"),
+            (r#"{"name": "s3cret"#, "s3cret"),
+        ] {
+            let e = serde_json::from_str::<SendBody>(body).unwrap_err();
+            let problem = json_problem(&e);
+            assert!(!problem.contains(secret), "{problem}");
+            assert!(problem.contains("column"), "{problem}");
+        }
+    }
 }
