@@ -17,7 +17,7 @@ use portcullis_store::Store;
 use zeroize::Zeroizing;
 
 use crate::config::Config;
-use crate::key_custody::open_custody;
+use crate::key_custody::{check_custody_matches, open_custody};
 use crate::key_lifecycle::KeyLifecycle;
 
 use portcullis_admin::{ADMIN_SCOPE, AUDIT_READ_SCOPE};
@@ -48,6 +48,8 @@ pub enum BootstrapError {
     SigningKey(portcullis_keys::KeyError),
     #[error("signing keys: {0}")]
     Keys(#[from] crate::key_lifecycle::KeyManagerError),
+    #[error("key custody: {0}")]
+    Custody(portcullis_keys::KeyError),
     #[error("configuration: {0}")]
     Config(#[from] crate::config::ConfigError),
     #[error("store: {0}")]
@@ -156,6 +158,18 @@ pub async fn prepare(
     );
 
     let custody = open_custody(config, master.clone()).map_err(BootstrapError::SigningKey)?;
+    check_custody_matches(
+        custody.backend(),
+        store
+            .get_setting(portcullis_pki::ca::CA_SETTING)
+            .await?
+            .as_deref(),
+        store
+            .get_setting(portcullis_audit::sealing::DATA_KEYS_SETTING)
+            .await?
+            .as_deref(),
+    )
+    .map_err(BootstrapError::Custody)?;
     let lifecycle = KeyLifecycle::new(
         store.clone(),
         custody,

@@ -195,6 +195,46 @@ fn wrong_hsm_pin_stops_the_node_with_a_clear_error_and_no_pin() {
     );
 }
 
+/// An existing store keeps the custody its CA and audit data keys were made in: a node
+/// restarted with another `keys.backend` stops with what to set, before changing any key.
+#[test]
+fn an_existing_store_refuses_another_key_backend_before_changing_anything() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some((conf, pin)) = softhsm_token(tmp.path()) else {
+        return;
+    };
+    let dir = tmp.path().join("data");
+    let keys_before = {
+        let node = Node::start_in(&dir, &[]);
+        node.cli_json(&["key", "list"])
+    };
+    let out = Command::new(support::BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--listen-tls",
+            "off",
+            "--data-dir",
+        ])
+        .arg(&dir)
+        .envs(hsm_env(&conf, &pin))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("keys.backend = \"software\"") && stderr.contains("nothing was changed"),
+        "{stderr}"
+    );
+    let node = Node::start_in(&dir, &[]);
+    assert_eq!(
+        node.cli_json(&["key", "list"]),
+        keys_before,
+        "the key table is as it was"
+    );
+}
+
 #[test]
 fn the_device_ca_keys_live_in_softhsm_and_issue_certificates() {
     let tmp = tempfile::tempdir().unwrap();
