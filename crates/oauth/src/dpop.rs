@@ -17,7 +17,7 @@ use portcullis_core::dpop::{check_claims, ProofClaims, ProofTarget, ProofWindow,
 use portcullis_core::token::AccessTokenClaims;
 use portcullis_core::UnixTime;
 use portcullis_keys::verify::{decode, VerifyingKey};
-use portcullis_keys::Algorithm;
+use portcullis_keys::{Algorithm, KeyError};
 use portcullis_ports::{DpopPresentation, TokenRejection};
 
 use crate::AuthServer;
@@ -156,7 +156,16 @@ impl DpopVerifier {
         now: UnixTime,
     ) -> Result<(ProofClaims, VerifiedProof), ProofRefusal> {
         use ProofRefusal::Invalid;
-        let decoded = decode(proof).map_err(|_| Invalid("the DPoP proof is not a compact JWS"))?;
+        let decoded = decode(proof).map_err(|e| {
+            Invalid(match e {
+                KeyError::UnsupportedAlgorithm(_) => "the DPoP proof's alg is none",
+                KeyError::Malformed(m) if m.contains("private or symmetric") => {
+                    "the DPoP proof's jwk carries private or symmetric key material; a proof \
+                     carries its public key only"
+                }
+                _ => "the DPoP proof is not a compact JWS",
+            })
+        })?;
         if decoded.header.typ.as_deref() != Some(PROOF_TYPE) {
             return Err(Invalid("the DPoP proof's typ is not dpop+jwt"));
         }

@@ -422,6 +422,23 @@ fn hostile_proofs_are_refused_at_the_token_endpoint() {
             answer.text
         );
     }
+    // The description says what is wrong with the proof where the client can fix it.
+    for (why, says) in [
+        ("jwk with private d", "private"),
+        ("alg HS256, symmetric jwk", "symmetric"),
+        ("alg none", "alg is none"),
+        ("no jwk", "no public jwk"),
+    ] {
+        let proof = &cases.iter().find(|(w, _)| *w == why).expect("a case").1;
+        let answer = token_request(&node, &id, &secret, "", &[proof]);
+        assert!(
+            answer.json["error_description"]
+                .as_str()
+                .is_some_and(|d| d.contains(says)),
+            "{why}: {}",
+            answer.text
+        );
+    }
     // Two DPoP headers (sent with curl: the test's HTTP client keeps one header per name).
     let (a, b) = (
         key.proof("POST", &url, None, None),
