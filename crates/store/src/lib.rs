@@ -249,6 +249,15 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         expected: &[u8],
         value: &[u8],
     ) -> Result<bool, StoreError>;
+    /// Every setting, ordered by name (byte order), strictly after `after`, at most `limit`
+    /// (keyset pagination): what `portcullis store copy` moves, so a setting added later (a
+    /// device's desired settings, a federation trust set, a model's releases) is never left
+    /// behind by a list of names that forgot it.
+    async fn list_settings(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
 
     /// Inserts a new client; `StoreError::Conflict` if the id exists.
     async fn insert_client(&self, client: &Client) -> Result<(), StoreError>;
@@ -571,6 +580,27 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         rule: &str,
         since: UnixTime,
     ) -> Result<u64, StoreError>;
+    /// Inserts commands exactly as given, in any state and with every field (number, signed
+    /// bytes, times, output), in one transaction (`portcullis store copy`, which reads them
+    /// with [`list_commands`](Self::list_commands)). [`StoreError::Conflict`] if an id (or a
+    /// device's number) exists, [`StoreError::NotFound`] if a device does not; nothing is
+    /// inserted then. The devices' numbers are not taken: copy them with
+    /// [`raise_command_sequences`](Self::raise_command_sequences). Announces nothing (no node
+    /// runs on a store being filled).
+    async fn import_commands(&self, commands: &[CommandRecord]) -> Result<(), StoreError>;
+    /// Each device's last command sequence number, ordered by device id, strictly after
+    /// `after` (keyset pagination; `portcullis store copy`). Devices deleted since keep theirs.
+    async fn list_command_sequences(
+        &self,
+        after: Option<&DeviceId>,
+        limit: u32,
+    ) -> Result<Vec<(DeviceId, u64)>, StoreError>;
+    /// Raises each device's last command sequence number to at least the one given (one
+    /// already at or above stays), in one transaction, so the next command queued for it is
+    /// numbered above every number it has received: a device refuses a command numbered at or
+    /// below the last one it executed. Numbers of 0 or above `i64::MAX` are a
+    /// [`StoreError::Conflict`]. A device id need not exist (numbers outlive their device).
+    async fn raise_command_sequences(&self, lasts: &[(DeviceId, u64)]) -> Result<(), StoreError>;
 
     // --- Software updates (issue #13) ---
 
@@ -590,6 +620,14 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         model: &str,
         release: u64,
         after: Option<&DeviceId>,
+        limit: u32,
+    ) -> Result<Vec<UpdateReport>, StoreError>;
+    /// Every device's reports, ordered by device id, model, then release, strictly after
+    /// `after` (keyset pagination; `portcullis store copy`, which writes them back with
+    /// [`record_update_report`](Self::record_update_report), every field kept).
+    async fn list_all_update_reports(
+        &self,
+        after: Option<(&DeviceId, &str, u64)>,
         limit: u32,
     ) -> Result<Vec<UpdateReport>, StoreError>;
 

@@ -579,6 +579,63 @@ pub(crate) fn rollout_from_rows(
     Ok(rollout)
 }
 
+/// A command as [`crate::Store::import_commands`] writes it: every column, the number as
+/// stored (1..2^63-1, refused otherwise before the database sees it).
+pub(crate) struct ImportedCommand {
+    pub columns: CommandColumns,
+    pub seq: Option<i64>,
+}
+
+impl ImportedCommand {
+    pub fn of(command: &CommandRecord) -> Result<Self, StoreError> {
+        let seq = command
+            .seq
+            .map(|seq| sequence_as_stored(seq, command.device_id.as_str()))
+            .transpose()?;
+        Ok(Self {
+            columns: CommandColumns::of(command)?,
+            seq,
+        })
+    }
+}
+
+/// A command sequence number as stored: 1..2^63-1. A device never receives 0, and a number
+/// beyond `i64::MAX` cannot be stored, so either is refused naming the device.
+pub(crate) fn sequence_as_stored(seq: u64, device: &str) -> Result<i64, StoreError> {
+    i64::try_from(seq)
+        .ok()
+        .filter(|seq| *seq >= 1)
+        .ok_or_else(|| {
+            StoreError::Conflict(format!(
+                "command sequence number {seq} of device '{device}' is out of range"
+            ))
+        })
+}
+
+/// Each device's highest number of a [`crate::Store::raise_command_sequences`] batch, in
+/// device id order (the order the rows are locked in), every number checked first.
+pub(crate) fn highest_sequences(lasts: &[(DeviceId, u64)]) -> Result<Vec<(&str, i64)>, StoreError> {
+    let mut rows = lasts
+        .iter()
+        .map(|(device, seq)| Ok((device.as_str(), sequence_as_stored(*seq, device.as_str())?)))
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    // Highest first within a device, then keep each device's first row.
+    rows.sort_unstable_by(|a, b| a.0.cmp(b.0).then(b.1.cmp(&a.1)));
+    rows.dedup_by(|later, first| later.0 == first.0);
+    Ok(rows)
+}
+
+/// Decodes a `command_sequences` row, checking the id and number again.
+pub(crate) fn command_sequence_from_row(
+    device: String,
+    last_seq: i64,
+) -> Result<(DeviceId, u64), StoreError> {
+    let seq = read_seq(last_seq, "command_sequences.last_seq", &device)?;
+    let id = DeviceId::parse(device.as_str())
+        .map_err(|_| StoreError::corrupt_field("command_sequences.device_id", &device))?;
+    Ok((id, seq))
+}
+
 #[cfg(test)]
 mod update_report_tests {
     use super::*;

@@ -77,6 +77,13 @@ impl Store for FlakyStore {
     async fn replace_setting(&self, _: &str, _: &[u8], _: &[u8]) -> Result<bool, StoreError> {
         Err(unused())
     }
+    async fn list_settings(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.inner.list_settings(after, limit).await
+    }
     async fn insert_client(&self, _: &Client) -> Result<(), StoreError> {
         Err(unused())
     }
@@ -264,6 +271,19 @@ impl Store for FlakyStore {
     ) -> Result<Vec<CommandRecord>, StoreError> {
         self.inner.list_commands(device, after, limit).await
     }
+    async fn import_commands(&self, commands: &[CommandRecord]) -> Result<(), StoreError> {
+        self.inner.import_commands(commands).await
+    }
+    async fn list_command_sequences(
+        &self,
+        after: Option<&DeviceId>,
+        limit: u32,
+    ) -> Result<Vec<(DeviceId, u64)>, StoreError> {
+        self.inner.list_command_sequences(after, limit).await
+    }
+    async fn raise_command_sequences(&self, lasts: &[(DeviceId, u64)]) -> Result<(), StoreError> {
+        self.inner.raise_command_sequences(lasts).await
+    }
     async fn deliverable_commands(
         &self,
         device: &DeviceId,
@@ -318,6 +338,13 @@ impl Store for FlakyStore {
         self.inner
             .list_update_reports(model, release, after, limit)
             .await
+    }
+    async fn list_all_update_reports(
+        &self,
+        after: Option<(&DeviceId, &str, u64)>,
+        limit: u32,
+    ) -> Result<Vec<UpdateReport>, StoreError> {
+        self.inner.list_all_update_reports(after, limit).await
     }
     async fn advance_device_counters(
         &self,

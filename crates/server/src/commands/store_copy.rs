@@ -22,12 +22,31 @@ pub async fn migrate(store: &StoreArg<'_>) -> Result<(), CommandError> {
 }
 
 /// Copies everything from `from` into the empty store `to`.
+///
+/// Table by table (the migrations in `crates/store/migrations`):
+///
+/// - copied: `settings` (every row, whatever its name: see [`copy_settings`]), `clients`,
+///   `signing_keys`, `revoked_tokens` (those not yet expired; the others are purged anyway),
+///   `devices`, `certificates`, `device_keys`, `device_counters`, `commands` and
+///   `command_sequences`, `update_reports`, `alerts`, `audit_log` (re-linked hash for hash)
+///   and the newest `audit_archives` anchor (the chain continues from it; older anchors
+///   describe segments the archive files themselves chain together).
+/// - deliberately not copied, being transient: `leases` (who runs a leader-only job now: a
+///   copied lease would name a node of the old deployment, and the new nodes take theirs
+///   within seconds), `detection_counts` (attack-detection counters over a sliding window of
+///   minutes, rebuilt by the traffic the new nodes see; the alerts they raised are copied),
+///   `assertion_jtis` and `spent_ids` (single-use ids of client assertions and DPoP proofs,
+///   kept only until what carried them expires — at most ten minutes for an assertion — so
+///   they matter only to nodes that start on the target within minutes of the source's last
+///   request; the source's nodes are stopped for the copy).
 pub async fn copy(from: &StoreArg<'_>, to: &StoreArg<'_>) -> Result<(), CommandError> {
     let src = from.open().await?;
     let dst = to.open().await?;
     let target_empty = dst.list_clients(None, 1).await.map_err(failed)?.is_empty()
         && dst.list_signing_keys().await.map_err(failed)?.is_empty()
-        && dst.list_audit(0, 1).await.map_err(failed)?.is_empty();
+        && dst.list_audit(0, 1).await.map_err(failed)?.is_empty()
+        && dst.list_settings(None, 1).await.map_err(failed)?.is_empty()
+        && dst.list_devices(None, 1).await.map_err(failed)?.is_empty();
     if !target_empty {
         return Err(CommandError::Failed(
             "the target store is not empty; copy only into a fresh database".into(),
@@ -40,19 +59,7 @@ pub async fn copy(from: &StoreArg<'_>, to: &StoreArg<'_>) -> Result<(), CommandE
     if let Some(anchor) = &anchor {
         dst.import_audit_anchor(anchor).await.map_err(failed)?;
     }
-    for name in ALL_SETTINGS.iter().copied().chain([
-        portcullis_pki::ca::CA_SETTING,
-        portcullis_gateway::signed::OPERATOR_KEYS_SETTING,
-        portcullis_gateway::signed::TRUST_LIST_SETTING,
-        // The audit data keys: without them the copied records could not be read.
-        portcullis_audit::sealing::DATA_KEYS_SETTING,
-    ]) {
-        if let Some(value) = src.get_setting(name).await.map_err(failed)? {
-            dst.put_setting_if_absent(name, &value)
-                .await
-                .map_err(failed)?;
-        }
-    }
+    let settings = copy_settings(src.as_ref(), dst.as_ref()).await?;
     let keys = src.list_signing_keys().await.map_err(failed)?;
     for key in &keys {
         dst.insert_signing_key(key).await.map_err(failed)?;
@@ -66,11 +73,17 @@ pub async fn copy(from: &StoreArg<'_>, to: &StoreArg<'_>) -> Result<(), CommandE
     let certificates = copy_certificates(src.as_ref(), dst.as_ref()).await?;
     let device_keys = copy_device_keys(src.as_ref(), dst.as_ref()).await?;
     let counters = copy_device_counters(src.as_ref(), dst.as_ref()).await?;
+    let commands = copy_commands(src.as_ref(), dst.as_ref()).await?;
+    let sequences = copy_command_sequences(src.as_ref(), dst.as_ref()).await?;
+    let update_reports = copy_update_reports(src.as_ref(), dst.as_ref()).await?;
+    let alerts = copy_alerts(src.as_ref(), dst.as_ref()).await?;
     let audit = copy_audit(src.as_ref(), dst.as_ref()).await?;
     println!(
-        "copied {clients} clients, {} signing keys, {} revocations, {devices} devices, \
-         {certificates} certificates, {device_keys} device keys, {counters} device message \
-         counters and {audit} audit records (chain identical{})",
+        "copied {settings} settings, {clients} clients, {} signing keys, {} revocations, \
+         {devices} devices, {certificates} certificates, {device_keys} device keys, {counters} \
+         device message counters, {commands} commands, {sequences} device command sequences, \
+         {update_reports} update reports, {alerts} alerts and {audit} audit records (chain \
+         identical{})",
         keys.len(),
         revocations.len(),
         anchor.map_or(String::new(), |a| format!(
@@ -82,6 +95,153 @@ pub async fn copy(from: &StoreArg<'_>, to: &StoreArg<'_>) -> Result<(), CommandE
         "Give the new nodes the same master key file: the signing and CA keys are sealed under it."
     );
     Ok(())
+}
+
+/// Settings read per page: few rows, but a device's desired settings or a model's releases
+/// may each be some kilobytes, and there is one row per device that has any.
+const SETTINGS_PAGE: u32 = 1_000;
+
+/// Every settings row, whatever its name, so a setting added later is never left behind by a
+/// list of names that forgot it (the federation trust set, the command rules, each device's
+/// desired settings and each model's releases, the blocklist once were). Nothing is left out:
+///
+/// - `server.issuer` (a PostgreSQL source's) moves too: it is the issuer the copied tokens,
+///   keys and clients were issued under, and without it the first node on the target would
+///   record its own default (`http://<listen address>`) and make every outstanding token
+///   inactive. A cluster moving to a new issuer says so with `serve --adopt-issuer`, as it
+///   would without a copy; a node configured with another issuer refuses to start, naming
+///   both, rather than silently splitting the cluster.
+/// - `gateway.counters_flushed_seq` (the embedded telemetry log position up to which the
+///   store holds every device counter) moves with the counters it describes: a node that
+///   keeps the same log reads on from there, one with a new (shorter) log reads it all.
+///
+/// The target must be empty ([`copy`] checks), so each row is inserted, never merged; a value
+/// that differs afterwards (a node started on the target meanwhile) stops the copy.
+async fn copy_settings(src: &dyn Store, dst: &dyn Store) -> Result<u64, CommandError> {
+    let (mut after, mut count) = (None::<String>, 0u64);
+    loop {
+        let page = src
+            .list_settings(after.as_deref(), SETTINGS_PAGE)
+            .await
+            .map_err(failed)?;
+        let Some((last, _)) = page.last() else { break };
+        after = Some(last.clone());
+        for (name, value) in &page {
+            let stored = dst
+                .put_setting_if_absent(name, value)
+                .await
+                .map_err(failed)?;
+            if stored != *value {
+                return Err(CommandError::Failed(format!(
+                    "the target store already holds another value of setting {name:?}: was a \
+                     node started on it during the copy?"
+                )));
+            }
+        }
+        count += page.len() as u64;
+    }
+    // Read back the way a node reads them at its start, the settings a node's first start
+    // writes: without the same pepper no copied client secret would verify, and without the
+    // bootstrap marker a node on the target would try to make a second bootstrap admin.
+    for name in ALL_SETTINGS {
+        let (want, got) = (
+            src.get_setting(name).await.map_err(failed)?,
+            dst.get_setting(name).await.map_err(failed)?,
+        );
+        if want != got {
+            return Err(CommandError::Failed(format!(
+                "setting {name:?} did not reach the target store intact"
+            )));
+        }
+    }
+    Ok(count)
+}
+
+/// Commands in every state with every field (number, signed bytes, times, output), one
+/// transaction per page; their devices were copied before them.
+async fn copy_commands(src: &dyn Store, dst: &dyn Store) -> Result<u64, CommandError> {
+    let (mut after, mut count) = (None, 0u64);
+    loop {
+        let page = src
+            .list_commands(None, after.as_ref(), PAGE)
+            .await
+            .map_err(failed)?;
+        let Some(last) = page.last() else {
+            return Ok(count);
+        };
+        after = Some(last.command_id.clone());
+        dst.import_commands(&page).await.map_err(failed)?;
+        count += page.len() as u64;
+    }
+}
+
+/// Each device's last command number, deleted devices' included (an id registered again
+/// continues from it): a device refuses a command numbered at or below the last it executed,
+/// so without these every device would refuse the target's commands, numbered from 1 again.
+async fn copy_command_sequences(src: &dyn Store, dst: &dyn Store) -> Result<u64, CommandError> {
+    let (mut after, mut count) = (None, 0u64);
+    loop {
+        let page = src
+            .list_command_sequences(after.as_ref(), PAGE)
+            .await
+            .map_err(failed)?;
+        let Some((last, _)) = page.last() else {
+            return Ok(count);
+        };
+        after = Some(last.clone());
+        dst.raise_command_sequences(&page).await.map_err(failed)?;
+        count += page.len() as u64;
+    }
+}
+
+/// What each device last reported about each release (the rollout views).
+async fn copy_update_reports(src: &dyn Store, dst: &dyn Store) -> Result<u64, CommandError> {
+    let mut after: Option<(portcullis_core::device::DeviceId, String, u64)> = None;
+    let mut count = 0u64;
+    loop {
+        let page = src
+            .list_all_update_reports(after.as_ref().map(|(d, m, r)| (d, m.as_str(), *r)), PAGE)
+            .await
+            .map_err(failed)?;
+        let Some(last) = page.last() else {
+            return Ok(count);
+        };
+        after = Some((last.device_id.clone(), last.model.clone(), last.release));
+        for report in &page {
+            dst.record_update_report(report).await.map_err(failed)?;
+        }
+        count += page.len() as u64;
+    }
+}
+
+/// Raised alerts, open or acknowledged (by whom, when), their sealed detail as it is: it is
+/// sealed under the audit data keys, copied with the settings.
+async fn copy_alerts(src: &dyn Store, dst: &dyn Store) -> Result<u64, CommandError> {
+    let mut before: Option<(i64, String)> = None;
+    let mut count = 0u64;
+    loop {
+        let page = src
+            .list_alerts(
+                None,
+                before.as_ref().map(|(at, id)| (*at, id.as_str())),
+                PAGE,
+            )
+            .await
+            .map_err(failed)?;
+        let Some(last) = page.last() else {
+            return Ok(count);
+        };
+        before = Some((last.raised_at, last.id.clone()));
+        for alert in &page {
+            if !dst.insert_alert(alert).await.map_err(failed)? {
+                return Err(CommandError::Failed(format!(
+                    "alert {} is already in the target store",
+                    alert.id
+                )));
+            }
+        }
+        count += page.len() as u64;
+    }
 }
 
 /// Device keys stay sealed as they are (under the same master key).
@@ -201,5 +361,171 @@ async fn copy_audit(src: &dyn Store, dst: &dyn Store) -> Result<u64, CommandErro
             )));
         }
         count += page.len() as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The copy between two embedded stores, filled through the store itself: every table
+    //! it moves arrives whole (the PostgreSQL target is `tests/it/postgres_nodes.rs`).
+
+    use portcullis_core::command::{CommandState, ResultRecorded};
+    use portcullis_core::device::DeviceId;
+    use portcullis_core::update::UpdateStatus;
+    use portcullis_store::conformance::{command_id, sample_command, sample_device};
+    use portcullis_store::{StoredAlert, UpdateReport};
+
+    use super::*;
+
+    const FAR_FUTURE: i64 = 4_000_000_000;
+
+    fn sign(seq: u64) -> Result<Vec<u8>, String> {
+        Ok(format!("signed-{seq}").into_bytes())
+    }
+
+    async fn all_settings(store: &dyn Store) -> Vec<(String, Vec<u8>)> {
+        store.list_settings(None, u32::MAX).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn every_setting_command_number_report_and_alert_reaches_the_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let from = format!("sqlite:{}", dir.path().join("from.db").display());
+        let to = format!("sqlite:{}", dir.path().join("to.db").display());
+        let (from, to) = (StoreArg::new(&from, None), StoreArg::new(&to, None));
+        let src = from.open().await.unwrap();
+
+        // Settings under names no list knows, as later features add them.
+        for (name, value) in [
+            (
+                portcullis_oauth::federation::TRUST_SETTING,
+                &b"{\"issuers\":[]}"[..],
+            ),
+            (
+                portcullis_gateway::commands::RULES_SETTING,
+                b"[{\"name\":\"ops\"}]",
+            ),
+            ("gateway.device_settings.copy-dev", b"{\"interval\":30}"),
+            ("a.setting.added.later", b"\0\xff"),
+        ] {
+            src.put_setting_if_absent(name, value).await.unwrap();
+        }
+        let device = DeviceId::parse("copy-dev").unwrap();
+        src.insert_device(&sample_device("copy-dev")).await.unwrap();
+        // Three commands: answered (number 1), queued (2), waiting for its approver.
+        let answered = sample_command(command_id(1, 0), "copy-dev", 1_000, FAR_FUTURE);
+        src.queue_command(&answered, 1_010, &sign).await.unwrap();
+        assert!(src
+            .mark_command_delivered(&answered.command_id, 1_020)
+            .await
+            .unwrap());
+        assert_eq!(
+            src.record_command_result(
+                &answered.command_id,
+                &device,
+                CommandState::Succeeded,
+                Some(&serde_json::json!({"took_ms": 12})),
+                1_030,
+            )
+            .await
+            .unwrap(),
+            ResultRecorded::Recorded
+        );
+        let queued = sample_command(command_id(1, 1), "copy-dev", 1_100, FAR_FUTURE);
+        src.queue_command(&queued, 1_110, &sign).await.unwrap();
+        src.insert_command(&sample_command(
+            command_id(1, 2),
+            "copy-dev",
+            1_200,
+            FAR_FUTURE,
+        ))
+        .await
+        .unwrap();
+        // A number outlives its device: an id registered again continues from it.
+        let gone = DeviceId::parse("copy-gone").unwrap();
+        src.raise_command_sequences(&[(gone.clone(), 41)])
+            .await
+            .unwrap();
+        src.record_update_report(&UpdateReport {
+            device_id: device.clone(),
+            model: "meter-x2".into(),
+            release: 3,
+            status: UpdateStatus::Failed,
+            detail: Some("disk full".into()),
+            reported_at: 1_300,
+        })
+        .await
+        .unwrap();
+        for (id, acked) in [("alert-1", None), ("alert-2", Some(("ops", 1_500)))] {
+            src.insert_alert(&StoredAlert {
+                id: id.into(),
+                rule: "auth_failures_per_client".into(),
+                raised_at: 1_400,
+                state: if acked.is_some() {
+                    "acknowledged"
+                } else {
+                    "open"
+                }
+                .into(),
+                detail: format!("sealed detail of {id}"),
+                acked_by: acked.map(|(by, _)| by.to_owned()),
+                acked_at: acked.map(|(_, at)| at),
+            })
+            .await
+            .unwrap();
+        }
+
+        copy(&from, &to).await.unwrap();
+
+        let dst = to.open().await.unwrap();
+        assert_eq!(
+            all_settings(dst.as_ref()).await,
+            all_settings(src.as_ref()).await
+        );
+        assert_eq!(all_settings(dst.as_ref()).await.len(), 4);
+        assert_eq!(
+            dst.list_commands(None, None, 100).await.unwrap(),
+            src.list_commands(None, None, 100).await.unwrap(),
+            "every command, every field (state, number, signed bytes, times, output)"
+        );
+        assert_eq!(dst.list_commands(None, None, 100).await.unwrap().len(), 3);
+        assert_eq!(
+            dst.list_command_sequences(None, 100).await.unwrap(),
+            vec![(device.clone(), 2), (gone, 41)]
+        );
+        assert_eq!(
+            dst.list_all_update_reports(None, 100).await.unwrap(),
+            src.list_all_update_reports(None, 100).await.unwrap()
+        );
+        assert_eq!(
+            dst.list_all_update_reports(None, 100).await.unwrap().len(),
+            1
+        );
+        assert_eq!(
+            dst.list_alerts(None, None, 100).await.unwrap(),
+            src.list_alerts(None, None, 100).await.unwrap()
+        );
+        assert_eq!(dst.list_alerts(None, None, 100).await.unwrap().len(), 2);
+        // The device's next command is numbered above what it has executed.
+        let next = sample_command(command_id(1, 3), "copy-dev", 1_600, FAR_FUTURE);
+        let next = dst
+            .queue_command(&next, 1_610, &sign)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(next.seq, Some(3));
+
+        // A target holding anything, even a single setting, is refused.
+        let third = format!("sqlite:{}", dir.path().join("third.db").display());
+        let third = StoreArg::new(&third, None);
+        third
+            .open()
+            .await
+            .unwrap()
+            .put_setting_if_absent("server.issuer", b"https://elsewhere.example")
+            .await
+            .unwrap();
+        let err = copy(&from, &third).await.unwrap_err();
+        assert!(err.to_string().contains("not empty"), "{err}");
     }
 }

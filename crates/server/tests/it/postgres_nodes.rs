@@ -422,6 +422,54 @@ fn store_copy_moves_an_embedded_deployment_to_postgres_with_its_audit_chain() {
         .unwrap()
         .to_owned();
     node.cli_json(&["cert", "revoke", &server_cert, "--reason", "superseded"]);
+    // Settings no fixed list of names held (a user found `federation show` empty after a
+    // copy): the federation trust set and the command rules; and the commands themselves,
+    // whose numbers the device checks (it refuses one at or below the last it executed).
+    let trust = tmp.path().join("trust.toml");
+    std::fs::write(
+        &trust,
+        r#"
+[[issuers]]
+name = "edge-cluster"
+issuer = "https://k8s.edge.example"
+jwks_uri = "https://k8s.edge.example/openid/v1/jwks"
+audience = "portcullis-edge"
+
+[[policies]]
+name = "edge-pump"
+issuer = "edge-cluster"
+client_id = "pump-3"
+scopes = ["read"]
+claims = { sub = "system:serviceaccount:edge:pump" }
+"#,
+    )
+    .unwrap();
+    let trust_before =
+        node.cli_json(&["federation", "set", trust.to_str().unwrap()])["admin"].clone();
+    assert_eq!(
+        trust_before["issuers"][0]["name"], "edge-cluster",
+        "{trust_before}"
+    );
+    node.cli_json(&["trust", "key", "create", "--role", "commands"]);
+    let rules = tmp.path().join("rules.toml");
+    std::fs::write(
+        &rules,
+        r#"
+[[rules]]
+name = "movers"
+principals = { clients = ["portcullis-admin"] }
+commands = ["valve.open"]
+"#,
+    )
+    .unwrap();
+    let rules_before =
+        node.cli_json(&["command", "rules", "set", "--file", rules.to_str().unwrap()]);
+    for expected_seq in [1, 2] {
+        let sent = node.cli_json(&["command", "send", "moved-1", "valve.open"]);
+        assert_eq!(sent["state"], "queued", "{sent}");
+        assert_eq!(sent["seq"], expected_seq, "{sent}");
+    }
+    let commands_before = node.cli_json(&["command", "list", "--device", "moved-1"]);
     let records = node.cli_json(&["audit", "verify"])["records"]
         .as_u64()
         .unwrap();
@@ -461,7 +509,12 @@ fn store_copy_moves_an_embedded_deployment_to_postgres_with_its_audit_chain() {
         "{}",
         String::from_utf8_lossy(&copy.stderr)
     );
-    assert!(String::from_utf8_lossy(&copy.stdout).contains("chain identical"));
+    let copied = String::from_utf8_lossy(&copy.stdout);
+    assert!(copied.contains("chain identical"), "{copied}");
+    assert!(
+        copied.contains("2 commands, 1 device command sequences"),
+        "{copied}"
+    );
     let again = Command::new(support::BIN)
         .args(["store", "copy", "--from", &sqlite, "--to", &db.url()])
         .output()
@@ -557,6 +610,40 @@ fn store_copy_moves_an_embedded_deployment_to_postgres_with_its_audit_chain() {
         serde_json::from_slice(&api(&["cert", "show", &server_cert])).unwrap();
     assert_eq!(cert["status"], "revoked", "{cert}");
     assert_eq!(cert["revocation_reason"], "superseded", "{cert}");
+    let json = |args: &[&str]| -> serde_json::Value { serde_json::from_slice(&api(args)).unwrap() };
+    assert_eq!(
+        json(&["federation", "show"])["admin"],
+        trust_before,
+        "the federation trust set moved"
+    );
+    assert_eq!(
+        json(&["command", "rules", "show"]),
+        rules_before,
+        "the command rules moved"
+    );
+    let commands_after = json(&["command", "list", "--device", "moved-1"]);
+    let fields = |listing: &serde_json::Value| -> Vec<(String, String, i64, i64)> {
+        listing["commands"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["command_id"].as_str().unwrap().to_owned(),
+                    c["state"].as_str().unwrap().to_owned(),
+                    c["seq"].as_i64().unwrap(),
+                    c["queued_at"].as_i64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(fields(&commands_after), fields(&commands_before));
+    assert_eq!(fields(&commands_after).len(), 2, "{commands_after}");
+    let next = json(&["command", "send", "moved-1", "valve.open"]);
+    assert_eq!(
+        next["seq"], 3,
+        "the device's number moved: the next command is above the ones it has: {next}"
+    );
 }
 
 /// Polls `done` every 10 ms until it holds; fails naming `what` if that takes longer than

@@ -790,3 +790,141 @@ pub async fn a_command_round_trips_every_field(store: &dyn Store) {
         None
     );
 }
+
+/// Imported commands keep every field in every state; a batch goes in whole or not at all;
+/// the devices' numbers are copied apart and only ever rise, so the next command queued
+/// after an import is numbered above every imported one: what `store copy` relies on.
+pub async fn imported_commands_keep_every_field_and_numbers_only_rise(store: &dyn Store) {
+    let device = registered(store, "cmd-import").await;
+    let answered = CommandRecord {
+        approvals_required: 1,
+        approver: Some(client_id("approver-import")),
+        state: CommandState::Succeeded,
+        seq: Some(1),
+        signed: Some(b"\0signed-1\xff".to_vec()),
+        queued_at: Some(1_010),
+        delivered_at: Some(1_020),
+        finished_at: Some(1_030),
+        output: Some(json!({ "took_ms": 812.25, "note": "ok ü" })),
+        ..sample_command(command_id(12, 0), "cmd-import", 1_000, FAR_FUTURE)
+    };
+    let queued = CommandRecord {
+        command_id: command_id(12, 1),
+        state: CommandState::Queued,
+        seq: Some(2),
+        signed: Some(b"signed-2".to_vec()),
+        queued_at: Some(1_110),
+        delivered_at: None,
+        finished_at: None,
+        output: None,
+        ..answered.clone()
+    };
+    let pending = sample_command(command_id(12, 2), "cmd-import", 1_200, FAR_FUTURE);
+    let batch = [answered, queued.clone(), pending];
+    store.import_commands(&batch).await.expect("import");
+    for command in &batch {
+        assert_eq!(
+            store.get_command(&command.command_id).await.expect("get"),
+            Some(command.clone())
+        );
+    }
+    assert_eq!(
+        store
+            .deliverable_commands(&device, 2_000, 10)
+            .await
+            .expect("deliverable"),
+        vec![queued],
+        "an imported queued command is delivered with its signed bytes"
+    );
+    // All or nothing: a duplicate id refuses the batch, the new command in it too.
+    let fresh = sample_command(command_id(12, 3), "cmd-import", 1_300, FAR_FUTURE);
+    let err = store
+        .import_commands(&[fresh.clone(), batch[0].clone()])
+        .await
+        .expect_err("duplicate");
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert_eq!(
+        store.get_command(&fresh.command_id).await.expect("get"),
+        None
+    );
+    let ghost = sample_command(command_id(12, 4), "cmd-import-ghost", 1_300, FAR_FUTURE);
+    let err = store
+        .import_commands(&[ghost])
+        .await
+        .expect_err("no device");
+    assert!(matches!(err, StoreError::NotFound), "{err:?}");
+    store.import_commands(&[]).await.expect("empty batch");
+
+    // The numbers: none taken by the import; raised per device, the highest of a batch
+    // kept, never lowered, for ids with or without a device.
+    let seq_of = |all: &[(DeviceId, u64)], id: &str| {
+        all.iter()
+            .find(|(d, _)| d.as_str() == id)
+            .map(|(_, seq)| *seq)
+    };
+    let listed = all_sequences(store).await;
+    assert_eq!(seq_of(&listed, "cmd-import"), None);
+    store
+        .raise_command_sequences(&[
+            (device.clone(), 2),
+            (device_id("cmd-import-gone"), 7),
+            (device.clone(), 1),
+        ])
+        .await
+        .expect("raise");
+    store
+        .raise_command_sequences(&[(device.clone(), 1)])
+        .await
+        .expect("lower");
+    store.raise_command_sequences(&[]).await.expect("empty");
+    let err = store
+        .raise_command_sequences(&[(device.clone(), 0)])
+        .await
+        .expect_err("zero");
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    let err = store
+        .raise_command_sequences(&[(device.clone(), u64::MAX)])
+        .await
+        .expect_err("too large");
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    let listed = all_sequences(store).await;
+    assert_eq!(seq_of(&listed, "cmd-import"), Some(2));
+    assert_eq!(seq_of(&listed, "cmd-import-gone"), Some(7));
+    // The next command is numbered above the imported ones.
+    let next = sample_command(command_id(12, 5), "cmd-import", 1_400, FAR_FUTURE);
+    assert_eq!(queue(store, &next, 1_410).await.seq, Some(3));
+    // A command numbered at or below the device's number is refused when imported beside a
+    // number it already has.
+    let clash = CommandRecord {
+        command_id: command_id(12, 6),
+        state: CommandState::Queued,
+        seq: Some(3),
+        signed: Some(b"signed-3".to_vec()),
+        queued_at: Some(1_500),
+        ..sample_command(command_id(12, 6), "cmd-import", 1_500, FAR_FUTURE)
+    };
+    let err = store.import_commands(&[clash]).await.expect_err("clash");
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+}
+
+/// Every device's last number, page by page (2 a page), checking the order on the way.
+async fn all_sequences(store: &dyn Store) -> Vec<(DeviceId, u64)> {
+    let mut all: Vec<(DeviceId, u64)> = Vec::new();
+    let mut after: Option<DeviceId> = None;
+    loop {
+        let page = store
+            .list_command_sequences(after.as_ref(), 2)
+            .await
+            .expect("list");
+        assert!(page.len() <= 2, "a page holds at most its limit");
+        let Some((last, _)) = page.last() else { break };
+        after = Some(last.clone());
+        all.extend(page);
+    }
+    assert!(
+        all.windows(2)
+            .all(|w| w[0].0.as_str().as_bytes() < w[1].0.as_str().as_bytes()),
+        "by device id, each once"
+    );
+    all
+}

@@ -33,6 +33,7 @@ pub use commands::{
     commands_page_by_id_with_an_optional_device_filter,
     commands_queued_at_once_get_distinct_numbers, concurrent_queue_tasks_number_each_command_once,
     deliverable_commands_come_by_number_until_they_expire,
+    imported_commands_keep_every_field_and_numbers_only_rise,
     pending_commands_are_stored_once_and_need_their_device,
     queued_commands_are_numbered_per_device_and_signed,
     recent_commands_are_counted_per_device_and_rule, sample_command,
@@ -69,9 +70,11 @@ pub use revocations::{
     revocation_is_idempotent_listed_until_expiry_and_purged,
 };
 pub use settings_and_keys::{
-    setting_put_if_absent_keeps_the_first_value, signing_keys_are_listed_and_change_state,
+    setting_put_if_absent_keeps_the_first_value, settings_are_listed_by_name_in_pages,
+    signing_keys_are_listed_and_change_state,
 };
 pub use update_reports::{
+    all_update_reports_page_by_device_model_and_release,
     an_update_report_needs_its_device_and_a_storable_release,
     an_update_report_round_trips_and_a_later_one_replaces_it,
     update_reports_of_two_releases_are_kept_apart,
@@ -96,6 +99,7 @@ pub async fn run_all(store: &dyn Store) {
     list_clients_pages_in_id_order(store).await;
     bulk_insert_is_all_or_nothing(store).await;
     setting_put_if_absent_keeps_the_first_value(store).await;
+    settings_are_listed_by_name_in_pages(store).await;
     signing_keys_are_listed_and_change_state(store).await;
     revocation_is_idempotent_listed_until_expiry_and_purged(store).await;
     assertion_jti_replay_is_refused(store).await;
@@ -136,11 +140,13 @@ pub async fn run_all(store: &dyn Store) {
     recent_commands_are_counted_per_device_and_rule(store).await;
     commands_page_by_id_with_an_optional_device_filter(store).await;
     a_command_round_trips_every_field(store).await;
+    imported_commands_keep_every_field_and_numbers_only_rise(store).await;
     an_update_report_round_trips_and_a_later_one_replaces_it(store).await;
     update_reports_of_two_releases_are_kept_apart(store).await;
     update_rollout_counts_devices_per_release_and_status(store).await;
     update_reports_page_by_device_id_for_one_model_and_release(store).await;
     an_update_report_needs_its_device_and_a_storable_release(store).await;
+    all_update_reports_page_by_device_model_and_release(store).await;
     detection_counts_add_up_within_their_window(store).await;
     detection_counts_purge_only_old_buckets(store).await;
     alerts_are_raised_once_listed_newest_first_and_acknowledged(store).await;

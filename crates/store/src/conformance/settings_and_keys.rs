@@ -113,3 +113,56 @@ pub async fn signing_keys_are_listed_and_change_state(store: &dyn Store) {
     let result = store.update_signing_key_sealed(&missing, b"x").await;
     assert!(matches!(result, Err(StoreError::NotFound)), "{result:?}");
 }
+
+/// Every setting is listed, in byte order of its name, page after page: what `store copy`
+/// moves, whatever the names (binary values kept as they are).
+pub async fn settings_are_listed_by_name_in_pages(store: &dyn Store) {
+    let written: [(&str, &[u8]); 4] = [
+        ("conf-list/B", b"upper"),
+        ("conf-list/a", b"\0\xff binary"),
+        ("conf-list/a.b", b""),
+        ("conf-list/device.dev-ü", b"{\"x\":1}"),
+    ];
+    for (name, value) in written {
+        store.put_setting_if_absent(name, value).await.expect("put");
+    }
+    let mut all = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store
+            .list_settings(after.as_deref(), 2)
+            .await
+            .expect("list");
+        assert!(page.len() <= 2, "a page holds at most its limit");
+        let Some((last, _)) = page.last() else { break };
+        after = Some(last.clone());
+        all.extend(page);
+    }
+    assert!(
+        all.windows(2)
+            .all(|w| w[0].0.as_bytes() < w[1].0.as_bytes()),
+        "names in byte order, each once: {:?}",
+        all.iter().map(|(n, _)| n).collect::<Vec<_>>()
+    );
+    let mine: Vec<(String, Vec<u8>)> = all
+        .into_iter()
+        .filter(|(name, _)| name.starts_with("conf-list/"))
+        .collect();
+    let mut expected: Vec<(String, Vec<u8>)> = written
+        .iter()
+        .map(|(n, v)| ((*n).to_owned(), v.to_vec()))
+        .collect();
+    expected.sort();
+    assert_eq!(mine, expected);
+    // A page starts strictly after its cursor.
+    let page = store
+        .list_settings(Some("conf-list/a"), 1)
+        .await
+        .expect("after");
+    assert_eq!(page, vec![("conf-list/a.b".to_owned(), Vec::new())]);
+    assert!(store
+        .list_settings(Some("\u{10ffff}"), 10)
+        .await
+        .expect("past the end")
+        .is_empty());
+}

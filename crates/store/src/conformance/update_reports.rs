@@ -306,3 +306,74 @@ pub async fn an_update_report_needs_its_device_and_a_storable_release(store: &dy
     record(store, &largest).await;
     assert_eq!(all_of(store, model, largest.release).await, [largest]);
 }
+
+/// Every report of every device, model and release is listed in (device, model, release)
+/// order, page after page, each field as recorded: what `store copy` moves.
+pub async fn all_update_reports_page_by_device_model_and_release(store: &dyn Store) {
+    registered(store, "upd-all-a").await;
+    registered(store, "upd-all-b").await;
+    let reports = [
+        UpdateReport {
+            detail: Some("disk full ü".into()),
+            ..report("upd-all-a", "upd-all-model-1", 2, UpdateStatus::Failed, 120)
+        },
+        report(
+            "upd-all-a",
+            "upd-all-model-1",
+            1,
+            UpdateStatus::Installed,
+            110,
+        ),
+        report(
+            "upd-all-a",
+            "upd-all-model-0",
+            9,
+            UpdateStatus::Downloading,
+            100,
+        ),
+        report(
+            "upd-all-b",
+            "upd-all-model-1",
+            1,
+            UpdateStatus::Refused,
+            130,
+        ),
+    ];
+    for r in &reports {
+        record(store, r).await;
+    }
+    let mut all = Vec::new();
+    let mut after: Option<(DeviceId, String, u64)> = None;
+    loop {
+        let page = store
+            .list_all_update_reports(after.as_ref().map(|(d, m, r)| (d, m.as_str(), *r)), 2)
+            .await
+            .expect("list");
+        assert!(page.len() <= 2, "a page holds at most its limit");
+        let Some(last) = page.last() else { break };
+        after = Some((last.device_id.clone(), last.model.clone(), last.release));
+        all.extend(page);
+    }
+    let key = |r: &UpdateReport| (r.device_id.as_str().to_owned(), r.model.clone(), r.release);
+    assert!(
+        all.windows(2).all(|w| key(&w[0]) < key(&w[1])),
+        "in (device, model, release) order, each once"
+    );
+    let mine: Vec<UpdateReport> = all
+        .into_iter()
+        .filter(|r| r.device_id.as_str().starts_with("upd-all-"))
+        .collect();
+    let mut expected = reports.to_vec();
+    expected.sort_by_key(key);
+    assert_eq!(mine, expected);
+    // A release beyond what can be stored sorts after every stored one.
+    let a = device_id("upd-all-a");
+    let next = store
+        .list_all_update_reports(Some((&a, "upd-all-model-1", u64::MAX)), 1)
+        .await
+        .expect("after");
+    assert_eq!(
+        next.first().map(|r| r.device_id.as_str()),
+        Some("upd-all-b")
+    );
+}

@@ -14,7 +14,8 @@ use sqlx::{PgConnection, PgPool};
 
 use crate::rows::{
     check_pending_insert, check_result_state, command_from_row, command_insert_error,
-    command_output, read_seq, CommandColumns, COMMAND_COLUMNS,
+    command_output, command_sequence_from_row, highest_sequences, read_seq, CommandColumns,
+    ImportedCommand, COMMAND_COLUMNS,
 };
 use crate::{CommandSigner, StoreError};
 
@@ -312,4 +313,85 @@ pub(super) async fn count_recent(
     .fetch_one(pool)
     .await?;
     Ok(count.unsigned_abs())
+}
+
+/// Every column as given, one statement per command in one transaction: the first refused
+/// command rolls back the whole batch. Announces nothing: no node runs on a store being
+/// filled by `store copy`.
+pub(super) async fn import(pool: &PgPool, commands: &[CommandRecord]) -> Result<(), StoreError> {
+    let sql = format!(
+        "INSERT INTO commands ({COMMAND_COLUMNS}) VALUES \
+         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+    );
+    let mut tx = pool.begin().await?;
+    for command in commands {
+        let row = ImportedCommand::of(command)?;
+        sqlx::query(&sql)
+            .bind(command.command_id.as_str())
+            .bind(command.device_id.as_str())
+            .bind(command.name.as_str())
+            .bind(row.columns.args)
+            .bind(command.sender.as_str())
+            .bind(command.rule.as_str())
+            .bind(row.columns.approvals_required)
+            .bind(command.approver.as_ref().map(|a| a.as_str()))
+            .bind(command.state.as_str())
+            .bind(command.created_at)
+            .bind(command.expires_at)
+            .bind(row.seq)
+            .bind(command.signed.as_deref())
+            .bind(command.queued_at)
+            .bind(command.delivered_at)
+            .bind(command.finished_at)
+            .bind(row.columns.output)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| command_insert_error(e, command))?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Keyset pagination by device id (`COLLATE "C"`: byte order, as on SQLite); ids are never
+/// empty, so `''` sorts before every device.
+pub(super) async fn list_sequences(
+    pool: &PgPool,
+    after: Option<&DeviceId>,
+    limit: u32,
+) -> Result<Vec<(DeviceId, u64)>, StoreError> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT device_id, last_seq FROM command_sequences WHERE device_id > $1 \
+         ORDER BY device_id LIMIT $2",
+    )
+    .bind(after.map_or("", DeviceId::as_str))
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter()
+        .map(|(device, seq)| command_sequence_from_row(device, seq))
+        .collect()
+}
+
+/// One upsert for the batch keeping the higher number; rows are locked in device id order,
+/// as a queuing transaction locks one, so the two never deadlock.
+pub(super) async fn raise_sequences(
+    pool: &PgPool,
+    lasts: &[(DeviceId, u64)],
+) -> Result<(), StoreError> {
+    let rows = highest_sequences(lasts)?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let (ids, seqs): (Vec<&str>, Vec<i64>) = rows.into_iter().unzip();
+    sqlx::query(
+        "INSERT INTO command_sequences (device_id, last_seq) \
+         SELECT * FROM unnest($1::text[], $2::bigint[]) \
+         ON CONFLICT (device_id) DO UPDATE \
+         SET last_seq = GREATEST(command_sequences.last_seq, excluded.last_seq)",
+    )
+    .bind(&ids)
+    .bind(&seqs)
+    .execute(pool)
+    .await?;
+    Ok(())
 }

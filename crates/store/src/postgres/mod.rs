@@ -205,6 +205,14 @@ impl Store for PostgresStore {
         settings::replace(&self.pool, name, expected, value).await
     }
 
+    async fn list_settings(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        settings::list(&self.pool, after, limit).await
+    }
+
     async fn insert_client(&self, client: &Client) -> Result<(), StoreError> {
         clients::insert_one(&self.pool, client).await
     }
@@ -525,6 +533,22 @@ impl Store for PostgresStore {
         commands::count_recent(&self.pool, device, rule, since).await
     }
 
+    async fn import_commands(&self, commands: &[CommandRecord]) -> Result<(), StoreError> {
+        commands::import(&self.pool, commands).await
+    }
+
+    async fn list_command_sequences(
+        &self,
+        after: Option<&DeviceId>,
+        limit: u32,
+    ) -> Result<Vec<(DeviceId, u64)>, StoreError> {
+        commands::list_sequences(&self.pool, after, limit).await
+    }
+
+    async fn raise_command_sequences(&self, lasts: &[(DeviceId, u64)]) -> Result<(), StoreError> {
+        commands::raise_sequences(&self.pool, lasts).await
+    }
+
     async fn record_update_report(&self, report: &UpdateReport) -> Result<(), StoreError> {
         update_reports::record(&self.pool, report).await
     }
@@ -544,6 +568,14 @@ impl Store for PostgresStore {
         limit: u32,
     ) -> Result<Vec<UpdateReport>, StoreError> {
         update_reports::list(&self.pool, model, release, after, limit).await
+    }
+
+    async fn list_all_update_reports(
+        &self,
+        after: Option<(&DeviceId, &str, u64)>,
+        limit: u32,
+    ) -> Result<Vec<UpdateReport>, StoreError> {
+        update_reports::list_all(&self.pool, after, limit).await
     }
 
     async fn advance_device_counters(

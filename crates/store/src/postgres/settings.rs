@@ -54,3 +54,19 @@ pub(super) async fn replace(
     .await?;
     Ok(announced.is_some())
 }
+
+/// Keyset pagination by name (`COLLATE "C"`: byte order, as on SQLite); `''` is no setting's
+/// name, so it sorts before every one.
+pub(super) async fn list(
+    pool: &PgPool,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+    let rows =
+        sqlx::query_as("SELECT name, value FROM settings WHERE name > $1 ORDER BY name LIMIT $2")
+            .bind(after.unwrap_or(""))
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?;
+    Ok(rows)
+}

@@ -77,3 +77,34 @@ pub(super) async fn list(
         .await?;
     rows.iter().map(update_report_from_row).collect()
 }
+
+/// Keyset pagination by (device id, model, release), the primary key's order (ids and
+/// models `COLLATE "C"`: byte order, as on SQLite); `''` sorts before every device id.
+pub(super) async fn list_all(
+    pool: &PgPool,
+    after: Option<(&DeviceId, &str, u64)>,
+    limit: u32,
+) -> Result<Vec<UpdateReport>, StoreError> {
+    let (device, model, release) = match after {
+        Some((device, model, release)) => (
+            device.as_str(),
+            model,
+            // A release beyond what is stored sorts after every stored one.
+            i64::try_from(release).unwrap_or(i64::MAX),
+        ),
+        None => ("", "", 0),
+    };
+    let sql = format!(
+        "SELECT {UPDATE_REPORT_COLUMNS} FROM update_reports \
+         WHERE (device_id, model, release) > ($1, $2, $3) \
+         ORDER BY device_id, model, release LIMIT $4"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(device)
+        .bind(model)
+        .bind(release)
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(update_report_from_row).collect()
+}

@@ -12,7 +12,8 @@ use sqlx::{SqliteConnection, SqlitePool};
 
 use crate::rows::{
     check_pending_insert, check_result_state, command_from_row, command_insert_error,
-    command_output, read_seq, CommandColumns, COMMAND_COLUMNS,
+    command_output, command_sequence_from_row, highest_sequences, read_seq, CommandColumns,
+    ImportedCommand, COMMAND_COLUMNS,
 };
 use crate::{CommandSigner, StoreError};
 
@@ -304,4 +305,87 @@ pub(super) async fn count_recent(
     .fetch_one(pool)
     .await?;
     Ok(count.unsigned_abs())
+}
+
+/// Every column as given, one statement per command in one transaction: the first refused
+/// command rolls back the whole batch.
+pub(super) async fn import(
+    pool: &SqlitePool,
+    commands: &[CommandRecord],
+) -> Result<(), StoreError> {
+    let sql = format!(
+        "INSERT INTO commands ({COMMAND_COLUMNS}) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    );
+    let mut tx = pool.begin().await?;
+    for command in commands {
+        let row = ImportedCommand::of(command)?;
+        sqlx::query(&sql)
+            .bind(command.command_id.as_str())
+            .bind(command.device_id.as_str())
+            .bind(command.name.as_str())
+            .bind(row.columns.args)
+            .bind(command.sender.as_str())
+            .bind(command.rule.as_str())
+            .bind(row.columns.approvals_required)
+            .bind(command.approver.as_ref().map(|a| a.as_str()))
+            .bind(command.state.as_str())
+            .bind(command.created_at)
+            .bind(command.expires_at)
+            .bind(row.seq)
+            .bind(command.signed.as_deref())
+            .bind(command.queued_at)
+            .bind(command.delivered_at)
+            .bind(command.finished_at)
+            .bind(row.columns.output)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| command_insert_error(e, command))?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Keyset pagination by device id; ids are never empty, so `''` sorts before every device.
+pub(super) async fn list_sequences(
+    pool: &SqlitePool,
+    after: Option<&DeviceId>,
+    limit: u32,
+) -> Result<Vec<(DeviceId, u64)>, StoreError> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT device_id, last_seq FROM command_sequences WHERE device_id > ? \
+         ORDER BY device_id LIMIT ?",
+    )
+    .bind(after.map_or("", DeviceId::as_str))
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter()
+        .map(|(device, seq)| command_sequence_from_row(device, seq))
+        .collect()
+}
+
+/// One upsert per device keeping the higher number, in one transaction.
+pub(super) async fn raise_sequences(
+    pool: &SqlitePool,
+    lasts: &[(DeviceId, u64)],
+) -> Result<(), StoreError> {
+    let rows = highest_sequences(lasts)?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut tx = pool.begin().await?;
+    for (device, seq) in rows {
+        sqlx::query(
+            "INSERT INTO command_sequences (device_id, last_seq) VALUES (?, ?) \
+             ON CONFLICT (device_id) DO UPDATE \
+             SET last_seq = MAX(command_sequences.last_seq, excluded.last_seq)",
+        )
+        .bind(device)
+        .bind(seq)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }

@@ -124,6 +124,14 @@ impl Store for SqliteStore {
         settings::replace(&self.pool, name, expected, value).await
     }
 
+    async fn list_settings(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        settings::list(&self.pool, after, limit).await
+    }
+
     async fn insert_client(&self, client: &Client) -> Result<(), StoreError> {
         let _writer = self.writer.lock().await;
         clients::insert_one(&self.pool, client).await
@@ -490,6 +498,24 @@ impl Store for SqliteStore {
         commands::count_recent(&self.pool, device, rule, since).await
     }
 
+    async fn import_commands(&self, commands: &[CommandRecord]) -> Result<(), StoreError> {
+        let _writer = self.writer.lock().await;
+        commands::import(&self.pool, commands).await
+    }
+
+    async fn list_command_sequences(
+        &self,
+        after: Option<&DeviceId>,
+        limit: u32,
+    ) -> Result<Vec<(DeviceId, u64)>, StoreError> {
+        commands::list_sequences(&self.pool, after, limit).await
+    }
+
+    async fn raise_command_sequences(&self, lasts: &[(DeviceId, u64)]) -> Result<(), StoreError> {
+        let _writer = self.writer.lock().await;
+        commands::raise_sequences(&self.pool, lasts).await
+    }
+
     async fn record_update_report(&self, report: &UpdateReport) -> Result<(), StoreError> {
         let _writer = self.writer.lock().await;
         update_reports::record(&self.pool, report).await
@@ -510,6 +536,14 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<Vec<UpdateReport>, StoreError> {
         update_reports::list(&self.pool, model, release, after, limit).await
+    }
+
+    async fn list_all_update_reports(
+        &self,
+        after: Option<(&DeviceId, &str, u64)>,
+        limit: u32,
+    ) -> Result<Vec<UpdateReport>, StoreError> {
+        update_reports::list_all(&self.pool, after, limit).await
     }
 
     async fn advance_device_counters(

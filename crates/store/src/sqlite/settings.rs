@@ -44,3 +44,19 @@ pub(super) async fn replace(
         .await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// Keyset pagination by name (`BINARY` collation: byte order, as on PostgreSQL's
+/// `COLLATE "C"`); `''` is no setting's name, so it sorts before every one.
+pub(super) async fn list(
+    pool: &SqlitePool,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+    let rows =
+        sqlx::query_as("SELECT name, value FROM settings WHERE name > ? ORDER BY name LIMIT ?")
+            .bind(after.unwrap_or(""))
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?;
+    Ok(rows)
+}
