@@ -31,7 +31,8 @@ pub const BOOTSTRAP_ADMIN_ID: &str = "portcullis-admin";
 pub const PEPPER_SETTING: &str = "secret_pepper";
 /// The setting that records that the bootstrap admin client was created.
 pub const BOOTSTRAP_SETTING: &str = "bootstrap_admin_created";
-/// Every setting a deployment carries (what `store copy` moves).
+/// The settings a node's first start writes: the pepper and the bootstrap marker (`store
+/// copy` checks that they reached the target intact).
 pub const ALL_SETTINGS: [&str; 2] = [PEPPER_SETTING, BOOTSTRAP_SETTING];
 
 /// Why a node could not start.
