@@ -206,7 +206,7 @@ mod tests {
         );
         assert_eq!(
             v["token_endpoint_auth_signing_alg_values_supported"],
-            json!(["ES256", "EdDSA", "HS256"])
+            json!(["ES256", "EdDSA", "HS256", "HS384", "HS512"])
         );
         assert_eq!(
             v["dpop_signing_alg_values_supported"],
