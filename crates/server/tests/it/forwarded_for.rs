@@ -175,17 +175,10 @@ fn without_trusted_proxies_x_forwarded_for_is_ignored() {
 
 #[test]
 fn a_bad_trusted_proxy_is_a_clear_configuration_error() {
-    let out = std::process::Command::new(support::BIN)
-        .args([
-            "serve",
-            "--listen-tls",
-            "off",
-            "--data-dir",
-            "/nonexistent-never",
-        ])
-        .env("PORTCULLIS_SERVER__TRUSTED_PROXIES", "[\"10.0.0.0/33\"]")
-        .output()
-        .unwrap();
+    let out = support::serve_to_exit(
+        std::path::Path::new("/nonexistent-never"),
+        &[("PORTCULLIS_SERVER__TRUSTED_PROXIES", "[\"10.0.0.0/33\"]")],
+    );
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -173,19 +173,10 @@ fn wrong_hsm_pin_stops_the_node_with_a_clear_error_and_no_pin() {
     };
     let wrong = tmp.path().join("wrong.pin");
     std::fs::write(&wrong, "99999999").unwrap();
-    let out = Command::new(support::BIN)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--listen-tls",
-            "off",
-            "--data-dir",
-        ])
-        .arg(tmp.path().join("data"))
-        .envs(hsm_env(&conf, wrong.to_str().unwrap()))
-        .output()
-        .unwrap();
+    let out = support::serve_to_exit(
+        &tmp.path().join("data"),
+        &hsm_env(&conf, wrong.to_str().unwrap()),
+    );
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("signing key"), "{stderr}");
@@ -208,19 +199,7 @@ fn an_existing_store_refuses_another_key_backend_before_changing_anything() {
         let node = Node::start_in(&dir, &[]);
         node.cli_json(&["key", "list"])
     };
-    let out = Command::new(support::BIN)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--listen-tls",
-            "off",
-            "--data-dir",
-        ])
-        .arg(&dir)
-        .envs(hsm_env(&conf, &pin))
-        .output()
-        .unwrap();
+    let out = support::serve_to_exit(&dir, &hsm_env(&conf, &pin));
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

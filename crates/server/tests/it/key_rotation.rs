@@ -185,18 +185,7 @@ fn rewrap_moves_every_sealed_secret_to_a_new_master_key() {
         "idempotent"
     );
 
-    let old_key_start = std::process::Command::new(support::BIN)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--listen-tls",
-            "off",
-            "--data-dir",
-        ])
-        .arg(&dir)
-        .output()
-        .unwrap();
+    let old_key_start = support::serve_to_exit(&dir, &[]);
     assert_eq!(
         old_key_start.status.code(),
         Some(1),

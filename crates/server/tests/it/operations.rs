@@ -210,17 +210,10 @@ fn openapi_document_describes_the_admin_api() {
 
 #[test]
 fn bad_configuration_is_a_usage_error() {
-    let out = std::process::Command::new(support::BIN)
-        .args([
-            "serve",
-            "--listen-tls",
-            "off",
-            "--data-dir",
-            "/nonexistent-never",
-        ])
-        .env("PORTCULLIS_KEYS__ALGORITHM", "none")
-        .output()
-        .unwrap();
+    let out = support::serve_to_exit(
+        std::path::Path::new("/nonexistent-never"),
+        &[("PORTCULLIS_KEYS__ALGORITHM", "none")],
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("keys.algorithm"));
 }
@@ -263,20 +256,7 @@ fn a_truncated_or_wrong_master_key_stops_the_node_with_a_clear_error() {
     assert!(node.stop().success());
     let master = dir.join("master.key");
     let good = std::fs::read_to_string(&master).unwrap();
-    let serve = || {
-        std::process::Command::new(support::BIN)
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--listen-tls",
-                "off",
-                "--data-dir",
-            ])
-            .arg(&dir)
-            .output()
-            .unwrap()
-    };
+    let serve = || support::serve_to_exit(&dir, &[]);
     std::fs::write(&master, &good[..10]).unwrap();
     let out = serve();
     assert_eq!(out.status.code(), Some(1), "truncated master key");

@@ -54,6 +54,24 @@ impl Answer {
     }
 }
 
+/// Runs `serve` on a free port, without TLS, in `data_dir` with `env`, and waits for it to
+/// exit: for starts that must fail (the caller checks the status and what it printed).
+pub fn serve_to_exit(data_dir: &Path, env: &[(&str, &str)]) -> Output {
+    Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--listen-tls",
+            "off",
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run portcullis serve")
+}
+
 impl Node {
     /// Starts a node in a fresh temporary data directory.
     pub fn start() -> Node {
