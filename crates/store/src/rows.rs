@@ -579,14 +579,14 @@ pub(crate) fn rollout_from_rows(
     Ok(rollout)
 }
 
-/// A command as [`crate::Store::import_commands`] writes it: every column, the number as
-/// stored (1..2^63-1, refused otherwise before the database sees it).
-pub(crate) struct ImportedCommand {
+/// A command as the `commands` table takes it: every column, the number as stored
+/// (1..2^63-1, refused otherwise before the database sees it).
+pub(crate) struct CommandRow {
     pub columns: CommandColumns,
     pub seq: Option<i64>,
 }
 
-impl ImportedCommand {
+impl CommandRow {
     pub fn of(command: &CommandRecord) -> Result<Self, StoreError> {
         let seq = command
             .seq

@@ -15,34 +15,42 @@ use sqlx::{PgConnection, PgPool};
 use crate::rows::{
     check_pending_insert, check_result_state, command_from_row, command_insert_error,
     command_output, command_sequence_from_row, highest_sequences, read_seq, CommandColumns,
-    ImportedCommand, COMMAND_COLUMNS,
+    CommandRow, COMMAND_COLUMNS,
 };
 use crate::{CommandSigner, StoreError};
 
 pub(super) async fn insert(pool: &PgPool, command: &CommandRecord) -> Result<(), StoreError> {
     check_pending_insert(command)?;
-    let columns = CommandColumns::of(command)?;
+    insert_row(&mut *pool.acquire().await?, command).await
+}
+
+/// Writes `command` with every column as given (its number range-checked first): a new
+/// command pending approval, or one `store copy` imports in whatever state it reached.
+async fn insert_row(conn: &mut PgConnection, command: &CommandRecord) -> Result<(), StoreError> {
+    let row = CommandRow::of(command)?;
     let sql = format!(
-        "INSERT INTO commands ({COMMAND_COLUMNS}) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, NULL, $12, $13, $14, $15)"
+        "INSERT INTO commands ({COMMAND_COLUMNS}) VALUES \
+         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
     );
     sqlx::query(&sql)
         .bind(command.command_id.as_str())
         .bind(command.device_id.as_str())
         .bind(command.name.as_str())
-        .bind(columns.args)
+        .bind(row.columns.args)
         .bind(command.sender.as_str())
         .bind(command.rule.as_str())
-        .bind(columns.approvals_required)
+        .bind(row.columns.approvals_required)
         .bind(command.approver.as_ref().map(|a| a.as_str()))
-        .bind(CommandState::PendingApproval.as_str())
+        .bind(command.state.as_str())
         .bind(command.created_at)
         .bind(command.expires_at)
+        .bind(row.seq)
+        .bind(command.signed.as_deref())
         .bind(command.queued_at)
         .bind(command.delivered_at)
         .bind(command.finished_at)
-        .bind(columns.output)
-        .execute(pool)
+        .bind(row.columns.output)
+        .execute(conn)
         .await
         .map_err(|e| command_insert_error(e, command))?;
     Ok(())
@@ -319,34 +327,9 @@ pub(super) async fn count_recent(
 /// command rolls back the whole batch. Announces nothing: no node runs on a store being
 /// filled by `store copy`.
 pub(super) async fn import(pool: &PgPool, commands: &[CommandRecord]) -> Result<(), StoreError> {
-    let sql = format!(
-        "INSERT INTO commands ({COMMAND_COLUMNS}) VALUES \
-         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
-    );
     let mut tx = pool.begin().await?;
     for command in commands {
-        let row = ImportedCommand::of(command)?;
-        sqlx::query(&sql)
-            .bind(command.command_id.as_str())
-            .bind(command.device_id.as_str())
-            .bind(command.name.as_str())
-            .bind(row.columns.args)
-            .bind(command.sender.as_str())
-            .bind(command.rule.as_str())
-            .bind(row.columns.approvals_required)
-            .bind(command.approver.as_ref().map(|a| a.as_str()))
-            .bind(command.state.as_str())
-            .bind(command.created_at)
-            .bind(command.expires_at)
-            .bind(row.seq)
-            .bind(command.signed.as_deref())
-            .bind(command.queued_at)
-            .bind(command.delivered_at)
-            .bind(command.finished_at)
-            .bind(row.columns.output)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| command_insert_error(e, command))?;
+        insert_row(&mut tx, command).await?;
     }
     tx.commit().await?;
     Ok(())
