@@ -99,6 +99,10 @@ pub async fn follow_changes(
                 if let Err(e) = server.reload_revocations().await {
                     tracing::warn!(error = %e, "reloading revocations after a lost change feed failed");
                 }
+                // A key made or moved meanwhile: its `key:<kid>` went with the connection.
+                if let Err(e) = keys.reload().await {
+                    tracing::warn!(error = %e, "reloading signing keys after a lost change feed failed");
+                }
             }
         }
     }

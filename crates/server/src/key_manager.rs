@@ -69,19 +69,16 @@ impl KeyManager {
     /// Applies whatever the rotation policy says is due now (scheduled rotation, promotion of
     /// a pre-published key, removal of keys whose tokens have all expired). Cheap when
     /// nothing is due: one read of the key table, no key loading. Only the node holding the
-    /// `key-rotation` lease acts; the others follow through change notifications, and here
-    /// too: a node that finds the table publishing other keys than its ring (a notification
-    /// lost with the change feed's connection) reloads.
+    /// `key-rotation` lease acts; the others follow through change notifications (and reload
+    /// when the change feed lost its connection).
     pub async fn reconcile(&self) -> KeyResult<()> {
         let mut published = self.busy.lock().await;
         let now = unix_now();
-        let leads = self.lifecycle.lead(now).await?;
+        if !self.lifecycle.lead(now).await? {
+            return Ok(());
+        }
         let table = self.lifecycle.table().await?;
-        let transitions = if leads {
-            self.lifecycle.planned(&table, now)
-        } else {
-            Vec::new()
-        };
+        let transitions = self.lifecycle.planned(&table, now);
         if transitions.is_empty()
             && *published == rotation::published(&table.timelines, self.lifecycle.policy(), now)
         {
