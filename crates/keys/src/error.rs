@@ -10,6 +10,11 @@ pub enum KeyError {
     /// Input is not well-formed; the message says what is wrong, never the bytes.
     #[error("malformed: {0}")]
     Malformed(String),
+    /// A key that must be public (a JWS header's `jwk`, a JWK Set from outside) carries private
+    /// or symmetric members. A variant of its own, not a `Malformed` text, because callers
+    /// answer it differently: a DPoP client that sent its private key must be told so.
+    #[error("{0} carries private or symmetric key material")]
+    PrivateKeyMaterial(&'static str),
     /// The `alg` (or key type) is not one Portcullis implements.
     #[error("unsupported algorithm: {0}")]
     UnsupportedAlgorithm(String),

@@ -204,9 +204,7 @@ impl JwkSet {
         let mut keys = Vec::with_capacity(incoming.keys.len());
         for key in incoming.keys {
             if key.has_private_member() {
-                return Err(KeyError::Malformed(
-                    "JWK Set contains private or symmetric key material".into(),
-                ));
+                return Err(KeyError::PrivateKeyMaterial("a key of the JWK Set"));
             }
             keys.push(key.public);
         }
@@ -290,7 +288,7 @@ mod tests {
                 r#"{{"keys":[{{"kty":"EC","crv":"P-256","x":"AA","y":"AA","{member}":"AA"}}]}}"#
             );
             assert!(
-                matches!(JwkSet::parse(&json), Err(KeyError::Malformed(_))),
+                matches!(JwkSet::parse(&json), Err(KeyError::PrivateKeyMaterial(_))),
                 "member {member} must be rejected"
             );
         }

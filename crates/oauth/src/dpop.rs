@@ -159,7 +159,7 @@ impl DpopVerifier {
         let decoded = decode(proof).map_err(|e| {
             Invalid(match e {
                 KeyError::UnsupportedAlgorithm(_) => "the DPoP proof's alg is none",
-                KeyError::Malformed(m) if m.contains("private or symmetric") => {
+                KeyError::PrivateKeyMaterial(_) => {
                     "the DPoP proof's jwk carries private or symmetric key material; a proof \
                      carries its public key only"
                 }

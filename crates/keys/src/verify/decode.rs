@@ -85,9 +85,7 @@ pub fn decode(token: &str) -> Result<Decoded, KeyError> {
     }
     let jwk = match raw.jwk {
         Some(jwk) if jwk.has_private_member() => {
-            return Err(KeyError::Malformed(
-                "header jwk carries private or symmetric key material".into(),
-            ))
+            return Err(KeyError::PrivateKeyMaterial("the header's jwk"))
         }
         Some(jwk) => Some(Box::new(jwk.public)),
         None => None,

@@ -129,6 +129,26 @@ fn hostile_tokens_are_rejected_by_decode() {
 }
 
 #[test]
+fn header_jwk_with_private_or_symmetric_members_is_named_as_such() {
+    let good = sign(&signer(Algorithm::ES256), br#"{"sub":"x"}"#);
+    let (c, s) = good
+        .split_once('.')
+        .map(|(_, rest)| rest.split_once('.').unwrap_or_default())
+        .unwrap_or_default();
+    for member in ["d", "k"] {
+        let header = format!(
+            r#"{{"alg":"ES256","jwk":{{"kty":"EC","crv":"P-256","x":"AA","y":"AA","{member}":"AA"}}}}"#
+        );
+        let token = format!("{}.{c}.{s}", b64(header.as_bytes()));
+        assert_eq!(
+            decode(&token).err(),
+            Some(KeyError::PrivateKeyMaterial("the header's jwk")),
+            "member {member}"
+        );
+    }
+}
+
+#[test]
 fn hmac_keyed_with_the_public_key_is_rejected_by_asymmetric_keys() {
     for alg in [Algorithm::ES256, Algorithm::RS256, Algorithm::EdDSA] {
         let signer = signer(alg);
