@@ -24,7 +24,7 @@ pub use error::StoreError;
 pub use pki::{
     CertificateFilter, Enrollment, IssuedCertificate, RevokedCertificate, StoredDeviceKey,
 };
-pub use single_use::{SingleUse, SingleUseBatcher};
+pub use single_use::{SingleUse, SingleUseBatcher, SingleUseScopes};
 
 use std::path::Path;
 use std::sync::Arc;
@@ -334,11 +334,13 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     }
 
     /// The unexpired single-use ids of every `#` scope (DPoP proofs, outside tokens): what
-    /// a node of an embedded store loads into memory at start, so a restart forgets none.
-    async fn list_single_use(&self, now: UnixTime) -> Result<Vec<SingleUse>, StoreError> {
-        let _ = now;
-        Ok(Vec::new())
-    }
+    /// a node of an embedded store loads into memory at start, so a restart forgets none; with
+    /// [`SingleUseScopes::All`] every client's assertion ids too (`store copy`).
+    async fn list_single_use(
+        &self,
+        scopes: SingleUseScopes,
+        now: UnixTime,
+    ) -> Result<Vec<SingleUse>, StoreError>;
 
     /// [`record_single_use`](Self::record_single_use) for many ids in one transaction (one
     /// commit for all): the answers in order. An id twice in one batch is new the first time

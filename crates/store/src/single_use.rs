@@ -29,6 +29,17 @@ pub struct SingleUse {
     pub expires_at: UnixTime,
 }
 
+/// Which unexpired single-use ids [`Store::list_single_use`] lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SingleUseScopes {
+    /// The `#` scopes (DPoP proofs, outside tokens): what an embedded node decides in memory
+    /// and loads at start. Clients' assertion ids are decided by the store itself.
+    Outside,
+    /// Those and every client's assertion ids: what `store copy` moves, so that nothing
+    /// spent on the source can be spent again on the target.
+    All,
+}
+
 /// A batch as the backends write it: each id once (a statement may not upsert one row
 /// twice), in chunks of one multi-row upsert each, and the answers filled in from what the
 /// upserts' `RETURNING` says they spent. The SQL differs between backends only in how
@@ -196,7 +207,7 @@ impl SingleUseBatcher {
         let Some(local) = &self.local else {
             return Ok(0);
         };
-        let rows = store.list_single_use(now).await?;
+        let rows = store.list_single_use(SingleUseScopes::Outside, now).await?;
         for row in &rows {
             local.spend(&row.scope, &row.id, row.expires_at, now);
         }

@@ -149,6 +149,13 @@ impl Store for FlakyStore {
     ) -> Result<bool, StoreError> {
         Err(unused())
     }
+    async fn list_single_use(
+        &self,
+        _: portcullis_store::SingleUseScopes,
+        _: UnixTime,
+    ) -> Result<Vec<portcullis_store::SingleUse>, StoreError> {
+        Err(unused())
+    }
     async fn purge_expired(&self, _: UnixTime) -> Result<u64, StoreError> {
         Err(unused())
     }

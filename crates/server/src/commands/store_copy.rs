@@ -28,17 +28,14 @@ pub async fn migrate(store: &StoreArg<'_>) -> Result<(), CommandError> {
 /// - copied: `settings` (every row, whatever its name: see [`copy_settings`]), `clients`,
 ///   `signing_keys`, `revoked_tokens` (those not yet expired; the others are purged anyway),
 ///   `devices`, `certificates`, `device_keys`, `device_counters`, `commands` and
-///   `command_sequences`, `update_reports`, `alerts`, `audit_log` (re-linked hash for hash)
-///   and the newest `audit_archives` anchor (the chain continues from it; older anchors
-///   describe segments the archive files themselves chain together).
+///   `command_sequences`, `update_reports`, `alerts`, the unexpired single-use ids of
+///   `assertion_jtis` and `spent_ids` (see [`copy_single_use`]), `audit_log` (re-linked hash
+///   for hash) and the newest `audit_archives` anchor (the chain continues from it; older
+///   anchors describe segments the archive files themselves chain together).
 /// - deliberately not copied, being transient: `leases` (who runs a leader-only job now: a
 ///   copied lease would name a node of the old deployment, and the new nodes take theirs
 ///   within seconds), `detection_counts` (attack-detection counters over a sliding window of
-///   minutes, rebuilt by the traffic the new nodes see; the alerts they raised are copied),
-///   `assertion_jtis` and `spent_ids` (single-use ids of client assertions and DPoP proofs,
-///   kept only until what carried them expires — at most ten minutes for an assertion — so
-///   they matter only to nodes that start on the target within minutes of the source's last
-///   request; the source's nodes are stopped for the copy).
+///   minutes, rebuilt by the traffic the new nodes see; the alerts they raised are copied).
 pub async fn copy(from: &StoreArg<'_>, to: &StoreArg<'_>) -> Result<(), CommandError> {
     let src = from.open().await?;
     let dst = to.open().await?;
@@ -77,13 +74,14 @@ pub async fn copy(from: &StoreArg<'_>, to: &StoreArg<'_>) -> Result<(), CommandE
     let sequences = copy_command_sequences(src.as_ref(), dst.as_ref()).await?;
     let update_reports = copy_update_reports(src.as_ref(), dst.as_ref()).await?;
     let alerts = copy_alerts(src.as_ref(), dst.as_ref()).await?;
+    let spent = copy_single_use(src.as_ref(), dst.as_ref()).await?;
     let audit = copy_audit(src.as_ref(), dst.as_ref()).await?;
     println!(
         "copied {settings} settings, {clients} clients, {} signing keys, {} revocations, \
          {devices} devices, {certificates} certificates, {device_keys} device keys, {counters} \
          device message counters, {commands} commands, {sequences} device command sequences, \
-         {update_reports} update reports, {alerts} alerts and {audit} audit records (chain \
-         identical{})",
+         {update_reports} update reports, {alerts} alerts, {spent} spent single-use ids and \
+         {audit} audit records (chain identical{})",
         keys.len(),
         revocations.len(),
         anchor.map_or(String::new(), |a| format!(
@@ -284,6 +282,28 @@ async fn copy_device_counters(src: &dyn Store, dst: &dyn Store) -> Result<u64, C
     Ok(copied)
 }
 
+/// Ids spent per batch on the target: one commit each.
+const SPENT_BATCH: usize = 5_000;
+
+/// The unexpired single-use ids — client assertion `jti`s, DPoP proof `jti`s, outside
+/// tokens' `jti`s and SAML assertion IDs, of every scope — so that nothing spent on the
+/// source can be spent again on the target. An outside token may live a day (its issuer's
+/// `max_lifetime_secs`, 86 400 by default), so "the nodes were stopped a while" does not
+/// cover it. Read at once, as an embedded node loads them at start; expired rows stay behind.
+async fn copy_single_use(src: &dyn Store, dst: &dyn Store) -> Result<u64, CommandError> {
+    let now = unix_now();
+    let spent = src
+        .list_single_use(portcullis_store::SingleUseScopes::All, now)
+        .await
+        .map_err(failed)?;
+    for batch in spent.chunks(SPENT_BATCH) {
+        dst.record_single_use_batch(batch, now)
+            .await
+            .map_err(failed)?;
+    }
+    Ok(spent.len() as u64)
+}
+
 /// Devices keep their state and unspent enrollment secrets.
 async fn copy_devices(src: &dyn Store, dst: &dyn Store) -> Result<u64, CommandError> {
     let (mut after, mut count) = (None, 0u64);
@@ -475,9 +495,49 @@ mod tests {
             .unwrap();
         }
 
+        // Spent ids: a client's assertion jti (decided by the store), a DPoP proof's kept
+        // behind by the embedded node (`spent_ids`), and one that has expired.
+        let spent = |scope: &str, id: &str, expires_at| portcullis_store::SingleUse {
+            scope: scope.into(),
+            id: id.into(),
+            expires_at,
+        };
+        assert!(src
+            .record_single_use("copy-client", "assertion-1", FAR_FUTURE, 1_000)
+            .await
+            .unwrap());
+        src.keep_spent(
+            &[
+                spent("#dpop", "proof-1", FAR_FUTURE),
+                spent("#dpop", "proof-old", 1_700),
+            ],
+            1_000,
+        )
+        .await
+        .unwrap();
+
         copy(&from, &to).await.unwrap();
 
         let dst = to.open().await.unwrap();
+        let mut moved = dst
+            .list_single_use(portcullis_store::SingleUseScopes::All, 1_800)
+            .await
+            .unwrap();
+        moved.sort_by(|a, b| a.id.cmp(&b.id));
+        assert_eq!(
+            moved,
+            [
+                spent("copy-client", "assertion-1", FAR_FUTURE),
+                spent("#dpop", "proof-1", FAR_FUTURE)
+            ],
+            "the unexpired ids of every scope, the expired one left behind"
+        );
+        assert!(
+            !dst.record_single_use("copy-client", "assertion-1", FAR_FUTURE, 1_800)
+                .await
+                .unwrap(),
+            "an assertion spent on the source is a replay on the target"
+        );
         assert_eq!(
             all_settings(dst.as_ref()).await,
             all_settings(src.as_ref()).await

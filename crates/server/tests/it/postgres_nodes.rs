@@ -377,6 +377,21 @@ fn store_copy_moves_an_embedded_deployment_to_postgres_with_its_audit_chain() {
         .status,
         200
     );
+    // A DPoP proof spent before the move stays spent after it (its `jti` moves).
+    let dpop_key = support::dpop::DpopKey::new(portcullis_keys::Algorithm::ES256);
+    let proof = dpop_key.proof("POST", "https://auth.example/oauth2/token", None, None);
+    let auth = support::basic_header(&id, &secret);
+    let with_proof = |node: &Node| {
+        node.request(
+            "POST",
+            "/oauth2/token",
+            Some("application/x-www-form-urlencoded"),
+            &[("Authorization", auth.as_str()), ("DPoP", proof.as_str())],
+            b"grant_type=client_credentials",
+        )
+    };
+    let bound = with_proof(&node);
+    assert_eq!(bound.status, 200, "{}", bound.text);
     // The device PKI moves too: the CA, a registered device, issued and revoked certificates.
     node.cli_json(&["device", "register", "--id", "moved-1"]);
     // And the gateway's state: a device key (sealed) and the device's message counter.
@@ -515,6 +530,7 @@ commands = ["valve.open"]
         copied.contains("2 commands, 1 device command sequences"),
         "{copied}"
     );
+    assert!(copied.contains("1 spent single-use ids"), "{copied}");
     let again = Command::new(support::BIN)
         .args(["store", "copy", "--from", &sqlite, "--to", &db.url()])
         .output()
@@ -554,6 +570,13 @@ commands = ["valve.open"]
         "tokens signed before the move still verify (keys copied)"
     );
     assert_eq!(introspect(&revoked), false, "revocations moved too");
+    let replay = with_proof(&pg);
+    assert_eq!(
+        (replay.status, replay.error()),
+        (400, "invalid_dpop_proof"),
+        "a proof spent before the move is refused after it: {}",
+        replay.text
+    );
     assert_eq!(
         post(&pg, &sent_before),
         409,

@@ -1,7 +1,11 @@
 //! Expiring "already seen" state: revoked tokens and assertion jtis.
 
 use super::{client_id, FAR_FUTURE};
-use crate::{RevokedToken, Store};
+use crate::{
+    RevokedToken,
+    SingleUseScopes::{All, Outside},
+    Store,
+};
 
 /// The accepting node's clock in the assertion jti cases.
 const NOW: i64 = 1_000;
@@ -80,11 +84,20 @@ pub async fn assertion_jti_replay_is_refused(store: &dyn Store) {
         [true, false, true, false]
     );
     // What an embedded node loads at start: the unexpired ids of `#` scopes only.
-    let loaded = store.list_single_use(NOW).await.expect("list");
+    let loaded = store.list_single_use(Outside, NOW).await.expect("list");
     assert!(loaded.iter().all(|u| u.scope.starts_with('#')));
     for id in ["jti-1", "b-1", "b-2"] {
         assert!(loaded.iter().any(|u| u.id == id), "{id} listed");
     }
+    // What `store copy` moves: every scope's, clients' assertion ids included.
+    let every = store.list_single_use(All, NOW).await.expect("list all");
+    assert!(every
+        .iter()
+        .any(|u| u.scope == a.as_str() && u.id == "jti-1"));
+    assert_eq!(
+        every.iter().filter(|u| u.scope.starts_with('#')).count(),
+        loaded.len()
+    );
 
     // A row already expired (not purged yet) does not block a new assertion with that jti.
     assert!(store
@@ -139,14 +152,14 @@ pub async fn kept_ids_are_listed_until_expiry_and_purged(store: &dyn Store) {
         .await
         .expect("keep");
     let listed = |rows: &[crate::SingleUse], id: &str| rows.iter().any(|u| u.id == id);
-    let loaded = store.list_single_use(NOW).await.expect("list");
+    let loaded = store.list_single_use(Outside, NOW).await.expect("list");
     assert!(
         listed(&loaded, "kept-live"),
         "an unexpired kept id is listed"
     );
     assert!(!listed(&loaded, "kept-old"), "an expired one is not");
     assert!(listed(
-        &store.list_single_use(10).await.expect("list"),
+        &store.list_single_use(Outside, 10).await.expect("list"),
         "kept-old"
     ));
 
@@ -157,7 +170,7 @@ pub async fn kept_ids_are_listed_until_expiry_and_purged(store: &dyn Store) {
             .expect("purge")
             >= 1
     );
-    let loaded = store.list_single_use(10).await.expect("list");
+    let loaded = store.list_single_use(Outside, 10).await.expect("list");
     assert!(!listed(&loaded, "kept-old"), "purged");
     assert!(listed(&loaded, "kept-live"), "not purged before it expires");
 }

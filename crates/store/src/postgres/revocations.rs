@@ -122,16 +122,19 @@ pub(super) async fn purge_expired(pool: &PgPool, now: UnixTime) -> Result<u64, S
     Ok(tokens.rows_affected() + jtis.rows_affected())
 }
 
-/// Unexpired rows of the `#` scopes (the assertion jtis of clients are not needed in memory).
+/// Unexpired rows of the `#` scopes (the assertion jtis of clients are not needed in memory),
+/// or of every scope.
 pub(super) async fn list_single_use(
     pool: &PgPool,
+    scopes: crate::SingleUseScopes,
     now: UnixTime,
 ) -> Result<Vec<crate::SingleUse>, StoreError> {
     let rows = sqlx::query(
         "SELECT client_id, jti, expires_at FROM assertion_jtis \
-         WHERE client_id LIKE '#%' AND expires_at > $1",
+         WHERE ($2 OR client_id LIKE '#%') AND expires_at > $1",
     )
     .bind(now)
+    .bind(scopes == crate::SingleUseScopes::All)
     .fetch_all(pool)
     .await?;
     rows.iter()

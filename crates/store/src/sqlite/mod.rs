@@ -236,8 +236,12 @@ impl Store for SqliteStore {
         false
     }
 
-    async fn list_single_use(&self, now: UnixTime) -> Result<Vec<crate::SingleUse>, StoreError> {
-        revocations::list_single_use(&self.pool, now).await
+    async fn list_single_use(
+        &self,
+        scopes: crate::SingleUseScopes,
+        now: UnixTime,
+    ) -> Result<Vec<crate::SingleUse>, StoreError> {
+        revocations::list_single_use(&self.pool, scopes, now).await
     }
 
     async fn record_single_use_batch(

@@ -153,17 +153,20 @@ pub(super) async fn purge_expired(pool: &SqlitePool, now: UnixTime) -> Result<u6
     Ok(tokens.rows_affected() + jtis.rows_affected() + spent.rows_affected())
 }
 
-/// Unexpired rows of the `#` scopes (the assertion jtis of clients are not needed in memory).
+/// Unexpired rows of the `#` scopes (the assertion jtis of clients are not needed in memory),
+/// or of every scope.
 pub(super) async fn list_single_use(
     pool: &SqlitePool,
+    scopes: crate::SingleUseScopes,
     now: UnixTime,
 ) -> Result<Vec<crate::SingleUse>, StoreError> {
     let rows = sqlx::query(
         "SELECT client_id, jti, expires_at FROM assertion_jtis \
-         WHERE client_id LIKE '#%' AND expires_at > ?1 \
+         WHERE (?2 OR client_id LIKE '#%') AND expires_at > ?1 \
          UNION ALL SELECT scope, id, expires_at FROM spent_ids WHERE expires_at > ?1",
     )
     .bind(now)
+    .bind(scopes == crate::SingleUseScopes::All)
     .fetch_all(pool)
     .await?;
     rows.iter()
