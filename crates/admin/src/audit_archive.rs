@@ -4,9 +4,11 @@
 //! 1. `GET /audit/archive?before=UNIX` (`audit:read`) builds the segment of the oldest live
 //!    records up to the newest checkpoint taken before `before`, signed, and returns the file
 //!    (nothing changes in the store; the read is audited).
-//! 2. `POST /audit/archive/purge` (`portcullis:admin`) names that segment (range, last hash,
-//!    the file's SHA-256) once the CLI has written and verified it; the store records the
-//!    anchor and removes exactly those records, refusing if the chain no longer matches.
+//! 2. `POST /audit/archive/purge` (`portcullis:admin`) names that segment by its signed
+//!    manifest once the CLI has written and verified it; the node checks the manifest's
+//!    signature and that the live records hash to what it signed, records the anchor, and
+//!    removes exactly those records. Nothing in the request is believed: without a segment
+//!    this deployment built (step 1, `audit:read`), an administrator cannot remove records.
 
 use std::sync::Arc;
 
@@ -14,12 +16,13 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use portcullis_audit::archive::build_segment;
-use portcullis_audit::AuditTrail;
+use portcullis_audit::archive::{anchor_for_purge, build_segment};
+use portcullis_audit::export::{delivered_through, StartAt};
+use portcullis_audit::{AuditError, AuditTrail, CheckpointKeys};
 use portcullis_core::audit::AuditAction;
 use portcullis_core::time::unix_seconds;
 use portcullis_keys::KeyRing;
-use portcullis_store::{AuditArchiveAnchor, Store};
+use portcullis_store::Store;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -37,6 +40,8 @@ pub struct ArchiveState {
     pub(crate) store: Arc<dyn Store>,
     /// Signs segment manifests (the token-signing keys, as checkpoints).
     pub(crate) keys: Arc<KeyRing>,
+    /// The node's `[[audit.export]]`s: records they have not delivered stay live.
+    pub(crate) exports: Arc<[(String, StartAt)]>,
 }
 
 /// Which records to archive.
@@ -52,15 +57,10 @@ pub struct ArchiveQuery {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PurgeRequest {
-    pub first_seq: i64,
-    pub last_seq: i64,
-    /// Chain hash (hex) of `last_seq`, as the segment's manifest states it.
-    #[schema(pattern = "^[0-9a-f]{64}$")]
-    pub last_hash: String,
-    pub checkpoint_seq: i64,
-    /// SHA-256 (hex) of the segment file.
-    #[schema(pattern = "^[0-9a-f]{64}$")]
-    pub segment_sha256: String,
+    /// The segment file's second line: its manifest, a JWS this deployment signed over the
+    /// range, the last hash and the records' SHA-256.
+    #[schema(max_length = 8192)]
+    pub manifest: String,
 }
 
 /// What a purge removed.
@@ -89,20 +89,31 @@ pub async fn get_archive(
 ) -> Result<Response, AdminError> {
     state.trail.flush().await;
     let now = unix_seconds(std::time::SystemTime::now());
+    let held = delivered_through(state.store.as_ref(), &state.exports)
+        .await
+        .map_err(AuditError::from)?;
+    let through = held.as_ref().map_or(i64::MAX, |(seq, _)| *seq);
     let segment = build_segment(
         state.store.as_ref(),
         &state.keys.active(),
         query.before,
+        through,
         now,
     )
     .await?
     .ok_or_else(|| {
-        AdminError::Conflict(
-            "no checkpoint over live records was recorded before that time: nothing can be \
-                 archived with proof (checkpoints are taken every [audit] \
+        AdminError::Conflict(match &held {
+            Some((seq, export)) => format!(
+                "no checkpoint over live records up to record {seq} was recorded before that \
+                 time: the audit export '{export}' has delivered only that far, and records \
+                 it has not sent stay live (checkpoints are taken every [audit] \
                  checkpoint_interval_secs)"
+            ),
+            None => "no checkpoint over live records was recorded before that time: nothing \
+                     can be archived with proof (checkpoints are taken every [audit] \
+                     checkpoint_interval_secs)"
                 .into(),
-        )
+        })
     })?;
     let m = &segment.manifest;
     state
@@ -128,7 +139,7 @@ pub async fn get_archive(
     request_body = PurgeRequest,
     responses(
         (status = 200, description = "The records are removed; the chain continues from the anchor", body = Purged),
-        (status = 409, description = "The live chain does not start with that segment, or its last record differs", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The manifest is not one this deployment signed, or the live chain does not start with that segment's records", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn purge_archived(
@@ -136,30 +147,16 @@ pub async fn purge_archived(
     caller: AdminCaller,
     JsonBody(request): JsonBody<PurgeRequest>,
 ) -> Result<Json<Purged>, AdminError> {
-    let hex64 = |s: &str| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit());
-    if !hex64(&request.last_hash) || !hex64(&request.segment_sha256) {
+    if request.manifest.is_empty() || request.manifest.len() > 8192 {
         return Err(AdminError::BadRequest(
-            "last_hash and segment_sha256 are 64 hex digits".into(),
-        ));
-    }
-    if request.first_seq < 1
-        || request.last_seq < request.first_seq
-        || request.checkpoint_seq <= request.last_seq
-    {
-        return Err(AdminError::BadRequest(
-            "need 1 <= first_seq <= last_seq < checkpoint_seq".into(),
+            "manifest is the segment file's second line (a JWS of at most 8 KiB)".into(),
         ));
     }
     state.trail.flush().await;
     let now = unix_seconds(std::time::SystemTime::now());
-    let anchor = AuditArchiveAnchor {
-        seq: request.last_seq,
-        hash: request.last_hash.to_ascii_lowercase(),
-        first_seq: request.first_seq,
-        checkpoint_seq: request.checkpoint_seq,
-        segment_sha256: request.segment_sha256.to_ascii_lowercase(),
-        archived_at: now,
-    };
+    let keys = CheckpointKeys::from_jwks(state.keys.jwks_json().as_bytes(), "the node's JWKS")
+        .map_err(AdminError::Internal)?;
+    let anchor = anchor_for_purge(state.store.as_ref(), &request.manifest, &keys, now).await?;
     let removed = portcullis_audit::archive::purge(state.store.as_ref(), &anchor).await?;
     state
         .trail

@@ -53,10 +53,7 @@ pub struct AdminPorts {
     trust: Option<SharedTrustAdmin>,
     command_rules: Option<SharedCommandRulesAdmin>,
     federation: Option<SharedFederationAdmin>,
-    archive: Option<(
-        Arc<dyn portcullis_store::Store>,
-        Arc<portcullis_keys::KeyRing>,
-    )>,
+    archive: Option<audit_archive::ArchiveState>,
     alerts: Option<Arc<dyn portcullis_store::Store>>,
 }
 
@@ -88,14 +85,21 @@ impl AdminPorts {
         self
     }
 
-    /// Adds archiving (`/audit/archive`): the store whose records move to segments and the
-    /// keys that sign the segments' manifests.
+    /// Adds archiving (`/audit/archive`): the store whose records move to segments, the
+    /// keys that sign the segments' manifests, and the exports (name, start) whose
+    /// undelivered records must stay live.
     pub fn with_archive(
         mut self,
         store: Arc<dyn portcullis_store::Store>,
         keys: Arc<portcullis_keys::KeyRing>,
+        exports: Arc<[(String, portcullis_audit::export::StartAt)]>,
     ) -> Self {
-        self.archive = Some((store, keys));
+        self.archive = Some(audit_archive::ArchiveState {
+            trail: self.audit.clone(),
+            store,
+            keys,
+            exports,
+        });
         self
     }
 
@@ -224,25 +228,18 @@ pub fn router(ports: AdminPorts) -> Router {
             auth::require_scope,
         ));
     let (archive_read, archive_purge): (Router, Router) = match archive {
-        Some((store, keys)) => {
-            let state = audit_archive::ArchiveState {
-                trail: audit.clone(),
-                store,
-                keys,
-            };
-            (
-                Router::new()
-                    .route("/audit/archive", get(audit_archive::get_archive))
-                    .with_state(state.clone())
-                    .route_layer(middleware::from_fn_with_state(
-                        ScopeGate::new(tokens.clone(), &[AUDIT_READ_SCOPE]),
-                        auth::require_scope,
-                    )),
-                Router::new()
-                    .route("/audit/archive/purge", post(audit_archive::purge_archived))
-                    .with_state(state),
-            )
-        }
+        Some(state) => (
+            Router::new()
+                .route("/audit/archive", get(audit_archive::get_archive))
+                .with_state(state.clone())
+                .route_layer(middleware::from_fn_with_state(
+                    ScopeGate::new(tokens.clone(), &[AUDIT_READ_SCOPE]),
+                    auth::require_scope,
+                )),
+            Router::new()
+                .route("/audit/archive/purge", post(audit_archive::purge_archived))
+                .with_state(state),
+        ),
         None => (Router::new(), Router::new()),
     };
     let (alert_read, alert_ack): (Router, Router) = match alerts {

@@ -84,12 +84,14 @@ fn broken(why: impl Into<String>) -> AuditError {
 }
 
 /// Builds the segment of the oldest live records, up to the newest record that a checkpoint
-/// taken before `before` signs (so the segment carries its own proof); `None` when no such
-/// checkpoint exists. Refuses to archive a chain that does not verify.
+/// taken before `before` signs (so the segment carries its own proof) and no further than
+/// record `through` (what every export has delivered: [`crate::export::delivered_through`]);
+/// `None` when no such checkpoint exists. Refuses to archive a chain that does not verify.
 pub async fn build_segment(
     store: &dyn Store,
     signer: &JwtSigner,
     before: i64,
+    through: i64,
     now: i64,
 ) -> Result<Option<Segment>, AuditError> {
     let anchor = store.audit_anchor().await?;
@@ -110,7 +112,10 @@ pub async fn build_segment(
             }
             let detail =
                 CheckpointDetail::from_record(&record).map_err(|b| AuditError::Broken(b.into()))?;
-            if detail.seq > start && detail.seq - start <= MAX_SEGMENT_RECORDS {
+            if detail.seq > start
+                && detail.seq <= through
+                && detail.seq - start <= MAX_SEGMENT_RECORDS
+            {
                 chosen = Some((record, detail));
             }
         }
@@ -118,16 +123,62 @@ pub async fn build_segment(
     let Some((checkpoint, detail)) = chosen else {
         return Ok(None);
     };
-    let mut verifier = match &anchor {
+    let verifier = match &anchor {
         Some(a) => ChainVerifier::after(
             a.seq,
             from_hex(&a.hash).ok_or_else(|| broken("the archive anchor's hash is not hex"))?,
         ),
         None => ChainVerifier::default(),
     };
-    let mut body = Vec::new();
-    serde_json::to_writer(&mut body, &checkpoint).map_err(|e| broken(e.to_string()))?;
-    body.push(b'\n');
+    let Some(body) = segment_body(store, start, verifier, &checkpoint, &detail).await? else {
+        return Ok(None);
+    };
+    let (first, last) = (body.first, body.last);
+    let manifest = ArchiveManifest {
+        first_seq: first.seq,
+        last_seq: last.seq,
+        first_prev_hash: first.prev_hash,
+        last_hash: last.hash,
+        checkpoint_seq: checkpoint.seq,
+        records: body.records,
+        body_sha256: portcullis_core::hex::encode(&Sha256::digest(&body.bytes)),
+        created_at: now,
+    };
+    let jws = signer
+        .with_typ(MANIFEST_TYP)
+        .sign(&manifest)
+        .map_err(|e| broken(format!("signing the manifest: {e}")))?;
+    let mut bytes = Vec::with_capacity(body.bytes.len() + jws.len() + MAGIC.len() + 2);
+    bytes.extend_from_slice(MAGIC.as_bytes());
+    bytes.push(b'\n');
+    bytes.extend_from_slice(jws.as_bytes());
+    bytes.push(b'\n');
+    bytes.extend_from_slice(&body.bytes);
+    Ok(Some(Segment { manifest, bytes }))
+}
+
+/// A segment's body (everything after the manifest line) as read from the live store.
+struct SegmentBody {
+    bytes: Vec<u8>,
+    first: AuditRecord,
+    last: AuditRecord,
+    records: u64,
+}
+
+/// Reads the body of the segment that ends at the record `detail` signs: the checkpoint
+/// record, then every live record after `start` up to it, each checked by `verifier`. The
+/// same records always give the same bytes, which lets a purge check a segment it did not
+/// keep ([`anchor_for_purge`]). `None` when no live record is in that range.
+async fn segment_body(
+    store: &dyn Store,
+    start: i64,
+    mut verifier: ChainVerifier,
+    checkpoint: &AuditRecord,
+    detail: &CheckpointDetail,
+) -> Result<Option<SegmentBody>, AuditError> {
+    let mut bytes = Vec::new();
+    serde_json::to_writer(&mut bytes, checkpoint).map_err(|e| broken(e.to_string()))?;
+    bytes.push(b'\n');
     let (mut first, mut last): (Option<AuditRecord>, Option<AuditRecord>) = (None, None);
     let mut after = start;
     while after < detail.seq {
@@ -136,8 +187,8 @@ pub async fn build_segment(
         after = tail.seq;
         for record in page.into_iter().filter(|r| r.seq <= detail.seq) {
             verifier.check(&record)?;
-            serde_json::to_writer(&mut body, &record).map_err(|e| broken(e.to_string()))?;
-            body.push(b'\n');
+            serde_json::to_writer(&mut bytes, &record).map_err(|e| broken(e.to_string()))?;
+            bytes.push(b'\n');
             if first.is_none() {
                 first = Some(record.clone());
             }
@@ -153,27 +204,88 @@ pub async fn build_segment(
             checkpoint.seq, detail.seq
         )));
     }
-    let manifest = ArchiveManifest {
-        first_seq: first.seq,
-        last_seq: last.seq,
-        first_prev_hash: first.prev_hash,
-        last_hash: last.hash,
-        checkpoint_seq: checkpoint.seq,
+    Ok(Some(SegmentBody {
+        bytes,
+        first,
+        last,
         records: verifier.count,
-        body_sha256: portcullis_core::hex::encode(&Sha256::digest(&body)),
-        created_at: now,
-    };
-    let jws = signer
-        .with_typ(MANIFEST_TYP)
-        .sign(&manifest)
-        .map_err(|e| broken(format!("signing the manifest: {e}")))?;
-    let mut bytes = Vec::with_capacity(body.len() + jws.len() + MAGIC.len() + 2);
-    bytes.extend_from_slice(MAGIC.as_bytes());
-    bytes.push(b'\n');
-    bytes.extend_from_slice(jws.as_bytes());
-    bytes.push(b'\n');
-    bytes.extend_from_slice(&body);
-    Ok(Some(Segment { manifest, bytes }))
+    }))
+}
+
+/// The anchor for purging the segment whose signed manifest line is `manifest_jws`, checked
+/// against the live store rather than believed: the manifest must verify with `keys` (this
+/// node's), and the live records it names — from the chain's current start — must hash to
+/// its `body_sha256`. The file's SHA-256 is then computed here, from the magic line, the
+/// manifest and that body. So removing records takes a segment this deployment built and
+/// signed over exactly those records (`GET /audit/archive`, which needs `audit:read`), not
+/// numbers anyone could type.
+pub async fn anchor_for_purge(
+    store: &dyn Store,
+    manifest_jws: &str,
+    keys: &CheckpointKeys,
+    now: i64,
+) -> Result<AuditArchiveAnchor, AuditError> {
+    let manifest = open_manifest(manifest_jws, keys)?;
+    let start = store.audit_anchor().await?.map_or(0, |a| a.seq);
+    if manifest.first_seq != start + 1 {
+        return Err(broken(format!(
+            "the live chain starts at record {}, not at the segment's first record {}",
+            start + 1,
+            manifest.first_seq
+        )));
+    }
+    let checkpoint = store
+        .list_audit(manifest.checkpoint_seq - 1, 1)
+        .await?
+        .into_iter()
+        .find(|r| r.seq == manifest.checkpoint_seq)
+        .ok_or_else(|| broken("the segment's checkpoint is not in the live chain"))?;
+    let detail =
+        CheckpointDetail::from_record(&checkpoint).map_err(|b| AuditError::Broken(b.into()))?;
+    let start_hash =
+        from_hex(&manifest.first_prev_hash).ok_or_else(|| broken("first_prev_hash is not hex"))?;
+    let verifier = ChainVerifier::after(start, start_hash);
+    let body = segment_body(store, start, verifier, &checkpoint, &detail)
+        .await?
+        .filter(|b| {
+            portcullis_core::hex::encode(&Sha256::digest(&b.bytes)) == manifest.body_sha256
+                && b.last.seq == manifest.last_seq
+                && b.last.hash == manifest.last_hash
+        })
+        .ok_or_else(|| broken("the live records are not those the segment's manifest signed"))?;
+    let mut file = Sha256::new();
+    for part in [MAGIC.as_bytes(), b"\n", manifest_jws.as_bytes(), b"\n"] {
+        file.update(part);
+    }
+    file.update(&body.bytes);
+    Ok(AuditArchiveAnchor {
+        seq: manifest.last_seq,
+        hash: manifest.last_hash,
+        first_seq: manifest.first_seq,
+        checkpoint_seq: manifest.checkpoint_seq,
+        segment_sha256: portcullis_core::hex::encode(&file.finalize()),
+        archived_at: now,
+    })
+}
+
+/// A manifest line whose signature verifies with `keys`, and what it says.
+fn open_manifest(jws: &str, keys: &CheckpointKeys) -> Result<ArchiveManifest, AuditError> {
+    let decoded = decode(jws).map_err(|e| broken(format!("manifest: {e}")))?;
+    if decoded.header.typ.as_deref() != Some(MANIFEST_TYP) {
+        return Err(broken(format!("manifest typ is not {MANIFEST_TYP}")));
+    }
+    let kid = decoded
+        .header
+        .kid
+        .clone()
+        .ok_or_else(|| broken("the manifest names no key"))?;
+    let key = keys
+        .key_for(&kid)
+        .map_err(|why| broken(format!("manifest key {kid}: {why}")))?;
+    decoded
+        .verify(key)
+        .map_err(|e| broken(format!("manifest signature: {e}")))?;
+    serde_json::from_slice(&decoded.claims).map_err(|e| broken(format!("manifest claims: {e}")))
 }
 
 /// Removes the records of an archived segment from the live store, keeping `anchor` so the
@@ -213,23 +325,7 @@ pub fn verify_segment(bytes: &[u8], keys: &CheckpointKeys) -> Result<SegmentRepo
     let (jws, body) = rest
         .split_once('\n')
         .ok_or_else(|| broken("the archive has no records"))?;
-    let decoded = decode(jws).map_err(|e| broken(format!("manifest: {e}")))?;
-    if decoded.header.typ.as_deref() != Some(MANIFEST_TYP) {
-        return Err(broken(format!("manifest typ is not {MANIFEST_TYP}")));
-    }
-    let kid = decoded
-        .header
-        .kid
-        .clone()
-        .ok_or_else(|| broken("the manifest names no key"))?;
-    let key = keys
-        .key_for(&kid)
-        .map_err(|why| broken(format!("manifest key {kid}: {why}")))?;
-    decoded
-        .verify(key)
-        .map_err(|e| broken(format!("manifest signature: {e}")))?;
-    let manifest: ArchiveManifest = serde_json::from_slice(&decoded.claims)
-        .map_err(|e| broken(format!("manifest claims: {e}")))?;
+    let manifest = open_manifest(jws, keys)?;
     if portcullis_core::hex::encode(&Sha256::digest(body.as_bytes())) != manifest.body_sha256 {
         return Err(broken(
             "the records are not those the manifest signed (changed bytes)",

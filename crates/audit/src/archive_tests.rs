@@ -81,7 +81,7 @@ async fn a_segment_verifies_offline_and_the_live_chain_verifies_from_its_anchor(
         .append_audit(vec![event(2_500, "tail")])
         .await
         .unwrap(); // 8
-    let segment = build_segment(s.store.as_ref(), &s.signer, 1_500, 3_000)
+    let segment = build_segment(s.store.as_ref(), &s.signer, 1_500, i64::MAX, 3_000)
         .await
         .unwrap()
         .expect("a checkpoint before 1500");
@@ -100,7 +100,7 @@ async fn a_segment_verifies_offline_and_the_live_chain_verifies_from_its_anchor(
     assert_eq!(live.records, 5);
 
     // The next segment continues from the anchor and links to the first one.
-    let next = build_segment(s.store.as_ref(), &s.signer, 2_100, 3_100)
+    let next = build_segment(s.store.as_ref(), &s.signer, 2_100, i64::MAX, 3_100)
         .await
         .unwrap()
         .expect("the second checkpoint");
@@ -116,7 +116,7 @@ async fn a_segment_verifies_offline_and_the_live_chain_verifies_from_its_anchor(
 async fn every_changed_byte_of_a_segment_fails_verification() {
     let s = setup().await;
     records_then_checkpoint(&s, 1_000, 2).await;
-    let segment = build_segment(s.store.as_ref(), &s.signer, 1_500, 3_000)
+    let segment = build_segment(s.store.as_ref(), &s.signer, 1_500, i64::MAX, 3_000)
         .await
         .unwrap()
         .unwrap();
@@ -141,10 +141,12 @@ async fn nothing_is_archived_without_a_checkpoint_and_unarchived_records_cannot_
         .append_audit(vec![event(1_000, "a"), event(1_000, "b")])
         .await
         .unwrap();
-    assert!(build_segment(s.store.as_ref(), &s.signer, 5_000, 5_000)
-        .await
-        .unwrap()
-        .is_none());
+    assert!(
+        build_segment(s.store.as_ref(), &s.signer, 5_000, i64::MAX, 5_000)
+            .await
+            .unwrap()
+            .is_none()
+    );
     // An anchor that does not match the chain is refused, and nothing is deleted.
     let wrong = AuditArchiveAnchor {
         seq: 2,

@@ -46,6 +46,8 @@ pub struct ArchiveJob {
     pub after_secs: i64,
     pub dir: PathBuf,
     pub interval: Duration,
+    /// The exports whose undelivered records must stay live.
+    pub exports: Arc<[(String, portcullis_audit::export::StartAt)]>,
 }
 
 impl ArchiveJob {
@@ -69,6 +71,7 @@ impl ArchiveJob {
             after_secs,
             dir: config.audit_archive_dir(),
             interval: Duration::from_secs(config.audit.archive_interval_secs),
+            exports: config.audit_exports(),
         })
     }
 
@@ -119,9 +122,23 @@ impl ArchiveJob {
         }
         self.audit.flush().await;
         let before = now.saturating_sub(self.after_secs);
-        let Some(segment) =
-            build_segment(self.store.as_ref(), &self.keys.active(), before, now).await?
+        let held = portcullis_audit::export::delivered_through(self.store.as_ref(), &self.exports)
+            .await
+            .map_err(portcullis_audit::AuditError::from)?;
+        let through = held.as_ref().map_or(i64::MAX, |(seq, _)| *seq);
+        let Some(segment) = build_segment(
+            self.store.as_ref(),
+            &self.keys.active(),
+            before,
+            through,
+            now,
+        )
+        .await?
         else {
+            if let Some((seq, export)) = held {
+                tracing::debug!(export = %export, delivered_through = seq,
+                    "automatic audit archiving waits for an export");
+            }
             return Ok(None);
         };
         let keys = CheckpointKeys::from_jwks(self.keys.jwks_json().as_bytes(), "the node's JWKS")

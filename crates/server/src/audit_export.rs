@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use portcullis_audit::export::ndjson::{NdjsonSink, NdjsonTarget};
 use portcullis_audit::export::syslog::{SyslogSink, SyslogTarget};
-use portcullis_audit::export::{ExportSink, Exporter, StartAt};
+use portcullis_audit::export::{ExportSink, Exporter};
 use portcullis_audit::AuditLog;
 use portcullis_store::Store;
 use tokio::task::JoinHandle;
 
-use crate::config::{AuditExportConfig, AuditExportKind, AuditExportStart};
+use crate::config::{AuditExportConfig, AuditExportKind};
 
 /// Spawns one task per configured export; an export whose sink cannot be built (an
 /// unreadable CA file) is an error at start, not a silent gap in the trail.
@@ -31,10 +31,7 @@ pub fn spawn_all(
                 store: store.clone(),
                 sealer: audit.sealer().cloned(),
                 sink,
-                start: match export.start {
-                    AuditExportStart::Beginning => StartAt::Beginning,
-                    AuditExportStart::End => StartAt::End,
-                },
+                start: export.start_at(),
                 node_id: node_id.to_owned(),
             };
             Ok(tokio::spawn(exporter.run()))

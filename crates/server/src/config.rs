@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use portcullis_keys::Algorithm;
 
@@ -429,6 +430,14 @@ pub enum AuditExportStart {
 }
 
 impl AuditExportConfig {
+    /// Where the exporter starts when the export has no cursor yet.
+    pub fn start_at(&self) -> portcullis_audit::export::StartAt {
+        match self.start {
+            AuditExportStart::Beginning => portcullis_audit::export::StartAt::Beginning,
+            AuditExportStart::End => portcullis_audit::export::StartAt::End,
+        }
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |why: String| Err(ConfigError::Invalid(why));
         if self.name.is_empty()
@@ -977,6 +986,16 @@ impl Config {
         let mut trust = self.federation.clone();
         trust.exchange_rules = self.token_exchange.rules.clone();
         trust
+    }
+
+    /// The `[[audit.export]]`s by name and start: what archiving must wait for
+    /// (`portcullis_audit::export::delivered_through`).
+    pub fn audit_exports(&self) -> Arc<[(String, portcullis_audit::export::StartAt)]> {
+        self.audit
+            .export
+            .iter()
+            .map(|e| (e.name.clone(), e.start_at()))
+            .collect()
     }
 
     /// Where automatic audit archiving writes its segments.

@@ -110,6 +110,7 @@ pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), ServeError> {
         metrics_on_own_listener: config.server.metrics_listen.is_some(),
         gateway: Some(gateway.clone()),
         blocklist: blocklist.clone(),
+        audit_exports: config.audit_exports(),
     };
     let metrics_task = match metrics_listener {
         Some(listener) => {
@@ -351,6 +352,8 @@ pub struct Surfaces {
     pub gateway: Option<Arc<crate::gateway_setup::NodeGateway>>,
     /// Addresses attack detection blocked: refused before any route.
     pub blocklist: Arc<crate::blocklist::Blocklist>,
+    /// The `[[audit.export]]`s, whose undelivered records archiving leaves live.
+    pub audit_exports: Arc<[(String, portcullis_audit::export::StartAt)]>,
 }
 
 impl Surfaces {
@@ -379,7 +382,11 @@ impl Surfaces {
         )
         .with_keys(self.keys.clone())
         .with_devices(self.pki.pki.clone())
-        .with_archive(self.store.clone(), self.server.keys().clone())
+        .with_archive(
+            self.store.clone(),
+            self.server.keys().clone(),
+            self.audit_exports.clone(),
+        )
         .with_alerts(self.store.clone())
         .with_federation(Arc::new(crate::federation_admin::OAuthFederationAdmin {
             server: self.server.clone(),

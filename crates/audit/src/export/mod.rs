@@ -86,6 +86,32 @@ pub enum StartAt {
     End,
 }
 
+/// The last record every export in `exports` (name, where it starts) has delivered, and the
+/// export furthest behind: archiving stops there, so that no export ever finds records gone
+/// from under its cursor (it would skip them without a word). An export that has not run yet
+/// holds everything if it starts at the beginning, nothing if at the end. `None`: no export
+/// holds anything back.
+pub async fn delivered_through(
+    store: &dyn Store,
+    exports: &[(String, StartAt)],
+) -> Result<Option<(i64, String)>, portcullis_store::StoreError> {
+    let mut lowest: Option<(i64, String)> = None;
+    for (name, start) in exports {
+        let stored = store.get_setting(&Exporter::cursor_setting(name)).await?;
+        let seq = match (stored.as_deref().and_then(parse_cursor), start) {
+            (Some(seq), _) => seq,
+            // A cursor that does not parse stops the export itself; hold everything for it.
+            (None, _) if stored.is_some() => 0,
+            (None, StartAt::Beginning) => 0,
+            (None, StartAt::End) => continue,
+        };
+        if lowest.as_ref().is_none_or(|(low, _)| seq < *low) {
+            lowest = Some((seq, name.clone()));
+        }
+    }
+    Ok(lowest)
+}
+
 /// One configured export: follows the chain into its sink.
 pub struct Exporter {
     pub name: String,
@@ -168,6 +194,17 @@ impl Exporter {
             held.position = Some((cursor, stored));
             return Ok(Progress::Idle);
         };
+        if let Some(first) = records.first().map(|r| r.seq).filter(|&f| f > cursor + 1) {
+            // Archived by a node that does not run this export (archiving waits only for the
+            // exports its own configuration names): the records are in the archive segments.
+            tracing::warn!(
+                export = %self.name,
+                first_missing = cursor + 1,
+                last_missing = first - 1,
+                "audit records were archived before this export delivered them; it goes on \
+                 after them, and they are in the archive segments"
+            );
+        }
         let read = match &self.sealer {
             Some(sealer) => sealer.open_records(records).await,
             None => records.into_iter().map(ReadRecord::plain).collect(),

@@ -220,3 +220,43 @@ async fn a_new_export_may_start_at_the_head() {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0]["seq"], 2);
 }
+
+/// Archiving stops at the export furthest behind; one that has not run holds everything if
+/// it starts at the beginning, nothing if at the end; an export not named holds nothing.
+#[tokio::test]
+async fn delivered_through_is_the_lowest_cursor_of_the_named_exports() {
+    let s = setup().await;
+    let store = s.store.as_ref();
+    let named = |list: &[(&str, StartAt)]| -> Vec<(String, StartAt)> {
+        list.iter().map(|(n, s)| ((*n).to_owned(), *s)).collect()
+    };
+    assert_eq!(delivered_through(store, &[]).await.unwrap(), None);
+    assert_eq!(
+        delivered_through(store, &named(&[("late", StartAt::End)]))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        delivered_through(store, &named(&[("new", StartAt::Beginning)]))
+            .await
+            .unwrap(),
+        Some((0, "new".to_owned()))
+    );
+    for (name, seq) in [("ahead", "40"), ("behind", "7"), ("forgotten", "1")] {
+        store
+            .put_setting_if_absent(&Exporter::cursor_setting(name), seq.as_bytes())
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        delivered_through(
+            store,
+            &named(&[("ahead", StartAt::Beginning), ("behind", StartAt::End)])
+        )
+        .await
+        .unwrap(),
+        Some((7, "behind".to_owned())),
+        "the furthest behind; `forgotten` is not configured any more"
+    );
+}

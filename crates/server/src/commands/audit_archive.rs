@@ -3,16 +3,18 @@
 //! `portcullis_audit::archive`). In this order, so no record is lost if anything fails:
 //! the node builds the segment; the CLI writes it (never over an existing file), syncs it,
 //! reads it back and verifies it with the node's public keys (saved beside it as
-//! `FILE.jwks.json`); only then does it ask the node to remove those records.
+//! `FILE.jwks.json`); only then does it ask the node to remove those records, naming the
+//! segment by its signed manifest. If the node refuses (a credential without
+//! `portcullis:admin`, a chain that moved on), the files of this run are removed again: they
+//! archive records that are still live, and would block the next run's `--out`.
 
 use std::io::{Read, Write};
 use std::path::Path;
 
 use portcullis_audit::archive::verify_segment;
 use portcullis_audit::CheckpointKeys;
-use sha2::{Digest, Sha256};
 
-use super::api::AdminApi;
+use super::api::{AdminApi, ApiError};
 use super::output::print_json;
 use super::CommandError;
 use crate::cli::ApiArgs;
@@ -52,17 +54,41 @@ pub fn archive(api: &ApiArgs, before: &str, out: &Path) -> Result<(), CommandErr
         ))
     })?;
     let m = &report.manifest;
-    let purged = admin.call(
-        "POST",
-        "/audit/archive/purge",
-        Some(&serde_json::json!({
-            "first_seq": m.first_seq,
-            "last_seq": m.last_seq,
-            "last_hash": m.last_hash,
-            "checkpoint_seq": m.checkpoint_seq,
-            "segment_sha256": portcullis_core::hex::encode(&Sha256::digest(&written)),
-        })),
-    )?;
+    let manifest = std::str::from_utf8(&written)
+        .ok()
+        .and_then(|text| text.lines().nth(1))
+        .unwrap_or_default();
+    let purged = admin
+        .call(
+            "POST",
+            "/audit/archive/purge",
+            Some(&serde_json::json!({ "manifest": manifest })),
+        )
+        .map_err(|e| {
+            // Only a refusal (4xx) proves the records are still live; after a lost answer or
+            // a server error they may be gone, and the file is then their only copy.
+            let refused =
+                matches!(&e, ApiError::Problem { status, .. } if (400..500).contains(status));
+            if !refused {
+                return CommandError::Failed(format!(
+                    "{e}; the records may or may not have been removed: keep {} and check \
+                     with `portcullis audit verify`",
+                    out.display()
+                ));
+            }
+            let removed = [out, jwks_path.as_path()]
+                .iter()
+                .all(|path| std::fs::remove_file(path).is_ok());
+            CommandError::Failed(if removed {
+                format!("{e}; no record was removed, and the files of this run were deleted")
+            } else {
+                format!(
+                    "{e}; no record was removed; delete {} and {} before the next run",
+                    out.display(),
+                    jwks_path.display()
+                )
+            })
+        })?;
     let summary = serde_json::json!({
         "file": out.display().to_string(),
         "jwks": jwks_path.display().to_string(),

@@ -151,6 +151,214 @@ fn archiving_moves_old_records_to_a_signed_segment_and_both_halves_still_verify(
     assert!(String::from_utf8_lossy(&refused.stderr).contains("append-only"));
 }
 
+/// Removing records takes a segment the deployment built and signed over exactly those
+/// records: an administrator who types a range and hashes (a README walk did, and 29 records
+/// went with no archive anywhere), replays an old manifest or bends one gets a refusal and
+/// the records stay. A credential that may read but not purge leaves no files behind.
+#[test]
+fn a_purge_needs_a_manifest_this_deployment_signed_over_the_live_records() {
+    let tmp = tempfile::tempdir().unwrap();
+    let node = Node::start_in(
+        &tmp.path().join("data"),
+        &[("PORTCULLIS_AUDIT__CHECKPOINT_INTERVAL_SECS", "1")],
+    );
+    let (id, secret) = node.create_client(&["--id", "purged-client"]);
+    assert_eq!(node.token(&id, &secret, "").status, 200);
+    let head = node.cli_json(&["audit", "list", "--limit", "1"])["records"][0]["seq"]
+        .as_i64()
+        .unwrap();
+    let (checkpoint_seq, checkpoint_at) = checkpoint_after(&node, head);
+    let admin = node.admin_token();
+    let reader = node.admin_token_with_scope("audit:read");
+    let purge = |body: Value| {
+        node.request(
+            "POST",
+            "/admin/v1/audit/archive/purge",
+            Some("application/json"),
+            &[("Authorization", &format!("Bearer {admin}"))],
+            body.to_string().as_bytes(),
+        )
+    };
+    let oldest = || {
+        node.cli_json(&["audit", "list", "--limit", "1000"])["records"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()["seq"]
+            .as_i64()
+    };
+
+    // The fields a purge once believed: refused, nothing removed.
+    let typed = purge(serde_json::json!({
+        "first_seq": 1, "last_seq": head, "checkpoint_seq": checkpoint_seq,
+        "last_hash": "0".repeat(64), "segment_sha256": "0".repeat(64),
+    }));
+    assert_eq!(typed.status, 400, "{}", typed.text);
+    assert_eq!(oldest(), Some(1));
+
+    // A real segment's manifest, bent in its signature or its claims: refused.
+    let segment = node.request(
+        "GET",
+        &format!("/admin/v1/audit/archive?before={}", checkpoint_at + 1),
+        None,
+        &[("Authorization", &format!("Bearer {reader}"))],
+        b"",
+    );
+    assert_eq!(segment.status, 200, "{}", segment.text);
+    let manifest = segment.text.lines().nth(1).unwrap().to_owned();
+    let (signed, signature) = manifest.rsplit_once('.').unwrap();
+    let flipped = if signature.starts_with('A') { "B" } else { "A" };
+    let bad_signature = format!("{signed}.{flipped}{}", &signature[1..]);
+    let (header, _claims) = signed.split_once('.').unwrap();
+    let other_claims = base64::Engine::encode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        br#"{"first_seq":1,"last_seq":2}"#,
+    );
+    for (what, bent) in [
+        ("signature", bad_signature),
+        ("claims", format!("{header}.{other_claims}.{signature}")),
+        ("not a JWS", "not-a-jws".to_owned()),
+    ] {
+        let refused = purge(serde_json::json!({ "manifest": bent }));
+        assert_eq!(refused.status, 409, "{what}: {}", refused.text);
+    }
+    assert_eq!(oldest(), Some(1), "nothing was removed");
+
+    // An auditor's credential may build the segment but not purge: no file stays behind.
+    let created = node.cli_json(&[
+        "client",
+        "create",
+        "--name",
+        "reader",
+        "--scope",
+        "audit:read",
+    ]);
+    let credential = tmp.path().join("reader.json");
+    std::fs::write(
+        &credential,
+        serde_json::json!({
+            "client_id": created["client_id"],
+            "client_secret": created["client_secret"],
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let out = tmp.path().join("by-reader.archive");
+    let by_reader = Command::new(support::BIN)
+        .args(["--server", &node.base, "--admin-credential"])
+        .arg(&credential)
+        .args([
+            "audit",
+            "archive",
+            "--before",
+            &(checkpoint_at + 1).to_string(),
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&by_reader.stderr);
+    assert_eq!(by_reader.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("files of this run were deleted"),
+        "{stderr}"
+    );
+    assert!(!out.exists() && !tmp.path().join("by-reader.jwks.json").exists());
+    assert_eq!(oldest(), Some(1));
+
+    // The real manifest purges once; the same manifest again is refused.
+    let purged = purge(serde_json::json!({ "manifest": manifest }));
+    assert_eq!(purged.status, 200, "{}", purged.text);
+    let through = purged.json["archived_through"].as_i64().unwrap();
+    assert_eq!(oldest(), Some(through + 1));
+    let recorded = node.audit_record("audit.archived");
+    let file_sha256 = portcullis_core::hex::encode(&<sha2::Sha256 as sha2::Digest>::digest(
+        segment.text.as_bytes(),
+    ));
+    assert_eq!(
+        recorded["detail"]["segment_sha256"], file_sha256,
+        "the anchor names the file the node built, computed not believed"
+    );
+    let again = purge(serde_json::json!({ "manifest": manifest }));
+    assert_eq!(again.status, 409, "{}", again.text);
+    assert_eq!(node.cli_json(&["audit", "verify"])["ok"], true);
+}
+
+/// An export that has not delivered records holds them live: archiving them would make it
+/// skip them without a word (a README walk saw a SIEM miss three records that way).
+#[test]
+fn records_an_export_has_not_delivered_are_not_archived() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (ca, key) = (tmp.path().join("ca.pem"), tmp.path().join("ca.key"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=siem.test", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&ca)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let config = tmp.path().join("portcullis.toml");
+    // A receiver that is not there: the export keeps its cursor at 0 and retries.
+    std::fs::write(
+        &config,
+        format!(
+            "[[audit.export]]\nname = \"siem\"\nkind = \"syslog\"\n\
+             address = \"127.0.0.1:{}\"\ntls_ca_file = \"{}\"\n",
+            support::free_port(),
+            ca.display()
+        ),
+    )
+    .unwrap();
+    let node = Node::start_with_args(
+        &tmp.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+        &[("PORTCULLIS_AUDIT__CHECKPOINT_INTERVAL_SECS", "1")],
+    );
+    let (id, secret) = node.create_client(&["--id", "held-client"]);
+    assert_eq!(node.token(&id, &secret, "").status, 200);
+    let head = node.cli_json(&["audit", "list", "--limit", "1"])["records"][0]["seq"]
+        .as_i64()
+        .unwrap();
+    let (_, checkpoint_at) = checkpoint_after(&node, head);
+    let out = tmp.path().join("held.archive");
+    let held = node.cli(&[
+        "audit",
+        "archive",
+        "--before",
+        &(checkpoint_at + 1).to_string(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&held.stderr);
+    assert_eq!(held.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("export 'siem' has delivered only"),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+    let oldest = node.cli_json(&["audit", "list", "--limit", "1000"])["records"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()["seq"]
+        .as_i64();
+    assert_eq!(oldest, Some(1), "every record stays live");
+    assert!(node.stop().success());
+}
+
 /// The segments in `dir`, oldest first, each verified offline with the keys saved beside it:
 /// `(first_seq, last_seq, first_prev_hash, last_hash)`.
 fn verified_segments(dir: &std::path::Path) -> Vec<(i64, i64, String, String)> {
