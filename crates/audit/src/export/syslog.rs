@@ -30,6 +30,8 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
+use portcullis_core::audit::{AuditAction, AuditEvent, Outcome};
+
 use super::{record_json, ExportError, ExportSink};
 use crate::sealing::ReadRecord;
 
@@ -48,9 +50,10 @@ pub const DEFAULT_APP_NAME: &str = "portcullis";
 /// (there is no `LOG_AUDIT`) and many relays route it only to a catch-all file.
 const FACILITY: u8 = 10;
 /// Severity `notice` (5): a normal but significant condition.
-const SEVERITY_SUCCESS: u8 = 5;
-/// Severity `warning` (4): for a refusal (and any outcome other than `success`).
-const SEVERITY_FAILURE: u8 = 4;
+const SEVERITY_NOTICE: u8 = 5;
+/// Severity `warning` (4): for a refusal (any outcome other than `success`) and a raised
+/// attack alert.
+const SEVERITY_WARNING: u8 = 4;
 /// The SD-ID of the structured data element. 32473 is the private enterprise number RFC 5612
 /// reserves for documentation and examples; an operator with a PEN of their own can filter on
 /// the name, and a registered one would replace it without changing anything else.
@@ -240,12 +243,7 @@ pub fn frame_into(message: &[u8], out: &mut Vec<u8>) {
 /// hash="…"] BOM{json}`.
 pub fn format_message(record: &ReadRecord, hostname: &str, app_name: &str) -> Vec<u8> {
     let r = &record.record;
-    let severity = if r.event.outcome == "success" {
-        SEVERITY_SUCCESS
-    } else {
-        SEVERITY_FAILURE
-    };
-    let pri = u16::from(FACILITY) * 8 + u16::from(severity);
+    let pri = u16::from(FACILITY) * 8 + u16::from(severity(&r.event));
     let header = format!(
         "<{pri}>1 {timestamp} {hostname} {app_name} - {msgid} [{SD_ID} seq=\"{seq}\" outcome=\"{outcome}\" hash=\"{hash}\"] ",
         timestamp = timestamp(r.event.at),
@@ -262,6 +260,19 @@ pub fn format_message(record: &ReadRecord, hostname: &str, app_name: &str) -> Ve
     message.extend_from_slice(BOM);
     message.extend_from_slice(json.as_bytes());
     message
+}
+
+/// `warning` for what a SIEM filtering on warning and above must see: a refusal, and an
+/// `alert.raised` record, which the detector writes with outcome `success` (raising the alert
+/// succeeded) but which reports an attack; `notice` for everything else.
+fn severity(event: &AuditEvent) -> u8 {
+    if event.outcome != Outcome::Success.as_str()
+        || event.action == AuditAction::AlertRaised.as_str()
+    {
+        SEVERITY_WARNING
+    } else {
+        SEVERITY_NOTICE
+    }
 }
 
 /// RFC 3339 in UTC with whole seconds (`2023-11-14T22:13:20Z`), or the NILVALUE for a time
@@ -383,6 +394,18 @@ mod tests {
         assert!(refused.starts_with(b"<84>1 "), "{:?}", &refused[..8]);
         let odd = format_message(&record(9, "token.refused", "maybe"), "h", "a");
         assert!(odd.starts_with(b"<84>1 "));
+    }
+
+    #[test]
+    fn a_raised_alert_goes_out_as_a_warning_and_its_acknowledgement_as_a_notice() {
+        let raised = format_message(&record(10, "alert.raised", "success"), "h", "a");
+        assert!(raised.starts_with(b"<84>1 "), "{:?}", &raised[..8]);
+        let acknowledged = format_message(&record(11, "alert.acknowledged", "success"), "h", "a");
+        assert!(
+            acknowledged.starts_with(b"<85>1 "),
+            "{:?}",
+            &acknowledged[..8]
+        );
     }
 
     #[test]
