@@ -1083,6 +1083,18 @@ mod tests {
             .collect()
     }
 
+    /// A README walk found `auth_failures_per_address` (then 50 a minute) could never fire:
+    /// the lock-out answers 429, unaudited, after 20 failures a minute from an address.
+    #[test]
+    fn the_address_detection_rule_fires_before_the_lock_out_by_default() {
+        let c = Config::load(None, env(&[])).unwrap();
+        let rule = portcullis_core::detection::default_rule(
+            portcullis_core::detection::RuleKind::AuthFailuresPerAddress,
+        );
+        assert!(rule.threshold < u64::from(c.rate_limit.auth_failures_per_minute));
+        assert!(rule.window_secs <= 60);
+    }
+
     #[test]
     fn defaults_need_no_file() {
         let c = Config::load(None, env(&[])).unwrap();

@@ -95,10 +95,13 @@ pub struct DetectionConfig {
 }
 
 /// The defaults: every rule on, with no automatic action (acting is the operator's choice).
+/// `auth_failures_per_address` stays below the token endpoint's lock-out (`[rate_limit]
+/// auth_failures_per_minute`, 20 by default): locked-out attempts are answered 429 without an
+/// audit record, so a threshold above it could never be reached from one address on one node.
 pub const fn default_rule(kind: RuleKind) -> RuleConfig {
     let (threshold, window_secs, cooldown_secs) = match kind {
         RuleKind::AuthFailuresPerClient => (20, 60, 300),
-        RuleKind::AuthFailuresPerAddress => (50, 60, 300),
+        RuleKind::AuthFailuresPerAddress => (15, 60, 300),
         RuleKind::EnrollFailuresPerDevice => (5, 300, 900),
         RuleKind::EnrollFailuresPerAddress => (20, 300, 900),
         RuleKind::AssertionReplay => (3, 300, 900),
