@@ -112,11 +112,24 @@ pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), ServeError> {
         blocklist: blocklist.clone(),
         audit_exports: config.audit_exports(),
     };
+    // The lines that say where the node listens go to stdout, where tests and scripts read
+    // them — unless an `[[audit.export]]` streams NDJSON there, which must stay one record per
+    // line: then to stderr.
+    let announce_on_stderr = config.audit.export.iter().any(|e| {
+        e.kind == crate::config::AuditExportKind::Ndjson && e.path.as_deref() == Some("-")
+    });
+    let announce = |line: String| {
+        if announce_on_stderr {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    };
     let metrics_task = match metrics_listener {
         Some(listener) => {
             let addr = listener.local_addr().map_err(ServeError::Http)?;
             tracing::info!(%addr, "metrics listening");
-            println!("portcullis metrics on http://{addr}");
+            announce(format!("portcullis metrics on http://{addr}"));
             let app = Router::new()
                 .route("/metrics", get(http_metrics::render))
                 .with_state(metrics.clone());
@@ -167,7 +180,7 @@ pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), ServeError> {
         let scheme = if tls { "mqtts" } else { "mqtt" };
         tracing::info!(%addr, "gateway MQTT listening ({scheme})");
         // Tests and scripts read the MQTT ports from these lines.
-        println!("portcullis gateway on {scheme}://{addr}");
+        announce(format!("portcullis gateway on {scheme}://{addr}"));
         mqtt_tasks.push(tokio::spawn(portcullis_gateway::mqtt::serve(
             listener,
             if tls { tls_config.clone() } else { None },
@@ -185,7 +198,7 @@ pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), ServeError> {
             let tls_app = surfaces.router(Listener::Tls);
             tracing::info!(addr = %tls_local, "portcullis listening (TLS)");
             // Tests and scripts read the TLS port from this line, printed before the plain one.
-            println!("portcullis listening on https://{tls_local}");
+            announce(format!("portcullis listening on https://{tls_local}"));
             // Renewal lives and ends with the listener: aborting this task stops both.
             Some(tokio::spawn(async move {
                 tokio::join!(
@@ -204,7 +217,7 @@ pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), ServeError> {
     if let Some(local) = local {
         tracing::info!(addr = %local, %issuer, "portcullis listening");
         // Tests and scripts wait for this exact line on stdout.
-        println!("portcullis listening on http://{local}");
+        announce(format!("portcullis listening on http://{local}"));
     }
 
     let checkpoint_job = crate::audit_checkpoint::CheckpointJob {

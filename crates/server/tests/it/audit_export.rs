@@ -204,3 +204,67 @@ fn the_sse_stream_follows_the_trail_and_resumes_from_last_event_id() {
     let (text, _) = sse(&node, &auditor, "?after=-1", None, 2);
     assert!(text.contains("status=400"), "{text}");
 }
+
+/// With the NDJSON export on stdout (`path = "-"`), stdout is the trail and nothing else: the
+/// lines saying where the node listens go to stderr then (a README walk found them mixed in).
+#[test]
+fn an_ndjson_export_to_stdout_keeps_stdout_pure() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("portcullis.toml");
+    std::fs::write(
+        &config,
+        "[[audit.export]]\nname = \"out\"\nkind = \"ndjson\"\npath = \"-\"\n",
+    )
+    .unwrap();
+    let mut child = Command::new(support::BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--listen-tls",
+            "127.0.0.1:0",
+        ])
+        .args(["--listen-mqtts", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(tmp.path().join("data"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (stdout, stderr) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let out = std::thread::spawn(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("portcullis listening on http://") {
+                tx.send(url.to_owned()).ok();
+            }
+        }
+    });
+    let listening = rx.recv_timeout(Duration::from_secs(60));
+    // The start's own records (the bootstrap credential, the first checkpoint) are exported
+    // within a poll or two.
+    std::thread::sleep(Duration::from_millis(1500));
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    assert!(listening.is_ok(), "the listening line is on stderr");
+    let lines = out.join().unwrap();
+    assert!(!lines.is_empty(), "records were exported to stdout");
+    for line in &lines {
+        let record: Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not one JSON record per line ({e}): {line}"));
+        assert!(record["seq"].is_i64(), "{line}");
+    }
+}
