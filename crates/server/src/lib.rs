@@ -44,6 +44,7 @@ use config::Config;
 
 /// Parses the command line and runs the command it names.
 pub fn run() -> ExitCode {
+    quiet_on_closed_stdout();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve_command(args),
@@ -132,6 +133,28 @@ pub fn run() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `portcullis audit list | head -1` closes the pipe before the CLI is done printing, and
+/// `println!` then panics with a backtrace ("failed printing to stdout: Broken pipe"). A CLI
+/// ends quietly there, as `cat` does: the reader has what it wanted. Rust ignores SIGPIPE and
+/// offers no safe way to restore it, so the panic is recognised by its message and turned into
+/// exit status 141 (128 + SIGPIPE, what a shell reports for a killed writer); every other panic
+/// is reported as before.
+fn quiet_on_closed_stdout() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        report(info);
+    }));
 }
 
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CommandError> {

@@ -49,6 +49,27 @@ fn the_server_runs_without_transparent_huge_pages() {
     assert_eq!(thp.trim(), "0", "{status}");
 }
 
+/// `portcullis audit list | head -1`: the reader closes the pipe, and the CLI ends quietly
+/// with 141 (128 + SIGPIPE, as a shell reports a killed writer) instead of a panic and a
+/// backtrace (a README walk saw "failed printing to stdout: Broken pipe").
+#[test]
+fn a_closed_stdout_ends_the_cli_quietly() {
+    let node = Node::start();
+    let mut child = std::process::Command::new(support::BIN)
+        .args(["--server", &node.base, "--admin-credential"])
+        .arg(node.admin_credential())
+        .args(["audit", "list"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
 #[test]
 fn admin_flags_are_accepted_before_or_after_the_subcommand() {
     let node = Node::start();
