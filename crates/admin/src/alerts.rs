@@ -191,6 +191,16 @@ pub async fn ack_alert(
     Path(id): Path<String>,
 ) -> Result<Json<AlertView>, AdminError> {
     valid_id(&id)?;
+    // Acknowledging again changes nothing (the first acknowledgement stays), so it records
+    // nothing either: the trail holds one `alert.acknowledged` per alert.
+    let acked_before = state
+        .store
+        .get_alert(&id)
+        .await?
+        .is_some_and(|alert| alert.state == "acknowledged");
+    if acked_before {
+        return shown(&state, &id).await;
+    }
     let now = unix_seconds(std::time::SystemTime::now());
     if !state.store.ack_alert(&id, &caller.actor(), now).await? {
         return Err(AdminError::NotFound(format!("alert {id}")));

@@ -233,10 +233,18 @@ fn a_burst_of_failed_authentication_raises_one_signed_alert_within_a_second_and_
     let acked = node.cli_json(&["alerts", "ack", &alert_id]);
     assert_eq!(acked["state"], "acknowledged");
     assert_eq!(acked["acked_by"], "admin:portcullis-admin");
+    // Again: the first acknowledgement stays, and the trail holds it once.
+    let again = node.cli_json(&["alerts", "ack", &alert_id]);
+    assert_eq!(again["acked_at"], acked["acked_at"]);
     let trail = node
         .cli_json(&["audit", "list", "--limit", "300"])
         .to_string();
     assert!(trail.contains("\"alert.raised\"") && trail.contains("\"alert.acknowledged\""));
+    assert_eq!(
+        trail.matches("\"alert.acknowledged\"").count(),
+        1,
+        "{trail}"
+    );
     let metrics = node.get("/metrics").text;
     assert!(
         metrics.contains("portcullis_alerts_total{rule=\"auth_failures_per_client\"} 1"),
