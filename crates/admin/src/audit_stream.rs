@@ -3,7 +3,10 @@
 //! `data` = the record's JSON, decrypted), so a client that reconnects with `Last-Event-ID`
 //! (browsers' `EventSource` do it by themselves) or `?after=` resumes right after the last
 //! record it got: nothing skipped, nothing repeated. Needs `audit:read`; opening and closing
-//! a stream are audited with the range it delivered.
+//! a stream are audited with the range it delivered. Records archived before the client got
+//! them (`portcullis audit archive`) are not silently passed over: an `event: archived` names
+//! the range (`{"first_seq", "last_seq"}`, with the last as its `id`), which is in the archive
+//! segments.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -83,8 +86,14 @@ pub async fn stream_audit(
         pending: VecDeque::new(),
     };
     let events = stream::unfold(state, |mut state| async move {
-        let record = state.next().await;
-        Some((Ok(event(&record)), state))
+        let item = match state.next().await {
+            Next::Record(record) => event(&record),
+            Next::Archived { first, last } => Event::default()
+                .id(last.to_string())
+                .event("archived")
+                .data(serde_json::json!({"first_seq": first, "last_seq": last}).to_string()),
+        };
+        Some((Ok(item), state))
     });
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
 }
@@ -105,6 +114,16 @@ fn read_event(caller: &AdminCaller, detail: serde_json::Value) -> AuditEvent {
     )
 }
 
+/// What a follower hands out next.
+enum Next {
+    Record(ReadRecord),
+    /// Records `first..=last` left the live store before this client got them.
+    Archived {
+        first: i64,
+        last: i64,
+    },
+}
+
 /// One client's position in the trail.
 struct Follower {
     trail: AuditTrail,
@@ -116,12 +135,24 @@ struct Follower {
 }
 
 impl Follower {
-    /// The next record, waiting for one to be appended if need be.
-    async fn next(&mut self) -> ReadRecord {
+    /// The next record, waiting for one to be appended if need be, or the range archived
+    /// between the last one handed out and it.
+    async fn next(&mut self) -> Next {
         loop {
+            if let Some(record) = self.pending.front() {
+                let seq = record.record.seq;
+                if seq > self.cursor + 1 {
+                    let gap = Next::Archived {
+                        first: self.cursor + 1,
+                        last: seq - 1,
+                    };
+                    self.cursor = seq - 1;
+                    return gap;
+                }
+            }
             if let Some(record) = self.pending.pop_front() {
                 self.cursor = record.record.seq;
-                return record;
+                return Next::Record(record);
             }
             match self.trail.records_after(self.cursor, PAGE).await {
                 Ok(records) if !records.is_empty() => self.pending.extend(records),

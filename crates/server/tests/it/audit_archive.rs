@@ -91,6 +91,28 @@ fn archiving_moves_old_records_to_a_signed_segment_and_both_halves_still_verify(
         .find(|r| r["action"] == "audit.archived")
         .expect("the purge is audited");
     assert_eq!(purge["detail"]["last_seq"].as_i64(), Some(last));
+    // A stream asked for the whole trail is told what went to the archive, not silently
+    // started after it.
+    let streamed = Command::new("curl")
+        .args(["-sN", "--max-time", "2", "-H"])
+        .arg(format!(
+            "Authorization: Bearer {}",
+            node.admin_token_with_scope("audit:read")
+        ))
+        .arg(format!("{}/admin/v1/audit/stream?after=0", node.base))
+        .output()
+        .unwrap();
+    let streamed = String::from_utf8_lossy(&streamed.stdout);
+    let first_event: Vec<&str> = streamed.lines().take_while(|l| !l.is_empty()).collect();
+    assert!(first_event.contains(&"event: archived"), "{streamed}");
+    assert!(
+        first_event.contains(&format!("data: {{\"first_seq\":1,\"last_seq\":{last}}}").as_str()),
+        "{streamed}"
+    );
+    assert!(
+        streamed.contains(&format!("id: {}\n", last + 1)),
+        "then the live records"
+    );
 
     // The segment verifies offline with the saved public keys; any changed byte fails.
     let ok = verify_archive(&out, &jwks);
