@@ -36,6 +36,11 @@ pub struct FederationView {
     /// Set through `PUT /federation`.
     #[schema(value_type = TrustSetSchema)]
     pub admin: TrustSet,
+    /// What would make a policy refuse every token though the trust is valid: a client it
+    /// maps to that does not exist or is disabled (a policy may be written before its client,
+    /// so this is said, not refused).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// Where the trust lives; the server implements it over the authorization server.

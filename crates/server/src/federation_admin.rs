@@ -8,8 +8,10 @@ use async_trait::async_trait;
 use portcullis_admin::federation::{FederationAdmin, FederationView};
 use portcullis_admin::AdminError;
 use portcullis_core::federation::TrustSet;
+use portcullis_core::ClientId;
 use portcullis_oauth::federation::TrustError;
 use portcullis_oauth::AuthServer;
+use portcullis_ports::{ClientRegistry as _, PortError};
 use portcullis_store::StoreError;
 
 /// The federation trust as the admin API manages it.
@@ -18,9 +20,36 @@ pub struct OAuthFederationAdmin {
 }
 
 impl OAuthFederationAdmin {
-    fn view(&self) -> FederationView {
+    async fn view(&self) -> Result<FederationView, AdminError> {
         let (config, admin) = self.server.federation().parts();
-        FederationView { config, admin }
+        let mut warnings = Vec::new();
+        for policy in config.policies.iter().chain(&admin.policies) {
+            let client = match ClientId::parse(policy.client_id.as_str()) {
+                Ok(id) => match self.server.client(&id).await {
+                    Ok(client) => Some(client),
+                    Err(PortError::UnknownClient(_)) => None,
+                    Err(e) => return Err(e.into()),
+                },
+                Err(_) => None,
+            };
+            match client {
+                Some(client) if client.enabled => {}
+                Some(_) => warnings.push(format!(
+                    "policy {} maps to client {}, which is disabled: its tokens are refused",
+                    policy.name, policy.client_id
+                )),
+                None => warnings.push(format!(
+                    "policy {} maps to client {}, which does not exist: create it, or its \
+                     tokens are refused",
+                    policy.name, policy.client_id
+                )),
+            }
+        }
+        Ok(FederationView {
+            config,
+            admin,
+            warnings,
+        })
     }
 }
 
@@ -39,7 +68,7 @@ fn admin_error(e: TrustError) -> AdminError {
 #[async_trait]
 impl FederationAdmin for OAuthFederationAdmin {
     async fn federation(&self) -> Result<FederationView, AdminError> {
-        Ok(self.view())
+        self.view().await
     }
 
     async fn set_federation(
@@ -51,6 +80,6 @@ impl FederationAdmin for OAuthFederationAdmin {
             .set_federation(actor, admin)
             .await
             .map_err(admin_error)?;
-        Ok(self.view())
+        self.view().await
     }
 }

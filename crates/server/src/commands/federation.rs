@@ -20,6 +20,9 @@ pub fn run(cmd: FederationCommand, api: &ApiArgs) -> Result<(), CommandError> {
         }
     };
     print_json(&shown);
+    for warning in shown["warnings"].as_array().into_iter().flatten() {
+        eprintln!("warning: {}", warning.as_str().unwrap_or_default());
+    }
     Ok(())
 }
 

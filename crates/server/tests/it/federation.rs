@@ -63,6 +63,23 @@ fn a_service_account_token_becomes_a_token_of_the_mapped_client() {
     );
     assert!(answer.json["expires_in"].as_i64().unwrap() <= 600);
 
+    // A token expiring in 30 s gets a token that ends with it, not the client's TTL.
+    let mut expiring = k8s.service_account_claims("prod", "payments", K8S_AUDIENCE);
+    let external_exp = support::gateway::now() + 30;
+    expiring["exp"] = json!(external_exp);
+    let answer = exchange(&node, &k8s.sign(&expiring), &[]);
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert!(
+        answer.json["expires_in"].as_i64().unwrap() <= 30,
+        "{}",
+        answer.text
+    );
+    let payload = jwt_payload(answer.json["access_token"].as_str().unwrap());
+    assert!(
+        payload["exp"].as_i64().unwrap() <= external_exp,
+        "{payload}"
+    );
+
     // The same grant with a DPoP proof gives a bound token.
     let key = DpopKey::new(Algorithm::ES256);
     let proof = key.proof("POST", &format!("{}/oauth2/token", node.base), None, None);
@@ -138,7 +155,8 @@ fn hostile_assertions_are_refused() {
         ("alg none", format!("{}.{}.", b64(&json!({"alg": "none"})), b64(&good()))),
         ("alg swap to HS256", format!("{}.{}.c2ln", b64(&json!({"alg": "HS256", "kid": k8s.kid()})), b64(&good()))),
         ("alg swap to EdDSA", k8s.sign_with_header(&json!({"alg": "EdDSA", "kid": k8s.kid()}), &good())),
-        ("expired", k8s.sign(&bent("exp", json!(now - 120)))),
+        // Within the 60 s skew iat and nbf get, but exp gets none.
+        ("expired 30 s ago", k8s.sign(&bent("exp", json!(now - 30)))),
         ("issued in the future", k8s.sign(&bent("iat", json!(now + 300)))),
         ("not valid yet", k8s.sign(&bent("nbf", json!(now + 300)))),
         ("lives longer than allowed", k8s.sign(&bent("exp", json!(now + 7200)))),
@@ -303,6 +321,29 @@ claims = {{ sub = "system:serviceaccount:edge:agent" }}
         }),
         "{audit}"
     );
+    assert!(shown.get("warnings").is_none(), "{shown}");
+
+    // A policy whose client does not exist yet is taken (the client may follow) and said.
+    std::fs::write(
+        &file,
+        format!(
+            "[[issuers]]\nname = \"edge-cluster\"\nissuer = \"{}\"\naudience = \"portcullis-edge\"\n\
+             [[policies]]\nname = \"later\"\nissuer = \"edge-cluster\"\nclient_id = \"not-yet\"\n\
+             claims = {{ sub = \"a\" }}\n",
+            k8s.base
+        ),
+    )
+    .unwrap();
+    let warned = node.cli(&["--json", "federation", "set", file.to_str().unwrap()]);
+    assert!(warned.status.success());
+    let shown: serde_json::Value = serde_json::from_slice(&warned.stdout).unwrap();
+    assert_eq!(
+        shown["warnings"][0],
+        "policy later maps to client not-yet, which does not exist: create it, or its tokens \
+         are refused",
+        "{shown}"
+    );
+    assert!(String::from_utf8_lossy(&warned.stderr).contains("warning: policy later"));
 }
 
 /// A build without the `saml` feature cannot verify SAML signatures: the grant is refused as
