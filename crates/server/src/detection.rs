@@ -306,6 +306,17 @@ impl Detector {
         if let Some(map) = detail.as_object_mut() {
             map.insert("action_taken".into(), action.clone().into());
         }
+        // The stored alert gets it too, so `alerts show` says what was done, as the audit
+        // record and the webhook do.
+        let stored = match self.audit.sealer() {
+            Some(sealer) => sealer.seal_value(&alert.id, &detail).ok(),
+            None => Some(detail.to_string()),
+        };
+        if let Some(stored) = stored {
+            if let Err(e) = self.store.set_alert_detail(&alert.id, &stored).await {
+                tracing::warn!(error = %e, rule, "the alert's action could not be stored with it");
+            }
+        }
         if self
             .audit
             .commit(AuditEvent {

@@ -696,6 +696,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// acknowledging an acknowledged alert changes nothing (the first acknowledgement stays)
     /// and returns Ok(true).
     async fn ack_alert(&self, id: &str, by: &str, at: i64) -> Result<bool, StoreError>;
+    /// Replaces an alert's (sealed) detail: the node that raised it adds what its automatic
+    /// action did, which is known only after the insert decided who acts. Ok(false) if there
+    /// is no such alert.
+    async fn set_alert_detail(&self, id: &str, detail: &str) -> Result<bool, StoreError>;
 }
 
 #[cfg(test)]

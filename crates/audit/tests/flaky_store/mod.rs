@@ -409,4 +409,7 @@ impl Store for FlakyStore {
     async fn ack_alert(&self, id: &str, by: &str, at: i64) -> Result<bool, StoreError> {
         self.inner.ack_alert(id, by, at).await
     }
+    async fn set_alert_detail(&self, id: &str, detail: &str) -> Result<bool, StoreError> {
+        self.inner.set_alert_detail(id, detail).await
+    }
 }

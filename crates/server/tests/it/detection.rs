@@ -225,6 +225,10 @@ fn a_burst_of_failed_authentication_raises_one_signed_alert_within_a_second_and_
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(listed[0]["state"], "open");
     assert_eq!(listed[0]["detail"]["key"], "client stuffed-client");
+    assert_eq!(
+        listed[0]["detail"]["action_taken"], alert["action_taken"],
+        "the stored alert says what was done, as the webhook does"
+    );
     // The client was disabled: its right secret no longer gets a token.
     assert_eq!(node.token(&id, &secret, "").status, 401);
     assert_eq!(node.cli_json(&["client", "show", &id])["enabled"], false);

@@ -369,9 +369,25 @@ pub async fn alerts_are_raised_once_listed_newest_first_and_acknowledged(store: 
         .expect("ack again"));
     assert_eq!(
         store.get_alert(&id("a")).await.expect("get"),
-        Some(acked),
+        Some(acked.clone()),
         "the first acknowledgement stays"
     );
+    // The raising node adds what its action did; nothing else changes.
+    assert!(store
+        .set_alert_detail(&id("a"), "sealed detail with the action")
+        .await
+        .expect("set detail"));
+    assert_eq!(
+        store.get_alert(&id("a")).await.expect("get"),
+        Some(StoredAlert {
+            detail: "sealed detail with the action".to_owned(),
+            ..acked
+        })
+    );
+    assert!(!store
+        .set_alert_detail(&id("none"), "x")
+        .await
+        .expect("set detail of unknown"));
 
     // The state filter, alone and with the cursor.
     assert_eq!(

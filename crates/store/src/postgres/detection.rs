@@ -211,3 +211,17 @@ fn alert_from_row(
         acked_at,
     }
 }
+
+pub(super) async fn set_alert_detail(
+    pool: &PgPool,
+    id: &str,
+    detail: &str,
+) -> Result<bool, StoreError> {
+    let updated = sqlx::query("UPDATE alerts SET detail = $1 WHERE id = $2")
+        .bind(detail)
+        .bind(id)
+        .execute(pool)
+        .await?
+        .rows_affected();
+    Ok(updated == 1)
+}

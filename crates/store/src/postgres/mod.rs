@@ -641,6 +641,10 @@ impl Store for PostgresStore {
     async fn ack_alert(&self, id: &str, by: &str, at: i64) -> Result<bool, StoreError> {
         detection::ack_alert(&self.pool, id, by, at).await
     }
+
+    async fn set_alert_detail(&self, id: &str, detail: &str) -> Result<bool, StoreError> {
+        detection::set_alert_detail(&self.pool, id, detail).await
+    }
 }
 
 #[cfg(test)]

@@ -234,3 +234,17 @@ fn alert_from_row(
         acked_at,
     }
 }
+
+pub(super) async fn set_alert_detail(
+    pool: &SqlitePool,
+    id: &str,
+    detail: &str,
+) -> Result<bool, StoreError> {
+    let updated = sqlx::query("UPDATE alerts SET detail = ? WHERE id = ?")
+        .bind(detail)
+        .bind(id)
+        .execute(pool)
+        .await?
+        .rows_affected();
+    Ok(updated == 1)
+}

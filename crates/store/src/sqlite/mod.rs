@@ -616,6 +616,11 @@ impl Store for SqliteStore {
         let _writer = self.writer.lock().await;
         detection::ack_alert(&self.pool, id, by, at).await
     }
+
+    async fn set_alert_detail(&self, id: &str, detail: &str) -> Result<bool, StoreError> {
+        let _writer = self.writer.lock().await;
+        detection::set_alert_detail(&self.pool, id, detail).await
+    }
 }
 
 #[cfg(test)]
