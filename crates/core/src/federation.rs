@@ -16,7 +16,10 @@ use crate::{ClientId, CoreError, ScopeSet, UnixTime};
 
 /// Longest accepted external token lifetime when an issuer sets none: a day.
 pub const DEFAULT_MAX_LIFETIME_SECS: u32 = 86_400;
-/// Clock skew tolerated on `iat`, `nbf` and `exp` of external tokens.
+/// Clock skew tolerated on `iat` and `nbf` of external tokens: a token issued by a clock a
+/// little ahead of ours is not refused. Not on `exp` (which RFC 7523 §3 item 4 would allow):
+/// the issued token must end no later than the outside one, and a token accepted after its
+/// `exp` could not.
 pub const SKEW_SECS: i64 = 60;
 
 /// An outside issuer whose tokens may be exchanged (`[[federation.issuers]]`).
@@ -170,7 +173,8 @@ impl TrustedIssuer {
             .get("exp")
             .and_then(Value::as_i64)
             .ok_or(MissingClaim("exp"))?;
-        if exp <= now - SKEW_SECS {
+        // RFC 7523 §3 item 4, without the skew it allows: see SKEW_SECS.
+        if exp <= now {
             return Err(Expired);
         }
         for name in ["iat", "nbf"] {

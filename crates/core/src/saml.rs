@@ -18,7 +18,9 @@ pub const BEARER_METHOD: &str = "urn:oasis:names:tc:SAML:2.0:cm:bearer";
 /// Default longest lifetime of an assertion (issue instant to expiry): SAML assertions for
 /// this grant are minted for the request, so an hour is generous.
 pub const DEFAULT_MAX_LIFETIME_SECS: u32 = 3600;
-/// Clock skew tolerated on every instant of an assertion.
+/// Clock skew tolerated on `NotBefore` and `IssueInstant`: an assertion minted by a clock a
+/// little ahead of ours is not refused. Not on `NotOnOrAfter`: the issued token must end no
+/// later than the assertion, and one accepted after its expiry could not.
 pub const SKEW_SECS: i64 = 60;
 /// Claim names that the assertion itself fills; attributes with these names are not copied.
 const RESERVED_CLAIMS: [&str; 3] = ["iss", "sub", "name_id_format"];
@@ -221,10 +223,8 @@ impl SamlAssertion {
         if !conditions.audience_restrictions.iter().all(names_us) {
             return Err(WrongAudience);
         }
-        if conditions
-            .not_on_or_after
-            .is_some_and(|t| t <= now - SKEW_SECS)
-        {
+        // SAML core §2.5.1.2: invalid on or after NotOnOrAfter; no skew (see SKEW_SECS).
+        if conditions.not_on_or_after.is_some_and(|t| t <= now) {
             return Err(Expired);
         }
         let future = |t: Option<UnixTime>| t.is_some_and(|t| t > now + SKEW_SECS);
@@ -247,7 +247,7 @@ impl SamlAssertion {
                 refusal = WrongRecipient;
                 continue;
             }
-            if until <= now - SKEW_SECS {
+            if until <= now {
                 refusal = Expired;
                 continue;
             }

@@ -21,7 +21,7 @@ use portcullis_core::token::{
     parse_token_request, AccessTokenClaims, Audience, Confirmation, FederatedSubject, Grant,
     TokenRequest,
 };
-use portcullis_core::{ClientId, ErrorCode, OAuthError, ScopeSet};
+use portcullis_core::{ClientId, ErrorCode, OAuthError, ScopeSet, UnixTime};
 use serde::Serialize;
 
 use crate::client_auth::{authenticate_request, AuthenticatedClient};
@@ -105,6 +105,7 @@ async fn issue_access_token(
         method,
         allowed,
         ttl_secs,
+        ends,
         federated,
         exchanged,
     } = authorize(server, addr, &request, grant, claimed).await?;
@@ -128,6 +129,7 @@ async fn issue_access_token(
     };
     let jti = URL_SAFE_NO_PAD.encode(portcullis_keys::random_id::<16>()?);
     let now = server.now();
+    let ttl_secs = token_lifetime(ttl_secs, ends, now)?;
     let mut claims =
         AccessTokenClaims::for_client(issuer, &client, audience, &scopes, now, ttl_secs, jti);
     let policy = federated.as_ref().map(|(_, policy)| policy.clone());
@@ -230,8 +232,11 @@ struct Granted {
     method: &'static str,
     /// The scopes it may ask for; `None`: the client's own (not copied for every token).
     allowed: Option<ScopeSet>,
-    /// The token's lifetime: the client's, or less so it ends with the outside token.
+    /// The token's longest lifetime: the client's.
     ttl_secs: u32,
+    /// When the credential the token is granted on ends (an outside token or assertion, an
+    /// exchanged token), and the refusal if it has by the time the token is signed.
+    ends: Option<(UnixTime, &'static str)>,
     /// For the JWT bearer grant: the outside subject and the policy that mapped it.
     federated: Option<(FederatedSubject, String)>,
     /// For token exchange: the subject, audiences, actor chain and rule.
@@ -255,6 +260,7 @@ async fn authorize(
             Ok(Granted {
                 allowed: None,
                 ttl_secs: client.token_ttl_secs,
+                ends: None,
                 client,
                 method: method.as_str(),
                 federated: None,
@@ -266,12 +272,10 @@ async fn authorize(
             let AuthenticatedClient { client, method } =
                 authenticate_request(server, addr, request, claimed).await?;
             let exchanged = server.exchange_token(&exchange, &client.client_id).await?;
-            let left = exchanged.expires_at.saturating_sub(server.now());
             Ok(Granted {
                 allowed: Some(exchanged.scopes.clone()),
-                ttl_secs: u32::try_from(left.max(1))
-                    .unwrap_or(u32::MAX)
-                    .min(client.token_ttl_secs),
+                ttl_secs: client.token_ttl_secs,
+                ends: Some((exchanged.expires_at, "the subject token has expired")),
                 client,
                 method: method.as_str(),
                 federated: None,
@@ -292,23 +296,43 @@ async fn authorize(
                 server.federated_grant(assertion, client_id).await?
             };
             *claimed = Some(granted.client.client_id.clone());
-            let left = granted.expires_at.saturating_sub(server.now());
-            let ttl_secs = u32::try_from(left.max(1))
-                .unwrap_or(u32::MAX)
-                .min(granted.client.token_ttl_secs);
             Ok(Granted {
                 method: authenticated
                     .map_or(if saml { "saml2_bearer" } else { "jwt_bearer" }, |a| {
                         a.method.as_str()
                     }),
                 allowed: Some(granted.scopes),
-                ttl_secs,
+                ttl_secs: granted.client.token_ttl_secs,
+                ends: Some((granted.expires_at, "the assertion has expired")),
                 client: granted.client,
                 federated: Some((granted.subject, granted.policy)),
                 exchanged: None,
             })
         }
     }
+}
+
+/// The lifetime of a token signed at `now`: `ttl_secs`, cut so that the token ends no later
+/// than the credential it is granted on. Counted from the instant the token is signed, not
+/// from when the credential was checked, so the time spent in between (DPoP, store round
+/// trips) cannot carry the token past it; a credential that ended meanwhile is refused with
+/// `invalid_grant`, never given a token of a second.
+fn token_lifetime(
+    ttl_secs: u32,
+    ends: Option<(UnixTime, &'static str)>,
+    now: UnixTime,
+) -> Result<u32, Error> {
+    let Some((ends_at, expired)) = ends else {
+        return Ok(ttl_secs);
+    };
+    let left = ends_at.saturating_sub(now);
+    if left <= 0 {
+        return Err(Error::OAuth(OAuthError::new(
+            ErrorCode::InvalidGrant,
+            expired,
+        )));
+    }
+    Ok(u32::try_from(left).unwrap_or(u32::MAX).min(ttl_secs))
 }
 
 /// Whether the request tries to authenticate a client (a header, a secret or an assertion in
@@ -375,4 +399,38 @@ fn audit_refusal(server: &AuthServer, claimed: Option<&ClientId>, error: &Error,
             },
         },
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: UnixTime = 1_800_000_000;
+
+    #[test]
+    fn a_token_never_outlives_the_credential_it_is_granted_on() {
+        let expired = "the assertion has expired";
+        // Expiring in 30 s: the token lives 30 s at most, whatever the client's TTL.
+        assert_eq!(
+            token_lifetime(600, Some((NOW + 30, expired)), NOW).ok(),
+            Some(30)
+        );
+        // The client's TTL, when shorter, still bounds it.
+        assert_eq!(
+            token_lifetime(10, Some((NOW + 30, expired)), NOW).ok(),
+            Some(10)
+        );
+        assert_eq!(token_lifetime(600, None, NOW).ok(), Some(600));
+        // Ended by the time the token is signed (checked a moment earlier): refused, not a
+        // token of one second that ends after it.
+        for ends_at in [NOW, NOW - 30] {
+            match token_lifetime(600, Some((ends_at, expired)), NOW) {
+                Err(Error::OAuth(e)) => {
+                    assert_eq!(e.code, ErrorCode::InvalidGrant);
+                    assert_eq!(e.description, expired);
+                }
+                other => panic!("{ends_at}: {other:?}"),
+            }
+        }
+    }
 }

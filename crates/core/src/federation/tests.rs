@@ -144,6 +144,24 @@ fn each_issuer_rule_is_enforced() {
 }
 
 #[test]
+fn an_exp_gets_no_skew_so_the_issued_token_cannot_outlive_the_outside_token() {
+    let expiring = |exp: i64| {
+        let mut c = sa_token();
+        c.insert("exp".into(), json!(exp));
+        k8s().check_claims(&c, NOW)
+    };
+    assert_eq!(expiring(NOW - 30), Err(ExternalTokenError::Expired));
+    assert_eq!(expiring(NOW), Err(ExternalTokenError::Expired));
+    // Expiring in 30 s: accepted, and the expiry the token is held to is that one.
+    assert_eq!(expiring(NOW + 30), Ok(NOW + 30));
+    // iat and nbf keep their skew: an issuer whose clock is 30 s ahead of ours is fine.
+    let mut ahead = sa_token();
+    ahead.insert("iat".into(), json!(NOW + 30));
+    ahead.insert("nbf".into(), json!(NOW + 30));
+    assert_eq!(k8s().check_claims(&ahead, NOW), Ok(NOW + 3000));
+}
+
+#[test]
 fn a_policy_matches_only_string_claims() {
     let mut p = policy("system:serviceaccount:prod:*");
     p.claims.insert("kubernetes.io".into(), "*prod*".into());

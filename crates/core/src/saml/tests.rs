@@ -150,6 +150,31 @@ fn each_rule_refuses_with_its_own_reason() {
 }
 
 #[test]
+fn an_expiry_gets_no_skew_so_the_issued_token_cannot_outlive_the_assertion() {
+    let expiring = |conditions: i64, confirmation: i64| {
+        let mut a = assertion();
+        a.conditions.as_mut().unwrap().not_on_or_after = Some(conditions);
+        a.confirmations[0].not_on_or_after = Some(confirmation);
+        check(&a)
+    };
+    use SamlRuleError::Expired;
+    assert_eq!(expiring(NOW - 30, NOW - 30), Err(Expired));
+    assert_eq!(expiring(NOW - 30, NOW + 200), Err(Expired));
+    assert_eq!(expiring(NOW + 200, NOW - 30), Err(Expired));
+    // NotOnOrAfter is exclusive: at that very second the assertion is no longer valid.
+    assert_eq!(expiring(NOW, NOW + 200), Err(Expired));
+    assert_eq!(expiring(NOW + 200, NOW), Err(Expired));
+    // Expiring in 30 s: accepted, and the expiry the token is held to is that one.
+    assert_eq!(expiring(NOW + 30, NOW + 200), Ok(NOW + 30));
+    assert_eq!(expiring(NOW + 200, NOW + 30), Ok(NOW + 30));
+    // NotBefore and IssueInstant keep their skew: a clock 30 s ahead of ours is fine.
+    let mut ahead = assertion();
+    ahead.issue_instant = NOW + 30;
+    ahead.conditions.as_mut().unwrap().not_before = Some(NOW + 30);
+    assert_eq!(check(&ahead), Ok(NOW + 200));
+}
+
+#[test]
 fn a_second_good_confirmation_rescues_a_bad_one() {
     let mut a = assertion();
     let mut bad = a.confirmations[0].clone();

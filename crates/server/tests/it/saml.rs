@@ -92,6 +92,20 @@ fn an_xmlsec1_signed_assertion_becomes_a_token_of_the_mapped_client_once() {
     assert_eq!(payload["scope"], "invoices:read");
     assert!(payload["exp"].as_i64().unwrap() <= assertion.confirmation_not_on_or_after);
 
+    // An assertion expiring in 30 s gets a token that ends with it, not the client's TTL.
+    let mut expiring = Assertion::new(&corp, &endpoint(&node), &node.base, "billing-batch-7");
+    expiring.not_on_or_after = support::gateway::now() + 30;
+    expiring.confirmation_not_on_or_after = expiring.not_on_or_after;
+    let answer = exchange(&node, &expiring.signed(&corp), &[]);
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert!(
+        answer.json["expires_in"].as_i64().unwrap() <= 30,
+        "{}",
+        answer.text
+    );
+    let payload = jwt_payload(answer.json["access_token"].as_str().unwrap());
+    assert!(payload["exp"].as_i64().unwrap() <= expiring.not_on_or_after);
+
     // RFC 7522 §3 item 8: an assertion ID is spent once.
     let replay = exchange(&node, &signed, &[]);
     refused(&replay, "invalid_grant", "already used", "replay");
@@ -206,12 +220,13 @@ fn hostile_saml_assertions_are_refused() {
 
     let cases: Vec<(&str, String, &str, &str)> = vec![
         (
-            "expired",
+            // Within the 60 s skew NotBefore gets, but an expiry gets none.
+            "expired 30 s ago",
             bent(&|a| {
                 a.issue_instant = now - 900;
                 a.not_before = now - 900;
-                a.not_on_or_after = now - 120;
-                a.confirmation_not_on_or_after = now - 120;
+                a.not_on_or_after = now - 30;
+                a.confirmation_not_on_or_after = now - 30;
             }),
             "invalid_grant",
             "has expired",
