@@ -21,7 +21,8 @@
 #      series it records) is queried: an error, an empty result or only NaN fails the check,
 #      naming the panel or rule. Every rule, alerting rules included, must evaluate without
 #      error (health "ok" in /api/v1/rules). The node's detection thresholds are lowered so
-#      the load's wrong secrets raise alerts (portcullis_alerts_total).
+#      the load's wrong secrets raise alerts (portcullis_alerts_total) and the address guessing
+#      enrollment secrets is blocked (portcullis_blocked_requests_total).
 #
 # usage: deploy/monitoring/check.sh   (exits 1 on any failure; about 30 s)
 # env: PORTCULLIS_BIN (default target/debug/portcullis), PORTCULLIS_INTEROP_DIR (see
@@ -80,7 +81,7 @@ metrics_port=$(free_port)
 start_node PORTCULLIS_SERVER__METRICS_LISTEN="127.0.0.1:$metrics_port" \
   PORTCULLIS_SERVER__TRUSTED_PROXIES='["127.0.0.1/32"]' \
   PORTCULLIS_PKI__OCSP_FRESH_SIGNATURES_PER_SEC=2 \
-  PORTCULLIS_DETECTION__RULES='{ auth_failures_per_client = { threshold = 3 }, auth_failures_per_address = { threshold = 5 } }' \
+  PORTCULLIS_DETECTION__RULES='{ auth_failures_per_client = { threshold = 3 }, auth_failures_per_address = { threshold = 5 }, enroll_failures_per_address = { threshold = 3, action = { block = 600 } } }' \
   PORTCULLIS_AUDIT__EXPORT="[{ name = \"file\", kind = \"ndjson\", path = \"$work/audit-export.ndjson\" }]"
 for ((i = 0; i < 50; i++)); do
   curl -sf -o /dev/null "http://127.0.0.1:$metrics_port/metrics" && break
@@ -170,7 +171,7 @@ running() { [[ ! -e $work/stop ]]; }
 load_pids+=($!)
 (
   # EST: a new device enrolls, meter-cert re-enrolls with its certificate, and someone
-  # guesses an enrollment secret (from an address of its own).
+  # guesses an enrollment secret (from an address of its own, blocked after three guesses).
   n=0
   while running; do
     n=$((n + 1))
