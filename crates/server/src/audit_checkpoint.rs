@@ -21,6 +21,10 @@ use tokio::task::JoinHandle;
 use crate::bootstrap::unix_now;
 use crate::serve_error::CheckpointError;
 
+/// Gauge: the audit chain's last sequence number, as the `audit-checkpoint` lease holder last
+/// read it (set every `checkpoint_interval_secs`).
+pub const HEAD_SEQ_METRIC: &str = "portcullis_audit_head_seq";
+
 /// The lease that makes one node take checkpoints.
 const CHECKPOINT_LEASE: &str = "audit-checkpoint";
 /// The lease outlives a few missed ticks (and never less than 10 s, as key rotation's does),
@@ -85,6 +89,11 @@ impl CheckpointJob {
             .list_audit_desc(i64::MAX, 1)
             .await
             .map_err(CheckpointError::Head)?;
+        if let Some(head) = head.first() {
+            // The lease holder's view of the chain's head, every tick: with
+            // `portcullis_audit_exported_seq`, how far each export lags.
+            metrics::gauge!(HEAD_SEQ_METRIC).set(head.seq as f64);
+        }
         let Some(head) = head.first().filter(|head| checkpoint_due(Some(head))) else {
             return Ok(None);
         };

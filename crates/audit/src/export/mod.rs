@@ -183,7 +183,14 @@ impl Exporter {
         }
         let (cursor, stored) = match held.position.take() {
             Some(position) => position,
-            None => self.cursor().await?,
+            None => {
+                let (cursor, stored) = self.cursor().await?;
+                // Shown from the start, not only after a first delivery: an export that
+                // never delivered is the one to see.
+                metrics::gauge!(EXPORTED_SEQ_METRIC, "export" => self.name.clone())
+                    .set(cursor as f64);
+                (cursor, stored)
+            }
         };
         let records = self
             .store

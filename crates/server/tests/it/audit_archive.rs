@@ -371,6 +371,13 @@ fn records_an_export_has_not_delivered_are_not_archived() {
         "{stderr}"
     );
     assert!(!out.exists());
+    // Both ends of the lag are on /metrics, the export's from its start (it never delivered).
+    let metrics = node.get("/metrics").text;
+    assert!(
+        metrics.contains("portcullis_audit_exported_seq{export=\"siem\"} 0"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("portcullis_audit_head_seq "), "{metrics}");
     let oldest = node.cli_json(&["audit", "list", "--limit", "1000"])["records"]
         .as_array()
         .unwrap()
