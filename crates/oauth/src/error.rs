@@ -9,7 +9,7 @@
 use axum::body::Body;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use portcullis_core::{ErrorCode, OAuthError};
+use portcullis_core::{ClientId, ErrorCode, OAuthError};
 use portcullis_keys::KeyError;
 use portcullis_store::StoreError;
 use serde::Serialize;
@@ -31,9 +31,11 @@ pub enum Error {
     },
     /// A single-use credential came a second time (a DPoP proof, an outside token's `jti`):
     /// answered exactly as [`Error::OAuth`]; audited with reason `replay`, which attack
-    /// detection counts as it counts replayed client assertions.
+    /// detection counts as it counts replayed client assertions — per client: the one the
+    /// replayed credential maps to, when no client authenticated (an outside token or SAML
+    /// assertion sent alone), else the authenticated one.
     #[error("{0}")]
-    Replayed(OAuthError),
+    Replayed(OAuthError, Option<ClientId>),
     /// RFC 9449 §8: the DPoP proof must carry the server nonce, which the answer's
     /// `DPoP-Nonce` header gives; answered 400 `use_dpop_nonce`.
     #[error("a DPoP nonce is required")]
@@ -73,7 +75,7 @@ impl Error {
     pub fn audit_reason(&self) -> Option<&'static str> {
         match self {
             Error::ClientAuth { reason, .. } => Some(reason),
-            Error::Replayed(_) => Some(portcullis_core::detection::REASON_REPLAY),
+            Error::Replayed(..) => Some(portcullis_core::detection::REASON_REPLAY),
             _ => None,
         }
     }
@@ -81,7 +83,7 @@ impl Error {
     /// The OAuth error code the caller sees, for audit records and metrics.
     pub fn code(&self) -> ErrorCode {
         match self {
-            Error::OAuth(e) | Error::ClientAuth { error: e, .. } | Error::Replayed(e) => e.code,
+            Error::OAuth(e) | Error::ClientAuth { error: e, .. } | Error::Replayed(e, _) => e.code,
             Error::UseDpopNonce { .. } => ErrorCode::UseDpopNonce,
             Error::RateLimited { .. } => ErrorCode::SlowDown,
             Error::BodyTooLarge { .. } => ErrorCode::InvalidRequest,
@@ -149,7 +151,7 @@ fn status_of(code: ErrorCode) -> StatusCode {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         match self {
-            Error::OAuth(e) | Error::ClientAuth { error: e, .. } | Error::Replayed(e) => {
+            Error::OAuth(e) | Error::ClientAuth { error: e, .. } | Error::Replayed(e, _) => {
                 render(e.code, &e.description, status_of(e.code))
             }
             Error::UseDpopNonce { nonce } => {

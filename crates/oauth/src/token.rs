@@ -357,10 +357,13 @@ async fn dpop_key(server: &AuthServer, proof: &str) -> Result<String, Error> {
         .await
     {
         Ok(verified) => Ok(verified.jkt),
-        Err(ProofRefusal::Replayed) => Err(Error::Replayed(OAuthError::new(
-            ErrorCode::InvalidDpopProof,
-            "the DPoP proof was already used",
-        ))),
+        Err(ProofRefusal::Replayed) => Err(Error::Replayed(
+            OAuthError::new(
+                ErrorCode::InvalidDpopProof,
+                "the DPoP proof was already used",
+            ),
+            None,
+        )),
         Err(ProofRefusal::Invalid(why)) => Err(invalid_dpop_proof(why)),
         Err(ProofRefusal::NonceRequired) => Err(Error::UseDpopNonce {
             nonce: server.dpop.nonce(server.now()),
@@ -387,7 +390,11 @@ fn audit_refusal(server: &AuthServer, claimed: Option<&ClientId>, error: &Error,
             detail: {
                 let mut detail = serde_json::json!({ "error": error.code().as_str(), "source": addr.to_string() });
                 if let Some(map) = detail.as_object_mut() {
-                    if let Some(id) = claimed {
+                    let replayed_for = match error {
+                        Error::Replayed(_, client) => client.as_ref(),
+                        _ => None,
+                    };
+                    if let Some(id) = claimed.or(replayed_for) {
                         map.insert("claimed_client_id".into(), id.as_str().into());
                     }
                     // Kept in the (sealed) audit record only; the answer stays `invalid_client`.

@@ -140,10 +140,10 @@ impl AuthServer {
                 .spend(&once.scope, once.id, expires_at + SKEW_SECS, self.now())
                 .await?
             {
-                return Err(Error::Replayed(OAuthError::new(
-                    ErrorCode::InvalidGrant,
-                    once.what,
-                )));
+                return Err(Error::Replayed(
+                    OAuthError::new(ErrorCode::InvalidGrant, once.what),
+                    Some(client_id),
+                ));
             }
         }
         let allowed = ScopeSet::from_tokens(policy.scopes.clone())

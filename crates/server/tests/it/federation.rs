@@ -111,6 +111,27 @@ fn a_ci_token_is_accepted_once_and_only_for_its_repository_and_branch() {
     assert_eq!(replay.status, 400, "{}", replay.text);
     assert_eq!(replay.error(), "invalid_grant");
     assert!(replay.text.contains("already used"), "{}", replay.text);
+    // Replays count for attack detection against the client the token maps to, though no
+    // client authenticated (3 within 5 minutes by default).
+    for _ in 0..2 {
+        assert_eq!(exchange(&node, &token, &[]).error(), "invalid_grant");
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let alerts = node.cli_json(&["alerts", "list"]);
+        let raised =
+            alerts["alerts"].as_array().into_iter().flatten().any(|a| {
+                a["rule"] == "assertion_replay" && a["detail"]["key"] == "client deployer"
+            });
+        if raised {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no replay alert: {alerts}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 
     for (repo, git_ref) in [
         ("acme/api", "refs/heads/main-evil"),
