@@ -99,6 +99,10 @@ pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), ServeError> {
     // publish (a crash between a revocation and its publication).
     claim_crl_lease(store.as_ref(), key_manager.node_id(), &pki.pki).await;
     let node_id = key_manager.node_id().to_owned();
+    // Before any listener: an export that cannot be set up (a missing CA file) stops the start
+    // before the node has said it listens.
+    let exports = crate::audit_export::spawn_all(&config.audit.export, &store, &audit, &node_id)
+        .map_err(ServeError::AuditExport)?;
 
     let surfaces = Surfaces {
         server: server.clone(),
@@ -231,8 +235,6 @@ pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), ServeError> {
     let archiving =
         crate::audit_auto_archive::ArchiveJob::configured(&config, &store, &ring, &audit, &node_id)
             .map(crate::audit_auto_archive::ArchiveJob::spawn);
-    let exports = crate::audit_export::spawn_all(&config.audit.export, &store, &audit, &node_id)
-        .map_err(ServeError::AuditExport)?;
     let detector = match detection {
         Some((observed, secret)) => {
             let webhook = config

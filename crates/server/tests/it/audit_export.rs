@@ -118,6 +118,33 @@ fn a_bad_export_configuration_stops_the_node_with_a_clear_error() {
         stderr.contains("audit.export siem") && stderr.contains("tls_ca_file"),
         "{stderr}"
     );
+
+    // A CA file that is not there: refused before the node says it listens.
+    std::fs::write(
+        &config,
+        "[[audit.export]]\nname = \"siem\"\nkind = \"syslog\"\naddress = \"127.0.0.1:6514\"\n\
+         tls_ca_file = \"/nonexistent/siem-ca.pem\"\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--listen-tls",
+            "127.0.0.1:0",
+        ])
+        .args(["--listen-mqtts", "127.0.0.1:0", "--data-dir"])
+        .arg(tmp.path().join("data"))
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("siem-ca.pem"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("listening"), "{stdout}");
 }
 
 /// `curl -N` on the stream for `secs` seconds; the events' ids and data.
