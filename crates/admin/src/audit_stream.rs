@@ -87,7 +87,7 @@ pub async fn stream_audit(
     };
     let events = stream::unfold(state, |mut state| async move {
         let item = match state.next().await {
-            Next::Record(record) => event(&record),
+            Next::Record(record) => event(record.as_ref()),
             Next::Archived { first, last } => Event::default()
                 .id(last.to_string())
                 .event("archived")
@@ -116,7 +116,7 @@ fn read_event(caller: &AdminCaller, detail: serde_json::Value) -> AuditEvent {
 
 /// What a follower hands out next.
 enum Next {
-    Record(ReadRecord),
+    Record(Box<ReadRecord>),
     /// Records `first..=last` left the live store before this client got them.
     Archived {
         first: i64,
@@ -152,7 +152,7 @@ impl Follower {
             }
             if let Some(record) = self.pending.pop_front() {
                 self.cursor = record.record.seq;
-                return Next::Record(record);
+                return Next::Record(Box::new(record));
             }
             match self.trail.records_after(self.cursor, PAGE).await {
                 Ok(records) if !records.is_empty() => self.pending.extend(records),
