@@ -463,6 +463,24 @@ impl AuditExportConfig {
                     self.name
                 ))
             }
+            // A key of the other kind is a mistake (an export meant as syslog written as
+            // ndjson would otherwise write a file nobody reads), not something to ignore.
+            AuditExportKind::Ndjson
+                if self.address.is_some()
+                    || self.server_name.is_some()
+                    || self.tls_ca_file.is_some()
+                    || self.hostname.is_some() =>
+            {
+                invalid(format!(
+                    "audit.export {}: address, server_name, tls_ca_file and hostname are for \
+                     kind = \"syslog\"; an ndjson export takes path",
+                    self.name
+                ))
+            }
+            AuditExportKind::Syslog if self.path.is_some() => invalid(format!(
+                "audit.export {}: path is for kind = \"ndjson\"; a syslog export takes address",
+                self.name
+            )),
             _ => Ok(()),
         }
     }
@@ -1168,6 +1186,30 @@ mod tests {
         std::fs::write(&path, "[server\n").unwrap();
         assert!(Config::load(Some(&path), env(&[])).is_err());
         assert!(Config::load(Some(&dir.path().join("missing.toml")), env(&[])).is_err());
+    }
+
+    /// A README walk wrote `address` into an ndjson export and nothing said so.
+    #[test]
+    fn an_export_with_the_other_kinds_keys_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("exports.toml");
+        for (body, named) in [
+            (
+                "kind = \"ndjson\"\npath = \"-\"\naddress = \"siem:6514\"",
+                "address",
+            ),
+            (
+                "kind = \"syslog\"\naddress = \"siem:6514\"\ntls_ca_file = \"ca.pem\"\npath = \"x\"",
+                "path is for",
+            ),
+        ] {
+            std::fs::write(&path, format!("[[audit.export]]\nname = \"e\"\n{body}\n")).unwrap();
+            let refused = Config::load(Some(&path), env(&[])).err().map(|e| e.to_string());
+            assert!(
+                refused.as_deref().is_some_and(|e| e.contains(named)),
+                "{body}: {refused:?}"
+            );
+        }
     }
 
     #[test]

@@ -265,8 +265,13 @@ impl RuleConfig {
         }
         match self.action.target_kind() {
             Some(target) if target != self.kind.key_kind() => bad(format!(
-                "action {:?} acts on a {}, but this rule counts per {}",
+                "action {:?} acts on {} {}, but this rule counts per {}",
                 self.action.as_str(),
+                if target.as_str().starts_with(['a', 'e', 'i', 'o', 'u']) {
+                    "an"
+                } else {
+                    "a"
+                },
                 target.as_str(),
                 self.kind.key_kind().as_str()
             )),
