@@ -311,27 +311,8 @@ fn a_purge_needs_a_manifest_this_deployment_signed_over_the_live_records() {
 #[test]
 fn records_an_export_has_not_delivered_are_not_archived() {
     let tmp = tempfile::tempdir().unwrap();
-    let (ca, key) = (tmp.path().join("ca.pem"), tmp.path().join("ca.key"));
-    let made = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-        ])
-        .args(["-nodes", "-days", "1", "-subj", "/CN=siem.test", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&ca)
-        .output()
-        .unwrap();
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
+    let ca =
+        crate::pki::Device::new(tmp.path(), "siem").self_signed("siem-ca", "/CN=siem.test", &[]);
     let config = tmp.path().join("portcullis.toml");
     // A receiver that is not there: the export keeps its cursor at 0 and retries.
     std::fs::write(
