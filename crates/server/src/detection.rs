@@ -271,15 +271,12 @@ impl Detector {
             "window_secs": firing.window_secs,
             "action": firing.action.as_str(),
         });
-        let detail = match self.audit.sealer() {
-            Some(sealer) => match sealer.seal_value(&id, &view) {
-                Ok(sealed) => sealed,
-                Err(e) => {
-                    tracing::error!(error = %e, rule, "sealing an alert failed; not raised now");
-                    return;
-                }
-            },
-            None => view.to_string(),
+        let detail = match self.stored_detail(&id, &view) {
+            Ok(sealed) => sealed,
+            Err(e) => {
+                tracing::error!(error = %e, rule, "sealing an alert failed; not raised now");
+                return;
+            }
         };
         let alert = StoredAlert {
             id: id.clone(),
@@ -302,21 +299,18 @@ impl Detector {
         metrics::counter!(ALERTS_METRIC, "rule" => rule).increment(1);
         tracing::warn!(alert = %id, rule, "security alert raised");
         let action = self.act(&firing).await;
-        let mut detail = view.clone();
+        // What was done goes with the alert everywhere: the stored alert (`alerts show`),
+        // the audit record and the webhook.
+        let mut detail = view;
         if let Some(map) = detail.as_object_mut() {
-            map.insert("action_taken".into(), action.clone().into());
+            map.insert("action_taken".into(), action.into());
         }
-        // The stored alert gets it too, so `alerts show` says what was done, as the audit
-        // record and the webhook do.
-        let stored = match self.audit.sealer() {
-            Some(sealer) => sealer.seal_value(&alert.id, &detail).ok(),
-            None => Some(detail.to_string()),
-        };
-        if let Some(stored) = stored {
+        if let Ok(stored) = self.stored_detail(&alert.id, &detail) {
             if let Err(e) = self.store.set_alert_detail(&alert.id, &stored).await {
                 tracing::warn!(error = %e, rule, "the alert's action could not be stored with it");
             }
         }
+        let body = self.webhook.as_ref().map(|_| detail.clone());
         if self
             .audit
             .commit(AuditEvent {
@@ -332,12 +326,21 @@ impl Detector {
         {
             tracing::error!(rule, "the alert.raised audit record could not be stored");
         }
-        if let Some(webhook) = &self.webhook {
-            let mut body = view;
-            if let Some(map) = body.as_object_mut() {
-                map.insert("action_taken".into(), action.into());
-            }
+        if let (Some(webhook), Some(body)) = (&self.webhook, body) {
             webhook.send(body);
+        }
+    }
+
+    /// An alert's detail as the store keeps it: sealed under the audit data key when the
+    /// trail is encrypted, else the JSON text.
+    fn stored_detail(
+        &self,
+        id: &str,
+        detail: &serde_json::Value,
+    ) -> Result<String, portcullis_audit::AuditError> {
+        match self.audit.sealer() {
+            Some(sealer) => sealer.seal_value(id, detail),
+            None => Ok(detail.to_string()),
         }
     }
 
