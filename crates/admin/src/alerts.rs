@@ -9,7 +9,7 @@ use axum::Json;
 use portcullis_audit::AuditTrail;
 use portcullis_core::audit::AuditAction;
 use portcullis_core::time::unix_seconds;
-use portcullis_store::{Store, StoredAlert};
+use portcullis_store::{AlertAck, Store, StoredAlert};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -191,19 +191,13 @@ pub async fn ack_alert(
     Path(id): Path<String>,
 ) -> Result<Json<AlertView>, AdminError> {
     valid_id(&id)?;
-    // Acknowledging again changes nothing (the first acknowledgement stays), so it records
-    // nothing either: the trail holds one `alert.acknowledged` per alert.
-    let acked_before = state
-        .store
-        .get_alert(&id)
-        .await?
-        .is_some_and(|alert| alert.state == "acknowledged");
-    if acked_before {
-        return shown(&state, &id).await;
-    }
     let now = unix_seconds(std::time::SystemTime::now());
-    if !state.store.ack_alert(&id, &caller.actor(), now).await? {
-        return Err(AdminError::NotFound(format!("alert {id}")));
+    match state.store.ack_alert(&id, &caller.actor(), now).await? {
+        AlertAck::NoSuchAlert => return Err(AdminError::NotFound(format!("alert {id}"))),
+        // Acknowledging again changes nothing (the first acknowledgement stays), so it
+        // records nothing either: the trail holds one `alert.acknowledged` per alert.
+        AlertAck::AlreadyAcknowledged => return shown(&state, &id).await,
+        AlertAck::Acknowledged => {}
     }
     state
         .trail

@@ -135,6 +135,16 @@ pub struct DetectionTotals {
     pub distinct_in_group: u64,
 }
 
+/// What [`Store::ack_alert`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertAck {
+    /// This call acknowledged the open alert.
+    Acknowledged,
+    /// It was acknowledged before; the first acknowledgement stays.
+    AlreadyAcknowledged,
+    NoSuchAlert,
+}
+
 /// A raised alert. `detail` is opaque text (the caller stores it sealed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredAlert {
@@ -692,10 +702,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         limit: u32,
     ) -> Result<Vec<StoredAlert>, StoreError>;
     async fn get_alert(&self, id: &str) -> Result<Option<StoredAlert>, StoreError>;
-    /// Marks an open alert acknowledged by `by` at `at`; Ok(false) if there is no such alert;
-    /// acknowledging an acknowledged alert changes nothing (the first acknowledgement stays)
-    /// and returns Ok(true).
-    async fn ack_alert(&self, id: &str, by: &str, at: i64) -> Result<bool, StoreError>;
+    /// Marks an open alert acknowledged by `by` at `at`. Acknowledging an acknowledged alert
+    /// changes nothing (the first acknowledgement stays), and says so, so that only the call
+    /// that acknowledged records it.
+    async fn ack_alert(&self, id: &str, by: &str, at: i64) -> Result<AlertAck, StoreError>;
     /// Replaces an alert's (sealed) detail: the node that raised it adds what its automatic
     /// action did, which is known only after the insert decided who acts. Ok(false) if there
     /// is no such alert.

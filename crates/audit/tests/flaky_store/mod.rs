@@ -406,7 +406,12 @@ impl Store for FlakyStore {
     ) -> Result<Option<portcullis_store::StoredAlert>, StoreError> {
         self.inner.get_alert(id).await
     }
-    async fn ack_alert(&self, id: &str, by: &str, at: i64) -> Result<bool, StoreError> {
+    async fn ack_alert(
+        &self,
+        id: &str,
+        by: &str,
+        at: i64,
+    ) -> Result<portcullis_store::AlertAck, StoreError> {
         self.inner.ack_alert(id, by, at).await
     }
     async fn set_alert_detail(&self, id: &str, detail: &str) -> Result<bool, StoreError> {

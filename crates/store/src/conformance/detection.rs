@@ -347,12 +347,18 @@ pub async fn alerts_are_raised_once_listed_newest_first_and_acknowledged(store: 
     );
 
     // Acknowledgement: once, by the first to do it; unknown ids are reported.
-    assert!(!store
-        .ack_alert(&id("none"), "op-1", 7_000)
-        .await
-        .expect("ack unknown"));
+    assert_eq!(
+        store
+            .ack_alert(&id("none"), "op-1", 7_000)
+            .await
+            .expect("ack unknown"),
+        crate::AlertAck::NoSuchAlert
+    );
     assert_eq!(store.get_alert(&id("none")).await.expect("get"), None);
-    assert!(store.ack_alert(&id("a"), "op-1", 7_000).await.expect("ack"));
+    assert_eq!(
+        store.ack_alert(&id("a"), "op-1", 7_000).await.expect("ack"),
+        crate::AlertAck::Acknowledged
+    );
     let acked = StoredAlert {
         state: "acknowledged".to_owned(),
         acked_by: Some("op-1".to_owned()),
@@ -363,10 +369,13 @@ pub async fn alerts_are_raised_once_listed_newest_first_and_acknowledged(store: 
         store.get_alert(&id("a")).await.expect("get"),
         Some(acked.clone())
     );
-    assert!(store
-        .ack_alert(&id("a"), "op-2", 8_000)
-        .await
-        .expect("ack again"));
+    assert_eq!(
+        store
+            .ack_alert(&id("a"), "op-2", 8_000)
+            .await
+            .expect("ack again"),
+        crate::AlertAck::AlreadyAcknowledged
+    );
     assert_eq!(
         store.get_alert(&id("a")).await.expect("get"),
         Some(acked.clone()),

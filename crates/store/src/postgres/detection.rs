@@ -7,7 +7,8 @@
 use sqlx::PgPool;
 
 use crate::{
-    detection_count, detection_rows, DetectionIncrement, DetectionTotals, StoreError, StoredAlert,
+    detection_count, detection_rows, AlertAck, DetectionIncrement, DetectionTotals, StoreError,
+    StoredAlert,
 };
 
 const ALERT_COLUMNS: &str = "id, rule, raised_at, state, detail, acked_by, acked_at";
@@ -183,19 +184,23 @@ pub(super) async fn ack_alert(
     id: &str,
     by: &str,
     at: i64,
-) -> Result<bool, StoreError> {
-    let (exists,): (bool,) = sqlx::query_as(
+) -> Result<AlertAck, StoreError> {
+    let (acked, exists): (bool, bool) = sqlx::query_as(
         "WITH acked AS (\
            UPDATE alerts SET state = 'acknowledged', acked_by = $2, acked_at = $3 \
            WHERE id = $1 AND state = 'open' RETURNING 1) \
-         SELECT EXISTS (SELECT 1 FROM acked) OR EXISTS (SELECT 1 FROM alerts WHERE id = $1)",
+         SELECT EXISTS (SELECT 1 FROM acked), EXISTS (SELECT 1 FROM alerts WHERE id = $1)",
     )
     .bind(id)
     .bind(by)
     .bind(at)
     .fetch_one(pool)
     .await?;
-    Ok(exists)
+    Ok(match (acked, exists) {
+        (true, _) => AlertAck::Acknowledged,
+        (false, true) => AlertAck::AlreadyAcknowledged,
+        (false, false) => AlertAck::NoSuchAlert,
+    })
 }
 
 fn alert_from_row(

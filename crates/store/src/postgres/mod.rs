@@ -638,7 +638,7 @@ impl Store for PostgresStore {
         detection::get_alert(&self.pool, id).await
     }
 
-    async fn ack_alert(&self, id: &str, by: &str, at: i64) -> Result<bool, StoreError> {
+    async fn ack_alert(&self, id: &str, by: &str, at: i64) -> Result<crate::AlertAck, StoreError> {
         detection::ack_alert(&self.pool, id, by, at).await
     }
 

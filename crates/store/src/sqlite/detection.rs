@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use sqlx::{SqliteConnection, SqlitePool};
 
 use crate::{
-    detection_count, detection_rows, DetectionIncrement, DetectionRow, DetectionTotals, StoreError,
-    StoredAlert,
+    detection_count, detection_rows, AlertAck, DetectionIncrement, DetectionRow, DetectionTotals,
+    StoreError, StoredAlert,
 };
 
 /// Rows per upsert statement: four variables each, far below SQLite's limit of 32 766.
@@ -197,20 +197,17 @@ pub(super) async fn get_alert(
 }
 
 /// Acknowledges the alert if it is open; an acknowledged one keeps its first acknowledgement.
-/// One statement: it matches the alert whatever its state (so "no such alert" is no row
-/// matched), and the `CASE`s, which see the row as it was, leave an acknowledged one as it is.
+/// Only an open alert is changed; when none was, whether the alert exists tells "acknowledged
+/// before" from "no such alert" (the caller holds the writer lock, so nothing moves between).
 pub(super) async fn ack_alert(
     pool: &SqlitePool,
     id: &str,
     by: &str,
     at: i64,
-) -> Result<bool, StoreError> {
-    let matched = sqlx::query(
-        "UPDATE alerts SET \
-         acked_by = CASE WHEN state = 'open' THEN ? ELSE acked_by END, \
-         acked_at = CASE WHEN state = 'open' THEN ? ELSE acked_at END, \
-         state = 'acknowledged' \
-         WHERE id = ?",
+) -> Result<AlertAck, StoreError> {
+    let acked = sqlx::query(
+        "UPDATE alerts SET state = 'acknowledged', acked_by = ?, acked_at = ? \
+         WHERE id = ? AND state = 'open'",
     )
     .bind(by)
     .bind(at)
@@ -218,7 +215,18 @@ pub(super) async fn ack_alert(
     .execute(pool)
     .await?
     .rows_affected();
-    Ok(matched == 1)
+    if acked == 1 {
+        return Ok(AlertAck::Acknowledged);
+    }
+    let (exists,): (bool,) = sqlx::query_as("SELECT EXISTS (SELECT 1 FROM alerts WHERE id = ?)")
+        .bind(id)
+        .fetch_one(pool)
+        .await?;
+    Ok(if exists {
+        AlertAck::AlreadyAcknowledged
+    } else {
+        AlertAck::NoSuchAlert
+    })
 }
 
 fn alert_from_row(

@@ -612,7 +612,7 @@ impl Store for SqliteStore {
         detection::get_alert(&self.pool, id).await
     }
 
-    async fn ack_alert(&self, id: &str, by: &str, at: i64) -> Result<bool, StoreError> {
+    async fn ack_alert(&self, id: &str, by: &str, at: i64) -> Result<crate::AlertAck, StoreError> {
         let _writer = self.writer.lock().await;
         detection::ack_alert(&self.pool, id, by, at).await
     }
