@@ -105,13 +105,9 @@ fn a_bad_export_configuration_stops_the_node_with_a_clear_error() {
         "[[audit.export]]\nname = \"siem\"\nkind = \"syslog\"\n",
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(tmp.path().join("data"))
-        .arg("--config")
-        .arg(&config)
-        .output()
-        .unwrap();
+    let data = tmp.path().join("data");
+    let config = config.to_str().unwrap();
+    let out = support::serve_to_exit_with_args(&data, &["--config", config], &[]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -121,25 +117,22 @@ fn a_bad_export_configuration_stops_the_node_with_a_clear_error() {
 
     // A CA file that is not there: refused before the node says it listens.
     std::fs::write(
-        &config,
+        config,
         "[[audit.export]]\nname = \"siem\"\nkind = \"syslog\"\naddress = \"127.0.0.1:6514\"\n\
          tls_ca_file = \"/nonexistent/siem-ca.pem\"\n",
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--listen-tls",
-            "127.0.0.1:0",
-        ])
-        .args(["--listen-mqtts", "127.0.0.1:0", "--data-dir"])
-        .arg(tmp.path().join("data"))
-        .arg("--config")
-        .arg(&config)
-        .output()
-        .unwrap();
+    let every_listener = [
+        "--listen-tls",
+        "127.0.0.1:0",
+        "--listen-mqtts",
+        "127.0.0.1:0",
+    ];
+    let out = support::serve_to_exit_with_args(
+        &data,
+        &[&every_listener[..], &["--config", config]].concat(),
+        &[],
+    );
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("siem-ca.pem"), "{stderr}");

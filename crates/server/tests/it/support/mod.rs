@@ -57,16 +57,16 @@ impl Answer {
 /// Runs `serve` on a free port, without TLS, in `data_dir` with `env`, and waits for it to
 /// exit: for starts that must fail (the caller checks the status and what it printed).
 pub fn serve_to_exit(data_dir: &Path, env: &[(&str, &str)]) -> Output {
+    serve_to_exit_with_args(data_dir, &["--listen-tls", "off"], env)
+}
+
+/// As [`serve_to_exit`], with the listeners other than `--listen` and any further options
+/// (`--config FILE`) chosen by the caller.
+pub fn serve_to_exit_with_args(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(BIN)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--listen-tls",
-            "off",
-            "--data-dir",
-        ])
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
+        .args(args)
         .envs(env.iter().copied())
         .output()
         .expect("run portcullis serve")
