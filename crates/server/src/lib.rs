@@ -31,6 +31,7 @@ mod node_services;
 mod pki_setup;
 mod serve;
 mod serve_error;
+mod stderr_capture;
 mod tls;
 mod tls_certificate;
 mod trust_admin;
@@ -182,24 +183,42 @@ fn serve_command(args: cli::ServeArgs) -> Result<(), CommandError> {
     if let Some(listen) = args.listen_mqtt {
         config.gateway.listen_mqtt = listen;
     }
-    init_tracing(&config);
+    // Dropped after the node stops and before `main` prints a fatal error: that goes out as is.
+    let _capture = init_tracing(&config);
     runtime()?
         .block_on(serve::run(config, args.adopt_issuer))
         .map_err(|e| CommandError::Failed(e.to_string()))
 }
 
-fn init_tracing(config: &Config) {
+/// Sets up the node's log. A JSON log also takes over standard error
+/// ([`stderr_capture`]), so every line on it is JSON; the returned capture gives it back when
+/// dropped.
+fn init_tracing(config: &Config) -> Option<stderr_capture::StderrCapture> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
     // Colour only on a terminal: escape codes in a log file or journal are noise.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi);
-    if config.log.format == config_values::LogFormat::Json {
-        builder.json().init();
-    } else {
-        builder.init();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if config.log.format != config_values::LogFormat::Json {
+        builder.with_writer(std::io::stderr).with_ansi(ansi).init();
+        return None;
+    }
+    match stderr_capture::StderrCapture::start() {
+        Some((capture, original)) => {
+            builder
+                .json()
+                .with_ansi(false)
+                .with_writer(std::sync::Arc::new(original))
+                .init();
+            Some(capture)
+        }
+        None => {
+            builder
+                .json()
+                .with_ansi(false)
+                .with_writer(std::io::stderr)
+                .init();
+            None
+        }
     }
 }

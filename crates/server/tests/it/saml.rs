@@ -21,16 +21,22 @@ fn toml_string(text: &str) -> String {
 /// A node trusting `corp` and `plant` as SAML identity providers, a policy for each, and the
 /// clients they map to.
 fn saml_node(corp: &SamlIdp, plant: &SamlIdp) -> Node {
+    saml_node_with_env(corp, plant, &[])
+}
+
+/// [`saml_node`] with extra environment.
+fn saml_node_with_env(corp: &SamlIdp, plant: &SamlIdp, env: &[(&str, &str)]) -> Node {
     let issuers = format!(
         r#"[{{ name = "corp", entity_id = "{CORP}", certificates = [{}] }}, {{ name = "plant", entity_id = "{PLANT}", certificates = [{}], max_lifetime_secs = 900 }}]"#,
         toml_string(&corp.cert_pem()),
         toml_string(&plant.cert_pem()),
     );
     let policies = r#"[{ name = "billing", issuer = "corp", claims = { sub = "billing-*", department = "finance" }, client_id = "billing", scopes = ["invoices:read", "invoices:write"] }, { name = "scada", issuer = "plant", claims = { sub = "historian" }, client_id = "historian", scopes = ["telemetry:read"] }]"#;
-    let node = Node::start_with_env(&[
-        ("PORTCULLIS_FEDERATION__SAML_ISSUERS", &issuers),
+    let saml = [
+        ("PORTCULLIS_FEDERATION__SAML_ISSUERS", issuers.as_str()),
         ("PORTCULLIS_FEDERATION__POLICIES", policies),
-    ]);
+    ];
+    let node = Node::start_with_env(&[&saml[..], env].concat());
     node.create_client(&["--id", "billing", "--scope", "invoices:read"]);
     node.create_client(&["--id", "historian", "--scope", "telemetry:read"]);
     node
@@ -192,7 +198,12 @@ fn signxml_signed_assertions_are_accepted_with_rsa_and_ecdsa() {
 #[test]
 fn hostile_saml_assertions_are_refused() {
     let (corp, plant) = (SamlIdp::rsa(CORP), SamlIdp::ec(PLANT));
-    let node = saml_node(&corp, &plant);
+    // A JSON log, with what libxmlsec1 prints about bad signatures shown: it must be JSON too.
+    let log = [
+        ("PORTCULLIS_LOG__FORMAT", "json"),
+        ("RUST_LOG", "info,portcullis::stderr=debug"),
+    ];
+    let node = saml_node_with_env(&corp, &plant, &log);
     let good = || Assertion::new(&corp, &endpoint(&node), &node.base, "billing-batch-7");
     let now = support::gateway::now();
     let stranger = SamlIdp::rsa(CORP);
@@ -410,6 +421,18 @@ fn hostile_saml_assertions_are_refused() {
     // After all of that, the untouched original is still good (no refusal spent its ID).
     let answer = exchange(&node, &signed_original, &[]);
     assert_eq!(answer.status, 200, "{}", answer.text);
+
+    let log = node.log();
+    let events: Vec<serde_json::Value> = log
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+        .collect();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["fields"]["source"] == "libxmlsec1" && e["level"] == "DEBUG"),
+        "libxmlsec1's own lines should be log events:\n{log}"
+    );
 }
 
 #[test]
