@@ -72,7 +72,9 @@ pub struct CertificateKey {
 pub struct DeviceCredentials {
     pub device_id: DeviceId,
     pub model: Option<String>,
-    /// Registered or enrolled: only these are admitted.
+    /// Registered or enrolled: only these are admitted. The keys and certificates below are
+    /// there for inactive devices too (to name a device refused for its state), so every
+    /// use of them checks this first.
     pub active: bool,
     pub message_auth: MessageAuth,
     pub keys: Vec<SymmetricKey>,

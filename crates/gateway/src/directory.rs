@@ -138,28 +138,29 @@ impl Directory {
             device.state,
             DeviceState::Registered | DeviceState::Enrolled
         );
+        // Loaded whatever the state: a message that comes alone is verified before the state
+        // is judged, so that refusing an inactive device names one that really signed. Every
+        // caller admits only `active` credentials.
         let mut keys = Vec::new();
         let mut certificates = Vec::new();
-        if active {
-            for material in self.registry.device_key_material(id).await? {
-                keys.push(SymmetricKey {
-                    key_id: material.info.key_id.to_string(),
-                    key: material.key,
-                    not_after: material.info.expires_at,
-                });
-            }
-            let filter = CertificateFilter {
-                device_id: Some(id.clone()),
-                revoked: Some(false),
-                ..CertificateFilter::default()
-            };
-            for cert in self.registry.certificates(&filter, 16).await? {
-                match certificate_key(&cert.der, &cert.serial, cert.not_after) {
-                    Ok(key) => certificates.push(key),
-                    Err(reason) => {
-                        tracing::warn!(device = %id, serial = %cert.serial, reason,
-                            "a device certificate's key cannot verify device messages")
-                    }
+        for material in self.registry.device_key_material(id).await? {
+            keys.push(SymmetricKey {
+                key_id: material.info.key_id.to_string(),
+                key: material.key,
+                not_after: material.info.expires_at,
+            });
+        }
+        let filter = CertificateFilter {
+            device_id: Some(id.clone()),
+            revoked: Some(false),
+            ..CertificateFilter::default()
+        };
+        for cert in self.registry.certificates(&filter, 16).await? {
+            match certificate_key(&cert.der, &cert.serial, cert.not_after) {
+                Ok(key) => certificates.push(key),
+                Err(reason) => {
+                    tracing::warn!(device = %id, serial = %cert.serial, reason,
+                        "a device certificate's key cannot verify device messages")
                 }
             }
         }

@@ -122,8 +122,12 @@ pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), ServeError> {
     let announce_on_stderr = config.audit.export.iter().any(|e| {
         e.kind == crate::config::AuditExportKind::Ndjson && e.path.as_deref() == Some("-")
     });
+    let json_log = config.log.format == crate::config_values::LogFormat::Json;
     let announce = |line: String| {
-        if announce_on_stderr {
+        if announce_on_stderr && json_log {
+            // stderr carries the JSON log (and nothing else): the line as one of its events.
+            tracing::info!("{line}");
+        } else if announce_on_stderr {
             eprintln!("{line}");
         } else {
             println!("{line}");

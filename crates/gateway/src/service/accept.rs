@@ -225,10 +225,14 @@ impl Gateway {
             }
             Err(e) => Err(e),
         };
-        // A replay is refused only after the message verified, so the device it names is
-        // the one that signed it: attack detection counts replays per device.
+        // A replay, or a message from an inactive device, is refused only after the message
+        // verified, so the device it names is the one that signed it: attack detection counts
+        // both per device.
         let signer = match (&result, raw) {
-            (Err(GatewayError::Replay(_)), Some(raw)) => cose::parse(&raw)
+            (
+                Err(GatewayError::Replay(_) | GatewayError::Forbidden("device_inactive")),
+                Some(raw),
+            ) => cose::parse(&raw)
                 .ok()
                 .map(|m| m.device_id().as_str().to_owned()),
             _ => None,
@@ -345,10 +349,18 @@ impl Gateway {
             }
         }
         // On a session the message names the session's device (checked above), whose
-        // credentials the session keeps.
-        let memo = admitted.and(memo);
-        let creds = self.session_credentials(memo, message.device_id()).await?;
+        // credentials the session keeps. Alone, the message is its own credential: it is
+        // verified before the device's state is judged, so refusing an inactive device names
+        // a device that really signed (attack detection counts `inactive_device_use` per
+        // device) and a forger learns nothing about the state.
+        let creds = match admitted {
+            Some(_) => self.session_credentials(memo, message.device_id()).await?,
+            None => self.registered_credentials(message.device_id()).await?,
+        };
         let verified = message.verify(&creds, now)?;
+        if !creds.active {
+            return Err(GatewayError::Forbidden("device_inactive"));
+        }
         self.metrics
             .verify_seconds
             .record(started.elapsed().as_secs_f64());

@@ -91,13 +91,22 @@ impl Gateway {
                     return Err(plain(GatewayError::Unauthenticated("not_dpop_bound")));
                 }
                 let device_id = unverified.device_id().map_err(plain)?;
-                let creds = self.active_or_named(&device_id).await?;
+                // Verified before the device's state is judged: a refusal for the state then
+                // names a device that really signed, so nobody can run up another device's
+                // `inactive_device_use` count with tokens they made up.
+                let creds = self
+                    .registered_credentials(&device_id)
+                    .await
+                    .map_err(plain)?;
                 let rules = DeviceTokenRules {
                     audience: self.config.audience.clone(),
                     max_lifetime_secs: self.config.max_device_token_secs,
                     skew_secs: self.config.skew_secs,
                 };
                 let verified = unverified.verify(&creds, &rules, now).map_err(plain)?;
+                if !creds.active {
+                    return Err((GatewayError::Forbidden("device_inactive"), Some(device_id)));
+                }
                 Ok(Admitted {
                     device_id: verified.device_id,
                     model: creds.model.clone(),
@@ -178,14 +187,22 @@ impl Gateway {
         &self,
         id: &DeviceId,
     ) -> Result<Arc<DeviceCredentials>, GatewayError> {
-        let creds = self
-            .directory
-            .credentials(id)
-            .await?
-            .ok_or(GatewayError::Unauthenticated("unknown_device"))?;
+        let creds = self.registered_credentials(id).await?;
         if !creds.active {
             return Err(GatewayError::Forbidden("device_inactive"));
         }
         Ok(creds)
+    }
+
+    /// The device's credentials whatever its state, for a message that must be verified
+    /// before the state is judged (see `verify`).
+    pub(crate) async fn registered_credentials(
+        &self,
+        id: &DeviceId,
+    ) -> Result<Arc<DeviceCredentials>, GatewayError> {
+        self.directory
+            .credentials(id)
+            .await?
+            .ok_or(GatewayError::Unauthenticated("unknown_device"))
     }
 }

@@ -229,14 +229,30 @@ fn the_sse_stream_follows_the_trail_and_resumes_from_last_event_id() {
 /// lines saying where the node listens go to stderr then (a README walk found them mixed in).
 #[test]
 fn an_ndjson_export_to_stdout_keeps_stdout_pure() {
+    ndjson_on_stdout(false);
+}
+
+#[test]
+fn with_a_json_log_and_ndjson_on_stdout_both_streams_are_pure_json() {
+    ndjson_on_stdout(true);
+}
+
+/// A node streaming its trail to stdout: stdout holds records only, and the listening line
+/// goes to stderr — as a log event when the log is JSON, where every stderr line is JSON.
+fn ndjson_on_stdout(json_log: bool) {
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
 
     let tmp = tempfile::tempdir().unwrap();
     let config = tmp.path().join("portcullis.toml");
+    let log = if json_log {
+        "[log]\nformat = \"json\"\n"
+    } else {
+        ""
+    };
     std::fs::write(
         &config,
-        "[[audit.export]]\nname = \"out\"\nkind = \"ndjson\"\npath = \"-\"\n",
+        format!("{log}[[audit.export]]\nname = \"out\"\nkind = \"ndjson\"\npath = \"-\"\n"),
     )
     .unwrap();
     let mut child = Command::new(support::BIN)
@@ -264,12 +280,25 @@ fn an_ndjson_export_to_stdout_keeps_stdout_pure() {
             .collect::<Vec<_>>()
     });
     let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
+    let err = std::thread::spawn(move || {
+        let mut not_json = Vec::new();
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(url) = line.strip_prefix("portcullis listening on http://") {
-                tx.send(url.to_owned()).ok();
+            let message = match serde_json::from_str::<Value>(&line) {
+                Ok(event) => event["fields"]["message"].as_str().map(str::to_owned),
+                Err(_) => {
+                    not_json.push(line.clone());
+                    Some(line)
+                }
+            };
+            let listening = message.as_deref().and_then(|m| {
+                m.strip_prefix("portcullis listening on http://")
+                    .map(str::to_owned)
+            });
+            if let Some(url) = listening {
+                tx.send(url).ok();
             }
         }
+        not_json
     });
     let listening = rx.recv_timeout(Duration::from_secs(60));
     // The start's own records (the bootstrap credential, the first checkpoint) are exported
@@ -280,6 +309,12 @@ fn an_ndjson_export_to_stdout_keeps_stdout_pure() {
         .status();
     let _ = child.wait();
     assert!(listening.is_ok(), "the listening line is on stderr");
+    let not_json = err.join().unwrap();
+    if json_log {
+        assert!(not_json.is_empty(), "stderr lines not JSON: {not_json:?}");
+    } else {
+        assert!(!not_json.is_empty(), "a text log");
+    }
     let lines = out.join().unwrap();
     assert!(!lines.is_empty(), "records were exported to stdout");
     for line in &lines {

@@ -583,6 +583,42 @@ fn a_suspended_device_still_trying_raises_an_alert() {
     }
     let alert = first_alert(&node, "inactive_device_use");
     assert_eq!(alert["detail"]["key"], "device meter-suspended");
+
+    // A suspended device sending signed messages over HTTP, with no other credential: the
+    // message names it once it verified; a forgery in its name is refused as unauthenticated
+    // and counts for nobody.
+    let mut sender = support::gateway::KeyedDevice::register(&node, "meter-cose", "meter-v1");
+    node.cli_json(&["device", "suspend", "meter-cose"]);
+    let post = |body: &[u8]| {
+        node.request(
+            "POST",
+            "/gateway/v1/telemetry",
+            Some("application/cose"),
+            &[],
+            body,
+        )
+        .status
+    };
+    let mut forger = support::gateway::KeyedDevice {
+        id: sender.id.clone(),
+        key_id: sender.key_id.clone(),
+        key: [7; 32],
+        counter: 100,
+    };
+    for _ in 0..3 {
+        assert_eq!(post(&forger.seal(b"{\"t\":1}")), 401);
+    }
+    for _ in 0..3 {
+        assert_eq!(post(&sender.seal(b"{\"t\":21}")), 403);
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !alerts(&node)
+        .iter()
+        .any(|a| a["rule"] == "inactive_device_use" && a["detail"]["key"] == "device meter-cose")
+    {
+        assert!(Instant::now() < deadline, "no alert for meter-cose");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// A replayed DPoP proof and a replayed outside token are replays like a replayed client
