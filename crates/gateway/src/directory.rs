@@ -30,6 +30,15 @@ pub struct ValidCertificate {
     pub not_after: UnixTime,
 }
 
+/// A certificate refused, and the device it was issued to when that is known for sure: a
+/// certificate our CA issued that is revoked (the TLS handshake proved its key is held), so
+/// attack detection counts a revoked device still trying.
+#[derive(Debug)]
+pub struct CertificateRefusal {
+    pub error: GatewayError,
+    pub revoked_device: Option<DeviceId>,
+}
+
 /// Checks a certificate chain a device presented on a TLS connection.
 #[async_trait]
 pub trait CertificateCheck: Send + Sync {
@@ -39,7 +48,7 @@ pub trait CertificateCheck: Send + Sync {
         &self,
         chain: &[Vec<u8>],
         now: UnixTime,
-    ) -> Result<ValidCertificate, GatewayError>;
+    ) -> Result<ValidCertificate, CertificateRefusal>;
 }
 
 /// Per-model and per-device message-authentication policy: a device attribute

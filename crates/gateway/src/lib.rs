@@ -33,7 +33,7 @@ pub mod updates;
 pub use credentials::{
     CertificateKey, CredentialMethod, DeviceCredentials, MessageAuth, SymmetricKey,
 };
-pub use directory::{CertificateCheck, MessagePolicy, ValidCertificate};
+pub use directory::{CertificateCheck, CertificateRefusal, MessagePolicy, ValidCertificate};
 pub use error::GatewayError;
 pub use service::{
     Accepted, ConnectCredential, Destination, Gateway, GatewayConfig, GatewayLimits, GatewayParts,

@@ -165,4 +165,13 @@ impl IssuedCertificateValidator {
         }
         Ok(leaf)
     }
+
+    /// The leaf of `chain` if it is a certificate our CA issued (signature and dates good, the
+    /// very certificate the store holds) that is revoked: for naming the device that still
+    /// presents it after a refusal (attack detection), never for admitting anything.
+    pub async fn revoked_leaf(&self, chain: &[Vec<u8>], now: i64) -> Option<ValidatedLeaf> {
+        let leaf = self.anchor.verify(chain.first()?, now).ok()?;
+        let stored = self.store.get_certificate(&leaf.serial).await.ok()??;
+        (stored.revoked_at.is_some() && stored.sha256 == leaf.sha256).then_some(leaf)
+    }
 }

@@ -7,13 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use portcullis_core::detection::GATEWAY_CERTIFICATE_REVOKED;
 use portcullis_core::UnixTime;
 use portcullis_gateway::broker_auth::{BrokerHook, BrokerHookConfig};
 use portcullis_gateway::sink::embedded::{EmbeddedLog, EmbeddedOptions, SyncPolicy};
 use portcullis_gateway::sink::Sink;
 use portcullis_gateway::{
-    CertificateCheck, CloseReason, Gateway, GatewayConfig, GatewayError, GatewayLimits,
-    GatewayParts, MessageAuth, MessagePolicy, ValidCertificate,
+    CertificateCheck, CertificateRefusal, CloseReason, Gateway, GatewayConfig, GatewayError,
+    GatewayLimits, GatewayParts, MessageAuth, MessagePolicy, ValidCertificate,
 };
 use portcullis_pki::chain::IssuedCertificateValidator;
 
@@ -32,14 +33,32 @@ impl CertificateCheck for PkiDeviceCertificates {
         &self,
         chain: &[Vec<u8>],
         now: UnixTime,
-    ) -> Result<ValidCertificate, GatewayError> {
-        let leaf = self.0.validate(chain, now).await.map_err(|e| {
-            tracing::debug!(error = %e, "gateway refused a client certificate");
-            GatewayError::Unauthenticated("certificate_refused")
+    ) -> Result<ValidCertificate, CertificateRefusal> {
+        let leaf = match self.0.validate(chain, now).await {
+            Ok(leaf) => leaf,
+            Err(e) => {
+                tracing::debug!(error = %e, "gateway refused a client certificate");
+                // Read again only on this path: whether it is ours and revoked, to name the
+                // device still presenting it.
+                let revoked_device = self
+                    .0
+                    .revoked_leaf(chain, now)
+                    .await
+                    .and_then(|leaf| leaf.device_id());
+                let reason = match revoked_device {
+                    Some(_) => GATEWAY_CERTIFICATE_REVOKED,
+                    None => "certificate_refused",
+                };
+                return Err(CertificateRefusal {
+                    error: GatewayError::Unauthenticated(reason),
+                    revoked_device,
+                });
+            }
+        };
+        let device_id = leaf.device_id().ok_or(CertificateRefusal {
+            error: GatewayError::Unauthenticated("certificate_names_no_device"),
+            revoked_device: None,
         })?;
-        let device_id = leaf
-            .device_id()
-            .ok_or(GatewayError::Unauthenticated("certificate_names_no_device"))?;
         Ok(ValidCertificate {
             device_id,
             serial: leaf.serial,

@@ -12,9 +12,7 @@
 //! | `command.result`, failure | `gateway/src/commands/mod.rs` | `command_id`, `status` | message replay of the device |
 //! | actor `admin:<id>` | `admin/src/*` | none carries `source` yet | admin off hours / off network |
 //!
-//! Members marked `?` are optional; `reason` on `token.refused` and `claimed_device_id` on EST
-//! refusals are not written yet (the producers must add them for those rules to see
-//! anything). Refusal summaries (`detail.summary`, `audit/src/refusals.rs`) count for nothing:
+//! Members marked `?` are optional (written where the producer knows them). Refusal summaries (`detail.summary`, `audit/src/refusals.rs`) count for nothing:
 //! detection is fed every refusal before it is summarised, so a summary would count twice.
 
 use std::net::IpAddr;
@@ -34,8 +32,8 @@ pub const REASON_REPLAY: &str = "replay";
 pub const REASON_DISABLED: &str = "disabled";
 /// The gateway's refusal of a device that is not active (`service/admit.rs`).
 pub const GATEWAY_DEVICE_INACTIVE: &str = "device_inactive";
-/// A gateway refusal of a revoked certificate, once the gateway tells it apart from other
-/// certificate refusals (today all are `certificate_refused`, with no device).
+/// A gateway refusal of a certificate our CA issued to the device and revoked since (other
+/// certificate refusals are `certificate_refused`, with no device).
 pub const GATEWAY_CERTIFICATE_REVOKED: &str = "certificate_revoked";
 /// The subject of a gateway record whose device is not known.
 pub const UNKNOWN_DEVICE: &str = "unknown";

@@ -61,7 +61,7 @@ impl Gateway {
                     .certificates
                     .validate(&chain, now)
                     .await
-                    .map_err(plain)?;
+                    .map_err(|refusal| (refusal.error, refusal.revoked_device))?;
                 let creds = self.active_or_named(&valid.device_id).await?;
                 Ok(Admitted {
                     device_id: valid.device_id,

@@ -128,6 +128,16 @@ fn an_enrolled_device_sends_with_its_certificate_until_it_is_revoked() {
     assert!(!send_sign1("2").status.success());
     assert_eq!(bearer(&token), 401);
     assert_eq!(tail(&node, "cam-1").len(), 3);
+    // The certificate still presented over TLS names its device in the refusal's record, so
+    // attack detection counts a revoked device still trying (`inactive_device_use`).
+    let audit = node.cli_json(&["audit", "list", "--limit", "200"]);
+    let records = audit.as_array().or(audit["records"].as_array()).unwrap();
+    assert!(
+        records.iter().any(|r| r["action"] == "gateway.refused"
+            && r["subject"] == "cam-1"
+            && r["detail"]["reason"] == "certificate_revoked"),
+        "{audit}"
+    );
 }
 
 /// Devices at the token endpoint: an enrolled device authenticates with its certificate
