@@ -39,6 +39,19 @@ const CRL_LEASE_SECS: i64 = 10;
 pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), ServeError> {
     let shutdown = shutdown_signal()?;
     let metrics = http_metrics::install_recorder()?;
+    // Checked (its URL, its secret file) before anything is created or bound, so a mistake
+    // in it stops a first start with nothing left behind — and checked even with detection
+    // off, where it would send nothing.
+    let webhook = config
+        .alerts
+        .webhook
+        .as_ref()
+        .map(crate::alert_webhook::AlertWebhook::start)
+        .transpose()
+        .map_err(ServeError::Alerts)?;
+    if webhook.is_some() && !config.detection.enabled {
+        tracing::warn!("[alerts.webhook] is set but [detection] enabled = false: no alert will be raised or sent");
+    }
     // Bind first: with `--listen 127.0.0.1:0` the issuer must name the port actually bound.
     let listener = bind(config.server.listen, false).await?;
     let local = listener
@@ -241,13 +254,6 @@ pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), ServeError> {
             .map(crate::audit_auto_archive::ArchiveJob::spawn);
     let detector = match detection {
         Some((observed, secret)) => {
-            let webhook = config
-                .alerts
-                .webhook
-                .as_ref()
-                .map(crate::alert_webhook::AlertWebhook::start)
-                .transpose()
-                .map_err(ServeError::Alerts)?;
             let detector = crate::detection::Detector {
                 config: Arc::new(config.detection.clone()),
                 store: store.clone(),

@@ -41,8 +41,9 @@ pub enum ServeError {
     /// An `[[audit.export]]` could not be set up (its message names it).
     #[error("{0}")]
     AuditExport(String),
-    /// `[alerts.webhook]` could not be set up (its secret file).
-    #[error("alerts.webhook: {0}")]
+    /// `[alerts.webhook]` could not be set up (its URL or secret file); the message names
+    /// the setting.
+    #[error("{0}")]
     Alerts(String),
     /// The device CA, the OCSP responder or the PKI service could not be set up.
     #[error("{what}: {source}")]

@@ -838,3 +838,36 @@ fn a_blocked_address_loses_its_mqtt_connections_and_cannot_open_new_ones() {
         "{metrics}"
     );
 }
+
+/// A webhook secret readable by all users stops a first start before anything is created or
+/// bound — with detection on or off (off, the webhook would send nothing, but the mistake is
+/// still named) — and the message names the setting once.
+#[test]
+fn a_bad_webhook_secret_stops_the_start_before_anything_is_created() {
+    use std::os::unix::fs::PermissionsExt;
+    for rules in ["", "[detection]\nenabled = false\n"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = config(tmp.path(), rules, Some("http://127.0.0.1:9/hook"));
+        let secret = tmp.path().join("webhook.secret");
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let data = tmp.path().join("data");
+        let out = support::serve_to_exit_with_args(
+            &data,
+            &["--listen-tls", "off", "--config", path.to_str().unwrap()],
+            &[],
+        );
+        assert_eq!(out.status.code(), Some(1), "{rules:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("alerts.webhook.secret_file")
+                && stderr.contains("accessible to all users")
+                && !stderr.contains("alerts.webhook: alerts.webhook"),
+            "{stderr}"
+        );
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("listening"));
+        let left: Vec<_> = std::fs::read_dir(&data)
+            .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "created before the check: {left:?}");
+    }
+}
