@@ -300,10 +300,49 @@ enum Attempt {
     },
 }
 
+/// The alerts the delivery task holds: the one being delivered and the queue. Kept in memory
+/// only, so a node that stops (its runtime dropping the task mid-retry) would lose them
+/// without a word; dropping this names them instead — in the log, and counted as
+/// [`OUTCOME_DROPPED`] — for the operator to look up with `alerts list`, where every alert
+/// stays stored.
+struct Backlog {
+    current: Option<Value>,
+    queue: mpsc::Receiver<Value>,
+}
+
+impl Drop for Backlog {
+    fn drop(&mut self) {
+        self.queue.close();
+        let unsent: Vec<Value> = self
+            .current
+            .take()
+            .into_iter()
+            .chain(std::iter::from_fn(|| self.queue.try_recv().ok()))
+            .collect();
+        if unsent.is_empty() {
+            return;
+        }
+        metrics::counter!(DELIVERIES_METRIC, "outcome" => OUTCOME_DROPPED)
+            .increment(unsent.len() as u64);
+        let ids: Vec<String> = unsent.iter().map(|a| log_member(a, "id")).collect();
+        tracing::warn!(
+            count = unsent.len(),
+            ids = ?ids,
+            "alert webhook: the node stops with alerts not delivered; they stay in `alerts list`"
+        );
+    }
+}
+
 impl Delivery {
-    async fn run(self, mut alerts: mpsc::Receiver<Value>) {
-        while let Some(alert) = alerts.recv().await {
-            self.deliver(&alert).await;
+    async fn run(self, alerts: mpsc::Receiver<Value>) {
+        let mut backlog = Backlog {
+            current: None,
+            queue: alerts,
+        };
+        while let Some(alert) = backlog.queue.recv().await {
+            let alert = backlog.current.insert(alert);
+            self.deliver(alert).await;
+            backlog.current = None;
         }
         tracing::debug!("alert webhook: every sender is gone; delivery task ends");
     }
@@ -780,6 +819,35 @@ mod tests {
         let rendered = recorder.handle().render();
         assert!(
             rendered.contains(r#"portcullis_alert_webhook_deliveries_total{outcome="dropped"} 1"#),
+            "{rendered}"
+        );
+    }
+
+    /// A node stopping while alerts wait (the receiver down, one alert between retries, one
+    /// queued): its runtime drops the task, and both are counted as dropped.
+    #[test]
+    fn alerts_still_waiting_when_the_node_stops_are_counted_as_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let webhook = start(&dir, "http://127.0.0.1:9/alerts", 8);
+                webhook.send(json!({"id": "a-1", "rule": "r"}));
+                webhook.send(json!({"id": "a-2", "rule": "r"}));
+                // The first attempt fails at once (nothing listens); the task then waits.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                drop(webhook);
+            });
+            drop(runtime);
+        });
+        let rendered = handle.render();
+        assert!(
+            rendered.contains(r#"portcullis_alert_webhook_deliveries_total{outcome="dropped"} 2"#),
             "{rendered}"
         );
     }
