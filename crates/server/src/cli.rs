@@ -612,8 +612,12 @@ pub enum AlertsCommand {
         /// Only `open` or `acknowledged` ones.
         #[arg(long)]
         state: Option<String>,
+        /// Most alerts to show.
         #[arg(long, default_value_t = 50)]
         limit: u32,
+        /// Older than this (the `more: --before ...` a previous page printed).
+        #[arg(long)]
+        before: Option<String>,
     },
     /// One alert with what fired it.
     Show { id: String },

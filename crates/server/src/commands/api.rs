@@ -74,7 +74,17 @@ impl AdminApi {
             form.push(("scope", scope));
         }
         let response = agent.post(&format!("{base}/oauth2/token")).send_form(&form);
-        let body = read_json(response, &base)?;
+        let body = read_json(response, &base).map_err(|e| match (e, scope) {
+            // The credential works but may not have what the command needs: say which.
+            (ApiError::Problem { title, detail, .. }, Some(scope)) if title == "invalid_scope" => {
+                ApiError::Credential(format!(
+                    "this command needs a credential with the scope {scope}, which client {} may \
+                     not have ({detail})",
+                    cred.client_id
+                ))
+            }
+            (e, _) => e,
+        })?;
         let token = body["access_token"]
             .as_str()
             .ok_or_else(|| ApiError::Credential("token endpoint returned no access_token".into()))?

@@ -343,7 +343,8 @@ fn an_auditor_credential_verifies_the_chain_and_reads_alerts_from_the_cli() {
     let ack = run(&["alerts", "ack", "no-such-alert"]);
     assert!(!ack.status.success());
     assert!(
-        String::from_utf8_lossy(&ack.stderr).contains("portcullis:admin"),
+        String::from_utf8_lossy(&ack.stderr)
+            .contains("needs a credential with the scope portcullis:admin"),
         "{}",
         String::from_utf8_lossy(&ack.stderr)
     );

@@ -338,6 +338,7 @@ fn failures_per_address_and_admin_actions_off_hours_and_networks_raise_their_ale
         .find(|r| r["action"] == "client.created" && r["subject"] == "made-off-hours")
         .expect("client.created");
     assert_eq!(created["detail"]["source"], "127.0.0.1", "{created}");
+    alerts_cli_pages_and_shows_times(&node);
     // Neither the block list nor the alert shows the address in the store.
     assert!(node.stop().success());
     for entry in std::fs::read_dir(tmp.path().join("data")).unwrap() {
@@ -869,5 +870,46 @@ fn a_bad_webhook_secret_stops_the_start_before_anything_is_created() {
             .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
             .unwrap_or_default();
         assert!(left.is_empty(), "created before the check: {left:?}");
+    }
+}
+
+/// The `alerts` CLI on a node with several alerts: pages with `--before` (what it prints as
+/// `more:`), times as RFC 3339, an id that cannot be one refused as a usage error.
+fn alerts_cli_pages_and_shows_times(node: &Node) {
+    let all: Vec<String> = alerts(node)
+        .iter()
+        .map(|a| a["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(all.len() >= 2, "{all:?}");
+    let first = node.cli(&["alerts", "list", "--limit", "1"]);
+    assert!(first.status.success());
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    let before = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("more: --before "))
+        .unwrap_or_else(|| panic!("no next page named: {stderr}"));
+    let second = node.cli(&["alerts", "list", "--limit", "1", "--before", before]);
+    let second = String::from_utf8_lossy(&second.stdout);
+    assert!(
+        second.contains(&all[1]) && !second.contains(&all[0]),
+        "{second}"
+    );
+
+    let shown = node.cli(&["alerts", "show", &all[0]]);
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    let raised = shown
+        .lines()
+        .find(|l| l.starts_with("raised_at"))
+        .unwrap_or_else(|| panic!("{shown}"));
+    assert!(
+        raised.trim_end().ends_with('Z') && raised.contains('T'),
+        "{raised}"
+    );
+    for bad in ["..", "", "nosuch"] {
+        assert_eq!(
+            node.cli(&["alerts", "show", bad]).status.code(),
+            Some(2),
+            "{bad:?}"
+        );
     }
 }
