@@ -133,16 +133,27 @@ impl Blocklist {
     }
 }
 
-/// The answer to a request from a blocked address, counted in `BLOCKED_METRIC`: 403 with an
-/// OAuth-style error body, so token clients read it too. Checked before any handler runs, by
-/// [`crate::edge`].
-pub fn refusal() -> Response {
+/// Why a blocked address is refused, the same on every surface.
+const BLOCKED_DETAIL: &str =
+    "requests from this address are blocked for a while after an attack was detected";
+
+/// The answer to a request from a blocked address, counted in `BLOCKED_METRIC`: 403 in the
+/// error shape of the surface asked — an OAuth error (`access_denied`) on `/oauth2/`, an
+/// RFC 9457 problem on the admin API, the gateway and the rest — so each client reads it as it
+/// reads any other refusal. Checked before any handler runs, by [`crate::edge`].
+pub fn refusal(path: &str) -> Response {
     metrics::counter!(BLOCKED_METRIC).increment(1);
-    let mut response = (
-        StatusCode::FORBIDDEN,
-        r#"{"error":"access_denied","error_description":"requests from this address are blocked for a while after an attack was detected"}"#,
-    )
+    if !path.starts_with("/oauth2/") {
+        return portcullis_http::problem::Problem::new(
+            StatusCode::FORBIDDEN,
+            "access-denied",
+            "Access denied",
+            BLOCKED_DETAIL.to_owned(),
+        )
         .into_response();
+    }
+    let body = serde_json::json!({"error": "access_denied", "error_description": BLOCKED_DETAIL});
+    let mut response = (StatusCode::FORBIDDEN, body.to_string()).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),

@@ -41,7 +41,7 @@ pub async fn edge(State(edge): State<Arc<Edge>>, mut request: Request, next: Nex
         .blocklist
         .is_blocked(portcullis_http::client_address(&parts))
     {
-        crate::blocklist::refusal()
+        crate::blocklist::refusal(parts.uri.path())
     } else {
         next.run(Request::from_parts(parts, body)).await
     };

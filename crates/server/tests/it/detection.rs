@@ -329,6 +329,20 @@ fn failures_per_address_and_admin_actions_off_hours_and_networks_raise_their_ale
     assert_eq!(blocked.status, 403, "{}", blocked.text);
     assert_eq!(blocked.json["error"], "access_denied");
     assert_eq!(from("203.0.113.77").status, 200);
+    // Elsewhere the refusal has that surface's shape: an RFC 9457 problem.
+    let gateway = node.request(
+        "POST",
+        "/gateway/v1/telemetry",
+        Some("application/cose"),
+        &[("X-Forwarded-For", "203.0.113.66")],
+        b"x",
+    );
+    assert_eq!(gateway.status, 403, "{}", gateway.text);
+    assert_eq!(
+        gateway.header("content-type"),
+        Some("application/problem+json")
+    );
+    assert_eq!(gateway.json["type"], "urn:portcullis:problem:access-denied");
     // Admin records say where the administrator was.
     let trail = node.cli_json(&["audit", "list", "--limit", "200"]);
     let created = trail["records"]
