@@ -388,16 +388,7 @@ fn replayed_device_messages_raise_one_alert_across_nodes_and_suspend_the_device_
     let (a, b) = (&nodes.a, &nodes.b);
     let (kid, key) = support::gateway::device_with_key(a, "meter-cloned", &[]);
     let id = DeviceId::parse("meter-cloned").unwrap();
-    let post = |node: &Node, body: &[u8]| {
-        node.request(
-            "POST",
-            "/gateway/v1/telemetry",
-            Some("application/cose"),
-            &[],
-            body,
-        )
-        .status
-    };
+    let post = support::gateway::post_cose;
     let message = seal_mac0(&id, &kid, &key, 1, support::gateway::now(), b"reading");
     assert_eq!(post(a, &message), 202);
     for node in [a, b, a, b, a, b] {
@@ -604,16 +595,7 @@ fn a_suspended_device_still_trying_raises_an_alert() {
     // and counts for nobody.
     let mut sender = support::gateway::KeyedDevice::register(&node, "meter-cose", "meter-v1");
     node.cli_json(&["device", "suspend", "meter-cose"]);
-    let post = |body: &[u8]| {
-        node.request(
-            "POST",
-            "/gateway/v1/telemetry",
-            Some("application/cose"),
-            &[],
-            body,
-        )
-        .status
-    };
+    let post = |body: &[u8]| support::gateway::post_cose(&node, body);
     let mut forger = support::gateway::KeyedDevice {
         id: sender.id.clone(),
         key_id: sender.key_id.clone(),

@@ -419,16 +419,7 @@ fn store_copy_moves_an_embedded_deployment_to_postgres_with_its_audit_chain() {
             .as_secs() as i64,
         b"before the move",
     );
-    let post = |node: &Node, body: &[u8]| {
-        node.request(
-            "POST",
-            "/gateway/v1/telemetry",
-            Some("application/cose"),
-            &[],
-            body,
-        )
-        .status
-    };
+    let post = support::gateway::post_cose;
     assert_eq!(post(&node, &sent_before), 202);
     let ca_before = node.cli(&["ca", "export", "--chain"]).stdout;
     let certs = node.cli_json(&["cert", "list"]);
@@ -984,16 +975,7 @@ fn a_device_message_is_accepted_once_across_two_nodes() {
     let (kid, key) = crate::support::gateway::device_with_key(a, "meter-pg", &[]);
     let id = DeviceId::parse("meter-pg").unwrap();
     let now = crate::support::gateway::now;
-    let post = |node: &Node, body: &[u8]| {
-        node.request(
-            "POST",
-            "/gateway/v1/telemetry",
-            Some("application/cose"),
-            &[],
-            body,
-        )
-        .status
-    };
+    let post = support::gateway::post_cose;
     let first = seal_mac0(&id, &kid, &key, 1, now(), b"one");
     assert_eq!(post(a, &first), 202);
     assert_eq!(post(b, &first), 409, "replayed to the other node");

@@ -68,6 +68,18 @@ pub fn device_with_key(node: &Node, id: &str, attrs: &[&str]) -> (String, [u8; 3
 }
 
 /// This host's clock, Unix seconds (the time COSE messages carry).
+/// POSTs one COSE message to `/gateway/v1/telemetry` with no other credential; the status.
+pub fn post_cose(node: &Node, body: &[u8]) -> u16 {
+    node.request(
+        "POST",
+        "/gateway/v1/telemetry",
+        Some("application/cose"),
+        &[],
+        body,
+    )
+    .status
+}
+
 pub fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
