@@ -43,8 +43,8 @@ build_release() {
   [[ -z ${BENCH_NO_BUILD:-} && $# -gt 0 ]] || return 0
   local args=() bin
   for bin in "$@"; do args+=(--bin "$bin"); done
-  say "cargo build --release ${args[*]}"
-  cargo build --release "${args[@]}" >&2
+  say "cargo build --release --workspace ${args[*]}"
+  cargo build --release --workspace "${args[@]}" >&2
 }
 
 # wait_for_line LOG PATTERN PID: waits (BENCH_START_TIMEOUT s, default 60) for PATTERN in LOG.
