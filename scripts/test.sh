@@ -127,6 +127,16 @@ features=(--features portcullis/saml)
 if [[ -z ${SKIP_LINT:-} ]]; then
   step "cargo fmt --all -- --check"
   cargo fmt --all -- --check
+  # The README's first command, `cargo run --release -- serve`, needs exactly one binary among
+  # the default members (a new bench binary once made it fail: "could not determine which
+  # binary to run").
+  step "the README's cargo run picks the portcullis binary"
+  cargo metadata --format-version 1 --no-deps | python3 -c '
+import json, sys
+m = json.load(sys.stdin)
+bins = [t["name"] for p in m["packages"] if p["id"] in m["workspace_default_members"]
+        for t in p["targets"] if "bin" in t["kind"]]
+sys.exit(0 if bins == ["portcullis"] else f"cargo run would choose among {bins}")'
   step "cargo clippy --workspace --all-targets ${features[*]} -- -D warnings"
   cargo clippy --workspace --all-targets "${features[@]}" --quiet -- -D warnings
   step "cargo clippy --workspace --all-targets -- -D warnings (the default build, without SAML)"
