@@ -57,6 +57,11 @@ pub enum BootstrapError {
     Store(#[from] portcullis_store::StoreError),
     #[error("issuer: {0}")]
     Issuer(#[from] portcullis_core::issuer::IssuerConflict),
+    #[error(
+        "the embedded store {path} is in use by another running node or command; a SQLite \
+         store serves one node (several nodes share a PostgreSQL store)"
+    )]
+    InUse { path: PathBuf },
     #[error("bootstrap admin credential {path}: {source}")]
     AdminFile {
         path: PathBuf,
@@ -96,15 +101,7 @@ pub fn unix_now() -> UnixTime {
 pub async fn open_storage(
     config: &Config,
 ) -> Result<(Arc<MasterKey>, Arc<dyn Store>), BootstrapError> {
-    let data_dir = &config.server.data_dir;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(data_dir)
-        .map_err(|source| BootstrapError::DataDir {
-            path: data_dir.clone(),
-            source,
-        })?;
+    create_data_dir(config)?;
     let (master, created) =
         MasterKey::load_or_create(&config.master_key_file()).map_err(BootstrapError::MasterKey)?;
     if created {
@@ -125,6 +122,42 @@ pub async fn open_storage(
         }
     };
     Ok((master, store))
+}
+
+fn create_data_dir(config: &Config) -> Result<(), BootstrapError> {
+    let data_dir = &config.server.data_dir;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(data_dir)
+        .map_err(|source| BootstrapError::DataDir {
+            path: data_dir.clone(),
+            source,
+        })
+}
+
+/// Claims the embedded store for this process: an exclusive `flock` on the SQLite file, held
+/// as long as the returned file is (a process that ends, however, lets it go). Two nodes on
+/// one SQLite file would each decide revocations, replays and single-use ids in their own
+/// memory — a token revoked on one stays active on the other, a DPoP proof is spent once on
+/// each — so the second is refused. `None` for a shared (PostgreSQL) store, made for many
+/// nodes. SQLite's own locks are `fcntl` locks, which `flock` does not disturb.
+pub fn claim_embedded_store(config: &Config) -> Result<Option<std::fs::File>, BootstrapError> {
+    if config.shared_store() {
+        return Ok(None);
+    }
+    create_data_dir(config)?;
+    let path = config.sqlite_path();
+    create_private_file(&path)?;
+    let file = std::fs::File::open(&path).map_err(|source| BootstrapError::DataDir {
+        path: path.clone(),
+        source,
+    })?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(BootstrapError::InUse { path }),
+        Err(std::fs::TryLockError::Error(source)) => Err(BootstrapError::DataDir { path, source }),
+    }
 }
 
 /// Prepares everything a node needs, creating what is missing.

@@ -52,6 +52,8 @@ pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), ServeError> {
     if webhook.is_some() && !config.detection.enabled {
         tracing::warn!("[alerts.webhook] is set but [detection] enabled = false: no alert will be raised or sent");
     }
+    // Held until the node stops: a second node on this SQLite file is refused.
+    let _embedded_store = bootstrap::claim_embedded_store(&config)?;
     // Bind first: with `--listen 127.0.0.1:0` the issuer must name the port actually bound.
     let listener = bind(config.server.listen, false).await?;
     let local = listener

@@ -44,6 +44,9 @@ pub async fn import(
     let cert_pem = read(cert, "certificate")?;
     let key_pem = zeroize::Zeroizing::new(read(key, "key")?);
     let chain_pem = chain.map(|c| read(c, "chain")).transpose()?;
+    // Not while a node runs on this store: it would keep serving its own CA.
+    let _embedded_store = crate::bootstrap::claim_embedded_store(&config)
+        .map_err(|e| CommandError::Failed(e.to_string()))?;
     let (master, store) = crate::bootstrap::open_storage(&config)
         .await
         .map_err(|e| CommandError::Failed(e.to_string()))?;

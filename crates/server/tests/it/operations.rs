@@ -367,3 +367,26 @@ fn both_listeners_off_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("both off"));
 }
+
+/// A SQLite store serves one node: a second node on the same file is refused before it
+/// listens (the two would decide revocations and replays each in its own memory), and starts
+/// once the first has stopped.
+#[test]
+fn a_second_node_on_the_same_embedded_store_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let first = support::Node::start_in(&dir, &[]);
+    let second = support::serve_to_exit(&dir, &[]);
+    assert_eq!(second.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains("is in use by another running node"),
+        "{stderr}"
+    );
+    assert!(!String::from_utf8_lossy(&second.stdout).contains("listening"));
+    // Still the first node's store, working.
+    assert_eq!(first.get("/readyz").status, 200);
+    assert!(first.stop().success());
+    let again = support::Node::start_in(&dir, &[]);
+    assert_eq!(again.get("/readyz").status, 200);
+}
