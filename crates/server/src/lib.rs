@@ -183,6 +183,20 @@ fn serve_command(args: cli::ServeArgs) -> Result<(), CommandError> {
     if let Some(listen) = args.listen_mqtt {
         config.gateway.listen_mqtt = listen;
     }
+    if args.adopt_issuer && !config.shared_store() {
+        return Err(CommandError::Usage(
+            "--adopt-issuer replaces the issuer a shared (PostgreSQL) store keeps; a SQLite \
+             store keeps none: its node's issuer is [server] issuer"
+                .into(),
+        ));
+    }
+    if args.adopt_issuer && config.server.issuer.is_none() {
+        return Err(CommandError::Usage(
+            "--adopt-issuer needs the new issuer: set [server] issuer (or \
+             PORTCULLIS_SERVER__ISSUER)"
+                .into(),
+        ));
+    }
     // Dropped after the node stops and before `main` prints a fatal error: that goes out as is.
     let _capture = init_tracing(&config);
     runtime()?

@@ -390,3 +390,29 @@ fn a_second_node_on_the_same_embedded_store_is_refused() {
     let again = support::Node::start_in(&dir, &[]);
     assert_eq!(again.get("/readyz").status, 200);
 }
+
+/// `--adopt-issuer` says what it needs instead of being ignored: a new issuer, and a shared
+/// store that keeps one.
+#[test]
+fn adopt_issuer_without_an_issuer_or_on_sqlite_is_a_usage_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let sqlite = support::serve_to_exit_with_args(
+        &dir,
+        &["--listen-tls", "off", "--adopt-issuer"],
+        &[("PORTCULLIS_SERVER__ISSUER", "https://auth.example")],
+    );
+    assert_eq!(sqlite.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&sqlite.stderr).contains("a SQLite store keeps none"));
+    let no_issuer = support::serve_to_exit_with_args(
+        &dir,
+        &["--listen-tls", "off", "--adopt-issuer"],
+        &[(
+            "PORTCULLIS_STORE__URL",
+            "postgres://nobody@127.0.0.1:1/none",
+        )],
+    );
+    assert_eq!(no_issuer.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&no_issuer.stderr).contains("needs the new issuer"));
+    assert!(!dir.exists(), "nothing created");
+}
