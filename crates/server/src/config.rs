@@ -752,6 +752,11 @@ impl Config {
                     .into(),
             ));
         }
+        // Checked here as well as where the trust is put in force: a mistake in it found only
+        // then would stop a first start after it created the keys, the CA and (on
+        // PostgreSQL) the stored issuer.
+        portcullis_oauth::federation::check_configured(&self.configured_trust())
+            .map_err(|e| ConfigError::Invalid(format!("federation: {e}")))?;
         self.certificate_profile()?;
         self.ca_algorithm()?;
         self.trusted_proxies()?;

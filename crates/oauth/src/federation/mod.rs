@@ -15,4 +15,4 @@ mod saml;
 mod trust;
 
 pub use grant::FederatedGrant;
-pub use trust::{FederationTrust, TrustError, TrustSet, TRUST_SETTING};
+pub use trust::{check_configured, FederationTrust, TrustError, TrustSet, TRUST_SETTING};

@@ -110,6 +110,12 @@ impl FederationTrust {
     }
 }
 
+/// Checks a configuration's trust on its own, as [`FederationTrust::new`] will: so a node can
+/// refuse a bad `[federation]` before its first start creates anything.
+pub fn check_configured(config: &TrustSet) -> Result<(), CoreError> {
+    checked(config, &TrustSet::default()).map(drop)
+}
+
 /// `config` followed by `admin`, checked as a whole ([`TrustSet::combined`]), and SAML
 /// identity providers only in a build that verifies their signatures, with certificates that
 /// parse (a typo is caught when the trust is set, not at the first grant).

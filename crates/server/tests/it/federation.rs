@@ -404,3 +404,28 @@ fn a_build_without_saml_refuses_the_saml_grant_clearly() {
         String::from_utf8_lossy(&refused.stderr)
     );
 }
+
+/// A mistake in the configuration's trust is a usage error before anything is created: found
+/// only when the trust was put in force, it stopped a first start that had already made the
+/// keys, the CA and (on PostgreSQL) the stored issuer, which then had to be dropped.
+#[test]
+fn a_bad_configured_trust_stops_the_start_before_anything_is_created() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("portcullis.toml");
+    std::fs::write(
+        &config,
+        "[[federation.saml_issuers]]\nname = \"corp\"\nentity_id = \"http://corp.example\"\n\
+         certificates = [\"not a certificate\"]\n",
+    )
+    .unwrap();
+    let data = tmp.path().join("data");
+    let out = support::serve_to_exit_with_args(
+        &data,
+        &["--listen-tls", "off", "--config", config.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("federation"), "{stderr}");
+    assert!(!data.exists(), "created before the check");
+}
