@@ -277,10 +277,36 @@ pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), ServeError> {
         key_manager,
         pki.clone(),
     ));
+    // On the signal, the leader-only jobs stop and their leases are handed over at once,
+    // before the connections drain: a long request (an audit stream, a telemetry follow)
+    // would otherwise hold them for the whole grace period, as long as a killed node does.
+    let leader_jobs: Vec<tokio::task::AbortHandle> = [
+        Some(background.abort_handle()),
+        checkpoints
+            .as_ref()
+            .map(tokio::task::JoinHandle::abort_handle),
+        archiving
+            .as_ref()
+            .map(tokio::task::JoinHandle::abort_handle),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let hand_over = {
+        let (store, node_id, pki) = (store.clone(), node_id.clone(), pki.clone());
+        async move {
+            shutdown.await;
+            for job in &leader_jobs {
+                job.abort();
+            }
+            pki.pki.crl.set_leader(false);
+            release_leases(store.as_ref(), &node_id).await;
+        }
+    };
     match listener {
-        Some(listener) => crate::http_conn::serve_plain(listener, app, shutdown).await,
+        Some(listener) => crate::http_conn::serve_plain(listener, app, hand_over).await,
         // HTTPS only: the TLS task serves until the signal.
-        None => shutdown.await,
+        None => hand_over.await,
     }
     background.abort();
     if let Some(task) = detector {
@@ -315,12 +341,8 @@ pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), ServeError> {
     if let Some(task) = metrics_task {
         task.abort();
     }
-    // The jobs are stopped: hand their leases over now rather than after they expire (a
-    // rolling restart would otherwise leave key rotation, the CRL and checkpoints unowned for
-    // up to their time-outs).
-    if let Err(e) = store.release_leases(&node_id).await {
-        tracing::warn!(error = %e, "releasing leases failed; they expire on their own");
-    }
+    // Again: the final checkpoint above may have taken its lease back.
+    release_leases(store.as_ref(), &node_id).await;
     // Spent DPoP proof and outside-token ids still queued for the store (embedded store:
     // written behind), so a restart knows them.
     server.flush_single_use().await;
@@ -490,6 +512,14 @@ async fn background_jobs(
                 metrics.run_upkeep();
             }
         }
+    }
+}
+
+/// Hands this node's leases over now rather than after they expire (a rolling restart would
+/// otherwise leave key rotation, the CRL and checkpoints unowned for up to their time-outs).
+async fn release_leases(store: &dyn Store, node_id: &str) {
+    if let Err(e) = store.release_leases(node_id).await {
+        tracing::warn!(error = %e, "releasing leases failed; they expire on their own");
     }
 }
 

@@ -1053,3 +1053,51 @@ fn a_device_message_is_accepted_once_across_two_nodes() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// A node stopping on SIGTERM hands its leases over at once, even while a long request (an
+/// audit stream) keeps its connections draining for the whole grace period: before, the
+/// `crl` lease stayed with it for those 10 s, as long as with a killed node.
+#[test]
+fn a_stopping_node_hands_its_leases_over_before_its_connections_drain() {
+    let Some(nodes) = two_nodes("handover", &[]) else {
+        return;
+    };
+    let TwoNodes {
+        a,
+        b,
+        tmp: _tmp,
+        db,
+    } = nodes;
+    let crl_holder = || {
+        let out = Command::new("psql")
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", &db.0, "-tAc"])
+            .arg("SELECT holder FROM leases WHERE name = 'crl'")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    // A started first and claimed the CRL lease at once.
+    let held_by_a = crl_holder();
+    assert!(!held_by_a.is_empty());
+    let token = a.admin_token_with_scope("audit:read");
+    let mut stream = Command::new("curl")
+        .args(["-sN", "-o", "/dev/null", "-H"])
+        .arg(format!("Authorization: Bearer {token}"))
+        .arg(format!("{}/admin/v1/audit/stream", a.base))
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let stopping = std::thread::spawn(move || a.stop());
+    within(
+        std::time::Duration::from_secs(4),
+        "B holding the CRL lease while A drains its audit stream",
+        || {
+            let holder = crl_holder();
+            !holder.is_empty() && holder != held_by_a
+        },
+    );
+    assert!(stopping.join().unwrap().success());
+    let _ = stream.kill();
+    let _ = stream.wait();
+    assert_eq!(b.get("/readyz").status, 200);
+}
