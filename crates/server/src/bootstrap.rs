@@ -45,6 +45,12 @@ pub enum BootstrapError {
     },
     #[error("master key: {0}")]
     MasterKey(portcullis_keys::KeyError),
+    #[error(
+        "master key {path} does not exist, but the store already holds keys sealed under a \
+         master key: give this node that key (every node of a deployment shares one, \
+         [keys] master_key_file); no new one was made"
+    )]
+    MasterKeyMissing { path: PathBuf },
     #[error("signing key: {0}")]
     SigningKey(portcullis_keys::KeyError),
     #[error("signing keys: {0}")]
@@ -102,12 +108,6 @@ pub async fn open_storage(
     config: &Config,
 ) -> Result<(Arc<MasterKey>, Arc<dyn Store>), BootstrapError> {
     create_data_dir(config)?;
-    let (master, created) =
-        MasterKey::load_or_create(&config.master_key_file()).map_err(BootstrapError::MasterKey)?;
-    if created {
-        tracing::info!(path = %config.master_key_file().display(), "generated a new master key (mode 0600); back it up: without it the stored keys are useless");
-    }
-    let master = Arc::new(master);
     let store: Arc<dyn Store> = match &config.store.url {
         Some(url) if !url.starts_with("sqlite:") => {
             // `[store] password_file`: the password stays out of the URL (and of every error).
@@ -121,7 +121,18 @@ pub async fn open_storage(
             Arc::new(SqliteStore::open(&config.sqlite_path()).await?)
         }
     };
-    Ok((master, store))
+    // A store that already holds sealed secrets needs the master key they are sealed under;
+    // a new one would only be a second, useless key file (and on a shared store, the sign of
+    // a node not given the deployment's `master_key_file`).
+    let path = config.master_key_file();
+    if !path.exists() && store.get_setting(PEPPER_SETTING).await?.is_some() {
+        return Err(BootstrapError::MasterKeyMissing { path });
+    }
+    let (master, created) = MasterKey::load_or_create(&path).map_err(BootstrapError::MasterKey)?;
+    if created {
+        tracing::info!(path = %path.display(), "generated a new master key (mode 0600); back it up: without it the stored keys are useless");
+    }
+    Ok((Arc::new(master), store))
 }
 
 fn create_data_dir(config: &Config) -> Result<(), BootstrapError> {
@@ -491,6 +502,19 @@ mod tests {
         let rows = first.store.list_signing_keys().await.unwrap();
         drop(first);
         std::fs::remove_file(config.master_key_file()).unwrap();
+        let refused = prepare(&config, "http://127.0.0.1:1", false).await;
+        assert!(
+            matches!(&refused, Err(BootstrapError::MasterKeyMissing { .. })),
+            "{:?}",
+            refused.err()
+        );
+        assert!(!config.master_key_file().exists(), "no new master key made");
+        // Another key than the one the stored keys are sealed under.
+        std::fs::write(
+            config.master_key_file(),
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",
+        )
+        .unwrap();
         let refused = prepare(&config, "http://127.0.0.1:1", false).await;
         assert!(
             matches!(&refused, Err(BootstrapError::Keys(_))),

@@ -297,6 +297,14 @@ fn a_truncated_or_wrong_master_key_stops_the_node_with_a_clear_error() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // A missing key is not replaced by a new one the stored keys are not sealed under.
+    std::fs::remove_file(&master).unwrap();
+    let out = serve();
+    assert_eq!(out.status.code(), Some(1), "a missing master key");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no new one was made"), "{stderr}");
+    assert!(!master.exists(), "no useless key file left behind");
+
     std::fs::write(&master, &good).unwrap();
     let node = Node::start_in(&dir, &[]);
     assert_eq!(
