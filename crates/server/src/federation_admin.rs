@@ -22,7 +22,18 @@ pub struct OAuthFederationAdmin {
 impl OAuthFederationAdmin {
     async fn view(&self) -> Result<FederationView, AdminError> {
         let (config, admin) = self.server.federation().parts();
-        let mut warnings = Vec::new();
+        let mut warnings: Vec<String> = self
+            .server
+            .federation()
+            .not_in_force()
+            .into_iter()
+            .map(|name| {
+                format!(
+                    "SAML identity provider {name} (and its policies) is not in force on this \
+                     node: this build has no SAML support"
+                )
+            })
+            .collect();
         for policy in config.policies.iter().chain(&admin.policies) {
             let client = match ClientId::parse(policy.client_id.as_str()) {
                 Ok(id) => match self.server.client(&id).await {

@@ -95,9 +95,24 @@ impl FederationTrust {
                 serde_json::from_slice(&bytes).map_err(|e| TrustError::Corrupt(e.to_string()))?
             }
         };
-        let all = checked(&self.config, &admin)?;
+        let (usable, set_aside) = usable_here(&admin, portcullis_saml::SUPPORTED);
+        if !set_aside.is_empty() {
+            tracing::warn!(
+                saml_issuers = ?set_aside,
+                "the stored federation trust names SAML identity providers (set through a node \
+                 built with SAML); this build has no SAML support: they and their policies are \
+                 not in force here, the rest is"
+            );
+        }
+        let all = checked(&self.config, &usable)?;
         *self.write() = (admin, Arc::new(all));
         Ok(())
+    }
+
+    /// The stored SAML identity providers this build cannot put in force (see
+    /// [`usable_here`]): for the admin API's warnings.
+    pub fn not_in_force(&self) -> Vec<String> {
+        usable_here(&self.read().0, portcullis_saml::SUPPORTED).1
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, (TrustSet, Arc<TrustSet>)> {
@@ -108,6 +123,23 @@ impl FederationTrust {
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, (TrustSet, Arc<TrustSet>)> {
         self.current.write().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// The admin part as this build can put it in force, and the names of the SAML identity
+/// providers set aside. A build without SAML sets aside the stored SAML providers and the
+/// policies naming them — another node of the cluster, built with SAML, may have stored them —
+/// instead of refusing the whole trust, which took the JWT issuers and exchange rules out of
+/// force on this node alone. Setting SAML providers through such a node is still refused
+/// ([`FederationTrust::set`]), so it never stores what it cannot check.
+fn usable_here(admin: &TrustSet, saml_supported: bool) -> (TrustSet, Vec<String>) {
+    if saml_supported || admin.saml_issuers.is_empty() {
+        return (admin.clone(), Vec::new());
+    }
+    let names: Vec<String> = admin.saml_issuers.iter().map(|i| i.name.clone()).collect();
+    let mut usable = admin.clone();
+    usable.saml_issuers.clear();
+    usable.policies.retain(|p| !names.contains(&p.issuer));
+    (usable, names)
 }
 
 /// Checks a configuration's trust on its own, as [`FederationTrust::new`] will: so a node can
@@ -165,5 +197,43 @@ impl crate::AuthServer {
             })
             .await
             .map_err(|_| TrustError::AuditUnavailable)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a node built with SAML may store: a JWT issuer and a SAML provider, a policy each.
+    fn mixed() -> TrustSet {
+        serde_json::from_value(serde_json::json!({
+            "issuers": [{"name": "k8s", "issuer": "https://k8s.example", "audience": "portcullis",
+                         "jwks_uri": "https://k8s.example/jwks"}],
+            "saml_issuers": [{"name": "corp", "entity_id": "https://idp.example",
+                              "certificates": []}],
+            "policies": [
+                {"name": "pods", "issuer": "k8s", "claims": {"sub": "system:serviceaccount:*"},
+                 "client_id": "api"},
+                {"name": "billing", "issuer": "corp", "claims": {"sub": "billing-*"},
+                 "client_id": "billing"}
+            ]
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_build_without_saml_sets_aside_only_the_saml_providers_and_their_policies() {
+        let (usable, set_aside) = usable_here(&mixed(), false);
+        assert_eq!(set_aside, ["corp"]);
+        assert!(usable.saml_issuers.is_empty());
+        let names: Vec<&str> = usable.policies.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["pods"]);
+        assert_eq!(usable.issuers.len(), 1);
+        // What is left is a trust this build can put in force.
+        assert!(checked(&TrustSet::default(), &usable).is_ok());
+        // A build with SAML uses it whole.
+        let (whole, none) = usable_here(&mixed(), true);
+        assert_eq!(whole, mixed());
+        assert!(none.is_empty());
     }
 }
