@@ -208,7 +208,17 @@ fn serve_command(args: cli::ServeArgs) -> Result<(), CommandError> {
 /// ([`stderr_capture`]), so every line on it is JSON; the returned capture gives it back when
 /// dropped.
 fn init_tracing(config: &Config) -> Option<stderr_capture::StderrCapture> {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    // `RUST_LOG` wins over `[log] level`. PostgreSQL's notices (e.g. "relation
+    // _sqlx_migrations already exists, skipping" at every start) arrive at info through sqlx:
+    // only their warnings are worth a line, unless the directives name sqlx themselves.
+    let mut level = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|l| !l.trim().is_empty())
+        .unwrap_or_else(|| config.log.level.clone());
+    if !level.contains("sqlx") {
+        level.push_str(",sqlx::postgres::notice=warn");
+    }
+    let filter = tracing_subscriber::EnvFilter::try_new(&level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
     // Colour only on a terminal: escape codes in a log file or journal are noise.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());

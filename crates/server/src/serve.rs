@@ -219,7 +219,7 @@ pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), ServeError> {
     let tls_task = match (tls_listener, tls_local, certificate, tls_config.clone()) {
         (Some(tls_listener), Some(tls_local), Some(certificate), Some(tls_config)) => {
             let tls_app = surfaces.router(Listener::Tls);
-            tracing::info!(addr = %tls_local, "portcullis listening (TLS)");
+            tracing::info!(addr = %tls_local, %node_id, "portcullis listening (TLS)");
             // Tests and scripts read the TLS port from this line, printed before the plain one.
             announce(format!("portcullis listening on https://{tls_local}"));
             // Renewal lives and ends with the listener: aborting this task stops both.
@@ -238,7 +238,8 @@ pub async fn run(config: Config, adopt_issuer: bool) -> Result<(), ServeError> {
         _ => None,
     };
     if let Some(local) = local {
-        tracing::info!(addr = %local, %issuer, "portcullis listening");
+        // The node id names this node in the leases table and in audit checkpoints.
+        tracing::info!(addr = %local, %issuer, %node_id, "portcullis listening");
         // Tests and scripts wait for this exact line on stdout.
         announce(format!("portcullis listening on http://{local}"));
     }

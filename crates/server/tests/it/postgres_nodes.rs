@@ -144,6 +144,11 @@ fn two_nodes_share_one_postgres_database() {
     assert_eq!(a.get("/readyz").status, 200);
     // B's admin API, with the credential A's first start wrote: one chain for both nodes.
     audit_verify(b, &tmp.path().join("a/admin.json"));
+    // B's log names its node id (the leases table's holder) and not PostgreSQL's notices
+    // about the migrations table it found.
+    let log = b.log();
+    assert!(log.contains("node_id"), "{log}");
+    assert!(!log.contains("already exists, skipping"), "{log}");
 }
 
 /// `portcullis audit verify --json` through `node`'s admin API with the credential file
