@@ -311,6 +311,11 @@ pub struct ApiArgs {
     /// Print machine-readable JSON.
     #[arg(long, global = true)]
     pub json: bool,
+    /// PEM file of CA certificates to trust for an https:// --server, besides the system's
+    /// (e.g. the node's own CA from `portcullis ca export`, or the private CA of its
+    /// tls_cert_file).
+    #[arg(long, env = "PORTCULLIS_CACERT", value_name = "FILE", global = true)]
+    pub cacert: Option<PathBuf>,
 }
 
 /// The certificate attribute a `tls_client_auth` client is recognised by (RFC 8705 §2.1.2):

@@ -2,6 +2,7 @@
 //! (client_credentials, dogfooding the token endpoint) and sends JSON requests.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -14,6 +15,9 @@ use crate::cli::ApiArgs;
 pub enum ApiError {
     #[error("{0}")]
     Credential(String),
+    /// The `--cacert` file cannot be used.
+    #[error("{0}")]
+    Trust(String),
     #[error("cannot reach {server}: {reason}")]
     Unreachable { server: String, reason: String },
     #[error("{status} {title}: {detail}")]
@@ -64,6 +68,7 @@ impl AdminApi {
         let cred = read_credential(&args.admin_credential)?;
         let agent = ureq::AgentBuilder::new()
             .timeout(Duration::from_secs(30))
+            .tls_config(tls_config(args.cacert.as_deref())?)
             .build();
         let mut form = vec![
             ("grant_type", "client_credentials"),
@@ -186,6 +191,101 @@ impl AdminApi {
     }
 }
 
+/// The CAs an `https://` server's certificate may chain to: the system's, as curl and openssl
+/// see them (`SSL_CERT_FILE` and `SSL_CERT_DIR` included), or Mozilla's bundled ones where the
+/// system has none (a minimal container); and those of `--cacert`, since a node's own CA and
+/// the private CA of a `tls_cert_file` are rarely in the system's store.
+fn tls_config(cacert: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, ApiError> {
+    let mut roots = rustls::RootCertStore::empty();
+    // Unreadable entries of the system store are skipped, as curl skips them; what is left
+    // (or `--cacert`) decides, and a failed handshake names the certificate problem.
+    let (system, _unparsable) =
+        roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    if system == 0 {
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    }
+    if let Some(path) = cacert {
+        add_cacert(&mut roots, path)?;
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ApiError::Trust(format!("TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// Adds every certificate of the PEM file `path` as a trust anchor; a file with none is an
+/// error, not a silent no-op.
+fn add_cacert(roots: &mut rustls::RootCertStore, path: &Path) -> Result<(), ApiError> {
+    use rustls_pki_types::pem::PemObject;
+    let pem = std::fs::read(path)
+        .map_err(|e| ApiError::Trust(format!("cannot read --cacert {}: {e}", path.display())))?;
+    let mut added = 0usize;
+    for cert in rustls_pki_types::CertificateDer::pem_slice_iter(&pem) {
+        let cert = cert.map_err(|e| {
+            ApiError::Trust(format!(
+                "--cacert {}: not PEM certificates: {e}",
+                path.display()
+            ))
+        })?;
+        roots.add(cert).map_err(|e| {
+            ApiError::Trust(format!(
+                "--cacert {}: a certificate cannot be a trust anchor: {e}",
+                path.display()
+            ))
+        })?;
+        added += 1;
+    }
+    if added == 0 {
+        return Err(ApiError::Trust(format!(
+            "--cacert {}: no PEM certificate in it",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Why a request failed before any answer, with the remedy when the server's certificate is
+/// not trusted: the usual first meeting with a node serving its own CA's certificate.
+fn unreachable(base: &str, e: &ureq::Error) -> ApiError {
+    let mut reason = e.to_string();
+    if let Some(tls) = tls_error(e) {
+        reason = match tls {
+            rustls::Error::InvalidCertificate(_) => format!(
+                "{reason} (TLS: the server's certificate is not trusted; if a private CA or the \
+                 node's own issued it, give that CA with --cacert FILE or PORTCULLIS_CACERT, e.g. \
+                 the output of `portcullis ca export`)"
+            ),
+            _ => format!("{reason} (TLS handshake failed)"),
+        };
+    }
+    ApiError::Unreachable {
+        server: base.into(),
+        reason,
+    }
+}
+
+/// The rustls error under a transport error, if the TLS handshake is what failed. rustls's
+/// errors reach ureq inside an `io::Error`, whose `source` skips the error it wraps, so the
+/// chain is walked through `get_ref` as well.
+fn tls_error(e: &ureq::Error) -> Option<&rustls::Error> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(err) = next {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if let Some(tls) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                return Some(tls);
+            }
+        }
+        next = err.source();
+    }
+    None
+}
+
 fn read_credential(path: &Path) -> Result<Credential, ApiError> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         ApiError::Credential(format!(
@@ -228,9 +328,6 @@ fn read_json(response: Result<ureq::Response, ureq::Error>, base: &str) -> Resul
                 body,
             })
         }
-        Err(e) => Err(ApiError::Unreachable {
-            server: base.into(),
-            reason: e.to_string(),
-        }),
+        Err(e) => Err(unreachable(base, &e)),
     }
 }

@@ -16,6 +16,7 @@ mod audit_chain;
 mod audit_encryption;
 mod audit_export;
 mod audit_syslog;
+mod cli_tls;
 mod command_rules_admin;
 mod detection;
 mod device_keys;
