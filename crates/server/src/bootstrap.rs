@@ -295,7 +295,7 @@ async fn resolve_issuer(
 
 /// Creates an empty database file with mode 0600 if none exists: it holds the pepper, client
 /// hashes and sealed keys, and SQLite gives its `-wal` and `-shm` files the same mode.
-fn create_private_file(path: &Path) -> Result<(), BootstrapError> {
+pub(crate) fn create_private_file(path: &Path) -> Result<(), BootstrapError> {
     match std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)

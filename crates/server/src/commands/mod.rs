@@ -54,15 +54,35 @@ impl<'a> StoreArg<'a> {
         Self { url, password_file }
     }
 
-    /// Opens (and so migrates) the store.
+    /// Opens (and so migrates) the store; an SQLite file it creates is private (see
+    /// [`create_private_sqlite_file`]).
     pub async fn open(&self) -> Result<std::sync::Arc<dyn portcullis_store::Store>, CommandError> {
         let password = self
             .password_file
             .map(|path| crate::config::read_password_file(path, "--password-file"))
             .transpose()
             .map_err(|e| CommandError::Usage(e.to_string()))?;
+        create_private_sqlite_file(self.url)?;
         portcullis_store::open_with_password(self.url, password.as_ref().map(|p| p.as_str()))
             .await
             .map_err(|e| CommandError::Failed(e.to_string()))
     }
+}
+
+/// Creates the file of an `sqlite:` store with mode 0600 before SQLite does (with 0644 under
+/// the usual umask): like a node's own database, a copy or a freshly migrated store holds the
+/// pepper and the sealed keys, and SQLite gives its `-wal` and `-shm` files the same mode. An
+/// existing file is left as it is; other URLs are not files.
+fn create_private_sqlite_file(url: &str) -> Result<(), CommandError> {
+    let Some(path) = url.strip_prefix("sqlite:") else {
+        return Ok(());
+    };
+    // The path as `portcullis_store::open_with_password` reads it.
+    let path = std::path::Path::new(path.strip_prefix("//").unwrap_or(path));
+    crate::bootstrap::create_private_file(path).map_err(|e| match e {
+        crate::bootstrap::BootstrapError::DataDir { path, source } => {
+            CommandError::Failed(format!("cannot create {}: {source}", path.display()))
+        }
+        other => CommandError::Failed(other.to_string()),
+    })
 }

@@ -36,6 +36,7 @@ mod hostile_inputs;
 mod hsm;
 mod interop;
 mod key_rotation;
+mod offline_store;
 mod operations;
 mod pki_broker;
 mod pki_enrollment;
