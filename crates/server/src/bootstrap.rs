@@ -245,7 +245,7 @@ pub async fn prepare(
 }
 
 /// The settings row that keeps a shared store's issuer.
-const ISSUER_SETTING: &str = "server.issuer";
+pub(crate) const ISSUER_SETTING: &str = "server.issuer";
 
 /// The issuer of a node on a shared store: the one the store keeps (recorded by the first
 /// node), unless this node configures one, which must then be the same (or is adopted with

@@ -654,6 +654,12 @@ pub enum StoreCommand {
         /// A file holding the password of the `--to` PostgreSQL database.
         #[arg(long)]
         to_password_file: Option<PathBuf>,
+        /// The issuer the source's tokens were issued under (the old node's `[server] issuer`,
+        /// or its `http://<listen address>`), recorded in a PostgreSQL target when the source
+        /// keeps none (an SQLite source never does): the target's nodes then use it, and
+        /// tokens issued before the copy stay active.
+        #[arg(long, value_name = "URL")]
+        issuer: Option<String>,
     },
 }
 

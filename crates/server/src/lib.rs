@@ -39,7 +39,7 @@ mod trust_admin;
 use std::process::ExitCode;
 
 use clap::Parser;
-use cli::{BenchCommand, Cli, Command, StoreCommand};
+use cli::{BenchCommand, Cli, Command};
 use commands::CommandError;
 use config::Config;
 
@@ -96,17 +96,7 @@ pub fn run() -> ExitCode {
                 password_file.as_deref(),
             )))
         }),
-        Command::Store(StoreCommand::Copy {
-            from,
-            to,
-            from_password_file,
-            to_password_file,
-        }) => runtime().and_then(|rt| {
-            rt.block_on(commands::store_copy::copy(
-                &commands::StoreArg::new(&from, from_password_file.as_deref()),
-                &commands::StoreArg::new(&to, to_password_file.as_deref()),
-            ))
-        }),
+        Command::Store(cmd) => commands::store_copy::run(cmd),
         Command::Bench(BenchCommand::LoadClients(load)) => runtime().and_then(|rt| {
             rt.block_on(commands::bench::load_clients(&load.store_url(), load.count))
         }),

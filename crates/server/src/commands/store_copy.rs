@@ -5,7 +5,8 @@
 use portcullis_store::Store;
 
 use super::{CommandError, StoreArg};
-use crate::bootstrap::{unix_now, ALL_SETTINGS};
+use crate::bootstrap::{unix_now, ALL_SETTINGS, ISSUER_SETTING};
+use crate::cli::StoreCommand;
 
 const PAGE: u32 = 10_000;
 
@@ -21,7 +22,25 @@ pub async fn migrate(store: &StoreArg<'_>) -> Result<(), CommandError> {
     Ok(())
 }
 
-/// Copies everything from `from` into the empty store `to`.
+/// `portcullis store ...`.
+pub fn run(cmd: StoreCommand) -> Result<(), CommandError> {
+    match cmd {
+        StoreCommand::Copy {
+            from,
+            to,
+            from_password_file,
+            to_password_file,
+            issuer,
+        } => crate::runtime()?.block_on(copy(
+            &StoreArg::new(&from, from_password_file.as_deref()),
+            &StoreArg::new(&to, to_password_file.as_deref()),
+            issuer.as_deref(),
+        )),
+    }
+}
+
+/// Copies everything from `from` into the empty store `to`; `issuer` (`--issuer`) is
+/// recorded as the target's issuer when the source keeps none (see [`check_issuer`]).
 ///
 /// Table by table (the migrations in `crates/store/migrations`):
 ///
@@ -36,7 +55,14 @@ pub async fn migrate(store: &StoreArg<'_>) -> Result<(), CommandError> {
 ///   copied lease would name a node of the old deployment, and the new nodes take theirs
 ///   within seconds), `detection_counts` (attack-detection counters over a sliding window of
 ///   minutes, rebuilt by the traffic the new nodes see; the alerts they raised are copied).
-pub async fn copy(from: &StoreArg<'_>, to: &StoreArg<'_>) -> Result<(), CommandError> {
+pub async fn copy(
+    from: &StoreArg<'_>,
+    to: &StoreArg<'_>,
+    issuer: Option<&str>,
+) -> Result<(), CommandError> {
+    if let Some(issuer) = issuer {
+        check_issuer_flag(issuer, to)?;
+    }
     let src = from.open().await?;
     let dst = to.open().await?;
     let target_empty = dst.list_clients(None, 1).await.map_err(failed)?.is_empty()
@@ -49,6 +75,7 @@ pub async fn copy(from: &StoreArg<'_>, to: &StoreArg<'_>) -> Result<(), CommandE
             "the target store is not empty; copy only into a fresh database".into(),
         ));
     }
+    let kept_issuer = check_issuer(src.as_ref(), issuer).await?;
     // An archived chain continues from its newest anchor: the target starts from the same
     // one, so re-linking the live records reproduces every hash (checked below), and
     // `audit verify` on the target proves it from the anchor's checkpoint as on the source.
@@ -57,6 +84,15 @@ pub async fn copy(from: &StoreArg<'_>, to: &StoreArg<'_>) -> Result<(), CommandE
         dst.import_audit_anchor(anchor).await.map_err(failed)?;
     }
     let settings = copy_settings(src.as_ref(), dst.as_ref()).await?;
+    let recorded_issuer = match (&kept_issuer, issuer) {
+        (None, Some(issuer)) => {
+            dst.put_setting_if_absent(ISSUER_SETTING, issuer.as_bytes())
+                .await
+                .map_err(failed)?;
+            Some(issuer)
+        }
+        _ => None,
+    };
     let keys = src.list_signing_keys().await.map_err(failed)?;
     for key in &keys {
         dst.insert_signing_key(key).await.map_err(failed)?;
@@ -89,10 +125,63 @@ pub async fn copy(from: &StoreArg<'_>, to: &StoreArg<'_>) -> Result<(), CommandE
             a.seq
         ))
     );
+    match (kept_issuer, recorded_issuer) {
+        (Some(kept), _) => println!("the target keeps the source's issuer {kept}"),
+        (None, Some(recorded)) => println!("recorded the issuer {recorded} in the target"),
+        (None, None) => eprintln!(
+            "Note: the source keeps no issuer (an SQLite store's is its node's [server] issuer \
+             or http://<listen address>). Start the new nodes with [server] issuer = <the old \
+             node's issuer>, or copy again into a fresh database with --issuer <it>: nodes that \
+             take another issuer find every token issued before the copy inactive."
+        ),
+    }
     eprintln!(
         "Give the new nodes the same master key file: the signing and CA keys are sealed under it."
     );
     Ok(())
+}
+
+/// `--issuer` before anything is opened: an issuer URL as `[server] issuer` takes it, and a
+/// PostgreSQL target (an SQLite store serves one node, whose issuer is its configuration's or
+/// its listen address, and keeps none).
+fn check_issuer_flag(issuer: &str, to: &StoreArg<'_>) -> Result<(), CommandError> {
+    if !(issuer.starts_with("http://") || issuer.starts_with("https://")) || issuer.ends_with('/') {
+        return Err(CommandError::Usage(format!(
+            "--issuer {issuer:?} must be an http(s) URL without a trailing slash, as [server] \
+             issuer"
+        )));
+    }
+    if to.url.starts_with("sqlite:") {
+        return Err(CommandError::Usage(
+            "--issuer applies to a PostgreSQL target only: a node on an SQLite store takes its \
+             issuer from its [server] issuer or listen address"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The issuer the source keeps (a PostgreSQL source's `server.issuer`, copied with the other
+/// settings), refusing an `--issuer` that contradicts it: the source's tokens were issued
+/// under the kept one. Moving to a new issuer is `serve --adopt-issuer` on the target, as
+/// without a copy.
+async fn check_issuer(
+    src: &dyn Store,
+    issuer: Option<&str>,
+) -> Result<Option<String>, CommandError> {
+    let kept = src
+        .get_setting(ISSUER_SETTING)
+        .await
+        .map_err(failed)?
+        .map(|v| String::from_utf8_lossy(&v).into_owned());
+    match (&kept, issuer) {
+        (Some(kept), Some(issuer)) if kept != issuer => Err(CommandError::Usage(format!(
+            "--issuer {issuer:?}: the source keeps the issuer {kept:?}, under which its tokens \
+             were issued, and the copy takes it; leave --issuer out (to move the cluster to a \
+             new issuer afterwards, start one node with `serve --adopt-issuer`)"
+        ))),
+        _ => Ok(kept),
+    }
 }
 
 /// Settings read per page: few rows, but a device's desired settings or a model's releases
@@ -516,7 +605,7 @@ mod tests {
         .await
         .unwrap();
 
-        copy(&from, &to).await.unwrap();
+        copy(&from, &to, None).await.unwrap();
 
         let dst = to.open().await.unwrap();
         let mut moved = dst
@@ -585,7 +674,7 @@ mod tests {
             .put_setting_if_absent("server.issuer", b"https://elsewhere.example")
             .await
             .unwrap();
-        let err = copy(&from, &third).await.unwrap_err();
+        let err = copy(&from, &third, None).await.unwrap_err();
         assert!(err.to_string().contains("not empty"), "{err}");
     }
 }

@@ -351,6 +351,77 @@ fn store_copy_moves_an_archived_chain_that_still_verifies_from_its_anchor() {
     assert_eq!(pg.token(&id, &secret, "").status, 200);
 }
 
+/// An SQLite store keeps no issuer (its node's is its listen address here): `store copy
+/// --issuer` records the old node's in the target, so a node on the copy without `[server]
+/// issuer` takes it and tokens issued before the copy stay active; without `--issuer` the copy
+/// says what to do.
+#[test]
+fn store_copy_from_sqlite_records_the_issuer_given_so_old_tokens_stay_active() {
+    let Some(db) = Database::create_named("copy_issuer") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let master = tmp.path().join("master.key");
+    let key = ("PORTCULLIS_KEYS__MASTER_KEY_FILE", master.to_str().unwrap());
+    let dir = tmp.path().join("embedded");
+    let node = Node::start_in(&dir, &[key]);
+    let old_issuer = node.base.clone();
+    let (id, secret) = node.create_client(&[]);
+    let token = node.token(&id, &secret, "").json["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(node.stop().success());
+    let sqlite = format!("sqlite:{}", dir.join("portcullis.db").display());
+    let copy = |to: &str, extra: &[&str]| {
+        Command::new(support::BIN)
+            .args(["store", "copy", "--from", &sqlite, "--to", to])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+
+    let plain = copy(
+        &format!("sqlite:{}", tmp.path().join("plain.db").display()),
+        &[],
+    );
+    assert!(plain.status.success(), "{plain:?}");
+    let note = String::from_utf8_lossy(&plain.stderr);
+    assert!(
+        note.contains("the source keeps no issuer") && note.contains("[server] issuer"),
+        "{note}"
+    );
+    let into_sqlite = copy(
+        &format!("sqlite:{}", tmp.path().join("other.db").display()),
+        &["--issuer", &old_issuer],
+    );
+    assert_eq!(into_sqlite.status.code(), Some(2), "{into_sqlite:?}");
+
+    let copied = copy(&db.url(), &["--issuer", &old_issuer]);
+    assert!(copied.status.success(), "{copied:?}");
+    let stdout = String::from_utf8_lossy(&copied.stdout);
+    assert!(
+        stdout.contains(&format!("recorded the issuer {old_issuer}")),
+        "{stdout}"
+    );
+
+    let url = db.url();
+    let pg = Node::start_in(
+        &tmp.path().join("pg"),
+        &[("PORTCULLIS_STORE__URL", url.as_str()), key],
+    );
+    assert_eq!(
+        pg.get("/.well-known/oauth-authorization-server").json["issuer"],
+        old_issuer.as_str()
+    );
+    let introspected = pg.post_form(
+        "/oauth2/introspect",
+        &format!("token={token}"),
+        Some((&id, &secret)),
+    );
+    assert_eq!(introspected.json["active"], true, "{}", introspected.text);
+}
+
 #[test]
 fn store_copy_moves_an_embedded_deployment_to_postgres_with_its_audit_chain() {
     let Some(db) = Database::create_named("copy") else {
