@@ -39,6 +39,15 @@ pub fn run(cmd: StoreCommand) -> Result<(), CommandError> {
     }
 }
 
+/// Says which store an error came from: both may be PostgreSQL, with the same user, and
+/// "password authentication failed" alone does not tell the operator which file is wrong.
+fn side(flag: &str, e: CommandError) -> CommandError {
+    match e {
+        CommandError::Usage(m) => CommandError::Usage(format!("{flag}: {m}")),
+        CommandError::Failed(m) => CommandError::Failed(format!("{flag}: {m}")),
+    }
+}
+
 /// Copies everything from `from` into the empty store `to`; `issuer` (`--issuer`) is
 /// recorded as the target's issuer when the source keeps none (see [`check_issuer`]).
 ///
@@ -63,8 +72,8 @@ pub async fn copy(
     if let Some(issuer) = issuer {
         check_issuer_flag(issuer, to)?;
     }
-    let src = from.open().await?;
-    let dst = to.open().await?;
+    let src = from.open().await.map_err(|e| side("--from", e))?;
+    let dst = to.open().await.map_err(|e| side("--to", e))?;
     let target_empty = dst.list_clients(None, 1).await.map_err(failed)?.is_empty()
         && dst.list_signing_keys().await.map_err(failed)?.is_empty()
         && dst.list_audit(0, 1).await.map_err(failed)?.is_empty()

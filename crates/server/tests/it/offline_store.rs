@@ -41,3 +41,27 @@ fn sqlite_stores_created_by_migrate_and_store_copy_are_private() {
         assert!(checked >= 1, "{} was not created", db.display());
     }
 }
+
+#[test]
+fn store_copy_says_which_of_its_stores_failed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let source = format!("sqlite:{}", tmp.path().join("src.db").display());
+    let target = format!("sqlite:{}", tmp.path().join("dst.db").display());
+    assert!(portcullis_umask_022(&["migrate", "--store-url", &source])
+        .status
+        .success());
+    // No such database on the server (or no server): either way the side is named.
+    let missing = format!(
+        "postgres://postgres@127.0.0.1:5432/portcullis_no_such_db_{}",
+        std::process::id()
+    );
+    for (from, to, side) in [
+        (source.as_str(), missing.as_str(), "--to: "),
+        (missing.as_str(), target.as_str(), "--from: "),
+    ] {
+        let out = portcullis_umask_022(&["store", "copy", "--from", from, "--to", to]);
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(&format!("error: {side}")), "{stderr}");
+    }
+}
