@@ -65,3 +65,27 @@ fn store_copy_says_which_of_its_stores_failed() {
         assert!(stderr.contains(&format!("error: {side}")), "{stderr}");
     }
 }
+
+#[test]
+fn an_unreachable_postgres_is_named_with_its_address_and_cause_not_a_pool_timeout() {
+    let port = support::free_port();
+    let url = format!("postgres://walka:not-echoed-pw@127.0.0.1:{port}/db");
+    let started = std::time::Instant::now();
+    let out = Command::new(support::BIN)
+        .args(["migrate", "--store-url", &url])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("127.0.0.1:{port}"))
+            && stderr.to_lowercase().contains("connection refused"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("pool timed out"), "{stderr}");
+    assert!(!stderr.contains("not-echoed-pw"), "{stderr}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(4),
+        "a refused connection fails at once"
+    );
+}

@@ -146,6 +146,7 @@ impl PostgresStore {
     }
 
     async fn connect_with_options(options: PgConnectOptions) -> Result<PostgresStore, StoreError> {
+        check_first_connection(&options).await?;
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .min_connections(1)
@@ -163,6 +164,38 @@ impl PostgresStore {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Opens and closes one connection before the pool does. The pool retries a refused or
+/// unreachable server until its acquire timeout and then says only "pool timed out while
+/// waiting for an open connection"; this says which server and why (connection refused,
+/// unknown host, authentication failed, no such database). The password is never in it:
+/// neither the address nor the causes quote it, and a configuration error is not echoed.
+async fn check_first_connection(options: &PgConnectOptions) -> Result<(), StoreError> {
+    let server = match options.get_socket() {
+        Some(socket) => socket.display().to_string(),
+        None => format!("{}:{}", options.get_host(), options.get_port()),
+    };
+    let unavailable =
+        |cause: String| StoreError::Unavailable(format!("PostgreSQL at {server}: {cause}"));
+    let conn = tokio::time::timeout(ACQUIRE_TIMEOUT, options.connect())
+        .await
+        .map_err(|_| {
+            unavailable(format!(
+                "no connection within {} s",
+                ACQUIRE_TIMEOUT.as_secs()
+            ))
+        })?
+        .map_err(|e| {
+            unavailable(match e {
+                sqlx::Error::Io(io) => io.to_string(),
+                sqlx::Error::Database(db) => db.message().to_owned(),
+                sqlx::Error::Configuration(_) => "invalid database configuration".to_owned(),
+                other => other.to_string(),
+            })
+        })?;
+    let _ = conn.close().await;
+    Ok(())
 }
 
 /// Parses the URL without echoing it on failure: it may carry a password.
