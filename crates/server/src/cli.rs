@@ -71,8 +71,9 @@ pub enum Command {
     /// credential file; the bootstrap admin has updates:read and updates:write).
     #[command(subcommand)]
     Update(UpdateCommand),
-    /// Workload federation (JWT bearer grant): the trusted outside issuers and the policies
-    /// mapping their subjects to clients.
+    /// Federation trust: outside JWT issuers (JWT bearer grant), SAML identity providers
+    /// (SAML 2.0 bearer grant), the policies mapping their subjects to clients, and token
+    /// exchange rules (RFC 8693).
     #[command(subcommand)]
     Federation(FederationCommand),
     /// Move a deployment between stores.
@@ -180,10 +181,14 @@ pub enum FederationCommand {
     /// Print the trust in force as JSON: the configuration's part (read-only) and the admin
     /// API's.
     Show,
-    /// Replace the admin API's part with a file of `[[issuers]]` and `[[policies]]` tables
-    /// (the syntax of `[federation]`; JSON also works). An empty file removes them all.
+    /// Replace the admin API's part with a file of `[[issuers]]` (outside JWT issuers),
+    /// `[[saml_issuers]]` (SAML identity providers, in a build with the `saml` feature),
+    /// `[[policies]]` and `[[exchange_rules]]` (token exchange, the fields of
+    /// `[[token_exchange.rules]]`) tables: the syntax of `[federation]`; JSON also works.
+    /// Names are unique across the configuration's and the file's. An empty file removes
+    /// them all.
     Set {
-        /// The trust file.
+        /// The trust file (TOML or JSON).
         file: PathBuf,
     },
 }
@@ -644,9 +649,13 @@ pub enum StoreCommand {
     /// Copy every client, key, setting, revocation and audit record into an empty store,
     /// e.g. from the embedded SQLite to PostgreSQL. Stop the nodes first.
     Copy {
-        #[arg(long)]
+        /// The store to copy from, left as it is: sqlite:PATH (e.g.
+        /// sqlite:portcullis-data/portcullis.db) or postgres://user@host[:port]/db.
+        #[arg(long, value_name = "URL")]
         from: String,
-        #[arg(long)]
+        /// The empty store to copy into (refused if it holds anything): postgres://... or
+        /// sqlite:PATH (created with mode 0600). Migrated to the current schema first.
+        #[arg(long, value_name = "URL")]
         to: String,
         /// A file holding the password of the `--from` PostgreSQL database.
         #[arg(long)]
@@ -722,5 +731,53 @@ impl BenchLoad {
             let dir = self.data_dir.clone().unwrap_or_default();
             format!("sqlite:{}", dir.join("portcullis.db").display())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// The long help of `portcullis <path...>`.
+    fn help(path: &[&str]) -> String {
+        let mut cmd = Cli::command();
+        for name in path {
+            cmd = cmd
+                .find_subcommand(name)
+                .unwrap_or_else(|| panic!("no subcommand {name}"))
+                .clone();
+        }
+        cmd.render_long_help().to_string()
+    }
+
+    #[test]
+    fn federation_help_names_every_kind_of_trust_a_file_may_hold() {
+        let set = help(&["federation", "set"]);
+        for table in [
+            "[[issuers]]",
+            "[[saml_issuers]]",
+            "[[policies]]",
+            "[[exchange_rules]]",
+        ] {
+            assert!(set.contains(table), "{table} missing from:\n{set}");
+        }
+        let federation = help(&["federation"]);
+        assert!(
+            federation.contains("SAML") && federation.contains("exchange"),
+            "{federation}"
+        );
+    }
+
+    #[test]
+    fn store_copy_help_describes_from_to_and_issuer() {
+        let copy = help(&["store", "copy"]);
+        for described in ["store to copy from", "empty store to copy into", "--issuer"] {
+            assert!(
+                copy.contains(described),
+                "{described} missing from:\n{copy}"
+            );
+        }
     }
 }
