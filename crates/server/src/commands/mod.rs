@@ -69,6 +69,46 @@ impl<'a> StoreArg<'a> {
     }
 }
 
+impl StoreArg<'_> {
+    /// For `store copy`: an `sqlite:` store must not be in use by a node (which holds an
+    /// exclusive lock on the file while it runs, `bootstrap::claim_embedded_store`): the copy
+    /// would miss what the node writes meanwhile, or the node would start on a half-copied
+    /// target. The source must exist (a missing one would be created empty and "copied").
+    /// The returned lock keeps nodes off the file until the copy is done; `None` for other
+    /// URLs.
+    pub fn claim_for_copy(&self, source: bool) -> Result<Option<std::fs::File>, CommandError> {
+        let Some(path) = self.url.strip_prefix("sqlite:") else {
+            return Ok(None);
+        };
+        let path = std::path::Path::new(path.strip_prefix("//").unwrap_or(path));
+        if source && !path.exists() {
+            return Err(CommandError::Usage(format!(
+                "{} does not exist",
+                path.display()
+            )));
+        }
+        create_private_sqlite_file(self.url)?;
+        let file = std::fs::File::open(path)
+            .map_err(|e| CommandError::Failed(format!("cannot open {}: {e}", path.display())))?;
+        let locked = if source {
+            file.try_lock_shared()
+        } else {
+            file.try_lock()
+        };
+        match locked {
+            Ok(()) => Ok(Some(file)),
+            Err(std::fs::TryLockError::WouldBlock) => Err(CommandError::Failed(format!(
+                "{} is in use by a running node: stop it first",
+                path.display()
+            ))),
+            Err(std::fs::TryLockError::Error(e)) => Err(CommandError::Failed(format!(
+                "cannot lock {}: {e}",
+                path.display()
+            ))),
+        }
+    }
+}
+
 /// Creates the file of an `sqlite:` store with mode 0600 before SQLite does (with 0644 under
 /// the usual umask): like a node's own database, a copy or a freshly migrated store holds the
 /// pepper and the sealed keys, and SQLite gives its `-wal` and `-shm` files the same mode. An

@@ -72,6 +72,8 @@ pub async fn copy(
     if let Some(issuer) = issuer {
         check_issuer_flag(issuer, to)?;
     }
+    let _from_lock = from.claim_for_copy(true).map_err(|e| side("--from", e))?;
+    let _to_lock = to.claim_for_copy(false).map_err(|e| side("--to", e))?;
     let src = from.open().await.map_err(|e| side("--from", e))?;
     let dst = to.open().await.map_err(|e| side("--to", e))?;
     let target_empty = dst.list_clients(None, 1).await.map_err(failed)?.is_empty()

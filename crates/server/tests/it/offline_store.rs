@@ -89,3 +89,36 @@ fn an_unreachable_postgres_is_named_with_its_address_and_cause_not_a_pool_timeou
         "a refused connection fails at once"
     );
 }
+
+/// `store copy` from or to the SQLite file of a running node is refused (the copy would miss
+/// what the node writes meanwhile, or the node would start on a half-copied target), and a
+/// source that does not exist is a usage error rather than an empty store created and
+/// "copied".
+#[test]
+fn store_copy_refuses_a_running_nodes_sqlite_file_and_a_missing_source() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let node = support::Node::start_in(&dir, &[]);
+    let live = format!("sqlite:{}", dir.join("portcullis.db").display());
+    let other = format!("sqlite:{}", tmp.path().join("other.db").display());
+    for (from, to, side) in [(&live, &other, "--from: "), (&other, &live, "--to: ")] {
+        if from == &other {
+            assert!(portcullis_umask_022(&["migrate", "--store-url", &other])
+                .status
+                .success());
+        }
+        let out = portcullis_umask_022(&["store", "copy", "--from", from, "--to", to]);
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(side) && stderr.contains("in use by a running node"),
+            "{stderr}"
+        );
+        std::fs::remove_file(tmp.path().join("other.db")).ok();
+    }
+    assert!(node.stop().success());
+    let missing = format!("sqlite:{}", tmp.path().join("missing.db").display());
+    let out = portcullis_umask_022(&["store", "copy", "--from", &missing, "--to", &other]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(!tmp.path().join("missing.db").exists());
+}
