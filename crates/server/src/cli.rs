@@ -5,9 +5,19 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// `--version`, with the optional features this binary was built with: whether a node takes
+/// the SAML grant is otherwise seen only in its discovery document.
+#[cfg(feature = "saml")]
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (features: saml)");
+#[cfg(not(feature = "saml"))]
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (features: none; the SAML grant needs --features saml)"
+);
+
 /// Portcullis: authentication for machines.
 #[derive(Debug, Parser)]
-#[command(name = "portcullis", version, about)]
+#[command(name = "portcullis", version = VERSION)]
 pub struct Cli {
     /// How admin commands reach a node: accepted before or after the subcommand
     /// (`portcullis --server URL client list` and `portcullis client list --server URL`).

@@ -424,3 +424,28 @@ fn adopt_issuer_without_an_issuer_or_on_sqlite_is_a_usage_error() {
     assert!(String::from_utf8_lossy(&no_issuer.stderr).contains("needs the new issuer"));
     assert!(!dir.exists(), "nothing created");
 }
+
+/// `--version` says which optional features the binary has; `--help` what it is.
+#[test]
+fn version_names_the_features_and_help_says_what_portcullis_is() {
+    let version = std::process::Command::new(support::BIN)
+        .arg("--version")
+        .output()
+        .unwrap();
+    let version = String::from_utf8_lossy(&version.stdout);
+    assert!(version.contains("(features: "), "{version}");
+    assert_eq!(
+        version.contains("features: saml"),
+        cfg!(feature = "saml"),
+        "{version}"
+    );
+    let help = std::process::Command::new(support::BIN)
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.starts_with("Portcullis: authentication for machines"),
+        "{help}"
+    );
+}
