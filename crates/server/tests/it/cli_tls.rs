@@ -1,60 +1,10 @@
 //! The CLI over HTTPS: it trusts the system's CAs (`SSL_CERT_FILE` included) and those of
 //! `--cacert`, so a node serving its own CA's certificate (HTTPS only) can be administered.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Output;
 
-use crate::support::{self, Node};
-
-/// A node with the plain listener off, killed when dropped.
-struct HttpsOnlyNode {
-    child: Child,
-    base: String,
-}
-
-impl HttpsOnlyNode {
-    fn start(data_dir: &Path) -> HttpsOnlyNode {
-        let mut child = Command::new(support::BIN)
-            .args(["serve", "--listen", "off", "--listen-tls", "127.0.0.1:0"])
-            .args(["--listen-mqtts", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let base = BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .find_map(|line| {
-                line.strip_prefix("portcullis listening on ")
-                    .map(str::to_owned)
-            })
-            .unwrap();
-        assert!(base.starts_with("https://"), "{base}");
-        HttpsOnlyNode { child, base }
-    }
-
-    /// Runs `portcullis --server <https> --admin-credential <its> <args>` with `env`.
-    fn cli(&self, data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-        Command::new(support::BIN)
-            .args(["--server", &self.base, "--admin-credential"])
-            .arg(data_dir.join("admin.json"))
-            .args(args)
-            .env_remove("PORTCULLIS_CACERT")
-            .envs(env.iter().copied())
-            .output()
-            .unwrap()
-    }
-}
-
-impl Drop for HttpsOnlyNode {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::support::https_only::HttpsOnlyNode;
+use crate::support::Node;
 
 #[test]
 fn the_cli_reaches_an_https_only_node_with_cacert_or_the_system_store_and_says_why_not_without() {

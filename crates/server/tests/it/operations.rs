@@ -329,26 +329,9 @@ fn a_node_stopped_as_soon_as_it_listens_exits_cleanly() {
 
 #[test]
 fn with_the_plain_listener_off_the_node_serves_https_and_discovery_names_https_endpoints() {
-    use std::io::{BufRead, BufReader};
     let tmp = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(support::BIN)
-        .args(["serve", "--listen", "off", "--listen-tls", "127.0.0.1:0"])
-        .arg("--data-dir")
-        .arg(tmp.path().join("data"))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let base = BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
-        .find_map(|line| {
-            line.strip_prefix("portcullis listening on ")
-                .map(str::to_owned)
-        })
-        .unwrap();
-    assert!(base.starts_with("https://"), "{base}");
+    let node = support::https_only::HttpsOnlyNode::start(&tmp.path().join("data"));
+    let base = node.base.clone();
     let out = std::process::Command::new("curl")
         .args([
             "-sk",
@@ -356,8 +339,7 @@ fn with_the_plain_listener_off_the_node_serves_https_and_discovery_names_https_e
         ])
         .output()
         .unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(node);
     let discovery: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(discovery["issuer"], base.as_str());
     let token_endpoint = discovery["token_endpoint"].as_str().unwrap();

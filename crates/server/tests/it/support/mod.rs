@@ -4,6 +4,7 @@
 
 pub mod dpop;
 pub mod gateway;
+pub mod https_only;
 pub mod issuer;
 pub mod saml;
 
