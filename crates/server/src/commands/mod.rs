@@ -77,10 +77,9 @@ impl StoreArg<'_> {
     /// The returned lock keeps nodes off the file until the copy is done; `None` for other
     /// URLs.
     pub fn claim_for_copy(&self, source: bool) -> Result<Option<std::fs::File>, CommandError> {
-        let Some(path) = self.url.strip_prefix("sqlite:") else {
+        let Some(path) = sqlite_file(self.url) else {
             return Ok(None);
         };
-        let path = std::path::Path::new(path.strip_prefix("//").unwrap_or(path));
         if source && !path.exists() {
             return Err(CommandError::Usage(format!(
                 "{} does not exist",
@@ -109,16 +108,23 @@ impl StoreArg<'_> {
     }
 }
 
+/// The file of an `sqlite:` URL, as `portcullis_store::open_with_password` reads it; `None`
+/// for other URLs.
+fn sqlite_file(url: &str) -> Option<&std::path::Path> {
+    let path = url.strip_prefix("sqlite:")?;
+    Some(std::path::Path::new(
+        path.strip_prefix("//").unwrap_or(path),
+    ))
+}
+
 /// Creates the file of an `sqlite:` store with mode 0600 before SQLite does (with 0644 under
 /// the usual umask): like a node's own database, a copy or a freshly migrated store holds the
 /// pepper and the sealed keys, and SQLite gives its `-wal` and `-shm` files the same mode. An
 /// existing file is left as it is; other URLs are not files.
 fn create_private_sqlite_file(url: &str) -> Result<(), CommandError> {
-    let Some(path) = url.strip_prefix("sqlite:") else {
+    let Some(path) = sqlite_file(url) else {
         return Ok(());
     };
-    // The path as `portcullis_store::open_with_password` reads it.
-    let path = std::path::Path::new(path.strip_prefix("//").unwrap_or(path));
     crate::bootstrap::create_private_file(path).map_err(|e| match e {
         crate::bootstrap::BootstrapError::DataDir { path, source } => {
             CommandError::Failed(format!("cannot create {}: {source}", path.display()))
